@@ -1,0 +1,191 @@
+/**
+ * Builds the whole server from a config: storage, keys, the oidc-provider instance, our pages, and the outer
+ * Koa app that mounts them. `main.ts` listens; tests call `createServer` directly.
+ */
+import type { Server as HttpServer } from 'node:http';
+import type { Redis } from 'ioredis';
+import Koa from 'koa';
+import type Provider from 'oidc-provider';
+import { UserRepository } from './accounts/users.js';
+import { ApiRepository } from './apis/apis.js';
+import { ClientRepository } from './clients/clients.js';
+import type { Config } from './config.js';
+import { requestContext } from './http/request-context.js';
+import { createInteractionRoutes, createProviderPages } from './interaction/index.js';
+import { KeyRing } from './keys/key-ring.js';
+import { rotateIfDue } from './keys/rotation.js';
+import type { Logger } from './logger.js';
+import { ClientAdapter } from './oidc/client-adapter.js';
+import { ProviderSlot } from './oidc/provider-slot.js';
+import { Catalog } from './oidc/catalog.js';
+import { installClientSecretCheck } from './oidc/client-secret-check.js';
+import { createProvider } from './oidc/provider.js';
+import { createAdapterFactory } from './store/adapters.js';
+import { type Database, migrate, openDatabase } from './store/database.js';
+import { schedulePruning } from './store/prune.js';
+import { openRedis } from './store/redis.js';
+import { ensureDevelopmentSecrets } from './secrets.js';
+
+export interface Services {
+  db: Database;
+  redis?: Redis;
+  users: UserRepository;
+  clients: ClientRepository;
+  apis: ApiRepository;
+  catalog: Catalog;
+}
+
+export interface AuthzServer {
+  app: Koa;
+  /** The Provider serving right now (a new one is built when the signing keys change). */
+  readonly provider: Provider;
+  services: Services;
+  keyRing: KeyRing;
+  /** Re-reads keys/ now; resolves true when a new Provider took over. */
+  reloadKeys(): Promise<boolean>;
+  /** Stops background jobs and closes the database and Redis connections. */
+  close(): Promise<void>;
+}
+
+export async function openServices(config: Config, logger?: Logger): Promise<Services> {
+  if (!config.production) await ensureDevelopmentSecrets(config);
+  const db = await openDatabase(config.database);
+  await migrate(db);
+  const redis = config.redis ? openRedis(config.redis.url, logger) : undefined;
+  const users = new UserRepository(db, { bcryptCost: config.bcryptCost });
+  const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers });
+  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken });
+  const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
+  return { db, redis, users, clients, apis, catalog };
+}
+
+export interface ServerOptions {
+  /** The clock that decides key states (tests move it forward). */
+  now?: () => Date;
+}
+
+export async function createServer(config: Config, logger: Logger, options: ServerOptions = {}): Promise<AuthzServer> {
+  const services = await openServices(config, logger);
+  const keyRing = await KeyRing.open({
+    keysDir: config.keys.dir,
+    passphrase: config.keys.passphrase,
+    retireAfterSeconds: config.keys.retireAfterSeconds,
+    generateIfEmpty: !config.production,
+    staticCookieSecrets: config.cookieSecrets,
+    now: options.now,
+  });
+  const buildProvider = providerFactory(config, logger, services);
+  const slot = new ProviderSlot(buildProvider(keyRing));
+
+  const app = new Koa();
+  // Both must be set on the outer app: the mounted provider runs on our ctx (design §2).
+  app.proxy = config.proxy;
+  app.keys = keyRing.cookieSecrets;
+  app.silent = true;
+  app.use(requestContext(logger));
+  app.use(createInteractionRoutes({ provider: slot.proxy, users: services.users, catalog: services.catalog, config, logger }));
+  app.use((ctx, next) => slot.mounted(ctx, next));
+  app.use(async (ctx) => {
+    ctx.status = 404;
+    ctx.body = { error: 'not_found', error_description: `no route for ${ctx.method} ${ctx.path}` };
+  });
+
+  const keyWatch = watchKeys(config, logger, keyRing, () => {
+    app.keys = keyRing.cookieSecrets;
+    slot.swap(buildProvider(keyRing));
+  });
+  const pruning = schedulePruning(services.db, config.pruneIntervalSeconds, logger);
+  return {
+    app,
+    get provider() {
+      return slot.current;
+    },
+    services,
+    keyRing,
+    reloadKeys: keyWatch.reload,
+    async close() {
+      keyWatch.stop();
+      await pruning.stop();
+      await closeServices(services);
+    },
+  };
+}
+
+function providerFactory(config: Config, logger: Logger, services: Services) {
+  const { db, redis, users, clients, catalog } = services;
+  const pages = createProviderPages({ config, logger });
+  const adapter = createAdapterFactory({
+    db,
+    redis,
+    redisKeyPrefix: config.redis?.keyPrefix,
+    clientAdapter: () => new ClientAdapter(catalog),
+  });
+  return (keyRing: KeyRing): Provider => {
+    const provider = createProvider({
+      config,
+      adapter,
+      catalog,
+      users,
+      clients,
+      signingKeys: keyRing.signingKeys,
+      cookieSecrets: keyRing.cookieSecrets,
+      pages,
+    });
+    installClientSecretCheck(provider, catalog, clients);
+    provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
+    provider.on('server_error', (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'));
+    return provider;
+  };
+}
+
+/** Relying parties may cache JWKS for a quarter of the time a new key is published before it signs. */
+function jwksCacheControl(maxAgeSeconds: number): Koa.Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'jwks' && ctx.status === 200) ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
+  };
+}
+
+/**
+ * Re-reads keys/ periodically and on SIGHUP (creating the next key first when scheduled rotation is due); when what is published or which key signs changed, `onChange`
+ * builds a fresh Provider. A bad key file is logged and the keys in force are kept.
+ */
+function watchKeys(config: Config, logger: Logger, keyRing: KeyRing, onChange: () => void) {
+  const reload = async (): Promise<boolean> => {
+    try {
+      const rotation = await rotateIfDue(config, keyRing);
+      if (rotation?.created) logger.info({ kid: rotation.kid, activatesAt: rotation.activatesAt }, 'scheduled rotation: created the next key');
+      if (!(await keyRing.refresh())) return false;
+      onChange();
+      logger.info({ keys: keyRing.statuses.map(({ kid, state }) => ({ kid, state })) }, 'signing keys changed');
+      return true;
+    } catch (error) {
+      logger.error({ err: error }, 'keys/ could not be reloaded; still serving with the keys in force');
+      return false;
+    }
+  };
+  const timer = setInterval(reload, config.keys.rescanIntervalSeconds * 1000).unref();
+  const onHangup = () => void reload();
+  process.on('SIGHUP', onHangup);
+  return {
+    reload,
+    stop() {
+      clearInterval(timer);
+      process.off('SIGHUP', onHangup);
+    },
+  };
+}
+
+export async function closeServices(services: Services): Promise<void> {
+  services.redis?.disconnect();
+  await services.db.destroy();
+}
+
+/** Starts listening; resolves once the port is bound. */
+export function listen(app: Koa, port: number, host: string): Promise<HttpServer> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host);
+    server.once('listening', () => resolve(server));
+    server.once('error', reject);
+  });
+}

@@ -1,0 +1,264 @@
+/**
+ * Environment → one typed, validated configuration object.
+ *
+ * Every setting the server reads is declared here once, with its default and what it means; the README's
+ * configuration table is written from this file. Development (the embedded default) fills in what is missing;
+ * production refuses to start, one line per problem, see `productionProblems`.
+ */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .optional()
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses `90`, `45s`, `30m`, `12h` or `90d` into seconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)\s*([smhd]?)$/.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * (UNIT_SECONDS[match[2] || 's'] ?? 1);
+}
+
+const duration = z
+  .string()
+  .transform((text, ctx) => {
+    const value = parseDuration(text);
+    if (value === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration: use seconds, or a number with s, m, h or d` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const seconds = (fallback: number) => duration.pipe(z.number().int().positive()).default(fallback);
+
+const environmentSchema = z.object({
+  /** `production` turns on the strict start-up checks, secure cookies and HSTS. */
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /** The issuer identifier: the public base URL of this server. Must be https in production. */
+  ISSUER: z.url({ error: 'ISSUER must be an absolute URL such as https://id.example.com' }).optional(),
+  /** TCP port to listen on. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** Worker processes per instance (node:cluster). Needs DATABASE_URL: the embedded database is single-process. */
+  WEB_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  /** Interface to bind. */
+  HOST: z.string().default('0.0.0.0'),
+  /** PostgreSQL connection string. Unset: embedded PGlite under DATA_DIR. */
+  DATABASE_URL: z.string().optional(),
+  /** Postgres schema to use (default `public`); tests give each file its own. */
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, 'DATABASE_SCHEMA must be a plain lower-case identifier')
+    .optional(),
+  /** Largest number of Postgres connections per process. */
+  DATABASE_POOL_MAX: z.coerce.number().int().positive().default(10),
+  /** Redis URL for sessions and short-lived artifacts. Unset: they live in SQL too. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://')
+    .optional()
+    .or(z.literal('')),
+  /** Prefix of every Redis key this server writes. */
+  REDIS_KEY_PREFIX: z.string().default('authz:'),
+  /** Where the embedded database and generated development secrets live. */
+  DATA_DIR: z.string().default('data'),
+  /** Folder of signing keys (see keys/README.md). */
+  KEYS_DIR: z.string().default('keys'),
+  /** Passphrase of encrypted PKCS#8 key files (and of keys the server or CLI writes). */
+  KEYS_PASSPHRASE: z.string().min(1).optional(),
+  /** How long a new key is published before it signs; longer than the JWKS cache lifetime we announce. */
+  KEY_ACTIVATION_DELAY: seconds(3600),
+  /** Create the next key automatically this long after the current one activated. Unset: rotate by hand. */
+  KEY_ROTATION_INTERVAL: duration.pipe(z.number().int().positive()).optional(),
+  /** How often keys/ is re-read (also on SIGHUP). */
+  KEYS_RESCAN_INTERVAL: seconds(30),
+  /** Comma-separated cookie-signing secrets, newest first (the first signs, all verify). */
+  COOKIE_SECRETS: z.string().optional(),
+  /**
+   * Comma-separated `kid:secret` peppers for client-secret hashes, newest first. The first hashes new secrets;
+   * all verify, so a pepper can be rotated by prepending one.
+   */
+  CLIENT_SECRET_PEPPERS: z.string().optional(),
+  /** Trust X-Forwarded-* headers from a TLS-terminating proxy in front of the server. */
+  PROXY: booleanFlag,
+  /** pino log level. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** bcrypt cost for user passwords. */
+  BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+  /** How long client and API records are cached in process, in milliseconds. */
+  CLIENT_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Lifetime of opaque access tokens (userinfo), seconds. JWT access tokens use their API's TTL. */
+  ACCESS_TOKEN_TTL: seconds(3600),
+  /** Default lifetime of JWT access tokens for APIs that set none, seconds. */
+  API_ACCESS_TOKEN_TTL: seconds(600),
+  /** Lifetime of a refresh token, seconds (a rotated one of a public client keeps the remaining time). */
+  REFRESH_TOKEN_TTL: seconds(30 * 24 * 3600),
+  /** Lifetime of a login session, seconds (sliding). */
+  SESSION_TTL: seconds(14 * 24 * 3600),
+  /** Lifetime of a consent record; refresh tokens never outlive it, so it is at least a year. */
+  GRANT_TTL: seconds(365 * 24 * 3600),
+  /** Lifetime of an ID token, seconds. */
+  ID_TOKEN_TTL: seconds(3600),
+  /** How often expired rows are pruned from SQL, seconds. */
+  PRUNE_INTERVAL: seconds(600),
+});
+
+/** The longest access-token lifetime an API may set; a replaced key is published at least this long. */
+export const MAX_API_TOKEN_TTL = 24 * 3600;
+
+export type Environment = z.infer<typeof environmentSchema>;
+
+export interface Config {
+  production: boolean;
+  issuer: string;
+  port: number;
+  host: string;
+  workers: number;
+  database: { url?: string; schema?: string; poolMax: number; embeddedDir: string };
+  redis?: { url: string; keyPrefix: string };
+  dataDir: string;
+  keys: {
+    dir: string;
+    passphrase?: string;
+    activationDelaySeconds: number;
+    rotationIntervalSeconds?: number;
+    rescanIntervalSeconds: number;
+    /** Cache-Control max-age of the JWKS response: a quarter of the activation delay, at most an hour. */
+    jwksMaxAgeSeconds: number;
+    /** How long a replaced key stays published: the longest life of a token or logout hint it signed. */
+    retireAfterSeconds: number;
+  };
+  /** Newest first; may be empty in development until secrets are generated. */
+  cookieSecrets: string[];
+  /** Newest first. */
+  clientSecretPeppers: { kid: string; secret: string }[];
+  proxy: boolean;
+  logLevel: Environment['LOG_LEVEL'];
+  bcryptCost: number;
+  clientCacheTtlMs: number;
+  ttl: {
+    accessToken: number;
+    apiAccessToken: number;
+    refreshToken: number;
+    session: number;
+    grant: number;
+    idToken: number;
+  };
+  pruneIntervalSeconds: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`configuration is not usable:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+const splitList = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+function parsePeppers(value: string | undefined): { kid: string; secret: string }[] {
+  return splitList(value).map((entry) => {
+    const at = entry.indexOf(':');
+    if (at <= 0 || at === entry.length - 1) {
+      throw new ConfigError([`CLIENT_SECRET_PEPPERS entry "${entry.slice(0, 8)}…" must look like kid:secret`]);
+    }
+    return { kid: entry.slice(0, at), secret: entry.slice(at + 1) };
+  });
+}
+
+/** Reads and validates the environment. Throws ConfigError listing every problem at once. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  const port = e.PORT;
+  const config: Config = {
+    production,
+    issuer: (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, ''),
+    port,
+    host: e.HOST,
+    workers: e.DATABASE_URL ? e.WEB_CONCURRENCY : 1,
+    database: {
+      url: e.DATABASE_URL || undefined,
+      schema: e.DATABASE_SCHEMA,
+      poolMax: e.DATABASE_POOL_MAX,
+      embeddedDir: path.resolve(e.DATA_DIR, 'pglite'),
+    },
+    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : undefined,
+    dataDir: path.resolve(e.DATA_DIR),
+    keys: {
+      dir: path.resolve(e.KEYS_DIR),
+      passphrase: e.KEYS_PASSPHRASE,
+      activationDelaySeconds: e.KEY_ACTIVATION_DELAY,
+      rotationIntervalSeconds: e.KEY_ROTATION_INTERVAL,
+      rescanIntervalSeconds: e.KEYS_RESCAN_INTERVAL,
+      jwksMaxAgeSeconds: Math.min(3600, Math.floor(e.KEY_ACTIVATION_DELAY / 4)),
+      retireAfterSeconds: Math.max(e.SESSION_TTL, e.ID_TOKEN_TTL, e.API_ACCESS_TOKEN_TTL, MAX_API_TOKEN_TTL),
+    },
+    cookieSecrets: splitList(e.COOKIE_SECRETS),
+    clientSecretPeppers: parsePeppers(e.CLIENT_SECRET_PEPPERS),
+    proxy: e.PROXY,
+    logLevel: e.LOG_LEVEL,
+    bcryptCost: e.BCRYPT_COST,
+    clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,
+    ttl: {
+      accessToken: e.ACCESS_TOKEN_TTL,
+      apiAccessToken: e.API_ACCESS_TOKEN_TTL,
+      refreshToken: e.REFRESH_TOKEN_TTL,
+      session: e.SESSION_TTL,
+      grant: Math.max(e.GRANT_TTL, e.REFRESH_TOKEN_TTL),
+      idToken: e.ID_TOKEN_TTL,
+    },
+    pruneIntervalSeconds: e.PRUNE_INTERVAL,
+  };
+  if (production) {
+    const problems = productionProblems(config, e);
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+  return config;
+}
+
+/** What production needs and development generates for itself. Key files are validated when loaded. */
+function productionProblems(config: Config, e: Environment): string[] {
+  const problems: string[] = [];
+  if (!e.ISSUER) problems.push('ISSUER is not set: production needs the public https URL of this server');
+  else if (!config.issuer.startsWith('https://')) problems.push(`ISSUER must be https in production (got ${config.issuer})`);
+  if (!config.database.url) problems.push('DATABASE_URL is not set: production needs PostgreSQL');
+  if (!config.redis) problems.push('REDIS_URL is not set: production keeps sessions and short-lived tokens in Redis');
+  if (config.cookieSecrets.length === 0 && !hasFile(config.keys.dir, '.cookie-secret')) {
+    problems.push(
+      'COOKIE_SECRETS is not set and keys/ holds no *.cookie-secret: give one or more random secrets (32+ characters), comma-separated',
+    );
+  } else if (config.cookieSecrets.some((secret) => secret.length < 32)) {
+    problems.push('COOKIE_SECRETS: every secret must be at least 32 characters');
+  }
+  if (config.clientSecretPeppers.length === 0) {
+    problems.push('CLIENT_SECRET_PEPPERS is not set: give kid:secret (32+ random characters) to hash client secrets');
+  } else if (config.clientSecretPeppers.some((pepper) => pepper.secret.length < 32)) {
+    problems.push('CLIENT_SECRET_PEPPERS: every secret must be at least 32 characters');
+  }
+  if (!hasFile(config.keys.dir, '.pem')) {
+    problems.push(`no signing key in ${config.keys.dir}: add an RSA private key as <kid>.pem (see keys/README.md)`);
+  }
+  return problems;
+}
+
+function hasFile(keysDir: string, suffix: string): boolean {
+  try {
+    return readdirSync(keysDir).some((name) => name.endsWith(suffix));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Key rotation, by hand (`authz keys rotate|list|prune`) or on a schedule (KEY_ROTATION_INTERVAL). Rotation only
+ * ever adds a file that activates later; instances pick it up on their next scan and agree on every state
+ * because states depend on nothing but the files and the clock.
+ */
+import { unlink } from 'node:fs/promises';
+import type { Config } from '../config.js';
+import { KeyRing } from './key-ring.js';
+import type { KeyStatus } from './key-states.js';
+import { writeNewKey } from './signing-keys.js';
+
+const MINUTE = 60_000;
+
+function openRing(config: Config, now?: () => Date): Promise<KeyRing> {
+  return KeyRing.open({
+    keysDir: config.keys.dir,
+    passphrase: config.keys.passphrase,
+    retireAfterSeconds: config.keys.retireAfterSeconds,
+    now,
+    allowEmpty: true,
+  });
+}
+
+export interface RotationResult {
+  kid: string;
+  activatesAt: Date;
+  created: boolean;
+  /** What an immediate activation can break, for the operator to read. */
+  warning?: string;
+}
+
+/** Adds a key that becomes current after `activateInSeconds` (default: the configured activation delay). */
+export async function rotateKey(config: Config, activateInSeconds = config.keys.activationDelaySeconds, now = new Date()): Promise<RotationResult> {
+  // Whole seconds: the activation time is written into the file name.
+  const activatesAt = new Date(Math.ceil((now.getTime() + activateInSeconds * 1000) / 1000) * 1000);
+  const { kid, created } = await writeNewKey(config.keys.dir, { activatesAt, passphrase: config.keys.passphrase });
+  const warning =
+    activateInSeconds < config.keys.jwksMaxAgeSeconds
+      ? `the key signs in ${activateInSeconds}s, before relying parties' cached JWKS (max-age ${config.keys.jwksMaxAgeSeconds}s) expire: ` +
+        'those that do not refetch JWKS on an unknown kid will reject new tokens until their cache expires'
+      : undefined;
+  return { kid, activatesAt, created, warning };
+}
+
+export async function listKeys(config: Config, now?: () => Date): Promise<KeyStatus[]> {
+  return (await openRing(config, now)).statuses;
+}
+
+/** Deletes the files of expired keys; returns their paths. */
+export async function pruneKeys(config: Config, now?: () => Date): Promise<string[]> {
+  const files = (await openRing(config, now)).expiredFiles;
+  await Promise.all(files.map((file) => unlink(file)));
+  return files;
+}
+
+/**
+ * With KEY_ROTATION_INTERVAL set: when the current key is due for replacement and no next key exists, creates
+ * one. The new key's activation time (and so its file name) is derived from the current key, so instances that
+ * race here all try to create the same file and exactly one succeeds.
+ */
+export async function rotateIfDue(config: Config, ring: KeyRing): Promise<RotationResult | undefined> {
+  const interval = config.keys.rotationIntervalSeconds;
+  if (!interval) return undefined;
+  const statuses = ring.statuses;
+  if (statuses.some((status) => status.state === 'next')) return undefined;
+  const current = statuses.find((status) => status.state === 'current');
+  if (!current) return undefined;
+  const now = ring.now();
+  const delay = config.keys.activationDelaySeconds * 1000;
+  let activatesAt = new Date(current.activatesAt.getTime() + interval * 1000);
+  if (now.getTime() < activatesAt.getTime() - delay) return undefined;
+  // Overdue (the servers were down): publish for the full delay first, on a minute boundary all instances share.
+  if (activatesAt.getTime() < now.getTime() + delay) activatesAt = new Date(Math.ceil((now.getTime() + delay) / MINUTE) * MINUTE);
+  const { kid, created } = await writeNewKey(config.keys.dir, { activatesAt, passphrase: config.keys.passphrase });
+  return { kid, activatesAt, created };
+}

@@ -1,0 +1,116 @@
+/**
+ * Signing key files in the keys/ folder: one PEM private key (PKCS#8, optionally encrypted with KEYS_PASSPHRASE,
+ * or PKCS#1) per key, named `<kid>.pem`. The kid starts with the key's activation time (see key-states.ts).
+ * Every problem names the file at fault.
+ */
+import { createHash, createPrivateKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { activationFromKid, kidForActivation } from './key-states.js';
+
+export interface SigningJwk extends JsonWebKey {
+  kid: string;
+  alg: 'RS256';
+  use: 'sig';
+}
+
+export interface KeyFile {
+  kid: string;
+  file: string;
+  activatesAt: Date;
+  jwk: SigningJwk;
+}
+
+export class KeyFileError extends Error {
+  override name = 'KeyFileError';
+}
+
+export const MIN_RSA_BITS = 2048;
+const KID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** A name with no activation time counts as active since forever: older than any dated key. */
+const SINCE_FOREVER = new Date(0);
+
+function decrypt(file: string, pem: string, passphrase: string | undefined): KeyObject {
+  const encrypted = pem.includes('ENCRYPTED');
+  if (encrypted && !passphrase) throw new KeyFileError(`${file}: is encrypted; set KEYS_PASSPHRASE`);
+  try {
+    return createPrivateKey({ key: pem, format: 'pem', passphrase: encrypted ? passphrase : undefined });
+  } catch {
+    throw new KeyFileError(
+      encrypted ? `${file}: cannot be decrypted with KEYS_PASSPHRASE (wrong passphrase?)` : `${file}: is not a PEM private key`,
+    );
+  }
+}
+
+function toKeyFile(file: string, key: KeyObject): KeyFile {
+  const kid = path.basename(file, '.pem');
+  if (!KID_PATTERN.test(kid)) throw new KeyFileError(`${file}: the file name (the kid) may only use A-Z a-z 0-9 . _ -`);
+  if (key.asymmetricKeyType !== 'rsa') {
+    throw new KeyFileError(`${file}: is a ${key.asymmetricKeyType} key; only RSA keys (RS256) are supported`);
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < MIN_RSA_BITS) throw new KeyFileError(`${file}: RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`);
+  const jwk: SigningJwk = { ...key.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+  return { kid, file, activatesAt: activationFromKid(kid) ?? SINCE_FOREVER, jwk };
+}
+
+async function readKeyFile(file: string, passphrase: string | undefined): Promise<KeyFile> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new KeyFileError(`${file}: cannot be read (${(error as NodeJS.ErrnoException).code})`);
+  }
+  return toKeyFile(file, decrypt(file, pem, passphrase));
+}
+
+/** The same key material under two names would make two kids verify one key: refuse it. */
+function refuseDuplicates(keys: KeyFile[]): void {
+  const seen = new Map<string, string>();
+  for (const key of keys) {
+    const fingerprint = createHash('sha256').update(key.jwk.n ?? '').digest('base64url');
+    const other = seen.get(fingerprint);
+    if (other) throw new KeyFileError(`${key.file}: holds the same key as ${other}; remove one of them`);
+    seen.set(fingerprint, key.file);
+  }
+}
+
+/** Every key file in the folder (in no particular order). Throws KeyFileError naming the file at fault. */
+export async function readKeyFiles(keysDir: string, passphrase?: string): Promise<KeyFile[]> {
+  let names: string[];
+  try {
+    names = await readdir(keysDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new KeyFileError(`${keysDir}: cannot be read (${(error as NodeJS.ErrnoException).code})`);
+  }
+  const files = names.filter((name) => name.endsWith('.pem')).map((name) => path.join(keysDir, name));
+  const keys = await Promise.all(files.map((file) => readKeyFile(file, passphrase)));
+  refuseDuplicates(keys);
+  return keys;
+}
+
+export interface NewKeyOptions {
+  activatesAt: Date;
+  passphrase?: string;
+}
+
+/**
+ * Writes a new 2048-bit RSA key that activates at the given time. Creation is exclusive: when another instance
+ * already made the key for that moment, nothing is written and `created` is false.
+ */
+export async function writeNewKey(keysDir: string, options: NewKeyOptions): Promise<{ kid: string; created: boolean }> {
+  await mkdir(keysDir, { recursive: true });
+  const kid = kidForActivation(options.activatesAt);
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: MIN_RSA_BITS });
+  const pem = options.passphrase
+    ? privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: options.passphrase })
+    : privateKey.export({ type: 'pkcs8', format: 'pem' });
+  try {
+    await writeFile(path.join(keysDir, `${kid}.pem`), pem, { mode: 0o600, flag: 'wx' });
+    return { kid, created: true };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return { kid, created: false };
+    throw error;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Process entry: read the configuration, build the server, listen, and shut down cleanly on SIGTERM/SIGINT.
+ * With WEB_CONCURRENCY > 1 the primary process only forks that many workers (node:cluster), which share the port.
+ */
+import cluster from 'node:cluster';
+import { createServer, listen } from './app.js';
+import { ConfigError, type Config, loadConfig } from './config.js';
+import { KeyFileError } from './keys/signing-keys.js';
+import { createLogger } from './logger.js';
+
+function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`authz: refusing to start, ${error.problems.length} problem(s):\n`);
+    for (const problem of error.problems) process.stderr.write(`  - ${problem}\n`);
+    process.exit(1);
+  }
+}
+
+function startupBanner(config: Config): string {
+  const database = config.database.url ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.database.embeddedDir}`;
+  const shortLived = config.redis ? 'Redis (REDIS_URL)' : 'the same SQL database';
+  const lines = [
+    `authz is serving ${config.issuer}`,
+    `  discovery:   ${config.issuer}/.well-known/openid-configuration`,
+    `  database:    ${database}`,
+    `  sessions:    ${shortLived}`,
+    `  keys:        ${config.keys.dir}`,
+  ];
+  if (!config.production) {
+    lines.push(
+      '',
+      'First steps (in another terminal):',
+      '  npm run authz -- users add --email you@example.com --name "You" --roles admin',
+      '  npm run authz -- clients add --type web --name "My app" --redirect-uri http://localhost:8080/callback --first-party',
+      '  npm run authz -- apis add --indicator https://api.example.test --name "My API" --scopes read,write --default',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Forks the workers and replaces any that die unexpectedly; forwards SIGTERM/SIGINT/SIGHUP to them. */
+function superviseWorkers(count: number): void {
+  let stopping = false;
+  for (let index = 0; index < count; index++) cluster.fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    process.stderr.write(`authz: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
+    cluster.fork();
+  });
+  const forward = (signal: NodeJS.Signals) => () => {
+    if (signal !== 'SIGHUP') stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, forward(signal));
+}
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  if (cluster.isPrimary && config.workers > 1) {
+    superviseWorkers(config.workers);
+    return;
+  }
+  const logger = createLogger(config.logLevel, config.production);
+  let authz: Awaited<ReturnType<typeof createServer>>;
+  try {
+    authz = await createServer(config, logger);
+  } catch (error) {
+    if (error instanceof KeyFileError || error instanceof ConfigError) {
+      process.stderr.write(`authz: refusing to start: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const server = await listen(authz.app, config.port, config.host);
+  // With workers, the first one speaks for all.
+  if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(startupBanner(config));
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    server.close(() => {
+      authz.close().then(
+        () => process.exit(0),
+        (error) => {
+          logger.error({ err: error }, 'error while closing');
+          process.exit(1);
+        },
+      );
+    });
+    server.closeIdleConnections();
+    // In-flight requests get a bounded time to finish.
+    setTimeout(() => process.exit(1), 10_000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error) => {
+  process.stderr.write(`authz: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

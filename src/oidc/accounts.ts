@@ -1,0 +1,64 @@
+/**
+ * How the provider sees our users: `findAccount` (called at login, token, refresh and userinfo time, so a
+ * disabled or deleted user stops working everywhere), the claims each scope releases, and the claims added to
+ * access tokens.
+ */
+import type { Account, ClaimsParameterMember, FindAccount, KoaContextWithOIDC } from 'oidc-provider';
+import type { User, UserRepository } from '../accounts/users.js';
+import type { Catalog } from './catalog.js';
+
+export const claimsByScope = {
+  acr: null,
+  auth_time: null,
+  iss: null,
+  sid: null,
+  openid: ['sub'],
+  profile: ['name', 'preferred_username', 'updated_at'],
+  email: ['email', 'email_verified'],
+  roles: ['roles'],
+};
+
+function userClaims(user: User): Record<string, unknown> {
+  return {
+    sub: user.id,
+    name: user.name ?? undefined,
+    preferred_username: user.email,
+    updated_at: Math.floor(user.updatedAt.getTime() / 1000),
+    email: user.email,
+    email_verified: user.emailVerified,
+    roles: user.roles,
+  };
+}
+
+export function accountFinder(users: UserRepository): FindAccount {
+  return async (_ctx, sub): Promise<Account | undefined> => {
+    const user = await users.findById(sub);
+    if (!user || user.disabledAt) return undefined;
+    return {
+      accountId: user.id,
+      // oidc-provider filters these down to what the granted scopes and claims allow.
+      claims: async (_use: string, _scope: string, _claims: { [key: string]: null | ClaimsParameterMember }) =>
+        userClaims(user) as { sub: string },
+    };
+  };
+}
+
+type TokenLike = { accountId?: string; clientId?: string; kind?: string };
+
+/**
+ * Roles travel in access tokens so that APIs can authorise offline: the user's roles for tokens issued to a user,
+ * the client's own roles for client-credentials tokens.
+ */
+export function tokenClaims(users: UserRepository, catalog: Catalog) {
+  return async (_ctx: KoaContextWithOIDC, token: TokenLike): Promise<Record<string, unknown> | undefined> => {
+    if (token.accountId) {
+      const user = await users.findById(token.accountId);
+      return user ? { roles: user.roles } : undefined;
+    }
+    if (token.kind === 'ClientCredentials' && token.clientId) {
+      const client = await catalog.client(token.clientId);
+      return client ? { roles: client.roles } : undefined;
+    }
+    return undefined;
+  };
+}

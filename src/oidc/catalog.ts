@@ -1,0 +1,62 @@
+/**
+ * In-process cache of client and API records. oidc-provider looks the client up on every request and our
+ * resource-server hook runs on every token, so both are served from memory for a short TTL
+ * (CLIENT_CACHE_TTL_MS). A change made through this process is seen at once (`forget`); a change made elsewhere
+ * (another instance, the CLI) within one TTL.
+ */
+import { LRUCache } from 'lru-cache';
+import type { ApiRecord, ApiRepository } from '../apis/apis.js';
+import type { ClientRecord, ClientRepository } from '../clients/clients.js';
+
+const MISSING = Symbol('missing');
+type Cached<T> = T | typeof MISSING;
+
+export class Catalog {
+  readonly #clients: LRUCache<string, Cached<ClientRecord>>;
+  readonly #apis: LRUCache<string, Cached<ApiRecord>>;
+
+  constructor(
+    readonly clientRepository: ClientRepository,
+    readonly apiRepository: ApiRepository,
+    ttlMs: number,
+  ) {
+    const ttl = Math.max(ttlMs, 1);
+    this.#clients = new LRUCache({
+      max: 10_000,
+      ttl,
+      fetchMethod: async (clientId) => (await clientRepository.find(clientId)) ?? MISSING,
+    });
+    this.#apis = new LRUCache({
+      max: 1_000,
+      ttl,
+      fetchMethod: async (key) =>
+        (await (key === DEFAULT_API ? apiRepository.findDefault() : apiRepository.findByIndicator(key))) ?? MISSING,
+    });
+  }
+
+  /** The client, or undefined when it does not exist or is disabled. */
+  async client(clientId: string): Promise<ClientRecord | undefined> {
+    const record = await this.#clients.fetch(clientId);
+    return record === MISSING || !record || record.disabledAt ? undefined : record;
+  }
+
+  async api(indicator: string): Promise<ApiRecord | undefined> {
+    const record = await this.#apis.fetch(indicator);
+    return record === MISSING ? undefined : record;
+  }
+
+  async defaultApi(): Promise<ApiRecord | undefined> {
+    return this.api(DEFAULT_API);
+  }
+
+  forgetClient(clientId: string): void {
+    this.#clients.delete(clientId);
+  }
+
+  forgetApis(): void {
+    this.#apis.clear();
+  }
+}
+
+/** Cache key of the default API; cannot collide with an indicator, which is an absolute URI. */
+const DEFAULT_API = ' default';

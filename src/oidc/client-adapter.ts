@@ -1,0 +1,64 @@
+/**
+ * oidc-provider's `Client` model, served read-only from our `clients` table (through the catalog cache).
+ * Clients are managed by the CLI and the admin API, never by the provider, so every write method refuses.
+ */
+import type { Adapter, AdapterPayload, ClientMetadata } from 'oidc-provider';
+import type { ClientRecord } from '../clients/clients.js';
+import type { Catalog } from './catalog.js';
+
+/**
+ * Stands in for `client_secret`, which oidc-provider requires on confidential clients. The real check is
+ * `compareClientSecret` against the hashes; symmetric uses of the secret (client_secret_jwt, HS*) are disabled,
+ * so this value is never used as a key.
+ */
+export const HASHED_SECRET_PLACEHOLDER = 'hashed-secret-see-client_secrets-table';
+
+export function toClientMetadata(record: ClientRecord): ClientMetadata {
+  const confidential = record.tokenEndpointAuthMethod !== 'none';
+  return {
+    ...record.metadata,
+    client_id: record.clientId,
+    client_name: record.name,
+    client_secret: confidential ? HASHED_SECRET_PLACEHOLDER : undefined,
+    redirect_uris: record.redirectUris,
+    post_logout_redirect_uris: record.postLogoutRedirectUris,
+    grant_types: record.grantTypes,
+    response_types: record.grantTypes.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: record.tokenEndpointAuthMethod,
+    scope: record.scope || undefined,
+    application_type: record.redirectUris.some(isCustomSchemeRedirect) ? 'native' : 'web',
+    first_party: record.firstParty,
+  };
+}
+
+/** A private-use URI scheme (com.example.app:/callback) marks a native app (RFC 8252 §7.1). */
+function isCustomSchemeRedirect(uri: string): boolean {
+  const protocol = URL.parse(uri)?.protocol;
+  return protocol !== undefined && protocol !== 'http:' && protocol !== 'https:';
+}
+
+export class ClientAdapter implements Adapter {
+  constructor(private readonly catalog: Catalog) {}
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const record = await this.catalog.client(id);
+    return record ? (toClientMetadata(record) as AdapterPayload) : undefined;
+  }
+
+  async upsert(): Promise<void> {
+    throw new Error('clients are managed with the CLI or the admin API');
+  }
+  async findByUid(): Promise<undefined> {
+    return undefined;
+  }
+  async findByUserCode(): Promise<undefined> {
+    return undefined;
+  }
+  async consume(): Promise<void> {
+    throw new Error('clients cannot be consumed');
+  }
+  async destroy(): Promise<void> {
+    throw new Error('clients are managed with the CLI or the admin API');
+  }
+  async revokeByGrantId(): Promise<void> {}
+}

@@ -1,0 +1,139 @@
+/**
+ * The oidc-provider configuration: which protocol features are on, token lifetimes, and the hooks through which
+ * the provider reaches our users, clients, APIs and pages. Protocol behaviour lives here; storage, pages and
+ * domain records live in their own folders and are passed in.
+ */
+import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
+import Provider, { type Configuration, interactionPolicy } from 'oidc-provider';
+import type { UserRepository } from '../accounts/users.js';
+import type { ClientRepository } from '../clients/clients.js';
+import type { Config } from '../config.js';
+import type { SigningJwk } from '../keys/signing-keys.js';
+import { accountFinder, claimsByScope, tokenClaims } from './accounts.js';
+import type { Catalog } from './catalog.js';
+import { firstPartyGrantLoader } from './first-party.js';
+import { resourceIndicators } from './resource-servers.js';
+
+/** The pages oidc-provider renders itself (errors it cannot redirect, logout confirmation). */
+export interface ProviderPages {
+  renderError: NonNullable<Configuration['renderError']>;
+  logoutSource: (ctx: KoaContextWithOIDC, form: string) => Promise<void>;
+  postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void>;
+}
+
+export interface ProviderDependencies {
+  config: Config;
+  adapter: NonNullable<Configuration['adapter']>;
+  catalog: Catalog;
+  users: UserRepository;
+  clients: ClientRepository;
+  signingKeys: SigningJwk[];
+  /** Keygrip order: the first signs, all verify. */
+  cookieSecrets: string[];
+  pages: ProviderPages;
+}
+
+/** Scopes beyond `openid` and what each releases. `roles` carries the user's roles (ID token, userinfo). */
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'roles'];
+
+export function createProvider(deps: ProviderDependencies): Provider {
+  const { config, catalog, pages } = deps;
+  const provider = new Provider(config.issuer, {
+    adapter: deps.adapter,
+    jwks: { keys: deps.signingKeys },
+    cookies: {
+      keys: deps.cookieSecrets,
+      long: { httpOnly: true, sameSite: 'lax', secure: config.production },
+      short: { httpOnly: true, sameSite: 'lax', secure: config.production },
+    },
+    findAccount: accountFinder(deps.users),
+    scopes: OIDC_SCOPES,
+    claims: claimsByScope,
+    // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
+    conformIdTokenClaims: false,
+    extraTokenClaims: tokenClaims(deps.users, catalog),
+    extraClientMetadata: { properties: ['first_party'] },
+    responseTypes: ['code'],
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    // Secrets are stored as HMACs (src/clients/secrets.ts), so nothing may use one as a symmetric key.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    enabledJWA: {
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      idTokenSigningAlgValues: ['RS256'],
+      requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: introspectionAllowed },
+      revocation: { enabled: true, allowedPolicy: revocationAllowed },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: pages.logoutSource,
+        postLogoutSuccessSource: pages.postLogoutSuccessSource,
+      },
+      resourceIndicators: resourceIndicators(catalog),
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: interactionPolicy.base(),
+    },
+    loadExistingGrant: firstPartyGrantLoader(catalog),
+    // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant.
+    rotateRefreshToken: () => true,
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,
+    renderError: pages.renderError,
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.apiAccessToken,
+      AuthorizationCode: 60,
+      BackchannelAuthenticationRequest: 600,
+      DeviceCode: 600,
+      Grant: config.ttl.grant,
+      IdToken: config.ttl.idToken,
+      Interaction: 3600,
+      RefreshToken: (ctx, token, client) => refreshTokenTtl(ctx, config, token, client),
+      Session: config.ttl.session,
+    },
+  });
+  provider.proxy = config.proxy;
+  return provider;
+}
+
+/**
+ * A refresh token rotated for a browser-based public client keeps the time its predecessor had left, so a
+ * chain of rotations ends when the first token would have (RFC 9700 §4.14.2); everyone else gets the full lifetime.
+ */
+function refreshTokenTtl(
+  ctx: KoaContextWithOIDC | undefined,
+  config: Config,
+  token: RefreshToken,
+  client: Client,
+): number {
+  const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+  if (rotated && client.clientAuthMethod === 'none' && client.applicationType === 'web' && !token.isSenderConstrained()) {
+    return rotated.remainingTTL;
+  }
+  return config.ttl.refreshToken;
+}
+
+/** A client may introspect tokens issued to itself; confidential clients (APIs) may introspect any token. */
+type IntrospectableToken = AccessToken | ClientCredentials | RefreshToken;
+
+async function introspectionAllowed(ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> {
+  if (client.clientAuthMethod === 'none') return token.clientId === ctx.oidc.client?.clientId;
+  return true;
+}
+
+/** Only the client a token was issued to may revoke it (RFC 7009 §2.1). */
+async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> {
+  return token.clientId === client.clientId;
+}

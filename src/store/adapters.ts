@@ -1,0 +1,42 @@
+/**
+ * Which store keeps which oidc-provider model (design §3). Durable, revocation-critical records (consent grants,
+ * refresh tokens, registration tokens) stay in SQL, so a Redis flush never logs users out of their apps or forces
+ * them to consent again. Everything short-lived goes to Redis when there is one, else to SQL as well.
+ */
+import type { Redis } from 'ioredis';
+import type { Adapter } from 'oidc-provider';
+import type { Database } from './database.js';
+import { RedisAdapter } from './redis-adapter.js';
+import { SqlAdapter } from './sql-adapter.js';
+
+/** Models always kept in SQL (besides `Client`, which is served from our clients table). */
+export const SQL_MODELS: ReadonlySet<string> = new Set(['Grant', 'RefreshToken', 'InitialAccessToken', 'RegistrationAccessToken']);
+
+export interface AdapterFactoryOptions {
+  db: Database;
+  /** Where short-lived models go; without it they go to SQL too. */
+  redis?: Redis;
+  /** Prefix of every Redis key; 'authz:' when unset. */
+  redisKeyPrefix?: string;
+  /** The read-only `Client` adapter over our clients table. */
+  clientAdapter: (name: string) => Adapter;
+}
+
+/** The provider's `adapter` option: one adapter per model name, created on first use and reused. */
+export function createAdapterFactory(options: AdapterFactoryOptions): (name: string) => Adapter {
+  const { db, redis, redisKeyPrefix = 'authz:', clientAdapter } = options;
+  const adapters = new Map<string, Adapter>();
+  const create = (name: string): Adapter => {
+    if (name === 'Client') return clientAdapter(name);
+    if (SQL_MODELS.has(name) || !redis) return new SqlAdapter(name, db);
+    return new RedisAdapter(name, redis, redisKeyPrefix);
+  };
+  return (name) => {
+    let adapter = adapters.get(name);
+    if (!adapter) {
+      adapter = create(name);
+      adapters.set(name, adapter);
+    }
+    return adapter;
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * The SQL database handle: PostgreSQL through knex + pg when DATABASE_URL is set, embedded PGlite otherwise.
+ * Both speak the same SQL, so everything above this file is written once against knex.
+ */
+import { mkdir } from 'node:fs/promises';
+import knexFactory, { type Knex } from 'knex';
+import ClientPgLite from 'knex-pglite';
+import { migrationSource } from '../../migrations/index.js';
+
+export type Database = Knex;
+
+export interface DatabaseOptions {
+  /** postgres:// URL; unset means embedded PGlite. */
+  url?: string;
+  /** Schema for every table (created when missing); Postgres only. */
+  schema?: string;
+  poolMax?: number;
+  /** PGlite data folder, or ':memory:' for a throw-away database. */
+  embeddedDir: string;
+}
+
+export const isEmbedded = (db: Database) => db.client.config.client === ClientPgLite;
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.url) return openPostgres(options.url, options.schema, options.poolMax ?? 10);
+  if (options.embeddedDir !== ':memory:') await mkdir(options.embeddedDir, { recursive: true });
+  return knexFactory({
+    client: ClientPgLite,
+    dialect: 'postgres',
+    connection: options.embeddedDir === ':memory:' ? {} : { filename: options.embeddedDir },
+  });
+}
+
+async function openPostgres(url: string, schema: string | undefined, poolMax: number): Promise<Database> {
+  if (schema) {
+    // Create the schema with a short-lived handle first: the pooled one sets search_path on every connection.
+    const bootstrap = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+    try {
+      await bootstrap.raw('create schema if not exists ??', [schema]);
+    } finally {
+      await bootstrap.destroy();
+    }
+  }
+  return knexFactory({
+    client: 'pg',
+    connection: url,
+    searchPath: schema ? [schema] : undefined,
+    pool: { min: 0, max: poolMax },
+  });
+}
+
+/** Brings the schema up to date. Safe to run from several processes at once (knex takes a migration lock). */
+export async function migrate(db: Database): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+  return applied;
+}

@@ -1,0 +1,182 @@
+/**
+ * oidc-provider's storage contract on Redis (ioredis), for the short-lived, high-churn models.
+ *
+ * Key layout, every key under the configured prefix P and the model name M:
+ *
+ *   P M:record:<id>            hash { payload: <json>, consumed?: <epoch seconds> }   the record itself
+ *   P M:grant:<grantId>        sorted set of record ids, scored by their expiry (ms)  for revokeByGrantId
+ *   P M:uid:<uid>              string → id                                            Session, for findByUid
+ *   P M:userCode:<userCode>    string → id                                            DeviceCode, for findByUserCode
+ *
+ * Every key is given its TTL by the same atomic step that writes it (a Lua script, or SET … PX), so no key can
+ * outlive its purpose. Records live for `expiresIn` plus the clock tolerance, so a just-expired record is still
+ * found and the library can answer "expired" rather than "not found". The grant index expires with its
+ * longest-lived member and sheds expired members whenever one is added.
+ *
+ * Redis Cluster: each script touches exactly one key, so no script can cross hash slots, and the steps that span
+ * keys (index, record, pointers) are separate commands, never MULTI or a multi-key pipeline. The order makes the
+ * gaps harmless: a record joins its grant index before it is written, so revocation never misses it; a pointer
+ * whose record is gone simply finds nothing. The record id is the only thing `find` knows, so a record's key cannot
+ * carry its grant id as a hash tag; with single-key scripts it does not need to.
+ *
+ * The `:record:` / `:grant:` segments keep ids from reaching other kinds of keys: an id of "grant:x" from a
+ * request is looked up as `M:record:grant:x`, never as an index.
+ */
+import type { Redis, Result } from 'ioredis';
+import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
+import { CLOCK_TOLERANCE_SECONDS } from './sql-adapter.js';
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    /** Replaces a record and sets its TTL. */
+    oidcWriteRecord(key: string, payload: string, consumed: string, ttlMs: number): Result<number, Context>;
+    /** 1 when this call consumed the record; 0 when it was already consumed or does not exist. */
+    oidcConsumeRecord(key: string): Result<number, Context>;
+    /** Deletes a record, returning its payload (null when there was none). */
+    oidcTakeRecord(key: string): Result<string | null, Context>;
+    /** Adds an id to a grant index and stretches the index's TTL to its longest-lived member. */
+    oidcIndexAdd(key: string, id: string, ttlMs: number): Result<number, Context>;
+    /** Deletes a grant index, returning its members. */
+    oidcIndexTake(key: string): Result<string[], Context>;
+    /** Deletes a pointer only while it still points at the given id. */
+    oidcDeletePointer(key: string, id: string): Result<number, Context>;
+  }
+}
+
+const scripts = {
+  oidcWriteRecord: `
+    redis.call('DEL', KEYS[1])
+    if ARGV[2] == '' then
+      redis.call('HSET', KEYS[1], 'payload', ARGV[1])
+    else
+      redis.call('HSET', KEYS[1], 'payload', ARGV[1], 'consumed', ARGV[2])
+    end
+    return redis.call('PEXPIRE', KEYS[1], ARGV[3])`,
+  // HSETNX alone would recreate an expired record without a TTL; checking EXISTS first in the same script cannot.
+  oidcConsumeRecord: `
+    if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+    return redis.call('HSETNX', KEYS[1], 'consumed', redis.call('TIME')[1])`,
+  oidcTakeRecord: `
+    local payload = redis.call('HGET', KEYS[1], 'payload')
+    redis.call('DEL', KEYS[1])
+    return payload`,
+  oidcIndexAdd: `
+    local time = redis.call('TIME')
+    local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    return redis.call('PEXPIREAT', KEYS[1], last[2])`,
+  oidcIndexTake: `
+    local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+    redis.call('DEL', KEYS[1])
+    return members`,
+  oidcDeletePointer: `
+    if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+    return 0`,
+} as const;
+
+const withScripts = new WeakSet<Redis>();
+
+function defineScripts(redis: Redis): void {
+  if (withScripts.has(redis)) return;
+  for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua, numberOfKeys: 1 });
+  withScripts.add(redis);
+}
+
+/** The `consumed` hash field: epoch seconds, or '' for not consumed. */
+function consumedField(consumed: unknown): string {
+  if (!consumed) return '';
+  return String(typeof consumed === 'number' ? consumed : Math.floor(Date.now() / 1000));
+}
+
+export class RedisAdapter implements Adapter {
+  private readonly prefix: string;
+
+  constructor(
+    private readonly model: string,
+    private readonly redis: Redis,
+    keyPrefix: string,
+  ) {
+    this.prefix = `${keyPrefix}${model}:`;
+    defineScripts(redis);
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    if (typeof expiresIn !== 'number') {
+      throw new Error(`${this.model} records never expire, so they cannot be kept in Redis: store ${this.model} in SQL`);
+    }
+    const ttlMs = Math.max(1, Math.ceil((expiresIn + CLOCK_TOLERANCE_SECONDS) * 1000));
+    const { consumed, ...stored } = payload;
+
+    // Join the grant index before the record exists, so a concurrent revocation cannot miss the record.
+    if (payload.grantId) await this.redis.oidcIndexAdd(this.grantKey(payload.grantId), id, ttlMs);
+    await Promise.all([
+      this.redis.oidcWriteRecord(this.recordKey(id), JSON.stringify(stored), consumedField(consumed), ttlMs),
+      this.model === 'Session' && payload.uid ? this.redis.set(this.uidKey(payload.uid), id, 'PX', ttlMs) : undefined,
+      payload.userCode ? this.redis.set(this.userCodeKey(payload.userCode), id, 'PX', ttlMs) : undefined,
+    ]);
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    const [payload, consumed] = await this.redis.hmget(this.recordKey(id), 'payload', 'consumed');
+    if (!payload) return undefined;
+    const stored = JSON.parse(payload) as AdapterPayload;
+    return consumed ? { ...stored, consumed: Number(consumed) } : stored;
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.findByPointer(this.uidKey(uid));
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.findByPointer(this.userCodeKey(userCode));
+  }
+
+  /** Atomic: of concurrent calls for one record exactly one succeeds; the others get invalid_grant. */
+  async consume(id: string): Promise<void> {
+    const consumedNow = await this.redis.oidcConsumeRecord(this.recordKey(id));
+    if (consumedNow !== 1) throw new errors.InvalidGrant('grant already consumed');
+  }
+
+  async destroy(id: string): Promise<void> {
+    const payload = await this.takeRecord(id);
+    if (payload?.grantId) await this.redis.zrem(this.grantKey(payload.grantId), id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    // Taking the index first means a record added from now on starts a fresh index instead of a half-revoked one.
+    const ids = await this.redis.oidcIndexTake(this.grantKey(grantId));
+    await Promise.all(ids.map((id) => this.takeRecord(id)));
+  }
+
+  /** Deletes a record and the pointers that still lead to it; returns what it held. */
+  private async takeRecord(id: string): Promise<AdapterPayload | undefined> {
+    const stored = await this.redis.oidcTakeRecord(this.recordKey(id));
+    if (!stored) return undefined;
+    const payload = JSON.parse(stored) as AdapterPayload;
+    await Promise.all([
+      payload.uid ? this.redis.oidcDeletePointer(this.uidKey(payload.uid), id) : undefined,
+      payload.userCode ? this.redis.oidcDeletePointer(this.userCodeKey(payload.userCode), id) : undefined,
+    ]);
+    return payload;
+  }
+
+  private async findByPointer(pointerKey: string): Promise<AdapterPayload | undefined> {
+    const id = await this.redis.get(pointerKey);
+    return id ? this.find(id) : undefined;
+  }
+
+  private recordKey(id: string) {
+    return `${this.prefix}record:${id}`;
+  }
+  private grantKey(grantId: string) {
+    return `${this.prefix}grant:${grantId}`;
+  }
+  private uidKey(uid: string) {
+    return `${this.prefix}uid:${uid}`;
+  }
+  private userCodeKey(userCode: string) {
+    return `${this.prefix}userCode:${userCode}`;
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * The Redis connection (ioredis) for sessions and short-lived artifacts.
+ *
+ * A request should fail fast when Redis is down rather than hang: commands are queued while the client
+ * reconnects, but each one is given up after a couple of failed reconnection attempts, and the provider turns the
+ * failure into a 5xx (and a `server_error` event) instead of a stuck connection.
+ */
+import { Redis } from 'ioredis';
+import { ConfigError } from '../config.js';
+import type { Logger } from '../logger.js';
+
+/** Reconnection attempts a queued command waits through before it fails. */
+const MAX_RETRIES_PER_REQUEST = 2;
+
+/**
+ * Connects to a redis:// or rediss:// (TLS) URL, e.g. `rediss://:password@redis.internal:6380/0`. Connecting
+ * happens in the background; the first commands wait for it. With a logger, losing and regaining the connection
+ * are logged once each, instead of ioredis printing every failed reconnection attempt.
+ */
+export function openRedis(url: string, logger?: Logger): Redis {
+  // The URL may carry a password, so it is never repeated in the message.
+  if (!/^rediss?:\/\//i.test(url)) throw new ConfigError(['REDIS_URL must start with redis:// or rediss://']);
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+    connectTimeout: 5000,
+    // A socket that never connected does not close by itself; don't let it hold up shutdown during an outage.
+    disconnectTimeout: 500,
+  });
+  if (logger) {
+    let connected = true;
+    redis.on('error', (error: Error) => {
+      if (connected) logger.error({ err: error }, 'Redis is unreachable; requests that need it fail until it is back');
+      connected = false;
+    });
+    redis.on('ready', () => {
+      if (!connected) logger.info('Redis is reachable again');
+      connected = true;
+    });
+  }
+  return redis;
+}

@@ -1,0 +1,93 @@
+/**
+ * oidc-provider's storage contract over the `oidc_models` table, on PostgreSQL or PGlite alike.
+ *
+ * One row per (model, id). The payload is kept as jsonb; the columns beside it (grant_id, uid, user_code,
+ * account_id) are copies of payload fields that exist only so the lookups the library makes are indexed.
+ * `consumed` lives in its own column, so that consuming is one conditional UPDATE rather than a read-modify-write.
+ * Expiry and consumption are stamped with the database clock, which every instance shares.
+ */
+import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
+import type { Database } from './database.js';
+
+/**
+ * How long past its expiry a record is still returned: oidc-provider's default `clockTolerance`. The library
+ * re-checks `exp` with this tolerance itself, so the store only has to keep records at least this long.
+ */
+export const CLOCK_TOLERANCE_SECONDS = 15;
+
+const TABLE = 'oidc_models';
+
+const epochNow = () => Math.floor(Date.now() / 1000);
+
+interface Row {
+  payload: AdapterPayload;
+  /** consumed_at as epoch seconds, or null. */
+  consumed: number | null;
+}
+
+export class SqlAdapter implements Adapter {
+  constructor(
+    private readonly model: string,
+    private readonly db: Database,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    const { consumed, ...stored } = payload;
+    const row = {
+      model: this.model,
+      id,
+      payload: JSON.stringify(stored),
+      grant_id: payload.grantId ?? null,
+      uid: payload.uid ?? null,
+      user_code: payload.userCode ?? null,
+      account_id: payload.accountId ?? null,
+      expires_at: typeof expiresIn === 'number' ? this.db.raw(`now() + ? * interval '1 second'`, [expiresIn]) : null,
+      consumed_at: consumed ? this.db.raw('to_timestamp(?)', [typeof consumed === 'number' ? consumed : epochNow()]) : null,
+    };
+    await this.db(TABLE).insert(row).onConflict(['model', 'id']).merge();
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return this.findOne({ id });
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.findOne({ uid });
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.findOne({ user_code: userCode });
+  }
+
+  /**
+   * Marks the record consumed unless it already is. The library reads, checks `consumed`, then calls this, so two
+   * concurrent redemptions both get here: the conditional UPDATE lets exactly one through and the other gets a
+   * clean invalid_grant instead of a second set of tokens.
+   */
+  async consume(id: string): Promise<void> {
+    const changed = await this.db(TABLE)
+      .update({ consumed_at: this.db.fn.now() })
+      .where({ model: this.model, id })
+      .whereNull('consumed_at');
+    if (changed === 0) throw new errors.InvalidGrant('grant already consumed');
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.db(TABLE).where({ model: this.model, id }).del();
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await this.db(TABLE).where({ model: this.model, grant_id: grantId }).del();
+  }
+
+  private async findOne(where: { id: string } | { uid: string } | { user_code: string }): Promise<AdapterPayload | undefined> {
+    const row: Row | undefined = await this.db(TABLE)
+      .first('payload', this.db.raw('floor(extract(epoch from consumed_at))::float8 as consumed'))
+      .where({ model: this.model, ...where })
+      .andWhere((query) =>
+        query.whereNull('expires_at').orWhere('expires_at', '>', this.db.raw(`now() - ? * interval '1 second'`, [CLOCK_TOLERANCE_SECONDS])),
+      );
+    if (!row) return undefined;
+    return row.consumed === null ? row.payload : { ...row.payload, consumed: row.consumed };
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Staged key rotation across two instances sharing one keys/ folder, Postgres and Redis, while a relying party
+ * (jose's remote JWKS set with its normal caching) keeps obtaining and verifying ID tokens and JWT access tokens.
+ * The key clock is injected and moved forward; the relying party's cache is aged with it.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type JWTPayload, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { listKeys, rotateIfDue, rotateKey } from '../../src/keys/rotation.js';
+import { describeWithServers } from '../support/environment.js';
+import {
+  API,
+  POST_LOGOUT_REDIRECT_URI,
+  createServiceClient,
+  createUser,
+  createWebClient,
+  discover,
+  signInAndRedeem,
+} from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+import { UserAgent, parseForms } from '../support/user-agent.js';
+
+const HOUR = 3600_000;
+const JOSE_CACHE_MAX_AGE = 10 * 60_000; // jose's default cacheMaxAge
+
+describeWithServers('signing key rotation', () => {
+  let keysDir: string;
+  let clockOffset = 0;
+  const now = () => new Date(Date.now() + clockOffset);
+  let first: TestServer;
+  let second: TestServer;
+
+  beforeAll(async () => {
+    keysDir = await mkdtemp(path.join(tmpdir(), 'authz-rotation-'));
+    first = await startTestServer({ keysDir, now });
+    second = await startTestServer({ instanceOf: first, now });
+    await first.services.apis.create({ indicator: API, name: 'API', scopes: ['read'], isDefault: true });
+  });
+  afterAll(async () => {
+    await second?.close();
+    await first?.close();
+    await rm(keysDir, { recursive: true, force: true });
+  });
+
+  const instances = () => [first, second];
+  const reloadAll = () => Promise.all(instances().map((instance) => instance.server.reloadKeys()));
+  const publishedKids = async (instance: TestServer) => {
+    const response = await fetch(`${instance.url}/jwks`);
+    return ((await response.json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+  };
+
+  test('rotation publishes first, signs after activation, retires after every signed token expired', async () => {
+    const user = await createUser(first);
+    const web = await createWebClient(first, { firstParty: true });
+    const service = await createServiceClient(first);
+    const config = await discover(first, web.clientId, web.secret);
+    const signedIn = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    let refreshToken = signedIn.tokens.refresh_token as string;
+
+    // The relying party, with jose's normal caching; its cache ages with the injected clock.
+    const jwks = createRemoteJWKSet(new URL(`${first.issuer}/jwks`));
+    let lastFetch = now().getTime();
+    const ageRelyingPartyCache = async () => {
+      if (now().getTime() - lastFetch >= JOSE_CACHE_MAX_AGE) {
+        await jwks.reload();
+        lastFetch = now().getTime();
+      }
+    };
+
+    const signed: { kid: string; exp: number }[] = [];
+    let failures = 0;
+    const verify = async (token: string, options: { audience: string; typ?: string }) => {
+      try {
+        const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: first.issuer, ...options });
+        signed.push({ kid: protectedHeader.kid as string, exp: (payload as JWTPayload).exp as number });
+        return protectedHeader.kid as string;
+      } catch (error) {
+        failures += 1;
+        throw error;
+      }
+    };
+    /** One round of traffic on both instances: an ID token from a refresh, a JWT access token from client credentials. */
+    const traffic = async () => {
+      const kids = new Set<string>();
+      for (const instance of instances()) {
+        const tokenEndpoint = `${instance.url}/token`;
+        const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+        const refreshed = await fetch(tokenEndpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(web.clientId, web.secret) },
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+        });
+        expect(refreshed.status).toBe(200);
+        const body = (await refreshed.json()) as { id_token: string; refresh_token: string };
+        refreshToken = body.refresh_token;
+        kids.add(await verify(body.id_token, { audience: web.clientId }));
+        const credentials = await fetch(tokenEndpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(service.clientId, service.secret) },
+          body: 'grant_type=client_credentials',
+        });
+        expect(credentials.status).toBe(200);
+        kids.add(await verify(((await credentials.json()) as { access_token: string }).access_token, { audience: API, typ: 'at+jwt' }));
+      }
+      return [...kids];
+    };
+
+    const [oldKid] = await traffic();
+    expect(await traffic()).toEqual([oldKid]);
+    const oldIdToken = signedIn.tokens.id_token as string;
+    expect(decodeProtectedHeader(oldIdToken).kid).toBe(oldKid);
+
+    // Rotate: the new key is published on both instances at once, but does not sign yet.
+    const rotation = await rotateKey(first.config, 3600, now());
+    expect(rotation.created).toBe(true);
+    expect(rotation.warning).toBeUndefined();
+    await reloadAll();
+    for (const instance of instances()) expect(await publishedKids(instance)).toEqual([oldKid, rotation.kid]);
+    expect(await traffic()).toEqual([oldKid]);
+
+    // Just before activation: still the old key. After: the new one, on both instances.
+    clockOffset = rotation.activatesAt.getTime() - Date.now() - 1000;
+    await reloadAll();
+    await ageRelyingPartyCache();
+    expect(await traffic()).toEqual([oldKid]);
+    clockOffset += 2000;
+    await reloadAll();
+    await ageRelyingPartyCache();
+    expect(await traffic()).toEqual([rotation.kid]);
+    expect((await listKeys(first.config, now)).map(({ kid, state }) => ({ kid, state }))).toEqual([
+      { kid: rotation.kid, state: 'current' },
+      { kid: oldKid, state: 'previous' },
+    ]);
+
+    // An id_token_hint signed by the previous key still works for logout.
+    const agent = signedIn.agent as UserAgent;
+    const logout = oidc.buildEndSessionUrl(config, { id_token_hint: oldIdToken, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI });
+    const confirm = await agent.follow(logout.href.replace(first.issuer, second.url), second.url);
+    expect(confirm.page?.status).toBe(200);
+    const form = parseForms(confirm.page!.html).find((candidate) => candidate.fields.some((field) => field.name === 'xsrf'));
+    expect(form).toBeDefined();
+
+    // Retirement: published until retireAfter past the new key's activation, then gone everywhere.
+    const retiresAt = (await listKeys(first.config, now)).find((status) => status.kid === oldKid)?.retiresAt as Date;
+    clockOffset = retiresAt.getTime() - Date.now() - 1000;
+    await reloadAll();
+    for (const instance of instances()) expect(await publishedKids(instance)).toContain(oldKid);
+    clockOffset += 2000;
+    await reloadAll();
+    for (const instance of instances()) expect(await publishedKids(instance)).toEqual([rotation.kid]);
+    const retiredAt = now().getTime() / 1000;
+    const signedByOld = signed.filter((token) => token.kid === oldKid);
+    expect(signedByOld.length).toBeGreaterThan(0);
+    for (const token of signedByOld) expect(token.exp).toBeLessThan(retiredAt);
+
+    await ageRelyingPartyCache();
+    expect(await traffic()).toEqual([rotation.kid]);
+    expect(failures).toBe(0);
+  });
+
+  test('a bad key file is reported and the running servers keep the keys they had', async () => {
+    const before = await publishedKids(first);
+    const bad = path.join(keysDir, '20991231T000000Z.pem');
+    await writeFile(bad, 'not a key');
+    try {
+      expect(await first.server.reloadKeys()).toBe(false);
+      expect(await publishedKids(first)).toEqual(before);
+      const service = await createServiceClient(first);
+      const tokens = await oidc.clientCredentialsGrant(await discover(first, service.clientId, service.secret));
+      expect(decodeProtectedHeader(tokens.access_token).kid).toBe(before[0]);
+    } finally {
+      await rm(bad);
+    }
+  });
+
+  test('scheduled rotation: two instances racing create exactly one next key', async () => {
+    const config = { ...first.config, keys: { ...first.config.keys, rotationIntervalSeconds: 7 * 24 * 3600 } };
+    const current = (await listKeys(first.config, now)).find((status) => status.state === 'current')!;
+    clockOffset = current.activatesAt.getTime() + 7 * 24 * HOUR - Date.now();
+    await reloadAll();
+    const results = await Promise.all(instances().map((instance) => rotateIfDue(config, instance.server.keyRing)));
+    expect(results.filter((result) => result?.created)).toHaveLength(1);
+    expect(new Set(results.map((result) => result?.kid)).size).toBe(1);
+    expect((await listKeys(first.config, now)).filter((status) => status.state === 'next')).toHaveLength(1);
+  });
+});

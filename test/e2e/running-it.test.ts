@@ -1,0 +1,96 @@
+/**
+ * Starting the server as a user would: the embedded default needs nothing installed and keeps its data across
+ * restarts; production refuses to start, one clear line per missing piece.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ClientRepository } from '../../src/clients/clients.js';
+import { loadConfig } from '../../src/config.js';
+import { openDatabase } from '../../src/store/database.js';
+import { cleanEnvironment, runToEnd, startUntil, stop } from '../support/process.js';
+
+let scratch: string;
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(tmpdir(), 'authz-run-'));
+});
+afterAll(() => rm(scratch, { recursive: true, force: true }));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+describe('embedded default (no DATABASE_URL, no REDIS_URL)', () => {
+  test('starts, generates a key and secrets, and keeps its data across a restart', async () => {
+    const port = await freePort();
+    const issuer = `http://localhost:${port}`;
+    const env = cleanEnvironment({ PORT: String(port), DATA_DIR: path.join(scratch, 'data'), KEYS_DIR: path.join(scratch, 'keys'), LOG_LEVEL: 'warn' });
+
+    const first = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+    expect(first.stdout).toContain(issuer);
+    expect(first.stdout).toMatch(/embedded PGlite/);
+    expect(first.stdout).toMatch(/users add/);
+    const jwksBefore = (await (await fetch(`${issuer}/jwks`)).json()) as { keys: { kid: string }[] };
+    expect(await stop(first.child)).toBe(0);
+
+    expect((await readdir(path.join(scratch, 'keys'))).filter((name) => name.endsWith('.pem'))).toHaveLength(1);
+    expect(await readdir(path.join(scratch, 'data'))).toEqual(expect.arrayContaining(['pglite', 'secrets.json']));
+
+    // Register a service client in the stopped server's database, as the CLI would.
+    const config = loadConfig(env);
+    config.clientSecretPeppers = JSON.parse(
+      await (await import('node:fs/promises')).readFile(path.join(scratch, 'data', 'secrets.json'), 'utf8'),
+    ).clientSecretPeppers;
+    const db = await openDatabase(config.database);
+    const { client, secret } = await new ClientRepository(db, { peppers: config.clientSecretPeppers }).create({
+      type: 'service',
+      name: 'persisted',
+    });
+    await db.destroy();
+
+    const second = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+    try {
+      const jwksAfter = (await (await fetch(`${issuer}/jwks`)).json()) as { keys: { kid: string }[] };
+      expect(jwksAfter.keys.map((key) => key.kid)).toEqual(jwksBefore.keys.map((key) => key.kid));
+      const response = await fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${client.clientId}:${secret}`).toString('base64')}`,
+        },
+        body: 'grant_type=client_credentials',
+      });
+      // No API is registered, so the token is opaque, but the client and its secret survived the restart.
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ token_type: 'Bearer' });
+    } finally {
+      expect(await stop(second.child)).toBe(0);
+    }
+  });
+});
+
+describe('production', () => {
+  test('refuses to start and names every missing piece on its own line', async () => {
+    const env = cleanEnvironment({ NODE_ENV: 'production', KEYS_DIR: path.join(scratch, 'no-keys'), ISSUER: 'http://id.example.com' });
+    const { code, stderr, stdout } = await runToEnd('src/main.ts', [], env);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    const lines = stderr.trim().split('\n');
+    expect(lines[0]).toMatch(/refusing to start/);
+    for (const expected of [/ISSUER must be https/, /DATABASE_URL/, /REDIS_URL/, /COOKIE_SECRETS/, /CLIENT_SECRET_PEPPERS/, /no signing key/]) {
+      expect(lines.filter((line) => expected.test(line))).toHaveLength(1);
+    }
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('an unsafe setting is named precisely', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => loadConfig({ CLIENT_SECRET_PEPPERS: 'no-colon' })).toThrow(/kid:secret/);
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * A backend service (client credentials) gets an RFC 9068 JWT access token for an API registered on the
+ * server, and the example resource server validates it offline from JWKS.
+ */
+import type { Server } from 'node:http';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { createResourceServer } from '../../examples/resource-server/src/app.js';
+import { API, createServiceClient, discover } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+
+const OTHER_API = 'https://reports.example.test';
+const OPAQUE_API = 'https://legacy.example.test';
+
+let server: TestServer;
+let api: Server;
+let apiUrl: string;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  const { apis } = server.services;
+  await apis.create({ indicator: API, name: 'Messages', scopes: ['messages:read', 'messages:write'], isDefault: true, accessTokenTtl: 300 });
+  await apis.create({ indicator: OTHER_API, name: 'Reports', scopes: ['reports:read'] });
+  await apis.create({ indicator: OPAQUE_API, name: 'Legacy', scopes: ['legacy'], accessTokenFormat: 'opaque' });
+  const app = await createResourceServer({ issuer: server.issuer, audience: API });
+  api = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => api.once('listening', resolve));
+  const address = api.address();
+  apiUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+});
+afterAll(async () => {
+  api.closeAllConnections();
+  await new Promise((resolve) => api.close(resolve));
+  await server.close();
+});
+
+const callApi = (path: string, token: string) => fetch(`${apiUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+
+describe('service (client credentials)', () => {
+  test('gets an RFC 9068 JWT for the default API when it names no resource', async () => {
+    const { clientId, secret } = await createServiceClient(server, { scope: 'messages:read' });
+    const config = await discover(server, clientId, secret);
+    const tokens = await oidc.clientCredentialsGrant(config);
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+    expect(decodeProtectedHeader(tokens.access_token)).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
+    const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+      issuer: server.issuer,
+      audience: API,
+      typ: 'at+jwt',
+    });
+    expect(payload).toMatchObject({ client_id: clientId, scope: 'messages:read', aud: API });
+    expect(payload.exp! - payload.iat!).toBe(300); // the API's own token lifetime
+  });
+
+  test('can name another API and is limited to that API’s scopes', async () => {
+    const { clientId, secret } = await createServiceClient(server);
+    const config = await discover(server, clientId, secret);
+    const tokens = await oidc.clientCredentialsGrant(config, { resource: OTHER_API, scope: 'reports:read messages:read' });
+    const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString());
+    expect(claims).toMatchObject({ aud: OTHER_API, scope: 'reports:read' });
+  });
+
+  test('an unknown resource indicator is an invalid_target error', async () => {
+    const { clientId, secret } = await createServiceClient(server);
+    const config = await discover(server, clientId, secret);
+    await expect(oidc.clientCredentialsGrant(config, { resource: 'https://nowhere.example.test' })).rejects.toMatchObject({
+      error: 'invalid_target',
+    });
+  });
+
+  test('an API with opaque tokens gets introspectable tokens', async () => {
+    const { clientId, secret } = await createServiceClient(server);
+    const config = await discover(server, clientId, secret);
+    const tokens = await oidc.clientCredentialsGrant(config, { resource: OPAQUE_API });
+    expect(tokens.access_token.split('.')).toHaveLength(1);
+    const introspection = await oidc.tokenIntrospection(config, tokens.access_token);
+    expect(introspection).toMatchObject({ active: true, client_id: clientId, aud: OPAQUE_API, scope: 'legacy' });
+  });
+
+  test('the example resource server accepts the token and enforces scope and role', async () => {
+    const reader = await createServiceClient(server, { scope: 'messages:read', roles: ['admin'] });
+    const readerToken = (await oidc.clientCredentialsGrant(await discover(server, reader.clientId, reader.secret))).access_token;
+    expect((await callApi('/messages', readerToken)).status).toBe(200);
+    expect((await callApi('/admin', readerToken)).status).toBe(200);
+    const write = await fetch(`${apiUrl}/messages`, { method: 'POST', headers: { authorization: `Bearer ${readerToken}` } });
+    expect(write.status).toBe(403);
+    expect(write.headers.get('www-authenticate')).toMatch(/insufficient_scope/);
+
+    const plain = await createServiceClient(server, { scope: 'messages:read', roles: [] });
+    const plainToken = (await oidc.clientCredentialsGrant(await discover(server, plain.clientId, plain.secret))).access_token;
+    expect((await callApi('/messages', plainToken)).status).toBe(200);
+    expect((await callApi('/admin', plainToken)).status).toBe(403);
+
+    const other = await createServiceClient(server);
+    const otherToken = (await oidc.clientCredentialsGrant(await discover(server, other.clientId, other.secret), { resource: OTHER_API }))
+      .access_token;
+    const wrongAudience = await callApi('/messages', otherToken);
+    expect(wrongAudience.status).toBe(401);
+    expect(wrongAudience.headers.get('www-authenticate')).toMatch(/invalid_token/);
+  });
+});

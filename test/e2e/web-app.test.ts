@@ -1,0 +1,95 @@
+/**
+ * A server-side web app (confidential client): code flow with our login and consent pages, an RS256 ID token
+ * that verifies against JWKS, userinfo, and refresh with offline_access.
+ */
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import {
+  type Fixtures,
+  authorize,
+  createUser,
+  createWebClient,
+  discover,
+  signInAndRedeem,
+} from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+
+let server: TestServer;
+let user: Fixtures;
+beforeAll(async () => {
+  server = await startTestServer();
+  user = await createUser(server, ['editor', 'reader']);
+});
+afterAll(() => server.close());
+
+describe('web app (confidential client)', () => {
+  test.each(['client_secret_basic', 'client_secret_post'] as const)('%s: login, consent, code, tokens', async (method) => {
+    const { clientId, secret } = await createWebClient(server, { authMethod: method });
+    const auth = method === 'client_secret_basic' ? oidc.ClientSecretBasic(secret) : oidc.ClientSecretPost(secret);
+    const config = await discover(server, clientId, secret, auth);
+    const { tokens, sawLoginPage, sawConsentPage, nonce } = await signInAndRedeem(config, user, {
+      scope: 'openid profile email roles',
+    });
+    expect(sawLoginPage).toBe(true);
+    expect(sawConsentPage).toBe(true); // a third-party client asks for consent
+
+    const idToken = tokens.id_token as string;
+    expect(decodeProtectedHeader(idToken).alg).toBe('RS256');
+    const jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
+    const { payload } = await jwtVerify(idToken, jwks, { issuer: server.issuer, audience: clientId });
+    expect(payload).toMatchObject({ sub: user.userId, iss: server.issuer, aud: clientId, nonce });
+    for (const claim of ['exp', 'iat', 'auth_time']) expect(payload[claim]).toEqual(expect.any(Number));
+    expect(payload.roles).toEqual(['editor', 'reader']);
+
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, user.userId);
+    expect(info).toMatchObject({ sub: user.userId, email: user.email, email_verified: true, roles: ['editor', 'reader'] });
+    expect(tokens.refresh_token).toBeUndefined(); // no offline_access asked for
+  });
+
+  test('a wrong client secret is refused', async () => {
+    const { clientId } = await createWebClient(server);
+    const config = await discover(server, clientId, 'not-the-secret');
+    const flow = await authorize(config, user);
+    await expect(
+      oidc.authorizationCodeGrant(config, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state }),
+    ).rejects.toMatchObject({ error: 'invalid_client' });
+  });
+
+  test('a first-party client skips the consent page', async () => {
+    const { clientId, secret } = await createWebClient(server, { firstParty: true });
+    const config = await discover(server, clientId, secret);
+    const { sawConsentPage, tokens } = await signInAndRedeem(config, user);
+    expect(sawConsentPage).toBe(false);
+    expect(tokens.claims()?.sub).toBe(user.userId);
+  });
+
+  test('consent is remembered: the second sign-in of the same session asks nothing', async () => {
+    const { clientId, secret } = await createWebClient(server);
+    const config = await discover(server, clientId, secret);
+    const first = await signInAndRedeem(config, user);
+    const second = await signInAndRedeem(config, user, { agent: first.agent });
+    expect(second.sawLoginPage).toBe(false);
+    expect(second.sawConsentPage).toBe(false);
+    expect(second.tokens.claims()?.sub).toBe(user.userId);
+  });
+
+  test('denying consent sends access_denied back to the client', async () => {
+    const { clientId, secret } = await createWebClient(server);
+    const config = await discover(server, clientId, secret);
+    const flow = await authorize(config, user, { consent: 'deny' });
+    expect(flow.callbackUrl.searchParams.get('error')).toBe('access_denied');
+    expect(flow.callbackUrl.searchParams.get('state')).toBe(flow.state);
+  });
+
+  test('offline_access gives a refresh token that refreshes', async () => {
+    const { clientId, secret } = await createWebClient(server);
+    const config = await discover(server, clientId, secret);
+    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid email offline_access', prompt: 'consent' });
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token as string);
+    expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(refreshed.claims()?.sub).toBe(user.userId);
+    const info = await oidc.fetchUserInfo(config, refreshed.access_token, user.userId);
+    expect(info.email).toBe(user.email);
+  });
+});

@@ -1,0 +1,457 @@
+/**
+ * One conformance suite for oidc-provider's storage contract, run against every store we ship: the SQL adapter on
+ * PostgreSQL and on PGlite, and the Redis adapter. Then what only one store has: Redis TTLs, SQL pruning, and the
+ * factory that routes models between them.
+ */
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
+import { createAdapterFactory } from '../../src/store/adapters.js';
+import { type Database, openDatabase } from '../../src/store/database.js';
+import { PRUNE_LOCK_KEY, pruneExpired, pruneUnlessBusy, schedulePruning } from '../../src/store/prune.js';
+import { RedisAdapter } from '../../src/store/redis-adapter.js';
+import { CLOCK_TOLERANCE_SECONDS, SqlAdapter } from '../../src/store/sql-adapter.js';
+import {
+  createTestDatabase,
+  createTestRedis,
+  describeWithRedis,
+  redisUrl,
+  type SqlKind,
+  sqlKinds,
+  type TestDatabase,
+  type TestRedis,
+} from '../support/environment.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const epochNow = () => Math.floor(Date.now() / 1000);
+
+/** A payload shaped like the ones the library writes. */
+function tokenPayload(kind: string, extra: Partial<AdapterPayload> = {}): AdapterPayload {
+  const jti = randomUUID();
+  return {
+    jti,
+    kind,
+    iat: epochNow(),
+    exp: epochNow() + 60,
+    clientId: 'client-1',
+    accountId: 'account-1',
+    scope: 'openid offline_access',
+    claims: { id_token: { email: null } },
+    resource: ['https://api.example.test'],
+    ...extra,
+  };
+}
+
+async function save(adapter: Adapter, payload: AdapterPayload, expiresIn = 60): Promise<string> {
+  await adapter.upsert(payload.jti as string, payload, expiresIn);
+  return payload.jti as string;
+}
+
+/** The contract every store must keep; `adapter(model)` gives that store's adapter for a model. */
+function itKeepsTheAdapterContract(adapter: (model: string) => Adapter) {
+  test('upsert then find returns the payload as written', async () => {
+    const payload = tokenPayload('AccessToken', { grantId: randomUUID(), extra: { nested: [1, 'two', { three: 3 }] } });
+    await save(adapter('AccessToken'), payload);
+    expect(await adapter('AccessToken').find(payload.jti as string)).toEqual(payload);
+  });
+
+  test('find of an unknown id is empty', async () => {
+    expect(await adapter('AccessToken').find(randomUUID())).toBeFalsy();
+    expect(await adapter('AccessToken').find('grant:not-an-id')).toBeFalsy();
+  });
+
+  test('models are separate namespaces: the same id in another model is not found', async () => {
+    const id = await save(adapter('AccessToken'), tokenPayload('AccessToken'));
+    expect(await adapter('ClientCredentials').find(id)).toBeFalsy();
+  });
+
+  test('upsert replaces an existing record', async () => {
+    const first = tokenPayload('Interaction', { returnTo: 'https://first.example' });
+    const id = await save(adapter('Interaction'), first);
+    const second = { ...first, returnTo: 'https://second.example', result: { login: { accountId: 'a' } } };
+    await adapter('Interaction').upsert(id, second, 60);
+    expect(await adapter('Interaction').find(id)).toEqual(second);
+  });
+
+  test('a record past its expiry is still found within the clock tolerance, and absent after it', async () => {
+    const model = adapter('AccessToken');
+    const withinTolerance = await save(model, tokenPayload('AccessToken'), 5 - CLOCK_TOLERANCE_SECONDS);
+    const pastTolerance = await save(model, tokenPayload('AccessToken'), -CLOCK_TOLERANCE_SECONDS - 1);
+    const aboutToGo = await save(model, tokenPayload('AccessToken'), 1 - CLOCK_TOLERANCE_SECONDS);
+    await sleep(20);
+    expect(await model.find(withinTolerance)).toBeTruthy();
+    expect(await model.find(pastTolerance)).toBeFalsy();
+    expect(await model.find(aboutToGo)).toBeTruthy();
+    await sleep(1200);
+    expect(await model.find(aboutToGo)).toBeFalsy();
+  });
+
+  test('destroy removes the record', async () => {
+    const id = await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId: randomUUID() }));
+    await adapter('AccessToken').destroy(id);
+    expect(await adapter('AccessToken').find(id)).toBeFalsy();
+    await expect(adapter('AccessToken').destroy(id)).resolves.not.toThrow();
+  });
+
+  test('consume marks the record consumed (epoch seconds) and keeps it', async () => {
+    const payload = tokenPayload('AuthorizationCode', { grantId: randomUUID() });
+    const id = await save(adapter('AuthorizationCode'), payload);
+    expect((await adapter('AuthorizationCode').find(id))?.consumed).toBeFalsy();
+    await adapter('AuthorizationCode').consume(id);
+    const found = await adapter('AuthorizationCode').find(id);
+    expect(found).toEqual({ ...payload, consumed: expect.any(Number) });
+    expect(Math.abs((found?.consumed as number) - epochNow())).toBeLessThanOrEqual(5);
+  });
+
+  test('a consumed record saved again stays consumed', async () => {
+    const payload = tokenPayload('DeviceCode', { userCode: randomUUID(), grantId: randomUUID() });
+    const id = await save(adapter('DeviceCode'), payload);
+    await adapter('DeviceCode').consume(id);
+    const consumed = await adapter('DeviceCode').find(id);
+    await adapter('DeviceCode').upsert(id, { ...consumed, error: 'access_denied' } as AdapterPayload, 60);
+    expect((await adapter('DeviceCode').find(id))?.consumed).toBe(consumed?.consumed);
+  });
+
+  test('consuming twice, or consuming an unknown id, fails with invalid_grant', async () => {
+    const id = await save(adapter('AuthorizationCode'), tokenPayload('AuthorizationCode'));
+    await adapter('AuthorizationCode').consume(id);
+    await expect(adapter('AuthorizationCode').consume(id)).rejects.toBeInstanceOf(errors.InvalidGrant);
+    await expect(adapter('AuthorizationCode').consume(randomUUID())).rejects.toBeInstanceOf(errors.InvalidGrant);
+  });
+
+  test.each(['AuthorizationCode', 'RefreshToken'])('20 concurrent consumes of one %s: exactly one succeeds', async (model) => {
+    const id = await save(adapter(model), tokenPayload(model, { grantId: randomUUID() }));
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => adapter(model).consume(id)));
+    const fulfilled = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+    const rejected = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    expect(fulfilled).toHaveLength(1);
+    expect(rejected).toHaveLength(19);
+    for (const { reason } of rejected) {
+      expect(reason).toBeInstanceOf(errors.InvalidGrant);
+      expect(reason).toMatchObject({ status: 400, error: 'invalid_grant' });
+    }
+    expect((await adapter(model).find(id))?.consumed).toEqual(expect.any(Number));
+  });
+
+  test("revokeByGrantId removes that grant's records of that model only", async () => {
+    const revoked = randomUUID();
+    const kept = randomUUID();
+    const revokedTokens = [
+      await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId: revoked })),
+      await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId: revoked }), 3600),
+    ];
+    const otherGrant = await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId: kept }));
+    const otherModel = await save(adapter('AuthorizationCode'), tokenPayload('AuthorizationCode', { grantId: revoked }));
+
+    await adapter('AccessToken').revokeByGrantId(revoked);
+
+    for (const id of revokedTokens) expect(await adapter('AccessToken').find(id)).toBeFalsy();
+    expect(await adapter('AccessToken').find(otherGrant)).toBeTruthy();
+    expect(await adapter('AuthorizationCode').find(otherModel)).toBeTruthy();
+    await expect(adapter('AccessToken').revokeByGrantId(revoked)).resolves.not.toThrow();
+  });
+
+  test('a token saved after its grant was revoked belongs to the grant again', async () => {
+    const grantId = randomUUID();
+    await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId }));
+    await adapter('AccessToken').revokeByGrantId(grantId);
+    const later = await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId }));
+    await adapter('AccessToken').revokeByGrantId(grantId);
+    expect(await adapter('AccessToken').find(later)).toBeFalsy();
+  });
+
+  test('findByUid finds the current Session as its id changes', async () => {
+    const sessions = adapter('Session');
+    const uid = randomUUID();
+    const first = tokenPayload('Session', { uid, accountId: 'account-1', authorizations: {} });
+    await save(sessions, first);
+    expect(await sessions.findByUid(uid)).toEqual(first);
+
+    // What the library does when the session id is regenerated (e.g. on login): destroy the old, save the new.
+    const second = { ...first, jti: randomUUID(), loginTs: epochNow() };
+    await sessions.destroy(first.jti as string);
+    await save(sessions, second);
+    expect(await sessions.findByUid(uid)).toEqual(second);
+    expect(await sessions.find(first.jti as string)).toBeFalsy();
+
+    await sessions.destroy(second.jti as string);
+    expect(await sessions.findByUid(uid)).toBeFalsy();
+    expect(await sessions.findByUid(randomUUID())).toBeFalsy();
+  });
+
+  test('findByUserCode finds the DeviceCode', async () => {
+    const userCode = 'BCDF-GHJK';
+    const payload = tokenPayload('DeviceCode', { userCode: `${userCode}-${randomUUID()}`, grantId: randomUUID() });
+    const id = await save(adapter('DeviceCode'), payload);
+    expect(await adapter('DeviceCode').findByUserCode(payload.userCode as string)).toEqual(payload);
+    expect(await adapter('DeviceCode').findByUserCode(userCode)).toBeFalsy();
+
+    await adapter('DeviceCode').revokeByGrantId(payload.grantId as string);
+    expect(await adapter('DeviceCode').find(id)).toBeFalsy();
+    expect(await adapter('DeviceCode').findByUserCode(payload.userCode as string)).toBeFalsy();
+  });
+}
+
+async function countRows(db: Database, model: string): Promise<number> {
+  const [row] = await db('oidc_models').where({ model }).count({ count: '*' });
+  return Number(row?.count);
+}
+
+async function insertRows(db: Database, model: string, expiresAt: string | null, count: number) {
+  const rows = Array.from({ length: count }, () => ({
+    model,
+    id: randomUUID(),
+    payload: JSON.stringify({}),
+    expires_at: expiresAt === null ? null : db.raw(`now() + interval '${expiresAt}'`),
+  }));
+  await db('oidc_models').insert(rows);
+}
+
+/** A pino logger whose lines the test can read. */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), lines };
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 3000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(25);
+  }
+}
+
+describe.each(sqlKinds)('SqlAdapter on %s', (kind: SqlKind) => {
+  let testDb: TestDatabase;
+  beforeAll(async () => {
+    testDb = await createTestDatabase(kind);
+  });
+  afterAll(() => testDb.drop());
+
+  itKeepsTheAdapterContract((model) => new SqlAdapter(model, testDb.db));
+
+  test('indexed columns mirror the payload', async () => {
+    const payload = tokenPayload('Session', { uid: randomUUID(), grantId: 'g-1', userCode: 'U-1', accountId: 'acc-9' });
+    const id = await save(new SqlAdapter('Session', testDb.db), payload);
+    const row = await testDb.db('oidc_models').where({ model: 'Session', id }).first();
+    expect(row).toMatchObject({ grant_id: 'g-1', uid: payload.uid, user_code: 'U-1', account_id: 'acc-9', consumed_at: null });
+  });
+
+  test('a record without expiresIn never expires', async () => {
+    const payload = tokenPayload('RegistrationAccessToken');
+    await new SqlAdapter('RegistrationAccessToken', testDb.db).upsert(payload.jti as string, payload);
+    const row = await testDb.db('oidc_models').where({ model: 'RegistrationAccessToken', id: payload.jti }).first();
+    expect(row.expires_at).toBeNull();
+    expect(await new SqlAdapter('RegistrationAccessToken', testDb.db).find(payload.jti as string)).toEqual(payload);
+  });
+});
+
+describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => {
+  let testDb: TestDatabase;
+  beforeAll(async () => {
+    testDb = await createTestDatabase(kind);
+  });
+  afterAll(() => testDb.drop());
+  beforeEach(() => testDb.db('oidc_models').del());
+
+  test('pruneExpired deletes rows expired past the tolerance, in batches, and keeps the rest', async () => {
+    const { db } = testDb;
+    await insertRows(db, 'Expired', '-1 hour', 7);
+    await insertRows(db, 'WithinTolerance', '-5 seconds', 2);
+    await insertRows(db, 'Live', '1 hour', 3);
+    await insertRows(db, 'NeverExpires', null, 1);
+
+    expect(await pruneExpired(db, { batchSize: 3 })).toBe(7);
+    expect(await countRows(db, 'Expired')).toBe(0);
+    expect(await countRows(db, 'WithinTolerance')).toBe(2);
+    expect(await countRows(db, 'Live')).toBe(3);
+    expect(await countRows(db, 'NeverExpires')).toBe(1);
+    expect(await pruneExpired(db)).toBe(0);
+  });
+
+  test('pruneExpired refuses a batch size that is not a positive integer', async () => {
+    await expect(pruneExpired(testDb.db, { batchSize: 0 })).rejects.toThrow('batchSize must be a positive integer');
+  });
+
+  test('schedulePruning prunes in the background and logs how many rows went', async () => {
+    const { db } = testDb;
+    await insertRows(db, 'Expired', '-1 hour', 4);
+    const { logger, lines } = capturingLogger();
+    const pruning = schedulePruning(db, 0.05, logger);
+    try {
+      await waitFor(() => lines.some((line) => line.deleted === 4));
+    } finally {
+      await pruning.stop();
+    }
+    expect(await countRows(db, 'Expired')).toBe(0);
+  });
+
+  if (kind === 'postgres') {
+    test('with a connection pool of one, pruning still runs (the lock and the deletes share the connection)', async () => {
+      await insertRows(testDb.db, 'Expired', '-1 hour', 3);
+      const singleConnection = await openDatabase({ ...testDb.options, poolMax: 1 });
+      try {
+        expect(await pruneUnlessBusy(singleConnection)).toBe(3);
+      } finally {
+        await singleConnection.destroy();
+      }
+    });
+
+    test('while another instance holds the pruning lock, nothing is pruned', async () => {
+      const { db } = testDb;
+      await insertRows(db, 'Expired', '-1 hour', 2);
+      const other = await createTestDatabase('postgres');
+      const connection = await other.db.client.acquireConnection();
+      try {
+        await other.db.select(other.db.raw('pg_advisory_lock(?)', [PRUNE_LOCK_KEY])).connection(connection);
+        expect(await pruneUnlessBusy(db)).toBeUndefined();
+        expect(await countRows(db, 'Expired')).toBe(2);
+        await other.db.select(other.db.raw('pg_advisory_unlock(?)', [PRUNE_LOCK_KEY])).connection(connection);
+        expect(await pruneUnlessBusy(db)).toBe(2);
+      } finally {
+        await other.db.client.releaseConnection(connection);
+        await other.drop();
+      }
+    });
+  }
+});
+
+test('schedulePruning logs a failure instead of throwing it', async () => {
+  const unmigrated = await openDatabase({ embeddedDir: ':memory:' });
+  const { logger, lines } = capturingLogger();
+  const pruning = schedulePruning(unmigrated, 0.05, logger);
+  try {
+    await waitFor(() => lines.some((line) => line.msg === 'pruning expired oidc-provider records failed'));
+  } finally {
+    await pruning.stop();
+    await unmigrated.destroy();
+  }
+  const failure = lines.find((line) => line.level === 50) as { err: { message: string } };
+  expect(failure.err.message).toMatch(/oidc_models/);
+});
+
+describeWithRedis('RedisAdapter', () => {
+  let testRedis: TestRedis;
+  beforeAll(async () => {
+    testRedis = await createTestRedis();
+  });
+  afterAll(() => testRedis.drop());
+
+  const adapter = (model: string) => new RedisAdapter(model, testRedis.redis, testRedis.keyPrefix);
+
+  itKeepsTheAdapterContract(adapter);
+
+  test('consuming an expired record fails and does not bring the key back', async () => {
+    const id = await save(adapter('AuthorizationCode'), tokenPayload('AuthorizationCode'), -CLOCK_TOLERANCE_SECONDS - 1);
+    await sleep(20);
+    await expect(adapter('AuthorizationCode').consume(id)).rejects.toBeInstanceOf(errors.InvalidGrant);
+    expect(await testRedis.redis.exists(`${testRedis.keyPrefix}AuthorizationCode:record:${id}`)).toBe(0);
+  });
+
+  test('records live for expiresIn plus the clock tolerance', async () => {
+    const id = await save(adapter('Interaction'), tokenPayload('Interaction'), 100);
+    const ttl = await testRedis.redis.pttl(`${testRedis.keyPrefix}Interaction:record:${id}`);
+    expect(ttl).toBeGreaterThan((100 + CLOCK_TOLERANCE_SECONDS - 2) * 1000);
+    expect(ttl).toBeLessThanOrEqual((100 + CLOCK_TOLERANCE_SECONDS) * 1000);
+  });
+
+  test('the grant index lives as long as its longest-lived member', async () => {
+    const grantId = randomUUID();
+    await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId }), 1000);
+    await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId }), 10);
+    const ttl = await testRedis.redis.pttl(`${testRedis.keyPrefix}AccessToken:grant:${grantId}`);
+    expect(ttl).toBeGreaterThan((1000 + CLOCK_TOLERANCE_SECONDS - 2) * 1000);
+  });
+
+  test('records without an expiry are refused with a reason', async () => {
+    const payload = tokenPayload('RegistrationAccessToken');
+    await expect(adapter('RegistrationAccessToken').upsert(payload.jti as string, payload)).rejects.toThrow(
+      'RegistrationAccessToken records never expire, so they cannot be kept in Redis',
+    );
+  });
+
+  test('after a mixed workload every key under the prefix has a TTL', async () => {
+    const grantId = randomUUID();
+    const session = tokenPayload('Session', { uid: randomUUID() });
+    await save(adapter('Session'), session, 3600);
+    await save(adapter('DeviceCode'), tokenPayload('DeviceCode', { userCode: randomUUID(), grantId }), 600);
+    const code = await save(adapter('AuthorizationCode'), tokenPayload('AuthorizationCode', { grantId }), 60);
+    await adapter('AuthorizationCode').consume(code);
+    await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId }), 3600);
+    const destroyed = await save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId }), 3600);
+    await adapter('AccessToken').destroy(destroyed);
+    await adapter('DeviceCode').revokeByGrantId(grantId);
+
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await testRedis.redis.scan(cursor, 'MATCH', `${testRedis.keyPrefix}*`, 'COUNT', 500);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    expect(keys.length).toBeGreaterThan(5);
+    const ttls = await Promise.all(keys.map((key) => testRedis.redis.pttl(key)));
+    const withoutTtl = keys.filter((_key, index) => !((ttls[index] as number) > 0));
+    expect(withoutTtl).toEqual([]);
+  });
+});
+
+describe('createAdapterFactory', () => {
+  let testDb: TestDatabase;
+  let testRedis: TestRedis | undefined;
+  beforeAll(async () => {
+    testDb = await createTestDatabase('pglite');
+    if (redisUrl) testRedis = await createTestRedis();
+  });
+  afterAll(async () => {
+    await testDb.drop();
+    await testRedis?.drop();
+  });
+
+  const clientAdapter: Adapter = {
+    find: async (id) => ({ client_id: id }),
+    upsert: async () => {},
+    findByUid: async () => undefined,
+    findByUserCode: async () => undefined,
+    consume: async () => {},
+    destroy: async () => {},
+    revokeByGrantId: async () => {},
+  };
+
+  test('Client comes from the given client adapter, and each model gets one adapter', () => {
+    const factory = createAdapterFactory({ db: testDb.db, clientAdapter: () => clientAdapter });
+    expect(factory('Client')).toBe(clientAdapter);
+    expect(factory('Session')).toBe(factory('Session'));
+  });
+
+  test('without Redis every model is kept in SQL', async () => {
+    const factory = createAdapterFactory({ db: testDb.db, clientAdapter: () => clientAdapter });
+    const id = await save(factory('Session'), tokenPayload('Session', { uid: randomUUID() }));
+    expect(await testDb.db('oidc_models').where({ model: 'Session', id }).first()).toBeTruthy();
+  });
+
+  (redisUrl ? test : test.skip)('with Redis, short-lived models go to Redis and durable ones to SQL', async () => {
+    const redis = testRedis as TestRedis;
+    const factory = createAdapterFactory({
+      db: testDb.db,
+      redis: redis.redis,
+      redisKeyPrefix: redis.keyPrefix,
+      clientAdapter: () => clientAdapter,
+    });
+    const durable = ['Grant', 'RefreshToken', 'InitialAccessToken', 'RegistrationAccessToken'];
+    const shortLived = ['Session', 'Interaction', 'AuthorizationCode', 'AccessToken', 'ClientCredentials', 'DeviceCode'];
+    for (const model of [...durable, ...shortLived]) {
+      const id = await save(factory(model), tokenPayload(model));
+      const inSql = Boolean(await testDb.db('oidc_models').where({ model, id }).first());
+      const inRedis = (await redis.redis.exists(`${redis.keyPrefix}${model}:record:${id}`)) === 1;
+      expect({ model, inSql, inRedis }).toEqual({ model, inSql: durable.includes(model), inRedis: shortLived.includes(model) });
+    }
+  });
+});

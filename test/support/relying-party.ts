@@ -1,0 +1,115 @@
+/**
+ * The relying party side of end-to-end tests: openid-client v6 configured from our discovery document alone,
+ * exactly as an application would, plus the fixtures (a user, clients of each kind, an API) the flows need.
+ */
+import * as oidc from 'openid-client';
+import type { TestServer } from './server.js';
+import { UserAgent, signIn } from './user-agent.js';
+
+export const REDIRECT_URI = 'https://app.example.test/callback';
+export const POST_LOGOUT_REDIRECT_URI = 'https://app.example.test/signed-out';
+export const API = 'https://api.example.test';
+export const PASSWORD = 'correct horse battery staple';
+
+/** Discovery over plain http is allowed only because the test server listens on loopback. */
+export async function discover(
+  server: TestServer,
+  clientId: string,
+  clientSecret?: string,
+  auth?: oidc.ClientAuth,
+): Promise<oidc.Configuration> {
+  return oidc.discovery(new URL(server.issuer), clientId, clientSecret, auth, { execute: [oidc.allowInsecureRequests] });
+}
+
+export interface Fixtures {
+  email: string;
+  userId: string;
+}
+
+let counter = 0;
+
+export async function createUser(server: TestServer, roles: string[] = ['reader']): Promise<Fixtures> {
+  counter += 1;
+  const email = `user${counter}.${Date.now()}@example.test`;
+  const user = await server.services.users.create({ email, password: PASSWORD, name: `User ${counter}`, roles, emailVerified: true });
+  return { email, userId: user.id };
+}
+
+export async function createWebClient(server: TestServer, options: { firstParty?: boolean; authMethod?: 'client_secret_basic' | 'client_secret_post' } = {}) {
+  const { client, secret } = await server.services.clients.create({
+    type: 'web',
+    name: 'Web App',
+    redirectUris: [REDIRECT_URI],
+    postLogoutRedirectUris: [POST_LOGOUT_REDIRECT_URI],
+    firstParty: options.firstParty ?? false,
+    tokenEndpointAuthMethod: options.authMethod,
+  });
+  if (!secret) throw new Error('a web client must get a secret');
+  return { clientId: client.clientId, secret };
+}
+
+export async function createSpaClient(server: TestServer, options: { firstParty?: boolean } = {}) {
+  const { client } = await server.services.clients.create({
+    type: 'spa',
+    name: 'Single-Page App',
+    redirectUris: [REDIRECT_URI],
+    postLogoutRedirectUris: [POST_LOGOUT_REDIRECT_URI],
+    firstParty: options.firstParty ?? true,
+  });
+  return { clientId: client.clientId };
+}
+
+export async function createServiceClient(server: TestServer, options: { scope?: string; roles?: string[] } = {}) {
+  const { client, secret } = await server.services.clients.create({
+    type: 'service',
+    name: 'Nightly job',
+    scope: options.scope,
+    roles: options.roles,
+  });
+  if (!secret) throw new Error('a service client must get a secret');
+  return { clientId: client.clientId, secret };
+}
+
+export interface AuthorizationOptions {
+  scope?: string;
+  resource?: string;
+  prompt?: string;
+  consent?: 'allow' | 'deny';
+  agent?: UserAgent;
+  /** Send no PKCE challenge (to test that the server insists on it). */
+  withoutPkce?: boolean;
+}
+
+/** Runs the browser part of the authorization code flow and returns what the client needs to redeem the code. */
+export async function authorize(config: oidc.Configuration, user: Fixtures, options: AuthorizationOptions = {}) {
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const parameters: Record<string, string> = {
+    redirect_uri: REDIRECT_URI,
+    scope: options.scope ?? 'openid profile email',
+    state,
+    nonce,
+  };
+  if (!options.withoutPkce) {
+    parameters.code_challenge = await oidc.calculatePKCECodeChallenge(codeVerifier);
+    parameters.code_challenge_method = 'S256';
+  }
+  if (options.resource) parameters.resource = options.resource;
+  if (options.prompt) parameters.prompt = options.prompt;
+  const agent = options.agent ?? new UserAgent();
+  const url = oidc.buildAuthorizationUrl(config, parameters);
+  const result = await signIn(agent, url.href, { email: user.email, password: PASSWORD, consent: options.consent });
+  return { ...result, agent, codeVerifier, state, nonce, callbackUrl: result.redirectedTo };
+}
+
+/** The whole code flow: sign in, then redeem the code at the token endpoint. */
+export async function signInAndRedeem(config: oidc.Configuration, user: Fixtures, options: AuthorizationOptions = {}) {
+  const flow = await authorize(config, user, options);
+  const tokens = await oidc.authorizationCodeGrant(config, flow.callbackUrl, {
+    pkceCodeVerifier: flow.codeVerifier,
+    expectedState: flow.state,
+    expectedNonce: flow.nonce,
+  });
+  return { ...flow, tokens };
+}

@@ -1,0 +1,65 @@
+/**
+ * The configuration: development fills in defaults; production lists every problem at once.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const secret = 'x'.repeat(32);
+
+describe('configuration', () => {
+  test('development needs nothing', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ production: false, issuer: 'http://localhost:3000', port: 3000, proxy: false });
+    expect(config.database.url).toBeUndefined();
+    expect(config.redis).toBeUndefined();
+  });
+
+  test('a grant never expires before its refresh tokens', () => {
+    const config = loadConfig({ REFRESH_TOKEN_TTL: '99999999', GRANT_TTL: '100' });
+    expect(config.ttl.grant).toBe(99999999);
+  });
+
+  test('production lists every missing piece', () => {
+    try {
+      loadConfig({ NODE_ENV: 'production', KEYS_DIR: '/nonexistent' });
+      throw new Error('should have refused');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems.join('\n');
+      for (const expected of ['ISSUER', 'DATABASE_URL', 'REDIS_URL', 'COOKIE_SECRETS', 'CLIENT_SECRET_PEPPERS', 'no signing key']) {
+        expect(problems).toContain(expected);
+      }
+    }
+  });
+
+  test('production starts with everything in place', async () => {
+    const keysDir = await mkdtemp(path.join(tmpdir(), 'authz-config-'));
+    try {
+      await writeFile(path.join(keysDir, 'k1.pem'), 'checked when loaded');
+      const config = loadConfig({
+        NODE_ENV: 'production',
+        ISSUER: 'https://id.example.com/',
+        DATABASE_URL: 'postgres://db/authz',
+        REDIS_URL: 'redis://cache',
+        COOKIE_SECRETS: `${secret}a,${secret}b`,
+        CLIENT_SECRET_PEPPERS: `p2:${secret},p1:${secret}`,
+        KEYS_DIR: keysDir,
+        PROXY: 'true',
+      });
+      expect(config.issuer).toBe('https://id.example.com');
+      expect(config.cookieSecrets).toHaveLength(2);
+      expect(config.clientSecretPeppers.map((pepper) => pepper.kid)).toEqual(['p2', 'p1']);
+      expect(config.proxy).toBe(true);
+    } finally {
+      await rm(keysDir, { recursive: true, force: true });
+    }
+  });
+
+  test('short secrets are refused in production', () => {
+    expect(() =>
+      loadConfig({ NODE_ENV: 'production', ISSUER: 'https://id.example.com', COOKIE_SECRETS: 'short', CLIENT_SECRET_PEPPERS: 'p:short' }),
+    ).toThrow(/at least 32 characters/);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * Signing key files: every problem names the file at fault; encrypted keys need the right passphrase.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { KeyFileError, readKeyFiles, writeNewKey } from '../../src/keys/signing-keys.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'authz-keys-'));
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+const rsaPem = (bits: number) =>
+  generateKeyPairSync('rsa', { modulusLength: bits }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+
+describe('signing key files', () => {
+  test('a missing folder means no keys', async () => {
+    expect(await readKeyFiles(path.join(dir, 'absent'))).toEqual([]);
+  });
+
+  test('a new key loads as an RS256 signing JWK named after its activation time', async () => {
+    const activatesAt = new Date('2026-11-24T12:00:00Z');
+    const { kid, created } = await writeNewKey(dir, { activatesAt });
+    expect(created).toBe(true);
+    expect(kid).toBe('20261124T120000Z');
+    const [key, ...rest] = await readKeyFiles(dir);
+    expect(rest).toEqual([]);
+    expect(key?.activatesAt).toEqual(activatesAt);
+    expect(key?.jwk).toMatchObject({ kid, kty: 'RSA', alg: 'RS256', use: 'sig' });
+  });
+
+  test('two writers of the same key create exactly one file', async () => {
+    const activatesAt = new Date('2026-12-01T00:00:00Z');
+    const results = await Promise.all([writeNewKey(dir, { activatesAt }), writeNewKey(dir, { activatesAt })]);
+    expect(results.filter((result) => result.created)).toHaveLength(1);
+    expect(await readKeyFiles(dir)).toHaveLength(1);
+  });
+
+  test('an encrypted key needs the right passphrase', async () => {
+    await writeNewKey(dir, { activatesAt: new Date(), passphrase: 'open sesame' });
+    expect(await readKeyFiles(dir, 'open sesame')).toHaveLength(1);
+    await expect(readKeyFiles(dir, 'wrong')).rejects.toThrow(/cannot be decrypted with KEYS_PASSPHRASE/);
+    await expect(readKeyFiles(dir)).rejects.toThrow(/is encrypted; set KEYS_PASSPHRASE/);
+  });
+
+  test('a name without a date counts as active since forever', async () => {
+    await writeFile(path.join(dir, 'legacy.pem'), rsaPem(2048));
+    const [key] = await readKeyFiles(dir);
+    expect(key?.activatesAt.getTime()).toBe(0);
+  });
+
+  test.each([
+    ['a corrupt file', 'bad.pem', () => 'not a key', /bad\.pem: is not a PEM private key/],
+    ['a key that is too weak', 'weak.pem', () => rsaPem(1024), /weak\.pem: RSA key has 1024 bits/],
+    [
+      'a non-RSA key',
+      'ec.pem',
+      () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      /ec\.pem: is a ec key/,
+    ],
+    ['a file name that is not a usable kid', 'bad kid.pem', () => rsaPem(2048), /may only use/],
+  ])('%s is refused with the file named', async (_name, file, content, message) => {
+    await writeFile(path.join(dir, file), content());
+    await expect(readKeyFiles(dir)).rejects.toBeInstanceOf(KeyFileError);
+    await expect(readKeyFiles(dir)).rejects.toThrow(message);
+  });
+
+  test('the same key under two names (a duplicated kid) is refused', async () => {
+    const pem = rsaPem(2048);
+    await writeFile(path.join(dir, '20260101.pem'), pem);
+    await writeFile(path.join(dir, '20260101-copy.pem'), pem);
+    await expect(readKeyFiles(dir)).rejects.toThrow(/holds the same key as/);
+  });
+});
