@@ -11,6 +11,7 @@ import { ApiRepository } from './apis/apis.js';
 import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
 import { requestContext } from './http/request-context.js';
+import { securityHeaders } from './http/security-headers.js';
 import { createInteractionRoutes, createProviderPages } from './interaction/index.js';
 import { KeyRing } from './keys/key-ring.js';
 import { rotateIfDue } from './keys/rotation.js';
@@ -83,6 +84,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.keys = keyRing.cookieSecrets;
   app.silent = true;
   app.use(requestContext(logger));
+  app.use(securityHeaders({ production: config.production }));
   app.use(createInteractionRoutes({ provider: slot.proxy, users: services.users, catalog: services.catalog, config, logger }));
   app.use((ctx, next) => slot.mounted(ctx, next));
   app.use(async (ctx) => {
@@ -113,7 +115,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
 
 function providerFactory(config: Config, logger: Logger, services: Services) {
   const { db, redis, users, clients, catalog } = services;
-  const pages = createProviderPages({ config, logger });
+  const pages = createProviderPages({ logger });
   const adapter = createAdapterFactory({
     db,
     redis,

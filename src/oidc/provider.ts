@@ -13,6 +13,7 @@ import { accountFinder, claimsByScope, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
 import { resourceIndicators } from './resource-servers.js';
+import { OIDC_SCOPES } from './scopes.js';
 
 /** The pages oidc-provider renders itself (errors it cannot redirect, logout confirmation). */
 export interface ProviderPages {
@@ -32,9 +33,6 @@ export interface ProviderDependencies {
   cookieSecrets: string[];
   pages: ProviderPages;
 }
-
-/** Scopes beyond `openid` and what each releases. `roles` carries the user's roles (ID token, userinfo). */
-export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'roles'];
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;

@@ -1,0 +1,51 @@
+/**
+ * User passwords: bcrypt at a configurable cost. bcrypt's async functions run on libuv's thread pool, so a
+ * sign-in never blocks the event loop. An unknown email is compared against a decoy hash of the same cost, so
+ * the response time does not tell an attacker which emails exist.
+ */
+import bcrypt from 'bcrypt';
+
+/** bcrypt reads at most 72 bytes; longer passwords would be silently truncated, so they are refused. */
+export const MAX_PASSWORD_BYTES = 72;
+export const MIN_PASSWORD_LENGTH = 8;
+
+/** Why a password is not acceptable, or undefined when it is. */
+export function passwordProblem(password: string): string | undefined {
+  if (password.length < MIN_PASSWORD_LENGTH) return `a password needs at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) return `a password may be at most ${MAX_PASSWORD_BYTES} bytes long`;
+  return undefined;
+}
+
+export function hashPassword(password: string, cost: number): Promise<string> {
+  return bcrypt.hash(password, cost);
+}
+
+/** The cost a stored hash was made with ($2b$12$… → 12). */
+export function costOf(hash: string): number {
+  return bcrypt.getRounds(hash);
+}
+
+export class PasswordHasher {
+  #decoy: Promise<string> | undefined;
+
+  constructor(readonly cost: number) {}
+
+  hash(password: string): Promise<string> {
+    return hashPassword(password, this.cost);
+  }
+
+  /** Compares in constant time; with no stored hash, burns the same time on a decoy and answers false. */
+  async verify(password: string, storedHash: string | null | undefined): Promise<boolean> {
+    if (!storedHash) {
+      this.#decoy ??= hashPassword('decoy password for unknown accounts', this.cost);
+      await bcrypt.compare(password, await this.#decoy);
+      return false;
+    }
+    return bcrypt.compare(password, storedHash);
+  }
+
+  /** A hash made at another cost is replaced at the next successful sign-in. */
+  needsRehash(storedHash: string): boolean {
+    return costOf(storedHash) !== this.cost;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * The `users` table: who can sign in, with which password and roles. The row id is the OpenID `sub`.
+ * Emails are stored lower-cased and are unique. Passwords only ever reach the database as bcrypt hashes.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import type { Database } from '../store/database.js';
+import { PasswordHasher, passwordProblem } from './passwords.js';
+
+export interface User {
+  id: string;
+  email: string;
+  name: string | null;
+  roles: string[];
+  emailVerified: boolean;
+  disabledAt: Date | null;
+  passwordChangedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  name: string | null;
+  password_hash: string | null;
+  roles: string[];
+  email_verified: boolean;
+  disabled_at: Date | null;
+  password_changed_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const roleName = z.string().regex(/^[a-z0-9][a-z0-9:_.-]{0,63}$/i, 'a role is 1–64 letters, digits, ":", "_", "." or "-"');
+
+const password = z.string().superRefine((value, ctx) => {
+  const problem = passwordProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export const newUserSchema = z.object({
+  email: z.email({ error: 'email must be an email address' }).max(254).transform((email) => email.toLowerCase()),
+  password: password.optional(),
+  name: z.string().trim().min(1).max(200).optional(),
+  roles: z.array(roleName).max(100).default([]),
+  emailVerified: z.boolean().default(false),
+});
+
+export type NewUser = z.input<typeof newUserSchema>;
+
+function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new InputError(describeIssues(result.error.issues));
+  return result.data;
+}
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    roles: row.roles ?? [],
+    emailVerified: row.email_verified,
+    disabledAt: row.disabled_at,
+    passwordChangedAt: row.password_changed_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
+
+export class UserRepository {
+  readonly passwords: PasswordHasher;
+
+  constructor(
+    private readonly db: Database,
+    options: { bcryptCost: number },
+  ) {
+    this.passwords = new PasswordHasher(options.bcryptCost);
+  }
+
+  async create(input: NewUser): Promise<User> {
+    const user = parse(newUserSchema, input);
+    const passwordHash = user.password ? await this.passwords.hash(user.password) : null;
+    try {
+      const [row] = await this.db<UserRow>('users')
+        .insert({
+          id: randomUUID(),
+          email: user.email,
+          name: user.name ?? null,
+          password_hash: passwordHash,
+          roles: user.roles,
+          email_verified: user.emailVerified,
+          password_changed_at: passwordHash ? new Date() : null,
+        })
+        .returning('*');
+      return toUser(row as UserRow);
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new InputError(`a user with the email ${user.email} already exists`);
+      throw error;
+    }
+  }
+
+  async findById(id: string): Promise<User | undefined> {
+    if (!z.uuid().safeParse(id).success) return undefined;
+    const row = await this.db<UserRow>('users').where({ id }).first();
+    return row ? toUser(row) : undefined;
+  }
+
+  async findByEmail(email: string): Promise<User | undefined> {
+    const row = await this.db<UserRow>('users').where({ email: email.trim().toLowerCase() }).first();
+    return row ? toUser(row) : undefined;
+  }
+
+  /** Looks a user up by id or by email, as the CLI accepts either. */
+  async require(idOrEmail: string): Promise<User> {
+    const user = idOrEmail.includes('@') ? await this.findByEmail(idOrEmail) : await this.findById(idOrEmail);
+    if (!user) throw new NotFoundError(`no user ${idOrEmail}`);
+    return user;
+  }
+
+  async list(options: { limit?: number; offset?: number } = {}): Promise<User[]> {
+    const rows = await this.db<UserRow>('users')
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(options.limit ?? 1000)
+      .offset(options.offset ?? 0);
+    return rows.map(toUser);
+  }
+
+  /**
+   * Checks an email and password. Unknown emails, disabled users and users without a password all fail after
+   * the same bcrypt work. A hash made at another cost is upgraded on success.
+   */
+  async verifyPassword(email: string, presented: string): Promise<User | undefined> {
+    const row = await this.db<UserRow>('users').where({ email: email.trim().toLowerCase() }).first();
+    const ok = await this.passwords.verify(presented, row?.password_hash);
+    if (!ok || !row || row.disabled_at) return undefined;
+    if (row.password_hash && this.passwords.needsRehash(row.password_hash)) {
+      await this.db('users')
+        .where({ id: row.id, password_hash: row.password_hash })
+        .update({ password_hash: await this.passwords.hash(presented) });
+    }
+    return toUser(row);
+  }
+
+  async setPassword(idOrEmail: string, newPassword: string): Promise<User> {
+    const value = parse(password, newPassword);
+    const user = await this.require(idOrEmail);
+    return this.#update(user.id, { password_hash: await this.passwords.hash(value), password_changed_at: new Date() });
+  }
+
+  async setRoles(idOrEmail: string, roles: string[]): Promise<User> {
+    const value = parse(z.array(roleName).max(100), roles);
+    const user = await this.require(idOrEmail);
+    return this.#update(user.id, { roles: [...new Set(value)] });
+  }
+
+  async disable(idOrEmail: string): Promise<User> {
+    const user = await this.require(idOrEmail);
+    return user.disabledAt ? user : this.#update(user.id, { disabled_at: new Date() });
+  }
+
+  async enable(idOrEmail: string): Promise<User> {
+    const user = await this.require(idOrEmail);
+    return this.#update(user.id, { disabled_at: null });
+  }
+
+  async #update(id: string, changes: Partial<UserRow>): Promise<User> {
+    const [row] = await this.db<UserRow>('users')
+      .where({ id })
+      .update({ ...changes, updated_at: new Date() })
+      .returning('*');
+    if (!row) throw new NotFoundError(`no user ${id}`);
+    return toUser(row as UserRow);
+  }
+}

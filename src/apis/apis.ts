@@ -1,0 +1,136 @@
+/**
+ * The `apis` table: resource servers (RFC 8707) that accept our access tokens. Each has an indicator (an
+ * absolute URI, the tokens' `aud`), the scopes it understands, the lifetime of its tokens and their format:
+ * `jwt` (RFC 9068, validated offline from JWKS) or `opaque` (validated by introspection). At most one is the
+ * default, used when a client-credentials request names no resource.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { MAX_API_TOKEN_TTL } from '../config.js';
+import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import { OIDC_SCOPES } from '../oidc/scopes.js';
+import type { Database } from '../store/database.js';
+
+export const TOKEN_FORMATS = ['jwt', 'opaque'] as const;
+
+export interface ApiRecord {
+  id: string;
+  indicator: string;
+  name: string;
+  scopes: string[];
+  /** Seconds. */
+  accessTokenTtl: number;
+  accessTokenFormat: (typeof TOKEN_FORMATS)[number];
+  isDefault: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+interface ApiRow {
+  id: string;
+  indicator: string;
+  name: string;
+  scopes: string[];
+  access_token_ttl: number;
+  access_token_format: ApiRecord['accessTokenFormat'];
+  is_default: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const indicator = z.string().superRefine((value, ctx) => {
+  const url = URL.parse(value);
+  if (!url) ctx.addIssue({ code: 'custom', message: `${value} is not an absolute URI` });
+  else if (url.hash || value.includes('#')) ctx.addIssue({ code: 'custom', message: `${value} must not contain a fragment (RFC 8707)` });
+});
+
+const apiScope = z
+  .string()
+  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope holds no spaces, quotes or backslashes')
+  .refine((scope) => !OIDC_SCOPES.includes(scope), { error: (issue) => `${issue.input} is an OpenID Connect scope, not an API scope` });
+
+export const newApiSchema = z.object({
+  indicator,
+  name: z.string().trim().min(1, 'an API needs a name').max(200),
+  scopes: z.array(apiScope).max(200).default([]),
+  accessTokenTtl: z
+    .number()
+    .int()
+    .min(60, 'access tokens live at least 60 seconds')
+    .max(MAX_API_TOKEN_TTL, `access tokens live at most ${MAX_API_TOKEN_TTL} seconds (24 h): keys outlive the tokens they sign by that much`)
+    .optional(),
+  accessTokenFormat: z.enum(TOKEN_FORMATS, { error: 'format must be jwt or opaque' }).default('jwt'),
+  isDefault: z.boolean().default(false),
+});
+
+export type NewApi = z.input<typeof newApiSchema>;
+
+function toRecord(row: ApiRow): ApiRecord {
+  return {
+    id: row.id,
+    indicator: row.indicator,
+    name: row.name,
+    scopes: row.scopes ?? [],
+    accessTokenTtl: row.access_token_ttl,
+    accessTokenFormat: row.access_token_format,
+    isDefault: row.is_default,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export class ApiRepository {
+  readonly #defaultTtl: number;
+
+  constructor(
+    private readonly db: Database,
+    options: { defaultAccessTokenTtl: number },
+  ) {
+    this.#defaultTtl = Math.min(options.defaultAccessTokenTtl, MAX_API_TOKEN_TTL);
+  }
+
+  async create(input: NewApi): Promise<ApiRecord> {
+    const parsed = newApiSchema.safeParse(input);
+    if (!parsed.success) throw new InputError(describeIssues(parsed.error.issues));
+    const api = parsed.data;
+    return this.db.transaction(async (trx) => {
+      if (await trx('apis').where({ indicator: api.indicator }).first()) {
+        throw new InputError(`an API with the indicator ${api.indicator} already exists`);
+      }
+      // The new default replaces the old one in the same transaction (a unique index allows only one).
+      if (api.isDefault) await trx('apis').where({ is_default: true }).update({ is_default: false, updated_at: new Date() });
+      const [row] = await trx<ApiRow>('apis')
+        .insert({
+          id: randomUUID(),
+          indicator: api.indicator,
+          name: api.name,
+          scopes: [...new Set(api.scopes)],
+          access_token_ttl: api.accessTokenTtl ?? this.#defaultTtl,
+          access_token_format: api.accessTokenFormat,
+          is_default: api.isDefault,
+        })
+        .returning('*');
+      return toRecord(row as ApiRow);
+    });
+  }
+
+  async findByIndicator(value: string): Promise<ApiRecord | undefined> {
+    const row = await this.db<ApiRow>('apis').where({ indicator: value }).first();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async findDefault(): Promise<ApiRecord | undefined> {
+    const row = await this.db<ApiRow>('apis').where({ is_default: true }).first();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async list(): Promise<ApiRecord[]> {
+    const rows = await this.db<ApiRow>('apis').orderBy('created_at').orderBy('indicator');
+    return rows.map(toRecord);
+  }
+
+  async remove(value: string): Promise<void> {
+    const deleted = await this.db('apis').where({ indicator: value }).delete();
+    if (deleted === 0) throw new NotFoundError(`no API ${value}`);
+  }
+}

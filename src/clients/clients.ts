@@ -1,0 +1,300 @@
+/**
+ * The `clients` and `client_secrets` tables: the applications that may ask us for tokens. Three presets cover
+ * who uses us (README "Connect your app"):
+ *
+ * | type      | for                              | grants                               | authenticates with         |
+ * |-----------|----------------------------------|--------------------------------------|----------------------------|
+ * | `web`     | server-side web apps             | authorization_code, refresh_token    | a secret (or private_key_jwt) |
+ * | `spa`     | single-page and mobile apps      | authorization_code (+PKCE), refresh_token | nothing (public client) |
+ * | `service` | backend services, jobs           | client_credentials                   | a secret (or private_key_jwt) |
+ *
+ * A secret is generated here, returned once, and stored only as an HMAC (./secrets.ts).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import type { Database } from '../store/database.js';
+import { redirectUriProblem } from './redirect-uris.js';
+import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
+
+export const CLIENT_TYPES = ['web', 'spa', 'service'] as const;
+export type ClientType = (typeof CLIENT_TYPES)[number];
+
+const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+const CONFIDENTIAL_METHODS = [...SECRET_METHODS, 'private_key_jwt'] as const;
+export type TokenEndpointAuthMethod = (typeof CONFIDENTIAL_METHODS)[number] | 'none';
+
+/** Scopes a user-facing client may ask for unless it is registered with fewer. */
+export const DEFAULT_USER_SCOPE = 'openid offline_access profile email roles';
+
+export interface ClientRecord {
+  clientId: string;
+  name: string;
+  type: ClientType;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  grantTypes: string[];
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /** Space-separated scopes the client may ask for ('' for a service: every scope of the API it names). */
+  scope: string;
+  /** Roles of the client itself, carried in its client-credentials tokens. */
+  roles: string[];
+  /** First-party clients skip the consent page. */
+  firstParty: boolean;
+  /** Further OIDC client metadata (jwks or jwks_uri for private_key_jwt). */
+  metadata: Record<string, unknown>;
+  disabledAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Unexpired secret hashes (two during a rollover). */
+  secrets: StoredSecret[];
+}
+
+interface ClientRow {
+  client_id: string;
+  name: string;
+  type: ClientType;
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  grant_types: string[];
+  token_endpoint_auth_method: TokenEndpointAuthMethod;
+  scope: string;
+  roles: string[];
+  first_party: boolean;
+  metadata: Record<string, unknown>;
+  disabled_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface SecretRow {
+  client_id: string;
+  pepper_kid: string;
+  hash: string;
+  expires_at: Date | null;
+}
+
+const scopeToken = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
+const roleName = z.string().regex(/^[a-z0-9][a-z0-9:_.-]{0,63}$/i, 'a role is 1–64 letters, digits, ":", "_", "." or "-"');
+
+export const newClientSchema = z
+  .object({
+    type: z.enum(CLIENT_TYPES, { error: 'type must be web, spa or service' }),
+    name: z.string().trim().min(1, 'a client needs a name').max(200),
+    clientId: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._~-]{2,127}$/, 'a client id is 3–128 letters, digits, ".", "_", "~" or "-"')
+      .optional(),
+    redirectUris: z.array(z.string()).default([]),
+    postLogoutRedirectUris: z.array(z.string()).default([]),
+    tokenEndpointAuthMethod: z.enum(CONFIDENTIAL_METHODS).optional(),
+    scope: z
+      .string()
+      .trim()
+      .refine((scope) => scope === '' || scope.split(/\s+/).every((token) => scopeToken.test(token)), 'scope holds an invalid character')
+      .optional(),
+    roles: z.array(roleName).max(100).default([]),
+    firstParty: z.boolean().default(false),
+    /** A JWK Set (`{ keys: [...] }`) or its URL, for private_key_jwt. */
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    jwksUri: z.url().optional(),
+  })
+  .superRefine((input, ctx) => {
+    const userFacing = input.type !== 'service';
+    if (userFacing && input.redirectUris.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: `a ${input.type} client needs at least one redirect URI` });
+    }
+    if (!userFacing && (input.redirectUris.length > 0 || input.postLogoutRedirectUris.length > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client signs no users in and takes no redirect URIs' });
+    }
+    for (const [field, uris] of [
+      ['redirectUris', input.redirectUris],
+      ['postLogoutRedirectUris', input.postLogoutRedirectUris],
+    ] as const) {
+      for (const uri of uris) {
+        const problem = redirectUriProblem(uri, { allowCustomScheme: input.type === 'spa' });
+        if (problem) ctx.addIssue({ code: 'custom', path: [field], message: problem });
+      }
+    }
+    if (input.type === 'spa' && input.tokenEndpointAuthMethod) {
+      ctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthMethod'], message: 'an spa client is public: it cannot hold a secret or a key' });
+    }
+    if (input.tokenEndpointAuthMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) {
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client’s public keys (jwks or jwksUri)' });
+    }
+  });
+
+export type NewClient = z.input<typeof newClientSchema>;
+
+function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new InputError(describeIssues(result.error.issues));
+  return result.data;
+}
+
+function presetFor(input: z.output<typeof newClientSchema>) {
+  switch (input.type) {
+    case 'web':
+      return { grantTypes: ['authorization_code', 'refresh_token'], authMethod: input.tokenEndpointAuthMethod ?? 'client_secret_basic', scope: DEFAULT_USER_SCOPE };
+    case 'spa':
+      return { grantTypes: ['authorization_code', 'refresh_token'], authMethod: 'none' as const, scope: DEFAULT_USER_SCOPE };
+    case 'service':
+      return { grantTypes: ['client_credentials'], authMethod: input.tokenEndpointAuthMethod ?? 'client_secret_basic', scope: '' };
+  }
+}
+
+function toRecord(row: ClientRow, secrets: SecretRow[]): ClientRecord {
+  return {
+    clientId: row.client_id,
+    name: row.name,
+    type: row.type,
+    redirectUris: row.redirect_uris ?? [],
+    postLogoutRedirectUris: row.post_logout_redirect_uris ?? [],
+    grantTypes: row.grant_types,
+    tokenEndpointAuthMethod: row.token_endpoint_auth_method,
+    scope: row.scope,
+    roles: row.roles ?? [],
+    firstParty: row.first_party,
+    metadata: row.metadata ?? {},
+    disabledAt: row.disabled_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    secrets: secrets.map((secret) => ({ pepperKid: secret.pepper_kid, hash: secret.hash, expiresAt: secret.expires_at })),
+  };
+}
+
+const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
+
+export interface CreatedClient {
+  client: ClientRecord;
+  /** The plaintext secret, for confidential clients using a secret. Shown once; only its HMAC is stored. */
+  secret?: string;
+}
+
+export class ClientRepository {
+  readonly #peppers: Pepper[];
+
+  constructor(
+    private readonly db: Database,
+    options: { peppers: Pepper[] },
+  ) {
+    this.#peppers = options.peppers;
+  }
+
+  /** The pepper that hashes new secrets: the first listed. */
+  get #currentPepper(): Pepper {
+    const pepper = this.#peppers[0];
+    if (!pepper) throw new Error('no client-secret pepper is configured (CLIENT_SECRET_PEPPERS)');
+    return pepper;
+  }
+
+  async create(input: NewClient): Promise<CreatedClient> {
+    const client = parse(newClientSchema, input);
+    const preset = presetFor(client);
+    const clientId = client.clientId ?? randomBytes(16).toString('base64url');
+    const secret = (SECRET_METHODS as readonly string[]).includes(preset.authMethod) ? generateClientSecret() : undefined;
+    const metadata: Record<string, unknown> = {};
+    if (client.jwks) metadata.jwks = client.jwks;
+    if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
+    try {
+      await this.db.transaction(async (trx) => {
+        await trx('clients').insert({
+          client_id: clientId,
+          name: client.name,
+          type: client.type,
+          redirect_uris: client.redirectUris,
+          post_logout_redirect_uris: client.postLogoutRedirectUris,
+          grant_types: preset.grantTypes,
+          token_endpoint_auth_method: preset.authMethod,
+          scope: client.scope ?? preset.scope,
+          roles: client.roles,
+          first_party: client.firstParty,
+          metadata: JSON.stringify(metadata),
+        });
+        if (secret) await trx('client_secrets').insert(this.#secretRow(clientId, secret, null));
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new InputError(`a client with the id ${clientId} already exists`);
+      throw error;
+    }
+    return { client: await this.require(clientId), secret };
+  }
+
+  async find(clientId: string, now = new Date()): Promise<ClientRecord | undefined> {
+    const row = await this.db<ClientRow>('clients').where({ client_id: clientId }).first();
+    if (!row) return undefined;
+    const secrets = await this.db<SecretRow>('client_secrets')
+      .where({ client_id: clientId })
+      .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', now))
+      .orderBy('created_at', 'desc');
+    return toRecord(row, secrets);
+  }
+
+  async require(clientId: string): Promise<ClientRecord> {
+    const client = await this.find(clientId);
+    if (!client) throw new NotFoundError(`no client ${clientId}`);
+    return client;
+  }
+
+  async list(): Promise<ClientRecord[]> {
+    const rows = await this.db<ClientRow>('clients').orderBy('created_at').orderBy('client_id');
+    return rows.map((row) => toRecord(row, []));
+  }
+
+  /** Checks a presented secret against the client's unexpired hashes (see ./secrets.ts). */
+  verifySecret(client: ClientRecord, presented: string): boolean {
+    return verifyClientSecret(presented, client.secrets, this.#peppers);
+  }
+
+  /**
+   * Issues a new secret. The old ones keep working for `keepOldForSeconds` (0: they stop at once), so the
+   * application can be redeployed with the new secret before the old one lapses.
+   */
+  async rotateSecret(clientId: string, keepOldForSeconds: number, now = new Date()): Promise<{ secret: string; oldSecretsExpireAt: Date }> {
+    const client = await this.require(clientId);
+    if (client.tokenEndpointAuthMethod === 'none' || client.tokenEndpointAuthMethod === 'private_key_jwt') {
+      throw new InputError(`client ${clientId} does not authenticate with a secret (${client.tokenEndpointAuthMethod})`);
+    }
+    const secret = generateClientSecret();
+    const oldSecretsExpireAt = new Date(now.getTime() + keepOldForSeconds * 1000);
+    await this.db.transaction(async (trx) => {
+      await trx('client_secrets')
+        .where({ client_id: clientId })
+        .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', oldSecretsExpireAt))
+        .update({ expires_at: oldSecretsExpireAt });
+      await trx('client_secrets').insert(this.#secretRow(clientId, secret, null));
+      await trx('clients').where({ client_id: clientId }).update({ updated_at: now });
+    });
+    return { secret, oldSecretsExpireAt };
+  }
+
+  async disable(clientId: string): Promise<ClientRecord> {
+    return this.#update(clientId, { disabled_at: new Date() });
+  }
+
+  async enable(clientId: string): Promise<ClientRecord> {
+    return this.#update(clientId, { disabled_at: null });
+  }
+
+  /** Deletes the client, its secrets and every grant and token issued to it. */
+  async remove(clientId: string): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      const deleted = await trx('clients').where({ client_id: clientId }).delete();
+      if (deleted === 0) throw new NotFoundError(`no client ${clientId}`);
+      await trx('oidc_models').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
+    });
+  }
+
+  #secretRow(clientId: string, secret: string, expiresAt: Date | null) {
+    const pepper = this.#currentPepper;
+    return { id: randomUUID(), client_id: clientId, pepper_kid: pepper.kid, hash: hashClientSecret(secret, pepper), expires_at: expiresAt };
+  }
+
+  async #update(clientId: string, changes: Partial<ClientRow>): Promise<ClientRecord> {
+    const updated = await this.db('clients')
+      .where({ client_id: clientId })
+      .update({ ...changes, updated_at: new Date() });
+    if (updated === 0) throw new NotFoundError(`no client ${clientId}`);
+    return this.require(clientId);
+  }
+}

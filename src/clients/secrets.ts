@@ -1,0 +1,41 @@
+/**
+ * Client secrets: 256 random bits, shown to the operator once, stored only as HMAC-SHA-256 under a server-side
+ * pepper. A keyed hash of a high-entropy secret is as safe as a slow KDF and costs microseconds, so the token
+ * endpoint stays fast (design §5). The pepper's id is stored beside each hash, so peppers can be rotated.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export interface Pepper {
+  kid: string;
+  secret: string;
+}
+
+export interface StoredSecret {
+  pepperKid: string;
+  hash: string;
+  expiresAt: Date | null;
+}
+
+/** 32 random bytes, base64url: 43 characters, 256 bits. */
+export function generateClientSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashClientSecret(secret: string, pepper: Pepper): string {
+  return createHmac('sha256', pepper.secret).update(secret, 'utf8').digest('base64url');
+}
+
+/** True when `presented` matches one of the unexpired stored hashes under the pepper that made it. */
+export function verifyClientSecret(presented: string, stored: readonly StoredSecret[], peppers: readonly Pepper[], now = new Date()): boolean {
+  let matched = false;
+  for (const candidate of stored) {
+    if (candidate.expiresAt && candidate.expiresAt <= now) continue;
+    const pepper = peppers.find((p) => p.kid === candidate.pepperKid);
+    if (!pepper) continue;
+    const expected = Buffer.from(candidate.hash, 'base64url');
+    const actual = Buffer.from(hashClientSecret(presented, pepper), 'base64url');
+    // No early exit: every candidate is compared, so timing does not reveal which one matched.
+    if (expected.length === actual.length && timingSafeEqual(expected, actual)) matched = true;
+  }
+  return matched;
+}

@@ -1,0 +1,37 @@
+/** Our pages: login, consent and abort routes, the provider's own pages in our look, and their stylesheet. */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Middleware } from 'koa';
+import compose from 'koa-compose';
+import type { Logger } from '../logger.js';
+import type { ProviderPages } from '../oidc/provider.js';
+import { createProviderPages as providerPages } from './provider-pages.js';
+import { type InteractionDependencies, createInteractionRoutes as interactionRoutes } from './routes.js';
+import { Views } from './views.js';
+
+const SITE = { name: 'Sign in' };
+let shared: Views | undefined;
+const views = () => {
+  shared ??= new Views(SITE);
+  return shared;
+};
+
+export function createProviderPages(options: { logger: Logger }): ProviderPages {
+  return providerPages(views(), options.logger);
+}
+
+export function createInteractionRoutes(deps: Omit<InteractionDependencies, 'views'>): Middleware {
+  return compose([stylesheet(views().dir), interactionRoutes({ ...deps, views: views() })]);
+}
+
+/** GET /assets/style.css: the one stylesheet the pages use (the CSP allows nothing else). */
+function stylesheet(viewsDir: string): Middleware {
+  let css: Promise<string> | undefined;
+  return async (ctx, next) => {
+    if (ctx.path !== '/assets/style.css' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    css ??= readFile(path.join(viewsDir, 'assets', 'style.css'), 'utf8');
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = await css;
+  };
+}

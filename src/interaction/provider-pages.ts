@@ -1,0 +1,29 @@
+/**
+ * The pages oidc-provider renders itself, in our look: its error page (errors it cannot send back to a client,
+ * such as an unregistered redirect_uri), the logout confirmation and the signed-out page.
+ */
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Logger } from '../logger.js';
+import type { ProviderPages } from '../oidc/provider.js';
+import { renderErrorPage } from './errors.js';
+import type { Views } from './views.js';
+
+const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientName ?? ctx.oidc?.client?.clientId;
+
+export function createProviderPages(views: Views, logger: Logger): ProviderPages {
+  return {
+    async renderError(ctx, out, error) {
+      const status = ctx.status >= 400 ? ctx.status : 400;
+      if (status >= 500) logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error page');
+      const description = status >= 500 ? 'Something went wrong on our side. Please try again in a moment.' : out.error_description;
+      renderErrorPage(views, ctx, { status, code: out.error, message: description ?? 'The request was not valid.' });
+    },
+    async logoutSource(ctx, form) {
+      // `form` is oidc-provider's own markup (its action and an xsrf field, values escaped by the library).
+      views.render(ctx, 'logout.njk', { form, client: clientName(ctx), host: ctx.host });
+    },
+    async postLogoutSuccessSource(ctx) {
+      views.render(ctx, 'logged-out.njk', { client: clientName(ctx) });
+    },
+  };
+}

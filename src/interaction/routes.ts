@@ -1,0 +1,148 @@
+/**
+ * Our login, consent and abort routes under /interaction/:uid. oidc-provider sends the browser here whenever it
+ * needs a person (interactions.url); each handler reads the interaction, does one thing, and hands the result
+ * back to the provider, which continues the authorization request.
+ *
+ *   GET  /interaction/:uid          the page the prompt asks for (login or consent)
+ *   POST /interaction/:uid/login    email + password  → login result
+ *   POST /interaction/:uid/confirm  consent           → grant saved, consent result
+ *   POST /interaction/:uid/abort    "Cancel" / "Deny" → access_denied back to the client
+ */
+import { bodyParser } from '@koa/bodyparser';
+import { Router } from '@koa/router';
+import type { Context, Middleware, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import { z } from 'zod';
+import type { UserRepository } from '../accounts/users.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Catalog } from '../oidc/catalog.js';
+import { renderConsent, renderLogin } from './pages.js';
+import { csrfTokenValid } from './csrf.js';
+import { type ErrorPage, PageError, renderErrorPage } from './errors.js';
+import type { Views } from './views.js';
+
+export interface InteractionDependencies {
+  provider: Provider;
+  users: UserRepository;
+  catalog: Catalog;
+  config: Config;
+  logger: Logger;
+  views: Views;
+}
+
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+const loginForm = z.object({
+  email: z.string().trim().min(1, 'enter your email').max(254),
+  password: z.string().min(1, 'enter your password').max(1024),
+});
+
+/** Only urlencoded forms, small, and a body that cannot be read is a 400, not a crash. */
+const readForm = bodyParser({
+  enableTypes: ['form'],
+  formLimit: '16kb',
+  onError: (_error, ctx) => ctx.throw(400, 'the form could not be read'),
+});
+
+export function createInteractionRoutes(deps: InteractionDependencies): Middleware {
+  const { provider, views, logger } = deps;
+  const router = new Router({ prefix: '/interaction/:uid' });
+
+  /** Loads the interaction, checks it is in the expected prompt and (for posts) checks the CSRF token. */
+  const interaction = (expectedPrompt?: string) => async (ctx: Context, next: Next) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    if (details.uid !== ctx.params.uid) throw new PageError(400, 'This page does not belong to your current sign-in. Go back to the application and start again.');
+    if (expectedPrompt && details.prompt.name !== expectedPrompt) {
+      throw new PageError(400, 'This step of the sign-in is already done. Go back to the application and start again.');
+    }
+    if (ctx.method === 'POST' && !csrfTokenValid(ctx.app.keys as string[], details.uid, (ctx.request.body as Record<string, unknown>)?.csrf)) {
+      throw new PageError(403, 'The form expired or did not come from this site. Reload the page and try again.');
+    }
+    ctx.state.interaction = details;
+    return next();
+  };
+
+  const finish = async (ctx: Context, result: InteractionResults, merge: boolean) => {
+    const location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(location);
+  };
+
+  router.use(pageErrors(views, logger));
+
+  router.get('/', interaction(), async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
+    if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
+    throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
+  });
+
+  router.post('/login', readForm, interaction('login'), async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    const form = loginForm.safeParse(ctx.request.body);
+    if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, status: 400 });
+    const user = await deps.users.verifyPassword(form.data.email, form.data.password);
+    if (!user) {
+      return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email: form.data.email, status: 400 });
+    }
+    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+  });
+
+  router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    const grantId = await saveConsent(provider, details);
+    await finish(ctx, { consent: { grantId } }, true);
+  });
+
+  router.post('/abort', readForm, interaction(), async (ctx) => {
+    await finish(ctx, { error: 'access_denied', error_description: 'The user cancelled the request' }, false);
+  });
+
+  return router.routes() as unknown as Middleware;
+}
+
+/** Records on the grant exactly what the consent page showed as missing: scopes, claims, API scopes. */
+async function saveConsent(provider: Provider, details: Interaction): Promise<string> {
+  const { accountId } = details.session ?? {};
+  const clientId = String(details.params.client_id);
+  if (!accountId) throw new PageError(400, 'You are not signed in any more. Go back to the application and start again.');
+  const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+  const grant = existing ?? new provider.Grant({ accountId, clientId });
+  const missing = details.prompt.details as {
+    missingOIDCScope?: string[];
+    missingOIDCClaims?: string[];
+    missingResourceScopes?: Record<string, string[]>;
+  };
+  if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  return grant.save();
+}
+
+/** Turns anything thrown below into an HTML page with a reason; unexpected errors are logged, never shown. */
+function pageErrors(views: Views, logger: Logger): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      const page: ErrorPage = toErrorPage(error);
+      if (page.status >= 500) logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
+      renderErrorPage(views, ctx, page);
+    }
+  };
+}
+
+function toErrorPage(error: unknown): ErrorPage {
+  if (error instanceof PageError) return { status: error.status, message: error.message };
+  const name = (error as { name?: string }).name;
+  if (name === 'SessionNotFound' || name === 'InvalidRequest' || name === 'AccessDenied') {
+    return { status: 400, message: 'This sign-in has expired or was already completed. Go back to the application and start again.' };
+  }
+  const { status, expose, message } = error as { status?: number; expose?: boolean; message?: string };
+  if (status && status >= 400 && status < 500 && expose) return { status, message: message ?? 'The request was not valid.' };
+  return { status: 500, message: 'Something went wrong on our side. Please try again in a moment.' };
+}
