@@ -10,6 +10,7 @@ import { UserRepository } from './accounts/users.js';
 import { ApiRepository } from './apis/apis.js';
 import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
+import { answerClientErrors } from './http/client-errors.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders } from './http/security-headers.js';
 import { createInteractionRoutes, createProviderPages } from './interaction/index.js';
@@ -187,6 +188,7 @@ export async function closeServices(services: Services): Promise<void> {
 export function listen(app: Koa, port: number, host: string): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host);
+    answerClientErrors(server);
     server.once('listening', () => resolve(server));
     server.once('error', reject);
   });

@@ -5,6 +5,7 @@
 import type { Adapter, AdapterPayload, ClientMetadata } from 'oidc-provider';
 import type { ClientRecord } from '../clients/clients.js';
 import type { Catalog } from './catalog.js';
+import { OIDC_SCOPES } from './scopes.js';
 
 /**
  * Stands in for `client_secret`, which oidc-provider requires on confidential clients. The real check is
@@ -25,10 +26,22 @@ export function toClientMetadata(record: ClientRecord): ClientMetadata {
     grant_types: record.grantTypes,
     response_types: record.grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: record.tokenEndpointAuthMethod,
-    scope: record.scope || undefined,
+    scope: oidcScopesOf(record),
     application_type: record.redirectUris.some(isCustomSchemeRedirect) ? 'native' : 'web',
     first_party: record.firstParty,
   };
+}
+
+/**
+ * oidc-provider's `scope` metadata may name only OpenID Connect scopes; the API scopes in our record are
+ * enforced per API (./resource-servers.ts). A user-facing client restricted to API scopes may still use openid.
+ */
+function oidcScopesOf(record: ClientRecord): string | undefined {
+  const named = record.scope.split(' ').filter(Boolean);
+  if (named.length === 0) return undefined;
+  const oidc = named.filter((scope) => OIDC_SCOPES.includes(scope));
+  if (oidc.length > 0) return oidc.join(' ');
+  return record.type === 'service' ? undefined : 'openid';
 }
 
 /** A private-use URI scheme (com.example.app:/callback) marks a native app (RFC 8252 §7.1). */

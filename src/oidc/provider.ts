@@ -4,7 +4,7 @@
  * domain records live in their own folders and are passed in.
  */
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
-import Provider, { type Configuration, interactionPolicy } from 'oidc-provider';
+import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
@@ -65,6 +65,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
+      // auth_time in every ID token, as relying parties checking max_age or session age expect.
+      require_auth_time: true,
     },
     features: {
       devInteractions: { enabled: false },
@@ -131,7 +133,11 @@ async function introspectionAllowed(ctx: KoaContextWithOIDC, client: Client, tok
   return true;
 }
 
-/** Only the client a token was issued to may revoke it (RFC 7009 §2.1). */
+/**
+ * Only the client a token was issued to may revoke it, and another client is told so (RFC 7009 §2.1) rather
+ * than answered with a 200 that suggests the token is gone.
+ */
 async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> {
-  return token.clientId === client.clientId;
+  if (token.clientId !== client.clientId) throw new errors.UnauthorizedClient('this token was not issued to this client');
+  return true;
 }

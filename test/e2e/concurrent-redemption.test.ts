@@ -58,6 +58,7 @@ describe('concurrent redemption', () => {
     const tokens = await oidc.authorizationCodeGrant(config, flow.callbackUrl, {
       pkceCodeVerifier: flow.codeVerifier,
       expectedState: flow.state,
+      expectedNonce: flow.nonce,
     });
     const { statuses, bodies } = await race({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token as string });
     expect(statuses.filter((status) => status === 200)).toHaveLength(1);

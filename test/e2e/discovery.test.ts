@@ -14,7 +14,7 @@ afterAll(() => server.close());
 async function metadata(path: string): Promise<Record<string, unknown>> {
   const response = await fetch(`${server.issuer}${path}`);
   expect(response.status).toBe(200);
-  expect(response.headers.get('content-type')).toMatch(/application\/json/);
+  expect(response.headers.get('content-type')).toMatch(/application\/(jwk-set\+)?json/);
   return (await response.json()) as Record<string, unknown>;
 }
 

@@ -35,7 +35,7 @@ describe('SPA (public client)', () => {
     const response = await fetch(url, { redirect: 'manual' });
     const location = new URL(response.headers.get('location') ?? '');
     expect(location.searchParams.get('error')).toBe('invalid_request');
-    expect(location.searchParams.get('error_description')).toMatch(/code_challenge/);
+    expect(location.searchParams.get('error_description')).toMatch(/PKCE/);
   });
 
   test('a wrong code_verifier is refused', async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type AuthzServer, createServer } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { answerClientErrors } from '../../src/http/client-errors.js';
 import { createLogger } from '../../src/logger.js';
 import { type SqlKind, defaultSqlKind, postgresUrl, redisUrl, uniqueName } from './environment.js';
 
@@ -61,6 +62,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const owner = !options.instanceOf;
   // Bind first, so the issuer (fixed when the provider is built) is the address tests will reach.
   const http = createHttpServer();
+  answerClientErrors(http);
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const address = http.address();
   if (!address || typeof address === 'string') throw new Error('server did not bind a TCP port');
