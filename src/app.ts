@@ -23,7 +23,7 @@ import { Catalog } from './oidc/catalog.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
 import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
-import { type Database, migrate, openDatabase } from './store/database.js';
+import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
 import { schedulePruning } from './store/prune.js';
 import { openRedis } from './store/redis.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
@@ -181,7 +181,7 @@ function watchKeys(config: Config, logger: Logger, keyRing: KeyRing, onChange: (
 
 export async function closeServices(services: Services): Promise<void> {
   services.redis?.disconnect();
-  await services.db.destroy();
+  await closeDatabase(services.db);
 }
 
 /** Starts listening; resolves once the port is bound. */

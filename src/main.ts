@@ -5,8 +5,10 @@
 import cluster from 'node:cluster';
 import { createServer, listen } from './app.js';
 import { ConfigError, type Config, loadConfig } from './config.js';
+import { InputError } from './errors.js';
 import { KeyFileError } from './keys/signing-keys.js';
 import { createLogger } from './logger.js';
+import { closeDatabase, migrate, openDatabase } from './store/database.js';
 
 function loadConfigOrExit(): Config {
   try {
@@ -32,7 +34,9 @@ function startupBanner(config: Config): string {
   if (!config.production) {
     lines.push(
       '',
-      'First steps (in another terminal):',
+      config.database.url
+        ? 'First steps (in another terminal):'
+        : 'First steps (stop the server first: the embedded database admits one process at a time):',
       '  npm run authz -- users add --email you@example.com --name "You" --roles admin',
       '  npm run authz -- clients add --type web --name "My app" --redirect-uri http://localhost:8080/callback --first-party',
       '  npm run authz -- apis add --indicator https://api.example.test --name "My API" --scopes read,write --default',
@@ -63,6 +67,9 @@ function superviseWorkers(count: number): void {
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   if (cluster.isPrimary && config.workers > 1) {
+    // Migrate once, before the workers race to.
+    const db = await openDatabase(config.database);
+    await migrate(db).finally(() => closeDatabase(db));
     superviseWorkers(config.workers);
     return;
   }
@@ -71,7 +78,7 @@ async function main(): Promise<void> {
   try {
     authz = await createServer(config, logger);
   } catch (error) {
-    if (error instanceof KeyFileError || error instanceof ConfigError) {
+    if (error instanceof KeyFileError || error instanceof ConfigError || error instanceof InputError) {
       process.stderr.write(`authz: refusing to start: ${error.message}\n`);
       process.exit(1);
     }

@@ -13,7 +13,7 @@ const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientName ?? 
 export function createProviderPages(views: Views, logger: Logger): ProviderPages {
   return {
     async renderError(ctx, out, error) {
-      const status = ctx.status >= 400 ? ctx.status : 400;
+      const status = Math.max(ctx.status, 400);
       if (status >= 500) logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error page');
       const description = status >= 500 ? 'Something went wrong on our side. Please try again in a moment.' : out.error_description;
       renderErrorPage(views, ctx, { status, code: out.error, message: description ?? 'The request was not valid.' });

@@ -32,7 +32,8 @@ export function resourceIndicators(catalog: Catalog) {
       if (!api) throw new errors.InvalidTarget(`no API is registered for the resource indicator ${indicator}`);
       const record = await catalog.client(client.clientId);
       const scopes = scopesAllowed(api, record?.scope);
-      if (isClientCredentials(ctx) && !ctx.oidc.params?.scope) ctx.oidc.params!.scope = scopes.join(' ');
+      const params = ctx.oidc.params;
+      if (isClientCredentials(ctx) && params && !params.scope) params.scope = scopes.join(' ');
       return {
         scope: scopes.join(' '),
         audience: api.indicator,

@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import { migrationSource } from '../../migrations/index.js';
+import { lockEmbeddedDatabase } from './embedded-lock.js';
 
 export type Database = Knex;
 
@@ -23,12 +24,24 @@ export const isEmbedded = (db: Database) => db.client.config.client === ClientPg
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) return openPostgres(options.url, options.schema, options.poolMax ?? 10);
-  if (options.embeddedDir !== ':memory:') await mkdir(options.embeddedDir, { recursive: true });
-  return knexFactory({
-    client: ClientPgLite,
-    dialect: 'postgres',
-    connection: options.embeddedDir === ':memory:' ? {} : { filename: options.embeddedDir },
-  });
+  if (options.embeddedDir === ':memory:') return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: {} });
+  await mkdir(options.embeddedDir, { recursive: true });
+  const release = await lockEmbeddedDatabase(options.embeddedDir);
+  const db = knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: { filename: options.embeddedDir } });
+  lockReleases.set(db, release);
+  return db;
+}
+
+const lockReleases = new WeakMap<Database, () => Promise<void>>();
+
+/** Closes the connections and, for the embedded database, releases its lock. */
+export async function closeDatabase(db: Database): Promise<void> {
+  try {
+    await db.destroy();
+  } finally {
+    await lockReleases.get(db)?.();
+    lockReleases.delete(db);
+  }
 }
 
 async function openPostgres(url: string, schema: string | undefined, poolMax: number): Promise<Database> {
@@ -49,8 +62,16 @@ async function openPostgres(url: string, schema: string | undefined, poolMax: nu
   });
 }
 
-/** Brings the schema up to date. Safe to run from several processes at once (knex takes a migration lock). */
+/** Brings the schema up to date. Safe to run from several processes at once: knex takes a lock, the others wait. */
 export async function migrate(db: Database): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
-  return applied;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
+      return applied;
+    } catch (error) {
+      // Another instance is migrating right now: wait for it rather than fail (knex does not wait by itself).
+      if ((error as Error).name !== 'MigrationLocked' || attempt >= 60) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
 }

@@ -20,7 +20,7 @@ import {
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { UserAgent, parseForms } from '../support/user-agent.js';
+import { type UserAgent, parseForms } from '../support/user-agent.js';
 
 const HOUR = 3600_000;
 const JOSE_CACHE_MAX_AGE = 10 * 60_000; // jose's default cacheMaxAge

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClientRepository } from '../../src/clients/clients.js';
 import { loadConfig } from '../../src/config.js';
-import { openDatabase } from '../../src/store/database.js';
+import { closeDatabase, openDatabase } from '../../src/store/database.js';
 import { cleanEnvironment, runToEnd, startUntil, stop } from '../support/process.js';
 
 let scratch: string;
@@ -52,7 +52,7 @@ describe('embedded default (no DATABASE_URL, no REDIS_URL)', () => {
       type: 'service',
       name: 'persisted',
     });
-    await db.destroy();
+    await closeDatabase(db);
 
     const second = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
     try {

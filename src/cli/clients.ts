@@ -1,0 +1,115 @@
+/** `authz clients …`: applications that ask us for tokens. */
+import type { Command } from 'commander';
+import { CLIENT_TYPES, type ClientRecord } from '../clients/clients.js';
+import type { CliContext } from './context.js';
+import { durationOption } from './options.js';
+import { collect, isoDate, printJson, printTable, splitList } from './output.js';
+
+const summary = (client: ClientRecord) => ({
+  client_id: client.clientId,
+  name: client.name,
+  type: client.type,
+  auth: client.tokenEndpointAuthMethod,
+  first_party: client.firstParty,
+  status: client.disabledAt ? 'disabled' : 'active',
+  created: isoDate(client.createdAt),
+});
+
+const details = (client: ClientRecord) => ({
+  ...summary(client),
+  grant_types: client.grantTypes,
+  redirect_uris: client.redirectUris,
+  post_logout_redirect_uris: client.postLogoutRedirectUris,
+  scope: client.scope,
+  roles: client.roles,
+});
+
+export function registerClientCommands(program: Command, context: CliContext): void {
+  const clients = program.command('clients').description('applications that ask for tokens');
+
+  clients
+    .command('add')
+    .description('register a client; a secret, if it gets one, is printed once')
+    .requiredOption('--type <type>', `web (server-side app), spa (browser or mobile app, PKCE), service (client credentials)`)
+    .requiredOption('--name <name>', 'shown on the consent page')
+    .option('--redirect-uri <uri>', 'an allowed redirect URI (repeat for more)', collect, [])
+    .option('--post-logout-redirect-uri <uri>', 'an allowed post-logout redirect URI (repeat for more)', collect, [])
+    .option('--first-party', 'your own app: users are not asked for consent')
+    .option('--auth-method <method>', 'client_secret_basic (default), client_secret_post or private_key_jwt')
+    .option('--jwks-uri <url>', 'where the client publishes its public keys (private_key_jwt)')
+    .option('--scope <scopes>', 'scopes it may ask for, space- or comma-separated')
+    .option('--roles <roles>', 'roles of the client itself, for its client-credentials tokens', splitList, [])
+    .option('--client-id <id>', 'choose the client id (default: random)')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      if (!(CLIENT_TYPES as readonly string[]).includes(options.type)) {
+        program.error(`error: --type must be one of ${CLIENT_TYPES.join(', ')}`, { exitCode: 2 });
+      }
+      const { client, secret } = await (await context.services()).clients.create({
+        type: options.type,
+        name: options.name,
+        clientId: options.clientId,
+        redirectUris: options.redirectUri,
+        postLogoutRedirectUris: options.postLogoutRedirectUri,
+        firstParty: Boolean(options.firstParty),
+        tokenEndpointAuthMethod: options.authMethod,
+        jwksUri: options.jwksUri,
+        scope: options.scope ? splitList(options.scope).join(' ') : undefined,
+        roles: options.roles,
+      });
+      if (options.json) return printJson({ ...details(client), ...(secret ? { client_secret: secret } : {}) });
+      process.stdout.write(`created ${client.type} client "${client.name}"\nclient_id:     ${client.clientId}\n`);
+      if (secret) process.stdout.write(`client_secret: ${secret}\n(the secret is shown once and stored only as a hash)\n`);
+    });
+
+  clients
+    .command('list')
+    .description('list clients')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const records = await (await context.services()).clients.list();
+      if (options.json) printJson(records.map(details));
+      else printTable(records.map(summary), 'no clients yet: add one with `authz clients add --type … --name …`');
+    });
+
+  clients
+    .command('show')
+    .description('show one client')
+    .argument('<client-id>')
+    .action(async (clientId: string) => {
+      printJson(details(await (await context.services()).clients.require(clientId)));
+    });
+
+  clients
+    .command('rotate-secret')
+    .description('issue a new secret; the old one keeps working for --keep-old-for')
+    .argument('<client-id>')
+    .option('--keep-old-for <duration>', 'how long the old secret still works (0 = stop now)', durationOption, 86_400)
+    .option('--json', 'print JSON')
+    .action(async (clientId: string, options) => {
+      const { secret, oldSecretsExpireAt } = await (await context.services()).clients.rotateSecret(clientId, options.keepOldFor);
+      if (options.json) return printJson({ client_id: clientId, client_secret: secret, old_secrets_expire_at: isoDate(oldSecretsExpireAt) });
+      process.stdout.write(`client_secret: ${secret}\n(shown once; the previous secret stops working at ${isoDate(oldSecretsExpireAt)})\n`);
+    });
+
+  clients
+    .command('remove')
+    .description('delete a client with its secrets, grants and refresh tokens')
+    .argument('<client-id>')
+    .action(async (clientId: string) => {
+      await (await context.services()).clients.remove(clientId);
+      process.stdout.write(`removed client ${clientId}\n`);
+    });
+
+  for (const name of ['disable', 'enable'] as const) {
+    clients
+      .command(name)
+      .description(name === 'disable' ? 'refuse every request from a client (reversible)' : 're-enable a disabled client')
+      .argument('<client-id>')
+      .action(async (clientId: string) => {
+        const repository = (await context.services()).clients;
+        await (name === 'disable' ? repository.disable(clientId) : repository.enable(clientId));
+        process.stdout.write(`client ${clientId} ${name}d\n`);
+      });
+  }
+}

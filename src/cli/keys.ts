@@ -1,0 +1,59 @@
+/** `authz keys …`: signing keys and cookie secrets in keys/ (see keys/README.md). */
+import type { Command } from 'commander';
+import { writeCookieSecret } from '../keys/cookie-secrets.js';
+import { listKeys, pruneKeys, rotateKey } from '../keys/rotation.js';
+import type { CliContext } from './context.js';
+import { durationOption } from './options.js';
+import { isoDate, printJson, printTable } from './output.js';
+
+export function registerKeyCommands(program: Command, context: CliContext): void {
+  const keys = program.command('keys').description('signing keys and cookie secrets in keys/');
+
+  keys
+    .command('rotate')
+    .description('add a signing key that becomes current after the activation delay')
+    .option('--activate-in <duration>', 'when it starts signing (default KEY_ACTIVATION_DELAY; 0 for an emergency)', durationOption)
+    .action(async (options) => {
+      const result = await rotateKey(context.config, options.activateIn);
+      if (!result.created) {
+        process.stdout.write(`a key activating at ${isoDate(result.activatesAt)} already exists (${result.kid}); nothing written\n`);
+        return;
+      }
+      process.stdout.write(`wrote ${result.kid}.pem; it is published now and signs from ${isoDate(result.activatesAt)}\n`);
+      if (result.warning) process.stderr.write(`warning: ${result.warning}\n`);
+    });
+
+  keys
+    .command('list')
+    .description('show each key’s state: next, current, previous, expired')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const statuses = await listKeys(context.config);
+      const rows = statuses.map((status) => ({
+        kid: status.kid,
+        state: status.state,
+        activates: isoDate(status.activatesAt),
+        retires: isoDate(status.retiresAt),
+      }));
+      if (options.json) printJson(rows);
+      else printTable(rows, `no keys in ${context.config.keys.dir}: create one with \`authz keys rotate --activate-in 0\``);
+    });
+
+  keys
+    .command('prune')
+    .description('delete the files of expired keys')
+    .action(async () => {
+      const removed = await pruneKeys(context.config);
+      process.stdout.write(removed.length ? `removed ${removed.join(', ')}\n` : 'no expired keys\n');
+    });
+
+  keys
+    .command('rotate-cookie-secret')
+    .description('add a cookie-signing secret; it signs from --activate-in on, older ones keep verifying')
+    .option('--activate-in <duration>', 'when it starts signing (default: at the next key rescan)', durationOption, 0)
+    .action(async (options) => {
+      const activatesAt = new Date(Math.ceil((Date.now() + options.activateIn * 1000) / 1000) * 1000);
+      const { kid, created } = await writeCookieSecret(context.config.keys.dir, activatesAt);
+      process.stdout.write(created ? `wrote ${kid}.cookie-secret; it signs from ${isoDate(activatesAt)}\n` : `${kid}.cookie-secret already exists\n`);
+    });
+}

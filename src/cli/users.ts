@@ -1,0 +1,104 @@
+/** `authz users …`: people who can sign in. */
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import type { User } from '../accounts/users.js';
+import type { CliContext } from './context.js';
+import { isoDate, printJson, printTable, splitList } from './output.js';
+
+const summary = (user: User) => ({
+  id: user.id,
+  email: user.email,
+  name: user.name,
+  roles: user.roles.join(',') || undefined,
+  status: user.disabledAt ? 'disabled' : 'active',
+  created: isoDate(user.createdAt),
+});
+
+/** A password from stdin (first line), so it stays out of shell history and `ps`. */
+async function readPasswordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+}
+
+async function choosePassword(options: { passwordStdin?: boolean; password?: string }): Promise<{ password: string; generated: boolean }> {
+  if (options.passwordStdin) return { password: await readPasswordFromStdin(), generated: false };
+  if (options.password) return { password: options.password, generated: false };
+  return { password: randomBytes(15).toString('base64url'), generated: true };
+}
+
+export function registerUserCommands(program: Command, context: CliContext): void {
+  const users = program.command('users').description('people who can sign in');
+
+  users
+    .command('add')
+    .description('create a user (prints a generated password unless one is given)')
+    .requiredOption('--email <email>', 'sign-in email, unique')
+    .option('--name <name>', 'display name')
+    .option('--roles <roles>', 'comma-separated roles, e.g. admin,editor', splitList, [])
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--password <password>', 'the password (visible in shell history: prefer --password-stdin)')
+    .option('--email-verified', 'mark the email as verified')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const { password, generated } = await choosePassword(options);
+      const user = await (await context.services()).users.create({
+        email: options.email,
+        name: options.name,
+        roles: options.roles,
+        password,
+        emailVerified: Boolean(options.emailVerified),
+      });
+      if (options.json) return printJson({ ...summary(user), ...(generated ? { password } : {}) });
+      process.stdout.write(`created user ${user.email} (sub ${user.id})\n`);
+      if (generated) process.stdout.write(`password: ${password}\n(shown once; change it with: authz users set-password --email ${user.email} --password-stdin)\n`);
+    });
+
+  users
+    .command('list')
+    .description('list users')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const rows = (await (await context.services()).users.list()).map(summary);
+      if (options.json) printJson(rows);
+      else printTable(rows, 'no users yet: add one with `authz users add --email …`');
+    });
+
+  users
+    .command('set-password')
+    .description('set a user’s password (prints a generated one unless one is given)')
+    .requiredOption('--email <email>', 'the user’s email (or --email <sub>)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--password <password>', 'the password (visible in shell history: prefer --password-stdin)')
+    .action(async (options) => {
+      const { password, generated } = await choosePassword(options);
+      const user = await (await context.services()).users.setPassword(options.email, password);
+      process.stdout.write(`password changed for ${user.email}\n`);
+      if (generated) process.stdout.write(`password: ${password}\n(shown once)\n`);
+    });
+
+  users
+    .command('set-roles')
+    .description('replace a user’s roles')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<roles>', 'comma-separated roles ("" for none)', splitList)
+    .action(async (email: string, roles: string[]) => {
+      const user = await (await context.services()).users.setRoles(email, roles);
+      process.stdout.write(`${user.email} now has roles: ${user.roles.join(', ') || '(none)'}\n`);
+    });
+
+  for (const [name, verb] of [
+    ['disable', 'disabled'],
+    ['enable', 'enabled'],
+  ] as const) {
+    users
+      .command(name)
+      .description(name === 'disable' ? 'stop a user from signing in and from using existing tokens' : 're-enable a disabled user')
+      .argument('<email>', 'the user’s email or sub')
+      .action(async (email: string) => {
+        const repository = (await context.services()).users;
+        const user = await (name === 'disable' ? repository.disable(email) : repository.enable(email));
+        process.stdout.write(`${user.email} ${verb}\n`);
+      });
+  }
+}
