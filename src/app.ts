@@ -3,12 +3,8 @@
  * Koa app that mounts them. `main.ts` listens; tests call `createServer` directly.
  */
 import type { Server as HttpServer } from 'node:http';
-import type { Redis } from 'ioredis';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
-import { UserRepository } from './accounts/users.js';
-import { ApiRepository } from './apis/apis.js';
-import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { requestContext } from './http/request-context.js';
@@ -19,23 +15,13 @@ import { rotateIfDue } from './keys/rotation.js';
 import type { Logger } from './logger.js';
 import { ClientAdapter } from './oidc/client-adapter.js';
 import { ProviderSlot } from './oidc/provider-slot.js';
-import { Catalog } from './oidc/catalog.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
 import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
-import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
 import { schedulePruning } from './store/prune.js';
-import { openRedis } from './store/redis.js';
-import { ensureDevelopmentSecrets } from './secrets.js';
+import { type Services, closeServices, openServices } from './services.js';
 
-export interface Services {
-  db: Database;
-  redis?: Redis;
-  users: UserRepository;
-  clients: ClientRepository;
-  apis: ApiRepository;
-  catalog: Catalog;
-}
+export type { Services } from './services.js';
 
 export interface AuthzServer {
   app: Koa;
@@ -47,18 +33,6 @@ export interface AuthzServer {
   reloadKeys(): Promise<boolean>;
   /** Stops background jobs and closes the database and Redis connections. */
   close(): Promise<void>;
-}
-
-export async function openServices(config: Config, logger?: Logger): Promise<Services> {
-  if (!config.production) await ensureDevelopmentSecrets(config);
-  const db = await openDatabase(config.database);
-  await migrate(db);
-  const redis = config.redis ? openRedis(config.redis.url, logger) : undefined;
-  const users = new UserRepository(db, { bcryptCost: config.bcryptCost });
-  const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers });
-  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken });
-  const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
-  return { db, redis, users, clients, apis, catalog };
 }
 
 export interface ServerOptions {
@@ -177,11 +151,6 @@ function watchKeys(config: Config, logger: Logger, keyRing: KeyRing, onChange: (
       process.off('SIGHUP', onHangup);
     },
   };
-}
-
-export async function closeServices(services: Services): Promise<void> {
-  services.redis?.disconnect();
-  await closeDatabase(services.db);
 }
 
 /** Starts listening; resolves once the port is bound. */

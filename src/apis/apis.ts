@@ -130,7 +130,7 @@ export class ApiRepository {
   }
 
   async remove(value: string): Promise<void> {
-    const deleted = await this.db('apis').where({ indicator: value }).delete();
-    if (deleted === 0) throw new NotFoundError(`no API ${value}`);
+    const deleted = await this.db('apis').where({ indicator: value }).delete().returning('id');
+    if (deleted.length === 0) throw new NotFoundError(`no API ${value}`);
   }
 }

@@ -2,7 +2,7 @@
  * What a CLI command works on: the same configuration and stores as the server, opened on first use and closed
  * when the command ends. Commands that only touch keys/ never open the database.
  */
-import { type Services, closeServices, openServices } from '../app.js';
+import { type Services, closeServices, openServices } from '../services.js';
 import { type Config, loadConfig } from '../config.js';
 
 export class CliContext {

@@ -279,8 +279,9 @@ export class ClientRepository {
   /** Deletes the client, its secrets and every grant and token issued to it. */
   async remove(clientId: string): Promise<void> {
     await this.db.transaction(async (trx) => {
-      const deleted = await trx('clients').where({ client_id: clientId }).delete();
-      if (deleted === 0) throw new NotFoundError(`no client ${clientId}`);
+      // `returning` rather than the row count, which the embedded driver does not report.
+      const deleted = await trx('clients').where({ client_id: clientId }).delete().returning('client_id');
+      if (deleted.length === 0) throw new NotFoundError(`no client ${clientId}`);
       await trx('oidc_models').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
     });
   }
@@ -293,8 +294,9 @@ export class ClientRepository {
   async #update(clientId: string, changes: Partial<ClientRow>): Promise<ClientRecord> {
     const updated = await this.db('clients')
       .where({ client_id: clientId })
-      .update({ ...changes, updated_at: new Date() });
-    if (updated === 0) throw new NotFoundError(`no client ${clientId}`);
+      .update({ ...changes, updated_at: new Date() })
+      .returning('client_id');
+    if (updated.length === 0) throw new NotFoundError(`no client ${clientId}`);
     return this.require(clientId);
   }
 }

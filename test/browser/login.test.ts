@@ -1,0 +1,199 @@
+/**
+ * Our login and consent pages in a real browser: headless Chromium signs in, consents or denies, and the
+ * relying party redeems what comes back. The redirect_uri host does not exist. The browser reaches it through
+ * a 303 from the issuer, and Playwright's page.route() never sees the target of a redirect (it only runs for the
+ * first URL of a chain), so the callback cannot be answered. The test reads the request the browser makes to it
+ * instead: that URL is what the application would have received. The navigation then fails to resolve, which
+ * the test ignores.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import * as oidc from 'openid-client';
+import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { type Fixtures, PASSWORD, REDIRECT_URI, createUser, createWebClient, discover } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+
+const WRONG_CREDENTIALS = 'That email and password do not match an account.';
+const APP_ORIGIN = new URL(REDIRECT_URI).origin;
+
+let server: TestServer;
+let browser: Browser;
+let user: Fixtures;
+let context: BrowserContext | undefined;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  user = await createUser(server);
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+afterEach(async () => {
+  await context?.close();
+  context = undefined;
+});
+
+/** A fresh browser profile (no session, no remembered consent). */
+async function openPage(options: { viewport?: { width: number; height: number } } = {}): Promise<Page> {
+  context = await browser.newContext(options.viewport ? { viewport: options.viewport } : {});
+  return context.newPage();
+}
+
+/** Clicks a button that ends the flow and returns the redirect_uri URL the browser was sent to. */
+async function clickThroughToApp(page: Page, button: string): Promise<URL> {
+  const [request] = await Promise.all([
+    page.waitForRequest((request) => new URL(request.url()).origin === APP_ORIGIN),
+    page.getByRole('button', { name: button }).click(),
+  ]);
+  return new URL(request.url());
+}
+
+/** A third-party web client's authorization request, with what it needs to redeem the code later. */
+async function startFlow() {
+  const { clientId, secret } = await createWebClient(server);
+  const config = await discover(server, clientId, secret);
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI,
+    scope: 'openid profile email',
+    state,
+    nonce,
+    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+  });
+  return { config, clientId, url, codeVerifier, state, nonce };
+}
+
+async function signIn(page: Page, email: string, password: string) {
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('login and consent pages in a browser', () => {
+  test('a person signs in, allows a third-party client, and the client redeems the code for an ID token of that person', async () => {
+    const page = await openPage();
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+    await expect(page.getByRole('heading', { name: 'Sign in' }).isVisible()).resolves.toBe(true);
+
+    await signIn(page, user.email, PASSWORD);
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Allow Web App?');
+    await expect(page.title()).resolves.toBe('Allow Web App?');
+
+    const callback = await clickThroughToApp(page, 'Allow');
+    expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT_URI);
+    expect(callback.searchParams.get('code')).toEqual(expect.any(String));
+    expect(callback.searchParams.get('state')).toBe(flow.state);
+
+    const tokens = await oidc.authorizationCodeGrant(flow.config, callback, {
+      pkceCodeVerifier: flow.codeVerifier,
+      expectedState: flow.state,
+      expectedNonce: flow.nonce,
+    });
+    expect(tokens.id_token).toEqual(expect.any(String));
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, aud: flow.clientId, iss: server.issuer, nonce: flow.nonce });
+  });
+
+  test('a wrong password and an unknown email get the same message on the login page, which keeps the typed email', async () => {
+    const page = await openPage();
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+
+    const attempt = async (email: string, password: string) => {
+      const [response] = await Promise.all([
+        page.waitForResponse((response) => response.request().method() === 'POST' && /\/interaction\/[^/]+\/login$/.test(response.url())),
+        signIn(page, email, password),
+      ]);
+      await page.waitForLoadState();
+      return {
+        status: response.status(),
+        message: await page.getByRole('alert').textContent(),
+        email: await page.inputValue('#email'),
+        password: await page.inputValue('#password'),
+      };
+    };
+
+    const wrongPassword = await attempt(user.email, 'not the password');
+    expect(wrongPassword).toEqual({ status: 400, message: WRONG_CREDENTIALS, email: user.email, password: '' });
+
+    const unknownEmail = `nobody.${Date.now()}@example.test`;
+    const unknown = await attempt(unknownEmail, PASSWORD);
+    expect(unknown).toEqual({ status: 400, message: WRONG_CREDENTIALS, email: unknownEmail, password: '' });
+    await expect(page.getByRole('button', { name: 'Sign in' }).isVisible()).resolves.toBe(true);
+  });
+
+  test('Deny on the consent page sends the browser back to the redirect_uri with error=access_denied', async () => {
+    const page = await openPage();
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+    await signIn(page, user.email, PASSWORD);
+    await page.getByRole('button', { name: 'Deny' }).waitFor();
+
+    const callback = await clickThroughToApp(page, 'Deny');
+    expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT_URI);
+    expect(callback.searchParams.get('error')).toBe('access_denied');
+    expect(callback.searchParams.get('state')).toBe(flow.state);
+    expect(callback.searchParams.has('code')).toBe(false);
+  });
+
+  test('the pages load nothing from elsewhere, break no CSP rule, and the login page is sent with a CSP and no-store', async () => {
+    const page = await openPage();
+    const consoleErrors: string[] = [];
+    const requested: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    page.on('request', (request) => requested.push(request.url()));
+
+    const flow = await startFlow();
+    const [loginResponse] = await Promise.all([
+      page.waitForResponse((response) => /\/interaction\/[^/]+$/.test(new URL(response.url()).pathname) && response.request().method() === 'GET'),
+      page.goto(flow.url.href),
+    ]);
+    expect(loginResponse.status()).toBe(200);
+    const headers = loginResponse.headers();
+    expect(headers['content-security-policy']).toContain("default-src 'self'");
+    expect(headers['cache-control']).toContain('no-store');
+
+    await signIn(page, user.email, PASSWORD);
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    const callback = await clickThroughToApp(page, 'Allow');
+    expect(callback.searchParams.get('code')).toEqual(expect.any(String));
+
+    const issuerOrigin = new URL(server.issuer).origin;
+    const elsewhere = requested.filter((url) => ![issuerOrigin, APP_ORIGIN].includes(new URL(url).origin));
+    expect(elsewhere).toEqual([]);
+    expect(requested.some((url) => url.startsWith(`${issuerOrigin}/assets/`))).toBe(true); // the stylesheet did load
+    expect(consoleErrors.filter((text) => /content security policy|refused to/i.test(text))).toEqual([]);
+  });
+
+  test('on a 375x667 phone the login page does not scroll sideways and its Sign in button is visible', async () => {
+    const viewport = { width: 375, height: 667 };
+    const page = await openPage({ viewport });
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+
+    const scrollWidth = await page.evaluate<number>('document.documentElement.scrollWidth'); // a string: tsconfig has no DOM lib
+    expect(scrollWidth).toBeLessThanOrEqual(viewport.width);
+    await expect(page.getByRole('button', { name: 'Sign in' }).isVisible()).resolves.toBe(true);
+    const email = await page.locator('#email').boundingBox();
+    expect(email).not.toBeNull();
+    expect(email!.x + email!.width).toBeLessThanOrEqual(viewport.width);
+
+    const artifacts = path.join(process.cwd(), 'test', 'artifacts');
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'login.png'), fullPage: true });
+  });
+});

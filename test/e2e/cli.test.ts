@@ -1,0 +1,177 @@
+/**
+ * The `authz` command line as an operator uses it: a real child process on the repository's Node, against the
+ * same database a server then uses. Bad arguments get a usage message and exit 2; refused input gets one line
+ * and exit 1; nothing prints a stack trace.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { postgresUrl, uniqueName } from '../support/environment.js';
+import { cleanEnvironment, runToEnd } from '../support/process.js';
+import { startTestServer } from '../support/server.js';
+
+const STACK_TRACE = /\n\s+at .+:\d+/;
+const PEPPERS = 'c1:cli-test-pepper-0123456789-0123456789';
+
+let scratch: string;
+let env: NodeJS.ProcessEnv;
+let schema: string | undefined;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(tmpdir(), 'authz-cli-'));
+  schema = postgresUrl ? uniqueName('cli') : undefined;
+  env = cleanEnvironment({
+    DATABASE_URL: postgresUrl,
+    DATABASE_SCHEMA: schema,
+    DATA_DIR: path.join(scratch, 'data'),
+    KEYS_DIR: path.join(scratch, 'keys'),
+    CLIENT_SECRET_PEPPERS: PEPPERS,
+    BCRYPT_COST: '4',
+  });
+});
+afterAll(async () => {
+  if (schema) {
+    const { openDatabase, closeDatabase } = await import('../../src/store/database.js');
+    const db = await openDatabase({ url: postgresUrl, embeddedDir: ':memory:' });
+    await db.raw('drop schema if exists ?? cascade', [schema]);
+    await closeDatabase(db);
+  }
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const authz = (args: string[], input?: string) => runToEnd('src/cli.ts', args, env, input);
+
+function expectRefusal(result: { code: number | null; stdout: string; stderr: string }, code: number, reason: RegExp) {
+  expect(result.code).toBe(code);
+  expect(result.stderr).toMatch(reason);
+  expect(result.stderr).not.toMatch(STACK_TRACE);
+}
+
+describe('authz CLI', () => {
+  test('migrate brings the schema up to date and says so the second time', async () => {
+    const first = await authz(['migrate']);
+    expect(first.code).toBe(0);
+    const second = await authz(['migrate']);
+    expect(second).toMatchObject({ code: 0, stdout: 'the schema is up to date\n' });
+  });
+
+  test('users add, list, set-password (from stdin), set-roles, disable', async () => {
+    const added = await authz(['users', 'add', '--email', 'Ops@Example.test', '--name', 'Ops', '--roles', 'admin,editor']);
+    expect(added.code).toBe(0);
+    expect(added.stdout).toMatch(/created user ops@example\.test/);
+    expect(added.stdout).toMatch(/password: \S{20}/);
+
+    const list = await authz(['users', 'list', '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ email: 'ops@example.test', roles: 'admin,editor', status: 'active' })]);
+
+    expect((await authz(['users', 'set-password', '--email', 'ops@example.test', '--password-stdin'], 'a long new password\n')).code).toBe(0);
+    expect((await authz(['users', 'set-roles', 'ops@example.test', 'reader'])).stdout).toMatch(/roles: reader/);
+    expect((await authz(['users', 'disable', 'ops@example.test'])).stdout).toMatch(/disabled/);
+
+    expectRefusal(await authz(['users', 'add', '--email', 'ops@example.test']), 1, /^authz: a user with the email ops@example\.test already exists\n$/);
+    expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'short']), 1, /at least 8 characters/);
+    expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
+  });
+
+  test('clients add prints the secret once; the server accepts it; list never shows it', async () => {
+    const added = await authz(['clients', 'add', '--type', 'service', '--name', 'Nightly job', '--json']);
+    expect(added.code).toBe(0);
+    const created = JSON.parse(added.stdout) as { client_id: string; client_secret: string; grant_types: string[] };
+    expect(created.client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(created.grant_types).toEqual(['client_credentials']);
+
+    const list = await authz(['clients', 'list']);
+    expect(list.stdout).toContain(created.client_id);
+    expect(list.stdout).not.toContain(created.client_secret);
+
+    const rotated = await authz(['clients', 'rotate-secret', created.client_id, '--keep-old-for', '0', '--json']);
+    const { client_secret: newSecret } = JSON.parse(rotated.stdout) as { client_secret: string };
+    expect(newSecret).not.toBe(created.client_secret);
+
+    if (!schema) return; // the server below shares the database: Postgres only (always so under CI)
+    const server = await startTestServer({ env: { DATABASE_SCHEMA: schema, CLIENT_SECRET_PEPPERS: PEPPERS } });
+    try {
+      const token = (secret: string) =>
+        fetch(`${server.issuer}/token`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: `Basic ${Buffer.from(`${created.client_id}:${secret}`).toString('base64')}`,
+          },
+          body: 'grant_type=client_credentials',
+        });
+      expect((await token(newSecret)).status).toBe(200);
+      expect((await token(created.client_secret)).status).toBe(401);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('clients add for a web app and an spa, then remove', async () => {
+    const web = await authz(['clients', 'add', '--type', 'web', '--name', 'Web', '--redirect-uri', 'https://app.example.test/cb', '--first-party']);
+    expect(web.stdout).toMatch(/client_secret: \S{43}/);
+    const spa = await authz(['clients', 'add', '--type', 'spa', '--name', 'SPA', '--redirect-uri', 'http://localhost:5173/cb', '--client-id', 'my-spa']);
+    expect(spa.stdout).toMatch(/client_id: +my-spa/);
+    expect(spa.stdout).not.toMatch(/client_secret/);
+    expect((await authz(['clients', 'remove', 'my-spa'])).code).toBe(0);
+    expectRefusal(await authz(['clients', 'remove', 'my-spa']), 1, /no client my-spa/);
+  });
+
+  test('apis add and list', async () => {
+    const added = await authz(['apis', 'add', '--indicator', 'https://api.example.test', '--name', 'API', '--scopes', 'read,write', '--token-ttl', '15m', '--default']);
+    expect(added.stdout).toMatch(/registered API https:\/\/api\.example\.test \(jwt tokens, 900s\)/);
+    expect((await authz(['apis', 'list'])).stdout).toMatch(/https:\/\/api\.example\.test\s+API\s+read write\s+jwt, 900s\s+true/);
+    expectRefusal(await authz(['apis', 'add', '--indicator', 'nope', '--name', 'Bad']), 1, /absolute URI/);
+  });
+
+  test('bad arguments get the usage and exit 2', async () => {
+    for (const args of [
+      ['bogus'],
+      ['clients', 'add', '--type', 'robot', '--name', 'R'],
+      ['clients', 'add', '--type', 'web'],
+      ['clients', 'rotate-secret', 'x', '--keep-old-for', 'soon'],
+      ['users', 'add'],
+    ]) {
+      const result = await authz(args);
+      expectRefusal(result, 2, /error: .+\n\(run with --help for usage\)/);
+    }
+    const help = await authz(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: authz/);
+  });
+
+  test('refused input: one line, exit 1, nothing written', async () => {
+    const result = await authz(['clients', 'add', '--type', 'web', '--name', 'Evil', '--redirect-uri', 'http://evil.example.test/cb']);
+    expectRefusal(result, 1, /^authz: redirectUris: http:\/\/evil\.example\.test\/cb must use https/);
+    expect((await authz(['clients', 'list'])).stdout).not.toContain('Evil');
+  });
+
+  test('keys rotate, list and prune work on the keys folder', async () => {
+    const rotated = await authz(['keys', 'rotate', '--activate-in', '0']);
+    expect(rotated.code).toBe(0);
+    expect(rotated.stderr).toMatch(/warning: the key signs in 0s/);
+    const next = await authz(['keys', 'rotate', '--activate-in', '2h']);
+    expect(next.stdout).toMatch(/wrote \d{8}T\d{6}Z\.pem/);
+    const list = JSON.parse((await authz(['keys', 'list', '--json'])).stdout) as { state: string }[];
+    expect(list.map((key) => key.state).sort()).toEqual(['current', 'next']);
+    expect((await authz(['keys', 'prune'])).stdout).toBe('no expired keys\n');
+    expect((await readdir(path.join(scratch, 'keys'))).filter((name) => name.endsWith('.pem'))).toHaveLength(2);
+  });
+});
+
+describe('authz CLI on the embedded database', () => {
+  test('refuses to open it while another process holds it, naming that process', async () => {
+    const dataDir = path.join(scratch, 'embedded');
+    const embedded = cleanEnvironment({ DATA_DIR: dataDir, KEYS_DIR: path.join(scratch, 'keys'), CLIENT_SECRET_PEPPERS: PEPPERS });
+    expect((await runToEnd('src/cli.ts', ['users', 'list'], embedded)).code).toBe(0);
+    const { openDatabase, closeDatabase } = await import('../../src/store/database.js');
+    const held = await openDatabase({ embeddedDir: path.join(dataDir, 'pglite') });
+    try {
+      const refused = await runToEnd('src/cli.ts', ['users', 'list'], embedded);
+      expectRefusal(refused, 1, new RegExp(`open in another process \\(pid ${process.pid}\\)`));
+    } finally {
+      await closeDatabase(held);
+    }
+    expect((await runToEnd('src/cli.ts', ['users', 'list'], embedded)).code).toBe(0);
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * Users, clients and APIs as stored: what reaches the database (never a plaintext password or secret), what is
+ * refused, and how secrets roll over. Runs on every SQL store this run has (Postgres and PGlite).
+ */
+import { UserRepository } from '../../src/accounts/users.js';
+import { ApiRepository } from '../../src/apis/apis.js';
+import { ClientRepository } from '../../src/clients/clients.js';
+import { hashClientSecret } from '../../src/clients/secrets.js';
+import { InputError, NotFoundError } from '../../src/errors.js';
+import { type TestDatabase, createTestDatabase, sqlKinds } from '../support/environment.js';
+
+const PEPPER = { kid: 'p1', secret: 'pepper-one-0123456789-0123456789-0123456789' };
+const NEXT_PEPPER = { kid: 'p2', secret: 'pepper-two-0123456789-0123456789-0123456789' };
+
+/** Every text value stored anywhere in the database, to look for leaked plaintext. */
+async function everyStoredText(store: TestDatabase): Promise<string> {
+  const tables = ['users', 'clients', 'client_secrets', 'apis', 'oidc_models'];
+  const rows = await Promise.all(tables.map((table) => store.db(table).select('*')));
+  return JSON.stringify(rows);
+}
+
+describe.each(sqlKinds)('repositories on %s', (kind) => {
+  let store: TestDatabase;
+  let users: UserRepository;
+  let clients: ClientRepository;
+  let apis: ApiRepository;
+
+  beforeAll(async () => {
+    store = await createTestDatabase(kind);
+    users = new UserRepository(store.db, { bcryptCost: 4 });
+    clients = new ClientRepository(store.db, { peppers: [PEPPER] });
+    apis = new ApiRepository(store.db, { defaultAccessTokenTtl: 600 });
+  });
+  afterAll(() => store.drop());
+
+  describe('users', () => {
+    test('stores a bcrypt hash, never the password, and finds the user by email in any case', async () => {
+      const user = await users.create({ email: 'Ada@Example.TEST', password: 'analytical engine', roles: ['admin'] });
+      expect(user.email).toBe('ada@example.test');
+      expect(await everyStoredText(store)).not.toContain('analytical engine');
+      const row = await store.db('users').where({ id: user.id }).first();
+      expect(row.password_hash).toMatch(/^\$2[aby]\$04\$/);
+      expect((await users.verifyPassword('ADA@example.test', 'analytical engine'))?.id).toBe(user.id);
+    });
+
+    test('a wrong password, an unknown email and a disabled user all fail alike', async () => {
+      await users.create({ email: 'grace@example.test', password: 'compiler compiler' });
+      expect(await users.verifyPassword('grace@example.test', 'wrong password')).toBeUndefined();
+      expect(await users.verifyPassword('nobody@example.test', 'compiler compiler')).toBeUndefined();
+      await users.disable('grace@example.test');
+      expect(await users.verifyPassword('grace@example.test', 'compiler compiler')).toBeUndefined();
+      await users.enable('grace@example.test');
+      expect(await users.verifyPassword('grace@example.test', 'compiler compiler')).toBeDefined();
+    });
+
+    test('a hash made at another cost is upgraded at the next sign-in', async () => {
+      const user = await users.create({ email: 'linus@example.test', password: 'penguin penguin' });
+      const stronger = new UserRepository(store.db, { bcryptCost: 5 });
+      expect(await stronger.verifyPassword('linus@example.test', 'penguin penguin')).toBeDefined();
+      const row = await store.db('users').where({ id: user.id }).first();
+      expect(row.password_hash).toMatch(/^\$2[aby]\$05\$/);
+    });
+
+    test('refuses a duplicate email, a short password and a password bcrypt would truncate', async () => {
+      await expect(users.create({ email: 'ada@example.test', password: 'another one' })).rejects.toThrow(InputError);
+      await expect(users.create({ email: 'short@example.test', password: 'short' })).rejects.toThrow(/at least 8/);
+      await expect(users.create({ email: 'long@example.test', password: 'x'.repeat(73) })).rejects.toThrow(/72 bytes/);
+      await expect(users.create({ email: 'not an email', password: 'long enough' })).rejects.toThrow(/email/);
+      expect(await users.findByEmail('short@example.test')).toBeUndefined();
+    });
+
+    test('an unknown user is a NotFoundError, and a non-uuid sub is simply not found', async () => {
+      await expect(users.setPassword('ghost@example.test', 'long enough')).rejects.toThrow(NotFoundError);
+      expect(await users.findById('not-a-uuid')).toBeUndefined();
+    });
+  });
+
+  describe('clients', () => {
+    test('a web client gets a 256-bit secret, stored only as an HMAC under the current pepper', async () => {
+      const { client, secret } = await clients.create({ type: 'web', name: 'Web', redirectUris: ['https://app.example.test/cb'] });
+      expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes
+      expect(await everyStoredText(store)).not.toContain(secret as string);
+      const [stored] = await store.db('client_secrets').where({ client_id: client.clientId });
+      expect(stored).toMatchObject({ pepper_kid: 'p1', hash: hashClientSecret(secret as string, PEPPER) });
+      expect(client).toMatchObject({ grantTypes: ['authorization_code', 'refresh_token'], tokenEndpointAuthMethod: 'client_secret_basic' });
+      expect(clients.verifySecret(client, secret as string)).toBe(true);
+      expect(clients.verifySecret(client, `${secret}x`)).toBe(false);
+    });
+
+    test('an spa is public and gets no secret; a service gets client_credentials only', async () => {
+      const spa = await clients.create({ type: 'spa', name: 'SPA', redirectUris: ['com.example.app:/callback', 'http://localhost:5173/cb'] });
+      expect(spa.secret).toBeUndefined();
+      expect(spa.client.tokenEndpointAuthMethod).toBe('none');
+      const service = await clients.create({ type: 'service', name: 'Job', scope: 'reports:read', roles: ['admin'] });
+      expect(service.client).toMatchObject({ grantTypes: ['client_credentials'], scope: 'reports:read', roles: ['admin'] });
+    });
+
+    test.each([
+      [{ type: 'web', name: 'No redirect' }, /at least one redirect URI/],
+      [{ type: 'web', name: 'Http', redirectUris: ['http://app.example.test/cb'] }, /must use https/],
+      [{ type: 'web', name: 'Wild', redirectUris: ['https://*.example.test/cb'] }, /wildcard/],
+      [{ type: 'web', name: 'Fragment', redirectUris: ['https://app.example.test/cb#x'] }, /fragment/],
+      [{ type: 'web', name: 'Scheme', redirectUris: ['myapp:/cb'] }, /https/],
+      [{ type: 'spa', name: 'Secret', redirectUris: ['https://a.example.test/cb'], tokenEndpointAuthMethod: 'client_secret_post' }, /public/],
+      [{ type: 'service', name: 'Redirect', redirectUris: ['https://a.example.test/cb'] }, /no redirect URIs/],
+      [{ type: 'web', name: 'Key', redirectUris: ['https://a.example.test/cb'], tokenEndpointAuthMethod: 'private_key_jwt' }, /jwks/],
+      [{ type: 'robot', name: 'Robot' }, /web, spa or service/],
+    ])('refuses %o', async (input, reason) => {
+      const before = await store.db('clients').count({ n: '*' });
+      await expect(clients.create(input as never)).rejects.toThrow(reason);
+      expect(await store.db('clients').count({ n: '*' })).toEqual(before); // nothing half-written
+    });
+
+    test('rotating a secret keeps the old one working only for the overlap', async () => {
+      const { client, secret: oldSecret } = await clients.create({ type: 'service', name: 'Rolling' });
+      const now = new Date();
+      const { secret: newSecret } = await clients.rotateSecret(client.clientId, 3600, now);
+      const during = await clients.require(client.clientId);
+      expect(clients.verifySecret(during, oldSecret as string)).toBe(true);
+      expect(clients.verifySecret(during, newSecret)).toBe(true);
+      const later = await clients.find(client.clientId, new Date(now.getTime() + 3601_000));
+      expect(clients.verifySecret(later!, oldSecret as string)).toBe(false);
+      expect(clients.verifySecret(later!, newSecret)).toBe(true);
+      await expect(clients.rotateSecret('no-such-client', 0)).rejects.toThrow(NotFoundError);
+    });
+
+    test('a new pepper hashes new secrets while secrets hashed under the old one still verify', async () => {
+      const { client, secret } = await clients.create({ type: 'service', name: 'Peppered' });
+      const rotated = new ClientRepository(store.db, { peppers: [NEXT_PEPPER, PEPPER] });
+      expect(rotated.verifySecret(await rotated.require(client.clientId), secret as string)).toBe(true);
+      const { secret: newSecret } = await rotated.rotateSecret(client.clientId, 0);
+      const rows = await store.db('client_secrets').where({ client_id: client.clientId }).orderBy('created_at', 'desc');
+      expect(rows[0].pepper_kid).toBe('p2');
+      expect(rotated.verifySecret(await rotated.require(client.clientId), newSecret)).toBe(true);
+    });
+
+    test('removing a client removes its secrets and the grants issued to it', async () => {
+      const { client } = await clients.create({ type: 'service', name: 'Doomed' });
+      await store.db('oidc_models').insert({ model: 'Grant', id: 'g-doomed', payload: JSON.stringify({ clientId: client.clientId }) });
+      await clients.remove(client.clientId);
+      expect(await clients.find(client.clientId)).toBeUndefined();
+      expect(await store.db('client_secrets').where({ client_id: client.clientId })).toHaveLength(0);
+      expect(await store.db('oidc_models').where({ id: 'g-doomed' })).toHaveLength(0);
+      await expect(clients.remove(client.clientId)).rejects.toThrow(NotFoundError);
+    });
+  });
+
+  describe('apis', () => {
+    test('one default at a time, the default TTL when none is given, at most 24 hours', async () => {
+      const first = await apis.create({ indicator: 'https://one.example.test', name: 'One', scopes: ['read'], isDefault: true });
+      expect(first.accessTokenTtl).toBe(600);
+      await apis.create({ indicator: 'https://two.example.test', name: 'Two', isDefault: true, accessTokenTtl: 3600 });
+      expect((await apis.findDefault())?.indicator).toBe('https://two.example.test');
+      expect((await apis.findByIndicator('https://one.example.test'))?.isDefault).toBe(false);
+      await expect(apis.create({ indicator: 'https://three.example.test', name: 'Three', accessTokenTtl: 2 * 86_400 })).rejects.toThrow(/at most/);
+    });
+
+    test.each([
+      [{ indicator: 'not a uri', name: 'X' }, /absolute URI/],
+      [{ indicator: 'https://a.example.test/#f', name: 'X' }, /fragment/],
+      [{ indicator: 'https://a.example.test', name: 'X', scopes: ['openid'] }, /OpenID Connect scope/],
+      [{ indicator: 'https://a.example.test', name: 'X', accessTokenFormat: 'paseto' }, /jwt or opaque/],
+    ])('refuses %o', async (input, reason) => {
+      await expect(apis.create(input as never)).rejects.toThrow(reason);
+    });
+
+    test('refuses a second API with the same indicator', async () => {
+      await apis.create({ indicator: 'https://dup.example.test', name: 'Dup' });
+      await expect(apis.create({ indicator: 'https://dup.example.test', name: 'Dup again' })).rejects.toThrow(/already exists/);
+    });
+  });
+});
