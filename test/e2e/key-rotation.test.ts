@@ -7,7 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type JWTPayload, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import Keygrip from 'keygrip';
 import * as oidc from 'openid-client';
+import { writeCookieSecret } from '../../src/keys/cookie-secrets.js';
 import { listKeys, rotateIfDue, rotateKey } from '../../src/keys/rotation.js';
 import { describeWithServers } from '../support/environment.js';
 import {
@@ -184,5 +186,32 @@ describeWithServers('signing key rotation', () => {
     expect(results.filter((result) => result?.created)).toHaveLength(1);
     expect(new Set(results.map((result) => result?.kid)).size).toBe(1);
     expect((await listKeys(first.config, now)).filter((status) => status.state === 'next')).toHaveLength(1);
+  });
+
+  test('a new cookie secret signs from its activation; a user signed in before stays signed in', async () => {
+    const user = await createUser(first);
+    const web = await createWebClient(first, { firstParty: true });
+    const config = await discover(first, web.clientId, web.secret);
+    const before = await signInAndRedeem(config, user);
+    expect(before.sawLoginPage).toBe(true);
+    const oldSecrets = first.server.keyRing.cookieSecrets;
+
+    const { created } = await writeCookieSecret(keysDir, now());
+    expect(created).toBe(true);
+    await reloadAll();
+    const [newSecret] = first.server.keyRing.cookieSecrets;
+    expect(oldSecrets).not.toContain(newSecret);
+    expect(first.server.keyRing.cookieSecrets).toEqual(expect.arrayContaining(oldSecrets));
+    expect(second.server.keyRing.cookieSecrets).toEqual(first.server.keyRing.cookieSecrets);
+
+    // The session cookie signed under the old secret still verifies: no login page, on either instance.
+    const again = await signInAndRedeem(config, user, { agent: before.agent });
+    expect(again.sawLoginPage).toBe(false);
+    expect(again.tokens.claims()?.sub).toBe(user.userId);
+    // Cookies set from now on are signed with the new secret.
+    const cookies = before.agent.cookies;
+    const session = cookies.get('_session');
+    expect(session).toBeDefined();
+    expect(new Keygrip([newSecret as string]).verify(`_session=${session}`, cookies.get('_session.sig') as string)).toBe(true);
   });
 });

@@ -2,7 +2,7 @@
  * Starting the server as a user would: the embedded default needs nothing installed and keeps its data across
  * restarts; production refuses to start, one clear line per missing piece.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -86,6 +86,17 @@ describe('production', () => {
     for (const expected of [/ISSUER must be https/, /DATABASE_URL/, /REDIS_URL/, /COOKIE_SECRETS/, /CLIENT_SECRET_PEPPERS/, /no signing key/]) {
       expect(lines.filter((line) => expected.test(line))).toHaveLength(1);
     }
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('a broken key file stops start-up with the file and the problem named', async () => {
+    const keysDir = path.join(scratch, 'broken-keys');
+    await mkdir(keysDir, { recursive: true });
+    await writeFile(path.join(keysDir, '20260101T000000Z.pem'), 'not a key');
+    const env = cleanEnvironment({ DATA_DIR: path.join(scratch, 'broken-data'), KEYS_DIR: keysDir, PORT: '0' });
+    const { code, stderr } = await runToEnd('src/main.ts', [], env);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/refusing to start: .*20260101T000000Z\.pem: is not a PEM private key/);
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
