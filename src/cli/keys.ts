@@ -1,7 +1,7 @@
 /** `authz keys …`: signing keys and cookie secrets in keys/ (see keys/README.md). */
 import type { Command } from 'commander';
 import { writeCookieSecret } from '../keys/cookie-secrets.js';
-import { listKeys, pruneKeys, rotateKey } from '../keys/rotation.js';
+import { describeKeys, pruneKeys, rotateKey } from '../keys/rotation.js';
 import type { CliContext } from './context.js';
 import { durationOption } from './options.js';
 import { isoDate, printJson, printTable } from './output.js';
@@ -25,13 +25,14 @@ export function registerKeyCommands(program: Command, context: CliContext): void
 
   keys
     .command('list')
-    .description('show each key’s state: next, current, previous, expired')
+    .description('show each key’s state (next, current, previous, expired) and when it was created, activates and retires')
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const statuses = await listKeys(context.config);
+      const statuses = await describeKeys(context.config);
       const rows = statuses.map((status) => ({
         kid: status.kid,
         state: status.state,
+        created: isoDate(status.createdAt),
         activates: isoDate(status.activatesAt),
         retires: isoDate(status.retiresAt),
       }));

@@ -91,6 +91,11 @@ export class KeyRing {
     this.#published = publicationOrder(files, this.#statuses).map((file) => file.jwk);
   }
 
+  /** The key files read, with their paths. */
+  get files(): readonly KeyFile[] {
+    return this.#files;
+  }
+
   /** The key files whose state is expired (what `authz keys prune` deletes). */
   get expiredFiles(): string[] {
     const expired = new Set(this.#statuses.filter((status) => status.state === 'expired').map((status) => status.kid));

@@ -3,7 +3,7 @@
  * ever adds a file that activates later; instances pick it up on their next scan and agree on every state
  * because states depend on nothing but the files and the clock.
  */
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { KeyRing } from './key-ring.js';
 import type { KeyStatus } from './key-states.js';
@@ -44,6 +44,13 @@ export async function rotateKey(config: Config, activateInSeconds = config.keys.
 
 export async function listKeys(config: Config, now?: () => Date): Promise<KeyStatus[]> {
   return (await openRing(config, now)).statuses;
+}
+
+/** Each key's status with the time its file was written (what `authz keys list` shows). */
+export async function describeKeys(config: Config, now?: () => Date): Promise<(KeyStatus & { createdAt: Date })[]> {
+  const ring = await openRing(config, now);
+  const created = new Map(await Promise.all(ring.files.map(async (file) => [file.kid, (await stat(file.file)).mtime] as const)));
+  return ring.statuses.map((status) => ({ ...status, createdAt: created.get(status.kid) ?? status.activatesAt }));
 }
 
 /** Deletes the files of expired keys; returns their paths. */
