@@ -3,8 +3,8 @@
  * our real login and consent pages as a public client with PKCE, shows the ID token's claims, calls the example
  * API cross-origin, renews with a rotating refresh token, and signs out of the authorization server.
  *
- * The example API has no CORS of its own (it is meant to sit behind the app's origin or a gateway); here a tiny
- * wrapper allows the SPA's origin, as a gateway would.
+ * The example API has no CORS of its own (it is meant to sit behind the app's origin or a gateway); the SPA
+ * example's tiny wrapper (examples/spa/cors.ts) allows the SPA's origin, as a gateway would.
  */
 import { mkdir } from 'node:fs/promises';
 import { type RequestListener, type Server, createServer } from 'node:http';
@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { createResourceServer } from '../../examples/resource-server/src/app.js';
+import { withCors } from '../../examples/spa/cors.js';
 import { createSpaHandler } from '../../examples/spa/server.js';
 import { API, PASSWORD } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -40,25 +41,6 @@ const close = async (http: Server | undefined) => {
   http.closeAllConnections();
   await new Promise((resolve) => http.close(resolve));
 };
-
-/** CORS for one origin in front of an API: what a gateway in front of the example API would add. */
-function withCors(origin: string, handler: RequestListener): RequestListener {
-  return (req, res) => {
-    if (req.headers.origin === origin) {
-      res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Access-Control-Expose-Headers', 'WWW-Authenticate');
-      res.setHeader('Vary', 'Origin');
-      if (req.method === 'OPTIONS') {
-        res.setHeader('Access-Control-Allow-Methods', 'GET, POST');
-        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
-        res.setHeader('Access-Control-Max-Age', '600');
-        res.writeHead(204).end();
-        return;
-      }
-    }
-    handler(req, res);
-  };
-}
 
 /** The user oidc-client-ts keeps in sessionStorage (a string expression: tsconfig has no DOM lib). */
 const storedUser = async () => {
