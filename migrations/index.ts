@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import * as initial from './20261124_0001_initial.js';
+import * as security from './20261125_0002_security.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -12,6 +13,7 @@ interface Migration {
 
 const migrations: Record<string, Migration> = {
   '20261124_0001_initial': initial,
+  '20261125_0002_security': security,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -6,6 +6,7 @@ import type { Server as HttpServer } from 'node:http';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
+import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders } from './http/security-headers.js';
@@ -18,6 +19,7 @@ import { ProviderSlot } from './oidc/provider-slot.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
 import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
+import { clientAuthLimits } from './security/client-auth-limits.js';
 import { schedulePruning } from './store/prune.js';
 import { type Services, closeServices, openServices } from './services.js';
 
@@ -41,7 +43,7 @@ export interface ServerOptions {
 }
 
 export async function createServer(config: Config, logger: Logger, options: ServerOptions = {}): Promise<AuthzServer> {
-  const services = await openServices(config, logger);
+  const services = await openServices(config, { logger });
   const keyRing = await KeyRing.open({
     keysDir: config.keys.dir,
     passphrase: config.keys.passphrase,
@@ -60,7 +62,17 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.silent = true;
   app.use(requestContext(logger));
   app.use(securityHeaders({ production: config.production }));
-  app.use(createInteractionRoutes({ provider: slot.proxy, users: services.users, catalog: services.catalog, config, logger }));
+  app.use(
+    createInteractionRoutes({
+      provider: slot.proxy,
+      users: services.users,
+      catalog: services.catalog,
+      audit: services.audit,
+      limits: services.limits,
+      config,
+      logger,
+    }),
+  );
   app.use((ctx, next) => slot.mounted(ctx, next));
   app.use(async (ctx) => {
     ctx.status = 404;
@@ -89,7 +101,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
 }
 
 function providerFactory(config: Config, logger: Logger, services: Services) {
-  const { db, redis, users, clients, catalog } = services;
+  const { db, redis, users, clients, catalog, audit, limits } = services;
   const pages = createProviderPages({ logger });
   const adapter = createAdapterFactory({
     db,
@@ -108,8 +120,11 @@ function providerFactory(config: Config, logger: Logger, services: Services) {
       cookieSecrets: keyRing.cookieSecrets,
       pages,
     });
-    installClientSecretCheck(provider, catalog, clients);
+    installClientSecretCheck(provider, catalog, clients, limits);
+    provider.use(clientAuthLimits(limits));
+    provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
+    auditProviderEvents(provider, audit);
     provider.on('server_error', (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'));
     return provider;
   };

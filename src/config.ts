@@ -103,6 +103,17 @@ const environmentSchema = z.object({
   GRANT_TTL: seconds(365 * 24 * 3600),
   /** Lifetime of an ID token, seconds. */
   ID_TOKEN_TTL: seconds(3600),
+  /** Failed sign-ins allowed per account within LOGIN_FAILURE_WINDOW before it is locked. */
+  LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
+  /** Failed sign-ins allowed per client IP within LOGIN_FAILURE_WINDOW before the IP is locked. */
+  LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(100),
+  /** The window in which failures are counted. */
+  LOGIN_FAILURE_WINDOW: seconds(15 * 60),
+  /** The first lock; each further lock within a day doubles it, up to LOGIN_MAX_LOCK. */
+  LOGIN_LOCK: seconds(15 * 60),
+  LOGIN_MAX_LOCK: seconds(24 * 3600),
+  /** Failed client authentications (token, introspection, revocation) allowed per client_id and per IP in the window. */
+  CLIENT_AUTH_MAX_FAILURES: z.coerce.number().int().min(1).default(20),
   /** How often expired rows are pruned from SQL, seconds. */
   PRUNE_INTERVAL: seconds(600),
 });
@@ -149,6 +160,15 @@ export interface Config {
     idToken: number;
   };
   pruneIntervalSeconds: number;
+  /** Brute-force limits (src/security/). */
+  limits: {
+    loginPerAccount: number;
+    loginPerIp: number;
+    clientAuthFailures: number;
+    windowSeconds: number;
+    lockSeconds: number;
+    maxLockSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -224,6 +244,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       idToken: e.ID_TOKEN_TTL,
     },
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
+    limits: {
+      loginPerAccount: e.LOGIN_MAX_FAILURES,
+      loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
+      clientAuthFailures: e.CLIENT_AUTH_MAX_FAILURES,
+      windowSeconds: e.LOGIN_FAILURE_WINDOW,
+      lockSeconds: e.LOGIN_LOCK,
+      maxLockSeconds: Math.max(e.LOGIN_MAX_LOCK, e.LOGIN_LOCK),
+    },
   };
   if (production) {
     const problems = productionProblems(config, e);

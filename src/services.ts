@@ -5,12 +5,14 @@
 import type { Redis } from 'ioredis';
 import { UserRepository } from './accounts/users.js';
 import { ApiRepository } from './apis/apis.js';
+import { AuditLog } from './audit/audit-log.js';
 import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Catalog } from './oidc/catalog.js';
 import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
 import { openRedis } from './store/redis.js';
+import { type SecurityLimits, createSecurityLimits } from './security/limits.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
 
 export interface Services {
@@ -20,21 +22,34 @@ export interface Services {
   clients: ClientRepository;
   apis: ApiRepository;
   catalog: Catalog;
+  audit: AuditLog;
+  limits: SecurityLimits;
 }
 
-export async function openServices(config: Config, logger?: Logger): Promise<Services> {
+export interface ServiceOptions {
+  logger?: Logger;
+  /** Who the administrative changes made through these services are attributed to in the audit log. */
+  actor?: string;
+}
+
+export async function openServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
+  const { logger, actor = 'server' } = options;
   if (!config.production) await ensureDevelopmentSecrets(config);
   const db = await openDatabase(config.database);
   await migrate(db);
   const redis = config.redis ? openRedis(config.redis.url, logger) : undefined;
-  const users = new UserRepository(db, { bcryptCost: config.bcryptCost });
-  const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers });
-  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken });
+  const audit = new AuditLog(db, logger);
+  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor });
+  const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, audit, actor });
+  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
-  return { db, redis, users, clients, apis, catalog };
+  const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
+  return { db, redis, users, clients, apis, catalog, audit, limits };
 }
 
+/** Flushes the audit log, then closes Redis and the database. */
 export async function closeServices(services: Services): Promise<void> {
+  await services.audit.close();
   services.redis?.disconnect();
   await closeDatabase(services.db);
 }

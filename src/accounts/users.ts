@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, describeIssues } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
@@ -16,6 +17,8 @@ export interface User {
   emailVerified: boolean;
   disabledAt: Date | null;
   passwordChangedAt: Date | null;
+  /** Sessions and tokens issued before this moment are void ("log out everywhere"). */
+  sessionsRevokedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -29,6 +32,7 @@ interface UserRow {
   email_verified: boolean;
   disabled_at: Date | null;
   password_changed_at: Date | null;
+  sessions_revoked_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -65,6 +69,7 @@ function toUser(row: UserRow): User {
     emailVerified: row.email_verified,
     disabledAt: row.disabled_at,
     passwordChangedAt: row.password_changed_at,
+    sessionsRevokedAt: row.sessions_revoked_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -72,14 +77,29 @@ function toUser(row: UserRow): User {
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
+export interface UserRepositoryOptions {
+  bcryptCost: number;
+  /** Where administrative changes are recorded, and who makes them (`cli`, `admin-api`). */
+  audit?: AuditSink;
+  actor?: string;
+}
+
 export class UserRepository {
   readonly passwords: PasswordHasher;
+  readonly #audit?: AuditSink;
+  readonly #actor: string;
 
   constructor(
     private readonly db: Database,
-    options: { bcryptCost: number },
+    options: UserRepositoryOptions,
   ) {
     this.passwords = new PasswordHasher(options.bcryptCost);
+    this.#audit = options.audit;
+    this.#actor = options.actor ?? 'server';
+  }
+
+  #record(type: string, user: User, detail: Record<string, unknown> = {}): void {
+    this.#audit?.record({ type, outcome: 'success', accountId: user.id, detail: { by: this.#actor, ...detail } });
   }
 
   async create(input: NewUser): Promise<User> {
@@ -97,7 +117,9 @@ export class UserRepository {
           password_changed_at: passwordHash ? new Date() : null,
         })
         .returning('*');
-      return toUser(row as UserRow);
+      const created = toUser(row as UserRow);
+      this.#record('user_created', created, { roles: created.roles });
+      return created;
     } catch (error) {
       if (isUniqueViolation(error)) throw new InputError(`a user with the email ${user.email} already exists`);
       throw error;
@@ -147,26 +169,62 @@ export class UserRepository {
     return toUser(row);
   }
 
+  /** A new password ends every session and token of the user: whoever knew the old one is out. */
   async setPassword(idOrEmail: string, newPassword: string): Promise<User> {
     const value = parse(password, newPassword);
     const user = await this.require(idOrEmail);
-    return this.#update(user.id, { password_hash: await this.passwords.hash(value), password_changed_at: new Date() });
+    const hash = await this.passwords.hash(value);
+    const updated = await this.#revokeEverything(user.id, { password_hash: hash, password_changed_at: new Date() });
+    this.#record('user_password_changed', updated);
+    return updated;
   }
 
   async setRoles(idOrEmail: string, roles: string[]): Promise<User> {
     const value = parse(z.array(roleName).max(100), roles);
     const user = await this.require(idOrEmail);
-    return this.#update(user.id, { roles: [...new Set(value)] });
+    const updated = await this.#update(user.id, { roles: [...new Set(value)] });
+    this.#record('user_roles_changed', updated, { roles: updated.roles });
+    return updated;
   }
 
+  /** A disabled user cannot sign in, and every session and token they hold stops working. */
   async disable(idOrEmail: string): Promise<User> {
     const user = await this.require(idOrEmail);
-    return user.disabledAt ? user : this.#update(user.id, { disabled_at: new Date() });
+    const updated = await this.#revokeEverything(user.id, { disabled_at: user.disabledAt ?? new Date() });
+    this.#record('user_disabled', updated);
+    return updated;
   }
 
   async enable(idOrEmail: string): Promise<User> {
     const user = await this.require(idOrEmail);
-    return this.#update(user.id, { disabled_at: null });
+    const updated = await this.#update(user.id, { disabled_at: null });
+    this.#record('user_enabled', updated);
+    return updated;
+  }
+
+  /** Log out everywhere: ends every session, consent, refresh token and opaque access token of the user. */
+  async revokeSessions(idOrEmail: string): Promise<User> {
+    const user = await this.require(idOrEmail);
+    const updated = await this.#revokeEverything(user.id, {});
+    this.#record('user_sessions_revoked', updated);
+    return updated;
+  }
+
+  /**
+   * Deletes the user's grants (and with them every token issued under them: the provider refuses a token whose
+   * grant is gone) and refresh tokens, and marks the moment so that sessions, which live in Redis with no index
+   * by user, are refused when next used (src/oidc/accounts.ts).
+   */
+  async #revokeEverything(id: string, changes: Partial<UserRow>): Promise<User> {
+    return this.db.transaction(async (trx) => {
+      await trx('oidc_models').where({ account_id: id }).delete();
+      const [row] = await trx<UserRow>('users')
+        .where({ id })
+        .update({ ...changes, sessions_revoked_at: new Date(), updated_at: new Date() })
+        .returning('*');
+      if (!row) throw new NotFoundError(`no user ${id}`);
+      return toUser(row as UserRow);
+    });
   }
 
   async #update(id: string, changes: Partial<UserRow>): Promise<User> {

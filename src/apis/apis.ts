@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { MAX_API_TOKEN_TTL } from '../config.js';
+import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, describeIssues } from '../errors.js';
 import { OIDC_SCOPES } from '../oidc/scopes.js';
 import type { Database } from '../store/database.js';
@@ -79,21 +80,35 @@ function toRecord(row: ApiRow): ApiRecord {
   };
 }
 
+export interface ApiRepositoryOptions {
+  defaultAccessTokenTtl: number;
+  audit?: AuditSink;
+  actor?: string;
+}
+
 export class ApiRepository {
   readonly #defaultTtl: number;
+  readonly #audit?: AuditSink;
+  readonly #actor: string;
 
   constructor(
     private readonly db: Database,
-    options: { defaultAccessTokenTtl: number },
+    options: ApiRepositoryOptions,
   ) {
     this.#defaultTtl = Math.min(options.defaultAccessTokenTtl, MAX_API_TOKEN_TTL);
+    this.#audit = options.audit;
+    this.#actor = options.actor ?? 'server';
+  }
+
+  #record(type: string, indicator: string): void {
+    this.#audit?.record({ type, outcome: 'success', detail: { by: this.#actor, indicator } });
   }
 
   async create(input: NewApi): Promise<ApiRecord> {
     const parsed = newApiSchema.safeParse(input);
     if (!parsed.success) throw new InputError(describeIssues(parsed.error.issues));
     const api = parsed.data;
-    return this.db.transaction(async (trx) => {
+    const created = await this.db.transaction(async (trx) => {
       if (await trx('apis').where({ indicator: api.indicator }).first()) {
         throw new InputError(`an API with the indicator ${api.indicator} already exists`);
       }
@@ -112,6 +127,8 @@ export class ApiRepository {
         .returning('*');
       return toRecord(row as ApiRow);
     });
+    this.#record('api_created', created.indicator);
+    return created;
   }
 
   async findByIndicator(value: string): Promise<ApiRecord | undefined> {
@@ -132,5 +149,6 @@ export class ApiRepository {
   async remove(value: string): Promise<void> {
     const deleted = await this.db('apis').where({ indicator: value }).delete().returning('id');
     if (deleted.length === 0) throw new NotFoundError(`no API ${value}`);
+    this.#record('api_removed', value);
   }
 }

@@ -15,7 +15,7 @@ export class CliContext {
   }
 
   services(): Promise<Services> {
-    this.#services ??= openServices(this.config);
+    this.#services ??= openServices(this.config, { actor: 'cli' });
     return this.#services;
   }
 

@@ -12,6 +12,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, describeIssues } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { redirectUriProblem } from './redirect-uris.js';
@@ -171,14 +172,29 @@ export interface CreatedClient {
   secret?: string;
 }
 
+export interface ClientRepositoryOptions {
+  peppers: Pepper[];
+  /** Where administrative changes are recorded, and who makes them (`cli`, `admin-api`). */
+  audit?: AuditSink;
+  actor?: string;
+}
+
 export class ClientRepository {
   readonly #peppers: Pepper[];
+  readonly #audit?: AuditSink;
+  readonly #actor: string;
 
   constructor(
     private readonly db: Database,
-    options: { peppers: Pepper[] },
+    options: ClientRepositoryOptions,
   ) {
     this.#peppers = options.peppers;
+    this.#audit = options.audit;
+    this.#actor = options.actor ?? 'server';
+  }
+
+  #record(type: string, clientId: string, detail: Record<string, unknown> = {}): void {
+    this.#audit?.record({ type, outcome: 'success', clientId, detail: { by: this.#actor, ...detail } });
   }
 
   /** The pepper that hashes new secrets: the first listed. */
@@ -217,6 +233,7 @@ export class ClientRepository {
       if (isUniqueViolation(error)) throw new InputError(`a client with the id ${clientId} already exists`);
       throw error;
     }
+    this.#record('client_created', clientId, { type: client.type, firstParty: client.firstParty });
     return { client: await this.require(clientId), secret };
   }
 
@@ -265,15 +282,20 @@ export class ClientRepository {
       await trx('client_secrets').insert(this.#secretRow(clientId, secret, null));
       await trx('clients').where({ client_id: clientId }).update({ updated_at: now });
     });
+    this.#record('client_secret_rotated', clientId, { oldSecretsExpireAt: oldSecretsExpireAt.toISOString() });
     return { secret, oldSecretsExpireAt };
   }
 
   async disable(clientId: string): Promise<ClientRecord> {
-    return this.#update(clientId, { disabled_at: new Date() });
+    const client = await this.#update(clientId, { disabled_at: new Date() });
+    this.#record('client_disabled', clientId);
+    return client;
   }
 
   async enable(clientId: string): Promise<ClientRecord> {
-    return this.#update(clientId, { disabled_at: null });
+    const client = await this.#update(clientId, { disabled_at: null });
+    this.#record('client_enabled', clientId);
+    return client;
   }
 
   /** Deletes the client, its secrets and every grant and token issued to it. */
@@ -284,6 +306,7 @@ export class ClientRepository {
       if (deleted.length === 0) throw new NotFoundError(`no client ${clientId}`);
       await trx('oidc_models').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
     });
+    this.#record('client_removed', clientId);
   }
 
   #secretRow(clientId: string, secret: string, expiresAt: Date | null) {

@@ -15,9 +15,13 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { UserRepository } from '../accounts/users.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { requestFacts } from '../audit/request-facts.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Catalog } from '../oidc/catalog.js';
+import { describeWait } from '../security/failure-limiter.js';
+import type { SecurityLimits } from '../security/limits.js';
 import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { type ErrorPage, PageError, renderErrorPage } from './errors.js';
@@ -27,6 +31,8 @@ export interface InteractionDependencies {
   provider: Provider;
   users: UserRepository;
   catalog: Catalog;
+  audit: AuditSink;
+  limits: SecurityLimits;
   config: Config;
   logger: Logger;
   views: Views;
@@ -83,20 +89,61 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     const details = ctx.state.interaction as Interaction;
     const form = loginForm.safeParse(ctx.request.body);
     if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, status: 400 });
-    const user = await deps.users.verifyPassword(form.data.email, form.data.password);
-    if (!user) {
-      return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email: form.data.email, status: 400 });
+    const email = form.data.email.toLowerCase();
+    const clientId = String(details.params.client_id);
+    const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>, accountId?: string) =>
+      deps.audit.record({ type, outcome, accountId, clientId, ...requestFacts(ctx), detail: { email, ...detail } });
+    const refuse = (lockedMs: number) => {
+      ctx.set('Retry-After', String(Math.ceil(lockedMs / 1000)));
+      const error = `Too many failed sign-in attempts. Try again in ${describeWait(lockedMs)}.`;
+      return renderLogin(ctx, deps, details, { error, email, status: 429 });
+    };
+
+    // A locked account or IP is refused before the password is looked at, so it cannot be probed.
+    const locked = Math.max(await deps.limits.loginByAccount.lockedFor(email), await deps.limits.loginByIp.lockedFor(ctx.ip));
+    if (locked > 0) {
+      record('failure', 'sign_in', { reason: 'locked' });
+      return refuse(locked);
     }
+    const user = await deps.users.verifyPassword(email, form.data.password);
+    if (!user) {
+      const [accountLock, ipLock] = await Promise.all([deps.limits.loginByAccount.fail(email), deps.limits.loginByIp.fail(ctx.ip)]);
+      record('failure', 'sign_in', { reason: 'bad_credentials' });
+      const lock = Math.max(accountLock, ipLock);
+      if (lock === 0) {
+        return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email, status: 400 });
+      }
+      record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
+      return refuse(lock);
+    }
+    await deps.limits.loginByAccount.reset(email);
+    record('success', 'sign_in', { amr: ['pwd'] }, user.id);
     await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
   });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     const grantId = await saveConsent(provider, details);
+    deps.audit.record({
+      type: 'consent_granted',
+      outcome: 'success',
+      accountId: details.session?.accountId,
+      clientId: String(details.params.client_id),
+      ...requestFacts(ctx),
+      detail: { scope: details.params.scope, grantId },
+    });
     await finish(ctx, { consent: { grantId } }, true);
   });
 
   router.post('/abort', readForm, interaction(), async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    deps.audit.record({
+      type: details.prompt.name === 'consent' ? 'consent_denied' : 'sign_in_cancelled',
+      outcome: 'failure',
+      accountId: details.session?.accountId,
+      clientId: String(details.params.client_id),
+      ...requestFacts(ctx),
+    });
     await finish(ctx, { error: 'access_denied', error_description: 'The user cancelled the request' }, false);
   });
 

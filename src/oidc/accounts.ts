@@ -30,10 +30,27 @@ function userClaims(user: User): Record<string, unknown> {
   };
 }
 
+/** Seconds since the epoch at which the session or token in hand was issued, when known. */
+function issuedAt(ctx: KoaContextWithOIDC, token: { iat?: number } | undefined): number | undefined {
+  if (token?.iat) return token.iat;
+  return ctx?.oidc?.session?.loginTs;
+}
+
+/**
+ * A user "logged out everywhere" (src/accounts/users.ts revokeSessions, a password change, disable) has no
+ * account for sessions and tokens issued before that moment: the provider then asks for a new login, refuses the
+ * refresh, or answers invalid_token.
+ */
+function revokedFor(user: User, issued: number | undefined): boolean {
+  if (!user.sessionsRevokedAt || issued === undefined) return false;
+  return issued < Math.floor(user.sessionsRevokedAt.getTime() / 1000);
+}
+
 export function accountFinder(users: UserRepository): FindAccount {
-  return async (_ctx, sub): Promise<Account | undefined> => {
+  return async (ctx, sub, token): Promise<Account | undefined> => {
     const user = await users.findById(sub);
     if (!user || user.disabledAt) return undefined;
+    if (revokedFor(user, issuedAt(ctx, token as { iat?: number } | undefined))) return undefined;
     return {
       accountId: user.id,
       // oidc-provider filters these down to what the granted scopes and claims allow.

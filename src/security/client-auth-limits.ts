@@ -1,0 +1,71 @@
+/**
+ * Brute-force limits on client authentication at the token, introspection and revocation endpoints: failures
+ * are counted per client_id and per IP, and a locked client or IP gets 429 with Retry-After until the lock ends,
+ * before its credentials are looked at. (Sign-in limits are in src/interaction/routes.ts.)
+ */
+import type { Middleware } from 'koa';
+import Provider, { errors } from 'oidc-provider';
+import type { SecurityLimits } from './limits.js';
+import { describeWait } from './failure-limiter.js';
+
+const CLIENT_AUTH_PATHS = /\/token(\/introspection|\/revocation)?$/;
+
+/** The client_id of an HTTP Basic header, when there is one (RFC 6749 §2.3.1: form-encoded inside). */
+function basicClientId(header: string): string | undefined {
+  const match = /^Basic ([A-Za-z0-9+/=]+)$/i.exec(header.trim());
+  if (!match?.[1]) return undefined;
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+export class TooManyClientAuthFailures extends errors.OIDCProviderError {
+  constructor(readonly retryAfterMs: number) {
+    super(429, 'invalid_client');
+    Object.assign(this, { error_description: `too many failed client authentications; retry in ${describeWait(retryAfterMs)}` });
+  }
+}
+
+export function clientAuthLimits(limits: SecurityLimits): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.test(ctx.path)) return next();
+    const fromHeader = basicClientId(ctx.get('authorization'));
+    const locked = Math.max(
+      await limits.clientAuthByIp.lockedFor(ctx.ip),
+      fromHeader ? await limits.clientAuthByClient.lockedFor(fromHeader) : 0,
+    );
+    if (locked > 0) {
+      ctx.status = 429;
+      ctx.set('Retry-After', String(Math.ceil(locked / 1000)));
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = { error: 'invalid_client', error_description: `too many failed client authentications; retry in ${describeWait(locked)}` };
+      return;
+    }
+    await next();
+    const clientId = ctx.oidc?.client?.clientId ?? (ctx.oidc?.params?.client_id as string | undefined) ?? fromHeader;
+    const failed = ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
+    if (failed) {
+      await Promise.all([limits.clientAuthByIp.fail(ctx.ip), clientId ? limits.clientAuthByClient.fail(clientId) : undefined]);
+    } else if (ctx.status === 429) {
+      const retryAfter = (ctx.state.clientAuthRetryAfterMs as number | undefined) ?? 60_000;
+      ctx.set('Retry-After', String(Math.ceil(retryAfter / 1000)));
+    }
+  };
+}
+
+/**
+ * The per-client check for clients that send their id in the body (client_secret_post): oidc-provider calls
+ * compareClientSecret once it knows the client, and a locked client is refused there, before the comparison.
+ */
+export async function assertClientNotLocked(limits: SecurityLimits, clientId: string): Promise<void> {
+  const locked = await limits.clientAuthByClient.lockedFor(clientId);
+  if (locked === 0) return;
+  const ctx = Provider.ctx;
+  if (ctx) ctx.state.clientAuthRetryAfterMs = locked;
+  throw new TooManyClientAuthFailures(locked);
+}

@@ -1,0 +1,25 @@
+/** The brute-force limits the server enforces (README "Brute-force limits"), built from the configuration. */
+import type { Config } from '../config.js';
+import { FailureLimiter, type LimiterStore } from './failure-limiter.js';
+
+export interface SecurityLimits {
+  /** Wrong passwords per account (keyed by the email typed, so unknown emails are limited alike). */
+  loginByAccount: FailureLimiter;
+  /** Wrong passwords per client IP, across accounts (password spraying). */
+  loginByIp: FailureLimiter;
+  /** Failed client authentications per client_id. */
+  clientAuthByClient: FailureLimiter;
+  /** Failed client authentications per IP. */
+  clientAuthByIp: FailureLimiter;
+}
+
+export function createSecurityLimits(config: Config, store: LimiterStore): SecurityLimits {
+  const { limits } = config;
+  const shared = { windowSeconds: limits.windowSeconds, lockSeconds: limits.lockSeconds, maxLockSeconds: limits.maxLockSeconds };
+  return {
+    loginByAccount: new FailureLimiter(store, { name: 'login-account', maxFailures: limits.loginPerAccount, ...shared }),
+    loginByIp: new FailureLimiter(store, { name: 'login-ip', maxFailures: limits.loginPerIp, ...shared }),
+    clientAuthByClient: new FailureLimiter(store, { name: 'client-auth', maxFailures: limits.clientAuthFailures, ...shared }),
+    clientAuthByIp: new FailureLimiter(store, { name: 'client-auth-ip', maxFailures: limits.clientAuthFailures * 5, ...shared }),
+  };
+}
