@@ -18,11 +18,13 @@ const redactedPaths = [
   'res.headers["set-cookie"]',
 ];
 
-export function createLogger(level: string, production: boolean): Logger {
-  const pretty = !production && process.stdout.isTTY;
-  return pino({
+/** `destination` replaces stdout (tests read what would be logged). */
+export function createLogger(level: string, production: boolean, destination?: NodeJS.WritableStream): Logger {
+  const pretty = !production && !destination && process.stdout.isTTY;
+  const options = {
     level,
     redact: { paths: redactedPaths, censor: '[redacted]' },
     transport: pretty ? { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } } : undefined,
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

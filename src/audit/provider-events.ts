@@ -7,7 +7,8 @@ import type Provider from 'oidc-provider';
 import type { AuditEvent, AuditSink } from './audit-log.js';
 import { requestFacts } from './request-facts.js';
 
-type OidcError = { error?: string; error_description?: string };
+/** error_detail says what exactly was wrong; it is not sent to clients. */
+type OidcError = { error?: string; error_description?: string; error_detail?: string };
 
 function facts(ctx: KoaContextWithOIDC): Pick<AuditEvent, 'clientId' | 'accountId' | 'ip' | 'userAgent' | 'requestId'> {
   const { entities } = ctx.oidc ?? {};
@@ -26,19 +27,19 @@ export function auditProviderEvents(provider: Provider, audit: AuditSink): void 
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: OidcError) => {
     const grantType = ctx.oidc?.params?.grant_type;
     if (error.error === 'invalid_client') {
-      audit.record({ type: 'client_auth_failed', outcome: 'failure', ...facts(ctx), detail: { endpoint: 'token', reason: error.error_description } });
-    } else if (error.error_description === 'refresh token already used') {
+      audit.record({ type: 'client_auth_failed', outcome: 'failure', ...facts(ctx), detail: { endpoint: 'token', reason: error.error_detail ?? error.error_description } });
+    } else if (error.error_detail === 'refresh token already used') {
       // A rotated refresh token came back: the client or an attacker holds a stolen copy. The grant is revoked.
       const grantId = ctx.oidc.entities?.RefreshToken?.grantId;
       audit.record({ type: 'refresh_reuse_detected', outcome: 'failure', ...facts(ctx), detail: { grantId, grantRevoked: true } });
     } else {
-      audit.record({ type: 'token_refused', outcome: 'failure', ...facts(ctx), detail: { grantType, error: error.error, reason: error.error_description } });
+      audit.record({ type: 'token_refused', outcome: 'failure', ...facts(ctx), detail: { grantType, error: error.error, reason: error.error_detail ?? error.error_description } });
     }
   });
 
   const clientAuthFailure = (endpoint: string) => (ctx: KoaContextWithOIDC, error: OidcError) => {
     if (error.error !== 'invalid_client') return;
-    audit.record({ type: 'client_auth_failed', outcome: 'failure', ...facts(ctx), detail: { endpoint, reason: error.error_description } });
+    audit.record({ type: 'client_auth_failed', outcome: 'failure', ...facts(ctx), detail: { endpoint, reason: error.error_detail ?? error.error_description } });
   };
   provider.on('introspection.error', clientAuthFailure('introspection'));
   provider.on('revocation.error', clientAuthFailure('revocation'));
@@ -52,7 +53,7 @@ export function auditProviderEvents(provider: Provider, audit: AuditSink): void 
   });
 
   provider.on('authorization.error', (ctx: KoaContextWithOIDC, error: OidcError) => {
-    audit.record({ type: 'authorization_refused', outcome: 'failure', ...facts(ctx), detail: { error: error.error, reason: error.error_description } });
+    audit.record({ type: 'authorization_refused', outcome: 'failure', ...facts(ctx), detail: { error: error.error, reason: error.error_detail ?? error.error_description } });
   });
 }
 

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerApiCommands } from './apis.js';
+import { registerAuditCommands } from './audit.js';
 import { registerClientCommands } from './clients.js';
 import { CliContext } from './context.js';
 import { registerKeyCommands } from './keys.js';
@@ -40,6 +41,7 @@ function buildProgram(context: CliContext): Command {
   registerClientCommands(program, context);
   registerApiCommands(program, context);
   registerKeyCommands(program, context);
+  registerAuditCommands(program, context);
   for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

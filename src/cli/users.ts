@@ -87,13 +87,22 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       process.stdout.write(`${user.email} now has roles: ${user.roles.join(', ') || '(none)'}\n`);
     });
 
+  users
+    .command('revoke-sessions')
+    .description('log a user out everywhere: end every session, consent, refresh token and opaque access token')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const user = await (await context.services()).users.revokeSessions(email);
+      process.stdout.write(`${user.email} is signed out everywhere; JWT access tokens already issued expire within their lifetime\n`);
+    });
+
   for (const [name, verb] of [
     ['disable', 'disabled'],
     ['enable', 'enabled'],
   ] as const) {
     users
       .command(name)
-      .description(name === 'disable' ? 'stop a user from signing in and from using existing tokens' : 're-enable a disabled user')
+      .description(name === 'disable' ? 'stop a user from signing in and end their sessions and tokens' : 're-enable a disabled user')
       .argument('<email>', 'the user’s email or sub')
       .action(async (email: string) => {
         const repository = (await context.services()).users;

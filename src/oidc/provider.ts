@@ -83,7 +83,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicy.base(),
+      policy: interactionPolicyWithAccountCheck(),
     },
     loadExistingGrant: firstPartyGrantLoader(catalog),
     // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant.
@@ -106,6 +106,23 @@ export function createProvider(deps: ProviderDependencies): Provider {
   });
   provider.proxy = config.proxy;
   return provider;
+}
+
+/**
+ * The base policy, plus one login check: a session whose account is no longer usable (disabled, deleted, or signed
+ * out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account.
+ */
+function interactionPolicyWithAccountCheck() {
+  const policy = interactionPolicy.base();
+  policy.get('login')?.checks.push(
+    new interactionPolicy.Check(
+      'account_unavailable',
+      'the signed-in account is disabled, deleted or was signed out everywhere',
+      'login_required',
+      async (ctx) => Boolean(ctx.oidc.session?.accountId) && !ctx.oidc.account,
+    ),
+  );
+  return policy;
 }
 
 /**

@@ -37,6 +37,8 @@ export interface TestServerOptions {
   instanceOf?: TestServer;
   /** The clock that decides key states. */
   now?: () => Date;
+  /** Where log lines go (default: nowhere unless TEST_LOG_LEVEL is set). */
+  logDestination?: NodeJS.WritableStream;
 }
 
 const randomSecret = () => randomBytes(32).toString('base64url');
@@ -78,7 +80,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   };
   const config = loadConfig(env);
   if (sql === 'pglite') config.database.embeddedDir = ':memory:';
-  const logger = createLogger(config.logLevel, false);
+  const logger = createLogger(config.logLevel, false, options.logDestination);
   const server = await createServer(config, logger, { now: options.now });
   http.on('request', server.app.callback());
   return {

@@ -1,0 +1,252 @@
+/**
+ * Account and token security over HTTP: brute-force locks on sign-in and on client authentication, refresh-token
+ * reuse and code replay revoking the grant, log out everywhere, and an audit log (and logs) free of secrets.
+ */
+import { Writable } from 'node:stream';
+import * as oidc from 'openid-client';
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import {
+  type Fixtures,
+  PASSWORD,
+  REDIRECT_URI,
+  authorize,
+  createServiceClient,
+  createUser,
+  createWebClient,
+  discover,
+  signInAndRedeem,
+} from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+import { type Page, UserAgent, parseForms } from '../support/user-agent.js';
+
+let server: TestServer;
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  const logDestination = new Writable({
+    write(chunk, _encoding, done) {
+      logLines.push(String(chunk));
+      done();
+    },
+  });
+  server = await startTestServer({
+    env: { LOG_LEVEL: 'trace', LOGIN_MAX_FAILURES: '3', LOGIN_LOCK: '60', CLIENT_AUTH_MAX_FAILURES: '3' },
+    logDestination,
+  });
+});
+afterAll(async () => {
+  // A server error anywhere in this file is a failure, whatever the test saw.
+  expect(logLines.filter((line) => /"level":50/.test(line))).toEqual([]);
+  await server.close();
+});
+
+const auditEvents = async (type: string) => {
+  await server.services.audit.flush();
+  return queryAuditEvents(server.services.db, { type, limit: 1000 });
+};
+
+/** Opens the login page of a fresh authorization request. */
+async function loginPage(clientId: string): Promise<{ agent: UserAgent; page: Page }> {
+  const agent = new UserAgent();
+  const url = new URL(`${server.issuer}/auth`);
+  url.search = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: REDIRECT_URI,
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+  }).toString();
+  const { page } = await agent.follow(url.href, server.issuer);
+  if (!page) throw new Error('no login page');
+  return { agent, page };
+}
+
+async function tryPassword(agent: UserAgent, page: Page, email: string, password: string) {
+  const form = parseForms(page.html).find((candidate) => candidate.action.endsWith('/login'));
+  if (!form) throw new Error(`no login form on ${page.url}`);
+  const result = await agent.submit(page, form, { email, password }, server.issuer);
+  return result;
+}
+
+const alertText = (html: string) => /role="alert">([^<]*)</.exec(html)?.[1] ?? '';
+
+describe('brute force on the login page', () => {
+  test('an account is locked after too many failures, and while locked the right password is refused alike', async () => {
+    const user = await createUser(server);
+    const web = await createWebClient(server);
+    let { agent, page } = await loginPage(web.clientId);
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const result = await tryPassword(agent, page, user.email, 'wrong password');
+      expect(result.page?.status).toBe(400);
+      expect(alertText(result.page?.html ?? '')).toBe('That email and password do not match an account.');
+      page = result.page as Page;
+    }
+    const locking = await tryPassword(agent, page, user.email, 'wrong password');
+    expect(locking.page?.status).toBe(429);
+    expect(alertText(locking.page?.html ?? '')).toBe('Too many failed sign-in attempts. Try again in 1 minute.');
+    expect(Number(locking.page?.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // Locked: the right password gets exactly the same answer, so the lock cannot be used to test passwords.
+    ({ agent, page } = await loginPage(web.clientId));
+    const right = await tryPassword(agent, page, user.email, PASSWORD);
+    const wrong = await tryPassword(agent, page, user.email, 'another wrong one');
+    expect(right.page?.status).toBe(429);
+    expect(alertText(right.page?.html ?? '')).toBe(alertText(wrong.page?.html ?? ''));
+    expect(right.redirectedTo).toBeUndefined();
+
+    // An unknown email is limited the same way (no difference to probe).
+    ({ agent, page } = await loginPage(web.clientId));
+    for (let attempt = 1; attempt <= 4; attempt++) ({ page } = { page: (await tryPassword(agent, page, 'nobody@example.test', 'x-password')).page as Page });
+    expect(page.status).toBe(429);
+
+    expect((await auditEvents('sign_in_locked')).some((event) => event.detail?.email === user.email)).toBe(true);
+  });
+
+  test('a successful sign-in resets the count', async () => {
+    const user = await createUser(server);
+    const web = await createWebClient(server, { firstParty: true });
+    const config = await discover(server, web.clientId, web.secret);
+    let { agent, page } = await loginPage(web.clientId);
+    for (let attempt = 1; attempt <= 2; attempt++) page = (await tryPassword(agent, page, user.email, 'wrong password')).page as Page;
+    await signInAndRedeem(config, user);
+    ({ agent, page } = await loginPage(web.clientId));
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const result = await tryPassword(agent, page, user.email, 'wrong password');
+      expect(result.page?.status).toBe(400);
+      page = result.page as Page;
+    }
+  });
+});
+
+describe('brute force on client authentication', () => {
+  const token = (clientId: string, secret: string, via: 'basic' | 'post' = 'basic') =>
+    fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...(via === 'basic' ? { authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}` } : {}),
+      },
+      body: new URLSearchParams({ grant_type: 'client_credentials', ...(via === 'post' ? { client_id: clientId, client_secret: secret } : {}) }),
+    });
+
+  test('a client is locked after too many failed authentications, whatever the method', async () => {
+    const service = await createServiceClient(server);
+    for (let attempt = 1; attempt <= 4; attempt++) expect((await token(service.clientId, 'wrong-secret')).status).toBe(401);
+    for (const via of ['basic', 'post'] as const) {
+      const locked = await token(service.clientId, service.secret, via);
+      expect(locked.status).toBe(429);
+      expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(await locked.json()).toMatchObject({ error: 'invalid_client', error_description: expect.stringMatching(/too many failed client authentications/) });
+    }
+    const other = await createServiceClient(server);
+    expect((await token(other.clientId, other.secret)).status).toBe(200);
+    expect((await auditEvents('client_auth_failed')).filter((event) => event.clientId === service.clientId).length).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('stolen tokens', () => {
+  let user: Fixtures;
+  let config: oidc.Configuration;
+  beforeAll(async () => {
+    user = await createUser(server);
+    const web = await createWebClient(server, { firstParty: true });
+    config = await discover(server, web.clientId, web.secret);
+  });
+
+  test('a rotated refresh token presented again revokes the whole grant and is audited', async () => {
+    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const first = tokens.refresh_token as string;
+    const second = await oidc.refreshTokenGrant(config, first);
+    await expect(oidc.refreshTokenGrant(config, first)).rejects.toMatchObject({ error: 'invalid_grant' });
+    // The legitimate holder's new tokens die with the grant.
+    await expect(oidc.refreshTokenGrant(config, second.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await oidc.tokenIntrospection(config, second.access_token)).active).toBe(false);
+    const reuse = await auditEvents('refresh_reuse_detected');
+    expect(reuse.some((event) => event.accountId === user.userId && event.detail?.grantRevoked === true)).toBe(true);
+  });
+
+  test('a second redemption of a code fails and revokes what the first issued', async () => {
+    const flow = await authorize(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const tokens = await oidc.authorizationCodeGrant(config, flow.callbackUrl, {
+      pkceCodeVerifier: flow.codeVerifier,
+      expectedState: flow.state,
+      expectedNonce: flow.nonce,
+    });
+    await expect(
+      oidc.authorizationCodeGrant(config, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+});
+
+describe('log out everywhere', () => {
+  test.each([
+    ['revoke-sessions', (email: string) => server.services.users.revokeSessions(email)],
+    ['a password change', (email: string) => server.services.users.setPassword(email, PASSWORD)],
+    ['disabling the user', (email: string) => server.services.users.disable(email)],
+  ])('%s ends every session, grant, refresh token and opaque access token', async (_name, revoke) => {
+    const user = await createUser(server);
+    const web = await createWebClient(server, { firstParty: true });
+    const config = await discover(server, web.clientId, web.secret);
+    const signedIn = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const other = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' }); // a second device
+    // Tokens are stamped in whole seconds: revoke in a later second than they were issued.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    await revoke(user.email);
+
+    for (const { tokens } of [signedIn, other]) {
+      await expect(oidc.refreshTokenGrant(config, tokens.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+      await expect(oidc.fetchUserInfo(config, tokens.access_token, user.userId)).rejects.toBeDefined();
+      expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+    }
+    // The browser's session is gone too: a silent authorization needs a login, a normal one asks for the password.
+    const silent = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT_URI, scope: 'openid', prompt: 'none', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const { redirectedTo } = await signedIn.agent.follow(silent.href, server.issuer);
+    expect(redirectedTo?.searchParams.get('error')).toBe('login_required');
+    if (_name !== 'disabling the user') {
+      const again = await signInAndRedeem(config, user, { agent: signedIn.agent });
+      expect(again.sawLoginPage).toBe(true);
+    }
+  });
+});
+
+describe('what is recorded', () => {
+  test('the audit log records sign-ins, tokens and admin changes, and neither it nor the logs hold a secret', async () => {
+    const user = await createUser(server);
+    const web = await createWebClient(server, { firstParty: true });
+    const config = await discover(server, web.clientId, web.secret);
+    const { tokens, callbackUrl } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token as string);
+    const service = await createServiceClient(server);
+    await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret));
+
+    expect((await auditEvents('sign_in')).some((event) => event.accountId === user.userId && event.outcome === 'success')).toBe(true);
+    const issued = await auditEvents('token_issued');
+    expect(issued.filter((event) => event.clientId === web.clientId).map((event) => event.detail?.grantType)).toEqual(
+      expect.arrayContaining(['authorization_code', 'refresh_token']),
+    );
+    expect((await auditEvents('client_created')).some((event) => event.clientId === service.clientId)).toBe(true);
+
+    const secrets = [
+      PASSWORD,
+      web.secret,
+      service.secret,
+      tokens.access_token,
+      tokens.refresh_token as string,
+      refreshed.refresh_token as string,
+      tokens.id_token as string,
+      callbackUrl.searchParams.get('code') as string,
+    ];
+    await server.services.audit.flush();
+    const audit = JSON.stringify(await server.services.db('audit_events').select('*'));
+    const logs = logLines.join('');
+    expect(logs.length).toBeGreaterThan(1000); // trace-level logs of all of the above
+    for (const secret of secrets) {
+      expect(audit).not.toContain(secret);
+      expect(logs).not.toContain(secret);
+    }
+  });
+});
