@@ -8,6 +8,7 @@ import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import { answerClientErrors } from './http/client-errors.js';
+import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders } from './http/security-headers.js';
 import { createInteractionRoutes, createProviderPages } from './interaction/index.js';
@@ -62,6 +63,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.silent = true;
   app.use(requestContext(logger));
   app.use(securityHeaders({ production: config.production }));
+  app.use(rejectMalformedPaths());
   app.use(
     createInteractionRoutes({
       provider: slot.proxy,

@@ -17,7 +17,9 @@ export function answerClientErrors(server: Server): void {
       return;
     }
     const [status, reason] = REASONS[error.code ?? ''] ?? [400, 'the request could not be parsed'];
-    const body = JSON.stringify({ error: 'invalid_request', error_description: reason });
+    // A HEAD request gets the headers only (a body would be read as the start of another response).
+    const isHead = (error as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
+    const body = isHead ? '' : JSON.stringify({ error: 'invalid_request', error_description: reason });
     socket.end(
       `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 414 ? 'URI Too Long' : 'Bad Request'}\r\n` +
         `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
