@@ -174,6 +174,8 @@ export interface CreatedClient {
 
 export interface ClientRepositoryOptions {
   peppers: Pepper[];
+  /** Production refuses plain-http (loopback) redirect URIs except for native apps (spa/mobile, RFC 8252 §7.3). */
+  production?: boolean;
   /** Where administrative changes are recorded, and who makes them (`cli`, `admin-api`). */
   audit?: AuditSink;
   actor?: string;
@@ -186,7 +188,7 @@ export class ClientRepository {
 
   constructor(
     private readonly db: Database,
-    options: ClientRepositoryOptions,
+    private readonly options: ClientRepositoryOptions,
   ) {
     this.#peppers = options.peppers;
     this.#audit = options.audit;
@@ -206,6 +208,10 @@ export class ClientRepository {
 
   async create(input: NewClient): Promise<CreatedClient> {
     const client = parse(newClientSchema, input);
+    if (this.options.production && client.type === 'web') {
+      const plain = [...client.redirectUris, ...client.postLogoutRedirectUris].find((uri) => uri.startsWith('http:'));
+      if (plain) throw new InputError(`redirectUris: ${plain} must use https in production (plain http on localhost is for development and native apps)`);
+    }
     const preset = presetFor(client);
     const clientId = client.clientId ?? randomBytes(16).toString('base64url');
     const secret = (SECRET_METHODS as readonly string[]).includes(preset.authMethod) ? generateClientSecret() : undefined;

@@ -111,6 +111,13 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       expect(await store.db('clients').count({ n: '*' })).toEqual(before); // nothing half-written
     });
 
+    test('production refuses plain-http redirect URIs for web apps but not for native apps on loopback', async () => {
+      const production = new ClientRepository(store.db, { peppers: [PEPPER], production: true });
+      await expect(production.create({ type: 'web', name: 'Dev', redirectUris: ['http://localhost:8080/cb'] })).rejects.toThrow(/https in production/);
+      const native = await production.create({ type: 'spa', name: 'Native', redirectUris: ['http://127.0.0.1:51000/cb', 'com.example.app:/cb'] });
+      expect(native.client.redirectUris).toHaveLength(2);
+    });
+
     test('rotating a secret keeps the old one working only for the overlap', async () => {
       const { client, secret: oldSecret } = await clients.create({ type: 'service', name: 'Rolling' });
       const now = new Date();
