@@ -110,6 +110,17 @@ function providerFactory(config: Config, logger: Logger, services: Services) {
     redis,
     redisKeyPrefix: config.redis?.keyPrefix,
     clientAdapter: () => new ClientAdapter(catalog),
+    refreshGrace: {
+      graceSeconds: config.ttl.refreshReuseGrace,
+      onGraceReuse: (token) =>
+        audit.record({
+          type: 'refresh_reuse_in_grace',
+          outcome: 'success',
+          accountId: token.accountId,
+          clientId: token.clientId,
+          detail: { grantId: token.grantId, graceSeconds: config.ttl.refreshReuseGrace },
+        }),
+    },
   });
   return (keyRing: KeyRing): Provider => {
     const provider = createProvider({

@@ -97,6 +97,11 @@ const environmentSchema = z.object({
   API_ACCESS_TOKEN_TTL: seconds(600),
   /** Lifetime of a refresh token, seconds (a rotated one of a public client keeps the remaining time). */
   REFRESH_TOKEN_TTL: seconds(30 * 24 * 3600),
+  /**
+   * For how long after a refresh token is rotated it is accepted once more (two tabs refreshing at once); a reuse
+   * after that revokes the grant. 0 turns the window off.
+   */
+  REFRESH_REUSE_GRACE: duration.pipe(z.number().int().min(0).max(60)).default(5),
   /** Lifetime of a login session, seconds (sliding). */
   SESSION_TTL: seconds(14 * 24 * 3600),
   /** Lifetime of a consent record; refresh tokens never outlive it, so it is at least a year. */
@@ -155,6 +160,8 @@ export interface Config {
     accessToken: number;
     apiAccessToken: number;
     refreshToken: number;
+    /** Seconds a just-rotated refresh token is still accepted. */
+    refreshReuseGrace: number;
     session: number;
     grant: number;
     idToken: number;
@@ -239,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       accessToken: e.ACCESS_TOKEN_TTL,
       apiAccessToken: e.API_ACCESS_TOKEN_TTL,
       refreshToken: e.REFRESH_TOKEN_TTL,
+      refreshReuseGrace: e.REFRESH_REUSE_GRACE,
       session: e.SESSION_TTL,
       grant: Math.max(e.GRANT_TTL, e.REFRESH_TOKEN_TTL),
       idToken: e.ID_TOKEN_TTL,

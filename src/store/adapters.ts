@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Adapter } from 'oidc-provider';
 import type { Database } from './database.js';
 import { RedisAdapter } from './redis-adapter.js';
+import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
 import { SqlAdapter } from './sql-adapter.js';
 
 /** Models always kept in SQL (besides `Client`, which is served from our clients table). */
@@ -20,14 +21,17 @@ export interface AdapterFactoryOptions {
   redisKeyPrefix?: string;
   /** The read-only `Client` adapter over our clients table. */
   clientAdapter: (name: string) => Adapter;
+  /** The grace window for re-presenting a just-rotated refresh token (0: none). */
+  refreshGrace?: RefreshGraceOptions;
 }
 
 /** The provider's `adapter` option: one adapter per model name, created on first use and reused. */
 export function createAdapterFactory(options: AdapterFactoryOptions): (name: string) => Adapter {
-  const { db, redis, redisKeyPrefix = 'authz:', clientAdapter } = options;
+  const { db, redis, redisKeyPrefix = 'authz:', clientAdapter, refreshGrace = { graceSeconds: 0 } } = options;
   const adapters = new Map<string, Adapter>();
   const create = (name: string): Adapter => {
     if (name === 'Client') return clientAdapter(name);
+    if (name === 'RefreshToken') return new RefreshTokenAdapter(db, refreshGrace);
     if (SQL_MODELS.has(name) || !redis) return new SqlAdapter(name, db);
     return new RedisAdapter(name, redis, redisKeyPrefix);
   };

@@ -12,7 +12,8 @@ let config: oidc.Configuration;
 let clientId: string;
 let secret: string;
 beforeAll(async () => {
-  server = await startTestServer();
+  // No grace window for re-presented refresh tokens: exactly one of the racers may win (see security.test.ts).
+  server = await startTestServer({ env: { REFRESH_REUSE_GRACE: '0' } });
   user = await createUser(server);
   ({ clientId, secret } = await createWebClient(server, { firstParty: true }));
   config = await discover(server, clientId, secret);

@@ -30,7 +30,7 @@ beforeAll(async () => {
     },
   });
   server = await startTestServer({
-    env: { LOG_LEVEL: 'trace', LOGIN_MAX_FAILURES: '3', LOGIN_LOCK: '60', CLIENT_AUTH_MAX_FAILURES: '3' },
+    env: { LOG_LEVEL: 'trace', LOGIN_MAX_FAILURES: '3', LOGIN_LOCK: '60', CLIENT_AUTH_MAX_FAILURES: '3', REFRESH_REUSE_GRACE: '0' },
     logDestination,
   });
 });
@@ -178,6 +178,37 @@ describe('stolen tokens', () => {
     ).rejects.toMatchObject({ error: 'invalid_grant' });
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+});
+
+describe('the refresh-token grace window', () => {
+  let graceful: TestServer;
+  beforeAll(async () => {
+    graceful = await startTestServer({ env: { REFRESH_REUSE_GRACE: '2' } });
+  });
+  afterAll(() => graceful.close());
+
+  test('inside the window a just-rotated token works again, in the same grant; after it, reuse revokes everything', async () => {
+    const user = await createUser(graceful);
+    const web = await createWebClient(graceful, { firstParty: true });
+    const config = await discover(graceful, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const original = tokens.refresh_token as string;
+    // Two tabs refresh with the same token at once: both get tokens.
+    const [tabA, tabB] = await Promise.all([oidc.refreshTokenGrant(config, original), oidc.refreshTokenGrant(config, original)]);
+    expect((await oidc.tokenIntrospection(config, tabA.access_token)).active).toBe(true);
+    expect((await oidc.tokenIntrospection(config, tabB.access_token)).active).toBe(true);
+    await graceful.services.audit.flush();
+    const graceReuses = await queryAuditEvents(graceful.services.db, { type: 'refresh_reuse_in_grace' });
+    expect(graceReuses.some((event) => event.accountId === user.userId)).toBe(true);
+
+    // Later, the original comes back: theft. The whole grant dies, both tabs' tokens with it.
+    await new Promise((resolve) => setTimeout(resolve, 3100));
+    await expect(oidc.refreshTokenGrant(config, original)).rejects.toMatchObject({ error: 'invalid_grant' });
+    for (const tab of [tabA, tabB]) {
+      expect((await oidc.tokenIntrospection(config, tab.access_token)).active).toBe(false);
+      await expect(oidc.refreshTokenGrant(config, tab.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+    }
   });
 });
 
