@@ -18,6 +18,8 @@ import type { Logger } from './logger.js';
 import { ClientAdapter } from './oidc/client-adapter.js';
 import { ProviderSlot } from './oidc/provider-slot.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
+import { unauthorizedClientForGrantType } from './oidc/grant-type-errors.js';
+import { advertisePasswordGrantOnlyWhenUsed, registerPasswordGrant } from './oidc/password-grant.js';
 import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
 import { clientAuthLimits } from './security/client-auth-limits.js';
@@ -59,6 +61,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   const app = new Koa();
   // Both must be set on the outer app: the mounted provider runs on our ctx (design §2).
   app.proxy = config.proxy;
+  // Behind one TLS-terminating proxy, the client IP is the address that proxy appended last; earlier
+  // X-Forwarded-For entries are whatever the client sent, and must not key brute-force limits or the audit log.
+  app.maxIpsCount = 1;
   app.keys = keyRing.cookieSecrets;
   app.silent = true;
   app.use(requestContext(logger));
@@ -138,6 +143,9 @@ function providerFactory(config: Config, logger: Logger, services: Services) {
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);
+    registerPasswordGrant(provider, { users, catalog, limits, audit });
+    provider.use(advertisePasswordGrantOnlyWhenUsed(catalog) as Koa.Middleware);
+    provider.use(unauthorizedClientForGrantType as Koa.Middleware);
     provider.on('server_error', (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'));
     return provider;
   };

@@ -96,6 +96,8 @@ export const newClientSchema = z
       .optional(),
     roles: z.array(roleName).max(100).default([]),
     firstParty: z.boolean().default(false),
+    /** The resource-owner password grant, for legacy first-party apps only (discouraged, RFC 9700 §2.4). */
+    allowPasswordGrant: z.boolean().default(false),
     /** A JWK Set (`{ keys: [...] }`) or its URL, for private_key_jwt. */
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     jwksUri: z.url().optional(),
@@ -119,6 +121,9 @@ export const newClientSchema = z
     }
     if (input.type === 'spa' && input.tokenEndpointAuthMethod) {
       ctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthMethod'], message: 'an spa client is public: it cannot hold a secret or a key' });
+    }
+    if (input.allowPasswordGrant && (!input.firstParty || input.type === 'service')) {
+      ctx.addIssue({ code: 'custom', path: ['allowPasswordGrant'], message: 'the password grant is only for first-party web or spa clients' });
     }
     if (input.tokenEndpointAuthMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client’s public keys (jwks or jwksUri)' });
@@ -226,7 +231,7 @@ export class ClientRepository {
           type: client.type,
           redirect_uris: client.redirectUris,
           post_logout_redirect_uris: client.postLogoutRedirectUris,
-          grant_types: preset.grantTypes,
+          grant_types: client.allowPasswordGrant ? [...preset.grantTypes, 'password'] : preset.grantTypes,
           token_endpoint_auth_method: preset.authMethod,
           scope: client.scope ?? preset.scope,
           roles: client.roles,
@@ -262,6 +267,11 @@ export class ClientRepository {
   async list(): Promise<ClientRecord[]> {
     const rows = await this.db<ClientRow>('clients').orderBy('created_at').orderBy('client_id');
     return rows.map((row) => toRecord(row, []));
+  }
+
+  async anyWithGrantType(grantType: string): Promise<boolean> {
+    const row = await this.db('clients').first('client_id').whereRaw('? = any(grant_types)', [grantType]).whereNull('disabled_at');
+    return row !== undefined;
   }
 
   /** Checks a presented secret against the client's unexpired hashes (see ./secrets.ts). */

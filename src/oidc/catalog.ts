@@ -14,6 +14,8 @@ type Cached<T> = T | typeof MISSING;
 export class Catalog {
   readonly #clients: LRUCache<string, Cached<ClientRecord>>;
   readonly #apis: LRUCache<string, Cached<ApiRecord>>;
+  readonly #grantUse = new Map<string, { value: boolean; until: number }>();
+  readonly #ttl: number;
 
   constructor(
     readonly clientRepository: ClientRepository,
@@ -21,6 +23,7 @@ export class Catalog {
     ttlMs: number,
   ) {
     const ttl = Math.max(ttlMs, 1);
+    this.#ttl = ttlMs;
     this.#clients = new LRUCache({
       max: 10_000,
       ttl,
@@ -47,6 +50,15 @@ export class Catalog {
 
   async defaultApi(): Promise<ApiRecord | undefined> {
     return this.api(DEFAULT_API);
+  }
+
+  /** Whether some enabled client may use `grantType` (cached like the records). */
+  async anyClientWithGrant(grantType: string): Promise<boolean> {
+    const cached = this.#grantUse.get(grantType);
+    if (cached && cached.until > Date.now()) return cached.value;
+    const value = await this.clientRepository.anyWithGrantType(grantType);
+    this.#grantUse.set(grantType, { value, until: Date.now() + this.#ttl });
+    return value;
   }
 
   forgetClient(clientId: string): void {

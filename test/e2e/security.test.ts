@@ -212,6 +212,60 @@ describe('the refresh-token grace window', () => {
   });
 });
 
+describe('the password grant (legacy first-party apps)', () => {
+  let legacy: TestServer;
+  beforeAll(async () => {
+    legacy = await startTestServer({ env: { CLIENT_CACHE_TTL_MS: '0', LOGIN_MAX_FAILURES: '2', REFRESH_REUSE_GRACE: '0' } });
+  });
+  afterAll(() => legacy.close());
+
+  const grantTypes = async () =>
+    ((await (await fetch(`${legacy.issuer}/.well-known/openid-configuration`)).json()) as { grant_types_supported: string[] }).grant_types_supported;
+
+  test('is off until a first-party client is registered with it, and is then limited and audited like the login page', async () => {
+    expect(await grantTypes()).not.toContain('password');
+    await expect(
+      legacy.services.clients.create({ type: 'web', name: 'Third party', redirectUris: [REDIRECT_URI], allowPasswordGrant: true }),
+    ).rejects.toThrow(/only for first-party/);
+    const ordinary = await createWebClient(legacy, { firstParty: true });
+    const { client, secret } = await legacy.services.clients.create({
+      type: 'web',
+      name: 'Legacy app',
+      redirectUris: [REDIRECT_URI],
+      firstParty: true,
+      allowPasswordGrant: true,
+    });
+    expect(await grantTypes()).toContain('password');
+
+    const user = await createUser(legacy);
+    const config = await discover(legacy, client.clientId, secret);
+    const tokens = await oidc.genericGrantRequest(config, 'password', { username: user.email, password: PASSWORD, scope: 'openid offline_access email' });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, email: user.email, amr: ['pwd'] });
+    expect((await oidc.refreshTokenGrant(config, tokens.refresh_token as string)).access_token).toEqual(expect.any(String));
+    expect((await oidc.fetchUserInfo(config, tokens.access_token, user.userId)).email).toBe(user.email);
+
+    // A client not registered for it is refused.
+    const ordinaryConfig = await discover(legacy, ordinary.clientId, ordinary.secret);
+    await expect(oidc.genericGrantRequest(ordinaryConfig, 'password', { username: user.email, password: PASSWORD })).rejects.toMatchObject({
+      error: 'unauthorized_client',
+    });
+
+    // Wrong passwords count towards the same lock as the login page.
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await expect(oidc.genericGrantRequest(config, 'password', { username: user.email, password: 'wrong' })).rejects.toMatchObject({ error: 'invalid_grant' });
+    }
+    await expect(oidc.genericGrantRequest(config, 'password', { username: user.email, password: 'wrong' })).rejects.toMatchObject({
+      status: 429,
+    });
+    await expect(oidc.genericGrantRequest(config, 'password', { username: user.email, password: PASSWORD })).rejects.toMatchObject({ status: 429 });
+    await legacy.services.audit.flush();
+    const signIns = await queryAuditEvents(legacy.services.db, { type: 'sign_in', limit: 100 });
+    expect(signIns.filter((event) => event.detail?.via === 'password_grant').map((event) => event.outcome)).toEqual(
+      expect.arrayContaining(['success', 'failure']),
+    );
+  });
+});
+
 describe('log out everywhere', () => {
   test.each([
     ['revoke-sessions', (email: string) => server.services.users.revokeSessions(email)],

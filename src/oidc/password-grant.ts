@@ -1,0 +1,123 @@
+/**
+ * The resource-owner password grant (RFC 6749 §4.3), for legacy first-party apps only. RFC 9700 §2.4 says it
+ * MUST NOT be used: it teaches users to type their password into apps, and it cannot do MFA or consent. It is
+ * therefore off unless a first-party client is registered with it (`authz clients add … --allow-password-grant`),
+ * discovery advertises it only while such a client exists, and it goes through the same brute-force limits and
+ * audit as the login page.
+ */
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type Provider from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { UserRepository } from '../accounts/users.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { requestFacts } from '../audit/request-facts.js';
+import { describeWait } from '../security/failure-limiter.js';
+import type { SecurityLimits } from '../security/limits.js';
+import { accountFinder } from './accounts.js';
+import type { Catalog } from './catalog.js';
+import { OIDC_SCOPES } from './scopes.js';
+
+export const PASSWORD_GRANT = 'password';
+
+export interface PasswordGrantDependencies {
+  users: UserRepository;
+  catalog: Catalog;
+  limits: SecurityLimits;
+  audit: AuditSink;
+}
+
+class TooManyFailedSignIns extends errors.OIDCProviderError {
+  constructor(lockedMs: number) {
+    super(429, 'invalid_grant');
+    Object.assign(this, { error_description: `too many failed sign-in attempts; retry in ${describeWait(lockedMs)}` });
+  }
+}
+
+const epochNow = () => Math.floor(Date.now() / 1000);
+
+/** The OpenID scopes asked for that the client may have (API scopes are not issued by this grant). */
+function grantedScopes(requested: unknown, clientScope: string | undefined): string[] {
+  const allowed = new Set((clientScope ?? OIDC_SCOPES.join(' ')).split(' '));
+  const asked = typeof requested === 'string' && requested ? requested.split(' ') : ['openid'];
+  return [...new Set(asked)].filter((scope) => OIDC_SCOPES.includes(scope) && allowed.has(scope));
+}
+
+export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDependencies): void {
+  const handler = async (ctx: KoaContextWithOIDC) => {
+    const { client, params } = ctx.oidc;
+    if (!client || !params) throw new errors.InvalidRequest('no client');
+    const { username, password } = params as { username?: unknown; password?: unknown };
+    if (typeof username !== 'string' || typeof password !== 'string' || !username || !password) {
+      throw new errors.InvalidRequest('username and password are required');
+    }
+    if (!(await deps.catalog.client(client.clientId))?.firstParty) {
+      throw new errors.UnauthorizedClient('the password grant is only for first-party clients');
+    }
+    const email = username.trim().toLowerCase();
+    const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>, accountId?: string) =>
+      deps.audit.record({ type, outcome, accountId, clientId: client.clientId, ...requestFacts(ctx), detail: { email, via: 'password_grant', ...detail } });
+
+    const locked = Math.max(await deps.limits.loginByAccount.lockedFor(email), await deps.limits.loginByIp.lockedFor(ctx.ip));
+    if (locked > 0) {
+      record('failure', 'sign_in', { reason: 'locked' });
+      ctx.set('Retry-After', String(Math.ceil(locked / 1000)));
+      throw new TooManyFailedSignIns(locked);
+    }
+    const user = await deps.users.verifyPassword(email, password);
+    if (!user) {
+      const [accountLock, ipLock] = await Promise.all([deps.limits.loginByAccount.fail(email), deps.limits.loginByIp.fail(ctx.ip)]);
+      record('failure', 'sign_in', { reason: 'bad_credentials' });
+      const lock = Math.max(accountLock, ipLock);
+      if (lock > 0) {
+        record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000) });
+        ctx.set('Retry-After', String(Math.ceil(lock / 1000)));
+        throw new TooManyFailedSignIns(lock);
+      }
+      throw new errors.InvalidGrant('invalid username or password');
+    }
+    await deps.limits.loginByAccount.reset(email);
+    record('success', 'sign_in', { amr: ['pwd'] }, user.id);
+
+    const scopes = grantedScopes(params.scope, client.scope);
+    const scope = scopes.join(' ');
+    const grant = new provider.Grant({ accountId: user.id, clientId: client.clientId });
+    if (scope) grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    const authTime = epochNow();
+
+    const accessToken = new provider.AccessToken({ accountId: user.id, client, grantId, scope, gty: PASSWORD_GRANT });
+    ctx.oidc.entity('AccessToken', accessToken);
+    const body: Record<string, unknown> = {
+      access_token: await accessToken.save(),
+      token_type: 'Bearer',
+      expires_in: accessToken.expiration,
+      scope: scope || undefined,
+    };
+    if (scopes.includes('offline_access') && client.grantTypeAllowed('refresh_token')) {
+      const refreshToken = new provider.RefreshToken({ accountId: user.id, client, grantId, scope, gty: PASSWORD_GRANT, authTime, amr: ['pwd'] });
+      body.refresh_token = await refreshToken.save();
+    }
+    if (scopes.includes('openid')) {
+      const account = await accountFinder(deps.users)(ctx, user.id);
+      if (!account) throw new errors.InvalidGrant('the account is not available');
+      const idToken = new provider.IdToken(await account.claims('id_token', scope, {}, []), { ctx });
+      (idToken as unknown as { scope: string }).scope = scope; // which claims the scopes release
+      idToken.set('auth_time', authTime);
+      idToken.set('amr', ['pwd']);
+      body.id_token = await idToken.issue({ use: 'idtoken' });
+    }
+    ctx.body = body;
+  };
+  provider.registerGrantType(PASSWORD_GRANT, handler, ['username', 'password', 'scope']);
+}
+
+/** Discovery lists the password grant only while some enabled client may use it. */
+export function advertisePasswordGrantOnlyWhenUsed(catalog: Catalog) {
+  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    await next();
+    if (ctx.oidc?.route !== 'discovery' || ctx.status !== 200) return;
+    const body = ctx.body as { grant_types_supported?: string[] };
+    if (!body?.grant_types_supported || (await catalog.anyClientWithGrant(PASSWORD_GRANT))) return;
+    ctx.body = { ...body, grant_types_supported: body.grant_types_supported.filter((grant) => grant !== PASSWORD_GRANT) };
+  };
+}
