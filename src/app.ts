@@ -7,12 +7,17 @@ import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
+import type { AuditSink } from './audit/audit-log.js';
 import { answerClientErrors } from './http/client-errors.js';
+import { healthRoutes } from './http/health.js';
 import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders } from './http/security-headers.js';
 import { createInteractionRoutes, createProviderPages } from './interaction/index.js';
 import { KeyRing } from './keys/key-ring.js';
+import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
+import { Metrics } from './metrics/metrics.js';
+import { instrumentAdapter } from './metrics/store-metrics.js';
 import { rotateIfDue } from './keys/rotation.js';
 import type { Logger } from './logger.js';
 import { ClientAdapter } from './oidc/client-adapter.js';
@@ -34,6 +39,9 @@ export interface AuthzServer {
   readonly provider: Provider;
   services: Services;
   keyRing: KeyRing;
+  metrics: Metrics;
+  /** Marks the process as shutting down: /readyz answers 503 from now on. */
+  beginShutdown(): void;
   /** Re-reads keys/ now; resolves true when a new Provider took over. */
   reloadKeys(): Promise<boolean>;
   /** Stops background jobs and closes the database and Redis connections. */
@@ -55,8 +63,12 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     staticCookieSecrets: config.cookieSecrets,
     now: options.now,
   });
-  const buildProvider = providerFactory(config, logger, services);
+  const metrics = new Metrics({ keyStatuses: () => keyRing.statuses });
+  // Protocol outcomes are counted from what is audited (src/metrics/metrics.ts).
+  const audit = metrics.countingAuditSink(services.audit);
+  const buildProvider = providerFactory(config, logger, services, { audit, metrics });
   const slot = new ProviderSlot(buildProvider(keyRing));
+  let shuttingDown = false;
 
   const app = new Koa();
   // Both must be set on the outer app: the mounted provider runs on our ctx (design §2).
@@ -66,15 +78,25 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.maxIpsCount = 1;
   app.keys = keyRing.cookieSecrets;
   app.silent = true;
+  app.use(httpMetrics(metrics));
   app.use(requestContext(logger));
   app.use(securityHeaders({ production: config.production }));
   app.use(rejectMalformedPaths());
+  app.use(
+    healthRoutes({
+      db: services.db,
+      redis: services.redis,
+      hasSigningKeys: () => keyRing.signingKeys.length > 0,
+      shuttingDown: () => shuttingDown,
+    }),
+  );
+  if (!config.metricsPort) app.use(metricsRoute(metrics));
   app.use(
     createInteractionRoutes({
       provider: slot.proxy,
       users: services.users,
       catalog: services.catalog,
-      audit: services.audit,
+      audit,
       limits: services.limits,
       config,
       logger,
@@ -98,7 +120,11 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     },
     services,
     keyRing,
+    metrics,
     reloadKeys: keyWatch.reload,
+    beginShutdown() {
+      shuttingDown = true;
+    },
     async close() {
       keyWatch.stop();
       await pruning.stop();
@@ -107,14 +133,16 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   };
 }
 
-function providerFactory(config: Config, logger: Logger, services: Services) {
-  const { db, redis, users, clients, catalog, audit, limits } = services;
+function providerFactory(config: Config, logger: Logger, services: Services, observers: { audit: AuditSink; metrics: Metrics }) {
+  const { db, redis, users, clients, catalog, limits } = services;
+  const { audit, metrics } = observers;
   const pages = createProviderPages({ logger });
   const adapter = createAdapterFactory({
     db,
     redis,
     redisKeyPrefix: config.redis?.keyPrefix,
     clientAdapter: () => new ClientAdapter(catalog),
+    instrument: (adapter, store) => instrumentAdapter(adapter, store, metrics),
     refreshGrace: {
       graceSeconds: config.ttl.refreshReuseGrace,
       onGraceReuse: (token) =>

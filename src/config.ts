@@ -119,6 +119,8 @@ const environmentSchema = z.object({
   LOGIN_MAX_LOCK: seconds(24 * 3600),
   /** Failed client authentications (token, introspection, revocation) allowed per client_id and per IP in the window. */
   CLIENT_AUTH_MAX_FAILURES: z.coerce.number().int().min(1).default(20),
+  /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
   PRUNE_INTERVAL: seconds(600),
 });
@@ -167,6 +169,8 @@ export interface Config {
     idToken: number;
   };
   pruneIntervalSeconds: number;
+  /** A separate port for /metrics; unset: /metrics on the main port. */
+  metricsPort?: number;
   /** Brute-force limits (src/security/). */
   limits: {
     loginPerAccount: number;
@@ -252,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       idToken: e.ID_TOKEN_TTL,
     },
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
+    metricsPort: e.METRICS_PORT,
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

@@ -3,6 +3,8 @@
  * With WEB_CONCURRENCY > 1 the primary process only forks that many workers (node:cluster), which share the port.
  */
 import cluster from 'node:cluster';
+import { createServer as createHttpServer } from 'node:http';
+import { AggregatorRegistry } from 'prom-client';
 import { createServer, listen } from './app.js';
 import { ConfigError, type Config, loadConfig } from './config.js';
 import { InputError } from './errors.js';
@@ -64,6 +66,27 @@ function superviseWorkers(count: number): void {
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, forward(signal));
 }
 
+/** /metrics on METRICS_PORT, apart from the public port (so it need not be exposed to the internet). */
+function serveMetrics(config: Config, render: () => Promise<string>, contentType: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createHttpServer((request, response) => {
+      if (request.url !== '/metrics') {
+        response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}');
+        return;
+      }
+      render().then(
+        (text) => response.writeHead(200, { 'content-type': contentType }).end(text),
+        () => response.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"metrics_unavailable"}'),
+      );
+    });
+    server.once('error', reject);
+    server.listen(config.metricsPort, config.host, () => {
+      server.unref();
+      resolve();
+    });
+  });
+}
+
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   if (cluster.isPrimary && config.workers > 1) {
@@ -71,6 +94,10 @@ async function main(): Promise<void> {
     const db = await openDatabase(config.database);
     await migrate(db).finally(() => closeDatabase(db));
     superviseWorkers(config.workers);
+    if (config.metricsPort) {
+      const aggregator = new AggregatorRegistry();
+      await serveMetrics(config, () => aggregator.clusterMetrics(), aggregator.contentType);
+    }
     return;
   }
   const logger = createLogger(config.logLevel, config.production);
@@ -85,6 +112,9 @@ async function main(): Promise<void> {
     throw error;
   }
   const server = await listen(authz.app, config.port, config.host);
+  // With workers, the primary serves the metrics of all of them (below); a single process serves its own.
+  if (config.metricsPort && cluster.isPrimary) await serveMetrics(config, () => authz.metrics.registry.metrics(), authz.metrics.registry.contentType);
+  if (cluster.isWorker) AggregatorRegistry.setRegistries([authz.metrics.registry]);
   // With workers, the first one speaks for all.
   if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(startupBanner(config));
 
@@ -93,6 +123,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    authz.beginShutdown(); // /readyz now answers 503
     server.close(() => {
       authz.close().then(
         () => process.exit(0),

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Adapter } from 'oidc-provider';
-import type { Database } from './database.js';
+import { type Database, isEmbedded } from './database.js';
 import { RedisAdapter } from './redis-adapter.js';
 import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
 import { SqlAdapter } from './sql-adapter.js';
@@ -23,17 +23,21 @@ export interface AdapterFactoryOptions {
   clientAdapter: (name: string) => Adapter;
   /** The grace window for re-presenting a just-rotated refresh token (0: none). */
   refreshGrace?: RefreshGraceOptions;
+  /** Wraps each adapter (metrics), told which store it is: `postgres`, `pglite` or `redis`. */
+  instrument?: (adapter: Adapter, store: string) => Adapter;
 }
 
 /** The provider's `adapter` option: one adapter per model name, created on first use and reused. */
 export function createAdapterFactory(options: AdapterFactoryOptions): (name: string) => Adapter {
-  const { db, redis, redisKeyPrefix = 'authz:', clientAdapter, refreshGrace = { graceSeconds: 0 } } = options;
+  const { db, redis, redisKeyPrefix = 'authz:', clientAdapter, refreshGrace = { graceSeconds: 0 }, instrument } = options;
+  const sqlStore = isEmbedded(db) ? 'pglite' : 'postgres';
+  const measured = (adapter: Adapter, store: string) => (instrument ? instrument(adapter, store) : adapter);
   const adapters = new Map<string, Adapter>();
   const create = (name: string): Adapter => {
     if (name === 'Client') return clientAdapter(name);
-    if (name === 'RefreshToken') return new RefreshTokenAdapter(db, refreshGrace);
-    if (SQL_MODELS.has(name) || !redis) return new SqlAdapter(name, db);
-    return new RedisAdapter(name, redis, redisKeyPrefix);
+    if (name === 'RefreshToken') return measured(new RefreshTokenAdapter(db, refreshGrace), sqlStore);
+    if (SQL_MODELS.has(name) || !redis) return measured(new SqlAdapter(name, db), sqlStore);
+    return measured(new RedisAdapter(name, redis, redisKeyPrefix), 'redis');
   };
   return (name) => {
     let adapter = adapters.get(name);

@@ -1,0 +1,129 @@
+/**
+ * Prometheus metrics (prom-client): HTTP traffic by route and status with latency, protocol outcomes (tokens by
+ * grant type and client, sign-ins, locks, refresh-token reuse, client-authentication failures), store latency and
+ * errors, signing-key states, and the process's own metrics. Protocol outcomes are counted from the audit events
+ * (`countingAuditSink`), so no handler carries metrics code.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import type { KeyStatus } from '../keys/key-states.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'authz_http_requests_total',
+    help: 'HTTP requests by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'authz_http_request_duration_seconds',
+    help: 'HTTP request latency by route',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly tokensIssued = new Counter({
+    name: 'authz_tokens_issued_total',
+    help: 'Token responses by grant type and client',
+    labelNames: ['grant_type', 'client_id'] as const,
+    registers: [this.registry],
+  });
+
+  readonly signIns = new Counter({
+    name: 'authz_sign_ins_total',
+    help: 'Sign-in attempts by outcome: success, failure (wrong credentials), locked (refused while locked)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly lockouts = new Counter({
+    name: 'authz_lockouts_total',
+    help: 'Accounts or IPs locked for too many failed sign-ins',
+    registers: [this.registry],
+  });
+
+  readonly refreshReuse = new Counter({
+    name: 'authz_refresh_token_reuse_total',
+    help: 'Rotated refresh tokens presented again: detected (grant revoked) or within the grace window',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly clientAuthFailures = new Counter({
+    name: 'authz_client_auth_failures_total',
+    help: 'Failed client authentications at the token, introspection and revocation endpoints',
+    registers: [this.registry],
+  });
+
+  readonly storeDuration = new Histogram({
+    name: 'authz_store_operation_duration_seconds',
+    help: 'Latency of storage operations by store (postgres, redis) and operation',
+    labelNames: ['store', 'operation'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly storeErrors = new Counter({
+    name: 'authz_store_errors_total',
+    help: 'Failed storage operations by store and operation',
+    labelNames: ['store', 'operation'] as const,
+    registers: [this.registry],
+  });
+
+  readonly #keyStates = new Gauge({
+    name: 'authz_signing_keys',
+    help: 'Signing keys by state (next, current, previous, expired)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { keyStatuses: () => readonly KeyStatus[]; defaultMetrics?: boolean }) {
+    const gauge = this.#keyStates;
+    // Computed at scrape time from the key ring, so it is never stale.
+    Object.assign(gauge, {
+      collect() {
+        gauge.reset();
+        for (const state of ['next', 'current', 'previous', 'expired']) gauge.set({ state }, 0);
+        for (const status of options.keyStatuses()) gauge.inc({ state: status.state });
+      },
+    });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'authz_' });
+  }
+
+  /** Counts what the audit log records, then passes each event on. */
+  countingAuditSink(next: AuditSink): AuditSink {
+    return {
+      record: (event: AuditEvent) => {
+        this.#count(event);
+        next.record(event);
+      },
+    };
+  }
+
+  #count(event: AuditEvent): void {
+    switch (event.type) {
+      case 'token_issued':
+        this.tokensIssued.inc({ grant_type: String(event.detail?.grantType ?? 'unknown'), client_id: event.clientId ?? 'unknown' });
+        break;
+      case 'sign_in':
+        this.signIns.inc({ outcome: event.detail?.reason === 'locked' ? 'locked' : event.outcome });
+        break;
+      case 'sign_in_locked':
+        this.lockouts.inc();
+        break;
+      case 'refresh_reuse_detected':
+        this.refreshReuse.inc({ kind: 'detected' });
+        break;
+      case 'refresh_reuse_in_grace':
+        this.refreshReuse.inc({ kind: 'grace' });
+        break;
+      case 'client_auth_failed':
+        this.clientAuthFailures.inc();
+        break;
+    }
+  }
+}
