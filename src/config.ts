@@ -119,6 +119,11 @@ const environmentSchema = z.object({
   LOGIN_MAX_LOCK: seconds(24 * 3600),
   /** Failed client authentications (token, introspection, revocation) allowed per client_id and per IP in the window. */
   CLIENT_AUTH_MAX_FAILURES: z.coerce.number().int().min(1).default(20),
+  /**
+   * On SIGTERM, keep serving this long with /readyz answering 503, so the load balancer stops sending traffic
+   * before the listener closes (set it above the balancer's probe interval); then in-flight requests finish.
+   */
+  SHUTDOWN_DELAY: duration.pipe(z.number().int().min(0).max(300)).default(0),
   /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
@@ -171,6 +176,8 @@ export interface Config {
   pruneIntervalSeconds: number;
   /** A separate port for /metrics; unset: /metrics on the main port. */
   metricsPort?: number;
+  /** Seconds between SIGTERM (readiness off) and closing the listener. */
+  shutdownDelaySeconds: number;
   /** Brute-force limits (src/security/). */
   limits: {
     loginPerAccount: number;
@@ -257,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
     metricsPort: e.METRICS_PORT,
+    shutdownDelaySeconds: e.SHUTDOWN_DELAY,
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

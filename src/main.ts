@@ -122,20 +122,22 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    authz.beginShutdown(); // /readyz now answers 503
-    server.close(() => {
-      authz.close().then(
-        () => process.exit(0),
-        (error) => {
-          logger.error({ err: error }, 'error while closing');
-          process.exit(1);
-        },
-      );
-    });
-    server.closeIdleConnections();
-    // In-flight requests get a bounded time to finish.
-    setTimeout(() => process.exit(1), 10_000).unref();
+    logger.info({ signal, drainSeconds: config.shutdownDelaySeconds }, 'shutting down');
+    authz.beginShutdown(); // /readyz now answers 503: the load balancer stops sending new requests
+    setTimeout(() => {
+      // No new connections; requests in flight finish (bounded), then the audit log is flushed and pools close.
+      server.close(() => {
+        authz.close().then(
+          () => process.exit(0),
+          (error) => {
+            logger.error({ err: error }, 'error while closing');
+            process.exit(1);
+          },
+        );
+      });
+      server.closeIdleConnections();
+      setTimeout(() => process.exit(1), 10_000).unref();
+    }, config.shutdownDelaySeconds * 1000);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,210 @@
+/**
+ * Running it in production: probes, metrics, two instances sharing Postgres and Redis with no sticky sessions,
+ * and a SIGTERM under load that loses no request and no audit event.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as oidc from 'openid-client';
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import { closeDatabase, openDatabase } from '../../src/store/database.js';
+import { describeWithServers, postgresUrl, redisUrl, uniqueName } from '../support/environment.js';
+import { cleanEnvironment, startUntil, stop } from '../support/process.js';
+import { REDIRECT_URI, createServiceClient, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+import { UserAgent, parseForms } from '../support/user-agent.js';
+
+describe('probes and metrics', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  test('/healthz says alive; /readyz checks the stores and keys, and turns 503 once shutdown begins', async () => {
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    const body = (await ready.json()) as { checks: Record<string, string> };
+    expect(body.checks).toMatchObject({ database: 'ok', keys: 'ok', shutdown: 'ok' });
+    if (redisUrl) expect(body.checks.redis).toBe('ok');
+
+    server.server.beginShutdown();
+    const draining = await fetch(`${server.url}/readyz`);
+    expect(draining.status).toBe(503);
+    expect(await draining.json()).toMatchObject({ status: 'not ready', checks: { shutdown: 'failing: shutting down' } });
+  });
+
+  test('/metrics exposes traffic, tokens by grant type and client, sign-ins, store latency, key states', async () => {
+    const service = await createServiceClient(server);
+    await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret));
+    const user = await createUser(server);
+    const web = await createWebClient(server, { firstParty: true });
+    await signInAndRedeem(await discover(server, web.clientId, web.secret), user);
+
+    const response = await fetch(`${server.url}/metrics`);
+    expect(response.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await response.text();
+    expect(text).toContain(`authz_tokens_issued_total{grant_type="client_credentials",client_id="${service.clientId}"} 1`);
+    expect(text).toContain(`authz_tokens_issued_total{grant_type="authorization_code",client_id="${web.clientId}"} 1`);
+    expect(text).toMatch(/authz_sign_ins_total\{outcome="success"\} 1/);
+    expect(text).toMatch(/authz_http_requests_total\{route="token",method="POST",status="200"\} \d+/);
+    expect(text).toMatch(/authz_http_request_duration_seconds_bucket\{le="[^"]+",route="discovery",method="GET"\} \d+/);
+    expect(text).toMatch(/authz_store_operation_duration_seconds_count\{store="(postgres|pglite)",operation="upsert"\} \d+/);
+    expect(text).toContain('authz_signing_keys{state="current"} 1');
+    expect(text).toMatch(/authz_process_resident_memory_bytes \d+/);
+    // Paths never become labels: a flood of random URLs cannot grow the number of series.
+    await fetch(`${server.url}/no/such/${Math.random()}`);
+    expect(await (await fetch(`${server.url}/metrics`)).text()).not.toMatch(/no\/such/);
+  });
+});
+
+describeWithServers('two instances on one Postgres and Redis, no sticky sessions', () => {
+  let first: TestServer;
+  let second: TestServer;
+  beforeAll(async () => {
+    first = await startTestServer({ env: { CLIENT_CACHE_TTL_MS: '300' } });
+    second = await startTestServer({ instanceOf: first });
+  });
+  afterAll(async () => {
+    await second?.close();
+    await first?.close();
+  });
+
+  test('a login started on one instance finishes on the other', async () => {
+    const user = await createUser(first);
+    const web = await createWebClient(first, { firstParty: true });
+    const config = await discover(first, web.clientId, web.secret);
+    const agent = new UserAgent();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
+    const start = await agent.follow(url.href.replace(first.issuer, first.url), first.url);
+    const page = start.page;
+    if (!page) throw new Error('no login page');
+    const form = parseForms(page.html).find((candidate) => candidate.action.endsWith('/login'));
+    if (!form) throw new Error('no login form');
+    // The form is posted to the other instance, and every redirect after it is followed there too.
+    const onSecond = { ...page, url: page.url.replace(first.url, second.url) };
+    const submitted = await agent.submit(onSecond, form, { email: user.email, password: 'correct horse battery staple' }, second.url);
+    // The provider redirects to its issuer URL (the first instance's address here): resume on the second.
+    const resume = submitted.redirectedTo?.href.replace(first.url, second.url) ?? '';
+    expect(resume).toContain('/auth/');
+    const done = await agent.follow(resume, second.url);
+    expect(done.redirectedTo?.origin).toBe(new URL(REDIRECT_URI).origin);
+    expect(done.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
+  });
+
+  test('a token issued by one is introspected and revoked on the other', async () => {
+    const user = await createUser(first);
+    const web = await createWebClient(first, { firstParty: true });
+    const onFirst = await discover(first, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(onFirst, user);
+    const onSecond = await oidc.discovery(new URL(first.issuer), web.clientId, web.secret, undefined, {
+      execute: [oidc.allowInsecureRequests],
+      [oidc.customFetch]: (url: string, options: RequestInit) => fetch(url.replace(first.issuer, second.url), options),
+    });
+    expect((await oidc.tokenIntrospection(onSecond, tokens.access_token)).active).toBe(true);
+    await oidc.tokenRevocation(onSecond, tokens.access_token);
+    expect((await oidc.tokenIntrospection(onFirst, tokens.access_token)).active).toBe(false);
+  });
+
+  test('a client disabled through one instance is refused by the other within the client-cache TTL', async () => {
+    const service = await createServiceClient(first);
+    const basic = `Basic ${Buffer.from(`${service.clientId}:${service.secret}`).toString('base64')}`;
+    const token = (instance: TestServer) =>
+      fetch(`${instance.url}/token`, {
+        method: 'POST',
+        headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      });
+    expect((await token(second)).status).toBe(200);
+    await first.services.clients.disable(service.clientId);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect((await token(second)).status).toBe(401);
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createNetServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+describe('graceful shutdown', () => {
+  test('SIGTERM under load: every request in flight is answered, the process exits 0, no audit event is lost', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'authz-shutdown-'));
+    const schema = postgresUrl ? uniqueName('shutdown') : undefined;
+    const port = await freePort();
+    const env = cleanEnvironment({
+      PORT: String(port),
+      DATA_DIR: path.join(scratch, 'data'),
+      KEYS_DIR: path.join(scratch, 'keys'),
+      DATABASE_URL: postgresUrl,
+      DATABASE_SCHEMA: schema,
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: `${uniqueName('shutdown')}:`,
+      COOKIE_SECRETS: 'shutdown-test-cookie-secret-0123456789abcdef',
+      CLIENT_SECRET_PEPPERS: 'p1:shutdown-test-pepper-0123456789abcdef',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_DELAY: '2',
+    });
+    const databaseOptions = { url: postgresUrl, schema, embeddedDir: path.join(scratch, 'data', 'pglite') };
+    let db = await openDatabase(databaseOptions);
+    const { ClientRepository } = await import('../../src/clients/clients.js');
+    const { migrate } = await import('../../src/store/database.js');
+    await migrate(db);
+    const { client, secret } = await new ClientRepository(db, { peppers: [{ kid: 'p1', secret: 'shutdown-test-pepper-0123456789abcdef' }] }).create({
+      type: 'service',
+      name: 'load',
+    });
+    await closeDatabase(db);
+
+    const running = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+    const issuer = `http://localhost:${port}`;
+    const basic = `Basic ${Buffer.from(`${client.clientId}:${secret}`).toString('base64')}`;
+    const request = () =>
+      fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      }).then(
+        (response) => response.status,
+        () => 0,
+      );
+    // Load from 8 clients until the "load balancer" sees /readyz fail, as a real one would, then stop sending.
+    let balancerRoutes = true;
+    const statuses: number[] = [];
+    const loadClient = async () => {
+      while (balancerRoutes) statuses.push(await request());
+    };
+    const load = Promise.all(Array.from({ length: 8 }, loadClient));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const exited = stop(running.child);
+    while ((await fetch(`${issuer}/readyz`).then((response) => response.status, () => 0)) === 200) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    balancerRoutes = false;
+    await load;
+    expect(await exited).toBe(0);
+    expect(statuses.length).toBeGreaterThan(20);
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+
+    db = await openDatabase(databaseOptions);
+    try {
+      const issued = await queryAuditEvents(db, { type: 'token_issued', clientId: client.clientId, limit: 1000 });
+      expect(issued).toHaveLength(statuses.length);
+      if (schema) await db.raw('drop schema if exists ?? cascade', [schema]);
+    } finally {
+      await closeDatabase(db);
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
