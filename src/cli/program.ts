@@ -8,6 +8,7 @@ import { registerApiCommands } from './apis.js';
 import { registerAuditCommands } from './audit.js';
 import { registerClientCommands } from './clients.js';
 import { CliContext } from './context.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerKeyCommands } from './keys.js';
 import { registerUserCommands } from './users.js';
 import { ConfigError } from '../config.js';
@@ -42,6 +43,7 @@ function buildProgram(context: CliContext): Command {
   registerApiCommands(program, context);
   registerKeyCommands(program, context);
   registerAuditCommands(program, context);
+  registerDoctorCommand(program, context);
   for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

@@ -35,6 +35,8 @@ export interface DoctorOptions {
 function networkReason(error: unknown): string {
   if (error instanceof Error && error.name === 'TimeoutError') return `no answer within ${TIMEOUT_MS / 1000} s`;
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  // fetch will not connect to ports browsers block (9, 25, 6000, …; the WHATWG "bad port" list).
+  if (cause?.message === 'bad port') return 'unreachable (fetch refuses this port: it is on the WHATWG blocked-port list)';
   if (cause?.message) return `unreachable (${cause.message})`;
   return `unreachable (${error instanceof Error ? error.message : String(error)})`;
 }
@@ -92,7 +94,8 @@ export class Site {
     return this.options.issuer;
   }
 
-  #once<T>(key: string, load: () => Promise<T>): Promise<T> {
+  /** Runs `load` once per run, whichever check asks first. */
+  once<T>(key: string, load: () => Promise<T>): Promise<T> {
     let pending = this.#cache.get(key) as Promise<T> | undefined;
     if (!pending) {
       pending = load();
@@ -104,11 +107,11 @@ export class Site {
   }
 
   discovery(): Promise<Fetched<Json>> {
-    return this.#once('discovery', () => getJson(openidConfigurationUrl(this.issuer)));
+    return this.once('discovery', () => getJson(openidConfigurationUrl(this.issuer)));
   }
 
   serverMetadata(): Promise<Fetched<Json>> {
-    return this.#once('metadata', () => getJson(wellKnown(this.issuer, 'oauth-authorization-server')));
+    return this.once('metadata', () => getJson(wellKnown(this.issuer, 'oauth-authorization-server')));
   }
 
   /** A URL the discovery document names (ProbeError when it names none). */
@@ -120,13 +123,13 @@ export class Site {
 
   async jwks(): Promise<Fetched<Json>> {
     const uri = await this.endpoint('jwks_uri');
-    return this.#once('jwks', () => getJson(uri));
+    return this.once('jwks', () => getJson(uri));
   }
 
   /** The authorization endpoint with no parameters, as a browser asks for it: an error page. */
   async authorizeErrorPage(): Promise<Response> {
     const uri = await this.endpoint('authorization_endpoint');
-    return this.#once('authorize', async () => {
+    return this.once('authorize', async () => {
       const response = await request(uri, { headers: { accept: 'text/html' } });
       await readText(uri, response);
       return response;

@@ -3,10 +3,12 @@
  *
  * Key layout, every key under the configured prefix P and the model name M:
  *
- *   P M:record:<id>            hash { payload: <json>, consumed?: <epoch seconds> }   the record itself
- *   P M:grant:<grantId>        sorted set of record ids, scored by their expiry (ms)  for revokeByGrantId
- *   P M:uid:<uid>              string → id                                            Session, for findByUid
- *   P M:userCode:<userCode>    string → id                                            DeviceCode, for findByUserCode
+ *   P M:record:<key>           hash { payload: <json>, consumed?: <epoch seconds> }   the record itself
+ *   P M:grant:<grantId>        sorted set of record keys, scored by their expiry (ms) for revokeByGrantId
+ *   P M:uid:<uid>              string → key                                           Session, for findByUid
+ *   P M:userCode:<userCode>    string → key                                           DeviceCode, for findByUserCode
+ *
+ * <key> is the SHA-256 of the record's id (./storage-id.ts): ids are token values and never stored as such.
  *
  * Every key is given its TTL by the same atomic step that writes it (a Lua script, or SET … PX), so no key can
  * outlive its purpose. Records live for `expiresIn` plus the clock tolerance, so a just-expired record is still
@@ -25,6 +27,7 @@
 import type { Redis, Result } from 'ioredis';
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import { CLOCK_TOLERANCE_SECONDS } from './sql-adapter.js';
+import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -109,17 +112,24 @@ export class RedisAdapter implements Adapter {
     const ttlMs = Math.max(1, Math.ceil((expiresIn + CLOCK_TOLERANCE_SECONDS) * 1000));
     const { consumed, ...stored } = payload;
 
+    const key = storageId(id);
     // Join the grant index before the record exists, so a concurrent revocation cannot miss the record.
-    if (payload.grantId) await this.redis.oidcIndexAdd(this.grantKey(payload.grantId), id, ttlMs);
+    if (payload.grantId) await this.redis.oidcIndexAdd(this.grantKey(payload.grantId), key, ttlMs);
     await Promise.all([
-      this.redis.oidcWriteRecord(this.recordKey(id), JSON.stringify(stored), consumedField(consumed), ttlMs),
-      this.model === 'Session' && payload.uid ? this.redis.set(this.uidKey(payload.uid), id, 'PX', ttlMs) : undefined,
-      payload.userCode ? this.redis.set(this.userCodeKey(payload.userCode), id, 'PX', ttlMs) : undefined,
+      this.redis.oidcWriteRecord(this.recordKey(key), JSON.stringify(payloadToStore(this.model, id, stored)), consumedField(consumed), ttlMs),
+      this.model === 'Session' && payload.uid ? this.redis.set(this.uidKey(payload.uid), key, 'PX', ttlMs) : undefined,
+      payload.userCode ? this.redis.set(this.userCodeKey(payload.userCode), key, 'PX', ttlMs) : undefined,
     ]);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    const [payload, consumed] = await this.redis.hmget(this.recordKey(id), 'payload', 'consumed');
+    const payload = await this.findStored(storageId(id));
+    return payload && payloadFromStore(this.model, id, payload);
+  }
+
+  /** Finds a record by its storage key (the hashed id that indexes and pointers hold). */
+  private async findStored(key: string): Promise<AdapterPayload | undefined> {
+    const [payload, consumed] = await this.redis.hmget(this.recordKey(key), 'payload', 'consumed');
     if (!payload) return undefined;
     const stored = JSON.parse(payload) as AdapterPayload;
     return consumed ? { ...stored, consumed: Number(consumed) } : stored;
@@ -135,40 +145,41 @@ export class RedisAdapter implements Adapter {
 
   /** Atomic: of concurrent calls for one record exactly one succeeds; the others get invalid_grant. */
   async consume(id: string): Promise<void> {
-    const consumedNow = await this.redis.oidcConsumeRecord(this.recordKey(id));
+    const consumedNow = await this.redis.oidcConsumeRecord(this.recordKey(storageId(id)));
     if (consumedNow !== 1) throw new errors.InvalidGrant('grant already consumed');
   }
 
   async destroy(id: string): Promise<void> {
-    const payload = await this.takeRecord(id);
-    if (payload?.grantId) await this.redis.zrem(this.grantKey(payload.grantId), id);
+    const key = storageId(id);
+    const payload = await this.takeRecord(key);
+    if (payload?.grantId) await this.redis.zrem(this.grantKey(payload.grantId), key);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
     // Taking the index first means a record added from now on starts a fresh index instead of a half-revoked one.
-    const ids = await this.redis.oidcIndexTake(this.grantKey(grantId));
-    await Promise.all(ids.map((id) => this.takeRecord(id)));
+    const keys = await this.redis.oidcIndexTake(this.grantKey(grantId));
+    await Promise.all(keys.map((key) => this.takeRecord(key)));
   }
 
   /** Deletes a record and the pointers that still lead to it; returns what it held. */
-  private async takeRecord(id: string): Promise<AdapterPayload | undefined> {
-    const stored = await this.redis.oidcTakeRecord(this.recordKey(id));
+  private async takeRecord(key: string): Promise<AdapterPayload | undefined> {
+    const stored = await this.redis.oidcTakeRecord(this.recordKey(key));
     if (!stored) return undefined;
     const payload = JSON.parse(stored) as AdapterPayload;
     await Promise.all([
-      payload.uid ? this.redis.oidcDeletePointer(this.uidKey(payload.uid), id) : undefined,
-      payload.userCode ? this.redis.oidcDeletePointer(this.userCodeKey(payload.userCode), id) : undefined,
+      payload.uid ? this.redis.oidcDeletePointer(this.uidKey(payload.uid), key) : undefined,
+      payload.userCode ? this.redis.oidcDeletePointer(this.userCodeKey(payload.userCode), key) : undefined,
     ]);
     return payload;
   }
 
   private async findByPointer(pointerKey: string): Promise<AdapterPayload | undefined> {
-    const id = await this.redis.get(pointerKey);
-    return id ? this.find(id) : undefined;
+    const key = await this.redis.get(pointerKey);
+    return key ? this.findStored(key) : undefined;
   }
 
-  private recordKey(id: string) {
-    return `${this.prefix}record:${id}`;
+  private recordKey(key: string) {
+    return `${this.prefix}record:${key}`;
   }
   private grantKey(grantId: string) {
     return `${this.prefix}grant:${grantId}`;

@@ -9,6 +9,7 @@
 import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
 import { SqlAdapter } from './sql-adapter.js';
+import { storageId } from './storage-id.js';
 
 export interface RefreshGraceOptions {
   graceSeconds: number;
@@ -47,7 +48,7 @@ export class RefreshTokenAdapter extends SqlAdapter {
     if (this.grace.graceSeconds <= 0) return false;
     const row = await this.database('oidc_models as token')
       .first(this.database.raw('1 as ok'))
-      .where({ 'token.model': 'RefreshToken', 'token.id': id })
+      .where({ 'token.model': 'RefreshToken', 'token.id': storageId(id) })
       .whereNotNull('token.consumed_at')
       .where('token.consumed_at', '>', this.database.raw(`now() - ? * interval '1 second'`, [this.grace.graceSeconds]))
       .whereNotExists((newer) =>

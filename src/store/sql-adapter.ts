@@ -1,13 +1,14 @@
 /**
  * oidc-provider's storage contract over the `oidc_models` table, on PostgreSQL or PGlite alike.
  *
- * One row per (model, id). The payload is kept as jsonb; the columns beside it (grant_id, uid, user_code,
+ * One row per (model, id), the id stored as its SHA-256 (./storage-id.ts: ids are token values). The payload is kept as jsonb; the columns beside it (grant_id, uid, user_code,
  * account_id) are copies of payload fields that exist only so the lookups the library makes are indexed.
  * `consumed` lives in its own column, so that consuming is one conditional UPDATE rather than a read-modify-write.
  * Expiry and consumption are stamped with the database clock, which every instance shares.
  */
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
+import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 
 /**
  * How long past its expiry a record is still returned: oidc-provider's default `clockTolerance`. The library
@@ -35,8 +36,8 @@ export class SqlAdapter implements Adapter {
     const { consumed, ...stored } = payload;
     const row = {
       model: this.model,
-      id,
-      payload: JSON.stringify(stored),
+      id: storageId(id),
+      payload: JSON.stringify(payloadToStore(this.model, id, stored)),
       grant_id: payload.grantId ?? null,
       uid: payload.uid ?? null,
       user_code: payload.userCode ?? null,
@@ -48,7 +49,8 @@ export class SqlAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return this.findOne({ id });
+    const payload = await this.findOne({ id: storageId(id) });
+    return payload && payloadFromStore(this.model, id, payload);
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -67,13 +69,13 @@ export class SqlAdapter implements Adapter {
   async consume(id: string): Promise<void> {
     const changed = await this.db(TABLE)
       .update({ consumed_at: this.db.fn.now() })
-      .where({ model: this.model, id })
+      .where({ model: this.model, id: storageId(id) })
       .whereNull('consumed_at');
     if (changed === 0) throw new errors.InvalidGrant('grant already consumed');
   }
 
   async destroy(id: string): Promise<void> {
-    await this.db(TABLE).where({ model: this.model, id }).del();
+    await this.db(TABLE).where({ model: this.model, id: storageId(id) }).del();
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {

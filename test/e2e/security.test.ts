@@ -299,11 +299,11 @@ describe('log out everywhere', () => {
 });
 
 describe('what is recorded', () => {
-  test('the audit log records sign-ins, tokens and admin changes, and neither it nor the logs hold a secret', async () => {
+  test('the audit log records sign-ins, tokens and admin changes; neither it, the logs nor the stores hold a secret', async () => {
     const user = await createUser(server);
     const web = await createWebClient(server, { firstParty: true });
     const config = await discover(server, web.clientId, web.secret);
-    const { tokens, callbackUrl } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const { tokens, callbackUrl, agent } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token as string);
     const service = await createServiceClient(server);
     await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret));
@@ -324,9 +324,25 @@ describe('what is recorded', () => {
       refreshed.refresh_token as string,
       tokens.id_token as string,
       callbackUrl.searchParams.get('code') as string,
+      agent.cookies.get('_session') as string,
     ];
     await server.services.audit.flush();
     const audit = JSON.stringify(await server.services.db('audit_events').select('*'));
+    // The stores hold tokens under a hash of their value: a dump of Postgres or Redis hands out no credential.
+    const stored = [JSON.stringify(await server.services.db('oidc_models').select('*'))];
+    const redis = server.services.redis;
+    if (redis && server.config.redis) {
+      for (const key of await redis.keys(`${server.config.redis.keyPrefix}*`)) {
+        const type = await redis.type(key);
+        const value =
+          type === 'hash' ? await redis.hgetall(key) : type === 'zset' ? await redis.zrange(key, 0, -1) : type === 'string' ? await redis.get(key) : null;
+        stored.push(key, JSON.stringify(value));
+      }
+    }
+    const dump = stored.join('\n');
+    expect(dump).toContain(user.userId); // the dump is real: it holds this user's records
+    // Tokens, refresh tokens and codes are absent; a session record keeps its id (the cookie value), see SECURITY.md.
+    for (const secret of secrets.slice(3, -1)) expect(dump).not.toContain(secret);
     const logs = logLines.join('');
     expect(logs.length).toBeGreaterThan(1000); // trace-level logs of all of the above
     for (const secret of secrets) {

@@ -11,6 +11,7 @@ import { createAdapterFactory } from '../../src/store/adapters.js';
 import { type Database, openDatabase } from '../../src/store/database.js';
 import { PRUNE_LOCK_KEY, pruneExpired, pruneUnlessBusy, schedulePruning } from '../../src/store/prune.js';
 import { RedisAdapter } from '../../src/store/redis-adapter.js';
+import { storageId } from '../../src/store/storage-id.js';
 import { CLOCK_TOLERANCE_SECONDS, SqlAdapter } from '../../src/store/sql-adapter.js';
 import {
   createTestDatabase,
@@ -240,14 +241,14 @@ describe.each(sqlKinds)('SqlAdapter on %s', (kind: SqlKind) => {
   test('indexed columns mirror the payload', async () => {
     const payload = tokenPayload('Session', { uid: randomUUID(), grantId: 'g-1', userCode: 'U-1', accountId: 'acc-9' });
     const id = await save(new SqlAdapter('Session', testDb.db), payload);
-    const row = await testDb.db('oidc_models').where({ model: 'Session', id }).first();
+    const row = await testDb.db('oidc_models').where({ model: 'Session', id: storageId(id) }).first();
     expect(row).toMatchObject({ grant_id: 'g-1', uid: payload.uid, user_code: 'U-1', account_id: 'acc-9', consumed_at: null });
   });
 
   test('a record without expiresIn never expires', async () => {
     const payload = tokenPayload('RegistrationAccessToken');
     await new SqlAdapter('RegistrationAccessToken', testDb.db).upsert(payload.jti as string, payload);
-    const row = await testDb.db('oidc_models').where({ model: 'RegistrationAccessToken', id: payload.jti }).first();
+    const row = await testDb.db('oidc_models').where({ model: 'RegistrationAccessToken', id: storageId(payload.jti as string) }).first();
     expect(row.expires_at).toBeNull();
     expect(await new SqlAdapter('RegistrationAccessToken', testDb.db).find(payload.jti as string)).toEqual(payload);
   });
@@ -352,12 +353,12 @@ describeWithRedis('RedisAdapter', () => {
     const id = await save(adapter('AuthorizationCode'), tokenPayload('AuthorizationCode'), -CLOCK_TOLERANCE_SECONDS - 1);
     await sleep(20);
     await expect(adapter('AuthorizationCode').consume(id)).rejects.toBeInstanceOf(errors.InvalidGrant);
-    expect(await testRedis.redis.exists(`${testRedis.keyPrefix}AuthorizationCode:record:${id}`)).toBe(0);
+    expect(await testRedis.redis.exists(`${testRedis.keyPrefix}AuthorizationCode:record:${storageId(id)}`)).toBe(0);
   });
 
   test('records live for expiresIn plus the clock tolerance', async () => {
     const id = await save(adapter('Interaction'), tokenPayload('Interaction'), 100);
-    const ttl = await testRedis.redis.pttl(`${testRedis.keyPrefix}Interaction:record:${id}`);
+    const ttl = await testRedis.redis.pttl(`${testRedis.keyPrefix}Interaction:record:${storageId(id)}`);
     expect(ttl).toBeGreaterThan((100 + CLOCK_TOLERANCE_SECONDS - 2) * 1000);
     expect(ttl).toBeLessThanOrEqual((100 + CLOCK_TOLERANCE_SECONDS) * 1000);
   });
@@ -434,7 +435,7 @@ describe('createAdapterFactory', () => {
   test('without Redis every model is kept in SQL', async () => {
     const factory = createAdapterFactory({ db: testDb.db, clientAdapter: () => clientAdapter });
     const id = await save(factory('Session'), tokenPayload('Session', { uid: randomUUID() }));
-    expect(await testDb.db('oidc_models').where({ model: 'Session', id }).first()).toBeTruthy();
+    expect(await testDb.db('oidc_models').where({ model: 'Session', id: storageId(id) }).first()).toBeTruthy();
   });
 
   (redisUrl ? test : test.skip)('with Redis, short-lived models go to Redis and durable ones to SQL', async () => {
@@ -449,8 +450,8 @@ describe('createAdapterFactory', () => {
     const shortLived = ['Session', 'Interaction', 'AuthorizationCode', 'AccessToken', 'ClientCredentials', 'DeviceCode'];
     for (const model of [...durable, ...shortLived]) {
       const id = await save(factory(model), tokenPayload(model));
-      const inSql = Boolean(await testDb.db('oidc_models').where({ model, id }).first());
-      const inRedis = (await redis.redis.exists(`${redis.keyPrefix}${model}:record:${id}`)) === 1;
+      const inSql = Boolean(await testDb.db('oidc_models').where({ model, id: storageId(id) }).first());
+      const inRedis = (await redis.redis.exists(`${redis.keyPrefix}${model}:record:${storageId(id)}`)) === 1;
       expect({ model, inSql, inRedis }).toEqual({ model, inSql: durable.includes(model), inRedis: shortLived.includes(model) });
     }
   });
