@@ -27,7 +27,7 @@ function freePort(): Promise<number> {
 }
 
 describe('embedded default (no DATABASE_URL, no REDIS_URL)', () => {
-  test('starts, generates a key and secrets, and keeps its data across a restart', async () => {
+  test('starts, generates a key and secrets, picks up a new key on SIGHUP, and keeps its data across a restart', async () => {
     const port = await freePort();
     const issuer = `http://localhost:${port}`;
     const env = cleanEnvironment({ PORT: String(port), DATA_DIR: path.join(scratch, 'data'), KEYS_DIR: path.join(scratch, 'keys'), LOG_LEVEL: 'warn' });
@@ -37,9 +37,22 @@ describe('embedded default (no DATABASE_URL, no REDIS_URL)', () => {
     expect(first.stdout).toMatch(/embedded PGlite/);
     expect(first.stdout).toMatch(/users add/);
     const jwksBefore = (await (await fetch(`${issuer}/jwks`)).json()) as { keys: { kid: string }[] };
+    expect(jwksBefore.keys).toHaveLength(1);
+
+    // A key written by `authz keys rotate` is published on SIGHUP, without a restart.
+    const rotated = await runToEnd('src/cli.ts', ['keys', 'rotate', '--activate-in', '2h'], env);
+    expect(rotated.code).toBe(0);
+    first.child.kill('SIGHUP');
+    let published: string[] = [];
+    for (let attempt = 0; attempt < 50 && published.length < 2; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      published = ((await (await fetch(`${issuer}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+    }
+    expect(published).toHaveLength(2);
+    expect(published[0]).toBe(jwksBefore.keys[0]?.kid); // the old key still signs; the new one waits its turn
     expect(await stop(first.child)).toBe(0);
 
-    expect((await readdir(path.join(scratch, 'keys'))).filter((name) => name.endsWith('.pem'))).toHaveLength(1);
+    expect((await readdir(path.join(scratch, 'keys'))).filter((name) => name.endsWith('.pem'))).toHaveLength(2);
     expect(await readdir(path.join(scratch, 'data'))).toEqual(expect.arrayContaining(['pglite', 'secrets.json']));
 
     // Register a service client in the stopped server's database, as the CLI would.
@@ -57,7 +70,7 @@ describe('embedded default (no DATABASE_URL, no REDIS_URL)', () => {
     const second = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
     try {
       const jwksAfter = (await (await fetch(`${issuer}/jwks`)).json()) as { keys: { kid: string }[] };
-      expect(jwksAfter.keys.map((key) => key.kid)).toEqual(jwksBefore.keys.map((key) => key.kid));
+      expect(jwksAfter.keys.map((key) => key.kid)).toEqual(published);
       const response = await fetch(`${issuer}/token`, {
         method: 'POST',
         headers: {
