@@ -62,6 +62,16 @@ const environmentSchema = z.object({
     .regex(/^rediss?:\/\//, 'REDIS_URL must start with redis:// or rediss://')
     .optional()
     .or(z.literal('')),
+  /**
+   * Comma-separated `host:port` of Redis Sentinels. With them, the master named REDIS_SENTINEL_MASTER is found
+   * (and followed across failovers) through the sentinels; REDIS_URL then only gives the password, database and TLS.
+   */
+  REDIS_SENTINELS: z
+    .string()
+    .regex(/^[^\s:,]+:\d+(,[^\s:,]+:\d+)*$/, 'REDIS_SENTINELS must look like host1:26379,host2:26379')
+    .optional(),
+  /** The master's name in the sentinels' configuration. */
+  REDIS_SENTINEL_MASTER: z.string().default('mymaster'),
   /** Prefix of every Redis key this server writes. */
   REDIS_KEY_PREFIX: z.string().default('authz:'),
   /** Where the embedded database and generated development secrets live. */
@@ -142,7 +152,7 @@ export interface Config {
   host: string;
   workers: number;
   database: { url?: string; schema?: string; poolMax: number; embeddedDir: string };
-  redis?: { url: string; keyPrefix: string };
+  redis?: RedisConfig;
   dataDir: string;
   keys: {
     dir: string;
@@ -187,6 +197,14 @@ export interface Config {
     lockSeconds: number;
     maxLockSeconds: number;
   };
+}
+
+export interface RedisConfig {
+  url: string;
+  keyPrefix: string;
+  /** With sentinels, the master is discovered through them. */
+  sentinels?: { host: string; port: number }[];
+  sentinelMaster: string;
 }
 
 export class ConfigError extends Error {
@@ -236,7 +254,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       poolMax: e.DATABASE_POOL_MAX,
       embeddedDir: path.resolve(e.DATA_DIR, 'pglite'),
     },
-    redis: e.REDIS_URL ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX } : undefined,
+    redis: e.REDIS_URL
+      ? {
+          url: e.REDIS_URL,
+          keyPrefix: e.REDIS_KEY_PREFIX,
+          sentinels: e.REDIS_SENTINELS?.split(',').map((entry) => {
+            const at = entry.lastIndexOf(':');
+            return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
+          }),
+          sentinelMaster: e.REDIS_SENTINEL_MASTER,
+        }
+      : undefined,
     dataDir: path.resolve(e.DATA_DIR),
     keys: {
       dir: path.resolve(e.KEYS_DIR),

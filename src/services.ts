@@ -37,7 +37,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   if (!config.production) await ensureDevelopmentSecrets(config);
   const db = await openDatabase(config.database);
   await migrate(db);
-  const redis = config.redis ? openRedis(config.redis.url, logger) : undefined;
+  const redis = config.redis ? openRedis(config.redis, logger) : undefined;
   const audit = new AuditLog(db, logger);
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });

@@ -6,7 +6,7 @@
  * failure into a 5xx (and a `server_error` event) instead of a stuck connection.
  */
 import { Redis } from 'ioredis';
-import { ConfigError } from '../config.js';
+import { ConfigError, type RedisConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 
 /** Reconnection attempts a queued command waits through before it fails. */
@@ -17,15 +17,17 @@ const MAX_RETRIES_PER_REQUEST = 2;
  * happens in the background; the first commands wait for it. With a logger, losing and regaining the connection
  * are logged once each, instead of ioredis printing every failed reconnection attempt.
  */
-export function openRedis(url: string, logger?: Logger): Redis {
+export function openRedis(target: string | Pick<RedisConfig, 'url' | 'sentinels' | 'sentinelMaster'>, logger?: Logger): Redis {
+  const { url, sentinels, sentinelMaster } = typeof target === 'string' ? { url: target, sentinels: undefined, sentinelMaster: '' } : target;
   // The URL may carry a password, so it is never repeated in the message.
   if (!/^rediss?:\/\//i.test(url)) throw new ConfigError(['REDIS_URL must start with redis:// or rediss://']);
-  const redis = new Redis(url, {
+  const options = {
     maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
     connectTimeout: 5000,
     // A socket that never connected does not close by itself; don't let it hold up shutdown during an outage.
     disconnectTimeout: 500,
-  });
+  };
+  const redis = sentinels?.length ? new Redis({ ...options, ...credentialsOf(url), sentinels, name: sentinelMaster }) : new Redis(url, options);
   if (logger) {
     let connected = true;
     redis.on('error', (error: Error) => {
@@ -38,4 +40,15 @@ export function openRedis(url: string, logger?: Logger): Redis {
     });
   }
   return redis;
+}
+
+/** What REDIS_URL contributes when the sentinels say where the master is: password, database, TLS. */
+function credentialsOf(url: string) {
+  const parsed = new URL(url);
+  return {
+    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    db: parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : undefined,
+    tls: parsed.protocol === 'rediss:' ? {} : undefined,
+  };
 }

@@ -1,0 +1,76 @@
+/**
+ * Redis through Sentinel: a real sentinel process (redis-server --sentinel) watching the test Redis as its
+ * master. The server finds the master through the sentinel and keeps its short-lived models there.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as oidc from 'openid-client';
+import { openRedis } from '../../src/store/redis.js';
+import { describeWithRedis, redisUrl } from '../support/environment.js';
+import { createServiceClient, discover } from '../support/relying-party.js';
+import { startTestServer } from '../support/server.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+describeWithRedis('Redis Sentinel', () => {
+  let scratch: string;
+  let sentinel: ChildProcess;
+  let sentinels: string;
+
+  beforeAll(async () => {
+    const master = new URL(redisUrl as string);
+    scratch = await mkdtemp(path.join(tmpdir(), 'authz-sentinel-'));
+    const port = await freePort();
+    const config = path.join(scratch, 'sentinel.conf');
+    await writeFile(
+      config,
+      [`port ${port}`, 'bind 127.0.0.1', `dir ${scratch}`, `sentinel monitor testmaster ${master.hostname} ${master.port || 6379} 1`, ''].join('\n'),
+    );
+    sentinel = spawn('redis-server', [config, '--sentinel'], { stdio: 'ignore' });
+    sentinels = `127.0.0.1:${port}`;
+    // Ready once it answers and knows its master.
+    const probe = openRedis(`redis://127.0.0.1:${port}`);
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const answer = await probe.call('SENTINEL', 'get-master-addr-by-name', 'testmaster').catch(() => null);
+      if (Array.isArray(answer) && answer.length === 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    probe.disconnect();
+  });
+  afterAll(async () => {
+    sentinel?.kill('SIGTERM');
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  test('the server finds the master through the sentinel and keeps tokens there', async () => {
+    const server = await startTestServer({ env: { REDIS_SENTINELS: sentinels, REDIS_SENTINEL_MASTER: 'testmaster' } });
+    try {
+      expect(server.config.redis?.sentinels).toEqual([{ host: '127.0.0.1', port: Number(sentinels.split(':')[1]) }]);
+      await server.services.apis.create({ indicator: 'https://legacy.example.test', name: 'Legacy', accessTokenFormat: 'opaque', isDefault: true });
+      const service = await createServiceClient(server);
+      const config = await discover(server, service.clientId, service.secret);
+      const { access_token } = await oidc.clientCredentialsGrant(config);
+      expect((await oidc.tokenIntrospection(config, access_token)).active).toBe(true);
+      const keys = await server.services.redis?.keys(`${server.config.redis?.keyPrefix}ClientCredentials:record:*`);
+      expect(keys?.length).toBe(1);
+      expect((await (await fetch(`${server.url}/readyz`)).json()) as object).toMatchObject({ checks: { redis: 'ok' } });
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a malformed sentinel list is refused with the setting named', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    expect(() => loadConfig({ REDIS_URL: 'redis://x', REDIS_SENTINELS: 'nohost' })).toThrow(/REDIS_SENTINELS must look like/);
+  });
+});
