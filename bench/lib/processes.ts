@@ -1,0 +1,112 @@
+/** Child processes for the server and the references: start, wait until they answer, sample RSS, stop. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+export const FORWARDED = { 'x-forwarded-proto': 'https' } as const;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Child {
+  name: string;
+  process: ChildProcess;
+  /** What the child wrote to stderr (last 8 kB), for error messages. */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** Runs a TypeScript file under the same Node (and tsx loader) as this process. */
+export function startTs(name: string, file: string, env: Record<string, string>, stdout: 'ignore' | 'pipe' = 'ignore'): Child {
+  return startNode(name, ['--import', 'tsx', file], env, stdout);
+}
+
+/** Runs `node <args>` with the same Node as this process. */
+export function startNode(name: string, args: string[], env: Record<string, string>, stdout: 'ignore' | 'pipe' = 'ignore'): Child {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', stdout, 'pipe'],
+  });
+  let errors = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    errors = (errors + chunk.toString()).slice(-8192);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    name,
+    process: child,
+    stderr: () => errors,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Polls `url` until it answers 200 (and then a few more times, so that every worker is up). */
+export async function waitForHttp(child: Child, url: string, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let answered = 0;
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) throw new Error(`${child.name} exited during start-up:\n${child.stderr()}`);
+    try {
+      const response = await fetch(url, { headers: FORWARDED });
+      await response.arrayBuffer();
+      if (response.status === 200 && ++answered >= 5) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, answered > 0 ? 300 : 200));
+  }
+  throw new Error(`${child.name} did not answer ${url} within ${timeoutMs} ms:\n${child.stderr()}`);
+}
+
+/** The processes that serve: the cluster workers of `pid`, or `pid` itself when it has none. */
+export function servingPids(pid: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return children.length > 0 ? children : [pid];
+  } catch {
+    return [pid];
+  }
+}
+
+/** VmRSS in MB, or undefined when the process is gone. */
+export function rssMb(pid: number): number | undefined {
+  try {
+    const match = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Samples the RSS of the serving processes every 250 ms until stopped; returns the peak per process. */
+export function sampleRss(pid: number): () => Map<number, number> {
+  const peaks = new Map<number, number>();
+  const sample = () => {
+    for (const worker of servingPids(pid)) {
+      const mb = rssMb(worker);
+      if (mb !== undefined) peaks.set(worker, Math.max(peaks.get(worker) ?? 0, mb));
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 250);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return peaks;
+  };
+}
