@@ -6,6 +6,7 @@ import type { Server as HttpServer } from 'node:http';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
+import { createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
 import { answerClientErrors } from './http/client-errors.js';
@@ -91,6 +92,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     }),
   );
   if (!config.metricsPort) app.use(metricsRoute(metrics));
+  app.use(await createAdminApi({ config, services, keyRing, audit, logger }));
   app.use(
     createInteractionRoutes({
       provider: slot.proxy,

@@ -54,6 +54,41 @@ export const newUserSchema = z.object({
 
 export type NewUser = z.input<typeof newUserSchema>;
 
+export const userChangesSchema = z.strictObject({
+  name: z.string().trim().min(1).max(200).nullable().optional(),
+  roles: z.array(roleName).max(100).optional(),
+  emailVerified: z.boolean().optional(),
+});
+
+export type UserChanges = z.input<typeof userChangesSchema>;
+
+export const userSearchSchema = z.object({
+  email: z.string().max(254).optional(),
+  q: z.string().trim().min(1).max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: z.uuid({ error: 'the cursor is a user id' }).optional(),
+});
+
+export type UserSearch = z.input<typeof userSearchSchema>;
+
+export interface UserGrant {
+  grantId: string;
+  clientId: string | null;
+  /** OpenID Connect scopes granted. */
+  scopes: string[];
+  /** API scopes granted, by resource indicator. */
+  resources: Record<string, string[]>;
+  createdAt: Date | null;
+  expiresAt: Date | null;
+}
+
+interface GrantPayload {
+  clientId?: string;
+  iat?: number;
+  openid?: { scope?: string };
+  resources?: Record<string, string>;
+}
+
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
   if (!result.success) throw new InputError(describeIssues(result.error.issues));
@@ -151,6 +186,74 @@ export class UserRepository {
       .limit(options.limit ?? 1000)
       .offset(options.offset ?? 0);
     return rows.map(toUser);
+  }
+
+  /**
+   * Finds users by exact email or by a fragment of email or name (`q`), ordered by id and paged by keyset:
+   * `after` is the last id of the previous page; `next` is set when there may be more.
+   */
+  async search(query: UserSearch = {}): Promise<{ users: User[]; next: string | null }> {
+    const { email, q, limit, after } = parse(userSearchSchema, query);
+    const rows = await this.db<UserRow>('users')
+      .modify((builder) => {
+        if (email) builder.where({ email: email.trim().toLowerCase() });
+        if (q) {
+          const pattern = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+          builder.where((inner) => inner.whereILike('email', pattern).orWhereILike('name', pattern));
+        }
+        if (after) builder.where('id', '>', after);
+      })
+      .orderBy('id')
+      .limit(limit);
+    const users = rows.map(toUser);
+    return { users, next: users.length === limit ? (users.at(-1)?.id ?? null) : null };
+  }
+
+  /** Changes the profile fields an administrator may set. */
+  async update(idOrEmail: string, changes: UserChanges): Promise<User> {
+    const value = parse(userChangesSchema, changes);
+    const user = await this.require(idOrEmail);
+    const row: Partial<UserRow> = {};
+    if (value.name !== undefined) row.name = value.name;
+    if (value.roles !== undefined) row.roles = [...new Set(value.roles)];
+    if (value.emailVerified !== undefined) row.email_verified = value.emailVerified;
+    if (Object.keys(row).length === 0) return user;
+    const updated = await this.#update(user.id, row);
+    this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles });
+    return updated;
+  }
+
+  /** The user's grants (consents and client authorizations), without any token value. */
+  async listGrants(idOrEmail: string): Promise<UserGrant[]> {
+    const user = await this.require(idOrEmail);
+    const rows: { id: string; payload: GrantPayload; expires_at: Date | null }[] = await this.db('oidc_models')
+      .select('id', 'payload', 'expires_at')
+      .where({ model: 'Grant', account_id: user.id })
+      .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
+      .orderBy('id');
+    return rows.map(({ id, payload, expires_at }) => ({
+      grantId: id,
+      clientId: payload.clientId ?? null,
+      scopes: (payload.openid?.scope ?? '').split(' ').filter(Boolean),
+      resources: Object.fromEntries(Object.entries(payload.resources ?? {}).map(([resource, scope]) => [resource, scope.split(' ').filter(Boolean)])),
+      createdAt: typeof payload.iat === 'number' ? new Date(payload.iat * 1000) : null,
+      expiresAt: expires_at,
+    }));
+  }
+
+  /** Deletes one grant of the user and everything issued under it (refresh tokens; opaque tokens die with it). */
+  async revokeGrant(idOrEmail: string, grantId: string): Promise<void> {
+    const user = await this.require(idOrEmail);
+    const clientId = await this.db.transaction(async (trx) => {
+      const deleted: { payload: GrantPayload }[] = await trx('oidc_models')
+        .where({ model: 'Grant', id: grantId, account_id: user.id })
+        .delete()
+        .returning('payload');
+      if (deleted.length === 0) throw new NotFoundError(`no grant ${grantId} of user ${user.id}`);
+      await trx('oidc_models').where({ grant_id: grantId }).delete();
+      return deleted[0]?.payload.clientId ?? null;
+    });
+    this.#record('user_grant_revoked', user, { grantId, clientId });
   }
 
   /**

@@ -132,6 +132,22 @@ export const newClientSchema = z
 
 export type NewClient = z.input<typeof newClientSchema>;
 
+/** What an administrator may change on a registered client (its type and authentication stay as created). */
+export const clientChangesSchema = z.strictObject({
+  name: z.string().trim().min(1, 'a client needs a name').max(200).optional(),
+  redirectUris: z.array(z.string()).optional(),
+  postLogoutRedirectUris: z.array(z.string()).optional(),
+  scope: z
+    .string()
+    .trim()
+    .refine((scope) => scope === '' || scope.split(/\s+/).every((token) => scopeToken.test(token)), 'scope holds an invalid character')
+    .optional(),
+  roles: z.array(roleName).max(100).optional(),
+  firstParty: z.boolean().optional(),
+});
+
+export type ClientChanges = z.input<typeof clientChangesSchema>;
+
 function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
   if (!result.success) throw new InputError(describeIssues(result.error.issues));
@@ -300,6 +316,44 @@ export class ClientRepository {
     });
     this.#record('client_secret_rotated', clientId, { oldSecretsExpireAt: oldSecretsExpireAt.toISOString() });
     return { secret, oldSecretsExpireAt };
+  }
+
+  /** Changes name, redirect URIs, scope, roles or first-party status, with the same checks as at creation. */
+  async update(clientId: string, input: ClientChanges): Promise<ClientRecord> {
+    const changes = parse(clientChangesSchema, input);
+    const client = await this.require(clientId);
+    const redirectUris = changes.redirectUris ?? client.redirectUris;
+    const postLogoutRedirectUris = changes.postLogoutRedirectUris ?? client.postLogoutRedirectUris;
+    const problems: string[] = [];
+    if (client.type !== 'service' && redirectUris.length === 0) problems.push(`redirectUris: a ${client.type} client needs at least one redirect URI`);
+    if (client.type === 'service' && (redirectUris.length > 0 || postLogoutRedirectUris.length > 0)) {
+      problems.push('redirectUris: a service client signs no users in and takes no redirect URIs');
+    }
+    for (const [field, uris] of [
+      ['redirectUris', changes.redirectUris ?? []],
+      ['postLogoutRedirectUris', changes.postLogoutRedirectUris ?? []],
+    ] as const) {
+      for (const uri of uris) {
+        const problem = redirectUriProblem(uri, { allowCustomScheme: client.type === 'spa' });
+        if (problem) problems.push(`${field}: ${problem}`);
+        else if (this.options.production && client.type === 'web' && uri.startsWith('http:')) problems.push(`${field}: ${uri} must use https in production`);
+      }
+    }
+    if (changes.firstParty === false && client.grantTypes.includes('password')) {
+      problems.push('firstParty: a client allowed the password grant must stay first-party');
+    }
+    if (problems.length > 0) throw new InputError(problems.join('; '));
+    const row: Partial<ClientRow> = {};
+    if (changes.name !== undefined) row.name = changes.name;
+    if (changes.redirectUris !== undefined) row.redirect_uris = changes.redirectUris;
+    if (changes.postLogoutRedirectUris !== undefined) row.post_logout_redirect_uris = changes.postLogoutRedirectUris;
+    if (changes.scope !== undefined) row.scope = changes.scope.split(/\s+/).filter(Boolean).join(' ');
+    if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
+    if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
+    if (Object.keys(row).length === 0) return client;
+    const updated = await this.#update(clientId, row);
+    this.#record('client_updated', clientId, { fields: Object.keys(changes) });
+    return updated;
   }
 
   async disable(clientId: string): Promise<ClientRecord> {

@@ -1,0 +1,282 @@
+/**
+ * The admin REST API under /admin/v1: clients, users, their grants, APIs and the audit log over JSON. It is
+ * itself a resource server of this issuer (./auth.ts) and is registered in the `apis` table on start. Every
+ * operation is the repositories' own (the CLI calls the same methods), made with the actor `admin-api`, so each
+ * change lands in the audit log as made through this API.
+ */
+import { bodyParser } from '@koa/bodyparser';
+import { Router } from '@koa/router';
+import type { Context, Middleware, Next } from 'koa';
+import type { z } from 'zod';
+import { type User, UserRepository } from '../accounts/users.js';
+import { ApiRepository } from '../apis/apis.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { queryAuditEvents } from '../audit/audit-query.js';
+import { type ClientRecord, ClientRepository } from '../clients/clients.js';
+import type { Config } from '../config.js';
+import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import type { KeyRing } from '../keys/key-ring.js';
+import type { Logger } from '../logger.js';
+import type { Services } from '../services.js';
+import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator, requireAdminToken } from './auth.js';
+import { openApiDocument } from './openapi.js';
+import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
+
+export { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator } from './auth.js';
+
+export const ADMIN_ACTOR = 'admin-api';
+/** Admin tokens are short-lived: they are checked offline and cannot be revoked. */
+const ADMIN_TOKEN_TTL_SECONDS = 600;
+const DEFAULT_KEEP_OLD_SECONDS = 86_400;
+
+export interface AdminApiDependencies {
+  config: Config;
+  services: Services;
+  keyRing: KeyRing;
+  /** Where changes are recorded (the server's sink, so that they are also counted). */
+  audit: AuditSink;
+  logger: Logger;
+}
+
+/** Registers the admin API as a resource server unless it is; safe when several instances start at once. */
+export async function ensureAdminApiRegistered(services: Services, issuer: string, logger: Logger): Promise<void> {
+  const indicator = adminApiIndicator(issuer);
+  const existing = await services.apis.findByIndicator(indicator);
+  if (existing) {
+    if (existing.accessTokenFormat !== 'jwt') logger.warn({ indicator }, 'the admin API must issue jwt access tokens; admin requests will be refused');
+    return;
+  }
+  try {
+    await services.apis.create({
+      indicator,
+      name: 'Admin API',
+      scopes: [ADMIN_SCOPE, ADMIN_READ_SCOPE],
+      accessTokenTtl: ADMIN_TOKEN_TTL_SECONDS,
+      accessTokenFormat: 'jwt',
+    });
+    services.catalog.forgetApis();
+  } catch (error) {
+    // Another instance registered it between our look and our insert.
+    if (await services.apis.findByIndicator(indicator)) return;
+    throw error;
+  }
+}
+
+/** Public view of a client: never a secret hash, only when each live secret expires. */
+const clientView = (client: ClientRecord) => {
+  const { secrets, ...rest } = client;
+  return { ...rest, secrets: secrets.map((secret) => ({ expiresAt: secret.expiresAt })) };
+};
+
+const userView = (user: User) => user;
+
+function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input ?? {});
+  if (!result.success) throw new InputError(describeIssues(result.error.issues));
+  return result.data;
+}
+
+const body = (ctx: Context) => (ctx.request as { body?: unknown }).body ?? {};
+
+const readJson = bodyParser({
+  enableTypes: ['json'],
+  jsonLimit: '64kb',
+  onError: (_error, ctx) => ctx.throw(400, 'the body is not valid JSON'),
+});
+
+/** Runs middleware in order, each `next` calling the following one (as Koa does for `app.use`). */
+function chain(middleware: Middleware[]): (ctx: Context, next: Next) => Promise<void> {
+  return async (ctx, next) => {
+    const run = async (index: number): Promise<void> => {
+      const current = middleware[index];
+      if (current) await current(ctx, () => run(index + 1));
+      else await next();
+    };
+    await run(0);
+  };
+}
+
+function errorResponses(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+      if (ctx.status === 404 && !ctx.body) {
+        ctx.status = 404;
+        ctx.body = { error: 'not_found', error_description: `no route for ${ctx.method} ${ctx.path}` };
+      } else if (ctx.status === 405 && !ctx.body) {
+        ctx.body = { error: 'method_not_allowed', error_description: `${ctx.method} is not allowed on ${ctx.path}` };
+      }
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      if (error instanceof NotFoundError) {
+        ctx.status = 404;
+        ctx.body = { error: 'not_found', error_description: error.message };
+      } else if (error instanceof InputError) {
+        // The repositories report duplicates as input errors ("… already exists"); here they are conflicts.
+        const conflict = /already exists/.test(error.message);
+        ctx.status = conflict ? 409 : 400;
+        ctx.body = { error: conflict ? 'conflict' : 'invalid_request', error_description: error.message };
+      } else if (status && status >= 400 && status < 500) {
+        ctx.status = status;
+        ctx.body = { error: 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
+      } else {
+        logger.error({ err: error, requestId: ctx.state.requestId }, 'admin API error');
+        ctx.status = 500;
+        ctx.body = { error: 'server_error', error_description: 'an unexpected error occurred; it has been logged' };
+      }
+    }
+  };
+}
+
+export async function createAdminApi(deps: AdminApiDependencies): Promise<Middleware> {
+  const { config, services, keyRing, audit, logger } = deps;
+  await ensureAdminApiRegistered(services, config.issuer, logger);
+  const { db, catalog } = services;
+  const actor = ADMIN_ACTOR;
+  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor });
+  const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
+  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
+  const adminIndicator = adminApiIndicator(config.issuer);
+  const document = openApiDocument(config.issuer);
+
+  const router = new Router({ prefix: ADMIN_API_PATH });
+
+  // Clients
+  router.get('/clients', async (ctx) => {
+    ctx.body = { clients: (await clients.list()).map(clientView) };
+  });
+  router.post('/clients', async (ctx) => {
+    const input = parse(bodySchemas.NewClient, body(ctx));
+    const { client, secret } = await clients.create(input);
+    ctx.status = 201;
+    ctx.body = { ...clientView(client), ...(secret ? { clientSecret: secret } : {}) };
+  });
+  router.get('/clients/:id', async (ctx) => {
+    ctx.body = clientView(await clients.require(ctx.params.id as string));
+  });
+  router.patch('/clients/:id', async (ctx) => {
+    const changes = parse(bodySchemas.ClientChanges, body(ctx));
+    const client = await clients.update(ctx.params.id as string, changes);
+    catalog.forgetClient(client.clientId);
+    ctx.body = clientView(client);
+  });
+  router.delete('/clients/:id', async (ctx) => {
+    await clients.remove(ctx.params.id as string);
+    catalog.forgetClient(ctx.params.id as string);
+    ctx.status = 204;
+  });
+  router.post('/clients/:id/secret', async (ctx) => {
+    const { keepOldUntil, keepOldForSeconds } = parse(bodySchemas.RotateSecret, body(ctx));
+    let seconds = keepOldForSeconds ?? DEFAULT_KEEP_OLD_SECONDS;
+    if (keepOldUntil) {
+      seconds = Math.ceil((Date.parse(keepOldUntil) - Date.now()) / 1000);
+      if (seconds < 0) throw new InputError('keepOldUntil: must not be in the past (use keepOldForSeconds: 0 to stop the old secrets now)');
+      if (seconds > MAX_KEEP_OLD_SECONDS) throw new InputError(`keepOldUntil: at most ${MAX_KEEP_OLD_SECONDS / 86_400} days from now`);
+    }
+    const clientId = ctx.params.id as string;
+    const { secret, oldSecretsExpireAt } = await clients.rotateSecret(clientId, seconds);
+    catalog.forgetClient(clientId);
+    ctx.body = { clientId, clientSecret: secret, oldSecretsExpireAt };
+  });
+  for (const action of ['disable', 'enable'] as const) {
+    router.post(`/clients/:id/${action}`, async (ctx) => {
+      const client = await clients[action](ctx.params.id as string);
+      catalog.forgetClient(client.clientId);
+      ctx.body = clientView(client);
+    });
+  }
+
+  // Users
+  router.get('/users', async (ctx) => {
+    const { cursor, ...query } = parse(listUsersQuery, ctx.query);
+    const page = await users.search({ ...query, after: cursor });
+    ctx.body = { users: page.users.map(userView), next: page.next };
+  });
+  router.post('/users', async (ctx) => {
+    const input = parse(bodySchemas.NewUser, body(ctx));
+    ctx.status = 201;
+    ctx.body = userView(await users.create(input));
+  });
+  router.get('/users/:id', async (ctx) => {
+    ctx.body = userView(await users.require(ctx.params.id as string));
+  });
+  router.patch('/users/:id', async (ctx) => {
+    const changes = parse(bodySchemas.UserChanges, body(ctx));
+    ctx.body = userView(await users.update(ctx.params.id as string, changes));
+  });
+  router.post('/users/:id/password', async (ctx) => {
+    const { password } = parse(bodySchemas.SetPassword, body(ctx));
+    ctx.body = userView(await users.setPassword(ctx.params.id as string, password));
+  });
+  for (const action of ['disable', 'enable', 'revokeSessions'] as const) {
+    const path = action === 'revokeSessions' ? 'revoke-sessions' : action;
+    router.post(`/users/:id/${path}`, async (ctx) => {
+      ctx.body = userView(await users[action](ctx.params.id as string));
+    });
+  }
+  router.get('/users/:id/grants', async (ctx) => {
+    ctx.body = { grants: await users.listGrants(ctx.params.id as string) };
+  });
+  router.delete('/users/:id/grants/:grantId', async (ctx) => {
+    await users.revokeGrant(ctx.params.id as string, ctx.params.grantId as string);
+    ctx.status = 204;
+  });
+
+  // APIs
+  router.get('/apis', async (ctx) => {
+    ctx.body = { apis: await apis.list() };
+  });
+  router.post('/apis', async (ctx) => {
+    const input = parse(bodySchemas.NewApi, body(ctx));
+    const api = await apis.create(input);
+    catalog.forgetApis();
+    ctx.status = 201;
+    ctx.body = api;
+  });
+  router.delete('/apis/:indicator', async (ctx) => {
+    const indicator = ctx.params.indicator as string;
+    if (indicator === adminIndicator) throw new InputError('the admin API itself cannot be removed');
+    await apis.remove(indicator);
+    catalog.forgetApis();
+    ctx.status = 204;
+  });
+
+  // Audit
+  router.get('/audit', async (ctx) => {
+    const query = parse(auditQuery, ctx.query);
+    let accountId = query.user;
+    if (accountId?.includes('@')) accountId = (await users.findByEmail(accountId))?.id ?? '00000000-0000-0000-0000-000000000000';
+    const events = await queryAuditEvents(db, {
+      type: query.type,
+      accountId,
+      clientId: query.client,
+      since: query.since ? new Date(query.since) : undefined,
+      until: query.until ? new Date(query.until) : undefined,
+      limit: query.limit,
+      before: query.before,
+    });
+    ctx.body = { events, next: events.length === query.limit ? (events.at(-1)?.id ?? null) : null };
+  });
+
+  const authenticated = chain([
+    requireAdminToken({ issuer: config.issuer, signingKeys: () => keyRing.signingKeys, catalog }),
+    readJson,
+    router.routes() as Middleware,
+    router.allowedMethods() as Middleware,
+  ]);
+  const handle = chain([
+    errorResponses(logger),
+    async (ctx: Context, next: Next) => {
+      ctx.set('Cache-Control', 'no-store');
+      if (ctx.path === `${ADMIN_API_PATH}/openapi.json` && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+        ctx.set('Cache-Control', 'public, max-age=300');
+        ctx.body = document;
+        return;
+      }
+      return next();
+    },
+    authenticated as Middleware,
+  ]);
+  const isAdminPath = (path: string) => path === ADMIN_API_PATH || path.startsWith(`${ADMIN_API_PATH}/`);
+  return (ctx, next) => (isAdminPath(ctx.path) ? handle(ctx, async () => {}) : next());
+}

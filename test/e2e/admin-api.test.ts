@@ -1,0 +1,351 @@
+/**
+ * The admin REST API over HTTP on the real server: admin tokens from client credentials (checked offline),
+ * clients, users, grants, APIs, the audit log and the OpenAPI document.
+ */
+import * as oidc from 'openid-client';
+import { adminApiIndicator } from '../../src/admin/index.js';
+import { type Fixtures, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+
+const ORDERS_API = 'https://orders.example.test';
+
+let server: TestServer;
+let adminToken: string;
+let admin: string;
+
+async function tokenFor(clientId: string, secret: string, resource: string): Promise<string> {
+  const config = await discover(server, clientId, secret);
+  return (await oidc.clientCredentialsGrant(config, { resource })).access_token;
+}
+
+async function serviceToken(scope: string, resource = adminApiIndicator(server.issuer)): Promise<string> {
+  const { client, secret } = await server.services.clients.create({ type: 'service', name: `ops ${scope}`, scope });
+  return tokenFor(client.clientId, secret as string, resource);
+}
+
+interface Call {
+  status: number;
+  headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked with toMatchObject
+  body: any;
+}
+
+async function call(method: string, path: string, options: { body?: unknown; raw?: string; token?: string | null } = {}): Promise<Call> {
+  const token = options.token === undefined ? adminToken : options.token;
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (options.body !== undefined || options.raw !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${admin}${path}`, {
+    method,
+    headers,
+    body: options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+beforeAll(async () => {
+  server = await startTestServer();
+  admin = `${server.url}/admin/v1`;
+  adminToken = await serviceToken('admin');
+});
+afterAll(() => server.close());
+
+describe('admin API: authentication', () => {
+  test('the admin API is registered as a resource server on start, idempotently', async () => {
+    const { body } = await call('GET', '/apis');
+    const mine = body.apis.filter((api: { indicator: string }) => api.indicator === adminApiIndicator(server.issuer));
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ scopes: ['admin', 'admin:read'], accessTokenFormat: 'jwt' });
+  });
+
+  test('no token: 401 with a Bearer challenge', async () => {
+    const response = await call('GET', '/clients', { token: null });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
+    expect(response.body).toMatchObject({ error: 'invalid_token' });
+  });
+
+  test('a garbage or tampered token: 401', async () => {
+    expect((await call('GET', '/clients', { token: 'not.a.jwt' })).status).toBe(401);
+    const [header, payload] = adminToken.split('.');
+    const tampered = `${header}.${payload}.${Buffer.from('forged').toString('base64url')}`;
+    const response = await call('GET', '/clients', { token: tampered });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+
+  test('a token for another API: 401', async () => {
+    await server.services.apis.create({ indicator: 'https://other.example.test', name: 'Other', scopes: ['admin', 'other'] });
+    const token = await serviceToken('admin', 'https://other.example.test');
+    expect((await call('GET', '/clients', { token })).status).toBe(401);
+  });
+
+  test('a client not registered with the admin scope: 403 insufficient_scope, whatever its token says', async () => {
+    const token = await serviceToken('other');
+    const response = await call('POST', '/users', { token, body: { email: 'nobody@example.test' } });
+    expect(response.status).toBe(403);
+    expect(response.headers.get('www-authenticate')).toMatch(/error="insufficient_scope".*scope="admin"/);
+    expect(response.body).toMatchObject({ error: 'insufficient_scope' });
+  });
+
+  test('admin:read reads but cannot change', async () => {
+    const token = await serviceToken('admin:read');
+    expect((await call('GET', '/clients', { token })).status).toBe(200);
+    const response = await call('POST', '/apis', { token, body: { indicator: 'https://ro.example.test', name: 'RO' } });
+    expect(response.status).toBe(403);
+    expect(response.headers.get('www-authenticate')).toContain('scope="admin"');
+  });
+
+  test('a disabled admin client’s token stops working', async () => {
+    const { client, secret } = await server.services.clients.create({ type: 'service', name: 'ops temp', scope: 'admin' });
+    const token = await tokenFor(client.clientId, secret as string, adminApiIndicator(server.issuer));
+    expect((await call('GET', '/apis', { token })).status).toBe(200);
+    expect((await call('POST', `/clients/${client.clientId}/disable`)).status).toBe(200);
+    expect((await call('GET', '/apis', { token })).status).toBe(401);
+  });
+
+  test('the OpenAPI document is public and lists the paths with schemas', async () => {
+    const response = await call('GET', '/openapi.json', { token: null });
+    expect(response.status).toBe(200);
+    expect(response.body.openapi).toBe('3.1.0');
+    expect(Object.keys(response.body.paths)).toEqual(
+      expect.arrayContaining(['/clients', '/clients/{clientId}', '/clients/{clientId}/secret', '/users', '/users/{userId}/grants', '/apis', '/audit']),
+    );
+    expect(response.body.paths['/clients'].post.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/NewClient');
+    expect(response.body.components.schemas.NewClient.required).toEqual(['type', 'name']);
+    expect(response.body.paths['/audit'].get.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['type', 'user', 'client', 'since', 'until', 'limit', 'before']),
+    );
+  });
+
+  test('unknown paths under /admin/v1 are JSON 404s (after authentication)', async () => {
+    expect((await call('GET', '/nothing', { token: null })).status).toBe(401);
+    const response = await call('GET', '/nothing');
+    expect(response.status).toBe(404);
+    expect(response.body).toMatchObject({ error: 'not_found' });
+  });
+});
+
+describe('admin API: clients', () => {
+  beforeAll(async () => {
+    const response = await call('POST', '/apis', { body: { indicator: ORDERS_API, name: 'Orders', scopes: ['orders:read'] } });
+    expect(response.status).toBe(201);
+  });
+
+  test('create shows the secret once; read never does', async () => {
+    const created = await call('POST', '/clients', { body: { type: 'service', name: 'Billing job', scope: 'orders:read' } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ type: 'service', name: 'Billing job', grantTypes: ['client_credentials'] });
+    expect(typeof created.body.clientSecret).toBe('string');
+    await expect(tokenFor(created.body.clientId, created.body.clientSecret, ORDERS_API)).resolves.toBeTruthy();
+
+    const read = await call('GET', `/clients/${created.body.clientId}`);
+    expect(read.status).toBe(200);
+    expect(read.body.clientSecret).toBeUndefined();
+    expect(JSON.stringify(read.body)).not.toContain(created.body.clientSecret);
+    expect(read.body.secrets).toEqual([{ expiresAt: null }]);
+    const list = await call('GET', '/clients');
+    expect(list.body.clients.map((c: { clientId: string }) => c.clientId)).toContain(created.body.clientId);
+  });
+
+  test('rotating keeps the old secret until the time given, then only the new one works', async () => {
+    const created = await call('POST', '/clients', { body: { type: 'service', name: 'Rotating job' } });
+    const { clientId, clientSecret: oldSecret } = created.body;
+    const rotated = await call('POST', `/clients/${clientId}/secret`, { body: { keepOldForSeconds: 2 } });
+    expect(rotated.status).toBe(200);
+    const newSecret = rotated.body.clientSecret;
+    expect(newSecret).not.toBe(oldSecret);
+    await expect(tokenFor(clientId, oldSecret, ORDERS_API)).resolves.toBeTruthy();
+    await expect(tokenFor(clientId, newSecret, ORDERS_API)).resolves.toBeTruthy();
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(rotated.body.oldSecretsExpireAt) - Date.now() + 300));
+    await expect(tokenFor(clientId, oldSecret, ORDERS_API)).rejects.toMatchObject({ error: 'invalid_client' });
+    await expect(tokenFor(clientId, newSecret, ORDERS_API)).resolves.toBeTruthy();
+  });
+
+  test('keepOldUntil sets when the old secret lapses', async () => {
+    const { body } = await call('POST', '/clients', { body: { type: 'service', name: 'Until job' } });
+    const until = new Date(Date.now() + 3_600_000);
+    const rotated = await call('POST', `/clients/${body.clientId}/secret`, { body: { keepOldUntil: until.toISOString() } });
+    expect(rotated.status).toBe(200);
+    expect(Math.abs(Date.parse(rotated.body.oldSecretsExpireAt) - until.getTime())).toBeLessThan(1500);
+    const read = await call('GET', `/clients/${body.clientId}`);
+    expect(read.body.secrets).toHaveLength(2);
+    expect((await call('POST', `/clients/${body.clientId}/secret`, { body: { keepOldUntil: 'tomorrow' } })).status).toBe(400);
+    expect((await call('POST', `/clients/${body.clientId}/secret`, { body: { keepOldUntil: '2001-01-01T00:00:00Z' } })).status).toBe(400);
+  });
+
+  test('update, disable, enable, delete', async () => {
+    const { body } = await call('POST', '/clients', {
+      body: { type: 'web', name: 'Shop', redirectUris: ['https://shop.example.test/cb'] },
+    });
+    const patched = await call('PATCH', `/clients/${body.clientId}`, { body: { name: 'Shop 2', redirectUris: ['https://shop.example.test/callback'] } });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ name: 'Shop 2', redirectUris: ['https://shop.example.test/callback'] });
+    const badUri = await call('PATCH', `/clients/${body.clientId}`, { body: { redirectUris: [] } });
+    expect(badUri.status).toBe(400);
+    expect(badUri.body.error_description).toMatch(/redirect URI/);
+    expect((await call('PATCH', `/clients/${body.clientId}`, { body: { type: 'spa' } })).status).toBe(400);
+    expect((await call('POST', `/clients/${body.clientId}/disable`)).body.disabledAt).not.toBeNull();
+    expect((await call('POST', `/clients/${body.clientId}/enable`)).body.disabledAt).toBeNull();
+    expect((await call('DELETE', `/clients/${body.clientId}`)).status).toBe(204);
+    expect((await call('GET', `/clients/${body.clientId}`)).status).toBe(404);
+  });
+
+  test('bad bodies are 400 with the reason, unknown ids 404, duplicates 409', async () => {
+    const missing = await call('POST', '/clients', { body: { type: 'robot' } });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatchObject({ error: 'invalid_request' });
+    expect(missing.body.error_description).toMatch(/type must be web, spa or service/);
+    expect(missing.body.error_description).toMatch(/name/);
+    const notJson = await call('POST', '/clients', { raw: '{"type":' });
+    expect(notJson.status).toBe(400);
+    expect(notJson.body).toMatchObject({ error: 'invalid_request' });
+    const unknown = await call('GET', '/clients/no-such-client');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ error: 'not_found' });
+    expect((await call('POST', '/clients/no-such-client/secret', { body: {} })).status).toBe(404);
+    expect((await call('DELETE', '/clients/no-such-client')).status).toBe(404);
+    const first = await call('POST', '/clients', { body: { type: 'service', name: 'Dup', clientId: 'dup-client' } });
+    expect(first.status).toBe(201);
+    const second = await call('POST', '/clients', { body: { type: 'service', name: 'Dup', clientId: 'dup-client' } });
+    expect(second.status).toBe(409);
+    expect(second.body).toMatchObject({ error: 'conflict' });
+  });
+});
+
+describe('admin API: users, sessions and grants', () => {
+  let userId: string;
+
+  test('create, read, update and search', async () => {
+    const created = await call('POST', '/users', { body: { email: 'Ada@Example.test', name: 'Ada Lovelace', password: 'analytical engine 1843' } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ email: 'ada@example.test', name: 'Ada Lovelace', roles: [] });
+    expect(JSON.stringify(created.body)).not.toMatch(/password_hash|\$2[aby]\$/);
+    userId = created.body.id;
+    expect((await call('POST', '/users', { body: { email: 'ada@example.test' } })).status).toBe(409);
+    expect((await call('GET', `/users/${userId}`)).body.email).toBe('ada@example.test');
+
+    const patched = await call('PATCH', `/users/${userId}`, { body: { roles: ['editor'], emailVerified: true } });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ roles: ['editor'], emailVerified: true, name: 'Ada Lovelace' });
+    expect((await call('PATCH', `/users/${userId}`, { body: { roles: ['not a role!'] } })).status).toBe(400);
+    expect((await call('PATCH', `/users/${userId}`, { body: { password: 'x' } })).status).toBe(400);
+
+    const byQuery = await call('GET', '/users?q=lovelace');
+    expect(byQuery.body.users.map((u: { id: string }) => u.id)).toEqual([userId]);
+    const byEmail = await call('GET', '/users?email=ADA@example.test');
+    expect(byEmail.body.users).toHaveLength(1);
+    expect((await call('GET', '/users?q=nobody-by-that-name')).body.users).toEqual([]);
+    expect((await call('GET', '/users?limit=0')).status).toBe(400);
+  });
+
+  test('users page with a cursor', async () => {
+    for (let i = 0; i < 3; i += 1) await call('POST', '/users', { body: { email: `pager${i}@example.test` } });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Call = await call('GET', `/users?q=pager&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.users.map((u: { email: string }) => u.email));
+      cursor = page.body.next;
+    } while (cursor);
+    expect(seen.sort()).toEqual(['pager0@example.test', 'pager1@example.test', 'pager2@example.test']);
+  });
+
+  test('set password: weak ones are refused, a good one works', async () => {
+    const weak = await call('POST', `/users/${userId}/password`, { body: { password: 'short' } });
+    expect(weak.status).toBe(400);
+    expect((await call('POST', `/users/${userId}/password`, { body: { password: 'a much better passphrase' } })).status).toBe(200);
+    await expect(server.services.users.verifyPassword('ada@example.test', 'a much better passphrase')).resolves.toBeDefined();
+    expect((await call('POST', '/users/00000000-0000-4000-8000-000000000000/password', { body: { password: 'a much better passphrase' } })).status).toBe(404);
+  });
+
+  test('disable and enable', async () => {
+    expect((await call('POST', `/users/${userId}/disable`)).body.disabledAt).not.toBeNull();
+    expect((await call('POST', `/users/${userId}/enable`)).body.disabledAt).toBeNull();
+    expect((await call('POST', '/users/not-an-id/disable')).status).toBe(404);
+  });
+
+  describe('with a signed-in user', () => {
+    let user: Fixtures;
+    let rp: oidc.Configuration;
+    let rpClientId: string;
+    beforeAll(async () => {
+      user = await createUser(server);
+      const web = await createWebClient(server, { firstParty: true });
+      rpClientId = web.clientId;
+      rp = await discover(server, web.clientId, web.secret);
+    });
+
+    test('lists the user’s grants (no token values) and revokes one, ending its refresh token', async () => {
+      const { tokens } = await signInAndRedeem(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
+      const refreshToken = tokens.refresh_token as string;
+      const listed = await call('GET', `/users/${user.userId}/grants`);
+      expect(listed.status).toBe(200);
+      const grant = listed.body.grants.find((g: { clientId: string }) => g.clientId === rpClientId);
+      expect(grant).toMatchObject({ clientId: rpClientId, scopes: expect.arrayContaining(['openid', 'offline_access']) });
+      expect(JSON.stringify(listed.body)).not.toContain(refreshToken);
+      expect(JSON.stringify(listed.body)).not.toContain(tokens.access_token);
+
+      const revoked = await call('DELETE', `/users/${user.userId}/grants/${encodeURIComponent(grant.grantId)}`);
+      expect(revoked.status).toBe(204);
+      await expect(oidc.refreshTokenGrant(rp, refreshToken)).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect((await call('DELETE', `/users/${user.userId}/grants/${encodeURIComponent(grant.grantId)}`)).status).toBe(404);
+    });
+
+    test('revoke-sessions ends the user’s refresh tokens', async () => {
+      const { tokens } = await signInAndRedeem(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
+      const refreshToken = tokens.refresh_token as string;
+      const response = await call('POST', `/users/${user.userId}/revoke-sessions`);
+      expect(response.status).toBe(200);
+      expect(response.body.sessionsRevokedAt).not.toBeNull();
+      await expect(oidc.refreshTokenGrant(rp, refreshToken)).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect((await call('GET', `/users/${user.userId}/grants`)).body.grants).toEqual([]);
+    });
+  });
+});
+
+describe('admin API: APIs and the audit log', () => {
+  test('register, list, refuse a duplicate, delete by encoded indicator', async () => {
+    const created = await call('POST', '/apis', { body: { indicator: 'https://inventory.example.test/v1', name: 'Inventory', scopes: ['stock:read'] } });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ indicator: 'https://inventory.example.test/v1', accessTokenFormat: 'jwt' });
+    expect((await call('POST', '/apis', { body: { indicator: 'https://inventory.example.test/v1', name: 'Again' } })).status).toBe(409);
+    expect((await call('POST', '/apis', { body: { indicator: 'not a uri', name: 'Bad' } })).status).toBe(400);
+    expect((await call('GET', '/apis')).body.apis.map((api: { indicator: string }) => api.indicator)).toContain('https://inventory.example.test/v1');
+    expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(204);
+    expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(404);
+    expect((await call('DELETE', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`)).status).toBe(400);
+  });
+
+  test('changes made through the API are audited as by admin-api, queryable and paged', async () => {
+    const { body: client } = await call('POST', '/clients', { body: { type: 'service', name: 'Audited' } });
+    await call('POST', `/clients/${client.clientId}/secret`, { body: { keepOldForSeconds: 0 } });
+    await call('POST', `/clients/${client.clientId}/disable`);
+    await server.services.audit.flush();
+
+    const byClient = await call('GET', `/audit?client=${client.clientId}`);
+    expect(byClient.status).toBe(200);
+    expect(byClient.body.events.map((e: { type: string }) => e.type)).toEqual(['client_disabled', 'client_secret_rotated', 'client_created']);
+    for (const event of byClient.body.events) expect(event.detail).toMatchObject({ by: 'admin-api' });
+    expect(JSON.stringify(byClient.body)).not.toContain(client.clientSecret);
+
+    const firstPage = await call('GET', `/audit?client=${client.clientId}&limit=2`);
+    expect(firstPage.body.events).toHaveLength(2);
+    expect(firstPage.body.next).toBeTruthy();
+    const secondPage = await call('GET', `/audit?client=${client.clientId}&limit=2&before=${firstPage.body.next}`);
+    expect(secondPage.body.events.map((e: { type: string }) => e.type)).toEqual(['client_created']);
+
+    const users = await call('GET', `/audit?type=user_created&user=ada@example.test`);
+    expect(users.body.events).toHaveLength(1);
+    expect(users.body.events[0].detail).toMatchObject({ by: 'admin-api' });
+    const apis = await call('GET', '/audit?type=api_created&limit=1000');
+    expect(apis.body.events.some((e: { detail: { by: string; indicator: string } }) => e.detail.by === 'admin-api' && e.detail.indicator === ORDERS_API)).toBe(true);
+
+    const future = await call('GET', `/audit?client=${client.clientId}&since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`);
+    expect(future.body).toEqual({ events: [], next: null });
+    expect((await call('GET', '/audit?since=yesterday')).status).toBe(400);
+    expect((await call('GET', '/audit?before=abc')).status).toBe(400);
+  });
+});
