@@ -1,7 +1,7 @@
 /**
  * APIs registered on this server (the `apis` table) as RFC 8707 resource servers: which scopes each offers,
  * the lifetime and format of its access tokens. A client-credentials request that names no resource gets the
- * default API; one that names no scope gets every scope the client may have on that API.
+ * default API; one that names no scope gets every scope the client may have on that API (see scopesAllowed).
  */
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ApiRecord } from '../apis/apis.js';
@@ -10,11 +10,17 @@ import type { Catalog } from './catalog.js';
 const isClientCredentials = (ctx: KoaContextWithOIDC) =>
   ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
 
-/** A client whose `scope` names no scope of this API may have all of them; otherwise only those it names. */
-function scopesAllowed(api: ApiRecord, clientScope: string | undefined): string[] {
+/**
+ * Which of an API's scopes a client may get. A service (client credentials, no user to consent) gets exactly the
+ * scopes it is registered with: least privilege, so an `authz clients add --type service` without `--scope` gets
+ * tokens for the API that carry no scope at all. A user-facing client registered with none of the API's scopes may
+ * ask for any of them, because the user consents to each (first-party apps are yours); one registered with some
+ * gets only those.
+ */
+function scopesAllowed(api: ApiRecord, clientScope: string | undefined, forService: boolean): string[] {
   const named = new Set((clientScope ?? '').split(' ').filter(Boolean));
   const overlap = api.scopes.filter((scope) => named.has(scope));
-  return overlap.length > 0 ? overlap : api.scopes;
+  return overlap.length > 0 || forService ? overlap : api.scopes;
 }
 
 export function resourceIndicators(catalog: Catalog) {
@@ -31,7 +37,7 @@ export function resourceIndicators(catalog: Catalog) {
       const api = await catalog.api(indicator);
       if (!api) throw new errors.InvalidTarget(`no API is registered for the resource indicator ${indicator}`);
       const record = await catalog.client(client.clientId);
-      const scopes = scopesAllowed(api, record?.scope);
+      const scopes = scopesAllowed(api, record?.scope, isClientCredentials(ctx));
       const params = ctx.oidc.params;
       if (isClientCredentials(ctx) && params && !params.scope) params.scope = scopes.join(' ');
       return {

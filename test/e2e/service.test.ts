@@ -53,11 +53,20 @@ describe('service (client credentials)', () => {
   });
 
   test('can name another API and is limited to that API’s scopes', async () => {
-    const { clientId, secret } = await createServiceClient(server);
+    const { clientId, secret } = await createServiceClient(server, { scope: 'reports:read messages:read' });
     const config = await discover(server, clientId, secret);
     const tokens = await oidc.clientCredentialsGrant(config, { resource: OTHER_API, scope: 'reports:read messages:read' });
     const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString());
     expect(claims).toMatchObject({ aud: OTHER_API, scope: 'reports:read' });
+  });
+
+  test('a service gets only the scopes it is registered with (least privilege)', async () => {
+    const unscoped = await createServiceClient(server);
+    const tokens = await oidc.clientCredentialsGrant(await discover(server, unscoped.clientId, unscoped.secret), { scope: 'messages:write' });
+    const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString());
+    expect(claims.aud).toBe(API);
+    expect(claims.scope).toBeUndefined();
+    expect((await callApi('/messages', tokens.access_token)).status).toBe(403);
   });
 
   test('an unknown resource indicator is an invalid_target error', async () => {
@@ -69,7 +78,7 @@ describe('service (client credentials)', () => {
   });
 
   test('an API with opaque tokens gets introspectable tokens', async () => {
-    const { clientId, secret } = await createServiceClient(server);
+    const { clientId, secret } = await createServiceClient(server, { scope: 'legacy' });
     const config = await discover(server, clientId, secret);
     const tokens = await oidc.clientCredentialsGrant(config, { resource: OPAQUE_API });
     expect(tokens.access_token.split('.')).toHaveLength(1);
