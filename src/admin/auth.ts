@@ -53,7 +53,9 @@ function publicJwks(keys: SigningJwk[]): JSONWebKeySet {
 const quote = (value: string) => value.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
 
 function challenge(ctx: Context, status: 401 | 403, error: string, description: string, scope?: string): void {
-  const parts = [`realm="admin"`, `error="${error}"`, `error_description="${quote(description)}"`];
+  // A request with no credentials at all gets a bare challenge (RFC 6750 §3.1); the body still says why.
+  const bare = status === 401 && !ctx.get('authorization');
+  const parts = bare ? [`realm="admin"`] : [`realm="admin"`, `error="${error}"`, `error_description="${quote(description)}"`];
   if (scope) parts.push(`scope="${scope}"`);
   ctx.status = status;
   ctx.set('WWW-Authenticate', `Bearer ${parts.join(', ')}`);

@@ -62,8 +62,9 @@ describe('admin API: authentication', () => {
   test('no token: 401 with a Bearer challenge', async () => {
     const response = await call('GET', '/clients', { token: null });
     expect(response.status).toBe(401);
-    expect(response.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
-    expect(response.body).toMatchObject({ error: 'invalid_token' });
+    // No credentials: a bare challenge without an error code (RFC 6750 §3.1); the body says what is missing.
+    expect(response.headers.get('www-authenticate')).toBe('Bearer realm="admin"');
+    expect(response.body).toMatchObject({ error: 'invalid_token', error_description: expect.stringMatching(/required/) });
   });
 
   test('a garbage or tampered token: 401', async () => {
