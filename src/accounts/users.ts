@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, describeIssues } from '../errors.js';
 import type { Database } from '../store/database.js';
+import { storageId } from '../store/storage-id.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
 
 export interface User {
@@ -83,6 +84,7 @@ export interface UserGrant {
 }
 
 interface GrantPayload {
+  jti?: string;
   clientId?: string;
   iat?: number;
   openid?: { scope?: string };
@@ -226,13 +228,14 @@ export class UserRepository {
   /** The user's grants (consents and client authorizations), without any token value. */
   async listGrants(idOrEmail: string): Promise<UserGrant[]> {
     const user = await this.require(idOrEmail);
-    const rows: { id: string; payload: GrantPayload; expires_at: Date | null }[] = await this.db('oidc_models')
-      .select('id', 'payload', 'expires_at')
+    const rows: { payload: GrantPayload; expires_at: Date | null }[] = await this.db('oidc_models')
+      .select('payload', 'expires_at')
       .where({ model: 'Grant', account_id: user.id })
       .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', new Date()))
       .orderBy('id');
-    return rows.map(({ id, payload, expires_at }) => ({
-      grantId: id,
+    return rows.map(({ payload, expires_at }) => ({
+      // The row id is a hash of the grant id (src/store/storage-id.ts); the grant keeps its own id as jti.
+      grantId: String(payload.jti),
       clientId: payload.clientId ?? null,
       scopes: (payload.openid?.scope ?? '').split(' ').filter(Boolean),
       resources: Object.fromEntries(Object.entries(payload.resources ?? {}).map(([resource, scope]) => [resource, scope.split(' ').filter(Boolean)])),
@@ -246,7 +249,7 @@ export class UserRepository {
     const user = await this.require(idOrEmail);
     const clientId = await this.db.transaction(async (trx) => {
       const deleted: { payload: GrantPayload }[] = await trx('oidc_models')
-        .where({ model: 'Grant', id: grantId, account_id: user.id })
+        .where({ model: 'Grant', id: storageId(grantId), account_id: user.id })
         .delete()
         .returning('payload');
       if (deleted.length === 0) throw new NotFoundError(`no grant ${grantId} of user ${user.id}`);

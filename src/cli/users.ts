@@ -96,6 +96,36 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       process.stdout.write(`${user.email} is signed out everywhere; JWT access tokens already issued expire within their lifetime\n`);
     });
 
+  users
+    .command('grants')
+    .description('the consents a user has given, by client (never token values)')
+    .argument('<email>', 'the user’s email or sub')
+    .option('--json', 'print JSON')
+    .action(async (email: string, options) => {
+      const grants = await (await context.services()).users.listGrants(email);
+      if (options.json) return printJson(grants);
+      printTable(
+        grants.map((grant) => ({
+          grant: grant.grantId,
+          client: grant.clientId,
+          scopes: grant.scopes.join(' ') || undefined,
+          apis: Object.entries(grant.resources).map(([api, scopes]) => `${api} (${scopes.join(' ')})`).join(', ') || undefined,
+          expires: isoDate(grant.expiresAt),
+        })),
+        'no grants',
+      );
+    });
+
+  users
+    .command('revoke-grant')
+    .description('withdraw one consent: the grant and every token issued under it')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<grant-id>', 'as shown by `users grants`')
+    .action(async (email: string, grantId: string) => {
+      await (await context.services()).users.revokeGrant(email, grantId);
+      process.stdout.write(`grant ${grantId} revoked\n`);
+    });
+
   for (const [name, verb] of [
     ['disable', 'disabled'],
     ['enable', 'enabled'],

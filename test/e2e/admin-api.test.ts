@@ -289,8 +289,13 @@ describe('admin API: users, sessions and grants', () => {
       expect(JSON.stringify(listed.body)).not.toContain(refreshToken);
       expect(JSON.stringify(listed.body)).not.toContain(tokens.access_token);
 
+      // The id listed is the grant's own id: the refresh token issued under it is found by it.
+      expect(await server.services.db('oidc_models').where({ grant_id: grant.grantId })).not.toHaveLength(0);
       const revoked = await call('DELETE', `/users/${user.userId}/grants/${encodeURIComponent(grant.grantId)}`);
       expect(revoked.status).toBe(204);
+      // Everything issued under the grant is gone, not just the grant.
+      expect(await server.services.db('oidc_models').where({ grant_id: grant.grantId })).toHaveLength(0);
+      expect((await oidc.tokenIntrospection(rp, tokens.access_token)).active).toBe(false);
       await expect(oidc.refreshTokenGrant(rp, refreshToken)).rejects.toMatchObject({ error: 'invalid_grant' });
       expect((await call('DELETE', `/users/${user.userId}/grants/${encodeURIComponent(grant.grantId)}`)).status).toBe(404);
     });

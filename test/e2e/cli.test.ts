@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { postgresUrl, uniqueName } from '../support/environment.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
+import { createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { startTestServer } from '../support/server.js';
 
 const STACK_TRACE = /\n\s+at .+:\d+/;
@@ -102,6 +103,15 @@ describe('authz CLI', () => {
         });
       expect((await token(newSecret)).status).toBe(200);
       expect((await token(created.client_secret)).status).toBe(401);
+
+      // A user's consents, listed and withdrawn from the command line.
+      const user = await createUser(server);
+      const web = await createWebClient(server, { firstParty: true });
+      await signInAndRedeem(await discover(server, web.clientId, web.secret), user);
+      const grants = JSON.parse((await authz(['users', 'grants', user.email, '--json'])).stdout) as { grantId: string; clientId: string }[];
+      expect(grants).toEqual([expect.objectContaining({ clientId: web.clientId })]);
+      expect((await authz(['users', 'revoke-grant', user.email, grants[0]?.grantId as string])).code).toBe(0);
+      expect(JSON.parse((await authz(['users', 'grants', user.email, '--json'])).stdout)).toEqual([]);
     } finally {
       await server.close();
     }
