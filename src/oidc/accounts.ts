@@ -46,9 +46,31 @@ function revokedFor(user: User, issued: number | undefined): boolean {
   return issued < Math.floor(user.sessionsRevokedAt.getTime() / 1000);
 }
 
+/**
+ * One user lookup per request: the provider asks for the account and then for the token's extra claims, often
+ * for the same user within one request (code exchange, refresh). Remembered per request only, so a change to the
+ * user is seen by the next request.
+ */
+const usersByRequest = new WeakMap<object, Map<string, Promise<User | undefined>>>();
+
+function findUser(users: UserRepository, ctx: KoaContextWithOIDC | undefined, id: string): Promise<User | undefined> {
+  if (!ctx) return users.findById(id);
+  let cache = usersByRequest.get(ctx);
+  if (!cache) {
+    cache = new Map();
+    usersByRequest.set(ctx, cache);
+  }
+  let user = cache.get(id);
+  if (!user) {
+    user = users.findById(id);
+    cache.set(id, user);
+  }
+  return user;
+}
+
 export function accountFinder(users: UserRepository): FindAccount {
   return async (ctx, sub, token): Promise<Account | undefined> => {
-    const user = await users.findById(sub);
+    const user = await findUser(users, ctx, sub);
     if (!user || user.disabledAt) return undefined;
     if (revokedFor(user, issuedAt(ctx, token as { iat?: number } | undefined))) return undefined;
     return {
@@ -67,9 +89,9 @@ type TokenLike = { accountId?: string; clientId?: string; kind?: string };
  * the client's own roles for client-credentials tokens.
  */
 export function tokenClaims(users: UserRepository, catalog: Catalog) {
-  return async (_ctx: KoaContextWithOIDC, token: TokenLike): Promise<Record<string, unknown> | undefined> => {
+  return async (ctx: KoaContextWithOIDC, token: TokenLike): Promise<Record<string, unknown> | undefined> => {
     if (token.accountId) {
-      const user = await users.findById(token.accountId);
+      const user = await findUser(users, ctx, token.accountId);
       return user ? { roles: user.roles } : undefined;
     }
     if (token.kind === 'ClientCredentials' && token.clientId) {

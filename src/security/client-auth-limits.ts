@@ -36,9 +36,10 @@ export function clientAuthLimits(limits: SecurityLimits): Middleware {
     if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.test(ctx.path)) return next();
     const fromHeader = basicClientId(ctx.get('authorization'));
     const locked = Math.max(
-      await limits.clientAuthByIp.lockedFor(ctx.ip),
-      fromHeader ? await limits.clientAuthByClient.lockedFor(fromHeader) : 0,
+      ...(await Promise.all([limits.clientAuthByIp.lockedFor(ctx.ip), fromHeader ? limits.clientAuthByClient.lockedFor(fromHeader) : 0])),
     );
+    // The client named in the header is checked; compareClientSecret need not ask the store again.
+    if (fromHeader) ctx.state.clientLockChecked = fromHeader;
     if (locked > 0) {
       ctx.status = 429;
       ctx.set('Retry-After', String(Math.ceil(locked / 1000)));
@@ -63,9 +64,10 @@ export function clientAuthLimits(limits: SecurityLimits): Middleware {
  * compareClientSecret once it knows the client, and a locked client is refused there, before the comparison.
  */
 export async function assertClientNotLocked(limits: SecurityLimits, clientId: string): Promise<void> {
+  const ctx = Provider.ctx;
+  if (ctx?.state.clientLockChecked === clientId) return;
   const locked = await limits.clientAuthByClient.lockedFor(clientId);
   if (locked === 0) return;
-  const ctx = Provider.ctx;
   if (ctx) ctx.state.clientAuthRetryAfterMs = locked;
   throw new TooManyClientAuthFailures(locked);
 }
