@@ -5,12 +5,14 @@
 import type { Redis } from 'ioredis';
 import { UserRepository } from './accounts/users.js';
 import { ApiRepository } from './apis/apis.js';
+import { SessionDirectory } from './accounts/sessions.js';
 import { AuditLog } from './audit/audit-log.js';
 import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { Catalog } from './oidc/catalog.js';
 import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
+import { sessionStore } from './store/adapters.js';
 import { openRedis } from './store/redis.js';
 import { type SecurityLimits, createSecurityLimits } from './security/limits.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
@@ -24,6 +26,7 @@ export interface Services {
   catalog: Catalog;
   audit: AuditLog;
   limits: SecurityLimits;
+  sessions: SessionDirectory;
 }
 
 export interface ServiceOptions {
@@ -44,7 +47,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
-  return { db, redis, users, clients, apis, catalog, audit, limits };
+  const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }));
+  return { db, redis, users, clients, apis, catalog, audit, limits, sessions };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

@@ -214,6 +214,16 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
       ctx.body = userView(await users[action](ctx.params.id as string));
     });
   }
+  router.get('/users/:id/sessions', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    ctx.body = { sessions: await services.sessions.list(user.id) };
+  });
+  router.delete('/users/:id/sessions/:uid', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    await services.sessions.end(user.id, ctx.params.uid as string);
+    audit.record({ type: 'user_session_ended', outcome: 'success', accountId: user.id, detail: { by: actor, sessionUid: ctx.params.uid } });
+    ctx.status = 204;
+  });
   router.get('/users/:id/grants', async (ctx) => {
     ctx.body = { grants: await users.listGrants(ctx.params.id as string) };
   });

@@ -49,6 +49,10 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token', params: ['userId'] } },
   '/users/{userId}/enable': { post: { summary: 'Re-enable a disabled user', params: ['userId'] } },
   '/users/{userId}/revoke-sessions': { post: { summary: 'Log the user out everywhere', params: ['userId'] } },
+  '/users/{userId}/sessions': { get: { summary: 'List the user’s login sessions, newest first', params: ['userId'] } },
+  '/users/{userId}/sessions/{uid}': {
+    delete: { summary: 'End one session: that browser must sign in again', params: ['userId', 'uid'], status: 204 },
+  },
   '/users/{userId}/grants': { get: { summary: 'List the user’s grants (no token values)', params: ['userId'] } },
   '/users/{userId}/grants/{grantId}': {
     delete: { summary: 'Revoke one grant and the refresh tokens issued under it', params: ['userId', 'grantId'], status: 204 },

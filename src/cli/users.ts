@@ -97,6 +97,40 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     });
 
   users
+    .command('sessions')
+    .description('the browsers a user is signed in with')
+    .argument('<email>', 'the user’s email or sub')
+    .option('--json', 'print JSON')
+    .action(async (email: string, options) => {
+      const services = await context.services();
+      const user = await services.users.require(email);
+      const sessions = await services.sessions.list(user.id);
+      if (options.json) return printJson(sessions);
+      printTable(
+        sessions.map((session) => ({
+          session: session.uid,
+          'signed in': isoDate(session.signedInAt),
+          expires: isoDate(session.expiresAt),
+          clients: session.clients.join(', ') || undefined,
+        })),
+        'no sessions',
+      );
+    });
+
+  users
+    .command('end-session')
+    .description('sign one browser out (see `users sessions`); consents and tokens stay')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<session>', 'the session id shown by `users sessions`')
+    .action(async (email: string, uid: string) => {
+      const services = await context.services();
+      const user = await services.users.require(email);
+      await services.sessions.end(user.id, uid);
+      services.audit.record({ type: 'user_session_ended', outcome: 'success', accountId: user.id, detail: { by: 'cli', sessionUid: uid } });
+      process.stdout.write(`session ${uid} ended\n`);
+    });
+
+  users
     .command('grants')
     .description('the consents a user has given, by client (never token values)')
     .argument('<email>', 'the user’s email or sub')

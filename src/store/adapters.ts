@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Adapter } from 'oidc-provider';
+import type { SessionStore } from '../accounts/sessions.js';
 import { type Database, isEmbedded } from './database.js';
 import { RedisAdapter } from './redis-adapter.js';
 import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
@@ -47,4 +48,15 @@ export function createAdapterFactory(options: AdapterFactoryOptions): (name: str
     }
     return adapter;
   };
+}
+
+/** The store the provider keeps sessions in, for listing and ending a user's sessions (src/accounts/sessions.ts). */
+export function sessionStore(options: Pick<AdapterFactoryOptions, 'db' | 'redis' | 'redisKeyPrefix'>): SessionStore {
+  const factory = createAdapterFactory({
+    ...options,
+    clientAdapter: () => {
+      throw new Error('not a client store');
+    },
+  });
+  return factory('Session') as SessionStore;
 }

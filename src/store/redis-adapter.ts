@@ -6,6 +6,7 @@
  *   P M:record:<key>           hash { payload: <json>, consumed?: <epoch seconds> }   the record itself
  *   P M:grant:<grantId>        sorted set of record keys, scored by their expiry (ms) for revokeByGrantId
  *   P M:uid:<uid>              string → key                                           Session, for findByUid
+ *   P M:account:<accountId>    sorted set of record keys, scored by expiry (ms)       Session, for findByAccount
  *   P M:userCode:<userCode>    string → key                                           DeviceCode, for findByUserCode
  *
  * <key> is the SHA-256 of the record's id (./storage-id.ts): ids are token values and never stored as such.
@@ -115,6 +116,8 @@ export class RedisAdapter implements Adapter {
     const key = storageId(id);
     // Join the grant index before the record exists, so a concurrent revocation cannot miss the record.
     if (payload.grantId) await this.redis.oidcIndexAdd(this.grantKey(payload.grantId), key, ttlMs);
+    // A user's sessions are listed and ended one by one (admin API, CLI): index them by account too.
+    if (this.model === 'Session' && payload.accountId) await this.redis.oidcIndexAdd(this.accountKey(payload.accountId), key, ttlMs);
     await Promise.all([
       this.redis.oidcWriteRecord(this.recordKey(key), JSON.stringify(payloadToStore(this.model, id, stored)), consumedField(consumed), ttlMs),
       this.model === 'Session' && payload.uid ? this.redis.set(this.uidKey(payload.uid), key, 'PX', ttlMs) : undefined,
@@ -153,6 +156,15 @@ export class RedisAdapter implements Adapter {
     const key = storageId(id);
     const payload = await this.takeRecord(key);
     if (payload?.grantId) await this.redis.zrem(this.grantKey(payload.grantId), key);
+    if (this.model === 'Session' && payload?.accountId) await this.redis.zrem(this.accountKey(payload.accountId), key);
+  }
+
+  /** The live records of an account (Session only: the one model indexed by account). */
+  async findByAccount(accountId: string): Promise<AdapterPayload[]> {
+    const now = Date.now();
+    const keys = await this.redis.zrangebyscore(this.accountKey(accountId), now, '+inf');
+    const records = await Promise.all(keys.map((key) => this.findStored(key)));
+    return records.filter((record): record is AdapterPayload => record !== undefined);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -180,6 +192,9 @@ export class RedisAdapter implements Adapter {
 
   private recordKey(key: string) {
     return `${this.prefix}record:${key}`;
+  }
+  private accountKey(accountId: string) {
+    return `${this.prefix}account:${accountId}`;
   }
   private grantKey(grantId: string) {
     return `${this.prefix}grant:${grantId}`;

@@ -78,6 +78,15 @@ export class SqlAdapter implements Adapter {
     await this.db(TABLE).where({ model: this.model, id: storageId(id) }).del();
   }
 
+  /** The live records of an account (used for sessions: the admin API and CLI list and end them). */
+  async findByAccount(accountId: string): Promise<AdapterPayload[]> {
+    const rows: Row[] = await this.db(TABLE)
+      .select('payload', this.db.raw('floor(extract(epoch from consumed_at))::float8 as consumed'))
+      .where({ model: this.model, account_id: accountId })
+      .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', this.db.raw('now()')));
+    return rows.map((row) => (row.consumed === null ? row.payload : { ...row.payload, consumed: row.consumed }));
+  }
+
   async revokeByGrantId(grantId: string): Promise<void> {
     await this.db(TABLE).where({ model: this.model, grant_id: grantId }).del();
   }

@@ -279,12 +279,32 @@ describe('admin API: users, sessions and grants', () => {
       rp = await discover(server, web.clientId, web.secret);
     });
 
+    test('lists the user’s sessions (one per browser) and ends one, which signs that browser out', async () => {
+      const laptop = await signInAndRedeem(rp, user);
+      const phone = await signInAndRedeem(rp, user);
+      const listed = await call('GET', `/users/${user.userId}/sessions`);
+      expect(listed.status).toBe(200);
+      expect(listed.body.sessions.length).toBeGreaterThanOrEqual(2);
+      for (const session of listed.body.sessions) expect(session).toMatchObject({ uid: expect.any(String), clients: [rpClientId] });
+      // Session ids are not the cookie values.
+      expect(JSON.stringify(listed.body)).not.toContain(laptop.agent.cookies.get('_session') as string);
+
+      const before = new Set<string>(listed.body.sessions.map((session: { uid: string }) => session.uid));
+      expect((await call('DELETE', `/users/${user.userId}/sessions/${listed.body.sessions[0].uid}`)).status).toBe(204);
+      expect((await call('DELETE', `/users/${user.userId}/sessions/${listed.body.sessions[0].uid}`)).status).toBe(404);
+      const after = (await call('GET', `/users/${user.userId}/sessions`)).body.sessions as { uid: string }[];
+      expect(after).toHaveLength(before.size - 1);
+      // Exactly one of the two browsers now has to sign in again.
+      const again = await Promise.all([signInAndRedeem(rp, user, { agent: laptop.agent }), signInAndRedeem(rp, user, { agent: phone.agent })]);
+      expect(again.filter((flow) => flow.sawLoginPage)).toHaveLength(1);
+    });
+
     test('lists the user’s grants (no token values) and revokes one, ending its refresh token', async () => {
       const { tokens } = await signInAndRedeem(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
       const refreshToken = tokens.refresh_token as string;
       const listed = await call('GET', `/users/${user.userId}/grants`);
       expect(listed.status).toBe(200);
-      const grant = listed.body.grants.find((g: { clientId: string }) => g.clientId === rpClientId);
+      const grant = listed.body.grants.find((g: { clientId: string; scopes: string[] }) => g.clientId === rpClientId && g.scopes.includes('offline_access'));
       expect(grant).toMatchObject({ clientId: rpClientId, scopes: expect.arrayContaining(['openid', 'offline_access']) });
       expect(JSON.stringify(listed.body)).not.toContain(refreshToken);
       expect(JSON.stringify(listed.body)).not.toContain(tokens.access_token);

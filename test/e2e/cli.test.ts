@@ -112,6 +112,13 @@ describe('authz CLI', () => {
       expect(grants).toEqual([expect.objectContaining({ clientId: web.clientId })]);
       expect((await authz(['users', 'revoke-grant', user.email, grants[0]?.grantId as string])).code).toBe(0);
       expect(JSON.parse((await authz(['users', 'grants', user.email, '--json'])).stdout)).toEqual([]);
+
+      // Sessions live where the server keeps them (its Redis, when it has one): the CLI is pointed at the same.
+      const sameStores = { ...env, REDIS_URL: server.env.REDIS_URL, REDIS_KEY_PREFIX: server.env.REDIS_KEY_PREFIX };
+      const sessions = JSON.parse((await runToEnd('src/cli.ts', ['users', 'sessions', user.email, '--json'], sameStores)).stdout) as { uid: string }[];
+      expect(sessions).toHaveLength(1);
+      expect((await runToEnd('src/cli.ts', ['users', 'end-session', user.email, sessions[0]?.uid as string], sameStores)).code).toBe(0);
+      expect(JSON.parse((await runToEnd('src/cli.ts', ['users', 'sessions', user.email, '--json'], sameStores)).stdout)).toEqual([]);
     } finally {
       await server.close();
     }

@@ -1,0 +1,49 @@
+/**
+ * A user's login sessions (one per browser), as the admin API and the CLI list and end them. Sessions live where
+ * the provider keeps them (Redis, or SQL without it), indexed by account; ending one signs that browser out
+ * (its consents and tokens stay: revoke-sessions or revoke-grant end those).
+ */
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { NotFoundError } from '../errors.js';
+
+export interface UserSession {
+  /** The session's public identifier (not the cookie value). */
+  uid: string;
+  signedInAt: Date | null;
+  expiresAt: Date | null;
+  /** Clients the user used in this session. */
+  clients: string[];
+  amr: string[];
+}
+
+/** The Session adapter, with the account lookup both of ours offer. */
+export type SessionStore = Adapter & { findByAccount(accountId: string): Promise<AdapterPayload[]> };
+
+const toDate = (seconds: unknown) => (typeof seconds === 'number' ? new Date(seconds * 1000) : null);
+
+export class SessionDirectory {
+  constructor(private readonly store: SessionStore) {}
+
+  async list(accountId: string): Promise<UserSession[]> {
+    const sessions = await this.store.findByAccount(accountId);
+    return sessions
+      .filter((session) => session.accountId === accountId && typeof session.uid === 'string')
+      .map((session) => ({
+        uid: session.uid as string,
+        signedInAt: toDate(session.loginTs),
+        expiresAt: toDate(session.exp),
+        clients: Object.keys((session.authorizations as Record<string, unknown> | undefined) ?? {}),
+        amr: Array.isArray(session.amr) ? (session.amr as string[]) : [],
+      }))
+      .sort((a, b) => (b.signedInAt?.getTime() ?? 0) - (a.signedInAt?.getTime() ?? 0));
+  }
+
+  /** Ends one session of the user; the browser holding it must sign in again. */
+  async end(accountId: string, uid: string): Promise<void> {
+    const session = await this.store.findByUid(uid);
+    if (!session || session.accountId !== accountId || typeof session.jti !== 'string') {
+      throw new NotFoundError(`no session ${uid} of user ${accountId}`);
+    }
+    await this.store.destroy(session.jti);
+  }
+}
