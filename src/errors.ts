@@ -2,6 +2,7 @@
  * Errors that carry a reason a user can act on. The HTTP layer turns them into 4xx responses and the CLI into a
  * one-line message with a non-zero exit; anything else is a bug and is logged, never shown.
  */
+import type { z } from 'zod';
 
 /** The input was wrong: the message says what to change. */
 export class InputError extends Error {
@@ -11,6 +12,13 @@ export class InputError extends Error {
 /** The thing named does not exist. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
+}
+
+/** Validates input against a schema; a mismatch is an InputError saying what to change. */
+export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new InputError(describeIssues(result.error.issues));
+  return result.data;
 }
 
 /** Turns a zod error into one readable line per problem. */

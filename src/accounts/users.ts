@@ -4,8 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { storageId } from '../store/storage-id.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
@@ -38,7 +39,6 @@ interface UserRow {
   updated_at: Date;
 }
 
-const roleName = z.string().regex(/^[a-z0-9][a-z0-9:_.-]{0,63}$/i, 'a role is 1–64 letters, digits, ":", "_", "." or "-"');
 
 const password = z.string().superRefine((value, ctx) => {
   const problem = passwordProblem(value);
@@ -91,12 +91,6 @@ interface GrantPayload {
   resources?: Record<string, string>;
 }
 
-function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
-  const result = schema.safeParse(input);
-  if (!result.success) throw new InputError(describeIssues(result.error.issues));
-  return result.data;
-}
-
 function toUser(row: UserRow): User {
   return {
     id: row.id,
@@ -140,7 +134,7 @@ export class UserRepository {
   }
 
   async create(input: NewUser): Promise<User> {
-    const user = parse(newUserSchema, input);
+    const user = parseInput(newUserSchema, input);
     const passwordHash = user.password ? await this.passwords.hash(user.password) : null;
     try {
       const [row] = await this.db<UserRow>('users')
@@ -195,7 +189,7 @@ export class UserRepository {
    * `after` is the last id of the previous page; `next` is set when there may be more.
    */
   async search(query: UserSearch = {}): Promise<{ users: User[]; next: string | null }> {
-    const { email, q, limit, after } = parse(userSearchSchema, query);
+    const { email, q, limit, after } = parseInput(userSearchSchema, query);
     const rows = await this.db<UserRow>('users')
       .modify((builder) => {
         if (email) builder.where({ email: email.trim().toLowerCase() });
@@ -213,7 +207,7 @@ export class UserRepository {
 
   /** Changes the profile fields an administrator may set. */
   async update(idOrEmail: string, changes: UserChanges): Promise<User> {
-    const value = parse(userChangesSchema, changes);
+    const value = parseInput(userChangesSchema, changes);
     const user = await this.require(idOrEmail);
     const row: Partial<UserRow> = {};
     if (value.name !== undefined) row.name = value.name;
@@ -277,7 +271,7 @@ export class UserRepository {
 
   /** A new password ends every session and token of the user: whoever knew the old one is out. */
   async setPassword(idOrEmail: string, newPassword: string): Promise<User> {
-    const value = parse(password, newPassword);
+    const value = parseInput(password, newPassword);
     const user = await this.require(idOrEmail);
     const hash = await this.passwords.hash(value);
     const updated = await this.#revokeEverything(user.id, { password_hash: hash, password_changed_at: new Date() });
@@ -286,7 +280,7 @@ export class UserRepository {
   }
 
   async setRoles(idOrEmail: string, roles: string[]): Promise<User> {
-    const value = parse(z.array(roleName).max(100), roles);
+    const value = parseInput(z.array(roleName).max(100), roles);
     const user = await this.require(idOrEmail);
     const updated = await this.#update(user.id, { roles: [...new Set(value)] });
     this.#record('user_roles_changed', updated, { roles: updated.roles });

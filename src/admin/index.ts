@@ -14,7 +14,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { queryAuditEvents } from '../audit/audit-query.js';
 import { type ClientRecord, ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
-import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
@@ -70,11 +70,7 @@ const clientView = (client: ClientRecord) => {
 
 const userView = (user: User) => user;
 
-function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
-  const result = schema.safeParse(input ?? {});
-  if (!result.success) throw new InputError(describeIssues(result.error.issues));
-  return result.data;
-}
+const parse = <T extends z.ZodType>(schema: T, input: unknown): z.output<T> => parseInput(schema, input ?? {});
 
 const body = (ctx: Context) => (ctx.request as { body?: unknown }).body ?? {};
 

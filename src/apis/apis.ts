@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { MAX_API_TOKEN_TTL } from '../config.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import { InputError, NotFoundError, parseInput } from '../errors.js';
 import { OIDC_SCOPES } from '../oidc/scopes.js';
 import type { Database } from '../store/database.js';
 
@@ -105,9 +105,7 @@ export class ApiRepository {
   }
 
   async create(input: NewApi): Promise<ApiRecord> {
-    const parsed = newApiSchema.safeParse(input);
-    if (!parsed.success) throw new InputError(describeIssues(parsed.error.issues));
-    const api = parsed.data;
+    const api = parseInput(newApiSchema, input);
     const created = await this.db.transaction(async (trx) => {
       if (await trx('apis').where({ indicator: api.indicator }).first()) {
         throw new InputError(`an API with the indicator ${api.indicator} already exists`);

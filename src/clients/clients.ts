@@ -12,8 +12,9 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, describeIssues } from '../errors.js';
+import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
@@ -76,7 +77,6 @@ interface SecretRow {
 }
 
 const scopeToken = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
-const roleName = z.string().regex(/^[a-z0-9][a-z0-9:_.-]{0,63}$/i, 'a role is 1–64 letters, digits, ":", "_", "." or "-"');
 
 export const newClientSchema = z
   .object({
@@ -147,12 +147,6 @@ export const clientChangesSchema = z.strictObject({
 });
 
 export type ClientChanges = z.input<typeof clientChangesSchema>;
-
-function parse<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
-  const result = schema.safeParse(input);
-  if (!result.success) throw new InputError(describeIssues(result.error.issues));
-  return result.data;
-}
 
 function presetFor(input: z.output<typeof newClientSchema>) {
   switch (input.type) {
@@ -228,7 +222,7 @@ export class ClientRepository {
   }
 
   async create(input: NewClient): Promise<CreatedClient> {
-    const client = parse(newClientSchema, input);
+    const client = parseInput(newClientSchema, input);
     if (this.options.production && client.type === 'web') {
       const plain = [...client.redirectUris, ...client.postLogoutRedirectUris].find((uri) => uri.startsWith('http:'));
       if (plain) throw new InputError(`redirectUris: ${plain} must use https in production (plain http on localhost is for development and native apps)`);
@@ -320,7 +314,7 @@ export class ClientRepository {
 
   /** Changes name, redirect URIs, scope, roles or first-party status, with the same checks as at creation. */
   async update(clientId: string, input: ClientChanges): Promise<ClientRecord> {
-    const changes = parse(clientChangesSchema, input);
+    const changes = parseInput(clientChangesSchema, input);
     const client = await this.require(clientId);
     const redirectUris = changes.redirectUris ?? client.redirectUris;
     const postLogoutRedirectUris = changes.postLogoutRedirectUris ?? client.postLogoutRedirectUris;
