@@ -10,6 +10,7 @@ import { createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
 import { answerClientErrors } from './http/client-errors.js';
+import { cacheProviderDocuments } from './http/document-cache.js';
 import { healthRoutes } from './http/health.js';
 import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
@@ -92,6 +93,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     }),
   );
   if (!config.metricsPort) app.use(metricsRoute(metrics));
+  app.use(cacheProviderDocuments(() => slot.current, Math.min(5000, config.clientCacheTtlMs)));
   app.use(await createAdminApi({ config, services, keyRing, audit, logger }));
   app.use(
     createInteractionRoutes({

@@ -11,6 +11,9 @@ function routeOf(ctx: Parameters<Middleware>[0]): string {
   if (ctx.path.startsWith('/interaction/')) return 'interaction';
   if (ctx.path === '/healthz' || ctx.path === '/readyz' || ctx.path === '/metrics') return ctx.path.slice(1);
   if (ctx.path.startsWith('/assets/')) return 'assets';
+  // Served from the document cache, before the provider names the route.
+  if (ctx.path === '/jwks') return 'jwks';
+  if (ctx.path.startsWith('/.well-known/')) return 'discovery';
   return 'other';
 }
 

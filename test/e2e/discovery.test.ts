@@ -79,4 +79,18 @@ describe('discovery', () => {
       server.issuer,
     );
   });
+
+  test('repeated requests are answered alike (from the document cache), with CORS for each origin', async () => {
+    for (const path of ['/.well-known/openid-configuration', '/jwks']) {
+      const first = await fetch(`${server.issuer}${path}`, { headers: { origin: 'https://one.example.test' } });
+      const second = await fetch(`${server.issuer}${path}`, { headers: { origin: 'https://two.example.test' } });
+      expect(await second.text()).toBe(await first.text());
+      expect(second.headers.get('content-type')).toBe(first.headers.get('content-type'));
+      expect(second.headers.get('cache-control')).toBe(first.headers.get('cache-control'));
+      expect(first.headers.get('access-control-allow-origin')).toBe('https://one.example.test');
+      expect(second.headers.get('access-control-allow-origin')).toBe('https://two.example.test');
+      expect(second.headers.get('vary')).toMatch(/Origin/);
+      expect(second.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+    }
+  });
 });

@@ -1,0 +1,55 @@
+/**
+ * Discovery and JWKS are the same for every request until the signing keys change, yet oidc-provider rebuilds
+ * them per request. They are answered from a copy of the provider's own answer: per Provider instance (a key
+ * change builds a new one, which empties the cache), per origin (endpoint URLs follow the host the client used),
+ * and for a few seconds only (discovery also depends on whether some client may use the password grant).
+ */
+import type { Context, Middleware } from 'koa';
+
+const DOCUMENTS = new Set(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/jwks']);
+/** Hosts are client-chosen; a bounded cache cannot be grown by sending odd Host headers. */
+const MAX_ENTRIES = 64;
+
+interface CachedDocument {
+  body: string;
+  type: string;
+  cacheControl?: string;
+  until: number;
+}
+
+export function cacheProviderDocuments(currentProvider: () => object, ttlMs = 5000): Middleware {
+  let owner: object | undefined;
+  const entries = new Map<string, CachedDocument>();
+
+  const answer = (ctx: Context, entry: CachedDocument) => {
+    // What oidc-provider's open CORS policy would send for these documents.
+    ctx.vary('Origin');
+    ctx.set('Access-Control-Allow-Origin', ctx.get('Origin') || '*');
+    if (entry.cacheControl) ctx.set('Cache-Control', entry.cacheControl);
+    ctx.type = entry.type;
+    ctx.status = 200;
+    ctx.body = entry.body;
+  };
+
+  return async (ctx, next) => {
+    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || !DOCUMENTS.has(ctx.path) || ctx.querystring) return next();
+    const provider = currentProvider();
+    if (provider !== owner) {
+      entries.clear();
+      owner = provider;
+    }
+    const key = `${ctx.protocol}://${ctx.host}${ctx.path}`;
+    const entry = entries.get(key);
+    if (entry && entry.until > Date.now()) return answer(ctx, entry);
+
+    await next();
+    if (ctx.status !== 200 || ctx.method !== 'GET' || provider !== currentProvider() || typeof ctx.body !== 'object') return;
+    if (entries.size >= MAX_ENTRIES) entries.clear();
+    entries.set(key, {
+      body: JSON.stringify(ctx.body),
+      type: ctx.response.get('Content-Type') || 'application/json',
+      cacheControl: ctx.response.get('Cache-Control') || undefined,
+      until: Date.now() + ttlMs,
+    });
+  };
+}
