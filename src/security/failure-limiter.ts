@@ -5,6 +5,7 @@
  * and restarts either way.
  */
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import { type RateLimiterAbstract, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Database } from '../store/database.js';
 
@@ -63,8 +64,16 @@ function sqlClientFor(db: Database) {
   };
 }
 
+/**
+ * How long "this key is not locked" is believed without asking the store again. Checking is on the path of
+ * every token request; a lock imposed by this process is seen at once (fail() forgets the key), one imposed by
+ * another instance within this time.
+ */
+const UNLOCKED_CACHE_MS = 1000;
+
 export class FailureLimiter {
   readonly #failures: RateLimiterAbstract;
+  readonly #knownUnlocked = new LRUCache<string, true>({ max: 10_000, ttl: UNLOCKED_CACHE_MS });
   /** How many times the key was locked in the last day, to double the next lock. */
   readonly #locks: RateLimiterAbstract;
 
@@ -78,12 +87,16 @@ export class FailureLimiter {
 
   /** Milliseconds until the key may try again, or 0 when it is not locked. */
   async lockedFor(key: string): Promise<number> {
+    if (this.#knownUnlocked.has(keyOf(key))) return 0;
     const state = await this.#failures.get(keyOf(key));
-    return state && state.consumedPoints > this.options.maxFailures ? Math.max(state.msBeforeNext, 1) : 0;
+    const locked = state && state.consumedPoints > this.options.maxFailures ? Math.max(state.msBeforeNext, 1) : 0;
+    if (locked === 0) this.#knownUnlocked.set(keyOf(key), true);
+    return locked;
   }
 
   /** Records a failure; resolves to the lock imposed by it in milliseconds, or 0. */
   async fail(key: string): Promise<number> {
+    this.#knownUnlocked.delete(keyOf(key));
     try {
       await this.#failures.consume(keyOf(key));
       return 0;
