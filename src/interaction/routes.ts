@@ -22,6 +22,7 @@ import type { Logger } from '../logger.js';
 import type { Catalog } from '../oidc/catalog.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
+import { signInWithPassword } from '../security/password-sign-in.js';
 import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { type ErrorPage, PageError, renderErrorPage } from './errors.js';
@@ -90,34 +91,22 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     const form = loginForm.safeParse(ctx.request.body);
     if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, status: 400 });
     const email = form.data.email.toLowerCase();
-    const clientId = String(details.params.client_id);
-    const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>, accountId?: string) =>
-      deps.audit.record({ type, outcome, accountId, clientId, ...requestFacts(ctx), detail: { email, ...detail } });
-    const refuse = (lockedMs: number) => {
-      ctx.set('Retry-After', String(Math.ceil(lockedMs / 1000)));
-      const error = `Too many failed sign-in attempts. Try again in ${describeWait(lockedMs)}.`;
+    const outcome = await signInWithPassword(deps, {
+      email,
+      password: form.data.password,
+      ip: ctx.ip,
+      clientId: String(details.params.client_id),
+      facts: requestFacts(ctx),
+    });
+    if ('lockedMs' in outcome) {
+      ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
+      const error = `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`;
       return renderLogin(ctx, deps, details, { error, email, status: 429 });
-    };
-
-    // A locked account or IP is refused before the password is looked at, so it cannot be probed.
-    const locked = Math.max(await deps.limits.loginByAccount.lockedFor(email), await deps.limits.loginByIp.lockedFor(ctx.ip));
-    if (locked > 0) {
-      record('failure', 'sign_in', { reason: 'locked' });
-      return refuse(locked);
     }
-    const user = await deps.users.verifyPassword(email, form.data.password);
-    if (!user) {
-      const [accountLock, ipLock] = await Promise.all([deps.limits.loginByAccount.fail(email), deps.limits.loginByIp.fail(ctx.ip)]);
-      record('failure', 'sign_in', { reason: 'bad_credentials' });
-      const lock = Math.max(accountLock, ipLock);
-      if (lock === 0) {
-        return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email, status: 400 });
-      }
-      record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
-      return refuse(lock);
+    if ('rejected' in outcome) {
+      return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email, status: 400 });
     }
-    await deps.limits.loginByAccount.reset(email);
-    record('success', 'sign_in', { amr: ['pwd'] }, user.id);
+    const { user } = outcome;
     await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
   });
 

@@ -13,6 +13,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
+import { signInWithPassword } from '../security/password-sign-in.js';
 import { accountFinder } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { OIDC_SCOPES } from './scopes.js';
@@ -53,30 +54,20 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     if (!(await deps.catalog.client(client.clientId))?.firstParty) {
       throw new errors.UnauthorizedClient('the password grant is only for first-party clients');
     }
-    const email = username.trim().toLowerCase();
-    const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>, accountId?: string) =>
-      deps.audit.record({ type, outcome, accountId, clientId: client.clientId, ...requestFacts(ctx), detail: { email, via: 'password_grant', ...detail } });
-
-    const locked = Math.max(await deps.limits.loginByAccount.lockedFor(email), await deps.limits.loginByIp.lockedFor(ctx.ip));
-    if (locked > 0) {
-      record('failure', 'sign_in', { reason: 'locked' });
-      ctx.set('Retry-After', String(Math.ceil(locked / 1000)));
-      throw new TooManyFailedSignIns(locked);
+    const outcome = await signInWithPassword(deps, {
+      email: username,
+      password,
+      ip: ctx.ip,
+      clientId: client.clientId,
+      facts: requestFacts(ctx),
+      via: 'password_grant',
+    });
+    if ('lockedMs' in outcome) {
+      ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
+      throw new TooManyFailedSignIns(outcome.lockedMs);
     }
-    const user = await deps.users.verifyPassword(email, password);
-    if (!user) {
-      const [accountLock, ipLock] = await Promise.all([deps.limits.loginByAccount.fail(email), deps.limits.loginByIp.fail(ctx.ip)]);
-      record('failure', 'sign_in', { reason: 'bad_credentials' });
-      const lock = Math.max(accountLock, ipLock);
-      if (lock > 0) {
-        record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000) });
-        ctx.set('Retry-After', String(Math.ceil(lock / 1000)));
-        throw new TooManyFailedSignIns(lock);
-      }
-      throw new errors.InvalidGrant('invalid username or password');
-    }
-    await deps.limits.loginByAccount.reset(email);
-    record('success', 'sign_in', { amr: ['pwd'] }, user.id);
+    if ('rejected' in outcome) throw new errors.InvalidGrant('invalid username or password');
+    const { user } = outcome;
 
     const scopes = grantedScopes(params.scope, client.scope);
     const scope = scopes.join(' ');

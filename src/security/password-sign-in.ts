@@ -1,0 +1,57 @@
+/**
+ * A sign-in with email and password, the one way both the login page and the legacy password grant check one:
+ * a locked account or IP is refused before the password is looked at (so a lock cannot be used to test
+ * passwords), a failure counts against both the account and the IP, a success clears the account's count, and
+ * every outcome is audited. Callers only turn the outcome into their own kind of answer.
+ */
+import type { User, UserRepository } from '../accounts/users.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import type { SecurityLimits } from './limits.js';
+
+export type SignInOutcome = { user: User } | { lockedMs: number } | { rejected: true };
+
+export interface SignInAttempt {
+  email: string;
+  password: string;
+  ip: string;
+  clientId: string;
+  /** Where the request came from, as the audit log records it. */
+  facts: { ip: string | null; userAgent: string | null; requestId: string | null };
+  /** Recorded with each event when the attempt is not the login page (e.g. `password_grant`). */
+  via?: string;
+}
+
+export async function signInWithPassword(
+  deps: { users: UserRepository; limits: SecurityLimits; audit: AuditSink },
+  attempt: SignInAttempt,
+): Promise<SignInOutcome> {
+  const { limits } = deps;
+  const email = attempt.email.trim().toLowerCase();
+  const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>, accountId?: string) =>
+    deps.audit.record({
+      type,
+      outcome,
+      accountId,
+      clientId: attempt.clientId,
+      ...attempt.facts,
+      detail: { email, ...(attempt.via ? { via: attempt.via } : {}), ...detail },
+    });
+
+  const locked = Math.max(...(await Promise.all([limits.loginByAccount.lockedFor(email), limits.loginByIp.lockedFor(attempt.ip)])));
+  if (locked > 0) {
+    record('failure', 'sign_in', { reason: 'locked' });
+    return { lockedMs: locked };
+  }
+  const user = await deps.users.verifyPassword(email, attempt.password);
+  if (!user) {
+    const [accountLock, ipLock] = await Promise.all([limits.loginByAccount.fail(email), limits.loginByIp.fail(attempt.ip)]);
+    record('failure', 'sign_in', { reason: 'bad_credentials' });
+    const lock = Math.max(accountLock, ipLock);
+    if (lock === 0) return { rejected: true };
+    record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
+    return { lockedMs: lock };
+  }
+  await limits.loginByAccount.reset(email);
+  record('success', 'sign_in', { amr: ['pwd'] }, user.id);
+  return { user };
+}
