@@ -47,7 +47,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
-  const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }));
+  const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor });
   return { db, redis, users, clients, apis, catalog, audit, limits, sessions };
 }
 

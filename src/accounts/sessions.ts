@@ -4,6 +4,7 @@
  * (its consents and tokens stay: revoke-sessions or revoke-grant end those).
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { AuditSink } from '../audit/audit-log.js';
 import { NotFoundError } from '../errors.js';
 
 export interface UserSession {
@@ -22,7 +23,11 @@ export type SessionStore = Adapter & { findByAccount(accountId: string): Promise
 const toDate = (seconds: unknown) => (typeof seconds === 'number' ? new Date(seconds * 1000) : null);
 
 export class SessionDirectory {
-  constructor(private readonly store: SessionStore) {}
+  constructor(
+    readonly store: SessionStore,
+    /** Where ended sessions are recorded, and who ends them (`cli`, `admin-api`), as the repositories do. */
+    private readonly options: { audit?: AuditSink; actor?: string } = {},
+  ) {}
 
   async list(accountId: string): Promise<UserSession[]> {
     const sessions = await this.store.findByAccount(accountId);
@@ -45,5 +50,11 @@ export class SessionDirectory {
       throw new NotFoundError(`no session ${uid} of user ${accountId}`);
     }
     await this.store.destroy(session.jti);
+    this.options.audit?.record({
+      type: 'user_session_ended',
+      outcome: 'success',
+      accountId,
+      detail: { by: this.options.actor ?? 'server', sessionUid: uid },
+    });
   }
 }

@@ -8,6 +8,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type { z } from 'zod';
+import { SessionDirectory } from '../accounts/sessions.js';
 import { type User, UserRepository } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
 import type { AuditSink } from '../audit/audit-log.js';
@@ -130,6 +131,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const { db, catalog } = services;
   const actor = ADMIN_ACTOR;
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor });
+  const sessions = new SessionDirectory(services.sessions.store, { audit, actor });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const adminIndicator = adminApiIndicator(config.issuer);
@@ -212,12 +214,11 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   }
   router.get('/users/:id/sessions', async (ctx) => {
     const user = await users.require(ctx.params.id as string);
-    ctx.body = { sessions: await services.sessions.list(user.id) };
+    ctx.body = { sessions: await sessions.list(user.id) };
   });
   router.delete('/users/:id/sessions/:uid', async (ctx) => {
     const user = await users.require(ctx.params.id as string);
-    await services.sessions.end(user.id, ctx.params.uid as string);
-    audit.record({ type: 'user_session_ended', outcome: 'success', accountId: user.id, detail: { by: actor, sessionUid: ctx.params.uid } });
+    await sessions.end(user.id, ctx.params.uid as string);
     ctx.status = 204;
   });
   router.get('/users/:id/grants', async (ctx) => {

@@ -126,7 +126,6 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       const services = await context.services();
       const user = await services.users.require(email);
       await services.sessions.end(user.id, uid);
-      services.audit.record({ type: 'user_session_ended', outcome: 'success', accountId: user.id, detail: { by: 'cli', sessionUid: uid } });
       process.stdout.write(`session ${uid} ended\n`);
     });
 
