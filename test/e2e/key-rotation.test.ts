@@ -16,15 +16,15 @@ import {
   API,
   PASSWORD,
   POST_LOGOUT_REDIRECT_URI,
-  REDIRECT_URI,
   createServiceClient,
   createUser,
   createWebClient,
   discover,
+  openLoginPage,
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { UserAgent, parseForms } from '../support/user-agent.js';
+import { type UserAgent, parseForms } from '../support/user-agent.js';
 
 const HOUR = 3600_000;
 const JOSE_CACHE_MAX_AGE = 10 * 60_000; // jose's default cacheMaxAge
@@ -220,24 +220,13 @@ describeWithServers('signing key rotation', () => {
   test('a sign-in in progress survives the swap to a new Provider', async () => {
     const user = await createUser(first);
     const web = await createWebClient(first, { firstParty: true });
-    const config = await discover(first, web.clientId, web.secret);
-    const agent = new UserAgent();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-      code_challenge_method: 'S256',
-    });
-    const start = await agent.follow(url.href, first.issuer);
+    const { agent, page, form } = await openLoginPage(first, web.clientId);
     const providerBefore = first.server.provider;
 
     await rotateKey(first.config, 0, now());
     expect(await first.server.reloadKeys()).toBe(true);
     expect(first.server.provider).not.toBe(providerBefore);
 
-    const page = start.page;
-    const form = page && parseForms(page.html).find((candidate) => candidate.action.endsWith('/login'));
-    if (!page || !form) throw new Error('no login page');
     const done = await agent.submit(page, form, { email: user.email, password: PASSWORD }, first.issuer);
     expect(done.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
   });

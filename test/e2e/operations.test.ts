@@ -3,17 +3,15 @@
  * and a SIGTERM under load that loses no request and no audit event.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
 import { describeWithServers, postgresUrl, redisUrl, uniqueName } from '../support/environment.js';
-import { cleanEnvironment, startUntil, stop } from '../support/process.js';
-import { REDIRECT_URI, createServiceClient, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { cleanEnvironment, freePort, startUntil, stop } from '../support/process.js';
+import { REDIRECT_URI, createServiceClient, createUser, createWebClient, discover, openLoginPage, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { UserAgent, parseForms } from '../support/user-agent.js';
 
 describe('probes and metrics', () => {
   let server: TestServer;
@@ -75,19 +73,7 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
   test('a login started on one instance finishes on the other', async () => {
     const user = await createUser(first);
     const web = await createWebClient(first, { firstParty: true });
-    const config = await discover(first, web.clientId, web.secret);
-    const agent = new UserAgent();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-      code_challenge_method: 'S256',
-    });
-    const start = await agent.follow(url.href.replace(first.issuer, first.url), first.url);
-    const page = start.page;
-    if (!page) throw new Error('no login page');
-    const form = parseForms(page.html).find((candidate) => candidate.action.endsWith('/login'));
-    if (!form) throw new Error('no login form');
+    const { agent, page, form } = await openLoginPage(first, web.clientId);
     // The form is posted to the other instance, and every redirect after it is followed there too.
     const onSecond = { ...page, url: page.url.replace(first.url, second.url) };
     const submitted = await agent.submit(onSecond, form, { email: user.email, password: 'correct horse battery staple' }, second.url);
@@ -129,14 +115,6 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createNetServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 describe('graceful shutdown', () => {
   test('SIGTERM under load: every request in flight is answered, the process exits 0, no audit event is lost', async () => {

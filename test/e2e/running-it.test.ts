@@ -3,13 +3,12 @@
  * restarts; production refuses to start, one clear line per missing piece.
  */
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClientRepository } from '../../src/clients/clients.js';
 import { loadConfig } from '../../src/config.js';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
-import { cleanEnvironment, runToEnd, startUntil, stop } from '../support/process.js';
+import { cleanEnvironment, freePort, runToEnd, startUntil, stop } from '../support/process.js';
 
 let scratch: string;
 beforeAll(async () => {
@@ -17,14 +16,6 @@ beforeAll(async () => {
 });
 afterAll(() => rm(scratch, { recursive: true, force: true }));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 describe('embedded default (no DATABASE_URL, no REDIS_URL)', () => {
   test('starts, generates a key and secrets, picks up a new key on SIGHUP, and keeps its data across a restart', async () => {

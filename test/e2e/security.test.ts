@@ -14,10 +14,12 @@ import {
   createUser,
   createWebClient,
   discover,
+  loginFormOf,
+  openLoginPage,
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { type Page, UserAgent, parseForms } from '../support/user-agent.js';
+import type { Page, UserAgent } from '../support/user-agent.js';
 
 let server: TestServer;
 const logLines: string[] = [];
@@ -45,28 +47,10 @@ const auditEvents = async (type: string) => {
   return queryAuditEvents(server.services.db, { type, limit: 1000 });
 };
 
-/** Opens the login page of a fresh authorization request. */
-async function loginPage(clientId: string): Promise<{ agent: UserAgent; page: Page }> {
-  const agent = new UserAgent();
-  const url = new URL(`${server.issuer}/auth`);
-  url.search = new URLSearchParams({
-    client_id: clientId,
-    response_type: 'code',
-    scope: 'openid',
-    redirect_uri: REDIRECT_URI,
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  }).toString();
-  const { page } = await agent.follow(url.href, server.issuer);
-  if (!page) throw new Error('no login page');
-  return { agent, page };
-}
+const loginPage = (clientId: string) => openLoginPage(server, clientId);
 
 async function tryPassword(agent: UserAgent, page: Page, email: string, password: string) {
-  const form = parseForms(page.html).find((candidate) => candidate.action.endsWith('/login'));
-  if (!form) throw new Error(`no login form on ${page.url}`);
-  const result = await agent.submit(page, form, { email, password }, server.issuer);
-  return result;
+  return agent.submit(page, loginFormOf(page), { email, password }, server.issuer);
 }
 
 const alertText = (html: string) => /role="alert">([^<]*)</.exec(html)?.[1] ?? '';

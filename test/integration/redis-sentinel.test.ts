@@ -4,23 +4,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
 import { openRedis } from '../../src/store/redis.js';
 import { describeWithRedis, redisUrl } from '../support/environment.js';
 import { createServiceClient, discover } from '../support/relying-party.js';
+import { freePort } from '../support/process.js';
 import { startTestServer } from '../support/server.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 describeWithRedis('Redis Sentinel', () => {
   let scratch: string;

@@ -2,6 +2,7 @@
  * Runs our entry points as real child processes on the repository's own Node (the one npm scripts use).
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import path from 'node:path';
 
 export const repositoryRoot = path.resolve(import.meta.dirname, '..', '..');
@@ -67,5 +68,15 @@ export function stop(child: ChildProcessWithoutNullStreams): Promise<number | nu
     child.removeAllListeners('exit');
     child.once('exit', (code) => resolve(code));
     child.kill('SIGTERM');
+  });
+}
+
+/** A TCP port nothing listens on right now (for a child process to bind). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
   });
 }

@@ -4,7 +4,7 @@
  */
 import * as oidc from 'openid-client';
 import type { TestServer } from './server.js';
-import { UserAgent, signIn } from './user-agent.js';
+import { type HtmlForm, type Page, UserAgent, parseForms, signIn } from './user-agent.js';
 
 export const REDIRECT_URI = 'https://app.example.test/callback';
 export const POST_LOGOUT_REDIRECT_URI = 'https://app.example.test/signed-out';
@@ -112,4 +112,30 @@ export async function signInAndRedeem(config: oidc.Configuration, user: Fixtures
     expectedNonce: flow.nonce,
   });
   return { ...flow, tokens };
+}
+
+/** The login form of one of our login pages. */
+export function loginFormOf(page: Page): HtmlForm {
+  const form = parseForms(page.html).find((candidate) => candidate.action.endsWith('/login'));
+  if (!form) throw new Error(`no login form on ${page.url}`);
+  return form;
+}
+
+/** A fixed, valid S256 challenge for requests whose code is never redeemed. */
+const UNUSED_CODE_CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+
+/** Starts an authorization request in `agent` and stops at our login page, for tests that post the form themselves. */
+export async function openLoginPage(server: TestServer, clientId: string, agent = new UserAgent()) {
+  const url = new URL(`${server.issuer}/auth`);
+  url.search = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: REDIRECT_URI,
+    code_challenge: UNUSED_CODE_CHALLENGE,
+    code_challenge_method: 'S256',
+  }).toString();
+  const { page } = await agent.follow(url.href, server.issuer);
+  if (!page) throw new Error('the authorization request did not reach the login page');
+  return { agent, page, form: loginFormOf(page) };
 }
