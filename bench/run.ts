@@ -14,7 +14,7 @@ import { writeNewKey } from '../src/keys/signing-keys.js';
 import { closeServices, openServices, type Services } from '../src/services.js';
 import { Browser, basic } from './lib/browser.js';
 import { cannon, loop, type Measurement } from './lib/load.js';
-import { type Child, FORWARDED, freePort, sampleRss, startNode, startTs, waitForHttp } from './lib/processes.js';
+import { type Child, cpuSeconds, FORWARDED, freePort, sampleRss, startNode, startTs, waitForHttp } from './lib/processes.js';
 import { REFERENCE_CLIENT } from './references/constants.js';
 import { bulkClients, bulkUsers, cloneGrants, clonedToken, createFixtures, type Fixtures, OPAQUE_API, PASSWORD, userEmail } from './lib/seed.js';
 
@@ -33,6 +33,8 @@ const { values: flags } = parseArgs({
     'server-root': { type: 'string', default: path.join(import.meta.dirname, '..') },
     /** dist: compile src with tsconfig.build.json and run node on the output, as the Docker image does; tsx: run src. */
     runtime: { type: 'string', default: 'dist' },
+    /** Only the scenarios whose name contains this text (case-insensitive), e.g. "introspection"; for profiling. */
+    only: { type: 'string', default: '' },
     growth: { type: 'boolean', default: false },
     'growth-users': { type: 'string', default: '1000000' },
     'growth-clients': { type: 'string', default: '100000' },
@@ -78,7 +80,12 @@ interface Reference extends Measurement {
   key: ReferenceKey;
   /** Peak RSS per serving process under load, MB (not for bcrypt). */
   rssMb?: number[];
+  /** Server CPU time (all processes and threads) per request, µs (not for bcrypt). */
+  cpuUs?: number;
 }
+
+/** CPU time per request in µs: unlike req/s on a shared machine, it hardly moves with other load. */
+const perRequestUs = (seconds: number, requests: number) => (requests > 0 ? Math.round((seconds * 1e6) / requests) : 0);
 
 type ReferenceKey = 'HTTP' | 'signing' | 'provider' | 'bcrypt';
 
@@ -133,10 +140,12 @@ async function startReferences(): Promise<ReferenceServers> {
       const options = { connections: CONNECTIONS, ...request, url: `${base}${request.url ?? spec.ready}`, seconds: 1 };
       await cannon(options);
       const stop = sampleRss(child.process.pid!);
+      const cpuBefore = cpuSeconds(child.process.pid!);
       const result = await cannon({ ...options, seconds: SECONDS });
+      const cpuUs = perRequestUs(cpuSeconds(child.process.pid!) - cpuBefore, result.total);
       const rssMb = [...stop().values()].map((mb) => round(mb));
-      log(`  reference ${key}: ${round(result.rps)} req/s`);
-      return { key, ...result, rssMb };
+      log(`  reference ${key}: ${round(result.rps)} req/s, ${cpuUs} µs CPU/req`);
+      return { key, ...result, rssMb, cpuUs };
     },
     async stop() {
       await Promise.all([...running.values()].map(({ child }) => child.stop()));
@@ -210,6 +219,8 @@ async function startServer(stores: Stores): Promise<{ child: Child; base: string
   return { child, base };
 }
 
+const selected = (name: string) => name.toLowerCase().includes(String(flags.only).toLowerCase());
+
 const HALF_RATE = 'client_credentials → JWT at half its max rate';
 
 export interface ScenarioResult extends Measurement {
@@ -218,6 +229,8 @@ export interface ScenarioResult extends Measurement {
   offered?: number;
   /** Peak RSS of each serving process during the scenario, MB. */
   rssMb: number[];
+  /** Server CPU time per request (per completed sign-in for the login), µs. */
+  cpuUs: number;
   /** The references this scenario is compared with, each measured just before it. */
   references: Partial<Record<ReferenceKey, Reference>>;
 }
@@ -242,14 +255,17 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
   const webAuth = { ...form, authorization: basic(fixtures.web.clientId, fixtures.web.secret) };
 
   const measure = async (name: string, run: () => Promise<Measurement>, warmup?: () => Promise<unknown>) => {
+    if (!selected(name)) return { name, rps: 0, p50: 0, p99: 0, errors: 0, total: 0, rssMb: [], cpuUs: 0, references: {} } satisfies ScenarioResult;
     const compared: Partial<Record<ReferenceKey, Reference>> = {};
     for (const key of referencesOf(name)) compared[key] = key === 'bcrypt' ? await measureBcrypt() : await references.measure(key);
     if (warmup) await warmup();
     const stop = sampleRss(pid);
+    const cpuBefore = cpuSeconds(pid);
     const measured = await run();
+    const cpuUs = perRequestUs(cpuSeconds(pid) - cpuBefore, measured.total);
     const rss = [...stop().values()].map((mb) => round(mb));
-    log(`${phase} ${name}: ${round(measured.rps)}/s p50 ${round(measured.p50)} ms p99 ${round(measured.p99)} ms errors ${measured.errors}`);
-    const result: ScenarioResult = { name, ...measured, rssMb: rss, references: compared };
+    log(`${phase} ${name}: ${round(measured.rps)}/s p50 ${round(measured.p50)} ms p99 ${round(measured.p99)} ms errors ${measured.errors}, ${cpuUs} µs CPU/req`);
+    const result: ScenarioResult = { name, ...measured, rssMb: rss, references: compared, cpuUs };
     results.push(result);
     return result;
   };

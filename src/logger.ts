@@ -26,5 +26,10 @@ export function createLogger(level: string, production: boolean, destination?: N
     redact: { paths: redactedPaths, censor: '[redacted]' },
     transport: pretty ? { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } } : undefined,
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (destination) return pino(options, destination);
+  if (pretty) return pino(options);
+  // Asynchronous: lines logged while a write is in flight go out together in the next one, instead of one
+  // blocking write(2) per line (a tenth of the CPU of a small request, measured on introspection). pino flushes
+  // what is buffered when the process exits, and `fatal` flushes at once.
+  return pino(options, pino.destination({ dest: 1, sync: false }));
 }

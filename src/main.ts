@@ -50,6 +50,7 @@ function startupBanner(config: Config): string {
 /** Forks the workers and replaces any that die unexpectedly; forwards SIGTERM/SIGINT/SIGHUP to them. */
 function superviseWorkers(count: number): void {
   let stopping = false;
+  cluster.setupPrimary({ execArgv: workerExecArgv() });
   for (let index = 0; index < count; index++) cluster.fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
@@ -64,6 +65,19 @@ function superviseWorkers(count: number): void {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, forward(signal));
+}
+
+/**
+ * Under load V8 lets each worker's young generation grow to several 16 MB semi-spaces, most of a worker's memory
+ * beyond its code. 4 MB semi-spaces kept the peak RSS per worker at about 165 MB instead of 290 MB, with no
+ * throughput loss we could measure (`npm run bench`, client credentials). The operator's own setting (in
+ * NODE_OPTIONS or on the command line) wins.
+ */
+const SEMI_SPACE_FLAG = '--max-semi-space-size=4';
+
+function workerExecArgv(): string[] {
+  const own = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--max-semi-space-size'));
+  return own ? process.execArgv : [...process.execArgv, SEMI_SPACE_FLAG];
 }
 
 /** /metrics on METRICS_PORT, apart from the public port (so it need not be exposed to the internet). */

@@ -110,3 +110,20 @@ export function sampleRss(pid: number): () => Map<number, number> {
     return peaks;
   };
 }
+
+/** CPU seconds (user + system, all threads) used so far by `pid` and its cluster workers. */
+export function cpuSeconds(pid: number): number {
+  const ticksPerSecond = 100; // USER_HZ, 100 on Linux
+  let ticks = 0;
+  for (const process of new Set([pid, ...servingPids(pid)])) {
+    try {
+      // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12].
+      const stat = readFileSync(`/proc/${process}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / ticksPerSecond;
+}

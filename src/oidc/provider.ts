@@ -12,6 +12,7 @@ import type { SigningJwk } from '../keys/signing-keys.js';
 import { accountFinder, claimsByScope, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
+import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { resourceIndicators } from './resource-servers.js';
 import { OIDC_SCOPES } from './scopes.js';
 
@@ -52,6 +53,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     extraTokenClaims: tokenClaims(deps.users, catalog),
     extraClientMetadata: { properties: ['first_party'] },
     responseTypes: ['code'],
+    formats: { bitsOfOpaqueRandomness },
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     // Secrets are stored as HMACs (src/clients/secrets.ts), so nothing may use one as a symmetric key.
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],

@@ -6,6 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { Adapter } from 'oidc-provider';
 import type { SessionStore } from '../accounts/sessions.js';
+import { LENGTH_TYPED_MODELS, mayBeTokenOf } from '../oidc/opaque-tokens.js';
 import { type Database, isEmbedded } from './database.js';
 import { RedisAdapter } from './redis-adapter.js';
 import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
@@ -43,7 +44,7 @@ export function createAdapterFactory(options: AdapterFactoryOptions): (name: str
   return (name) => {
     let adapter = adapters.get(name);
     if (!adapter) {
-      adapter = create(name);
+      adapter = skippingOtherKinds(name, create(name));
       adapters.set(name, adapter);
     }
     return adapter;
@@ -59,4 +60,12 @@ export function sessionStore(options: Pick<AdapterFactoryOptions, 'db' | 'redis'
     },
   });
   return factory('Session') as SessionStore;
+}
+
+/** Answers `find` for an id shaped like another model's token without a round trip (src/oidc/opaque-tokens.ts). */
+function skippingOtherKinds(model: string, adapter: Adapter): Adapter {
+  if (!LENGTH_TYPED_MODELS.has(model)) return adapter;
+  const filtered = Object.create(adapter) as Adapter;
+  filtered.find = async (id) => (mayBeTokenOf(model, id) ? adapter.find(id) : undefined);
+  return filtered;
 }

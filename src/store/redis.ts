@@ -26,6 +26,8 @@ export function openRedis(target: string | Pick<RedisConfig, 'url' | 'sentinels'
     connectTimeout: 5000,
     // A socket that never connected does not close by itself; don't let it hold up shutdown during an outage.
     disconnectTimeout: 500,
+    // Commands issued in the same tick (a request's parallel lookups, concurrent requests) share one write.
+    enableAutoPipelining: true,
   };
   const redis = sentinels?.length ? new Redis({ ...options, ...credentialsOf(url), sentinels, name: sentinelMaster }) : new Redis(url, options);
   if (logger) {
