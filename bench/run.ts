@@ -612,6 +612,11 @@ async function main(): Promise<void> {
       targets: targets(phases),
     };
     const text = markdown(report);
+    if (flags.only) {
+      // A partial run (profiling, A/B) is not a result to keep.
+      process.stdout.write(`\n${text}\n(--only: nothing written)\n`);
+      return;
+    }
     await mkdir(String(flags.out), { recursive: true });
     const stem = path.join(String(flags.out), `${report.machine.date.slice(0, 19).replace(/:/g, '-')}-${WORKERS}w${growth ? '-growth' : ''}`);
     await writeFile(`${stem}.json`, `${JSON.stringify(report, null, 2)}\n`);

@@ -18,7 +18,9 @@
  *
  * Redis Cluster: each script touches exactly one key, so no script can cross hash slots, and the steps that span
  * keys (index, record, pointers) are separate commands, never MULTI or a multi-key pipeline. The order makes the
- * gaps harmless: a record joins its grant index before it is written, so revocation never misses it; a pointer
+ * gaps harmless: a record joins its grant index before it is written (sent first on the same connection; on a
+ * Cluster, where the two keys can live on different nodes, the index would have to be awaited first), so
+ * revocation never misses it; a pointer
  * whose record is gone simply finds nothing. The record id is the only thing `find` knows, so a record's key cannot
  * carry its grant id as a hash tag; with single-key scripts it does not need to.
  *
@@ -114,11 +116,13 @@ export class RedisAdapter implements Adapter {
     const { consumed, ...stored } = payload;
 
     const key = storageId(id);
-    // Join the grant index before the record exists, so a concurrent revocation cannot miss the record.
-    if (payload.grantId) await this.redis.oidcIndexAdd(this.grantKey(payload.grantId), key, ttlMs);
-    // A user's sessions are listed and ended one by one (admin API, CLI): index them by account too.
-    if (this.model === 'Session' && payload.accountId) await this.redis.oidcIndexAdd(this.accountKey(payload.accountId), key, ttlMs);
+    // Sent together, in this order, in one round trip: Redis runs one connection's commands in the order sent, so
+    // the record joins its grant index before it exists and a concurrent revocation cannot miss it. If a step
+    // fails the upsert fails, and the provider never hands out the token whose record may be left behind.
     await Promise.all([
+      payload.grantId ? this.redis.oidcIndexAdd(this.grantKey(payload.grantId), key, ttlMs) : undefined,
+      // A user's sessions are listed and ended one by one (admin API, CLI): index them by account too.
+      this.model === 'Session' && payload.accountId ? this.redis.oidcIndexAdd(this.accountKey(payload.accountId), key, ttlMs) : undefined,
       this.redis.oidcWriteRecord(this.recordKey(key), JSON.stringify(payloadToStore(this.model, id, stored)), consumedField(consumed), ttlMs),
       this.model === 'Session' && payload.uid ? this.redis.set(this.uidKey(payload.uid), key, 'PX', ttlMs) : undefined,
       payload.userCode ? this.redis.set(this.userCodeKey(payload.userCode), key, 'PX', ttlMs) : undefined,

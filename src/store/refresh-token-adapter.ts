@@ -5,17 +5,62 @@
  * accepted again, as long as the chain has not moved on (no newer token of the grant has been used since). What
  * it yields belongs to the same grant, so one revocation still ends it all, and each such reuse is reported.
  * After the window, reuse revokes the grant as before. A window of 0 restores strict single use.
+ *
+ * A refresh takes two round trips here instead of four (src/store/request-scope.ts):
+ * - `find` reads the token's grant in the same query and leaves it for the provider's Grant lookup that follows;
+ * - `consume`, inside a request, is written by the `upsert` of the successor, in one statement: the successor is
+ *   stored exactly when this request consumed its predecessor, so a lost race leaves nothing half-written.
  */
 import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
-import { SqlAdapter } from './sql-adapter.js';
-import { storageId } from './storage-id.js';
+import { leave, take } from './request-scope.js';
+import { CLOCK_TOLERANCE_SECONDS, foundKey, SqlAdapter, TABLE } from './sql-adapter.js';
+import { payloadFromStore, storageId } from './storage-id.js';
 
 export interface RefreshGraceOptions {
   graceSeconds: number;
   /** Called when a rotated token is accepted again inside the window. */
   onGraceReuse?: (payload: AdapterPayload) => void;
 }
+
+/** The request-scope key of a consumption waiting for the successor's upsert. */
+const PENDING_CONSUMPTION = 'RefreshToken:consume';
+
+/** The grant's storage id computed in SQL: base64url of SHA-256, unpadded, as ./storage-id.ts computes it. */
+const GRANT_STORAGE_ID = `translate(encode(sha256(convert_to(token.grant_id, 'UTF8')), 'base64'), '+/=', '-_')`;
+
+const FIND_WITH_GRANT = `
+  select token.payload,
+         floor(extract(epoch from token.consumed_at))::float8 as consumed,
+         grant_record.payload as grant_payload,
+         floor(extract(epoch from grant_record.consumed_at))::float8 as grant_consumed
+  from ${TABLE} as token
+  left join ${TABLE} as grant_record
+    on grant_record.model = 'Grant'
+    and grant_record.id = ${GRANT_STORAGE_ID}
+    and (grant_record.expires_at is null or grant_record.expires_at > now() - ? * interval '1 second')
+  where token.model = 'RefreshToken' and token.id = ?
+    and (token.expires_at is null or token.expires_at > now() - ? * interval '1 second')`;
+
+/** Consumes the predecessor and inserts the successor only if that consumption happened; returns a row if so. */
+const REPLACE = `
+  with consumed as (
+    update ${TABLE} set consumed_at = now()
+    where model = 'RefreshToken' and id = ? and consumed_at is null
+    returning 1
+  )
+  insert into ${TABLE} (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+  select 'RefreshToken', ?, ?::jsonb, ?, ?, ?, ?, now() + ? * interval '1 second', null from consumed
+  returning 1 as written`;
+
+interface FoundRow {
+  payload: AdapterPayload;
+  consumed: number | null;
+  grant_payload: AdapterPayload | null;
+  grant_consumed: number | null;
+}
+
+const withConsumed = (payload: AdapterPayload, consumed: number | null) => (consumed === null ? payload : { ...payload, consumed });
 
 export class RefreshTokenAdapter extends SqlAdapter {
   constructor(
@@ -26,27 +71,78 @@ export class RefreshTokenAdapter extends SqlAdapter {
   }
 
   override async find(id: string): Promise<AdapterPayload | undefined> {
-    const payload = await super.find(id);
+    const payload = await this.#findWithGrant(id);
     if (!payload?.consumed || !(await this.#withinGrace(id))) return payload;
     const { consumed: _consumed, ...unconsumed } = payload;
     return unconsumed;
   }
 
-  /** Two concurrent uses both read the token unconsumed; the loser of the atomic consume is let through in the window. */
+  /** Inside a request: noted, and written by the successor's upsert (below). Elsewhere: at once. */
   override async consume(id: string): Promise<void> {
+    if (!leave(PENDING_CONSUMPTION, id)) await this.#consumeNow(id);
+  }
+
+  override async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    const predecessor = take<string>(PENDING_CONSUMPTION);
+    if (predecessor === undefined) return super.upsert(id, payload, expiresIn);
+    if (typeof expiresIn !== 'number' || payload.consumed) {
+      // Not a plain successor (the provider always gives one a lifetime): the two steps, in order.
+      await this.#consumeNow(predecessor);
+      return super.upsert(id, payload, expiresIn);
+    }
+    if (await this.#replace(predecessor, id, payload, expiresIn)) return;
+    // Another request consumed the predecessor first: within the window the successor is stored all the same.
+    await this.#graceOrRefuse(predecessor);
+    await super.upsert(id, payload, expiresIn);
+  }
+
+  async #replace(predecessor: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
+    const row = this.rowOf(id, payload);
+    const { rows } = (await this.database.raw(REPLACE, [
+      storageId(predecessor),
+      row.id,
+      row.payload,
+      row.grant_id,
+      row.uid,
+      row.user_code,
+      row.account_id,
+      expiresIn,
+    ])) as { rows: unknown[] };
+    return rows.length > 0;
+  }
+
+  async #consumeNow(id: string): Promise<void> {
     try {
       await super.consume(id);
     } catch (error) {
-      if (!(error instanceof errors.InvalidGrant) || !(await this.#withinGrace(id))) throw error;
-      const payload = await super.find(id);
-      if (payload) this.grace.onGraceReuse?.(payload);
+      if (!(error instanceof errors.InvalidGrant)) throw error;
+      await this.#graceOrRefuse(id);
     }
+  }
+
+  /** Two concurrent uses both read the token unconsumed; the loser of the atomic consume is let through in the window. */
+  async #graceOrRefuse(id: string): Promise<void> {
+    if (!(await this.#withinGrace(id))) throw new errors.InvalidGrant('grant already consumed');
+    const payload = await super.find(id);
+    if (payload) this.grace.onGraceReuse?.(payload);
+  }
+
+  /** The token, and its grant left for the Grant lookup the provider makes next (null when it has none). */
+  async #findWithGrant(id: string): Promise<AdapterPayload | undefined> {
+    const { rows } = (await this.database.raw(FIND_WITH_GRANT, [CLOCK_TOLERANCE_SECONDS, storageId(id), CLOCK_TOLERANCE_SECONDS])) as { rows: FoundRow[] };
+    const row = rows[0];
+    if (!row) return undefined;
+    const token = withConsumed(row.payload, row.consumed);
+    if (typeof token.grantId === 'string') {
+      leave(foundKey('Grant', token.grantId), row.grant_payload ? withConsumed(row.grant_payload, row.grant_consumed) : null);
+    }
+    return payloadFromStore('RefreshToken', id, token);
   }
 
   /** Consumed less than the window ago, and no newer refresh token of the same grant consumed since. */
   async #withinGrace(id: string): Promise<boolean> {
     if (this.grace.graceSeconds <= 0) return false;
-    const row = await this.database('oidc_models as token')
+    const row = await this.database(`${TABLE} as token`)
       .first(this.database.raw('1 as ok'))
       .where({ 'token.model': 'RefreshToken', 'token.id': storageId(id) })
       .whereNotNull('token.consumed_at')
@@ -54,7 +150,7 @@ export class RefreshTokenAdapter extends SqlAdapter {
       .whereNotExists((newer) =>
         newer
           .select(this.database.raw('1'))
-          .from('oidc_models as newer')
+          .from(`${TABLE} as newer`)
           .where('newer.model', 'RefreshToken')
           .whereRaw('newer.grant_id = token.grant_id')
           .whereRaw('newer.consumed_at > token.consumed_at'),

@@ -8,6 +8,7 @@
  */
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
+import { take } from './request-scope.js';
 import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 
 /**
@@ -16,7 +17,10 @@ import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
  */
 export const CLOCK_TOLERANCE_SECONDS = 15;
 
-const TABLE = 'oidc_models';
+export const TABLE = 'oidc_models';
+
+/** The request-scope key under which a record read ahead of its `find` waits (src/store/request-scope.ts). */
+export const foundKey = (model: string, id: string) => `found:${model}:${id}`;
 
 const epochNow = () => Math.floor(Date.now() / 1000);
 
@@ -33,8 +37,13 @@ export class SqlAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    await this.db(TABLE).insert(this.rowOf(id, payload, expiresIn)).onConflict(['model', 'id']).merge();
+  }
+
+  /** The row that stores a record. */
+  protected rowOf(id: string, payload: AdapterPayload, expiresIn?: number) {
     const { consumed, ...stored } = payload;
-    const row = {
+    return {
       model: this.model,
       id: storageId(id),
       payload: JSON.stringify(payloadToStore(this.model, id, stored)),
@@ -45,10 +54,12 @@ export class SqlAdapter implements Adapter {
       expires_at: typeof expiresIn === 'number' ? this.db.raw(`now() + ? * interval '1 second'`, [expiresIn]) : null,
       consumed_at: consumed ? this.db.raw('to_timestamp(?)', [typeof consumed === 'number' ? consumed : epochNow()]) : null,
     };
-    await this.db(TABLE).insert(row).onConflict(['model', 'id']).merge();
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    // Read earlier in this request together with another record (src/store/request-scope.ts); null: not there.
+    const readAlready = take<AdapterPayload | null>(foundKey(this.model, id));
+    if (readAlready !== undefined) return readAlready ?? undefined;
     const payload = await this.findOne({ id: storageId(id) });
     return payload && payloadFromStore(this.model, id, payload);
   }

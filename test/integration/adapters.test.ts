@@ -11,6 +11,8 @@ import { createAdapterFactory } from '../../src/store/adapters.js';
 import { type Database, openDatabase } from '../../src/store/database.js';
 import { PRUNE_LOCK_KEY, pruneExpired, pruneUnlessBusy, schedulePruning } from '../../src/store/prune.js';
 import { RedisAdapter } from '../../src/store/redis-adapter.js';
+import { RefreshTokenAdapter } from '../../src/store/refresh-token-adapter.js';
+import { inRequestScope } from '../../src/store/request-scope.js';
 import { storageId } from '../../src/store/storage-id.js';
 import { CLOCK_TOLERANCE_SECONDS, SqlAdapter } from '../../src/store/sql-adapter.js';
 import {
@@ -254,6 +256,89 @@ describe.each(sqlKinds)('SqlAdapter on %s', (kind: SqlKind) => {
   });
 });
 
+describe.each(sqlKinds)('refresh-token rotation in one request on %s', (kind: SqlKind) => {
+  let testDb: TestDatabase;
+  let grants: SqlAdapter;
+  let tokens: RefreshTokenAdapter;
+  beforeAll(async () => {
+    testDb = await createTestDatabase(kind);
+    grants = new SqlAdapter('Grant', testDb.db);
+    tokens = new RefreshTokenAdapter(testDb.db, { graceSeconds: 0 });
+  });
+  afterAll(() => testDb.drop());
+
+  /** consumed_at of the stored token (null: not consumed), or 'no row'. */
+  const consumedAt = async (id: string): Promise<Date | null | 'no row'> => {
+    const row = await testDb.db('oidc_models').where({ model: 'RefreshToken', id: storageId(id) }).first();
+    return row ? row.consumed_at : 'no row';
+  };
+
+  async function tokenOfNewGrant(): Promise<{ grantId: string; token: string; grant: AdapterPayload }> {
+    const grant = tokenPayload('Grant');
+    const grantId = await save(grants, grant);
+    const token = await save(tokens, tokenPayload('RefreshToken', { grantId }));
+    return { grantId, token, grant };
+  }
+
+  test('finding a refresh token reads its grant in the same query, for the Grant lookup that follows', async () => {
+    const { grantId, token, grant } = await tokenOfNewGrant();
+    await inRequestScope(async () => {
+      expect((await tokens.find(token))?.grantId).toBe(grantId);
+      // Gone from the table now, yet found: the lookup is answered from the read made with the token…
+      await testDb.db('oidc_models').where({ model: 'Grant', id: storageId(grantId) }).del();
+      expect(await grants.find(grantId)).toEqual(grant);
+      // …once: a second lookup goes to the store again.
+      expect(await grants.find(grantId)).toBeUndefined();
+    });
+  });
+
+  test('a token whose grant is gone reads as such', async () => {
+    const { grantId, token } = await tokenOfNewGrant();
+    await testDb.db('oidc_models').where({ model: 'Grant', id: storageId(grantId) }).del();
+    await inRequestScope(async () => {
+      expect(await tokens.find(token)).toBeDefined();
+      expect(await grants.find(grantId)).toBeUndefined();
+    });
+  });
+
+  test('the consumption is written with the successor, in one statement', async () => {
+    const { grantId, token } = await tokenOfNewGrant();
+    const successor = tokenPayload('RefreshToken', { grantId });
+    await inRequestScope(async () => {
+      await tokens.consume(token);
+      expect(await consumedAt(token)).toBeNull();
+      await save(tokens, successor);
+    });
+    expect(await consumedAt(token)).toBeInstanceOf(Date);
+    expect(await consumedAt(successor.jti as string)).toBeNull();
+  });
+
+  test('of two requests rotating one token, one stores its successor and the other stores nothing', async () => {
+    const { grantId, token } = await tokenOfNewGrant();
+    const successors = [tokenPayload('RefreshToken', { grantId }), tokenPayload('RefreshToken', { grantId })];
+    const outcomes = await Promise.allSettled(
+      successors.map((successor) =>
+        inRequestScope(async () => {
+          await tokens.consume(token);
+          await save(tokens, successor);
+        }),
+      ),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+    const refused = outcomes.find((outcome) => outcome.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toBeInstanceOf(errors.InvalidGrant);
+    const stored = await Promise.all(successors.map((successor) => consumedAt(successor.jti as string)));
+    expect(stored.filter((value) => value === 'no row')).toHaveLength(1);
+  });
+
+  test('outside a request, consume writes at once', async () => {
+    const { token } = await tokenOfNewGrant();
+    await tokens.consume(token);
+    expect(await consumedAt(token)).toBeInstanceOf(Date);
+    await expect(tokens.consume(token)).rejects.toBeInstanceOf(errors.InvalidGrant);
+  });
+});
+
 describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => {
   let testDb: TestDatabase;
   beforeAll(async () => {
@@ -436,6 +521,19 @@ describe('createAdapterFactory', () => {
     const factory = createAdapterFactory({ db: testDb.db, clientAdapter: () => clientAdapter });
     const id = await save(factory('Session'), tokenPayload('Session', { uid: randomUUID() }));
     expect(await testDb.db('oidc_models').where({ model: 'Session', id: storageId(id) }).first()).toBeTruthy();
+  });
+
+  test('a refresh token is not looked for under an id of another kind’s length, nor an access token under one of its', async () => {
+    const factory = createAdapterFactory({ db: testDb.db, clientAdapter: () => clientAdapter });
+    // Refresh tokens are 44 characters, every other opaque token 43 (src/oidc/opaque-tokens.ts).
+    const refresh = tokenPayload('RefreshToken', { jti: 'r'.repeat(43) });
+    const access = tokenPayload('AccessToken', { jti: 'a'.repeat(44) });
+    await save(factory('RefreshToken'), refresh);
+    await save(factory('AccessToken'), access);
+    expect(await factory('RefreshToken').find(refresh.jti as string)).toBeUndefined();
+    expect(await factory('AccessToken').find(access.jti as string)).toBeUndefined();
+    const ordinary = await save(factory('RefreshToken'), tokenPayload('RefreshToken', { jti: 'r'.repeat(44) }));
+    expect(await factory('RefreshToken').find(ordinary)).toBeDefined();
   });
 
   (redisUrl ? test : test.skip)('with Redis, short-lived models go to Redis and durable ones to SQL', async () => {

@@ -1,0 +1,34 @@
+/**
+ * What one request's storage calls hand on to later calls of the same request, so that a request makes fewer
+ * round trips: a record read together with another one (a refresh token with its grant), and a refresh token's
+ * consumption, written together with the token that replaces it (src/store/refresh-token-adapter.ts).
+ *
+ * Each entry is taken once, by the call it was left for, so nothing read here can go stale within a request.
+ * Outside a scope (the CLI, the admin API, tests calling adapters directly) nothing is kept and every call goes
+ * to the store.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+const scope = new AsyncLocalStorage<Map<string, unknown>>();
+
+/** Runs one request's work (the provider's middleware) in its own scope. */
+export function inRequestScope<T>(work: () => T): T {
+  return scope.run(new Map(), work);
+}
+
+/** Leaves `value` for the next `take(key)` of this request; false when there is no request scope. */
+export function leave(key: string, value: unknown): boolean {
+  const entries = scope.getStore();
+  if (!entries) return false;
+  entries.set(key, value);
+  return true;
+}
+
+/** What was left under `key` in this request (once), or `undefined`. */
+export function take<T>(key: string): T | undefined {
+  const entries = scope.getStore();
+  if (!entries?.has(key)) return undefined;
+  const value = entries.get(key) as T;
+  entries.delete(key);
+  return value;
+}
