@@ -87,12 +87,13 @@ interface Reference extends Measurement {
 /** CPU time per request in µs: unlike req/s on a shared machine, it hardly moves with other load. */
 const perRequestUs = (seconds: number, requests: number) => (requests > 0 ? Math.round((seconds * 1e6) / requests) : 0);
 
-type ReferenceKey = 'HTTP' | 'signing' | 'provider' | 'bcrypt';
+type ReferenceKey = 'HTTP' | 'signing' | 'provider' | 'providerIntrospection' | 'bcrypt';
 
 const REFERENCE_NAMES: Record<ReferenceKey, string> = {
   HTTP: 'HTTP ceiling (bare Koa, small JSON)',
   signing: 'signing ceiling (bare Koa + jose RS256)',
   provider: 'raw oidc-provider, in-memory, client_credentials → JWT',
+  providerIntrospection: 'raw oidc-provider, in-memory, introspection (opaque)',
   bcrypt: 'bcrypt ceiling',
 };
 
@@ -106,6 +107,8 @@ interface ReferenceServers {
  * right before the scenario: on a shared machine, load from elsewhere then hits both alike.
  */
 async function startReferences(): Promise<ReferenceServers> {
+  const introspected = randomBytes(32).toString('base64url');
+  const referenceAuth = { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(REFERENCE_CLIENT.id, REFERENCE_CLIENT.secret) };
   const specs = {
     HTTP: { file: 'http.ts', ready: '/', request: {} },
     signing: { file: 'sign.ts', ready: '/', request: {} },
@@ -115,16 +118,23 @@ async function startReferences(): Promise<ReferenceServers> {
       request: {
         url: '/token',
         method: 'POST' as const,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(REFERENCE_CLIENT.id, REFERENCE_CLIENT.secret) },
+        headers: referenceAuth,
         body: 'grant_type=client_credentials',
       },
+    },
+    // Its own process, idle until measured, like every reference.
+    providerIntrospection: {
+      file: 'provider.ts',
+      ready: '/.well-known/openid-configuration',
+      request: { url: '/token/introspection', method: 'POST' as const, headers: referenceAuth, body: `token=${introspected}` },
     },
   };
   const running = new Map<string, { child: Child; base: string }>();
   try {
     for (const [key, spec] of Object.entries(specs)) {
       const port = await freePort();
-      const child = startTs(key, path.join(BENCH, 'references', spec.file), { PORT: String(port), WORKERS: String(WORKERS), NODE_ENV: 'production' });
+      const env = { PORT: String(port), WORKERS: String(WORKERS), NODE_ENV: 'production', INTROSPECTED_TOKEN: introspected };
+      const child = startTs(key, path.join(BENCH, 'references', spec.file), env);
       running.set(key, { child, base: `http://127.0.0.1:${port}` });
       await waitForHttp(child, `http://127.0.0.1:${port}${spec.ready}`);
     }
@@ -397,7 +407,9 @@ const REFERENCE_OF: Record<string, { reference: ReferenceKey; atLeast?: number }
 function referencesOf(name: string): ReferenceKey[] {
   const entry = REFERENCE_OF[name];
   if (!entry) return [];
-  return name === 'client_credentials → JWT' ? [entry.reference, 'provider'] : [entry.reference];
+  if (name === 'client_credentials → JWT') return [entry.reference, 'provider'];
+  if (name.startsWith('introspection')) return [entry.reference, 'providerIntrospection'];
+  return [entry.reference];
 }
 
 /** The scenario's rate as a multiple of its reference, measured just before it. */
@@ -468,8 +480,8 @@ function markdown(report: Report): string {
     '',
     'References, measured again right before each scenario quoted against them (median, min–max over the run):',
     '',
-    '| Reference | median | min–max | measurements | peak RSS/worker MB |',
-    '|---|---:|---:|---:|---:|',
+    '| Reference | median | min–max | measurements | CPU µs/req (median) | peak RSS/worker MB |',
+    '|---|---:|---:|---:|---:|---:|',
   ];
   for (const key of Object.keys(REFERENCE_NAMES) as ReferenceKey[]) {
     const taken = phases.flatMap((phase) => phase.results.flatMap((result) => result.references[key] ?? []));
@@ -478,23 +490,29 @@ function markdown(report: Report): string {
     const median = rates[Math.floor(rates.length / 2)] ?? 0;
     const rss = Math.max(0, ...taken.flatMap((reference) => reference.rssMb ?? []));
     const unit = key === 'bcrypt' ? 'compares/s' : 'req/s';
-    lines.push(`| ${referenceName(key)} | ${round(median)} ${unit} | ${round(rates[0] ?? 0)}–${round(rates.at(-1) ?? 0)} | ${rates.length} | ${rss ? round(rss) : ''} |`);
+    const cpus = taken.flatMap((reference) => reference.cpuUs ?? []).sort((a, b) => a - b);
+    const cpu = cpus.length > 0 ? String(cpus[Math.floor(cpus.length / 2)]) : '';
+    lines.push(`| ${referenceName(key)} | ${round(median)} ${unit} | ${round(rates[0] ?? 0)}–${round(rates.at(-1) ?? 0)} | ${rates.length} | ${cpu} | ${rss ? round(rss) : ''} |`);
   }
   lines.push('');
   lines.push(
     ...(growth
       ? [
-          '| Scenario | req/s | p50 ms | p99 ms | errors | vs reference | growth req/s | growth p99 ms | growth errors | growth vs reference | growth/base |',
-          '|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|',
+          '| Scenario | req/s | p50 ms | p99 ms | errors | CPU µs/req | vs reference | growth req/s | growth p99 ms | growth errors | growth vs reference | growth/base |',
+          '|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|',
         ]
-      : ['| Scenario | req/s | p50 ms | p99 ms | errors | vs reference |', '|---|---:|---:|---:|---:|---|']),
+      : ['| Scenario | req/s | p50 ms | p99 ms | errors | CPU µs/req | vs reference |', '|---|---:|---:|---:|---:|---:|---|']),
   );
   const versus = (result: ScenarioResult) => {
     const { ratio, ref } = ratioOf(result);
-    return ratio !== undefined && ref ? `${round(ratio, 2)}× ${ref.key}` : result.offered ? `offered ${result.offered}/s` : '';
+    const parts = ratio !== undefined && ref ? [`${round(ratio, 2)}× ${ref.key}`] : [];
+    const raw = result.references.provider ?? result.references.providerIntrospection;
+    if (raw) parts.push(`${round(result.rps / raw.rps, 2)}× raw oidc-provider`);
+    if (parts.length === 0 && result.offered) parts.push(`offered ${result.offered}/s`);
+    return parts.join(', ');
   };
   for (const result of base.results) {
-    const row: (string | number)[] = [result.name, round(result.rps), round(result.p50), round(result.p99), result.errors, versus(result)];
+    const row: (string | number)[] = [result.name, round(result.rps), round(result.p50), round(result.p99), result.errors, result.cpuUs, versus(result)];
     const grown = growth?.results.find((candidate) => candidate.name === result.name);
     if (growth) {
       const change = grown && growthChange(result, grown);
@@ -509,6 +527,10 @@ function markdown(report: Report): string {
     lines.push(`| ${row.join(' | ')} |`);
   }
   lines.push('', 'Login rate is completed sign-ins per second (5 requests each: authorize, login page, form post, resume, token exchange).');
+  lines.push(
+    'CPU µs/req: user + system CPU of the serving processes (all threads) per request (per sign-in for the login), from /proc; ' +
+      'unlike req/s it hardly moves with other load on the machine. PostgreSQL, Redis and the load generator run on the same cores and are not counted.',
+  );
   if (growth) lines.push('growth/base compares the ratios to the references (so machine drift between the phases cancels); for the half-rate line it is base p99 / growth p99. ≥ 0.9× passes.');
   lines.push(
     `Server RSS per worker: idle ${report.rss.idle.base?.join(', ')} MB, peak under load ${report.rss.base.join(', ')} MB` +

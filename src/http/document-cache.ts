@@ -4,6 +4,7 @@
  * change builds a new one, which empties the cache), per origin (endpoint URLs follow the host the client used),
  * and for a few seconds only (discovery also depends on whether some client may use the password grant).
  */
+import { createHash } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 
 const DOCUMENTS = new Set(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', '/jwks']);
@@ -11,7 +12,9 @@ const DOCUMENTS = new Set(['/.well-known/openid-configuration', '/.well-known/oa
 const MAX_ENTRIES = 64;
 
 interface CachedDocument {
-  body: string;
+  /** Encoded once: each answer writes the same bytes. */
+  body: Buffer;
+  etag: string;
   type: string;
   cacheControl?: string;
   until: number;
@@ -26,6 +29,12 @@ export function cacheProviderDocuments(currentProvider: () => object, ttlMs = 50
     ctx.vary('Origin');
     ctx.set('Access-Control-Allow-Origin', ctx.get('Origin') || '*');
     if (entry.cacheControl) ctx.set('Cache-Control', entry.cacheControl);
+    ctx.set('ETag', entry.etag);
+    // A relying party or API polling for key changes gets a 304 while the document is the same.
+    if (ctx.get('If-None-Match') === entry.etag) {
+      ctx.status = 304;
+      return;
+    }
     ctx.type = entry.type;
     ctx.status = 200;
     ctx.body = entry.body;
@@ -45,11 +54,15 @@ export function cacheProviderDocuments(currentProvider: () => object, ttlMs = 50
     await next();
     if (ctx.status !== 200 || ctx.method !== 'GET' || provider !== currentProvider() || typeof ctx.body !== 'object') return;
     if (entries.size >= MAX_ENTRIES) entries.clear();
-    entries.set(key, {
-      body: JSON.stringify(ctx.body),
+    const body = Buffer.from(JSON.stringify(ctx.body));
+    const fresh: CachedDocument = {
+      body,
+      etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`,
       type: ctx.response.get('Content-Type') || 'application/json',
       cacheControl: ctx.response.get('Cache-Control') || undefined,
       until: Date.now() + ttlMs,
-    });
+    };
+    entries.set(key, fresh);
+    answer(ctx, fresh); // the same bytes and ETag as every later answer
   };
 }

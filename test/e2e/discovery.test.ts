@@ -93,4 +93,19 @@ describe('discovery', () => {
       expect(second.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
     }
   });
+
+  test('an unchanged document is answered 304 to If-None-Match with its ETag', async () => {
+    for (const path of ['/.well-known/openid-configuration', '/jwks']) {
+      const first = await fetch(`${server.issuer}${path}`);
+      const etag = first.headers.get('etag');
+      expect(etag).toMatch(/^"[\w-]+"$/);
+      const again = await fetch(`${server.issuer}${path}`, { headers: { 'if-none-match': etag as string } });
+      expect(again.status).toBe(304);
+      expect(await again.text()).toBe('');
+      expect(again.headers.get('etag')).toBe(etag);
+      const stale = await fetch(`${server.issuer}${path}`, { headers: { 'if-none-match': '"something-else"' } });
+      expect(stale.status).toBe(200);
+      expect(await stale.text()).toBe(await first.text());
+    }
+  });
 });
