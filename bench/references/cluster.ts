@@ -6,6 +6,8 @@ import cluster from 'node:cluster';
 
 export function runCluster(workers: number, start: () => Promise<void>): void {
   if (!cluster.isPrimary || workers <= 1) {
+    // Exit, rather than die of the signal, so that exit hooks run (e.g. --cpu-prof writing its profile).
+    process.once('SIGTERM', () => process.exit(0));
     start().catch((error) => {
       process.stderr.write(`reference worker failed: ${String(error)}\n`);
       process.exit(1);

@@ -40,8 +40,27 @@ function sanitize(detail: Record<string, unknown> | undefined): Record<string, u
 
 const MAX_BUFFER = 10_000;
 
+/**
+ * One bind parameter for the whole batch (a JSON array turned into rows by Postgres), rather than nine per event:
+ * the statement costs the same to build at 10 events as at 10,000, and no batch can pass Postgres's limit of
+ * 65,535 parameters (which a batch of 7,282 events, left after an outage, would).
+ */
+const INSERT_BATCH = `
+  insert into audit_events (at, type, outcome, account_id, client_id, ip, user_agent, request_id, detail)
+  select at, type, outcome, account_id, client_id, ip, user_agent, request_id, coalesce(detail, '{}'::jsonb)
+  from jsonb_to_recordset(?::jsonb) as event(
+    at timestamptz, type text, outcome text, account_id text, client_id text, ip text, user_agent text,
+    request_id text, detail jsonb
+  )`;
+
+/** Postgres text and jsonb cannot hold NUL; one in a submitted e-mail must not make the batch fail. */
+const withoutNul = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '') : value);
+
+type Buffered = AuditEvent & { at: Date; attempts: number };
+
 export class AuditLog implements AuditSink {
-  #buffer: (AuditEvent & { at: Date })[] = [];
+  #buffer: Buffered[] = [];
+  #dropped = 0;
   #flushing: Promise<void> = Promise.resolve();
   readonly #timer: NodeJS.Timeout;
 
@@ -55,10 +74,13 @@ export class AuditLog implements AuditSink {
 
   record(event: AuditEvent): void {
     if (this.#buffer.length >= MAX_BUFFER) {
-      // The database has been unreachable for a while: keep the newest events, say so once per batch.
-      this.#buffer.shift();
+      // The database has been unreachable for a while: keep the newest events. A tenth at once, so that a full
+      // buffer does not cost a shift of 10,000 entries per request.
+      const excess = Math.ceil(MAX_BUFFER / 10);
+      this.#buffer.splice(0, excess);
+      this.#dropped += excess;
     }
-    this.#buffer.push({ ...event, at: new Date() });
+    this.#buffer.push({ ...event, at: new Date(), attempts: 0 });
   }
 
   /** Writes what is buffered; concurrent calls queue behind each other. */
@@ -68,26 +90,34 @@ export class AuditLog implements AuditSink {
   }
 
   async #write(): Promise<void> {
+    if (this.#dropped > 0) {
+      this.logger?.error({ events: this.#dropped }, 'audit events dropped: the buffer was full while the database could not be written');
+      this.#dropped = 0;
+    }
     if (this.#buffer.length === 0) return;
     const batch = this.#buffer;
     this.#buffer = [];
+    const rows = batch.map((event) => ({
+      at: event.at.toISOString(),
+      type: event.type,
+      outcome: event.outcome,
+      account_id: event.accountId ?? null,
+      client_id: event.clientId ?? null,
+      ip: event.ip ?? null,
+      user_agent: event.userAgent?.slice(0, 512) ?? null,
+      request_id: event.requestId ?? null,
+      detail: sanitize(event.detail),
+    }));
     try {
-      await this.db('audit_events').insert(
-        batch.map((event) => ({
-          at: event.at,
-          type: event.type,
-          outcome: event.outcome,
-          account_id: event.accountId ?? null,
-          client_id: event.clientId ?? null,
-          ip: event.ip ?? null,
-          user_agent: event.userAgent?.slice(0, 512) ?? null,
-          request_id: event.requestId ?? null,
-          detail: JSON.stringify(sanitize(event.detail)),
-        })),
-      );
+      await this.db.raw(INSERT_BATCH, [JSON.stringify(rows, withoutNul)]);
     } catch (error) {
-      this.logger?.error({ err: error, events: batch.length }, 'audit events could not be written; retrying with the next batch');
-      this.#buffer = [...batch, ...this.#buffer].slice(-MAX_BUFFER);
+      // Retried once, with the next batch; what fails twice is dropped, so one bad event cannot block the log.
+      const retry = batch.filter((event) => event.attempts === 0).map((event) => ({ ...event, attempts: 1 }));
+      this.logger?.error(
+        { err: error, events: batch.length, dropped: batch.length - retry.length },
+        'audit events could not be written; retrying once with the next batch',
+      );
+      this.#buffer = [...retry, ...this.#buffer].slice(-MAX_BUFFER);
     }
   }
 

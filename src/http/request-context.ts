@@ -4,11 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
-import type { Logger } from '../logger.js';
+import { accessLoggerOf, type Logger } from '../logger.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function requestContext(logger: Logger): Middleware {
+  const accessLog = accessLoggerOf(logger);
   return async (ctx, next) => {
     const incoming = ctx.get('x-request-id');
     const requestId = SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
@@ -21,7 +22,7 @@ export function requestContext(logger: Logger): Middleware {
       respondToUnexpected(ctx, error, logger, requestId);
     } finally {
       // The path only: query strings can carry hints and tokens that do not belong in logs.
-      logger.info(
+      accessLog.info(
         {
           requestId,
           method: ctx.method,

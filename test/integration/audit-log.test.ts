@@ -1,0 +1,69 @@
+/**
+ * The batched audit log on PostgreSQL and PGlite: large batches, hostile strings, and a failing database.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { AuditLog } from '../../src/audit/audit-log.js';
+import { createTestDatabase, type SqlKind, sqlKinds, type TestDatabase } from '../support/environment.js';
+
+describe.each(sqlKinds)('AuditLog on %s', (kind: SqlKind) => {
+  let testDb: TestDatabase;
+  let log: AuditLog;
+  let logged: string[];
+  beforeAll(async () => {
+    testDb = await createTestDatabase(kind);
+  });
+  beforeEach(async () => {
+    await testDb.db('audit_events').del();
+    logged = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        logged.push(chunk.toString());
+        done();
+      },
+    });
+    // A long interval: the tests flush themselves.
+    log = new AuditLog(testDb.db, pino(sink), 3_600_000);
+  });
+  afterEach(() => log.close());
+  afterAll(() => testDb.drop());
+
+  const count = async () => Number((await testDb.db('audit_events').count({ n: '*' }))[0]?.n);
+
+  test('a batch larger than the 65,535 bind parameters of one statement is written whole', async () => {
+    for (let index = 0; index < 8000; index++) {
+      log.record({ type: 'token_issued', outcome: 'success', clientId: `client-${index}`, detail: { grantType: 'client_credentials' } });
+    }
+    await log.flush();
+    expect(await count()).toBe(8000);
+    const row = await testDb.db('audit_events').where({ client_id: 'client-7999' }).first();
+    expect(row).toMatchObject({ type: 'token_issued', outcome: 'success', detail: { grantType: 'client_credentials' } });
+    expect(row.at).toBeInstanceOf(Date);
+  });
+
+  test('NUL characters, which Postgres cannot store, are dropped instead of failing the batch; secrets never get in', async () => {
+    log.record({ type: 'sign_in', outcome: 'failure', userAgent: 'agent\u0000x', detail: { email: 'a\u0000@example.test', password: 'hunter2' } });
+    log.record({ type: 'sign_in', outcome: 'success', accountId: 'account-1' });
+    await log.flush();
+    const rows = await testDb.db('audit_events').orderBy('id');
+    expect(rows.map((row) => row.type)).toEqual(['sign_in', 'sign_in']);
+    expect(rows[0]).toMatchObject({ user_agent: 'agentx', detail: { email: 'a@example.test' } });
+    expect(rows[0].detail).not.toHaveProperty('password');
+  });
+
+  test('a failed write is retried once with the next batch, then dropped, and each is logged', async () => {
+    await testDb.db.raw('alter table audit_events rename to audit_events_away');
+    try {
+      log.record({ type: 'first', outcome: 'success' });
+      await log.flush(); // fails: kept for one retry
+      log.record({ type: 'second', outcome: 'success' });
+      await log.flush(); // fails again: "first" is dropped, "second" kept
+    } finally {
+      await testDb.db.raw('alter table audit_events_away rename to audit_events');
+    }
+    await log.flush();
+    expect((await testDb.db('audit_events')).map((row) => row.type)).toEqual(['second']);
+    expect(logged.filter((line) => line.includes('could not be written'))).toHaveLength(2);
+    expect(logged.some((line) => line.includes('"dropped":1'))).toBe(true);
+  });
+});
