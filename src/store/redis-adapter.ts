@@ -20,8 +20,7 @@
  * keys (index, record, pointers) are separate commands, never MULTI or a multi-key pipeline. The order makes the
  * gaps harmless: a record joins its grant index before it is written (sent first on the same connection; on a
  * Cluster, where the two keys can live on different nodes, the index would have to be awaited first), so
- * revocation never misses it; a pointer
- * whose record is gone simply finds nothing. The record id is the only thing `find` knows, so a record's key cannot
+ * revocation never misses it; a pointer whose record is gone simply finds nothing. The record id is the only thing `find` knows, so a record's key cannot
  * carry its grant id as a hash tag; with single-key scripts it does not need to.
  *
  * The `:record:` / `:grant:` segments keep ids from reaching other kinds of keys: an id of "grant:x" from a
