@@ -14,7 +14,7 @@
 import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
 import { leave, take } from './request-scope.js';
-import { CLOCK_TOLERANCE_SECONDS, foundKey, SqlAdapter, TABLE } from './sql-adapter.js';
+import { CLOCK_TOLERANCE_SECONDS, foundKey, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
 import { payloadFromStore, storageId } from './storage-id.js';
 
 export interface RefreshGraceOptions {
@@ -29,6 +29,9 @@ const PENDING_CONSUMPTION = 'RefreshToken:consume';
 /** The grant's storage id computed in SQL: base64url of SHA-256, unpadded, as ./storage-id.ts computes it. */
 const GRANT_STORAGE_ID = `translate(encode(sha256(convert_to(token.grant_id, 'UTF8')), 'base64'), '+/=', '-_')`;
 
+/** Not expired, or expired less than the clock tolerance ago (one `?`: the tolerance in seconds), as SqlAdapter finds. */
+const live = (alias: string) => `(${alias}.expires_at is null or ${alias}.expires_at > now() - ? * interval '1 second')`;
+
 const FIND_WITH_GRANT = `
   select token.payload,
          floor(extract(epoch from token.consumed_at))::float8 as consumed,
@@ -38,9 +41,9 @@ const FIND_WITH_GRANT = `
   left join ${TABLE} as grant_record
     on grant_record.model = 'Grant'
     and grant_record.id = ${GRANT_STORAGE_ID}
-    and (grant_record.expires_at is null or grant_record.expires_at > now() - ? * interval '1 second')
+    and ${live('grant_record')}
   where token.model = 'RefreshToken' and token.id = ?
-    and (token.expires_at is null or token.expires_at > now() - ? * interval '1 second')`;
+    and ${live('token')}`;
 
 /** Consumes the predecessor and inserts the successor only if that consumption happened; returns a row if so. */
 const REPLACE = `
@@ -59,8 +62,6 @@ interface FoundRow {
   grant_payload: AdapterPayload | null;
   grant_consumed: number | null;
 }
-
-const withConsumed = (payload: AdapterPayload, consumed: number | null) => (consumed === null ? payload : { ...payload, consumed });
 
 export class RefreshTokenAdapter extends SqlAdapter {
   constructor(

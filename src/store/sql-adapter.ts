@@ -24,6 +24,10 @@ export const foundKey = (model: string, id: string) => `found:${model}:${id}`;
 
 const epochNow = () => Math.floor(Date.now() / 1000);
 
+/** A stored payload with its `consumed` column (epoch seconds, or null) put back. */
+export const withConsumed = (payload: AdapterPayload, consumed: number | null): AdapterPayload =>
+  consumed === null ? payload : { ...payload, consumed };
+
 interface Row {
   payload: AdapterPayload;
   /** consumed_at as epoch seconds, or null. */
@@ -95,7 +99,7 @@ export class SqlAdapter implements Adapter {
       .select('payload', this.db.raw('floor(extract(epoch from consumed_at))::float8 as consumed'))
       .where({ model: this.model, account_id: accountId })
       .andWhere((query) => query.whereNull('expires_at').orWhere('expires_at', '>', this.db.raw('now()')));
-    return rows.map((row) => (row.consumed === null ? row.payload : { ...row.payload, consumed: row.consumed }));
+    return rows.map((row) => withConsumed(row.payload, row.consumed));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -109,7 +113,6 @@ export class SqlAdapter implements Adapter {
       .andWhere((query) =>
         query.whereNull('expires_at').orWhere('expires_at', '>', this.db.raw(`now() - ? * interval '1 second'`, [CLOCK_TOLERANCE_SECONDS])),
       );
-    if (!row) return undefined;
-    return row.consumed === null ? row.payload : { ...row.payload, consumed: row.consumed };
+    return row && withConsumed(row.payload, row.consumed);
   }
 }
