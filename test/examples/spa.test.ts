@@ -7,14 +7,14 @@
  * example's tiny wrapper (examples/spa/cors.ts) allows the SPA's origin, as a gateway would.
  */
 import { mkdir } from 'node:fs/promises';
-import { type RequestListener, type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import path from 'node:path';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { createResourceServer } from '../../examples/resource-server/src/app.js';
 import { withCors } from '../../examples/spa/cors.js';
 import { createSpaHandler } from '../../examples/spa/server.js';
 import { API, PASSWORD } from '../support/relying-party.js';
+import { closeHttp as close, listenHttp as listen } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -28,19 +28,6 @@ let clientId: string;
 let email: string;
 const NAME = '<img src=x onerror=alert(1)> Ada';
 const consoleErrors: string[] = [];
-
-async function listen(handler?: RequestListener): Promise<{ http: Server; url: string }> {
-  const http = createServer();
-  if (handler) http.on('request', handler);
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return { http, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}` };
-}
-
-const close = async (http: Server | undefined) => {
-  if (!http) return;
-  http.closeAllConnections();
-  await new Promise((resolve) => http.close(resolve));
-};
 
 /** The user oidc-client-ts keeps in sessionStorage (a string expression: tsconfig has no DOM lib). */
 const storedUser = async () => {

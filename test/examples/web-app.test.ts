@@ -3,12 +3,12 @@
  * shows the person's claims, calls the example API with a token the browser never sees, refreshes it silently,
  * and signing out ends the session at the authorization server too.
  */
-import { type RequestListener, type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { createResourceServer } from '../../examples/resource-server/src/app.js';
 import { type Session, createWebApp } from '../../examples/web-app/src/app.js';
 import { API, PASSWORD } from '../support/relying-party.js';
+import { closeHttp as close, listenHttp as listen } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -21,19 +21,6 @@ let baseUrl: string;
 let email: string;
 const sessions = new Map<string, Session>();
 const NAME = '<b>Ada</b> & "Bob"';
-
-async function listen(handler?: RequestListener): Promise<{ http: Server; url: string }> {
-  const http = createServer();
-  if (handler) http.on('request', handler);
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return { http, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}` };
-}
-
-const close = async (http: Server | undefined) => {
-  if (!http) return;
-  http.closeAllConnections();
-  await new Promise((resolve) => http.close(resolve));
-};
 
 /** The one signed-in session of the app (its tokens live on the server, never in the browser). */
 const signedInSession = () => {

@@ -2,7 +2,8 @@
  * Runs our entry points as real child processes on the repository's own Node (the one npm scripts use).
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import path from 'node:path';
 
 export const repositoryRoot = path.resolve(import.meta.dirname, '..', '..');
@@ -79,4 +80,19 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
     });
   });
+}
+
+/** An HTTP server on a free loopback port (the examples' apps and APIs), with its base URL. */
+export async function listenHttp(handler?: RequestListener): Promise<{ http: Server; url: string }> {
+  const http = createHttpServer();
+  if (handler) http.on('request', handler);
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return { http, url: `http://127.0.0.1:${(http.address() as AddressInfo).port}` };
+}
+
+/** Closes a server from `listenHttp`, keep-alive connections included. */
+export async function closeHttp(http: Server | undefined): Promise<void> {
+  if (!http) return;
+  http.closeAllConnections();
+  await new Promise((resolve) => http.close(resolve));
 }
