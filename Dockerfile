@@ -37,8 +37,11 @@ RUN npm prune --omit=dev --no-audit --no-fund
 FROM ${NODE_IMAGE}
 WORKDIR /app
 
+# MALLOC_ARENA_MAX and the V8 flags in CMD keep a worker's memory near what it holds (src/worker-runtime.ts says
+# what each one saved); with WEB_CONCURRENCY > 1 the workers inherit both.
 ENV NODE_ENV=production \
-    PORT=3000
+    PORT=3000 \
+    MALLOC_ARENA_MAX=2
 
 # The official image's unprivileged user (uid 1000). Everything is copied owned by root, so the server cannot
 # modify its own code; only keys/ belongs to `node`, because scheduled rotation (KEY_ROTATION_INTERVAL) and
@@ -68,4 +71,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # Exec form, so node is PID 1 and receives SIGTERM directly (main.ts shuts down cleanly on it, and forwards
 # SIGTERM/SIGINT/SIGHUP to its workers when WEB_CONCURRENCY > 1). `node`, not `npm start`: that runs tsx on the
 # TypeScript sources and npm would sit between the signal and the server.
-CMD ["node", "--max-semi-space-size=4", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=2", "--heap-growing-percent=30", "dist/src/main.js"]

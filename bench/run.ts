@@ -29,6 +29,8 @@ const { values: flags } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     /** NODE_OPTIONS for the server processes, e.g. "--max-semi-space-size=4" (to measure a runtime setting). */
     'node-options': { type: 'string', default: '' },
+    /** Arguments for node before the server's script, e.g. "--heap-growing-percent=30" (V8 flags NODE_OPTIONS refuses). */
+    'node-args': { type: 'string', default: '' },
     /** Another checkout of the server to build and run (e.g. a patched copy), for A/B measurements. */
     'server-root': { type: 'string', default: path.join(import.meta.dirname, '..') },
     /** dist: compile src with tsconfig.build.json and run node on the output, as the Docker image does; tsx: run src. */
@@ -220,10 +222,11 @@ async function startServer(stores: Stores): Promise<{ child: Child; base: string
   const port = await freePort();
   const env: Record<string, string> = { ...stores.env, PORT: String(port) };
   if (flags['node-options']) env.NODE_OPTIONS = String(flags['node-options']);
+  const nodeArgs = String(flags['node-args']).split(/\s+/).filter(Boolean);
   const child =
     RUNTIME === 'tsx'
-      ? startTs('server', path.join(SERVER_ROOT, 'src', 'main.ts'), env)
-      : startNode('server', [path.join(BUILD_DIR, 'src', 'main.js')], env);
+      ? startNode('server', [...nodeArgs, '--import', 'tsx', path.join(SERVER_ROOT, 'src', 'main.ts')], env)
+      : startNode('server', [...nodeArgs, path.join(BUILD_DIR, 'src', 'main.js')], env);
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(child, `${base}/.well-known/openid-configuration`);
   return { child, base };
@@ -478,7 +481,7 @@ function markdown(report: Report): string {
     '',
     `${machine.cpus}× ${machine.cpuModel}, ${machine.memoryGb} GB, Node ${machine.node}, ${machine.workers} worker(s), bcrypt cost ${machine.bcryptCost}, ` +
       `${machine.seconds} s per scenario, ${machine.connections} connections, LOG_LEVEL=${machine.logLevel}` +
-      `${machine.nodeOptions ? `, NODE_OPTIONS=${machine.nodeOptions}` : ''}, server run from ${machine.runtime === 'dist' ? 'compiled JS (tsconfig.build.json)' : 'tsx'}. ` +
+      `${machine.nodeOptions ? `, NODE_OPTIONS=${machine.nodeOptions}` : ''}${machine.nodeArgs ? `, node ${machine.nodeArgs}` : ''}, server run from ${machine.runtime === 'dist' ? 'compiled JS (tsconfig.build.json)' : 'tsx'}. ` +
       `Command: \`${machine.command}\``,
     '',
     'References, measured again right before each scenario quoted against them (median, min–max over the run):',
@@ -564,6 +567,7 @@ interface Report {
     connections: number;
     logLevel: string;
     nodeOptions: string;
+    nodeArgs: string;
     runtime: string;
     serverRoot: string;
     command: string;
@@ -627,6 +631,7 @@ async function main(): Promise<void> {
         connections: CONNECTIONS,
         logLevel: String(flags['log-level']),
         nodeOptions: String(flags['node-options']),
+        nodeArgs: String(flags['node-args']),
         runtime: RUNTIME,
         serverRoot: SERVER_ROOT,
         command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, ''),

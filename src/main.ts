@@ -11,6 +11,7 @@ import { InputError } from './errors.js';
 import { KeyFileError } from './keys/signing-keys.js';
 import { createLogger } from './logger.js';
 import { closeDatabase, migrate, openDatabase } from './store/database.js';
+import { workerEnvironment, workerExecArgv } from './worker-runtime.js';
 
 function loadConfigOrExit(): Config {
   try {
@@ -50,34 +51,23 @@ function startupBanner(config: Config): string {
 /** Forks the workers and replaces any that die unexpectedly; forwards SIGTERM/SIGINT/SIGHUP to them. */
 function superviseWorkers(count: number): void {
   let stopping = false;
-  cluster.setupPrimary({ execArgv: workerExecArgv() });
-  for (let index = 0; index < count; index++) cluster.fork();
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
+  const environment = workerEnvironment(process.env);
+  const fork = () => cluster.fork(environment);
+  for (let index = 0; index < count; index++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;
     }
     process.stderr.write(`authz: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
-    cluster.fork();
+    fork();
   });
   const forward = (signal: NodeJS.Signals) => () => {
     if (signal !== 'SIGHUP') stopping = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, forward(signal));
-}
-
-/**
- * Under load V8 lets each worker's young generation grow to several large semi-spaces, much of a worker's memory
- * beyond its code. With 4 MB semi-spaces the peak RSS per worker over `npm run bench` went from about 340 to
- * 230 MB (client credentials alone: 280 to 165–210 MB), with no throughput loss we could tell from the noise. The
- * operator's own setting (in NODE_OPTIONS or on the command line) wins.
- */
-const SEMI_SPACE_FLAG = '--max-semi-space-size=4';
-
-function workerExecArgv(): string[] {
-  const own = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--max-semi-space-size'));
-  return own ? process.execArgv : [...process.execArgv, SEMI_SPACE_FLAG];
 }
 
 /** /metrics on METRICS_PORT, apart from the public port (so it need not be exposed to the internet). */

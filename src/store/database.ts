@@ -4,7 +4,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import knexFactory, { type Knex } from 'knex';
-import ClientPgLite from 'knex-pglite';
 import { migrationSource } from '../../migrations/index.js';
 import { lockEmbeddedDatabase } from './embedded-lock.js';
 
@@ -20,10 +19,14 @@ export interface DatabaseOptions {
   embeddedDir: string;
 }
 
-export const isEmbedded = (db: Database) => db.client.config.client === ClientPgLite;
+export const isEmbedded = (db: Database) => db.client.config.client !== 'pg';
+
+/** Loaded only for the embedded database: a production process never holds PGlite's code in memory. */
+const embeddedClient = async () => (await import('knex-pglite')).default;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url) return openPostgres(options.url, options.schema, options.poolMax ?? 10);
+  const ClientPgLite = await embeddedClient();
   if (options.embeddedDir === ':memory:') return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: {} });
   await mkdir(options.embeddedDir, { recursive: true });
   const release = await lockEmbeddedDatabase(options.embeddedDir);

@@ -1,0 +1,98 @@
+/**
+ * Production with WEB_CONCURRENCY workers (node:cluster): the workers share the port, start with our memory
+ * settings (src/worker-runtime.ts), and one that dies is replaced while the others keep serving.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { writeNewKey } from '../../src/keys/signing-keys.js';
+import { workerEnvironment, workerExecArgv } from '../../src/worker-runtime.js';
+import { createTestDatabase, describeWithServers, postgresUrl, redisUrl, type TestDatabase, uniqueName } from '../support/environment.js';
+import { cleanEnvironment, freePort, startUntil, stop } from '../support/process.js';
+
+describe('worker runtime settings', () => {
+  test('each flag and variable of ours is added unless the operator set it', () => {
+    expect(workerExecArgv(['--import', 'tsx'])).toEqual(['--import', 'tsx', '--max-semi-space-size=2', '--heap-growing-percent=30']);
+    expect(workerExecArgv(['--heap-growing-percent=80'], '--max-semi-space-size=16')).toEqual(['--heap-growing-percent=80']);
+    expect(workerEnvironment({})).toEqual({ MALLOC_ARENA_MAX: '2' });
+    expect(workerEnvironment({ MALLOC_ARENA_MAX: '8' })).toEqual({});
+  });
+});
+
+/** The pids of a process's children, from procfs (Linux). */
+async function childPids(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  return text.trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describeWithServers('production with two workers', () => {
+  let scratch: string;
+  let database: TestDatabase;
+  beforeAll(async () => {
+    scratch = await mkdtemp(path.join(tmpdir(), 'authz-workers-'));
+    database = await createTestDatabase('postgres');
+  });
+  afterAll(async () => {
+    await database.drop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  test('the workers share the port with our runtime settings, and a dead one is replaced', async () => {
+    const keysDir = path.join(scratch, 'keys');
+    await writeNewKey(keysDir, { activatesAt: new Date(Date.now() - 3600_000) });
+    const port = await freePort();
+    const env = cleanEnvironment({
+      NODE_ENV: 'production',
+      ISSUER: 'https://id.workers.test',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      PROXY: 'true',
+      WEB_CONCURRENCY: '2',
+      DATABASE_URL: postgresUrl,
+      DATABASE_SCHEMA: database.options.schema,
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: `${uniqueName('test')}:`,
+      COOKIE_SECRETS: randomBytes(32).toString('base64url'),
+      CLIENT_SECRET_PEPPERS: `w1:${randomBytes(32).toString('base64url')}`,
+      KEYS_DIR: keysDir,
+      LOG_LEVEL: 'warn',
+    });
+    delete env.MALLOC_ARENA_MAX; // so that ours is the one the workers get
+    const { child } = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+    const discovery = () => fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`, { headers: { 'x-forwarded-proto': 'https' } });
+    try {
+      const workers = await waitFor(async () => {
+        const pids = await childPids(child.pid!);
+        return pids.length === 2 ? pids : undefined;
+      }, 'two workers');
+      for (const pid of workers) {
+        const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+        expect(argv).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--heap-growing-percent=30']));
+        expect((await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')).toContain('MALLOC_ARENA_MAX=2');
+      }
+      expect((await discovery()).status).toBe(200);
+
+      process.kill(workers[0]!, 'SIGKILL');
+      const replaced = await waitFor(async () => {
+        const pids = await childPids(child.pid!);
+        return pids.length === 2 && !pids.includes(workers[0]!) ? pids : undefined;
+      }, 'a replacement worker');
+      expect(replaced).toContain(workers[1]);
+      // The replacement listens once it has built its server; until then the surviving worker answers.
+      for (let attempt = 0; attempt < 5; attempt++) expect((await discovery()).status).toBe(200);
+    } finally {
+      expect(await stop(child)).toBe(0);
+    }
+  });
+});
