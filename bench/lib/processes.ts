@@ -1,6 +1,6 @@
 /** Child processes for the server and the references: start, wait until they answer, sample RSS, stop. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export const FORWARDED = { 'x-forwarded-proto': 'https' } as const;
@@ -111,19 +111,39 @@ export function sampleRss(pid: number): () => Map<number, number> {
   };
 }
 
+const TICKS_PER_SECOND = 100; // USER_HZ, 100 on Linux
+
+/** utime + stime of a process (all its threads) in clock ticks, with its command name; undefined once it is gone. */
+function processTicks(pid: number): { command: string; ticks: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12].
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(fields[11]) + Number(fields[12]) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU seconds (user + system, all threads) used so far by `pid` and its cluster workers. */
 export function cpuSeconds(pid: number): number {
-  const ticksPerSecond = 100; // USER_HZ, 100 on Linux
   let ticks = 0;
-  for (const process of new Set([pid, ...servingPids(pid)])) {
-    try {
-      // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12].
-      const stat = readFileSync(`/proc/${process}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // gone
-    }
+  for (const process of new Set([pid, ...servingPids(pid)])) ticks += processTicks(process)?.ticks ?? 0;
+  return ticks / TICKS_PER_SECOND;
+}
+
+const STORE_COMMANDS = new Set(['postgres', 'redis-server']);
+
+/**
+ * CPU seconds used so far by every PostgreSQL and Redis server process on this machine: the stores the server
+ * under test talks to (and whatever else uses them meanwhile). A backend that exits in between loses its share.
+ */
+export function storeCpuSeconds(): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const process = processTicks(Number(entry));
+    if (process && STORE_COMMANDS.has(process.command)) ticks += process.ticks;
   }
-  return ticks / ticksPerSecond;
+  return ticks / TICKS_PER_SECOND;
 }

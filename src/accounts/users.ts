@@ -8,6 +8,7 @@ import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
+import { run, statement } from '../store/prepared-statements.js';
 import { storageId } from '../store/storage-id.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
 
@@ -24,6 +25,16 @@ export interface User {
   createdAt: Date;
   updatedAt: Date;
 }
+
+const USER_ID = z.uuid();
+
+/** Columns named, not `*`: a prepared `select *` fails once a migration adds a column under a running server. */
+const FIND_BY_ID = statement(
+  'users_find_by_id',
+  `select id, email, name, password_hash, roles, email_verified, disabled_at, password_changed_at, sessions_revoked_at,
+          created_at, updated_at
+   from users where id = $1`,
+);
 
 interface UserRow {
   id: string;
@@ -157,9 +168,10 @@ export class UserRepository {
     }
   }
 
+  /** On every token request and userinfo call: a prepared statement (src/store/prepared-statements.ts). */
   async findById(id: string): Promise<User | undefined> {
-    if (!z.uuid().safeParse(id).success) return undefined;
-    const row = await this.db<UserRow>('users').where({ id }).first();
+    if (!USER_ID.safeParse(id).success) return undefined;
+    const [row] = await run<UserRow>(this.db, FIND_BY_ID, [id]);
     return row ? toUser(row) : undefined;
   }
 

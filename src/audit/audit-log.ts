@@ -5,6 +5,7 @@
  * is left on shutdown. Secrets and tokens are never recorded (the detail is checked for them).
  */
 import type { Database } from '../store/database.js';
+import { run, statement } from '../store/prepared-statements.js';
 import type { Logger } from '../logger.js';
 
 export type AuditOutcome = 'success' | 'failure';
@@ -45,13 +46,15 @@ const MAX_BUFFER = 10_000;
  * the statement costs the same to build at 10 events as at 10,000, and no batch can pass Postgres's limit of
  * 65,535 parameters (which a batch of 7,282 events, left after an outage, would).
  */
-const INSERT_BATCH = `
-  insert into audit_events (at, type, outcome, account_id, client_id, ip, user_agent, request_id, detail)
-  select at, type, outcome, account_id, client_id, ip, user_agent, request_id, coalesce(detail, '{}'::jsonb)
-  from jsonb_to_recordset(?::jsonb) as event(
-    at timestamptz, type text, outcome text, account_id text, client_id text, ip text, user_agent text,
-    request_id text, detail jsonb
-  )`;
+const INSERT_BATCH = statement(
+  'audit_events_insert_batch',
+  `insert into audit_events (at, type, outcome, account_id, client_id, ip, user_agent, request_id, detail)
+   select at, type, outcome, account_id, client_id, ip, user_agent, request_id, coalesce(detail, '{}'::jsonb)
+   from jsonb_to_recordset($1::jsonb) as event(
+     at timestamptz, type text, outcome text, account_id text, client_id text, ip text, user_agent text,
+     request_id text, detail jsonb
+   )`,
+);
 
 /** Postgres text and jsonb cannot hold NUL; one in a submitted e-mail must not make the batch fail. */
 const withoutNul = (_key: string, value: unknown) => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '') : value);
@@ -109,7 +112,7 @@ export class AuditLog implements AuditSink {
       detail: sanitize(event.detail),
     }));
     try {
-      await this.db.raw(INSERT_BATCH, [JSON.stringify(rows, withoutNul)]);
+      await run(this.db, INSERT_BATCH, [JSON.stringify(rows, withoutNul)]);
     } catch (error) {
       // Retried once, with the next batch; what fails twice is dropped, so one bad event cannot block the log.
       const retry = batch.filter((event) => event.attempts === 0).map((event) => ({ ...event, attempts: 1 }));

@@ -13,8 +13,9 @@
  */
 import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
+import { run, statement } from './prepared-statements.js';
 import { leave, take } from './request-scope.js';
-import { CLOCK_TOLERANCE_SECONDS, foundKey, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
+import { CLOCK_TOLERANCE_SECONDS, foundKey, liveWithin, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
 import { payloadFromStore, storageId } from './storage-id.js';
 
 export interface RefreshGraceOptions {
@@ -29,32 +30,37 @@ const PENDING_CONSUMPTION = 'RefreshToken:consume';
 /** The grant's storage id computed in SQL: base64url of SHA-256, unpadded, as ./storage-id.ts computes it. */
 const GRANT_STORAGE_ID = `translate(encode(sha256(convert_to(token.grant_id, 'UTF8')), 'base64'), '+/=', '-_')`;
 
-/** Not expired, or expired less than the clock tolerance ago (one `?`: the tolerance in seconds), as SqlAdapter finds. */
-const live = (alias: string) => `(${alias}.expires_at is null or ${alias}.expires_at > now() - ? * interval '1 second')`;
+/** $1: the storage id; $2: the clock tolerance in seconds (as SqlAdapter finds). */
+const FIND_WITH_GRANT = statement(
+  'refresh_token_find_with_grant',
+  `select token.payload,
+          floor(extract(epoch from token.consumed_at))::float8 as consumed,
+          grant_record.payload as grant_payload,
+          floor(extract(epoch from grant_record.consumed_at))::float8 as grant_consumed
+   from ${TABLE} as token
+   left join ${TABLE} as grant_record
+     on grant_record.model = 'Grant'
+     and grant_record.id = ${GRANT_STORAGE_ID}
+     and ${liveWithin('grant_record', '$2::float8')}
+   where token.model = 'RefreshToken' and token.id = $1
+     and ${liveWithin('token', '$2::float8')}`,
+);
 
-const FIND_WITH_GRANT = `
-  select token.payload,
-         floor(extract(epoch from token.consumed_at))::float8 as consumed,
-         grant_record.payload as grant_payload,
-         floor(extract(epoch from grant_record.consumed_at))::float8 as grant_consumed
-  from ${TABLE} as token
-  left join ${TABLE} as grant_record
-    on grant_record.model = 'Grant'
-    and grant_record.id = ${GRANT_STORAGE_ID}
-    and ${live('grant_record')}
-  where token.model = 'RefreshToken' and token.id = ?
-    and ${live('token')}`;
-
-/** Consumes the predecessor and inserts the successor only if that consumption happened; returns a row if so. */
-const REPLACE = `
-  with consumed as (
-    update ${TABLE} set consumed_at = now()
-    where model = 'RefreshToken' and id = ? and consumed_at is null
-    returning 1
-  )
-  insert into ${TABLE} (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
-  select 'RefreshToken', ?, ?::jsonb, ?, ?, ?, ?, now() + ? * interval '1 second', null from consumed
-  returning 1 as written`;
+/**
+ * Consumes the predecessor ($1) and inserts the successor ($2…$8: SqlAdapter's columns from id on, then its
+ * lifetime in seconds) only if that consumption happened; returns a row if so.
+ */
+const REPLACE = statement(
+  'refresh_token_replace',
+  `with consumed as (
+     update ${TABLE} set consumed_at = now()
+     where model = 'RefreshToken' and id = $1 and consumed_at is null
+     returning 1
+   )
+   insert into ${TABLE} (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+   select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, now() + $8::float8 * interval '1 second', null from consumed
+   returning 1 as written`,
+);
 
 interface FoundRow {
   payload: AdapterPayload;
@@ -98,18 +104,9 @@ export class RefreshTokenAdapter extends SqlAdapter {
   }
 
   async #replace(predecessor: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
-    const row = this.rowOf(id, payload);
-    const { rows } = (await this.database.raw(REPLACE, [
-      storageId(predecessor),
-      row.id,
-      row.payload,
-      row.grant_id,
-      row.uid,
-      row.user_code,
-      row.account_id,
-      expiresIn,
-    ])) as { rows: unknown[] };
-    return rows.length > 0;
+    const [, ...columns] = this.rowOf(id, payload);
+    const written = await run(this.database, REPLACE, [storageId(predecessor), ...columns, expiresIn]);
+    return written.length > 0;
   }
 
   async #consumeNow(id: string): Promise<void> {
@@ -130,8 +127,7 @@ export class RefreshTokenAdapter extends SqlAdapter {
 
   /** The token, and its grant left for the Grant lookup the provider makes next (null when it has none). */
   async #findWithGrant(id: string): Promise<AdapterPayload | undefined> {
-    const { rows } = (await this.database.raw(FIND_WITH_GRANT, [CLOCK_TOLERANCE_SECONDS, storageId(id), CLOCK_TOLERANCE_SECONDS])) as { rows: FoundRow[] };
-    const row = rows[0];
+    const [row] = await run<FoundRow>(this.database, FIND_WITH_GRANT, [storageId(id), CLOCK_TOLERANCE_SECONDS]);
     if (!row) return undefined;
     const token = withConsumed(row.payload, row.consumed);
     if (typeof token.grantId === 'string') {

@@ -8,6 +8,7 @@
  */
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
+import { run, statement } from './prepared-statements.js';
 import { take } from './request-scope.js';
 import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 
@@ -23,6 +24,30 @@ export const TABLE = 'oidc_models';
 export const foundKey = (model: string, id: string) => `found:${model}:${id}`;
 
 const epochNow = () => Math.floor(Date.now() / 1000);
+
+/** The condition for a record that is still returned: not expired, or expired less than $n seconds ago. */
+export const liveWithin = (alias: string, seconds: string) =>
+  `(${alias}.expires_at is null or ${alias}.expires_at > now() - ${seconds} * interval '1 second')`;
+
+// The statements on the request path, prepared once per connection (./prepared-statements.ts).
+const UPSERT = statement(
+  'oidc_models_upsert',
+  `insert into ${TABLE} as record (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
+   values ($1, $2, $3::jsonb, $4, $5, $6, $7, now() + $8::float8 * interval '1 second', to_timestamp($9::float8))
+   on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+     user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at,
+     consumed_at = excluded.consumed_at`,
+);
+const FIND = statement(
+  'oidc_models_find',
+  `select payload, floor(extract(epoch from consumed_at))::float8 as consumed from ${TABLE} as record
+   where model = $1 and id = $2 and ${liveWithin('record', '$3::float8')}`,
+);
+const CONSUME = statement(
+  'oidc_models_consume',
+  `update ${TABLE} set consumed_at = now() where model = $1 and id = $2 and consumed_at is null returning 1 as consumed`,
+);
+const DESTROY = statement('oidc_models_destroy', `delete from ${TABLE} where model = $1 and id = $2`);
 
 /** A stored payload with its `consumed` column (epoch seconds, or null) put back. */
 export const withConsumed = (payload: AdapterPayload, consumed: number | null): AdapterPayload =>
@@ -41,31 +66,35 @@ export class SqlAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-    await this.db(TABLE).insert(this.rowOf(id, payload, expiresIn)).onConflict(['model', 'id']).merge();
+    const row = this.rowOf(id, payload);
+    const { consumed } = payload;
+    await run(this.db, UPSERT, [
+      ...row,
+      typeof expiresIn === 'number' ? expiresIn : null,
+      consumed ? (typeof consumed === 'number' ? consumed : epochNow()) : null,
+    ]);
   }
 
-  /** The row that stores a record. */
-  protected rowOf(id: string, payload: AdapterPayload, expiresIn?: number) {
-    const { consumed, ...stored } = payload;
-    return {
-      model: this.model,
-      id: storageId(id),
-      payload: JSON.stringify(payloadToStore(this.model, id, stored)),
-      grant_id: payload.grantId ?? null,
-      uid: payload.uid ?? null,
-      user_code: payload.userCode ?? null,
-      account_id: payload.accountId ?? null,
-      expires_at: typeof expiresIn === 'number' ? this.db.raw(`now() + ? * interval '1 second'`, [expiresIn]) : null,
-      consumed_at: consumed ? this.db.raw('to_timestamp(?)', [typeof consumed === 'number' ? consumed : epochNow()]) : null,
-    };
+  /** The columns that store a record: model, id, payload (JSON text), grant_id, uid, user_code, account_id. */
+  protected rowOf(id: string, payload: AdapterPayload): [string, string, string, ...(string | null)[]] {
+    const { consumed: _consumed, ...stored } = payload;
+    return [
+      this.model,
+      storageId(id),
+      JSON.stringify(payloadToStore(this.model, id, stored)),
+      payload.grantId ?? null,
+      payload.uid ?? null,
+      payload.userCode ?? null,
+      payload.accountId ?? null,
+    ];
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     // Read earlier in this request together with another record (src/store/request-scope.ts); null: not there.
     const readAlready = take<AdapterPayload | null>(foundKey(this.model, id));
     if (readAlready !== undefined) return readAlready ?? undefined;
-    const payload = await this.findOne({ id: storageId(id) });
-    return payload && payloadFromStore(this.model, id, payload);
+    const [row] = await run<Row>(this.db, FIND, [this.model, storageId(id), CLOCK_TOLERANCE_SECONDS]);
+    return row && payloadFromStore(this.model, id, withConsumed(row.payload, row.consumed));
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -82,15 +111,12 @@ export class SqlAdapter implements Adapter {
    * clean invalid_grant instead of a second set of tokens.
    */
   async consume(id: string): Promise<void> {
-    const changed = await this.db(TABLE)
-      .update({ consumed_at: this.db.fn.now() })
-      .where({ model: this.model, id: storageId(id) })
-      .whereNull('consumed_at');
-    if (changed === 0) throw new errors.InvalidGrant('grant already consumed');
+    const changed = await run(this.db, CONSUME, [this.model, storageId(id)]);
+    if (changed.length === 0) throw new errors.InvalidGrant('grant already consumed');
   }
 
   async destroy(id: string): Promise<void> {
-    await this.db(TABLE).where({ model: this.model, id: storageId(id) }).del();
+    await run(this.db, DESTROY, [this.model, storageId(id)]);
   }
 
   /** The live records of an account (used for sessions: the admin API and CLI list and end them). */
@@ -106,7 +132,7 @@ export class SqlAdapter implements Adapter {
     await this.db(TABLE).where({ model: this.model, grant_id: grantId }).del();
   }
 
-  private async findOne(where: { id: string } | { uid: string } | { user_code: string }): Promise<AdapterPayload | undefined> {
+  private async findOne(where: { uid: string } | { user_code: string }): Promise<AdapterPayload | undefined> {
     const row: Row | undefined = await this.db(TABLE)
       .first('payload', this.db.raw('floor(extract(epoch from consumed_at))::float8 as consumed'))
       .where({ model: this.model, ...where })
