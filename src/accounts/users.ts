@@ -9,6 +9,8 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { run, statement } from '../store/prepared-statements.js';
+import { take } from '../store/request-scope.js';
+import { foundKey } from '../store/sql-adapter.js';
 import { storageId } from '../store/storage-id.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
 
@@ -102,6 +104,19 @@ interface GrantPayload {
   resources?: Record<string, string>;
 }
 
+/** A users row as `to_jsonb` gives it: timestamps as ISO text. */
+function userRowFromJson(json: Record<string, unknown>): UserRow {
+  const date = (value: unknown) => (typeof value === 'string' ? new Date(value) : null);
+  return {
+    ...(json as unknown as UserRow),
+    disabled_at: date(json.disabled_at),
+    password_changed_at: date(json.password_changed_at),
+    sessions_revoked_at: date(json.sessions_revoked_at),
+    created_at: date(json.created_at) as Date,
+    updated_at: date(json.updated_at) as Date,
+  };
+}
+
 function toUser(row: UserRow): User {
   return {
     id: row.id,
@@ -171,6 +186,9 @@ export class UserRepository {
   /** On every token request and userinfo call: a prepared statement (src/store/prepared-statements.ts). */
   async findById(id: string): Promise<User | undefined> {
     if (!USER_ID.safeParse(id).success) return undefined;
+    // Read in this request together with a refresh token (src/store/refresh-token-adapter.ts); null: no such user.
+    const readAlong = take<Record<string, unknown> | null>(foundKey('User', id));
+    if (readAlong !== undefined) return readAlong ? toUser(userRowFromJson(readAlong)) : undefined;
     const [row] = await run<UserRow>(this.db, FIND_BY_ID, [id]);
     return row ? toUser(row) : undefined;
   }

@@ -6,8 +6,9 @@
  * it yields belongs to the same grant, so one revocation still ends it all, and each such reuse is reported.
  * After the window, reuse revokes the grant as before. A window of 0 restores strict single use.
  *
- * A refresh takes two round trips here instead of four (src/store/request-scope.ts):
- * - `find` reads the token's grant in the same query and leaves it for the provider's Grant lookup that follows;
+ * A refresh takes two round trips here instead of five (src/store/request-scope.ts):
+ * - `find` reads the token's grant and its user in the same query, and leaves them for the provider's Grant
+ *   lookup and the account lookup (src/accounts/users.ts `findById`) that follow;
  * - `consume`, inside a request, is written by the `upsert` of the successor, in one statement: the successor is
  *   stored exactly when this request consumed its predecessor, so a lost race leaves nothing half-written.
  */
@@ -30,18 +31,26 @@ const PENDING_CONSUMPTION = 'RefreshToken:consume';
 /** The grant's storage id computed in SQL: base64url of SHA-256, unpadded, as ./storage-id.ts computes it. */
 const GRANT_STORAGE_ID = `translate(encode(sha256(convert_to(token.grant_id, 'UTF8')), 'base64'), '+/=', '-_')`;
 
-/** $1: the storage id; $2: the clock tolerance in seconds (as SqlAdapter finds). */
+/** The token's user: account ids are user ids (uuid); any other text matches no user instead of failing the cast. */
+const USER_OF_TOKEN = `case when token.account_id ~ '^[0-9A-Fa-f-]{36}$' then token.account_id::uuid end`;
+
+/**
+ * $1: the storage id; $2: the clock tolerance in seconds (as SqlAdapter finds). The user comes as one jsonb
+ * value, so that a column a later migration adds to `users` cannot change this prepared statement's result.
+ */
 const FIND_WITH_GRANT = statement(
-  'refresh_token_find_with_grant',
+  'refresh_token_find_with_grant_and_user',
   `select token.payload,
           floor(extract(epoch from token.consumed_at))::float8 as consumed,
           grant_record.payload as grant_payload,
-          floor(extract(epoch from grant_record.consumed_at))::float8 as grant_consumed
+          floor(extract(epoch from grant_record.consumed_at))::float8 as grant_consumed,
+          to_jsonb(account) as account
    from ${TABLE} as token
    left join ${TABLE} as grant_record
      on grant_record.model = 'Grant'
      and grant_record.id = ${GRANT_STORAGE_ID}
      and ${liveWithin('grant_record', '$2::float8')}
+   left join users as account on account.id = ${USER_OF_TOKEN}
    where token.model = 'RefreshToken' and token.id = $1
      and ${liveWithin('token', '$2::float8')}`,
 );
@@ -67,6 +76,7 @@ interface FoundRow {
   consumed: number | null;
   grant_payload: AdapterPayload | null;
   grant_consumed: number | null;
+  account: Record<string, unknown> | null;
 }
 
 export class RefreshTokenAdapter extends SqlAdapter {
@@ -125,7 +135,7 @@ export class RefreshTokenAdapter extends SqlAdapter {
     if (payload) this.grace.onGraceReuse?.(payload);
   }
 
-  /** The token, and its grant left for the Grant lookup the provider makes next (null when it has none). */
+  /** The token; its grant and its user left for the lookups the provider makes next (null when there is none). */
   async #findWithGrant(id: string): Promise<AdapterPayload | undefined> {
     const [row] = await run<FoundRow>(this.database, FIND_WITH_GRANT, [storageId(id), CLOCK_TOLERANCE_SECONDS]);
     if (!row) return undefined;
@@ -133,6 +143,7 @@ export class RefreshTokenAdapter extends SqlAdapter {
     if (typeof token.grantId === 'string') {
       leave(foundKey('Grant', token.grantId), row.grant_payload ? withConsumed(row.grant_payload, row.grant_consumed) : null);
     }
+    if (typeof token.accountId === 'string') leave(foundKey('User', token.accountId), row.account);
     return payloadFromStore('RefreshToken', id, token);
   }
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
+import { UserRepository } from '../../src/accounts/users.js';
 import { createAdapterFactory } from '../../src/store/adapters.js';
 import { type Database, openDatabase } from '../../src/store/database.js';
 import { PRUNE_LOCK_KEY, pruneExpired, pruneUnlessBusy, schedulePruning } from '../../src/store/prune.js';
@@ -289,6 +290,36 @@ describe.each(sqlKinds)('refresh-token rotation in one request on %s', (kind: Sq
       expect(await grants.find(grantId)).toEqual(grant);
       // …once: a second lookup goes to the store again.
       expect(await grants.find(grantId)).toBeUndefined();
+    });
+  });
+
+  test("finding a refresh token reads its user too, for the account lookup that follows", async () => {
+    const users = new UserRepository(testDb.db, { bcryptCost: 4 });
+    const user = await users.create({ email: `${randomUUID()}@example.test`, name: 'Ada', password: 'analytical engine', roles: ['admin'] });
+    await users.revokeSessions(user.id); // one timestamp more to carry over (and it deletes the user's tokens: first)
+    const grantId = await save(grants, tokenPayload('Grant', { accountId: user.id }));
+    const token = await save(tokens, tokenPayload('RefreshToken', { grantId, accountId: user.id }));
+    const stored = await users.findById(user.id);
+    expect(stored?.sessionsRevokedAt).toBeInstanceOf(Date);
+    await inRequestScope(async () => {
+      expect(await tokens.find(token)).toBeDefined();
+      await testDb.db('users').where({ id: user.id }).del();
+      // Gone from the table, yet found as it was read with the token, dates and all; and only once.
+      expect(await users.findById(user.id)).toEqual(stored);
+      expect(await users.findById(user.id)).toBeUndefined();
+    });
+  });
+
+  test('a token of a deleted user, or of an account id that is no user id, leaves "no user"', async () => {
+    const users = new UserRepository(testDb.db, { bcryptCost: 4 });
+    const missing = randomUUID();
+    const grantId = await save(grants, tokenPayload('Grant'));
+    const ofMissing = await save(tokens, tokenPayload('RefreshToken', { grantId, accountId: missing }));
+    const ofOddId = await save(tokens, tokenPayload('RefreshToken', { grantId, accountId: "x'; drop table users; --" }));
+    await inRequestScope(async () => {
+      expect(await tokens.find(ofMissing)).toBeDefined();
+      expect(await users.findById(missing)).toBeUndefined();
+      expect(await tokens.find(ofOddId)).toBeDefined();
     });
   });
 
