@@ -21,7 +21,9 @@ export function createProviderPages(options: { logger: Logger }): ProviderPages 
 }
 
 export function createInteractionRoutes(deps: Omit<InteractionDependencies, 'views'>): Middleware {
-  return compose([stylesheet(views().dir), interactionRoutes({ ...deps, views: views() })]);
+  const pages = compose([stylesheet(views().dir), interactionRoutes({ ...deps, views: views() })]);
+  // Every other request (tokens, introspection…) passes by without the router matching its path.
+  return (ctx, next) => (ctx.path.startsWith('/interaction/') || ctx.path.startsWith('/assets/') ? pages(ctx, next) : next());
 }
 
 /** GET /assets/style.css: the one stylesheet the pages use (the CSP allows nothing else). */
