@@ -279,7 +279,8 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
     const storeCpuBefore = storeCpuSeconds();
     const measured = await run();
     const cpuUs = perRequestUs(cpuSeconds(pid) - cpuBefore, measured.total);
-    const storeCpuUs = perRequestUs(storeCpuSeconds() - storeCpuBefore, measured.total);
+    // Never below 0: a store process that exits during the scenario (an autovacuum worker) takes its ticks along.
+    const storeCpuUs = perRequestUs(Math.max(0, storeCpuSeconds() - storeCpuBefore), measured.total);
     const rss = [...stop().values()].map((mb) => round(mb));
     log(`${phase} ${name}: ${round(measured.rps)}/s p50 ${round(measured.p50)} ms p99 ${round(measured.p99)} ms errors ${measured.errors}, ${cpuUs} µs CPU/req (+ ${storeCpuUs} in the stores)`);
     const result: ScenarioResult = { name, ...measured, rssMb: rss, references: compared, cpuUs, storeCpuUs };

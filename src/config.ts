@@ -14,6 +14,12 @@ const booleanFlag = z
   .optional()
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+/** A boolean that is on unless set to false, 0 or no. */
+const booleanFlagOn = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .optional()
+  .transform((value) => value !== 'false' && value !== '0' && value !== 'no');
+
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
 /** Parses `90`, `45s`, `30m`, `12h` or `90d` into seconds. */
@@ -56,6 +62,11 @@ const environmentSchema = z.object({
     .optional(),
   /** Largest number of Postgres connections per process. */
   DATABASE_POOL_MAX: z.coerce.number().int().positive().default(10),
+  /**
+   * Named prepared statements for the queries on the request path (src/store/prepared-statements.ts). Turn off
+   * behind a connection pooler in transaction mode that cannot keep them (PgBouncer before 1.21).
+   */
+  DATABASE_PREPARED_STATEMENTS: booleanFlagOn,
   /** Redis URL for sessions and short-lived artifacts. Unset: they live in SQL too. */
   REDIS_URL: z
     .string()
@@ -151,7 +162,7 @@ export interface Config {
   port: number;
   host: string;
   workers: number;
-  database: { url?: string; schema?: string; poolMax: number; embeddedDir: string };
+  database: { url?: string; schema?: string; poolMax: number; preparedStatements: boolean; embeddedDir: string };
   redis?: RedisConfig;
   dataDir: string;
   keys: {
@@ -252,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       url: e.DATABASE_URL || undefined,
       schema: e.DATABASE_SCHEMA,
       poolMax: e.DATABASE_POOL_MAX,
+      preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
       embeddedDir: path.resolve(e.DATA_DIR, 'pglite'),
     },
     redis: e.REDIS_URL

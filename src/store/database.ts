@@ -15,17 +15,28 @@ export interface DatabaseOptions {
   /** Schema for every table (created when missing); Postgres only. */
   schema?: string;
   poolMax?: number;
+  /** Named prepared statements on PostgreSQL (default true; src/store/prepared-statements.ts). */
+  preparedStatements?: boolean;
   /** PGlite data folder, or ':memory:' for a throw-away database. */
   embeddedDir: string;
 }
 
 export const isEmbedded = (db: Database) => db.client.config.client !== 'pg';
 
+const withoutPreparedStatements = new WeakSet<Database>();
+
+/** Whether the request-path statements run as named prepared statements (PostgreSQL, unless turned off). */
+export const usesPreparedStatements = (db: Database) => !isEmbedded(db) && !withoutPreparedStatements.has(db);
+
 /** Loaded only for the embedded database: a production process never holds PGlite's code in memory. */
 const embeddedClient = async () => (await import('knex-pglite')).default;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.url) return openPostgres(options.url, options.schema, options.poolMax ?? 10);
+  if (options.url) {
+    const db = await openPostgres(options.url, options.schema, options.poolMax ?? 10);
+    if (options.preparedStatements === false) withoutPreparedStatements.add(db);
+    return db;
+  }
   const ClientPgLite = await embeddedClient();
   if (options.embeddedDir === ':memory:') return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: {} });
   await mkdir(options.embeddedDir, { recursive: true });

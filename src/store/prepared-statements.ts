@@ -15,10 +15,10 @@
  *
  * The statement runs on a connection taken from knex's own pool (so the pool size, timeouts and `search_path`
  * are the same) and outside any transaction: only for single statements that stand on their own. On embedded
- * PGlite, which has one connection and no named statements, the same text runs as a parameterized query.
+ * PGlite, which has one connection and no named statements, and with DATABASE_PREPARED_STATEMENTS=false (for a
+ * pooler in transaction mode that cannot keep them), the same text runs as a plain parameterized query.
  */
-import type { Knex } from 'knex';
-import { type Database, isEmbedded } from './database.js';
+import { type Database, usesPreparedStatements } from './database.js';
 
 export interface Statement {
   /** Unique per text: a connection refuses a second statement under a name it has prepared differently. */
@@ -52,13 +52,13 @@ interface PooledClient {
 }
 
 /** Runs the statement with `values` and returns its rows. */
-export async function run<Row>(db: Database | Knex, prepared: Statement, values: unknown[]): Promise<Row[]> {
+export async function run<Row>(db: Database, prepared: Statement, values: unknown[]): Promise<Row[]> {
   const client = db.client as unknown as PooledClient;
   const connection = await client.acquireConnection();
   try {
-    const result = isEmbedded(db)
-      ? await connection.query<Row>(prepared.text, values)
-      : await connection.query<Row>({ name: prepared.name, text: prepared.text, values });
+    const result = usesPreparedStatements(db)
+      ? await connection.query<Row>({ name: prepared.name, text: prepared.text, values })
+      : await connection.query<Row>(prepared.text, values);
     return result.rows;
   } finally {
     await client.releaseConnection(connection);

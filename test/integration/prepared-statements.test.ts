@@ -51,6 +51,17 @@ describe.each(sqlKinds)('prepared statements on %s', (kind) => {
     expect(prepared.rows).toEqual([{ count: 1 }]);
   });
 
+  test('with prepared statements turned off (a pooler in transaction mode), nothing is prepared', async () => {
+    const unprepared = await openDatabase({ url: postgresUrl, schema, poolMax: 1, preparedStatements: false, embeddedDir: ':memory:' });
+    try {
+      expect(await run(unprepared, TWICE, [5])).toEqual([{ doubled: 10 }]);
+      const prepared = await unprepared.raw(`select count(*)::int as count from pg_prepared_statements`);
+      expect(prepared.rows).toEqual([{ count: 0 }]);
+    } finally {
+      await closeDatabase(unprepared);
+    }
+  });
+
   test('a user lookup still works after a migration adds a column under the running server', async () => {
     const users = new UserRepository(db, { bcryptCost: 4 });
     const user = await users.create({ email: 'grace@example.test', password: 'compiler compiler', roles: [] });

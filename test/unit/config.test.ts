@@ -16,6 +16,12 @@ describe('configuration', () => {
     expect(config.redis).toBeUndefined();
   });
 
+  test('prepared statements are on unless turned off', () => {
+    expect(loadConfig({}).database.preparedStatements).toBe(true);
+    expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).toBe(false);
+    expect(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
+  });
+
   test('a grant never expires before its refresh tokens', () => {
     const config = loadConfig({ REFRESH_TOKEN_TTL: '99999999', GRANT_TTL: '100' });
     expect(config.ttl.grant).toBe(99999999);
