@@ -83,7 +83,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.silent = true;
   app.use(httpMetrics(metrics));
   app.use(requestContext(logger));
-  app.use(securityHeaders({ production: config.production }));
+  app.use(await securityHeaders({ production: config.production }));
   app.use(rejectMalformedPaths());
   app.use(
     healthRoutes({
