@@ -9,8 +9,8 @@
  *   times what survives a full GC (95 MB, of which about 30 MB was live). With the flag, the next full GC comes
  *   when the old generation is 1.5× what survived the last one. It is a growth rule, not a cap: a worker that
  *   really holds more memory gets it, with no out-of-memory crash, unlike `--max-old-space-size`.
- * - 30 % growth and 2 MB semi-spaces: 137–138 MB, idle 102 MB. CPU per request stayed within the run-to-run
- *   noise in every scenario (bench/results of 2026-11-25, 13:10 to 13:33).
+ * - 30 % growth and 2 MB semi-spaces: 134–144 MB, idle 102–104 MB. CPU per request stayed within the run-to-run
+ *   noise in every scenario (bench/results of 2026-11-25, 13:10 to 14:18).
  * - `MALLOC_ARENA_MAX=2` caps glibc's malloc arenas (by default 8 per core). Signing runs on libuv's threads,
  *   and memory freed in each thread's own arena was kept: 10–60 MB outside the V8 heap after a run.
  */

@@ -9,8 +9,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { run, statement } from '../store/prepared-statements.js';
-import { take } from '../store/request-scope.js';
-import { foundKey } from '../store/sql-adapter.js';
+import { foundKey, take } from '../store/request-scope.js';
 import { storageId } from '../store/storage-id.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
 

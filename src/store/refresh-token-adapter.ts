@@ -15,8 +15,8 @@
 import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
 import { run, statement } from './prepared-statements.js';
-import { leave, take } from './request-scope.js';
-import { CLOCK_TOLERANCE_SECONDS, foundKey, liveWithin, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
+import { foundKey, leave, take } from './request-scope.js';
+import { CLOCK_TOLERANCE_SECONDS, liveWithin, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
 import { payloadFromStore, storageId } from './storage-id.js';
 
 export interface RefreshGraceOptions {

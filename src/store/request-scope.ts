@@ -11,6 +11,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 
 const scope = new AsyncLocalStorage<Map<string, unknown>>();
 
+/** The key under which a record read ahead of its own lookup waits (a Grant, a User). */
+export const foundKey = (model: string, id: string) => `found:${model}:${id}`;
+
 /** Runs one request's work (the provider's middleware) in its own scope. */
 export function inRequestScope<T>(work: () => T): T {
   return scope.run(new Map(), work);

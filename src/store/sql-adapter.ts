@@ -9,7 +9,7 @@
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
 import { run, statement } from './prepared-statements.js';
-import { take } from './request-scope.js';
+import { foundKey, take } from './request-scope.js';
 import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 
 /**
@@ -19,9 +19,6 @@ import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 export const CLOCK_TOLERANCE_SECONDS = 15;
 
 export const TABLE = 'oidc_models';
-
-/** The request-scope key under which a record read ahead of its `find` waits (src/store/request-scope.ts). */
-export const foundKey = (model: string, id: string) => `found:${model}:${id}`;
 
 const epochNow = () => Math.floor(Date.now() / 1000);
 
