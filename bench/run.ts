@@ -86,7 +86,7 @@ interface Reference extends Measurement {
   cpuUs?: number;
 }
 
-/** CPU time per request in µs: unlike req/s on a shared machine, it hardly moves with other load. */
+/** CPU time per request in µs: on a shared machine it moves far less than req/s with other load. */
 const perRequestUs = (seconds: number, requests: number) => (requests > 0 ? Math.round((seconds * 1e6) / requests) : 0);
 
 type ReferenceKey = 'HTTP' | 'signing' | 'provider' | 'providerIntrospection' | 'bcrypt';
@@ -552,7 +552,7 @@ function markdown(report: Report): string {
   lines.push('', 'Login rate is completed sign-ins per second (5 requests each: authorize, login page, form post, resume, token exchange).');
   lines.push(
     'CPU µs/req: user + system CPU of the serving processes (all threads) per request (per sign-in for the login), from /proc; ' +
-      'unlike req/s it hardly moves with other load on the machine. Store CPU µs/req: the same for every PostgreSQL and Redis server process, which share the cores (the load generator does too, and is not counted).',
+      'it moves far less than req/s with other load, though it drifted by 10–20 % over a day on a shared machine: compare runs made back to back. Store CPU µs/req: the same for every PostgreSQL and Redis server process, which share the cores (the load generator does too, and is not counted).',
   );
   if (growth) lines.push('growth/base compares the ratios to the references (so machine drift between the phases cancels); for the half-rate line it is base p99 / growth p99. ≥ 0.9× passes.');
   lines.push(
