@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as oidc from 'openid-client';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
-import { describeWithServers, postgresUrl, redisUrl, uniqueName } from '../support/environment.js';
+import { createTestRedis, describeWithServers, postgresUrl, redisUrl, uniqueName } from '../support/environment.js';
 import { cleanEnvironment, freePort, startUntil, stop } from '../support/process.js';
 import { REDIRECT_URI, createServiceClient, createUser, createWebClient, discover, openLoginPage, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -120,6 +120,8 @@ describe('graceful shutdown', () => {
   test('SIGTERM under load: every request in flight is answered, the process exits 0, no audit event is lost', async () => {
     const scratch = await mkdtemp(path.join(tmpdir(), 'authz-shutdown-'));
     const schema = postgresUrl ? uniqueName('shutdown') : undefined;
+    // Its own key prefix, emptied at the end (the tokens issued under load would otherwise wait out their TTL).
+    const redis = redisUrl ? await createTestRedis() : undefined;
     const port = await freePort();
     const env = cleanEnvironment({
       PORT: String(port),
@@ -127,8 +129,8 @@ describe('graceful shutdown', () => {
       KEYS_DIR: path.join(scratch, 'keys'),
       DATABASE_URL: postgresUrl,
       DATABASE_SCHEMA: schema,
-      REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: `${uniqueName('shutdown')}:`,
+      REDIS_URL: redis?.url,
+      REDIS_KEY_PREFIX: redis?.keyPrefix,
       COOKIE_SECRETS: 'shutdown-test-cookie-secret-0123456789abcdef',
       CLIENT_SECRET_PEPPERS: 'p1:shutdown-test-pepper-0123456789abcdef',
       LOG_LEVEL: 'warn',
@@ -182,6 +184,7 @@ describe('graceful shutdown', () => {
       if (schema) await db.raw('drop schema if exists ?? cascade', [schema]);
     } finally {
       await closeDatabase(db);
+      await redis?.drop();
       await rm(scratch, { recursive: true, force: true });
     }
   }, 120_000);

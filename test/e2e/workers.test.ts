@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeNewKey } from '../../src/keys/signing-keys.js';
 import { workerEnvironment, workerExecArgv } from '../../src/worker-runtime.js';
-import { createTestDatabase, describeWithServers, postgresUrl, redisUrl, type TestDatabase, uniqueName } from '../support/environment.js';
+import { createTestDatabase, createTestRedis, describeWithServers, postgresUrl, type TestDatabase, type TestRedis } from '../support/environment.js';
 import { cleanEnvironment, freePort, startUntil, stop } from '../support/process.js';
 
 describe('worker runtime settings', () => {
@@ -39,12 +39,15 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, tim
 describeWithServers('production with two workers', () => {
   let scratch: string;
   let database: TestDatabase;
+  let redis: TestRedis;
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), 'authz-workers-'));
     database = await createTestDatabase('postgres');
+    redis = await createTestRedis();
   });
   afterAll(async () => {
     await database.drop();
+    await redis.drop();
     await rm(scratch, { recursive: true, force: true });
   });
 
@@ -61,8 +64,8 @@ describeWithServers('production with two workers', () => {
       WEB_CONCURRENCY: '2',
       DATABASE_URL: postgresUrl,
       DATABASE_SCHEMA: database.options.schema,
-      REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: `${uniqueName('test')}:`,
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: redis.keyPrefix,
       COOKIE_SECRETS: randomBytes(32).toString('base64url'),
       CLIENT_SECRET_PEPPERS: `w1:${randomBytes(32).toString('base64url')}`,
       KEYS_DIR: keysDir,
