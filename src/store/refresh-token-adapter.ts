@@ -16,7 +16,7 @@ import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
 import { run, statement } from './prepared-statements.js';
 import { foundKey, leave, take } from './request-scope.js';
-import { CLOCK_TOLERANCE_SECONDS, liveWithin, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
+import { CLOCK_TOLERANCE_SECONDS, expiresIn, liveWithin, RECORD_COLUMNS, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
 import { payloadFromStore, storageId } from './storage-id.js';
 
 export interface RefreshGraceOptions {
@@ -66,8 +66,8 @@ const REPLACE = statement(
      where model = 'RefreshToken' and id = $1 and consumed_at is null
      returning 1
    )
-   insert into ${TABLE} (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
-   select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, now() + $8::float8 * interval '1 second', null from consumed
+   insert into ${TABLE} ${RECORD_COLUMNS}
+   select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null from consumed
    returning 1 as written`,
 );
 

@@ -26,11 +26,17 @@ const epochNow = () => Math.floor(Date.now() / 1000);
 export const liveWithin = (alias: string, seconds: string) =>
   `(${alias}.expires_at is null or ${alias}.expires_at > now() - ${seconds} * interval '1 second')`;
 
+/** The columns of a record, in the order `rowOf` gives them, then its expiry and consumption. */
+export const RECORD_COLUMNS = '(model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)';
+
+/** The expiry of a record that lives `seconds` from now (null seconds: it never expires). */
+export const expiresIn = (seconds: string) => `now() + ${seconds} * interval '1 second'`;
+
 // The statements on the request path, prepared once per connection (./prepared-statements.ts).
 const UPSERT = statement(
   'oidc_models_upsert',
-  `insert into ${TABLE} as record (model, id, payload, grant_id, uid, user_code, account_id, expires_at, consumed_at)
-   values ($1, $2, $3::jsonb, $4, $5, $6, $7, now() + $8::float8 * interval '1 second', to_timestamp($9::float8))
+  `insert into ${TABLE} as record ${RECORD_COLUMNS}
+   values ($1, $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, to_timestamp($9::float8))
    on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
      user_code = excluded.user_code, account_id = excluded.account_id, expires_at = excluded.expires_at,
      consumed_at = excluded.consumed_at`,
@@ -133,9 +139,7 @@ export class SqlAdapter implements Adapter {
     const row: Row | undefined = await this.db(TABLE)
       .first('payload', this.db.raw('floor(extract(epoch from consumed_at))::float8 as consumed'))
       .where({ model: this.model, ...where })
-      .andWhere((query) =>
-        query.whereNull('expires_at').orWhere('expires_at', '>', this.db.raw(`now() - ? * interval '1 second'`, [CLOCK_TOLERANCE_SECONDS])),
-      );
+      .whereRaw(liveWithin(TABLE, '?'), [CLOCK_TOLERANCE_SECONDS]);
     return row && withConsumed(row.payload, row.consumed);
   }
 }
