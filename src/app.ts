@@ -84,6 +84,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.use(httpMetrics(metrics));
   app.use(requestContext(logger));
   app.use(await securityHeaders({ production: config.production }));
+  // Discovery and JWKS are the most requested documents (every RP and API polls them); their exact paths need
+  // none of the checks below, so the cache answers them first.
+  app.use(cacheProviderDocuments(() => slot.current, Math.min(5000, config.clientCacheTtlMs)));
   app.use(rejectMalformedPaths());
   app.use(
     healthRoutes({
@@ -94,7 +97,6 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     }),
   );
   if (!config.metricsPort) app.use(metricsRoute(metrics));
-  app.use(cacheProviderDocuments(() => slot.current, Math.min(5000, config.clientCacheTtlMs)));
   app.use(await createAdminApi({ config, services, keyRing, audit, logger }));
   app.use(
     createInteractionRoutes({

@@ -83,6 +83,14 @@ const environmentSchema = z.object({
     .optional(),
   /** The master's name in the sentinels' configuration. */
   REDIS_SENTINEL_MASTER: z.string().default('mymaster'),
+  /**
+   * Comma-separated `host:port` of some nodes of a Redis Cluster; the rest of the cluster is discovered from them
+   * (and followed across resharding and failover). REDIS_URL then only gives the password and TLS.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^\s:,]+:\d+(,[^\s:,]+:\d+)*$/, 'REDIS_CLUSTER_NODES must look like host1:6379,host2:6379')
+    .optional(),
   /** Prefix of every Redis key this server writes. */
   REDIS_KEY_PREFIX: z.string().default('authz:'),
   /** Where the embedded database and generated development secrets live. */
@@ -216,6 +224,8 @@ export interface RedisConfig {
   /** With sentinels, the master is discovered through them. */
   sentinels?: { host: string; port: number }[];
   sentinelMaster: string;
+  /** Seed nodes of a Redis Cluster: with them, the server talks to the cluster instead of one server. */
+  clusterNodes?: { host: string; port: number }[];
 }
 
 export class ConfigError extends Error {
@@ -240,6 +250,23 @@ function parsePeppers(value: string | undefined): { kid: string; secret: string 
     }
     return { kid: entry.slice(0, at), secret: entry.slice(at + 1) };
   });
+}
+
+/** `host1:26379,host2:26379` as a list; undefined when unset. */
+const hostPorts = (value: string | undefined) =>
+  value?.split(',').map((entry) => {
+    const at = entry.lastIndexOf(':');
+    return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
+  });
+
+/** Sentinel and Cluster are two different deployments, and a Cluster has only database 0. */
+function redisTopologyProblem(redis: RedisConfig): string | undefined {
+  if (redis.sentinels && redis.clusterNodes) return 'REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set: a Redis deployment uses one or the other';
+  const database = URL.parse(redis.url)?.pathname.slice(1);
+  if (redis.clusterNodes && database && database !== '0') {
+    return `REDIS_URL names database ${database}, but a Redis Cluster has only database 0: remove it from the URL`;
+  }
+  return undefined;
 }
 
 /** Reads and validates the environment. Throws ConfigError listing every problem at once. */
@@ -270,11 +297,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? {
           url: e.REDIS_URL,
           keyPrefix: e.REDIS_KEY_PREFIX,
-          sentinels: e.REDIS_SENTINELS?.split(',').map((entry) => {
-            const at = entry.lastIndexOf(':');
-            return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
-          }),
+          sentinels: hostPorts(e.REDIS_SENTINELS),
           sentinelMaster: e.REDIS_SENTINEL_MASTER,
+          clusterNodes: hostPorts(e.REDIS_CLUSTER_NODES),
         }
       : undefined,
     dataDir: path.resolve(e.DATA_DIR),
@@ -314,6 +339,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxLockSeconds: Math.max(e.LOGIN_MAX_LOCK, e.LOGIN_LOCK),
     },
   };
+  const redisProblem = config.redis && redisTopologyProblem(config.redis);
+  if (redisProblem) throw new ConfigError([redisProblem]);
   if (production) {
     const problems = productionProblems(config, e);
     if (problems.length > 0) throw new ConfigError(problems);

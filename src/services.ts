@@ -2,7 +2,6 @@
  * The stores and domain repositories one process works with: the database (migrated), Redis when configured,
  * users, clients, APIs and the in-process catalog cache. The server and the CLI both open them here.
  */
-import type { Redis } from 'ioredis';
 import { UserRepository } from './accounts/users.js';
 import { ApiRepository } from './apis/apis.js';
 import { SessionDirectory } from './accounts/sessions.js';
@@ -13,13 +12,13 @@ import type { Logger } from './logger.js';
 import { Catalog } from './oidc/catalog.js';
 import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
 import { sessionStore } from './store/adapters.js';
-import { openRedis } from './store/redis.js';
+import { openRedis, type RedisClient } from './store/redis.js';
 import { type SecurityLimits, createSecurityLimits } from './security/limits.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
 
 export interface Services {
   db: Database;
-  redis?: Redis;
+  redis?: RedisClient;
   users: UserRepository;
   clients: ClientRepository;
   apis: ApiRepository;
@@ -42,12 +41,12 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   await migrate(db);
   const redis = config.redis ? openRedis(config.redis, logger) : undefined;
   const audit = new AuditLog(db, logger);
-  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor });
+  const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor });
+  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
-  const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor });
   return { db, redis, users, clients, apis, catalog, audit, limits, sessions };
 }
 

@@ -138,12 +138,15 @@ export interface UserRepositoryOptions {
   /** Where administrative changes are recorded, and who makes them (`cli`, `admin-api`). */
   audit?: AuditSink;
   actor?: string;
+  /** Where the user's login sessions live, so that logging out everywhere also removes them from listings. */
+  sessions?: { endAll(accountId: string): Promise<void> };
 }
 
 export class UserRepository {
   readonly passwords: PasswordHasher;
   readonly #audit?: AuditSink;
   readonly #actor: string;
+  readonly #sessions?: UserRepositoryOptions['sessions'];
 
   constructor(
     private readonly db: Database,
@@ -152,6 +155,7 @@ export class UserRepository {
     this.passwords = new PasswordHasher(options.bcryptCost);
     this.#audit = options.audit;
     this.#actor = options.actor ?? 'server';
+    this.#sessions = options.sessions;
   }
 
   #record(type: string, user: User, detail: Record<string, unknown> = {}): void {
@@ -341,11 +345,11 @@ export class UserRepository {
 
   /**
    * Deletes the user's grants (and with them every token issued under them: the provider refuses a token whose
-   * grant is gone) and refresh tokens, and marks the moment so that sessions, which live in Redis with no index
-   * by user, are refused when next used (src/oidc/accounts.ts).
+   * grant is gone) and refresh tokens, and marks the moment so that any session still around is refused when next
+   * used (src/oidc/accounts.ts). The sessions themselves are then removed, so that listings show none.
    */
   async #revokeEverything(id: string, changes: Partial<UserRow>): Promise<User> {
-    return this.db.transaction(async (trx) => {
+    const user = await this.db.transaction(async (trx) => {
       await trx('oidc_models').where({ account_id: id }).delete();
       const [row] = await trx<UserRow>('users')
         .where({ id })
@@ -354,6 +358,9 @@ export class UserRepository {
       if (!row) throw new NotFoundError(`no user ${id}`);
       return toUser(row as UserRow);
     });
+    // Tidying only: the mark above already refuses these sessions, so a store outage here must not fail the change.
+    await this.#sessions?.endAll(id).catch(() => undefined);
+    return user;
   }
 
   async #update(id: string, changes: Partial<UserRow>): Promise<User> {

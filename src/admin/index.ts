@@ -130,8 +130,8 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   await ensureAdminApiRegistered(services, config.issuer, logger);
   const { db, catalog } = services;
   const actor = ADMIN_ACTOR;
-  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor });
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor });
+  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const adminIndicator = adminApiIndicator(config.issuer);

@@ -35,8 +35,9 @@ export function cacheProviderDocuments(currentProvider: () => object, ttlMs = 50
       ctx.status = 304;
       return;
     }
-    ctx.type = entry.type;
     ctx.status = 200;
+    // The header as the provider sent it, set directly: `ctx.type` would look the type up again on each answer.
+    ctx.set('Content-Type', entry.type);
     ctx.body = entry.body;
   };
 

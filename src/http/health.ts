@@ -5,13 +5,13 @@
  *   GET /readyz   Postgres (or PGlite) and Redis answer, signing keys are loaded, and the process is not shutting
  *                 down; 503 with the failing checks otherwise, so the load balancer sends traffic elsewhere
  */
-import type { Redis } from 'ioredis';
 import type { Middleware } from 'koa';
 import type { Database } from '../store/database.js';
+import type { RedisClient } from '../store/redis.js';
 
 export interface ReadinessSources {
   db: Database;
-  redis?: Redis;
+  redis?: RedisClient;
   hasSigningKeys(): boolean;
   shuttingDown(): boolean;
 }
@@ -38,7 +38,7 @@ async function probe(check: () => Promise<unknown>): Promise<string | undefined>
 async function readiness(sources: ReadinessSources): Promise<Record<string, string>> {
   const [database, redis] = await Promise.all([
     probe(() => sources.db.raw('select 1')),
-    sources.redis ? probe(() => (sources.redis as Redis).ping()) : Promise.resolve(undefined),
+    sources.redis ? probe(() => (sources.redis as RedisClient).ping()) : Promise.resolve(undefined),
   ]);
   const checks: Record<string, string> = {
     database: database ? `failing: ${database}` : 'ok',

@@ -4,13 +4,13 @@
  * Redis when configured (shared by every instance), otherwise the SQL database, so limits hold across workers
  * and restarts either way.
  */
-import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { type RateLimiterAbstract, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Database } from '../store/database.js';
+import type { RedisClient } from '../store/redis.js';
 
 export interface LimiterStore {
-  redis?: Redis;
+  redis?: RedisClient;
   redisKeyPrefix?: string;
   db: Database;
 }

@@ -3,7 +3,6 @@
  * refresh tokens, registration tokens) stay in SQL, so a Redis flush never logs users out of their apps or forces
  * them to consent again. Everything short-lived goes to Redis when there is one, else to SQL as well.
  */
-import type { Redis } from 'ioredis';
 import type { Adapter } from 'oidc-provider';
 import type { SessionStore } from '../accounts/sessions.js';
 import { LENGTH_TYPED_MODELS, mayBeTokenOf } from '../oidc/opaque-tokens.js';
@@ -11,6 +10,7 @@ import { type Database, isEmbedded } from './database.js';
 import { RedisAdapter } from './redis-adapter.js';
 import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
 import { SqlAdapter } from './sql-adapter.js';
+import type { RedisClient } from './redis.js';
 
 /** Models always kept in SQL (besides `Client`, which is served from our clients table). */
 export const SQL_MODELS: ReadonlySet<string> = new Set(['Grant', 'RefreshToken', 'InitialAccessToken', 'RegistrationAccessToken']);
@@ -18,7 +18,7 @@ export const SQL_MODELS: ReadonlySet<string> = new Set(['Grant', 'RefreshToken',
 export interface AdapterFactoryOptions {
   db: Database;
   /** Where short-lived models go; without it they go to SQL too. */
-  redis?: Redis;
+  redis?: RedisClient;
   /** Prefix of every Redis key; 'authz:' when unset. */
   redisKeyPrefix?: string;
   /** The read-only `Client` adapter over our clients table. */

@@ -19,16 +19,17 @@
  * Redis Cluster: each script touches exactly one key, so no script can cross hash slots, and the steps that span
  * keys (index, record, pointers) are separate commands, never MULTI or a multi-key pipeline. The order makes the
  * gaps harmless: a record joins its grant index before it is written (sent first on the same connection; on a
- * Cluster, where the two keys can live on different nodes, the index would have to be awaited first), so
- * revocation never misses it; a pointer whose record is gone simply finds nothing. The record id is the only thing `find` knows, so a record's key cannot
- * carry its grant id as a hash tag; with single-key scripts it does not need to.
+ * Cluster, where the two keys can live on different nodes, the index is awaited first), so revocation never
+ * misses it; a pointer whose record is gone simply finds nothing. The record id is the only thing `find` knows,
+ * so a record's key cannot carry its grant id as a hash tag; with single-key scripts it does not need to.
  *
  * The `:record:` / `:grant:` segments keep ids from reaching other kinds of keys: an id of "grant:x" from a
  * request is looked up as `M:record:grant:x`, never as an index.
  */
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import { CLOCK_TOLERANCE_SECONDS } from './sql-adapter.js';
+import type { RedisClient } from './redis.js';
 import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 
 declare module 'ioredis' {
@@ -81,9 +82,9 @@ const scripts = {
     return 0`,
 } as const;
 
-const withScripts = new WeakSet<Redis>();
+const withScripts = new WeakSet<RedisClient>();
 
-function defineScripts(redis: Redis): void {
+function defineScripts(redis: RedisClient): void {
   if (withScripts.has(redis)) return;
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua, numberOfKeys: 1 });
   withScripts.add(redis);
@@ -100,7 +101,7 @@ export class RedisAdapter implements Adapter {
 
   constructor(
     private readonly model: string,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     keyPrefix: string,
   ) {
     this.prefix = `${keyPrefix}${model}:`;
@@ -115,13 +116,18 @@ export class RedisAdapter implements Adapter {
     const { consumed, ...stored } = payload;
 
     const key = storageId(id);
-    // Sent together, in this order, in one round trip: Redis runs one connection's commands in the order sent, so
-    // the record joins its grant index before it exists and a concurrent revocation cannot miss it. If a step
-    // fails the upsert fails, and the provider never hands out the token whose record may be left behind.
-    await Promise.all([
+    const indexed = [
       payload.grantId ? this.redis.oidcIndexAdd(this.grantKey(payload.grantId), key, ttlMs) : undefined,
       // A user's sessions are listed and ended one by one (admin API, CLI): index them by account too.
       this.model === 'Session' && payload.accountId ? this.redis.oidcIndexAdd(this.accountKey(payload.accountId), key, ttlMs) : undefined,
+    ];
+    // The record must join its indexes before it exists, so that a concurrent revocation cannot miss it. One server
+    // runs one connection's commands in the order sent, so all go in one round trip; a Cluster may keep the index
+    // and the record on different nodes, so there the indexes are awaited first. If a step fails the upsert
+    // fails, and the provider never hands out the token whose record may be left behind.
+    if (this.redis.isCluster) await Promise.all(indexed);
+    await Promise.all([
+      ...indexed,
       this.redis.oidcWriteRecord(this.recordKey(key), JSON.stringify(payloadToStore(this.model, id, stored)), consumedField(consumed), ttlMs),
       this.model === 'Session' && payload.uid ? this.redis.set(this.uidKey(payload.uid), key, 'PX', ttlMs) : undefined,
       payload.userCode ? this.redis.set(this.userCodeKey(payload.userCode), key, 'PX', ttlMs) : undefined,

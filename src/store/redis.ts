@@ -5,20 +5,26 @@
  * reconnects, but each one is given up after a couple of failed reconnection attempts, and the provider turns the
  * failure into a 5xx (and a `server_error` event) instead of a stuck connection.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { ConfigError, type RedisConfig } from '../config.js';
 import type { Logger } from '../logger.js';
+
+/** One Redis server (found directly or through Sentinel), or a Redis Cluster: the same commands either way. */
+export type RedisClient = Redis | Cluster;
 
 /** Reconnection attempts a queued command waits through before it fails. */
 const MAX_RETRIES_PER_REQUEST = 2;
 
+type RedisTarget = Pick<RedisConfig, 'url' | 'sentinels' | 'sentinelMaster' | 'clusterNodes'>;
+
 /**
- * Connects to a redis:// or rediss:// (TLS) URL, e.g. `rediss://:password@redis.internal:6380/0`. Connecting
- * happens in the background; the first commands wait for it. With a logger, losing and regaining the connection
- * are logged once each, instead of ioredis printing every failed reconnection attempt.
+ * Connects to a redis:// or rediss:// (TLS) URL, e.g. `rediss://:password@redis.internal:6380/0`, to the master
+ * that Sentinels name, or to a Redis Cluster through some of its nodes. Connecting happens in the background; the
+ * first commands wait for it. With a logger, losing and regaining the connection are logged once each, instead of
+ * ioredis printing every failed reconnection attempt.
  */
-export function openRedis(target: string | Pick<RedisConfig, 'url' | 'sentinels' | 'sentinelMaster'>, logger?: Logger): Redis {
-  const { url, sentinels, sentinelMaster } = typeof target === 'string' ? { url: target, sentinels: undefined, sentinelMaster: '' } : target;
+export function openRedis(target: string | RedisTarget, logger?: Logger): RedisClient {
+  const { url, sentinels, sentinelMaster, clusterNodes } = typeof target === 'string' ? { url: target, sentinelMaster: '' } : target;
   // The URL may carry a password, so it is never repeated in the message.
   if (!/^rediss?:\/\//i.test(url)) throw new ConfigError(['REDIS_URL must start with redis:// or rediss://']);
   const options = {
@@ -29,7 +35,16 @@ export function openRedis(target: string | Pick<RedisConfig, 'url' | 'sentinels'
     // Commands issued in the same tick (a request's parallel lookups, concurrent requests) share one write.
     enableAutoPipelining: true,
   };
-  const redis = sentinels?.length ? new Redis({ ...options, ...credentialsOf(url), sentinels, name: sentinelMaster }) : new Redis(url, options);
+  const redis = clusterNodes?.length
+    ? new Cluster(clusterNodes, {
+        enableAutoPipelining: true,
+        // Every command goes to the master of its slot: a replica could answer "not found" for a token just written.
+        scaleReads: 'master',
+        redisOptions: { ...options, ...credentialsOf(url), db: undefined },
+      })
+    : sentinels?.length
+      ? new Redis({ ...options, ...credentialsOf(url), sentinels, name: sentinelMaster })
+      : new Redis(url, options);
   if (logger) {
     let connected = true;
     redis.on('error', (error: Error) => {
@@ -44,7 +59,7 @@ export function openRedis(target: string | Pick<RedisConfig, 'url' | 'sentinels'
   return redis;
 }
 
-/** What REDIS_URL contributes when the sentinels say where the master is: password, database, TLS. */
+/** What REDIS_URL contributes when the sentinels or the cluster say where to connect: password, database, TLS. */
 function credentialsOf(url: string) {
   const parsed = new URL(url);
   return {

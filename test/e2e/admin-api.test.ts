@@ -320,14 +320,16 @@ describe('admin API: users, sessions and grants', () => {
       expect((await call('DELETE', `/users/${user.userId}/grants/${encodeURIComponent(grant.grantId)}`)).status).toBe(404);
     });
 
-    test('revoke-sessions ends the user’s refresh tokens', async () => {
+    test('revoke-sessions ends the user’s sessions and refresh tokens', async () => {
       const { tokens } = await signInAndRedeem(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
       const refreshToken = tokens.refresh_token as string;
+      expect((await call('GET', `/users/${user.userId}/sessions`)).body.sessions.length).toBeGreaterThan(0);
       const response = await call('POST', `/users/${user.userId}/revoke-sessions`);
       expect(response.status).toBe(200);
       expect(response.body.sessionsRevokedAt).not.toBeNull();
       await expect(oidc.refreshTokenGrant(rp, refreshToken)).rejects.toMatchObject({ error: 'invalid_grant' });
       expect((await call('GET', `/users/${user.userId}/grants`)).body.grants).toEqual([]);
+      expect((await call('GET', `/users/${user.userId}/sessions`)).body.sessions).toEqual([]);
     });
   });
 });

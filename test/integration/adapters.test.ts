@@ -11,6 +11,8 @@ import { UserRepository } from '../../src/accounts/users.js';
 import { createAdapterFactory } from '../../src/store/adapters.js';
 import { type Database, openDatabase } from '../../src/store/database.js';
 import { PRUNE_LOCK_KEY, pruneExpired, pruneUnlessBusy, schedulePruning } from '../../src/store/prune.js';
+import type { Cluster } from 'ioredis';
+import type { RedisClient } from '../../src/store/redis.js';
 import { RedisAdapter } from '../../src/store/redis-adapter.js';
 import { RefreshTokenAdapter } from '../../src/store/refresh-token-adapter.js';
 import { inRequestScope } from '../../src/store/request-scope.js';
@@ -26,6 +28,7 @@ import {
   type TestDatabase,
   type TestRedis,
 } from '../support/environment.js';
+import { keysMatching, startRedisCluster } from '../support/redis-cluster.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const epochNow = () => Math.floor(Date.now() / 1000);
@@ -454,10 +457,19 @@ test('schedulePruning logs a failure instead of throwing it', async () => {
   expect(failure.err.message).toMatch(/oidc_models/);
 });
 
-describeWithRedis('RedisAdapter', () => {
-  let testRedis: TestRedis;
+/** The Redis deployments the adapter must work on: one server (or a Sentinel-found master) and a Cluster. */
+const redisDeployments: Record<string, () => Promise<Pick<TestRedis, 'keyPrefix' | 'drop'> & { redis: RedisClient }>> = {
+  'one Redis server': createTestRedis,
+  'a Redis Cluster of three masters': async () => {
+    const cluster = await startRedisCluster();
+    return { redis: cluster.client, keyPrefix: 'test:', drop: () => cluster.stop() };
+  },
+};
+
+describeWithRedis.each(Object.keys(redisDeployments))('RedisAdapter on %s', (deployment: string) => {
+  let testRedis: Awaited<ReturnType<(typeof redisDeployments)[string]>>;
   beforeAll(async () => {
-    testRedis = await createTestRedis();
+    testRedis = await (redisDeployments[deployment] as (typeof redisDeployments)[string])();
   });
   afterAll(() => testRedis.drop());
 
@@ -506,17 +518,26 @@ describeWithRedis('RedisAdapter', () => {
     await adapter('AccessToken').destroy(destroyed);
     await adapter('DeviceCode').revokeByGrantId(grantId);
 
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await testRedis.redis.scan(cursor, 'MATCH', `${testRedis.keyPrefix}*`, 'COUNT', 500);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
+    const keys = await keysMatching(testRedis.redis, `${testRedis.keyPrefix}*`);
     expect(keys.length).toBeGreaterThan(5);
     const ttls = await Promise.all(keys.map((key) => testRedis.redis.pttl(key)));
     const withoutTtl = keys.filter((_key, index) => !((ttls[index] as number) > 0));
     expect(withoutTtl).toEqual([]);
+  });
+
+  test('revoking a grant removes its records wherever they are kept', async () => {
+    const grantId = randomUUID();
+    const ids = await Promise.all(Array.from({ length: 12 }, () => save(adapter('AccessToken'), tokenPayload('AccessToken', { grantId }), 600)));
+    if (testRedis.redis.isCluster) {
+      // The records really are spread: on a Cluster their keys hash to the slots of different masters.
+      const keys = new Set(ids.map((id) => `${testRedis.keyPrefix}AccessToken:record:${storageId(id)}`));
+      const masters = (testRedis.redis as Cluster).nodes('master');
+      const held = await Promise.all(masters.map(async (node) => (await keysMatching(node, `${testRedis.keyPrefix}AccessToken:record:*`)).filter((key) => keys.has(key))));
+      expect(held.flat().length).toBe(keys.size);
+      expect(held.filter((onNode) => onNode.length > 0).length).toBeGreaterThan(1);
+    }
+    await adapter('AccessToken').revokeByGrantId(grantId);
+    expect(await Promise.all(ids.map((id) => adapter('AccessToken').find(id)))).toEqual(ids.map(() => undefined));
   });
 });
 

@@ -12,6 +12,7 @@ import { type Config, loadConfig } from '../../src/config.js';
 import { answerClientErrors } from '../../src/http/client-errors.js';
 import { createLogger } from '../../src/logger.js';
 import { type SqlKind, defaultSqlKind, postgresUrl, redisUrl, uniqueName } from './environment.js';
+import { keysMatching } from './redis-cluster.js';
 
 export interface TestServer {
   /** The issuer identifier (a second instance shares its first's). */
@@ -95,8 +96,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (owner && config.redis && server.services.redis) {
         const redis = server.services.redis;
-        const keys = await redis.keys(`${config.redis.keyPrefix}*`);
-        if (keys.length > 0) await redis.del(...keys);
+        // One key per DEL: on a Cluster the keys live in different slots.
+        const keys = await keysMatching(redis, `${config.redis.keyPrefix}*`);
+        await Promise.all(keys.map((key) => redis.del(key)));
       }
       if (owner && config.database.schema) await server.services.db.raw('drop schema if exists ?? cascade', [config.database.schema]);
       await server.close();

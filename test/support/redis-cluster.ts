@@ -1,0 +1,114 @@
+/**
+ * A throwaway Redis Cluster for tests: three masters (redis-server --cluster-enabled) on free ports, the 16,384
+ * slots split between them, joined with CLUSTER MEET. Nothing is persisted; `stop()` kills the nodes and removes
+ * their folder.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../../src/store/redis.js';
+import { freePort } from './process.js';
+
+const SLOTS = 16_384;
+
+export interface TestRedisCluster {
+  /** `127.0.0.1:port,…`, as REDIS_CLUSTER_NODES takes it. */
+  nodes: string;
+  ports: number[];
+  /** A client of the whole cluster (closed by stop()). */
+  client: Cluster;
+  stop(): Promise<void>;
+}
+
+export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
+  const scratch = await mkdtemp(path.join(tmpdir(), 'authz-cluster-'));
+  const ports: number[] = [];
+  const processes: ChildProcess[] = [];
+  const direct: Redis[] = [];
+  const stop = async () => {
+    for (const connection of direct) connection.disconnect();
+    for (const child of processes) child.kill('SIGKILL');
+    await rm(scratch, { recursive: true, force: true });
+  };
+  try {
+    for (let index = 0; index < masters; index++) {
+      const port = await freePort();
+      ports.push(port);
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', scratch, '--save', '', '--appendonly', 'no'];
+      args.push('--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000');
+      processes.push(spawn('redis-server', args, { stdio: 'ignore' }));
+    }
+    for (const port of ports) direct.push(await connectWhenUp(port));
+    // Contiguous slot ranges, one per master; then every node meets the first.
+    await Promise.all(
+      direct.map((node, index) => {
+        const first = Math.floor((SLOTS * index) / masters);
+        const last = Math.floor((SLOTS * (index + 1)) / masters) - 1;
+        return node.call('CLUSTER', 'ADDSLOTSRANGE', first, last);
+      }),
+    );
+    for (const port of ports.slice(1)) await direct[0]?.call('CLUSTER', 'MEET', '127.0.0.1', port);
+    await until(async () => {
+      const states = await Promise.all(direct.map((node) => node.call('CLUSTER', 'INFO') as Promise<string>));
+      return states.every((info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${masters}`));
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const client = new Cluster(
+    ports.map((port) => ({ host: '127.0.0.1', port })),
+    { redisOptions: { maxRetriesPerRequest: 2 } },
+  );
+  return {
+    nodes: ports.map((port) => `127.0.0.1:${port}`).join(','),
+    ports,
+    client,
+    async stop() {
+      client.disconnect();
+      await stop();
+    },
+  };
+}
+
+/** Every key matching `pattern`, from each master of a Cluster or from the one server. */
+export async function keysMatching(redis: RedisClient, pattern: string): Promise<string[]> {
+  const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const keys: string[] = [];
+  for (const server of servers) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+  }
+  return keys;
+}
+
+async function connectWhenUp(port: number): Promise<Redis> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const connection = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await connection.connect();
+      await connection.ping();
+      return connection;
+    } catch (error) {
+      lastError = error;
+      connection.disconnect();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`redis-server on port ${port} did not start: ${String(lastError)}`);
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('the Redis Cluster did not come up in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
