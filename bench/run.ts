@@ -22,6 +22,8 @@ const { values: flags } = parseArgs({
   options: {
     workers: { type: 'string', default: '2' },
     duration: { type: 'string', default: '5' },
+    /** Each scenario (with its references) is measured this many times; the round with the median ratio is kept. */
+    rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '16' },
     'bcrypt-cost': { type: 'string', default: '12' },
     users: { type: 'string', default: '1000' },
@@ -52,6 +54,7 @@ const int = (name: keyof typeof flags) => {
 };
 const WORKERS = Math.max(1, int('workers'));
 const SECONDS = Math.max(1, int('duration'));
+const ROUNDS = Math.max(1, int('rounds'));
 const CONNECTIONS = Math.max(1, int('connections'));
 const BCRYPT_COST = int('bcrypt-cost');
 const USERS = int('users');
@@ -248,6 +251,28 @@ export interface ScenarioResult extends Measurement {
   storeCpuUs: number;
   /** The references this scenario is compared with, each measured just before it. */
   references: Partial<Record<ReferenceKey, Reference>>;
+  /** Each round's ratio to its reference (the half-rate line: each round's p99), in the order measured. */
+  rounds?: number[];
+}
+
+/** What ranks a round: its ratio to the scenario's reference; for the half-rate line, its p99. */
+const figureOf = (result: ScenarioResult): number => (result.name === HALF_RATE ? result.p99 : (ratioOf(result).ratio ?? result.rps));
+
+/**
+ * One result from several rounds: the round with the median figure (so one disturbed round, in either direction,
+ * moves nothing), with the errors of every round and each worker's peak RSS over every round.
+ */
+function medianRound(rounds: ScenarioResult[]): ScenarioResult {
+  const figures = rounds.map(figureOf);
+  const ranked = [...rounds].sort((a, b) => figureOf(a) - figureOf(b));
+  const chosen = ranked[Math.floor((ranked.length - 1) / 2)] as ScenarioResult;
+  const workers = Math.max(...rounds.map((result) => result.rssMb.length));
+  return {
+    ...chosen,
+    errors: rounds.reduce((sum, result) => sum + result.errors, 0),
+    rssMb: Array.from({ length: workers }, (_, index) => Math.max(...rounds.map((result) => result.rssMb[index] ?? 0))),
+    rounds: figures,
+  };
 }
 
 /** RSS of each serving process one second after start, before any load, per phase. */
@@ -269,8 +294,7 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
   const serviceAuth = { ...form, authorization: basic(fixtures.service.clientId, fixtures.service.secret) };
   const webAuth = { ...form, authorization: basic(fixtures.web.clientId, fixtures.web.secret) };
 
-  const measure = async (name: string, run: () => Promise<Measurement>, warmup?: () => Promise<unknown>) => {
-    if (!selected(name)) return { name, rps: 0, p50: 0, p99: 0, errors: 0, total: 0, rssMb: [], cpuUs: 0, storeCpuUs: 0, references: {} } satisfies ScenarioResult;
+  const measureOnce = async (name: string, run: () => Promise<Measurement>, warmup?: () => Promise<unknown>): Promise<ScenarioResult> => {
     const compared: Partial<Record<ReferenceKey, Reference>> = {};
     for (const key of referencesOf(name)) compared[key] = key === 'bcrypt' ? await measureBcrypt() : await references.measure(key);
     if (warmup) await warmup();
@@ -283,7 +307,13 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
     const storeCpuUs = perRequestUs(Math.max(0, storeCpuSeconds() - storeCpuBefore), measured.total);
     const rss = [...stop().values()].map((mb) => round(mb));
     log(`${phase} ${name}: ${round(measured.rps)}/s p50 ${round(measured.p50)} ms p99 ${round(measured.p99)} ms errors ${measured.errors}, ${cpuUs} µs CPU/req (+ ${storeCpuUs} in the stores)`);
-    const result: ScenarioResult = { name, ...measured, rssMb: rss, references: compared, cpuUs, storeCpuUs };
+    return { name, ...measured, rssMb: rss, references: compared, cpuUs, storeCpuUs };
+  };
+  const measure = async (name: string, run: () => Promise<Measurement>, warmup?: () => Promise<unknown>) => {
+    if (!selected(name)) return { name, rps: 0, p50: 0, p99: 0, errors: 0, total: 0, rssMb: [], cpuUs: 0, storeCpuUs: 0, references: {} } satisfies ScenarioResult;
+    const rounds: ScenarioResult[] = [];
+    for (let index = 0; index < ROUNDS; index++) rounds.push(await measureOnce(name, run, warmup));
+    const result = medianRound(rounds);
     results.push(result);
     return result;
   };
@@ -485,7 +515,7 @@ function markdown(report: Report): string {
     `# Benchmark ${machine.date}`,
     '',
     `${machine.cpus}× ${machine.cpuModel}, ${machine.memoryGb} GB, Node ${machine.node}, ${machine.workers} worker(s), bcrypt cost ${machine.bcryptCost}, ` +
-      `${machine.seconds} s per scenario, ${machine.connections} connections, LOG_LEVEL=${machine.logLevel}` +
+      `${machine.seconds} s per scenario, ${machine.rounds} round(s), ${machine.connections} connections, LOG_LEVEL=${machine.logLevel}` +
       `${machine.nodeOptions ? `, NODE_OPTIONS=${machine.nodeOptions}` : ''}${machine.nodeArgs ? `, node ${machine.nodeArgs}` : ''}, server run from ${machine.runtime === 'dist' ? 'compiled JS (tsconfig.build.json)' : 'tsx'}. ` +
       `Command: \`${machine.command}\``,
     '',
@@ -523,6 +553,8 @@ function markdown(report: Report): string {
     const raw = result.references.provider ?? result.references.providerIntrospection;
     if (raw) parts.push(`${round(result.rps / raw.rps, 2)}× raw oidc-provider`);
     if (parts.length === 0 && result.offered) parts.push(`offered ${result.offered}/s`);
+    const spread = result.rounds && result.rounds.length > 1 ? [Math.min(...result.rounds), Math.max(...result.rounds)] : undefined;
+    if (spread) parts.push(result.name === HALF_RATE ? `p99 ${round(spread[0] ?? 0)}–${round(spread[1] ?? 0)} ms over rounds` : `rounds ${round(spread[0] ?? 0, 2)}–${round(spread[1] ?? 0, 2)}×`);
     return parts.join(', ');
   };
   for (const result of base.results) {
@@ -548,6 +580,13 @@ function markdown(report: Report): string {
       );
     }
     lines.push(`| ${row.join(' | ')} |`);
+  }
+  if (machine.rounds > 1) {
+    lines.push(
+      '',
+      `Each scenario ran ${machine.rounds} times, each round right after its own reference measurements; a row shows the round with the median ratio ` +
+        '(the half-rate line: the median p99), with the spread of the ratios over the rounds; errors and peak RSS count every round.',
+    );
   }
   lines.push('', 'Login rate is completed sign-ins per second (5 requests each: authorize, login page, form post, resume, token exchange).');
   lines.push(
@@ -581,6 +620,7 @@ interface Report {
     workers: number;
     bcryptCost: number;
     seconds: number;
+    rounds: number;
     connections: number;
     logLevel: string;
     nodeOptions: string;
@@ -645,6 +685,7 @@ async function main(): Promise<void> {
         workers: WORKERS,
         bcryptCost: BCRYPT_COST,
         seconds: SECONDS,
+        rounds: ROUNDS,
         connections: CONNECTIONS,
         logLevel: String(flags['log-level']),
         nodeOptions: String(flags['node-options']),
