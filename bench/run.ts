@@ -553,8 +553,10 @@ function markdown(report: Report): string {
     const raw = result.references.provider ?? result.references.providerIntrospection;
     if (raw) parts.push(`${round(result.rps / raw.rps, 2)}× raw oidc-provider`);
     if (parts.length === 0 && result.offered) parts.push(`offered ${result.offered}/s`);
-    const spread = result.rounds && result.rounds.length > 1 ? [Math.min(...result.rounds), Math.max(...result.rounds)] : undefined;
-    if (spread) parts.push(result.name === HALF_RATE ? `p99 ${round(spread[0] ?? 0)}–${round(spread[1] ?? 0)} ms over rounds` : `rounds ${round(spread[0] ?? 0, 2)}–${round(spread[1] ?? 0, 2)}×`);
+    if (result.rounds && result.rounds.length > 1) {
+      const [low, high] = [Math.min(...result.rounds), Math.max(...result.rounds)];
+      parts.push(result.name === HALF_RATE ? `p99 ${round(low)}–${round(high)} ms over rounds` : `rounds ${round(low, 2)}–${round(high, 2)}×`);
+    }
     return parts.join(', ');
   };
   for (const result of base.results) {

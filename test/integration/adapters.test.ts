@@ -22,13 +22,14 @@ import {
   createTestDatabase,
   createTestRedis,
   describeWithRedis,
+  keysMatching,
   redisUrl,
   type SqlKind,
   sqlKinds,
   type TestDatabase,
   type TestRedis,
 } from '../support/environment.js';
-import { keysMatching, startRedisCluster } from '../support/redis-cluster.js';
+import { startRedisCluster } from '../support/redis-cluster.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const epochNow = () => Math.floor(Date.now() / 1000);

@@ -5,9 +5,9 @@
  */
 import * as oidc from 'openid-client';
 import { loadConfig } from '../../src/config.js';
-import { describeWithRedis } from '../support/environment.js';
+import { describeWithRedis, keysMatching } from '../support/environment.js';
 import { type Fixtures, createServiceClient, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
-import { type TestRedisCluster, keysMatching, startRedisCluster } from '../support/redis-cluster.js';
+import { type TestRedisCluster, startRedisCluster } from '../support/redis-cluster.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
 describeWithRedis('Redis Cluster', () => {

@@ -7,7 +7,7 @@
  * skipped, so a missing server fails the run instead.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { type Database, migrate, openDatabase } from '../../src/store/database.js';
 
 export const inCi = process.env.CI === 'true';
@@ -73,15 +73,26 @@ export async function createTestRedis(): Promise<TestRedis> {
     url: redisUrl,
     keyPrefix,
     async drop() {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
+      const keys = await keysMatching(redis, `${keyPrefix}*`);
+      for (let from = 0; from < keys.length; from += 500) await redis.del(...keys.slice(from, from + 500));
       redis.disconnect();
     },
   };
+}
+
+/** Every key matching `pattern`: from each master of a Redis Cluster, or from the one server. */
+export async function keysMatching(redis: Redis | Cluster, pattern: string): Promise<string[]> {
+  const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const keys: string[] = [];
+  for (const server of servers) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+  }
+  return keys;
 }
 
 /** `describe` when Redis is configured; otherwise jest reports the suite as skipped (never under CI). */

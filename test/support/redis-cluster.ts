@@ -8,7 +8,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import type { RedisClient } from '../../src/store/redis.js';
 import { freePort } from './process.js';
 
 const SLOTS = 16_384;
@@ -71,21 +70,6 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       await stop();
     },
   };
-}
-
-/** Every key matching `pattern`, from each master of a Cluster or from the one server. */
-export async function keysMatching(redis: RedisClient, pattern: string): Promise<string[]> {
-  const servers = redis instanceof Cluster ? redis.nodes('master') : [redis];
-  const keys: string[] = [];
-  for (const server of servers) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-  }
-  return keys;
 }
 
 async function connectWhenUp(port: number): Promise<Redis> {

@@ -11,8 +11,7 @@ import { type AuthzServer, createServer } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { answerClientErrors } from '../../src/http/client-errors.js';
 import { createLogger } from '../../src/logger.js';
-import { type SqlKind, defaultSqlKind, postgresUrl, redisUrl, uniqueName } from './environment.js';
-import { keysMatching } from './redis-cluster.js';
+import { type SqlKind, defaultSqlKind, keysMatching, postgresUrl, redisUrl, uniqueName } from './environment.js';
 
 export interface TestServer {
   /** The issuer identifier (a second instance shares its first's). */
