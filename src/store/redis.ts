@@ -5,7 +5,7 @@
  * reconnects, but each one is given up after a couple of failed reconnection attempts, and the provider turns the
  * failure into a 5xx (and a `server_error` event) instead of a stuck connection.
  */
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ConfigError, type RedisConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 
@@ -36,12 +36,7 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
     enableAutoPipelining: true,
   };
   const redis = clusterNodes?.length
-    ? new Cluster(clusterNodes, {
-        enableAutoPipelining: true,
-        // Every command goes to the master of its slot: a replica could answer "not found" for a token just written.
-        scaleReads: 'master',
-        redisOptions: { ...options, ...credentialsOf(url), db: undefined },
-      })
+    ? openCluster(clusterNodes, url, options)
     : sentinels?.length
       ? new Redis({ ...options, ...credentialsOf(url), sentinels, name: sentinelMaster })
       : new Redis(url, options);
@@ -57,6 +52,19 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
     });
   }
   return redis;
+}
+
+/** A Redis Cluster client: REDIS_URL gives the password and TLS, the nodes the rest (a Cluster has only database 0). */
+function openCluster(nodes: { host: string; port: number }[], url: string, options: RedisOptions): Cluster {
+  const credentials = credentialsOf(url);
+  return new Cluster(nodes, {
+    enableAutoPipelining: true,
+    // Every command goes to the master of its slot: a replica could answer "not found" for a token just written.
+    scaleReads: 'master',
+    // With TLS, nodes are dialled by the names the cluster announces, so that their certificates can match.
+    dnsLookup: credentials.tls ? (address, callback) => callback(null, address) : undefined,
+    redisOptions: { ...options, ...credentials, db: undefined },
+  });
 }
 
 /** What REDIS_URL contributes when the sentinels or the cluster say where to connect: password, database, TLS. */

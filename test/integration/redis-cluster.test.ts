@@ -3,8 +3,10 @@
  * access tokens and brute-force counters there, spread over the masters, and every flow that crosses keys
  * (grant revocation, a user's sessions, client locks) still holds.
  */
+import type { Cluster } from 'ioredis';
 import * as oidc from 'openid-client';
 import { loadConfig } from '../../src/config.js';
+import { openRedis } from '../../src/store/redis.js';
 import { describeWithRedis, keysMatching } from '../support/environment.js';
 import { type Fixtures, createServiceClient, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { type TestRedisCluster, startRedisCluster } from '../support/redis-cluster.js';
@@ -101,6 +103,19 @@ describe('Redis Cluster settings', () => {
       { host: 'b', port: 6379 },
       { host: 'c', port: 6380 },
     ]);
+  });
+
+  test('REDIS_URL gives the cluster its password and TLS, and with TLS nodes are dialled by name', () => {
+    const cluster = openRedis({ url: 'rediss://:s3cret@ignored:6379', clusterNodes: [{ host: '127.0.0.1', port: 1 }], sentinelMaster: '' }) as Cluster;
+    try {
+      expect(cluster.isCluster).toBe(true);
+      expect(cluster.options.redisOptions).toMatchObject({ password: 's3cret', tls: {} });
+      expect(cluster.options.scaleReads).toBe('master');
+      const dialled = new Promise((resolve) => cluster.options.dnsLookup?.('node-1.cache.internal', (_error, address) => resolve(address)));
+      return expect(dialled).resolves.toBe('node-1.cache.internal');
+    } finally {
+      cluster.disconnect();
+    }
   });
 
   test('a malformed node list is refused with the setting named', () => {
