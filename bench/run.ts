@@ -14,7 +14,7 @@ import { writeNewKey } from '../src/keys/signing-keys.js';
 import { closeServices, openServices, type Services } from '../src/services.js';
 import { Browser, basic } from './lib/browser.js';
 import { cannon, loop, type Measurement } from './lib/load.js';
-import { type Child, cpuSeconds, FORWARDED, freePort, sampleRss, startNode, startTs, storeCpuSeconds, waitForHttp } from './lib/processes.js';
+import { type Child, cpuSeconds, FORWARDED, freePort, sampleRss, startNode, startTs, storeCpuSeconds, type ThreadCpu, threadCpuSeconds, waitForHttp } from './lib/processes.js';
 import { REFERENCE_CLIENT } from './references/constants.js';
 import { bulkClients, bulkUsers, cloneGrants, clonedToken, createFixtures, type Fixtures, OPAQUE_API, PASSWORD, userEmail } from './lib/seed.js';
 
@@ -91,6 +91,14 @@ interface Reference extends Measurement {
 
 /** CPU time per request in µs: on a shared machine it moves far less than req/s with other load. */
 const perRequestUs = (seconds: number, requests: number) => (requests > 0 ? Math.round((seconds * 1e6) / requests) : 0);
+
+/** The same, for each kind of thread. */
+const perRequestByThread = (before: ThreadCpu, after: ThreadCpu, requests: number): ThreadCpu => ({
+  main: perRequestUs(after.main - before.main, requests),
+  pool: perRequestUs(after.pool - before.pool, requests),
+  v8: perRequestUs(after.v8 - before.v8, requests),
+  other: perRequestUs(after.other - before.other, requests),
+});
 
 type ReferenceKey = 'HTTP' | 'signing' | 'provider' | 'providerIntrospection' | 'bcrypt';
 
@@ -249,6 +257,8 @@ export interface ScenarioResult extends Measurement {
   cpuUs: number;
   /** PostgreSQL and Redis CPU time per request, µs (they share the cores with the server). */
   storeCpuUs: number;
+  /** The server's CPU per request by kind of thread, µs. */
+  threadCpuUs?: ThreadCpu;
   /** The references this scenario is compared with, each measured just before it. */
   references: Partial<Record<ReferenceKey, Reference>>;
   /** Each round's ratio to its reference (the half-rate line: each round's p99), in the order measured. */
@@ -301,13 +311,15 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
     const stop = sampleRss(pid);
     const cpuBefore = cpuSeconds(pid);
     const storeCpuBefore = storeCpuSeconds();
+    const threadsBefore = threadCpuSeconds(pid);
     const measured = await run();
     const cpuUs = perRequestUs(cpuSeconds(pid) - cpuBefore, measured.total);
+    const threadCpuUs = perRequestByThread(threadsBefore, threadCpuSeconds(pid), measured.total);
     // Never below 0: a store process that exits during the scenario (an autovacuum worker) takes its ticks along.
     const storeCpuUs = perRequestUs(Math.max(0, storeCpuSeconds() - storeCpuBefore), measured.total);
     const rss = [...stop().values()].map((mb) => round(mb));
     log(`${phase} ${name}: ${round(measured.rps)}/s p50 ${round(measured.p50)} ms p99 ${round(measured.p99)} ms errors ${measured.errors}, ${cpuUs} µs CPU/req (+ ${storeCpuUs} in the stores)`);
-    return { name, ...measured, rssMb: rss, references: compared, cpuUs, storeCpuUs };
+    return { name, ...measured, rssMb: rss, references: compared, cpuUs, storeCpuUs, threadCpuUs };
   };
   const measure = async (name: string, run: () => Promise<Measurement>, warmup?: () => Promise<unknown>) => {
     if (!selected(name)) return { name, rps: 0, p50: 0, p99: 0, errors: 0, total: 0, rssMb: [], cpuUs: 0, storeCpuUs: 0, references: {} } satisfies ScenarioResult;
@@ -566,7 +578,7 @@ function markdown(report: Report): string {
       round(result.p50),
       round(result.p99),
       result.errors,
-      result.cpuUs,
+      result.threadCpuUs ? `${result.cpuUs} (${result.threadCpuUs.main} / ${result.threadCpuUs.pool} / ${result.threadCpuUs.v8})` : result.cpuUs,
       result.storeCpuUs,
       versus(result),
     ];
@@ -592,7 +604,7 @@ function markdown(report: Report): string {
   }
   lines.push('', 'Login rate is completed sign-ins per second (5 requests each: authorize, login page, form post, resume, token exchange).');
   lines.push(
-    'CPU µs/req: user + system CPU of the serving processes (all threads) per request (per sign-in for the login), from /proc; ' +
+    'CPU µs/req: user + system CPU of the serving processes (all threads) per request (per sign-in for the login), from /proc; in brackets the part spent on the JavaScript threads / the libuv pool (bcrypt, signing) / V8 workers (GC); ' +
       'it moves far less than req/s with other load, though it drifted by 10–20 % over a day on a shared machine: compare runs made back to back. Store CPU µs/req: the same for every PostgreSQL and Redis server process, which share the cores (the load generator does too, and is not counted).',
   );
   if (growth) lines.push('growth/base compares the ratios to the references (so machine drift between the phases cancels); for the half-rate line it is base p99 / growth p99. ≥ 0.9× passes.');

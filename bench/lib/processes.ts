@@ -113,10 +113,13 @@ export function sampleRss(pid: number): () => Map<number, number> {
 
 const TICKS_PER_SECOND = 100; // USER_HZ, 100 on Linux
 
-/** utime + stime of a process (all its threads) in clock ticks, with its command name; undefined once it is gone. */
-function processTicks(pid: number): { command: string; ticks: number } | undefined {
+/**
+ * utime + stime of a process (all its threads) in clock ticks, with its command name; undefined once it is gone.
+ * Given a task's stat file, the same for one thread.
+ */
+function processTicks(pid: number, statFile = `/proc/${pid}/stat`): { command: string; ticks: number } | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(statFile, 'utf8');
     // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12].
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return { command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(fields[11]) + Number(fields[12]) };
@@ -130,6 +133,36 @@ export function cpuSeconds(pid: number): number {
   let ticks = 0;
   for (const process of new Set([pid, ...servingPids(pid)])) ticks += processTicks(process)?.ticks ?? 0;
   return ticks / TICKS_PER_SECOND;
+}
+
+/** CPU seconds so far of the threads of `pid` and its cluster workers, by kind of thread. */
+export interface ThreadCpu {
+  /** The JavaScript thread of each process. */
+  main: number;
+  /** libuv's pool: bcrypt, WebCrypto signing, file system. */
+  pool: number;
+  /** V8's platform workers: concurrent and parallel GC, background compilation. */
+  v8: number;
+  other: number;
+}
+
+export function threadCpuSeconds(pid: number): ThreadCpu {
+  const split: ThreadCpu = { main: 0, pool: 0, v8: 0, other: 0 };
+  for (const process of new Set([pid, ...servingPids(pid)])) {
+    let threads: string[] = [];
+    try {
+      threads = readdirSync(`/proc/${process}/task`);
+    } catch {
+      continue; // gone
+    }
+    for (const thread of threads) {
+      const stat = processTicks(Number(thread), `/proc/${process}/task/${thread}/stat`);
+      if (!stat) continue;
+      const kind = Number(thread) === process ? 'main' : stat.command.startsWith('libuv-worker') ? 'pool' : stat.command.startsWith('V8Worker') ? 'v8' : 'other';
+      split[kind] += stat.ticks / TICKS_PER_SECOND;
+    }
+  }
+  return split;
 }
 
 const STORE_COMMANDS = new Set(['postgres', 'redis-server']);
