@@ -9,8 +9,14 @@
  *   times what survives a full GC (95 MB, of which about 30 MB was live). With the flag, the next full GC comes
  *   when the old generation is 1.5× what survived the last one. It is a growth rule, not a cap: a worker that
  *   really holds more memory gets it, with no out-of-memory crash, unlike `--max-old-space-size`.
- * - 30 % growth and 2 MB semi-spaces: 134–144 MB, idle 102–104 MB. CPU per request stayed within the run-to-run
- *   noise in every scenario (bench/results of 2026-11-25, 13:10 to 14:18).
+ * - 30 % growth and 2 MB semi-spaces: 134–144 MB, idle 102–104 MB.
+ * - The CPU price, which the bench's totals hid in their noise and its split by thread shows: the young generation
+ *   is collected far more often. Introspection, one worker pair, runs alternated (`npm run bench -- --rounds 1
+ *   --only "introspection (opaque)"`, with and without `--node-args="--max-semi-space-size=0
+ *   --heap-growing-percent=0"`): 1,316–1,882 µs of server CPU per request with these settings, 749–926 µs with
+ *   V8's defaults, of which V8's GC threads 322–437 against 138–178 µs; peak RSS 116–122 against 252–257 MB.
+ *   2 MB semi-spaces alone: 1,146 µs, 148–168 MB; 30 % growth alone: 911 µs, 228–236 MB. A middle setting
+ *   (8 MB semi-spaces) measured 967 and 1,556 µs in two runs: not settled yet.
  * - `MALLOC_ARENA_MAX=2` caps glibc's malloc arenas (by default 8 per core). Signing runs on libuv's threads,
  *   and memory freed in each thread's own arena was kept: 10–60 MB outside the V8 heap after a run.
  */
