@@ -15,8 +15,11 @@
  *   --only "introspection (opaque)"`, with and without `--node-args="--max-semi-space-size=0
  *   --heap-growing-percent=0"`): 1,316–1,882 µs of server CPU per request with these settings, 749–926 µs with
  *   V8's defaults, of which V8's GC threads 322–437 against 138–178 µs; peak RSS 116–122 against 252–257 MB.
- *   2 MB semi-spaces alone: 1,146 µs, 148–168 MB; 30 % growth alone: 911 µs, 228–236 MB. A middle setting
- *   (8 MB semi-spaces) measured 967 and 1,556 µs in two runs: not settled yet.
+ *   2 MB semi-spaces alone: 1,146 µs, 148–168 MB; 30 % growth alone: 911 µs, 228–236 MB. With 30 % growth,
+ *   8 MB semi-spaces measured 967–1,556 µs (4 runs; ours 1,425–1,441 alongside) at 131–141 MB, and 16 MB ones
+ *   1,097 µs at 148–158 MB, already at the 150 MB target in a single scenario. Client credentials → JWT, where
+ *   signing dominates, did not change with 16 MB (2,957 against 3,000 µs). So the memory target and the
+ *   small-request CPU pull against each other; the settings stay where the memory target holds.
  * - `MALLOC_ARENA_MAX=2` caps glibc's malloc arenas (by default 8 per core). Signing runs on libuv's threads,
  *   and memory freed in each thread's own arena was kept: 10–60 MB outside the V8 heap after a run.
  */
