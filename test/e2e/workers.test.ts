@@ -9,7 +9,7 @@ import path from 'node:path';
 import { writeNewKey } from '../../src/keys/signing-keys.js';
 import { workerEnvironment, workerExecArgv } from '../../src/worker-runtime.js';
 import { createTestDatabase, createTestRedis, describeWithServers, postgresUrl, type TestDatabase, type TestRedis } from '../support/environment.js';
-import { cleanEnvironment, freePort, startUntil, stop } from '../support/process.js';
+import { cleanEnvironment, freePort, startUntil, stop, waitFor } from '../support/process.js';
 
 describe('worker runtime settings', () => {
   test('each flag and variable of ours is added unless the operator set it', () => {
@@ -24,16 +24,6 @@ describe('worker runtime settings', () => {
 async function childPids(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
   return text.trim().split(/\s+/).filter(Boolean).map(Number);
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describeWithServers('production with two workers', () => {
@@ -78,7 +68,7 @@ describeWithServers('production with two workers', () => {
       const workers = await waitFor(async () => {
         const pids = await childPids(child.pid!);
         return pids.length === 2 ? pids : undefined;
-      }, 'two workers');
+      }, 'two workers', 30_000);
       for (const pid of workers) {
         const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
         expect(argv).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--heap-growing-percent=30']));
@@ -90,7 +80,7 @@ describeWithServers('production with two workers', () => {
       const replaced = await waitFor(async () => {
         const pids = await childPids(child.pid!);
         return pids.length === 2 && !pids.includes(workers[0]!) ? pids : undefined;
-      }, 'a replacement worker');
+      }, 'a replacement worker', 30_000);
       expect(replaced).toContain(workers[1]);
       // The replacement listens once it has built its server; until then the surviving worker answers.
       for (let attempt = 0; attempt < 5; attempt++) expect((await discovery()).status).toBe(200);

@@ -29,6 +29,7 @@ import {
   type TestDatabase,
   type TestRedis,
 } from '../support/environment.js';
+import { waitFor } from '../support/process.js';
 import { startRedisCluster } from '../support/redis-cluster.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -228,14 +229,6 @@ function capturingLogger() {
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 3000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(25);
-  }
-}
-
 describe.each(sqlKinds)('SqlAdapter on %s', (kind: SqlKind) => {
   let testDb: TestDatabase;
   beforeAll(async () => {
@@ -407,7 +400,7 @@ describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => 
     const { logger, lines } = capturingLogger();
     const pruning = schedulePruning(db, 0.05, logger);
     try {
-      await waitFor(() => lines.some((line) => line.deleted === 4));
+      await waitFor(() => lines.some((line) => line.deleted === 4), 'the pruned batch to be logged', 3000);
     } finally {
       await pruning.stop();
     }
@@ -449,7 +442,7 @@ test('schedulePruning logs a failure instead of throwing it', async () => {
   const { logger, lines } = capturingLogger();
   const pruning = schedulePruning(unmigrated, 0.05, logger);
   try {
-    await waitFor(() => lines.some((line) => line.msg === 'pruning expired oidc-provider records failed'));
+    await waitFor(() => lines.some((line) => line.msg === 'pruning expired oidc-provider records failed'), 'the pruning failure to be logged', 3000);
   } finally {
     await pruning.stop();
     await unmigrated.destroy();

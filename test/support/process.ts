@@ -96,3 +96,17 @@ export async function closeHttp(http: Server | undefined): Promise<void> {
   http.closeAllConnections();
   await new Promise((resolve) => http.close(resolve));
 }
+
+/**
+ * Polls `probe` until it gives something other than undefined or false, and resolves to that; fails naming
+ * `what` after `timeoutMs`.
+ */
+export async function waitFor<T>(probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import { freePort } from './process.js';
+import { freePort, waitFor } from './process.js';
 
 const SLOTS = 16_384;
 
@@ -49,10 +49,10 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       }),
     );
     for (const port of ports.slice(1)) await direct[0]?.call('CLUSTER', 'MEET', '127.0.0.1', port);
-    await until(async () => {
+    await waitFor(async () => {
       const states = await Promise.all(direct.map((node) => node.call('CLUSTER', 'INFO') as Promise<string>));
       return states.every((info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${masters}`));
-    });
+    }, 'the Redis Cluster to come up');
   } catch (error) {
     await stop();
     throw error;
@@ -87,12 +87,4 @@ async function connectWhenUp(port: number): Promise<Redis> {
     }
   }
   throw new Error(`redis-server on port ${port} did not start: ${String(lastError)}`);
-}
-
-async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('the Redis Cluster did not come up in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
