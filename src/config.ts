@@ -6,7 +6,6 @@
  * production refuses to start, one line per problem, see `productionProblems`.
  */
 import { readdirSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -106,12 +105,6 @@ const environmentSchema = z.object({
   KEY_ROTATION_INTERVAL: duration.pipe(z.number().int().positive()).optional(),
   /** How often keys/ is re-read (also on SIGHUP). */
   KEYS_RESCAN_INTERVAL: seconds(30),
-  /**
-   * Where RS256 signatures are computed: `event-loop` (in place: least CPU per signature, the right choice when
-   * the workers already keep every core busy), `pool` (libuv's threads: a single process on several cores signs
-   * in parallel), or `auto`: `event-loop` when WEB_CONCURRENCY is at least the number of cores, else `pool`.
-   */
-  SIGNING_THREAD: z.enum(['auto', 'event-loop', 'pool']).default('auto'),
   /** Comma-separated cookie-signing secrets, newest first (the first signs, all verify). */
   COOKIE_SECRETS: z.string().optional(),
   /**
@@ -186,8 +179,6 @@ export interface Config {
     activationDelaySeconds: number;
     rotationIntervalSeconds?: number;
     rescanIntervalSeconds: number;
-    /** Sign on the event loop (true) or on libuv's thread pool (src/keys/local-signing-key.ts). */
-    signOnEventLoop: boolean;
     /** Cache-Control max-age of the JWKS response: a quarter of the activation delay, at most an hour. */
     jwksMaxAgeSeconds: number;
     /** How long a replaced key stays published: the longest life of a token or logout hint it signed. */
@@ -289,13 +280,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
   const port = e.PORT;
-  const workers = e.DATABASE_URL ? e.WEB_CONCURRENCY : 1;
   const config: Config = {
     production,
     issuer: (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, ''),
     port,
     host: e.HOST,
-    workers,
+    workers: e.DATABASE_URL ? e.WEB_CONCURRENCY : 1,
     database: {
       url: e.DATABASE_URL || undefined,
       schema: e.DATABASE_SCHEMA,
@@ -319,7 +309,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       activationDelaySeconds: e.KEY_ACTIVATION_DELAY,
       rotationIntervalSeconds: e.KEY_ROTATION_INTERVAL,
       rescanIntervalSeconds: e.KEYS_RESCAN_INTERVAL,
-      signOnEventLoop: e.SIGNING_THREAD === 'auto' ? workers >= availableParallelism() : e.SIGNING_THREAD === 'event-loop',
       jwksMaxAgeSeconds: Math.min(3600, Math.floor(e.KEY_ACTIVATION_DELAY / 4)),
       retireAfterSeconds: Math.max(e.SESSION_TTL, e.ID_TOKEN_TTL, e.API_ACCESS_TOKEN_TTL, MAX_API_TOKEN_TTL),
     },

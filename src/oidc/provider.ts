@@ -8,7 +8,6 @@ import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-pr
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
-import { LocalSigningKey } from '../keys/local-signing-key.js';
 import type { SigningJwk } from '../keys/signing-keys.js';
 import { accountFinder, claimsByScope, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
@@ -40,7 +39,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
   const provider = new Provider(config.issuer, {
     adapter: deps.adapter,
-    jwks: { keys: deps.signingKeys.map((jwk) => new LocalSigningKey(jwk, { onEventLoop: config.keys.signOnEventLoop })) },
+    jwks: { keys: deps.signingKeys },
     cookies: {
       keys: deps.cookieSecrets,
       long: { httpOnly: true, sameSite: 'lax', secure: config.production },
@@ -73,8 +72,6 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     features: {
       devInteractions: { enabled: false },
-      // Our keys sign with node's crypto (src/keys/local-signing-key.ts); the ack pins the experimental interface.
-      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       clientCredentials: { enabled: true },
       introspection: { enabled: true, allowedPolicy: introspectionAllowed },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },

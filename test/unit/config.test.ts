@@ -3,7 +3,6 @@
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
@@ -21,16 +20,6 @@ describe('configuration', () => {
     expect(loadConfig({}).database.preparedStatements).toBe(true);
     expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).toBe(false);
     expect(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
-  });
-
-  test('signatures run on the event loop when the workers fill every core, unless told otherwise', () => {
-    const database = { DATABASE_URL: 'postgres://localhost/authz' };
-    const cores = availableParallelism();
-    expect(loadConfig({ ...database, WEB_CONCURRENCY: String(cores) }).keys.signOnEventLoop).toBe(true);
-    expect(loadConfig({ ...database, WEB_CONCURRENCY: String(cores - 1 || 1) }).keys.signOnEventLoop).toBe(cores === 1);
-    expect(loadConfig({ SIGNING_THREAD: 'event-loop' }).keys.signOnEventLoop).toBe(true);
-    expect(loadConfig({ ...database, WEB_CONCURRENCY: String(cores), SIGNING_THREAD: 'pool' }).keys.signOnEventLoop).toBe(false);
-    expect(() => loadConfig({ SIGNING_THREAD: 'gpu' })).toThrow(/SIGNING_THREAD/);
   });
 
   test('a grant never expires before its refresh tokens', () => {
