@@ -4,6 +4,7 @@
  * run, and writes bench/results/<date>.{json,md}. See bench/README.md.
  */
 import { randomBytes } from 'node:crypto';
+import { openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,11 @@ const { values: flags } = parseArgs({
     'server-root': { type: 'string', default: path.join(import.meta.dirname, '..') },
     /** dist: compile src with tsconfig.build.json and run node on the output, as the Docker image does; tsx: run src. */
     runtime: { type: 'string', default: 'dist' },
+    /**
+     * A file for the server's standard output (its access log, and what `--node-args=--trace-gc` prints), which is
+     * otherwise discarded.
+     */
+    'server-log': { type: 'string', default: '' },
     /** Only the scenarios whose name contains this text (case-insensitive), e.g. "introspection"; for profiling. */
     only: { type: 'string', default: '' },
     growth: { type: 'boolean', default: false },
@@ -234,10 +240,11 @@ async function startServer(stores: Stores): Promise<{ child: Child; base: string
   const env: Record<string, string> = { ...stores.env, PORT: String(port) };
   if (flags['node-options']) env.NODE_OPTIONS = String(flags['node-options']);
   const nodeArgs = String(flags['node-args']).split(/\s+/).filter(Boolean);
+  const stdout = flags['server-log'] ? openSync(String(flags['server-log']), 'a') : 'ignore';
   const child =
     RUNTIME === 'tsx'
-      ? startNode('server', [...nodeArgs, '--import', 'tsx', path.join(SERVER_ROOT, 'src', 'main.ts')], env)
-      : startNode('server', [...nodeArgs, path.join(BUILD_DIR, 'src', 'main.js')], env);
+      ? startNode('server', [...nodeArgs, '--import', 'tsx', path.join(SERVER_ROOT, 'src', 'main.ts')], env, stdout)
+      : startNode('server', [...nodeArgs, path.join(BUILD_DIR, 'src', 'main.js')], env, stdout);
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(child, `${base}/.well-known/openid-configuration`);
   return { child, base };

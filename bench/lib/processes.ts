@@ -26,12 +26,15 @@ export interface Child {
 }
 
 /** Runs a TypeScript file under the same Node (and tsx loader) as this process. */
-export function startTs(name: string, file: string, env: Record<string, string>, stdout: 'ignore' | 'pipe' = 'ignore'): Child {
+/** Where a child's standard output goes: nowhere, a pipe to read, or an open file descriptor. */
+export type ChildStdout = 'ignore' | 'pipe' | number;
+
+export function startTs(name: string, file: string, env: Record<string, string>, stdout: ChildStdout = 'ignore'): Child {
   return startNode(name, ['--import', 'tsx', file], env, stdout);
 }
 
 /** Runs `node <args>` with the same Node as this process. */
-export function startNode(name: string, args: string[], env: Record<string, string>, stdout: 'ignore' | 'pipe' = 'ignore'): Child {
+export function startNode(name: string, args: string[], env: Record<string, string>, stdout: ChildStdout = 'ignore'): Child {
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', stdout, 'pipe'],
