@@ -29,6 +29,7 @@ import { unauthorizedClientForGrantType } from './oidc/grant-type-errors.js';
 import { advertisePasswordGrantOnlyWhenUsed, registerPasswordGrant } from './oidc/password-grant.js';
 import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
+import { readGrantWithUser } from './store/grant-read-ahead.js';
 import { clientAuthLimits } from './security/client-auth-limits.js';
 import { schedulePruning } from './store/prune.js';
 import { inRequestScope } from './store/request-scope.js';
@@ -173,6 +174,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
       signingKeys: keyRing.signingKeys,
       cookieSecrets: keyRing.cookieSecrets,
       pages,
+      readGrantWithUser: (grantId, userId) => readGrantWithUser(db, grantId, userId),
     });
     installClientSecretCheck(provider, catalog, clients, limits);
     provider.use(clientAuthLimits(limits));

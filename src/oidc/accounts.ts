@@ -68,8 +68,18 @@ function findUser(users: UserRepository, ctx: KoaContextWithOIDC | undefined, id
   return user;
 }
 
-export function accountFinder(users: UserRepository): FindAccount {
+/** Reads a token's grant together with its user, for the lookups that follow (src/store/grant-read-ahead.ts). */
+export type GrantReadAhead = (grantId: string, userId: string) => Promise<void>;
+
+/** At userinfo the provider looks up the access token's account and then its grant: both are read at once. */
+function readsGrantNext(token: unknown): token is { kind: 'AccessToken'; grantId: string } {
+  const { kind, grantId } = (token ?? {}) as { kind?: unknown; grantId?: unknown };
+  return kind === 'AccessToken' && typeof grantId === 'string';
+}
+
+export function accountFinder(users: UserRepository, readGrantWithUser?: GrantReadAhead): FindAccount {
   return async (ctx, sub, token): Promise<Account | undefined> => {
+    if (readGrantWithUser && readsGrantNext(token)) await readGrantWithUser(token.grantId, sub);
     const user = await findUser(users, ctx, sub);
     if (!user || user.disabledAt) return undefined;
     if (revokedFor(user, issuedAt(ctx, token as { iat?: number } | undefined))) return undefined;

@@ -9,7 +9,7 @@ import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
 import type { SigningJwk } from '../keys/signing-keys.js';
-import { accountFinder, claimsByScope, tokenClaims } from './accounts.js';
+import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
@@ -33,6 +33,8 @@ export interface ProviderDependencies {
   /** Keygrip order: the first signs, all verify. */
   cookieSecrets: string[];
   pages: ProviderPages;
+  /** Reads an access token's grant along with its user at userinfo (one SQL round trip instead of two). */
+  readGrantWithUser?: GrantReadAhead;
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
@@ -45,7 +47,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: config.production },
       short: { httpOnly: true, sameSite: 'lax', secure: config.production },
     },
-    findAccount: accountFinder(deps.users),
+    findAccount: accountFinder(deps.users, deps.readGrantWithUser),
     scopes: OIDC_SCOPES,
     claims: claimsByScope,
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.

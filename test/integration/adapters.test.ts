@@ -10,6 +10,7 @@ import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import { UserRepository } from '../../src/accounts/users.js';
 import { createAdapterFactory } from '../../src/store/adapters.js';
 import { type Database, openDatabase } from '../../src/store/database.js';
+import { readGrantWithUser } from '../../src/store/grant-read-ahead.js';
 import { PRUNE_LOCK_KEY, pruneExpired, pruneUnlessBusy, schedulePruning } from '../../src/store/prune.js';
 import type { Cluster } from 'ioredis';
 import type { RedisClient } from '../../src/store/redis.js';
@@ -364,6 +365,71 @@ describe.each(sqlKinds)('refresh-token rotation in one request on %s', (kind: Sq
     await tokens.consume(token);
     expect(await consumedAt(token)).toBeInstanceOf(Date);
     await expect(tokens.consume(token)).rejects.toBeInstanceOf(errors.InvalidGrant);
+  });
+});
+
+describe.each(sqlKinds)('reading a grant with its user at userinfo on %s', (kind: SqlKind) => {
+  let testDb: TestDatabase;
+  let grants: SqlAdapter;
+  let users: UserRepository;
+  beforeAll(async () => {
+    testDb = await createTestDatabase(kind);
+    grants = new SqlAdapter('Grant', testDb.db);
+    users = new UserRepository(testDb.db, { bcryptCost: 4 });
+  });
+  afterAll(() => testDb.drop());
+
+  async function userWithGrant() {
+    const user = await users.create({ email: `${randomUUID()}@example.test`, name: 'Grace', password: 'compiler first', roles: ['ops'] });
+    const grant = tokenPayload('Grant', { accountId: user.id });
+    const grantId = await save(grants, grant);
+    return { user: await users.findById(user.id), grant, grantId };
+  }
+
+  const forget = async (grantId: string, userId: string) => {
+    await testDb.db('oidc_models').where({ model: 'Grant', id: storageId(grantId) }).del();
+    await testDb.db('users').where({ id: userId }).del();
+  };
+
+  test('one query reads both, for the account lookup and the Grant lookup that follow, once each', async () => {
+    const { user, grant, grantId } = await userWithGrant();
+    await inRequestScope(async () => {
+      await readGrantWithUser(testDb.db, grantId, user!.id);
+      // Gone from the tables, yet found: both lookups are answered from the read made ahead of them…
+      await forget(grantId, user!.id);
+      expect(await users.findById(user!.id)).toEqual(user);
+      expect(await grants.find(grantId)).toEqual(grant);
+      // …once: the next lookups go to the store again.
+      expect(await users.findById(user!.id)).toBeUndefined();
+      expect(await grants.find(grantId)).toBeUndefined();
+    });
+  });
+
+  test('a missing grant or user reads as missing', async () => {
+    const { user, grantId } = await userWithGrant();
+    await inRequestScope(async () => {
+      await readGrantWithUser(testDb.db, randomUUID(), user!.id);
+      await readGrantWithUser(testDb.db, grantId, randomUUID());
+      expect(await users.findById(user!.id)).toEqual(user);
+      expect(await grants.find(grantId)).toBeDefined();
+    });
+    const consumed = await userWithGrant();
+    await grants.consume(consumed.grantId);
+    await inRequestScope(async () => {
+      await readGrantWithUser(testDb.db, consumed.grantId, consumed.user!.id);
+      expect((await grants.find(consumed.grantId))?.consumed).toEqual(expect.any(Number));
+    });
+  });
+
+  test('outside a request, or for an account id that is no user id, nothing is read ahead', async () => {
+    const { user, grantId } = await userWithGrant();
+    await readGrantWithUser(testDb.db, grantId, user!.id);
+    await inRequestScope(async () => {
+      await readGrantWithUser(testDb.db, grantId, "x'; drop table users; --");
+      await forget(grantId, user!.id);
+      expect(await users.findById(user!.id)).toBeUndefined();
+      expect(await grants.find(grantId)).toBeUndefined();
+    });
   });
 });
 
