@@ -76,12 +76,15 @@ describeWithServers('production with two workers', () => {
       }
       expect((await discovery()).status).toBe(200);
 
-      process.kill(workers[0]!, 'SIGKILL');
+      // The first worker printed the banner once it was listening; the second may still be starting, and with
+      // no listening worker left the primary would close the port. So the second one is killed.
+      const [first, second] = [...workers].sort((a, b) => a - b) as [number, number];
+      process.kill(second, 'SIGKILL');
       const replaced = await waitFor(async () => {
         const pids = await childPids(child.pid!);
-        return pids.length === 2 && !pids.includes(workers[0]!) ? pids : undefined;
+        return pids.length === 2 && !pids.includes(second) ? pids : undefined;
       }, 'a replacement worker', 30_000);
-      expect(replaced).toContain(workers[1]);
+      expect(replaced).toContain(first);
       // The replacement listens once it has built its server; until then the surviving worker answers.
       for (let attempt = 0; attempt < 5; attempt++) expect((await discovery()).status).toBe(200);
     } finally {
