@@ -25,10 +25,10 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Runs a TypeScript file under the same Node (and tsx loader) as this process. */
 /** Where a child's standard output goes: nowhere, a pipe to read, or an open file descriptor. */
 export type ChildStdout = 'ignore' | 'pipe' | number;
 
+/** Runs a TypeScript file under the same Node (and tsx loader) as this process. */
 export function startTs(name: string, file: string, env: Record<string, string>, stdout: ChildStdout = 'ignore'): Child {
   return startNode(name, ['--import', 'tsx', file], env, stdout);
 }
