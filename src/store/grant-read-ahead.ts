@@ -8,7 +8,7 @@ import type { AdapterPayload } from 'oidc-provider';
 import type { Database } from './database.js';
 import { run, statement } from './prepared-statements.js';
 import { foundKey, inRequest, leave } from './request-scope.js';
-import { CLOCK_TOLERANCE_SECONDS, liveWithin, TABLE, withConsumed } from './sql-adapter.js';
+import { CLOCK_TOLERANCE_SECONDS, leaveGrant, liveWithin, TABLE } from './sql-adapter.js';
 import { storageId } from './storage-id.js';
 
 /** User ids are uuids; any other account id is left to the ordinary lookups (which find no user). */
@@ -41,6 +41,6 @@ export async function readGrantWithUser(db: Database, grantId: string, userId: s
   // Outside a request nothing could be left for later, and the lookups make their own queries.
   if (!inRequest() || !UUID.test(userId)) return;
   const [row] = await run<Row>(db, FIND_GRANT_AND_USER, [storageId(grantId), userId, CLOCK_TOLERANCE_SECONDS]);
-  leave(foundKey('Grant', grantId), row?.grant_payload ? withConsumed(row.grant_payload, row.grant_consumed) : null);
+  leaveGrant(grantId, row?.grant_payload ?? null, row?.grant_consumed ?? null);
   leave(foundKey('User', userId), row?.account ?? null);
 }

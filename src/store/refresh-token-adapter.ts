@@ -16,7 +16,7 @@ import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
 import { run, statement } from './prepared-statements.js';
 import { foundKey, leave, take } from './request-scope.js';
-import { CLOCK_TOLERANCE_SECONDS, expiresIn, liveWithin, RECORD_COLUMNS, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
+import { CLOCK_TOLERANCE_SECONDS, expiresIn, leaveGrant, liveWithin, RECORD_COLUMNS, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
 import { payloadFromStore, storageId } from './storage-id.js';
 
 export interface RefreshGraceOptions {
@@ -141,7 +141,7 @@ export class RefreshTokenAdapter extends SqlAdapter {
     if (!row) return undefined;
     const token = withConsumed(row.payload, row.consumed);
     if (typeof token.grantId === 'string') {
-      leave(foundKey('Grant', token.grantId), row.grant_payload ? withConsumed(row.grant_payload, row.grant_consumed) : null);
+      leaveGrant(token.grantId, row.grant_payload, row.grant_consumed);
     }
     if (typeof token.accountId === 'string') leave(foundKey('User', token.accountId), row.account);
     return payloadFromStore('RefreshToken', id, token);

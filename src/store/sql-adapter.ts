@@ -9,7 +9,7 @@
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
 import { run, statement } from './prepared-statements.js';
-import { foundKey, take } from './request-scope.js';
+import { foundKey, leave, take } from './request-scope.js';
 import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
 
 /**
@@ -55,6 +55,11 @@ const DESTROY = statement('oidc_models_destroy', `delete from ${TABLE} where mod
 /** A stored payload with its `consumed` column (epoch seconds, or null) put back. */
 export const withConsumed = (payload: AdapterPayload, consumed: number | null): AdapterPayload =>
   consumed === null ? payload : { ...payload, consumed };
+
+/** Leaves a Grant read along with another record for the Grant lookup later in this request (null: there is none). */
+export function leaveGrant(grantId: string, payload: AdapterPayload | null, consumed: number | null): void {
+  leave(foundKey('Grant', grantId), payload ? withConsumed(payload, consumed) : null);
+}
 
 interface Row {
   payload: AdapterPayload;
