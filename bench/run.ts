@@ -14,7 +14,7 @@ import { loadConfig } from '../src/config.js';
 import { writeNewKey } from '../src/keys/signing-keys.js';
 import { closeServices, openServices, type Services } from '../src/services.js';
 import { Browser, basic } from './lib/browser.js';
-import { cannon, loop, type Measurement } from './lib/load.js';
+import { cannon, loop, type Measurement, paced } from './lib/load.js';
 import { type Child, cpuSeconds, FORWARDED, freePort, sampleRss, startNode, startTs, storeCpuSeconds, type ThreadCpu, threadCpuSeconds, waitForHttp } from './lib/processes.js';
 import { REFERENCE_CLIENT } from './references/constants.js';
 import { bulkClients, bulkUsers, cloneGrants, clonedToken, createFixtures, type Fixtures, OPAQUE_API, PASSWORD, userEmail } from './lib/seed.js';
@@ -256,7 +256,7 @@ const HALF_RATE = 'client_credentials → JWT at half its max rate';
 
 export interface ScenarioResult extends Measurement {
   name: string;
-  /** The fixed request rate offered (autocannon overallRate), when there was one. */
+  /** The fixed request rate offered (evenly paced, bench/lib/load.ts `paced`), when there was one. */
   offered?: number;
   /** Peak RSS of each serving process during the scenario, MB. */
   rssMb: number[];
@@ -392,18 +392,19 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
       if (measured.lastError) log(`full login: last error: ${measured.lastError}`);
       return measured;
     });
+    const halfRate = Math.max(1, Math.round(cc.rps / 2));
     const half = await measure(HALF_RATE, () =>
-      cannon({
+      paced({
         url: `${base}/token`,
         method: 'POST',
         headers: serviceAuth,
         body: 'grant_type=client_credentials',
         connections: CONNECTIONS,
-        overallRate: Math.max(1, Math.round(cc.rps / 2)),
+        rate: halfRate,
         seconds: SECONDS,
       }),
     );
-    half.offered = Math.max(1, Math.round(cc.rps / 2));
+    half.offered = halfRate;
   } finally {
     await child.stop();
     await references.stop();

@@ -1,4 +1,9 @@
-/** Load generators: autocannon for single requests, a small cookie-keeping driver for the browser-less login. */
+/**
+ * Load generators: autocannon for single requests at full speed, an evenly paced open-loop driver for a fixed
+ * rate, and a small cookie-keeping driver for the browser-less login.
+ */
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 
 export interface Measurement {
@@ -20,7 +25,6 @@ export interface CannonOptions {
   body?: string;
   /** Gives each request its own body (e.g. a fresh refresh token); undefined ends that connection's requests. */
   nextBody?: () => string | undefined;
-  overallRate?: number;
 }
 
 export async function cannon(options: CannonOptions): Promise<Measurement> {
@@ -40,7 +44,6 @@ export async function cannon(options: CannonOptions): Promise<Measurement> {
     url: options.url,
     duration: options.seconds,
     connections: options.connections,
-    overallRate: options.overallRate,
     requests: [request],
   });
   const ok = result['2xx'];
@@ -51,6 +54,83 @@ export async function cannon(options: CannonOptions): Promise<Measurement> {
     errors: result.errors + result.timeouts + result.non2xx,
     total: result.requests.total,
   };
+}
+
+export interface PacedOptions {
+  url: string;
+  seconds: number;
+  /** Requests per second, offered whatever the answers' speed. */
+  rate: number;
+  /** Keep-alive connections at most; a request due while all are busy waits for one, and that wait counts. */
+  connections: number;
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/**
+ * Open-loop load at a fixed rate, evenly spaced: request i is due at start + i/rate, and its latency counts from
+ * then, so that a slow answer cannot hide the requests queued behind it (no coordinated omission).
+ *
+ * autocannon's `overallRate` measures something else. Each connection sends flat out until it has used its
+ * share of the second and then waits for the next second (lib/httpClient.js), so "half the max rate" is the max
+ * rate for half of every second. And its coordinated-omission correction takes `Math.ceil(1 / rate)` — seconds —
+ * as the expected interval of latencies in milliseconds: 1 ms, so that every answer slower than 1 ms adds
+ * phantom samples.
+ */
+export async function paced(options: PacedOptions): Promise<Measurement> {
+  const url = new URL(options.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
+  const body = options.body ?? '';
+  const headers = { ...options.headers, ...(options.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) };
+  const latencies: number[] = [];
+  let errors = 0;
+  const send = (due: number) =>
+    new Promise<void>((resolve) => {
+      const request = http.request({ agent, host: url.hostname, port: url.port, path: url.pathname + url.search, method: options.method ?? 'GET', headers }, (response) => {
+        response.resume();
+        response.once('end', () => {
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) latencies.push(performance.now() - due);
+          else errors++;
+          resolve();
+        });
+        response.once('error', () => {
+          errors++;
+          resolve();
+        });
+      });
+      request.setTimeout(10_000, () => request.destroy(new Error('timeout')));
+      request.once('error', () => {
+        errors++;
+        resolve();
+      });
+      request.end(body);
+    });
+
+  const interval = 1000 / options.rate;
+  const started = performance.now();
+  const until = started + options.seconds * 1000;
+  const answers: Promise<void>[] = [];
+  for (let sent = 0; ; ) {
+    const now = performance.now();
+    if (now >= until) break;
+    for (let due = started + sent * interval; due <= now && due < until; due = started + sent * interval) {
+      answers.push(send(due));
+      sent++;
+    }
+    await sleep(Math.max(0, started + sent * interval - performance.now()));
+  }
+  await Promise.all(answers);
+  agent.destroy();
+  return { ...summarize(latencies, options.seconds), errors, total: latencies.length + errors };
+}
+
+/** Requests per second and latency percentiles of the successful requests. */
+function summarize(latencies: number[], seconds: number): Pick<Measurement, 'rps' | 'p50' | 'p99'> {
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return { rps: latencies.length / seconds, p50: at(0.5), p99: at(0.99) };
 }
 
 /** Runs `flow` in `concurrency` loops for `seconds`; each resolved flow counts once, each rejected one as an error. */
@@ -74,7 +154,5 @@ export async function loop(seconds: number, concurrency: number, flow: (lane: nu
   };
   await Promise.all(Array.from({ length: concurrency }, (_, index) => lane(index)));
   const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  return { rps: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), errors, total: latencies.length + errors, lastError };
+  return { ...summarize(latencies, elapsed), errors, total: latencies.length + errors, lastError };
 }
