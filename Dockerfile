@@ -21,8 +21,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 
-# Manifests first, so the dependency layer is reused while only source files change.
+# Manifests first, so the dependency layer is reused while only source files change. patches/ too: npm ci's
+# postinstall applies them to node_modules (patch-package; patches/README.md says what each one fixes).
 COPY package.json package-lock.json ./
+COPY patches ./patches
 # The cache mount keeps npm's download cache between builds without putting it in a layer.
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 
