@@ -73,4 +73,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # Exec form, so node is PID 1 and receives SIGTERM directly (main.ts shuts down cleanly on it, and forwards
 # SIGTERM/SIGINT/SIGHUP to its workers when WEB_CONCURRENCY > 1). `node`, not `npm start`: that runs tsx on the
 # TypeScript sources and npm would sit between the signal and the server.
-CMD ["node", "--max-semi-space-size=2", "--heap-growing-percent=30", "dist/src/main.js"]
+CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=30", "dist/src/main.js"]

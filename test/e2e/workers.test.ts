@@ -13,7 +13,7 @@ import { cleanEnvironment, freePort, startUntil, stop, waitFor } from '../suppor
 
 describe('worker runtime settings', () => {
   test('each flag and variable of ours is added unless the operator set it', () => {
-    expect(workerExecArgv(['--import', 'tsx'])).toEqual(['--import', 'tsx', '--max-semi-space-size=2', '--heap-growing-percent=30']);
+    expect(workerExecArgv(['--import', 'tsx'])).toEqual(['--import', 'tsx', '--max-semi-space-size=4', '--heap-growing-percent=30']);
     expect(workerExecArgv(['--heap-growing-percent=80'], '--max-semi-space-size=16')).toEqual(['--heap-growing-percent=80']);
     expect(workerEnvironment({})).toEqual({ MALLOC_ARENA_MAX: '2' });
     expect(workerEnvironment({ MALLOC_ARENA_MAX: '8' })).toEqual({});
@@ -71,7 +71,7 @@ describeWithServers('production with two workers', () => {
       }, 'two workers', 30_000);
       for (const pid of workers) {
         const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-        expect(argv).toEqual(expect.arrayContaining(['--max-semi-space-size=2', '--heap-growing-percent=30']));
+        expect(argv).toEqual(expect.arrayContaining(['--max-semi-space-size=4', '--heap-growing-percent=30']));
         expect((await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')).toContain('MALLOC_ARENA_MAX=2');
       }
       expect((await discovery()).status).toBe(200);
