@@ -87,24 +87,22 @@ export async function paced(options: PacedOptions): Promise<Measurement> {
   let errors = 0;
   const send = (due: number) =>
     new Promise<void>((resolve) => {
+      // Counted once: a timeout after the answer began fires on both the request and the response.
+      let settled = false;
+      const settle = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        if (ok) latencies.push(performance.now() - due);
+        else errors++;
+        resolve();
+      };
       const request = http.request({ agent, host: url.hostname, port: url.port, path: url.pathname + url.search, method: options.method ?? 'GET', headers }, (response) => {
         response.resume();
-        response.once('end', () => {
-          const status = response.statusCode ?? 0;
-          if (status >= 200 && status < 300) latencies.push(performance.now() - due);
-          else errors++;
-          resolve();
-        });
-        response.once('error', () => {
-          errors++;
-          resolve();
-        });
+        response.once('end', () => settle((response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300));
+        response.once('error', () => settle(false));
       });
       request.setTimeout(10_000, () => request.destroy(new Error('timeout')));
-      request.once('error', () => {
-        errors++;
-        resolve();
-      });
+      request.once('error', () => settle(false));
       request.end(body);
     });
 
