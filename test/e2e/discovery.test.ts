@@ -90,7 +90,8 @@ describe('discovery', () => {
       expect(first.headers.get('access-control-allow-origin')).toBe('https://one.example.test');
       expect(second.headers.get('access-control-allow-origin')).toBe('https://two.example.test');
       expect(second.headers.get('vary')).toMatch(/Origin/);
-      expect(second.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+      expect(second.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
+      expect(second.headers.get('x-content-type-options')).toBe('nosniff');
     }
   });
 

@@ -1,12 +1,13 @@
 /**
  * The security headers every response carries (helmet's, recorded once at start-up and replayed), in production
- * and in development, and unaffected by what an earlier response did to its own copy.
+ * and in development, and unaffected by what an earlier response did to its own copy; the endpoints that answer
+ * only JSON get the short set for APIs.
  */
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { securityHeaders } from '../../src/http/security-headers.js';
 
-async function headersOf(production: boolean, requests = 1): Promise<Headers[]> {
+async function headersOf(production: boolean, requests = 1, path = '/'): Promise<Headers[]> {
   const app = new Koa();
   app.use(await securityHeaders({ production }));
   app.use((ctx) => {
@@ -19,7 +20,7 @@ async function headersOf(production: boolean, requests = 1): Promise<Headers[]> 
   try {
     const { port } = server.address() as AddressInfo;
     const answers: Headers[] = [];
-    for (let index = 0; index < requests; index++) answers.push((await fetch(`http://127.0.0.1:${port}/`)).headers);
+    for (let index = 0; index < requests; index++) answers.push((await fetch(`http://127.0.0.1:${port}${path}`)).headers);
     return answers;
   } finally {
     await new Promise((resolve) => server.close(resolve));
@@ -47,4 +48,20 @@ test('development: no HSTS and no upgrade to https', async () => {
   expect(headers?.get('content-security-policy')).toBe(`${CSP};script-src 'sha256-x'`);
   expect(headers?.get('strict-transport-security')).toBeNull();
   expect(headers?.get('x-frame-options')).toBe('DENY');
+});
+
+test('JSON-only endpoints: HSTS, nosniff, no framing and a CSP that allows nothing; no page-only headers', async () => {
+  for (const path of ['/token', '/token/introspection', '/me', '/jwks', '/.well-known/openid-configuration']) {
+    const [headers] = await headersOf(true, 1, path);
+    expect(headers?.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+    expect(headers?.get('x-content-type-options')).toBe('nosniff');
+    expect(headers?.get('x-frame-options')).toBe('DENY');
+    expect(headers?.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none';script-src 'sha256-x'");
+    for (const pageOnly of ['referrer-policy', 'cross-origin-opener-policy', 'x-dns-prefetch-control', 'x-xss-protection', 'x-download-options']) {
+      expect(headers?.get(pageOnly)).toBeNull();
+    }
+  }
+  // Only exact paths: a page under a similar path keeps the full set.
+  const [page] = await headersOf(true, 1, '/token/other');
+  expect(page?.get('referrer-policy')).toBe('no-referrer');
 });
