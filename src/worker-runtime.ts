@@ -28,7 +28,8 @@
  *   124–139 MB; 8 MB: 515/563 µs, 0.6 s, 134–147 MB but idle 115 MB. The full benchmark (3 rounds) with 4 MB:
  *   peak 141–148 MB (bench/results/2026-12-01T23-56-22-2w.md) against 141–142 MB with 2 MB just before
  *   (…T23-43-32), with less CPU per request in every scenario (introspection 395 against 690 µs, a noisy hour).
- *   The margin to 150 MB is thin; 8 MB would not keep it (147 MB in one scenario, idle 115 MB).
+ *   The margin to 150 MB is thin; 8 MB would not keep it (147 MB in one scenario, idle 115 MB). Identical runs
+ *   differ by 20 MB (2026-12-02: 131–157 MB over five one-round runs), so a change of a few MB needs many runs.
  * - `MALLOC_ARENA_MAX=2` caps glibc's malloc arenas (by default 8 per core). Signing runs on libuv's threads,
  *   and memory freed in each thread's own arena was kept: 10–60 MB outside the V8 heap after a run.
  */
