@@ -106,18 +106,24 @@ const perRequestByThread = (before: ThreadCpu, after: ThreadCpu, requests: numbe
   other: perRequestUs(after.other - before.other, requests),
 });
 
-type ReferenceKey = 'HTTP' | 'signing' | 'provider' | 'providerIntrospection' | 'bcrypt';
+type ReferenceKey = 'HTTP' | 'signing' | 'signingPaced' | 'provider' | 'providerIntrospection' | 'bcrypt';
 
 const REFERENCE_NAMES: Record<ReferenceKey, string> = {
   HTTP: 'HTTP ceiling (bare Koa, small JSON)',
   signing: 'signing ceiling (bare Koa + jose RS256)',
+  signingPaced: 'signing ceiling, offered the same evenly paced rate',
   provider: 'raw oidc-provider, in-memory, client_credentials → JWT',
   providerIntrospection: 'raw oidc-provider, in-memory, introspection (opaque)',
   bcrypt: 'bcrypt ceiling',
 };
 
 interface ReferenceServers {
-  measure(key: Exclude<ReferenceKey, 'bcrypt'>): Promise<Reference>;
+  measure(key: Exclude<ReferenceKey, 'bcrypt' | 'signingPaced'>): Promise<Reference>;
+  /**
+   * The signing ceiling under the half-rate line's load: the same evenly paced rate, so that its p99 shows how
+   * much of that line's tail the machine and the load generator make, with no store or oidc-provider at all.
+   */
+  measurePaced(rate: number): Promise<Reference>;
   stop(): Promise<void>;
 }
 
@@ -175,6 +181,14 @@ async function startReferences(): Promise<ReferenceServers> {
       const rssMb = [...stop().values()].map((mb) => round(mb));
       log(`  reference ${key}: ${round(result.rps)} req/s, ${cpuUs} µs CPU/req`);
       return { key, ...result, rssMb, cpuUs };
+    },
+    async measurePaced(rate) {
+      const { base } = running.get('signing')!;
+      const options = { url: `${base}${specs.signing.ready}`, rate, connections: CONNECTIONS };
+      await paced({ ...options, seconds: 1 });
+      const result = await paced({ ...options, seconds: SECONDS });
+      log(`  reference signing at ${rate}/s, evenly paced: p50 ${round(result.p50)} ms, p99 ${round(result.p99)} ms`);
+      return { key: 'signingPaced', ...result };
     },
     async stop() {
       await Promise.all([...running.values()].map(({ child }) => child.stop()));
@@ -311,9 +325,12 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
   const serviceAuth = { ...form, authorization: basic(fixtures.service.clientId, fixtures.service.secret) };
   const webAuth = { ...form, authorization: basic(fixtures.web.clientId, fixtures.web.secret) };
 
-  const measureOnce = async (name: string, run: () => Promise<Measurement>, warmup?: () => Promise<unknown>): Promise<ScenarioResult> => {
+  /** `pacedAt`: the rate at which the scenario is offered evenly paced, for the paced signing reference. */
+  type Extras = { warmup?: () => Promise<unknown>; pacedAt?: number };
+  const measureOnce = async (name: string, run: () => Promise<Measurement>, { warmup, pacedAt }: Extras): Promise<ScenarioResult> => {
     const compared: Partial<Record<ReferenceKey, Reference>> = {};
     for (const key of referencesOf(name)) compared[key] = key === 'bcrypt' ? await measureBcrypt() : await references.measure(key);
+    if (pacedAt) compared.signingPaced = await references.measurePaced(pacedAt);
     if (warmup) await warmup();
     const stop = sampleRss(pid);
     const cpuBefore = cpuSeconds(pid);
@@ -328,10 +345,10 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
     log(`${phase} ${name}: ${round(measured.rps)}/s p50 ${round(measured.p50)} ms p99 ${round(measured.p99)} ms errors ${measured.errors}, ${cpuUs} µs CPU/req (+ ${storeCpuUs} in the stores)`);
     return { name, ...measured, rssMb: rss, references: compared, cpuUs, storeCpuUs, threadCpuUs };
   };
-  const measure = async (name: string, run: () => Promise<Measurement>, warmup?: () => Promise<unknown>) => {
+  const measure = async (name: string, run: () => Promise<Measurement>, extras: Extras = {}) => {
     if (!selected(name)) return { name, rps: 0, p50: 0, p99: 0, errors: 0, total: 0, rssMb: [], cpuUs: 0, storeCpuUs: 0, references: {} } satisfies ScenarioResult;
     const rounds: ScenarioResult[] = [];
-    for (let index = 0; index < ROUNDS; index++) rounds.push(await measureOnce(name, run, warmup));
+    for (let index = 0; index < ROUNDS; index++) rounds.push(await measureOnce(name, run, extras));
     const result = medianRound(rounds);
     results.push(result);
     return result;
@@ -340,7 +357,7 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
     measure(
       name,
       () => cannon({ connections: CONNECTIONS, ...options, seconds: SECONDS }),
-      () => cannon({ connections: CONNECTIONS, ...options, seconds: 1 }),
+      { warmup: () => cannon({ connections: CONNECTIONS, ...options, seconds: 1 }) },
     );
 
   try {
@@ -393,16 +410,19 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
       return measured;
     });
     const halfRate = Math.max(1, Math.round(cc.rps / 2));
-    const half = await measure(HALF_RATE, () =>
-      paced({
-        url: `${base}/token`,
-        method: 'POST',
-        headers: serviceAuth,
-        body: 'grant_type=client_credentials',
-        connections: CONNECTIONS,
-        rate: halfRate,
-        seconds: SECONDS,
-      }),
+    const half = await measure(
+      HALF_RATE,
+      () =>
+        paced({
+          url: `${base}/token`,
+          method: 'POST',
+          headers: serviceAuth,
+          body: 'grant_type=client_credentials',
+          connections: CONNECTIONS,
+          rate: halfRate,
+          seconds: SECONDS,
+        }),
+      { pacedAt: halfRate },
     );
     half.offered = halfRate;
   } finally {
@@ -453,7 +473,7 @@ interface Phase {
 }
 
 /** Which reference each scenario is quoted against, and the target ratio when there is one. */
-const REFERENCE_OF: Record<string, { reference: ReferenceKey; atLeast?: number }> = {
+const REFERENCE_OF: Record<string, { reference: Exclude<ReferenceKey, 'signingPaced'>; atLeast?: number }> = {
   discovery: { reference: 'HTTP', atLeast: 0.6 },
   JWKS: { reference: 'HTTP', atLeast: 0.6 },
   'client_credentials → JWT': { reference: 'signing', atLeast: 0.6 },
@@ -465,7 +485,7 @@ const REFERENCE_OF: Record<string, { reference: ReferenceKey; atLeast?: number }
   'full login (authorize → form → code → token)': { reference: 'bcrypt', atLeast: 0.8 },
 };
 
-function referencesOf(name: string): ReferenceKey[] {
+function referencesOf(name: string): Exclude<ReferenceKey, 'signingPaced'>[] {
   const entry = REFERENCE_OF[name];
   if (!entry) return [];
   if (name === 'client_credentials → JWT') return [entry.reference, 'provider'];
@@ -546,7 +566,8 @@ function markdown(report: Report): string {
   ];
   for (const key of Object.keys(REFERENCE_NAMES) as ReferenceKey[]) {
     const taken = phases.flatMap((phase) => phase.results.flatMap((result) => result.references[key] ?? []));
-    if (taken.length === 0) continue;
+    // A latency at a given rate, not a rate: shown with the half-rate line.
+    if (taken.length === 0 || key === 'signingPaced') continue;
     const rates = taken.map((reference) => reference.rps).sort((a, b) => a - b);
     const median = rates[Math.floor(rates.length / 2)] ?? 0;
     const rss = Math.max(0, ...taken.flatMap((reference) => reference.rssMb ?? []));
@@ -577,6 +598,8 @@ function markdown(report: Report): string {
       const [low, high] = [Math.min(...result.rounds), Math.max(...result.rounds)];
       parts.push(result.name === HALF_RATE ? `p99 ${round(low)}–${round(high)} ms over rounds` : `rounds ${round(low, 2)}–${round(high, 2)}×`);
     }
+    const pacedSigning = result.references.signingPaced;
+    if (pacedSigning) parts.push(`signing ceiling at the same rate: p99 ${round(pacedSigning.p99)} ms`);
     return parts.join(', ');
   };
   for (const result of base.results) {
