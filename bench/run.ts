@@ -107,6 +107,8 @@ const perRequestByThread = (before: ThreadCpu, after: ThreadCpu, requests: numbe
 });
 
 type ReferenceKey = 'HTTP' | 'signing' | 'signingPaced' | 'provider' | 'providerIntrospection' | 'bcrypt';
+/** The references measured as a rate (all but the paced one, which is a latency at a given rate). */
+type RateReferenceKey = Exclude<ReferenceKey, 'signingPaced'>;
 
 const REFERENCE_NAMES: Record<ReferenceKey, string> = {
   HTTP: 'HTTP ceiling (bare Koa, small JSON)',
@@ -118,7 +120,7 @@ const REFERENCE_NAMES: Record<ReferenceKey, string> = {
 };
 
 interface ReferenceServers {
-  measure(key: Exclude<ReferenceKey, 'bcrypt' | 'signingPaced'>): Promise<Reference>;
+  measure(key: Exclude<RateReferenceKey, 'bcrypt'>): Promise<Reference>;
   /**
    * The signing ceiling under the half-rate line's load: the same evenly paced rate, so that its p99 shows how
    * much of that line's tail the machine and the load generator make, with no store or oidc-provider at all.
@@ -473,7 +475,7 @@ interface Phase {
 }
 
 /** Which reference each scenario is quoted against, and the target ratio when there is one. */
-const REFERENCE_OF: Record<string, { reference: Exclude<ReferenceKey, 'signingPaced'>; atLeast?: number }> = {
+const REFERENCE_OF: Record<string, { reference: RateReferenceKey; atLeast?: number }> = {
   discovery: { reference: 'HTTP', atLeast: 0.6 },
   JWKS: { reference: 'HTTP', atLeast: 0.6 },
   'client_credentials → JWT': { reference: 'signing', atLeast: 0.6 },
@@ -485,7 +487,7 @@ const REFERENCE_OF: Record<string, { reference: Exclude<ReferenceKey, 'signingPa
   'full login (authorize → form → code → token)': { reference: 'bcrypt', atLeast: 0.8 },
 };
 
-function referencesOf(name: string): Exclude<ReferenceKey, 'signingPaced'>[] {
+function referencesOf(name: string): RateReferenceKey[] {
   const entry = REFERENCE_OF[name];
   if (!entry) return [];
   if (name === 'client_credentials → JWT') return [entry.reference, 'provider'];
