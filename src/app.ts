@@ -25,6 +25,7 @@ import type { Logger } from './logger.js';
 import { ClientAdapter } from './oidc/client-adapter.js';
 import { ProviderSlot } from './oidc/provider-slot.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
+import { reuseClientInstances } from './oidc/client-instances.js';
 import { unauthorizedClientForGrantType } from './oidc/grant-type-errors.js';
 import { advertisePasswordGrantOnlyWhenUsed, registerPasswordGrant } from './oidc/password-grant.js';
 import { createProvider } from './oidc/provider.js';
@@ -176,6 +177,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
       pages,
       readGrantWithUser: (grantId, userId) => readGrantWithUser(db, grantId, userId),
     });
+    reuseClientInstances(provider, catalog);
     installClientSecretCheck(provider, catalog, clients, limits);
     provider.use(clientAuthLimits(limits));
     provider.use(auditRevocations(audit) as Koa.Middleware);

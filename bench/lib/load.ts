@@ -25,6 +25,8 @@ export interface CannonOptions {
   body?: string;
   /** Gives each request its own body (e.g. a fresh refresh token); undefined ends that connection's requests. */
   nextBody?: () => string | undefined;
+  /** Gives each request its own headers (e.g. another client's credentials). */
+  nextHeaders?: () => Record<string, string>;
 }
 
 export async function cannon(options: CannonOptions): Promise<Measurement> {
@@ -33,11 +35,12 @@ export async function cannon(options: CannonOptions): Promise<Measurement> {
     headers: options.headers,
     body: options.body,
   };
-  if (options.nextBody) {
-    const next = options.nextBody;
+  const { nextBody, nextHeaders } = options;
+  if (nextBody || nextHeaders) {
     request.setupRequest = (req) => {
-      const body = next();
-      return body === undefined ? (undefined as unknown as autocannon.Request) : { ...req, body };
+      const body = nextBody ? nextBody() : req.body;
+      if (body === undefined) return undefined as unknown as autocannon.Request;
+      return { ...req, body, headers: nextHeaders ? nextHeaders() : req.headers };
     };
   }
   const result = await autocannon({

@@ -71,11 +71,35 @@ function sqlClientFor(db: Database) {
  */
 const UNLOCKED_CACHE_MS = 1000;
 
+/**
+ * With Redis, a lock is also a key of its own that lives exactly as long as the lock, so that the check made
+ * before every client authentication is one PTTL. The rate limiter's own `get` is a MULTI of GET and PTTL: about
+ * 50 µs of a worker's CPU per check against 14 for a PTTL (ioredis, local Redis, 16 in flight), and with many
+ * clients each is checked again once its "unlocked" entry above has lapsed.
+ */
+class RedisLocks {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+  ) {}
+
+  /** Milliseconds the lock has left, or 0. */
+  async remaining(key: string): Promise<number> {
+    const ms = await this.redis.pttl(this.prefix + key);
+    return Math.max(ms, 0);
+  }
+
+  async lock(key: string, ms: number): Promise<void> {
+    await this.redis.set(this.prefix + key, '1', 'PX', ms);
+  }
+}
+
 export class FailureLimiter {
   readonly #failures: RateLimiterAbstract;
   readonly #knownUnlocked = new LRUCache<string, true>({ max: 10_000, ttl: UNLOCKED_CACHE_MS });
   /** How many times the key was locked in the last day, to double the next lock. */
   readonly #locks: RateLimiterAbstract;
+  readonly #redisLocks?: RedisLocks;
 
   constructor(
     store: LimiterStore,
@@ -83,15 +107,20 @@ export class FailureLimiter {
   ) {
     this.#failures = createLimiter(store, `${options.name}:fail`, options.maxFailures, options.windowSeconds);
     this.#locks = createLimiter(store, `${options.name}:locks`, 1_000_000, DAY);
+    if (store.redis) this.#redisLocks = new RedisLocks(store.redis, `${store.redisKeyPrefix ?? ''}limit:${options.name}:locked:`);
   }
 
   /** Milliseconds until the key may try again, or 0 when it is not locked. */
   async lockedFor(key: string): Promise<number> {
     if (this.#knownUnlocked.has(keyOf(key))) return 0;
-    const state = await this.#failures.get(keyOf(key));
-    const locked = state && state.consumedPoints > this.options.maxFailures ? Math.max(state.msBeforeNext, 1) : 0;
+    const locked = this.#redisLocks ? await this.#redisLocks.remaining(keyOf(key)) : await this.#lockedInStore(key);
     if (locked === 0) this.#knownUnlocked.set(keyOf(key), true);
     return locked;
+  }
+
+  async #lockedInStore(key: string): Promise<number> {
+    const state = await this.#failures.get(keyOf(key));
+    return state && state.consumedPoints > this.options.maxFailures ? Math.max(state.msBeforeNext, 1) : 0;
   }
 
   /** Records a failure; resolves to the lock imposed by it in milliseconds, or 0. */
@@ -107,7 +136,7 @@ export class FailureLimiter {
         () => 64,
       );
       const seconds = Math.min(this.options.lockSeconds * 2 ** Math.min(repeat - 1, 20), this.options.maxLockSeconds);
-      await this.#failures.block(keyOf(key), seconds);
+      await Promise.all([this.#failures.block(keyOf(key), seconds), this.#redisLocks?.lock(keyOf(key), seconds * 1000)]);
       return seconds * 1000;
     }
   }

@@ -193,6 +193,32 @@ describe('admin API: clients', () => {
     expect((await call('GET', `/clients/${body.clientId}`)).status).toBe(404);
   });
 
+  test('a change applies from the next request on, with more clients in use than oidc-provider caches (100)', async () => {
+    const fleet = await Promise.all(
+      Array.from({ length: 110 }, (_, index) => call('POST', '/clients', { body: { type: 'service', name: `Fleet ${index}`, scope: 'orders:read' } })),
+    );
+    for (const { body } of fleet) await expect(tokenFor(body.clientId, body.clientSecret, ORDERS_API)).resolves.toBeTruthy();
+    const { clientId, clientSecret } = fleet[0]!.body;
+    const scopeOf = async () => JSON.parse(Buffer.from((await tokenFor(clientId, clientSecret, ORDERS_API)).split('.')[1]!, 'base64url').toString()).scope;
+    expect(await scopeOf()).toBe('orders:read');
+    expect((await call('PATCH', `/clients/${clientId}`, { body: { scope: '' } })).status).toBe(200);
+    expect(await scopeOf()).toBeUndefined();
+    await call('POST', `/clients/${clientId}/disable`);
+    await expect(tokenFor(clientId, clientSecret, ORDERS_API)).rejects.toMatchObject({ error: 'invalid_client' });
+    await call('POST', `/clients/${clientId}/enable`);
+    await expect(tokenFor(clientId, clientSecret, ORDERS_API)).resolves.toBeTruthy();
+
+    const { body: web } = await call('POST', '/clients', { body: { type: 'web', name: 'Moving shop', redirectUris: ['https://shop.example.test/old'] } });
+    const authorize = (redirectUri: string) =>
+      fetch(`${server.url}/auth?${new URLSearchParams({ client_id: web.clientId, redirect_uri: redirectUri, response_type: 'code', scope: 'openid' })}`, {
+        redirect: 'manual',
+      });
+    expect((await authorize('https://shop.example.test/old')).status).toBe(303);
+    await call('PATCH', `/clients/${web.clientId}`, { body: { redirectUris: ['https://shop.example.test/new'] } });
+    expect((await authorize('https://shop.example.test/old')).status).toBe(400);
+    expect((await authorize('https://shop.example.test/new')).status).toBe(303);
+  });
+
   test('bad bodies are 400 with the reason, unknown ids 404, duplicates 409', async () => {
     const missing = await call('POST', '/clients', { body: { type: 'robot' } });
     expect(missing.status).toBe(400);

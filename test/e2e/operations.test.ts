@@ -62,7 +62,7 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
   let first: TestServer;
   let second: TestServer;
   beforeAll(async () => {
-    first = await startTestServer({ env: { CLIENT_CACHE_TTL_MS: '300' } });
+    first = await startTestServer({ env: { CLIENT_CACHE_TTL_MS: '300', CLIENT_AUTH_MAX_FAILURES: '3' } });
     second = await startTestServer({ instanceOf: first });
   });
   afterAll(async () => {
@@ -112,6 +112,24 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
     await first.services.clients.disable(service.clientId);
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect((await token(second)).status).toBe(401);
+  });
+
+  test('a client locked for failed authentications at one instance is refused by the other, even with its secret', async () => {
+    const service = await createServiceClient(first);
+    const token = (instance: TestServer, secret: string) =>
+      fetch(`${instance.url}/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`${service.clientId}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      });
+    // The second instance has just seen the client unlocked, and believes so for up to a second.
+    expect((await token(second, service.secret)).status).toBe(200);
+    for (let attempt = 1; attempt <= 4; attempt++) expect((await token(first, 'wrong-secret')).status).toBe(401);
+    expect((await token(first, service.secret)).status).toBe(429);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const refused = await token(second, service.secret);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 });
 
