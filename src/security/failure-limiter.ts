@@ -73,9 +73,9 @@ const UNLOCKED_CACHE_MS = 1000;
 
 /**
  * With Redis, a lock is also a key of its own that lives exactly as long as the lock, so that the check made
- * before every client authentication is one PTTL. The rate limiter's own `get` is a MULTI of GET and PTTL: about
- * 50 µs of a worker's CPU per check against 14 for a PTTL (ioredis, local Redis, 16 in flight), and with many
- * clients each is checked again once its "unlocked" entry above has lapsed.
+ * before every client authentication and sign-in is one PTTL. The rate limiter's own `get` is a MULTI of GET
+ * and PTTL: about 50 µs of a worker's CPU per check against 14 for a PTTL (ioredis, local Redis, 16 in flight),
+ * and with many clients each is checked again once its "unlocked" entry above has lapsed.
  */
 class RedisLocks {
   constructor(

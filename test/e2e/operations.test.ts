@@ -99,15 +99,17 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
     expect((await oidc.tokenIntrospection(onFirst, tokens.access_token)).active).toBe(false);
   });
 
+  /** A client-credentials request to `instance`, authenticated with HTTP Basic. */
+  const clientCredentials = (instance: TestServer, clientId: string, secret: string) =>
+    fetch(`${instance.url}/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+
   test('a client disabled through one instance is refused by the other within the client-cache TTL', async () => {
     const service = await createServiceClient(first);
-    const basic = `Basic ${Buffer.from(`${service.clientId}:${service.secret}`).toString('base64')}`;
-    const token = (instance: TestServer) =>
-      fetch(`${instance.url}/token`, {
-        method: 'POST',
-        headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials',
-      });
+    const token = (instance: TestServer) => clientCredentials(instance, service.clientId, service.secret);
     expect((await token(second)).status).toBe(200);
     await first.services.clients.disable(service.clientId);
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -116,12 +118,7 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
 
   test('a client locked for failed authentications at one instance is refused by the other, even with its secret', async () => {
     const service = await createServiceClient(first);
-    const token = (instance: TestServer, secret: string) =>
-      fetch(`${instance.url}/token`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`${service.clientId}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials',
-      });
+    const token = (instance: TestServer, secret: string) => clientCredentials(instance, service.clientId, secret);
     // The second instance has just seen the client unlocked, and believes so for up to a second.
     expect((await token(second, service.secret)).status).toBe(200);
     for (let attempt = 1; attempt <= 4; attempt++) expect((await token(first, 'wrong-secret')).status).toBe(401);
