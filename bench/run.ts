@@ -391,7 +391,6 @@ async function runScenarios(stores: Stores, phase: string, userCount: number): P
     await http(MANY_CLIENTS_SCENARIO, {
       url: `${base}/token`,
       method: 'POST',
-      headers: serviceAuth,
       body: 'grant_type=client_credentials',
       // The bulk clients share the bench service's secret (lib/seed.ts).
       nextHeaders: () => ({ ...form, authorization: basic(`bench-c${(nextClient++ % MANY_CLIENTS) + 1}`, fixtures.service.secret) }),
@@ -652,7 +651,7 @@ function markdown(report: Report): string {
     );
   }
   lines.push('', 'Login rate is completed sign-ins per second (5 requests each: authorize, login page, form post, resume, token exchange).');
-  lines.push(`"Many clients in turn": each request authenticates as the next of ${machine.manyClients ?? 1000} service clients, round robin — past the 100 built clients oidc-provider keeps itself.`);
+  lines.push(`"Many clients in turn": each request authenticates as the next of ${machine.manyClients} service clients, round robin — past the 100 built clients oidc-provider keeps itself.`);
   lines.push(
     'CPU µs/req: user + system CPU of the serving processes (all threads) per request (per sign-in for the login), from /proc; in brackets the part spent on the JavaScript threads / the libuv pool (bcrypt, signing) / V8 workers (GC); ' +
       'it moves far less than req/s with other load, though it drifted by 10–20 % over a day on a shared machine: compare runs made back to back. Store CPU µs/req: the same for every PostgreSQL and Redis server process, which share the cores (the load generator does too, and is not counted).',
@@ -684,7 +683,7 @@ interface Report {
     workers: number;
     bcryptCost: number;
     /** Service clients of the "many clients in turn" scenario. */
-    manyClients?: number;
+    manyClients: number;
     seconds: number;
     rounds: number;
     connections: number;
