@@ -270,7 +270,7 @@ async function startServer(stores: Stores): Promise<{ child: Child; base: string
   return { child, base };
 }
 
-const selected = (name: string) => name.toLowerCase().includes(String(flags.only).toLowerCase());
+const selected = (name: string) => String(flags.only).startsWith("=") ? name.toLowerCase() === String(flags.only).slice(1).toLowerCase() : name.toLowerCase().includes(String(flags.only).toLowerCase());
 
 const HALF_RATE = 'client_credentials → JWT at half its max rate';
 /** Named after the default --clients; the count used is in the report's header. */

@@ -6,6 +6,7 @@
  * production refuses to start, one line per problem, see `productionProblems`.
  */
 import { readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -105,6 +106,11 @@ const environmentSchema = z.object({
   KEY_ROTATION_INTERVAL: duration.pipe(z.number().int().positive()).optional(),
   /** How often keys/ is re-read (also on SIGHUP). */
   KEYS_RESCAN_INTERVAL: seconds(30),
+  /**
+   * Where RS256 signatures are computed: `event-loop` in line, `pool` on libuv's thread pool; `auto` signs in
+   * line when there is a worker per core (src/keys/inline-signing-key.ts).
+   */
+  SIGNING_THREAD: z.enum(['auto', 'event-loop', 'pool']).default('auto'),
   /** Comma-separated cookie-signing secrets, newest first (the first signs, all verify). */
   COOKIE_SECRETS: z.string().optional(),
   /**
@@ -183,6 +189,8 @@ export interface Config {
     jwksMaxAgeSeconds: number;
     /** How long a replaced key stays published: the longest life of a token or logout hint it signed. */
     retireAfterSeconds: number;
+    /** Sign on the event loop rather than on libuv's thread pool. */
+    signInline: boolean;
   };
   /** Newest first; may be empty in development until secrets are generated. */
   cookieSecrets: string[];
@@ -269,6 +277,15 @@ function redisTopologyProblem(redis: RedisConfig): string | undefined {
   return undefined;
 }
 
+/**
+ * With a worker per core, a core that signs on the pool is taken from another worker's event loop, and the
+ * hand-off costs more than it saves; with fewer workers than cores the pool puts the idle ones to work.
+ */
+function signInline(choice: Environment['SIGNING_THREAD'], workers: number): boolean {
+  if (choice === 'auto') return workers >= availableParallelism();
+  return choice === 'event-loop';
+}
+
 /** Reads and validates the environment. Throws ConfigError listing every problem at once. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // `FOO=` (as .env files and compose write an unset value) means "not set", for every variable alike.
@@ -311,6 +328,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rescanIntervalSeconds: e.KEYS_RESCAN_INTERVAL,
       jwksMaxAgeSeconds: Math.min(3600, Math.floor(e.KEY_ACTIVATION_DELAY / 4)),
       retireAfterSeconds: Math.max(e.SESSION_TTL, e.ID_TOKEN_TTL, e.API_ACCESS_TOKEN_TTL, MAX_API_TOKEN_TTL),
+      signInline: signInline(e.SIGNING_THREAD, e.DATABASE_URL ? e.WEB_CONCURRENCY : 1),
     },
     cookieSecrets: splitList(e.COOKIE_SECRETS),
     clientSecretPeppers: parsePeppers(e.CLIENT_SECRET_PEPPERS),

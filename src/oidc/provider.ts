@@ -8,6 +8,7 @@ import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-pr
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
+import { EXTERNAL_SIGNING_ACK, InlineSigningKey } from '../keys/inline-signing-key.js';
 import type { SigningJwk } from '../keys/signing-keys.js';
 import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
@@ -41,7 +42,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
   const provider = new Provider(config.issuer, {
     adapter: deps.adapter,
-    jwks: { keys: deps.signingKeys },
+    jwks: { keys: config.keys.signInline ? deps.signingKeys.map((jwk) => new InlineSigningKey(jwk)) : deps.signingKeys },
     cookies: {
       keys: deps.cookieSecrets,
       long: { httpOnly: true, sameSite: 'lax', secure: config.production },
@@ -84,6 +85,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
         postLogoutSuccessSource: pages.postLogoutSuccessSource,
       },
       resourceIndicators: resourceIndicators(catalog),
+      externalSigningSupport: { enabled: config.keys.signInline, ack: EXTERNAL_SIGNING_ACK },
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,

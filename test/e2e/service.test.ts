@@ -108,3 +108,25 @@ describe('service (client credentials)', () => {
     expect(wrongAudience.headers.get('www-authenticate')).toMatch(/invalid_token/);
   });
 });
+
+describe('where signatures are made', () => {
+  test('signed on the thread pool instead of in line, the JWKS and the tokens are the same', async () => {
+    // The same keys folder: the two servers must publish exactly the same keys.
+    const pooled = await startTestServer({ keysDir: server.config.keys.dir, env: { SIGNING_THREAD: 'pool' } });
+    try {
+      expect(server.config.keys.signInline).toBe(true);
+      expect(pooled.config.keys.signInline).toBe(false);
+      const jwks = async (issuer: string) => (await fetch(`${issuer}/jwks`)).json();
+      expect(await jwks(pooled.issuer)).toEqual(await jwks(server.issuer));
+
+      await pooled.services.apis.create({ indicator: API, name: 'Messages', scopes: ['messages:read'], isDefault: true });
+      const { clientId, secret } = await createServiceClient(pooled, { scope: 'messages:read' });
+      const token = (await oidc.clientCredentialsGrant(await discover(pooled, clientId, secret))).access_token;
+      // Verified against the keys the in-line server publishes.
+      const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { audience: API, typ: 'at+jwt' });
+      expect(payload).toMatchObject({ client_id: clientId, iss: pooled.issuer });
+    } finally {
+      await pooled.close();
+    }
+  });
+});

@@ -76,6 +76,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     BCRYPT_COST: '4',
+    // In line, as production signs with a worker per core (the thread pool has its own test: service.test.ts).
+    SIGNING_THREAD: 'event-loop',
     ...options.env,
   };
   const config = loadConfig(env);

@@ -2,7 +2,7 @@
  * The configuration: development fills in defaults; production lists every problem at once.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
@@ -20,6 +20,19 @@ describe('configuration', () => {
     expect(loadConfig({}).database.preparedStatements).toBe(true);
     expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).toBe(false);
     expect(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
+  });
+
+  test('signatures are made in line when every core has its worker, on the thread pool when cores are spare', () => {
+    const cores = availableParallelism();
+    const withWorkers = (workers: number, choice?: string) =>
+      loadConfig({ DATABASE_URL: 'postgres://db.example.test/authz', WEB_CONCURRENCY: String(workers), ...(choice ? { SIGNING_THREAD: choice } : {}) }).keys
+        .signInline;
+    expect(withWorkers(cores)).toBe(true);
+    expect(withWorkers(cores + 1)).toBe(true);
+    if (cores > 1) expect(withWorkers(cores - 1)).toBe(false);
+    expect(withWorkers(1, 'event-loop')).toBe(true);
+    expect(withWorkers(cores, 'pool')).toBe(false);
+    expect(() => loadConfig({ SIGNING_THREAD: 'gpu' })).toThrow(/SIGNING_THREAD/);
   });
 
   test('a grant never expires before its refresh tokens', () => {
