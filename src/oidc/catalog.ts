@@ -39,12 +39,13 @@ export class Catalog {
 
   /** The client, or undefined when it does not exist or is disabled. */
   async client(clientId: string): Promise<ClientRecord | undefined> {
-    const record = await this.#clients.fetch(clientId);
+    // A fresh entry is read directly: the fetch machinery (in-flight sharing, stale handling) is for a miss.
+    const record = this.#clients.get(clientId) ?? (await this.#clients.fetch(clientId));
     return record === MISSING || !record || record.disabledAt ? undefined : record;
   }
 
   async api(indicator: string): Promise<ApiRecord | undefined> {
-    const record = await this.#apis.fetch(indicator);
+    const record = this.#apis.get(indicator) ?? (await this.#apis.fetch(indicator));
     return record === MISSING ? undefined : record;
   }
 

@@ -637,17 +637,23 @@ describe('createAdapterFactory', () => {
     expect(await testDb.db('oidc_models').where({ model: 'Session', id: storageId(id) }).first()).toBeTruthy();
   });
 
-  test('a refresh token is not looked for under an id of another kind’s length, nor an access token under one of its', async () => {
+  test('a token is not looked for under an id of another kind’s length', async () => {
     const factory = createAdapterFactory({ db: testDb.db, clientAdapter: () => clientAdapter });
-    // Refresh tokens are 44 characters, every other opaque token 43 (src/oidc/opaque-tokens.ts).
-    const refresh = tokenPayload('RefreshToken', { jti: 'r'.repeat(43) });
-    const access = tokenPayload('AccessToken', { jti: 'a'.repeat(44) });
-    await save(factory('RefreshToken'), refresh);
-    await save(factory('AccessToken'), access);
-    expect(await factory('RefreshToken').find(refresh.jti as string)).toBeUndefined();
-    expect(await factory('AccessToken').find(access.jti as string)).toBeUndefined();
-    const ordinary = await save(factory('RefreshToken'), tokenPayload('RefreshToken', { jti: 'r'.repeat(44) }));
-    expect(await factory('RefreshToken').find(ordinary)).toBeDefined();
+    // Access tokens are 43 characters, refresh tokens 44, client-credentials tokens 45 (src/oidc/opaque-tokens.ts).
+    const stored = async (model: string, length: number) => {
+      const id = await save(factory(model), tokenPayload(model, { jti: model[0]!.repeat(length) }));
+      return (await factory(model).find(id)) !== undefined;
+    };
+    expect({ refresh43: await stored('RefreshToken', 43), refresh45: await stored('RefreshToken', 45) }).toEqual({ refresh43: false, refresh45: false });
+    expect({ access44: await stored('AccessToken', 44), access45: await stored('AccessToken', 45) }).toEqual({ access44: false, access45: false });
+    expect(await stored('ClientCredentials', 44)).toBe(false);
+    expect({ refresh: await stored('RefreshToken', 44), access: await stored('AccessToken', 43), clientCredentials: await stored('ClientCredentials', 45) }).toEqual({
+      refresh: true,
+      access: true,
+      clientCredentials: true,
+    });
+    // The length client-credentials tokens had before: still found, as an older instance issues them during an upgrade.
+    expect(await stored('ClientCredentials', 43)).toBe(true);
   });
 
   (redisUrl ? test : test.skip)('with Redis, short-lived models go to Redis and durable ones to SQL', async () => {
