@@ -270,7 +270,11 @@ async function startServer(stores: Stores): Promise<{ child: Child; base: string
   return { child, base };
 }
 
-const selected = (name: string) => String(flags.only).startsWith("=") ? name.toLowerCase() === String(flags.only).slice(1).toLowerCase() : name.toLowerCase().includes(String(flags.only).toLowerCase());
+/** `--only <text>`: the scenarios whose name contains the text; `--only "=<name>"`: the one of that exact name. */
+const selected = (name: string) => {
+  const only = String(flags.only).toLowerCase();
+  return only.startsWith('=') ? name.toLowerCase() === only.slice(1) : name.toLowerCase().includes(only);
+};
 
 const HALF_RATE = 'client_credentials → JWT at half its max rate';
 /** Named after the default --clients; the count used is in the report's header. */
