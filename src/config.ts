@@ -297,12 +297,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
   const port = e.PORT;
+  // The embedded database admits one process.
+  const workers = e.DATABASE_URL ? e.WEB_CONCURRENCY : 1;
   const config: Config = {
     production,
     issuer: (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, ''),
     port,
     host: e.HOST,
-    workers: e.DATABASE_URL ? e.WEB_CONCURRENCY : 1,
+    workers,
     database: {
       url: e.DATABASE_URL || undefined,
       schema: e.DATABASE_SCHEMA,
@@ -328,7 +330,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rescanIntervalSeconds: e.KEYS_RESCAN_INTERVAL,
       jwksMaxAgeSeconds: Math.min(3600, Math.floor(e.KEY_ACTIVATION_DELAY / 4)),
       retireAfterSeconds: Math.max(e.SESSION_TTL, e.ID_TOKEN_TTL, e.API_ACCESS_TOKEN_TTL, MAX_API_TOKEN_TTL),
-      signInline: signInline(e.SIGNING_THREAD, e.DATABASE_URL ? e.WEB_CONCURRENCY : 1),
+      signInline: signInline(e.SIGNING_THREAD, workers),
     },
     cookieSecrets: splitList(e.COOKIE_SECRETS),
     clientSecretPeppers: parsePeppers(e.CLIENT_SECRET_PEPPERS),
