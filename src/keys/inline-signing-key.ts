@@ -4,7 +4,8 @@
  * oidc-provider signs through jose and WebCrypto, which hands each signature to libuv's thread pool and wakes
  * the event loop again when it is done. When every core already runs a worker's event loop, the pool adds no
  * parallelism, only two thread hand-offs per signature: on the 2-vCPU benchmark machine, client credentials →
- * JWT cost 804–912 µs of CPU per request that way against 710–793 signing in line (README, Speed). With spare cores
+ * JWT cost less CPU per request signing in line in seven of eight alternated pairs of runs, typically 8–20 %
+ * (README, Speed). With spare cores
  * (fewer workers than cores) the pool lets one event loop use them, so it stays the choice there (config.ts).
  *
  * oidc-provider takes such a key through `features.externalSigningSupport` (meant for KMS and HSM keys): it
