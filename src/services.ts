@@ -53,6 +53,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
 /** Flushes the audit log, then closes Redis and the database. */
 export async function closeServices(services: Services): Promise<void> {
   await services.audit.close();
+  services.limits.close();
   services.redis?.disconnect();
   await closeDatabase(services.db);
 }

@@ -8,11 +8,14 @@ import { LRUCache } from 'lru-cache';
 import { type RateLimiterAbstract, RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Database } from '../store/database.js';
 import type { RedisClient } from '../store/redis.js';
+import type { LockBroadcast } from './lock-broadcast.js';
 
 export interface LimiterStore {
   redis?: RedisClient;
   redisKeyPrefix?: string;
   db: Database;
+  /** With Redis: announces locks to every instance, so that "not locked" may be believed longer. */
+  broadcast?: LockBroadcast;
 }
 
 export interface FailureLimiterOptions {
@@ -67,9 +70,11 @@ function sqlClientFor(db: Database) {
 /**
  * How long "this key is not locked" is believed without asking the store again. Checking is on the path of
  * every token request; a lock imposed by this process is seen at once (fail() forgets the key), one imposed by
- * another instance within this time.
+ * another instance within this time, or, while the lock broadcast is live (./lock-broadcast.ts), as soon as its
+ * announcement arrives, which lets the belief last longer.
  */
 const UNLOCKED_CACHE_MS = 1000;
+const UNLOCKED_CACHE_MS_WITH_BROADCAST = 60_000;
 
 /**
  * With Redis, a lock is also a key of its own that lives exactly as long as the lock, so that the check made
@@ -97,6 +102,7 @@ class RedisLocks {
 export class FailureLimiter {
   readonly #failures: RateLimiterAbstract;
   readonly #knownUnlocked = new LRUCache<string, true>({ max: 10_000, ttl: UNLOCKED_CACHE_MS });
+  readonly #broadcast?: LockBroadcast;
   /** How many times the key was locked in the last day, to double the next lock. */
   readonly #locks: RateLimiterAbstract;
   readonly #redisLocks?: RedisLocks;
@@ -108,13 +114,28 @@ export class FailureLimiter {
     this.#failures = createLimiter(store, `${options.name}:fail`, options.maxFailures, options.windowSeconds);
     this.#locks = createLimiter(store, `${options.name}:locks`, 1_000_000, DAY);
     if (store.redis) this.#redisLocks = new RedisLocks(store.redis, `${store.redisKeyPrefix ?? ''}limit:${options.name}:locked:`);
+    if (store.redis && store.broadcast) {
+      this.#broadcast = store.broadcast;
+      this.#broadcast.listen(
+        (limiter, key) => {
+          if (limiter === options.name) this.#knownUnlocked.delete(key);
+        },
+        () => this.#knownUnlocked.clear(),
+      );
+    }
   }
 
   /** Milliseconds until the key may try again, or 0 when it is not locked. */
   async lockedFor(key: string): Promise<number> {
     if (this.#knownUnlocked.has(keyOf(key))) return 0;
+    this.#broadcast?.start();
+    const epoch = this.#broadcast?.epoch;
     const locked = this.#redisLocks ? await this.#redisLocks.remaining(keyOf(key)) : await this.#lockedInStore(key);
-    if (locked === 0) this.#knownUnlocked.set(keyOf(key), true);
+    if (locked === 0) {
+      // Long only if no announcement (or change of subscription) came while the answer was on its way.
+      const long = this.#broadcast?.live && this.#broadcast.epoch === epoch;
+      this.#knownUnlocked.set(keyOf(key), true, { ttl: long ? UNLOCKED_CACHE_MS_WITH_BROADCAST : UNLOCKED_CACHE_MS });
+    }
     return locked;
   }
 
@@ -137,6 +158,8 @@ export class FailureLimiter {
       );
       const seconds = Math.min(this.options.lockSeconds * 2 ** Math.min(repeat - 1, 20), this.options.maxLockSeconds);
       await Promise.all([this.#failures.block(keyOf(key), seconds), this.#redisLocks?.lock(keyOf(key), seconds * 1000)]);
+      // After the lock is stored, so that an instance that hears of it and asks finds it.
+      await this.#broadcast?.announce(this.options.name, keyOf(key)).catch(() => {});
       return seconds * 1000;
     }
   }

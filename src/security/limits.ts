@@ -1,6 +1,7 @@
 /** The brute-force limits the server enforces (README "Brute-force limits"), built from the configuration. */
 import type { Config } from '../config.js';
 import { FailureLimiter, type LimiterStore } from './failure-limiter.js';
+import { LockBroadcast } from './lock-broadcast.js';
 
 export interface SecurityLimits {
   /** Wrong passwords per account (keyed by the email typed, so unknown emails are limited alike). */
@@ -11,12 +12,18 @@ export interface SecurityLimits {
   clientAuthByClient: FailureLimiter;
   /** Failed client authentications per IP. */
   clientAuthByIp: FailureLimiter;
+  /** Closes the lock broadcast's connection, if one was opened. */
+  close(): void;
 }
 
-export function createSecurityLimits(config: Config, store: LimiterStore): SecurityLimits {
+export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'broadcast'>): SecurityLimits {
   const { limits } = config;
   const shared = { windowSeconds: limits.windowSeconds, lockSeconds: limits.lockSeconds, maxLockSeconds: limits.maxLockSeconds };
+  // One subscription for the four limiters.
+  const broadcast = base.redis ? new LockBroadcast(base.redis, `${base.redisKeyPrefix ?? ''}limit:locks`) : undefined;
+  const store: LimiterStore = { ...base, broadcast };
   return {
+    close: () => broadcast?.close(),
     loginByAccount: new FailureLimiter(store, { name: 'login-account', maxFailures: limits.loginPerAccount, ...shared }),
     loginByIp: new FailureLimiter(store, { name: 'login-ip', maxFailures: limits.loginPerIp, ...shared }),
     clientAuthByClient: new FailureLimiter(store, { name: 'client-auth', maxFailures: limits.clientAuthFailures, ...shared }),
