@@ -86,6 +86,8 @@ describe('authz CLI', () => {
     expect(list.stdout).not.toContain(created.client_secret);
 
     const rotated = await authz(['clients', 'rotate-secret', created.client_id, '--keep-old-for', '0', '--json']);
+    // (Compared whole first, so that a failure shows what the command wrote to stderr.)
+    expect({ code: rotated.code, stderr: rotated.stderr }).toEqual({ code: 0, stderr: '' });
     const { client_secret: newSecret } = JSON.parse(rotated.stdout) as { client_secret: string };
     expect(newSecret).not.toBe(created.client_secret);
 
