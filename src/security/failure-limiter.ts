@@ -114,7 +114,7 @@ export class FailureLimiter {
     this.#failures = createLimiter(store, `${options.name}:fail`, options.maxFailures, options.windowSeconds);
     this.#locks = createLimiter(store, `${options.name}:locks`, 1_000_000, DAY);
     if (store.redis) this.#redisLocks = new RedisLocks(store.redis, `${store.redisKeyPrefix ?? ''}limit:${options.name}:locked:`);
-    if (store.redis && store.broadcast) {
+    if (store.broadcast) {
       this.#broadcast = store.broadcast;
       this.#broadcast.listen(
         (limiter, key) => {

@@ -24,6 +24,7 @@ type Listener = (limiter: string, key: string) => void;
 export class LockBroadcast {
   #subscriber?: RedisClient;
   #live = false;
+  #closed = false;
   #epoch = 0;
   readonly #onLock = new Set<Listener>();
   readonly #onForget = new Set<() => void>();
@@ -54,7 +55,9 @@ export class LockBroadcast {
     await this.redis.publish(this.channel, JSON.stringify([limiter, key]));
   }
 
+  /** Ends the subscription for good: a lock check still in flight at shutdown must not open it again. */
   close(): void {
+    this.#closed = true;
     this.#subscriber?.disconnect();
     this.#subscriber = undefined;
     this.#live = false;
@@ -66,7 +69,7 @@ export class LockBroadcast {
    * and only the confirmation makes the broadcast live again.
    */
   start(): void {
-    if (this.#subscriber) return;
+    if (this.#subscriber || this.#closed) return;
     // (A Cluster resubscribes through its own subscriber node; subscribing again on `ready` is harmless.)
     const subscriber: RedisClient = this.redis instanceof Cluster ? this.redis.duplicate() : this.redis.duplicate({ autoResubscribe: false });
     this.#subscriber = subscriber;
