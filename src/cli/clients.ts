@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { CLIENT_TYPES, type ClientRecord } from '../clients/clients.js';
 import type { CliContext } from './context.js';
-import { durationOption } from './options.js';
+import { acceptsGeneratedIds, durationOption } from './options.js';
 import { collect, isoDate, printJson, printTable, splitList } from './output.js';
 
 const summary = (client: ClientRecord) => ({
@@ -74,16 +74,14 @@ export function registerClientCommands(program: Command, context: CliContext): v
       else printTable(records.map(summary), 'no clients yet: add one with `authz clients add --type … --name …`');
     });
 
-  clients
-    .command('show')
+  acceptsGeneratedIds(clients.command('show'))
     .description('show one client')
     .argument('<client-id>')
     .action(async (clientId: string) => {
       printJson(details(await (await context.services()).clients.require(clientId)));
     });
 
-  clients
-    .command('rotate-secret')
+  acceptsGeneratedIds(clients.command('rotate-secret'))
     .description('issue a new secret; the old one keeps working for --keep-old-for')
     .argument('<client-id>')
     .option('--keep-old-for <duration>', 'how long the old secret still works (0 = stop now)', durationOption, 86_400)
@@ -94,8 +92,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
       process.stdout.write(`client_secret: ${secret}\n(shown once; the previous secret stops working at ${isoDate(oldSecretsExpireAt)})\n`);
     });
 
-  clients
-    .command('remove')
+  acceptsGeneratedIds(clients.command('remove'))
     .description('delete a client with its secrets, grants and refresh tokens')
     .argument('<client-id>')
     .action(async (clientId: string) => {
@@ -104,8 +101,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
     });
 
   for (const name of ['disable', 'enable'] as const) {
-    clients
-      .command(name)
+    acceptsGeneratedIds(clients.command(name))
       .description(name === 'disable' ? 'refuse every request from a client (reversible)' : 're-enable a disabled client')
       .argument('<client-id>')
       .action(async (clientId: string) => {

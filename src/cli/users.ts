@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import type { User } from '../accounts/users.js';
 import type { CliContext } from './context.js';
+import { acceptsGeneratedIds } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
 
 const summary = (user: User) => ({
@@ -117,8 +118,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       );
     });
 
-  users
-    .command('end-session')
+  acceptsGeneratedIds(users.command('end-session'))
     .description('sign one browser out (see `users sessions`); consents and tokens stay')
     .argument('<email>', 'the user’s email or sub')
     .argument('<session>', 'the session id shown by `users sessions`')
@@ -149,8 +149,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       );
     });
 
-  users
-    .command('revoke-grant')
+  acceptsGeneratedIds(users.command('revoke-grant'))
     .description('withdraw one consent: the grant and every token issued under it')
     .argument('<email>', 'the user’s email or sub')
     .argument('<grant-id>', 'as shown by `users grants`')

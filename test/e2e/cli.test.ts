@@ -150,6 +150,7 @@ describe('authz CLI', () => {
       ['clients', 'add', '--type', 'web'],
       ['clients', 'rotate-secret', 'x', '--keep-old-for', 'soon'],
       ['users', 'add'],
+      ['clients', 'show', 'x', '--jsn'], // a mistyped option, where an id may start with '-': one argument too many
     ]) {
       const result = await authz(args);
       expectRefusal(result, 2, /error: .+\n\(run with --help for usage\)/);
@@ -157,6 +158,15 @@ describe('authz CLI', () => {
     const help = await authz(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Usage: authz/);
+  });
+
+  test("a generated id that starts with '-' is taken as the id, not as an option", async () => {
+    // One base64url id in 64 starts with '-' (client ids; oidc-provider's session and grant ids).
+    expectRefusal(await authz(['clients', 'show', '-Zx9_unknown']), 1, /^authz: no client -Zx9_unknown\n$/);
+    expectRefusal(await authz(['clients', 'rotate-secret', '-Zx9_unknown', '--keep-old-for', '0']), 1, /^authz: no client -Zx9_unknown\n$/);
+    await authz(['users', 'add', '--email', 'dash@example.test']);
+    expectRefusal(await authz(['users', 'revoke-grant', 'dash@example.test', '-Zx9_unknown']), 1, /^authz: no grant -Zx9_unknown of user /);
+    expectRefusal(await authz(['users', 'end-session', 'dash@example.test', '-Zx9_unknown']), 1, /^authz: no session -Zx9_unknown of user /);
   });
 
   test('refused input: one line, exit 1, nothing written', async () => {
