@@ -163,6 +163,11 @@ const environmentSchema = z.object({
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
   PRUNE_INTERVAL: seconds(600),
+  /**
+   * How often the server hands memory that malloc holds free back to the system (glibc's malloc_trim, on Linux);
+   * 0 turns it off (src/memory-trim.ts).
+   */
+  MEMORY_TRIM_INTERVAL: duration.pipe(z.number().int().min(0).max(3600)).default(1),
 });
 
 /** The longest access-token lifetime an API may set; a replaced key is published at least this long. */
@@ -211,6 +216,8 @@ export interface Config {
     idToken: number;
   };
   pruneIntervalSeconds: number;
+  /** Seconds between malloc_trim calls; 0: never. */
+  memoryTrimIntervalSeconds: number;
   /** A separate port for /metrics; unset: /metrics on the main port. */
   metricsPort?: number;
   /** Seconds between SIGTERM (readiness off) and closing the listener. */
@@ -348,6 +355,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       idToken: e.ID_TOKEN_TTL,
     },
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
+    memoryTrimIntervalSeconds: e.MEMORY_TRIM_INTERVAL,
     metricsPort: e.METRICS_PORT,
     shutdownDelaySeconds: e.SHUTDOWN_DELAY,
     limits: {

@@ -11,6 +11,7 @@ import { InputError } from './errors.js';
 import { KeyFileError } from './keys/signing-keys.js';
 import { createLogger } from './logger.js';
 import { closeDatabase, migrate, openDatabase } from './store/database.js';
+import { startMemoryTrim } from './memory-trim.js';
 import { workerEnvironment, workerExecArgv } from './worker-runtime.js';
 
 function loadConfigOrExit(): Config {
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const server = await listen(authz.app, config.port, config.host);
+  const stopMemoryTrim = await startMemoryTrim(config.memoryTrimIntervalSeconds, logger);
   // With workers, the primary serves the metrics of all of them (below); a single process serves its own.
   if (config.metricsPort && cluster.isPrimary) await serveMetrics(config, () => authz.metrics.registry.metrics(), authz.metrics.registry.contentType);
   if (cluster.isWorker) AggregatorRegistry.setRegistries([authz.metrics.registry]);
@@ -128,6 +130,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal, drainSeconds: config.shutdownDelaySeconds }, 'shutting down');
     authz.beginShutdown(); // /readyz now answers 503: the load balancer stops sending new requests
+    stopMemoryTrim();
     setTimeout(() => {
       // No new connections; requests in flight finish (bounded), then the audit log is flushed and pools close.
       server.close(() => {

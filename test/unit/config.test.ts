@@ -16,6 +16,13 @@ describe('configuration', () => {
     expect(config.redis).toBeUndefined();
   });
 
+  test('memory is trimmed every second unless turned off', () => {
+    expect(loadConfig({}).memoryTrimIntervalSeconds).toBe(1);
+    expect(loadConfig({ MEMORY_TRIM_INTERVAL: '0' }).memoryTrimIntervalSeconds).toBe(0);
+    expect(loadConfig({ MEMORY_TRIM_INTERVAL: '1m' }).memoryTrimIntervalSeconds).toBe(60);
+    expect(() => loadConfig({ MEMORY_TRIM_INTERVAL: 'often' })).toThrow(/MEMORY_TRIM_INTERVAL/);
+  });
+
   test('prepared statements are on unless turned off', () => {
     expect(loadConfig({}).database.preparedStatements).toBe(true);
     expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).toBe(false);
