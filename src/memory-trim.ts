@@ -5,8 +5,9 @@
  * buffers on the PostgreSQL and Redis sockets among them). Measured on 2026-12-02, `malloc_trim(0)` called
  * through gdb after a load took a worker from 144 to 126 MB of RSS; with this timer (1 s), the peak RSS per
  * worker over the client-credentials scenarios of `npm run bench -- --rounds 1 --only client_credentials` was
- * 131.6–136 MB against 145.6–149.9 MB without it (two alternated pairs, 2026-12-03), at no CPU cost the runs
- * could tell apart. A fixed mmap threshold got part of that and cost 15–25 % more CPU on small requests, because
+ * 131.6–136 MB against 145.6–149.9 MB without it (two alternated pairs, 2026-12-03), and 142.8 against 149.1 MB
+ * over full runs, at no CPU cost that showed (client credentials → JWT, three alternated pairs: 849–910 against
+ * 841–918 µs per request). A fixed mmap threshold got part of that and cost 15–25 % more CPU on small requests, because
  * every such buffer was then mapped and unmapped (README, Speed).
  *
  * Node has no binding for `malloc_trim`; koffi (a maintained FFI with prebuilt binaries) calls it, on one of
