@@ -120,12 +120,17 @@ const TICKS_PER_SECOND = 100; // USER_HZ, 100 on Linux
  * utime + stime of a process (all its threads) in clock ticks, with its command name; undefined once it is gone.
  * Given a task's stat file, the same for one thread.
  */
-function processTicks(pid: number, statFile = `/proc/${pid}/stat`): { command: string; ticks: number } | undefined {
+function processTicks(pid: number, statFile = `/proc/${pid}/stat`): { command: string; ticks: number; reapedTicks: number } | undefined {
   try {
     const stat = readFileSync(statFile, 'utf8');
-    // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12].
+    // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12], and what the
+    // children it has waited for used, cutime [13] and cstime [14].
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ticks: Number(fields[11]) + Number(fields[12]) };
+    return {
+      command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      ticks: Number(fields[11]) + Number(fields[12]),
+      reapedTicks: Number(fields[13]) + Number(fields[14]),
+    };
   } catch {
     return undefined;
   }
@@ -172,14 +177,16 @@ const STORE_COMMANDS = new Set(['postgres', 'redis-server']);
 
 /**
  * CPU seconds used so far by every PostgreSQL and Redis server process on this machine: the stores the server
- * under test talks to (and whatever else uses them meanwhile). A backend that exits in between loses its share.
+ * under test talks to (and whatever else uses them meanwhile). A PostgreSQL backend that exits in between (a pool
+ * closing an idle connection, another client disconnecting) still counts: the postmaster reaps it, and its time
+ * moves to the postmaster's children's time, which is added; without that, the sum could fall during a scenario.
  */
 export function storeCpuSeconds(): number {
   let ticks = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const process = processTicks(Number(entry));
-    if (process && STORE_COMMANDS.has(process.command)) ticks += process.ticks;
+    if (process && STORE_COMMANDS.has(process.command)) ticks += process.ticks + process.reapedTicks;
   }
   return ticks / TICKS_PER_SECOND;
 }
