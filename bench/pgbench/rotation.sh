@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# PostgreSQL's CPU per refresh-token rotation, without the server: rotation.sql under pgbench, on a copy of the
-# tables of a running benchmark (its schema bench_<pid> is dropped when it ends). Run it while
-# `npm run bench -- --rounds 1 --only refresh` is measuring; it waits for the seeded refresh-token pool.
-# Usage: bash bench/pgbench/rotation.sh [offered rotations/s, default: flat out] [seconds, default 8]
+# PostgreSQL's CPU per refresh-token rotation, without the server: the server's own two statements
+# (rotation-script.ts) under pgbench, on a copy of the tables of a running benchmark (its schema bench_<pid> is
+# dropped when it ends). Start `npm run bench -- --rounds 1 --only refresh` first: this waits for its seeded
+# refresh-token pool, copies it, and measures once the benchmark has ended, so that only pgbench's load counts.
+# Usage: bash bench/pgbench/rotation.sh [rate…]: one measurement per rate, offered rotations/s or `max` for flat
+# out (the default); ROTATION_SECONDS long each (default 8), each on a fresh copy of the tables.
 # Needs pgbench and psql, and to run on the database's machine (it reads the postgres processes' CPU in /proc).
 set -euo pipefail
 URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
-RATE=${1:-}
-SECONDS_MEASURED=${2:-8}
+RATES=("${@:-max}")
+SECONDS_MEASURED=${ROTATION_SECONDS:-8}
 SCRATCH=pgbench_rotation
 here=$(dirname "$0")
 sql() { PGOPTIONS="-c client_min_messages=warning" psql "$URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
@@ -21,29 +23,54 @@ for _ in $(seq 1 120); do
 done
 [ -n "$source_schema" ] || { echo "no benchmark schema with a seeded refresh-token pool appeared" >&2; exit 1; }
 
+script=$(mktemp)
+trap 'rm -f "$script"; sql -c "drop schema if exists $SCRATCH cascade"' EXIT
 sql -c "drop schema if exists $SCRATCH cascade" -c "create schema $SCRATCH" \
+  -c "create table $SCRATCH.seeded as select * from $source_schema.oidc_models" \
   -c "create table $SCRATCH.oidc_models (like $source_schema.oidc_models including all)" \
-  -c "insert into $SCRATCH.oidc_models select * from $source_schema.oidc_models" \
+  -c "insert into $SCRATCH.oidc_models select * from $SCRATCH.seeded" \
   -c "create table $SCRATCH.users (like $source_schema.users including all)" \
   -c "insert into $SCRATCH.users select * from $source_schema.users" \
   -c "create table $SCRATCH.pool as select row_number() over () as n, id from $SCRATCH.oidc_models where model = 'RefreshToken'" \
-  -c "create unique index on $SCRATCH.pool (n)" -c "vacuum analyze $SCRATCH.oidc_models" -c "checkpoint"
-trap 'sql -c "drop schema if exists $SCRATCH cascade"' EXIT
+  -c "create unique index on $SCRATCH.pool (n)"
 pool_size=$(sql -c "select count(*) from $SCRATCH.pool")
+# Each successor is stored with the payload, grant and account of a real refresh token, as the server would.
+read -r grant_id account_id < <(sql -F ' ' -c "select grant_id, account_id from $SCRATCH.oidc_models where model = 'RefreshToken' limit 1")
+payload=$(sql -c "select payload from $SCRATCH.oidc_models where model = 'RefreshToken' limit 1")
+# On the project's Node (the `node` package), as npm scripts run.
+PATH="$here/../../node_modules/.bin:$PATH" tsx "$here/rotation-script.ts" > "$script"
 
-# Every postgres process's user + system CPU, in clock ticks; backends are read while connected.
-postgres_ticks() { local sum=0; for pid in $(pgrep -x postgres); do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done; echo "$sum"; }
-commits() { sql -c "select xact_commit from pg_stat_database where datname = current_database()"; }
+# The benchmark's own load would be counted too: measure once it has ended (and dropped its schema).
+for _ in $(seq 1 1800); do
+  [ -z "$(sql -c "select 1 from pg_namespace where nspname = '$source_schema'")" ] && break
+  sleep 1
+done
 
-PGOPTIONS="-c search_path=$SCRATCH" pgbench "$URL" -n -M prepared -c 8 -j 2 -T $((SECONDS_MEASURED + 3)) \
-  ${RATE:+-R "$RATE"} -D pool_size="$pool_size" -f "$here/rotation.sql" > /dev/null &
-bench=$!
-sleep 2
-ticks_before=$(postgres_ticks); commits_before=$(commits)
-sleep "$SECONDS_MEASURED"
-ticks_after=$(postgres_ticks); commits_after=$(commits)
-wait "$bench"
-# Each rotation is two statements in autocommit, so two commits.
-rotations=$(( (commits_after - commits_before) / 2 ))
-ticks_per_second=$(getconf CLK_TCK)
-echo "rotations/s: $((rotations / SECONDS_MEASURED)), PostgreSQL CPU µs per rotation: $(( (ticks_after - ticks_before) * 1000000 / ticks_per_second / rotations ))"
+# Every postgres process's user + system CPU in clock ticks, with what its reaped children used: the pgbench
+# backends exit at the end, and the postmaster's children's time then holds theirs.
+postgres_ticks() {
+  local sum=0
+  for pid in $(pgrep -x postgres); do
+    sum=$((sum + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+
+measure() { # $1: offered rotations/s, or max
+  sql -c "truncate $SCRATCH.oidc_models" -c "insert into $SCRATCH.oidc_models select * from $SCRATCH.seeded" \
+    -c "vacuum analyze $SCRATCH.oidc_models" -c "checkpoint"
+  local rate_option=() output ticks_before ticks_after rotations
+  [ "$1" = max ] || rate_option=(-R "$1")
+  ticks_before=$(postgres_ticks)
+  output=$(PGOPTIONS="-c search_path=$SCRATCH" pgbench "$URL" -n -M prepared -c 8 -j 2 -T "$SECONDS_MEASURED" "${rate_option[@]}" \
+    -D pool_size="$pool_size" -D payload="$payload" -D grant_id="$grant_id" -D account_id="$account_id" \
+    -f "$script" 2>&1) || { echo "$output" >&2; return 1; }
+  sleep 1 # the postmaster reaps the backends
+  ticks_after=$(postgres_ticks)
+  # One transaction of the script is one rotation.
+  rotations=$(awk -F': ' '/number of transactions actually processed/ { split($2, n, "/"); print n[1] }' <<< "$output")
+  echo "offered $1: $((rotations / SECONDS_MEASURED)) rotations/s, PostgreSQL CPU per rotation" \
+    "$(( (ticks_after - ticks_before) * 1000000 / $(getconf CLK_TCK) / rotations )) µs"
+}
+
+for rate in "${RATES[@]}"; do measure "$rate"; done

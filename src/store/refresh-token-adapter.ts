@@ -71,6 +71,9 @@ const REPLACE = statement(
    returning 1 as written`,
 );
 
+/** A rotation's two statements, in order (bench/pgbench runs them without the server). */
+export const ROTATION_STATEMENTS = { find: FIND_WITH_GRANT, replace: REPLACE } as const;
+
 interface FoundRow {
   payload: AdapterPayload;
   consumed: number | null;
