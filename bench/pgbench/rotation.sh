@@ -4,7 +4,8 @@
 # dropped when it ends). Start `npm run bench -- --rounds 1 --only refresh` first: this waits for its seeded
 # refresh-token pool, copies it, and measures once the benchmark has ended, so that only pgbench's load counts.
 # Usage: bash bench/pgbench/rotation.sh [rate…]: one measurement per rate, offered rotations/s or `max` for flat
-# out (the default); ROTATION_SECONDS long each (default 8), each on a fresh copy of the tables.
+# out (the default); ROTATION_SECONDS long each (default 8), ROTATION_CLIENTS connections (default 8), each on a
+# fresh copy of the tables.
 # Needs pgbench and psql, and to run on the database's machine (it reads the postgres processes' CPU in /proc).
 set -euo pipefail
 URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -62,7 +63,7 @@ measure() { # $1: offered rotations/s, or max
   local rate_option=() output ticks_before ticks_after rotations
   [ "$1" = max ] || rate_option=(-R "$1")
   ticks_before=$(postgres_ticks)
-  output=$(PGOPTIONS="-c search_path=$SCRATCH" pgbench "$URL" -n -M prepared -c 8 -j 2 -T "$SECONDS_MEASURED" "${rate_option[@]}" \
+  output=$(PGOPTIONS="-c search_path=$SCRATCH" pgbench "$URL" -n -M prepared -c "${ROTATION_CLIENTS:-8}" -j 2 -T "$SECONDS_MEASURED" "${rate_option[@]}" \
     -D pool_size="$pool_size" -D payload="$payload" -D grant_id="$grant_id" -D account_id="$account_id" \
     -f "$script" 2>&1) || { echo "$output" >&2; return 1; }
   sleep 1 # the postmaster reaps the backends
