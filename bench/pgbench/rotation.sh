@@ -29,15 +29,14 @@ trap 'rm -f "$script"; sql -c "drop schema if exists $SCRATCH cascade"' EXIT
 sql -c "drop schema if exists $SCRATCH cascade" -c "create schema $SCRATCH" \
   -c "create table $SCRATCH.seeded as select * from $source_schema.oidc_models" \
   -c "create table $SCRATCH.oidc_models (like $source_schema.oidc_models including all)" \
-  -c "insert into $SCRATCH.oidc_models select * from $SCRATCH.seeded" \
   -c "create table $SCRATCH.users (like $source_schema.users including all)" \
   -c "insert into $SCRATCH.users select * from $source_schema.users" \
-  -c "create table $SCRATCH.pool as select row_number() over () as n, id from $SCRATCH.oidc_models where model = 'RefreshToken'" \
+  -c "create table $SCRATCH.pool as select row_number() over () as n, id from $SCRATCH.seeded where model = 'RefreshToken'" \
   -c "create unique index on $SCRATCH.pool (n)"
 pool_size=$(sql -c "select count(*) from $SCRATCH.pool")
 # Each successor is stored with the payload, grant and account of a real refresh token, as the server would.
-read -r grant_id account_id < <(sql -F ' ' -c "select grant_id, account_id from $SCRATCH.oidc_models where model = 'RefreshToken' limit 1")
-payload=$(sql -c "select payload from $SCRATCH.oidc_models where model = 'RefreshToken' limit 1")
+read -r grant_id account_id < <(sql -F ' ' -c "select grant_id, account_id from $SCRATCH.seeded where model = 'RefreshToken' limit 1")
+payload=$(sql -c "select payload from $SCRATCH.seeded where model = 'RefreshToken' limit 1")
 # On the project's Node (the `node` package), as npm scripts run.
 PATH="$here/../../node_modules/.bin:$PATH" tsx "$here/rotation-script.ts" > "$script"
 
@@ -57,7 +56,7 @@ postgres_ticks() {
   echo "$sum"
 }
 
-measure() { # $1: offered rotations/s, or max
+measure() { # $1: offered rotations/s, or max; each on the tables as seeded
   sql -c "truncate $SCRATCH.oidc_models" -c "insert into $SCRATCH.oidc_models select * from $SCRATCH.seeded" \
     -c "vacuum analyze $SCRATCH.oidc_models" -c "checkpoint"
   local rate_option=() output ticks_before ticks_after rotations
