@@ -6,7 +6,7 @@
 # Usage: bash bench/pgbench/rotation.sh [rate…]: one measurement per rate, offered rotations/s or `max` for flat
 # out (the default); ROTATION_SECONDS long each (default 8), ROTATION_CLIENTS connections (default 8), each on a
 # fresh copy of the tables.
-# Needs pgbench and psql, and to run on the database's machine (it reads the postgres processes' CPU in /proc).
+# Needs pgbench and psql, and to run on the database's machine (it reads the stores' CPU in /proc).
 set -euo pipefail
 URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 RATES=("${@:-max}")
@@ -46,31 +46,25 @@ for _ in $(seq 1 1800); do
   sleep 1
 done
 
-# Every postgres process's user + system CPU in clock ticks, with what its reaped children used: the pgbench
-# backends exit at the end, and the postmaster's children's time then holds theirs.
-postgres_ticks() {
-  local sum=0
-  for pid in $(pgrep -x postgres); do
-    sum=$((sum + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$sum"
-}
+# The stores' CPU seconds so far, counted as the benchmark counts them (bench/lib/processes.ts): PostgreSQL's
+# processes with the backends the postmaster has reaped, and Redis, idle here.
+store_cpu() { PATH="$here/../../node_modules/.bin:$PATH" tsx "$here/store-cpu.ts"; }
 
 measure() { # $1: offered rotations/s, or max; each on the tables as seeded
   sql -c "truncate $SCRATCH.oidc_models" -c "insert into $SCRATCH.oidc_models select * from $SCRATCH.seeded" \
     -c "vacuum analyze $SCRATCH.oidc_models" -c "checkpoint"
-  local rate_option=() output ticks_before ticks_after rotations
+  local rate_option=() output cpu_before cpu_after rotations
   [ "$1" = max ] || rate_option=(-R "$1")
-  ticks_before=$(postgres_ticks)
+  cpu_before=$(store_cpu)
   output=$(PGOPTIONS="-c search_path=$SCRATCH" pgbench "$URL" -n -M prepared -c "${ROTATION_CLIENTS:-8}" -j 2 -T "$SECONDS_MEASURED" "${rate_option[@]}" \
     -D pool_size="$pool_size" -D payload="$payload" -D grant_id="$grant_id" -D account_id="$account_id" \
     -f "$script" 2>&1) || { echo "$output" >&2; return 1; }
   sleep 1 # the postmaster reaps the backends
-  ticks_after=$(postgres_ticks)
+  cpu_after=$(store_cpu)
   # One transaction of the script is one rotation.
   rotations=$(awk -F': ' '/number of transactions actually processed/ { split($2, n, "/"); print n[1] }' <<< "$output")
-  echo "offered $1: $((rotations / SECONDS_MEASURED)) rotations/s, PostgreSQL CPU per rotation" \
-    "$(( (ticks_after - ticks_before) * 1000000 / $(getconf CLK_TCK) / rotations )) µs"
+  echo "offered $1: $((rotations / SECONDS_MEASURED)) rotations/s, store CPU per rotation" \
+    "$(awk -v before="$cpu_before" -v after="$cpu_after" -v n="$rotations" 'BEGIN { printf "%.0f", (after - before) * 1e6 / n }') µs"
 }
 
 for rate in "${RATES[@]}"; do measure "$rate"; done
