@@ -8,7 +8,7 @@
  * 131.6–136 MB against 145.6–149.9 MB without it (two alternated pairs, 2026-12-03), and 142.8 against 149.1 MB
  * over full runs, at no CPU cost that showed (client credentials → JWT, three alternated pairs: 849–910 against
  * 841–918 µs per request). A fixed mmap threshold got part of that and cost 15–25 % more CPU on small requests,
- * because every such buffer was then mapped and unmapped (README, Speed).
+ * because every such buffer was then mapped and unmapped (bench/FINDINGS.md).
  *
  * Node has no binding for `malloc_trim`; koffi (a maintained FFI with prebuilt binaries) calls it, on one of
  * libuv's threads so the event loop never waits for it (a call took 0.1 ms at the median and up to 4.4 ms under

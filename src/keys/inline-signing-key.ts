@@ -5,7 +5,7 @@
  * the event loop again when it is done. When every core already runs a worker's event loop, the pool adds no
  * parallelism, only two thread hand-offs per signature: on the 2-vCPU benchmark machine, client credentials →
  * JWT cost less CPU per request signed in line in seven of eight alternated pairs of runs, about 10 % less at the
- * median (README, Speed). With spare cores (fewer workers than cores) the pool lets one event loop use them, so it
+ * median (bench/FINDINGS.md). With spare cores (fewer workers than cores) the pool lets one event loop use them, so it
  * stays the choice there (config.ts).
  *
  * oidc-provider takes such a key through `features.externalSigningSupport` (meant for KMS and HSM keys): it
