@@ -2,7 +2,7 @@
  * Builds the whole server from a config: storage, keys, the oidc-provider instance, our pages, and the outer
  * Koa app that mounts them. `main.ts` listens; tests call `createServer` directly.
  */
-import type { Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
@@ -10,18 +10,19 @@ import { createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
 import { answerClientErrors } from './http/client-errors.js';
-import { cacheProviderDocuments } from './http/document-cache.js';
+import { ProviderDocumentCache } from './http/document-cache.js';
+import { answerDocumentsEarly } from './http/early-documents.js';
 import { healthRoutes } from './http/health.js';
 import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
-import { securityHeaders } from './http/security-headers.js';
+import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
 import { createInteractionRoutes, createProviderPages } from './interaction/index.js';
 import { KeyRing } from './keys/key-ring.js';
 import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
 import { Metrics } from './metrics/metrics.js';
 import { instrumentAdapter } from './metrics/store-metrics.js';
 import { rotateIfDue } from './keys/rotation.js';
-import type { Logger } from './logger.js';
+import { accessLoggerOf, type Logger } from './logger.js';
 import { ClientAdapter } from './oidc/client-adapter.js';
 import { ProviderSlot } from './oidc/provider-slot.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
@@ -40,6 +41,8 @@ export type { Services } from './services.js';
 
 export interface AuthzServer {
   app: Koa;
+  /** What the HTTP server calls for each request: cached discovery and JWKS answers first, then Koa. */
+  handleRequest: RequestListener;
   /** The Provider serving right now (a new one is built when the signing keys change). */
   readonly provider: Provider;
   services: Services;
@@ -85,10 +88,12 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.silent = true;
   app.use(httpMetrics(metrics));
   app.use(requestContext(logger));
-  app.use(await securityHeaders({ production: config.production }));
+  const securityHeaderSet = await securityHeaderWriter({ production: config.production });
+  app.use(securityHeaders(securityHeaderSet));
   // Discovery and JWKS are the most requested documents (every RP and API polls them); their exact paths need
-  // none of the checks below, so the cache answers them first.
-  app.use(cacheProviderDocuments(() => slot.current, Math.min(5000, config.clientCacheTtlMs)));
+  // none of the checks below, so the cache answers them first (and, once cached, before Koa: handleRequest).
+  const documents = new ProviderDocumentCache(() => slot.current, config.proxy, Math.min(5000, config.clientCacheTtlMs));
+  app.use(documents.middleware());
   app.use(rejectMalformedPaths());
   app.use(
     healthRoutes({
@@ -123,8 +128,13 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     slot.swap(buildProvider(keyRing));
   });
   const pruning = schedulePruning(services.db, config.pruneIntervalSeconds, logger);
+  const handleRequest = answerDocumentsEarly(
+    { cache: documents, securityHeaders: securityHeaderSet, accessLog: accessLoggerOf(logger), logger, metrics },
+    app.callback(),
+  );
   return {
     app,
+    handleRequest,
     get provider() {
       return slot.current;
     },
@@ -230,9 +240,9 @@ function watchKeys(config: Config, logger: Logger, keyRing: KeyRing, onChange: (
 }
 
 /** Starts listening; resolves once the port is bound. */
-export function listen(app: Koa, port: number, host: string): Promise<HttpServer> {
+export function listen(handleRequest: RequestListener, port: number, host: string): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    const server = createHttpServer(handleRequest).listen(port, host);
     answerClientErrors(server);
     server.once('listening', () => resolve(server));
     server.once('error', reject);

@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const server = await listen(authz.app, config.port, config.host);
+  const server = await listen(authz.handleRequest, config.port, config.host);
   const stopMemoryTrim = await startMemoryTrim(config.memoryTrimIntervalSeconds, logger);
   // With workers, the primary serves the metrics of all of them (below); a single process serves its own.
   if (config.metricsPort && cluster.isPrimary) await serveMetrics(config, () => authz.metrics.registry.metrics(), authz.metrics.registry.contentType);

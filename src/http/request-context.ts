@@ -8,11 +8,32 @@ import { accessLoggerOf, type Logger } from '../logger.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The caller's X-Request-Id when it is safe to log and echo, else a fresh one. */
+export function requestIdFor(incoming: string | string[] | undefined): string {
+  return typeof incoming === 'string' && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+export interface AccessLine {
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  /** `performance.now()` when the request arrived. */
+  started: number;
+  clientId?: string;
+}
+
+/** One access-log line. The path only: query strings can carry hints and tokens that do not belong in logs. */
+export function writeAccessLine(accessLog: Logger, line: AccessLine): void {
+  const { requestId, method, path, status, started, clientId } = line;
+  const ms = Math.round((performance.now() - started) * 10) / 10;
+  accessLog.info({ requestId, method, path, status, ms, clientId }, 'request');
+}
+
 export function requestContext(logger: Logger): Middleware {
   const accessLog = accessLoggerOf(logger);
   return async (ctx, next) => {
-    const incoming = ctx.get('x-request-id');
-    const requestId = SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const requestId = requestIdFor(ctx.req.headers['x-request-id']);
     ctx.state.requestId = requestId;
     ctx.set('X-Request-Id', requestId);
     const started = performance.now();
@@ -21,18 +42,14 @@ export function requestContext(logger: Logger): Middleware {
     } catch (error) {
       respondToUnexpected(ctx, error, logger, requestId);
     } finally {
-      // The path only: query strings can carry hints and tokens that do not belong in logs.
-      accessLog.info(
-        {
-          requestId,
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          ms: Math.round((performance.now() - started) * 10) / 10,
-          clientId: ctx.oidc?.client?.clientId,
-        },
-        'request',
-      );
+      writeAccessLine(accessLog, {
+        requestId,
+        method: ctx.method,
+        path: ctx.path,
+        status: ctx.status,
+        started,
+        clientId: ctx.oidc?.client?.clientId,
+      });
     }
   };
 }

@@ -5,28 +5,36 @@
 import type { Middleware } from 'koa';
 import type { Metrics } from './metrics.js';
 
+/** The route label of the two cached documents, which are answered before the provider names the route. */
+export function documentRoute(path: string): string | undefined {
+  if (path === '/jwks') return 'jwks';
+  if (path.startsWith('/.well-known/')) return 'discovery';
+  return undefined;
+}
+
 function routeOf(ctx: Parameters<Middleware>[0]): string {
   const oidcRoute = (ctx as { oidc?: { route?: string } }).oidc?.route;
   if (oidcRoute) return oidcRoute;
   if (ctx.path.startsWith('/interaction/')) return 'interaction';
   if (ctx.path === '/healthz' || ctx.path === '/readyz' || ctx.path === '/metrics') return ctx.path.slice(1);
   if (ctx.path.startsWith('/assets/')) return 'assets';
-  // Served from the document cache, before the provider names the route.
-  if (ctx.path === '/jwks') return 'jwks';
-  if (ctx.path.startsWith('/.well-known/')) return 'discovery';
-  return 'other';
+  return documentRoute(ctx.path) ?? 'other';
+}
+
+/** Counts one answered request and its latency, from `process.hrtime.bigint()` at its start. */
+export function recordRequest(metrics: Metrics, route: string, method: string, status: number, started: bigint): void {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  metrics.httpRequests.inc({ route, method, status: String(status) });
+  metrics.httpDuration.observe({ route, method }, seconds);
 }
 
 export function httpMetrics(metrics: Metrics): Middleware {
   return async (ctx, next) => {
-    const stop = process.hrtime.bigint();
+    const started = process.hrtime.bigint();
     try {
       await next();
     } finally {
-      const route = routeOf(ctx);
-      const seconds = Number(process.hrtime.bigint() - stop) / 1e9;
-      metrics.httpRequests.inc({ route, method: ctx.method, status: String(ctx.status) });
-      metrics.httpDuration.observe({ route, method: ctx.method }, seconds);
+      recordRequest(metrics, routeOf(ctx), ctx.method, ctx.status, started);
     }
   };
 }

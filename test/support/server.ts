@@ -84,7 +84,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   if (sql === 'pglite') config.database.embeddedDir = ':memory:';
   const logger = createLogger(config.logLevel, false, options.logDestination);
   const server = await createServer(config, logger, { now: options.now });
-  http.on('request', server.app.callback());
+  http.on('request', server.handleRequest);
   return {
     issuer,
     url: `http://127.0.0.1:${address.port}`,

@@ -5,11 +5,11 @@
  */
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import { securityHeaders } from '../../src/http/security-headers.js';
+import { securityHeaderWriter, securityHeaders } from '../../src/http/security-headers.js';
 
 async function headersOf(production: boolean, requests = 1, path = '/'): Promise<Headers[]> {
   const app = new Koa();
-  app.use(await securityHeaders({ production }));
+  app.use(securityHeaders(await securityHeaderWriter({ production })));
   app.use((ctx) => {
     // As oidc-provider does for a form_post answer: it extends the CSP of this one response.
     ctx.set('Content-Security-Policy', `${ctx.response.get('Content-Security-Policy')};script-src 'sha256-x'`);
