@@ -38,13 +38,15 @@ export function answerDocumentsEarly(options: EarlyDocumentsOptions, koa: Reques
     try {
       answer(options, req, res, entry);
     } catch (error) {
-      // Nothing is sent before the last step, so Koa can still answer this request from scratch.
       options.logger.error({ err: error }, 'answering a cached document failed');
-      if (res.headersSent) res.destroy();
-      else {
-        for (const name of res.getHeaderNames()) res.removeHeader(name);
-        koa(req, res);
+      if (res.writableEnded) return; // answered; only the log line or the metrics failed
+      if (res.headersSent) {
+        res.destroy();
+        return;
       }
+      // Nothing was sent yet, so Koa can still answer this request from scratch.
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      koa(req, res);
     }
   };
 }
