@@ -8,8 +8,8 @@
  * goes to Koa unchanged.
  *
  * What Koa's middleware gives every response is given here too, by the same functions: the request id, the
- * security headers, one access-log line and the request metrics. `test/e2e/discovery.test.ts` compares the two
- * paths' answers header by header.
+ * security headers, one access-log line and the request metrics. `test/e2e/early-documents.test.ts` compares
+ * the two paths' answers header by header.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.js';
