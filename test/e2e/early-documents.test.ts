@@ -3,10 +3,10 @@
  * answers, a client must get the same status, bytes and headers, and operators the same access-log line and
  * metrics. The Koa path is reached here through a second listener on the same server, which shares its cache.
  */
-import { createServer as createHttpServer, type IncomingHttpHeaders, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type IncomingHttpHeaders, request, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { writeNewKey } from '../../src/keys/signing-keys.js';
+import { closeHttp, listenHttp } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
 interface Answer {
@@ -35,12 +35,12 @@ beforeAll(async () => {
     },
   });
   server = await startTestServer({ env: { LOG_LEVEL: 'info' }, logDestination });
-  koaOnly = createHttpServer(server.server.app.callback());
-  await new Promise<void>((resolve) => koaOnly.listen(0, '127.0.0.1', resolve));
-  koaPort = (koaOnly.address() as AddressInfo).port;
+  const listening = await listenHttp(server.server.app.callback());
+  koaOnly = listening.http;
+  koaPort = Number(new URL(listening.url).port);
 });
 afterAll(async () => {
-  await new Promise((resolve) => koaOnly.close(resolve));
+  await closeHttp(koaOnly);
   await server.close();
 });
 

@@ -2,20 +2,12 @@
  * If answering a cached document before Koa fails before anything was sent, Koa answers the request instead:
  * the client never sees a half-written answer or a dropped connection.
  */
-import { createServer, type RequestListener } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { ProviderDocumentCache } from '../../src/http/document-cache.js';
 import { answerDocumentsEarly } from '../../src/http/early-documents.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-
-async function listening(listener: RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createServer(listener);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
+import { closeHttp, listenHttp } from '../support/process.js';
 
 test('a failure before anything is sent hands the request to Koa, without the headers set so far', async () => {
   const provider = {};
@@ -39,7 +31,7 @@ test('a failure before anything is sent hands the request to Koa, without the he
       app.callback()(req, res);
     },
   );
-  const server = await listening(handleRequest);
+  const server = await listenHttp(handleRequest);
   try {
     const first = await fetch(`${server.url}/jwks`); // fills the cache through Koa
     expect(first.status).toBe(200);
@@ -52,6 +44,6 @@ test('a failure before anything is sent hands the request to Koa, without the he
     expect(second.headers.get('x-request-id')).toBeNull();
     expect(await second.json()).toEqual({ keys: [] });
   } finally {
-    await server.close();
+    await closeHttp(server.http);
   }
 });
