@@ -56,7 +56,6 @@ function isDocumentRequest(req: IncomingMessage): boolean {
 }
 
 function answer(options: EarlyDocumentsOptions, req: IncomingMessage, res: ServerResponse, entry: CachedDocument): void {
-  const startedNs = process.hrtime.bigint();
   const started = performance.now();
   const path = req.url as string;
   const method = req.method as string;
@@ -66,5 +65,5 @@ function answer(options: EarlyDocumentsOptions, req: IncomingMessage, res: Serve
   options.securityHeaders(res, path);
   const status = writeDocument(req, res, entry);
   writeAccessLine(options.accessLog, { requestId, method, path, status, started });
-  recordRequest(options.metrics, documentRoute(path) ?? 'other', method, status, startedNs);
+  recordRequest(options.metrics, documentRoute(path) ?? 'other', method, status, started);
 }
