@@ -5,15 +5,19 @@
 import type { Knex } from 'knex';
 import * as initial from './20261124_0001_initial.js';
 import * as security from './20261125_0002_security.js';
+import * as clientRecords from './20261204_0003_client_records.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
+  /** `{ transaction: false }` for a migration that cannot run in a transaction (knex reads it). */
+  config?: { transaction?: boolean };
 }
 
 const migrations: Record<string, Migration> = {
   '20261124_0001_initial': initial,
   '20261125_0002_security': security,
+  '20261204_0003_client_records': clientRecords,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

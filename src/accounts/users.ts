@@ -8,6 +8,7 @@ import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
+import { deleteGrantBoundRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { foundKey, take } from '../store/request-scope.js';
 import { storageId } from '../store/storage-id.js';
@@ -280,7 +281,7 @@ export class UserRepository {
         .delete()
         .returning('payload');
       if (deleted.length === 0) throw new NotFoundError(`no grant ${grantId} of user ${user.id}`);
-      await trx('oidc_models').where({ grant_id: grantId }).delete();
+      await deleteGrantBoundRecords(trx, grantId);
       return deleted[0]?.payload.clientId ?? null;
     });
     this.#record('user_grant_revoked', user, { grantId, clientId });

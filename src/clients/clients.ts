@@ -16,6 +16,7 @@ import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
+import { deleteClientRecords } from '../store/grant-records.js';
 import { redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
 
@@ -362,13 +363,13 @@ export class ClientRepository {
     return client;
   }
 
-  /** Deletes the client, its secrets and every grant and token issued to it. */
+  /** Deletes the client, its secrets and every grant and token of it stored in SQL (src/store/grant-records.ts). */
   async remove(clientId: string): Promise<void> {
     await this.db.transaction(async (trx) => {
       // `returning` rather than the row count, which the embedded driver does not report.
       const deleted = await trx('clients').where({ client_id: clientId }).delete().returning('client_id');
       if (deleted.length === 0) throw new NotFoundError(`no client ${clientId}`);
-      await trx('oidc_models').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
+      await deleteClientRecords(trx, clientId);
     });
     this.#record('client_removed', clientId);
   }

@@ -76,7 +76,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true, allowedPolicy: introspectionAllowed },
+      introspection: { enabled: true, allowedPolicy: introspectionPolicy(catalog) },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
@@ -148,12 +148,20 @@ function refreshTokenTtl(
   return config.ttl.refreshToken;
 }
 
-/** A client may introspect tokens issued to itself; confidential clients (APIs) may introspect any token. */
 type IntrospectableToken = AccessToken | ClientCredentials | RefreshToken;
 
-async function introspectionAllowed(ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> {
-  if (client.clientAuthMethod === 'none') return token.clientId === ctx.oidc.client?.clientId;
-  return true;
+/**
+ * A client may introspect tokens issued to itself; confidential clients (APIs) may introspect any token. A token
+ * whose client has since been disabled or removed is answered inactive, as Keycloak answers it: that client can
+ * no longer use its tokens anywhere else (userinfo refuses them, its grants are gone or refused), and its
+ * client-credentials tokens have no grant the provider would check. The record comes from the catalog's memory.
+ */
+function introspectionPolicy(catalog: Catalog) {
+  return async (_ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> => {
+    if (token.clientId === client.clientId) return true;
+    if (client.clientAuthMethod === 'none') return false;
+    return token.clientId !== undefined && (await catalog.client(token.clientId)) !== undefined;
+  };
 }
 
 /**

@@ -219,6 +219,33 @@ describe('admin API: clients', () => {
     expect((await authorize('https://shop.example.test/new')).status).toBe(303);
   });
 
+  test('a disabled client’s tokens introspect as inactive; a deleted one’s grants and refresh tokens are gone', async () => {
+    const ledger = 'https://ledger.example.test';
+    expect((await call('POST', '/apis', { body: { indicator: ledger, name: 'Ledger', scopes: ['ledger'], accessTokenFormat: 'opaque' } })).status).toBe(201);
+    const { body: job } = await call('POST', '/clients', { body: { type: 'service', name: 'Ledger job', scope: 'ledger' } });
+    const jobToken = await tokenFor(job.clientId, job.clientSecret, ledger);
+    const { body: resourceServer } = await call('POST', '/clients', { body: { type: 'service', name: 'Ledger API' } });
+    const apiConfig = await discover(server, resourceServer.clientId, resourceServer.clientSecret);
+    const active = async (token: string) => (await oidc.tokenIntrospection(apiConfig, token)).active;
+    expect(await active(jobToken)).toBe(true);
+    await call('POST', `/clients/${job.clientId}/disable`);
+    expect(await active(jobToken)).toBe(false);
+    await call('POST', `/clients/${job.clientId}/enable`);
+    expect(await active(jobToken)).toBe(true);
+
+    const user = await createUser(server);
+    const web = await createWebClient(server, { firstParty: true });
+    const { tokens } = await signInAndRedeem(await discover(server, web.clientId, web.secret), user, { scope: 'openid offline_access', prompt: 'consent' });
+    const refreshToken = tokens.refresh_token as string;
+    expect([await active(tokens.access_token), await active(refreshToken)]).toEqual([true, true]);
+    const stored = () => server.services.db('oidc_models').whereRaw(`payload->>'clientId' = ?`, [web.clientId]).pluck('model');
+    expect((await stored()).sort()).toEqual(['Grant', 'RefreshToken']);
+
+    for (const clientId of [job.clientId, web.clientId]) expect((await call('DELETE', `/clients/${clientId}`)).status).toBe(204);
+    expect([await active(jobToken), await active(tokens.access_token), await active(refreshToken)]).toEqual([false, false, false]);
+    expect(await stored()).toEqual([]);
+  });
+
   test('bad bodies are 400 with the reason, unknown ids 404, duplicates 409', async () => {
     const missing = await call('POST', '/clients', { body: { type: 'robot' } });
     expect(missing.status).toBe(400);

@@ -7,6 +7,7 @@ import { ApiRepository } from '../../src/apis/apis.js';
 import { ClientRepository } from '../../src/clients/clients.js';
 import { hashClientSecret } from '../../src/clients/secrets.js';
 import { InputError, NotFoundError } from '../../src/errors.js';
+import { DELETE_CLIENT_RECORDS } from '../../src/store/grant-records.js';
 import { type TestDatabase, createTestDatabase, sqlKinds } from '../support/environment.js';
 
 const PEPPER = { kid: 'p1', secret: 'pepper-one-0123456789-0123456789-0123456789' };
@@ -141,14 +142,41 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       expect(rotated.verifySecret(await rotated.require(client.clientId), newSecret)).toBe(true);
     });
 
-    test('removing a client removes its secrets and the grants issued to it', async () => {
+    test('removing a client removes its secrets, its grants and what was issued under them, and nothing else', async () => {
       const { client } = await clients.create({ type: 'service', name: 'Doomed' });
-      await store.db('oidc_models').insert({ model: 'Grant', id: 'g-doomed', payload: JSON.stringify({ clientId: client.clientId }) });
+      const { client: other } = await clients.create({ type: 'service', name: 'Spared' });
+      const record = (model: string, id: string, clientId: string, grantId: string | null) => ({
+        model,
+        id,
+        payload: JSON.stringify({ clientId, ...(grantId ? { grantId } : { jti: id }) }),
+        grant_id: grantId,
+      });
+      await store.db('oidc_models').insert([
+        record('Grant', 'g-doomed', client.clientId, null),
+        record('RefreshToken', 'rt-doomed', client.clientId, 'g-doomed'),
+        record('AccessToken', 'at-doomed', client.clientId, 'g-doomed'),
+        record('ClientCredentials', 'cc-doomed', client.clientId, null),
+        record('Grant', 'g-spared', other.clientId, null),
+        record('RefreshToken', 'rt-spared', other.clientId, 'g-spared'),
+      ]);
       await clients.remove(client.clientId);
       expect(await clients.find(client.clientId)).toBeUndefined();
       expect(await store.db('client_secrets').where({ client_id: client.clientId })).toHaveLength(0);
-      expect(await store.db('oidc_models').where({ id: 'g-doomed' })).toHaveLength(0);
+      const left = await store.db('oidc_models').whereLike('id', '%-doomed').orWhereLike('id', '%-spared').orderBy('id').pluck('id');
+      expect(left).toEqual(['g-spared', 'rt-spared']);
       await expect(clients.remove(client.clientId)).rejects.toThrow(NotFoundError);
+    });
+
+    // Only PostgreSQL plans the statement; with sequential scans off, it uses every index that applies.
+    (kind === 'postgres' ? test : test.skip)('a client’s records are found by index, not by reading the whole table', async () => {
+      const plan = await store.db.transaction(async (trx) => {
+        await trx.raw('set local enable_seqscan = off');
+        const explained = await trx.raw(`explain ${DELETE_CLIENT_RECORDS}`, ['some-client']);
+        return explained.rows.map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
+      });
+      expect(plan).toMatch(/using oidc_models_client_id/);
+      expect(plan).toMatch(/using oidc_models_grant_id/);
+      expect(plan).not.toMatch(/Seq Scan/);
     });
   });
 
