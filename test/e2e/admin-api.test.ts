@@ -240,6 +240,13 @@ describe('admin API: clients', () => {
     expect([await active(tokens.access_token), await active(refreshToken)]).toEqual([true, true]);
     const stored = () => server.services.db('oidc_models').whereRaw(`payload->>'clientId' = ?`, [web.clientId]).pluck('model');
     expect((await stored()).sort()).toEqual(['Grant', 'RefreshToken']);
+    const userinfo = () => fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    expect((await userinfo()).status).toBe(200);
+    // Another client introspecting a user's token of a disabled client once got a 500 from oidc-provider.
+    await call('POST', `/clients/${web.clientId}/disable`);
+    expect([await active(tokens.access_token), await active(refreshToken)]).toEqual([false, false]);
+    expect((await userinfo()).status).toBe(401);
+    await call('POST', `/clients/${web.clientId}/enable`);
 
     for (const clientId of [job.clientId, web.clientId]) expect((await call('DELETE', `/clients/${clientId}`)).status).toBe(204);
     expect([await active(jobToken), await active(tokens.access_token), await active(refreshToken)]).toEqual([false, false, false]);
