@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import * as initial from './20261124_0001_initial.js';
 import * as security from './20261125_0002_security.js';
-import * as clientRecords from './20261204_0003_client_records.js';
+import * as ownerIndexes from './20261204_0003_owner_indexes.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -17,7 +17,7 @@ interface Migration {
 const migrations: Record<string, Migration> = {
   '20261124_0001_initial': initial,
   '20261125_0002_security': security,
-  '20261204_0003_client_records': clientRecords,
+  '20261204_0003_owner_indexes': ownerIndexes,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -8,7 +8,7 @@ import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
-import { deleteGrantBoundRecords } from '../store/grant-records.js';
+import { deleteAccountRecords, deleteGrantBoundRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { foundKey, take } from '../store/request-scope.js';
 import { storageId } from '../store/storage-id.js';
@@ -351,7 +351,7 @@ export class UserRepository {
    */
   async #revokeEverything(id: string, changes: Partial<UserRow>): Promise<User> {
     const user = await this.db.transaction(async (trx) => {
-      await trx('oidc_models').where({ account_id: id }).delete();
+      await deleteAccountRecords(trx, id);
       const [row] = await trx<UserRow>('users')
         .where({ id })
         .update({ ...changes, sessions_revoked_at: new Date(), updated_at: new Date() })

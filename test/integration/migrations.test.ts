@@ -6,8 +6,9 @@
 import { migrate } from '../../src/store/database.js';
 import { type TestDatabase, createTestDatabase, sqlKinds } from '../support/environment.js';
 
-const CLIENT_INDEX = 'oidc_models_client_id';
-const CLIENT_MIGRATION = '20261204_0003_client_records';
+const OWNER_INDEXES = ['oidc_models_by_client', 'oidc_models_by_account'];
+const INTERRUPTED = 'oidc_models_by_client';
+const OWNER_MIGRATION = '20261204_0003_owner_indexes';
 
 describe.each(sqlKinds)('migrations on %s', (kind) => {
   let store: TestDatabase;
@@ -16,26 +17,27 @@ describe.each(sqlKinds)('migrations on %s', (kind) => {
   });
   afterAll(() => store.drop());
 
-  /** Whether the index exists in the current schema, and whether PostgreSQL may use it. */
-  async function clientIndex(): Promise<{ valid: boolean } | undefined> {
+  /** The indexes of oidc_models in the current schema, each with whether PostgreSQL may use it. */
+  async function indexes(): Promise<Record<string, boolean>> {
     const result = await store.db.raw(
-      `select i.indisvalid as valid from pg_index i join pg_class c on c.oid = i.indexrelid
-       where c.relname = ? and c.relnamespace = current_schema()::regnamespace`,
-      [CLIENT_INDEX],
+      `select c.relname as name, i.indisvalid as valid from pg_index i join pg_class c on c.oid = i.indexrelid
+       where i.indrelid = 'oidc_models'::regclass`,
     );
-    return result.rows[0];
+    return Object.fromEntries(result.rows.map((row: { name: string; valid: boolean }) => [row.name, row.valid]));
   }
 
-  test('the client index is built, and valid', async () => {
-    expect(await clientIndex()).toEqual({ valid: true });
+  test('the owner indexes are built and valid, and the account index they replace is gone', async () => {
+    const built = await indexes();
+    for (const name of OWNER_INDEXES) expect(built[name]).toBe(true);
+    expect(built).not.toHaveProperty('oidc_models_account_id');
   });
 
   (kind === 'postgres' ? test : test.skip)('an interrupted concurrent build is dropped and built again', async () => {
     // What a build killed half-way leaves: the index in the catalog, marked invalid (never used by a query).
-    await store.db.raw('update pg_index set indisvalid = false where indexrelid = ?::regclass', [CLIENT_INDEX]);
-    await store.db('knex_migrations').where({ name: CLIENT_MIGRATION }).delete();
-    expect(await clientIndex()).toEqual({ valid: false });
-    expect(await migrate(store.db)).toEqual([CLIENT_MIGRATION]);
-    expect(await clientIndex()).toEqual({ valid: true });
+    await store.db.raw('update pg_index set indisvalid = false where indexrelid = ?::regclass', [INTERRUPTED]);
+    await store.db('knex_migrations').where({ name: OWNER_MIGRATION }).delete();
+    expect((await indexes())[INTERRUPTED]).toBe(false);
+    expect(await migrate(store.db)).toEqual([OWNER_MIGRATION]);
+    expect((await indexes())[INTERRUPTED]).toBe(true);
   });
 });

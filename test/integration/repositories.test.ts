@@ -7,7 +7,7 @@ import { ApiRepository } from '../../src/apis/apis.js';
 import { ClientRepository } from '../../src/clients/clients.js';
 import { hashClientSecret } from '../../src/clients/secrets.js';
 import { InputError, NotFoundError } from '../../src/errors.js';
-import { DELETE_CLIENT_RECORDS } from '../../src/store/grant-records.js';
+import { DELETE_ACCOUNT_RECORDS, DELETE_CLIENT_RECORDS } from '../../src/store/grant-records.js';
 import { type TestDatabase, createTestDatabase, sqlKinds } from '../support/environment.js';
 
 const PEPPER = { kid: 'p1', secret: 'pepper-one-0123456789-0123456789-0123456789' };
@@ -18,6 +18,25 @@ async function everyStoredText(store: TestDatabase): Promise<string> {
   const tables = ['users', 'clients', 'client_secrets', 'apis', 'oidc_models'];
   const rows = await Promise.all(tables.map((table) => store.db(table).select('*')));
   return JSON.stringify(rows);
+}
+
+/** An oidc_models row as the adapters write one: a grant keeps its id as jti, the rest name their grant. */
+function storedRecord(model: string, id: string, owner: { clientId?: string; accountId?: string }, grantId?: string) {
+  return {
+    model,
+    id,
+    payload: JSON.stringify({ ...owner, ...(grantId ? { grantId } : { jti: id }) }),
+    grant_id: grantId ?? null,
+    account_id: owner.accountId ?? null,
+  };
+}
+
+/** Which of the rows whose id ends in one of `suffixes` are still stored. */
+async function storedIds(store: TestDatabase, ...suffixes: string[]): Promise<string[]> {
+  const query = store.db('oidc_models').where((where) => {
+    for (const suffix of suffixes) where.orWhereLike('id', `%${suffix}`);
+  });
+  return query.orderBy('id').pluck('id');
 }
 
 describe.each(sqlKinds)('repositories on %s', (kind) => {
@@ -68,6 +87,20 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       await expect(users.create({ email: 'long@example.test', password: 'x'.repeat(73) })).rejects.toThrow(/72 bytes/);
       await expect(users.create({ email: 'not an email', password: 'long enough' })).rejects.toThrow(/email/);
       expect(await users.findByEmail('short@example.test')).toBeUndefined();
+    });
+
+    test('revoking a user’s sessions deletes its grants, what was issued under them and its sessions, and nothing else', async () => {
+      const user = await users.create({ email: 'leaving@example.test', password: 'correct horse battery staple' });
+      const other = await users.create({ email: 'staying@example.test', password: 'correct horse battery staple' });
+      await store.db('oidc_models').insert([
+        storedRecord('Grant', 'g-leaving', { accountId: user.id, clientId: 'app' }),
+        storedRecord('RefreshToken', 'rt-leaving', { accountId: user.id, clientId: 'app' }, 'g-leaving'),
+        storedRecord('Session', 's-leaving', { accountId: user.id }),
+        storedRecord('Grant', 'g-staying', { accountId: other.id, clientId: 'app' }),
+        storedRecord('RefreshToken', 'rt-staying', { accountId: other.id, clientId: 'app' }, 'g-staying'),
+      ]);
+      await users.revokeSessions(user.id);
+      expect(await storedIds(store, '-leaving', '-staying')).toEqual(['g-staying', 'rt-staying']);
     });
 
     test('an unknown user is a NotFoundError, and a non-uuid sub is simply not found', async () => {
@@ -145,36 +178,32 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
     test('removing a client removes its secrets, its grants and what was issued under them, and nothing else', async () => {
       const { client } = await clients.create({ type: 'service', name: 'Doomed' });
       const { client: other } = await clients.create({ type: 'service', name: 'Spared' });
-      const record = (model: string, id: string, clientId: string, grantId: string | null) => ({
-        model,
-        id,
-        payload: JSON.stringify({ clientId, ...(grantId ? { grantId } : { jti: id }) }),
-        grant_id: grantId,
-      });
       await store.db('oidc_models').insert([
-        record('Grant', 'g-doomed', client.clientId, null),
-        record('RefreshToken', 'rt-doomed', client.clientId, 'g-doomed'),
-        record('AccessToken', 'at-doomed', client.clientId, 'g-doomed'),
-        record('ClientCredentials', 'cc-doomed', client.clientId, null),
-        record('Grant', 'g-spared', other.clientId, null),
-        record('RefreshToken', 'rt-spared', other.clientId, 'g-spared'),
+        storedRecord('Grant', 'g-doomed', { clientId: client.clientId }),
+        storedRecord('RefreshToken', 'rt-doomed', { clientId: client.clientId }, 'g-doomed'),
+        storedRecord('AccessToken', 'at-doomed', { clientId: client.clientId }, 'g-doomed'),
+        storedRecord('ClientCredentials', 'cc-doomed', { clientId: client.clientId }),
+        storedRecord('Grant', 'g-spared', { clientId: other.clientId }),
+        storedRecord('RefreshToken', 'rt-spared', { clientId: other.clientId }, 'g-spared'),
       ]);
       await clients.remove(client.clientId);
       expect(await clients.find(client.clientId)).toBeUndefined();
       expect(await store.db('client_secrets').where({ client_id: client.clientId })).toHaveLength(0);
-      const left = await store.db('oidc_models').whereLike('id', '%-doomed').orWhereLike('id', '%-spared').orderBy('id').pluck('id');
-      expect(left).toEqual(['g-spared', 'rt-spared']);
+      expect(await storedIds(store, '-doomed', '-spared')).toEqual(['g-spared', 'rt-spared']);
       await expect(clients.remove(client.clientId)).rejects.toThrow(NotFoundError);
     });
 
-    // Only PostgreSQL plans the statement; with sequential scans off, it uses every index that applies.
-    (kind === 'postgres' ? test : test.skip)('a client’s records are found by index, not by reading the whole table', async () => {
+    // Only PostgreSQL plans the statements; with sequential scans off, they use every index that applies.
+    (kind === 'postgres' ? test.each : test.skip.each)([
+      ['a client', DELETE_CLIENT_RECORDS, 'oidc_models_by_client'],
+      ['a user', DELETE_ACCOUNT_RECORDS, 'oidc_models_by_account'],
+    ])('%s’s records are found by index, not by reading the whole table', async (_owner, statement, index) => {
       const plan = await store.db.transaction(async (trx) => {
         await trx.raw('set local enable_seqscan = off');
-        const explained = await trx.raw(`explain ${DELETE_CLIENT_RECORDS}`, ['some-client']);
+        const explained = await trx.raw(`explain ${statement}`, ['some-owner']);
         return explained.rows.map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
       });
-      expect(plan).toMatch(/using oidc_models_client_id/);
+      expect(plan).toMatch(new RegExp(`using ${index}\\b`));
       expect(plan).toMatch(/using oidc_models_grant_id/);
       expect(plan).not.toMatch(/Seq Scan/);
     });
