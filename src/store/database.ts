@@ -76,15 +76,22 @@ async function openPostgres(url: string, schema: string | undefined, poolMax: nu
   });
 }
 
+/**
+ * How long an instance waits for another one's migration. Long, because a migration may build an index
+ * concurrently on a large table, which takes minutes there (migrations/20261204_0003_owner_indexes.ts).
+ */
+const MIGRATION_WAIT_MS = 10 * 60_000;
+
 /** Brings the schema up to date. Safe to run from several processes at once: knex takes a lock, the others wait. */
 export async function migrate(db: Database): Promise<string[]> {
-  for (let attempt = 1; ; attempt++) {
+  const deadline = Date.now() + MIGRATION_WAIT_MS;
+  for (;;) {
     try {
       const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
       return applied;
     } catch (error) {
       // Another instance is migrating right now: wait for it rather than fail (knex does not wait by itself).
-      if ((error as Error).name !== 'MigrationLocked' || attempt >= 60) throw error;
+      if ((error as Error).name !== 'MigrationLocked' || Date.now() >= deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }

@@ -1,7 +1,8 @@
 /**
  * Migrations as an operator meets them: every index the request path and the admin operations rely on is there
- * and valid after `migrate`, and a concurrent index build that was interrupted (which leaves an invalid index
- * behind on PostgreSQL) is built afresh by the next `migrate` instead of being taken as done.
+ * and valid after `migrate`; an instance waits for another's migration rather than fail; and a concurrent index
+ * build that was interrupted (which leaves an invalid index behind on PostgreSQL) is built afresh by the next
+ * `migrate` instead of being taken as done.
  */
 import { migrate } from '../../src/store/database.js';
 import { type TestDatabase, createTestDatabase, sqlKinds } from '../support/environment.js';
@@ -30,6 +31,19 @@ describe.each(sqlKinds)('migrations on %s', (kind) => {
     const built = await indexes();
     for (const name of OWNER_INDEXES) expect(built[name]).toBe(true);
     expect(built).not.toHaveProperty('oidc_models_account_id');
+  });
+
+  test('an instance waits while another one holds the migration lock, then migrates', async () => {
+    await store.db('knex_migrations').where({ name: OWNER_MIGRATION }).delete();
+    await store.db('knex_migrations_lock').update({ is_locked: 1 }); // another instance, migrating
+    let settled = false;
+    const waiting = migrate(store.db).finally(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(settled).toBe(false);
+    await store.db('knex_migrations_lock').update({ is_locked: 0 });
+    expect(await waiting).toEqual([OWNER_MIGRATION]);
   });
 
   (kind === 'postgres' ? test : test.skip)('an interrupted concurrent build is dropped and built again', async () => {
