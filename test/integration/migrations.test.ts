@@ -40,9 +40,12 @@ describe.each(sqlKinds)('migrations on %s', (kind) => {
     const waiting = migrate(store.db).finally(() => {
       settled = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(settled).toBe(false);
-    await store.db('knex_migrations_lock').update({ is_locked: 0 });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(settled).toBe(false);
+    } finally {
+      await store.db('knex_migrations_lock').update({ is_locked: 0 }); // the other instance is done
+    }
     expect(await waiting).toEqual([OWNER_MIGRATION]);
   });
 
