@@ -34,6 +34,7 @@ import { createAdapterFactory } from './store/adapters.js';
 import { readGrantWithUser } from './store/grant-read-ahead.js';
 import { clientAuthLimits } from './security/client-auth-limits.js';
 import { schedulePruning } from './store/prune.js';
+import { answerOutage } from './store/outages.js';
 import { inRequestScope } from './store/request-scope.js';
 import { type Services, closeServices, openServices } from './services.js';
 
@@ -196,7 +197,11 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     registerPasswordGrant(provider, { users, catalog, limits, audit });
     provider.use(advertisePasswordGrantOnlyWhenUsed(catalog) as Koa.Middleware);
     provider.use(unauthorizedClientForGrantType as Koa.Middleware);
-    provider.on('server_error', (ctx, error) => logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error'));
+    provider.on('server_error', (ctx, error) => {
+      const requestId = ctx.state?.requestId;
+      if (answerOutage(ctx, error)) logger.warn({ requestId, reason: error.message }, 'store unavailable');
+      else logger.error({ err: error, requestId }, 'provider error');
+    });
     return provider;
   };
 }

@@ -37,7 +37,7 @@ export interface ServiceOptions {
 export async function openServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const { logger, actor = 'server' } = options;
   if (!config.production) await ensureDevelopmentSecrets(config);
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, logger);
   await migrate(db);
   const redis = config.redis ? openRedis(config.redis, logger) : undefined;
   const audit = new AuditLog(db, logger);

@@ -20,6 +20,7 @@ import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator, requireAdminToken } from './auth.js';
+import { OUTAGE_ANSWER, isStoreOutage } from '../store/outages.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
 
@@ -116,6 +117,10 @@ function errorResponses(logger: Logger): Middleware {
       } else if (status && status >= 400 && status < 500) {
         ctx.status = status;
         ctx.body = { error: 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
+      } else if (isStoreOutage(error)) {
+        logger.warn({ requestId: ctx.state.requestId, reason: (error as Error).message }, 'store unavailable');
+        ctx.status = 503;
+        ctx.body = OUTAGE_ANSWER;
       } else {
         logger.error({ err: error, requestId: ctx.state.requestId }, 'admin API error');
         ctx.status = 500;

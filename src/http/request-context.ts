@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import { accessLoggerOf, type Logger } from '../logger.js';
+import { OUTAGE_ANSWER, RETRY_AFTER_SECONDS, isStoreOutage } from '../store/outages.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -42,6 +43,8 @@ export function requestContext(logger: Logger): Middleware {
     } catch (error) {
       respondToUnexpected(ctx, error, logger, requestId);
     } finally {
+      // Every 503 we answer (a store outage, draining) passes soon: say when to come back.
+      if (ctx.status === 503) ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
       writeAccessLine(accessLog, {
         requestId,
         method: ctx.method,
@@ -65,6 +68,12 @@ function respondToUnexpected(
   if (status && status >= 400 && status < 500 && expose) {
     ctx.status = status;
     ctx.body = { error: 'invalid_request', error_description: (error as Error).message };
+    return;
+  }
+  if (isStoreOutage(error)) {
+    logger.warn({ requestId, reason: (error as Error).message }, 'store unavailable');
+    ctx.status = 503;
+    ctx.body = OUTAGE_ANSWER;
     return;
   }
   logger.error({ err: error, requestId }, 'unexpected error');

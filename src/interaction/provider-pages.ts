@@ -5,6 +5,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../logger.js';
 import type { ProviderPages } from '../oidc/provider.js';
+import { OUTAGE_PAGE_MESSAGE, isStoreOutage } from '../store/outages.js';
 import { renderErrorPage } from './errors.js';
 import type { Views } from './views.js';
 
@@ -13,6 +14,11 @@ const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc?.client?.clientName ?? 
 export function createProviderPages(views: Views, logger: Logger): ProviderPages {
   return {
     async renderError(ctx, out, error) {
+      if (isStoreOutage(error)) {
+        logger.warn({ requestId: ctx.state?.requestId, reason: error.message }, 'store unavailable');
+        renderErrorPage(views, ctx, { status: 503, code: 'temporarily_unavailable', message: OUTAGE_PAGE_MESSAGE });
+        return;
+      }
       const status = Math.max(ctx.status, 400);
       if (status >= 500) logger.error({ err: error, requestId: ctx.state?.requestId }, 'provider error page');
       const description = status >= 500 ? 'Something went wrong on our side. Please try again in a moment.' : out.error_description;

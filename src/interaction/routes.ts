@@ -27,6 +27,7 @@ import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { type ErrorPage, PageError, renderErrorPage } from './errors.js';
 import type { Views } from './views.js';
+import { OUTAGE_PAGE_MESSAGE, isStoreOutage } from '../store/outages.js';
 
 export interface InteractionDependencies {
   provider: Provider;
@@ -166,7 +167,8 @@ function pageErrors(views: Views, logger: Logger): Middleware {
       await next();
     } catch (error) {
       const page: ErrorPage = toErrorPage(error);
-      if (page.status >= 500) logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
+      if (page.status === 503) logger.warn({ requestId: ctx.state.requestId, reason: (error as Error).message }, 'store unavailable');
+      else if (page.status >= 500) logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
       renderErrorPage(views, ctx, page);
     }
   };
@@ -180,5 +182,6 @@ function toErrorPage(error: unknown): ErrorPage {
   }
   const { status, expose, message } = error as { status?: number; expose?: boolean; message?: string };
   if (status && status >= 400 && status < 500 && expose) return { status, message: message ?? 'The request was not valid.' };
+  if (isStoreOutage(error)) return { status: 503, message: OUTAGE_PAGE_MESSAGE, code: 'temporarily_unavailable' };
   return { status: 500, message: 'Something went wrong on our side. Please try again in a moment.' };
 }

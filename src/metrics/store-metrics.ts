@@ -1,12 +1,11 @@
 /** Wraps a storage adapter so that every call is timed and every failure counted, per store and operation. */
 import type { Adapter } from 'oidc-provider';
+import { ADAPTER_OPERATIONS } from '../store/adapters.js';
 import type { Metrics } from './metrics.js';
-
-const OPERATIONS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
 
 export function instrumentAdapter(adapter: Adapter, store: string, metrics: Metrics): Adapter {
   const instrumented = Object.create(adapter) as Adapter;
-  for (const operation of OPERATIONS) {
+  for (const operation of ADAPTER_OPERATIONS) {
     const original = adapter[operation] as ((...args: unknown[]) => Promise<unknown>) | undefined;
     if (typeof original !== 'function') continue;
     (instrumented as unknown as Record<string, unknown>)[operation] = async (...args: unknown[]) => {

@@ -16,6 +16,7 @@ import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { resourceIndicators } from './resource-servers.js';
 import { OIDC_SCOPES } from './scopes.js';
+import { rethrowAsUnavailable } from '../store/outages.js';
 
 /** The pages oidc-provider renders itself (errors it cannot redirect, logout confirmation). */
 export interface ProviderPages {
@@ -40,6 +41,7 @@ export interface ProviderDependencies {
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
+  const findAccount = accountFinder(deps.users, deps.readGrantWithUser);
   const provider = new Provider(config.issuer, {
     adapter: deps.adapter,
     jwks: { keys: config.keys.signInline ? deps.signingKeys.map((jwk) => new InlineSigningKey(jwk)) : deps.signingKeys },
@@ -48,7 +50,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: config.production },
       short: { httpOnly: true, sameSite: 'lax', secure: config.production },
     },
-    findAccount: accountFinder(deps.users, deps.readGrantWithUser),
+    findAccount: (ctx, sub, token) => Promise.resolve(findAccount(ctx, sub, token)).catch(rethrowAsUnavailable),
     scopes: OIDC_SCOPES,
     claims: claimsByScope,
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.

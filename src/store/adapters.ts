@@ -7,6 +7,7 @@ import type { Adapter } from 'oidc-provider';
 import type { SessionStore } from '../accounts/sessions.js';
 import { LENGTH_TYPED_MODELS, mayBeTokenOf } from '../oidc/opaque-tokens.js';
 import { type Database, isEmbedded } from './database.js';
+import { translatingOutages } from './outages.js';
 import { RedisAdapter } from './redis-adapter.js';
 import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
 import { SqlAdapter } from './sql-adapter.js';
@@ -14,6 +15,9 @@ import type { RedisClient } from './redis.js';
 
 /** Models always kept in SQL (besides `Client`, which is served from our clients table). */
 export const SQL_MODELS: ReadonlySet<string> = new Set(['Grant', 'RefreshToken', 'InitialAccessToken', 'RegistrationAccessToken']);
+
+/** The methods of oidc-provider's adapter contract. */
+export const ADAPTER_OPERATIONS = ['upsert', 'find', 'findByUid', 'findByUserCode', 'consume', 'destroy', 'revokeByGrantId'] as const;
 
 export interface AdapterFactoryOptions {
   db: Database;
@@ -44,7 +48,8 @@ export function createAdapterFactory(options: AdapterFactoryOptions): (name: str
   return (name) => {
     let adapter = adapters.get(name);
     if (!adapter) {
-      adapter = skippingOtherKinds(name, create(name));
+      // An unreachable store answers 503 temporarily_unavailable, not 500 (src/store/outages.ts).
+      adapter = translatingOutages(skippingOtherKinds(name, create(name)), ADAPTER_OPERATIONS);
       adapters.set(name, adapter);
     }
     return adapter;

@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import knexFactory, { type Knex } from 'knex';
 import { migrationSource } from '../../migrations/index.js';
+import type { Logger } from '../logger.js';
 import { lockEmbeddedDatabase } from './embedded-lock.js';
 
 export type Database = Knex;
@@ -31,9 +32,10 @@ export const usesPreparedStatements = (db: Database) => !isEmbedded(db) && !with
 /** Loaded only for the embedded database: a production process never holds PGlite's code in memory. */
 const embeddedClient = async () => (await import('knex-pglite')).default;
 
-export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+/** `logger` receives what knex and its pool would print to the console (lost connections, for one). */
+export async function openDatabase(options: DatabaseOptions, logger?: Logger): Promise<Database> {
   if (options.url) {
-    const db = await openPostgres(options.url, options.schema, options.poolMax ?? 10);
+    const db = await openPostgres(options.url, options.schema, options.poolMax ?? 10, logger);
     if (options.preparedStatements === false) withoutPreparedStatements.add(db);
     return db;
   }
@@ -58,7 +60,23 @@ export async function closeDatabase(db: Database): Promise<void> {
   }
 }
 
-async function openPostgres(url: string, schema: string | undefined, poolMax: number): Promise<Database> {
+/**
+ * How long a query waits for a pooled connection, and a new connection for PostgreSQL to answer. knex waits a
+ * minute and pg forever by default; with PostgreSQL unreachable that held every request, and its client, for
+ * that long before the 503 (src/store/outages.ts). A healthy pool hands a connection over in microseconds.
+ */
+const ACQUIRE_TIMEOUT_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** knex's log hooks, to the structured log instead of the console. */
+function knexLog(logger: Logger | undefined): Knex.Config['log'] {
+  if (!logger) return undefined;
+  const write = (level: 'warn' | 'error' | 'debug') => (message: unknown) =>
+    logger[level]({ reason: message instanceof Error ? message.message : String(message) }, 'database driver');
+  return { warn: write('warn'), error: write('error'), deprecate: write('warn'), debug: write('debug') };
+}
+
+async function openPostgres(url: string, schema: string | undefined, poolMax: number, logger?: Logger): Promise<Database> {
   if (schema) {
     // Create the schema with a short-lived handle first: the pooled one sets search_path on every connection.
     const bootstrap = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
@@ -70,9 +88,11 @@ async function openPostgres(url: string, schema: string | undefined, poolMax: nu
   }
   return knexFactory({
     client: 'pg',
-    connection: url,
+    connection: { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS },
     searchPath: schema ? [schema] : undefined,
     pool: { min: 0, max: poolMax },
+    acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
+    log: knexLog(logger),
   });
 }
 

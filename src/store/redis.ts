@@ -12,6 +12,9 @@ import type { Logger } from '../logger.js';
 /** One Redis server (found directly or through Sentinel), or a Redis Cluster: the same commands either way. */
 export type RedisClient = Redis | Cluster;
 
+/** How long a command may go unanswered before it fails (then answered 503: src/store/outages.ts). */
+const COMMAND_TIMEOUT_MS = 5000;
+
 /** Reconnection attempts a queued command waits through before it fails. */
 const MAX_RETRIES_PER_REQUEST = 2;
 
@@ -34,6 +37,10 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
     disconnectTimeout: 500,
     // Commands issued in the same tick (a request's parallel lookups, concurrent requests) share one write.
     enableAutoPipelining: true,
+    // A Redis that accepts connections but stops answering (hung, or a network path that drops packets) would
+    // hold every request forever: ioredis waits without limit by default. Every command here is a key lookup or
+    // a short script that a healthy server answers in well under a millisecond.
+    commandTimeout: COMMAND_TIMEOUT_MS,
   };
   const redis = clusterNodes?.length
     ? openCluster(clusterNodes, url, options)

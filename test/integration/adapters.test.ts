@@ -625,10 +625,27 @@ describe('createAdapterFactory', () => {
     revokeByGrantId: async () => {},
   };
 
-  test('Client comes from the given client adapter, and each model gets one adapter', () => {
+  test('Client comes from the given client adapter, and each model gets one adapter', async () => {
     const factory = createAdapterFactory({ db: testDb.db, clientAdapter: () => clientAdapter });
-    expect(factory('Client')).toBe(clientAdapter);
+    expect(await factory('Client').find('from-the-catalog')).toEqual({ client_id: 'from-the-catalog' });
+    expect(factory('Client')).toBe(factory('Client'));
     expect(factory('Session')).toBe(factory('Session'));
+  });
+
+  test('a store that cannot be reached fails as 503 temporarily_unavailable, any other error as it was', async () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const failing: Adapter = {
+      ...clientAdapter,
+      find: async () => {
+        throw refused;
+      },
+      consume: async () => {
+        throw new errors.InvalidGrant('grant already consumed');
+      },
+    };
+    const client = createAdapterFactory({ db: testDb.db, clientAdapter: () => failing })('Client');
+    await expect(client.find('x')).rejects.toMatchObject({ status: 503, error: 'temporarily_unavailable', cause: refused });
+    await expect(client.consume('x')).rejects.toBeInstanceOf(errors.InvalidGrant);
   });
 
   test('without Redis every model is kept in SQL', async () => {

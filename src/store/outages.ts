@@ -1,0 +1,127 @@
+/**
+ * Telling a store outage from a bug. When PostgreSQL or Redis cannot be reached (refused, reset, timed out,
+ * shutting down, failing over), a request answers 503 with the OAuth error `temporarily_unavailable` and a
+ * `Retry-After`, which clients, SDKs and load balancers know to retry, instead of a 500 that reads as a bug here.
+ *
+ * oidc-provider renders an error it can expose with the error's own status and code, and at the authorization
+ * endpoint redirects it to the client (RFC 6749 §4.1.2.1 names `temporarily_unavailable` for this). So every
+ * store call the provider makes goes through `translatingOutages` (src/store/adapters.ts, src/app.ts), and our
+ * own routes ask `isStoreOutage` where they turn errors into answers.
+ */
+import { errors } from 'oidc-provider';
+
+/** Seconds a client is told to wait: Redis reconnects, and the pool opens fresh connections, well within it. */
+export const RETRY_AFTER_SECONDS = 5;
+
+export const OUTAGE_DESCRIPTION = 'the server cannot reach its data store right now; try again shortly';
+
+/** The JSON answer of our own routes, the same as the provider's. */
+export const OUTAGE_ANSWER = Object.freeze({ error: 'temporarily_unavailable', error_description: OUTAGE_DESCRIPTION });
+
+/** What a page says instead. */
+export const OUTAGE_PAGE_MESSAGE = 'This service is briefly unavailable. Please try again in a moment.';
+
+/** Socket-level failures, on the error or (knex, AggregateError) on what it wraps. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+]);
+
+/**
+ * SQLSTATEs of a server that is there but cannot serve: class 08 (connection exception), 57P01–57P03 (shut down,
+ * crashed, not accepting connections yet), 53300 (too many connections), 25006 (read-only: a standby mid-failover).
+ */
+const POSTGRES_UNAVAILABLE = /^(08[0-9A-Z]{3}|57P0[123]|53300|25006)$/;
+
+/** Redis replies of a server that is loading, failing over, or whose cluster is degraded. */
+const REDIS_UNAVAILABLE = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;
+
+/** ioredis, knex's pool and pg say so in the message only (knex prefixes it with the statement). */
+const DRIVER_MESSAGES = [
+  'Connection is closed.',
+  'Command timed out',
+  'Connection terminated',
+  'Connection ended unexpectedly',
+  'timeout exceeded when trying to connect',
+  'Timeout acquiring a connection',
+  'All sentinels are unreachable',
+  'None of startup nodes is available',
+];
+
+/** pg's connect timeout, as bare as that. */
+const DRIVER_EXACT_MESSAGES = new Set(['timeout expired']);
+
+const DRIVER_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'KnexTimeoutError', 'ClusterAllFailedError']);
+
+function describesOutage(error: { name?: unknown; code?: unknown; message?: unknown }): boolean {
+  const { name, code, message } = error;
+  if (typeof name === 'string' && DRIVER_ERROR_NAMES.has(name)) return true;
+  if (typeof code === 'string' && (NETWORK_CODES.has(code) || POSTGRES_UNAVAILABLE.test(code))) return true;
+  if (typeof message !== 'string') return false;
+  if (DRIVER_EXACT_MESSAGES.has(message) || REDIS_UNAVAILABLE.test(message)) return true;
+  return DRIVER_MESSAGES.some((text) => message.includes(text));
+}
+
+/** True when `error` (or what it wraps) says a store could not be reached, rather than that a request was wrong. */
+export function isStoreOutage(error: unknown, depth = 0): boolean {
+  if (!error || typeof error !== 'object' || depth > 3) return false;
+  if (error instanceof StoreUnavailable) return true;
+  if (describesOutage(error)) return true;
+  const { cause, errors: inner } = error as { cause?: unknown; errors?: unknown };
+  if (Array.isArray(inner) && inner.some((each) => isStoreOutage(each, depth + 1))) return true;
+  return isStoreOutage(cause, depth + 1);
+}
+
+/** What oidc-provider answers with (503, `temporarily_unavailable`); the driver's error stays as the cause. */
+export class StoreUnavailable extends errors.OIDCProviderError {
+  constructor(cause: unknown) {
+    super(503, 'temporarily_unavailable', { cause });
+    // The library exposes only errors below 500; this one says nothing about the server but that it will be back.
+    this.expose = true;
+    this.error_description = OUTAGE_DESCRIPTION;
+    this.error_detail = cause instanceof Error ? cause.message : undefined;
+  }
+}
+
+/** Rethrows what a store call threw: an outage as StoreUnavailable, anything else unchanged. */
+export function rethrowAsUnavailable(error: unknown): never {
+  if (error instanceof StoreUnavailable || !isStoreOutage(error)) throw error;
+  throw new StoreUnavailable(error);
+}
+
+/**
+ * `target` with the named async methods translating outages (an oidc-provider adapter, the account lookup); its
+ * other members are reached through the prototype, untouched. One `.catch` per call, no Proxy: these run on
+ * every request.
+ */
+export function translatingOutages<T extends object>(target: T, methods: readonly (keyof T & string)[]): T {
+  const translated = Object.create(target) as T;
+  for (const name of methods) {
+    const method = target[name];
+    if (typeof method !== 'function') continue;
+    (translated as Record<string, unknown>)[name] = (...args: unknown[]) =>
+      (method as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch(rethrowAsUnavailable);
+  }
+  return translated;
+}
+
+/**
+ * For the provider's `server_error` event: a store call that did not go through `translatingOutages` (a hook of
+ * ours) failed with an outage after the provider had set its 500 JSON answer; make that a 503. True when it did.
+ * At the authorization endpoint the event comes before the page (which `renderError` makes a 503 itself).
+ */
+export function answerOutage(ctx: { status: number; body: unknown }, error: unknown): boolean {
+  if (!isStoreOutage(error)) return false;
+  if (ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body)) {
+    ctx.status = 503;
+    ctx.body = OUTAGE_ANSWER;
+  }
+  return true;
+}

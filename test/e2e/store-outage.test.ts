@@ -1,0 +1,170 @@
+/**
+ * PostgreSQL or Redis becomes unreachable under a running server: every endpoint answers 503 with
+ * `temporarily_unavailable` and a Retry-After (never a 500 or a hanging request), pages say to try again, nothing
+ * half-written is left behind, and the server recovers by itself once the store is back. The stores sit behind
+ * TCP relays that the tests cut.
+ */
+import * as oidc from 'openid-client';
+import { describeWithServers, postgresUrl, redisUrl } from '../support/environment.js';
+import {
+  PASSWORD,
+  REDIRECT_URI,
+  createServiceClient,
+  createUser,
+  createWebClient,
+  discover,
+  openLoginPage,
+  signInAndRedeem,
+} from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
+
+const OPAQUE_API = 'https://legacy.example.test';
+/** Well above what failing fast takes (a few reconnection attempts), well below knex's and pg's old waits. */
+const FAILS_WITHIN_MS = 8_000;
+
+let server: TestServer;
+let pg: TcpProxy;
+let redis: TcpProxy;
+
+beforeAll(async () => {
+  if (!postgresUrl || !redisUrl) return;
+  pg = await startTcpProxy(postgresUrl);
+  redis = await startTcpProxy(redisUrl);
+  server = await startTestServer({ env: { DATABASE_URL: pg.url, REDIS_URL: redis.url } });
+  await server.services.apis.create({ indicator: OPAQUE_API, name: 'Legacy', scopes: ['legacy'], accessTokenFormat: 'opaque' });
+});
+afterAll(async () => {
+  if (!server) return;
+  pg.restore();
+  redis.restore();
+  await server.close();
+  await Promise.all([pg.close(), redis.close()]);
+});
+
+const basic = (clientId: string, secret: string) => ({
+  authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`,
+  'content-type': 'application/x-www-form-urlencoded',
+});
+
+/** A raw POST, for the status, headers and body an HTTP client sees. */
+async function post(path: string, headers: Record<string, string>, body: string) {
+  const started = performance.now();
+  const response = await fetch(`${server.url}${path}`, { method: 'POST', headers, body });
+  return { response, body: await response.json(), ms: performance.now() - started };
+}
+
+function expectOutageAnswer(answer: { response: Response; body: unknown; ms: number }) {
+  expect(answer.response.status).toBe(503);
+  expect(answer.response.headers.get('retry-after')).toBe('5');
+  expect(answer.body).toEqual({ error: 'temporarily_unavailable', error_description: expect.stringMatching(/try again/) });
+  expect(answer.ms).toBeLessThan(FAILS_WITHIN_MS);
+}
+
+/** What openid-client throws for a 5xx: the response is its cause. */
+function expectRefusedWith503(error: unknown) {
+  expect(error).toBeInstanceOf(oidc.ClientError);
+  expect((error as { cause?: Response }).cause?.status).toBe(503);
+}
+
+async function waitUntilReady() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if ((await fetch(`${server.url}/readyz`)).status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the server did not become ready again');
+}
+
+describeWithServers('a store outage', () => {
+  test('Redis down: tokens, introspection, authorization and the login form answer 503, and all work again after', async () => {
+    const service = await createServiceClient(server, { scope: 'legacy' });
+    const web = await createWebClient(server, { firstParty: true });
+    const user = await createUser(server);
+    const rp = await discover(server, service.clientId, service.secret);
+    const { access_token: issued } = await oidc.clientCredentialsGrant(rp, { resource: OPAQUE_API });
+    const login = await openLoginPage(server, web.clientId);
+
+    redis.cut();
+    try {
+      // A relying-party library reads an error body only from a 4xx; it hands the 503 itself to its caller.
+      expectRefusedWith503(await oidc.clientCredentialsGrant(rp, { resource: OPAQUE_API }).catch((error: unknown) => error));
+
+      const auth = basic(service.clientId, service.secret);
+      expectOutageAnswer(await post('/token', auth, `grant_type=client_credentials&resource=${encodeURIComponent(OPAQUE_API)}`));
+      expectOutageAnswer(await post('/token', auth, 'grant_type=client_credentials'));
+      expectOutageAnswer(await post('/token/introspection', auth, `token=${issued}`));
+
+      // The authorization endpoint sends the error back to the client, as RFC 6749 §4.1.2.1 says.
+      const webRp = await discover(server, web.clientId, web.secret);
+      const authorization = oidc.buildAuthorizationUrl(webRp, {
+        redirect_uri: REDIRECT_URI,
+        scope: 'openid',
+        state: 'outage-state',
+        code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+        code_challenge_method: 'S256',
+      });
+      const redirect = await fetch(authorization, { redirect: 'manual' });
+      expect(redirect.status).toBe(303);
+      const back = new URL(redirect.headers.get('location') ?? '');
+      expect(`${back.origin}${back.pathname}`).toBe(REDIRECT_URI);
+      expect(Object.fromEntries(back.searchParams)).toMatchObject({ error: 'temporarily_unavailable', state: 'outage-state', iss: server.issuer });
+
+      // A person half-way through signing in gets a page that says to try again.
+      const submitted = await login.agent.submit(login.page, login.form, { email: user.email, password: PASSWORD }, server.issuer);
+      expect(submitted.page?.status).toBe(503);
+      expect(submitted.page?.html).toContain('briefly unavailable');
+      expect(submitted.page?.headers.get('retry-after')).toBe('5');
+
+      const ready = await fetch(`${server.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ checks: { redis: expect.stringMatching(/^failing/) } });
+    } finally {
+      redis.restore();
+    }
+
+    await waitUntilReady();
+    const again = await oidc.clientCredentialsGrant(rp, { resource: OPAQUE_API });
+    expect((await oidc.tokenIntrospection(rp, again.access_token)).active).toBe(true);
+    expect((await oidc.tokenIntrospection(rp, issued)).active).toBe(true);
+    const { tokens } = await signInAndRedeem(await discover(server, web.clientId, web.secret), user);
+    expect(tokens.id_token).toBeDefined();
+  }, 60_000);
+
+  test('PostgreSQL down: client lookups, refresh and userinfo answer 503, cached clients still get tokens; the refresh token is intact after', async () => {
+    const web = await createWebClient(server, { firstParty: true });
+    const user = await createUser(server);
+    const rp = await discover(server, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const refreshToken = tokens.refresh_token as string;
+    // Registered now and never used, so no instance has it cached: its first request must read the database.
+    const service = await createServiceClient(server);
+    const known = await createServiceClient(server);
+    const knownRp = await discover(server, known.clientId, known.secret);
+    await oidc.clientCredentialsGrant(knownRp);
+
+    pg.cut();
+    try {
+      expectOutageAnswer(await post('/token', basic(service.clientId, service.secret), 'grant_type=client_credentials'));
+      // What needs no database keeps working: a service whose record is in the cache still gets its token.
+      expect((await oidc.clientCredentialsGrant(knownRp)).access_token).toBeDefined();
+      expect((await fetch(`${server.url}/jwks`)).status).toBe(200);
+      expectRefusedWith503(await oidc.refreshTokenGrant(rp, refreshToken).catch((error: unknown) => error));
+      expectOutageAnswer(await post('/token', basic(web.clientId, web.secret), `grant_type=refresh_token&refresh_token=${refreshToken}`));
+      const userinfo = await fetch(`${server.url}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+      expect(userinfo.status).toBe(503);
+      expect(await userinfo.json()).toMatchObject({ error: 'temporarily_unavailable' });
+      const ready = await fetch(`${server.url}/readyz`);
+      expect(await ready.json()).toMatchObject({ checks: { database: expect.stringMatching(/^failing/) } });
+    } finally {
+      pg.restore();
+    }
+
+    await waitUntilReady();
+    // The refused rotation wrote nothing: the same refresh token still works, once.
+    const rotated = await oidc.refreshTokenGrant(rp, refreshToken);
+    expect(rotated.refresh_token).toBeDefined();
+    expect(rotated.refresh_token).not.toBe(refreshToken);
+    const service2 = await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret));
+    expect(service2.access_token).toBeDefined();
+  }, 60_000);
+});

@@ -1,0 +1,139 @@
+/**
+ * Which errors count as a store outage (src/store/outages.ts): the ones the real drivers raise when PostgreSQL or
+ * Redis cannot be reached, and none of the ones that mean a bad query or a refused request.
+ */
+import { type Socket, createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { errors } from 'oidc-provider';
+import { closeDatabase, openDatabase } from '../../src/store/database.js';
+import { openRedis } from '../../src/store/redis.js';
+import { StoreUnavailable, isStoreOutage, translatingOutages } from '../../src/store/outages.js';
+import { createTestDatabase, postgresUrl } from '../support/environment.js';
+
+/** A port with a listener that accepts connections and never says a word (a store that hangs). */
+async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A port nobody listens on. */
+async function closedPort(): Promise<number> {
+  const { port, close } = await silentServer();
+  await close();
+  return port;
+}
+
+const failure = (promise: Promise<unknown>) => promise.then(() => undefined, (error: unknown) => error);
+
+describe('errors of an unreachable store', () => {
+  test('Redis refusing connections', async () => {
+    const redis = new Redis({ port: await closedPort(), maxRetriesPerRequest: 1, retryStrategy: () => 10, lazyConnect: false });
+    redis.on('error', () => undefined);
+    const error = await failure(redis.get('x'));
+    redis.disconnect();
+    expect(error).toBeInstanceOf(Error);
+    expect(isStoreOutage(error)).toBe(true);
+  });
+
+  test('Redis accepting the connection and never answering: given up after the command timeout', async () => {
+    const silent = await silentServer();
+    const redis = openRedis(`redis://127.0.0.1:${silent.port}`);
+    redis.on('error', () => undefined);
+    const started = performance.now();
+    const error = await failure(redis.get('x'));
+    const waited = performance.now() - started;
+    redis.disconnect();
+    await silent.close();
+    expect(isStoreOutage(error)).toBe(true);
+    expect(waited).toBeLessThan(9_000);
+  }, 15_000);
+
+  test('PostgreSQL refusing connections', async () => {
+    const db = await openDatabase({ url: `postgres://postgres@127.0.0.1:${await closedPort()}/test`, embeddedDir: '' });
+    const error = await failure(db.raw('select 1'));
+    await closeDatabase(db);
+    expect(isStoreOutage(error)).toBe(true);
+  });
+
+  test('PostgreSQL accepting the connection and never answering: given up after the connect timeout', async () => {
+    const silent = await silentServer();
+    const db = await openDatabase({ url: `postgres://postgres@127.0.0.1:${silent.port}/test`, embeddedDir: '' });
+    const started = performance.now();
+    const error = await failure(db.raw('select 1'));
+    const waited = performance.now() - started;
+    await closeDatabase(db);
+    await silent.close();
+    expect(isStoreOutage(error)).toBe(true);
+    expect(waited).toBeLessThan(9_000);
+  }, 15_000);
+
+  test('PostgreSQL and the server side of a connection: shutdown and too many connections', () => {
+    for (const code of ['57P01', '57P03', '53300', '08006', '25006']) {
+      expect(isStoreOutage(Object.assign(new Error('from the server'), { code }))).toBe(true);
+    }
+    expect(isStoreOutage(new Error('LOADING Redis is loading the dataset in memory'))).toBe(true);
+    expect(isStoreOutage(new Error('READONLY You can\'t write against a read only replica.'))).toBe(true);
+  });
+
+  test('a wrapped outage is found through its cause', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    expect(isStoreOutage(new Error('lookup failed', { cause: refused }))).toBe(true);
+    expect(isStoreOutage(new AggregateError([refused], 'every address failed'))).toBe(true);
+  });
+});
+
+const describeWithPostgres = postgresUrl ? describe : describe.skip;
+
+describeWithPostgres('errors that are not outages', () => {
+  test('bad SQL, a broken constraint, a refused request and a bug', async () => {
+    const { db, drop } = await createTestDatabase('postgres');
+    try {
+      await db.raw('create table outage_probe (id int primary key)');
+      await db.raw('insert into outage_probe values (1)');
+      expect(isStoreOutage(await failure(db.raw('selec 1')))).toBe(false);
+      expect(isStoreOutage(await failure(db.raw('insert into outage_probe values (1)')))).toBe(false);
+      expect(isStoreOutage(new errors.InvalidGrant('grant already consumed'))).toBe(false);
+      expect(isStoreOutage(new TypeError("Cannot read properties of undefined (reading 'subjectType')"))).toBe(false);
+    } finally {
+      await drop();
+    }
+  });
+});
+
+describe('translatingOutages', () => {
+  const store = {
+    calls: 0,
+    async read(): Promise<string> {
+      this.calls += 1;
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' });
+    },
+    async refuse(): Promise<string> {
+      throw new errors.InvalidGrant('grant already consumed');
+    },
+    async answer(): Promise<string> {
+      return 'ok';
+    },
+  };
+  const translated = translatingOutages(store, ['read', 'refuse', 'answer']);
+
+  test('an outage becomes what oidc-provider renders as 503 temporarily_unavailable', async () => {
+    const error = await failure(translated.read());
+    expect(error).toBeInstanceOf(StoreUnavailable);
+    expect(error).toMatchObject({ status: 503, expose: true, error: 'temporarily_unavailable', error_detail: expect.stringContaining('ECONNREFUSED') });
+    expect(store.calls).toBe(1);
+  });
+
+  test('anything else, and every answer, passes through unchanged', async () => {
+    expect(await failure(translated.refuse())).toBeInstanceOf(errors.InvalidGrant);
+    expect(await translated.answer()).toBe('ok');
+  });
+});
