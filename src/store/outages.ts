@@ -5,8 +5,10 @@
  *
  * oidc-provider renders an error it can expose with the error's own status and code, and at the authorization
  * endpoint redirects it to the client (RFC 6749 §4.1.2.1 names `temporarily_unavailable` for this). So every
- * store call the provider makes goes through `translatingOutages` (src/store/adapters.ts, src/app.ts), and our
- * own routes ask `isStoreOutage` where they turn errors into answers.
+ * store call the provider makes goes through `translatingOutages` (src/store/adapters.ts) or
+ * `rethrowAsUnavailable` (findAccount, src/oidc/provider.ts), and our own routes ask `isStoreOutage` where they
+ * turn errors into answers. A raw network error from elsewhere (a client's jwks_uri, say) that reaches one of
+ * those places is answered the same way: it too is temporary and not the caller's fault.
  */
 import { errors } from 'oidc-provider';
 
@@ -86,7 +88,8 @@ export class StoreUnavailable extends errors.OIDCProviderError {
     // The library exposes only errors below 500; this one says nothing about the server but that it will be back.
     this.expose = true;
     this.error_description = OUTAGE_DESCRIPTION;
-    this.error_detail = cause instanceof Error ? cause.message : undefined;
+    // Not the driver's message as error_detail: the audit log records that, and knex puts the statement in it.
+    this.error_detail = undefined;
   }
 }
 
@@ -97,7 +100,7 @@ export function rethrowAsUnavailable(error: unknown): never {
 }
 
 /**
- * `target` with the named async methods translating outages (an oidc-provider adapter, the account lookup); its
+ * `target` with the named async methods translating outages (each oidc-provider adapter); its
  * other members are reached through the prototype, untouched. One `.catch` per call, no Proxy: these run on
  * every request.
  */

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { errors } from 'oidc-provider';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
 import { openRedis } from '../../src/store/redis.js';
-import { StoreUnavailable, isStoreOutage, translatingOutages } from '../../src/store/outages.js';
+import { OUTAGE_ANSWER, StoreUnavailable, answerOutage, isStoreOutage, translatingOutages } from '../../src/store/outages.js';
 import { createTestDatabase, postgresUrl } from '../support/environment.js';
 
 /** A port with a listener that accepts connections and never says a word (a store that hangs). */
@@ -128,12 +128,31 @@ describe('translatingOutages', () => {
   test('an outage becomes what oidc-provider renders as 503 temporarily_unavailable', async () => {
     const error = await failure(translated.read());
     expect(error).toBeInstanceOf(StoreUnavailable);
-    expect(error).toMatchObject({ status: 503, expose: true, error: 'temporarily_unavailable', error_detail: expect.stringContaining('ECONNREFUSED') });
+    expect(error).toMatchObject({ status: 503, expose: true, error: 'temporarily_unavailable', cause: { code: 'ECONNREFUSED' } });
     expect(store.calls).toBe(1);
   });
 
   test('anything else, and every answer, passes through unchanged', async () => {
     expect(await failure(translated.refuse())).toBeInstanceOf(errors.InvalidGrant);
     expect(await translated.answer()).toBe('ok');
+  });
+});
+
+describe('answerOutage (the provider\'s server_error event)', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+
+  test('turns the provider\'s 500 JSON answer to an outage into 503 temporarily_unavailable', () => {
+    const ctx = { status: 500, body: { error: 'server_error', error_description: 'oops! something went wrong' } as unknown };
+    expect(answerOutage(ctx, refused)).toBe(true);
+    expect(ctx).toEqual({ status: 503, body: OUTAGE_ANSWER });
+  });
+
+  test('leaves a page (made by renderError) and every other error alone', () => {
+    const page = { status: 503, body: '<!doctype html>…' as unknown };
+    expect(answerOutage(page, refused)).toBe(true);
+    expect(page.body).toBe('<!doctype html>…');
+    const bug = { status: 500, body: { error: 'server_error' } as unknown };
+    expect(answerOutage(bug, new TypeError('x is undefined'))).toBe(false);
+    expect(bug.status).toBe(500);
   });
 });
