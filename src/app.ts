@@ -34,7 +34,7 @@ import { createAdapterFactory } from './store/adapters.js';
 import { readGrantWithUser } from './store/grant-read-ahead.js';
 import { clientAuthLimits } from './security/client-auth-limits.js';
 import { schedulePruning } from './store/prune.js';
-import { answerOutage } from './store/outages.js';
+import { answerOutage, logRefusedForOutage } from './store/outages.js';
 import { inRequestScope } from './store/request-scope.js';
 import { type Services, closeServices, openServices } from './services.js';
 
@@ -199,7 +199,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     provider.use(unauthorizedClientForGrantType as Koa.Middleware);
     provider.on('server_error', (ctx, error) => {
       const requestId = ctx.state?.requestId;
-      if (answerOutage(ctx, error)) logger.warn({ requestId, reason: error.message }, 'store unavailable');
+      if (answerOutage(ctx, error)) logRefusedForOutage(logger, requestId, error);
       else logger.error({ err: error, requestId }, 'provider error');
     });
     return provider;

@@ -20,7 +20,7 @@ import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
 import type { Services } from '../services.js';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator, requireAdminToken } from './auth.js';
-import { OUTAGE_ANSWER, isStoreOutage } from '../store/outages.js';
+import { OUTAGE_ANSWER, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
 
@@ -118,7 +118,7 @@ function errorResponses(logger: Logger): Middleware {
         ctx.status = status;
         ctx.body = { error: 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
       } else if (isStoreOutage(error)) {
-        logger.warn({ requestId: ctx.state.requestId, reason: (error as Error).message }, 'store unavailable');
+        logRefusedForOutage(logger, ctx.state.requestId, error);
         ctx.status = 503;
         ctx.body = OUTAGE_ANSWER;
       } else {

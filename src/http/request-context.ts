@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import { accessLoggerOf, type Logger } from '../logger.js';
-import { OUTAGE_ANSWER, RETRY_AFTER_SECONDS, isStoreOutage } from '../store/outages.js';
+import { OUTAGE_ANSWER, RETRY_AFTER_SECONDS, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -71,7 +71,7 @@ function respondToUnexpected(
     return;
   }
   if (isStoreOutage(error)) {
-    logger.warn({ requestId, reason: (error as Error).message }, 'store unavailable');
+    logRefusedForOutage(logger, requestId, error);
     ctx.status = 503;
     ctx.body = OUTAGE_ANSWER;
     return;

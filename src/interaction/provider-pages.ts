@@ -5,7 +5,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../logger.js';
 import type { ProviderPages } from '../oidc/provider.js';
-import { OUTAGE_PAGE_MESSAGE, isStoreOutage } from '../store/outages.js';
+import { OUTAGE_PAGE_MESSAGE, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
 import { renderErrorPage } from './errors.js';
 import type { Views } from './views.js';
 
@@ -15,7 +15,7 @@ export function createProviderPages(views: Views, logger: Logger): ProviderPages
   return {
     async renderError(ctx, out, error) {
       if (isStoreOutage(error)) {
-        logger.warn({ requestId: ctx.state?.requestId, reason: error.message }, 'store unavailable');
+        logRefusedForOutage(logger, ctx.state?.requestId, error);
         renderErrorPage(views, ctx, { status: 503, code: 'temporarily_unavailable', message: OUTAGE_PAGE_MESSAGE });
         return;
       }

@@ -27,7 +27,7 @@ import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { type ErrorPage, PageError, renderErrorPage } from './errors.js';
 import type { Views } from './views.js';
-import { OUTAGE_PAGE_MESSAGE, isStoreOutage } from '../store/outages.js';
+import { OUTAGE_PAGE_MESSAGE, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
 
 export interface InteractionDependencies {
   provider: Provider;
@@ -167,7 +167,7 @@ function pageErrors(views: Views, logger: Logger): Middleware {
       await next();
     } catch (error) {
       const page: ErrorPage = toErrorPage(error);
-      if (page.status === 503) logger.warn({ requestId: ctx.state.requestId, reason: (error as Error).message }, 'store unavailable');
+      if (page.status === 503) logRefusedForOutage(logger, ctx.state.requestId, error);
       else if (page.status >= 500) logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
       renderErrorPage(views, ctx, page);
     }

@@ -11,6 +11,7 @@
  * those places is answered the same way: it too is temporary and not the caller's fault.
  */
 import { errors } from 'oidc-provider';
+import type { Logger } from '../logger.js';
 
 /** Seconds a client is told to wait: Redis reconnects, and the pool opens fresh connections, well within it. */
 export const RETRY_AFTER_SECONDS = 5;
@@ -91,6 +92,11 @@ export class StoreUnavailable extends errors.OIDCProviderError {
     // Not the driver's message as error_detail: the audit log records that, and knex puts the statement in it.
     this.error_detail = undefined;
   }
+}
+
+/** The one line logged for each request refused for an outage (at warn: the outage itself is no bug of ours). */
+export function logRefusedForOutage(logger: Logger, requestId: string | undefined, error: unknown): void {
+  logger.warn({ requestId, reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
 }
 
 /** Rethrows what a store call threw: an outage as StoreUnavailable, anything else unchanged. */
