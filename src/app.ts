@@ -162,6 +162,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     db,
     redis,
     redisKeyPrefix: config.redis?.keyPrefix,
+    tokenCache: services.tokenCache,
     clientAdapter: () => new ClientAdapter(catalog),
     instrument: (adapter, store) => instrumentAdapter(adapter, store, metrics),
     refreshGrace: {

@@ -126,6 +126,13 @@ const environmentSchema = z.object({
   BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
   /** How long client and API records are cached in process, in milliseconds. */
   CLIENT_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  /**
+   * Longest an opaque access token's record is kept in process after a read (src/store/token-record-cache.ts); a
+   * revocation reaches every instance within milliseconds regardless. 0: not kept.
+   */
+  TOKEN_CACHE_TTL_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Most access-token records kept in process per worker (about 1 KB each); 0: none. */
+  TOKEN_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(10_000),
   /** Lifetime of opaque access tokens (userinfo), seconds. JWT access tokens use their API's TTL. */
   ACCESS_TOKEN_TTL: seconds(3600),
   /** Default lifetime of JWT access tokens for APIs that set none, seconds. */
@@ -205,6 +212,8 @@ export interface Config {
   logLevel: Environment['LOG_LEVEL'];
   bcryptCost: number;
   clientCacheTtlMs: number;
+  /** Access-token records kept in process (with Redis only). */
+  tokenCache: { ttlMs: number; maxEntries: number };
   ttl: {
     accessToken: number;
     apiAccessToken: number;
@@ -345,6 +354,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     bcryptCost: e.BCRYPT_COST,
     clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,
+    tokenCache: { ttlMs: e.TOKEN_CACHE_TTL_MS, maxEntries: e.TOKEN_CACHE_MAX_ENTRIES },
     ttl: {
       accessToken: e.ACCESS_TOKEN_TTL,
       apiAccessToken: e.API_ACCESS_TOKEN_TTL,

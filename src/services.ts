@@ -12,7 +12,9 @@ import type { Logger } from './logger.js';
 import { Catalog } from './oidc/catalog.js';
 import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
 import { sessionStore } from './store/adapters.js';
+import { RedisBroadcast } from './store/broadcast.js';
 import { openRedis, type RedisClient } from './store/redis.js';
+import { TokenRecordCache } from './store/token-record-cache.js';
 import { type SecurityLimits, createSecurityLimits } from './security/limits.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
 
@@ -26,6 +28,8 @@ export interface Services {
   audit: AuditLog;
   limits: SecurityLimits;
   sessions: SessionDirectory;
+  /** With Redis: access-token records kept in process, and their deletions announced to every instance. */
+  tokenCache?: TokenRecordCache;
 }
 
 export interface ServiceOptions {
@@ -47,13 +51,15 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
-  return { db, redis, users, clients, apis, catalog, audit, limits, sessions };
+  const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
+  return { db, redis, users, clients, apis, catalog, audit, limits, sessions, tokenCache };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */
 export async function closeServices(services: Services): Promise<void> {
   await services.audit.close();
   services.limits.close();
+  services.tokenCache?.close();
   services.redis?.disconnect();
   await closeDatabase(services.db);
 }

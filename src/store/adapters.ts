@@ -12,6 +12,7 @@ import { RedisAdapter } from './redis-adapter.js';
 import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
 import { SqlAdapter } from './sql-adapter.js';
 import type { RedisClient } from './redis.js';
+import { CACHED_MODELS, type TokenRecordCache } from './token-record-cache.js';
 
 /** Models always kept in SQL (besides `Client`, which is served from our clients table). */
 export const SQL_MODELS: ReadonlySet<string> = new Set(['Grant', 'RefreshToken', 'InitialAccessToken', 'RegistrationAccessToken']);
@@ -29,13 +30,15 @@ export interface AdapterFactoryOptions {
   clientAdapter: (name: string) => Adapter;
   /** The grace window for re-presenting a just-rotated refresh token (0: none). */
   refreshGrace?: RefreshGraceOptions;
+  /** Copies of access-token records kept in process, and their deletions announced (./token-record-cache.ts). */
+  tokenCache?: TokenRecordCache;
   /** Wraps each adapter (metrics), told which store it is: `postgres`, `pglite` or `redis`. */
   instrument?: (adapter: Adapter, store: string) => Adapter;
 }
 
 /** The provider's `adapter` option: one adapter per model name, created on first use and reused. */
 export function createAdapterFactory(options: AdapterFactoryOptions): (name: string) => Adapter {
-  const { db, redis, redisKeyPrefix = 'authz:', clientAdapter, refreshGrace = { graceSeconds: 0 }, instrument } = options;
+  const { db, redis, redisKeyPrefix = 'authz:', clientAdapter, refreshGrace = { graceSeconds: 0 }, tokenCache, instrument } = options;
   const sqlStore = isEmbedded(db) ? 'pglite' : 'postgres';
   const measured = (adapter: Adapter, store: string) => (instrument ? instrument(adapter, store) : adapter);
   const adapters = new Map<string, Adapter>();
@@ -43,7 +46,8 @@ export function createAdapterFactory(options: AdapterFactoryOptions): (name: str
     if (name === 'Client') return clientAdapter(name);
     if (name === 'RefreshToken') return measured(new RefreshTokenAdapter(db, refreshGrace), sqlStore);
     if (SQL_MODELS.has(name) || !redis) return measured(new SqlAdapter(name, db), sqlStore);
-    return measured(new RedisAdapter(name, redis, redisKeyPrefix), 'redis');
+    const cache = CACHED_MODELS.has(name) ? tokenCache : undefined;
+    return measured(new RedisAdapter(name, redis, redisKeyPrefix, cache), 'redis');
   };
   return (name) => {
     let adapter = adapters.get(name);

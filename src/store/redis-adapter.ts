@@ -23,6 +23,9 @@
  * misses it; a pointer whose record is gone simply finds nothing. The record id is the only thing `find` knows,
  * so a record's key cannot carry its grant id as a hash tag; with single-key scripts it does not need to.
  *
+ * Access-token and client-credentials records may also be kept in process after a read; their deletions are
+ * announced to every instance (./token-record-cache.ts).
+ *
  * The `:record:` / `:grant:` segments keep ids from reaching other kinds of keys: an id of "grant:x" from a
  * request is looked up as `M:record:grant:x`, never as an index.
  */
@@ -31,6 +34,7 @@ import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import { CLOCK_TOLERANCE_SECONDS } from './sql-adapter.js';
 import type { RedisClient } from './redis.js';
 import { payloadFromStore, payloadToStore, storageId } from './storage-id.js';
+import type { StoredRecord, TokenRecordCache } from './token-record-cache.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -96,13 +100,26 @@ function consumedField(consumed: unknown): string {
   return String(typeof consumed === 'number' ? consumed : Math.floor(Date.now() / 1000));
 }
 
+/** The payload a stored record holds, with `consumed` when it was consumed. */
+function payloadOf({ payload, consumed }: StoredRecord): AdapterPayload {
+  const stored = JSON.parse(payload) as AdapterPayload;
+  return consumed ? { ...stored, consumed: Number(consumed) } : stored;
+}
+
+/** When Redis lets the record go: its expiry plus the clock tolerance it is stored with (epoch ms). */
+function expiresAtMs(payload: AdapterPayload): number {
+  return typeof payload.exp === 'number' ? (payload.exp + CLOCK_TOLERANCE_SECONDS) * 1000 : Number.POSITIVE_INFINITY;
+}
+
 export class RedisAdapter implements Adapter {
   private readonly prefix: string;
 
+  /** `cache`: copies of this model's records kept in process (./token-record-cache.ts; access tokens only). */
   constructor(
     private readonly model: string,
     private readonly redis: RedisClient,
     keyPrefix: string,
+    private readonly cache?: TokenRecordCache,
   ) {
     this.prefix = `${keyPrefix}${model}:`;
     defineScripts(redis);
@@ -116,6 +133,7 @@ export class RedisAdapter implements Adapter {
     const { consumed, ...stored } = payload;
 
     const key = storageId(id);
+    this.cache?.rewritten(this.recordKey(key));
     const indexed = [
       payload.grantId ? this.redis.oidcIndexAdd(this.grantKey(payload.grantId), key, ttlMs) : undefined,
       // A user's sessions are listed and ended one by one (admin API, CLI): index them by account too.
@@ -141,10 +159,16 @@ export class RedisAdapter implements Adapter {
 
   /** Finds a record by its storage key (the hashed id that indexes and pointers hold). */
   private async findStored(key: string): Promise<AdapterPayload | undefined> {
-    const [payload, consumed] = await this.redis.hmget(this.recordKey(key), 'payload', 'consumed');
+    const recordKey = this.recordKey(key);
+    const copy = this.cache?.get(recordKey);
+    if (copy) return payloadOf(copy);
+    const epoch = this.cache?.beforeRead();
+    const [payload, consumed] = await this.redis.hmget(recordKey, 'payload', 'consumed');
     if (!payload) return undefined;
-    const stored = JSON.parse(payload) as AdapterPayload;
-    return consumed ? { ...stored, consumed: Number(consumed) } : stored;
+    const record = { payload, consumed };
+    const stored = payloadOf(record);
+    if (epoch !== undefined) this.cache?.keep(recordKey, record, epoch, expiresAtMs(stored));
+    return stored;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -157,8 +181,10 @@ export class RedisAdapter implements Adapter {
 
   /** Atomic: of concurrent calls for one record exactly one succeeds; the others get invalid_grant. */
   async consume(id: string): Promise<void> {
-    const consumedNow = await this.redis.oidcConsumeRecord(this.recordKey(storageId(id)));
+    const recordKey = this.recordKey(storageId(id));
+    const consumedNow = await this.redis.oidcConsumeRecord(recordKey);
     if (consumedNow !== 1) throw new errors.InvalidGrant('grant already consumed');
+    await this.cache?.changed(recordKey);
   }
 
   async destroy(id: string): Promise<void> {
@@ -184,7 +210,11 @@ export class RedisAdapter implements Adapter {
 
   /** Deletes a record and the pointers that still lead to it; returns what it held. */
   private async takeRecord(key: string): Promise<AdapterPayload | undefined> {
-    const stored = await this.redis.oidcTakeRecord(this.recordKey(key));
+    const recordKey = this.recordKey(key);
+    const stored = await this.redis.oidcTakeRecord(recordKey);
+    // Announced even when there was nothing to delete: a revocation retried after an announcement failed still
+    // reaches the instances that keep a copy.
+    await this.cache?.changed(recordKey);
     if (!stored) return undefined;
     const payload = JSON.parse(stored) as AdapterPayload;
     await Promise.all([

@@ -8,8 +8,9 @@ import path from 'node:path';
 import * as oidc from 'openid-client';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
+import { storageId } from '../../src/store/storage-id.js';
 import { createTestRedis, describeWithServers, postgresUrl, redisUrl, uniqueName } from '../support/environment.js';
-import { cleanEnvironment, freePort, startUntil, stop } from '../support/process.js';
+import { cleanEnvironment, freePort, startUntil, stop, waitFor } from '../support/process.js';
 import { REDIRECT_URI, createServiceClient, createUser, createWebClient, discover, openLoginPage, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -97,6 +98,27 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
     expect((await oidc.tokenIntrospection(onSecond, tokens.access_token)).active).toBe(true);
     await oidc.tokenRevocation(onSecond, tokens.access_token);
     expect((await oidc.tokenIntrospection(onFirst, tokens.access_token)).active).toBe(false);
+  });
+
+  test('a token the other instance keeps in memory is inactive there as soon as one instance revoked it', async () => {
+    const user = await createUser(first);
+    const web = await createWebClient(first, { firstParty: true });
+    const onFirst = await discover(first, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(onFirst, user);
+    const onSecond = await oidc.discovery(new URL(first.issuer), web.clientId, web.secret, undefined, {
+      execute: [oidc.allowInsecureRequests],
+      [oidc.customFetch]: (url: string, options: RequestInit) => fetch(url.replace(first.issuer, second.url), options),
+    });
+    // The second instance reads the token and, once its broadcast is live, keeps a copy (src/store/token-record-cache.ts).
+    const recordKey = `${first.config.redis?.keyPrefix}AccessToken:record:${storageId(tokens.access_token)}`;
+    await waitFor(async () => {
+      expect((await oidc.tokenIntrospection(onSecond, tokens.access_token)).active).toBe(true);
+      return second.services.tokenCache?.get(recordKey) !== undefined;
+    }, 'the second instance to keep the token');
+
+    await oidc.tokenRevocation(onFirst, tokens.access_token);
+    await waitFor(async () => !(await oidc.tokenIntrospection(onSecond, tokens.access_token)).active, 'the revocation to reach the second instance', 500);
+    await expect(oidc.fetchUserInfo(onSecond, tokens.access_token, user.userId)).rejects.toBeDefined();
   });
 
   /** A client-credentials request to `instance`, authenticated with HTTP Basic. */

@@ -23,6 +23,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ MEMORY_TRIM_INTERVAL: 'often' })).toThrow(/MEMORY_TRIM_INTERVAL/);
   });
 
+  test('access-token records are kept for 30 s, 10,000 per worker, unless turned off; nonsense is refused', () => {
+    expect(loadConfig({}).tokenCache).toEqual({ ttlMs: 30_000, maxEntries: 10_000 });
+    expect(loadConfig({ TOKEN_CACHE_TTL_MS: '0', TOKEN_CACHE_MAX_ENTRIES: '0' }).tokenCache).toEqual({ ttlMs: 0, maxEntries: 0 });
+    expect(() => loadConfig({ TOKEN_CACHE_TTL_MS: '-1' })).toThrow(/TOKEN_CACHE_TTL_MS/);
+    expect(() => loadConfig({ TOKEN_CACHE_MAX_ENTRIES: 'many' })).toThrow(/TOKEN_CACHE_MAX_ENTRIES/);
+  });
+
   test('prepared statements are on unless turned off', () => {
     expect(loadConfig({}).database.preparedStatements).toBe(true);
     expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).toBe(false);
