@@ -49,12 +49,15 @@ describe.each(sqlKinds)('migrations on %s', (kind) => {
     expect(await waiting).toEqual([OWNER_MIGRATION]);
   });
 
-  (kind === 'postgres' ? test : test.skip)('an interrupted concurrent build is dropped and built again', async () => {
-    // What a build killed half-way leaves: the index in the catalog, marked invalid (never used by a query).
-    await store.db.raw('update pg_index set indisvalid = false where indexrelid = ?::regclass', [INTERRUPTED]);
-    await store.db('knex_migrations').where({ name: OWNER_MIGRATION }).delete();
-    expect((await indexes())[INTERRUPTED]).toBe(false);
-    expect(await migrate(store.db)).toEqual([OWNER_MIGRATION]);
-    expect((await indexes())[INTERRUPTED]).toBe(true);
-  });
+  // Concurrent builds are PostgreSQL's; PGlite builds its indexes plainly, so it has no such state to recover.
+  if (kind === 'postgres') {
+    test('an interrupted concurrent build is dropped and built again', async () => {
+      // What a build killed half-way leaves: the index in the catalog, marked invalid (never used by a query).
+      await store.db.raw('update pg_index set indisvalid = false where indexrelid = ?::regclass', [INTERRUPTED]);
+      await store.db('knex_migrations').where({ name: OWNER_MIGRATION }).delete();
+      expect((await indexes())[INTERRUPTED]).toBe(false);
+      expect(await migrate(store.db)).toEqual([OWNER_MIGRATION]);
+      expect((await indexes())[INTERRUPTED]).toBe(true);
+    });
+  }
 });

@@ -193,20 +193,23 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       await expect(clients.remove(client.clientId)).rejects.toThrow(NotFoundError);
     });
 
-    // Only PostgreSQL plans the statements; with sequential scans off, they use every index that applies.
-    (kind === 'postgres' ? test.each : test.skip.each)([
-      ['a client', DELETE_CLIENT_RECORDS, 'oidc_models_by_client'],
-      ['a user', DELETE_ACCOUNT_RECORDS, 'oidc_models_by_account'],
-    ])('%s’s records are found by index, not by reading the whole table', async (_owner, statement, index) => {
-      const plan = await store.db.transaction(async (trx) => {
-        await trx.raw('set local enable_seqscan = off');
-        const explained = await trx.raw(`explain ${statement}`, ['some-owner']);
-        return explained.rows.map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
+    // Only PostgreSQL plans the statements (PGlite has no such check to run); with sequential scans off, they use
+    // every index that applies.
+    if (kind === 'postgres') {
+      test.each([
+        ['a client', DELETE_CLIENT_RECORDS, 'oidc_models_by_client'],
+        ['a user', DELETE_ACCOUNT_RECORDS, 'oidc_models_by_account'],
+      ])('%s’s records are found by index, not by reading the whole table', async (_owner, statement, index) => {
+        const plan = await store.db.transaction(async (trx) => {
+          await trx.raw('set local enable_seqscan = off');
+          const explained = await trx.raw(`explain ${statement}`, ['some-owner']);
+          return explained.rows.map((row: Record<string, string>) => row['QUERY PLAN']).join('\n');
+        });
+        expect(plan).toMatch(new RegExp(`using ${index}\\b`));
+        expect(plan).toMatch(/using oidc_models_grant_id/);
+        expect(plan).not.toMatch(/Seq Scan/);
       });
-      expect(plan).toMatch(new RegExp(`using ${index}\\b`));
-      expect(plan).toMatch(/using oidc_models_grant_id/);
-      expect(plan).not.toMatch(/Seq Scan/);
-    });
+    }
   });
 
   describe('apis', () => {
