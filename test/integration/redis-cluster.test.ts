@@ -3,12 +3,17 @@
  * access tokens and brute-force counters there, spread over the masters, and every flow that crosses keys
  * (grant revocation, a user's sessions, client locks) still holds.
  */
+import { randomUUID } from 'node:crypto';
 import type { Cluster } from 'ioredis';
 import * as oidc from 'openid-client';
 import { loadConfig } from '../../src/config.js';
+import { RedisBroadcast } from '../../src/store/broadcast.js';
 import { openRedis } from '../../src/store/redis.js';
+import { RedisAdapter } from '../../src/store/redis-adapter.js';
+import { TokenRecordCache } from '../../src/store/token-record-cache.js';
 import { describeWithRedis, keysMatching } from '../support/environment.js';
 import { type Fixtures, createServiceClient, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { waitFor } from '../support/process.js';
 import { type TestRedisCluster, startRedisCluster } from '../support/redis-cluster.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -30,6 +35,7 @@ describeWithRedis('Redis Cluster', () => {
     await cluster?.stop();
   });
 
+  const keyPrefix = () => server.config.redis?.keyPrefix as string;
   const keysOnEachMaster = async (pattern: string) =>
     Promise.all(cluster.client.nodes('master').map(async (node) => (await keysMatching(node, pattern)).length));
 
@@ -64,6 +70,31 @@ describeWithRedis('Redis Cluster', () => {
     expect((await oidc.tokenIntrospection(config, access_token)).active).toBe(true);
     await oidc.tokenRevocation(config, access_token);
     expect((await oidc.tokenIntrospection(config, access_token)).active).toBe(false);
+  });
+
+  test('a token kept in memory by one instance is dropped there when another revokes it, the announcement crossing the cluster', async () => {
+    const instances = [0, 1].map(() => {
+      const redis = openRedis({ url: 'redis://', clusterNodes: server.config.redis?.clusterNodes, sentinelMaster: '' });
+      const broadcast = new RedisBroadcast(redis, `${keyPrefix()}tokens:deleted`);
+      const cache = new TokenRecordCache(broadcast, { maxEntries: 100, ttlMs: 60_000 });
+      return { redis, broadcast, cache, tokens: new RedisAdapter('ClientCredentials', redis, keyPrefix(), cache) };
+    });
+    const [issuer, resourceSide] = instances as [(typeof instances)[0], (typeof instances)[0]];
+    try {
+      const id = randomUUID();
+      const payload = { jti: id, kind: 'ClientCredentials', exp: Math.floor(Date.now() / 1000) + 60, clientId: 'svc' };
+      await issuer.tokens.upsert(id, payload, 60);
+      await resourceSide.tokens.find(id);
+      await waitFor(() => resourceSide.broadcast.live, 'the broadcast to be live');
+      expect(await resourceSide.tokens.find(id)).toEqual(payload); // kept from here on
+      await issuer.tokens.destroy(id);
+      await waitFor(async () => (await resourceSide.tokens.find(id)) === undefined, 'the copy to be dropped', 1000);
+    } finally {
+      for (const { cache, redis } of instances) {
+        cache.close();
+        redis.disconnect();
+      }
+    }
   });
 
   test("a user's sessions are listed and ended everywhere", async () => {
