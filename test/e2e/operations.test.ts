@@ -86,7 +86,8 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
     expect(done.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
   });
 
-  test('a token issued by one is introspected and revoked on the other', async () => {
+  /** A user signed in through the first instance, and the same client configured against either instance. */
+  async function signedInOnBoth() {
     const user = await createUser(first);
     const web = await createWebClient(first, { firstParty: true });
     const onFirst = await discover(first, web.clientId, web.secret);
@@ -95,20 +96,18 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
       execute: [oidc.allowInsecureRequests],
       [oidc.customFetch]: (url: string, options: RequestInit) => fetch(url.replace(first.issuer, second.url), options),
     });
+    return { user, tokens, onFirst, onSecond };
+  }
+
+  test('a token issued by one is introspected and revoked on the other', async () => {
+    const { tokens, onFirst, onSecond } = await signedInOnBoth();
     expect((await oidc.tokenIntrospection(onSecond, tokens.access_token)).active).toBe(true);
     await oidc.tokenRevocation(onSecond, tokens.access_token);
     expect((await oidc.tokenIntrospection(onFirst, tokens.access_token)).active).toBe(false);
   });
 
   test('a token the other instance keeps in memory is inactive there as soon as one instance revoked it', async () => {
-    const user = await createUser(first);
-    const web = await createWebClient(first, { firstParty: true });
-    const onFirst = await discover(first, web.clientId, web.secret);
-    const { tokens } = await signInAndRedeem(onFirst, user);
-    const onSecond = await oidc.discovery(new URL(first.issuer), web.clientId, web.secret, undefined, {
-      execute: [oidc.allowInsecureRequests],
-      [oidc.customFetch]: (url: string, options: RequestInit) => fetch(url.replace(first.issuer, second.url), options),
-    });
+    const { user, tokens, onFirst, onSecond } = await signedInOnBoth();
     // The second instance reads the token and, once its broadcast is live, keeps a copy (src/store/token-record-cache.ts).
     const recordKey = `${first.config.redis?.keyPrefix}AccessToken:record:${storageId(tokens.access_token)}`;
     await waitFor(async () => {
