@@ -4,7 +4,7 @@
  */
 import { UserRepository } from '../../src/accounts/users.js';
 import { ApiRepository } from '../../src/apis/apis.js';
-import { ClientRepository } from '../../src/clients/clients.js';
+import { type ClientRecord, ClientRepository } from '../../src/clients/clients.js';
 import { hashClientSecret } from '../../src/clients/secrets.js';
 import { InputError, NotFoundError } from '../../src/errors.js';
 import { DELETE_ACCOUNT_RECORDS, DELETE_CLIENT_RECORDS } from '../../src/store/grant-records.js';
@@ -163,6 +163,32 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       expect(clients.verifySecret(later!, oldSecret as string)).toBe(false);
       expect(clients.verifySecret(later!, newSecret)).toBe(true);
       await expect(clients.rotateSecret('no-such-client', 0)).rejects.toThrow(NotFoundError);
+    });
+
+    test('a client is read whole: its fields as created and its unexpired secrets, newest first', async () => {
+      const { client } = await clients.create({
+        type: 'web',
+        name: 'Whole',
+        redirectUris: ['https://whole.example.test/cb'],
+        postLogoutRedirectUris: ['https://whole.example.test/bye'],
+        roles: ['reader'],
+      });
+      const now = new Date();
+      await clients.rotateSecret(client.clientId, 3600, now);
+      await clients.rotateSecret(client.clientId, 3600, now);
+      const read = (await clients.find(client.clientId, now)) as ClientRecord;
+      const { secrets, ...fields } = read;
+      const { secrets: _created, ...createdFields } = client;
+      expect(fields).toEqual({ ...createdFields, updatedAt: expect.any(Date) });
+      expect(read.createdAt).toBeInstanceOf(Date);
+      expect(read.disabledAt).toBeNull();
+
+      const rows = await store.db('client_secrets').where({ client_id: client.clientId }).orderBy('created_at', 'desc');
+      expect(secrets).toEqual(rows.map((row) => ({ pepperKid: row.pepper_kid, hash: row.hash, expiresAt: row.expires_at })));
+      expect(secrets.map((secret) => secret.expiresAt?.getTime() ?? null)).toEqual([null, now.getTime() + 3_600_000, now.getTime() + 3_600_000]);
+      // An hour later only the newest is left.
+      const later = (await clients.find(client.clientId, new Date(now.getTime() + 3_600_000))) as ClientRecord;
+      expect(later.secrets).toEqual([secrets[0]]);
     });
 
     test('a new pepper hashes new secrets while secrets hashed under the old one still verify', async () => {
