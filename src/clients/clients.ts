@@ -71,13 +71,6 @@ interface ClientRow {
   updated_at: Date;
 }
 
-interface SecretRow {
-  client_id: string;
-  pepper_kid: string;
-  hash: string;
-  expires_at: Date | null;
-}
-
 /** A secret as FIND_WITH_SECRETS aggregates it: the expiry in epoch milliseconds. */
 interface AggregatedSecret {
   pepper_kid: string;
@@ -193,7 +186,7 @@ function presetFor(input: z.output<typeof newClientSchema>) {
   }
 }
 
-function toRecord(row: ClientRow, secrets: SecretRow[]): ClientRecord {
+function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
   return {
     clientId: row.client_id,
     name: row.name,
@@ -209,7 +202,7 @@ function toRecord(row: ClientRow, secrets: SecretRow[]): ClientRecord {
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
-    secrets: secrets.map((secret) => ({ pepperKid: secret.pepper_kid, hash: secret.hash, expiresAt: secret.expires_at })),
+    secrets,
   };
 }
 
@@ -296,10 +289,9 @@ export class ClientRepository {
     const [row] = await run<ClientRow & { secrets: AggregatedSecret[] }>(this.db, FIND_WITH_SECRETS, [clientId, now]);
     if (!row) return undefined;
     const secrets = row.secrets.map(({ pepper_kid, hash, expires_at_ms }) => ({
-      client_id: clientId,
-      pepper_kid,
+      pepperKid: pepper_kid,
       hash,
-      expires_at: expires_at_ms === null ? null : new Date(expires_at_ms),
+      expiresAt: expires_at_ms === null ? null : new Date(expires_at_ms),
     }));
     return toRecord(row, secrets);
   }
