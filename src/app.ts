@@ -73,6 +73,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     now: options.now,
   });
   const metrics = new Metrics({ keyStatuses: () => keyRing.statuses });
+  const { tokenCache } = services;
+  if (tokenCache) metrics.observeTokenCache(() => tokenCache.stats);
   // Protocol outcomes are counted from what is audited (src/metrics/metrics.ts).
   const audit = metrics.countingAuditSink(services.audit);
   const buildProvider = providerFactory(config, logger, services, { audit, metrics });

@@ -4,7 +4,7 @@
  */
 import cluster from 'node:cluster';
 import { createServer as createHttpServer } from 'node:http';
-import { AggregatorRegistry } from 'prom-client';
+import { AggregatorRegistry, type Registry } from 'prom-client';
 import { createServer, listen } from './app.js';
 import { ConfigError, type Config, loadConfig } from './config.js';
 import { InputError } from './errors.js';
@@ -92,6 +92,16 @@ function serveMetrics(config: Config, render: () => Promise<string>, contentType
   });
 }
 
+/**
+ * In a worker: answers the primary's requests for this worker's metrics, which METRICS_PORT serves summed over
+ * the workers. prom-client starts listening for them only once an AggregatorRegistry is built in the process,
+ * so one is built here, and never used otherwise.
+ */
+function answerMetricsRequests(registry: Registry): void {
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
+}
+
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   if (cluster.isPrimary && config.workers > 1) {
@@ -120,7 +130,7 @@ async function main(): Promise<void> {
   const stopMemoryTrim = await startMemoryTrim(config.memoryTrimIntervalSeconds, logger);
   // With workers, the primary serves the metrics of all of them (below); a single process serves its own.
   if (config.metricsPort && cluster.isPrimary) await serveMetrics(config, () => authz.metrics.registry.metrics(), authz.metrics.registry.contentType);
-  if (cluster.isWorker) AggregatorRegistry.setRegistries([authz.metrics.registry]);
+  if (cluster.isWorker && config.metricsPort) answerMetricsRequests(authz.metrics.registry);
   // With workers, the first one speaks for all.
   if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(startupBanner(config));
 

@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
 import type { KeyStatus } from '../keys/key-states.js';
+import type { TokenRecordCacheStats } from '../store/token-record-cache.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -92,6 +93,43 @@ export class Metrics {
       },
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'authz_' });
+  }
+
+  /**
+   * The token-record cache (src/store/token-record-cache.ts), read at scrape time: the cache counts in plain
+   * integers, so a lookup on the hot path pays no label hashing. Across cluster workers the counts and entries
+   * add up, and `live` is the least of them: 0 when any worker keeps nothing because its broadcast is down.
+   */
+  observeTokenCache(stats: () => TokenRecordCacheStats): void {
+    new Counter({
+      name: 'authz_token_cache_lookups_total',
+      help: 'Access-token record lookups by result: hit (answered from process memory) or miss (read from Redis)',
+      labelNames: ['result'] as const,
+      registers: [this.registry],
+      collect() {
+        const { hits, misses } = stats();
+        this.reset();
+        this.inc({ result: 'hit' }, hits);
+        this.inc({ result: 'miss' }, misses);
+      },
+    });
+    new Gauge({
+      name: 'authz_token_cache_entries',
+      help: 'Access-token records kept in process memory',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().entries);
+      },
+    });
+    new Gauge({
+      name: 'authz_token_cache_live',
+      help: '1 while the deletion broadcast is live and records are kept; 0 when it is down or keeping is off',
+      registers: [this.registry],
+      aggregator: 'min',
+      collect() {
+        this.set(stats().live ? 1 : 0);
+      },
+    });
   }
 
   /** Counts what the audit log records, then passes each event on. */

@@ -31,6 +31,18 @@ export interface StoredRecord {
   consumed?: string | null;
 }
 
+/** What an operator watches: how often a lookup was answered from memory, and whether copies can be kept at all. */
+export interface TokenRecordCacheStats {
+  /** Lookups answered from a kept copy, since the process started. */
+  hits: number;
+  /** Lookups that went to Redis while keeping was configured (a copy not yet kept, dropped or expired). */
+  misses: number;
+  /** Copies kept now. */
+  entries: number;
+  /** Whether the deletion broadcast is live, so that new copies are kept (false also when keeping is off). */
+  live: boolean;
+}
+
 export interface TokenRecordCacheOptions {
   /** Most copies kept per process; 0: none. */
   maxEntries: number;
@@ -41,6 +53,8 @@ export interface TokenRecordCacheOptions {
 export class TokenRecordCache {
   readonly #copies?: LRUCache<string, StoredRecord>;
   readonly #ttlMs: number;
+  #hits = 0;
+  #misses = 0;
 
   constructor(
     private readonly broadcast: RedisBroadcast,
@@ -59,7 +73,16 @@ export class TokenRecordCache {
 
   /** The copy of the record under `key`, if one is kept. */
   get(key: string): StoredRecord | undefined {
-    return this.#copies?.get(key);
+    if (!this.#copies) return undefined;
+    const copy = this.#copies.get(key);
+    if (copy) this.#hits++;
+    else this.#misses++;
+    return copy;
+  }
+
+  get stats(): TokenRecordCacheStats {
+    const live = this.#copies !== undefined && this.broadcast.live;
+    return { hits: this.#hits, misses: this.#misses, entries: this.#copies?.size ?? 0, live };
   }
 
   /**

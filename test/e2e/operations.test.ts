@@ -35,12 +35,14 @@ describe('probes and metrics', () => {
     expect(await draining.json()).toMatchObject({ status: 'not ready', checks: { shutdown: 'failing: shutting down' } });
   });
 
-  test('/metrics exposes traffic, tokens by grant type and client, sign-ins, store latency, key states', async () => {
+  test('/metrics exposes traffic, tokens by grant type and client, sign-ins, store latency, key states, the token cache', async () => {
     const service = await createServiceClient(server);
     await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret));
     const user = await createUser(server);
     const web = await createWebClient(server, { firstParty: true });
-    await signInAndRedeem(await discover(server, web.clientId, web.secret), user);
+    const onWeb = await discover(server, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(onWeb, user);
+    await oidc.tokenIntrospection(onWeb, tokens.access_token);
 
     const response = await fetch(`${server.url}/metrics`);
     expect(response.headers.get('content-type')).toMatch(/text\/plain/);
@@ -52,6 +54,13 @@ describe('probes and metrics', () => {
     expect(text).toMatch(/authz_http_request_duration_seconds_bucket\{le="[^"]+",route="discovery",method="GET"\} \d+/);
     expect(text).toMatch(/authz_store_operation_duration_seconds_count\{store="(postgres|pglite)",operation="upsert"\} \d+/);
     expect(text).toContain('authz_signing_keys{state="current"} 1');
+    if (redisUrl) {
+      // The introspection above read the access token's record from Redis (src/store/token-record-cache.ts).
+      expect(Number(text.match(/authz_token_cache_lookups_total\{result="miss"\} (\d+)/)?.[1])).toBeGreaterThanOrEqual(1);
+      expect(text).toMatch(/authz_token_cache_lookups_total\{result="hit"\} \d+/);
+      expect(text).toMatch(/authz_token_cache_entries \d+/);
+      expect(text).toMatch(/authz_token_cache_live [01]/);
+    }
     expect(text).toMatch(/authz_process_resident_memory_bytes \d+/);
     // Paths never become labels: a flood of random URLs cannot grow the number of series.
     await fetch(`${server.url}/no/such/${Math.random()}`);

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeNewKey } from '../../src/keys/signing-keys.js';
@@ -26,6 +27,17 @@ async function childPids(pid: number): Promise<number[]> {
   return text.trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
+/** The status of a GET sent on a new connection, closed after it. */
+function statusOnNewConnection(url: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const request = httpGet(url, { agent: false, headers: { 'x-forwarded-proto': 'https' } }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode));
+    });
+    request.on('error', reject);
+  });
+}
+
 describeWithServers('production with two workers', () => {
   let scratch: string;
   let database: TestDatabase;
@@ -41,11 +53,11 @@ describeWithServers('production with two workers', () => {
     await rm(scratch, { recursive: true, force: true });
   });
 
-  test('the workers share the port with our runtime settings, and a dead one is replaced', async () => {
-    const keysDir = path.join(scratch, 'keys');
+  /** Production settings with two workers on `port`, a signing key of its own, and `extra` on top. */
+  async function productionEnvironment(port: number, extra: Record<string, string> = {}) {
+    const keysDir = await mkdtemp(path.join(scratch, 'keys-'));
     await writeNewKey(keysDir, { activatesAt: new Date(Date.now() - 3600_000) });
-    const port = await freePort();
-    const env = cleanEnvironment({
+    return cleanEnvironment({
       NODE_ENV: 'production',
       ISSUER: 'https://id.workers.test',
       HOST: '127.0.0.1',
@@ -60,7 +72,13 @@ describeWithServers('production with two workers', () => {
       CLIENT_SECRET_PEPPERS: `w1:${randomBytes(32).toString('base64url')}`,
       KEYS_DIR: keysDir,
       LOG_LEVEL: 'warn',
+      ...extra,
     });
+  }
+
+  test('the workers share the port with our runtime settings, and a dead one is replaced', async () => {
+    const port = await freePort();
+    const env = await productionEnvironment(port);
     delete env.MALLOC_ARENA_MAX; // so that ours is the one the workers get
     const { child } = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
     const discovery = () => fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`, { headers: { 'x-forwarded-proto': 'https' } });
@@ -87,6 +105,25 @@ describeWithServers('production with two workers', () => {
       expect(replaced).toContain(first);
       // The replacement listens once it has built its server; until then the surviving worker answers.
       for (let attempt = 0; attempt < 5; attempt++) expect((await discovery()).status).toBe(200);
+    } finally {
+      expect(await stop(child)).toBe(0);
+    }
+  });
+  test('METRICS_PORT answers for every worker at once', async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const { child } = await startUntil('src/main.ts', await productionEnvironment(port, { METRICS_PORT: String(metricsPort) }), /authz is serving/, 60_000);
+    try {
+      await waitFor(async () => (await childPids(child.pid!)).length === 2, 'two workers', 30_000);
+      // Each on a connection of its own, which the primary hands to the workers in turn.
+      const requests = 20;
+      for (let index = 0; index < requests; index++) expect(await statusOnNewConnection(`http://127.0.0.1:${port}/jwks`)).toBe(200);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      // Counters add up over the workers, whichever of them answered.
+      expect(metrics).toContain(`authz_http_requests_total{route="jwks",method="GET",status="200"} ${requests}`);
+      // No token was looked up, so no worker keeps copies yet: the least over the workers is 0.
+      expect(metrics).toMatch(/^authz_token_cache_live 0$/m);
+      expect(metrics).toMatch(/^authz_token_cache_lookups_total\{result="miss"\} 0$/m);
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status).toBe(404);
     } finally {
       expect(await stop(child)).toBe(0);
     }

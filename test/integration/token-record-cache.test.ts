@@ -69,6 +69,23 @@ describeWithRedis('access-token records kept in process', () => {
     expect(await view.tokens.find(payload.jti as string)).toEqual(payload);
   });
 
+  test('it counts what /metrics shows: lookups from memory and from Redis, copies kept, the broadcast live', async () => {
+    const view = instance();
+    expect(view.cache.stats).toEqual({ hits: 0, misses: 0, entries: 0, live: false });
+    const payload = accessToken();
+    await view.tokens.upsert(payload.jti as string, payload, 60);
+    await readAndKeep(view, payload.jti as string); // two reads from Redis: the first one subscribes
+    expect(view.cache.stats).toEqual({ hits: 0, misses: 2, entries: 1, live: true });
+    await view.tokens.find(payload.jti as string);
+    await view.tokens.find(payload.jti as string);
+    expect(view.cache.stats).toEqual({ hits: 2, misses: 2, entries: 1, live: true });
+
+    // Keeping turned off: nothing to count, and never live, whatever the broadcast does.
+    const off = instance({ maxEntries: 0, ttlMs: 60_000 });
+    await off.tokens.find(payload.jti as string);
+    expect(off.cache.stats).toEqual({ hits: 0, misses: 0, entries: 0, live: false });
+  });
+
   test('a token revoked through one instance is gone from another that kept it, within milliseconds', async () => {
     const [issuer, resourceSide] = [instance(), instance()];
     const payload = accessToken();
@@ -103,6 +120,7 @@ describeWithRedis('access-token records kept in process', () => {
     // Every subscriber connection on this Redis (the lock broadcast's tests make their own, on their own prefix).
     await view.redis.call('client', 'kill', 'type', 'pubsub');
     await waitFor(() => !view.broadcast.live, 'the broadcast to drop', 5000);
+    expect(view.cache.stats).toMatchObject({ entries: 0, live: false });
     await deleteSilently(payload.jti as string);
     expect(await view.tokens.find(payload.jti as string)).toBeUndefined();
     await waitFor(() => view.broadcast.live, 'the broadcast to come back', 5000);
