@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import * as initial from './20261124_0001_initial.js';
 import * as security from './20261125_0002_security.js';
 import * as ownerIndexes from './20261204_0003_owner_indexes.js';
+import * as modelsFillfactor from './20261204_0004_models_fillfactor.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +19,7 @@ const migrations: Record<string, Migration> = {
   '20261124_0001_initial': initial,
   '20261125_0002_security': security,
   '20261204_0003_owner_indexes': ownerIndexes,
+  '20261204_0004_models_fillfactor': modelsFillfactor,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

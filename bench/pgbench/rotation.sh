@@ -5,7 +5,9 @@
 # refresh-token pool, copies it, and measures once the benchmark has ended, so that only pgbench's load counts.
 # Usage: bash bench/pgbench/rotation.sh [rate…]: one measurement per rate, offered rotations/s or `max` for flat
 # out (the default); ROTATION_SECONDS long each (default 8), ROTATION_CLIENTS connections (default 8), each on a
-# fresh copy of the tables.
+# fresh copy of the tables, with the benchmark table's fillfactor; ROTATION_FILLFACTORS="100 85" alternates those
+# over the measurements instead (an A/B of the page's free space), and each line reports the HOT updates among
+# the rotation's consumes.
 # Needs pgbench and psql, and to run on the database's machine (it reads the stores' CPU in /proc).
 set -euo pipefail
 URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -34,6 +36,10 @@ sql -c "drop schema if exists $SCRATCH cascade" -c "create schema $SCRATCH" \
   -c "create table $SCRATCH.pool as select row_number() over () as n, id from $SCRATCH.seeded where model = 'RefreshToken'" \
   -c "create unique index on $SCRATCH.pool (n)"
 pool_size=$(sql -c "select count(*) from $SCRATCH.pool")
+# LIKE copies no storage parameters: the table's fillfactor (migration 0004), unless an A/B list is given.
+read -r -a fillfactors <<< "${ROTATION_FILLFACTORS:-$(sql -c "select coalesce((select option_value from
+  pg_options_to_table(reloptions) where option_name = 'fillfactor'), '100') from pg_class where oid = '$source_schema.oidc_models'::regclass")}"
+measured=0
 # Each successor is stored with the payload, grant and account of a real refresh token, as the server would.
 read -r grant_id account_id < <(sql -F ' ' -c "select grant_id, account_id from $SCRATCH.seeded where model = 'RefreshToken' limit 1")
 payload=$(sql -c "select payload from $SCRATCH.seeded where model = 'RefreshToken' limit 1")
@@ -50,9 +56,13 @@ done
 # processes with the backends the postmaster has reaped, and Redis, idle here.
 store_cpu() { PATH="$here/../../node_modules/.bin:$PATH" tsx "$here/store-cpu.ts"; }
 
+updates() { sql -F ' ' -c "select n_tup_upd, n_tup_hot_upd from pg_stat_user_tables where schemaname = '$SCRATCH' and relname = 'oidc_models'"; }
+
 measure() { # $1: offered rotations/s, or max; each on the tables as seeded
-  sql -c "truncate $SCRATCH.oidc_models" -c "insert into $SCRATCH.oidc_models select * from $SCRATCH.seeded" \
-    -c "vacuum analyze $SCRATCH.oidc_models" -c "checkpoint"
+  local fillfactor=${fillfactors[$((measured++ % ${#fillfactors[@]}))]} updated_before hot_before updated_after hot_after
+  sql -c "alter table $SCRATCH.oidc_models set (fillfactor = $fillfactor)" -c "truncate $SCRATCH.oidc_models" \
+    -c "insert into $SCRATCH.oidc_models select * from $SCRATCH.seeded" -c "vacuum analyze $SCRATCH.oidc_models" -c "checkpoint"
+  read -r updated_before hot_before < <(updates)
   local rate_option=() output cpu_before cpu_after rotations
   [ "$1" = max ] || rate_option=(-R "$1")
   cpu_before=$(store_cpu)
@@ -63,8 +73,10 @@ measure() { # $1: offered rotations/s, or max; each on the tables as seeded
   cpu_after=$(store_cpu)
   # One transaction of the script is one rotation.
   rotations=$(awk -F': ' '/number of transactions actually processed/ { split($2, n, "/"); print n[1] }' <<< "$output")
-  echo "offered $1: $((rotations / SECONDS_MEASURED)) rotations/s, store CPU per rotation" \
-    "$(awk -v before="$cpu_before" -v after="$cpu_after" -v n="$rotations" 'BEGIN { printf "%.0f", (after - before) * 1e6 / n }') µs"
+  read -r updated_after hot_after < <(updates)
+  echo "offered $1, fillfactor $fillfactor: $((rotations / SECONDS_MEASURED)) rotations/s, store CPU per rotation" \
+    "$(awk -v before="$cpu_before" -v after="$cpu_after" -v n="$rotations" 'BEGIN { printf "%.0f", (after - before) * 1e6 / n }') µs," \
+    "$(( (hot_after - hot_before) * 100 / (updated_after - updated_before > 0 ? updated_after - updated_before : 1) )) % of updates HOT"
 }
 
 for rate in "${RATES[@]}"; do measure "$rate"; done

@@ -4,7 +4,11 @@
  * build that was interrupted (which leaves an invalid index behind on PostgreSQL) is built afresh by the next
  * `migrate` instead of being taken as done.
  */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { AdapterPayload } from 'oidc-provider';
 import { migrate } from '../../src/store/database.js';
+import { RefreshTokenAdapter } from '../../src/store/refresh-token-adapter.js';
+import { storageId } from '../../src/store/storage-id.js';
 import { type TestDatabase, createTestDatabase, sqlKinds } from '../support/environment.js';
 
 const OWNER_INDEXES = ['oidc_models_by_client', 'oidc_models_by_account'];
@@ -31,6 +35,50 @@ describe.each(sqlKinds)('migrations on %s', (kind) => {
     const built = await indexes();
     for (const name of OWNER_INDEXES) expect(built[name]).toBe(true);
     expect(built).not.toHaveProperty('oidc_models_account_id');
+  });
+
+  test('consuming a refresh token rewrites it on its own page, touching no index (a HOT update)', async () => {
+    const tokens = new RefreshTokenAdapter(store.db, { graceSeconds: 0 });
+    const now = Math.floor(Date.now() / 1000);
+    // Enough rows to fill several pages, shaped as the provider writes them, and written as rotations write them:
+    // one by one.
+    const ids = Array.from({ length: 60 }, () => randomUUID());
+    for (const id of ids) {
+      const payload: AdapterPayload = {
+        jti: id,
+        kind: 'RefreshToken',
+        iat: now,
+        exp: now + 3600,
+        iiat: now,
+        rotations: 0,
+        gty: 'authorization_code',
+        clientId: 'web-app-client',
+        accountId: randomUUID(),
+        grantId: randomBytes(32).toString('base64url'),
+        sessionUid: randomBytes(32).toString('base64url'),
+        sid: randomUUID(),
+        nonce: randomBytes(32).toString('base64url'),
+        authTime: now,
+        amr: ['pwd'],
+        scope: 'openid email profile offline_access',
+        claims: { id_token: { email: null, email_verified: null }, userinfo: { name: null, picture: null } },
+        resource: ['https://api.example.test'],
+      };
+      await tokens.upsert(id, payload, 3600);
+    }
+    const pageOf = async (id: string) => {
+      const { rows } = await store.db.raw(`select (ctid::text::point)[0] as page from oidc_models where model = 'RefreshToken' and id = ?`, [storageId(id)]);
+      return Number(rows[0].page);
+    };
+    const before = await Promise.all(ids.map(pageOf));
+    const lastPage = Math.max(...before);
+    expect(lastPage).toBeGreaterThan(3);
+    // One token on each page filled so far: the room kept on a page is for the next version of a row or two
+    // (what a consume leaves dead is reclaimed later, by pruning), and the last page is not full yet.
+    const consumed = ids.filter((_, index) => before[index] !== before[index - 1] && before[index] !== lastPage);
+    for (const id of consumed) await tokens.consume(id);
+    // A version on another page would need a new entry in every index of the table.
+    expect(await Promise.all(consumed.map(pageOf))).toEqual(consumed.map((id) => before[ids.indexOf(id)]));
   });
 
   test('an instance waits while another one holds the migration lock, then migrates', async () => {
