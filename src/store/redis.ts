@@ -45,7 +45,7 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
   const redis = clusterNodes?.length
     ? openCluster(clusterNodes, url, options)
     : sentinels?.length
-      ? new Redis({ ...options, ...credentialsOf(url), sentinels, name: sentinelMaster })
+      ? openThroughSentinels(sentinels, sentinelMaster, url, options)
       : new Redis(url, options);
   if (logger) {
     let connected = true;
@@ -59,6 +59,17 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
     });
   }
   return redis;
+}
+
+/**
+ * The master that the sentinels name: REDIS_URL gives the password, database and TLS. ioredis dials the master in
+ * plain TCP unless told twice (`tls` and `enableTLSForSentinelMode`), so a rediss:// URL would otherwise be
+ * ignored without a word. The sentinels themselves are asked in plain TCP, as redis-server's sentinel mode
+ * answers by default.
+ */
+function openThroughSentinels(sentinels: { host: string; port: number }[], master: string, url: string, options: RedisOptions): Redis {
+  const credentials = credentialsOf(url);
+  return new Redis({ ...options, ...credentials, enableTLSForSentinelMode: credentials.tls !== undefined, sentinels, name: master });
 }
 
 /** A Redis Cluster client: REDIS_URL gives the password and TLS, the nodes the rest (a Cluster has only database 0). */

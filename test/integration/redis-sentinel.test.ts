@@ -61,6 +61,18 @@ describeWithRedis('Redis Sentinel', () => {
     }
   });
 
+  test('with a rediss:// REDIS_URL the master is reached over TLS, never in plain text', async () => {
+    // The master here speaks plain TCP, so a TLS client cannot talk to it: a command must fail, not succeed in the clear.
+    const port = Number(sentinels.split(':')[1]);
+    const redis = openRedis({ url: 'rediss://:ignored@sentinel-named-host:1/0', sentinels: [{ host: '127.0.0.1', port }], sentinelMaster: 'testmaster' });
+    try {
+      expect(redis.options).toMatchObject({ tls: {}, enableTLSForSentinelMode: true, password: 'ignored' });
+      await expect(redis.ping()).rejects.toThrow();
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test('a malformed sentinel list is refused with the setting named', async () => {
     const { loadConfig } = await import('../../src/config.js');
     expect(() => loadConfig({ REDIS_URL: 'redis://x', REDIS_SENTINELS: 'nohost' })).toThrow(/REDIS_SENTINELS must look like/);
