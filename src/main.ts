@@ -49,24 +49,53 @@ function startupBanner(config: Config): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Forks the workers and replaces any that die unexpectedly; forwards SIGTERM/SIGINT/SIGHUP to them. */
+/** The longest wait before replacing a worker that died again before it could serve. */
+const MAX_RESTART_DELAY_MS = 30_000;
+
+/**
+ * Forks the workers and replaces any that die unexpectedly; forwards SIGTERM/SIGINT/SIGHUP to them. A worker that
+ * dies before any worker has served (a bad key file, a port in use) would die the same way in every replacement,
+ * so then the server stops with code 1, after the worker's own message. Later, a replacement that dies before it
+ * serves is started again after a growing pause, up to 30 s, while the others keep serving.
+ */
 function superviseWorkers(count: number): void {
   let stopping = false;
+  let exitCode = 0;
+  let served = false;
+  let restartDelayMs = 0;
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   const environment = workerEnvironment(process.env);
   const fork = () => cluster.fork(environment);
+  const stopAll = (signal: NodeJS.Signals) => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+  };
   for (let index = 0; index < count; index++) fork();
+  cluster.on('listening', () => {
+    served = true;
+    restartDelayMs = 0;
+  });
   cluster.on('exit', (worker, code, signal) => {
+    if (!stopping && !served) {
+      process.stderr.write(`authz: a worker exited before the server could start (${signal ?? code}); stopping\n`);
+      stopping = true;
+      exitCode = 1;
+      stopAll('SIGTERM');
+    }
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
       return;
     }
-    process.stderr.write(`authz: worker ${worker.process.pid} exited (${signal ?? code}); starting another\n`);
-    fork();
+    const delay = restartDelayMs;
+    restartDelayMs = Math.min(Math.max(1000, restartDelayMs * 2), MAX_RESTART_DELAY_MS);
+    const when = delay > 0 ? ` in ${delay / 1000} s` : '';
+    process.stderr.write(`authz: worker ${worker.process.pid} exited (${signal ?? code}); starting another${when}\n`);
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delay);
   });
   const forward = (signal: NodeJS.Signals) => () => {
     if (signal !== 'SIGHUP') stopping = true;
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+    stopAll(signal);
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, forward(signal));
 }

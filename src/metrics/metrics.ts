@@ -80,6 +80,8 @@ export class Metrics {
     help: 'Signing keys by state (next, current, previous, expired)',
     labelNames: ['state'] as const,
     registers: [this.registry],
+    // Every worker reads the same keys: summed over the workers (METRICS_PORT) they would be counted once each.
+    aggregator: 'max',
   });
 
   constructor(options: { keyStatuses: () => readonly KeyStatus[]; defaultMetrics?: boolean }) {

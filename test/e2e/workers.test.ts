@@ -3,14 +3,14 @@
  * settings (src/worker-runtime.ts), and one that dies is replaced while the others keep serving.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeNewKey } from '../../src/keys/signing-keys.js';
 import { workerEnvironment, workerExecArgv } from '../../src/worker-runtime.js';
 import { createTestDatabase, createTestRedis, describeWithServers, postgresUrl, type TestDatabase, type TestRedis } from '../support/environment.js';
-import { cleanEnvironment, freePort, startUntil, stop, waitFor } from '../support/process.js';
+import { cleanEnvironment, freePort, runToEnd, startUntil, stop, waitFor } from '../support/process.js';
 
 describe('worker runtime settings', () => {
   test('each flag and variable of ours is added unless the operator set it', () => {
@@ -109,6 +109,16 @@ describeWithServers('production with two workers', () => {
       expect(await stop(child)).toBe(0);
     }
   });
+  test('a worker that cannot start stops the server, instead of being replaced over and over', async () => {
+    const keysDir = await mkdtemp(path.join(scratch, 'broken-keys-'));
+    await writeFile(path.join(keysDir, '20260101T000000Z.pem'), 'not a key');
+    const { code, stderr } = await runToEnd('src/main.ts', [], await productionEnvironment(await freePort(), { KEYS_DIR: keysDir }));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/refusing to start: .*20260101T000000Z\.pem: is not a PEM private key/);
+    expect(stderr).toMatch(/a worker exited before the server could start \(1\); stopping/);
+    expect(stderr).not.toMatch(/starting another/);
+  });
+
   test('METRICS_PORT answers for every worker at once', async () => {
     const [port, metricsPort] = [await freePort(), await freePort()];
     const { child } = await startUntil('src/main.ts', await productionEnvironment(port, { METRICS_PORT: String(metricsPort) }), /authz is serving/, 60_000);
@@ -123,6 +133,8 @@ describeWithServers('production with two workers', () => {
       // No token was looked up, so no worker keeps copies yet: the least over the workers is 0.
       expect(metrics).toMatch(/^authz_token_cache_live 0$/m);
       expect(metrics).toMatch(/^authz_token_cache_lookups_total\{result="miss"\} 0$/m);
+      // The workers share one key directory: its one key is counted once, not once per worker.
+      expect(metrics).toMatch(/^authz_signing_keys\{state="current"\} 1$/m);
       expect((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status).toBe(404);
     } finally {
       expect(await stop(child)).toBe(0);
