@@ -53,11 +53,21 @@ export class Catalog {
     return this.api(DEFAULT_API);
   }
 
-  /** Whether some enabled client may use `grantType` (cached like the records). */
+  /**
+   * Whether some enabled client may use `grantType` (cached like the records). Discovery asks this, and discovery
+   * must keep answering while PostgreSQL is down: then the last answer stands until the database is back. Only a
+   * process that never got one fails.
+   */
   async anyClientWithGrant(grantType: string): Promise<boolean> {
     const cached = this.#grantUse.get(grantType);
     if (cached && cached.until > Date.now()) return cached.value;
-    const value = await this.clientRepository.anyWithGrantType(grantType);
+    let value: boolean;
+    try {
+      value = await this.clientRepository.anyWithGrantType(grantType);
+    } catch (error) {
+      if (cached) return cached.value;
+      throw error;
+    }
     this.#grantUse.set(grantType, { value, until: Date.now() + this.#ttl });
     return value;
   }

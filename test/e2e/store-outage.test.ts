@@ -167,4 +167,25 @@ describeWithServers('a store outage', () => {
     const service2 = await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret));
     expect(service2.access_token).toBeDefined();
   }, 60_000);
+
+  test('PostgreSQL down for longer than the caches last: discovery still answers as it last did, and JWKS', async () => {
+    // A second instance whose client cache lapses at once; the documents are cached for 5 s.
+    const quick = await startTestServer({ instanceOf: server, env: { CLIENT_CACHE_TTL_MS: '200' } });
+    const discovery = () => fetch(`${quick.url}/.well-known/openid-configuration`);
+    try {
+      const before = await (await discovery()).json();
+      pg.cut();
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 5_500));
+        const during = await discovery();
+        expect(during.status).toBe(200);
+        expect(await during.json()).toEqual(before);
+        expect((await fetch(`${quick.url}/jwks`)).status).toBe(200);
+      } finally {
+        pg.restore();
+      }
+    } finally {
+      await quick.close();
+    }
+  }, 30_000);
 });
