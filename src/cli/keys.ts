@@ -51,10 +51,18 @@ export function registerKeyCommands(program: Command, context: CliContext): void
   keys
     .command('rotate-cookie-secret')
     .description('add a cookie-signing secret; it signs from --activate-in on, older ones keep verifying')
-    .option('--activate-in <duration>', 'when it starts signing (default: at the next key rescan)', durationOption, 0)
+    .option('--activate-in <duration>', 'when it starts signing (default: two KEYS_RESCAN_INTERVALs, once every process verifies it)', durationOption)
     .action(async (options) => {
-      const activatesAt = new Date(Math.ceil((Date.now() + options.activateIn * 1000) / 1000) * 1000);
+      // A cookie it signs is refused by a process that has not read it yet: each rescans on its own timer.
+      const rescan = context.config.keys.rescanIntervalSeconds;
+      const activateIn: number = options.activateIn ?? 2 * rescan;
+      const activatesAt = new Date(Math.ceil((Date.now() + activateIn * 1000) / 1000) * 1000);
       const { kid, created } = await writeCookieSecret(context.config.keys.dir, activatesAt);
       process.stdout.write(created ? `wrote ${kid}.cookie-secret; it signs from ${isoDate(activatesAt)}\n` : `${kid}.cookie-secret already exists\n`);
+      if (created && activateIn < rescan) {
+        process.stderr.write(
+          `warning: it signs in ${activateIn}s; a process that has not rescanned keys/ by then (every ${rescan}s, or on SIGHUP) refuses the cookies it signs, and those users must sign in again\n`,
+        );
+      }
     });
 }

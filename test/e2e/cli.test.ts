@@ -186,6 +186,20 @@ describe('authz CLI', () => {
     expect((await authz(['keys', 'prune'])).stdout).toBe('no expired keys\n');
     expect((await readdir(path.join(scratch, 'keys'))).filter((name) => name.endsWith('.pem'))).toHaveLength(2);
   });
+
+  test('a new cookie secret signs only once every process can have read it, unless told otherwise', async () => {
+    const signsFrom = (stdout: string) => Date.parse(stdout.match(/signs from (\S+)/)?.[1] ?? '');
+    const staged = await authz(['keys', 'rotate-cookie-secret']);
+    expect(staged.code).toBe(0);
+    expect(staged.stdout).toMatch(/^wrote \d{8}T\d{6}Z\.cookie-secret; it signs from /);
+    // Two rescans of keys/ (KEYS_RESCAN_INTERVAL, 30 s by default) from now.
+    expect(signsFrom(staged.stdout) - Date.now()).toBeGreaterThan(55_000);
+    expect(staged.stderr).toBe('');
+    const urgent = await authz(['keys', 'rotate-cookie-secret', '--activate-in', '0']);
+    expect(Math.abs(signsFrom(urgent.stdout) - Date.now())).toBeLessThan(5_000);
+    expect(urgent.stderr).toMatch(/^warning: it signs in 0s; a process that has not rescanned/);
+    expect((await readdir(path.join(scratch, 'keys'))).filter((name) => name.endsWith('.cookie-secret'))).toHaveLength(2);
+  });
 });
 
 describe('authz CLI on the embedded database', () => {
