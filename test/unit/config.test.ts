@@ -16,6 +16,14 @@ describe('configuration', () => {
     expect(config.redis).toBeUndefined();
   });
 
+  test('an empty value counts as unset, as .env files and compose write one', () => {
+    const config = loadConfig({ KEYS_PASSPHRASE: '', KEY_ROTATION_INTERVAL: '', REDIS_URL: '', PORT: '' });
+    expect(config.keys.passphrase).toBeUndefined();
+    expect(config.keys.rotationIntervalSeconds).toBeUndefined();
+    expect(config.redis).toBeUndefined();
+    expect(config.port).toBe(3000);
+  });
+
   test('memory is trimmed every second unless turned off', () => {
     expect(loadConfig({}).memoryTrimIntervalSeconds).toBe(1);
     expect(loadConfig({ MEMORY_TRIM_INTERVAL: '0' }).memoryTrimIntervalSeconds).toBe(0);
