@@ -100,7 +100,8 @@ export class Metrics {
   /**
    * The token-record cache (src/store/token-record-cache.ts), read at scrape time: the cache counts in plain
    * integers, so a lookup on the hot path pays no label hashing. Across cluster workers the counts and entries
-   * add up, and `live` is the least of them: 0 when any worker keeps nothing because its broadcast is down.
+   * add up, and `live` is the least of them: 0 when any worker keeps nothing, because its broadcast is down or
+   * not yet started (a worker subscribes at its first token lookup).
    */
   observeTokenCache(stats: () => TokenRecordCacheStats): void {
     new Counter({
@@ -125,7 +126,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'authz_token_cache_live',
-      help: '1 while the deletion broadcast is live and records are kept; 0 when it is down or keeping is off',
+      help: '1 while the deletion broadcast is live and records are kept; 0 when it is down, not yet started (no token looked up yet) or keeping is off',
       registers: [this.registry],
       aggregator: 'min',
       collect() {

@@ -1,6 +1,7 @@
 /**
  * Production with WEB_CONCURRENCY workers (node:cluster): the workers share the port, start with our memory
- * settings (src/worker-runtime.ts), and one that dies is replaced while the others keep serving.
+ * settings (src/worker-runtime.ts), and one that dies is replaced while the others keep serving; one that cannot
+ * start stops the instance; METRICS_PORT answers for all of them.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -109,6 +110,7 @@ describeWithServers('production with two workers', () => {
       expect(await stop(child)).toBe(0);
     }
   });
+
   test('a worker that cannot start stops the server, instead of being replaced over and over', async () => {
     const keysDir = await mkdtemp(path.join(scratch, 'broken-keys-'));
     await writeFile(path.join(keysDir, '20260101T000000Z.pem'), 'not a key');
