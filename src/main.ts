@@ -56,7 +56,8 @@ const MAX_RESTART_DELAY_MS = 30_000;
  * Forks the workers and replaces any that die unexpectedly; forwards SIGTERM/SIGINT/SIGHUP to them. A worker that
  * dies before any worker has served (a bad key file, a port in use) would die the same way in every replacement,
  * so then the server stops with code 1, after the worker's own message. Later, a replacement that dies before it
- * serves is started again after a growing pause, up to 30 s, while the others keep serving.
+ * serves is started again after a growing pause, up to 30 s, while the others keep serving. Once stopping, the
+ * instance exits 0 only if every worker closed cleanly.
  */
 function superviseWorkers(count: number): void {
   let stopping = false;
@@ -82,6 +83,9 @@ function superviseWorkers(count: number): void {
       stopAll('SIGTERM');
     }
     if (stopping) {
+      // A worker that did not drain and close cleanly may have lost what it held (audit events not yet written):
+      // the instance's exit code says so to whatever supervises it.
+      if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGINT') exitCode = 1;
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode);
       return;
     }

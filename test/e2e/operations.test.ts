@@ -161,8 +161,11 @@ describeWithServers('two instances on one Postgres and Redis, no sticky sessions
 });
 
 
+// Workers need PostgreSQL (the embedded database admits one process).
+const workerCounts = postgresUrl ? [1, 2] : [1];
+
 describe('graceful shutdown', () => {
-  test('SIGTERM under load: every request in flight is answered, the process exits 0, no audit event is lost', async () => {
+  test.each(workerCounts)('SIGTERM under load with WEB_CONCURRENCY=%i: every request in flight is answered, the instance exits 0, no audit event is lost', async (workers) => {
     const scratch = await mkdtemp(path.join(tmpdir(), 'authz-shutdown-'));
     const schema = postgresUrl ? uniqueName('shutdown') : undefined;
     // Its own key prefix, emptied at the end (the tokens issued under load would otherwise wait out their TTL).
@@ -180,6 +183,7 @@ describe('graceful shutdown', () => {
       CLIENT_SECRET_PEPPERS: 'p1:shutdown-test-pepper-0123456789abcdef',
       LOG_LEVEL: 'warn',
       SHUTDOWN_DELAY: '2',
+      WEB_CONCURRENCY: String(workers),
     });
     const databaseOptions = { url: postgresUrl, schema, embeddedDir: path.join(scratch, 'data', 'pglite') };
     let db = await openDatabase(databaseOptions);

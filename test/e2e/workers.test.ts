@@ -111,6 +111,23 @@ describeWithServers('production with two workers', () => {
     }
   });
 
+  test('a worker that dies while the instance drains is not replaced, and the instance exits 1', async () => {
+    const port = await freePort();
+    const { child } = await startUntil('src/main.ts', await productionEnvironment(port, { SHUTDOWN_DELAY: '3' }), /authz is serving/, 60_000);
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const workers = await waitFor(async () => {
+      const pids = await childPids(child.pid!);
+      return pids.length === 2 ? pids : undefined;
+    }, 'two workers', 30_000);
+    const exited = stop(child);
+    // Inside the drain (SHUTDOWN_DELAY), where a worker could still be holding audit events it has not written.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    process.kill(workers[0]!, 'SIGKILL');
+    expect(await exited).toBe(1);
+    expect(stderr).not.toMatch(/starting another/);
+  });
+
   test('a worker that cannot start stops the server, instead of being replaced over and over', async () => {
     const keysDir = await mkdtemp(path.join(scratch, 'broken-keys-'));
     await writeFile(path.join(keysDir, '20260101T000000Z.pem'), 'not a key');
