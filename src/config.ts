@@ -68,6 +68,12 @@ const environmentSchema = z.object({
    * behind a connection pooler in transaction mode that cannot keep them (PgBouncer before 1.21).
    */
   DATABASE_PREPARED_STATEMENTS: booleanFlagOn,
+  /**
+   * Longest a query may run on PostgreSQL (its `statement_timeout`); a query PostgreSQL has not answered a moment
+   * after that, on a connection that went silent, is given up and its connection closed. `0`: no limit.
+   * Migrations run without it.
+   */
+  DATABASE_QUERY_TIMEOUT: duration.pipe(z.number().int().min(0).max(3600)).default(10),
   /** Redis URL for sessions and short-lived artifacts. Unset: they live in SQL too. */
   REDIS_URL: z
     .string()
@@ -188,7 +194,7 @@ export interface Config {
   port: number;
   host: string;
   workers: number;
-  database: { url?: string; schema?: string; poolMax: number; preparedStatements: boolean; embeddedDir: string };
+  database: { url?: string; schema?: string; poolMax: number; preparedStatements: boolean; queryTimeoutSeconds: number; embeddedDir: string };
   redis?: RedisConfig;
   dataDir: string;
   keys: {
@@ -326,6 +332,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       schema: e.DATABASE_SCHEMA,
       poolMax: e.DATABASE_POOL_MAX,
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
+      queryTimeoutSeconds: e.DATABASE_QUERY_TIMEOUT,
       embeddedDir: path.resolve(e.DATA_DIR, 'pglite'),
     },
     redis: e.REDIS_URL

@@ -3,6 +3,7 @@
  * Both speak the same SQL, so everything above this file is written once against knex.
  */
 import { mkdir } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import knexFactory, { type Knex } from 'knex';
 import { migrationSource } from '../../migrations/index.js';
 import type { Logger } from '../logger.js';
@@ -18,6 +19,8 @@ export interface DatabaseOptions {
   poolMax?: number;
   /** Named prepared statements on PostgreSQL (default true; src/store/prepared-statements.ts). */
   preparedStatements?: boolean;
+  /** PostgreSQL's `statement_timeout` for every query, and the silence after which a connection counts as lost. */
+  queryTimeoutSeconds?: number;
   /** PGlite data folder, or ':memory:' for a throw-away database. */
   embeddedDir: string;
 }
@@ -35,8 +38,9 @@ const embeddedClient = async () => (await import('knex-pglite')).default;
 /** `logger` receives what knex and its pool would print to the console (lost connections, for one). */
 export async function openDatabase(options: DatabaseOptions, logger?: Logger): Promise<Database> {
   if (options.url) {
-    const db = await openPostgres(options.url, options.schema, options.poolMax ?? 10, logger);
+    const db = await openPostgres(options, logger);
     if (options.preparedStatements === false) withoutPreparedStatements.add(db);
+    postgresOptions.set(db, { ...options, logger });
     return db;
   }
   const ClientPgLite = await embeddedClient();
@@ -49,6 +53,9 @@ export async function openDatabase(options: DatabaseOptions, logger?: Logger): P
 }
 
 const lockReleases = new WeakMap<Database, () => Promise<void>>();
+
+/** What each PostgreSQL handle was opened with, for the migration handle opened beside it. */
+const postgresOptions = new WeakMap<Database, DatabaseOptions & { logger?: Logger }>();
 
 /** Closes the connections and, for the embedded database, releases its lock. */
 export async function closeDatabase(db: Database): Promise<void> {
@@ -76,7 +83,35 @@ function knexLog(logger: Logger | undefined): Knex.Config['log'] {
   return { warn: write('warn'), error: write('error'), deprecate: write('warn'), debug: write('debug') };
 }
 
-async function openPostgres(url: string, schema: string | undefined, poolMax: number, logger?: Logger): Promise<Database> {
+/** How long after `statement_timeout` a connection that has said nothing about its query counts as lost. */
+const SILENCE_MARGIN_MS = 3_000;
+
+/** The parts of pg's Client used here (`readyForQuery` is not in its type declarations). */
+interface PgConnection {
+  readyForQuery: boolean;
+  connection: { stream: Socket };
+}
+
+/**
+ * A query PostgreSQL runs too long it ends itself, at `statement_timeout`, and says so (57014). But a connection
+ * can also be lost without a word: a failover that moved the server's address, a network partition, a host
+ * that froze. pg would then wait for the answer forever, holding the request and, once back in the pool, every
+ * query after it. So a connection that stays silent with a query in flight past the timeout and a margin is
+ * closed: its query fails as a store outage (503, src/store/outages.ts) and the pool replaces the connection.
+ */
+function closeWhenSilent(connection: PgConnection, silenceMs: number): void {
+  const socket = connection.connection.stream;
+  socket.setTimeout(silenceMs);
+  socket.on('timeout', () => {
+    if (connection.readyForQuery) return; // idle in the pool: nothing is awaited
+    const error = Object.assign(new Error(`PostgreSQL said nothing for ${silenceMs} ms about a query in flight`), { code: 'ETIMEDOUT' });
+    socket.destroy(error);
+  });
+}
+
+async function openPostgres(options: DatabaseOptions, logger?: Logger): Promise<Database> {
+  const { url, schema } = options;
+  const timeoutMs = (options.queryTimeoutSeconds ?? 0) * 1000;
   if (schema) {
     // Create the schema with a short-lived handle first: the pooled one sets search_path on every connection.
     const bootstrap = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
@@ -88,9 +123,20 @@ async function openPostgres(url: string, schema: string | undefined, poolMax: nu
   }
   return knexFactory({
     client: 'pg',
-    connection: { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS },
+    connection: {
+      connectionString: url,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      ...(timeoutMs > 0 ? { statement_timeout: timeoutMs } : {}),
+    },
     searchPath: schema ? [schema] : undefined,
-    pool: { min: 0, max: poolMax },
+    pool: {
+      min: 0,
+      max: options.poolMax ?? 10,
+      afterCreate: (connection: PgConnection, done: (error: Error | null, connection: PgConnection) => void) => {
+        if (timeoutMs > 0) closeWhenSilent(connection, timeoutMs + SILENCE_MARGIN_MS);
+        done(null, connection);
+      },
+    },
     acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
     log: knexLog(logger),
   });
@@ -102,8 +148,23 @@ async function openPostgres(url: string, schema: string | undefined, poolMax: nu
  */
 const MIGRATION_WAIT_MS = 10 * 60_000;
 
-/** Brings the schema up to date. Safe to run from several processes at once: knex takes a lock, the others wait. */
+/**
+ * Brings the schema up to date. Safe to run from several processes at once: knex takes a lock, the others wait.
+ * On PostgreSQL it runs on a handle of its own without the query timeout, since an index build on a large
+ * table rightly takes minutes.
+ */
 export async function migrate(db: Database): Promise<string[]> {
+  const options = postgresOptions.get(db);
+  if (!options?.queryTimeoutSeconds) return migrateOn(db);
+  const migrator = await openPostgres({ ...options, poolMax: 2, queryTimeoutSeconds: 0 }, options.logger);
+  try {
+    return await migrateOn(migrator);
+  } finally {
+    await migrator.destroy();
+  }
+}
+
+async function migrateOn(db: Database): Promise<string[]> {
   const deadline = Date.now() + MIGRATION_WAIT_MS;
   for (;;) {
     try {

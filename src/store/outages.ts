@@ -39,9 +39,10 @@ const NETWORK_CODES = new Set([
 
 /**
  * SQLSTATEs of a server that is there but cannot serve: class 08 (connection exception), 57P01–57P03 (shut down,
- * crashed, not accepting connections yet), 53300 (too many connections), 25006 (read-only: a standby mid-failover).
+ * crashed, not accepting connections yet), 53300 (too many connections), 25006 (read-only: a standby mid-failover),
+ * 57014 (a query cancelled, here by DATABASE_QUERY_TIMEOUT: an overloaded server or a lock held elsewhere).
  */
-const POSTGRES_UNAVAILABLE = /^(08[0-9A-Z]{3}|57P0[123]|53300|25006)$/;
+const POSTGRES_UNAVAILABLE = /^(08[0-9A-Z]{3}|57P0[123]|57014|53300|25006)$/;
 
 /** Redis replies of a server that is loading, failing over, or whose cluster is degraded. */
 const REDIS_UNAVAILABLE = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/;

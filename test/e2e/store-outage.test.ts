@@ -168,6 +168,36 @@ describeWithServers('a store outage', () => {
     expect(service2.access_token).toBeDefined();
   }, 60_000);
 
+  test('PostgreSQL silent mid-query (a partition, a moved address): 503 a moment after DATABASE_QUERY_TIMEOUT, then served again', async () => {
+    // One pooled connection, so the silenced one is the one the next request is handed.
+    const quick = await startTestServer({ instanceOf: server, env: { DATABASE_QUERY_TIMEOUT: '1', DATABASE_POOL_MAX: '1' } });
+    try {
+      const web = await createWebClient(quick, { firstParty: true });
+      const user = await createUser(quick);
+      const rp = await discover(quick, web.clientId, web.secret);
+      const { tokens } = await signInAndRedeem(rp, user, { scope: 'openid offline_access', prompt: 'consent' });
+      const refreshToken = tokens.refresh_token as string;
+
+      pg.silence(); // what is open stays open and carries nothing; new connections go through
+      const started = performance.now();
+      const refused = await fetch(`${quick.url}/token`, {
+        method: 'POST',
+        headers: basic(web.clientId, web.secret),
+        body: `grant_type=refresh_token&refresh_token=${refreshToken}`,
+      });
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toMatchObject({ error: 'temporarily_unavailable' });
+      // The 1 s limit and the 3 s margin for silence; without them it would wait for good.
+      expect(performance.now() - started).toBeLessThan(FAILS_WITHIN_MS);
+
+      // The lost connection was replaced, and the refused rotation wrote nothing.
+      const rotated = await oidc.refreshTokenGrant(rp, refreshToken);
+      expect(rotated.refresh_token).not.toBe(refreshToken);
+    } finally {
+      await quick.close();
+    }
+  }, 60_000);
+
   test('PostgreSQL down for longer than the caches last: discovery still answers as it last did, and JWKS', async () => {
     // A second instance whose client cache lapses at once; the documents are cached for 5 s.
     const quick = await startTestServer({ instanceOf: server, env: { CLIENT_CACHE_TTL_MS: '200' } });

@@ -5,10 +5,12 @@
 import { type Socket, createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { errors } from 'oidc-provider';
-import { closeDatabase, openDatabase } from '../../src/store/database.js';
+import { closeDatabase, migrate, openDatabase } from '../../src/store/database.js';
+import { run, statement } from '../../src/store/prepared-statements.js';
 import { openRedis } from '../../src/store/redis.js';
 import { OUTAGE_ANSWER, StoreUnavailable, answerOutage, isStoreOutage, translatingOutages } from '../../src/store/outages.js';
-import { createTestDatabase, postgresUrl } from '../support/environment.js';
+import { type TestDatabase, createTestDatabase, postgresUrl, uniqueName } from '../support/environment.js';
+import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
 
 /** A port with a listener that accepts connections and never says a word (a store that hangs). */
 async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {
@@ -92,6 +94,82 @@ describe('errors of an unreachable store', () => {
 });
 
 const describeWithPostgres = postgresUrl ? describe : describe.skip;
+
+describeWithPostgres('DATABASE_QUERY_TIMEOUT', () => {
+  let database: TestDatabase;
+  let relay: TcpProxy;
+  beforeAll(async () => {
+    database = await createTestDatabase('postgres');
+    relay = await startTcpProxy(postgresUrl as string);
+  });
+  afterAll(async () => {
+    await relay.close();
+    await database.drop();
+  });
+  /** One connection, so a query after a failed one shows whether the pool kept a usable connection. */
+  const openWithTimeout = (url: string) => openDatabase({ ...database.options, url, poolMax: 1, queryTimeoutSeconds: 1 });
+
+  test('PostgreSQL ends a query waiting on a lock held elsewhere: an outage, and the connection serves on', async () => {
+    const db = await openWithTimeout(postgresUrl as string);
+    await database.db.raw('create table timeout_probe (id int primary key, n int)');
+    await database.db.raw('insert into timeout_probe values (1, 0)');
+    const holder = await database.db.transaction();
+    try {
+      await holder.raw('select * from timeout_probe where id = 1 for update');
+      const error = await failure(db.raw('update timeout_probe set n = n + 1 where id = 1'));
+      expect(error).toMatchObject({ code: '57014' });
+      expect(isStoreOutage(error)).toBe(true);
+    } finally {
+      await holder.rollback();
+      await database.db.raw('drop table timeout_probe');
+    }
+    expect((await db.raw('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    await closeDatabase(db);
+  });
+
+  test('a connection that goes silent mid-query is given up a moment after the timeout and replaced', async () => {
+    const db = await openWithTimeout(relay.url);
+    expect((await db.raw('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    const pending = failure(db.raw('select pg_sleep(0.5)'));
+    relay.silence();
+    const started = performance.now();
+    const error = await pending;
+    const waited = performance.now() - started;
+    expect(isStoreOutage(error)).toBe(true);
+    expect(waited).toBeLessThan(9_000);
+    // The pool dropped the lost connection instead of queueing the next query behind it.
+    expect((await db.raw('select 2 as two')).rows).toEqual([{ two: 2 }]);
+    await closeDatabase(db);
+  }, 15_000);
+
+  test('the same wait through a prepared statement on the request path', async () => {
+    const db = await openWithTimeout(relay.url);
+    const sleep = statement('timeout_probe_sleep', 'select pg_sleep($1::float) as slept');
+    expect(await run(db, sleep, [0])).toHaveLength(1);
+    const pending = failure(run(db, sleep, [0.5]));
+    relay.silence();
+    expect(isStoreOutage(await pending)).toBe(true);
+    expect(await run(db, sleep, [0])).toHaveLength(1);
+    await closeDatabase(db);
+  }, 15_000);
+
+  test('migrations run without it: one waiting longer for a lock still completes', async () => {
+    const schema = uniqueName('migrate_timeout');
+    const db = await openDatabase({ url: postgresUrl, schema, embeddedDir: ':memory:', queryTimeoutSeconds: 1 });
+    try {
+      await migrate(db);
+      const holder = await db.transaction();
+      await holder.raw('lock table knex_migrations in access exclusive mode');
+      const migrating = migrate(db);
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await holder.rollback();
+      expect(await migrating).toEqual([]);
+    } finally {
+      await db.raw('drop schema if exists ?? cascade', [schema]);
+      await closeDatabase(db);
+    }
+  }, 15_000);
+});
 
 describeWithPostgres('errors that are not outages', () => {
   test('bad SQL, a broken constraint, a refused request and a bug', async () => {

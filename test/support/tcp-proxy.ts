@@ -1,7 +1,8 @@
 /**
  * A TCP relay in front of PostgreSQL or Redis, which a test can cut to stage an outage of that store: `cut()`
- * drops every open connection and refuses new ones until `restore()`. The server under test is pointed at the
- * relay's port instead of the store's.
+ * drops every open connection and refuses new ones until `restore()`; `silence()` keeps the open connections
+ * open but lets nothing more through either way (a partition, or a server whose address moved), while new ones
+ * work. The server under test is pointed at the relay's port instead of the store's.
  */
 import { type Socket, connect, createServer } from 'node:net';
 
@@ -9,6 +10,7 @@ export interface TcpProxy {
   /** The store's URL with its host and port replaced by the relay's. */
   readonly url: string;
   cut(): void;
+  silence(): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -17,6 +19,7 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const target = new URL(targetUrl);
   const targetPort = Number(target.port || (target.protocol.startsWith('redis') ? 6379 : 5432));
   const open = new Set<Socket>();
+  const pairs = new Set<[incoming: Socket, outgoing: Socket]>();
   let down = false;
   const server = createServer((incoming) => {
     if (down) {
@@ -31,7 +34,12 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
       socket.on('error', () => undefined);
     }
     incoming.pipe(outgoing).pipe(incoming);
-    incoming.on('close', () => outgoing.destroy());
+    const pair: [Socket, Socket] = [incoming, outgoing];
+    pairs.add(pair);
+    incoming.on('close', () => {
+      pairs.delete(pair);
+      outgoing.destroy();
+    });
     outgoing.on('close', () => incoming.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -45,6 +53,15 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     cut() {
       down = true;
       for (const socket of open) socket.destroy();
+    },
+    silence() {
+      for (const [incoming, outgoing] of pairs) {
+        incoming.unpipe(outgoing);
+        outgoing.unpipe(incoming);
+        // Read and drop, so neither side sees its writes refused.
+        for (const socket of [incoming, outgoing]) socket.on('data', () => undefined);
+      }
+      pairs.clear();
     },
     restore() {
       down = false;

@@ -42,6 +42,10 @@ describe('configuration', () => {
     expect(loadConfig({}).database.preparedStatements).toBe(true);
     expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).toBe(false);
     expect(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
+    expect(loadConfig({}).database.queryTimeoutSeconds).toBe(10);
+    expect(loadConfig({ DATABASE_QUERY_TIMEOUT: '0' }).database.queryTimeoutSeconds).toBe(0);
+    expect(loadConfig({ DATABASE_QUERY_TIMEOUT: '1m' }).database.queryTimeoutSeconds).toBe(60);
+    expect(() => loadConfig({ DATABASE_QUERY_TIMEOUT: 'forever' })).toThrow(/DATABASE_QUERY_TIMEOUT/);
   });
 
   test('signatures are made in line when every core has its worker, on the thread pool when cores are spare', () => {
