@@ -245,6 +245,14 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     ctx.status = 201;
     ctx.body = api;
   });
+  router.patch('/apis/:indicator', async (ctx) => {
+    const indicator = ctx.params.indicator as string;
+    if (indicator === adminIndicator) throw new InputError('the admin API itself cannot be changed');
+    const changes = parse(bodySchemas.ApiChanges, body(ctx));
+    const api = await apis.update(indicator, changes);
+    catalog.forgetApis();
+    ctx.body = api;
+  });
   router.delete('/apis/:indicator', async (ctx) => {
     const indicator = ctx.params.indicator as string;
     if (indicator === adminIndicator) throw new InputError('the admin API itself cannot be removed');

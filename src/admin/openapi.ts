@@ -61,7 +61,10 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
     get: { summary: 'List APIs (resource servers)' },
     post: { summary: 'Register an API', body: 'NewApi', status: 201 },
   },
-  '/apis/{indicator}': { delete: { summary: 'Delete an API (the indicator URL-encoded)', params: ['indicator'], status: 204 } },
+  '/apis/{indicator}': {
+    patch: { summary: 'Change name, scopes, token lifetime or format, or the default (the indicator URL-encoded)', body: 'ApiChanges', params: ['indicator'] },
+    delete: { summary: 'Delete an API (the indicator URL-encoded)', params: ['indicator'], status: 204 },
+  },
   '/audit': { get: { summary: 'Query audit events, newest first (paged by `before`)', query: 'audit' } },
 };
 

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { newUserSchema, userChangesSchema } from '../accounts/users.js';
-import { newApiSchema } from '../apis/apis.js';
+import { apiChangesSchema, newApiSchema } from '../apis/apis.js';
 import { clientChangesSchema, newClientSchema } from '../clients/clients.js';
 
 /** The longest an old secret may be kept working after a rotation. */
@@ -56,6 +56,7 @@ export const bodySchemas = {
   UserChanges: userChangesSchema,
   SetPassword: setPasswordBody,
   NewApi: newApiSchema,
+  ApiChanges: apiChangesSchema,
 } as const;
 
 export const querySchemas = {

@@ -50,21 +50,36 @@ const apiScope = z
   .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope holds no spaces, quotes or backslashes')
   .refine((scope) => !OIDC_SCOPES.includes(scope), { error: (issue) => `${issue.input} is an OpenID Connect scope, not an API scope` });
 
+const apiName = z.string().trim().min(1, 'an API needs a name').max(200);
+const apiScopes = z.array(apiScope).max(200);
+const accessTokenTtl = z
+  .number()
+  .int()
+  .min(60, 'access tokens live at least 60 seconds')
+  .max(MAX_API_TOKEN_TTL, `access tokens live at most ${MAX_API_TOKEN_TTL} seconds (24 h): keys outlive the tokens they sign by that much`);
+const accessTokenFormat = z.enum(TOKEN_FORMATS, { error: 'format must be jwt or opaque' });
+
 export const newApiSchema = z.object({
   indicator,
-  name: z.string().trim().min(1, 'an API needs a name').max(200),
-  scopes: z.array(apiScope).max(200).default([]),
-  accessTokenTtl: z
-    .number()
-    .int()
-    .min(60, 'access tokens live at least 60 seconds')
-    .max(MAX_API_TOKEN_TTL, `access tokens live at most ${MAX_API_TOKEN_TTL} seconds (24 h): keys outlive the tokens they sign by that much`)
-    .optional(),
-  accessTokenFormat: z.enum(TOKEN_FORMATS, { error: 'format must be jwt or opaque' }).default('jwt'),
+  name: apiName,
+  scopes: apiScopes.default([]),
+  accessTokenTtl: accessTokenTtl.optional(),
+  accessTokenFormat: accessTokenFormat.default('jwt'),
   isDefault: z.boolean().default(false),
 });
 
 export type NewApi = z.input<typeof newApiSchema>;
+
+/** What can change on a registered API: everything but its indicator, which is the `aud` of its tokens. */
+export const apiChangesSchema = z.strictObject({
+  name: apiName.optional(),
+  scopes: apiScopes.optional().meta({ description: 'replaces the list' }),
+  accessTokenTtl: accessTokenTtl.optional(),
+  accessTokenFormat: accessTokenFormat.optional(),
+  isDefault: z.boolean().optional(),
+});
+
+export type ApiChanges = z.input<typeof apiChangesSchema>;
 
 function toRecord(row: ApiRow): ApiRecord {
   return {
@@ -100,8 +115,8 @@ export class ApiRepository {
     this.#actor = options.actor ?? 'server';
   }
 
-  #record(type: string, indicator: string): void {
-    this.#audit?.record({ type, outcome: 'success', detail: { by: this.#actor, indicator } });
+  #record(type: string, indicator: string, detail: Record<string, unknown> = {}): void {
+    this.#audit?.record({ type, outcome: 'success', detail: { by: this.#actor, indicator, ...detail } });
   }
 
   async create(input: NewApi): Promise<ApiRecord> {
@@ -127,6 +142,36 @@ export class ApiRepository {
     });
     this.#record('api_created', created.indicator);
     return created;
+  }
+
+  /**
+   * Changes an API. Tokens already issued keep what they were issued with; new ones follow the change once the
+   * servers' caches lapse (CLIENT_CACHE_TTL_MS).
+   */
+  async update(value: string, input: ApiChanges): Promise<ApiRecord> {
+    const changes = parseInput(apiChangesSchema, input);
+    const row: Partial<ApiRow> = {};
+    if (changes.name !== undefined) row.name = changes.name;
+    if (changes.scopes !== undefined) row.scopes = [...new Set(changes.scopes)];
+    if (changes.accessTokenTtl !== undefined) row.access_token_ttl = changes.accessTokenTtl;
+    if (changes.accessTokenFormat !== undefined) row.access_token_format = changes.accessTokenFormat;
+    if (changes.isDefault !== undefined) row.is_default = changes.isDefault;
+    const updated = await this.db.transaction(async (trx) => {
+      const existing = await trx<ApiRow>('apis').where({ indicator: value }).forUpdate().first();
+      if (!existing) throw new NotFoundError(`no API ${value}`);
+      if (Object.keys(row).length === 0) return toRecord(existing);
+      // As at creation: the new default replaces the old one in the same transaction.
+      if (changes.isDefault) {
+        await trx('apis').where({ is_default: true }).whereNot({ indicator: value }).update({ is_default: false, updated_at: new Date() });
+      }
+      const [saved] = await trx<ApiRow>('apis')
+        .where({ indicator: value })
+        .update({ ...row, updated_at: new Date() })
+        .returning('*');
+      return toRecord(saved as ApiRow);
+    });
+    if (Object.keys(row).length > 0) this.#record('api_updated', value, { fields: Object.keys(changes) });
+    return updated;
   }
 
   async findByIndicator(value: string): Promise<ApiRecord | undefined> {

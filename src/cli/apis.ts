@@ -51,6 +51,33 @@ export function registerApiCommands(program: Command, context: CliContext): void
     });
 
   apis
+    .command('update')
+    .description('change an API; tokens already issued keep what they were issued with')
+    .argument('<indicator>')
+    .option('--name <name>', 'shown on the consent page')
+    .option('--scopes <scopes>', 'the scopes it understands, comma-separated, replacing the old ones ("" for none)', splitList)
+    .option('--token-ttl <duration>', 'access-token lifetime (at most 24h)', durationOption)
+    .option('--format <format>', 'jwt (validated offline) or opaque (validated by introspection)')
+    .option('--default', 'use it when a client-credentials request names no resource')
+    .option('--no-default', 'no longer the default')
+    .option('--json', 'print JSON')
+    .action(async (indicator: string, options) => {
+      const changes = {
+        name: options.name,
+        scopes: options.scopes,
+        accessTokenTtl: options.tokenTtl,
+        accessTokenFormat: options.format,
+        isDefault: options.default,
+      };
+      if (Object.values(changes).every((value) => value === undefined)) {
+        program.error('error: nothing to change: give at least one option (see --help)', { exitCode: 2 });
+      }
+      const api = await (await context.services()).apis.update(indicator, changes);
+      if (options.json) printJson(api);
+      else process.stdout.write(`updated API ${api.indicator} (${api.accessTokenFormat} tokens, ${api.accessTokenTtl}s)\n`);
+    });
+
+  apis
     .command('remove')
     .description('delete an API (tokens already issued for it stay valid until they expire)')
     .argument('<indicator>')

@@ -81,6 +81,39 @@ export function registerClientCommands(program: Command, context: CliContext): v
       printJson(details(await (await context.services()).clients.require(clientId)));
     });
 
+  acceptsGeneratedIds(clients.command('update'))
+    .description('change a client; a list given replaces the old one, --add-… and --remove-… edit it')
+    .argument('<client-id>')
+    .option('--name <name>', 'shown on the consent page')
+    .option('--redirect-uri <uri>', 'the allowed redirect URIs, replacing the old ones (repeat for more)', collect)
+    .option('--add-redirect-uri <uri>', 'allow one more redirect URI (repeatable)', collect)
+    .option('--remove-redirect-uri <uri>', 'no longer allow a redirect URI (repeatable)', collect)
+    .option('--post-logout-redirect-uri <uri>', 'the allowed post-logout redirect URIs, replacing the old ones (repeatable)', collect)
+    .option('--scope <scopes>', 'scopes it may ask for, space- or comma-separated ("" for none)')
+    .option('--roles <roles>', 'roles of the client itself, comma-separated ("" for none)', splitList)
+    .option('--first-party', 'your own app: users are not asked for consent')
+    .option('--no-first-party', 'users are asked for consent')
+    .option('--json', 'print JSON')
+    .action(async (clientId: string, options) => {
+      const repository = (await context.services()).clients;
+      const current = await repository.require(clientId);
+      const edited = editedList(current.redirectUris, options.redirectUri, options.addRedirectUri, options.removeRedirectUri);
+      const changes = {
+        name: options.name,
+        redirectUris: edited,
+        postLogoutRedirectUris: options.postLogoutRedirectUri,
+        scope: options.scope === undefined ? undefined : splitList(options.scope).join(' '),
+        roles: options.roles,
+        firstParty: options.firstParty,
+      };
+      if (Object.values(changes).every((value) => value === undefined)) {
+        program.error('error: nothing to change: give at least one option (see --help)', { exitCode: 2 });
+      }
+      const client = await repository.update(clientId, changes);
+      if (options.json) return printJson(details(client));
+      process.stdout.write(`updated client ${client.clientId}\n`);
+    });
+
   acceptsGeneratedIds(clients.command('rotate-secret'))
     .description('issue a new secret; the old one keeps working for --keep-old-for')
     .argument('<client-id>')
@@ -110,4 +143,11 @@ export function registerClientCommands(program: Command, context: CliContext): v
         process.stdout.write(`client ${clientId} ${name}d\n`);
       });
   }
+}
+
+/** A list replaced by `replacement`, or edited by `added` and `removed`; undefined when none of them is given. */
+function editedList(current: string[], replacement?: string[], added?: string[], removed?: string[]): string[] | undefined {
+  if (!replacement && !added && !removed) return undefined;
+  const base = replacement ?? current;
+  return [...new Set([...base, ...(added ?? [])])].filter((item) => !removed?.includes(item));
 }

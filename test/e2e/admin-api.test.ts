@@ -2,6 +2,7 @@
  * The admin REST API over HTTP on the real server: admin tokens from client credentials (checked offline),
  * clients, users, grants, APIs, the audit log and the OpenAPI document.
  */
+import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { adminApiIndicator } from '../../src/admin/index.js';
 import { type Fixtures, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
@@ -115,6 +116,7 @@ describe('admin API: authentication', () => {
     );
     expect(response.body.paths['/clients'].post.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/NewClient');
     expect(response.body.components.schemas.NewClient.required).toEqual(['type', 'name']);
+    expect(response.body.paths['/apis/{indicator}'].patch.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/ApiChanges');
     expect(response.body.paths['/audit'].get.parameters.map((p: { name: string }) => p.name)).toEqual(
       expect.arrayContaining(['type', 'user', 'client', 'since', 'until', 'limit', 'before']),
     );
@@ -405,6 +407,40 @@ describe('admin API: APIs and the audit log', () => {
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(204);
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(404);
     expect((await call('DELETE', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`)).status).toBe(400);
+  });
+
+  test('update: the next token follows the new lifetime and scopes; bad bodies 400, unknown 404, the admin API itself 400', async () => {
+    const indicator = 'https://warehouse.example.test';
+    const path = `/apis/${encodeURIComponent(indicator)}`;
+    expect((await call('POST', '/apis', { body: { indicator, name: 'Warehouse', scopes: ['bins:read'], accessTokenTtl: 300 } })).status).toBe(201);
+    const { client, secret } = await server.services.clients.create({ type: 'service', name: 'picker', scope: 'bins:read bins:write' });
+    const claims = async () => decodeJwt(await tokenFor(client.clientId, secret as string, indicator));
+    const before = await claims();
+    expect(before.exp! - before.iat!).toBe(300);
+    expect(before.scope).toBe('bins:read');
+
+    const patched = await call('PATCH', path, { body: { name: 'Warehouse 2', scopes: ['bins:read', 'bins:write'], accessTokenTtl: 900 } });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ indicator, name: 'Warehouse 2', scopes: ['bins:read', 'bins:write'], accessTokenTtl: 900, accessTokenFormat: 'jwt' });
+    const after = await claims();
+    expect(after.exp! - after.iat!).toBe(900);
+    expect(after.scope).toBe('bins:read bins:write');
+
+    expect((await call('PATCH', path, { body: { accessTokenTtl: 10 } })).status).toBe(400);
+    expect((await call('PATCH', path, { body: { indicator: 'https://elsewhere.example.test' } })).status).toBe(400);
+    expect((await call('PATCH', path, { body: { scopes: ['openid'] } })).status).toBe(400);
+    expect((await call('PATCH', `/apis/${encodeURIComponent('https://nowhere.example.test')}`, { body: { name: 'x' } })).status).toBe(404);
+    expect((await call('PATCH', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`, { body: { accessTokenTtl: 3600 } })).status).toBe(400);
+    expect((await call('GET', '/apis')).body.apis.find((api: { indicator: string }) => api.indicator === indicator)).toMatchObject({ accessTokenTtl: 900 });
+
+    await server.services.audit.flush();
+    const updates = await call('GET', '/audit?type=api_updated&limit=1000');
+    expect(updates.body.events.map((e: { detail: unknown }) => e.detail)).toContainEqual({
+      by: 'admin-api',
+      indicator,
+      fields: ['name', 'scopes', 'accessTokenTtl'],
+    });
+    await call('DELETE', path);
   });
 
   test('changes made through the API are audited as by admin-api, queryable and paged', async () => {

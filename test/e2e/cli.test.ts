@@ -143,6 +143,47 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['apis', 'add', '--indicator', 'nope', '--name', 'Bad']), 1, /absolute URI/);
   });
 
+  test('apis update changes the lifetime, scopes and default; nothing given is a usage error', async () => {
+    await authz(['apis', 'add', '--indicator', 'https://stock.example.test', '--name', 'Stock', '--scopes', 'read', '--default']);
+    await authz(['apis', 'add', '--indicator', 'https://other.example.test', '--name', 'Other']);
+    const updated = await authz(['apis', 'update', 'https://other.example.test', '--token-ttl', '2h', '--scopes', 'a,b', '--default', '--json']);
+    expect({ code: updated.code, stderr: updated.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(updated.stdout)).toMatchObject({ accessTokenTtl: 7200, scopes: ['a', 'b'], isDefault: true, name: 'Other' });
+    // One default at a time: the old one gave way.
+    const listed = JSON.parse((await authz(['apis', 'list', '--json'])).stdout) as { indicator: string; isDefault: boolean }[];
+    expect(listed.filter((api) => api.isDefault).map((api) => api.indicator)).toEqual(['https://other.example.test']);
+    expect((await authz(['apis', 'update', 'https://other.example.test', '--no-default', '--scopes', ''])).stdout).toMatch(/updated API/);
+    expect(JSON.parse((await authz(['apis', 'list', '--json'])).stdout)).toContainEqual(
+      expect.objectContaining({ indicator: 'https://other.example.test', isDefault: false, scopes: [] }),
+    );
+    expectRefusal(await authz(['apis', 'update', 'https://other.example.test']), 2, /nothing to change/);
+    expectRefusal(await authz(['apis', 'update', 'https://other.example.test', '--token-ttl', '2d']), 1, /at most 86400 seconds/);
+    expectRefusal(await authz(['apis', 'update', 'https://missing.example.test', '--name', 'x']), 1, /no API https:\/\/missing\.example\.test/);
+  });
+
+  test('clients update replaces or edits redirect URIs, scope and first-party status, with the checks of add', async () => {
+    const added = await authz(['clients', 'add', '--type', 'web', '--name', 'Shop', '--redirect-uri', 'https://shop.example.test/a', '--client-id', 'shop', '--json']);
+    expect(added.code).toBe(0);
+    const show = async () => JSON.parse((await authz(['clients', 'show', 'shop'])).stdout) as Record<string, unknown>;
+    const edited = await authz(['clients', 'update', 'shop', '--add-redirect-uri', 'https://shop.example.test/b', '--first-party', '--scope', 'openid,email']);
+    expect({ code: edited.code, stderr: edited.stderr, stdout: edited.stdout }).toEqual({ code: 0, stderr: '', stdout: 'updated client shop\n' });
+    expect(await show()).toMatchObject({
+      redirect_uris: ['https://shop.example.test/a', 'https://shop.example.test/b'],
+      first_party: true,
+      scope: 'openid email',
+    });
+    await authz(['clients', 'update', 'shop', '--remove-redirect-uri', 'https://shop.example.test/a', '--no-first-party', '--name', 'Shop 2']);
+    expect(await show()).toMatchObject({ name: 'Shop 2', redirect_uris: ['https://shop.example.test/b'], first_party: false });
+    await authz(['clients', 'update', 'shop', '--redirect-uri', 'https://shop.example.test/c', '--redirect-uri', 'https://shop.example.test/d']);
+    expect(await show()).toMatchObject({ redirect_uris: ['https://shop.example.test/c', 'https://shop.example.test/d'] });
+
+    expectRefusal(await authz(['clients', 'update', 'shop', '--remove-redirect-uri', 'https://shop.example.test/c', '--remove-redirect-uri', 'https://shop.example.test/d']), 1, /needs at least one redirect URI/);
+    expectRefusal(await authz(['clients', 'update', 'shop', '--add-redirect-uri', 'https://shop.example.test/x#frag']), 1, /redirectUris: /);
+    expectRefusal(await authz(['clients', 'update', 'shop']), 2, /nothing to change/);
+    expectRefusal(await authz(['clients', 'update', 'nobody', '--name', 'x']), 1, /no client nobody/);
+    expect(await show()).toMatchObject({ name: 'Shop 2', redirect_uris: ['https://shop.example.test/c', 'https://shop.example.test/d'] });
+  });
+
   test('bad arguments get the usage and exit 2', async () => {
     for (const args of [
       ['bogus'],
