@@ -8,7 +8,14 @@ import type { AuditEvent, AuditSink } from './audit-log.js';
 import { requestFacts } from './request-facts.js';
 
 /** error_detail says what exactly was wrong; it is not sent to clients. */
-type OidcError = { error?: string; error_description?: string; error_detail?: string };
+type OidcError = { error?: string; error_description?: string; error_detail?: string; status?: number };
+
+/**
+ * A locked client refused before its secret was compared (src/security/client-auth-limits.ts, thrown from
+ * compareClientSecret for client_secret_post). Not a failed authentication: counting it would make the same
+ * refusal a failure or not by auth method, since with HTTP Basic it is answered before oidc-provider runs.
+ */
+const isLockRefusal = (error: OidcError) => error.error === 'invalid_client' && error.status === 429;
 
 function facts(ctx: KoaContextWithOIDC): Pick<AuditEvent, 'clientId' | 'accountId' | 'ip' | 'userAgent' | 'requestId'> {
   const { entities } = ctx.oidc ?? {};
@@ -26,6 +33,7 @@ export function auditProviderEvents(provider: Provider, audit: AuditSink): void 
 
   provider.on('grant.error', (ctx: KoaContextWithOIDC, error: OidcError) => {
     const grantType = ctx.oidc?.params?.grant_type;
+    if (isLockRefusal(error)) return;
     if (error.error === 'invalid_client') {
       audit.record({ type: 'client_auth_failed', outcome: 'failure', ...facts(ctx), detail: { endpoint: 'token', reason: error.error_detail ?? error.error_description } });
     } else if (error.error_detail === 'refresh token already used') {
@@ -38,7 +46,7 @@ export function auditProviderEvents(provider: Provider, audit: AuditSink): void 
   });
 
   const clientAuthFailure = (endpoint: string) => (ctx: KoaContextWithOIDC, error: OidcError) => {
-    if (error.error !== 'invalid_client') return;
+    if (error.error !== 'invalid_client' || isLockRefusal(error)) return;
     audit.record({ type: 'client_auth_failed', outcome: 'failure', ...facts(ctx), detail: { endpoint, reason: error.error_detail ?? error.error_description } });
   };
   provider.on('introspection.error', clientAuthFailure('introspection'));
