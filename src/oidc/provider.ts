@@ -50,7 +50,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: config.production },
       short: { httpOnly: true, sameSite: 'lax', secure: config.production },
     },
-    findAccount: (ctx, sub, token) => Promise.resolve(findAccount(ctx, sub, token)).catch(rethrowAsUnavailable),
+    findAccount: (ctx, sub, token) => {
+      refuseExpiredAccessToken(token);
+      return Promise.resolve(findAccount(ctx, sub, token)).catch(rethrowAsUnavailable);
+    },
     scopes: OIDC_SCOPES,
     claims: claimsByScope,
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
@@ -148,6 +151,16 @@ function refreshTokenTtl(
     return rotated.remainingTTL;
   }
   return config.ttl.refreshToken;
+}
+
+/**
+ * Userinfo finds its access token with the library's clock tolerance (15 s, meant for timestamps made by other
+ * parties' clocks) and never checks its expiry again, so a token past ACCESS_TOKEN_TTL, which introspection already
+ * answers inactive, was served for 15 s more. Looking up the token's account is the first hook userinfo calls with
+ * the token in hand. (The token endpoint checks a code's or refresh token's expiry before it looks up accounts.)
+ */
+function refuseExpiredAccessToken(token: { kind: string; isExpired: boolean } | undefined): void {
+  if (token?.kind === 'AccessToken' && token.isExpired) throw new errors.InvalidToken('access token is expired');
 }
 
 type IntrospectableToken = AccessToken | ClientCredentials | RefreshToken;
