@@ -75,7 +75,11 @@ export async function rotateIfDue(config: Config, ring: KeyRing): Promise<Rotati
   const now = ring.now();
   const delay = config.keys.activationDelaySeconds * 1000;
   let activatesAt = new Date(current.activatesAt.getTime() + interval * 1000);
-  if (now.getTime() < activatesAt.getTime() - delay) return undefined;
+  // Due one rescan early: scans come every KEYS_RESCAN_INTERVAL, so the first scan to find the key due is still
+  // `delay` ahead of `activatesAt` and writes the shared name below. Due only at `activatesAt - delay`, that scan
+  // was (almost) always a little late and took the overdue path, whose name depends on when each instance looked.
+  const rescan = config.keys.rescanIntervalSeconds * 1000;
+  if (now.getTime() < activatesAt.getTime() - delay - rescan) return undefined;
   // Overdue (the servers were down): publish for the full delay first, on a minute boundary all instances share.
   if (activatesAt.getTime() < now.getTime() + delay) activatesAt = new Date(Math.ceil((now.getTime() + delay) / MINUTE) * MINUTE);
   const { kid, created } = await writeNewKey(config.keys.dir, { activatesAt, passphrase: config.keys.passphrase });

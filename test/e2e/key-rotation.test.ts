@@ -1,17 +1,20 @@
 /**
  * Staged key rotation across two instances sharing one keys/ folder, Postgres and Redis, while a relying party
  * (jose's remote JWKS set with its normal caching) keeps obtaining and verifying ID tokens and JWT access tokens.
- * The key clock is injected and moved forward; the relying party's cache is aged with it.
+ * The key clock is injected and moved forward; the relying party's cache is aged with it. The last block runs
+ * on the real clock and the servers' own timers (KEYS_RESCAN_INTERVAL, KEY_ROTATION_INTERVAL) at their smallest.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type JWTPayload, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { type JSONWebKeySet, type JWTPayload, createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, decodeJwt, jwtVerify } from 'jose';
 import Keygrip from 'keygrip';
 import * as oidc from 'openid-client';
 import { writeCookieSecret } from '../../src/keys/cookie-secrets.js';
+import { activationFromKid, kidForActivation } from '../../src/keys/key-states.js';
 import { listKeys, rotateIfDue, rotateKey } from '../../src/keys/rotation.js';
 import { describeWithServers } from '../support/environment.js';
+import { cleanEnvironment, runToEnd, waitFor } from '../support/process.js';
 import {
   API,
   PASSWORD,
@@ -229,5 +232,82 @@ describeWithServers('signing key rotation', () => {
 
     const done = await agent.submit(page, form, { email: user.email, password: PASSWORD }, first.issuer);
     expect(done.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
+  });
+});
+
+/**
+ * Nothing here calls reloadKeys or rotateIfDue: the servers' own timers do the work, at the smallest intervals
+ * config accepts (1 s). SIGHUP is not sent: under jest, `process.on('SIGHUP')` lands on the sandbox's copy of
+ * `process`, so a real signal would end the test run (running-it.test.ts and compiled-build.test.ts send it to a
+ * child process instead).
+ */
+describeWithServers('signing keys on the servers’ own timers', () => {
+  const closeAfter: TestServer[] = [];
+  afterEach(async () => {
+    await Promise.all(closeAfter.splice(0).map((server) => server.close()));
+  });
+
+  /** A server on a fresh keys folder with `env` on top, and an API so client credentials yield a JWT. */
+  async function startWithTimers(env: Record<string, string>) {
+    const server = await startTestServer({ env: { KEYS_RESCAN_INTERVAL: '1', ...env } });
+    closeAfter.push(server);
+    await server.services.apis.create({ indicator: API, name: 'API', scopes: ['read'], isDefault: true });
+    const service = await createServiceClient(server);
+    const clientCredentials = async () => (await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret))).access_token;
+    return { server, clientCredentials };
+  }
+
+  const publishedKids = async (server: TestServer) =>
+    ((await (await fetch(`${server.url}/jwks`)).json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
+
+  test('a key written by `authz keys rotate` in another process is published within a rescan, with no SIGHUP', async () => {
+    const { server, clientCredentials } = await startWithTimers({});
+    const [signingKid] = await publishedKids(server);
+
+    const cli = await runToEnd('src/cli.ts', ['keys', 'rotate', '--activate-in', '2h'], cleanEnvironment({ KEYS_DIR: server.config.keys.dir }));
+    expect(cli.code).toBe(0);
+    const written = cli.stdout.match(/wrote (\S+)\.pem/)?.[1] as string;
+    expect(written).toEqual(expect.any(String));
+
+    const published = await waitFor(async () => {
+      const kids = await publishedKids(server);
+      return kids.includes(written) && kids;
+    }, 'the new key in JWKS', 10_000);
+    expect(published).toEqual([signingKid, written]);
+    // Published ahead of its activation: the key that signed before still signs.
+    expect(decodeProtectedHeader(await clientCredentials()).kid).toBe(signingKid);
+  });
+
+  test('scheduled rotation: the server creates the next key, publishes it, signs with it after the delay', async () => {
+    const rotationSeconds = 6;
+    const { server, clientCredentials } = await startWithTimers({ KEY_ROTATION_INTERVAL: `${rotationSeconds}`, KEY_ACTIVATION_DELAY: '2' });
+    const [firstKid] = (await publishedKids(server)) as [string];
+    const oldToken = await clientCredentials();
+    expect(decodeProtectedHeader(oldToken).kid).toBe(firstKid);
+
+    // Named for the first key's activation plus the interval, so instances racing to create it pick one name.
+    const firstActivation = activationFromKid(firstKid) as Date;
+    const nextKid = kidForActivation(new Date(firstActivation.getTime() + rotationSeconds * 1000));
+    const published = await waitFor(async () => {
+      const kids = await publishedKids(server);
+      return kids.length > 1 && kids;
+    }, 'a second key in JWKS', 15_000);
+    expect(published).toEqual([firstKid, nextKid]);
+    // Published KEY_ACTIVATION_DELAY ahead: right after it appears, the first key still signs.
+    expect(decodeProtectedHeader(await clientCredentials()).kid).toBe(firstKid);
+
+    const newToken = await waitFor(async () => {
+      const token = await clientCredentials();
+      return decodeProtectedHeader(token).kid === nextKid && token;
+    }, 'a token signed with the next key', 15_000);
+    const nextActivation = activationFromKid(nextKid) as Date;
+    expect((decodeJwt(newToken).iat as number) * 1000).toBeGreaterThanOrEqual(nextActivation.getTime());
+
+    // A relying party fetching JWKS now verifies both: the replaced key stays published as `previous`.
+    const jwks = createLocalJWKSet((await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet);
+    const verifiedKid = async (token: string) =>
+      (await jwtVerify(token, jwks, { issuer: server.issuer, audience: API, typ: 'at+jwt' })).protectedHeader.kid;
+    expect(await verifiedKid(oldToken)).toBe(firstKid);
+    expect(await verifiedKid(newToken)).toBe(nextKid);
   });
 });
