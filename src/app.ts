@@ -13,6 +13,7 @@ import { answerClientErrors } from './http/client-errors.js';
 import { ProviderDocumentCache } from './http/document-cache.js';
 import { answerDocumentsEarly } from './http/early-documents.js';
 import { healthRoutes } from './http/health.js';
+import { requireHttps } from './http/https-only.js';
 import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
@@ -107,6 +108,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     }),
   );
   if (!config.metricsPort) app.use(metricsRoute(metrics));
+  if (config.production) app.use(requireHttps({ proxy: config.proxy, logger }));
   app.use(await createAdminApi({ config, services, keyRing, audit, logger }));
   app.use(
     createInteractionRoutes({

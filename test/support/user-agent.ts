@@ -57,6 +57,9 @@ export interface Page {
 export class UserAgent {
   readonly #cookies = new Map<string, string>();
 
+  /** @param send what carries the requests: `fetch`, or a stand-in for what sits between browser and server */
+  constructor(private readonly send: typeof fetch = fetch) {}
+
   /** Cookies by name (host-wide; tests use one host). */
   get cookies(): ReadonlyMap<string, string> {
     return this.#cookies;
@@ -71,7 +74,7 @@ export class UserAgent {
     if (this.#cookies.size > 0) {
       headers.set('cookie', [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; '));
     }
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+    const response = await this.send(url, { ...init, headers, redirect: 'manual' });
     for (const line of response.headers.getSetCookie()) this.#remember(line);
     return response;
   }
