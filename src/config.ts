@@ -143,7 +143,10 @@ const environmentSchema = z.object({
   ACCESS_TOKEN_TTL: seconds(3600),
   /** Default lifetime of JWT access tokens for APIs that set none, seconds. */
   API_ACCESS_TOKEN_TTL: seconds(600),
-  /** Lifetime of a refresh token, seconds (a rotated one of a public client keeps the remaining time). */
+  /**
+   * Lifetime of a refresh token, seconds. A rotated one of a browser-based public client (spa) keeps its
+   * predecessor's remaining time; every other client's successor gets the full lifetime, capped by the grant's.
+   */
   REFRESH_TOKEN_TTL: seconds(30 * 24 * 3600),
   /**
    * For how long after a refresh token is rotated it is accepted once more (two tabs refreshing at once); a reuse
