@@ -1,7 +1,11 @@
 /**
  * Brute-force limits on client authentication at the token, introspection and revocation endpoints: failures
  * are counted per client_id and per IP, and a locked client or IP gets 429 with Retry-After until the lock ends,
- * before its credentials are looked at. (Sign-in limits are in src/interaction/routes.ts.)
+ * before its secret is compared. (Sign-in limits are in src/interaction/routes.ts.)
+ *
+ * A locked IP refuses only requests that present a client secret, the thing being guessed. A public client (an
+ * SPA or app behind the same NAT as a misconfigured service) presents none and keeps exchanging codes and
+ * refreshing; private_key_jwt cannot be guessed either. Failures of any kind still count.
  */
 import type { Middleware } from 'koa';
 import Provider, { errors } from 'oidc-provider';
@@ -35,9 +39,8 @@ export function clientAuthLimits(limits: SecurityLimits): Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.test(ctx.path)) return next();
     const fromHeader = basicClientId(ctx.get('authorization'));
-    const locked = Math.max(
-      ...(await Promise.all([limits.clientAuthByIp.lockedFor(ctx.ip), fromHeader ? limits.clientAuthByClient.lockedFor(fromHeader) : 0])),
-    );
+    // A secret in the body is checked in compareClientSecret, once oidc-provider has read the body.
+    const locked = fromHeader ? await lockedFor(limits, fromHeader, ctx.ip) : 0;
     // The client named in the header is checked; compareClientSecret need not ask the store again.
     if (fromHeader) ctx.state.clientLockChecked = fromHeader;
     if (locked > 0) {
@@ -59,14 +62,20 @@ export function clientAuthLimits(limits: SecurityLimits): Middleware {
   };
 }
 
+/** How long the client or the IP stays locked, in ms; 0 when neither is. */
+async function lockedFor(limits: SecurityLimits, clientId: string, ip: string | undefined): Promise<number> {
+  const [client, address] = await Promise.all([limits.clientAuthByClient.lockedFor(clientId), ip ? limits.clientAuthByIp.lockedFor(ip) : 0]);
+  return Math.max(client, address);
+}
+
 /**
- * The per-client check for clients that send their id in the body (client_secret_post): oidc-provider calls
- * compareClientSecret once it knows the client, and a locked client is refused there, before the comparison.
+ * The check for secrets sent in the body (client_secret_post): oidc-provider calls compareClientSecret once it
+ * knows the client, and a locked client or IP is refused there, before the comparison.
  */
 export async function assertClientNotLocked(limits: SecurityLimits, clientId: string): Promise<void> {
   const ctx = Provider.ctx;
   if (ctx?.state.clientLockChecked === clientId) return;
-  const locked = await limits.clientAuthByClient.lockedFor(clientId);
+  const locked = await lockedFor(limits, clientId, ctx?.ip);
   if (locked === 0) return;
   if (ctx) ctx.state.clientAuthRetryAfterMs = locked;
   throw new TooManyClientAuthFailures(locked);

@@ -13,6 +13,7 @@ import {
   PASSWORD,
   authorize,
   createServiceClient,
+  createSpaClient,
   createUser,
   createWebClient,
   discover,
@@ -218,9 +219,20 @@ describe('client authentication at introspection and revocation', () => {
     // The eleventh locks the IP.
     await expectWrongSecret(await call('/token/revocation', from, { ...clients[5]!, secret: 'wrong-secret' }));
 
-    // From that IP even a client with no failures at all is refused, at every endpoint.
+    // From that IP even a client with no failures at all is refused its secret, at every endpoint, however sent.
     const untouched = await createServiceClient(server);
-    for (const endpoint of ['/token/introspection', '/token/revocation', '/token'] as const) await expectLockedOut(await call(endpoint, from, untouched));
+    for (const endpoint of ['/token/introspection', '/token/revocation', '/token'] as const) {
+      for (const via of ['basic', 'post'] as const) await expectLockedOut(await call(endpoint, from, untouched, via));
+    }
+    // A public client presents no secret to guess: an SPA behind the same address still reaches its grant.
+    const spa = await createSpaClient(server);
+    const exchange = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'not-a-refresh-token', client_id: spa.clientId }),
+    });
+    expect(exchange.status).toBe(400);
+    expect(await exchange.json()).toMatchObject({ error: 'invalid_grant' });
     // From elsewhere, every client authenticates: none of them was locked.
     for (const client of clients) expect((await call('/token/introspection', '203.0.113.41', client)).status).toBe(200);
 
