@@ -195,7 +195,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     });
     reuseClientInstances(provider, catalog);
     installClientSecretCheck(provider, catalog, clients, limits);
-    provider.use(clientAuthLimits(limits));
+    provider.use(clientAuthLimits(limits, audit));
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);

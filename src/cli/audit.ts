@@ -41,7 +41,7 @@ export function registerAuditCommands(program: Command, context: CliContext): vo
   audit
     .command('search')
     .description('events matching every filter given')
-    .option('--type <type>', 'e.g. sign_in, sign_in_locked, token_issued, refresh_reuse_detected, client_auth_failed')
+    .option('--type <type>', 'e.g. sign_in, sign_in_locked, token_issued, refresh_reuse_detected, client_auth_failed, client_auth_locked')
     .option('--user <sub>', 'the account (user id)')
     .option('--client <client-id>', 'the client')
     .option('--since <duration>', 'only this recent, e.g. 1h or 7d', durationOption)

@@ -43,7 +43,8 @@ export class Metrics {
 
   readonly lockouts = new Counter({
     name: 'authz_lockouts_total',
-    help: 'Accounts or IPs locked for too many failed sign-ins',
+    help: 'Locks for too many failures: by account or ip (sign-in), by client or client_ip (client authentication)',
+    labelNames: ['by'] as const,
     registers: [this.registry],
   });
 
@@ -154,7 +155,10 @@ export class Metrics {
         this.signIns.inc({ outcome: event.detail?.reason === 'locked' ? 'locked' : event.outcome });
         break;
       case 'sign_in_locked':
-        this.lockouts.inc();
+        this.lockouts.inc({ by: event.detail?.by === 'account' ? 'account' : 'ip' });
+        break;
+      case 'client_auth_locked':
+        this.lockouts.inc({ by: event.detail?.by === 'client' ? 'client' : 'client_ip' });
         break;
       case 'refresh_reuse_detected':
         this.refreshReuse.inc({ kind: 'detected' });

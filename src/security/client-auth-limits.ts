@@ -9,6 +9,8 @@
  */
 import type { Middleware } from 'koa';
 import Provider, { errors } from 'oidc-provider';
+import type { AuditSink } from '../audit/audit-log.js';
+import { requestFacts } from '../audit/request-facts.js';
 import type { SecurityLimits } from './limits.js';
 import { describeWait } from './failure-limiter.js';
 
@@ -35,7 +37,10 @@ export class TooManyClientAuthFailures extends errors.OIDCProviderError {
   }
 }
 
-export function clientAuthLimits(limits: SecurityLimits): Middleware {
+/** `token`, `introspection` or `revocation`, as client_auth_failed names them. */
+const endpointOf = (path: string) => path.split('/').at(-1) ?? path;
+
+export function clientAuthLimits(limits: SecurityLimits, audit: AuditSink): Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.test(ctx.path)) return next();
     const fromHeader = basicClientId(ctx.get('authorization'));
@@ -54,7 +59,18 @@ export function clientAuthLimits(limits: SecurityLimits): Middleware {
     const clientId = ctx.oidc?.client?.clientId ?? (ctx.oidc?.params?.client_id as string | undefined) ?? fromHeader;
     const failed = ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
     if (failed) {
-      await Promise.all([limits.clientAuthByIp.fail(ctx.ip), clientId ? limits.clientAuthByClient.fail(clientId) : undefined]);
+      const [ipLock, clientLock] = await Promise.all([limits.clientAuthByIp.fail(ctx.ip), clientId ? limits.clientAuthByClient.fail(clientId) : 0]);
+      // The operator's answer to "why does this service get 429?": which lock, from where, for how long.
+      const locked = (by: 'client' | 'ip', ms: number) =>
+        audit.record({
+          type: 'client_auth_locked',
+          outcome: 'failure',
+          clientId,
+          ...requestFacts(ctx),
+          detail: { by, lockSeconds: Math.ceil(ms / 1000), endpoint: endpointOf(ctx.path) },
+        });
+      if (clientLock > 0) locked('client', clientLock);
+      if (ipLock > 0) locked('ip', ipLock);
     } else if (ctx.status === 429) {
       const retryAfter = (ctx.state.clientAuthRetryAfterMs as number | undefined) ?? 60_000;
       ctx.set('Retry-After', String(Math.ceil(retryAfter / 1000)));

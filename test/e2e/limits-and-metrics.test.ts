@@ -134,7 +134,8 @@ describe('the per-IP sign-in limit (password spraying)', () => {
 
     const grew = await metrics.since();
     expect(grew('authz_sign_ins_total{outcome="failure"}')).toBe(4);
-    expect(grew('authz_lockouts_total')).toBe(1);
+    expect(grew('authz_lockouts_total{by="ip"}')).toBe(1);
+    expect(grew('authz_lockouts_total{by="account"}')).toBe(0);
     expect(grew('authz_sign_ins_total{outcome="locked"}')).toBe(4);
     expect(grew('authz_sign_ins_total{outcome="success"}')).toBe(3);
 
@@ -202,8 +203,15 @@ describe('client authentication at introspection and revocation', () => {
     const failures = (await auditEvents('client_auth_failed')).filter((event) => event.clientId === service.clientId);
     expect(failures.map((event) => event.detail?.endpoint).sort()).toEqual(['introspection', 'introspection', 'revocation']);
     expect(failures.every((event) => event.ip === from)).toBe(true);
+    // The lock itself is audited: which client, from where, for how long, at which endpoint.
+    const locks = (await auditEvents('client_auth_locked')).filter((event) => event.clientId === service.clientId);
+    expect(locks).toEqual([
+      expect.objectContaining({ outcome: 'failure', ip: from, detail: { by: 'client', lockSeconds: 60, endpoint: 'introspection' } }),
+    ]);
     const grew = await metrics.since();
     expect(grew('authz_client_auth_failures_total')).toBe(3);
+    expect(grew('authz_lockouts_total{by="client"}')).toBe(1);
+    expect(grew('authz_lockouts_total{by="client_ip"}')).toBe(0);
   });
 
   test('failures spread over clients lock the IP at five times the per-client limit; the clients themselves stay usable', async () => {
@@ -236,8 +244,14 @@ describe('client authentication at introspection and revocation', () => {
     // From elsewhere, every client authenticates: none of them was locked.
     for (const client of clients) expect((await call('/token/introspection', '203.0.113.41', client)).status).toBe(200);
 
+    const locks = (await auditEvents('client_auth_locked')).filter((event) => event.ip === from);
+    expect(locks).toEqual([
+      expect.objectContaining({ clientId: clients[5]!.clientId, detail: { by: 'ip', lockSeconds: 60, endpoint: 'revocation' } }),
+    ]);
     const grew = await metrics.since();
     expect(grew('authz_client_auth_failures_total')).toBe(11);
+    expect(grew('authz_lockouts_total{by="client_ip"}')).toBe(1);
+    expect(grew('authz_lockouts_total{by="client"}')).toBe(0);
   });
 });
 
