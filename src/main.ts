@@ -4,7 +4,6 @@
  */
 import cluster from 'node:cluster';
 import { createServer as createHttpServer } from 'node:http';
-import { AggregatorRegistry, type Registry } from 'prom-client';
 import { createServer, listen } from './app.js';
 import { ConfigError, type Config, loadConfig } from './config.js';
 import { InputError } from './errors.js';
@@ -12,6 +11,7 @@ import { KeyFileError } from './keys/signing-keys.js';
 import { createLogger } from './logger.js';
 import { closeDatabase, migrate, openDatabase } from './store/database.js';
 import { startMemoryTrim } from './memory-trim.js';
+import { answerMetricsRequests, workerMetricsCollector } from './metrics/cluster-metrics.js';
 import { workerEnvironment, workerExecArgv } from './worker-runtime.js';
 
 function loadConfigOrExit(): Config {
@@ -114,7 +114,10 @@ function serveMetrics(config: Config, render: () => Promise<string>, contentType
       }
       render().then(
         (text) => response.writeHead(200, { 'content-type': contentType }).end(text),
-        () => response.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"metrics_unavailable"}'),
+        (error: Error) =>
+          response
+            .writeHead(503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ error: 'metrics_unavailable', error_description: error.message })),
       );
     });
     server.once('error', reject);
@@ -125,27 +128,16 @@ function serveMetrics(config: Config, render: () => Promise<string>, contentType
   });
 }
 
-/**
- * In a worker: answers the primary's requests for this worker's metrics, which METRICS_PORT serves summed over
- * the workers. prom-client starts listening for them only once an AggregatorRegistry is built in the process,
- * so one is built here, and never used otherwise.
- */
-function answerMetricsRequests(registry: Registry): void {
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([registry]);
-}
-
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
   if (cluster.isPrimary && config.workers > 1) {
     // Migrate once, before the workers race to.
     const db = await openDatabase(config.database);
     await migrate(db).finally(() => closeDatabase(db));
+    // Before the forks, so that it sees every worker start listening.
+    const collector = config.metricsPort ? workerMetricsCollector() : undefined;
     superviseWorkers(config.workers);
-    if (config.metricsPort) {
-      const aggregator = new AggregatorRegistry();
-      await serveMetrics(config, () => aggregator.clusterMetrics(), aggregator.contentType);
-    }
+    if (collector) await serveMetrics(config, collector.render, collector.contentType);
     return;
   }
   const logger = createLogger(config.logLevel, config.production);
@@ -159,11 +151,12 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // Before listening: the primary asks a worker for its metrics once it listens.
+  if (cluster.isWorker && config.metricsPort) answerMetricsRequests(authz.metrics.registry);
   const server = await listen(authz.handleRequest, config.port, config.host);
   const stopMemoryTrim = await startMemoryTrim(config.memoryTrimIntervalSeconds, logger);
   // With workers, the primary serves the metrics of all of them (below); a single process serves its own.
   if (config.metricsPort && cluster.isPrimary) await serveMetrics(config, () => authz.metrics.registry.metrics(), authz.metrics.registry.contentType);
-  if (cluster.isWorker && config.metricsPort) answerMetricsRequests(authz.metrics.registry);
   // With workers, the first one speaks for all.
   if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(startupBanner(config));
 

@@ -155,6 +155,16 @@ describeWithServers('production with two workers', () => {
       // The workers share one key directory: its one key is counted once, not once per worker.
       expect(metrics).toMatch(/^authz_signing_keys\{state="current"\} 1$/m);
       expect((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status).toBe(404);
+
+      // While a replacement worker starts (it cannot answer yet), a scrape still answers, from the serving one.
+      const [killed] = (await childPids(child.pid!)) as [number];
+      process.kill(killed, 'SIGKILL');
+      await waitFor(async () => {
+        const pids = await childPids(child.pid!);
+        return pids.length === 2 && !pids.includes(killed);
+      }, 'a replacement worker', 30_000);
+      const during = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect({ status: during.status, body: (await during.text()).slice(0, 120) }).toMatchObject({ status: 200 });
     } finally {
       expect(await stop(child)).toBe(0);
     }
