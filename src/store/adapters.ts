@@ -45,9 +45,9 @@ export function createAdapterFactory(options: AdapterFactoryOptions): (name: str
   const create = (name: string): Adapter => {
     if (name === 'Client') return clientAdapter(name);
     if (name === 'RefreshToken') return measured(new RefreshTokenAdapter(db, refreshGrace), sqlStore);
-    if (SQL_MODELS.has(name) || !redis) return measured(new SqlAdapter(name, db), sqlStore);
+    if (SQL_MODELS.has(name) || !redis) return measured(claimingReplays(name, new SqlAdapter(name, db)), sqlStore);
     const cache = CACHED_MODELS.has(name) ? tokenCache : undefined;
-    return measured(new RedisAdapter(name, redis, redisKeyPrefix, cache), 'redis');
+    return measured(claimingReplays(name, new RedisAdapter(name, redis, redisKeyPrefix, cache)), 'redis');
   };
   return (name) => {
     let adapter = adapters.get(name);
@@ -69,6 +69,29 @@ export function sessionStore(options: Pick<AdapterFactoryOptions, 'db' | 'redis'
     },
   });
   return factory('Session') as SessionStore;
+}
+
+/** How long a jti claimed by `find` stays seen if the `upsert` that should follow never comes (a DPoP proof's window). */
+const REPLAY_CLAIM_SECONDS = 300;
+
+/**
+ * ReplayDetection (each DPoP proof's and client assertion's jti is accepted once): oidc-provider's `unique` asks
+ * `find` whether the jti was seen and, if not, records it with `upsert`. Requests carrying the same proof at the
+ * same moment all passed the `find` before any `upsert` (five at once got five tokens), so here `find` records
+ * the jti itself, in one atomic step of the store: the first caller is told "not seen", every other "seen", and
+ * the library refuses them with its own error for the endpoint. The `upsert` that follows rewrites the record
+ * with its real lifetime.
+ */
+function claimingReplays(model: string, adapter: SqlAdapter | RedisAdapter): Adapter {
+  if (model !== 'ReplayDetection') return adapter;
+  const claiming = Object.create(adapter) as Adapter;
+  claiming.find = async (id) => {
+    const now = Math.floor(Date.now() / 1000);
+    const seen = { jti: id, kind: model, iat: now, exp: now + REPLAY_CLAIM_SECONDS };
+    if (await adapter.claim(id, seen, REPLAY_CLAIM_SECONDS)) return undefined;
+    return (await adapter.find(id)) ?? seen;
+  };
+  return claiming;
 }
 
 /** Answers `find` for an id shaped like another model's token without a round trip (src/oidc/opaque-tokens.ts). */

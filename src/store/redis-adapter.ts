@@ -40,6 +40,8 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     /** Replaces a record and sets its TTL. */
     oidcWriteRecord(key: string, payload: string, consumed: string, ttlMs: number): Result<number, Context>;
+    /** Writes a record and sets its TTL unless it exists: 1 when this call wrote it, else 0. */
+    oidcClaimRecord(key: string, payload: string, ttlMs: number): Result<number, Context>;
     /** 1 when this call consumed the record; 0 when it was already consumed or does not exist. */
     oidcConsumeRecord(key: string): Result<number, Context>;
     /** Deletes a record, returning its payload (null when there was none). */
@@ -62,6 +64,10 @@ const scripts = {
       redis.call('HSET', KEYS[1], 'payload', ARGV[1], 'consumed', ARGV[2])
     end
     return redis.call('PEXPIRE', KEYS[1], ARGV[3])`,
+  oidcClaimRecord: `
+    if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+    redis.call('HSET', KEYS[1], 'payload', ARGV[1])
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])`,
   // HSETNX alone would recreate an expired record without a TTL; checking EXISTS first in the same script cannot.
   oidcConsumeRecord: `
     if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -126,10 +132,7 @@ export class RedisAdapter implements Adapter {
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
-    if (typeof expiresIn !== 'number') {
-      throw new Error(`${this.model} records never expire, so they cannot be kept in Redis: store ${this.model} in SQL`);
-    }
-    const ttlMs = Math.max(1, Math.ceil((expiresIn + CLOCK_TOLERANCE_SECONDS) * 1000));
+    const ttlMs = this.ttlMs(expiresIn);
     const { consumed, ...stored } = payload;
 
     const key = storageId(id);
@@ -150,6 +153,23 @@ export class RedisAdapter implements Adapter {
       this.model === 'Session' && payload.uid ? this.redis.set(this.uidKey(payload.uid), key, 'PX', ttlMs) : undefined,
       payload.userCode ? this.redis.set(this.userCodeKey(payload.userCode), key, 'PX', ttlMs) : undefined,
     ]);
+  }
+
+  /**
+   * Stores a record that no index or pointer leads to (ReplayDetection) unless it exists, in one step: of
+   * concurrent calls exactly one gets true.
+   */
+  async claim(id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
+    const stored = JSON.stringify(payloadToStore(this.model, id, payload));
+    return (await this.redis.oidcClaimRecord(this.recordKey(storageId(id)), stored, this.ttlMs(expiresIn))) === 1;
+  }
+
+  /** How long Redis keeps a record that lives `expiresIn` seconds: that, plus the clock tolerance. */
+  private ttlMs(expiresIn: number | undefined): number {
+    if (typeof expiresIn !== 'number') {
+      throw new Error(`${this.model} records never expire, so they cannot be kept in Redis: store ${this.model} in SQL`);
+    }
+    return Math.max(1, Math.ceil((expiresIn + CLOCK_TOLERANCE_SECONDS) * 1000));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {

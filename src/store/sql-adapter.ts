@@ -51,6 +51,15 @@ const CONSUME = statement(
   `update ${TABLE} set consumed_at = now() where model = $1 and id = $2 and consumed_at is null returning 1 as consumed`,
 );
 const DESTROY = statement('oidc_models_destroy', `delete from ${TABLE} where model = $1 and id = $2`);
+/** Writes a record unless a live one is there (an expired one, not yet pruned, is replaced); a row when written. */
+const CLAIM = statement(
+  'oidc_models_claim',
+  `insert into ${TABLE} as record ${RECORD_COLUMNS}
+   values ($1, $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null)
+   on conflict (model, id) do update set payload = excluded.payload, expires_at = excluded.expires_at, consumed_at = null
+     where not ${liveWithin('record', '$9::float8')}
+   returning 1 as claimed`,
+);
 
 /** A stored payload with its `consumed` column (epoch seconds, or null) put back. */
 export const withConsumed = (payload: AdapterPayload, consumed: number | null): AdapterPayload =>
@@ -125,6 +134,12 @@ export class SqlAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     await run(this.db, DESTROY, [this.model, storageId(id)]);
+  }
+
+  /** Stores the record unless a live one is there, in one statement: of concurrent calls exactly one gets true. */
+  async claim(id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
+    const claimed = await run(this.db, CLAIM, [...this.rowOf(id, payload), expiresIn, CLOCK_TOLERANCE_SECONDS]);
+    return claimed.length > 0;
   }
 
   /** The live records of an account (used for sessions: the admin API and CLI list and end them). */
