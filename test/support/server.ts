@@ -101,6 +101,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         const keys = await keysMatching(redis, `${config.redis.keyPrefix}*`);
         await Promise.all(keys.map((key) => redis.del(key)));
       }
+      // Audit events still buffered go first, while their table exists (else closing logs a failed write).
+      await server.services.audit.flush();
       if (owner && config.database.schema) await server.services.db.raw('drop schema if exists ?? cascade', [config.database.schema]);
       await server.close();
       await rm(scratch, { recursive: true, force: true });
