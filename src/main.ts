@@ -132,7 +132,7 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   if (cluster.isPrimary && config.workers > 1) {
     // Migrate once, before the workers race to.
-    const db = await openDatabase(config.database);
+    const db = await openDatabase(config.database, createLogger(config.logLevel, config.production));
     await migrate(db).finally(() => closeDatabase(db));
     // Before the forks, so that it sees every worker start listening.
     const collector = config.metricsPort ? workerMetricsCollector() : undefined;

@@ -44,10 +44,11 @@ export async function openDatabase(options: DatabaseOptions, logger?: Logger): P
     return db;
   }
   const ClientPgLite = await embeddedClient();
-  if (options.embeddedDir === ':memory:') return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: {} });
+  const log = knexLog(logger);
+  if (options.embeddedDir === ':memory:') return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: {}, log });
   await mkdir(options.embeddedDir, { recursive: true });
   const release = await lockEmbeddedDatabase(options.embeddedDir);
-  const db = knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: { filename: options.embeddedDir } });
+  const db = knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: { filename: options.embeddedDir }, log });
   lockReleases.set(db, release);
   return db;
 }
@@ -76,10 +77,23 @@ const ACQUIRE_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /** knex's log hooks, to the structured log instead of the console. */
+/**
+ * What knex prints while another instance holds the migration lock. `migrate` waits for that instance and
+ * tries again, so it is no warning here, and its advice (`knex migrate:unlock`) would break a live migration.
+ */
+const MIGRATION_LOCK_WAIT = /Can't take lock to run migrations|knex migrate:unlock/;
+
+/**
+ * Where knex's and its pool's own messages go: the JSON log, or without one (the CLI) standard error. Never
+ * knex's default, console.log, which would put plain text among the JSON lines or a command's --json output.
+ */
 function knexLog(logger: Logger | undefined): Knex.Config['log'] {
-  if (!logger) return undefined;
-  const write = (level: 'warn' | 'error' | 'debug') => (message: unknown) =>
-    logger[level]({ reason: message instanceof Error ? message.message : String(message) }, 'database driver');
+  const write = (level: 'warn' | 'error' | 'debug') => (message: unknown) => {
+    const reason = message instanceof Error ? message.message : String(message);
+    const routine = level === 'debug' || MIGRATION_LOCK_WAIT.test(reason);
+    if (logger) logger[routine ? 'debug' : level]({ reason }, 'database driver');
+    else if (!routine) process.stderr.write(`authz: database driver: ${reason}\n`);
+  };
   return { warn: write('warn'), error: write('error'), deprecate: write('warn'), debug: write('debug') };
 }
 
