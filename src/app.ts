@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type Server as HttpServer, type Reque
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
-import { createAdminApi } from './admin/index.js';
+import { ADMIN_ACTOR, createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
 import { answerClientErrors } from './http/client-errors.js';
@@ -24,6 +24,7 @@ import { Metrics } from './metrics/metrics.js';
 import { instrumentAdapter } from './metrics/store-metrics.js';
 import { rotateIfDue } from './keys/rotation.js';
 import { accessLoggerOf, type Logger } from './logger.js';
+import { BackchannelLogoutNotifier, LogoutTokenDeliveries, deliverInBackground } from './oidc/backchannel-logout.js';
 import { ClientAdapter } from './oidc/client-adapter.js';
 import { ProviderSlot } from './oidc/provider-slot.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
@@ -78,7 +79,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   if (tokenCache) metrics.observeTokenCache(() => tokenCache.stats);
   // Protocol outcomes are counted from what is audited (src/metrics/metrics.ts).
   const audit = metrics.countingAuditSink(services.audit);
-  const buildProvider = providerFactory(config, logger, services, { audit, metrics });
+  const logoutDeliveries = new LogoutTokenDeliveries(audit, logger);
+  const buildProvider = providerFactory(config, logger, services, { audit, metrics, logoutDeliveries });
   const slot = new ProviderSlot(buildProvider(keyRing));
   let shuttingDown = false;
 
@@ -109,7 +111,14 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   );
   if (!config.metricsPort) app.use(metricsRoute(metrics));
   if (config.production) app.use(requireHttps({ proxy: config.proxy, logger }));
-  app.use(await createAdminApi({ config, services, keyRing, audit, logger }));
+  const sessionEndListener = new BackchannelLogoutNotifier({
+    catalog: services.catalog,
+    provider: () => slot.current,
+    deliveries: logoutDeliveries,
+    actor: ADMIN_ACTOR,
+    logger,
+  });
+  app.use(await createAdminApi({ config, services, keyRing, audit, logger, sessionEndListener }));
   app.use(
     createInteractionRoutes({
       provider: slot.proxy,
@@ -153,14 +162,22 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     async close() {
       keyWatch.stop();
       await pruning.stop();
+      // Logout tokens still on their way get their outcome audited before the audit log closes.
+      await logoutDeliveries.settled();
       await closeServices(services);
     },
   };
 }
 
-function providerFactory(config: Config, logger: Logger, services: Services, observers: { audit: AuditSink; metrics: Metrics }) {
+interface ProviderObservers {
+  audit: AuditSink;
+  metrics: Metrics;
+  logoutDeliveries: LogoutTokenDeliveries;
+}
+
+function providerFactory(config: Config, logger: Logger, services: Services, observers: ProviderObservers) {
   const { db, redis, users, clients, catalog, limits } = services;
-  const { audit, metrics } = observers;
+  const { audit, metrics, logoutDeliveries } = observers;
   const pages = createProviderPages({ logger });
   const adapter = createAdapterFactory({
     db,
@@ -195,6 +212,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     });
     reuseClientInstances(provider, catalog);
     installClientSecretCheck(provider, catalog, clients, limits);
+    deliverInBackground(provider, logoutDeliveries);
     provider.use(clientAuthLimits(limits, audit));
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));

@@ -126,6 +126,11 @@ const environmentSchema = z.object({
   CLIENT_SECRET_PEPPERS: z.string().optional(),
   /** Trust X-Forwarded-* headers from a TLS-terminating proxy in front of the server. */
   PROXY: booleanFlag,
+  /**
+   * Let the server's calls to URLs registered for clients (back-channel logout URIs, jwks_uri) reach private,
+   * loopback and link-local addresses (src/oidc/outbound-fetch.ts). Unset: yes outside production, no in production.
+   */
+  ALLOW_PRIVATE_NETWORK_CALLS: z.enum(['true', 'false', '1', '0', 'yes', 'no']).optional(),
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** bcrypt cost for user passwords. */
@@ -218,6 +223,8 @@ export interface Config {
   /** Newest first. */
   clientSecretPeppers: { kid: string; secret: string }[];
   proxy: boolean;
+  /** Outgoing calls to client URLs may reach private, loopback and link-local addresses. */
+  allowPrivateNetworkCalls: boolean;
   logLevel: Environment['LOG_LEVEL'];
   bcryptCost: number;
   clientCacheTtlMs: number;
@@ -361,6 +368,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cookieSecrets: splitList(e.COOKIE_SECRETS),
     clientSecretPeppers: parsePeppers(e.CLIENT_SECRET_PEPPERS),
     proxy: e.PROXY,
+    allowPrivateNetworkCalls: e.ALLOW_PRIVATE_NETWORK_CALLS === undefined ? !production : ['true', '1', 'yes'].includes(e.ALLOW_PRIVATE_NETWORK_CALLS),
     logLevel: e.LOG_LEVEL,
     bcryptCost: e.BCRYPT_COST,
     clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,

@@ -4,7 +4,7 @@
  */
 import { UserRepository } from './accounts/users.js';
 import { ApiRepository } from './apis/apis.js';
-import { SessionDirectory } from './accounts/sessions.js';
+import { SessionDirectory, type SessionEndListener } from './accounts/sessions.js';
 import { AuditLog } from './audit/audit-log.js';
 import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
@@ -36,16 +36,18 @@ export interface ServiceOptions {
   logger?: Logger;
   /** Who the administrative changes made through these services are attributed to in the audit log. */
   actor?: string;
+  /** Told of the sessions ended through these services (back-channel logout: src/cli/logout-tokens.ts). */
+  sessionEndListener?: SessionEndListener;
 }
 
 export async function openServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
-  const { logger, actor = 'server' } = options;
+  const { logger, actor = 'server', sessionEndListener } = options;
   if (!config.production) await ensureDevelopmentSecrets(config);
   const db = await openDatabase(config.database, logger);
   await migrate(db);
   const redis = config.redis ? openRedis(config.redis, logger) : undefined;
   const audit = new AuditLog(db, logger);
-  const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor });
+  const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });

@@ -8,7 +8,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type { z } from 'zod';
-import { SessionDirectory } from '../accounts/sessions.js';
+import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
 import { type User, UserRepository } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
 import type { AuditSink } from '../audit/audit-log.js';
@@ -38,6 +38,8 @@ export interface AdminApiDependencies {
   /** Where changes are recorded (the server's sink, so that they are also counted). */
   audit: AuditSink;
   logger: Logger;
+  /** Told of the sessions an administrator ends here (back-channel logout). */
+  sessionEndListener?: SessionEndListener;
 }
 
 /** Registers the admin API as a resource server unless it is; safe when several instances start at once. */
@@ -131,11 +133,11 @@ function errorResponses(logger: Logger): Middleware {
 }
 
 export async function createAdminApi(deps: AdminApiDependencies): Promise<Middleware> {
-  const { config, services, keyRing, audit, logger } = deps;
+  const { config, services, keyRing, audit, logger, sessionEndListener } = deps;
   await ensureAdminApiRegistered(services, config.issuer, logger);
   const { db, catalog } = services;
   const actor = ADMIN_ACTOR;
-  const sessions = new SessionDirectory(services.sessions.store, { audit, actor });
+  const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });

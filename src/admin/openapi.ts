@@ -27,7 +27,11 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   },
   '/clients/{clientId}': {
     get: { summary: 'Show a client (never its secret)', params: ['clientId'] },
-    patch: { summary: 'Change name, redirect URIs, scope, roles or first-party status', body: 'ClientChanges', params: ['clientId'] },
+    patch: {
+      summary: 'Change name, redirect URIs, scope, roles, first-party status or back-channel logout URI (null removes it)',
+      body: 'ClientChanges',
+      params: ['clientId'],
+    },
     delete: { summary: 'Delete a client with its secrets, grants and refresh tokens', params: ['clientId'], status: 204 },
   },
   '/clients/{clientId}/secret': {
@@ -44,14 +48,14 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
     patch: { summary: 'Change name, roles or emailVerified', body: 'UserChanges', params: ['userId'] },
   },
   '/users/{userId}/password': {
-    post: { summary: 'Set the password; ends every session and token of the user', body: 'SetPassword', params: ['userId'] },
+    post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens)', body: 'SetPassword', params: ['userId'] },
   },
-  '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token', params: ['userId'] } },
+  '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token (clients are sent logout tokens)', params: ['userId'] } },
   '/users/{userId}/enable': { post: { summary: 'Re-enable a disabled user', params: ['userId'] } },
-  '/users/{userId}/revoke-sessions': { post: { summary: 'Log the user out everywhere', params: ['userId'] } },
+  '/users/{userId}/revoke-sessions': { post: { summary: 'Log the user out everywhere; clients with a back-channel logout URI are sent logout tokens', params: ['userId'] } },
   '/users/{userId}/sessions': { get: { summary: 'List the user’s login sessions, newest first', params: ['userId'] } },
   '/users/{userId}/sessions/{uid}': {
-    delete: { summary: 'End one session: that browser must sign in again', params: ['userId', 'uid'], status: 204 },
+    delete: { summary: 'End one session: that browser must sign in again, and its clients are sent logout tokens', params: ['userId', 'uid'], status: 204 },
   },
   '/users/{userId}/grants': { get: { summary: 'List the user’s grants (no token values)', params: ['userId'] } },
   '/users/{userId}/grants/{grantId}': {

@@ -20,9 +20,15 @@ const details = (client: ClientRecord) => ({
   grant_types: client.grantTypes,
   redirect_uris: client.redirectUris,
   post_logout_redirect_uris: client.postLogoutRedirectUris,
+  backchannel_logout_uri: client.backchannelLogoutUri,
+  backchannel_logout_session_required: client.backchannelLogoutUri ? client.backchannelLogoutSessionRequired : null,
   scope: client.scope,
   roles: client.roles,
 });
+
+const BACKCHANNEL_URI_HELP = 'where to POST a logout token when a user’s session ends (web clients; https, or http on localhost outside production)';
+const SESSION_REQUIRED_HELP = 'logout tokens (and ID tokens) carry the session id `sid` (the default with a back-channel logout URI)';
+const NO_SESSION_REQUIRED_HELP = 'logout tokens name only the user (`sub`), for apps that log the user out of every session they have';
 
 export function registerClientCommands(program: Command, context: CliContext): void {
   const clients = program.command('clients').description('applications that ask for tokens');
@@ -40,6 +46,9 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--jwks-uri <url>', 'where the client publishes its public keys (private_key_jwt)')
     .option('--scope <scopes>', 'scopes it may ask for, space- or comma-separated')
     .option('--roles <roles>', 'roles of the client itself, for its client-credentials tokens', splitList, [])
+    .option('--backchannel-logout-uri <uri>', BACKCHANNEL_URI_HELP)
+    .option('--backchannel-logout-session-required', SESSION_REQUIRED_HELP)
+    .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
     .option('--client-id <id>', 'choose the client id (default: random)')
     .option('--json', 'print JSON')
     .action(async (options) => {
@@ -58,6 +67,8 @@ export function registerClientCommands(program: Command, context: CliContext): v
         jwksUri: options.jwksUri,
         scope: options.scope ? splitList(options.scope).join(' ') : undefined,
         roles: options.roles,
+        backchannelLogoutUri: options.backchannelLogoutUri,
+        backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
       });
       if (options.json) return printJson({ ...details(client), ...(secret ? { client_secret: secret } : {}) });
       process.stdout.write(`created ${client.type} client "${client.name}"\nclient_id:     ${client.clientId}\n`);
@@ -93,6 +104,10 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--roles <roles>', 'roles of the client itself, comma-separated ("" for none)', splitList)
     .option('--first-party', 'your own app: users are not asked for consent')
     .option('--no-first-party', 'users are asked for consent')
+    .option('--backchannel-logout-uri <uri>', BACKCHANNEL_URI_HELP)
+    .option('--no-backchannel-logout-uri', 'send the client no more logout tokens')
+    .option('--backchannel-logout-session-required', SESSION_REQUIRED_HELP)
+    .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
     .option('--json', 'print JSON')
     .action(async (clientId: string, options) => {
       const repository = (await context.services()).clients;
@@ -105,6 +120,9 @@ export function registerClientCommands(program: Command, context: CliContext): v
         scope: options.scope === undefined ? undefined : splitList(options.scope).join(' '),
         roles: options.roles,
         firstParty: options.firstParty,
+        // --no-backchannel-logout-uri gives false: remove it.
+        backchannelLogoutUri: options.backchannelLogoutUri === false ? null : options.backchannelLogoutUri,
+        backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
       };
       if (Object.values(changes).every((value) => value === undefined)) {
         program.error('error: nothing to change: give at least one option (see --help)', { exitCode: 2 });

@@ -18,6 +18,7 @@ import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
+import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
 
@@ -47,6 +48,10 @@ export interface ClientRecord {
   firstParty: boolean;
   /** Further OIDC client metadata (jwks or jwks_uri for private_key_jwt). */
   metadata: Record<string, unknown>;
+  /** Where a logout token is POSTed when a session the client took part in ends (Back-Channel Logout 1.0), or null. */
+  backchannelLogoutUri: string | null;
+  /** Whether those logout tokens, and the client's ID tokens, carry the session id `sid`. */
+  backchannelLogoutSessionRequired: boolean;
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -70,6 +75,9 @@ interface ClientRow {
   created_at: Date;
   updated_at: Date;
 }
+
+/** Row changes as knex writes them: jsonb as JSON text, which both drivers (pg, PGlite) take alike. */
+type ClientRowChanges = Omit<Partial<ClientRow>, 'metadata'> & { metadata?: string };
 
 /** A secret as FIND_WITH_SECRETS aggregates it: the expiry in epoch milliseconds. */
 interface AggregatedSecret {
@@ -128,6 +136,10 @@ export const newClientSchema = z
     /** A JWK Set (`{ keys: [...] }`) or its URL, for private_key_jwt. */
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     jwksUri: z.url().optional(),
+    /** Where to POST logout tokens (Back-Channel Logout 1.0); web clients only. */
+    backchannelLogoutUri: z.string().min(1, 'an empty string is no URL').optional(),
+    /** Whether logout tokens carry `sid`; true unless set (as Keycloak does): the app can end just that session. */
+    backchannelLogoutSessionRequired: z.boolean().optional(),
   })
   .superRefine((input, ctx) => {
     const userFacing = input.type !== 'service';
@@ -155,7 +167,28 @@ export const newClientSchema = z
     if (input.tokenEndpointAuthMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client’s public keys (jwks or jwksUri)' });
     }
+    const backchannelRefusal = input.backchannelLogoutUri === undefined ? undefined : backchannelLogoutRefusal(input.type);
+    if (backchannelRefusal) ctx.addIssue({ code: 'custom', path: ['backchannelLogoutUri'], message: backchannelRefusal });
+    if (input.backchannelLogoutSessionRequired !== undefined && input.backchannelLogoutUri === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['backchannelLogoutSessionRequired'], message: 'applies to a back-channel logout URI: give backchannelLogoutUri too' });
+    }
   });
+
+/**
+ * Back-channel logout needs a server of the client's own for us to call, and a session the client takes part in.
+ * A `web` client has both. An `spa` runs in a browser or on a device (its back end, if it has one, registers as
+ * a web client); Keycloak, too, offers it to confidential clients. Allowing more later breaks nobody.
+ */
+function backchannelLogoutRefusal(type: ClientType): string | undefined {
+  if (type === 'spa') return 'back-channel logout is for web clients: an spa runs in the browser or on a device, with no server for us to call (register its back end as a web client)';
+  if (type === 'service') return 'a service client signs no users in, so it has no sessions to be logged out of';
+  return undefined;
+}
+
+/** `metadata` with the back-channel logout registration, under the spec's names (as oidc-provider reads them). */
+function withBackchannelLogout(metadata: Record<string, unknown>, uri: string | null, sessionRequired: boolean): Record<string, unknown> {
+  return uri ? { ...metadata, backchannel_logout_uri: uri, backchannel_logout_session_required: sessionRequired } : metadata;
+}
 
 export type NewClient = z.input<typeof newClientSchema>;
 
@@ -171,6 +204,9 @@ export const clientChangesSchema = z.strictObject({
     .optional(),
   roles: z.array(roleName).max(100).optional(),
   firstParty: z.boolean().optional(),
+  /** null removes it. */
+  backchannelLogoutUri: z.string().min(1, 'an empty string is no URL (null removes it)').nullable().optional(),
+  backchannelLogoutSessionRequired: z.boolean().optional(),
 });
 
 export type ClientChanges = z.input<typeof clientChangesSchema>;
@@ -187,6 +223,8 @@ function presetFor(input: z.output<typeof newClientSchema>) {
 }
 
 function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
+  // Kept in `metadata`, like the client's other optional OIDC metadata; shown as fields of their own.
+  const { backchannel_logout_uri: backchannelUri, backchannel_logout_session_required: sessionRequired, ...metadata } = row.metadata ?? {};
   return {
     clientId: row.client_id,
     name: row.name,
@@ -198,7 +236,9 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     scope: row.scope,
     roles: row.roles ?? [],
     firstParty: row.first_party,
-    metadata: row.metadata ?? {},
+    metadata,
+    backchannelLogoutUri: typeof backchannelUri === 'string' ? backchannelUri : null,
+    backchannelLogoutSessionRequired: sessionRequired === true,
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -237,6 +277,10 @@ export class ClientRepository {
     this.#actor = options.actor ?? 'server';
   }
 
+  get #production(): boolean {
+    return this.options.production === true;
+  }
+
   #record(type: string, clientId: string, detail: Record<string, unknown> = {}): void {
     this.#audit?.record({ type, outcome: 'success', clientId, detail: { by: this.#actor, ...detail } });
   }
@@ -254,10 +298,12 @@ export class ClientRepository {
       const plain = [...client.redirectUris, ...client.postLogoutRedirectUris].find((uri) => uri.startsWith('http:'));
       if (plain) throw new InputError(`redirectUris: ${plain} must use https in production (plain http on localhost is for development and native apps)`);
     }
+    const backchannelProblem = client.backchannelLogoutUri && backchannelLogoutUriProblem(client.backchannelLogoutUri, { production: this.#production });
+    if (backchannelProblem) throw new InputError(`backchannelLogoutUri: ${backchannelProblem}`);
     const preset = presetFor(client);
     const clientId = client.clientId ?? randomBytes(16).toString('base64url');
     const secret = (SECRET_METHODS as readonly string[]).includes(preset.authMethod) ? generateClientSecret() : undefined;
-    const metadata: Record<string, unknown> = {};
+    const metadata = withBackchannelLogout({}, client.backchannelLogoutUri ?? null, client.backchannelLogoutSessionRequired ?? true);
     if (client.jwks) metadata.jwks = client.jwks;
     if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
     try {
@@ -340,7 +386,10 @@ export class ClientRepository {
     return { secret, oldSecretsExpireAt };
   }
 
-  /** Changes name, redirect URIs, scope, roles or first-party status, with the same checks as at creation. */
+  /**
+   * Changes name, redirect URIs, scope, roles, first-party status or back-channel logout registration, with the
+   * same checks as at creation.
+   */
   async update(clientId: string, input: ClientChanges): Promise<ClientRecord> {
     const changes = parseInput(clientChangesSchema, input);
     const client = await this.require(clientId);
@@ -364,18 +413,39 @@ export class ClientRepository {
     if (changes.firstParty === false && client.grantTypes.includes('password')) {
       problems.push('firstParty: a client allowed the password grant must stay first-party');
     }
+    const backchannel = this.#changedBackchannelLogout(client, changes);
+    problems.push(...backchannel.problems);
     if (problems.length > 0) throw new InputError(problems.join('; '));
-    const row: Partial<ClientRow> = {};
+    const row: ClientRowChanges = {};
     if (changes.name !== undefined) row.name = changes.name;
     if (changes.redirectUris !== undefined) row.redirect_uris = changes.redirectUris;
     if (changes.postLogoutRedirectUris !== undefined) row.post_logout_redirect_uris = changes.postLogoutRedirectUris;
     if (changes.scope !== undefined) row.scope = changes.scope.split(/\s+/).filter(Boolean).join(' ');
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
+    if (backchannel.metadata) row.metadata = JSON.stringify(backchannel.metadata);
     if (Object.keys(row).length === 0) return client;
     const updated = await this.#update(clientId, row);
     this.#record('client_updated', clientId, { fields: Object.keys(changes) });
     return updated;
+  }
+
+  /** The client's metadata with its back-channel logout registration as `changes` leave it, or why they cannot. */
+  #changedBackchannelLogout(client: ClientRecord, changes: z.output<typeof clientChangesSchema>) {
+    const { backchannelLogoutUri: newUri, backchannelLogoutSessionRequired: newSessionRequired } = changes;
+    const problems: string[] = [];
+    if (newUri) {
+      const problem = backchannelLogoutRefusal(client.type) ?? backchannelLogoutUriProblem(newUri, { production: this.#production });
+      if (problem) problems.push(`backchannelLogoutUri: ${problem}`);
+    }
+    const uri = newUri === undefined ? client.backchannelLogoutUri : newUri;
+    if (newSessionRequired !== undefined && !uri) {
+      problems.push(`backchannelLogoutSessionRequired: client ${client.clientId} has no back-channel logout URI: give backchannelLogoutUri too`);
+    }
+    if (newUri === undefined && newSessionRequired === undefined) return { problems };
+    // A URI added to a client that had none starts with the default of `create`.
+    const sessionRequired = newSessionRequired ?? (client.backchannelLogoutUri ? client.backchannelLogoutSessionRequired : true);
+    return { problems, metadata: withBackchannelLogout(client.metadata, uri, sessionRequired) };
   }
 
   async disable(clientId: string): Promise<ClientRecord> {
@@ -406,7 +476,7 @@ export class ClientRepository {
     return { id: randomUUID(), client_id: clientId, pepper_kid: pepper.kid, hash: hashClientSecret(secret, pepper), expires_at: expiresAt };
   }
 
-  async #update(clientId: string, changes: Partial<ClientRow>): Promise<ClientRecord> {
+  async #update(clientId: string, changes: ClientRowChanges): Promise<ClientRecord> {
     const updated = await this.db('clients')
       .where({ client_id: clientId })
       .update({ ...changes, updated_at: new Date() })

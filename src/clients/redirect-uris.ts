@@ -3,7 +3,7 @@
  * https anywhere, plain http only on the loopback interface (local development, RFC 8252 §7.3), and for public
  * clients a private-use scheme in reverse-domain form (mobile apps, RFC 8252 §7.1).
  */
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+export const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** Why `uri` cannot be registered, or undefined when it can. */
 export function redirectUriProblem(uri: string, options: { allowCustomScheme: boolean }): string | undefined {

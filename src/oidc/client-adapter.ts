@@ -29,6 +29,8 @@ export function toClientMetadata(record: ClientRecord): ClientMetadata {
     scope: oidcScopesOf(record),
     application_type: record.redirectUris.some(isCustomSchemeRedirect) ? 'native' : 'web',
     first_party: record.firstParty,
+    backchannel_logout_uri: record.backchannelLogoutUri ?? undefined,
+    backchannel_logout_session_required: record.backchannelLogoutUri ? record.backchannelLogoutSessionRequired : undefined,
   };
 }
 

@@ -14,6 +14,7 @@ import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from '
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
+import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
 import { OIDC_SCOPES } from './scopes.js';
 import { rethrowAsUnavailable } from '../store/outages.js';
@@ -89,6 +90,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
         logoutSource: pages.logoutSource,
         postLogoutSuccessSource: pages.postLogoutSuccessSource,
       },
+      // Logout tokens to the clients that register a URI (src/oidc/backchannel-logout.ts says how they are sent).
+      backchannelLogout: { enabled: true },
       resourceIndicators: resourceIndicators(catalog),
       externalSigningSupport: { enabled: config.keys.signInline, ack: EXTERNAL_SIGNING_ACK },
     },
@@ -102,6 +105,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     clientBasedCORS: (_ctx, origin, client) =>
       client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,
     renderError: pages.renderError,
+    fetch: outboundFetch(config.allowPrivateNetworkCalls),
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.apiAccessToken,

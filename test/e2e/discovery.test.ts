@@ -50,6 +50,8 @@ describe('discovery', () => {
     }
     expect(doc.scopes_supported).toEqual(expect.arrayContaining(['openid', 'offline_access', 'profile', 'email', 'roles']));
     expect(doc.claims_supported).toEqual(expect.arrayContaining(['sub', 'email', 'roles']));
+    // OpenID Connect Back-Channel Logout 1.0 §2.1, with `sid` in logout tokens (test/e2e/backchannel-logout.test.ts).
+    expect(doc).toMatchObject({ backchannel_logout_supported: true, backchannel_logout_session_supported: true });
   });
 
   test('OAuth authorization server metadata (RFC 8414) agrees with it', async () => {
