@@ -22,6 +22,8 @@ const details = (client: ClientRecord) => ({
   post_logout_redirect_uris: client.postLogoutRedirectUris,
   backchannel_logout_uri: client.backchannelLogoutUri,
   backchannel_logout_session_required: client.backchannelLogoutUri ? client.backchannelLogoutSessionRequired : null,
+  require_dpop: client.requireDpop,
+  require_par: client.requirePar,
   scope: client.scope,
   roles: client.roles,
 });
@@ -29,6 +31,10 @@ const details = (client: ClientRecord) => ({
 const BACKCHANNEL_URI_HELP = 'where to POST a logout token when a user’s session ends (web clients; https, or http on localhost outside production)';
 const SESSION_REQUIRED_HELP = 'logout tokens (and ID tokens) carry the session id `sid` (the default with a back-channel logout URI)';
 const NO_SESSION_REQUIRED_HELP = 'logout tokens name only the user (`sub`), for apps that log the user out of every session they have';
+const REQUIRE_DPOP_HELP = 'refuse its token requests without a DPoP proof: every token it gets is bound to its key (RFC 9449)';
+const NO_REQUIRE_DPOP_HELP = 'accept Bearer token requests too (the default)';
+const REQUIRE_PAR_HELP = 'refuse its authorization requests unless pushed first (RFC 9126; web and spa clients)';
+const NO_REQUIRE_PAR_HELP = 'accept plain authorization URLs too (the default)';
 
 export function registerClientCommands(program: Command, context: CliContext): void {
   const clients = program.command('clients').description('applications that ask for tokens');
@@ -49,6 +55,10 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--backchannel-logout-uri <uri>', BACKCHANNEL_URI_HELP)
     .option('--backchannel-logout-session-required', SESSION_REQUIRED_HELP)
     .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
+    .option('--require-dpop', REQUIRE_DPOP_HELP)
+    .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
+    .option('--require-par', REQUIRE_PAR_HELP)
+    .option('--no-require-par', NO_REQUIRE_PAR_HELP)
     .option('--client-id <id>', 'choose the client id (default: random)')
     .option('--json', 'print JSON')
     .action(async (options) => {
@@ -69,6 +79,8 @@ export function registerClientCommands(program: Command, context: CliContext): v
         roles: options.roles,
         backchannelLogoutUri: options.backchannelLogoutUri,
         backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
+        requireDpop: options.requireDpop,
+        requirePar: options.requirePar,
       });
       if (options.json) return printJson({ ...details(client), ...(secret ? { client_secret: secret } : {}) });
       process.stdout.write(`created ${client.type} client "${client.name}"\nclient_id:     ${client.clientId}\n`);
@@ -108,6 +120,10 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--no-backchannel-logout-uri', 'send the client no more logout tokens')
     .option('--backchannel-logout-session-required', SESSION_REQUIRED_HELP)
     .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
+    .option('--require-dpop', REQUIRE_DPOP_HELP)
+    .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
+    .option('--require-par', REQUIRE_PAR_HELP)
+    .option('--no-require-par', NO_REQUIRE_PAR_HELP)
     .option('--json', 'print JSON')
     .action(async (clientId: string, options) => {
       const repository = (await context.services()).clients;
@@ -123,6 +139,8 @@ export function registerClientCommands(program: Command, context: CliContext): v
         // --no-backchannel-logout-uri gives false: remove it.
         backchannelLogoutUri: options.backchannelLogoutUri === false ? null : options.backchannelLogoutUri,
         backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
+        requireDpop: options.requireDpop,
+        requirePar: options.requirePar,
       };
       if (Object.values(changes).every((value) => value === undefined)) {
         program.error('error: nothing to change: give at least one option (see --help)', { exitCode: 2 });

@@ -52,6 +52,10 @@ export interface ClientRecord {
   backchannelLogoutUri: string | null;
   /** Whether those logout tokens, and the client's ID tokens, carry the session id `sid`. */
   backchannelLogoutSessionRequired: boolean;
+  /** The token endpoint refuses the client's requests without a DPoP proof (RFC 9449 §5.2). */
+  requireDpop: boolean;
+  /** The authorization endpoint refuses the client's requests unless pushed first (RFC 9126 §6). */
+  requirePar: boolean;
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -140,6 +144,8 @@ export const newClientSchema = z
     backchannelLogoutUri: z.string().min(1, 'an empty string is no URL').optional(),
     /** Whether logout tokens carry `sid`; true unless set (as Keycloak does): the app can end just that session. */
     backchannelLogoutSessionRequired: z.boolean().optional(),
+    requireDpop: z.boolean().default(false).meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
+    requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
   })
   .superRefine((input, ctx) => {
     const userFacing = input.type !== 'service';
@@ -172,7 +178,14 @@ export const newClientSchema = z
     if (input.backchannelLogoutSessionRequired !== undefined && input.backchannelLogoutUri === undefined) {
       ctx.addIssue({ code: 'custom', path: ['backchannelLogoutSessionRequired'], message: 'applies to a back-channel logout URI: give backchannelLogoutUri too' });
     }
+    if (input.requirePar && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requirePar'], message: PAR_FOR_SERVICE });
   });
+
+/**
+ * PAR is a way to send an authorization request, and a service (client credentials) sends none: requiring it
+ * would change nothing, and saying so beats a policy that looks like protection.
+ */
+const PAR_FOR_SERVICE = 'a service client sends no authorization requests, so there is nothing to push (PAR is for web and spa clients)';
 
 /**
  * Back-channel logout needs a server of the client's own for us to call, and a session the client takes part in.
@@ -188,6 +201,15 @@ function backchannelLogoutRefusal(type: ClientType): string | undefined {
 /** `metadata` with the back-channel logout registration, under the spec's names (as oidc-provider reads them). */
 function withBackchannelLogout(metadata: Record<string, unknown>, uri: string | null, sessionRequired: boolean): Record<string, unknown> {
   return uri ? { ...metadata, backchannel_logout_uri: uri, backchannel_logout_session_required: sessionRequired } : metadata;
+}
+
+/** `metadata` with the client's policies under the spec's names (as oidc-provider reads them), kept only when on. */
+function withPolicies(metadata: Record<string, unknown>, policies: { requireDpop: boolean; requirePar: boolean }): Record<string, unknown> {
+  return {
+    ...metadata,
+    ...(policies.requireDpop ? { dpop_bound_access_tokens: true } : {}),
+    ...(policies.requirePar ? { require_pushed_authorization_requests: true } : {}),
+  };
 }
 
 export type NewClient = z.input<typeof newClientSchema>;
@@ -207,6 +229,8 @@ export const clientChangesSchema = z.strictObject({
   /** null removes it. */
   backchannelLogoutUri: z.string().min(1, 'an empty string is no URL (null removes it)').nullable().optional(),
   backchannelLogoutSessionRequired: z.boolean().optional(),
+  requireDpop: z.boolean().optional().meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
+  requirePar: z.boolean().optional().meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
 });
 
 export type ClientChanges = z.input<typeof clientChangesSchema>;
@@ -224,7 +248,13 @@ function presetFor(input: z.output<typeof newClientSchema>) {
 
 function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
   // Kept in `metadata`, like the client's other optional OIDC metadata; shown as fields of their own.
-  const { backchannel_logout_uri: backchannelUri, backchannel_logout_session_required: sessionRequired, ...metadata } = row.metadata ?? {};
+  const {
+    backchannel_logout_uri: backchannelUri,
+    backchannel_logout_session_required: sessionRequired,
+    dpop_bound_access_tokens: requireDpop,
+    require_pushed_authorization_requests: requirePar,
+    ...metadata
+  } = row.metadata ?? {};
   return {
     clientId: row.client_id,
     name: row.name,
@@ -239,6 +269,8 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     metadata,
     backchannelLogoutUri: typeof backchannelUri === 'string' ? backchannelUri : null,
     backchannelLogoutSessionRequired: sessionRequired === true,
+    requireDpop: requireDpop === true,
+    requirePar: requirePar === true,
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -303,7 +335,7 @@ export class ClientRepository {
     const preset = presetFor(client);
     const clientId = client.clientId ?? randomBytes(16).toString('base64url');
     const secret = (SECRET_METHODS as readonly string[]).includes(preset.authMethod) ? generateClientSecret() : undefined;
-    const metadata = withBackchannelLogout({}, client.backchannelLogoutUri ?? null, client.backchannelLogoutSessionRequired ?? true);
+    const metadata = withPolicies(withBackchannelLogout({}, client.backchannelLogoutUri ?? null, client.backchannelLogoutSessionRequired ?? true), client);
     if (client.jwks) metadata.jwks = client.jwks;
     if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
     try {
@@ -387,8 +419,8 @@ export class ClientRepository {
   }
 
   /**
-   * Changes name, redirect URIs, scope, roles, first-party status or back-channel logout registration, with the
-   * same checks as at creation.
+   * Changes name, redirect URIs, scope, roles, first-party status, back-channel logout registration or the DPoP
+   * and PAR policies, with the same checks as at creation.
    */
   async update(clientId: string, input: ClientChanges): Promise<ClientRecord> {
     const changes = parseInput(clientChangesSchema, input);
@@ -415,6 +447,7 @@ export class ClientRepository {
     }
     const backchannel = this.#changedBackchannelLogout(client, changes);
     problems.push(...backchannel.problems);
+    if (changes.requirePar && client.type === 'service') problems.push(`requirePar: ${PAR_FOR_SERVICE}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
     const row: ClientRowChanges = {};
     if (changes.name !== undefined) row.name = changes.name;
@@ -423,7 +456,12 @@ export class ClientRepository {
     if (changes.scope !== undefined) row.scope = changes.scope.split(/\s+/).filter(Boolean).join(' ');
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
-    if (backchannel.metadata) row.metadata = JSON.stringify(backchannel.metadata);
+    if (backchannel.metadata || changes.requireDpop !== undefined || changes.requirePar !== undefined) {
+      // toRecord keeps these out of `metadata`, so whatever is written carries them all again.
+      const policies = { requireDpop: changes.requireDpop ?? client.requireDpop, requirePar: changes.requirePar ?? client.requirePar };
+      const base = backchannel.metadata ?? withBackchannelLogout(client.metadata, client.backchannelLogoutUri, client.backchannelLogoutSessionRequired);
+      row.metadata = JSON.stringify(withPolicies(base, policies));
+    }
     if (Object.keys(row).length === 0) return client;
     const updated = await this.#update(clientId, row);
     this.#record('client_updated', clientId, { fields: Object.keys(changes) });

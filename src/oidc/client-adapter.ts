@@ -31,6 +31,8 @@ export function toClientMetadata(record: ClientRecord): ClientMetadata {
     first_party: record.firstParty,
     backchannel_logout_uri: record.backchannelLogoutUri ?? undefined,
     backchannel_logout_session_required: record.backchannelLogoutUri ? record.backchannelLogoutSessionRequired : undefined,
+    dpop_bound_access_tokens: record.requireDpop,
+    require_pushed_authorization_requests: record.requirePar,
   };
 }
 

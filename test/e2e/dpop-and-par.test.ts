@@ -19,15 +19,17 @@ import {
   jwtVerify,
 } from 'jose';
 import * as oidc from 'openid-client';
+import { adminApiIndicator } from '../../src/admin/index.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { storageId } from '../../src/store/storage-id.js';
 import { describeWithServers } from '../support/environment.js';
-import { waitFor } from '../support/process.js';
+import { cleanEnvironment, runToEnd, waitFor } from '../support/process.js';
 import {
   API,
   type Fixtures,
   PASSWORD,
   REDIRECT_URI,
+  authorize,
   createServiceClient,
   createSpaClient,
   createUser,
@@ -637,6 +639,169 @@ describeWithServers('DPoP and pushed authorization requests', () => {
       const config = await discover(server, web.clientId, web.secret);
       const url = await oidc.buildAuthorizationUrlWithPAR(config, { redirect_uri: REDIRECT_URI, scope: 'openid' });
       expect(url.searchParams.get('request_uri')).toMatch(new RegExp(`^${PAR_URN}`));
+    });
+  });
+
+  describe('per-client policies: DPoP and PAR required (Keycloak’s “DPoP bound access tokens”, “PAR required”)', () => {
+    const PAR_REFUSAL = 'Pushed Authorization Request must be used';
+    const SERVICE_PAR_REASON = 'requirePar: a service client sends no authorization requests, so there is nothing to push (PAR is for web and spa clients)';
+    let adminToken: string;
+
+    beforeAll(async () => {
+      const { client, secret } = await server.services.clients.create({ type: 'service', name: 'ops', scope: 'admin' });
+      const config = await discover(server, client.clientId, secret);
+      adminToken = (await oidc.clientCredentialsGrant(config, { resource: adminApiIndicator(server.issuer) })).access_token;
+    });
+
+    async function admin(method: string, path: string, json: unknown) {
+      const response = await fetch(`${server.url}/admin/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(json),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    }
+
+    /** Where `/auth` at `base` sends the browser for a plain (not pushed) authorization request of `clientId`. */
+    async function plainAuthorizationRedirect(base: string, clientId: string): Promise<URL> {
+      const url = new URL(`${base}/auth`);
+      url.search = new URLSearchParams({
+        client_id: clientId,
+        response_type: 'code',
+        scope: 'openid',
+        redirect_uri: REDIRECT_URI,
+        code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+        code_challenge_method: 'S256',
+        state: 'plain',
+      }).toString();
+      const response = await fetch(url, { redirect: 'manual' });
+      expect(response.status).toBe(303);
+      return new URL(response.headers.get('location') as string, base);
+    }
+
+    function expectParRequired(redirect: URL) {
+      expect(`${redirect.origin}${redirect.pathname}`).toBe(REDIRECT_URI);
+      expect(Object.fromEntries(redirect.searchParams)).toEqual({ error: 'invalid_request', error_description: PAR_REFUSAL, state: 'plain', iss: server.issuer });
+    }
+
+    const noProof = { error: 'invalid_grant', error_description: 'grant request is invalid', status: 400 };
+
+    test('requireDpop: a web client’s code and refresh token requests are refused without a proof and served with one', async () => {
+      const { client, secret } = await server.services.clients.create({
+        type: 'web',
+        name: 'Bound web app',
+        redirectUris: [REDIRECT_URI],
+        firstParty: true,
+        requireDpop: true,
+      });
+      expect(client).toMatchObject({ requireDpop: true, requirePar: false, metadata: {} });
+      const config = await discover(server, client.clientId, secret);
+      const flow = await authorize(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+      const checks = { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce };
+      const since = new Date();
+      await expect(oidc.authorizationCodeGrant(config, flow.callbackUrl, checks)).rejects.toMatchObject(noProof);
+
+      // The refusal came before the code was consumed: the same code is redeemed with a proof.
+      const DPoP = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair());
+      const exchanges = recording(config);
+      const tokens = await oidc.authorizationCodeGrant(config, flow.callbackUrl, checks, undefined, { DPoP });
+      expect(exchanges.at(-1)?.body.token_type).toBe('DPoP');
+
+      const refreshToken = tokens.refresh_token as string;
+      await expect(oidc.refreshTokenGrant(config, refreshToken)).rejects.toMatchObject(noProof);
+      await oidc.refreshTokenGrant(config, refreshToken, undefined, { DPoP });
+      expect(exchanges.at(-1)?.body.token_type).toBe('DPoP');
+      expect(await refusalReasons(server, client.clientId, since)).toEqual(['DPoP proof JWT not provided', 'DPoP proof JWT not provided']);
+    });
+
+    test('requireDpop: a service is refused client credentials without a proof; PATCH requireDpop false lifts it at once', async () => {
+      const created = await admin('POST', '/clients', { type: 'service', name: 'Bound job', scope: 'messages:read', requireDpop: true });
+      expect(created).toMatchObject({ status: 201, body: { requireDpop: true, requirePar: false } });
+      const clientId = created.body.clientId as string;
+      const config = await discover(server, clientId, created.body.clientSecret as string);
+      const exchanges = recording(config);
+      await expect(oidc.clientCredentialsGrant(config)).rejects.toMatchObject(noProof);
+      await oidc.clientCredentialsGrant(config, undefined, { DPoP: oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair()) });
+      expect(exchanges.at(-1)?.body.token_type).toBe('DPoP');
+
+      const since = new Date();
+      const patched = await admin('PATCH', `/clients/${clientId}`, { requireDpop: false });
+      expect(patched).toMatchObject({ status: 200, body: { requireDpop: false } });
+      await oidc.clientCredentialsGrant(config);
+      expect(exchanges.at(-1)?.body.token_type).toBe('Bearer');
+      await server.services.audit.flush();
+      const [updated] = await queryAuditEvents(server.services.db, { type: 'client_updated', clientId, since });
+      expect(updated?.detail).toMatchObject({ by: 'admin-api', fields: ['requireDpop'] });
+    });
+
+    test('requirePar: a plain authorization URL is sent back with invalid_request; a pushed one signs in; PATCH lifts it', async () => {
+      const created = await admin('POST', '/clients', { type: 'spa', name: 'Pushed SPA', redirectUris: [REDIRECT_URI], firstParty: true, requirePar: true });
+      expect(created).toMatchObject({ status: 201, body: { requirePar: true, requireDpop: false } });
+      const clientId = created.body.clientId as string;
+      // oidc-provider checks the redirect_uri against the registration before it reports the refusal there.
+      expectParRequired(await plainAuthorizationRedirect(server.url, clientId));
+
+      const config = await discover(server, clientId, undefined, oidc.None());
+      const codeVerifier = oidc.randomPKCECodeVerifier();
+      const pushed = await oidc.buildAuthorizationUrlWithPAR(config, {
+        redirect_uri: REDIRECT_URI,
+        scope: 'openid',
+        code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state: 'pushed',
+      });
+      const { redirectedTo } = await signIn(new UserAgent(), pushed.href, { email: user.email, password: PASSWORD });
+      const tokens = await oidc.authorizationCodeGrant(config, redirectedTo, { pkceCodeVerifier: codeVerifier, expectedState: 'pushed' });
+      expect(tokens.claims()?.sub).toBe(user.userId);
+
+      expect(await admin('PATCH', `/clients/${clientId}`, { requirePar: false })).toMatchObject({ status: 200, body: { requirePar: false } });
+      expect((await plainAuthorizationRedirect(server.url, clientId)).pathname).toMatch(/^\/interaction\//);
+    });
+
+    test('the CLI sets and lifts both; a server reading the client anew (CLIENT_CACHE_TTL_MS=0) follows at once', async () => {
+      const authz = (args: string[]) => runToEnd('src/cli.ts', args, cleanEnvironment(server.env));
+      const added = await authz(['clients', 'add', '--type', 'web', '--name', 'Strict', '--redirect-uri', REDIRECT_URI, '--require-dpop', '--require-par', '--json']);
+      expect({ code: added.code, stderr: added.stderr }).toEqual({ code: 0, stderr: '' });
+      const { client_id: clientId } = JSON.parse(added.stdout) as { client_id: string };
+      expect(JSON.parse(added.stdout)).toMatchObject({ require_dpop: true, require_par: true });
+      const listed = JSON.parse((await authz(['clients', 'list', '--json'])).stdout) as Record<string, unknown>[];
+      expect(listed.find((client) => client.client_id === clientId)).toMatchObject({ require_dpop: true, require_par: true });
+
+      // The CLI writes the database; a server sees the change when its cached copy lapses, here at once.
+      const fresh = await startTestServer({ instanceOf: server, env: { CLIENT_CACHE_TTL_MS: '0' } });
+      try {
+        expectParRequired(await plainAuthorizationRedirect(fresh.url, clientId));
+        const lifted = await authz(['clients', 'update', clientId, '--no-require-par', '--json']);
+        expect({ code: lifted.code, stderr: lifted.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(JSON.parse(lifted.stdout)).toMatchObject({ require_dpop: true, require_par: false });
+        expect((await plainAuthorizationRedirect(fresh.url, clientId)).pathname).toMatch(/^\/interaction\//);
+      } finally {
+        await fresh.close();
+      }
+      const show = JSON.parse((await authz(['clients', 'show', clientId])).stdout) as Record<string, unknown>;
+      expect(show).toMatchObject({ require_dpop: true, require_par: false });
+      expect((await authz(['clients', 'update', clientId, '--no-require-dpop', '--json'])).stdout).toMatch(/"require_dpop": false/);
+    });
+
+    test('requirePar on a service client: one line and exit 1 from the CLI, a 400 with the reason from the admin API', async () => {
+      const authz = (args: string[]) => runToEnd('src/cli.ts', args, cleanEnvironment(server.env));
+      const refused = await authz(['clients', 'add', '--type', 'service', '--name', 'Job', '--require-par']);
+      expect(refused).toEqual({ code: 1, stdout: '', stderr: `authz: ${SERVICE_PAR_REASON}\n` });
+      const { clientId } = await createServiceClient(server);
+      const refusedUpdate = await authz(['clients', 'update', clientId, '--require-par']);
+      expect(refusedUpdate).toEqual({ code: 1, stdout: '', stderr: `authz: ${SERVICE_PAR_REASON}\n` });
+
+      const invalid = { error: 'invalid_request', error_description: SERVICE_PAR_REASON };
+      expect(await admin('POST', '/clients', { type: 'service', name: 'Job', requirePar: true })).toEqual({ status: 400, body: invalid });
+      expect(await admin('PATCH', `/clients/${clientId}`, { requirePar: true })).toEqual({ status: 400, body: invalid });
+      expect((await admin('PATCH', `/clients/${clientId}`, { requireDpop: 'yes' })).status).toBe(400);
+      expect(await server.services.clients.require(clientId)).toMatchObject({ requireDpop: false, requirePar: false });
+
+      const document = (await (await fetch(`${server.url}/admin/v1/openapi.json`)).json()) as { components: { schemas: Record<string, { properties: object }> } };
+      for (const schema of ['NewClient', 'ClientChanges']) {
+        expect(document.components.schemas[schema]?.properties).toHaveProperty('requireDpop');
+        expect(document.components.schemas[schema]?.properties).toHaveProperty('requirePar');
+      }
     });
   });
 });
