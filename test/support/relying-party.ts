@@ -11,14 +11,22 @@ export const POST_LOGOUT_REDIRECT_URI = 'https://app.example.test/signed-out';
 export const API = 'https://api.example.test';
 export const PASSWORD = 'correct horse battery staple';
 
-/** Discovery over plain http is allowed only because the test server listens on loopback. */
+/**
+ * Discovery over plain http is allowed only because the test server listens on loopback. A second instance
+ * shares the first one's issuer: its relying party is sent to the instance's own address, where discovery then
+ * names that address's endpoints, so that every request of the flow reaches the instance under test.
+ */
 export async function discover(
   server: TestServer,
   clientId: string,
   clientSecret?: string,
   auth?: oidc.ClientAuth,
 ): Promise<oidc.Configuration> {
-  return oidc.discovery(new URL(server.issuer), clientId, clientSecret, auth, { execute: [oidc.allowInsecureRequests] });
+  const options: oidc.DiscoveryRequestOptions = { execute: [oidc.allowInsecureRequests] };
+  if (server.url !== server.issuer) {
+    options[oidc.customFetch] = (url, init) => fetch(url.startsWith(server.issuer) ? server.url + url.slice(server.issuer.length) : url, init);
+  }
+  return oidc.discovery(new URL(server.issuer), clientId, clientSecret, auth, options);
 }
 
 export interface Fixtures {
