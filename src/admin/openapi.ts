@@ -28,7 +28,7 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/clients/{clientId}': {
     get: { summary: 'Show a client (never its secret)', params: ['clientId'] },
     patch: {
-      summary: 'Change name, redirect URIs, scope, roles, first-party status or back-channel logout URI (null removes it)',
+      summary: 'Change name, redirect URIs, scope, roles, first-party status, back-channel logout URI (null removes it) or the DPoP and PAR policies',
       body: 'ClientChanges',
       params: ['clientId'],
     },

@@ -76,7 +76,6 @@ export async function closeDatabase(db: Database): Promise<void> {
 const ACQUIRE_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 5_000;
 
-/** knex's log hooks, to the structured log instead of the console. */
 /**
  * What knex prints while another instance holds the migration lock. `migrate` waits for that instance and
  * tries again, so it is no warning here, and its advice (`knex migrate:unlock`) would break a live migration.
