@@ -10,14 +10,20 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
-const booleanFlag = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+const FLAG_VALUES = ['true', 'false', '1', '0', 'yes', 'no', ''] as const;
+const isOn = (value: string | undefined) => value === 'true' || value === '1' || value === 'yes';
+
+const booleanFlag = z.enum(FLAG_VALUES).optional().transform(isOn);
+
+/** A boolean whose default depends on other settings: undefined when unset. */
+const booleanFlagOrUnset = z
+  .enum(FLAG_VALUES)
   .optional()
-  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+  .transform((value) => (value === undefined ? undefined : isOn(value)));
 
 /** A boolean that is on unless set to false, 0 or no. */
 const booleanFlagOn = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .enum(FLAG_VALUES)
   .optional()
   .transform((value) => value !== 'false' && value !== '0' && value !== 'no');
 
@@ -130,7 +136,7 @@ const environmentSchema = z.object({
    * Let the server's calls to URLs registered for clients (back-channel logout URIs, jwks_uri) reach private,
    * loopback and link-local addresses (src/oidc/outbound-fetch.ts). Unset: yes outside production, no in production.
    */
-  ALLOW_PRIVATE_NETWORK_CALLS: z.enum(['true', 'false', '1', '0', 'yes', 'no']).optional(),
+  ALLOW_PRIVATE_NETWORK_CALLS: booleanFlagOrUnset,
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** bcrypt cost for user passwords. */
@@ -368,7 +374,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cookieSecrets: splitList(e.COOKIE_SECRETS),
     clientSecretPeppers: parsePeppers(e.CLIENT_SECRET_PEPPERS),
     proxy: e.PROXY,
-    allowPrivateNetworkCalls: e.ALLOW_PRIVATE_NETWORK_CALLS === undefined ? !production : ['true', '1', 'yes'].includes(e.ALLOW_PRIVATE_NETWORK_CALLS),
+    allowPrivateNetworkCalls: e.ALLOW_PRIVATE_NETWORK_CALLS ?? !production,
     logLevel: e.LOG_LEVEL,
     bcryptCost: e.BCRYPT_COST,
     clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,
