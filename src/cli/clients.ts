@@ -36,11 +36,22 @@ const NO_REQUIRE_DPOP_HELP = 'accept Bearer token requests too (the default)';
 const REQUIRE_PAR_HELP = 'refuse its authorization requests unless pushed first (RFC 9126; web and spa clients)';
 const NO_REQUIRE_PAR_HELP = 'accept plain authorization URLs too (the default)';
 
+/** The options `clients add` and `clients update` share: the back-channel logout registration and the policies. */
+function withLogoutAndPolicyOptions(command: Command): Command {
+  return command
+    .option('--backchannel-logout-uri <uri>', BACKCHANNEL_URI_HELP)
+    .option('--backchannel-logout-session-required', SESSION_REQUIRED_HELP)
+    .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
+    .option('--require-dpop', REQUIRE_DPOP_HELP)
+    .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
+    .option('--require-par', REQUIRE_PAR_HELP)
+    .option('--no-require-par', NO_REQUIRE_PAR_HELP);
+}
+
 export function registerClientCommands(program: Command, context: CliContext): void {
   const clients = program.command('clients').description('applications that ask for tokens');
 
-  clients
-    .command('add')
+  withLogoutAndPolicyOptions(clients.command('add'))
     .description('register a client; a secret, if it gets one, is printed once')
     .requiredOption('--type <type>', `web (server-side app), spa (browser or mobile app, PKCE), service (client credentials)`)
     .requiredOption('--name <name>', 'shown on the consent page')
@@ -52,13 +63,6 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--jwks-uri <url>', 'where the client publishes its public keys (private_key_jwt)')
     .option('--scope <scopes>', 'scopes it may ask for, space- or comma-separated')
     .option('--roles <roles>', 'roles of the client itself, for its client-credentials tokens', splitList, [])
-    .option('--backchannel-logout-uri <uri>', BACKCHANNEL_URI_HELP)
-    .option('--backchannel-logout-session-required', SESSION_REQUIRED_HELP)
-    .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
-    .option('--require-dpop', REQUIRE_DPOP_HELP)
-    .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
-    .option('--require-par', REQUIRE_PAR_HELP)
-    .option('--no-require-par', NO_REQUIRE_PAR_HELP)
     .option('--client-id <id>', 'choose the client id (default: random)')
     .option('--json', 'print JSON')
     .action(async (options) => {
@@ -104,7 +108,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
       printJson(details(await (await context.services()).clients.require(clientId)));
     });
 
-  acceptsGeneratedIds(clients.command('update'))
+  acceptsGeneratedIds(withLogoutAndPolicyOptions(clients.command('update')))
     .description('change a client; a list given replaces the old one, --add-… and --remove-… edit it')
     .argument('<client-id>')
     .option('--name <name>', 'shown on the consent page')
@@ -116,14 +120,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--roles <roles>', 'roles of the client itself, comma-separated ("" for none)', splitList)
     .option('--first-party', 'your own app: users are not asked for consent')
     .option('--no-first-party', 'users are asked for consent')
-    .option('--backchannel-logout-uri <uri>', BACKCHANNEL_URI_HELP)
     .option('--no-backchannel-logout-uri', 'send the client no more logout tokens')
-    .option('--backchannel-logout-session-required', SESSION_REQUIRED_HELP)
-    .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
-    .option('--require-dpop', REQUIRE_DPOP_HELP)
-    .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
-    .option('--require-par', REQUIRE_PAR_HELP)
-    .option('--no-require-par', NO_REQUIRE_PAR_HELP)
     .option('--json', 'print JSON')
     .action(async (clientId: string, options) => {
       const repository = (await context.services()).clients;
