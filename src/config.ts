@@ -164,8 +164,18 @@ const environmentSchema = z.object({
    * after that revokes the grant. 0 turns the window off.
    */
   REFRESH_REUSE_GRACE: duration.pipe(z.number().int().min(0).max(60)).default(5),
-  /** Lifetime of a login session, seconds (sliding). */
+  /** Lifetime of a login session, seconds, counted again from each use (sliding). */
   SESSION_TTL: seconds(14 * 24 * 3600),
+  /**
+   * Longest a login session lasts from its sign-in, however often it is used (Keycloak's "SSO Session Max");
+   * 0: no maximum.
+   */
+  SESSION_MAX_TTL: duration.pipe(z.number().int().min(0)).default(30 * 24 * 3600),
+  /**
+   * The login page's "Keep me signed in": `ask` shows it unticked (untick: the session cookie ends with the
+   * browser), `always` keeps every session for SESSION_TTL, `never` ends every one with the browser.
+   */
+  LOGIN_REMEMBER_ME: z.enum(['ask', 'always', 'never'], { error: 'LOGIN_REMEMBER_ME must be ask, always or never' }).default('ask'),
   /** Lifetime of a consent record; refresh tokens never outlive it, so it is at least a year. */
   GRANT_TTL: seconds(365 * 24 * 3600),
   /** Lifetime of an ID token, seconds. */
@@ -242,7 +252,10 @@ export interface Config {
     refreshToken: number;
     /** Seconds a just-rotated refresh token is still accepted. */
     refreshReuseGrace: number;
+    /** Sliding: counted again from each use of the session. */
     session: number;
+    /** Counted from the sign-in; 0: none. */
+    sessionMax: number;
     grant: number;
     idToken: number;
   };
@@ -253,6 +266,8 @@ export interface Config {
   metricsPort?: number;
   /** Seconds between SIGTERM (readiness off) and closing the listener. */
   shutdownDelaySeconds: number;
+  /** Whether a sign-in's session cookie outlives the browser: the user's choice, or always, or never. */
+  rememberMe: Environment['LOGIN_REMEMBER_ME'];
   /** Brute-force limits (src/security/). */
   limits: {
     loginPerAccount: number;
@@ -385,6 +400,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       refreshToken: e.REFRESH_TOKEN_TTL,
       refreshReuseGrace: e.REFRESH_REUSE_GRACE,
       session: e.SESSION_TTL,
+      sessionMax: e.SESSION_MAX_TTL,
       grant: Math.max(e.GRANT_TTL, e.REFRESH_TOKEN_TTL),
       idToken: e.ID_TOKEN_TTL,
     },
@@ -392,6 +408,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     memoryTrimIntervalSeconds: e.MEMORY_TRIM_INTERVAL,
     metricsPort: e.METRICS_PORT,
     shutdownDelaySeconds: e.SHUTDOWN_DELAY,
+    rememberMe: e.LOGIN_REMEMBER_ME,
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

@@ -13,6 +13,8 @@ export interface UserSession {
   uid: string;
   signedInAt: Date | null;
   expiresAt: Date | null;
+  /** The user ticked "Keep me signed in" (or LOGIN_REMEMBER_ME=always): the browser keeps the cookie until expiresAt. */
+  remembered: boolean;
   /** Clients the user used in this session. */
   clients: string[];
   amr: string[];
@@ -61,6 +63,7 @@ export class SessionDirectory {
         uid: session.uid as string,
         signedInAt: toDate(session.loginTs),
         expiresAt: toDate(session.exp),
+        remembered: session.transient !== true,
         clients: Object.keys(authorizationsOf(session)),
         amr: Array.isArray(session.amr) ? (session.amr as string[]) : [],
       }))

@@ -112,6 +112,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
           session: session.uid,
           'signed in': isoDate(session.signedInAt),
           expires: isoDate(session.expiresAt),
+          remembered: session.remembered ? 'yes' : 'no (ends with the browser)',
           clients: session.clients.join(', ') || undefined,
         })),
         'no sessions',

@@ -18,7 +18,7 @@ export async function renderLogin(
   ctx: Context,
   deps: InteractionDependencies,
   details: Interaction,
-  options: { error?: string; email?: string; status?: number } = {},
+  options: { error?: string; email?: string; remember?: boolean; status?: number } = {},
 ): Promise<void> {
   const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : '';
   deps.views.render(
@@ -29,6 +29,9 @@ export async function renderLogin(
       csrf: csrfToken(ctx.app.keys as string[], details.uid),
       client: await clientShownAs(deps, details),
       email: options.email ?? loginHint,
+      // The box is offered only when LOGIN_REMEMBER_ME=ask, unticked until the user ticks it.
+      askRemember: deps.config.rememberMe === 'ask',
+      remember: options.remember ?? false,
       error: options.error,
     },
     options.status ?? 200,

@@ -42,9 +42,15 @@ export interface InteractionDependencies {
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/** Whether the session cookie outlives the browser: LOGIN_REMEMBER_ME, or with `ask` the user's tick. */
+const keepSignedIn = (setting: Config['rememberMe'], ticked: string | undefined) =>
+  setting === 'always' || (setting === 'ask' && ticked !== undefined);
+
 const loginForm = z.object({
   email: z.string().trim().min(1, 'enter your email').max(254),
   password: z.string().min(1, 'enter your password').max(1024),
+  /** The "Keep me signed in" box: sent only when ticked. */
+  remember: z.string().max(16).optional(),
 });
 
 /** Only urlencoded forms, small, and a body that cannot be read is a 400, not a crash. */
@@ -92,6 +98,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     const form = loginForm.safeParse(ctx.request.body);
     if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, status: 400 });
     const email = form.data.email.toLowerCase();
+    const remember = keepSignedIn(deps.config.rememberMe, form.data.remember);
     const outcome = await signInWithPassword(deps, {
       email,
       password: form.data.password,
@@ -102,13 +109,14 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     if ('lockedMs' in outcome) {
       ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
       const error = `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`;
-      return renderLogin(ctx, deps, details, { error, email, status: 429 });
+      return renderLogin(ctx, deps, details, { error, email, remember, status: 429 });
     }
     if ('rejected' in outcome) {
-      return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email, status: 400 });
+      return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email, remember, status: 400 });
     }
     const { user } = outcome;
-    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+    // `remember: false` makes oidc-provider set the session cookie without an expiry: it ends with the browser.
+    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'], remember } }, false);
   });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {

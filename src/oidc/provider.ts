@@ -17,6 +17,7 @@ import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
 import { OIDC_SCOPES } from './scopes.js';
+import { pastMaximum, sessionTtl } from './session-lifetime.js';
 import { rethrowAsUnavailable } from '../store/outages.js';
 
 /** The pages oidc-provider renders itself (errors it cannot redirect, logout confirmation). */
@@ -97,7 +98,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyWithAccountCheck(),
+      policy: interactionPolicyWithLoginChecks(config.ttl.sessionMax),
     },
     loadExistingGrant: firstPartyGrantLoader(catalog),
     // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant.
@@ -116,7 +117,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       IdToken: config.ttl.idToken,
       Interaction: 3600,
       RefreshToken: (ctx, token, client) => refreshTokenTtl(ctx, config, token, client),
-      Session: config.ttl.session,
+      Session: sessionTtl(config.ttl),
     },
   });
   provider.proxy = config.proxy;
@@ -124,10 +125,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
 }
 
 /**
- * The base policy, plus one login check: a session whose account is no longer usable (disabled, deleted, or signed
- * out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account.
+ * The base policy, plus two login checks: a session whose account is no longer usable (disabled, deleted, or
+ * signed out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account;
+ * so does a session that reached SESSION_MAX_TTL (./session-lifetime.ts).
  */
-function interactionPolicyWithAccountCheck() {
+function interactionPolicyWithLoginChecks(sessionMaxSeconds: number) {
   const policy = interactionPolicy.base();
   policy.get('login')?.checks.push(
     new interactionPolicy.Check(
@@ -135,6 +137,12 @@ function interactionPolicyWithAccountCheck() {
       'the signed-in account is disabled, deleted or was signed out everywhere',
       'login_required',
       async (ctx) => Boolean(ctx.oidc.session?.accountId) && !ctx.oidc.account,
+    ),
+    new interactionPolicy.Check(
+      'session_max_age',
+      'the session reached its maximum lifetime',
+      'login_required',
+      (ctx) => Boolean(ctx.oidc.session?.accountId) && pastMaximum(sessionMaxSeconds, ctx.oidc.session),
     ),
   );
   return policy;

@@ -133,6 +133,29 @@ describe('login and consent pages in a browser', () => {
     await expect(page.getByRole('button', { name: 'Sign in' }).isVisible()).resolves.toBe(true);
   });
 
+  test('"Keep me signed in" is unticked until the user ticks it, and decides whether the browser keeps the session', async () => {
+    const page = await openPage();
+    const sessionCookie = async () => (await page.context().cookies()).find((cookie) => cookie.name === '_session');
+
+    await page.goto((await startFlow()).url.href);
+    const box = page.getByRole('checkbox', { name: 'Keep me signed in' });
+    await expect(box.isChecked()).resolves.toBe(false);
+    await signIn(page, user.email, PASSWORD);
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    expect(await sessionCookie()).toMatchObject({ expires: -1, httpOnly: true }); // ends with the browser
+
+    await page.context().clearCookies();
+    await page.goto((await startFlow()).url.href);
+    await page.getByText('Keep me signed in').click(); // the label ticks it
+    await expect(box.isChecked()).resolves.toBe(true);
+    await signIn(page, user.email, PASSWORD);
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    const kept = await sessionCookie();
+    const sessionTtl = server.config.ttl.session;
+    expect(kept?.expires).toBeGreaterThan(Date.now() / 1000 + sessionTtl - 60);
+    expect(kept?.expires).toBeLessThan(Date.now() / 1000 + sessionTtl + 60);
+  });
+
   test('Deny on the consent page sends the browser back to the redirect_uri with error=access_denied', async () => {
     const page = await openPage();
     const flow = await startFlow();

@@ -236,9 +236,9 @@ describe('configured token lifetimes', () => {
     expectSeconds(await storedExpiry(server, 'RefreshToken', refreshed.refresh_token as string), first.exp!);
   });
 
-  test('a login session lives SESSION_TTL, and each authorization request in it starts that again (sliding)', async () => {
+  test('a remembered login session lives SESSION_TTL, and each authorization request in it starts that again (sliding)', async () => {
     const someone = await createUser(server);
-    const { agent } = await signInAndRedeem(webApp, someone);
+    const { agent } = await signInAndRedeem(webApp, someone, { remember: true });
     const signedInAt = epochNow();
     const [session] = await server.services.sessions.list(someone.userId);
     const sessionId = agent.cookies.get('_session');

@@ -83,6 +83,8 @@ export interface AuthorizationOptions {
   resource?: string;
   prompt?: string;
   consent?: 'allow' | 'deny';
+  /** Tick "Keep me signed in" on the login page. */
+  remember?: boolean;
   agent?: UserAgent;
   /** Send no PKCE challenge (to test that the server insists on it). */
   withoutPkce?: boolean;
@@ -107,7 +109,7 @@ export async function authorize(config: oidc.Configuration, user: Fixtures, opti
   if (options.prompt) parameters.prompt = options.prompt;
   const agent = options.agent ?? new UserAgent();
   const url = oidc.buildAuthorizationUrl(config, parameters);
-  const result = await signIn(agent, url.href, { email: user.email, password: PASSWORD, consent: options.consent });
+  const result = await signIn(agent, url.href, { email: user.email, password: PASSWORD, consent: options.consent, remember: options.remember });
   return { ...result, agent, codeVerifier, state, nonce, callbackUrl: result.redirectedTo };
 }
 

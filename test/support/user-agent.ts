@@ -40,7 +40,10 @@ export function parseForms(html: string): HtmlForm[] {
       const tag = input[2] ?? '';
       const name = attribute(tag, 'name');
       if (!name) continue;
-      fields.push({ name, value: attribute(tag, 'value') ?? '', type: attribute(tag, 'type') ?? input[1]!.toLowerCase() });
+      const type = attribute(tag, 'type') ?? input[1]!.toLowerCase();
+      // An unticked box is not sent (a test ticks one by naming it in the values it submits).
+      if ((type === 'checkbox' || type === 'radio') && !/\schecked\b/i.test(tag)) continue;
+      fields.push({ name, value: attribute(tag, 'value') ?? '', type });
     }
     forms.push({ action: attribute(openTag, 'action') ?? '', method: (attribute(openTag, 'method') ?? 'get').toLowerCase(), fields });
   }
@@ -56,6 +59,8 @@ export interface Page {
 
 export class UserAgent {
   readonly #cookies = new Map<string, string>();
+  /** The last Set-Cookie line received for each cookie, attributes and all. */
+  readonly #setCookieLines = new Map<string, string>();
 
   /** @param send what carries the requests: `fetch`, or a stand-in for what sits between browser and server */
   constructor(private readonly send: typeof fetch = fetch) {}
@@ -63,6 +68,11 @@ export class UserAgent {
   /** Cookies by name (host-wide; tests use one host). */
   get cookies(): ReadonlyMap<string, string> {
     return this.#cookies;
+  }
+
+  /** The last Set-Cookie line the server sent for `name` (to read its Expires, Secure, …), if any. */
+  setCookieLine(name: string): string | undefined {
+    return this.#setCookieLines.get(name);
   }
 
   clearCookies(): void {
@@ -84,6 +94,7 @@ export class UserAgent {
     const at = pair.indexOf('=');
     const name = pair.slice(0, at).trim();
     const value = pair.slice(at + 1).trim();
+    this.#setCookieLines.set(name, setCookie);
     const expired = /max-age=0|expires=Thu, 01 Jan 1970/i.test(setCookie);
     if (expired || value === '') this.#cookies.delete(name);
     else this.#cookies.set(name, value);
@@ -130,6 +141,8 @@ export interface SignInOptions {
   password: string;
   /** What to do if a consent page appears. */
   consent?: 'allow' | 'deny';
+  /** Tick "Keep me signed in" (LOGIN_REMEMBER_ME=ask). */
+  remember?: boolean;
 }
 
 export interface SignInResult {
@@ -155,7 +168,9 @@ export async function signIn(agent: UserAgent, authorizationUrl: string, options
     if (login) {
       if (sawLoginPage) throw new Error(`sign-in was refused: ${page.html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').slice(0, 300)}`);
       sawLoginPage = true;
-      step = await agent.submit(page, login, { email: options.email, password: options.password }, origin);
+      const values: Record<string, string> = { email: options.email, password: options.password };
+      if (options.remember) values.remember = 'yes';
+      step = await agent.submit(page, login, values, origin);
     } else if (confirm) {
       sawConsentPage = true;
       const deny = findForm(page, '/abort');

@@ -31,6 +31,16 @@ describe('configuration', () => {
     expect(() => loadConfig({ MEMORY_TRIM_INTERVAL: 'often' })).toThrow(/MEMORY_TRIM_INTERVAL/);
   });
 
+  test('a session ends 30 days after its sign-in unless SESSION_MAX_TTL says otherwise (0: never); remembering is asked', () => {
+    expect(loadConfig({}).ttl.sessionMax).toBe(30 * 24 * 3600);
+    expect(loadConfig({ SESSION_MAX_TTL: '0' }).ttl.sessionMax).toBe(0);
+    expect(loadConfig({ SESSION_MAX_TTL: '10h' }).ttl.sessionMax).toBe(36_000);
+    expect(() => loadConfig({ SESSION_MAX_TTL: '-1' })).toThrow(/SESSION_MAX_TTL/);
+    expect(loadConfig({}).rememberMe).toBe('ask');
+    expect(loadConfig({ LOGIN_REMEMBER_ME: 'never' }).rememberMe).toBe('never');
+    expect(() => loadConfig({ LOGIN_REMEMBER_ME: 'sometimes' })).toThrow(/LOGIN_REMEMBER_ME must be ask, always or never/);
+  });
+
   test('access-token records are kept for 30 s, 10,000 per worker, unless turned off; nonsense is refused', () => {
     expect(loadConfig({}).tokenCache).toEqual({ ttlMs: 30_000, maxEntries: 10_000 });
     expect(loadConfig({ TOKEN_CACHE_TTL_MS: '0', TOKEN_CACHE_MAX_ENTRIES: '0' }).tokenCache).toEqual({ ttlMs: 0, maxEntries: 0 });
