@@ -77,6 +77,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   const metrics = new Metrics({ keyStatuses: () => keyRing.statuses });
   const { tokenCache } = services;
   if (tokenCache) metrics.observeTokenCache(() => tokenCache.stats);
+  metrics.observeAuditLog(() => services.audit.stats);
   // Protocol outcomes are counted from what is audited (src/metrics/metrics.ts).
   const audit = metrics.countingAuditSink(services.audit);
   const logoutDeliveries = new LogoutTokenDeliveries(audit, logger);
@@ -141,7 +142,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     app.keys = keyRing.cookieSecrets;
     slot.swap(buildProvider(keyRing));
   });
-  const pruning = schedulePruning(services.db, config.pruneIntervalSeconds, logger);
+  const pruning = schedulePruning(services.db, config.pruneIntervalSeconds, logger, { auditRetentionSeconds: config.auditRetentionSeconds });
   const handleRequest = answerDocumentsEarly(
     { cache: documents, securityHeaders: securityHeaderSet, accessLog: accessLoggerOf(logger), logger, metrics },
     app.callback(),

@@ -200,6 +200,8 @@ const environmentSchema = z.object({
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
   PRUNE_INTERVAL: seconds(600),
+  /** How long audit events are kept; older ones are deleted by the pruning job. 0: forever. */
+  AUDIT_RETENTION: duration.pipe(z.number().int().min(0)).default(90 * 24 * 3600),
   /**
    * How often the server hands memory that malloc holds free back to the system (glibc's malloc_trim, on Linux);
    * 0 turns it off (src/memory-trim.ts).
@@ -260,6 +262,8 @@ export interface Config {
     idToken: number;
   };
   pruneIntervalSeconds: number;
+  /** Audit events older than this are deleted when pruning; 0: kept forever. */
+  auditRetentionSeconds: number;
   /** Seconds between malloc_trim calls; 0: never. */
   memoryTrimIntervalSeconds: number;
   /** A separate port for /metrics; unset: /metrics on the main port. */
@@ -405,6 +409,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       idToken: e.ID_TOKEN_TTL,
     },
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
+    auditRetentionSeconds: e.AUDIT_RETENTION,
     memoryTrimIntervalSeconds: e.MEMORY_TRIM_INTERVAL,
     metricsPort: e.METRICS_PORT,
     shutdownDelaySeconds: e.SHUTDOWN_DELAY,

@@ -61,9 +61,22 @@ const withoutNul = (_key: string, value: unknown) => (typeof value === 'string' 
 
 type Buffered = AuditEvent & { at: Date; attempts: number };
 
+/** What an operator watches (src/metrics/metrics.ts): counts since the process started. */
+export interface AuditLogStats {
+  /** Events waiting for the next batch. */
+  buffered: number;
+  /** Events lost: pushed out of a full buffer, or in a batch that failed twice. */
+  dropped: number;
+  /** Batches the database refused or could not be reached for. */
+  failedWrites: number;
+}
+
 export class AuditLog implements AuditSink {
   #buffer: Buffered[] = [];
+  /** Dropped since the last error log line, and since start. */
   #dropped = 0;
+  #droppedTotal = 0;
+  #failedWrites = 0;
   #flushing: Promise<void> = Promise.resolve();
   readonly #timer: NodeJS.Timeout;
 
@@ -82,6 +95,7 @@ export class AuditLog implements AuditSink {
       const excess = Math.ceil(MAX_BUFFER / 10);
       this.#buffer.splice(0, excess);
       this.#dropped += excess;
+      this.#droppedTotal += excess;
     }
     this.#buffer.push({ ...event, at: new Date(), attempts: 0 });
   }
@@ -116,12 +130,18 @@ export class AuditLog implements AuditSink {
     } catch (error) {
       // Retried once, with the next batch; what fails twice is dropped, so one bad event cannot block the log.
       const retry = batch.filter((event) => event.attempts === 0).map((event) => ({ ...event, attempts: 1 }));
+      this.#failedWrites++;
+      this.#droppedTotal += batch.length - retry.length;
       this.logger?.error(
         { err: error, events: batch.length, dropped: batch.length - retry.length },
         'audit events could not be written; retrying once with the next batch',
       );
       this.#buffer = [...retry, ...this.#buffer].slice(-MAX_BUFFER);
     }
+  }
+
+  get stats(): AuditLogStats {
+    return { buffered: this.#buffer.length, dropped: this.#droppedTotal, failedWrites: this.#failedWrites };
   }
 
   /** Stops the timer and writes what is left. */

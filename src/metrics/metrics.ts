@@ -1,11 +1,12 @@
 /**
  * Prometheus metrics (prom-client): HTTP traffic by route and status with latency, protocol outcomes (tokens by
- * grant type and client, sign-ins, locks, refresh-token reuse, client-authentication failures), store latency and
- * errors, signing-key states, and the process's own metrics. Protocol outcomes are counted from the audit events
- * (`countingAuditSink`), so no handler carries metrics code.
+ * grant type and client, sign-ins, locks, refresh-token reuse, client-authentication failures, back-channel logout
+ * deliveries), store latency and errors, signing-key states, the audit log's backlog and losses, and the process's
+ * own metrics. Protocol outcomes are counted from the audit events (`countingAuditSink`), so no handler carries
+ * metrics code.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import type { AuditEvent, AuditLogStats, AuditSink } from '../audit/audit-log.js';
 import type { KeyStatus } from '../keys/key-states.js';
 import type { TokenRecordCacheStats } from '../store/token-record-cache.js';
 
@@ -58,6 +59,13 @@ export class Metrics {
   readonly clientAuthFailures = new Counter({
     name: 'authz_client_auth_failures_total',
     help: 'Failed client authentications at the token, introspection and revocation endpoints',
+    registers: [this.registry],
+  });
+
+  readonly backchannelLogouts = new Counter({
+    name: 'authz_backchannel_logouts_total',
+    help: 'Logout tokens sent to clients (back-channel logout) by outcome: success, or failure (unreachable, slow, or an error status)',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
 
@@ -136,6 +144,39 @@ export class Metrics {
     });
   }
 
+  /**
+   * The audit log's own health, read at scrape time: events waiting to be written, and what was lost while the
+   * database could not take them (an alert on `authz_audit_events_dropped_total` tells that the log has gaps).
+   */
+  observeAuditLog(stats: () => AuditLogStats): void {
+    new Gauge({
+      name: 'authz_audit_events_buffered',
+      help: 'Audit events waiting for their batched write',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().buffered);
+      },
+    });
+    new Counter({
+      name: 'authz_audit_events_dropped_total',
+      help: 'Audit events lost: pushed out of the full buffer, or in a batch that failed twice while the database could not be written',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(stats().dropped);
+      },
+    });
+    new Counter({
+      name: 'authz_audit_write_failures_total',
+      help: 'Batched audit writes that failed (each is retried once with the next batch)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(stats().failedWrites);
+      },
+    });
+  }
+
   /** Counts what the audit log records, then passes each event on. */
   countingAuditSink(next: AuditSink): AuditSink {
     return {
@@ -168,6 +209,9 @@ export class Metrics {
         break;
       case 'client_auth_failed':
         this.clientAuthFailures.inc();
+        break;
+      case 'backchannel_logout':
+        this.backchannelLogouts.inc({ outcome: event.outcome });
         break;
     }
   }

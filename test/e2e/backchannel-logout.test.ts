@@ -12,6 +12,7 @@ import { ClientRepository } from '../../src/clients/clients.js';
 import { describeWithServers } from '../support/environment.js';
 import { cleanEnvironment, closeHttp, listenHttp, runToEnd, waitFor } from '../support/process.js';
 import { type Fixtures, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI, createUser, discover, signInAndRedeem } from '../support/relying-party.js';
+import { scrapeMetrics } from '../support/metrics.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type UserAgent, parseForms } from '../support/user-agent.js';
 
@@ -140,6 +141,8 @@ describeWithServers('back-channel logout at RP-initiated logout', () => {
     const [event] = await auditedDeliveries(rp.clientId);
     expect(event).toMatchObject({ outcome: 'success', account_id: user.userId, detail: { trigger: 'logout', sid } });
     expect(event.request_id).toEqual(expect.any(String));
+    const scrape = await (await fetch(`${server.url}/metrics`)).text();
+    expect(scrape).toMatch(/^authz_backchannel_logouts_total\{outcome="success"\} [1-9]/m);
   });
 
   test('every client signed in through the session gets its own token, with the sid it was given', async () => {
@@ -170,9 +173,10 @@ describeWithServers('back-channel logout at RP-initiated logout', () => {
     expect(await verifiedLogoutToken(delivery as Delivery, rp, user)).not.toHaveProperty('sid');
   });
 
-  test('a client that answers 500 or never answers neither fails nor delays the logout; both are audited as failures', async () => {
+  test('a client that answers 500 or never answers neither fails nor delays the logout; both are audited and counted as failures', async () => {
     const user = await createUser(server);
     const [failing, hanging] = [await relyingParty('fail'), await relyingParty('hang')];
+    const metrics = await scrapeMetrics(server);
     const inFailing = await signInAndRedeem(failing.config, user);
     await signInAndRedeem(hanging.config, user, { agent: inFailing.agent });
 
@@ -189,6 +193,9 @@ describeWithServers('back-channel logout at RP-initiated logout', () => {
     const [timedOut] = await auditedDeliveries(hanging.clientId);
     expect(timedOut).toMatchObject({ outcome: 'failure', detail: { trigger: 'logout', reason: 'no answer within 2.5 s' } });
     expect(await deliveryTo(hanging)).toHaveLength(1);
+    const grew = await metrics.since();
+    expect(grew('authz_backchannel_logouts_total{outcome="failure"}')).toBe(2);
+    expect(grew('authz_backchannel_logouts_total{outcome="success"}')).toBe(0);
   });
 });
 

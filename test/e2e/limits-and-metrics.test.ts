@@ -2,7 +2,7 @@
  * Brute-force limits beyond one account and the token endpoint, and what /metrics and the audit log show of them:
  * the per-IP sign-in limit (password spraying over many accounts), client-authentication limits at the
  * introspection and revocation endpoints (per client_id and per IP), and the counters for sign-ins, lockouts,
- * client-authentication failures, refresh-token reuse and store errors. The server sits "behind a proxy"
+ * client-authentication failures, refresh-token reuse, store errors and the audit log's failed writes. The server sits "behind a proxy"
  * (PROXY=true), so each test speaks from client addresses of its own through X-Forwarded-For.
  */
 import * as oidc from 'openid-client';
@@ -21,6 +21,7 @@ import {
   openLoginPage,
   signInAndRedeem,
 } from '../support/relying-party.js';
+import { scrapeMetrics as scrapeFrom } from '../support/metrics.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
 import { type Page, UserAgent } from '../support/user-agent.js';
@@ -69,24 +70,8 @@ const auditEvents = async (type: string) => {
   return queryAuditEvents(server.services.db, { type, limit: 1000 });
 };
 
-/** The value of one series in a /metrics scrape ("name{labels}"), 0 when it has not been counted yet. */
-function seriesValue(scrape: string, series: string): number {
-  const line = scrape.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
-
-/** Scrapes /metrics now; `since` then tells how much each series grew from this scrape to a later one. */
-async function scrapeMetrics(target: TestServer = server) {
-  const response = await fetch(`${target.url}/metrics`);
-  expect(response.status).toBe(200);
-  const before = await response.text();
-  return {
-    async since(): Promise<(series: string) => number> {
-      const after = await (await fetch(`${target.url}/metrics`)).text();
-      return (series) => seriesValue(after, series) - seriesValue(before, series);
-    },
-  };
-}
+/** Scrapes this file's server unless told otherwise (test/support/metrics.ts). */
+const scrapeMetrics = (target: TestServer = server) => scrapeFrom(target);
 
 describe('the per-IP sign-in limit (password spraying)', () => {
   test('wrong passwords spread over accounts lock the IP; a right password is then refused alike, while the accounts and other IPs sign in', async () => {
@@ -314,4 +299,29 @@ describeWithServers('metrics of a store outage', () => {
     const grew = await metrics.since();
     expect(grew('authz_store_errors_total{store="postgres",operation="find"}')).toBe(1);
   }, 60_000);
+});
+
+describe('metrics of the audit log', () => {
+  test('batches the database refuses count in authz_audit_write_failures_total; once it takes them again the buffer empties', async () => {
+    const metrics = await scrapeMetrics();
+    const { db, audit } = server.services;
+    await audit.flush();
+    await db.raw('alter table audit_events rename to audit_events_away');
+    let failures: number;
+    try {
+      const web = await createWebClient(server, { firstParty: true });
+      const rp = await discover(server, web.clientId, web.secret);
+      await signInAndRedeem(rp, await createUser(server));
+      await audit.flush();
+      // The server's own timer may have tried (and failed) too, so at least one.
+      failures = (await metrics.since())('authz_audit_write_failures_total');
+      expect(failures).toBeGreaterThanOrEqual(1);
+    } finally {
+      await db.raw('alter table audit_events_away rename to audit_events');
+    }
+    await audit.flush();
+    const settled = await metrics.since();
+    expect(settled('authz_audit_write_failures_total')).toBe(failures);
+    expect(metrics.before('authz_audit_events_buffered') + settled('authz_audit_events_buffered')).toBe(0);
+  });
 });

@@ -462,6 +462,32 @@ describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => 
     await expect(pruneExpired(testDb.db, { batchSize: 0 })).rejects.toThrow('batchSize must be a positive integer');
   });
 
+  test('audit events older than the retention are deleted, in batches; newer ones and a retention of 0 keep them', async () => {
+    const { db } = testDb;
+    await db('audit_events').del();
+    const event = (age: string) => ({ at: db.raw(`now() - interval '${age}'`), type: `aged ${age}`, outcome: 'success' });
+    await db('audit_events').insert([...Array.from({ length: 5 }, () => event('100 days')), event('89 days'), event('1 minute')]);
+    const ninetyDays = 90 * 24 * 3600;
+
+    expect(await pruneUnlessBusy(db, { auditRetentionSeconds: 0 })).toEqual({ records: 0, auditEvents: 0 });
+    expect(await pruneUnlessBusy(db, { auditRetentionSeconds: ninetyDays, batchSize: 2 })).toEqual({ records: 0, auditEvents: 5 });
+    expect((await db('audit_events').orderBy('at')).map((row) => row.type)).toEqual(['aged 89 days', 'aged 1 minute']);
+  });
+
+  test('schedulePruning deletes audit events past AUDIT_RETENTION and says how many', async () => {
+    const { db } = testDb;
+    await db('audit_events').del();
+    await db('audit_events').insert({ at: db.raw(`now() - interval '2 days'`), type: 'old', outcome: 'success' });
+    const { logger, lines } = capturingLogger();
+    const pruning = schedulePruning(db, 0.05, logger, { auditRetentionSeconds: 24 * 3600 });
+    try {
+      await waitFor(() => lines.some((line) => line.msg === 'pruned audit events older than AUDIT_RETENTION' && line.deleted === 1), 'the pruned audit event to be logged', 3000);
+    } finally {
+      await pruning.stop();
+    }
+    expect(Number((await db('audit_events').count({ n: '*' }))[0]?.n)).toBe(0);
+  });
+
   test('schedulePruning prunes in the background and logs how many rows went', async () => {
     const { db } = testDb;
     await insertRows(db, 'Expired', '-1 hour', 4);
@@ -480,7 +506,7 @@ describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => 
       await insertRows(testDb.db, 'Expired', '-1 hour', 3);
       const singleConnection = await openDatabase({ ...testDb.options, poolMax: 1 });
       try {
-        expect(await pruneUnlessBusy(singleConnection)).toBe(3);
+        expect(await pruneUnlessBusy(singleConnection)).toEqual({ records: 3, auditEvents: 0 });
       } finally {
         await singleConnection.destroy();
       }
@@ -496,7 +522,7 @@ describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => 
         expect(await pruneUnlessBusy(db)).toBeUndefined();
         expect(await countRows(db, 'Expired')).toBe(2);
         await other.db.select(other.db.raw('pg_advisory_unlock(?)', [PRUNE_LOCK_KEY])).connection(connection);
-        expect(await pruneUnlessBusy(db)).toBe(2);
+        expect(await pruneUnlessBusy(db)).toEqual({ records: 2, auditEvents: 0 });
       } finally {
         await other.db.client.releaseConnection(connection);
         await other.drop();

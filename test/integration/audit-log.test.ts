@@ -56,14 +56,22 @@ describe.each(sqlKinds)('AuditLog on %s', (kind: SqlKind) => {
     try {
       log.record({ type: 'first', outcome: 'success' });
       await log.flush(); // fails: kept for one retry
+      expect(log.stats).toEqual({ buffered: 1, dropped: 0, failedWrites: 1 });
       log.record({ type: 'second', outcome: 'success' });
       await log.flush(); // fails again: "first" is dropped, "second" kept
+      expect(log.stats).toEqual({ buffered: 1, dropped: 1, failedWrites: 2 });
     } finally {
       await testDb.db.raw('alter table audit_events_away rename to audit_events');
     }
     await log.flush();
+    expect(log.stats).toEqual({ buffered: 0, dropped: 1, failedWrites: 2 });
     expect((await testDb.db('audit_events')).map((row) => row.type)).toEqual(['second']);
     expect(logged.filter((line) => line.includes('could not be written'))).toHaveLength(2);
     expect(logged.some((line) => line.includes('"dropped":1'))).toBe(true);
+  });
+
+  test('while nothing can be written, a full buffer keeps the newest 10,000 events and counts what it let go', () => {
+    for (let index = 0; index < 10_001; index++) log.record({ type: `event-${index}`, outcome: 'success' });
+    expect(log.stats).toEqual({ buffered: 9_001, dropped: 1_000, failedWrites: 0 });
   });
 });

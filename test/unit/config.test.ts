@@ -41,6 +41,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ LOGIN_REMEMBER_ME: 'sometimes' })).toThrow(/LOGIN_REMEMBER_ME must be ask, always or never/);
   });
 
+  test('audit events are kept 90 days unless AUDIT_RETENTION says otherwise (0: forever)', () => {
+    expect(loadConfig({}).auditRetentionSeconds).toBe(90 * 24 * 3600);
+    expect(loadConfig({ AUDIT_RETENTION: '0' }).auditRetentionSeconds).toBe(0);
+    expect(loadConfig({ AUDIT_RETENTION: '400d' }).auditRetentionSeconds).toBe(400 * 24 * 3600);
+    expect(() => loadConfig({ AUDIT_RETENTION: 'a while' })).toThrow(/AUDIT_RETENTION/);
+  });
+
   test('access-token records are kept for 30 s, 10,000 per worker, unless turned off; nonsense is refused', () => {
     expect(loadConfig({}).tokenCache).toEqual({ ttlMs: 30_000, maxEntries: 10_000 });
     expect(loadConfig({ TOKEN_CACHE_TTL_MS: '0', TOKEN_CACHE_MAX_ENTRIES: '0' }).tokenCache).toEqual({ ttlMs: 0, maxEntries: 0 });
