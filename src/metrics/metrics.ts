@@ -125,23 +125,13 @@ export class Metrics {
         this.inc({ result: 'miss' }, misses);
       },
     });
-    new Gauge({
-      name: 'authz_token_cache_entries',
-      help: 'Access-token records kept in process memory',
-      registers: [this.registry],
-      collect() {
-        this.set(stats().entries);
-      },
-    });
-    new Gauge({
-      name: 'authz_token_cache_live',
-      help: '1 while the deletion broadcast is live and records are kept; 0 when it is down, not yet started (no token looked up yet) or keeping is off',
-      registers: [this.registry],
-      aggregator: 'min',
-      collect() {
-        this.set(stats().live ? 1 : 0);
-      },
-    });
+    this.#gaugeReading('authz_token_cache_entries', 'Access-token records kept in process memory', () => stats().entries);
+    this.#gaugeReading(
+      'authz_token_cache_live',
+      '1 while the deletion broadcast is live and records are kept; 0 when it is down, not yet started (no token looked up yet) or keeping is off',
+      () => (stats().live ? 1 : 0),
+      'min',
+    );
   }
 
   /**
@@ -149,30 +139,41 @@ export class Metrics {
    * database could not take them (an alert on `authz_audit_events_dropped_total` tells that the log has gaps).
    */
   observeAuditLog(stats: () => AuditLogStats): void {
+    this.#gaugeReading('authz_audit_events_buffered', 'Audit events waiting for their batched write', () => stats().buffered);
+    this.#counterReading(
+      'authz_audit_events_dropped_total',
+      'Audit events lost: pushed out of the full buffer, or in a batch that failed twice while the database could not be written',
+      () => stats().dropped,
+    );
+    this.#counterReading(
+      'authz_audit_write_failures_total',
+      'Batched audit writes that failed (each is retried once with the next batch)',
+      () => stats().failedWrites,
+    );
+  }
+
+  /** A gauge whose value is read at scrape time; `aggregator` says how workers' values combine (METRICS_PORT). */
+  #gaugeReading(name: string, help: string, read: () => number, aggregator?: 'min' | 'max'): void {
     new Gauge({
-      name: 'authz_audit_events_buffered',
-      help: 'Audit events waiting for their batched write',
+      name,
+      help,
       registers: [this.registry],
+      ...(aggregator ? { aggregator } : {}),
       collect() {
-        this.set(stats().buffered);
+        this.set(read());
       },
     });
+  }
+
+  /** A counter whose total is kept by its owner in a plain integer and read at scrape time. */
+  #counterReading(name: string, help: string, read: () => number): void {
     new Counter({
-      name: 'authz_audit_events_dropped_total',
-      help: 'Audit events lost: pushed out of the full buffer, or in a batch that failed twice while the database could not be written',
+      name,
+      help,
       registers: [this.registry],
       collect() {
         this.reset();
-        this.inc(stats().dropped);
-      },
-    });
-    new Counter({
-      name: 'authz_audit_write_failures_total',
-      help: 'Batched audit writes that failed (each is retried once with the next batch)',
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        this.inc(stats().failedWrites);
+        this.inc(read());
       },
     });
   }
