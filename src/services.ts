@@ -15,6 +15,7 @@ import { sessionStore } from './store/adapters.js';
 import { RedisBroadcast } from './store/broadcast.js';
 import { openRedis, type RedisClient } from './store/redis.js';
 import { TokenRecordCache } from './store/token-record-cache.js';
+import { LockAdministration } from './security/lock-administration.js';
 import { type SecurityLimits, createSecurityLimits } from './security/limits.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
 
@@ -27,6 +28,8 @@ export interface Services {
   catalog: Catalog;
   audit: AuditLog;
   limits: SecurityLimits;
+  /** Seeing and lifting brute-force locks (CLI, admin API). */
+  locks: LockAdministration;
   sessions: SessionDirectory;
   /** With Redis: access-token records kept in process, and their deletions announced to every instance. */
   tokenCache?: TokenRecordCache;
@@ -53,8 +56,9 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
   const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
+  const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
-  return { db, redis, users, clients, apis, catalog, audit, limits, sessions, tokenCache };
+  return { db, redis, users, clients, apis, catalog, audit, limits, locks, sessions, tokenCache };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

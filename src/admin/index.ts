@@ -4,6 +4,7 @@
  * operation is the repositories' own (the CLI calls the same methods), made with the actor `admin-api`, so each
  * change lands in the audit log as made through this API.
  */
+import { isIP } from 'node:net';
 import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
@@ -18,6 +19,7 @@ import type { Config } from '../config.js';
 import { InputError, NotFoundError, parseInput } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
+import { LockAdministration } from '../security/lock-administration.js';
 import type { Services } from '../services.js';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator, requireAdminToken } from './auth.js';
 import { OUTAGE_ANSWER, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
@@ -77,6 +79,12 @@ const userView = (user: User) => user;
 const parse = <T extends z.ZodType>(schema: T, input: unknown): z.output<T> => parseInput(schema, input ?? {});
 
 const body = (ctx: Context) => (ctx.request as { body?: unknown }).body ?? {};
+
+/** A path's IP address, refused with a reason unless it is one (the limits count addresses as Koa's `ctx.ip`). */
+function ipAddress(value: string | undefined): string {
+  if (!value || !isIP(value)) throw new InputError(`address: ${value ?? ''} is not an IPv4 or IPv6 address`);
+  return value;
+}
 
 const readJson = bodyParser({
   enableTypes: ['json'],
@@ -141,6 +149,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
+  const locks = new LockAdministration(services.limits, { audit, actor });
   const adminIndicator = adminApiIndicator(config.issuer);
   const document = openApiDocument(config.issuer);
 
@@ -191,6 +200,15 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     });
   }
 
+  router.get('/clients/:id/lock', async (ctx) => {
+    const client = await clients.require(ctx.params.id as string);
+    ctx.body = { lockedUntil: await locks.clientLockedUntil(client.clientId) };
+  });
+  router.delete('/clients/:id/lock', async (ctx) => {
+    const client = await clients.require(ctx.params.id as string);
+    ctx.body = { wasLockedUntil: await locks.unlockClient(client.clientId) };
+  });
+
   // Users
   router.get('/users', async (ctx) => {
     const { cursor, ...query } = parse(listUsersQuery, ctx.query);
@@ -219,6 +237,14 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
       ctx.body = userView(await users[action](ctx.params.id as string));
     });
   }
+  router.get('/users/:id/lock', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    ctx.body = { lockedUntil: await locks.accountLockedUntil(user.email) };
+  });
+  router.delete('/users/:id/lock', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    ctx.body = { wasLockedUntil: await locks.unlockAccount(user) };
+  });
   router.get('/users/:id/sessions', async (ctx) => {
     const user = await users.require(ctx.params.id as string);
     ctx.body = { sessions: await sessions.list(user.id) };
@@ -234,6 +260,14 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   router.delete('/users/:id/grants/:grantId', async (ctx) => {
     await users.revokeGrant(ctx.params.id as string, ctx.params.grantId as string);
     ctx.status = 204;
+  });
+
+  // Client addresses, as the brute-force limits count them
+  router.get('/ips/:address/locks', async (ctx) => {
+    ctx.body = await locks.ipLockedUntil(ipAddress(ctx.params.address));
+  });
+  router.delete('/ips/:address/locks', async (ctx) => {
+    ctx.body = { wasLockedUntil: await locks.unlockIp(ipAddress(ctx.params.address)) };
   });
 
   // APIs

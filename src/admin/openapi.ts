@@ -39,6 +39,10 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   },
   '/clients/{clientId}/disable': { post: { summary: 'Refuse every request from the client', params: ['clientId'] } },
   '/clients/{clientId}/enable': { post: { summary: 'Re-enable a disabled client', params: ['clientId'] } },
+  '/clients/{clientId}/lock': {
+    get: { summary: 'Whether failed authentications have locked the client out, and until when (`lockedUntil`)', params: ['clientId'] },
+    delete: { summary: 'Lift the client’s authentication lock and forget the failures (`wasLockedUntil`)', params: ['clientId'] },
+  },
   '/users': {
     get: { summary: 'Search users (paged by `cursor`)', query: 'listUsers' },
     post: { summary: 'Create a user', body: 'NewUser', status: 201 },
@@ -53,6 +57,10 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token (clients are sent logout tokens)', params: ['userId'] } },
   '/users/{userId}/enable': { post: { summary: 'Re-enable a disabled user', params: ['userId'] } },
   '/users/{userId}/revoke-sessions': { post: { summary: 'Log the user out everywhere; clients with a back-channel logout URI are sent logout tokens', params: ['userId'] } },
+  '/users/{userId}/lock': {
+    get: { summary: 'Whether wrong passwords have locked the user out, and until when (`lockedUntil`, null when not locked)', params: ['userId'] },
+    delete: { summary: 'Lift the user’s sign-in lock and forget the failures (`wasLockedUntil`, null when there was none)', params: ['userId'] },
+  },
   '/users/{userId}/sessions': { get: { summary: 'List the user’s login sessions, newest first', params: ['userId'] } },
   '/users/{userId}/sessions/{uid}': {
     delete: { summary: 'End one session: that browser must sign in again, and its clients are sent logout tokens', params: ['userId', 'uid'], status: 204 },
@@ -68,6 +76,10 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/apis/{indicator}': {
     patch: { summary: 'Change name, scopes, token lifetime or format, or the default (the indicator URL-encoded)', body: 'ApiChanges', params: ['indicator'] },
     delete: { summary: 'Delete an API (the indicator URL-encoded)', params: ['indicator'], status: 204 },
+  },
+  '/ips/{address}/locks': {
+    get: { summary: 'An IP address’s locks: by wrong passwords (`signIn`) and by failed client authentication (`clientAuthentication`), each the time it ends or null', params: ['address'] },
+    delete: { summary: 'Lift both of the address’s locks (`wasLockedUntil` says which there were)', params: ['address'] },
   },
   '/audit': { get: { summary: 'Query audit events, newest first (paged by `before`)', query: 'audit' } },
 };

@@ -166,6 +166,16 @@ export function registerClientCommands(program: Command, context: CliContext): v
       process.stdout.write(`removed client ${clientId}\n`);
     });
 
+  acceptsGeneratedIds(clients.command('unlock'))
+    .description('lift the lock that failed authentications put on a client, and forget those failures')
+    .argument('<client-id>')
+    .action(async (clientId: string) => {
+      const services = await context.services();
+      await services.clients.require(clientId);
+      const until = await services.locks.unlockClient(clientId);
+      process.stdout.write(until ? `client ${clientId} was locked until ${isoDate(until)}; unlocked\n` : `client ${clientId} was not locked\n`);
+    });
+
   for (const name of ['disable', 'enable'] as const) {
     acceptsGeneratedIds(clients.command(name))
       .description(name === 'disable' ? 'refuse every request from a client (reversible)' : 're-enable a disabled client')

@@ -9,6 +9,7 @@ import { registerAuditCommands } from './audit.js';
 import { registerClientCommands } from './clients.js';
 import { CliContext } from './context.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerIpCommands } from './ips.js';
 import { registerKeyCommands } from './keys.js';
 import { registerUserCommands } from './users.js';
 import { ConfigError } from '../config.js';
@@ -41,6 +42,7 @@ function buildProgram(context: CliContext): Command {
   registerUserCommands(program, context);
   registerClientCommands(program, context);
   registerApiCommands(program, context);
+  registerIpCommands(program, context);
   registerKeyCommands(program, context);
   registerAuditCommands(program, context);
   registerDoctorCommand(program, context);

@@ -159,6 +159,17 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       process.stdout.write(`grant ${grantId} revoked\n`);
     });
 
+  users
+    .command('unlock')
+    .description('lift the sign-in lock that wrong passwords put on a user, and forget those failures')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const services = await context.services();
+      const user = await services.users.require(email);
+      const until = await services.locks.unlockAccount(user);
+      process.stdout.write(until ? `${user.email} was locked until ${isoDate(until)}; unlocked\n` : `${user.email} was not locked\n`);
+    });
+
   for (const [name, verb] of [
     ['disable', 'disabled'],
     ['enable', 'enabled'],

@@ -97,6 +97,10 @@ class RedisLocks {
   async lock(key: string, ms: number): Promise<void> {
     await this.redis.set(this.prefix + key, '1', 'PX', ms);
   }
+
+  async unlock(key: string): Promise<void> {
+    await this.redis.del(this.prefix + key);
+  }
 }
 
 export class FailureLimiter {
@@ -130,13 +134,21 @@ export class FailureLimiter {
     if (this.#knownUnlocked.has(keyOf(key))) return 0;
     this.#broadcast?.start();
     const epoch = this.#broadcast?.epoch;
-    const locked = this.#redisLocks ? await this.#redisLocks.remaining(keyOf(key)) : await this.#lockedInStore(key);
+    const locked = await this.lockRemaining(key);
     if (locked === 0) {
       // Long only if no announcement (or change of subscription) came while the answer was on its way.
       const long = this.#broadcast?.live && this.#broadcast.epoch === epoch;
       this.#knownUnlocked.set(keyOf(key), true, { ttl: long ? UNLOCKED_CACHE_MS_WITH_BROADCAST : UNLOCKED_CACHE_MS });
     }
     return locked;
+  }
+
+  /**
+   * The lock's remaining milliseconds as the store has it, without this process's belief or the broadcast (for
+   * an administrator's view, and the CLI, which keeps no subscription).
+   */
+  async lockRemaining(key: string): Promise<number> {
+    return this.#redisLocks ? this.#redisLocks.remaining(keyOf(key)) : this.#lockedInStore(key);
   }
 
   async #lockedInStore(key: string): Promise<number> {
@@ -167,6 +179,15 @@ export class FailureLimiter {
   /** Forgets the failures (a success); earlier locks still make the next one longer. */
   async reset(key: string): Promise<void> {
     await this.#failures.delete(keyOf(key));
+  }
+
+  /**
+   * Lifts the key's lock and forgets its failures and earlier locks, so that a lock after this starts at
+   * LOGIN_LOCK again. Every instance sees it at its next check: a locked key is never believed unlocked from
+   * memory, so none holds a belief to correct.
+   */
+  async unlock(key: string): Promise<void> {
+    await Promise.all([this.#failures.delete(keyOf(key)), this.#locks.delete(keyOf(key)), this.#redisLocks?.unlock(keyOf(key))]);
   }
 }
 

@@ -24,7 +24,7 @@ import {
 import { scrapeMetrics as scrapeFrom } from '../support/metrics.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
-import { type Page, UserAgent } from '../support/user-agent.js';
+import { BrowserAt, type Page, type UserAgent } from '../support/user-agent.js';
 
 /** Small limits: 3 wrong passwords per IP (5 per account), 2 failed client authentications per client, 10 per IP. */
 const LIMITS = {
@@ -41,19 +41,6 @@ beforeAll(async () => {
   server = await startTestServer({ env: LIMITS });
 });
 afterAll(() => server.close());
-
-/** A browser whose requests reach the server through the proxy, which appends the browser's address. */
-class BrowserAt extends UserAgent {
-  constructor(private readonly forwardedFor: string) {
-    super();
-  }
-
-  override request(url: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    headers.set('x-forwarded-for', this.forwardedFor);
-    return super.request(url, { ...init, headers });
-  }
-}
 
 const loginPageAt = (forwardedFor: string, clientId: string) => openLoginPage(server, clientId, new BrowserAt(forwardedFor));
 

@@ -136,6 +136,22 @@ export class UserAgent {
   }
 }
 
+/**
+ * A browser whose requests reach the server through a TLS-terminating proxy (PROXY=true), which appends the
+ * browser's address to X-Forwarded-For: tests speak from client addresses of their own.
+ */
+export class BrowserAt extends UserAgent {
+  constructor(private readonly forwardedFor: string) {
+    super();
+  }
+
+  override request(url: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    headers.set('x-forwarded-for', this.forwardedFor);
+    return super.request(url, { ...init, headers });
+  }
+}
+
 export interface SignInOptions {
   email: string;
   password: string;
