@@ -20,7 +20,6 @@ export async function renderLogin(
   details: Interaction,
   options: { error?: string; email?: string; remember?: boolean; status?: number } = {},
 ): Promise<void> {
-  const loginHint = typeof details.params.login_hint === 'string' ? details.params.login_hint : '';
   deps.views.render(
     ctx,
     'login.njk',
@@ -28,7 +27,7 @@ export async function renderLogin(
       uid: details.uid,
       csrf: csrfToken(ctx.app.keys as string[], details.uid),
       client: await clientShownAs(deps, details),
-      email: options.email ?? loginHint,
+      email: options.email ?? (await emailToSuggest(deps, details)),
       // The box is offered only when LOGIN_REMEMBER_ME=ask, unticked until the user ticks it.
       askRemember: deps.config.rememberMe === 'ask',
       remember: options.remember ?? false,
@@ -36,6 +35,16 @@ export async function renderLogin(
     },
     options.status ?? 200,
   );
+}
+
+/**
+ * The email the form starts with: the client's `login_hint`, or, when the user is asked to sign in again (prompt=login,
+ * max_age, SESSION_MAX_TTL), the signed-in user's, as Keycloak and Google do; another person can still change it.
+ */
+async function emailToSuggest(deps: InteractionDependencies, details: Interaction): Promise<string> {
+  if (typeof details.params.login_hint === 'string') return details.params.login_hint;
+  const accountId = details.session?.accountId;
+  return (accountId && (await deps.users.findById(accountId))?.email) || '';
 }
 
 export async function renderConsent(ctx: Context, deps: InteractionDependencies, details: Interaction): Promise<void> {
