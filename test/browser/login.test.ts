@@ -56,7 +56,7 @@ async function clickThroughToApp(page: Page, button: string): Promise<URL> {
 }
 
 /** A third-party web client's authorization request, with what it needs to redeem the code later. */
-async function startFlow() {
+async function startFlow(extra: Record<string, string> = {}) {
   const { clientId, secret } = await createWebClient(server);
   const config = await discover(server, clientId, secret);
   const codeVerifier = oidc.randomPKCECodeVerifier();
@@ -69,6 +69,7 @@ async function startFlow() {
     nonce,
     code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
     code_challenge_method: 'S256',
+    ...extra,
   });
   return { config, clientId, url, codeVerifier, state, nonce };
 }
@@ -154,6 +155,55 @@ describe('login and consent pages in a browser', () => {
     const sessionTtl = server.config.ttl.session;
     expect(kept?.expires).toBeGreaterThan(Date.now() / 1000 + sessionTtl - 60);
     expect(kept?.expires).toBeLessThan(Date.now() / 1000 + sessionTtl + 60);
+  });
+
+  test('response_mode=form_post: the browser posts the code to the client by itself, its script allowed by the CSP', async () => {
+    const page = await openPage();
+    const cspErrors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /content security policy/i.test(message.text())) cspErrors.push(message.text());
+    });
+    const flow = await startFlow({ response_mode: 'form_post' });
+    await page.goto(flow.url.href);
+    await signIn(page, user.email, PASSWORD);
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    const [post] = await Promise.all([
+      page.waitForRequest((request) => new URL(request.url()).origin === APP_ORIGIN),
+      page.getByRole('button', { name: 'Allow' }).click(),
+    ]);
+    expect(post.method()).toBe('POST');
+    expect(post.url()).toBe(REDIRECT_URI);
+    const posted = new URLSearchParams(post.postData() ?? '');
+    expect(posted.get('code')).toEqual(expect.any(String));
+    expect(posted.get('state')).toBe(flow.state);
+    expect(cspErrors).toEqual([]);
+  });
+
+  test('asked to sign in again, a second person signs in instead: the browser leaves the first one’s session by itself', async () => {
+    // People of their own, so that no other test's sessions are counted.
+    const first = await createUser(server);
+    const page = await openPage();
+    await page.goto((await startFlow()).url.href);
+    await signIn(page, first.email, PASSWORD);
+    await clickThroughToApp(page, 'Allow');
+
+    // A new tab of the same browser (the first one is still failing to load the app, whose host does not exist).
+    const tab = await page.context().newPage();
+    const other = await createUser(server);
+    const flow = await startFlow({ prompt: 'login' });
+    await tab.goto(flow.url.href);
+    await expect(tab.inputValue('#email')).resolves.toBe(first.email);
+    await signIn(tab, other.email, PASSWORD);
+    // oidc-provider's self-submitting logout form ran (no page asked anything), and the consent is the new person's.
+    await tab.getByRole('button', { name: 'Allow' }).waitFor();
+    const callback = await clickThroughToApp(tab, 'Allow');
+    const tokens = await oidc.authorizationCodeGrant(flow.config, callback, {
+      pkceCodeVerifier: flow.codeVerifier,
+      expectedState: flow.state,
+      expectedNonce: flow.nonce,
+    });
+    expect(tokens.claims()?.sub).toBe(other.userId);
+    expect(await server.services.sessions.list(first.userId)).toEqual([]);
   });
 
   test('Deny on the consent page sends the browser back to the redirect_uri with error=access_denied', async () => {
