@@ -5,8 +5,9 @@
  * unlock also forgets the failures and the earlier locks, so a later lock starts short again. Each unlock that
  * lifted a lock is audited with its actor (`user_unlocked`, `client_unlocked`, `ip_unlocked`).
  */
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import type { AuditSink } from '../audit/audit-log.js';
+import { InputError } from '../errors.js';
 import type { FailureLimiter } from './failure-limiter.js';
 import type { SecurityLimits } from './limits.js';
 
@@ -81,8 +82,14 @@ export class LockAdministration {
 /** Sign-in failures are counted by the email as typed, trimmed and lower-cased (src/security/password-sign-in.ts). */
 const normalEmail = (email: string) => email.trim().toLowerCase();
 
-/** The keys an address may be counted under: as given, and an IPv4 address also as IPv4-mapped IPv6. */
-const spellings = (ip: string) => (isIPv4(ip) ? [ip, `::ffff:${ip}`] : [ip]);
+/**
+ * The keys an address may be counted under: as given, and an IPv4 address also as IPv4-mapped IPv6. What is not
+ * an address is refused with a reason (the CLI and the admin API pass what an operator typed).
+ */
+function spellings(ip: string): string[] {
+  if (!isIP(ip)) throw new InputError(`${ip} is not an IPv4 or IPv6 address`);
+  return isIPv4(ip) ? [ip, `::ffff:${ip}`] : [ip];
+}
 
 /** When the latest lock of any of `keys` ends, or null. */
 async function lockedUntil(limiter: FailureLimiter, keys: string[]): Promise<Date | null> {

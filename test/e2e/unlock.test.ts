@@ -161,7 +161,7 @@ describeWithServers('unlocking', () => {
     expect(await admin('GET', '/ips/not-an-address/locks')).toMatchObject({ status: 400, body: { error_description: expect.stringMatching(/not an IPv4 or IPv6 address/) } });
     expect(await admin('DELETE', '/users/00000000-0000-4000-8000-000000000000/lock')).toMatchObject({ status: 404 });
     expect(await admin('DELETE', '/clients/no-such-client/lock')).toMatchObject({ status: 404 });
-    expect(await authz(['ips', 'unlock', '203.0.113.999'])).toMatchObject({ code: 1, stderr: 'authz: 203.0.113.999 is not an IP address\n' });
+    expect(await authz(['ips', 'unlock', '203.0.113.999'])).toMatchObject({ code: 1, stderr: 'authz: 203.0.113.999 is not an IPv4 or IPv6 address\n' });
     expect(await admin('GET', '/ips/2001:db8::1/locks')).toEqual({ status: 200, body: { signIn: null, clientAuthentication: null } });
   });
 });
