@@ -7,6 +7,7 @@ import * as initial from './20261124_0001_initial.js';
 import * as security from './20261125_0002_security.js';
 import * as ownerIndexes from './20261204_0003_owner_indexes.js';
 import * as modelsFillfactor from './20261204_0004_models_fillfactor.js';
+import * as deviceClients from './20261205_0005_device_clients.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -20,6 +21,7 @@ const migrations: Record<string, Migration> = {
   '20261125_0002_security': security,
   '20261204_0003_owner_indexes': ownerIndexes,
   '20261204_0004_models_fillfactor': modelsFillfactor,
+  '20261205_0005_device_clients': deviceClients,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -35,6 +35,7 @@ import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
 import { readGrantWithUser } from './store/grant-read-ahead.js';
 import { clientAuthLimits } from './security/client-auth-limits.js';
+import { userCodeGuard } from './security/user-code-guard.js';
 import { schedulePruning } from './store/prune.js';
 import { answerOutage, logRefusedForOutage } from './store/outages.js';
 import { inRequestScope } from './store/request-scope.js';
@@ -215,6 +216,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     installClientSecretCheck(provider, catalog, clients, limits);
     deliverInBackground(provider, logoutDeliveries);
     provider.use(clientAuthLimits(limits, audit));
+    provider.use(userCodeGuard(limits, audit, pages.deviceFlow.tooManyGuesses));
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);

@@ -60,6 +60,12 @@ export function auditProviderEvents(provider: Provider, audit: AuditSink): void 
     audit.record({ type: 'logout', outcome: 'success', ...facts(ctx) });
   });
 
+  // The person approved a device's request at /device (RFC 8628); the device collects its tokens next.
+  provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {
+    if (ctx.oidc?.route !== 'device_resume') return;
+    audit.record({ type: 'device_code_approved', outcome: 'success', ...facts(ctx), detail: { scope: ctx.oidc.entities?.DeviceCode?.scope } });
+  });
+
   provider.on('authorization.error', (ctx: KoaContextWithOIDC, error: OidcError) => {
     audit.record({ type: 'authorization_refused', outcome: 'failure', ...facts(ctx), detail: { error: error.error, reason: error.error_detail ?? error.error_description } });
   });

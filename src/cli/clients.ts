@@ -53,7 +53,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
 
   withLogoutAndPolicyOptions(clients.command('add'))
     .description('register a client; a secret, if it gets one, is printed once')
-    .requiredOption('--type <type>', `web (server-side app), spa (browser or mobile app, PKCE), service (client credentials)`)
+    .requiredOption('--type <type>', `web (server-side app), spa (browser or mobile app, PKCE), service (client credentials), device (TV or command-line tool: the user enters a code on another screen)`)
     .requiredOption('--name <name>', 'shown on the consent page')
     .option('--redirect-uri <uri>', 'an allowed redirect URI (repeat for more)', collect, [])
     .option('--post-logout-redirect-uri <uri>', 'an allowed post-logout redirect URI (repeat for more)', collect, [])

@@ -1,5 +1,5 @@
 /**
- * The `clients` and `client_secrets` tables: the applications that may ask us for tokens. Three presets cover
+ * The `clients` and `client_secrets` tables: the applications that may ask us for tokens. Four presets cover
  * who uses us (README "Connect your app"):
  *
  * | type      | for                              | grants                               | authenticates with         |
@@ -7,6 +7,7 @@
  * | `web`     | server-side web apps             | authorization_code, refresh_token    | a secret (or private_key_jwt) |
  * | `spa`     | single-page and mobile apps      | authorization_code (+PKCE), refresh_token | nothing (public client) |
  * | `service` | backend services, jobs           | client_credentials                   | a secret (or private_key_jwt) |
+ * | `device`  | TVs, consoles, command-line tools | device_code (RFC 8628), refresh_token | nothing (public client), or a secret |
  *
  * A secret is generated here, returned once, and stored only as an HMAC (./secrets.ts).
  */
@@ -22,7 +23,10 @@ import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
 
-export const CLIENT_TYPES = ['web', 'spa', 'service'] as const;
+export const CLIENT_TYPES = ['web', 'spa', 'service', 'device'] as const;
+
+/** The device authorization grant's grant type (RFC 8628 §3.4). */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export type ClientType = (typeof CLIENT_TYPES)[number];
 
 const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
@@ -119,7 +123,7 @@ const scopeToken = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
 
 export const newClientSchema = z
   .object({
-    type: z.enum(CLIENT_TYPES, { error: 'type must be web, spa or service' }),
+    type: z.enum(CLIENT_TYPES, { error: 'type must be web, spa, service or device' }),
     name: z.string().trim().min(1, 'a client needs a name').max(200),
     clientId: z
       .string()
@@ -148,12 +152,12 @@ export const newClientSchema = z
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
   })
   .superRefine((input, ctx) => {
-    const userFacing = input.type !== 'service';
-    if (userFacing && input.redirectUris.length === 0) {
+    const redirected = isRedirected(input.type);
+    if (redirected && input.redirectUris.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: `a ${input.type} client needs at least one redirect URI` });
     }
-    if (!userFacing && (input.redirectUris.length > 0 || input.postLogoutRedirectUris.length > 0)) {
-      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'a service client signs no users in and takes no redirect URIs' });
+    if (!redirected && (input.redirectUris.length > 0 || input.postLogoutRedirectUris.length > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: NO_REDIRECTS[input.type] });
     }
     for (const [field, uris] of [
       ['redirectUris', input.redirectUris],
@@ -167,7 +171,7 @@ export const newClientSchema = z
     if (input.type === 'spa' && input.tokenEndpointAuthMethod) {
       ctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthMethod'], message: 'an spa client is public: it cannot hold a secret or a key' });
     }
-    if (input.allowPasswordGrant && (!input.firstParty || input.type === 'service')) {
+    if (input.allowPasswordGrant && (!input.firstParty || !redirected)) {
       ctx.addIssue({ code: 'custom', path: ['allowPasswordGrant'], message: 'the password grant is only for first-party web or spa clients' });
     }
     if (input.tokenEndpointAuthMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) {
@@ -178,14 +182,33 @@ export const newClientSchema = z
     if (input.backchannelLogoutSessionRequired !== undefined && input.backchannelLogoutUri === undefined) {
       ctx.addIssue({ code: 'custom', path: ['backchannelLogoutSessionRequired'], message: 'applies to a back-channel logout URI: give backchannelLogoutUri too' });
     }
-    if (input.requirePar && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requirePar'], message: PAR_FOR_SERVICE });
+    const parRefusal = input.requirePar ? parRefusalFor(input.type) : undefined;
+    if (parRefusal) ctx.addIssue({ code: 'custom', path: ['requirePar'], message: parRefusal });
   });
+
+/** Web apps and SPAs get their codes at a redirect URI; services and devices are never redirected back to. */
+const isRedirected = (type: ClientType) => type === 'web' || type === 'spa';
+
+/** Why a client that is never redirected back to takes no redirect URIs. */
+const NO_REDIRECTS: Record<ClientType, string> = {
+  web: '',
+  spa: '',
+  service: 'a service client signs no users in and takes no redirect URIs',
+  device: 'a device client signs its user in on another screen (RFC 8628) and is never redirected back to: it takes no redirect URIs',
+};
 
 /**
  * PAR is a way to send an authorization request, and a service (client credentials) sends none: requiring it
  * would change nothing, and saying so beats a policy that looks like protection.
  */
 const PAR_FOR_SERVICE = 'a service client sends no authorization requests, so there is nothing to push (PAR is for web and spa clients)';
+const PAR_FOR_DEVICE = 'a device client sends no authorization requests (its user enters a code instead), so there is nothing to push (PAR is for web and spa clients)';
+
+function parRefusalFor(type: ClientType): string | undefined {
+  if (type === 'service') return PAR_FOR_SERVICE;
+  if (type === 'device') return PAR_FOR_DEVICE;
+  return undefined;
+}
 
 /**
  * Back-channel logout needs a server of the client's own for us to call, and a session the client takes part in.
@@ -195,6 +218,7 @@ const PAR_FOR_SERVICE = 'a service client sends no authorization requests, so th
 function backchannelLogoutRefusal(type: ClientType): string | undefined {
   if (type === 'spa') return 'back-channel logout is for web clients: an spa runs in the browser or on a device, with no server for us to call (register its back end as a web client)';
   if (type === 'service') return 'a service client signs no users in, so it has no sessions to be logged out of';
+  if (type === 'device') return 'back-channel logout is for web clients: a device client runs on the device, with no server for us to call';
   return undefined;
 }
 
@@ -243,6 +267,9 @@ function presetFor(input: z.output<typeof newClientSchema>) {
       return { grantTypes: ['authorization_code', 'refresh_token'], authMethod: 'none' as const, scope: DEFAULT_USER_SCOPE };
     case 'service':
       return { grantTypes: ['client_credentials'], authMethod: input.tokenEndpointAuthMethod ?? 'client_secret_basic', scope: '' };
+    case 'device':
+      // Public unless asked otherwise: an app shipped to devices cannot keep a secret (RFC 8628 §5.6).
+      return { grantTypes: [DEVICE_CODE_GRANT, 'refresh_token'], authMethod: input.tokenEndpointAuthMethod ?? ('none' as const), scope: DEFAULT_USER_SCOPE };
   }
 }
 
@@ -428,10 +455,9 @@ export class ClientRepository {
     const redirectUris = changes.redirectUris ?? client.redirectUris;
     const postLogoutRedirectUris = changes.postLogoutRedirectUris ?? client.postLogoutRedirectUris;
     const problems: string[] = [];
-    if (client.type !== 'service' && redirectUris.length === 0) problems.push(`redirectUris: a ${client.type} client needs at least one redirect URI`);
-    if (client.type === 'service' && (redirectUris.length > 0 || postLogoutRedirectUris.length > 0)) {
-      problems.push('redirectUris: a service client signs no users in and takes no redirect URIs');
-    }
+    const redirected = isRedirected(client.type);
+    if (redirected && redirectUris.length === 0) problems.push(`redirectUris: a ${client.type} client needs at least one redirect URI`);
+    if (!redirected && (redirectUris.length > 0 || postLogoutRedirectUris.length > 0)) problems.push(`redirectUris: ${NO_REDIRECTS[client.type]}`);
     for (const [field, uris] of [
       ['redirectUris', changes.redirectUris ?? []],
       ['postLogoutRedirectUris', changes.postLogoutRedirectUris ?? []],
@@ -447,7 +473,8 @@ export class ClientRepository {
     }
     const backchannel = this.#changedBackchannelLogout(client, changes);
     problems.push(...backchannel.problems);
-    if (changes.requirePar && client.type === 'service') problems.push(`requirePar: ${PAR_FOR_SERVICE}`);
+    const parRefusal = changes.requirePar ? parRefusalFor(client.type) : undefined;
+    if (parRefusal) problems.push(`requirePar: ${parRefusal}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
     const row: ClientRowChanges = {};
     if (changes.name !== undefined) row.name = changes.name;

@@ -29,6 +29,7 @@ export const ENDPOINTS = [
   'introspection_endpoint',
   'revocation_endpoint',
   'end_session_endpoint',
+  'device_authorization_endpoint',
 ] as const;
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];

@@ -4,9 +4,9 @@
  * deliberately no `form-action`: Chromium applies it to the redirect that follows a form post, and our login,
  * consent and logout forms end in a redirect to the client's registered URI.
  *
- * The endpoints that only ever answer JSON (token, introspection, revocation, userinfo, discovery, JWKS) get the
- * set OWASP's REST Security Cheat Sheet names for APIs instead: HSTS, nosniff, a CSP that allows nothing and no
- * framing. The rest of helmet's headers (referrer policy, COOP, DNS prefetching, IE download options, Flash
+ * The endpoints that only ever answer JSON (token, introspection, revocation, device authorization, userinfo,
+ * discovery, JWKS) get the set OWASP's REST Security Cheat Sheet names for APIs instead: HSTS, nosniff, a CSP
+ * that allows nothing and no framing. The rest of helmet's headers (referrer policy, COOP, DNS prefetching, IE download options, Flash
  * policies, the XSS auditor, origin-agent clusters) govern how a browser treats an HTML page and what it loads,
  * and a JSON answer loads nothing. They were 7 of a JWKS answer's 21 headers, on the endpoints called most.
  */
@@ -21,6 +21,7 @@ const JSON_ONLY_PATHS = new Set([
   '/token',
   '/token/introspection',
   '/token/revocation',
+  '/device/auth',
   '/me',
   '/jwks',
   '/.well-known/openid-configuration',

@@ -1,11 +1,13 @@
 /**
  * The pages oidc-provider renders itself, in our look: its error page (errors it cannot send back to a client,
- * such as an unregistered redirect_uri), the logout confirmation and the signed-out page.
+ * such as an unregistered redirect_uri), the logout confirmation, the signed-out page and the device flow's
+ * pages (./device-pages.ts).
  */
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../logger.js';
 import type { ProviderPages } from '../oidc/provider.js';
 import { OUTAGE_PAGE_MESSAGE, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
+import { createDeviceFlowPages } from './device-pages.js';
 import { renderErrorPage } from './errors.js';
 import type { Views } from './views.js';
 
@@ -31,5 +33,6 @@ export function createProviderPages(views: Views, logger: Logger): ProviderPages
     async postLogoutSuccessSource(ctx) {
       views.render(ctx, 'logged-out.njk', { client: clientName(ctx) });
     },
+    deviceFlow: createDeviceFlowPages(views, logger),
   };
 }

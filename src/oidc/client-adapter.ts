@@ -27,7 +27,7 @@ export function toClientMetadata(record: ClientRecord): ClientMetadata {
     response_types: record.grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: record.tokenEndpointAuthMethod,
     scope: oidcScopesOf(record),
-    application_type: record.redirectUris.some(isCustomSchemeRedirect) ? 'native' : 'web',
+    application_type: record.type === 'device' || record.redirectUris.some(isCustomSchemeRedirect) ? 'native' : 'web',
     first_party: record.firstParty,
     backchannel_logout_uri: record.backchannelLogoutUri ?? undefined,
     backchannel_logout_session_required: record.backchannelLogoutUri ? record.backchannelLogoutSessionRequired : undefined,

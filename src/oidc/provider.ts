@@ -20,11 +20,20 @@ import { OIDC_SCOPES } from './scopes.js';
 import { pastMaximum, sessionTtl } from './session-lifetime.js';
 import { rethrowAsUnavailable } from '../store/outages.js';
 
-/** The pages oidc-provider renders itself (errors it cannot redirect, logout confirmation). */
+type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
+
+/** The device flow's pages: code entry, confirmation, success (RFC 8628 §3.3). */
+export interface DeviceFlowPages extends Required<Pick<DeviceFlowFeature, 'userCodeInputSource' | 'userCodeConfirmSource' | 'successSource'>> {
+  /** The answer while the person's address is locked for entering too many wrong codes. */
+  tooManyGuesses(ctx: KoaContextWithOIDC, waitMs: number): void;
+}
+
+/** The pages oidc-provider renders itself (errors it cannot redirect, logout confirmation, the device flow's). */
 export interface ProviderPages {
   renderError: NonNullable<Configuration['renderError']>;
   logoutSource: (ctx: KoaContextWithOIDC, form: string) => Promise<void>;
   postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void>;
+  deviceFlow: DeviceFlowPages;
 }
 
 export interface ProviderDependencies {
@@ -94,6 +103,17 @@ export function createProvider(deps: ProviderDependencies): Provider {
       // Logout tokens to the clients that register a URI (src/oidc/backchannel-logout.ts says how they are sent).
       backchannelLogout: { enabled: true },
       resourceIndicators: resourceIndicators(catalog),
+      // For `device` clients (TVs, command-line tools): 8 characters of a 20-letter alphabet without vowels or
+      // look-alikes (34 bits, RFC 8628 §6.1), entered at /device; wrong ones count against the address's
+      // sign-in limit (src/security/user-code-guard.ts).
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: pages.deviceFlow.userCodeInputSource,
+        userCodeConfirmSource: pages.deviceFlow.userCodeConfirmSource,
+        successSource: pages.deviceFlow.successSource,
+      },
       externalSigningSupport: { enabled: config.keys.signInline, ack: EXTERNAL_SIGNING_ACK },
     },
     interactions: {

@@ -270,3 +270,65 @@ describe('login and consent pages in a browser', () => {
     await page.screenshot({ path: path.join(artifacts, 'login.png'), fullPage: true });
   });
 });
+
+describe('the device flow’s pages in a browser (RFC 8628)', () => {
+  /** A TV's request for a code, as a device client makes it. */
+  async function startDevice() {
+    const { client } = await server.services.clients.create({ type: 'device', name: 'Living-room TV' });
+    const config = await discover(server, client.clientId, undefined, oidc.None());
+    const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid profile' });
+    // Polled without the 5 s a real device waits between polls.
+    const tokens = () => oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 0.05 }, undefined, { signal: AbortSignal.timeout(15_000) });
+    return { started, tokens };
+  }
+
+  /** Records what the page logs as an error about the CSP. */
+  function cspErrorsOf(page: Page): string[] {
+    const errors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) errors.push(message.text());
+    });
+    return errors;
+  }
+
+  test('a person types the code from the TV, checks the app and code, signs in and consents; the TV gets its tokens', async () => {
+    const { started, tokens } = await startDevice();
+    const page = await openPage({ viewport: { width: 375, height: 667 } });
+    const cspErrors = cspErrorsOf(page);
+    await page.goto(started.verification_uri);
+    await page.getByLabel('Code').fill(started.user_code.replace('-', '').toLowerCase());
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByText(started.user_code, { exact: true }).waitFor();
+    await expect(page.locator('h1').innerText()).resolves.toBe('Connect Living-room TV?');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await signIn(page, user.email, PASSWORD);
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.getByRole('heading', { name: 'Device connected' }).waitFor();
+    expect((await tokens()).claims()?.sub).toBe(user.userId);
+    expect(cspErrors).toEqual([]);
+
+    const artifacts = path.join(process.cwd(), 'test', 'artifacts');
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'device-connected.png'), fullPage: true });
+  });
+
+  test('the link with the code in it reaches the confirmation through a self-submitting form our CSP allows', async () => {
+    const { started } = await startDevice();
+    const page = await openPage();
+    const cspErrors = cspErrorsOf(page);
+    await page.goto(started.verification_uri_complete as string);
+    await page.getByText(started.user_code, { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.getByText('The sign-in was cancelled').waitFor();
+    expect(cspErrors).toEqual([]);
+  });
+
+  test('a wrong code is answered on the same page, keeping what was typed to correct', async () => {
+    const page = await openPage();
+    await page.goto(`${server.issuer}/device`);
+    await page.getByLabel('Code').fill('BBBB-BBBB');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByText('That code is not right').waitFor();
+    await expect(page.getByLabel('Code').inputValue()).resolves.toBe('BBBB-BBBB');
+  });
+});

@@ -259,7 +259,7 @@ describe('admin API: clients', () => {
     const missing = await call('POST', '/clients', { body: { type: 'robot' } });
     expect(missing.status).toBe(400);
     expect(missing.body).toMatchObject({ error: 'invalid_request' });
-    expect(missing.body.error_description).toMatch(/type must be web, spa or service/);
+    expect(missing.body.error_description).toMatch(/type must be web, spa, service or device/);
     expect(missing.body.error_description).toMatch(/name/);
     const notJson = await call('POST', '/clients', { raw: '{"type":' });
     expect(notJson.status).toBe(400);

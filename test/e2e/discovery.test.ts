@@ -25,7 +25,7 @@ describe('discovery', () => {
     expect(doc.response_types_supported).toEqual(['code']);
     expect(doc.code_challenge_methods_supported).toEqual(['S256']);
     expect(new Set(doc.grant_types_supported as string[])).toEqual(
-      new Set(['authorization_code', 'refresh_token', 'client_credentials']),
+      new Set(['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code']),
     );
     expect(new Set(doc.token_endpoint_auth_methods_supported as string[])).toEqual(
       new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
@@ -45,6 +45,7 @@ describe('discovery', () => {
       'introspection_endpoint',
       'revocation_endpoint',
       'end_session_endpoint',
+      'device_authorization_endpoint',
     ]) {
       expect(String(doc[endpoint])).toMatch(new RegExp(`^${server.issuer}/`));
     }

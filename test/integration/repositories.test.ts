@@ -138,7 +138,7 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       [{ type: 'spa', name: 'Secret', redirectUris: ['https://a.example.test/cb'], tokenEndpointAuthMethod: 'client_secret_post' }, /public/],
       [{ type: 'service', name: 'Redirect', redirectUris: ['https://a.example.test/cb'] }, /no redirect URIs/],
       [{ type: 'web', name: 'Key', redirectUris: ['https://a.example.test/cb'], tokenEndpointAuthMethod: 'private_key_jwt' }, /jwks/],
-      [{ type: 'robot', name: 'Robot' }, /web, spa or service/],
+      [{ type: 'robot', name: 'Robot' }, /web, spa, service or device/],
     ])('refuses %o', async (input, reason) => {
       const before = await store.db('clients').count({ n: '*' });
       await expect(clients.create(input as never)).rejects.toThrow(reason);

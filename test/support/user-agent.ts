@@ -128,6 +128,11 @@ export class UserAgent {
       body.set(field.name, field.value);
     }
     for (const [name, value] of Object.entries(values)) body.set(name, value);
+    if (form.method === 'get') {
+      const target = new URL(form.action, page.url);
+      target.search = body.toString();
+      return this.follow(target.href, origin);
+    }
     return this.follow(new URL(form.action, page.url).href, origin, {
       method: form.method.toUpperCase(),
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -174,7 +179,20 @@ const findForm = (page: Page, actionSuffix: string) =>
 /** Drives an authorization request through our login and consent pages like a person would. */
 export async function signIn(agent: UserAgent, authorizationUrl: string, options: SignInOptions): Promise<SignInResult> {
   const origin = new URL(authorizationUrl).origin;
-  let step = await agent.follow(authorizationUrl, origin);
+  const { step, sawLoginPage, sawConsentPage } = await passSignInPages(agent, await agent.follow(authorizationUrl, origin), origin, options);
+  if (step.page) throw new Error(`unexpected page ${step.page.url} (${step.page.status}): ${step.page.html.slice(0, 500)}`);
+  if (!step.redirectedTo) throw new Error('sign-in did not reach the client');
+  return { redirectedTo: step.redirectedTo, sawLoginPage, sawConsentPage };
+}
+
+type Step = Awaited<ReturnType<UserAgent['follow']>>;
+
+/**
+ * Fills in the login page and answers the consent page, whichever come, and stops at the first page that is
+ * neither (or at a redirect away from `origin`).
+ */
+export async function passSignInPages(agent: UserAgent, first: Step, origin: string, options: SignInOptions) {
+  let step = first;
   let sawLoginPage = false;
   let sawConsentPage = false;
   for (let round = 0; round < 4 && step.page; round++) {
@@ -193,9 +211,8 @@ export async function signIn(agent: UserAgent, authorizationUrl: string, options
       if (options.consent === 'deny' && deny) step = await agent.submit(page, deny, {}, origin);
       else step = await agent.submit(page, confirm, {}, origin);
     } else {
-      throw new Error(`unexpected page ${page.url} (${page.status}): ${page.html.slice(0, 500)}`);
+      break;
     }
   }
-  if (!step.redirectedTo) throw new Error(`sign-in did not reach the client: ${step.page?.url} ${step.page?.html.slice(0, 300)}`);
-  return { redirectedTo: step.redirectedTo, sawLoginPage, sawConsentPage };
+  return { step, sawLoginPage, sawConsentPage };
 }
