@@ -299,7 +299,7 @@ describe('the device flow’s pages in a browser (RFC 8628)', () => {
     await page.getByLabel('Code').fill(started.user_code.replace('-', '').toLowerCase());
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByText(started.user_code, { exact: true }).waitFor();
-    await expect(page.locator('h1').innerText()).resolves.toBe('Connect Living-room TV?');
+    await expect(page.locator('h1').textContent()).resolves.toBe('Connect Living-room TV?');
     await page.getByRole('button', { name: 'Continue' }).click();
     await signIn(page, user.email, PASSWORD);
     await page.getByRole('button', { name: 'Allow' }).click();
