@@ -24,10 +24,10 @@ import { redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
 
 export const CLIENT_TYPES = ['web', 'spa', 'service', 'device'] as const;
+export type ClientType = (typeof CLIENT_TYPES)[number];
 
 /** The device authorization grant's grant type (RFC 8628 §3.4). */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-export type ClientType = (typeof CLIENT_TYPES)[number];
 
 const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
 const CONFIDENTIAL_METHODS = [...SECRET_METHODS, 'private_key_jwt'] as const;
