@@ -86,7 +86,8 @@ export function createDeviceFlowPages(views: Views, logger: Logger): DeviceFlowP
       // A code is shown again after a mistake (the person may have mistyped one character), never after success.
       const typed = problem === 'unknown' || problem === 'stale_form' ? ctx.oidc.params?.user_code : undefined;
       const code = typeof typed === 'string' ? typed : undefined;
-      const fields = withoutSession(ctx, error) ? { action: formFields(ctx).action, method: 'get' } : { ...formFields(ctx), method: 'post' };
+      const form = formFields(ctx);
+      const fields = withoutSession(ctx, error) ? { action: form.action, method: 'get' } : { ...form, method: 'post' };
       views.render(ctx, 'device.njk', { ...fields, code, error: shown?.message, cancelled: problem === 'cancelled' }, shown?.status ?? 200);
     },
 

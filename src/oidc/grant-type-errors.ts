@@ -4,9 +4,10 @@
  * names that case `unauthorized_client`, which is what relying-party libraries look for.
  */
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { DEVICE_CODE_GRANT } from '../clients/clients.js';
 
 const NOT_ALLOWED = 'requested grant type is not allowed for this client';
-const DEVICE_CODE_NOT_ALLOWED = 'urn:ietf:params:oauth:grant-type:device_code is not allowed for this client';
+const DEVICE_CODE_NOT_ALLOWED = `${DEVICE_CODE_GRANT} is not allowed for this client`;
 
 export async function unauthorizedClientForGrantType(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
   await next();

@@ -11,13 +11,14 @@ import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
+import type { UserCodeProblem } from '../interaction/device-pages.js';
 import type { SecurityLimits } from './limits.js';
 
 /** oidc-provider's code_verification route (the `verification_uri`). */
 const CODE_ENTRY_PATH = /\/device$/;
 
 /** A code that reached no live device request: mistyped, guessed, or kept past its use. */
-const GUESSES = new Set(['unknown', 'expired', 'used']);
+const GUESSES: ReadonlySet<UserCodeProblem> = new Set<UserCodeProblem>(['unknown', 'expired', 'used']);
 
 export function userCodeGuard(
   limits: SecurityLimits,
@@ -34,7 +35,7 @@ export function userCodeGuard(
       return;
     }
     await next();
-    const problem = ctx.state.userCodeProblem as string | undefined;
+    const problem = ctx.state.userCodeProblem as UserCodeProblem | undefined;
     const clientId = oidcCtx.oidc?.entities?.DeviceCode?.clientId;
     if (problem === 'cancelled' && clientId) {
       audit.record({ type: 'device_code_denied', outcome: 'failure', clientId, ...requestFacts(ctx) });
