@@ -35,6 +35,7 @@ import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
 import { readGrantWithUser } from './store/grant-read-ahead.js';
 import { clientAuthLimits } from './security/client-auth-limits.js';
+import { devicePollPacing } from './security/device-poll-pace.js';
 import { userCodeGuard } from './security/user-code-guard.js';
 import { schedulePruning } from './store/prune.js';
 import { answerOutage, logRefusedForOutage } from './store/outages.js';
@@ -217,6 +218,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     deliverInBackground(provider, logoutDeliveries);
     provider.use(clientAuthLimits(limits, audit));
     provider.use(userCodeGuard(limits, audit, pages.deviceFlow.tooManyGuesses));
+    provider.use(devicePollPacing(limits.devicePolling, logger));
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);

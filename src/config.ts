@@ -180,6 +180,13 @@ const environmentSchema = z.object({
   GRANT_TTL: seconds(365 * 24 * 3600),
   /** Lifetime of an ID token, seconds. */
   ID_TOKEN_TTL: seconds(3600),
+  /** How long a device's code (RFC 8628) waits for its person to enter and approve it. */
+  DEVICE_CODE_TTL: duration.pipe(z.number().int().min(60).max(24 * 3600)).default(600),
+  /**
+   * The `interval` a device is told to keep between polls (RFC 8628 §3.5); one that polls sooner while its code
+   * is pending gets `slow_down`, and 5 s more to wait each time.
+   */
+  DEVICE_POLL_INTERVAL: duration.pipe(z.number().int().min(1).max(300)).default(5),
   /** Failed sign-ins allowed per account within LOGIN_FAILURE_WINDOW before it is locked. */
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
   /** Failed sign-ins allowed per client IP within LOGIN_FAILURE_WINDOW before the IP is locked. */
@@ -260,7 +267,10 @@ export interface Config {
     sessionMax: number;
     grant: number;
     idToken: number;
+    deviceCode: number;
   };
+  /** Seconds a device waits between polls while its code is pending (RFC 8628 `interval`). */
+  devicePollIntervalSeconds: number;
   pruneIntervalSeconds: number;
   /** Audit events older than this are deleted when pruning; 0: kept forever. */
   auditRetentionSeconds: number;
@@ -407,7 +417,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionMax: e.SESSION_MAX_TTL,
       grant: Math.max(e.GRANT_TTL, e.REFRESH_TOKEN_TTL),
       idToken: e.ID_TOKEN_TTL,
+      deviceCode: e.DEVICE_CODE_TTL,
     },
+    devicePollIntervalSeconds: e.DEVICE_POLL_INTERVAL,
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
     auditRetentionSeconds: e.AUDIT_RETENTION,
     memoryTrimIntervalSeconds: e.MEMORY_TRIM_INTERVAL,

@@ -132,7 +132,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.apiAccessToken,
       AuthorizationCode: 60,
       BackchannelAuthenticationRequest: 600,
-      DeviceCode: 600,
+      DeviceCode: config.ttl.deviceCode,
       Grant: config.ttl.grant,
       IdToken: config.ttl.idToken,
       Interaction: 3600,

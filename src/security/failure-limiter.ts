@@ -33,7 +33,8 @@ const DAY = 24 * 3600;
 /** Keys are hashed-free but bounded: emails and IPs are short, anything longer is cut. */
 const keyOf = (key: string) => key.slice(0, 200);
 
-function createLimiter(store: LimiterStore, keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
+/** A rate-limiter-flexible limiter on Redis when there is one (shared by every instance), else on the SQL database. */
+export function createLimiter(store: LimiterStore, keyPrefix: string, points: number, duration: number): RateLimiterAbstract {
   if (store.redis) {
     return new RateLimiterRedis({ storeClient: store.redis, keyPrefix: `${store.redisKeyPrefix ?? ''}limit:${keyPrefix}`, points, duration });
   }

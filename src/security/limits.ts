@@ -1,5 +1,6 @@
 /** The brute-force limits the server enforces (README "Brute-force limits"), built from the configuration. */
 import type { Config } from '../config.js';
+import { DevicePollPace } from './device-poll-pace.js';
 import { FailureLimiter, type LimiterStore } from './failure-limiter.js';
 import { LockBroadcast } from './lock-broadcast.js';
 
@@ -12,6 +13,8 @@ export interface SecurityLimits {
   clientAuthByClient: FailureLimiter;
   /** Failed client authentications per IP. */
   clientAuthByIp: FailureLimiter;
+  /** How often a device may poll while its code is pending (RFC 8628 `slow_down`). */
+  devicePolling: DevicePollPace;
   /** Closes the lock broadcast's connection, if one was opened. */
   close(): void;
 }
@@ -28,5 +31,6 @@ export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'b
     loginByIp: new FailureLimiter(store, { name: 'login-ip', maxFailures: limits.loginPerIp, ...shared }),
     clientAuthByClient: new FailureLimiter(store, { name: 'client-auth', maxFailures: limits.clientAuthFailures, ...shared }),
     clientAuthByIp: new FailureLimiter(store, { name: 'client-auth-ip', maxFailures: limits.clientAuthFailures * 5, ...shared }),
+    devicePolling: new DevicePollPace(store, config.devicePollIntervalSeconds, config.ttl.deviceCode),
   };
 }

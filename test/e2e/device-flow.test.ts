@@ -9,6 +9,7 @@
 import * as oidc from 'openid-client';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { DEVICE_CODE_GRANT } from '../../src/clients/clients.js';
+import { postgresUrl } from '../support/environment.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { type Fixtures, createServiceClient, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -39,36 +40,36 @@ const poll = (config: oidc.Configuration, started: oidc.DeviceAuthorizationRespo
   oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 0.05 }, undefined, { signal: AbortSignal.timeout(10_000) });
 
 /** One poll, answered as it is (RFC 8628 §3.5). */
-async function pollOnce(deviceCode: string, clientId = deviceClientId) {
-  const response = await fetch(`${server.url}/token`, {
+async function pollOnce(deviceCode: string, clientId = deviceClientId, at = server) {
+  const response = await fetch(`${at.url}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: DEVICE_CODE_GRANT, device_code: deviceCode, client_id: clientId }),
   });
-  return { status: response.status, body: (await response.json()) as { error?: string; access_token?: string } };
+  return { status: response.status, body: (await response.json()) as { error?: string; error_description?: string; access_token?: string } };
 }
 
 const formTo = (page: Page, suffix: string) => parseForms(page.html).find((form) => form.action.split('?')[0]?.endsWith(suffix));
 const text = (page: Page | undefined) => (page?.html ?? '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
 
 /** Opens /device and types `code` into its form; the page that answers. */
-async function enterCode(agent: UserAgent, code: string): Promise<Page> {
-  const { page } = await agent.follow(`${server.url}/device`, server.issuer);
+async function enterCode(agent: UserAgent, code: string, at = server): Promise<Page> {
+  const { page } = await agent.follow(`${at.url}/device`, at.issuer);
   if (!page) throw new Error('/device did not answer with a page');
   const form = formTo(page, '/device');
   if (!form) throw new Error(`no code form on /device: ${text(page)}`);
-  const { page: next } = await agent.submit(page, form, { user_code: code }, server.issuer);
+  const { page: next } = await agent.submit(page, form, { user_code: code }, at.issuer);
   if (!next) throw new Error('entering a code redirected away');
   return next;
 }
 
 /** On the confirmation page, presses Continue (or Cancel), then signs in and consents; the last page. */
-async function confirmAndSignIn(agent: UserAgent, confirmation: Page, options: Partial<SignInOptions> & { cancel?: boolean } = {}) {
+async function confirmAndSignIn(agent: UserAgent, confirmation: Page, options: Partial<SignInOptions> & { cancel?: boolean } = {}, at = server) {
   const form = formTo(confirmation, '/device');
   if (!form) throw new Error(`no confirmation form: ${text(confirmation)}`);
   const pressed: Record<string, string> = options.cancel ? { abort: 'yes' } : { confirm: 'yes' };
-  const step = await agent.submit(confirmation, form, pressed, server.issuer);
-  const { step: last } = await passSignInPages(agent, step, server.issuer, { email: user.email, password: 'correct horse battery staple', ...options });
+  const step = await agent.submit(confirmation, form, pressed, at.issuer);
+  const { step: last } = await passSignInPages(agent, step, at.issuer, { email: user.email, password: 'correct horse battery staple', ...options });
   if (!last.page) throw new Error(`the device flow left the server: ${last.redirectedTo}`);
   return last.page;
 }
@@ -90,6 +91,7 @@ describe('device authorization grant (RFC 8628)', () => {
     expect(started.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
     expect(started.verification_uri).toBe(`${server.issuer}/device`);
     expect(started.expires_in).toBeGreaterThan(590);
+    expect(started.interval).toBe(5);
     expect((await pollOnce(started.device_code)).body.error).toBe('authorization_pending');
 
     const agent = person();
@@ -284,5 +286,87 @@ describe('registering device clients', () => {
     const printed = JSON.parse(result.stdout) as Record<string, unknown>;
     expect(printed).toMatchObject({ type: 'device', name: 'Terminal app' });
     expect(printed.client_secret).toBeUndefined();
+  });
+});
+
+/**
+ * RFC 8628 §3.5: a device that polls sooner than its interval while the code is pending is told `slow_down`, and
+ * must then wait 5 s more. A 1 s interval keeps the test short; polls within a second of the last are too soon.
+ * With Redis and without (the counts are then kept in the SQL database).
+ */
+describe.each([
+  { stores: 'Redis', redis: true },
+  { stores: 'the SQL database alone', redis: false },
+])('polling pace, counted in $stores', ({ redis }) => {
+  let paced: TestServer;
+  let tv: oidc.Configuration;
+  let tvClientId: string;
+  let owner: Fixtures;
+
+  beforeAll(async () => {
+    paced = await startTestServer({ redis, env: { PROXY: 'true', DEVICE_POLL_INTERVAL: '1', DEVICE_CODE_TTL: '2m' } });
+    owner = await createUser(paced);
+    const { client } = await paced.services.clients.create({ type: 'device', name: 'Bedroom TV' });
+    tvClientId = client.clientId;
+    tv = await discover(paced, tvClientId, undefined, oidc.None());
+  });
+  afterAll(() => paced?.close());
+
+  const pending = async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    return { started, poll: () => pollOnce(started.device_code, tvClientId, paced) };
+  };
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  test('the device is told its interval and the code lifetime set; a device that keeps the interval is never told off', async () => {
+    const { started, poll } = await pending();
+    expect(started.interval).toBe(1);
+    expect(started.expires_in).toBeGreaterThan(110);
+    expect(started.expires_in).toBeLessThanOrEqual(120);
+    for (let polls = 0; polls < 3; polls++) {
+      if (polls > 0) await pause(1_050);
+      expect(await poll()).toEqual({ status: 400, body: expect.objectContaining({ error: 'authorization_pending' }) });
+    }
+  });
+
+  test('a device that polls too soon gets slow_down, and 5 s more to wait each time', async () => {
+    const { poll } = await pending();
+    expect((await poll()).body.error).toBe('authorization_pending');
+    const tooSoon = await poll();
+    expect(tooSoon).toEqual({ status: 400, body: { error: 'slow_down', error_description: 'polling too often: wait at least 6 seconds between polls' } });
+    // Past the first interval, but not the 6 s it was told to keep now.
+    await pause(1_100);
+    expect((await poll()).body).toMatchObject({ error: 'slow_down', error_description: expect.stringContaining('11 seconds') });
+  });
+
+  test('once the person has approved, the next poll gets the tokens however soon it comes', async () => {
+    const { started, poll } = await pending();
+    expect((await poll()).body.error).toBe('authorization_pending');
+    const agent = person();
+    await confirmAndSignIn(agent, await enterCode(agent, started.user_code, paced), { email: owner.email }, paced);
+    const answered = await poll();
+    expect(answered.status).toBe(200);
+    expect(answered.body.access_token).toEqual(expect.any(String));
+  });
+
+  test('openid-client, polling at the interval it was given, gets its tokens', async () => {
+    const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid' });
+    const tokens = oidc.pollDeviceAuthorizationGrant(tv, started, undefined, { signal: AbortSignal.timeout(15_000) });
+    await pause(2_500);
+    const agent = person();
+    await confirmAndSignIn(agent, await enterCode(agent, started.user_code, paced), { email: owner.email }, paced);
+    expect((await tokens).claims()?.sub).toBe(owner.userId);
+  });
+
+  // A second instance needs PostgreSQL to share.
+  (postgresUrl ? test : test.skip)('every instance keeps the same count', async () => {
+    const second = await startTestServer({ instanceOf: paced });
+    try {
+      const { started, poll } = await pending();
+      expect((await poll()).body.error).toBe('authorization_pending');
+      expect((await pollOnce(started.device_code, tvClientId, second)).body.error).toBe('slow_down');
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -55,6 +55,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ TOKEN_CACHE_MAX_ENTRIES: 'many' })).toThrow(/TOKEN_CACHE_MAX_ENTRIES/);
   });
 
+  test('a device code lives 10 minutes and is polled every 5 s unless set otherwise; nonsense is refused', () => {
+    expect(loadConfig({})).toMatchObject({ ttl: { deviceCode: 600 }, devicePollIntervalSeconds: 5 });
+    expect(loadConfig({ DEVICE_CODE_TTL: '15m', DEVICE_POLL_INTERVAL: '10s' })).toMatchObject({ ttl: { deviceCode: 900 }, devicePollIntervalSeconds: 10 });
+    expect(() => loadConfig({ DEVICE_POLL_INTERVAL: '0' })).toThrow(/DEVICE_POLL_INTERVAL/);
+    expect(() => loadConfig({ DEVICE_CODE_TTL: '30s' })).toThrow(/DEVICE_CODE_TTL/);
+    expect(() => loadConfig({ DEVICE_CODE_TTL: '2d' })).toThrow(/DEVICE_CODE_TTL/);
+  });
+
   test('prepared statements are on unless turned off', () => {
     expect(loadConfig({}).database.preparedStatements).toBe(true);
     expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).database.preparedStatements).toBe(false);
