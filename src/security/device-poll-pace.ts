@@ -5,7 +5,7 @@
  * A device that asks again sooner while the request is still pending gets `slow_down` instead of
  * `authorization_pending`, and from then on must wait 5 s more between polls: each `slow_down` adds 5 s, as the
  * RFC tells the client to do. oidc-provider never sends `slow_down`, so a device polling in a tight loop was served
- * a store read per request; Keycloak and Hydra pace devices the same way.
+ * a store read per request; Keycloak paces devices the same way.
  *
  * Only polls that would be answered `authorization_pending` are paced: once the person has approved or denied, the
  * next poll gets its answer whenever it comes. A poll is "too soon" when it comes within the interval less one
