@@ -358,6 +358,24 @@ describe.each([
     expect((await tokens).claims()?.sub).toBe(owner.userId);
   });
 
+  // Where the counts live in the SQL database, its table can be taken away to see the store fail.
+  if (!redis) {
+    test('a store that fails leaves the answer authorization_pending, never a server error', async () => {
+      const { poll } = await pending();
+      await paced.services.db.raw('alter table rate_limits rename to rate_limits_away');
+      try {
+        for (let polls = 0; polls < 2; polls++) {
+          expect(await poll()).toEqual({ status: 400, body: expect.objectContaining({ error: 'authorization_pending' }) });
+        }
+      } finally {
+        await paced.services.db.raw('alter table rate_limits_away rename to rate_limits');
+      }
+      // Counted again once the table is back.
+      expect((await poll()).body.error).toBe('authorization_pending');
+      expect((await poll()).body.error).toBe('slow_down');
+    });
+  }
+
   // A second instance needs PostgreSQL to share.
   (postgresUrl ? test : test.skip)('every instance keeps the same count', async () => {
     const second = await startTestServer({ instanceOf: paced });
