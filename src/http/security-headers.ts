@@ -8,7 +8,8 @@
  * discovery, JWKS) get the set OWASP's REST Security Cheat Sheet names for APIs instead: HSTS, nosniff, a CSP
  * that allows nothing and no framing. The rest of helmet's headers (referrer policy, COOP, DNS prefetching, IE
  * download options, Flash policies, the XSS auditor, origin-agent clusters) govern how a browser treats an HTML
- * page and what it loads, and a JSON answer loads nothing. They were 7 of a JWKS answer's 21 headers, on the endpoints called most.
+ * page and what it loads, and a JSON answer loads nothing. They were 7 of a JWKS answer's 21 headers, on the
+ * endpoints called most.
  */
 import type { ServerResponse } from 'node:http';
 import type { Context, Middleware } from 'koa';

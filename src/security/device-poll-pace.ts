@@ -13,16 +13,16 @@
  * be told off). Counted in Redis when there is one, else in the SQL database (rate-limiter-flexible, as the
  * brute-force limits), keyed by a hash of the device code, so every instance agrees.
  */
-import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { DEVICE_CODE_GRANT } from '../clients/clients.js';
 import type { Logger } from '../logger.js';
+import { storageId } from '../store/storage-id.js';
 import { type LimiterStore, createLimiter } from './failure-limiter.js';
 
 /** What RFC 8628 §3.5 tells a client to add to its interval on each `slow_down`. */
-export const SLOW_DOWN_STEP_SECONDS = 5;
+const SLOW_DOWN_STEP_SECONDS = 5;
 
 /** Seconds within which a poll counts as too soon: the interval, less a second of grace (never below one). */
 const windowFor = (intervalSeconds: number) => Math.max(1, intervalSeconds - 1);
@@ -48,7 +48,8 @@ export class DevicePollPace {
    * (seconds) the device must keep from now on when it came too soon.
    */
   async tooSoon(deviceCode: string): Promise<number | undefined> {
-    const key = createHash('sha256').update(deviceCode).digest('base64url');
+    // The device code is a credential: counted under the hash its record is stored under, never the code itself.
+    const key = storageId(deviceCode);
     const slowedDown = (await this.#slowDowns.get(key))?.consumedPoints ?? 0;
     const interval = this.intervalSeconds + SLOW_DOWN_STEP_SECONDS * slowedDown;
     try {
