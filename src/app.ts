@@ -17,7 +17,7 @@ import { requireHttps } from './http/https-only.js';
 import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
-import { createInteractionRoutes, createProviderPages } from './interaction/index.js';
+import { createBrowserErrorPages, createInteractionRoutes, createProviderPages } from './interaction/index.js';
 import { KeyRing } from './keys/key-ring.js';
 import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
 import { Metrics } from './metrics/metrics.js';
@@ -99,6 +99,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.use(requestContext(logger));
   const securityHeaderSet = await securityHeaderWriter({ production: config.production });
   app.use(securityHeaders(securityHeaderSet));
+  app.use(createBrowserErrorPages({ logger }));
   // Discovery and JWKS are the most requested documents (every RP and API polls them); their exact paths need
   // none of the checks below, so the cache answers them first (and, once cached, before Koa: handleRequest).
   const documents = new ProviderDocumentCache(() => slot.current, config.proxy, Math.min(5000, config.clientCacheTtlMs));

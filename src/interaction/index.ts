@@ -5,6 +5,7 @@ import type { Middleware } from 'koa';
 import compose from 'koa-compose';
 import type { Logger } from '../logger.js';
 import type { ProviderPages } from '../oidc/provider.js';
+import { errorPagesForBrowsers } from './errors.js';
 import { createProviderPages as providerPages } from './provider-pages.js';
 import { type InteractionDependencies, createInteractionRoutes as interactionRoutes } from './routes.js';
 import { Views } from './views.js';
@@ -18,6 +19,11 @@ const views = () => {
 
 export function createProviderPages(options: { logger: Logger }): ProviderPages {
   return providerPages(views(), options.logger);
+}
+
+/** A page, not JSON, for a browser whose request failed outside our pages' own error handling (./errors.ts). */
+export function createBrowserErrorPages(options: { logger: Logger }): Middleware {
+  return errorPagesForBrowsers(views(), options.logger);
 }
 
 export function createInteractionRoutes(deps: Omit<InteractionDependencies, 'views'>): Middleware {

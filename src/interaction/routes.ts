@@ -25,9 +25,8 @@ import type { SecurityLimits } from '../security/limits.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
 import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
-import { type ErrorPage, PageError, renderErrorPage } from './errors.js';
+import { PageError, pageErrors } from './errors.js';
 import type { Views } from './views.js';
-import { OUTAGE_PAGE_MESSAGE, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
 
 export interface InteractionDependencies {
   provider: Provider;
@@ -166,30 +165,4 @@ async function saveConsent(provider: Provider, details: Interaction): Promise<st
     grant.addResourceScope(indicator, scopes.join(' '));
   }
   return grant.save();
-}
-
-/** Turns anything thrown below into an HTML page with a reason; unexpected errors are logged, never shown. */
-function pageErrors(views: Views, logger: Logger): Middleware {
-  return async (ctx, next) => {
-    try {
-      await next();
-    } catch (error) {
-      const page: ErrorPage = toErrorPage(error);
-      if (page.status === 503) logRefusedForOutage(logger, ctx.state.requestId, error);
-      else if (page.status >= 500) logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
-      renderErrorPage(views, ctx, page);
-    }
-  };
-}
-
-function toErrorPage(error: unknown): ErrorPage {
-  if (error instanceof PageError) return { status: error.status, message: error.message };
-  const name = (error as { name?: string }).name;
-  if (name === 'SessionNotFound' || name === 'InvalidRequest' || name === 'AccessDenied') {
-    return { status: 400, message: 'This sign-in has expired or was already completed. Go back to the application and start again.' };
-  }
-  const { status, expose, message } = error as { status?: number; expose?: boolean; message?: string };
-  if (status && status >= 400 && status < 500 && expose) return { status, message: message ?? 'The request was not valid.' };
-  if (isStoreOutage(error)) return { status: 503, message: OUTAGE_PAGE_MESSAGE, code: 'temporarily_unavailable' };
-  return { status: 500, message: 'Something went wrong on our side. Please try again in a moment.' };
 }

@@ -18,6 +18,7 @@ import {
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
+import { type Page, UserAgent, parseForms } from '../support/user-agent.js';
 
 const OPAQUE_API = 'https://legacy.example.test';
 /** Well above what failing fast takes (a few reconnection attempts), well below knex's and pg's old waits. */
@@ -65,6 +66,16 @@ function expectOutageAnswer(answer: { response: Response; body: unknown; ms: num
 function expectRefusedWith503(error: unknown) {
   expect(error).toBeInstanceOf(oidc.ClientError);
   expect((error as { cause?: Response }).cause?.status).toBe(503);
+}
+
+/** What a person sees: our error page, in our look and under our CSP, saying to try again. */
+function expectOutagePage(page: Page | undefined) {
+  expect(page?.status).toBe(503);
+  expect(page?.headers.get('content-type')).toMatch(/^text\/html/);
+  expect(page?.headers.get('retry-after')).toBe('5');
+  expect(page?.headers.get('content-security-policy')).toContain("default-src 'self'");
+  expect(page?.html).toContain('briefly unavailable');
+  expect(page?.html).toContain('temporarily_unavailable');
 }
 
 async function waitUntilReady() {
@@ -128,6 +139,35 @@ describeWithServers('a store outage', () => {
     expect((await oidc.tokenIntrospection(rp, issued)).active).toBe(true);
     const { tokens } = await signInAndRedeem(await discover(server, web.clientId, web.secret), user);
     expect(tokens.id_token).toBeDefined();
+  }, 60_000);
+
+  test('Redis down: a browser at the device and logout pages gets a page that says to try again, a script the JSON', async () => {
+    const browser = new UserAgent();
+    const { page: entry } = await browser.follow(`${server.url}/device`, server.issuer);
+    const codeForm = parseForms(entry?.html ?? '').find((form) => form.action.split('?')[0]?.endsWith('/device'));
+    if (!entry || !codeForm) throw new Error('no code form on /device');
+
+    redis.cut();
+    try {
+      // The provider writes these pages, then cannot save the session they belong to.
+      expectOutagePage((await browser.follow(`${server.url}/device`, server.issuer)).page);
+      expectOutagePage((await browser.follow(`${server.url}/session/end`, server.issuer)).page);
+      // A code typed in: the guard against guessing cannot count it, so nothing about the code is said.
+      expectOutagePage((await browser.submit(entry, codeForm, { user_code: 'BCDF-GHJK' }, server.issuer)).page);
+      // A script asking the same (no Accept, or JSON) gets what API clients get.
+      for (const accept of [undefined, 'application/json']) {
+        const started = performance.now();
+        const response = await fetch(`${server.url}/device`, { headers: accept ? { accept } : {} });
+        expectOutageAnswer({ response, body: await response.json(), ms: performance.now() - started });
+      }
+    } finally {
+      redis.restore();
+    }
+
+    await waitUntilReady();
+    const { page: again } = await browser.follow(`${server.url}/device`, server.issuer);
+    expect(again?.status).toBe(200);
+    expect(again?.html).toContain('Connect a device');
   }, 60_000);
 
   test('PostgreSQL down: client lookups, refresh and userinfo answer 503, cached clients still get tokens; the refresh token is intact after', async () => {

@@ -57,6 +57,9 @@ export interface Page {
   headers: Headers;
 }
 
+/** Chromium's Accept header for a navigation. */
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8';
+
 export class UserAgent {
   readonly #cookies = new Map<string, string>();
   /** The last Set-Cookie line received for each cookie, attributes and all. */
@@ -81,6 +84,8 @@ export class UserAgent {
 
   async request(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
+    // What a browser asks for when it opens a page or submits a form: the server answers errors as pages.
+    if (!headers.has('accept')) headers.set('accept', BROWSER_ACCEPT);
     if (this.#cookies.size > 0) {
       headers.set('cookie', [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; '));
     }
