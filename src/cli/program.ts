@@ -1,7 +1,8 @@
 /**
   * The `authz` command line: migrations, users, clients, APIs and keys.
- * A usage error prints the usage and exits 2; a refused input prints one line and exits 1; neither shows a
- * stack trace.
+ * A usage error prints the usage and exits 2; a refused input prints one line and exits 1; a database or Redis
+ * that cannot be reached prints one line naming it and exits 75 (EX_TEMPFAIL: a script may try again later).
+ * None shows a stack trace.
  */
 import { Command, CommanderError } from 'commander';
 import { registerApiCommands } from './apis.js';
@@ -16,8 +17,11 @@ import { ConfigError } from '../config.js';
 import { InputError, NotFoundError } from '../errors.js';
 import { KeyFileError } from '../keys/signing-keys.js';
 import { closeDatabase, migrate, openDatabase } from '../store/database.js';
+import { isStoreOutage, unreachableStore } from '../store/outages.js';
 
 const USAGE_ERROR = 2;
+/** sysexits.h's EX_TEMPFAIL: the command did not fail for what was asked, and may work when tried again. */
+const STORE_UNREACHABLE = 75;
 
 function buildProgram(context: CliContext): Command {
   const program = new Command('authz')
@@ -54,6 +58,18 @@ function buildProgram(context: CliContext): Command {
 const isExpected = (error: unknown) =>
   error instanceof InputError || error instanceof NotFoundError || error instanceof KeyFileError || error instanceof ConfigError;
 
+/** "cannot reach PostgreSQL (connect ECONNREFUSED 127.0.0.1:5432): …", with the variable to check. */
+function describeUnreachable(error: unknown): string {
+  const store = unreachableStore(error);
+  const variable = store === 'Redis' ? 'REDIS_URL' : 'DATABASE_URL';
+  // ioredis's own message ("Reached the max retries per request limit…") says nothing an operator can use.
+  const detail = store === 'PostgreSQL' && error instanceof Error ? ` (${firstLine(error.message)})` : '';
+  return `cannot reach ${store}${detail}: is it running, and does ${variable} point at it?`;
+}
+
+/** knex prefixes a failed statement's error with the statement; the driver's reason is what matters here. */
+const firstLine = (message: string) => message.split('\n')[0]?.replace(/^.* - /, '') ?? message;
+
 export async function runCli(argv: string[]): Promise<number> {
   const context = new CliContext();
   const program = buildProgram(context);
@@ -64,6 +80,10 @@ export async function runCli(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.
       return error.exitCode === 0 ? 0 : USAGE_ERROR;
+    }
+    if (isStoreOutage(error)) {
+      process.stderr.write(`authz: ${describeUnreachable(error)}\n`);
+      return STORE_UNREACHABLE;
     }
     if (error instanceof ConfigError) {
       process.stderr.write(`authz: ${error.problems.join('; ')}\n`);

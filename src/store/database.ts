@@ -82,16 +82,21 @@ const CONNECT_TIMEOUT_MS = 5_000;
  */
 const MIGRATION_LOCK_WAIT = /Can't take lock to run migrations|knex migrate:unlock/;
 
+/** knex's word for a connection it could not open. */
+const ACQUIRE_FAILED = /^Acquire connection error/;
+
 /**
  * Where knex's and its pool's own messages go: the JSON log, or without one (the CLI) standard error. Never
  * knex's default, console.log, which would put plain text among the JSON lines or a command's --json output.
  */
 function knexLog(logger: Logger | undefined): Knex.Config['log'] {
   const write = (level: 'warn' | 'error' | 'debug') => (message: unknown) => {
-    const reason = message instanceof Error ? message.message : String(message);
+    // knex writes some errors with their stack ("Acquire connection error: Error: …\n    at …"): the line is enough.
+    const reason = (message instanceof Error ? message.message : String(message)).split('\n')[0] ?? '';
     const routine = level === 'debug' || MIGRATION_LOCK_WAIT.test(reason);
     if (logger) logger[routine ? 'debug' : level]({ reason }, 'database driver');
-    else if (!routine) process.stderr.write(`authz: database driver: ${reason}\n`);
+    // Without a log (the CLI), a connection that fails makes the command fail, which says so once.
+    else if (!routine && !ACQUIRE_FAILED.test(reason)) process.stderr.write(`authz: database driver: ${reason}\n`);
   };
   return { warn: write('warn'), error: write('error'), deprecate: write('warn'), debug: write('debug') };
 }

@@ -83,6 +83,22 @@ export function isStoreOutage(error: unknown, depth = 0): boolean {
   return isStoreOutage(cause, depth + 1);
 }
 
+/** ioredis's own errors: a failure of one of these is Redis's, whatever the socket error beneath. */
+const REDIS_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError']);
+const REDIS_MESSAGES = ['Connection is closed.', 'All sentinels are unreachable', 'None of startup nodes is available'];
+
+/**
+ * Which store an outage is, for an operator's message (the CLI): Redis when the error is one of ioredis's,
+ * PostgreSQL otherwise. A bare socket error could be either; the drivers wrap theirs, so it is rarely bare.
+ */
+export function unreachableStore(error: unknown, depth = 0): 'Redis' | 'PostgreSQL' {
+  if (!error || typeof error !== 'object' || depth > 3) return 'PostgreSQL';
+  const { name, message, cause } = error as { name?: unknown; message?: unknown; cause?: unknown };
+  if (typeof name === 'string' && REDIS_ERROR_NAMES.has(name)) return 'Redis';
+  if (typeof message === 'string' && (REDIS_UNAVAILABLE.test(message) || REDIS_MESSAGES.some((text) => message.includes(text)))) return 'Redis';
+  return unreachableStore(cause, depth + 1);
+}
+
 /** What oidc-provider answers with (503, `temporarily_unavailable`); the driver's error stays as the cause. */
 export class StoreUnavailable extends errors.OIDCProviderError {
   constructor(cause: unknown) {

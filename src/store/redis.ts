@@ -47,7 +47,11 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
     : sentinels?.length
       ? openThroughSentinels(sentinels, sentinelMaster, url, options)
       : new Redis(url, options);
-  if (logger) {
+  if (!logger) {
+    // The CLI: a command that needs Redis fails and says so; ioredis would otherwise print each reconnection's
+    // error, stack and all ("Unhandled error event").
+    redis.on('error', () => undefined);
+  } else {
     let connected = true;
     redis.on('error', (error: Error) => {
       if (connected) logger.error({ err: error }, 'Redis is unreachable; requests that need it fail until it is back');

@@ -1,13 +1,13 @@
 /**
  * The `authz` command line as an operator uses it: a real child process on the repository's Node, against the
  * same database a server then uses. Bad arguments get a usage message and exit 2; refused input gets one line
- * and exit 1; nothing prints a stack trace.
+ * and exit 1; a store that cannot be reached gets one line and exit 75; nothing prints a stack trace.
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { postgresUrl, uniqueName } from '../support/environment.js';
-import { cleanEnvironment, runToEnd } from '../support/process.js';
+import { cleanEnvironment, freePort, runToEnd } from '../support/process.js';
 import { createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { startTestServer } from '../support/server.js';
 
@@ -214,6 +214,16 @@ describe('authz CLI', () => {
     const result = await authz(['clients', 'add', '--type', 'web', '--name', 'Evil', '--redirect-uri', 'http://evil.example.test/cb']);
     expectRefusal(result, 1, /^authz: redirectUris: http:\/\/evil\.example\.test\/cb must use https/);
     expect((await authz(['clients', 'list'])).stdout).not.toContain('Evil');
+  });
+
+  test('a database or Redis that cannot be reached: one line naming it and the variable to check, exit 75', async () => {
+    const nobodyListens = await freePort();
+    const noDatabase = await runToEnd('src/cli.ts', ['users', 'list'], { ...env, DATABASE_URL: `postgres://postgres@127.0.0.1:${nobodyListens}/test` });
+    expectRefusal(noDatabase, 75, /^authz: cannot reach PostgreSQL \(connect ECONNREFUSED 127\.0\.0\.1:\d+\): is it running, and does DATABASE_URL point at it\?\n$/);
+
+    expect((await authz(['users', 'add', '--email', 'away@example.test'])).code).toBe(0);
+    const noRedis = await runToEnd('src/cli.ts', ['users', 'sessions', 'away@example.test'], { ...env, REDIS_URL: `redis://127.0.0.1:${nobodyListens}` });
+    expectRefusal(noRedis, 75, /^authz: cannot reach Redis: is it running, and does REDIS_URL point at it\?\n$/);
   });
 
   test('keys rotate, list and prune work on the keys folder', async () => {
