@@ -243,7 +243,7 @@ describeWithServers('DPoP and pushed authorization requests', () => {
       expect(withoutProof.headers.get('www-authenticate')).toMatch(/^DPoP realm="[^"]+", error="invalid_request"/);
     });
 
-    test('a code bound at PAR (dpop_jkt) cannot be redeemed with another key, and is then spent', async () => {
+    test('a code bound at PAR (dpop_jkt) is refused with another key or no proof, and stays the holder’s', async () => {
       const keys = await oidc.randomDPoPKeyPair();
       const DPoP = oidc.getDPoPHandle(spa, keys);
       const codeVerifier = oidc.randomPKCECodeVerifier();
@@ -263,22 +263,20 @@ describeWithServers('DPoP and pushed authorization requests', () => {
       const checks = { pkceCodeVerifier: codeVerifier, expectedState: state };
       const thief = oidc.getDPoPHandle(spa, await oidc.randomDPoPKeyPair());
       const since = new Date();
-      await expect(oidc.authorizationCodeGrant(spa, redirectedTo, checks, undefined, { DPoP: thief })).rejects.toMatchObject({
-        error: 'invalid_grant',
-        error_description: 'grant request is invalid',
-        status: 400,
-      });
-      // oidc-provider consumes a code before it compares the proof's key with dpop_jkt, so the attempt spent it:
-      // the holder's own redemption is then refused too (a code is single-use whoever presents it; RFC 6749 §4.1.2).
-      await expect(oidc.authorizationCodeGrant(spa, redirectedTo, checks, undefined, { DPoP })).rejects.toMatchObject({
-        error: 'invalid_grant',
-        error_description: 'grant request is invalid',
-        status: 400,
-      });
-      expect(await refusalReasons(server, spaClientId, since)).toEqual([
-        'DPoP proof key thumbprint does not match dpop_jkt',
-        'authorization code already consumed',
-      ]);
+      const refused = { error: 'invalid_grant', error_description: 'grant request is invalid', status: 400 };
+      await expect(oidc.authorizationCodeGrant(spa, redirectedTo, checks, undefined, { DPoP: thief })).rejects.toMatchObject(refused);
+      await expect(oidc.authorizationCodeGrant(spa, redirectedTo, checks)).rejects.toMatchObject(refused);
+      // Neither attempt consumed the code (patches/README.md): had one, the holder's redemption would be refused as
+      // a replay and the whole grant revoked, which is what a thief without the key could then do to any sign-in.
+      const exchanges = recording(spa);
+      try {
+        const tokens = await oidc.authorizationCodeGrant(spa, redirectedTo, checks, undefined, { DPoP });
+        expect(tokens.id_token).toBeDefined();
+        expect(exchanges.at(-1)?.body.token_type).toBe('DPoP');
+      } finally {
+        delete spa[oidc.customFetch];
+      }
+      expect(await refusalReasons(server, spaClientId, since)).toEqual(['DPoP proof key thumbprint does not match dpop_jkt', 'missing DPoP proof JWT']);
     });
   });
 
