@@ -6,6 +6,7 @@ import cluster from 'node:cluster';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, listen } from './app.js';
 import { ConfigError, type Config, loadConfig } from './config.js';
+import { describeUnreachable, isStoreOutage } from './store/outages.js';
 import { InputError } from './errors.js';
 import { KeyFileError } from './keys/signing-keys.js';
 import { createLogger } from './logger.js';
@@ -187,6 +188,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
-  process.stderr.write(`authz: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  const reason = isStoreOutage(error) ? describeUnreachable(error) : error instanceof Error ? error.message : String(error);
+  process.stderr.write(`authz: failed to start: ${reason}\n`);
   process.exit(1);
 });

@@ -17,7 +17,7 @@ import { ConfigError } from '../config.js';
 import { InputError, NotFoundError } from '../errors.js';
 import { KeyFileError } from '../keys/signing-keys.js';
 import { closeDatabase, migrate, openDatabase } from '../store/database.js';
-import { isStoreOutage, unreachableStore } from '../store/outages.js';
+import { describeUnreachable, isStoreOutage } from '../store/outages.js';
 
 const USAGE_ERROR = 2;
 /** sysexits.h's EX_TEMPFAIL: the command did not fail for what was asked, and may work when tried again. */
@@ -57,18 +57,6 @@ function buildProgram(context: CliContext): Command {
 /** Errors whose message is meant for the operator. */
 const isExpected = (error: unknown) =>
   error instanceof InputError || error instanceof NotFoundError || error instanceof KeyFileError || error instanceof ConfigError;
-
-/** "cannot reach PostgreSQL (connect ECONNREFUSED 127.0.0.1:5432): …", with the variable to check. */
-function describeUnreachable(error: unknown): string {
-  const store = unreachableStore(error);
-  const variable = store === 'Redis' ? 'REDIS_URL' : 'DATABASE_URL';
-  // ioredis's own message ("Reached the max retries per request limit…") says nothing an operator can use.
-  const detail = store === 'PostgreSQL' && error instanceof Error ? ` (${firstLine(error.message)})` : '';
-  return `cannot reach ${store}${detail}: is it running, and does ${variable} point at it?`;
-}
-
-/** knex prefixes a failed statement's error with the statement; the driver's reason is what matters here. */
-const firstLine = (message: string) => message.split('\n')[0]?.replace(/^.* - /, '') ?? message;
 
 export async function runCli(argv: string[]): Promise<number> {
   const context = new CliContext();

@@ -99,6 +99,21 @@ export function unreachableStore(error: unknown, depth = 0): 'Redis' | 'PostgreS
   return unreachableStore(cause, depth + 1);
 }
 
+/**
+ * The operator's line for an outage (the CLI, a server that cannot start): "cannot reach PostgreSQL (connect
+ * ECONNREFUSED 127.0.0.1:5432): is it running, and does DATABASE_URL point at it?".
+ */
+export function describeUnreachable(error: unknown): string {
+  const store = unreachableStore(error);
+  const variable = store === 'Redis' ? 'REDIS_URL' : 'DATABASE_URL';
+  // ioredis's own message ("Reached the max retries per request limit…") says nothing an operator can use.
+  const detail = store === 'PostgreSQL' && error instanceof Error ? ` (${driverReason(error.message)})` : '';
+  return `cannot reach ${store}${detail}: is it running, and does ${variable} point at it?`;
+}
+
+/** knex prefixes a failed statement's error with the statement; the driver's reason is what matters here. */
+const driverReason = (message: string) => message.split('\n')[0]?.replace(/^.* - /, '') ?? message;
+
 /** What oidc-provider answers with (503, `temporarily_unavailable`); the driver's error stays as the cause. */
 export class StoreUnavailable extends errors.OIDCProviderError {
   constructor(cause: unknown) {

@@ -104,6 +104,22 @@ describe('production', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
+  test('a database that cannot be reached stops start-up with one line naming it and the variable to check', async () => {
+    const nobodyListens = await freePort();
+    const env = cleanEnvironment({
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${nobodyListens}/test`,
+      DATA_DIR: path.join(scratch, 'unreachable-data'),
+      KEYS_DIR: path.join(scratch, 'unreachable-keys'),
+      PORT: '0',
+    });
+    const { code, stderr } = await runToEnd('src/main.ts', [], env);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(
+      /(^|\n)authz: failed to start: cannot reach PostgreSQL \(connect ECONNREFUSED 127\.0\.0\.1:\d+\): is it running, and does DATABASE_URL point at it\?\n$/,
+    );
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
   test('an unsafe setting is named precisely', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
     expect(() => loadConfig({ CLIENT_SECRET_PEPPERS: 'no-colon' })).toThrow(/kid:secret/);
