@@ -47,11 +47,7 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
     : sentinels?.length
       ? openThroughSentinels(sentinels, sentinelMaster, url, options)
       : new Redis(url, options);
-  if (!logger) {
-    // The CLI: a command that needs Redis fails and says so; ioredis would otherwise print each reconnection's
-    // error, stack and all ("Unhandled error event").
-    redis.on('error', () => undefined);
-  } else {
+  if (logger) {
     let connected = true;
     redis.on('error', (error: Error) => {
       if (connected) logger.error({ err: error }, 'Redis is unreachable; requests that need it fail until it is back');
@@ -61,6 +57,10 @@ export function openRedis(target: string | RedisTarget, logger?: Logger): RedisC
       if (!connected) logger.info('Redis is reachable again');
       connected = true;
     });
+  } else {
+    // The CLI: a command that needs Redis fails and says so; ioredis would otherwise print each reconnection's
+    // error, stack and all ("Unhandled error event").
+    redis.on('error', () => undefined);
   }
   return redis;
 }
