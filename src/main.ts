@@ -187,8 +187,17 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** What the operator reads when start-up fails: the cause in their terms, and what to check. */
+function describeStartFailure(error: unknown): string {
+  if (isStoreOutage(error)) return describeUnreachable(error);
+  const { code, address, port } = error as { code?: string; address?: string; port?: number };
+  const variable = port !== undefined && String(port) === process.env.METRICS_PORT ? 'METRICS_PORT' : 'PORT';
+  if (code === 'EADDRINUSE') return `port ${port} (${address}) is already in use: stop what listens there, or set ${variable}`;
+  if (code === 'EACCES' && port !== undefined) return `not allowed to listen on port ${port}: use one above 1023, or set ${variable}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
 main().catch((error) => {
-  const reason = isStoreOutage(error) ? describeUnreachable(error) : error instanceof Error ? error.message : String(error);
-  process.stderr.write(`authz: failed to start: ${reason}\n`);
+  process.stderr.write(`authz: failed to start: ${describeStartFailure(error)}\n`);
   process.exit(1);
 });

@@ -3,12 +3,13 @@
  * restarts; production refuses to start, one clear line per missing piece.
  */
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClientRepository } from '../../src/clients/clients.js';
 import { loadConfig } from '../../src/config.js';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
-import { cleanEnvironment, freePort, runToEnd, startUntil, stop } from '../support/process.js';
+import { cleanEnvironment, closeHttp, freePort, listenHttp, runToEnd, startUntil, stop } from '../support/process.js';
 
 let scratch: string;
 beforeAll(async () => {
@@ -118,6 +119,24 @@ describe('production', () => {
       /(^|\n)authz: failed to start: cannot reach PostgreSQL \(connect ECONNREFUSED 127\.0\.0\.1:\d+\): is it running, and does DATABASE_URL point at it\?\n$/,
     );
     expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('a port already in use stops start-up with the port and the variable to change', async () => {
+    const { http } = await listenHttp();
+    const { port } = http.address() as AddressInfo;
+    try {
+      const env = cleanEnvironment({
+        DATA_DIR: path.join(scratch, 'busy-port-data'),
+        KEYS_DIR: path.join(scratch, 'busy-port-keys'),
+        HOST: '127.0.0.1',
+        PORT: String(port),
+      });
+      const { code, stderr } = await runToEnd('src/main.ts', [], env);
+      expect(code).toBe(1);
+      expect(stderr).toBe(`authz: failed to start: port ${port} (127.0.0.1) is already in use: stop what listens there, or set PORT\n`);
+    } finally {
+      await closeHttp(http);
+    }
   });
 
   test('an unsafe setting is named precisely', () => {
