@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import { accessLoggerOf, type Logger } from '../logger.js';
-import { OUTAGE_ANSWER, RETRY_AFTER_SECONDS, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
+import { OUTAGE_ANSWER, RETRY_AFTER_SECONDS, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -68,6 +68,11 @@ function respondToUnexpected(
   if (status && status >= 400 && status < 500 && expose) {
     ctx.status = status;
     ctx.body = { error: 'invalid_request', error_description: (error as Error).message };
+    return;
+  }
+  if (isUnstorableText(error)) {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_request', error_description: UNSTORABLE_TEXT_DESCRIPTION };
     return;
   }
   if (isStoreOutage(error)) {

@@ -5,7 +5,7 @@
  */
 import type { Context, Middleware } from 'koa';
 import type { Logger } from '../logger.js';
-import { OUTAGE_PAGE_MESSAGE, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
+import { OUTAGE_PAGE_MESSAGE, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 import type { Views } from './views.js';
 
 export class PageError extends Error {
@@ -31,6 +31,7 @@ export function renderErrorPage(views: Views, ctx: Context, page: ErrorPage): vo
 /** The page for anything thrown: our PageErrors as they are, an outage as 503, the unexpected as a bare 500. */
 export function toErrorPage(error: unknown): ErrorPage {
   if (error instanceof PageError) return { status: error.status, message: error.message };
+  if (isUnstorableText(error)) return { status: 400, message: 'A value you sent contains a character that is not allowed (NUL).' };
   const name = (error as { name?: string }).name;
   // oidc-provider's answers for an interaction that has ended or belongs to another browser.
   if (name === 'SessionNotFound' || name === 'InvalidRequest' || name === 'AccessDenied') {

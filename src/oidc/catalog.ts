@@ -11,6 +11,9 @@ import type { ClientRecord, ClientRepository } from '../clients/clients.js';
 const MISSING = Symbol('missing');
 type Cached<T> = T | typeof MISSING;
 
+/** PostgreSQL text cannot hold a NUL, so no client id or indicator has one; asking would fail the query. */
+const holdsNul = (value: string) => value.includes('\u0000');
+
 export class Catalog {
   readonly #clients: LRUCache<string, Cached<ClientRecord>>;
   readonly #apis: LRUCache<string, Cached<ApiRecord>>;
@@ -39,12 +42,14 @@ export class Catalog {
 
   /** The client, or undefined when it does not exist or is disabled. */
   async client(clientId: string): Promise<ClientRecord | undefined> {
+    if (holdsNul(clientId)) return undefined;
     // A fresh entry is read directly: the fetch machinery (in-flight sharing, stale handling) is for a miss.
     const record = this.#clients.get(clientId) ?? (await this.#clients.fetch(clientId));
     return record === MISSING || !record || record.disabledAt ? undefined : record;
   }
 
   async api(indicator: string): Promise<ApiRecord | undefined> {
+    if (holdsNul(indicator)) return undefined;
     const record = this.#apis.get(indicator) ?? (await this.#apis.fetch(indicator));
     return record === MISSING ? undefined : record;
   }

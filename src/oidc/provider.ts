@@ -18,7 +18,7 @@ import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
 import { OIDC_SCOPES } from './scopes.js';
 import { pastMaximum, sessionTtl } from './session-lifetime.js';
-import { rethrowAsUnavailable } from '../store/outages.js';
+import { rethrowStoreError } from '../store/outages.js';
 
 type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
 
@@ -63,7 +63,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     findAccount: (ctx, sub, token) => {
       refuseExpiredAccessToken(token);
-      return Promise.resolve(findAccount(ctx, sub, token)).catch(rethrowAsUnavailable);
+      return Promise.resolve(findAccount(ctx, sub, token)).catch(rethrowStoreError);
     },
     scopes: OIDC_SCOPES,
     claims: claimsByScope,

@@ -7,7 +7,7 @@ import type { Adapter } from 'oidc-provider';
 import type { SessionStore } from '../accounts/sessions.js';
 import { LENGTH_TYPED_MODELS, mayBeTokenOf } from '../oidc/opaque-tokens.js';
 import { type Database, isEmbedded } from './database.js';
-import { translatingOutages } from './outages.js';
+import { translatingStoreErrors } from './outages.js';
 import { RedisAdapter } from './redis-adapter.js';
 import { type RefreshGraceOptions, RefreshTokenAdapter } from './refresh-token-adapter.js';
 import { SqlAdapter } from './sql-adapter.js';
@@ -53,7 +53,7 @@ export function createAdapterFactory(options: AdapterFactoryOptions): (name: str
     let adapter = adapters.get(name);
     if (!adapter) {
       // An unreachable store answers 503 temporarily_unavailable, not 500 (src/store/outages.ts).
-      adapter = translatingOutages(skippingOtherKinds(name, create(name)), ADAPTER_OPERATIONS);
+      adapter = translatingStoreErrors(skippingOtherKinds(name, create(name)), ADAPTER_OPERATIONS);
       adapters.set(name, adapter);
     }
     return adapter;

@@ -5,8 +5,8 @@
  *
  * oidc-provider renders an error it can expose with the error's own status and code, and at the authorization
  * endpoint redirects it to the client (RFC 6749 §4.1.2.1 names `temporarily_unavailable` for this). So every
- * store call the provider makes goes through `translatingOutages` (src/store/adapters.ts) or
- * `rethrowAsUnavailable` (findAccount, src/oidc/provider.ts), and our own routes ask `isStoreOutage` where they
+ * store call the provider makes goes through `translatingStoreErrors` (src/store/adapters.ts) or
+ * `rethrowStoreError` (findAccount, src/oidc/provider.ts), and our own routes ask `isStoreOutage` where they
  * turn errors into answers. A raw network error from elsewhere (a client's jwks_uri, say) that reaches one of
  * those places is answered the same way: it too is temporary and not the caller's fault.
  */
@@ -131,30 +131,49 @@ export function logRefusedForOutage(logger: Logger, requestId: string | undefine
   logger.warn({ requestId, reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
 }
 
-/** Rethrows what a store call threw: an outage as StoreUnavailable, anything else unchanged. */
-export function rethrowAsUnavailable(error: unknown): never {
+/**
+ * SQLSTATEs of text PostgreSQL cannot hold: a NUL character in a string (22021) or a `\u0000` in jsonb (22P05).
+ * Only a request puts one there (a client_id, a state, an e-mail typed at the login form), so it is the
+ * request's fault: a 400, not a 500.
+ */
+const UNSTORABLE_TEXT = new Set(['22021', '22P05']);
+
+export const UNSTORABLE_TEXT_DESCRIPTION = 'a parameter contains a NUL character, which is not allowed';
+
+/** True when the store refused a value because of a NUL character in it. */
+export function isUnstorableText(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && UNSTORABLE_TEXT.has(code);
+}
+
+/**
+ * Rethrows what a store call threw: an outage as StoreUnavailable, text the store cannot hold as the
+ * provider's `invalid_request`, anything else unchanged.
+ */
+export function rethrowStoreError(error: unknown): never {
+  if (isUnstorableText(error)) throw new errors.InvalidRequest(UNSTORABLE_TEXT_DESCRIPTION);
   if (error instanceof StoreUnavailable || !isStoreOutage(error)) throw error;
   throw new StoreUnavailable(error);
 }
 
 /**
- * `target` with the named async methods translating outages (each oidc-provider adapter); its
+ * `target` with the named async methods translating store errors (each oidc-provider adapter); its
  * other members are reached through the prototype, untouched. One `.catch` per call, no Proxy: these run on
  * every request.
  */
-export function translatingOutages<T extends object>(target: T, methods: readonly (keyof T & string)[]): T {
+export function translatingStoreErrors<T extends object>(target: T, methods: readonly (keyof T & string)[]): T {
   const translated = Object.create(target) as T;
   for (const name of methods) {
     const method = target[name];
     if (typeof method !== 'function') continue;
     (translated as Record<string, unknown>)[name] = (...args: unknown[]) =>
-      (method as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch(rethrowAsUnavailable);
+      (method as (...a: unknown[]) => Promise<unknown>).apply(target, args).catch(rethrowStoreError);
   }
   return translated;
 }
 
 /**
- * For the provider's `server_error` event: a store call that did not go through `translatingOutages` (a hook of
+ * For the provider's `server_error` event: a store call that did not go through `translatingStoreErrors` (a hook of
  * ours) failed with an outage after the provider had set its 500 JSON answer; make that a 503. True when it did.
  * At the authorization endpoint the event comes before the page (which `renderError` makes a 503 itself).
  */

@@ -8,7 +8,7 @@ import { errors } from 'oidc-provider';
 import { closeDatabase, migrate, openDatabase } from '../../src/store/database.js';
 import { run, statement } from '../../src/store/prepared-statements.js';
 import { openRedis } from '../../src/store/redis.js';
-import { OUTAGE_ANSWER, StoreUnavailable, answerOutage, isStoreOutage, translatingOutages } from '../../src/store/outages.js';
+import { OUTAGE_ANSWER, StoreUnavailable, answerOutage, isStoreOutage, translatingStoreErrors } from '../../src/store/outages.js';
 import { type TestDatabase, createTestDatabase, postgresUrl, uniqueName } from '../support/environment.js';
 import { type TcpProxy, startTcpProxy } from '../support/tcp-proxy.js';
 
@@ -187,7 +187,7 @@ describeWithPostgres('errors that are not outages', () => {
   });
 });
 
-describe('translatingOutages', () => {
+describe('translatingStoreErrors', () => {
   const store = {
     calls: 0,
     async read(): Promise<string> {
@@ -201,7 +201,7 @@ describe('translatingOutages', () => {
       return 'ok';
     },
   };
-  const translated = translatingOutages(store, ['read', 'refuse', 'answer']);
+  const translated = translatingStoreErrors(store, ['read', 'refuse', 'answer']);
 
   test('an outage becomes what oidc-provider renders as 503 temporarily_unavailable', async () => {
     const error = await failure(translated.read());
