@@ -9,10 +9,11 @@ import type { Catalog } from './catalog.js';
 
 export const claimsByScope = {
   acr: null,
-  auth_time: null,
   iss: null,
   sid: null,
-  openid: ['sub'],
+  // auth_time with `sub`: in every ID token, as relying parties checking max_age or session age expect, without
+  // the client flag `require_auth_time`, which would make oidc-provider refuse every request without `openid`.
+  openid: ['sub', 'auth_time'],
   profile: ['name', 'preferred_username', 'updated_at'],
   email: ['email', 'email_verified'],
   roles: ['roles'],

@@ -86,8 +86,6 @@ export function createProvider(deps: ProviderDependencies): Provider {
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
-      // auth_time in every ID token, as relying parties checking max_age or session age expect.
-      require_auth_time: true,
     },
     features: {
       devInteractions: { enabled: false },

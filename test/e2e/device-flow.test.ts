@@ -123,6 +123,17 @@ describe('device authorization grant (RFC 8628)', () => {
     expect(issued).toMatchObject({ clientId: deviceClientId, accountId: user.userId });
   });
 
+  test('a device asking only for an API scope (no openid: plain OAuth 2.0) gets its access token and no ID token', async () => {
+    await server.services.apis.create({ indicator: 'https://tv-api.example.test', name: 'TV API', scopes: ['channels:watch'] });
+    const started = await oidc.initiateDeviceAuthorization(device, { scope: 'channels:watch', resource: 'https://tv-api.example.test' });
+    const agent = person();
+    const done = await confirmAndSignIn(agent, await enterCode(agent, started.user_code));
+    expect(text(done)).toContain('Device connected');
+    const tokens = await poll(device, started);
+    expect(tokens.id_token).toBeUndefined();
+    expect(tokens.scope).toBe('channels:watch');
+  });
+
   test('the link with the code in it (verification_uri_complete) goes straight to the confirmation', async () => {
     const started = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
     const agent = person();

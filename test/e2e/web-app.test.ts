@@ -81,6 +81,18 @@ describe('web app (confidential client)', () => {
     expect(flow.callbackUrl.searchParams.get('state')).toBe(flow.state);
   });
 
+  test('plain OAuth 2.0 (no openid scope, RFC 6749 §3.3): a JWT access token for the API and no ID token', async () => {
+    await server.services.apis.create({ indicator: 'https://plain-oauth.example.test', name: 'Plain', scopes: ['notes:read'] });
+    const { clientId, secret } = await createWebClient(server);
+    const config = await discover(server, clientId, secret);
+    const { tokens, sawLoginPage } = await signInAndRedeem(config, user, { scope: 'notes:read', resource: 'https://plain-oauth.example.test' });
+    expect(sawLoginPage).toBe(true);
+    expect(tokens.id_token).toBeUndefined();
+    const jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
+    const { payload } = await jwtVerify(tokens.access_token, jwks, { issuer: server.issuer, audience: 'https://plain-oauth.example.test', typ: 'at+jwt' });
+    expect(payload).toMatchObject({ sub: user.userId, client_id: clientId, scope: 'notes:read' });
+  });
+
   test('offline_access gives a refresh token that refreshes', async () => {
     const { clientId, secret } = await createWebClient(server);
     const config = await discover(server, clientId, secret);

@@ -94,13 +94,10 @@ export interface AuthorizationOptions {
 export async function authorize(config: oidc.Configuration, user: Fixtures, options: AuthorizationOptions = {}) {
   const codeVerifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const parameters: Record<string, string> = {
-    redirect_uri: REDIRECT_URI,
-    scope: options.scope ?? 'openid profile email',
-    state,
-    nonce,
-  };
+  const scope = options.scope ?? 'openid profile email';
+  // A nonce belongs to OpenID Connect: a plain OAuth 2.0 request (no openid) carries none.
+  const nonce = scope.split(' ').includes('openid') ? oidc.randomNonce() : undefined;
+  const parameters: Record<string, string> = { redirect_uri: REDIRECT_URI, scope, state, ...(nonce ? { nonce } : {}) };
   if (!options.withoutPkce) {
     parameters.code_challenge = await oidc.calculatePKCECodeChallenge(codeVerifier);
     parameters.code_challenge_method = 'S256';
