@@ -67,6 +67,9 @@ export interface ServerOptions {
 }
 
 export async function createServer(config: Config, logger: Logger, options: ServerOptions = {}): Promise<AuthzServer> {
+  if (config.authorizationPost && !config.production) {
+    logger.warn('AUTHORIZATION_POST: browsers keep a SameSite=None session cookie only when it is Secure, as it is in production (https)');
+  }
   const services = await openServices(config, { logger });
   const keyRing = await KeyRing.open({
     keysDir: config.keys.dir,

@@ -176,6 +176,12 @@ const environmentSchema = z.object({
    * browser), `always` keeps every session for SESSION_TTL, `never` ends every one with the browser.
    */
   LOGIN_REMEMBER_ME: z.enum(['ask', 'always', 'never'], { error: 'LOGIN_REMEMBER_ME must be ask, always or never' }).default('ask'),
+  /**
+   * Accept POST as well as GET at the authorization and logout endpoints (OpenID Connect Core §3.1.2.1). Off by
+   * default, as in oidc-provider 9: a cross-site POST carries the session cookie only when it is SameSite=None,
+   * which this turns on for that cookie.
+   */
+  AUTHORIZATION_POST: booleanFlag,
   /** Lifetime of a consent record; refresh tokens never outlive it, so it is at least a year. */
   GRANT_TTL: seconds(365 * 24 * 3600),
   /** Lifetime of an ID token, seconds. */
@@ -282,6 +288,8 @@ export interface Config {
   shutdownDelaySeconds: number;
   /** Whether a sign-in's session cookie outlives the browser: the user's choice, or always, or never. */
   rememberMe: Environment['LOGIN_REMEMBER_ME'];
+  /** POST accepted at /auth and /session/end; the session cookie is then SameSite=None. */
+  authorizationPost: boolean;
   /** Brute-force limits (src/security/). */
   limits: {
     loginPerAccount: number;
@@ -426,6 +434,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.METRICS_PORT,
     shutdownDelaySeconds: e.SHUTDOWN_DELAY,
     rememberMe: e.LOGIN_REMEMBER_ME,
+    authorizationPost: e.AUTHORIZATION_POST,
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

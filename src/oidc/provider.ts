@@ -58,7 +58,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     jwks: { keys: config.keys.signInline ? deps.signingKeys.map((jwk) => new InlineSigningKey(jwk)) : deps.signingKeys },
     cookies: {
       keys: deps.cookieSecrets,
-      long: { httpOnly: true, sameSite: 'lax', secure: config.production },
+      // SameSite=None when POST is accepted at /auth: a relying party's cross-site form post must carry the
+      // session (oidc-provider insists); the interaction and form cookies stay Lax and CSRF-checked.
+      long: { httpOnly: true, sameSite: config.authorizationPost ? 'none' : 'lax', secure: config.production },
       short: { httpOnly: true, sameSite: 'lax', secure: config.production },
     },
     findAccount: (ctx, sub, token) => {
@@ -81,6 +83,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       idTokenSigningAlgValues: ['RS256'],
       requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
+    enableHttpPostMethods: config.authorizationPost,
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],

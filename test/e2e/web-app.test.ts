@@ -6,6 +6,8 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import {
   type Fixtures,
+  POST_LOGOUT_REDIRECT_URI,
+  REDIRECT_URI,
   authorize,
   createUser,
   createWebClient,
@@ -13,6 +15,7 @@ import {
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { UserAgent, passSignInPages } from '../support/user-agent.js';
 
 let server: TestServer;
 let user: Fixtures;
@@ -103,5 +106,67 @@ describe('web app (confidential client)', () => {
     expect(refreshed.claims()?.sub).toBe(user.userId);
     const info = await oidc.fetchUserInfo(config, refreshed.access_token, user.userId);
     expect(info.email).toBe(user.email);
+  });
+});
+
+describe('AUTHORIZATION_POST=true: POST at the authorization and logout endpoints (OpenID Connect Core §3.1.2.1)', () => {
+  let postServer: TestServer;
+  beforeAll(async () => {
+    postServer = await startTestServer({ env: { AUTHORIZATION_POST: 'true' } });
+  });
+  afterAll(() => postServer?.close());
+
+  /** A relying party's auto-submitting form: followed until the browser leaves the server. */
+  const formPost = (agent: UserAgent, url: string, fields: Record<string, string>) =>
+    agent.follow(url, new URL(url).origin, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields),
+    });
+
+  test('a form-posted authorization request signs in and redeems; the session cookie is SameSite=None; logout by POST', async () => {
+    const postUser = await createUser(postServer);
+    const { clientId, secret } = await createWebClient(postServer, { firstParty: true });
+    const config = await discover(postServer, clientId, secret);
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const request = {
+      client_id: clientId,
+      response_type: 'code',
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid email',
+      state: 'posted',
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+    };
+    const agent = new UserAgent();
+    const { step, sawLoginPage } = await passSignInPages(agent, await formPost(agent, `${postServer.issuer}/auth`, request), postServer.issuer, {
+      email: postUser.email,
+      password: 'correct horse battery staple',
+    });
+    expect(sawLoginPage).toBe(true);
+    const callback = step.redirectedTo as URL;
+    expect(callback.searchParams.get('state')).toBe('posted');
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: codeVerifier, expectedState: 'posted' });
+    expect(tokens.claims()?.sub).toBe(postUser.userId);
+    expect(agent.setCookieLine('_session')).toMatch(/samesite=none/i);
+
+    // Signed in: a second posted request goes straight back to the app.
+    const again = await formPost(agent, `${postServer.issuer}/auth`, { ...request, state: 'again' });
+    expect(again.redirectedTo?.searchParams.get('state')).toBe('again');
+
+    const logout = await formPost(agent, `${postServer.issuer}/session/end`, {
+      id_token_hint: tokens.id_token as string,
+      post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI,
+    });
+    expect(logout.page?.status).toBe(200);
+    expect(logout.page?.html).toContain('/session/end/confirm');
+  });
+
+  test('without it, POST is not served there and the session cookie stays SameSite=Lax', async () => {
+    const response = await fetch(`${server.issuer}/auth`, { method: 'POST', body: new URLSearchParams({ client_id: 'x' }) });
+    expect(response.status).toBe(404);
+    const { clientId, secret } = await createWebClient(server, { firstParty: true });
+    const { agent } = await authorize(await discover(server, clientId, secret), user);
+    expect(agent.setCookieLine('_session')).toMatch(/samesite=lax/i);
   });
 });
