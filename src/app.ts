@@ -29,7 +29,8 @@ import { ClientAdapter } from './oidc/client-adapter.js';
 import { ProviderSlot } from './oidc/provider-slot.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
 import { reuseClientInstances } from './oidc/client-instances.js';
-import { unauthorizedClientForGrantType } from './oidc/grant-type-errors.js';
+import { rfc6749ErrorCodes } from './oidc/error-codes.js';
+import { noCachePragma } from './oidc/no-cache-pragma.js';
 import { advertisePasswordGrantOnlyWhenUsed, registerPasswordGrant } from './oidc/password-grant.js';
 import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
@@ -228,7 +229,8 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     auditProviderEvents(provider, audit);
     registerPasswordGrant(provider, { users, catalog, limits, audit });
     provider.use(advertisePasswordGrantOnlyWhenUsed(catalog) as Koa.Middleware);
-    provider.use(unauthorizedClientForGrantType as Koa.Middleware);
+    provider.use(rfc6749ErrorCodes as Koa.Middleware);
+    provider.use(noCachePragma);
     provider.on('server_error', (ctx, error) => {
       const requestId = ctx.state?.requestId;
       if (answerOutage(ctx, error)) logRefusedForOutage(logger, requestId, error);

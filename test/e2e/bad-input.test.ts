@@ -76,6 +76,68 @@ describe('bad input', () => {
     expect(JSON.parse(await expectClientError(response)).error).toMatch(/invalid_(client|request)/);
   });
 
+  test('no client authentication at all is invalid_client, 401 (RFC 6749 §5.2: "no client authentication included")', async () => {
+    for (const endpoint of ['/token', '/token/introspection', '/token/revocation']) {
+      const response = await fetch(`${server.issuer}${endpoint}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: endpoint === '/token' ? 'grant_type=client_credentials' : 'token=abc',
+      });
+      expect(response.status).toBe(401);
+      expect(JSON.parse(await response.text())).toMatchObject({ error: 'invalid_client', error_description: expect.any(String) });
+    }
+  });
+
+  test('a NUL character anywhere (which PostgreSQL cannot store) is a 4xx with a reason, never a 500', async () => {
+    const token = (body: string) =>
+      fetch(`${server.issuer}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    // An unknown client, as no client id can hold one.
+    expect((await token('grant_type=client_credentials&client_id=a%00b')).status).toBe(401);
+    expect((await fetch(`${server.issuer}/auth?client_id=a%00b&response_type=code&scope=openid`)).status).toBe(400);
+    const answers = await Promise.all([
+      fetch(`${server.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+        body: 'grant_type=authorization_code&code=a%00b&redirect_uri=https://x.test/',
+      }),
+      fetch(`${server.issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+        body: `grant_type=client_credentials&resource=${encodeURIComponent('https://api.example.test/\u0000')}`,
+      }),
+      fetch(`${server.issuer}/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT_URI)}&state=a%00b&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, { redirect: 'manual' }),
+      fetch(`${server.issuer}/interaction/a%00b`),
+    ]);
+    for (const response of answers) expect(response.status).toBeLessThan(500);
+
+    // At the login form: the page says why.
+    const agent = new UserAgent();
+    const start = await agent.follow(
+      `${server.issuer}/auth?client_id=${clientId}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(REDIRECT_URI)}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`,
+      server.issuer,
+    );
+    const login = start.page!;
+    const csrf = /name="csrf" value="([^"]+)"/.exec(login.html)?.[1] ?? '';
+    const response = await agent.request(`${login.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, email: 'ada\u0000@example.test', password: 'x' }),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(/not allowed|do not match/);
+  });
+
+  test('token responses carry Cache-Control: no-store and Pragma: no-cache (RFC 6749 §5.1)', async () => {
+    const response = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic() },
+      body: 'grant_type=refresh_token&refresh_token=unknown',
+    });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    expect(response.headers.get('pragma')).toBe('no-cache');
+  });
+
   test('/me with a forged bearer token', async () => {
     const response = await fetch(`${server.issuer}/me`, { headers: { authorization: 'Bearer eyJhbGciOiJub25lIn0.e30.' } });
     await expectClientError(response);
