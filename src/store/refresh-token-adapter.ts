@@ -96,7 +96,8 @@ const REPLACE = statement(
 /**
  * A second successor of an already rotated predecessor ($1), inserted in the grace window (same parameters as
  * REPLACE): it and its still unused siblings are marked 'forked', so that the first of them to be used prunes the
- * others.
+ * others. Nothing is inserted (no row returned) when a sibling has been used already: the chain moved on between
+ * the grace check and this statement.
  */
 const INSERT_FORKED = statement(
   'refresh_token_insert_forked',
@@ -105,7 +106,11 @@ const INSERT_FORKED = statement(
      where model = 'RefreshToken' and grant_id = $4 and rotated_from = $1 and consumed_at is null
    )
    insert into ${TABLE} ${RECORD_COLUMNS_WITH_FORK}
-   values ('RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null, $1, 'forked')
+   select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null, $1, 'forked'
+   where not exists (
+     select 1 from ${TABLE}
+     where model = 'RefreshToken' and grant_id = $4 and rotated_from = $1 and consumed_at is not null
+   )
    returning 1 as written`,
 );
 
@@ -153,7 +158,8 @@ export class RefreshTokenAdapter extends SqlAdapter {
     // as a sibling of the first one (forked, so that the first of them used prunes the others).
     await this.#graceOrRefuse(predecessor);
     const [, ...columns] = this.rowOf(id, payload);
-    await run(this.database, INSERT_FORKED, [storageId(predecessor), ...columns, expiresIn]);
+    const written = await run(this.database, INSERT_FORKED, [storageId(predecessor), ...columns, expiresIn]);
+    if (written.length === 0) throw new errors.InvalidGrant('grant already consumed');
   }
 
   async #replace(predecessor: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
