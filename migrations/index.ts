@@ -8,6 +8,7 @@ import * as security from './20261125_0002_security.js';
 import * as ownerIndexes from './20261204_0003_owner_indexes.js';
 import * as modelsFillfactor from './20261204_0004_models_fillfactor.js';
 import * as deviceClients from './20261205_0005_device_clients.js';
+import * as refreshForks from './20261206_0006_refresh_forks.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '20261204_0003_owner_indexes': ownerIndexes,
   '20261204_0004_models_fillfactor': modelsFillfactor,
   '20261205_0005_device_clients': deviceClients,
+  '20261206_0006_refresh_forks': refreshForks,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

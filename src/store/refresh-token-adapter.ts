@@ -6,6 +6,17 @@
  * it yields belongs to the same grant, so one revocation still ends it all, and each such reuse is reported.
  * After the window, reuse revokes the grant as before. A window of 0 restores strict single use.
  *
+ * At most one branch lives. A token presented twice in the window has two successors (siblings), and left alone
+ * both chains would live on: a thief whose replay lands in the window would hold a chain of his own that reuse
+ * detection never sees. So the second successor is minted 'forked' and marks its siblings so, and the rotation of
+ * a forked token consumes ('pruned') the siblings that are still unused: the branch not taken dies quietly, and
+ * presenting it later is reuse, which revokes the grant. Two tabs that share storage (the last writer wins; the
+ * other token is never used again) are unaffected; two tabs with storage of their own lose the grant when the
+ * second one refreshes after the first. Handing both requests the same successor (idempotent replay) would spare
+ * them, but only the hash of a token is stored, so the successor cannot be handed out twice. The happy path pays
+ * nothing: the pruning rides in the statement that rotates and finds no sibling to prune unless the token is
+ * forked, and the marking rides in the grace path's insert.
+ *
  * A refresh takes two round trips here instead of five (src/store/request-scope.ts):
  * - `find` reads the token's grant and its user in the same query, and leaves them for the provider's Grant
  *   lookup and the account lookup (src/accounts/users.ts `findById`) that follow;
@@ -27,6 +38,9 @@ export interface RefreshGraceOptions {
 
 /** The request-scope key of a consumption waiting for the successor's upsert. */
 const PENDING_CONSUMPTION = 'RefreshToken:consume';
+
+/** SqlAdapter's columns, then the predecessor a rotation consumed and the fork mark (see the header). */
+const RECORD_COLUMNS_WITH_FORK = `${RECORD_COLUMNS.slice(0, -1)}, rotated_from, fork)`;
 
 /** The grant's storage id computed in SQL: base64url of SHA-256, unpadded, as ./storage-id.ts computes it. */
 const GRANT_STORAGE_ID = `translate(encode(sha256(convert_to(token.grant_id, 'UTF8')), 'base64'), '+/=', '-_')`;
@@ -57,17 +71,46 @@ const FIND_WITH_GRANT = statement(
 
 /**
  * Consumes the predecessor ($1) and inserts the successor ($2…$8: SqlAdapter's columns from id on, then its
- * lifetime in seconds) only if that consumption happened; returns a row if so.
+ * lifetime in seconds) only if that consumption happened; returns a row if so. When the predecessor is forked,
+ * its unused siblings are consumed ('pruned') in the same statement; otherwise that step is skipped at once (its
+ * condition is a constant of the statement, a one-time filter in the plan).
  */
 const REPLACE = statement(
   'refresh_token_replace',
   `with consumed as (
      update ${TABLE} set consumed_at = now()
      where model = 'RefreshToken' and id = $1 and consumed_at is null
-     returning 1
+     returning grant_id, rotated_from, fork
+   ), pruned as (
+     update ${TABLE} set consumed_at = now(), fork = 'pruned'
+     where (select fork = 'forked' from consumed)
+       and model = 'RefreshToken' and grant_id = (select grant_id from consumed)
+       and rotated_from = (select rotated_from from consumed)
+       and id <> $1 and consumed_at is null
    )
-   insert into ${TABLE} ${RECORD_COLUMNS}
-   select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null from consumed
+   insert into ${TABLE} ${RECORD_COLUMNS_WITH_FORK}
+   select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null, $1, null from consumed
+   returning 1 as written`,
+);
+
+/**
+ * A second successor of an already rotated predecessor ($1), inserted in the grace window (same parameters as
+ * REPLACE): it and its still unused siblings are marked 'forked', so that the first of them to be used prunes the
+ * others. Nothing is inserted (no row returned) when a sibling has been used already: the chain moved on between
+ * the grace check and this statement.
+ */
+const INSERT_FORKED = statement(
+  'refresh_token_insert_forked',
+  `with marked as (
+     update ${TABLE} set fork = 'forked'
+     where model = 'RefreshToken' and grant_id = $4 and rotated_from = $1 and consumed_at is null
+   )
+   insert into ${TABLE} ${RECORD_COLUMNS_WITH_FORK}
+   select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null, $1, 'forked'
+   where not exists (
+     select 1 from ${TABLE}
+     where model = 'RefreshToken' and grant_id = $4 and rotated_from = $1 and consumed_at is not null
+   )
    returning 1 as written`,
 );
 
@@ -111,9 +154,12 @@ export class RefreshTokenAdapter extends SqlAdapter {
       return super.upsert(id, payload, expiresIn);
     }
     if (await this.#replace(predecessor, id, payload, expiresIn)) return;
-    // Another request consumed the predecessor first: within the window the successor is stored all the same.
+    // Another request consumed the predecessor first: within the window the successor is stored all the same,
+    // as a sibling of the first one (forked, so that the first of them used prunes the others).
     await this.#graceOrRefuse(predecessor);
-    await super.upsert(id, payload, expiresIn);
+    const [, ...columns] = this.rowOf(id, payload);
+    const written = await run(this.database, INSERT_FORKED, [storageId(predecessor), ...columns, expiresIn]);
+    if (written.length === 0) throw new errors.InvalidGrant('grant already consumed');
   }
 
   async #replace(predecessor: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
@@ -150,13 +196,15 @@ export class RefreshTokenAdapter extends SqlAdapter {
     return payloadFromStore('RefreshToken', id, token);
   }
 
-  /** Consumed less than the window ago, and no newer refresh token of the same grant consumed since. */
+  /** Consumed (not pruned) less than the window ago, and no newer refresh token of the same grant consumed since. */
   async #withinGrace(id: string): Promise<boolean> {
     if (this.grace.graceSeconds <= 0) return false;
     const row = await this.database(`${TABLE} as token`)
       .first(this.database.raw('1 as ok'))
       .where({ 'token.model': 'RefreshToken', 'token.id': storageId(id) })
       .whereNotNull('token.consumed_at')
+      // A sibling pruned because another was used was never rotated: presenting it is reuse, whenever it comes.
+      .whereRaw(`token.fork is distinct from 'pruned'`)
       .where('token.consumed_at', '>', this.database.raw(`now() - ? * interval '1 second'`, [this.grace.graceSeconds]))
       .whereNotExists((newer) =>
         newer

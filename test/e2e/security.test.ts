@@ -194,6 +194,61 @@ describe('the refresh-token grace window', () => {
       await expect(oidc.refreshTokenGrant(config, tab.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
     }
   });
+
+  test('a token replayed in the window forks no second chain: using one successor kills the other, and presenting that one revokes the grant', async () => {
+    const user = await createUser(graceful);
+    const web = await createWebClient(graceful, { firstParty: true });
+    const config = await discover(graceful, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const original = tokens.refresh_token as string;
+    // The owner refreshes, and a thief's replay of the same token lands inside the window: two successors.
+    const ownerA = await oidc.refreshTokenGrant(config, original);
+    const thiefB = await oidc.refreshTokenGrant(config, original);
+    expect(thiefB.refresh_token).not.toBe(ownerA.refresh_token);
+    // The owner goes on with A: B dies quietly, and presenting it is reuse, which revokes the whole grant.
+    const ownerNext = await oidc.refreshTokenGrant(config, ownerA.refresh_token as string);
+    expect((await oidc.tokenIntrospection(config, ownerNext.access_token)).active).toBe(true);
+    await expect(oidc.refreshTokenGrant(config, thiefB.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+    expect((await oidc.tokenIntrospection(config, ownerNext.access_token)).active).toBe(false);
+    await expect(oidc.refreshTokenGrant(config, ownerNext.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await graceful.services.audit.flush();
+    const detected = await queryAuditEvents(graceful.services.db, { type: 'refresh_reuse_detected' });
+    expect(detected.some((event) => event.accountId === user.userId)).toBe(true);
+  });
+
+  test('the other way round, and still in the window: whichever successor is used first is the one that lives', async () => {
+    const user = await createUser(graceful);
+    const web = await createWebClient(graceful, { firstParty: true });
+    const config = await discover(graceful, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const original = tokens.refresh_token as string;
+    const first = await oidc.refreshTokenGrant(config, original);
+    const second = await oidc.refreshTokenGrant(config, original);
+    const next = await oidc.refreshTokenGrant(config, second.refresh_token as string);
+    await expect(oidc.refreshTokenGrant(config, first.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(oidc.refreshTokenGrant(config, next.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  test('two tabs sharing storage refresh at once, and the token last written goes on refreshing, past the window too', async () => {
+    const user = await createUser(graceful);
+    const web = await createWebClient(graceful, { firstParty: true });
+    const config = await discover(graceful, web.clientId, web.secret);
+    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const [tabA, tabB] = await Promise.all([
+      oidc.refreshTokenGrant(config, tokens.refresh_token as string),
+      oidc.refreshTokenGrant(config, tokens.refresh_token as string),
+    ]);
+    for (const tab of [tabA, tabB]) expect((await oidc.tokenIntrospection(config, tab.access_token)).active).toBe(true);
+    // Shared storage: the last writer wins (here tab B), and both tabs go on with what is stored.
+    let stored = tabB.refresh_token as string;
+    for (let round = 0; round < 2; round += 1) {
+      const [first, again] = await Promise.all([oidc.refreshTokenGrant(config, stored), oidc.refreshTokenGrant(config, stored)]);
+      stored = (round === 0 ? first : again).refresh_token as string;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    const later = await oidc.refreshTokenGrant(config, stored);
+    expect((await oidc.tokenIntrospection(config, later.access_token)).active).toBe(true);
+  });
 });
 
 describe('the password grant (legacy first-party apps)', () => {
