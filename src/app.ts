@@ -68,6 +68,8 @@ export interface ServerOptions {
 
 export async function createServer(config: Config, logger: Logger, options: ServerOptions = {}): Promise<AuthzServer> {
   const services = await openServices(config, { logger });
+  // Off the request path: the first unknown email must take as long as any other (src/accounts/passwords.ts).
+  const decoyReady = services.users.passwords.prepareDecoy();
   const keyRing = await KeyRing.open({
     keysDir: config.keys.dir,
     passphrase: config.keys.passphrase,
@@ -76,6 +78,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     staticCookieSecrets: config.cookieSecrets,
     now: options.now,
   });
+  await decoyReady;
   const metrics = new Metrics({ keyStatuses: () => keyRing.statuses });
   const { tokenCache } = services;
   if (tokenCache) metrics.observeTokenCache(() => tokenCache.stats);
