@@ -92,6 +92,13 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
   });
 
+  // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
+  // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
+  router.get(['/login', '/confirm', '/abort'], (ctx) => {
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
+  });
+
   router.post('/login', readForm, interaction('login'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     const form = loginForm.safeParse(ctx.request.body);

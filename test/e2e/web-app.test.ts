@@ -10,9 +10,11 @@ import {
   createUser,
   createWebClient,
   discover,
+  openLoginPage,
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { UserAgent } from '../support/user-agent.js';
 
 let server: TestServer;
 let user: Fixtures;
@@ -91,5 +93,35 @@ describe('web app (confidential client)', () => {
     expect(refreshed.claims()?.sub).toBe(user.userId);
     const info = await oidc.fetchUserInfo(config, refreshed.access_token, user.userId);
     expect(info.email).toBe(user.email);
+  });
+});
+
+describe('addresses a browser may open by hand', () => {
+  test('after a failed sign-in, reopening the address bar (the form action) leads back to the login page', async () => {
+    const { clientId } = await createWebClient(server);
+    const { agent, page, form } = await openLoginPage(server, clientId);
+    const failed = await agent.submit(page, form, { email: user.email, password: 'not the password' }, server.issuer);
+    expect(failed.page?.status).toBe(400);
+    const formAction = new URL(form.action, page.url);
+    expect(formAction.pathname).toMatch(/^\/interaction\/[^/]+\/login$/);
+
+    const reopened = await agent.request(formAction.href);
+    expect(reopened.status).toBe(303);
+    expect(reopened.headers.get('location')).toBe(formAction.pathname.replace(/\/login$/, ''));
+    const { page: again } = await agent.follow(formAction.href, server.issuer);
+    expect(again?.status).toBe(200);
+    expect(again?.html).toContain('name="password"');
+  });
+
+  test('an unknown address is a page for a browser and JSON for an API client', async () => {
+    const agent = new UserAgent();
+    const forBrowser = await agent.request(`${server.issuer}/no/such/page`);
+    expect(forBrowser.status).toBe(404);
+    expect(forBrowser.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await forBrowser.text()).toContain('There is no page at this address.');
+
+    const forApi = await fetch(`${server.issuer}/no/such/page`);
+    expect(forApi.status).toBe(404);
+    expect(await forApi.json()).toEqual({ error: 'not_found', error_description: 'no route for GET /no/such/page' });
   });
 });
