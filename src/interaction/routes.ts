@@ -45,12 +45,21 @@ type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 const keepSignedIn = (setting: Config['rememberMe'], ticked: string | undefined) =>
   setting === 'always' || (setting === 'ask' && ticked !== undefined);
 
+const WRONG_CREDENTIALS = 'That email and password do not match an account.';
+
+/** Each refusal is a sentence for the person at the form; a password too long to be anyone's does not match. */
 const loginForm = z.object({
-  email: z.string().trim().min(1, 'enter your email').max(254),
-  password: z.string().min(1, 'enter your password').max(1024),
+  email: z.string('Enter your email.').trim().min(1, 'Enter your email.').max(254, 'That email address is too long.'),
+  password: z.string('Enter your password.').min(1, 'Enter your password.').max(1024, WRONG_CREDENTIALS),
   /** The "Keep me signed in" box: sent only when ticked. */
   remember: z.string().max(16).optional(),
 });
+
+/** What the person typed, to fill in again when the form is refused before any check of the password. */
+function typedBefore(body: unknown): { email?: string; remember: boolean } {
+  const { email, remember } = (body ?? {}) as Record<string, unknown>;
+  return { email: typeof email === 'string' ? email.slice(0, 1024) : undefined, remember: remember !== undefined };
+}
 
 /** Only urlencoded forms, small, and a body that cannot be read is a 400, not a crash. */
 const readForm = bodyParser({
@@ -102,7 +111,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   router.post('/login', readForm, interaction('login'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     const form = loginForm.safeParse(ctx.request.body);
-    if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, status: 400 });
+    if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, ...typedBefore(ctx.request.body), status: 400 });
     const email = form.data.email.toLowerCase();
     const remember = keepSignedIn(deps.config.rememberMe, form.data.remember);
     const outcome = await signInWithPassword(deps, {
@@ -118,7 +127,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
       return renderLogin(ctx, deps, details, { error, email, remember, status: 429 });
     }
     if ('rejected' in outcome) {
-      return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email, remember, status: 400 });
+      return renderLogin(ctx, deps, details, { error: WRONG_CREDENTIALS, email, remember, status: 400 });
     }
     const { user } = outcome;
     // `remember: false` makes oidc-provider set the session cookie without an expiry: it ends with the browser.

@@ -153,6 +153,26 @@ describe('login and consent pages in a browser', () => {
     await expect(page.locator(`#${errorId}`).textContent()).resolves.toBe(WRONG_CREDENTIALS);
   });
 
+  test('an over-long email or password gets a sentence for a person, and the form keeps the email and the ticked box', async () => {
+    const page = await openPage();
+    await page.goto((await startFlow()).url.href);
+    const box = page.getByRole('checkbox', { name: 'Keep me signed in' });
+
+    await page.getByText('Keep me signed in').click();
+    await signIn(page, user.email, 'p'.repeat(1100));
+    await page.getByRole('alert').waitFor();
+    await expect(page.getByRole('alert').textContent()).resolves.toBe(WRONG_CREDENTIALS);
+    await expect(page.inputValue('#email')).resolves.toBe(user.email);
+    await expect(box.isChecked()).resolves.toBe(true);
+
+    const longEmail = `${'a'.repeat(300)}@example.test`;
+    await signIn(page, longEmail, PASSWORD);
+    await page.waitForLoadState();
+    await expect(page.getByRole('alert').textContent()).resolves.toBe('That email address is too long.');
+    await expect(page.inputValue('#email')).resolves.toBe(longEmail);
+    await expect(box.isChecked()).resolves.toBe(true);
+  });
+
   test('"Keep me signed in" is unticked until the user ticks it, and decides whether the browser keeps the session', async () => {
     const page = await openPage();
     const sessionCookie = async () => (await page.context().cookies()).find((cookie) => cookie.name === '_session');
