@@ -8,6 +8,7 @@
  *   POST /interaction/:uid/confirm  consent           → grant saved, consent result
  *   POST /interaction/:uid/abort    "Cancel" / "Deny" → access_denied back to the client
  */
+import { createHmac } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
@@ -136,7 +137,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
-    const grantId = await saveConsent(provider, details);
+    const grantId = await saveConsent(provider, details, (ctx.app.keys as string[])[0] ?? '');
     deps.audit.record({
       type: 'consent_granted',
       outcome: 'success',
@@ -163,13 +164,21 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   return router.routes() as unknown as Middleware;
 }
 
+/**
+ * The id of the grant a consent on this interaction creates: one per interaction, so that a second submission
+ * of the same consent (a double click on Allow, a second tab) saves the same grant again instead of a second
+ * one nobody would ever use. Keyed with the cookie secret, so that the interaction uid in the address bar does
+ * not tell the grant id.
+ */
+const grantIdFor = (interactionUid: string, key: string) => createHmac('sha256', key).update(`grant of interaction ${interactionUid}`).digest('base64url');
+
 /** Records on the grant exactly what the consent page showed as missing: scopes, claims, API scopes. */
-async function saveConsent(provider: Provider, details: Interaction): Promise<string> {
+async function saveConsent(provider: Provider, details: Interaction, key: string): Promise<string> {
   const { accountId } = details.session ?? {};
   const clientId = String(details.params.client_id);
   if (!accountId) throw new PageError(400, 'You are not signed in any more. Go back to the application and start again.');
   const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
-  const grant = existing ?? new provider.Grant({ accountId, clientId });
+  const grant = existing ?? new provider.Grant({ jti: grantIdFor(details.uid, key), accountId, clientId } as ConstructorParameters<Provider['Grant']>[0]);
   const missing = details.prompt.details as {
     missingOIDCScope?: string[];
     missingOIDCClaims?: string[];

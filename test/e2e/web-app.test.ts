@@ -6,6 +6,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import {
   type Fixtures,
+  PASSWORD,
   authorize,
   createUser,
   createWebClient,
@@ -14,7 +15,7 @@ import {
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { UserAgent } from '../support/user-agent.js';
+import { UserAgent, parseForms } from '../support/user-agent.js';
 
 let server: TestServer;
 let user: Fixtures;
@@ -93,6 +94,21 @@ describe('web app (confidential client)', () => {
     expect(refreshed.claims()?.sub).toBe(user.userId);
     const info = await oidc.fetchUserInfo(config, refreshed.access_token, user.userId);
     expect(info.email).toBe(user.email);
+  });
+});
+
+describe('consent submitted twice', () => {
+  test('two parallel Allows (a double click) save one grant for the one sign-in', async () => {
+    const { clientId } = await createWebClient(server);
+    const { agent, page, form } = await openLoginPage(server, clientId);
+    const { page: consent } = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    const allow = consent && parseForms(consent.html).find((candidate) => candidate.action.endsWith('/confirm'));
+    if (!consent || !allow) throw new Error('the sign-in did not reach the consent page');
+
+    const answers = await Promise.all([1, 2].map(() => agent.submit(consent, allow, {}, server.issuer)));
+    expect(answers.some((answer) => answer.redirectedTo?.searchParams.has('code'))).toBe(true);
+    const grants = (await server.services.users.listGrants(user.email)).filter((grant) => grant.clientId === clientId);
+    expect(grants).toHaveLength(1);
   });
 });
 
