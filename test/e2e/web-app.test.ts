@@ -112,6 +112,34 @@ describe('consent submitted twice', () => {
   });
 });
 
+describe('the logout page', () => {
+  test('says what each button does: "Sign out of <app> only" ends that app\'s part and keeps the session for the others', async () => {
+    const [first, second] = [await createWebClient(server), await createWebClient(server)];
+    const firstConfig = await discover(server, first.clientId, first.secret);
+    const secondConfig = await discover(server, second.clientId, second.secret);
+    const { agent } = await signInAndRedeem(firstConfig, user);
+    await signInAndRedeem(secondConfig, user, { agent });
+
+    const { page } = await agent.follow(`${server.issuer}/session/end?client_id=${first.clientId}`, server.issuer);
+    const text = (page?.html ?? '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+    expect(text).toContain('Sign out of all apps');
+    expect(text).toContain('Sign out of Web App only');
+    expect(text).not.toContain('stay signed in');
+    expect(text).toContain(`through ${new URL(server.issuer).host}`);
+
+    const form = parseForms(page?.html ?? '').find((candidate) => candidate.action.endsWith('/session/end/confirm'));
+    if (!page || !form) throw new Error('no logout form');
+    await agent.submit(page, form, {}, server.issuer);
+
+    const grants = await server.services.users.listGrants(user.email);
+    expect(grants.filter((grant) => grant.clientId === first.clientId)).toHaveLength(0);
+    expect(grants.filter((grant) => grant.clientId === second.clientId)).toHaveLength(1);
+    // Still signed in for the other app: it gets a code without the password being asked.
+    const again = await signInAndRedeem(secondConfig, user, { agent });
+    expect(again.sawLoginPage).toBe(false);
+  });
+});
+
 describe('addresses a browser may open by hand', () => {
   test('after a failed sign-in, reopening the address bar (the form action) leads back to the login page', async () => {
     const { clientId } = await createWebClient(server);
