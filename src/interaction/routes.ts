@@ -76,9 +76,11 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   /** Loads the interaction, checks it is in the expected prompt and (for posts) checks the CSRF token. */
   const interaction = (expectedPrompt?: string) => async (ctx: Context, next: Next) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new PageError(400, 'This page does not belong to your current sign-in. Go back to the application and start again.');
-    if (expectedPrompt && details.prompt.name !== expectedPrompt) {
-      throw new PageError(400, 'This step of the sign-in is already done. Go back to the application and start again.');
+    if (details.uid !== ctx.params.uid || (expectedPrompt && details.prompt.name !== expectedPrompt)) {
+      // An earlier step's page (Back after signing in) or another tab's: this browser's sign-in now is `details`,
+      // and its own page shows the step it is at.
+      const current = { href: `/interaction/${encodeURIComponent(details.uid)}`, label: `Continue signing in to ${await clientNameOf(deps, details)}` };
+      throw new PageError(400, 'This page is from a step of the sign-in that is already done, or from another sign-in in this browser.', current);
     }
     if (ctx.method === 'POST' && !csrfTokenValid(ctx.app.keys as string[], details.uid, (ctx.request.body as Record<string, unknown>)?.csrf)) {
       throw new PageError(403, 'The form expired or did not come from this site. Reload the page and try again.');
@@ -171,6 +173,11 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
  * not tell the grant id.
  */
 const grantIdFor = (interactionUid: string, key: string) => createHmac('sha256', key).update(`grant of interaction ${interactionUid}`).digest('base64url');
+
+async function clientNameOf(deps: InteractionDependencies, details: Interaction): Promise<string> {
+  const clientId = String(details.params.client_id);
+  return (await deps.catalog.client(clientId))?.name ?? clientId;
+}
 
 /** Records on the grant exactly what the consent page showed as missing: scopes, claims, API scopes. */
 async function saveConsent(provider: Provider, details: Interaction, key: string): Promise<string> {

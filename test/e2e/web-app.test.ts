@@ -140,6 +140,25 @@ describe('the logout page', () => {
   });
 });
 
+describe('a form sent again after its step was done (Back, a second tab)', () => {
+  test('Sign in sent again from the login page after signing in: the error page links on to the sign-in as it is now', async () => {
+    const { clientId } = await createWebClient(server);
+    const { agent, page, form } = await openLoginPage(server, clientId);
+    const { page: consent } = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    expect(parseForms(consent?.html ?? '').some((candidate) => candidate.action.endsWith('/confirm'))).toBe(true);
+
+    // Back to the login page as it was, and Sign in again.
+    const stale = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    expect(stale.page?.status).toBe(400);
+    const link = /<a href="([^"]+)">Continue signing in to Web App<\/a>/.exec(stale.page?.html ?? '')?.[1];
+    expect(link).toMatch(/^\/interaction\/[^/]+$/);
+
+    const { page: carriedOn } = await agent.follow(new URL(link!, server.issuer).href, server.issuer);
+    expect(carriedOn?.status).toBe(200);
+    expect(parseForms(carriedOn?.html ?? '').some((candidate) => candidate.action.endsWith('/confirm'))).toBe(true);
+  });
+});
+
 describe('addresses a browser may open by hand', () => {
   test('after a failed sign-in, reopening the address bar (the form action) leads back to the login page', async () => {
     const { clientId } = await createWebClient(server);
