@@ -17,6 +17,7 @@ import { requireHttps } from './http/https-only.js';
 import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
+import { PageError } from './interaction/errors.js';
 import { createBrowserErrorPages, createInteractionRoutes, createProviderPages } from './interaction/index.js';
 import { KeyRing } from './keys/key-ring.js';
 import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
@@ -72,6 +73,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     logger.warn('AUTHORIZATION_POST: browsers keep a SameSite=None session cookie only when it is Secure, as it is in production (https)');
   }
   const services = await openServices(config, { logger });
+  // Off the request path: the first unknown email must take as long as any other (src/accounts/passwords.ts).
+  const decoyReady = services.users.passwords.prepareDecoy();
   const keyRing = await KeyRing.open({
     keysDir: config.keys.dir,
     passphrase: config.keys.passphrase,
@@ -80,6 +83,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     staticCookieSecrets: config.cookieSecrets,
     now: options.now,
   });
+  await decoyReady;
   const metrics = new Metrics({ keyStatuses: () => keyRing.statuses });
   const { tokenCache } = services;
   if (tokenCache) metrics.observeTokenCache(() => tokenCache.stats);
@@ -141,6 +145,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   // A request scope lets one storage call hand on to the next (fewer round trips: src/store/request-scope.ts).
   app.use((ctx, next) => inRequestScope(() => slot.mounted(ctx, next)));
   app.use(async (ctx) => {
+    // A browser gets a page (errorPagesForBrowsers renders what is thrown); API clients keep the JSON.
+    if (ctx.accepts('json', 'html') === 'html') throw new PageError(404, 'There is no page at this address. Go back to the application and start again.');
     ctx.status = 404;
     ctx.body = { error: 'not_found', error_description: `no route for ${ctx.method} ${ctx.path}` };
   });

@@ -21,7 +21,9 @@ export type UserCodeProblem = 'missing' | 'unknown' | 'expired' | 'used' | 'canc
 /** The entry page's message for each problem, and its status. */
 const PROBLEMS: Record<UserCodeProblem, { message: string; status: number }> = {
   missing: { message: 'Enter the code your device shows.', status: 400 },
-  unknown: { message: 'That code is not right. Check the code on your device and try again.', status: 400 },
+  // Also a code that expired a while ago: its record is gone with its lifetime (plus the clock tolerance), and
+  // what is gone cannot be told apart from a guess.
+  unknown: { message: 'That code is not right, or it has expired. Check the code on your device, or start again there to get a new one.', status: 400 },
   expired: { message: 'That code has expired. Start again on your device to get a new one.', status: 400 },
   used: { message: 'That code was already used. Start again on your device to get a new one.', status: 400 },
   cancelled: { message: 'The sign-in was cancelled, and your device was told so. You can close this window.', status: 200 },

@@ -8,10 +8,17 @@ import type { Logger } from '../logger.js';
 import { OUTAGE_PAGE_MESSAGE, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 import type { Views } from './views.js';
 
+/** A way forward the error page offers: a link and what it says. */
+export interface PageAction {
+  href: string;
+  label: string;
+}
+
 export class PageError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly action?: PageAction,
   ) {
     super(message);
   }
@@ -22,15 +29,16 @@ export interface ErrorPage {
   message: string;
   /** The OAuth error code, when the page reports one. */
   code?: string;
+  action?: PageAction;
 }
 
 export function renderErrorPage(views: Views, ctx: Context, page: ErrorPage): void {
-  views.render(ctx, 'error.njk', { message: page.message, code: page.code, requestId: ctx.state.requestId }, page.status);
+  views.render(ctx, 'error.njk', { message: page.message, code: page.code, action: page.action, requestId: ctx.state.requestId }, page.status);
 }
 
 /** The page for anything thrown: our PageErrors as they are, an outage as 503, the unexpected as a bare 500. */
 export function toErrorPage(error: unknown): ErrorPage {
-  if (error instanceof PageError) return { status: error.status, message: error.message };
+  if (error instanceof PageError) return { status: error.status, message: error.message, action: error.action };
   if (isUnstorableText(error)) return { status: 400, message: 'A value you sent contains a character that is not allowed (NUL).' };
   const name = (error as { name?: string }).name;
   // oidc-provider's answers for an interaction that has ended or belongs to another browser.

@@ -28,7 +28,8 @@ export function createProviderPages(views: Views, logger: Logger): ProviderPages
     },
     async logoutSource(ctx, form) {
       // `form` is oidc-provider's own markup (its action and an xsrf field, values escaped by the library).
-      views.render(ctx, 'logout.njk', { form, client: clientName(ctx), host: ctx.host });
+      // The server is named by its issuer's host (as apps link to it), not by whatever Host the request carried.
+      views.render(ctx, 'logout.njk', { form, client: clientName(ctx), host: new URL(ctx.oidc.provider.issuer).host });
     },
     async postLogoutSuccessSource(ctx) {
       views.render(ctx, 'logged-out.njk', { client: clientName(ctx) });

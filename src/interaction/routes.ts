@@ -8,6 +8,7 @@
  *   POST /interaction/:uid/confirm  consent           → grant saved, consent result
  *   POST /interaction/:uid/abort    "Cancel" / "Deny" → access_denied back to the client
  */
+import { createHmac } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
@@ -45,12 +46,21 @@ type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 const keepSignedIn = (setting: Config['rememberMe'], ticked: string | undefined) =>
   setting === 'always' || (setting === 'ask' && ticked !== undefined);
 
+const WRONG_CREDENTIALS = 'That email and password do not match an account.';
+
+/** Each refusal is a sentence for the person at the form; a password too long to be anyone's does not match. */
 const loginForm = z.object({
-  email: z.string().trim().min(1, 'enter your email').max(254),
-  password: z.string().min(1, 'enter your password').max(1024),
+  email: z.string('Enter your email.').trim().min(1, 'Enter your email.').max(254, 'That email address is too long.'),
+  password: z.string('Enter your password.').min(1, 'Enter your password.').max(1024, WRONG_CREDENTIALS),
   /** The "Keep me signed in" box: sent only when ticked. */
   remember: z.string().max(16).optional(),
 });
+
+/** What the person typed, to fill in again when the form is refused before any check of the password. */
+function typedBefore(body: unknown): { email?: string; remember: boolean } {
+  const { email, remember } = (body ?? {}) as Record<string, unknown>;
+  return { email: typeof email === 'string' ? email.slice(0, 1024) : undefined, remember: remember !== undefined };
+}
 
 /** Only urlencoded forms, small, and a body that cannot be read is a 400, not a crash. */
 const readForm = bodyParser({
@@ -66,9 +76,11 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   /** Loads the interaction, checks it is in the expected prompt and (for posts) checks the CSRF token. */
   const interaction = (expectedPrompt?: string) => async (ctx: Context, next: Next) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    if (details.uid !== ctx.params.uid) throw new PageError(400, 'This page does not belong to your current sign-in. Go back to the application and start again.');
-    if (expectedPrompt && details.prompt.name !== expectedPrompt) {
-      throw new PageError(400, 'This step of the sign-in is already done. Go back to the application and start again.');
+    if (details.uid !== ctx.params.uid || (expectedPrompt && details.prompt.name !== expectedPrompt)) {
+      // An earlier step's page (Back after signing in) or another tab's: this browser's sign-in now is `details`,
+      // and its own page shows the step it is at.
+      const current = { href: `/interaction/${encodeURIComponent(details.uid)}`, label: `Continue signing in to ${await clientNameOf(deps, details)}` };
+      throw new PageError(400, 'This page is from a step of the sign-in that is already done, or from another sign-in in this browser.', current);
     }
     if (ctx.method === 'POST' && !csrfTokenValid(ctx.app.keys as string[], details.uid, (ctx.request.body as Record<string, unknown>)?.csrf)) {
       throw new PageError(403, 'The form expired or did not come from this site. Reload the page and try again.');
@@ -92,10 +104,17 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
   });
 
+  // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
+  // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
+  router.get(['/login', '/confirm', '/abort'], (ctx) => {
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
+  });
+
   router.post('/login', readForm, interaction('login'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     const form = loginForm.safeParse(ctx.request.body);
-    if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, status: 400 });
+    if (!form.success) return renderLogin(ctx, deps, details, { error: form.error.issues[0]?.message, ...typedBefore(ctx.request.body), status: 400 });
     const email = form.data.email.toLowerCase();
     const remember = keepSignedIn(deps.config.rememberMe, form.data.remember);
     const outcome = await signInWithPassword(deps, {
@@ -111,7 +130,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
       return renderLogin(ctx, deps, details, { error, email, remember, status: 429 });
     }
     if ('rejected' in outcome) {
-      return renderLogin(ctx, deps, details, { error: 'That email and password do not match an account.', email, remember, status: 400 });
+      return renderLogin(ctx, deps, details, { error: WRONG_CREDENTIALS, email, remember, status: 400 });
     }
     const { user } = outcome;
     // `remember: false` makes oidc-provider set the session cookie without an expiry: it ends with the browser.
@@ -120,7 +139,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
-    const grantId = await saveConsent(provider, details);
+    const grantId = await saveConsent(provider, details, (ctx.app.keys as string[])[0] ?? '');
     deps.audit.record({
       type: 'consent_granted',
       outcome: 'success',
@@ -147,13 +166,26 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   return router.routes() as unknown as Middleware;
 }
 
+/**
+ * The id of the grant a consent on this interaction creates: one per interaction, so that a second submission
+ * of the same consent (a double click on Allow, a second tab) saves the same grant again instead of a second
+ * one nobody would ever use. Keyed with the cookie secret, so that the interaction uid in the address bar does
+ * not tell the grant id.
+ */
+const grantIdFor = (interactionUid: string, key: string) => createHmac('sha256', key).update(`grant of interaction ${interactionUid}`).digest('base64url');
+
+async function clientNameOf(deps: InteractionDependencies, details: Interaction): Promise<string> {
+  const clientId = String(details.params.client_id);
+  return (await deps.catalog.client(clientId))?.name ?? clientId;
+}
+
 /** Records on the grant exactly what the consent page showed as missing: scopes, claims, API scopes. */
-async function saveConsent(provider: Provider, details: Interaction): Promise<string> {
+async function saveConsent(provider: Provider, details: Interaction, key: string): Promise<string> {
   const { accountId } = details.session ?? {};
   const clientId = String(details.params.client_id);
   if (!accountId) throw new PageError(400, 'You are not signed in any more. Go back to the application and start again.');
   const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
-  const grant = existing ?? new provider.Grant({ accountId, clientId });
+  const grant = existing ?? new provider.Grant({ jti: grantIdFor(details.uid, key), accountId, clientId } as ConstructorParameters<Provider['Grant']>[0]);
   const missing = details.prompt.details as {
     missingOIDCScope?: string[];
     missingOIDCClaims?: string[];

@@ -21,7 +21,7 @@ export interface LimiterStore {
 export interface FailureLimiterOptions {
   /** Distinguishes this limiter's keys from the others'. */
   name: string;
-  /** Failures allowed in the window; the next one locks. */
+  /** Failures in the window that lock the key: the one that reaches this number imposes the lock. */
   maxFailures: number;
   windowSeconds: number;
   lockSeconds: number;
@@ -154,27 +154,31 @@ export class FailureLimiter {
 
   async #lockedInStore(key: string): Promise<number> {
     const state = await this.#failures.get(keyOf(key));
-    return state && state.consumedPoints > this.options.maxFailures ? Math.max(state.msBeforeNext, 1) : 0;
+    return state && state.consumedPoints >= this.options.maxFailures ? Math.max(state.msBeforeNext, 1) : 0;
   }
 
   /** Records a failure; resolves to the lock imposed by it in milliseconds, or 0. */
   async fail(key: string): Promise<number> {
     this.#knownUnlocked.delete(keyOf(key));
-    try {
-      await this.#failures.consume(keyOf(key));
-      return 0;
-    } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      const repeat = await this.#locks.consume(keyOf(key)).then(
-        (result) => result.consumedPoints,
-        () => 64,
-      );
-      const seconds = Math.min(this.options.lockSeconds * 2 ** Math.min(repeat - 1, 20), this.options.maxLockSeconds);
-      await Promise.all([this.#failures.block(keyOf(key), seconds), this.#redisLocks?.lock(keyOf(key), seconds * 1000)]);
-      // After the lock is stored, so that an instance that hears of it and asks finds it.
-      await this.#broadcast?.announce(this.options.name, keyOf(key)).catch(() => {});
-      return seconds * 1000;
-    }
+    const failures = await this.#failures.consume(keyOf(key)).then(
+      (result) => result.consumedPoints,
+      (rejection: unknown) => {
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        return rejection.consumedPoints;
+      },
+    );
+    // The maxFailures-th failure imposes the lock: with LOGIN_MAX_FAILURES=5 the fifth wrong password locks the
+    // account, and the attempt after it is refused even with the right one.
+    if (failures < this.options.maxFailures) return 0;
+    const repeat = await this.#locks.consume(keyOf(key)).then(
+      (result) => result.consumedPoints,
+      () => 64,
+    );
+    const seconds = Math.min(this.options.lockSeconds * 2 ** Math.min(repeat - 1, 20), this.options.maxLockSeconds);
+    await Promise.all([this.#failures.block(keyOf(key), seconds), this.#redisLocks?.lock(keyOf(key), seconds * 1000)]);
+    // After the lock is stored, so that an instance that hears of it and asks finds it.
+    await this.#broadcast?.announce(this.options.name, keyOf(key)).catch(() => {});
+    return seconds * 1000;
   }
 
   /** Forgets the failures (a success); earlier locks still make the next one longer. */

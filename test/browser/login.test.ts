@@ -134,6 +134,45 @@ describe('login and consent pages in a browser', () => {
     await expect(page.getByRole('button', { name: 'Sign in' }).isVisible()).resolves.toBe(true);
   });
 
+  test('the login error is tied to the fields it is about, and the title says there is an error', async () => {
+    const page = await openPage();
+    await page.goto((await startFlow()).url.href);
+    await expect(page.title()).resolves.not.toMatch(/^Error/);
+    await expect(page.locator('#email').getAttribute('aria-invalid')).resolves.toBeNull();
+
+    await signIn(page, user.email, 'not the password');
+    await page.getByRole('alert').waitFor();
+    await expect(page.title()).resolves.toMatch(/^Error: Sign in to /);
+    const errorId = await page.getByRole('alert').getAttribute('id');
+    expect(errorId).toBeTruthy();
+    for (const field of ['#email', '#password']) {
+      await expect(page.locator(field).getAttribute('aria-invalid')).resolves.toBe('true');
+      await expect(page.locator(field).getAttribute('aria-describedby')).resolves.toBe(errorId);
+    }
+    // What a screen reader announces with the field: its description is the message.
+    await expect(page.locator(`#${errorId}`).textContent()).resolves.toBe(WRONG_CREDENTIALS);
+  });
+
+  test('an over-long email or password gets a sentence for a person, and the form keeps the email and the ticked box', async () => {
+    const page = await openPage();
+    await page.goto((await startFlow()).url.href);
+    const box = page.getByRole('checkbox', { name: 'Keep me signed in' });
+
+    await page.getByText('Keep me signed in').click();
+    await signIn(page, user.email, 'p'.repeat(1100));
+    await page.getByRole('alert').waitFor();
+    await expect(page.getByRole('alert').textContent()).resolves.toBe(WRONG_CREDENTIALS);
+    await expect(page.inputValue('#email')).resolves.toBe(user.email);
+    await expect(box.isChecked()).resolves.toBe(true);
+
+    const longEmail = `${'a'.repeat(300)}@example.test`;
+    await signIn(page, longEmail, PASSWORD);
+    await page.waitForLoadState();
+    await expect(page.getByRole('alert').textContent()).resolves.toBe('That email address is too long.');
+    await expect(page.inputValue('#email')).resolves.toBe(longEmail);
+    await expect(box.isChecked()).resolves.toBe(true);
+  });
+
   test('"Keep me signed in" is unticked until the user ticks it, and decides whether the browser keeps the session', async () => {
     const page = await openPage();
     const sessionCookie = async () => (await page.context().cookies()).find((cookie) => cookie.name === '_session');
@@ -330,5 +369,10 @@ describe('the device flow’s pages in a browser (RFC 8628)', () => {
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.getByText('That code is not right').waitFor();
     await expect(page.getByLabel('Code').inputValue()).resolves.toBe('BBBB-BBBB');
+    await expect(page.title()).resolves.toBe('Error: Connect a device');
+    const errorId = await page.getByRole('alert').getAttribute('id');
+    expect(errorId).toBeTruthy();
+    await expect(page.getByLabel('Code').getAttribute('aria-invalid')).resolves.toBe('true');
+    await expect(page.getByLabel('Code').getAttribute('aria-describedby')).resolves.toBe(errorId);
   });
 });

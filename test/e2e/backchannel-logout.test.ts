@@ -103,7 +103,7 @@ async function verifiedLogoutToken(delivery: Delivery, rp: RelyingParty, user: F
   return payload;
 }
 
-/** RP-initiated logout with the ID token as hint, confirmed on our logout page ("Yes, sign me out"). */
+/** RP-initiated logout with the ID token as hint, confirmed on our logout page ("Sign out of all apps", logout=yes). */
 async function logOut(agent: UserAgent, rp: RelyingParty, idToken: string) {
   const url = oidc.buildEndSessionUrl(rp.config, { id_token_hint: idToken, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI });
   const { page } = await agent.follow(url.href, server.issuer);

@@ -249,10 +249,12 @@ describe('device authorization grant (RFC 8628)', () => {
   test('wrong codes count against the address: after the limit it is locked, even for a right code, until unlocked', async () => {
     const started = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
     const guesser = new BrowserAt('203.0.113.9');
-    for (const guess of ['BBBB-BBBB', 'CCCC-CCCC', 'DDDD-DDDD']) {
+    // LOGIN_MAX_FAILURES_PER_IP=3: two wrong codes are answered as such, the third locks the address.
+    for (const guess of ['BBBB-BBBB', 'CCCC-CCCC']) {
       const page = await enterCode(guesser, guess);
       expect(page.status).toBe(400);
-      expect(text(page)).toContain('That code is not right');
+      // Unknown may also mean long expired (the record is gone), so the message covers both.
+      expect(text(page)).toContain('That code is not right, or it has expired. Check the code on your device, or start again there to get a new one.');
     }
     const locking = await enterCode(guesser, 'FFFF-FFFF');
     expect(locking.status).toBe(429);
@@ -264,7 +266,7 @@ describe('device authorization grant (RFC 8628)', () => {
     expect((await enterCode(person(), started.user_code)).status).toBe(200);
 
     const rejected = (await auditEvents('user_code_rejected')).filter((event) => event.ip === '203.0.113.9');
-    expect(rejected.map((event) => event.detail?.reason).sort()).toEqual(['locked', 'unknown', 'unknown', 'unknown', 'unknown']);
+    expect(rejected.map((event) => event.detail?.reason).sort()).toEqual(['locked', 'unknown', 'unknown', 'unknown']);
     const locks = (await auditEvents('sign_in_locked')).filter((event) => event.ip === '203.0.113.9');
     expect(locks).toEqual([expect.objectContaining({ detail: expect.objectContaining({ by: 'ip', via: 'device_code' }) })]);
 

@@ -67,15 +67,15 @@ describe('the per-IP sign-in limit (password spraying)', () => {
     const sprayed = [await createUser(server), await createUser(server), await createUser(server), await createUser(server)];
     const metrics = await scrapeMetrics();
 
-    // One wrong password per account: no account is near its own limit (5), but the IP reaches its (3).
+    // One wrong password per account: no account is near its own limit (5), but the IP reaches its (3) at the third.
     let { agent, page } = await loginPageAt(sprayer, web.clientId);
-    for (const victim of sprayed.slice(0, 3)) {
+    for (const victim of sprayed.slice(0, 2)) {
       const result = await tryPassword(agent, page, victim.email, 'Summer2024!');
       expect(result.page?.status).toBe(400);
       expect(result.alert).toBe(WRONG_PASSWORD_ALERT);
       page = result.page as Page;
     }
-    const locking = await tryPassword(agent, page, sprayed[3]!.email, 'Summer2024!');
+    const locking = await tryPassword(agent, page, sprayed[2]!.email, 'Summer2024!');
     expect(locking.page?.status).toBe(429);
     expect(locking.alert).toBe(LOCKED_ALERT);
     expect(Number(locking.page?.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -105,7 +105,7 @@ describe('the per-IP sign-in limit (password spraying)', () => {
     }
 
     const grew = await metrics.since();
-    expect(grew('authz_sign_ins_total{outcome="failure"}')).toBe(4);
+    expect(grew('authz_sign_ins_total{outcome="failure"}')).toBe(3);
     expect(grew('authz_lockouts_total{by="ip"}')).toBe(1);
     expect(grew('authz_lockouts_total{by="account"}')).toBe(0);
     expect(grew('authz_sign_ins_total{outcome="locked"}')).toBe(4);
@@ -114,7 +114,7 @@ describe('the per-IP sign-in limit (password spraying)', () => {
     // The audit log names the lock, what was locked and from where; each refusal under it is recorded too.
     const locks = (await auditEvents('sign_in_locked')).filter((event) => event.ip === sprayer);
     expect(locks).toEqual([
-      expect.objectContaining({ outcome: 'failure', detail: expect.objectContaining({ by: 'ip', email: sprayed[3]!.email, lockSeconds: 60 }) }),
+      expect.objectContaining({ outcome: 'failure', detail: expect.objectContaining({ by: 'ip', email: sprayed[2]!.email, lockSeconds: 60 }) }),
     ]);
     const refusals = (await auditEvents('sign_in')).filter((event) => event.ip === sprayer && event.detail?.reason === 'locked');
     expect(refusals.map((event) => event.detail?.email).sort()).toEqual([fresh.email, fresh.email, fresh.email, 'nobody.at.all@example.test'].sort());
@@ -161,9 +161,8 @@ describe('client authentication at introspection and revocation', () => {
     const metrics = await scrapeMetrics();
 
     await expectWrongSecret(await call('/token/introspection', from, wrong));
+    // The second failure reaches CLIENT_AUTH_MAX_FAILURES (2) and locks the client.
     await expectWrongSecret(await call('/token/revocation', from, wrong, 'post'));
-    // The third failure passes CLIENT_AUTH_MAX_FAILURES (2) and locks the client.
-    await expectWrongSecret(await call('/token/introspection', from, wrong, 'post'));
 
     for (const endpoint of ['/token/introspection', '/token/revocation', '/token'] as const) {
       for (const via of ['basic', 'post'] as const) await expectLockedOut(await call(endpoint, '203.0.113.31', service, via));
@@ -173,31 +172,30 @@ describe('client authentication at introspection and revocation', () => {
     expect((await call('/token/introspection', from, other)).status).toBe(200);
 
     const failures = (await auditEvents('client_auth_failed')).filter((event) => event.clientId === service.clientId);
-    expect(failures.map((event) => event.detail?.endpoint).sort()).toEqual(['introspection', 'introspection', 'revocation']);
+    expect(failures.map((event) => event.detail?.endpoint).sort()).toEqual(['introspection', 'revocation']);
     expect(failures.every((event) => event.ip === from)).toBe(true);
     // The lock itself is audited: which client, from where, for how long, at which endpoint.
     const locks = (await auditEvents('client_auth_locked')).filter((event) => event.clientId === service.clientId);
     expect(locks).toEqual([
-      expect.objectContaining({ outcome: 'failure', ip: from, detail: { by: 'client', lockSeconds: 60, endpoint: 'introspection' } }),
+      expect.objectContaining({ outcome: 'failure', ip: from, detail: { by: 'client', lockSeconds: 60, endpoint: 'revocation' } }),
     ]);
     const grew = await metrics.since();
-    expect(grew('authz_client_auth_failures_total')).toBe(3);
+    expect(grew('authz_client_auth_failures_total')).toBe(2);
     expect(grew('authz_lockouts_total{by="client"}')).toBe(1);
     expect(grew('authz_lockouts_total{by="client_ip"}')).toBe(0);
   });
 
   test('failures spread over clients lock the IP at five times the per-client limit; the clients themselves stay usable', async () => {
     const from = '203.0.113.40';
-    const clients = await Promise.all(Array.from({ length: 6 }, () => createServiceClient(server)));
+    const clients = await Promise.all(Array.from({ length: 10 }, () => createServiceClient(server)));
     const metrics = await scrapeMetrics();
 
-    // Two failures for each of five clients (each at its own limit, none past it): ten for the IP, its limit.
-    for (const client of clients.slice(0, 5)) {
-      await expectWrongSecret(await call('/token/introspection', from, { ...client, secret: 'wrong-secret' }));
-      await expectWrongSecret(await call('/token/revocation', from, { ...client, secret: 'wrong-secret' }));
+    // One failure for each of nine clients (none at its own limit of two): nine for the IP, one short of its ten.
+    for (const [index, client] of clients.slice(0, 9).entries()) {
+      await expectWrongSecret(await call(index % 2 ? '/token/revocation' : '/token/introspection', from, { ...client, secret: 'wrong-secret' }));
     }
-    // The eleventh locks the IP.
-    await expectWrongSecret(await call('/token/revocation', from, { ...clients[5]!, secret: 'wrong-secret' }));
+    // The tenth locks the IP.
+    await expectWrongSecret(await call('/token/revocation', from, { ...clients[9]!, secret: 'wrong-secret' }));
 
     // From that IP even a client with no failures at all is refused its secret, at every endpoint, however sent.
     const untouched = await createServiceClient(server);
@@ -218,10 +216,10 @@ describe('client authentication at introspection and revocation', () => {
 
     const locks = (await auditEvents('client_auth_locked')).filter((event) => event.ip === from);
     expect(locks).toEqual([
-      expect.objectContaining({ clientId: clients[5]!.clientId, detail: { by: 'ip', lockSeconds: 60, endpoint: 'revocation' } }),
+      expect.objectContaining({ clientId: clients[9]!.clientId, detail: { by: 'ip', lockSeconds: 60, endpoint: 'revocation' } }),
     ]);
     const grew = await metrics.since();
-    expect(grew('authz_client_auth_failures_total')).toBe(11);
+    expect(grew('authz_client_auth_failures_total')).toBe(10);
     expect(grew('authz_lockouts_total{by="client_ip"}')).toBe(1);
     expect(grew('authz_lockouts_total{by="client"}')).toBe(0);
   });

@@ -6,16 +6,18 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import {
   type Fixtures,
+  PASSWORD,
   POST_LOGOUT_REDIRECT_URI,
   REDIRECT_URI,
   authorize,
   createUser,
   createWebClient,
   discover,
+  openLoginPage,
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { UserAgent, passSignInPages } from '../support/user-agent.js';
+import { UserAgent, parseForms, passSignInPages } from '../support/user-agent.js';
 
 let server: TestServer;
 let user: Fixtures;
@@ -168,5 +170,97 @@ describe('AUTHORIZATION_POST=true: POST at the authorization and logout endpoint
     const { clientId, secret } = await createWebClient(server, { firstParty: true });
     const { agent } = await authorize(await discover(server, clientId, secret), user);
     expect(agent.setCookieLine('_session')).toMatch(/samesite=lax/i);
+  });
+});
+
+describe('consent submitted twice', () => {
+  test('two parallel Allows (a double click) save one grant for the one sign-in', async () => {
+    const { clientId } = await createWebClient(server);
+    const { agent, page, form } = await openLoginPage(server, clientId);
+    const { page: consent } = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    const allow = consent && parseForms(consent.html).find((candidate) => candidate.action.endsWith('/confirm'));
+    if (!consent || !allow) throw new Error('the sign-in did not reach the consent page');
+
+    const answers = await Promise.all([1, 2].map(() => agent.submit(consent, allow, {}, server.issuer)));
+    expect(answers.some((answer) => answer.redirectedTo?.searchParams.has('code'))).toBe(true);
+    const grants = (await server.services.users.listGrants(user.email)).filter((grant) => grant.clientId === clientId);
+    expect(grants).toHaveLength(1);
+  });
+});
+
+describe('the logout page', () => {
+  test('says what each button does: "Sign out of <app> only" ends that app\'s part and keeps the session for the others', async () => {
+    const [first, second] = [await createWebClient(server), await createWebClient(server)];
+    const firstConfig = await discover(server, first.clientId, first.secret);
+    const secondConfig = await discover(server, second.clientId, second.secret);
+    const { agent } = await signInAndRedeem(firstConfig, user);
+    await signInAndRedeem(secondConfig, user, { agent });
+
+    const { page } = await agent.follow(`${server.issuer}/session/end?client_id=${first.clientId}`, server.issuer);
+    const text = (page?.html ?? '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+    expect(text).toContain('Sign out of all apps');
+    expect(text).toContain('Sign out of Web App only');
+    expect(text).not.toContain('stay signed in');
+    expect(text).toContain(`through ${new URL(server.issuer).host}`);
+
+    const form = parseForms(page?.html ?? '').find((candidate) => candidate.action.endsWith('/session/end/confirm'));
+    if (!page || !form) throw new Error('no logout form');
+    await agent.submit(page, form, {}, server.issuer);
+
+    const grants = await server.services.users.listGrants(user.email);
+    expect(grants.filter((grant) => grant.clientId === first.clientId)).toHaveLength(0);
+    expect(grants.filter((grant) => grant.clientId === second.clientId)).toHaveLength(1);
+    // Still signed in for the other app: it gets a code without the password being asked.
+    const again = await signInAndRedeem(secondConfig, user, { agent });
+    expect(again.sawLoginPage).toBe(false);
+  });
+});
+
+describe('a form sent again after its step was done (Back, a second tab)', () => {
+  test('Sign in sent again from the login page after signing in: the error page links on to the sign-in as it is now', async () => {
+    const { clientId } = await createWebClient(server);
+    const { agent, page, form } = await openLoginPage(server, clientId);
+    const { page: consent } = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    expect(parseForms(consent?.html ?? '').some((candidate) => candidate.action.endsWith('/confirm'))).toBe(true);
+
+    // Back to the login page as it was, and Sign in again.
+    const stale = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    expect(stale.page?.status).toBe(400);
+    const link = /<a href="([^"]+)">Continue signing in to Web App<\/a>/.exec(stale.page?.html ?? '')?.[1];
+    expect(link).toMatch(/^\/interaction\/[^/]+$/);
+
+    const { page: carriedOn } = await agent.follow(new URL(link!, server.issuer).href, server.issuer);
+    expect(carriedOn?.status).toBe(200);
+    expect(parseForms(carriedOn?.html ?? '').some((candidate) => candidate.action.endsWith('/confirm'))).toBe(true);
+  });
+});
+
+describe('addresses a browser may open by hand', () => {
+  test('after a failed sign-in, reopening the address bar (the form action) leads back to the login page', async () => {
+    const { clientId } = await createWebClient(server);
+    const { agent, page, form } = await openLoginPage(server, clientId);
+    const failed = await agent.submit(page, form, { email: user.email, password: 'not the password' }, server.issuer);
+    expect(failed.page?.status).toBe(400);
+    const formAction = new URL(form.action, page.url);
+    expect(formAction.pathname).toMatch(/^\/interaction\/[^/]+\/login$/);
+
+    const reopened = await agent.request(formAction.href);
+    expect(reopened.status).toBe(303);
+    expect(reopened.headers.get('location')).toBe(formAction.pathname.replace(/\/login$/, ''));
+    const { page: again } = await agent.follow(formAction.href, server.issuer);
+    expect(again?.status).toBe(200);
+    expect(again?.html).toContain('name="password"');
+  });
+
+  test('an unknown address is a page for a browser and JSON for an API client', async () => {
+    const agent = new UserAgent();
+    const forBrowser = await agent.request(`${server.issuer}/no/such/page`);
+    expect(forBrowser.status).toBe(404);
+    expect(forBrowser.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await forBrowser.text()).toContain('There is no page at this address.');
+
+    const forApi = await fetch(`${server.issuer}/no/such/page`);
+    expect(forApi.status).toBe(404);
+    expect(await forApi.json()).toEqual({ error: 'not_found', error_description: 'no route for GET /no/such/page' });
   });
 });

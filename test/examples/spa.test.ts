@@ -147,7 +147,7 @@ describe('examples/spa', () => {
 
   test('Sign out ends the session at the authorization server: the next sign-in asks for the password', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.getByRole('button', { name: 'Sign out of all apps' }).click();
     await page.waitForURL(`${spaUrl}/`);
     await page.getByText('Signed out').waitFor();
     await expect(storedUser()).resolves.toBeNull();

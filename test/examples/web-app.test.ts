@@ -140,7 +140,7 @@ describe('examples/web-app', () => {
   test('signing out ends the session at the authorization server: the next sign-in asks for the password', async () => {
     await page.goto(baseUrl);
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByRole('button', { name: 'Yes, sign me out' }).click();
+    await page.getByRole('button', { name: 'Sign out of all apps' }).click();
     await page.waitForURL(`${baseUrl}/`);
     await expect(page.getByRole('link', { name: 'Sign in' }).isVisible()).resolves.toBe(true);
     expect([...sessions.values()].filter((session) => session.tokens)).toHaveLength(0);

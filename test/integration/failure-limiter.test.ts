@@ -31,12 +31,20 @@ describe.each(stores)('unlocking on $name', ({ name, redis: withRedis }) => {
     await database.drop();
   });
 
-  /** One failure more than allowed; resolves to the lock imposed, in milliseconds. */
+  /** maxFailures failures, the last of which locks; resolves to the lock imposed, in milliseconds. */
   async function lock(key: string): Promise<number> {
     let imposed = 0;
-    for (let attempt = 0; attempt <= OPTIONS.maxFailures; attempt++) imposed = await limiter.fail(key);
+    for (let attempt = 0; attempt < OPTIONS.maxFailures; attempt++) imposed = await limiter.fail(key);
     return imposed;
   }
+
+  test('the maxFailures-th failure locks, not the one after it', async () => {
+    const key = `exact-${name}@example.test`;
+    for (let attempt = 1; attempt < OPTIONS.maxFailures; attempt++) expect(await limiter.fail(key)).toBe(0);
+    expect(await limiter.lockedFor(key)).toBe(0);
+    expect(await limiter.fail(key)).toBe(60_000);
+    expect(await limiter.lockedFor(key)).toBeGreaterThan(55_000);
+  });
 
   test('the lock, the failures and the earlier locks are forgotten', async () => {
     const key = `someone-${name}@example.test`;
@@ -45,8 +53,7 @@ describe.each(stores)('unlocking on $name', ({ name, redis: withRedis }) => {
     await limiter.unlock(key);
     expect(await limiter.lockRemaining(key)).toBe(0);
     expect(await limiter.lockedFor(key)).toBe(0);
-    // The failures went too: two more do not lock, a third does, for LOGIN_LOCK and not twice it.
-    expect(await limiter.fail(key)).toBe(0);
+    // The failures went too: one more does not lock, a second (maxFailures) does, for LOGIN_LOCK and not twice it.
     expect(await limiter.fail(key)).toBe(0);
     expect(await limiter.fail(key)).toBe(60_000);
   });

@@ -35,10 +35,10 @@ describeWithRedis('lock broadcast', () => {
     return created;
   }
 
-  /** Locks `key` through `limiter`: one failure more than it allows. */
+  /** Locks `key` through `limiter`: as many failures as it allows, the last of which locks. */
   async function lock(limiter: FailureLimiter, key: string): Promise<number> {
     let imposed = 0;
-    for (let attempt = 0; attempt <= OPTIONS.maxFailures; attempt++) imposed = await limiter.fail(key);
+    for (let attempt = 0; attempt < OPTIONS.maxFailures; attempt++) imposed = await limiter.fail(key);
     return imposed;
   }
 
