@@ -9,6 +9,14 @@ export class InputError extends Error {
   override name = 'InputError';
 }
 
+/**
+ * The input names something that already exists (a user's email, a client id, an API indicator). An InputError,
+ * so the CLI still refuses it in one line; the admin API answers 409.
+ */
+export class ConflictError extends InputError {
+  override name = 'ConflictError';
+}
+
 /** The thing named does not exist. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';

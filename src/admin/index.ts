@@ -15,7 +15,7 @@ import type { AuditSink } from '../audit/audit-log.js';
 import { queryAuditEvents } from '../audit/audit-query.js';
 import { type ClientRecord, ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
-import { InputError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
 import { LockAdministration } from '../security/lock-administration.js';
@@ -112,11 +112,12 @@ function errorResponses(logger: Logger): Middleware {
       if (error instanceof NotFoundError) {
         ctx.status = 404;
         ctx.body = { error: 'not_found', error_description: error.message };
+      } else if (error instanceof ConflictError) {
+        ctx.status = 409;
+        ctx.body = { error: 'conflict', error_description: error.message };
       } else if (error instanceof InputError) {
-        // The repositories report duplicates as input errors ("… already exists"); here they are conflicts.
-        const conflict = /already exists/.test(error.message);
-        ctx.status = conflict ? 409 : 400;
-        ctx.body = { error: conflict ? 'conflict' : 'invalid_request', error_description: error.message };
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: error.message };
       } else if (status && status >= 400 && status < 500) {
         ctx.status = status;
         ctx.body = { error: 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };

@@ -5,10 +5,11 @@
  * default, used when a client-credentials request names no resource.
  */
 import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import { z } from 'zod';
 import { MAX_API_TOKEN_TTL } from '../config.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, NotFoundError, parseInput } from '../errors.js';
 import { OIDC_SCOPES } from '../oidc/scopes.js';
 import type { Database } from '../store/database.js';
 
@@ -81,6 +82,15 @@ export const apiChangesSchema = z.strictObject({
 
 export type ApiChanges = z.input<typeof apiChangesSchema>;
 
+const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
+
+/**
+ * Writes to `apis` take this lock first, so two concurrent writes (the same indicator, or two new defaults)
+ * run one after the other and the second sees the first instead of failing on a unique index. The table is
+ * tiny and rarely written; readers are not blocked.
+ */
+const lockApis = (trx: Knex.Transaction) => trx.raw('lock table apis in share row exclusive mode');
+
 function toRecord(row: ApiRow): ApiRecord {
   return {
     id: row.id,
@@ -121,10 +131,11 @@ export class ApiRepository {
 
   async create(input: NewApi): Promise<ApiRecord> {
     const api = parseInput(newApiSchema, input);
-    const created = await this.db.transaction(async (trx) => {
-      if (await trx('apis').where({ indicator: api.indicator }).first()) {
-        throw new InputError(`an API with the indicator ${api.indicator} already exists`);
-      }
+    const duplicate = () => new ConflictError(`an API with the indicator ${api.indicator} already exists`);
+    const created = await this.db
+      .transaction(async (trx) => {
+      await lockApis(trx);
+      if (await trx('apis').where({ indicator: api.indicator }).first()) throw duplicate();
       // The new default replaces the old one in the same transaction (a unique index allows only one).
       if (api.isDefault) await trx('apis').where({ is_default: true }).update({ is_default: false, updated_at: new Date() });
       const [row] = await trx<ApiRow>('apis')
@@ -139,7 +150,11 @@ export class ApiRepository {
         })
         .returning('*');
       return toRecord(row as ApiRow);
-    });
+    })
+      .catch((error: unknown) => {
+        // Kept although the lock makes it unlikely: a duplicate is the caller's conflict, never a 500.
+        throw isUniqueViolation(error) ? duplicate() : error;
+      });
     this.#record('api_created', created.indicator);
     return created;
   }
@@ -157,6 +172,7 @@ export class ApiRepository {
     if (changes.accessTokenFormat !== undefined) row.access_token_format = changes.accessTokenFormat;
     if (changes.isDefault !== undefined) row.is_default = changes.isDefault;
     const updated = await this.db.transaction(async (trx) => {
+      await lockApis(trx);
       const existing = await trx<ApiRow>('apis').where({ indicator: value }).forUpdate().first();
       if (!existing) throw new NotFoundError(`no API ${value}`);
       if (Object.keys(row).length === 0) return toRecord(existing);

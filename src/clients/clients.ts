@@ -15,7 +15,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -383,7 +383,7 @@ export class ClientRepository {
         if (secret) await trx('client_secrets').insert(this.#secretRow(clientId, secret, null));
       });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new InputError(`a client with the id ${clientId} already exists`);
+      if (isUniqueViolation(error)) throw new ConflictError(`a client with the id ${clientId} already exists`);
       throw error;
     }
     this.#record('client_created', clientId, { type: client.type, firstParty: client.firstParty });

@@ -275,6 +275,14 @@ describe('admin API: clients', () => {
     expect(second.status).toBe(409);
     expect(second.body).toMatchObject({ error: 'conflict' });
   });
+
+  test('input that merely says "already exists" is a 400, not a conflict', async () => {
+    const response = await call('POST', '/clients', {
+      body: { type: 'web', name: 'Wording', redirectUris: ['http://already-exists.example.test/already exists'] },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ error: 'invalid_request' });
+  });
 });
 
 describe('admin API: users, sessions and grants', () => {
@@ -407,6 +415,28 @@ describe('admin API: APIs and the audit log', () => {
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(204);
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(404);
     expect((await call('DELETE', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`)).status).toBe(400);
+  });
+
+  test('concurrent writes of one indicator or of two defaults: one wins, the other is a 409 or runs after it, never a 500', async () => {
+    const body = { indicator: 'https://race.example.test', name: 'Race' };
+    const created = await Promise.all(Array.from({ length: 4 }, () => call('POST', '/apis', { body })));
+    expect(created.map((response) => response.status).sort()).toEqual([201, 409, 409, 409]);
+    expect(created.find((response) => response.status === 409)?.body).toMatchObject({ error: 'conflict' });
+
+    const defaults = await Promise.all(
+      ['https://default-a.example.test', 'https://default-b.example.test'].map((indicator) =>
+        call('POST', '/apis', { body: { indicator, name: 'Default', isDefault: true } }),
+      ),
+    );
+    expect(defaults.map((response) => response.status)).toEqual([201, 201]);
+    const switched = await Promise.all(
+      ['https://default-a.example.test', 'https://default-b.example.test'].map((indicator) =>
+        call('PATCH', `/apis/${encodeURIComponent(indicator)}`, { body: { isDefault: true } }),
+      ),
+    );
+    expect(switched.map((response) => response.status)).toEqual([200, 200]);
+    const apis = (await call('GET', '/apis')).body.apis as { isDefault: boolean }[];
+    expect(apis.filter((api) => api.isDefault)).toHaveLength(1);
   });
 
   test('update: the next token follows the new lifetime and scopes; bad bodies 400, unknown 404, the admin API itself 400', async () => {
