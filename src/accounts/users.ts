@@ -58,7 +58,7 @@ const password = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-export const newUserSchema = z.object({
+export const newUserSchema = z.strictObject({
   email: z.email({ error: 'email must be an email address' }).max(254).transform((email) => email.toLowerCase()),
   password: password.optional(),
   name: z.string().trim().min(1).max(200).optional(),

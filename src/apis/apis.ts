@@ -60,7 +60,7 @@ const accessTokenTtl = z
   .max(MAX_API_TOKEN_TTL, `access tokens live at most ${MAX_API_TOKEN_TTL} seconds (24 h): keys outlive the tokens they sign by that much`);
 const accessTokenFormat = z.enum(TOKEN_FORMATS, { error: 'format must be jwt or opaque' });
 
-export const newApiSchema = z.object({
+export const newApiSchema = z.strictObject({
   indicator,
   name: apiName,
   scopes: apiScopes.default([]),

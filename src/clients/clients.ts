@@ -121,8 +121,21 @@ const FIND_WITH_SECRETS = statement(
 
 const scopeToken = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
 
+/**
+ * A scope string, tidied: any run of whitespace (tabs, newlines) splits it and each token is kept once, joined
+ * by one space, as RFC 6749 §3.3 writes it and as everything that reads `clients.scope` splits it.
+ */
+const scopeSchema = z
+  .string()
+  .transform((scope) => [...new Set(scope.split(/\s+/).filter(Boolean))])
+  .refine((tokens) => tokens.every((token) => scopeToken.test(token)), 'scope holds an invalid character')
+  .transform((tokens) => tokens.join(' '));
+
+/** The longest the old secrets may keep working after a rotation. */
+export const MAX_KEEP_OLD_SECONDS = 90 * 86_400;
+
 export const newClientSchema = z
-  .object({
+  .strictObject({
     type: z.enum(CLIENT_TYPES, { error: 'type must be web, spa, service or device' }),
     name: z.string().trim().min(1, 'a client needs a name').max(200),
     clientId: z
@@ -132,11 +145,7 @@ export const newClientSchema = z
     redirectUris: z.array(z.string()).default([]),
     postLogoutRedirectUris: z.array(z.string()).default([]),
     tokenEndpointAuthMethod: z.enum(CONFIDENTIAL_METHODS).optional(),
-    scope: z
-      .string()
-      .trim()
-      .refine((scope) => scope === '' || scope.split(/\s+/).every((token) => scopeToken.test(token)), 'scope holds an invalid character')
-      .optional(),
+    scope: scopeSchema.optional(),
     roles: z.array(roleName).max(100).default([]),
     firstParty: z.boolean().default(false),
     /** The resource-owner password grant, for legacy first-party apps only (discouraged, RFC 9700 §2.4). */
@@ -243,11 +252,7 @@ export const clientChangesSchema = z.strictObject({
   name: z.string().trim().min(1, 'a client needs a name').max(200).optional(),
   redirectUris: z.array(z.string()).optional(),
   postLogoutRedirectUris: z.array(z.string()).optional(),
-  scope: z
-    .string()
-    .trim()
-    .refine((scope) => scope === '' || scope.split(/\s+/).every((token) => scopeToken.test(token)), 'scope holds an invalid character')
-    .optional(),
+  scope: scopeSchema.optional(),
   roles: z.array(roleName).max(100).optional(),
   firstParty: z.boolean().optional(),
   /** null removes it. */
@@ -431,6 +436,9 @@ export class ClientRepository {
     if (client.tokenEndpointAuthMethod === 'none' || client.tokenEndpointAuthMethod === 'private_key_jwt') {
       throw new InputError(`client ${clientId} does not authenticate with a secret (${client.tokenEndpointAuthMethod})`);
     }
+    if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > MAX_KEEP_OLD_SECONDS) {
+      throw new InputError(`the old secrets may keep working 0 to ${MAX_KEEP_OLD_SECONDS / 86_400} days (${MAX_KEEP_OLD_SECONDS} seconds)`);
+    }
     const secret = generateClientSecret();
     const oldSecretsExpireAt = new Date(now.getTime() + keepOldForSeconds * 1000);
     await this.db.transaction(async (trx) => {
@@ -480,7 +488,7 @@ export class ClientRepository {
     if (changes.name !== undefined) row.name = changes.name;
     if (changes.redirectUris !== undefined) row.redirect_uris = changes.redirectUris;
     if (changes.postLogoutRedirectUris !== undefined) row.post_logout_redirect_uris = changes.postLogoutRedirectUris;
-    if (changes.scope !== undefined) row.scope = changes.scope.split(/\s+/).filter(Boolean).join(' ');
+    if (changes.scope !== undefined) row.scope = changes.scope;
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
     if (backchannel.metadata || changes.requireDpop !== undefined || changes.requirePar !== undefined) {

@@ -276,6 +276,30 @@ describe('admin API: clients', () => {
     expect(second.body).toMatchObject({ error: 'conflict' });
   });
 
+  test('a scope is stored tidied (split on any whitespace, each token once), on create as on update', async () => {
+    const created = await call('POST', '/clients', { body: { type: 'service', name: 'Tidy', scope: ' admin\tadmin:read\nadmin ' } });
+    expect(created.status).toBe(201);
+    expect(created.body.scope).toBe('admin admin:read');
+    const token = await tokenFor(created.body.clientId, created.body.clientSecret, adminApiIndicator(server.issuer));
+    expect((await call('GET', '/clients', { token })).status).toBe(200);
+    const patched = await call('PATCH', `/clients/${created.body.clientId}`, { body: { scope: 'admin:read\t\tadmin:read' } });
+    expect(patched.body.scope).toBe('admin:read');
+  });
+
+  test('unknown fields on create are refused by name, nothing stored', async () => {
+    const client = await call('POST', '/clients', { body: { type: 'service', name: 'Typo', scopes: 'admin' } });
+    expect(client.status).toBe(400);
+    expect(client.body.error_description).toMatch(/scopes/);
+    expect((await call('GET', '/clients')).body.clients.some((c: { name: string }) => c.name === 'Typo')).toBe(false);
+    const user = await call('POST', '/users', { body: { email: 'typo@example.test', roels: ['admin'] } });
+    expect(user.status).toBe(400);
+    expect(user.body.error_description).toMatch(/roels/);
+    expect((await call('GET', '/users?email=typo@example.test')).body.users).toEqual([]);
+    const api = await call('POST', '/apis', { body: { indicator: 'https://typo.example.test', name: 'Typo', scope: ['a'] } });
+    expect(api.status).toBe(400);
+    expect(api.body.error_description).toMatch(/scope/);
+  });
+
   test('input that merely says "already exists" is a 400, not a conflict', async () => {
     const response = await call('POST', '/clients', {
       body: { type: 'web', name: 'Wording', redirectUris: ['http://already-exists.example.test/already exists'] },
@@ -501,5 +525,9 @@ describe('admin API: APIs and the audit log', () => {
     expect(future.body).toEqual({ events: [], next: null });
     expect((await call('GET', '/audit?since=yesterday')).status).toBe(400);
     expect((await call('GET', '/audit?before=abc')).status).toBe(400);
+    const overflow = await call('GET', '/audit?before=99999999999999999999');
+    expect(overflow.status).toBe(400);
+    expect(overflow.body.error_description).toMatch(/before must be the `next` value/);
+    expect((await call('GET', '/audit?before=9223372036854775807')).status).toBe(200);
   });
 });

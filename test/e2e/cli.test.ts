@@ -90,6 +90,9 @@ describe('authz CLI', () => {
     expect({ code: rotated.code, stderr: rotated.stderr }).toEqual({ code: 0, stderr: '' });
     const { client_secret: newSecret } = JSON.parse(rotated.stdout) as { client_secret: string };
     expect(newSecret).not.toBe(created.client_secret);
+    for (const keepOldFor of ['91d', '99999999999d']) {
+      expectRefusal(await authz(['clients', 'rotate-secret', created.client_id, '--keep-old-for', keepOldFor]), 1, /^authz: the old secrets may keep working 0 to 90 days \(7776000 seconds\)\n$/);
+    }
 
     if (!schema) return; // the server below shares the database: Postgres only (always so under CI)
     const server = await startTestServer({ env: { DATABASE_SCHEMA: schema, CLIENT_SECRET_PEPPERS: PEPPERS } });
