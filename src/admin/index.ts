@@ -142,9 +142,8 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
-  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
+  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
   const locks = new LockAdministration(services.limits, { audit, actor });
-  const adminIndicator = adminApiIndicator(config.issuer);
   const document = openApiDocument(config.issuer);
 
   const router = new Router({ prefix: ADMIN_API_PATH });
@@ -277,7 +276,6 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
   router.patch('/apis/:indicator', async (ctx) => {
     const indicator = ctx.params.indicator as string;
-    if (indicator === adminIndicator) throw new InputError('the admin API itself cannot be changed');
     const changes = parse(bodySchemas.ApiChanges, body(ctx));
     const api = await apis.update(indicator, changes);
     catalog.forgetApis();
@@ -285,7 +283,6 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
   router.delete('/apis/:indicator', async (ctx) => {
     const indicator = ctx.params.indicator as string;
-    if (indicator === adminIndicator) throw new InputError('the admin API itself cannot be removed');
     await apis.remove(indicator);
     catalog.forgetApis();
     ctx.status = 204;

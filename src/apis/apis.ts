@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { MAX_API_TOKEN_TTL } from '../config.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { ConflictError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import { OIDC_SCOPES } from '../oidc/scopes.js';
 import type { Database } from '../store/database.js';
 
@@ -109,12 +109,18 @@ export interface ApiRepositoryOptions {
   defaultAccessTokenTtl: number;
   audit?: AuditSink;
   actor?: string;
+  /**
+   * APIs this server itself depends on (the admin API): they can be neither changed nor removed here, through
+   * the CLI or the admin API alike, since a change (say, opaque tokens) would lock every administrator out.
+   */
+  protectedIndicators?: readonly string[];
 }
 
 export class ApiRepository {
   readonly #defaultTtl: number;
   readonly #audit?: AuditSink;
   readonly #actor: string;
+  readonly #protected: ReadonlySet<string>;
 
   constructor(
     private readonly db: Database,
@@ -123,6 +129,11 @@ export class ApiRepository {
     this.#defaultTtl = Math.min(options.defaultAccessTokenTtl, MAX_API_TOKEN_TTL);
     this.#audit = options.audit;
     this.#actor = options.actor ?? 'server';
+    this.#protected = new Set(options.protectedIndicators ?? []);
+  }
+
+  #refuseProtected(value: string, action: 'changed' | 'removed'): void {
+    if (this.#protected.has(value)) throw new InputError(`the admin API itself cannot be ${action}`);
   }
 
   #record(type: string, indicator: string, detail: Record<string, unknown> = {}): void {
@@ -164,6 +175,7 @@ export class ApiRepository {
    * servers' caches lapse (CLIENT_CACHE_TTL_MS).
    */
   async update(value: string, input: ApiChanges): Promise<ApiRecord> {
+    this.#refuseProtected(value, 'changed');
     const changes = parseInput(apiChangesSchema, input);
     const row: Partial<ApiRow> = {};
     if (changes.name !== undefined) row.name = changes.name;
@@ -206,6 +218,7 @@ export class ApiRepository {
   }
 
   async remove(value: string): Promise<void> {
+    this.#refuseProtected(value, 'removed');
     const deleted = await this.db('apis').where({ indicator: value }).delete().returning('id');
     if (deleted.length === 0) throw new NotFoundError(`no API ${value}`);
     this.#record('api_removed', value);

@@ -438,7 +438,9 @@ describe('admin API: APIs and the audit log', () => {
     expect((await call('GET', '/apis')).body.apis.map((api: { indicator: string }) => api.indicator)).toContain('https://inventory.example.test/v1');
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(204);
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(404);
-    expect((await call('DELETE', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`)).status).toBe(400);
+    const removeAdmin = await call('DELETE', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`);
+    expect(removeAdmin.status).toBe(400);
+    expect(removeAdmin.body.error_description).toBe('the admin API itself cannot be removed');
   });
 
   test('concurrent writes of one indicator or of two defaults: one wins, the other is a 409 or runs after it, never a 500', async () => {

@@ -164,6 +164,12 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['apis', 'update', 'https://missing.example.test', '--name', 'x']), 1, /no API https:\/\/missing\.example\.test/);
   });
 
+  test("the admin API's own registration can be neither changed nor removed, as through the admin API", async () => {
+    const adminIndicator = 'http://localhost:3000/admin/v1'; // the default issuer's (ISSUER and PORT are cleared)
+    expectRefusal(await authz(['apis', 'update', adminIndicator, '--format', 'opaque']), 1, /^authz: the admin API itself cannot be changed\n$/);
+    expectRefusal(await authz(['apis', 'remove', adminIndicator]), 1, /^authz: the admin API itself cannot be removed\n$/);
+  });
+
   test('clients update replaces or edits redirect URIs, scope and first-party status, with the checks of add', async () => {
     const added = await authz(['clients', 'add', '--type', 'web', '--name', 'Shop', '--redirect-uri', 'https://shop.example.test/a', '--client-id', 'shop', '--json']);
     expect(added.code).toBe(0);
