@@ -79,11 +79,38 @@ const parse = <T extends z.ZodType>(schema: T, input: unknown): z.output<T> => p
 
 const body = (ctx: Context) => (ctx.request as { body?: unknown }).body ?? {};
 
-const readJson = bodyParser({
+const JSON_LIMIT = '64kb';
+
+const parseJson = bodyParser({
   enableTypes: ['json'],
-  jsonLimit: '64kb',
-  onError: (_error, ctx) => ctx.throw(400, 'the body is not valid JSON'),
+  jsonLimit: JSON_LIMIT,
+  onError: (error, ctx) => {
+    if ((error as { status?: number }).status === 413) ctx.throw(413, `the body is over ${JSON_LIMIT}`);
+    ctx.throw(400, 'the body is not valid JSON');
+  },
 });
+
+/**
+ * Reads a JSON body. A body of another type is refused rather than ignored (a form-encoded
+ * `keepOldForSeconds=0` would otherwise rotate with the default), and so is JSON that is not an object.
+ */
+const readJson: Middleware = async (ctx, next) => {
+  // An empty body (Content-Length: 0, as clients send on a bare POST) is no body, whatever its type.
+  const hasBody = Boolean(ctx.request.length) || ctx.get('transfer-encoding') !== '';
+  if (hasBody && !ctx.request.is('application/json', '+json')) {
+    ctx.throw(415, `the body must be JSON (Content-Type: application/json), not ${ctx.request.type || 'untyped'}`);
+  }
+  await parseJson(ctx, async () => {
+    const parsed = (ctx.request as { body?: unknown }).body;
+    if (ctx.request.is('application/json', '+json') && (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))) {
+      ctx.throw(400, 'the body must be a JSON object');
+    }
+    await next();
+  });
+};
+
+/** The `error` code of a refusal by HTTP status, where it is more telling than invalid_request. */
+const ERROR_CODES: Record<number, string> = { 413: 'request_too_large', 415: 'unsupported_media_type' };
 
 /** Runs middleware in order, each `next` calling the following one (as Koa does for `app.use`). */
 function chain(middleware: Middleware[]): (ctx: Context, next: Next) => Promise<void> {
@@ -120,7 +147,7 @@ function errorResponses(logger: Logger): Middleware {
         ctx.body = { error: 'invalid_request', error_description: error.message };
       } else if (status && status >= 400 && status < 500) {
         ctx.status = status;
-        ctx.body = { error: 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
+        ctx.body = { error: ERROR_CODES[status] ?? 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
       } else if (isStoreOutage(error)) {
         logRefusedForOutage(logger, ctx.state.requestId, error);
         ctx.status = 503;

@@ -120,6 +120,9 @@ describe('admin API: authentication', () => {
     expect(response.body.paths['/audit'].get.parameters.map((p: { name: string }) => p.name)).toEqual(
       expect.arrayContaining(['type', 'user', 'client', 'since', 'until', 'limit', 'before']),
     );
+    const rotate = response.body.paths['/clients/{clientId}/secret'].post;
+    expect(rotate.requestBody.required).toBe(false);
+    expect(Object.keys(rotate.responses)).toEqual(expect.arrayContaining(['413', '415', '503']));
   });
 
   test('unknown paths under /admin/v1 are JSON 404s (after authentication)', async () => {
@@ -298,6 +301,28 @@ describe('admin API: clients', () => {
     const api = await call('POST', '/apis', { body: { indicator: 'https://typo.example.test', name: 'Typo', scope: ['a'] } });
     expect(api.status).toBe(400);
     expect(api.body.error_description).toMatch(/scope/);
+  });
+
+  test('a body that is not JSON is a 415, one over the limit a 413, JSON that is no object a 400; nothing changes', async () => {
+    const { body: client } = await call('POST', '/clients', { body: { type: 'service', name: 'Form' } });
+    const form = await fetch(`${admin}/clients/${client.clientId}/secret`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'keepOldForSeconds=0',
+    });
+    expect(form.status).toBe(415);
+    expect(await form.json()).toMatchObject({ error: 'unsupported_media_type', error_description: expect.stringMatching(/must be JSON/) });
+    const tooLarge = await call('POST', '/clients', { raw: JSON.stringify({ type: 'service', name: 'x'.repeat(70_000) }) });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.error_description).toMatch(/over 64kb/);
+    for (const raw of ['[1]', '[]']) {
+      const notObject = await call('POST', '/clients', { raw });
+      expect(notObject.status).toBe(400);
+      expect(notObject.body.error_description).toBe('the body must be a JSON object');
+    }
+    await server.services.audit.flush();
+    const rotations = await call('GET', `/audit?client=${client.clientId}&type=client_secret_rotated`);
+    expect(rotations.body.events).toEqual([]);
   });
 
   test('input that merely says "already exists" is a 400, not a conflict', async () => {
