@@ -21,7 +21,7 @@ import type { Logger } from '../logger.js';
 import { LockAdministration } from '../security/lock-administration.js';
 import type { Services } from '../services.js';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator, requireAdminToken } from './auth.js';
-import { OUTAGE_ANSWER, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
+import { OUTAGE_ANSWER, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
 
@@ -145,6 +145,9 @@ function errorResponses(logger: Logger): Middleware {
       } else if (error instanceof InputError) {
         ctx.status = 400;
         ctx.body = { error: 'invalid_request', error_description: error.message };
+      } else if (isUnstorableText(error)) {
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: UNSTORABLE_TEXT_DESCRIPTION };
       } else if (status && status >= 400 && status < 500) {
         ctx.status = status;
         ctx.body = { error: ERROR_CODES[status] ?? 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
@@ -342,6 +345,8 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     errorResponses(logger),
     async (ctx: Context, next: Next) => {
       ctx.set('Cache-Control', 'no-store');
+      // No id, indicator or query value holds a NUL: refused by name before it reaches a route or the store.
+      if (/%00/i.test(ctx.url)) ctx.throw(400, UNSTORABLE_TEXT_DESCRIPTION);
       if (ctx.path === `${ADMIN_API_PATH}/openapi.json` && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
         ctx.set('Cache-Control', 'public, max-age=300');
         ctx.body = document;

@@ -325,6 +325,24 @@ describe('admin API: clients', () => {
     expect(rotations.body.events).toEqual([]);
   });
 
+  test('a NUL character anywhere (body field, list item, query, path id) is a 400 naming it, nothing stored', async () => {
+    const user = await call('POST', '/users', { body: { email: 'nul@example.test', name: 'Nul\u0000Name' } });
+    expect(user.status).toBe(400);
+    expect(user.body).toMatchObject({ error: 'invalid_request', error_description: 'name: must not contain a NUL character' });
+    expect((await call('GET', '/users?email=nul@example.test')).body.users).toEqual([]);
+    const client = await call('POST', '/clients', { body: { type: 'service', name: 'Nul\u0000Client' } });
+    expect(client.body.error_description).toBe('name: must not contain a NUL character');
+    const redirect = await call('POST', '/clients', { body: { type: 'web', name: 'Nul', redirectUris: ['https://nul.example.test/\u0000cb'] } });
+    expect(redirect.status).toBe(400);
+    expect(redirect.body.error_description).toBe('redirectUris.0: must not contain a NUL character');
+    expect((await call('GET', '/clients')).body.clients.some((c: { name: string }) => c.name.startsWith('Nul'))).toBe(false);
+    for (const path of ['/users?q=a%00b', '/clients/abc%00def', `/apis/${encodeURIComponent('https://nul.example.test/\u0000')}`]) {
+      const response = await call('GET', path);
+      expect(response.status).toBe(400);
+      expect(response.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/NUL character/) });
+    }
+  });
+
   test('input that merely says "already exists" is a 400, not a conflict', async () => {
     const response = await call('POST', '/clients', {
       body: { type: 'web', name: 'Wording', redirectUris: ['http://already-exists.example.test/already exists'] },
