@@ -40,10 +40,21 @@ interface ApiRow {
   updated_at: Date;
 }
 
+/**
+ * An indicator is an http(s) URI written as URL writes it (scheme and host in lower case, no default port).
+ * It is refused, not rewritten, when written otherwise: it is the `resource` clients send and the `aud` the
+ * API checks, both compared as strings, so the stored value must be exactly the one the operator uses; and
+ * `HTTPS://API.EXAMPLE.COM` cannot then sit beside `https://api.example.com` as a second API.
+ */
 const indicator = z.string().superRefine((value, ctx) => {
   const url = URL.parse(value);
-  if (!url) ctx.addIssue({ code: 'custom', message: `${value} is not an absolute URI` });
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(value)?.[0];
+  if (!url || !authority) ctx.addIssue({ code: 'custom', message: `${value} is not an absolute URI (scheme://host…)` });
+  else if (url.protocol !== 'https:' && url.protocol !== 'http:') ctx.addIssue({ code: 'custom', message: `${value} must be an http or https URI` });
   else if (url.hash || value.includes('#')) ctx.addIssue({ code: 'custom', message: `${value} must not contain a fragment (RFC 8707)` });
+  else if (authority !== `${url.protocol}//${url.host}`) {
+    ctx.addIssue({ code: 'custom', message: `${value} must be written ${url.protocol}//${url.host}${value.slice(authority.length)} (lower-case scheme and host, no default port)` });
+  }
 });
 
 const apiScope = z

@@ -251,6 +251,11 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
     test.each([
       [{ indicator: 'not a uri', name: 'X' }, /absolute URI/],
       [{ indicator: 'https://a.example.test/#f', name: 'X' }, /fragment/],
+      [{ indicator: 'javascript:alert(1)', name: 'X' }, /absolute URI/],
+      [{ indicator: 'urn:example:api', name: 'X' }, /absolute URI/],
+      [{ indicator: 'ftp://a.example.test/', name: 'X' }, /must be an http or https URI/],
+      [{ indicator: 'HTTPS://API.Example.test/Orders', name: 'X' }, /must be written https:\/\/api\.example\.test\/Orders \(lower-case/],
+      [{ indicator: 'https://a.example.test:443/v1', name: 'X' }, /must be written https:\/\/a\.example\.test\/v1/],
       [{ indicator: 'https://a.example.test', name: 'X', scopes: ['openid'] }, /OpenID Connect scope/],
       [{ indicator: 'https://a.example.test', name: 'X', accessTokenFormat: 'paseto' }, /jwt or opaque/],
     ])('refuses %o', async (input, reason) => {
@@ -260,6 +265,7 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
     test('refuses a second API with the same indicator', async () => {
       await apis.create({ indicator: 'https://dup.example.test', name: 'Dup' });
       await expect(apis.create({ indicator: 'https://dup.example.test', name: 'Dup again' })).rejects.toThrow(/already exists/);
+      await expect(apis.create({ indicator: 'https://DUP.example.test', name: 'Dup in capitals' })).rejects.toThrow(/must be written https:\/\/dup\.example\.test/);
     });
   });
 });
