@@ -20,7 +20,7 @@ import type { Database } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
-import { redirectUriProblem } from './redirect-uris.js';
+import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
 
 export const CLIENT_TYPES = ['web', 'spa', 'service', 'device'] as const;
@@ -183,6 +183,10 @@ export const newClientSchema = z
     if (input.allowPasswordGrant && (!input.firstParty || !redirected)) {
       ctx.addIssue({ code: 'custom', path: ['allowPasswordGrant'], message: 'the password grant is only for first-party web or spa clients' });
     }
+    const keysProblem = input.jwks && jwksProblem(input.jwks);
+    if (keysProblem) ctx.addIssue({ code: 'custom', path: ['jwks'], message: keysProblem });
+    const keysUriProblem = input.jwksUri && jwksUriProblem(input.jwksUri, { production: false });
+    if (keysUriProblem) ctx.addIssue({ code: 'custom', path: ['jwksUri'], message: keysUriProblem });
     if (input.tokenEndpointAuthMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client’s public keys (jwks or jwksUri)' });
     }
@@ -362,6 +366,8 @@ export class ClientRepository {
       const plain = [...client.redirectUris, ...client.postLogoutRedirectUris].find((uri) => uri.startsWith('http:'));
       if (plain) throw new InputError(`redirectUris: ${plain} must use https in production (plain http on localhost is for development and native apps)`);
     }
+    const keysUriProblem = client.jwksUri && jwksUriProblem(client.jwksUri, { production: this.#production });
+    if (keysUriProblem) throw new InputError(`jwksUri: ${keysUriProblem}`);
     const backchannelProblem = client.backchannelLogoutUri && backchannelLogoutUriProblem(client.backchannelLogoutUri, { production: this.#production });
     if (backchannelProblem) throw new InputError(`backchannelLogoutUri: ${backchannelProblem}`);
     const preset = presetFor(client);
