@@ -2,8 +2,10 @@
  * The admin REST API under /admin/v1: clients, users, their grants, APIs and the audit log over JSON. It is
  * itself a resource server of this issuer (./auth.ts) and is registered in the `apis` table on start. Every
  * operation is the repositories' own (the CLI calls the same methods), made with the actor `admin-api`, so each
- * change lands in the audit log as made through this API.
+ * change lands in the audit log as made through this API, by which admin client and from where; a request
+ * refused for its token or scope is recorded as `admin_refused`.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
@@ -11,7 +13,8 @@ import type { z } from 'zod';
 import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
 import { type User, UserRepository } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
-import type { AuditSink } from '../audit/audit-log.js';
+import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import { requestFacts } from '../audit/request-facts.js';
 import { queryAuditEvents } from '../audit/audit-query.js';
 import { type ClientRecord, ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
@@ -20,7 +23,7 @@ import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
 import { LockAdministration } from '../security/lock-administration.js';
 import type { Services } from '../services.js';
-import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator, requireAdminToken } from './auth.js';
+import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, type AdminCaller, adminApiIndicator, requireAdminToken } from './auth.js';
 import { OUTAGE_ANSWER, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
@@ -164,8 +167,55 @@ function errorResponses(logger: Logger): Middleware {
   };
 }
 
+/** Who made the admin request in progress and from where, for the audit events its changes record. */
+interface AdminCall {
+  adminClientId: string;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
+
+/**
+ * The repositories here are built once and record through this sink, which adds the call in progress: the
+ * admin client that acted (in `detail.adminClientId`; `clientId` stays the client changed) and the request's
+ * ip, user agent and id. AsyncLocalStorage carries the call because the same repository methods serve the CLI,
+ * where no request exists; threading an actor through each of them would change every signature for this.
+ */
+function auditingCalls(audit: AuditSink): { sink: AuditSink; during: Middleware } {
+  const calls = new AsyncLocalStorage<AdminCall>();
+  const sink: AuditSink = {
+    record(event: AuditEvent) {
+      const call = calls.getStore();
+      if (!call) return audit.record(event);
+      const { adminClientId, ...facts } = call;
+      audit.record({ ...facts, ...event, detail: { ...event.detail, adminClientId } });
+    },
+  };
+  const during: Middleware = (ctx, next) => {
+    const caller = ctx.state.adminCaller as AdminCaller;
+    return calls.run({ adminClientId: caller.clientId, ...requestFacts(ctx) }, next);
+  };
+  return { sink, during };
+}
+
+/** Records an admin request refused for its token (401) or scope (403) as one `admin_refused` event. */
+function auditRefusals(audit: AuditSink): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.status !== 401 && ctx.status !== 403) return;
+    const body = ctx.body as { error?: string; error_description?: string } | undefined;
+    audit.record({
+      type: 'admin_refused',
+      outcome: 'failure',
+      ...requestFacts(ctx),
+      detail: { status: ctx.status, reason: body?.error_description ?? body?.error ?? null, method: ctx.method, path: ctx.path },
+    });
+  };
+}
+
 export async function createAdminApi(deps: AdminApiDependencies): Promise<Middleware> {
-  const { config, services, keyRing, audit, logger, sessionEndListener } = deps;
+  const { config, services, keyRing, logger, sessionEndListener } = deps;
+  const { sink: audit, during: auditedAsCaller } = auditingCalls(deps.audit);
   await ensureAdminApiRegistered(services, config.issuer, logger);
   const { db, catalog } = services;
   const actor = ADMIN_ACTOR;
@@ -336,7 +386,9 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
 
   const authenticated = chain([
+    auditRefusals(deps.audit),
     requireAdminToken({ issuer: config.issuer, signingKeys: () => keyRing.signingKeys, catalog }),
+    auditedAsCaller,
     readJson,
     router.routes() as Middleware,
     router.allowedMethods() as Middleware,

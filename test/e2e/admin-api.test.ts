@@ -538,6 +538,7 @@ describe('admin API: APIs and the audit log', () => {
       by: 'admin-api',
       indicator,
       fields: ['name', 'scopes', 'accessTokenTtl'],
+      adminClientId: decodeJwt(adminToken).client_id,
     });
     await call('DELETE', path);
   });
@@ -551,7 +552,12 @@ describe('admin API: APIs and the audit log', () => {
     const byClient = await call('GET', `/audit?client=${client.clientId}`);
     expect(byClient.status).toBe(200);
     expect(byClient.body.events.map((e: { type: string }) => e.type)).toEqual(['client_disabled', 'client_secret_rotated', 'client_created']);
-    for (const event of byClient.body.events) expect(event.detail).toMatchObject({ by: 'admin-api' });
+    const adminClientId = decodeJwt(adminToken).client_id;
+    for (const event of byClient.body.events) {
+      // Who acted (the admin client, from its token) and from where, as other audited requests record it.
+      expect(event.detail).toMatchObject({ by: 'admin-api', adminClientId });
+      expect(event).toMatchObject({ ip: expect.any(String), userAgent: expect.any(String), requestId: expect.any(String) });
+    }
     expect(JSON.stringify(byClient.body)).not.toContain(client.clientSecret);
 
     const firstPage = await call('GET', `/audit?client=${client.clientId}&limit=2`);
@@ -570,6 +576,14 @@ describe('admin API: APIs and the audit log', () => {
     expect(future.body).toEqual({ events: [], next: null });
     expect((await call('GET', '/audit?since=yesterday')).status).toBe(400);
     expect((await call('GET', '/audit?before=abc')).status).toBe(400);
+    expect((await call('GET', '/clients', { token: null })).status).toBe(401);
+    expect((await call('DELETE', `/clients/${client.clientId}`, { token: await serviceToken('admin:read') })).status).toBe(403);
+    await server.services.audit.flush();
+    const refused = (await call('GET', '/audit?type=admin_refused&limit=2')).body.events;
+    expect(refused).toEqual([
+      expect.objectContaining({ outcome: 'failure', requestId: expect.any(String), detail: expect.objectContaining({ status: 403, method: 'DELETE', reason: expect.stringMatching(/admin scope/) }) }),
+      expect.objectContaining({ outcome: 'failure', detail: expect.objectContaining({ status: 401, path: '/admin/v1/clients', reason: expect.stringMatching(/required/) }) }),
+    ]);
     const overflow = await call('GET', '/audit?before=99999999999999999999');
     expect(overflow.status).toBe(400);
     expect(overflow.body.error_description).toMatch(/before must be the `next` value/);
