@@ -3,6 +3,7 @@
  * users, clients, APIs and the in-process catalog cache. The server and the CLI both open them here.
  */
 import { UserRepository } from './accounts/users.js';
+import { adminApiIndicator } from './admin/auth.js';
 import { ApiRepository } from './apis/apis.js';
 import { SessionDirectory, type SessionEndListener } from './accounts/sessions.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -53,7 +54,12 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
-  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
+  const apis = new ApiRepository(db, {
+    defaultAccessTokenTtl: config.ttl.apiAccessToken,
+    audit,
+    actor,
+    protectedIndicators: [adminApiIndicator(config.issuer)],
+  });
   const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
   const locks = new LockAdministration(limits, { audit, actor });

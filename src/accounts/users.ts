@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { deleteAccountRecords, deleteGrantBoundRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -58,7 +58,7 @@ const password = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
-export const newUserSchema = z.object({
+export const newUserSchema = z.strictObject({
   email: z.email({ error: 'email must be an email address' }).max(254).transform((email) => email.toLowerCase()),
   password: password.optional(),
   name: z.string().trim().min(1).max(200).optional(),
@@ -182,7 +182,7 @@ export class UserRepository {
       this.#record('user_created', created, { roles: created.roles });
       return created;
     } catch (error) {
-      if (isUniqueViolation(error)) throw new InputError(`a user with the email ${user.email} already exists`);
+      if (isUniqueViolation(error)) throw new ConflictError(`a user with the email ${user.email} already exists`);
       throw error;
     }
   }

@@ -2,8 +2,10 @@
  * The admin REST API under /admin/v1: clients, users, their grants, APIs and the audit log over JSON. It is
  * itself a resource server of this issuer (./auth.ts) and is registered in the `apis` table on start. Every
  * operation is the repositories' own (the CLI calls the same methods), made with the actor `admin-api`, so each
- * change lands in the audit log as made through this API.
+ * change lands in the audit log as made through this API, by which admin client and from where; a request
+ * refused for its token or scope is recorded as `admin_refused`.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
@@ -11,17 +13,18 @@ import type { z } from 'zod';
 import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
 import { type User, UserRepository } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
-import type { AuditSink } from '../audit/audit-log.js';
+import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
+import { requestFacts } from '../audit/request-facts.js';
 import { queryAuditEvents } from '../audit/audit-query.js';
 import { type ClientRecord, ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
-import { InputError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
 import { LockAdministration } from '../security/lock-administration.js';
 import type { Services } from '../services.js';
-import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator, requireAdminToken } from './auth.js';
-import { OUTAGE_ANSWER, isStoreOutage, logRefusedForOutage } from '../store/outages.js';
+import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, type AdminCaller, adminApiIndicator, requireAdminToken } from './auth.js';
+import { OUTAGE_ANSWER, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
 
@@ -79,11 +82,38 @@ const parse = <T extends z.ZodType>(schema: T, input: unknown): z.output<T> => p
 
 const body = (ctx: Context) => (ctx.request as { body?: unknown }).body ?? {};
 
-const readJson = bodyParser({
+const JSON_LIMIT = '64kb';
+
+const parseJson = bodyParser({
   enableTypes: ['json'],
-  jsonLimit: '64kb',
-  onError: (_error, ctx) => ctx.throw(400, 'the body is not valid JSON'),
+  jsonLimit: JSON_LIMIT,
+  onError: (error, ctx) => {
+    if ((error as { status?: number }).status === 413) ctx.throw(413, `the body is over ${JSON_LIMIT}`);
+    ctx.throw(400, 'the body is not valid JSON');
+  },
 });
+
+/**
+ * Reads a JSON body. A body of another type is refused rather than ignored (a form-encoded
+ * `keepOldForSeconds=0` would otherwise rotate with the default), and so is JSON that is not an object.
+ */
+const readJson: Middleware = async (ctx, next) => {
+  // An empty body (Content-Length: 0, as clients send on a bare POST) is no body, whatever its type.
+  const hasBody = Boolean(ctx.request.length) || ctx.get('transfer-encoding') !== '';
+  if (hasBody && !ctx.request.is('application/json', '+json')) {
+    ctx.throw(415, `the body must be JSON (Content-Type: application/json), not ${ctx.request.type || 'untyped'}`);
+  }
+  await parseJson(ctx, async () => {
+    const parsed = (ctx.request as { body?: unknown }).body;
+    if (ctx.request.is('application/json', '+json') && (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))) {
+      ctx.throw(400, 'the body must be a JSON object');
+    }
+    await next();
+  });
+};
+
+/** The `error` code of a refusal by HTTP status, where it is more telling than invalid_request. */
+const ERROR_CODES: Record<number, string> = { 413: 'request_too_large', 415: 'unsupported_media_type' };
 
 /** Runs middleware in order, each `next` calling the following one (as Koa does for `app.use`). */
 function chain(middleware: Middleware[]): (ctx: Context, next: Next) => Promise<void> {
@@ -112,14 +142,18 @@ function errorResponses(logger: Logger): Middleware {
       if (error instanceof NotFoundError) {
         ctx.status = 404;
         ctx.body = { error: 'not_found', error_description: error.message };
+      } else if (error instanceof ConflictError) {
+        ctx.status = 409;
+        ctx.body = { error: 'conflict', error_description: error.message };
       } else if (error instanceof InputError) {
-        // The repositories report duplicates as input errors ("… already exists"); here they are conflicts.
-        const conflict = /already exists/.test(error.message);
-        ctx.status = conflict ? 409 : 400;
-        ctx.body = { error: conflict ? 'conflict' : 'invalid_request', error_description: error.message };
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: error.message };
+      } else if (isUnstorableText(error)) {
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: UNSTORABLE_TEXT_DESCRIPTION };
       } else if (status && status >= 400 && status < 500) {
         ctx.status = status;
-        ctx.body = { error: 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
+        ctx.body = { error: ERROR_CODES[status] ?? 'invalid_request', error_description: (error as { expose?: boolean }).expose ? (error as Error).message : 'the request was refused' };
       } else if (isStoreOutage(error)) {
         logRefusedForOutage(logger, ctx.state.requestId, error);
         ctx.status = 503;
@@ -133,17 +167,63 @@ function errorResponses(logger: Logger): Middleware {
   };
 }
 
+/** Who made the admin request in progress and from where, for the audit events its changes record. */
+interface AdminCall {
+  adminClientId: string;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+}
+
+/**
+ * The repositories here are built once and record through this sink, which adds the call in progress: the
+ * admin client that acted (in `detail.adminClientId`; `clientId` stays the client changed) and the request's
+ * ip, user agent and id. AsyncLocalStorage carries the call because the same repository methods serve the CLI,
+ * where no request exists; threading an actor through each of them would change every signature for this.
+ */
+function auditingCalls(audit: AuditSink): { sink: AuditSink; during: Middleware } {
+  const calls = new AsyncLocalStorage<AdminCall>();
+  const sink: AuditSink = {
+    record(event: AuditEvent) {
+      const call = calls.getStore();
+      if (!call) return audit.record(event);
+      const { adminClientId, ...facts } = call;
+      audit.record({ ...facts, ...event, detail: { ...event.detail, adminClientId } });
+    },
+  };
+  const during: Middleware = (ctx, next) => {
+    const caller = ctx.state.adminCaller as AdminCaller;
+    return calls.run({ adminClientId: caller.clientId, ...requestFacts(ctx) }, next);
+  };
+  return { sink, during };
+}
+
+/** Records an admin request refused for its token (401) or scope (403) as one `admin_refused` event. */
+function auditRefusals(audit: AuditSink): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.status !== 401 && ctx.status !== 403) return;
+    const body = ctx.body as { error?: string; error_description?: string } | undefined;
+    audit.record({
+      type: 'admin_refused',
+      outcome: 'failure',
+      ...requestFacts(ctx),
+      detail: { status: ctx.status, reason: body?.error_description ?? body?.error ?? null, method: ctx.method, path: ctx.path },
+    });
+  };
+}
+
 export async function createAdminApi(deps: AdminApiDependencies): Promise<Middleware> {
-  const { config, services, keyRing, audit, logger, sessionEndListener } = deps;
+  const { config, services, keyRing, logger, sessionEndListener } = deps;
+  const { sink: audit, during: auditedAsCaller } = auditingCalls(deps.audit);
   await ensureAdminApiRegistered(services, config.issuer, logger);
   const { db, catalog } = services;
   const actor = ADMIN_ACTOR;
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
-  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor });
+  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
   const locks = new LockAdministration(services.limits, { audit, actor });
-  const adminIndicator = adminApiIndicator(config.issuer);
   const document = openApiDocument(config.issuer);
 
   const router = new Router({ prefix: ADMIN_API_PATH });
@@ -276,7 +356,6 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
   router.patch('/apis/:indicator', async (ctx) => {
     const indicator = ctx.params.indicator as string;
-    if (indicator === adminIndicator) throw new InputError('the admin API itself cannot be changed');
     const changes = parse(bodySchemas.ApiChanges, body(ctx));
     const api = await apis.update(indicator, changes);
     catalog.forgetApis();
@@ -284,7 +363,6 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
   router.delete('/apis/:indicator', async (ctx) => {
     const indicator = ctx.params.indicator as string;
-    if (indicator === adminIndicator) throw new InputError('the admin API itself cannot be removed');
     await apis.remove(indicator);
     catalog.forgetApis();
     ctx.status = 204;
@@ -308,7 +386,9 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
 
   const authenticated = chain([
+    auditRefusals(deps.audit),
     requireAdminToken({ issuer: config.issuer, signingKeys: () => keyRing.signingKeys, catalog }),
+    auditedAsCaller,
     readJson,
     router.routes() as Middleware,
     router.allowedMethods() as Middleware,
@@ -317,6 +397,8 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     errorResponses(logger),
     async (ctx: Context, next: Next) => {
       ctx.set('Cache-Control', 'no-store');
+      // No id, indicator or query value holds a NUL: refused by name before it reaches a route or the store.
+      if (/%00/i.test(ctx.url)) ctx.throw(400, UNSTORABLE_TEXT_DESCRIPTION);
       if (ctx.path === `${ADMIN_API_PATH}/openapi.json` && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
         ctx.set('Cache-Control', 'public, max-age=300');
         ctx.body = document;

@@ -109,7 +109,7 @@ function operation(method: string, op: Operation) {
       ...(op.query ? queryParameters(op.query) : []),
     ],
     ...(op.body
-      ? { requestBody: { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body}` } } } } }
+      ? { requestBody: { required: op.body !== 'RotateSecret', content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body}` } } } } }
       : {}),
     responses: {
       [success]: success === 204 ? { description: 'Done' } : { description: 'OK', content: { 'application/json': { schema: { type: 'object' } } } },
@@ -118,6 +118,8 @@ function operation(method: string, op: Operation) {
       403: errorResponse('The token lacks the scope needed (see WWW-Authenticate)'),
       ...(op.params ? { 404: errorResponse('No such resource') } : {}),
       ...(method === 'post' && op.status === 201 ? { 409: errorResponse('It already exists') } : {}),
+      ...(op.body ? { 413: errorResponse('The body is over 64 kB'), 415: errorResponse('The body is not JSON') } : {}),
+      503: errorResponse('A store is unreachable; try again later'),
     },
   };
 }

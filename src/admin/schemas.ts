@@ -6,10 +6,9 @@
 import { z } from 'zod';
 import { newUserSchema, userChangesSchema } from '../accounts/users.js';
 import { apiChangesSchema, newApiSchema } from '../apis/apis.js';
-import { clientChangesSchema, newClientSchema } from '../clients/clients.js';
+import { MAX_KEEP_OLD_SECONDS, clientChangesSchema, newClientSchema } from '../clients/clients.js';
 
-/** The longest an old secret may be kept working after a rotation. */
-export const MAX_KEEP_OLD_SECONDS = 90 * 86_400;
+export { MAX_KEEP_OLD_SECONDS } from '../clients/clients.js';
 
 export const rotateSecretBody = z
   .strictObject({
@@ -24,6 +23,8 @@ export const rotateSecretBody = z
 export const setPasswordBody = z.strictObject({
   password: z.string().min(1, 'password is required').max(1024),
 });
+
+const MAX_BIGINT = 2n ** 63n - 1n;
 
 const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
 
@@ -43,7 +44,8 @@ export const auditQuery = z.object({
   limit: limit(1000, 50),
   before: z
     .string()
-    .regex(/^[0-9]{1,20}$/, 'before must be the `next` value of a previous page')
+    // Audit ids are a bigint column: a larger number would overflow in the query.
+    .refine((value) => /^[0-9]{1,20}$/.test(value) && BigInt(value) <= MAX_BIGINT, 'before must be the `next` value of a previous page')
     .optional(),
 });
 

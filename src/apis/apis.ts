@@ -5,10 +5,11 @@
  * default, used when a client-credentials request names no resource.
  */
 import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import { z } from 'zod';
 import { MAX_API_TOKEN_TTL } from '../config.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import { OIDC_SCOPES } from '../oidc/scopes.js';
 import type { Database } from '../store/database.js';
 
@@ -39,10 +40,21 @@ interface ApiRow {
   updated_at: Date;
 }
 
+/**
+ * An indicator is an http(s) URI written as URL writes it (scheme and host in lower case, no default port).
+ * It is refused, not rewritten, when written otherwise: it is the `resource` clients send and the `aud` the
+ * API checks, both compared as strings, so the stored value must be exactly the one the operator uses; and
+ * `HTTPS://API.EXAMPLE.COM` cannot then sit beside `https://api.example.com` as a second API.
+ */
 const indicator = z.string().superRefine((value, ctx) => {
   const url = URL.parse(value);
-  if (!url) ctx.addIssue({ code: 'custom', message: `${value} is not an absolute URI` });
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(value)?.[0];
+  if (!url || !authority) ctx.addIssue({ code: 'custom', message: `${value} is not an absolute URI (scheme://host…)` });
+  else if (url.protocol !== 'https:' && url.protocol !== 'http:') ctx.addIssue({ code: 'custom', message: `${value} must be an http or https URI` });
   else if (url.hash || value.includes('#')) ctx.addIssue({ code: 'custom', message: `${value} must not contain a fragment (RFC 8707)` });
+  else if (authority !== `${url.protocol}//${url.host}`) {
+    ctx.addIssue({ code: 'custom', message: `${value} must be written ${url.protocol}//${url.host}${value.slice(authority.length)} (lower-case scheme and host, no default port)` });
+  }
 });
 
 const apiScope = z
@@ -59,7 +71,7 @@ const accessTokenTtl = z
   .max(MAX_API_TOKEN_TTL, `access tokens live at most ${MAX_API_TOKEN_TTL} seconds (24 h): keys outlive the tokens they sign by that much`);
 const accessTokenFormat = z.enum(TOKEN_FORMATS, { error: 'format must be jwt or opaque' });
 
-export const newApiSchema = z.object({
+export const newApiSchema = z.strictObject({
   indicator,
   name: apiName,
   scopes: apiScopes.default([]),
@@ -81,6 +93,15 @@ export const apiChangesSchema = z.strictObject({
 
 export type ApiChanges = z.input<typeof apiChangesSchema>;
 
+const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
+
+/**
+ * Writes to `apis` take this lock first, so two concurrent writes (the same indicator, or two new defaults)
+ * run one after the other and the second sees the first instead of failing on a unique index. The table is
+ * tiny and rarely written; readers are not blocked.
+ */
+const lockApis = (trx: Knex.Transaction) => trx.raw('lock table apis in share row exclusive mode');
+
 function toRecord(row: ApiRow): ApiRecord {
   return {
     id: row.id,
@@ -99,12 +120,18 @@ export interface ApiRepositoryOptions {
   defaultAccessTokenTtl: number;
   audit?: AuditSink;
   actor?: string;
+  /**
+   * APIs this server itself depends on (the admin API): they can be neither changed nor removed here, through
+   * the CLI or the admin API alike, since a change (say, opaque tokens) would lock every administrator out.
+   */
+  protectedIndicators?: readonly string[];
 }
 
 export class ApiRepository {
   readonly #defaultTtl: number;
   readonly #audit?: AuditSink;
   readonly #actor: string;
+  readonly #protected: ReadonlySet<string>;
 
   constructor(
     private readonly db: Database,
@@ -113,6 +140,11 @@ export class ApiRepository {
     this.#defaultTtl = Math.min(options.defaultAccessTokenTtl, MAX_API_TOKEN_TTL);
     this.#audit = options.audit;
     this.#actor = options.actor ?? 'server';
+    this.#protected = new Set(options.protectedIndicators ?? []);
+  }
+
+  #refuseProtected(value: string, action: 'changed' | 'removed'): void {
+    if (this.#protected.has(value)) throw new InputError(`the admin API itself cannot be ${action}`);
   }
 
   #record(type: string, indicator: string, detail: Record<string, unknown> = {}): void {
@@ -121,10 +153,11 @@ export class ApiRepository {
 
   async create(input: NewApi): Promise<ApiRecord> {
     const api = parseInput(newApiSchema, input);
-    const created = await this.db.transaction(async (trx) => {
-      if (await trx('apis').where({ indicator: api.indicator }).first()) {
-        throw new InputError(`an API with the indicator ${api.indicator} already exists`);
-      }
+    const duplicate = () => new ConflictError(`an API with the indicator ${api.indicator} already exists`);
+    const created = await this.db
+      .transaction(async (trx) => {
+      await lockApis(trx);
+      if (await trx('apis').where({ indicator: api.indicator }).first()) throw duplicate();
       // The new default replaces the old one in the same transaction (a unique index allows only one).
       if (api.isDefault) await trx('apis').where({ is_default: true }).update({ is_default: false, updated_at: new Date() });
       const [row] = await trx<ApiRow>('apis')
@@ -139,7 +172,11 @@ export class ApiRepository {
         })
         .returning('*');
       return toRecord(row as ApiRow);
-    });
+    })
+      .catch((error: unknown) => {
+        // Kept although the lock makes it unlikely: a duplicate is the caller's conflict, never a 500.
+        throw isUniqueViolation(error) ? duplicate() : error;
+      });
     this.#record('api_created', created.indicator);
     return created;
   }
@@ -149,6 +186,7 @@ export class ApiRepository {
    * servers' caches lapse (CLIENT_CACHE_TTL_MS).
    */
   async update(value: string, input: ApiChanges): Promise<ApiRecord> {
+    this.#refuseProtected(value, 'changed');
     const changes = parseInput(apiChangesSchema, input);
     const row: Partial<ApiRow> = {};
     if (changes.name !== undefined) row.name = changes.name;
@@ -157,6 +195,7 @@ export class ApiRepository {
     if (changes.accessTokenFormat !== undefined) row.access_token_format = changes.accessTokenFormat;
     if (changes.isDefault !== undefined) row.is_default = changes.isDefault;
     const updated = await this.db.transaction(async (trx) => {
+      await lockApis(trx);
       const existing = await trx<ApiRow>('apis').where({ indicator: value }).forUpdate().first();
       if (!existing) throw new NotFoundError(`no API ${value}`);
       if (Object.keys(row).length === 0) return toRecord(existing);
@@ -190,6 +229,7 @@ export class ApiRepository {
   }
 
   async remove(value: string): Promise<void> {
+    this.#refuseProtected(value, 'removed');
     const deleted = await this.db('apis').where({ indicator: value }).delete().returning('id');
     if (deleted.length === 0) throw new NotFoundError(`no API ${value}`);
     this.#record('api_removed', value);

@@ -23,9 +23,10 @@ function positiveInt(value: string): number {
 }
 
 async function show(context: CliContext, query: AuditQuery, json: boolean): Promise<void> {
-  const events = await queryAuditEvents((await context.services()).db, query);
+  // The query returns the newest first; both the table and the JSON read oldest first, as a log does.
+  const events = (await queryAuditEvents((await context.services()).db, query)).reverse();
   if (json) printJson(events);
-  else printTable(events.reverse().map(row), 'no audit events match');
+  else printTable(events.map(row), 'no audit events match');
 }
 
 export function registerAuditCommands(program: Command, context: CliContext): void {

@@ -102,8 +102,9 @@ export function registerClientCommands(program: Command, context: CliContext): v
     });
 
   acceptsGeneratedIds(clients.command('show'))
-    .description('show one client')
+    .description('show one client (as JSON, with or without --json)')
     .argument('<client-id>')
+    .option('--json', 'print JSON (the default here)')
     .action(async (clientId: string) => {
       printJson(details(await (await context.services()).clients.require(clientId)));
     });

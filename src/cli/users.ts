@@ -1,7 +1,7 @@
 /** `authz users …`: people who can sign in. */
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import type { User } from '../accounts/users.js';
+import type { User, UserRepository } from '../accounts/users.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
@@ -14,6 +14,26 @@ const summary = (user: User) => ({
   status: user.disabledAt ? 'disabled' : 'active',
   created: isoDate(user.createdAt),
 });
+
+/** A user as `--json` prints it: the table's keys, roles always as an array, and the record's flags. */
+const userJson = (user: User) => ({
+  ...summary(user),
+  roles: user.roles,
+  emailVerified: user.emailVerified,
+  disabledAt: user.disabledAt,
+});
+
+/** Every user, oldest first: page by page (keyset on id, as the admin API pages), however many there are. */
+async function allUsers(repository: UserRepository): Promise<User[]> {
+  const users: User[] = [];
+  let after: string | undefined;
+  do {
+    const page = await repository.search({ limit: 1000, after });
+    users.push(...page.users);
+    after = page.next ?? undefined;
+  } while (after);
+  return users.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id));
+}
 
 /** A password from stdin (first line), so it stays out of shell history and `ps`. */
 async function readPasswordFromStdin(): Promise<string> {
@@ -50,7 +70,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
         password,
         emailVerified: Boolean(options.emailVerified),
       });
-      if (options.json) return printJson({ ...summary(user), ...(generated ? { password } : {}) });
+      if (options.json) return printJson({ ...userJson(user), ...(generated ? { password } : {}) });
       process.stdout.write(`created user ${user.email} (sub ${user.id})\n`);
       if (generated) process.stdout.write(`password: ${password}\n(shown once; change it with: authz users set-password --email ${user.email} --password-stdin)\n`);
     });
@@ -60,9 +80,9 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .description('list users')
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const rows = (await (await context.services()).users.list()).map(summary);
-      if (options.json) printJson(rows);
-      else printTable(rows, 'no users yet: add one with `authz users add --email …`');
+      const users = await allUsers((await context.services()).users);
+      if (options.json) printJson(users.map(userJson));
+      else printTable(users.map(summary), 'no users yet: add one with `authz users add --email …`');
     });
 
   users

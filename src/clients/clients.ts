@@ -15,12 +15,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { InputError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import type { Database } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
-import { redirectUriProblem } from './redirect-uris.js';
+import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
 
 export const CLIENT_TYPES = ['web', 'spa', 'service', 'device'] as const;
@@ -121,8 +121,21 @@ const FIND_WITH_SECRETS = statement(
 
 const scopeToken = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // RFC 6749 §3.3 scope-token
 
+/**
+ * A scope string, tidied: any run of whitespace (tabs, newlines) splits it and each token is kept once, joined
+ * by one space, as RFC 6749 §3.3 writes it and as everything that reads `clients.scope` splits it.
+ */
+const scopeSchema = z
+  .string()
+  .transform((scope) => [...new Set(scope.split(/\s+/).filter(Boolean))])
+  .refine((tokens) => tokens.every((token) => scopeToken.test(token)), 'scope holds an invalid character')
+  .transform((tokens) => tokens.join(' '));
+
+/** The longest the old secrets may keep working after a rotation. */
+export const MAX_KEEP_OLD_SECONDS = 90 * 86_400;
+
 export const newClientSchema = z
-  .object({
+  .strictObject({
     type: z.enum(CLIENT_TYPES, { error: 'type must be web, spa, service or device' }),
     name: z.string().trim().min(1, 'a client needs a name').max(200),
     clientId: z
@@ -132,11 +145,7 @@ export const newClientSchema = z
     redirectUris: z.array(z.string()).default([]),
     postLogoutRedirectUris: z.array(z.string()).default([]),
     tokenEndpointAuthMethod: z.enum(CONFIDENTIAL_METHODS).optional(),
-    scope: z
-      .string()
-      .trim()
-      .refine((scope) => scope === '' || scope.split(/\s+/).every((token) => scopeToken.test(token)), 'scope holds an invalid character')
-      .optional(),
+    scope: scopeSchema.optional(),
     roles: z.array(roleName).max(100).default([]),
     firstParty: z.boolean().default(false),
     /** The resource-owner password grant, for legacy first-party apps only (discouraged, RFC 9700 §2.4). */
@@ -174,6 +183,10 @@ export const newClientSchema = z
     if (input.allowPasswordGrant && (!input.firstParty || !redirected)) {
       ctx.addIssue({ code: 'custom', path: ['allowPasswordGrant'], message: 'the password grant is only for first-party web or spa clients' });
     }
+    const keysProblem = input.jwks && jwksProblem(input.jwks);
+    if (keysProblem) ctx.addIssue({ code: 'custom', path: ['jwks'], message: keysProblem });
+    const keysUriProblem = input.jwksUri && jwksUriProblem(input.jwksUri, { production: false });
+    if (keysUriProblem) ctx.addIssue({ code: 'custom', path: ['jwksUri'], message: keysUriProblem });
     if (input.tokenEndpointAuthMethod === 'private_key_jwt' && !input.jwks && !input.jwksUri) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs the client’s public keys (jwks or jwksUri)' });
     }
@@ -243,11 +256,7 @@ export const clientChangesSchema = z.strictObject({
   name: z.string().trim().min(1, 'a client needs a name').max(200).optional(),
   redirectUris: z.array(z.string()).optional(),
   postLogoutRedirectUris: z.array(z.string()).optional(),
-  scope: z
-    .string()
-    .trim()
-    .refine((scope) => scope === '' || scope.split(/\s+/).every((token) => scopeToken.test(token)), 'scope holds an invalid character')
-    .optional(),
+  scope: scopeSchema.optional(),
   roles: z.array(roleName).max(100).optional(),
   firstParty: z.boolean().optional(),
   /** null removes it. */
@@ -357,6 +366,8 @@ export class ClientRepository {
       const plain = [...client.redirectUris, ...client.postLogoutRedirectUris].find((uri) => uri.startsWith('http:'));
       if (plain) throw new InputError(`redirectUris: ${plain} must use https in production (plain http on localhost is for development and native apps)`);
     }
+    const keysUriProblem = client.jwksUri && jwksUriProblem(client.jwksUri, { production: this.#production });
+    if (keysUriProblem) throw new InputError(`jwksUri: ${keysUriProblem}`);
     const backchannelProblem = client.backchannelLogoutUri && backchannelLogoutUriProblem(client.backchannelLogoutUri, { production: this.#production });
     if (backchannelProblem) throw new InputError(`backchannelLogoutUri: ${backchannelProblem}`);
     const preset = presetFor(client);
@@ -383,7 +394,7 @@ export class ClientRepository {
         if (secret) await trx('client_secrets').insert(this.#secretRow(clientId, secret, null));
       });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new InputError(`a client with the id ${clientId} already exists`);
+      if (isUniqueViolation(error)) throw new ConflictError(`a client with the id ${clientId} already exists`);
       throw error;
     }
     this.#record('client_created', clientId, { type: client.type, firstParty: client.firstParty });
@@ -430,6 +441,9 @@ export class ClientRepository {
     const client = await this.require(clientId);
     if (client.tokenEndpointAuthMethod === 'none' || client.tokenEndpointAuthMethod === 'private_key_jwt') {
       throw new InputError(`client ${clientId} does not authenticate with a secret (${client.tokenEndpointAuthMethod})`);
+    }
+    if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > MAX_KEEP_OLD_SECONDS) {
+      throw new InputError(`the old secrets may keep working 0 to ${MAX_KEEP_OLD_SECONDS / 86_400} days (${MAX_KEEP_OLD_SECONDS} seconds)`);
     }
     const secret = generateClientSecret();
     const oldSecretsExpireAt = new Date(now.getTime() + keepOldForSeconds * 1000);
@@ -480,7 +494,7 @@ export class ClientRepository {
     if (changes.name !== undefined) row.name = changes.name;
     if (changes.redirectUris !== undefined) row.redirect_uris = changes.redirectUris;
     if (changes.postLogoutRedirectUris !== undefined) row.post_logout_redirect_uris = changes.postLogoutRedirectUris;
-    if (changes.scope !== undefined) row.scope = changes.scope.split(/\s+/).filter(Boolean).join(' ');
+    if (changes.scope !== undefined) row.scope = changes.scope;
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
     if (backchannel.metadata || changes.requireDpop !== undefined || changes.requirePar !== undefined) {

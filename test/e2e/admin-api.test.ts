@@ -120,6 +120,9 @@ describe('admin API: authentication', () => {
     expect(response.body.paths['/audit'].get.parameters.map((p: { name: string }) => p.name)).toEqual(
       expect.arrayContaining(['type', 'user', 'client', 'since', 'until', 'limit', 'before']),
     );
+    const rotate = response.body.paths['/clients/{clientId}/secret'].post;
+    expect(rotate.requestBody.required).toBe(false);
+    expect(Object.keys(rotate.responses)).toEqual(expect.arrayContaining(['413', '415', '503']));
   });
 
   test('unknown paths under /admin/v1 are JSON 404s (after authentication)', async () => {
@@ -275,6 +278,78 @@ describe('admin API: clients', () => {
     expect(second.status).toBe(409);
     expect(second.body).toMatchObject({ error: 'conflict' });
   });
+
+  test('a scope is stored tidied (split on any whitespace, each token once), on create as on update', async () => {
+    const created = await call('POST', '/clients', { body: { type: 'service', name: 'Tidy', scope: ' admin\tadmin:read\nadmin ' } });
+    expect(created.status).toBe(201);
+    expect(created.body.scope).toBe('admin admin:read');
+    const token = await tokenFor(created.body.clientId, created.body.clientSecret, adminApiIndicator(server.issuer));
+    expect((await call('GET', '/clients', { token })).status).toBe(200);
+    const patched = await call('PATCH', `/clients/${created.body.clientId}`, { body: { scope: 'admin:read\t\tadmin:read' } });
+    expect(patched.body.scope).toBe('admin:read');
+  });
+
+  test('unknown fields on create are refused by name, nothing stored', async () => {
+    const client = await call('POST', '/clients', { body: { type: 'service', name: 'Typo', scopes: 'admin' } });
+    expect(client.status).toBe(400);
+    expect(client.body.error_description).toMatch(/scopes/);
+    expect((await call('GET', '/clients')).body.clients.some((c: { name: string }) => c.name === 'Typo')).toBe(false);
+    const user = await call('POST', '/users', { body: { email: 'typo@example.test', roels: ['admin'] } });
+    expect(user.status).toBe(400);
+    expect(user.body.error_description).toMatch(/roels/);
+    expect((await call('GET', '/users?email=typo@example.test')).body.users).toEqual([]);
+    const api = await call('POST', '/apis', { body: { indicator: 'https://typo.example.test', name: 'Typo', scope: ['a'] } });
+    expect(api.status).toBe(400);
+    expect(api.body.error_description).toMatch(/scope/);
+  });
+
+  test('a body that is not JSON is a 415, one over the limit a 413, JSON that is no object a 400; nothing changes', async () => {
+    const { body: client } = await call('POST', '/clients', { body: { type: 'service', name: 'Form' } });
+    const form = await fetch(`${admin}/clients/${client.clientId}/secret`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'keepOldForSeconds=0',
+    });
+    expect(form.status).toBe(415);
+    expect(await form.json()).toMatchObject({ error: 'unsupported_media_type', error_description: expect.stringMatching(/must be JSON/) });
+    const tooLarge = await call('POST', '/clients', { raw: JSON.stringify({ type: 'service', name: 'x'.repeat(70_000) }) });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.error_description).toMatch(/over 64kb/);
+    for (const raw of ['[1]', '[]']) {
+      const notObject = await call('POST', '/clients', { raw });
+      expect(notObject.status).toBe(400);
+      expect(notObject.body.error_description).toBe('the body must be a JSON object');
+    }
+    await server.services.audit.flush();
+    const rotations = await call('GET', `/audit?client=${client.clientId}&type=client_secret_rotated`);
+    expect(rotations.body.events).toEqual([]);
+  });
+
+  test('a NUL character anywhere (body field, list item, query, path id) is a 400 naming it, nothing stored', async () => {
+    const user = await call('POST', '/users', { body: { email: 'nul@example.test', name: 'Nul\u0000Name' } });
+    expect(user.status).toBe(400);
+    expect(user.body).toMatchObject({ error: 'invalid_request', error_description: 'name: must not contain a NUL character' });
+    expect((await call('GET', '/users?email=nul@example.test')).body.users).toEqual([]);
+    const client = await call('POST', '/clients', { body: { type: 'service', name: 'Nul\u0000Client' } });
+    expect(client.body.error_description).toBe('name: must not contain a NUL character');
+    const redirect = await call('POST', '/clients', { body: { type: 'web', name: 'Nul', redirectUris: ['https://nul.example.test/\u0000cb'] } });
+    expect(redirect.status).toBe(400);
+    expect(redirect.body.error_description).toBe('redirectUris.0: must not contain a NUL character');
+    expect((await call('GET', '/clients')).body.clients.some((c: { name: string }) => c.name.startsWith('Nul'))).toBe(false);
+    for (const path of ['/users?q=a%00b', '/clients/abc%00def', `/apis/${encodeURIComponent('https://nul.example.test/\u0000')}`]) {
+      const response = await call('GET', path);
+      expect(response.status).toBe(400);
+      expect(response.body).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/NUL character/) });
+    }
+  });
+
+  test('input that merely says "already exists" is a 400, not a conflict', async () => {
+    const response = await call('POST', '/clients', {
+      body: { type: 'web', name: 'Wording', redirectUris: ['http://already-exists.example.test/already exists'] },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ error: 'invalid_request' });
+  });
 });
 
 describe('admin API: users, sessions and grants', () => {
@@ -406,7 +481,31 @@ describe('admin API: APIs and the audit log', () => {
     expect((await call('GET', '/apis')).body.apis.map((api: { indicator: string }) => api.indicator)).toContain('https://inventory.example.test/v1');
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(204);
     expect((await call('DELETE', `/apis/${encodeURIComponent('https://inventory.example.test/v1')}`)).status).toBe(404);
-    expect((await call('DELETE', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`)).status).toBe(400);
+    const removeAdmin = await call('DELETE', `/apis/${encodeURIComponent(adminApiIndicator(server.issuer))}`);
+    expect(removeAdmin.status).toBe(400);
+    expect(removeAdmin.body.error_description).toBe('the admin API itself cannot be removed');
+  });
+
+  test('concurrent writes of one indicator or of two defaults: one wins, the other is a 409 or runs after it, never a 500', async () => {
+    const body = { indicator: 'https://race.example.test', name: 'Race' };
+    const created = await Promise.all(Array.from({ length: 4 }, () => call('POST', '/apis', { body })));
+    expect(created.map((response) => response.status).sort()).toEqual([201, 409, 409, 409]);
+    expect(created.find((response) => response.status === 409)?.body).toMatchObject({ error: 'conflict' });
+
+    const defaults = await Promise.all(
+      ['https://default-a.example.test', 'https://default-b.example.test'].map((indicator) =>
+        call('POST', '/apis', { body: { indicator, name: 'Default', isDefault: true } }),
+      ),
+    );
+    expect(defaults.map((response) => response.status)).toEqual([201, 201]);
+    const switched = await Promise.all(
+      ['https://default-a.example.test', 'https://default-b.example.test'].map((indicator) =>
+        call('PATCH', `/apis/${encodeURIComponent(indicator)}`, { body: { isDefault: true } }),
+      ),
+    );
+    expect(switched.map((response) => response.status)).toEqual([200, 200]);
+    const apis = (await call('GET', '/apis')).body.apis as { isDefault: boolean }[];
+    expect(apis.filter((api) => api.isDefault)).toHaveLength(1);
   });
 
   test('update: the next token follows the new lifetime and scopes; bad bodies 400, unknown 404, the admin API itself 400', async () => {
@@ -439,6 +538,7 @@ describe('admin API: APIs and the audit log', () => {
       by: 'admin-api',
       indicator,
       fields: ['name', 'scopes', 'accessTokenTtl'],
+      adminClientId: decodeJwt(adminToken).client_id,
     });
     await call('DELETE', path);
   });
@@ -452,7 +552,12 @@ describe('admin API: APIs and the audit log', () => {
     const byClient = await call('GET', `/audit?client=${client.clientId}`);
     expect(byClient.status).toBe(200);
     expect(byClient.body.events.map((e: { type: string }) => e.type)).toEqual(['client_disabled', 'client_secret_rotated', 'client_created']);
-    for (const event of byClient.body.events) expect(event.detail).toMatchObject({ by: 'admin-api' });
+    const adminClientId = decodeJwt(adminToken).client_id;
+    for (const event of byClient.body.events) {
+      // Who acted (the admin client, from its token) and from where, as other audited requests record it.
+      expect(event.detail).toMatchObject({ by: 'admin-api', adminClientId });
+      expect(event).toMatchObject({ ip: expect.any(String), userAgent: expect.any(String), requestId: expect.any(String) });
+    }
     expect(JSON.stringify(byClient.body)).not.toContain(client.clientSecret);
 
     const firstPage = await call('GET', `/audit?client=${client.clientId}&limit=2`);
@@ -471,5 +576,17 @@ describe('admin API: APIs and the audit log', () => {
     expect(future.body).toEqual({ events: [], next: null });
     expect((await call('GET', '/audit?since=yesterday')).status).toBe(400);
     expect((await call('GET', '/audit?before=abc')).status).toBe(400);
+    expect((await call('GET', '/clients', { token: null })).status).toBe(401);
+    expect((await call('DELETE', `/clients/${client.clientId}`, { token: await serviceToken('admin:read') })).status).toBe(403);
+    await server.services.audit.flush();
+    const refused = (await call('GET', '/audit?type=admin_refused&limit=2')).body.events;
+    expect(refused).toEqual([
+      expect.objectContaining({ outcome: 'failure', requestId: expect.any(String), detail: expect.objectContaining({ status: 403, method: 'DELETE', reason: expect.stringMatching(/admin scope/) }) }),
+      expect.objectContaining({ outcome: 'failure', detail: expect.objectContaining({ status: 401, path: '/admin/v1/clients', reason: expect.stringMatching(/required/) }) }),
+    ]);
+    const overflow = await call('GET', '/audit?before=99999999999999999999');
+    expect(overflow.status).toBe(400);
+    expect(overflow.body.error_description).toMatch(/before must be the `next` value/);
+    expect((await call('GET', '/audit?before=9223372036854775807')).status).toBe(200);
   });
 });

@@ -63,7 +63,11 @@ describe('authz CLI', () => {
     expect(added.stdout).toMatch(/password: \S{20}/);
 
     const list = await authz(['users', 'list', '--json']);
-    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ email: 'ops@example.test', roles: 'admin,editor', status: 'active' })]);
+    expect(JSON.parse(list.stdout)).toEqual([
+      expect.objectContaining({ email: 'ops@example.test', roles: ['admin', 'editor'], status: 'active', emailVerified: false, disabledAt: null }),
+    ]);
+    const plain = JSON.parse((await authz(['users', 'add', '--email', 'plain@example.test', '--json'])).stdout);
+    expect(plain).toMatchObject({ email: 'plain@example.test', roles: [], emailVerified: false, disabledAt: null });
 
     expect((await authz(['users', 'set-password', '--email', 'ops@example.test', '--password-stdin'], 'a long new password\n')).code).toBe(0);
     expect((await authz(['users', 'set-roles', 'ops@example.test', 'reader'])).stdout).toMatch(/roles: reader/);
@@ -72,6 +76,28 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['users', 'add', '--email', 'ops@example.test']), 1, /^authz: a user with the email ops@example\.test already exists\n$/);
     expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'short']), 1, /at least 8 characters/);
     expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
+  });
+
+  test('users list prints every user, past a thousand; audit tail --json reads oldest first, as the table does', async () => {
+    if (!schema) return; // rows are written straight into the test's schema: Postgres only (always so under CI)
+    const { openDatabase, closeDatabase } = await import('../../src/store/database.js');
+    const db = await openDatabase({ url: postgresUrl, schema, embeddedDir: ':memory:' });
+    try {
+      const { randomUUID } = await import('node:crypto');
+      const rows = Array.from({ length: 1001 }, (_, index) => ({ id: randomUUID(), email: `many-${index}@example.test` }));
+      await db('users').insert(rows);
+      const listed = JSON.parse((await authz(['users', 'list', '--json'])).stdout) as { email: string }[];
+      expect(listed.filter((user) => user.email.startsWith('many-'))).toHaveLength(1001);
+      await db('users').where('email', 'like', 'many-%').delete();
+    } finally {
+      await closeDatabase(db);
+    }
+    const table = (await authz(['audit', 'tail', '-n', '5'])).stdout.trim().split('\n').slice(1);
+    const json = JSON.parse((await authz(['audit', 'tail', '-n', '5', '--json'])).stdout) as { id: string; type: string }[];
+    expect(json).toHaveLength(table.length);
+    const ids = json.map((event) => BigInt(event.id));
+    expect(ids).toEqual([...ids].sort((a, b) => (a < b ? -1 : 1))); // oldest first
+    expect(json.map((event) => event.type)).toEqual(table.map((line) => line.split(/\s+/)[1]));
   });
 
   test('clients add prints the secret once; the server accepts it; list never shows it', async () => {
@@ -90,6 +116,9 @@ describe('authz CLI', () => {
     expect({ code: rotated.code, stderr: rotated.stderr }).toEqual({ code: 0, stderr: '' });
     const { client_secret: newSecret } = JSON.parse(rotated.stdout) as { client_secret: string };
     expect(newSecret).not.toBe(created.client_secret);
+    for (const keepOldFor of ['91d', '99999999999d']) {
+      expectRefusal(await authz(['clients', 'rotate-secret', created.client_id, '--keep-old-for', keepOldFor]), 1, /^authz: the old secrets may keep working 0 to 90 days \(7776000 seconds\)\n$/);
+    }
 
     if (!schema) return; // the server below shares the database: Postgres only (always so under CI)
     const server = await startTestServer({ env: { DATABASE_SCHEMA: schema, CLIENT_SECRET_PEPPERS: PEPPERS } });
@@ -161,10 +190,17 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['apis', 'update', 'https://missing.example.test', '--name', 'x']), 1, /no API https:\/\/missing\.example\.test/);
   });
 
+  test("the admin API's own registration can be neither changed nor removed, as through the admin API", async () => {
+    const adminIndicator = 'http://localhost:3000/admin/v1'; // the default issuer's (ISSUER and PORT are cleared)
+    expectRefusal(await authz(['apis', 'update', adminIndicator, '--format', 'opaque']), 1, /^authz: the admin API itself cannot be changed\n$/);
+    expectRefusal(await authz(['apis', 'remove', adminIndicator]), 1, /^authz: the admin API itself cannot be removed\n$/);
+  });
+
   test('clients update replaces or edits redirect URIs, scope and first-party status, with the checks of add', async () => {
     const added = await authz(['clients', 'add', '--type', 'web', '--name', 'Shop', '--redirect-uri', 'https://shop.example.test/a', '--client-id', 'shop', '--json']);
     expect(added.code).toBe(0);
     const show = async () => JSON.parse((await authz(['clients', 'show', 'shop'])).stdout) as Record<string, unknown>;
+    expect(JSON.parse((await authz(['clients', 'show', 'shop', '--json'])).stdout)).toEqual(await show());
     const edited = await authz(['clients', 'update', 'shop', '--add-redirect-uri', 'https://shop.example.test/b', '--first-party', '--scope', 'openid,email']);
     expect({ code: edited.code, stderr: edited.stderr, stdout: edited.stdout }).toEqual({ code: 0, stderr: '', stdout: 'updated client shop\n' });
     expect(await show()).toMatchObject({

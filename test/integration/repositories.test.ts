@@ -139,6 +139,17 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       [{ type: 'service', name: 'Redirect', redirectUris: ['https://a.example.test/cb'] }, /no redirect URIs/],
       [{ type: 'web', name: 'Key', redirectUris: ['https://a.example.test/cb'], tokenEndpointAuthMethod: 'private_key_jwt' }, /jwks/],
       [{ type: 'robot', name: 'Robot' }, /web, spa, service or device/],
+      // What URL would forgive but oidc-provider would never match: the client could not sign in.
+      [{ type: 'web', name: 'Space', redirectUris: [' https://a.example.test/cb'] }, /spaces or control characters/],
+      [{ type: 'web', name: 'Trailing', redirectUris: ['https://a.example.test/cb '] }, /spaces or control characters/],
+      [{ type: 'web', name: 'Tab', redirectUris: ['https://a.example.test/c\tb'] }, /spaces or control characters/],
+      [{ type: 'web', name: 'Newline', redirectUris: ['https://a.example.test/cb\n'] }, /spaces or control characters/],
+      [{ type: 'web', name: 'Slashless', redirectUris: ['https:a.example.test/cb'] }, /must be written https:\/\/a\.example\.test/],
+      [{ type: 'web', name: 'Capitals', postLogoutRedirectUris: ['HTTPS://A.example.test/'], redirectUris: ['https://a.example.test/cb'] }, /lower-case/],
+      [{ type: 'service', name: 'Http keys', tokenEndpointAuthMethod: 'private_key_jwt', jwksUri: 'http://keys.example.test/jwks' }, /jwksUri: .*must use https/],
+      [{ type: 'service', name: 'Odd keys', tokenEndpointAuthMethod: 'private_key_jwt', jwksUri: 'javascript:alert(1)' }, /jwksUri/],
+      [{ type: 'service', name: 'Secret key', tokenEndpointAuthMethod: 'private_key_jwt', jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } }, /kty must be RSA, EC or OKP/],
+      [{ type: 'service', name: 'Private key', tokenEndpointAuthMethod: 'private_key_jwt', jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd' }] } }, /private member "d"/],
     ])('refuses %o', async (input, reason) => {
       const before = await store.db('clients').count({ n: '*' });
       await expect(clients.create(input as never)).rejects.toThrow(reason);
@@ -150,6 +161,23 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       await expect(production.create({ type: 'web', name: 'Dev', redirectUris: ['http://localhost:8080/cb'] })).rejects.toThrow(/https in production/);
       const native = await production.create({ type: 'spa', name: 'Native', redirectUris: ['http://127.0.0.1:51000/cb', 'com.example.app:/cb'] });
       expect(native.client.redirectUris).toHaveLength(2);
+    });
+
+    test('a key set URL may be plain http on loopback outside production only', async () => {
+      const jwksUri = 'http://127.0.0.1:9/jwks';
+      const dev = await clients.create({ type: 'service', name: 'Local keys', tokenEndpointAuthMethod: 'private_key_jwt', jwksUri });
+      expect(dev.client.clientId).toBeTruthy();
+      const production = new ClientRepository(store.db, { peppers: [PEPPER], production: true });
+      await expect(production.create({ type: 'service', name: 'Local keys', tokenEndpointAuthMethod: 'private_key_jwt', jwksUri })).rejects.toThrow(
+        /jwksUri: .*must use https in production/,
+      );
+    });
+
+    test('update refuses the redirect URIs create refuses', async () => {
+      const { client } = await clients.create({ type: 'web', name: 'Updated', redirectUris: ['https://a.example.test/cb'] });
+      await expect(clients.update(client.clientId, { redirectUris: ['https://a.example.test/cb\t'] })).rejects.toThrow(/spaces or control characters/);
+      await expect(clients.update(client.clientId, { redirectUris: ['https:a.example.test/cb'] })).rejects.toThrow(/must be written/);
+      expect((await clients.require(client.clientId)).redirectUris).toEqual(['https://a.example.test/cb']);
     });
 
     test('rotating a secret keeps the old one working only for the overlap', async () => {
@@ -251,6 +279,11 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
     test.each([
       [{ indicator: 'not a uri', name: 'X' }, /absolute URI/],
       [{ indicator: 'https://a.example.test/#f', name: 'X' }, /fragment/],
+      [{ indicator: 'javascript:alert(1)', name: 'X' }, /absolute URI/],
+      [{ indicator: 'urn:example:api', name: 'X' }, /absolute URI/],
+      [{ indicator: 'ftp://a.example.test/', name: 'X' }, /must be an http or https URI/],
+      [{ indicator: 'HTTPS://API.Example.test/Orders', name: 'X' }, /must be written https:\/\/api\.example\.test\/Orders \(lower-case/],
+      [{ indicator: 'https://a.example.test:443/v1', name: 'X' }, /must be written https:\/\/a\.example\.test\/v1/],
       [{ indicator: 'https://a.example.test', name: 'X', scopes: ['openid'] }, /OpenID Connect scope/],
       [{ indicator: 'https://a.example.test', name: 'X', accessTokenFormat: 'paseto' }, /jwt or opaque/],
     ])('refuses %o', async (input, reason) => {
@@ -260,6 +293,7 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
     test('refuses a second API with the same indicator', async () => {
       await apis.create({ indicator: 'https://dup.example.test', name: 'Dup' });
       await expect(apis.create({ indicator: 'https://dup.example.test', name: 'Dup again' })).rejects.toThrow(/already exists/);
+      await expect(apis.create({ indicator: 'https://DUP.example.test', name: 'Dup in capitals' })).rejects.toThrow(/must be written https:\/\/dup\.example\.test/);
     });
   });
 });
