@@ -106,7 +106,7 @@ describeWithServers('unlocking', () => {
     // Nothing left to lift: said so, and not audited again.
     expect(await admin('DELETE', `/users/${user.userId}/lock`)).toEqual({ status: 200, body: { wasLockedUntil: null } });
     const unlocked = (await auditEvents('user_unlocked')).filter((event) => event.accountId === user.userId);
-    expect(unlocked).toEqual([expect.objectContaining({ outcome: 'success', detail: { by: 'admin-api', email: user.email } })]);
+    expect(unlocked).toEqual([expect.objectContaining({ outcome: 'success', detail: { by: 'admin-api', adminClientId: expect.any(String), email: user.email } })]);
 
     // The earlier lock is forgotten with it: a new one lasts LOGIN_LOCK again instead of twice as long.
     await lockAccount('203.0.113.62');
