@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, NotFoundError, parseInput } from '../errors.js';
-import type { Database } from '../store/database.js';
+import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteAccountRecords, deleteGrantBoundRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { foundKey, take } from '../store/request-scope.js';
@@ -132,7 +132,6 @@ function toUser(row: UserRow): User {
   };
 }
 
-const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
 export interface UserRepositoryOptions {
   bcryptCost: number;

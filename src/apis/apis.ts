@@ -11,7 +11,7 @@ import { MAX_API_TOKEN_TTL } from '../config.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import { OIDC_SCOPES } from '../oidc/scopes.js';
-import type { Database } from '../store/database.js';
+import { type Database, isUniqueViolation } from '../store/database.js';
 
 export const TOKEN_FORMATS = ['jwt', 'opaque'] as const;
 
@@ -93,7 +93,6 @@ export const apiChangesSchema = z.strictObject({
 
 export type ApiChanges = z.input<typeof apiChangesSchema>;
 
-const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
 /**
  * Writes to `apis` take this lock first, so two concurrent writes (the same indicator, or two new defaults)
@@ -154,29 +153,30 @@ export class ApiRepository {
   async create(input: NewApi): Promise<ApiRecord> {
     const api = parseInput(newApiSchema, input);
     const duplicate = () => new ConflictError(`an API with the indicator ${api.indicator} already exists`);
-    const created = await this.db
-      .transaction(async (trx) => {
-      await lockApis(trx);
-      if (await trx('apis').where({ indicator: api.indicator }).first()) throw duplicate();
-      // The new default replaces the old one in the same transaction (a unique index allows only one).
-      if (api.isDefault) await trx('apis').where({ is_default: true }).update({ is_default: false, updated_at: new Date() });
-      const [row] = await trx<ApiRow>('apis')
-        .insert({
-          id: randomUUID(),
-          indicator: api.indicator,
-          name: api.name,
-          scopes: [...new Set(api.scopes)],
-          access_token_ttl: api.accessTokenTtl ?? this.#defaultTtl,
-          access_token_format: api.accessTokenFormat,
-          is_default: api.isDefault,
-        })
-        .returning('*');
-      return toRecord(row as ApiRow);
-    })
-      .catch((error: unknown) => {
-        // Kept although the lock makes it unlikely: a duplicate is the caller's conflict, never a 500.
-        throw isUniqueViolation(error) ? duplicate() : error;
+    let created: ApiRecord;
+    try {
+      created = await this.db.transaction(async (trx) => {
+        await lockApis(trx);
+        if (await trx('apis').where({ indicator: api.indicator }).first()) throw duplicate();
+        // The new default replaces the old one in the same transaction (a unique index allows only one).
+        if (api.isDefault) await trx('apis').where({ is_default: true }).update({ is_default: false, updated_at: new Date() });
+        const [row] = await trx<ApiRow>('apis')
+          .insert({
+            id: randomUUID(),
+            indicator: api.indicator,
+            name: api.name,
+            scopes: [...new Set(api.scopes)],
+            access_token_ttl: api.accessTokenTtl ?? this.#defaultTtl,
+            access_token_format: api.accessTokenFormat,
+            is_default: api.isDefault,
+          })
+          .returning('*');
+        return toRecord(row as ApiRow);
       });
+    } catch (error) {
+      // Kept although the lock makes it unlikely: a duplicate is the caller's conflict, never a 500.
+      throw isUniqueViolation(error) ? duplicate() : error;
+    }
     this.#record('api_created', created.indicator);
     return created;
   }

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
-import type { Database } from '../store/database.js';
+import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
@@ -314,7 +314,6 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
   };
 }
 
-const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === '23505';
 
 export interface CreatedClient {
   client: ClientRecord;

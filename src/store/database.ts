@@ -27,6 +27,9 @@ export interface DatabaseOptions {
 
 export const isEmbedded = (db: Database) => db.client.config.client !== 'pg';
 
+/** PostgreSQL's unique_violation (23505): a row with the same key exists; the caller's conflict, not a bug. */
+export const isUniqueViolation = (error: unknown) => (error as { code?: string } | undefined)?.code === '23505';
+
 const withoutPreparedStatements = new WeakSet<Database>();
 
 /** Whether the request-path statements run as named prepared statements (PostgreSQL, unless turned off). */
