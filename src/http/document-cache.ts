@@ -101,7 +101,7 @@ export function writeDocument(req: IncomingMessage, res: ServerResponse, entry: 
   if (entry.cacheControl) res.setHeader('Cache-Control', entry.cacheControl);
   res.setHeader('ETag', entry.etag);
   // A relying party or API polling for key changes gets a 304 while the document is the same.
-  if (req.headers['if-none-match'] === entry.etag) {
+  if (noneMatch(req.headers['if-none-match'], entry.etag)) {
     res.statusCode = 304;
     res.end();
     return 304;
@@ -111,6 +111,18 @@ export function writeDocument(req: IncomingMessage, res: ServerResponse, entry: 
   res.setHeader('Content-Length', entry.body.length);
   res.end(req.method === 'HEAD' ? undefined : entry.body);
   return 200;
+}
+
+/**
+ * Whether If-None-Match names this (strong) tag: RFC 9110 §13.1.2, a list of tags or `*`, compared weakly (a CDN
+ * may have marked ours W/). Not the `fresh` package Koa and Express use: it answers 200 to any request with
+ * `Cache-Control: no-cache`, which fetch() itself adds to every conditional request; that directive is for caches
+ * on the way, and this server's 304 is the validation it asks for.
+ */
+function noneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
 }
 
 /** Inside Koa, written as outside it; Koa's `ctx.status` reads the status sent, for the access log and metrics. */

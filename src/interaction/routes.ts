@@ -27,6 +27,7 @@ import { signInWithPassword } from '../security/password-sign-in.js';
 import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
+import { endedSignIn, markSignInEnded, rememberSignIn } from './restart.js';
 import type { Views } from './views.js';
 
 export interface InteractionDependencies {
@@ -75,7 +76,10 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   /** Loads the interaction, checks it is in the expected prompt and (for posts) checks the CSRF token. */
   const interaction = (expectedPrompt?: string) => async (ctx: Context, next: Next) => {
-    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const details = await provider.interactionDetails(ctx.req, ctx.res).catch(async (error: unknown) => {
+      if ((error as Error).name === 'SessionNotFound') throw (await endedSignInPage(deps, ctx)) ?? error;
+      throw error;
+    });
     if (details.uid !== ctx.params.uid || (expectedPrompt && details.prompt.name !== expectedPrompt)) {
       // An earlier step's page (Back after signing in) or another tab's: this browser's sign-in now is `details`,
       // and its own page shows the step it is at.
@@ -91,6 +95,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   const finish = async (ctx: Context, result: InteractionResults, merge: boolean) => {
     const location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    markSignInEnded(ctx, (ctx.state.interaction as Interaction).uid, result.error ? 'cancelled' : 'done');
     ctx.status = 303;
     ctx.redirect(location);
   };
@@ -99,6 +104,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   router.get('/', interaction(), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
+    rememberSignIn(ctx, details);
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
@@ -173,6 +179,24 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
  * not tell the grant id.
  */
 const grantIdFor = (interactionUid: string, key: string) => createHmac('sha256', key).update(`grant of interaction ${interactionUid}`).digest('base64url');
+
+/**
+ * The page for an interaction that cannot be found any more, when this browser was the one shown it
+ * (./restart.ts): finished or cancelled, it says so; expired, it offers to send the same request again. Undefined
+ * when the browser does not know it (another browser, cookies cleared): the generic page says what it can.
+ */
+async function endedSignInPage(deps: InteractionDependencies, ctx: Context): Promise<PageError | undefined> {
+  const ended = endedSignIn(ctx, ctx.params.uid ?? '', deps.provider.pathFor('authorization'));
+  if (!ended) return undefined;
+  const client = await deps.catalog.client(ended.clientId);
+  const app = client?.name ?? ended.clientId;
+  if (ended.ended === 'done') return new PageError(400, `You have already signed in to ${app}. Go back to ${app} to continue.`);
+  if (ended.ended === 'cancelled') return new PageError(400, `You cancelled signing in to ${app}. To sign in, start again from ${app}.`);
+  // A client that is gone, or that accepts only pushed requests, cannot take the request sent again as it was.
+  if (!client || client.requirePar) return undefined;
+  const restart = { href: ended.restartPath, label: `Start signing in to ${app} again` };
+  return new PageError(400, `This sign-in to ${app} expired before it was finished.`, restart);
+}
 
 async function clientNameOf(deps: InteractionDependencies, details: Interaction): Promise<string> {
   const clientId = String(details.params.client_id);

@@ -259,6 +259,28 @@ describe('login and consent pages in a browser', () => {
     expect(callback.searchParams.has('code')).toBe(false);
   });
 
+  test('a login page left open until its sign-in expired: signing in then offers to start again, and the app gets its code and state', async () => {
+    const page = await openPage();
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+    const uid = new URL(page.url()).pathname.split('/')[2] ?? '';
+    await (await server.server.provider.Interaction.find(uid))?.destroy();
+
+    await signIn(page, user.email, PASSWORD);
+    await page.getByText('This sign-in to Web App expired before it was finished.').waitFor();
+    await page.getByRole('link', { name: 'Start signing in to Web App again' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await signIn(page, user.email, PASSWORD);
+    const callback = await clickThroughToApp(page, 'Allow');
+    expect(callback.searchParams.get('state')).toBe(flow.state);
+    const tokens = await oidc.authorizationCodeGrant(flow.config, callback, {
+      pkceCodeVerifier: flow.codeVerifier,
+      expectedState: flow.state,
+      expectedNonce: flow.nonce,
+    });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, nonce: flow.nonce });
+  });
+
   test('the pages load nothing from elsewhere, break no CSP rule, and the login page is sent with a CSP and no-store', async () => {
     const page = await openPage();
     const consoleErrors: string[] = [];

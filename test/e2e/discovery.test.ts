@@ -103,6 +103,7 @@ describe('discovery', () => {
       const first = await fetch(`${server.issuer}${path}`);
       const etag = first.headers.get('etag');
       expect(etag).toMatch(/^"[\w-]+"$/);
+      // fetch() sends `Cache-Control: no-cache` with any conditional request; the server still validates (RFC 9111 §5.2.1.4).
       const again = await fetch(`${server.issuer}${path}`, { headers: { 'if-none-match': etag as string } });
       expect(again.status).toBe(304);
       expect(await again.text()).toBe('');
@@ -110,6 +111,11 @@ describe('discovery', () => {
       const stale = await fetch(`${server.issuer}${path}`, { headers: { 'if-none-match': '"something-else"' } });
       expect(stale.status).toBe(200);
       expect(await stale.text()).toBe(await first.text());
+      // RFC 9110 §13.1.2: a list of tags, a weak tag (as a cache or CDN may have turned ours into) and `*` match too.
+      for (const header of [`"an-older-one", ${etag}`, `W/${etag}`, '*']) {
+        const listed = await fetch(`${server.issuer}${path}`, { headers: { 'if-none-match': header } });
+        expect({ header, status: listed.status }).toEqual({ header, status: 304 });
+      }
     }
   });
 });

@@ -5,6 +5,7 @@
  * TCP relays that the tests cut.
  */
 import * as oidc from 'openid-client';
+import { adminApiIndicator } from '../../src/admin/index.js';
 import { describeWithServers, postgresUrl, redisUrl } from '../support/environment.js';
 import {
   PASSWORD,
@@ -181,9 +182,16 @@ describeWithServers('a store outage', () => {
     const known = await createServiceClient(server);
     const knownRp = await discover(server, known.clientId, known.secret);
     await oidc.clientCredentialsGrant(knownRp);
+    const admin = await server.services.clients.create({ type: 'service', name: 'ops', scope: 'admin' });
+    const adminRp = await discover(server, admin.client.clientId, admin.secret as string);
+    const adminToken = (await oidc.clientCredentialsGrant(adminRp, { resource: adminApiIndicator(server.issuer) })).access_token;
 
     pg.cut();
     try {
+      // The admin API, with a token it checks offline, answers as the endpoints do.
+      const started = performance.now();
+      const listing = await fetch(`${server.url}/admin/v1/clients`, { headers: { authorization: `Bearer ${adminToken}` } });
+      expectOutageAnswer({ response: listing, body: await listing.json(), ms: performance.now() - started });
       expectOutageAnswer(await post('/token', basic(service.clientId, service.secret), 'grant_type=client_credentials'));
       // What needs no database keeps working: a service whose record is in the cache still gets its token.
       expect((await oidc.clientCredentialsGrant(knownRp)).access_token).toBeDefined();

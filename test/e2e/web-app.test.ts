@@ -17,7 +17,7 @@ import {
   signInAndRedeem,
 } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { UserAgent, parseForms, passSignInPages } from '../support/user-agent.js';
+import { UserAgent, parseForms, passSignInPages, signIn } from '../support/user-agent.js';
 
 let server: TestServer;
 let user: Fixtures;
@@ -214,6 +214,15 @@ describe('the logout page', () => {
     const again = await signInAndRedeem(secondConfig, user, { agent });
     expect(again.sawLoginPage).toBe(false);
   });
+  test('asked by no app, the page offers only "Yes, sign me out": a "No" button would keep the session and still land on "signed out"', async () => {
+    const { clientId, secret } = await createWebClient(server, { firstParty: true });
+    const { agent } = await signInAndRedeem(await discover(server, clientId, secret), user);
+    const { page } = await agent.follow(`${server.issuer}/session/end`, server.issuer);
+    const html = page?.html ?? '';
+    expect(html).toContain('Yes, sign me out');
+    expect(html).toContain('To stay signed in, close this page.');
+    expect(html.match(/<button/g)).toHaveLength(1);
+  });
 });
 
 describe('a form sent again after its step was done (Back, a second tab)', () => {
@@ -232,6 +241,83 @@ describe('a form sent again after its step was done (Back, a second tab)', () =>
     const { page: carriedOn } = await agent.follow(new URL(link!, server.issuer).href, server.issuer);
     expect(carriedOn?.status).toBe(200);
     expect(parseForms(carriedOn?.html ?? '').some((candidate) => candidate.action.endsWith('/confirm'))).toBe(true);
+  });
+});
+
+describe('a sign-in that ended: coming back to its page (./src/interaction/restart.ts)', () => {
+  /** Our login page for a request with a state the app would check on return. */
+  async function loginPageFor(clientId: string) {
+    const url = new URL(`${server.issuer}/auth`);
+    url.search = new URLSearchParams({
+      client_id: clientId,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: REDIRECT_URI,
+      state: 'state-of-the-app',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    }).toString();
+    const agent = new UserAgent();
+    const { page } = await agent.follow(url.href, server.issuer);
+    const form = parseForms(page?.html ?? '').find((candidate) => candidate.action.endsWith('/login'));
+    if (!page || !form) throw new Error('no login page');
+    return { agent, page, form, uid: new URL(page.url).pathname.split('/')[2] ?? '' };
+  }
+  const linkOn = (html: string | undefined) => /<a href="([^"]+)">([^<]+)<\/a>/.exec(html ?? '')?.slice(1) ?? [];
+
+  test('expired while the form was open: the page offers to start the same request again, which signs in and returns the state', async () => {
+    const { clientId } = await createWebClient(server, { firstParty: true });
+    const { agent, page, form, uid } = await loginPageFor(clientId);
+    // The interaction's time ran out (its record is gone from the store, as when its TTL passes).
+    await (await server.server.provider.Interaction.find(uid))?.destroy();
+
+    const late = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    expect(late.page?.status).toBe(400);
+    expect(late.page?.html).toContain('This sign-in to Web App expired before it was finished.');
+    const [href, label] = linkOn(late.page?.html);
+    expect(label).toBe('Start signing in to Web App again');
+    const restart = new URL(href!.replaceAll('&amp;', '&'), server.issuer);
+    expect(restart.pathname).toBe('/auth');
+    expect(Object.fromEntries(restart.searchParams)).toMatchObject({ client_id: clientId, redirect_uri: REDIRECT_URI, state: 'state-of-the-app' });
+
+    const { redirectedTo, sawLoginPage } = await signIn(agent, restart.href, { email: user.email, password: PASSWORD });
+    expect(sawLoginPage).toBe(true);
+    expect(redirectedTo.searchParams.get('state')).toBe('state-of-the-app');
+    expect(redirectedTo.searchParams.get('code')).toEqual(expect.any(String));
+  });
+
+  test('Back to the login page after the app got its code: the page says the sign-in is done, and offers no restart', async () => {
+    const { clientId } = await createWebClient(server, { firstParty: true });
+    const { agent, page, form } = await loginPageFor(clientId);
+    const done = await agent.submit(page, form, { email: user.email, password: PASSWORD }, server.issuer);
+    expect(done.redirectedTo?.searchParams.has('code')).toBe(true);
+
+    const { page: back } = await agent.follow(page.url, server.issuer);
+    expect(back?.status).toBe(400);
+    expect(back?.html).toContain('You have already signed in to Web App. Go back to Web App to continue.');
+    expect(linkOn(back?.html)).toEqual([]);
+  });
+
+  test('Back to the login page after Cancel: the page says it was cancelled', async () => {
+    const { clientId } = await createWebClient(server, { firstParty: true });
+    const { agent, page } = await loginPageFor(clientId);
+    const cancel = parseForms(page.html).find((candidate) => candidate.action.endsWith('/abort'));
+    if (!cancel) throw new Error('no Cancel on the login page');
+    const cancelled = await agent.submit(page, cancel, {}, server.issuer);
+    expect(cancelled.redirectedTo?.searchParams.get('error')).toBe('access_denied');
+
+    const { page: back } = await agent.follow(page.url, server.issuer);
+    expect(back?.html).toContain('You cancelled signing in to Web App.');
+  });
+
+  test('another browser opening the same address gets the plain message: the restart is kept in the browser that was shown the page', async () => {
+    const { clientId } = await createWebClient(server, { firstParty: true });
+    const { page, uid } = await loginPageFor(clientId);
+    await (await server.server.provider.Interaction.find(uid))?.destroy();
+    const { page: elsewhere } = await new UserAgent().follow(page.url, server.issuer);
+    expect(elsewhere?.status).toBe(400);
+    expect(elsewhere?.html).toContain('This sign-in has expired or was already completed.');
+    expect(linkOn(elsewhere?.html)).toEqual([]);
   });
 });
 
