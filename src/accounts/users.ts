@@ -13,6 +13,7 @@ import { run, statement } from '../store/prepared-statements.js';
 import { foundKey, take } from '../store/request-scope.js';
 import { storageId } from '../store/storage-id.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
+import type { ImportedUser } from './user-import.js';
 
 export interface User {
   id: string;
@@ -133,6 +134,22 @@ function toUser(row: UserRow): User {
 }
 
 
+/** Rows per insert of an import: 7 parameters each, far below PostgreSQL's 65,535 per statement. */
+const IMPORT_BATCH_SIZE = 1000;
+
+/** An imported user as a row: a new id unless one is kept; a kept hash counts as the password set now. */
+function importedRow(user: ImportedUser): Partial<UserRow> {
+  return {
+    id: user.id ?? randomUUID(),
+    email: user.email,
+    name: user.name ?? null,
+    password_hash: user.passwordHash ?? null,
+    roles: user.roles,
+    email_verified: user.emailVerified,
+    password_changed_at: user.passwordHash ? new Date() : null,
+  };
+}
+
 export interface UserRepositoryOptions {
   bcryptCost: number;
   /** Where administrative changes are recorded, and who makes them (`cli`, `admin-api`). */
@@ -184,6 +201,53 @@ export class UserRepository {
       if (isUniqueViolation(error)) throw new ConflictError(`a user with the email ${user.email} already exists`);
       throw error;
     }
+  }
+
+  /**
+   * Creates the users of an import file (./user-import.ts) in one transaction, a batch of rows per statement:
+   * all of them, or none when one exists already (by email or id). With `skipExisting`, those whose email exists
+   * are left out instead (an import run again after a partial failure elsewhere); an id taken by another email is
+   * still refused.
+   */
+  async importUsers(users: readonly ImportedUser[], options: { skipExisting?: boolean } = {}): Promise<{ created: User[]; skipped: string[] }> {
+    const created: User[] = [];
+    const skipped: string[] = [];
+    try {
+      await this.db.transaction(async (trx) => {
+        for (let start = 0; start < users.length; start += IMPORT_BATCH_SIZE) {
+          const batch = users.slice(start, start + IMPORT_BATCH_SIZE);
+          const fresh = await this.#withoutExisting(trx, batch, options.skipExisting ?? false, skipped);
+          if (fresh.length === 0) continue;
+          const rows = await trx<UserRow>('users').insert(fresh.map(importedRow)).returning('*');
+          created.push(...(rows as UserRow[]).map(toUser));
+        }
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ConflictError('a user of the file was created meanwhile by someone else; nothing was imported, run the import again');
+      throw error;
+    }
+    for (const user of created) this.#record('user_created', user, { roles: user.roles, imported: true });
+    return { created, skipped };
+  }
+
+  /** The batch less the users already there (noted in `skipped`), or a ConflictError naming them. */
+  async #withoutExisting(trx: Database, batch: readonly ImportedUser[], skipExisting: boolean, skipped: string[]): Promise<ImportedUser[]> {
+    const ids = batch.flatMap((user) => (user.id ? [user.id] : []));
+    const existing = await trx<UserRow>('users')
+      .whereIn('email', batch.map((user) => user.email))
+      .orWhereIn('id', ids)
+      .select('id', 'email');
+    if (existing.length === 0) return [...batch];
+    const emails = new Set(existing.map((row) => row.email));
+    const takenIds = existing.filter((row) => ids.includes(row.id));
+    const idClash = takenIds.find((row) => !batch.some((user) => user.id === row.id && user.email === row.email));
+    if (idClash) throw new ConflictError(`the id ${idClash.id} belongs to ${idClash.email} already; nothing was imported`);
+    if (!skipExisting) {
+      const named = [...emails].slice(0, 5).join(', ');
+      throw new ConflictError(`${emails.size} of the file's users exist already (${named}); nothing was imported (--skip-existing leaves them out)`);
+    }
+    skipped.push(...emails);
+    return batch.filter((user) => !emails.has(user.email));
   }
 
   /** On every token request and userinfo call: a prepared statement (src/store/prepared-statements.ts). */

@@ -1,7 +1,10 @@
 /** `authz users …`: people who can sign in. */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { parseUserFile } from '../accounts/user-import.js';
 import type { User, UserRepository } from '../accounts/users.js';
+import { InputError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
@@ -35,11 +38,25 @@ async function allUsers(repository: UserRepository): Promise<User[]> {
   return users.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id));
 }
 
-/** A password from stdin (first line), so it stays out of shell history and `ps`. */
-async function readPasswordFromStdin(): Promise<string> {
+async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A password from stdin (first line), so it stays out of shell history and `ps`. */
+async function readPasswordFromStdin(): Promise<string> {
+  return (await readStdin()).split(/\r?\n/)[0] ?? '';
+}
+
+/** An import file's text; `-` is standard input. A file that cannot be read is refused in one line. */
+async function readImportFile(file: string): Promise<string> {
+  if (file === '-') return readStdin();
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    throw new InputError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }
 
 async function choosePassword(options: { passwordStdin?: boolean; password?: string }): Promise<{ password: string; generated: boolean }> {
@@ -73,6 +90,26 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       if (options.json) return printJson({ ...userJson(user), ...(generated ? { password } : {}) });
       process.stdout.write(`created user ${user.email} (sub ${user.id})\n`);
       if (generated) process.stdout.write(`password: ${password}\n(shown once; change it with: authz users set-password --email ${user.email} --password-stdin)\n`);
+    });
+
+  users
+    .command('import')
+    .description(
+      'create users from another identity provider: a JSON Lines file (or a JSON array; - reads standard input) of ' +
+        '{ email, name, roles, emailVerified, id, passwordHash }, keeping each bcrypt passwordHash and id (sub) given; all or none',
+    )
+    .argument('<file>', 'the file, or - for standard input')
+    .option('--skip-existing', 'leave out users whose email exists already, instead of refusing the file')
+    .option('--json', 'print JSON')
+    .action(async (file: string, options) => {
+      const users = parseUserFile(await readImportFile(file));
+      const { created, skipped } = await (await context.services()).users.importUsers(users, { skipExisting: Boolean(options.skipExisting) });
+      if (options.json) return printJson({ created: created.map(userJson), skipped });
+      const createdEmails = new Set(created.map((user) => user.email));
+      const withoutPassword = users.filter((user) => !user.passwordHash && createdEmails.has(user.email)).length;
+      process.stdout.write(`imported ${created.length} user${created.length === 1 ? '' : 's'}`);
+      process.stdout.write(skipped.length ? `; skipped ${skipped.length} whose email exists already\n` : '\n');
+      if (withoutPassword) process.stdout.write(`${withoutPassword} came without a password hash: set one with authz users set-password before they can sign in\n`);
     });
 
   users

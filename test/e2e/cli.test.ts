@@ -3,12 +3,12 @@
  * same database a server then uses. Bad arguments get a usage message and exit 2; refused input gets one line
  * and exit 1; a store that cannot be reached gets one line and exit 75; nothing prints a stack trace.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { postgresUrl, uniqueName } from '../support/environment.js';
 import { cleanEnvironment, freePort, runToEnd } from '../support/process.js';
-import { createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { PASSWORD, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { startTestServer } from '../support/server.js';
 
 const STACK_TRACE = /\n\s+at .+:\d+/;
@@ -98,6 +98,62 @@ describe('authz CLI', () => {
     const ids = json.map((event) => BigInt(event.id));
     expect(ids).toEqual([...ids].sort((a, b) => (a < b ? -1 : 1))); // oldest first
     expect(json.map((event) => event.type)).toEqual(table.map((line) => line.split(/\s+/)[1]));
+  });
+
+  test('users import: bcrypt hashes and ids are kept (the old password signs in, sub unchanged), every bad line is named, all or nothing', async () => {
+    const { randomUUID } = await import('node:crypto');
+    const bcrypt = (await import('bcrypt')).default;
+    const keptId = randomUUID();
+    // PHP writes bcrypt as $2y$; another cost than the server's is redone at the first sign-in.
+    const oldHash = (await bcrypt.hash(PASSWORD, 5)).replace(/^\$2b\$/, '$2y$');
+    const file = path.join(scratch, 'users.jsonl');
+    const lines = [
+      { email: 'moved-1@example.test', name: 'Moved One', roles: ['editor'], emailVerified: true, id: keptId, passwordHash: oldHash },
+      { email: 'Moved-2@Example.test' },
+    ];
+    await writeFile(file, `${lines.map((line) => JSON.stringify(line)).join('\n')}\n\n`);
+
+    const imported = await authz(['users', 'import', file]);
+    expect({ code: imported.code, stderr: imported.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(imported.stdout).toBe('imported 2 users\n1 came without a password hash: set one with authz users set-password before they can sign in\n');
+    const listed = JSON.parse((await authz(['users', 'list', '--json'])).stdout) as { id: string; email: string; roles: string[]; emailVerified: boolean }[];
+    expect(listed.find((user) => user.email === 'moved-1@example.test')).toMatchObject({ id: keptId, roles: ['editor'], emailVerified: true });
+    expect(listed.some((user) => user.email === 'moved-2@example.test')).toBe(true);
+
+    // Again: refused whole, unless told to leave out who is there.
+    expectRefusal(await authz(['users', 'import', file]), 1, /^authz: 2 of the file's users exist already \(.*moved-1@example\.test.*\); nothing was imported \(--skip-existing leaves them out\)\n$/);
+    const skipping = await authz(['users', 'import', '--skip-existing', '-'], JSON.stringify([{ email: 'moved-1@example.test' }, { email: 'moved-3@example.test' }]));
+    expect(skipping).toMatchObject({ code: 0, stdout: 'imported 1 user; skipped 1 whose email exists already\n1 came without a password hash: set one with authz users set-password before they can sign in\n' });
+
+    const bad = [
+      '{"email":"fine@example.test"}',
+      '{"email":"not-an-email"}',
+      '{"email":"hashed@example.test","passwordHash":"plain text"}',
+      '{"email":"twice@example.test"}',
+      '{"email":"TWICE@example.test"}',
+      '{"emial":"typo@example.test"}',
+      'not json',
+    ].join('\n');
+    const refused = await authz(['users', 'import', '-'], bad);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe('authz: line 7 is not JSON (' + refused.stderr.split('(')[1]);
+    const refusedJson = await authz(['users', 'import', '-'], bad.split('\n').slice(0, 6).join('\n'));
+    expectRefusal(refusedJson, 1, /^authz: line 2: email: email must be an email address; line 3: passwordHash: passwordHash must be a bcrypt hash .*; line 5: the email twice@example\.test is also at line 4; line 6: .*emial.*\n$/);
+    expect((await authz(['users', 'list'])).stdout).not.toContain('fine@example.test');
+    expectRefusal(await authz(['users', 'import', path.join(scratch, 'no-such-file.jsonl')]), 1, /^authz: cannot read .*no-such-file\.jsonl: ENOENT\n$/);
+
+    if (!schema) return; // the server below shares the database: Postgres only (always so under CI)
+    const server = await startTestServer({ env: { DATABASE_SCHEMA: schema, CLIENT_SECRET_PEPPERS: PEPPERS } });
+    try {
+      const { clientId, secret } = await createWebClient(server, { firstParty: true });
+      const { tokens } = await signInAndRedeem(await discover(server, clientId, secret), { email: 'moved-1@example.test', userId: keptId });
+      expect(tokens.claims()?.sub).toBe(keptId);
+      const [row] = await server.services.db('users').where({ id: keptId }).select('password_hash');
+      expect(row.password_hash).toMatch(/^\$2b\$/); // redone at the server's cost
+      expect(row.password_hash).not.toBe(oldHash);
+    } finally {
+      await server.close();
+    }
   });
 
   test('clients add prints the secret once; the server accepts it; list never shows it', async () => {
