@@ -1,93 +1,117 @@
 /**
  * The OpenAPI 3.1 document of the admin API, served without authentication at /admin/v1/openapi.json. Request
- * bodies and query parameters come from the zod schemas the handlers validate with (./schemas.ts); only the table
- * of paths below is written by hand.
+ * bodies and query parameters come from the zod schemas the handlers validate with (./schemas.ts), response
+ * bodies from those of ./responses.ts; only the table of paths below is written by hand.
  */
 import { z } from 'zod';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator } from './auth.js';
+import { responseSchemas } from './responses.js';
 import { bodySchemas, querySchemas } from './schemas.js';
 
 type BodyName = keyof typeof bodySchemas;
 type QueryName = keyof typeof querySchemas;
+type ResponseName = keyof typeof responseSchemas;
 
-interface Operation {
+/** An operation answers either 204 with no body, or 200 (201 when given) with a documented one. */
+type Operation = {
   summary: string;
   body?: BodyName;
   query?: QueryName;
   /** Path parameters, in order. */
   params?: string[];
-  /** The success status (200 unless given). */
-  status?: number;
-}
+} & ({ status: 204 } | { status?: 200 | 201; response: ResponseName });
 
 const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', Operation>>> = {
   '/clients': {
-    get: { summary: 'List clients' },
-    post: { summary: 'Register a client; its secret, if it gets one, is in this response only', body: 'NewClient', status: 201 },
+    get: { summary: 'List clients', response: 'ClientList' },
+    post: { summary: 'Register a client; its secret, if it gets one, is in this response only', body: 'NewClient', status: 201, response: 'ClientWithSecret' },
   },
   '/clients/{clientId}': {
-    get: { summary: 'Show a client (never its secret)', params: ['clientId'] },
+    get: { summary: 'Show a client (never its secret)', params: ['clientId'], response: 'Client' },
     patch: {
       summary: 'Change name, redirect URIs, scope, roles, first-party status, back-channel logout URI (null removes it) or the DPoP and PAR policies',
       body: 'ClientChanges',
       params: ['clientId'],
+      response: 'Client',
     },
     delete: { summary: 'Delete a client with its secrets, grants and refresh tokens', params: ['clientId'], status: 204 },
   },
   '/clients/{clientId}/secret': {
-    post: { summary: 'Issue a new secret (shown once); the old ones keep working until the time given', body: 'RotateSecret', params: ['clientId'] },
+    post: { summary: 'Issue a new secret (shown once); the old ones keep working until the time given', body: 'RotateSecret', params: ['clientId'], response: 'RotatedSecret' },
   },
-  '/clients/{clientId}/disable': { post: { summary: 'Refuse every request from the client', params: ['clientId'] } },
-  '/clients/{clientId}/enable': { post: { summary: 'Re-enable a disabled client', params: ['clientId'] } },
+  '/clients/{clientId}/disable': { post: { summary: 'Refuse every request from the client', params: ['clientId'], response: 'Client' } },
+  '/clients/{clientId}/enable': { post: { summary: 'Re-enable a disabled client', params: ['clientId'], response: 'Client' } },
   '/clients/{clientId}/lock': {
-    get: { summary: 'Whether failed authentications have locked the client out, and until when (`lockedUntil`)', params: ['clientId'] },
-    delete: { summary: 'Lift the client’s authentication lock and forget the failures (`wasLockedUntil`)', params: ['clientId'] },
+    get: { summary: 'Whether failed authentications have locked the client out, and until when (`lockedUntil`)', params: ['clientId'], response: 'LockState' },
+    delete: { summary: 'Lift the client’s authentication lock and forget the failures (`wasLockedUntil`)', params: ['clientId'], response: 'LiftedLock' },
   },
   '/users': {
-    get: { summary: 'Search users (paged by `cursor`)', query: 'listUsers' },
-    post: { summary: 'Create a user', body: 'NewUser', status: 201 },
+    get: { summary: 'Search users (paged by `cursor`)', query: 'listUsers', response: 'UserPage' },
+    post: { summary: 'Create a user', body: 'NewUser', status: 201, response: 'User' },
   },
   '/users/{userId}': {
-    get: { summary: 'Show a user', params: ['userId'] },
-    patch: { summary: 'Change name, roles or emailVerified', body: 'UserChanges', params: ['userId'] },
+    get: { summary: 'Show a user', params: ['userId'], response: 'User' },
+    patch: { summary: 'Change name, roles or emailVerified', body: 'UserChanges', params: ['userId'], response: 'User' },
   },
   '/users/{userId}/password': {
-    post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens)', body: 'SetPassword', params: ['userId'] },
+    post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens)', body: 'SetPassword', params: ['userId'], response: 'User' },
   },
-  '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token (clients are sent logout tokens)', params: ['userId'] } },
-  '/users/{userId}/enable': { post: { summary: 'Re-enable a disabled user', params: ['userId'] } },
-  '/users/{userId}/revoke-sessions': { post: { summary: 'Log the user out everywhere; clients with a back-channel logout URI are sent logout tokens', params: ['userId'] } },
+  '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token (clients are sent logout tokens)', params: ['userId'], response: 'User' } },
+  '/users/{userId}/enable': { post: { summary: 'Re-enable a disabled user', params: ['userId'], response: 'User' } },
+  '/users/{userId}/revoke-sessions': { post: { summary: 'Log the user out everywhere; clients with a back-channel logout URI are sent logout tokens', params: ['userId'], response: 'User' } },
   '/users/{userId}/lock': {
-    get: { summary: 'Whether wrong passwords have locked the user out, and until when (`lockedUntil`, null when not locked)', params: ['userId'] },
-    delete: { summary: 'Lift the user’s sign-in lock and forget the failures (`wasLockedUntil`, null when there was none)', params: ['userId'] },
+    get: { summary: 'Whether wrong passwords have locked the user out, and until when (`lockedUntil`, null when not locked)', params: ['userId'], response: 'LockState' },
+    delete: { summary: 'Lift the user’s sign-in lock and forget the failures (`wasLockedUntil`, null when there was none)', params: ['userId'], response: 'LiftedLock' },
   },
-  '/users/{userId}/sessions': { get: { summary: 'List the user’s login sessions, newest first', params: ['userId'] } },
+  '/users/{userId}/sessions': { get: { summary: 'List the user’s login sessions, newest first', params: ['userId'], response: 'SessionList' } },
   '/users/{userId}/sessions/{uid}': {
     delete: { summary: 'End one session: that browser must sign in again, and its clients are sent logout tokens', params: ['userId', 'uid'], status: 204 },
   },
-  '/users/{userId}/grants': { get: { summary: 'List the user’s grants (no token values)', params: ['userId'] } },
+  '/users/{userId}/grants': { get: { summary: 'List the user’s grants (no token values)', params: ['userId'], response: 'GrantList' } },
   '/users/{userId}/grants/{grantId}': {
     delete: { summary: 'Revoke one grant and the refresh tokens issued under it', params: ['userId', 'grantId'], status: 204 },
   },
   '/apis': {
-    get: { summary: 'List APIs (resource servers)' },
-    post: { summary: 'Register an API', body: 'NewApi', status: 201 },
+    get: { summary: 'List APIs (resource servers)', response: 'ApiList' },
+    post: { summary: 'Register an API', body: 'NewApi', status: 201, response: 'Api' },
   },
   '/apis/{indicator}': {
-    patch: { summary: 'Change name, scopes, token lifetime or format, or the default (the indicator URL-encoded)', body: 'ApiChanges', params: ['indicator'] },
+    patch: { summary: 'Change name, scopes, token lifetime or format, or the default (the indicator URL-encoded)', body: 'ApiChanges', params: ['indicator'], response: 'Api' },
     delete: { summary: 'Delete an API (the indicator URL-encoded)', params: ['indicator'], status: 204 },
   },
   '/ips/{address}/locks': {
-    get: { summary: 'An IP address’s locks: by wrong passwords (`signIn`) and by failed client authentication (`clientAuthentication`), each the time it ends or null', params: ['address'] },
-    delete: { summary: 'Lift both of the address’s locks (`wasLockedUntil` says which there were)', params: ['address'] },
+    get: { summary: 'An IP address’s locks: by wrong passwords (`signIn`) and by failed client authentication (`clientAuthentication`), each the time it ends or null', params: ['address'], response: 'IpLocks' },
+    delete: { summary: 'Lift both of the address’s locks (`wasLockedUntil` says which there were)', params: ['address'], response: 'LiftedIpLocks' },
   },
-  '/audit': { get: { summary: 'Query audit events, newest first (paged by `before`)', query: 'audit' } },
+  '/audit': { get: { summary: 'Query audit events, newest first (paged by `before`)', query: 'audit', response: 'AuditPage' } },
 };
 
+const JSON_SCHEMA_OPTIONS = { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' } as const;
+
 const jsonSchema = (schema: z.ZodType) => {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, JSON_SCHEMA_OPTIONS);
   return rest;
 };
+
+/**
+ * The response schemas as components. They are converted together so that one nested in another (a Client in a
+ * ClientList) is a $ref to its own component, not a copy of it.
+ */
+function responseComponents() {
+  const named = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(responseSchemas)) named.add(schema, { id });
+  const { schemas } = z.toJSONSchema(named, { ...JSON_SCHEMA_OPTIONS, uri: (id) => `#/components/schemas/${id}` });
+  // Each comes as a document of its own; as a component it takes the OpenAPI document's dialect and base.
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _dialect, $id: _base, ...schema }]) => [id, schema]));
+}
+
+/** 204 with no body, or the status and the body's component. */
+function successResponse(op: Operation) {
+  if (op.status === 204) return { 204: { description: 'Done' } };
+  const status = op.status ?? 200;
+  const content = { 'application/json': { schema: { $ref: `#/components/schemas/${op.response}` } } };
+  return { [status]: { description: status === 201 ? 'Created' : 'OK', content } };
+}
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
 
@@ -100,7 +124,6 @@ function queryParameters(name: QueryName) {
 }
 
 function operation(method: string, op: Operation) {
-  const success = op.status ?? 200;
   return {
     summary: op.summary,
     security: [{ adminToken: [method === 'get' ? ADMIN_READ_SCOPE : ADMIN_SCOPE] }],
@@ -112,7 +135,7 @@ function operation(method: string, op: Operation) {
       ? { requestBody: { required: op.body !== 'RotateSecret', content: { 'application/json': { schema: { $ref: `#/components/schemas/${op.body}` } } } } }
       : {}),
     responses: {
-      [success]: success === 204 ? { description: 'Done' } : { description: 'OK', content: { 'application/json': { schema: { type: 'object' } } } },
+      ...successResponse(op),
       400: errorResponse('The request was invalid: error_description says what to change'),
       401: errorResponse('No valid admin access token (see WWW-Authenticate)'),
       403: errorResponse('The token lacks the scope needed (see WWW-Authenticate)'),
@@ -157,6 +180,7 @@ export function openApiDocument(issuer: string) {
       },
       schemas: {
         ...Object.fromEntries(Object.entries(bodySchemas).map(([name, schema]) => [name, jsonSchema(schema)])),
+        ...responseComponents(),
         Error: {
           type: 'object',
           properties: { error: { type: 'string' }, error_description: { type: 'string' } },

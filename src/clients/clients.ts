@@ -31,7 +31,8 @@ export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
 const CONFIDENTIAL_METHODS = [...SECRET_METHODS, 'private_key_jwt'] as const;
-export type TokenEndpointAuthMethod = (typeof CONFIDENTIAL_METHODS)[number] | 'none';
+export const TOKEN_ENDPOINT_AUTH_METHODS = [...CONFIDENTIAL_METHODS, 'none'] as const;
+export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 /** Scopes a user-facing client may ask for unless it is registered with fewer. */
 export const DEFAULT_USER_SCOPE = 'openid offline_access profile email roles';

@@ -1,10 +1,14 @@
 /**
  * The admin REST API over HTTP on the real server: admin tokens from client credentials (checked offline),
- * clients, users, grants, APIs, the audit log and the OpenAPI document.
+ * clients, users, grants, APIs, the audit log and the OpenAPI document. Every answer to a documented operation
+ * is checked against the schema the document gives for it, and the last tests see that each operation with a
+ * JSON body was.
  */
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { adminApiIndicator } from '../../src/admin/index.js';
+import type { FailureLimiter } from '../../src/security/failure-limiter.js';
+import { DocumentedResponses } from '../support/documented-responses.js';
 import { type Fixtures, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -13,6 +17,7 @@ const ORDERS_API = 'https://orders.example.test';
 let server: TestServer;
 let adminToken: string;
 let admin: string;
+let documented: DocumentedResponses;
 
 async function tokenFor(clientId: string, secret: string, resource: string): Promise<string> {
   const config = await discover(server, clientId, secret);
@@ -42,12 +47,15 @@ async function call(method: string, path: string, options: { body?: unknown; raw
     body: options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+  const body = text ? JSON.parse(text) : undefined;
+  documented.check(method, path, response.status, body);
+  return { status: response.status, headers: response.headers, body };
 }
 
 beforeAll(async () => {
   server = await startTestServer();
   admin = `${server.url}/admin/v1`;
+  documented = await DocumentedResponses.fetch(`${admin}/openapi.json`);
   adminToken = await serviceToken('admin');
 });
 afterAll(() => server.close());
@@ -588,5 +596,67 @@ describe('admin API: APIs and the audit log', () => {
     expect(overflow.status).toBe(400);
     expect(overflow.body.error_description).toMatch(/before must be the `next` value/);
     expect((await call('GET', '/audit?before=9223372036854775807')).status).toBe(200);
+  });
+});
+
+describe('admin API: answers match the OpenAPI document', () => {
+  /** Records failures until the limiter locks `key`, however many it takes under this server's limits. */
+  async function lockOut(limiter: FailureLimiter, key: string): Promise<void> {
+    for (let failures = 0; failures < 100; failures += 1) if ((await limiter.fail(key)) > 0) return;
+    throw new Error(`${key} was not locked after 100 failures`);
+  }
+
+  test('the locks of a client, a user and an address: shown and lifted with their end, null when there is none', async () => {
+    const { body: client } = await call('POST', '/clients', { body: { type: 'service', name: 'Locked job' } });
+    const { body: user } = await call('POST', '/users', { body: { email: 'locked@example.test' } });
+    const address = '203.0.113.9';
+    const { limits } = server.services;
+    await lockOut(limits.clientAuthByClient, client.clientId);
+    await lockOut(limits.loginByAccount, user.email);
+    await lockOut(limits.loginByIp, address);
+
+    for (const lock of [`/clients/${client.clientId}/lock`, `/users/${user.id}/lock`]) {
+      expect((await call('GET', lock)).body).toEqual({ lockedUntil: expect.any(String) });
+      expect((await call('DELETE', lock)).body).toEqual({ wasLockedUntil: expect.any(String) });
+      expect((await call('GET', lock)).body).toEqual({ lockedUntil: null });
+      expect((await call('DELETE', lock)).body).toEqual({ wasLockedUntil: null });
+    }
+    const locks = `/ips/${address}/locks`;
+    expect((await call('GET', locks)).body).toEqual({ signIn: expect.any(String), clientAuthentication: null });
+    expect((await call('DELETE', locks)).body).toEqual({ wasLockedUntil: { signIn: expect.any(String), clientAuthentication: null } });
+    expect((await call('GET', locks)).body).toEqual({ signIn: null, clientAuthentication: null });
+  });
+
+  test('a property renamed, missing or not documented (a secret hash) fails the check', async () => {
+    const { body: created } = await call('POST', '/clients', { body: { type: 'service', name: 'Drifting job' } });
+    const path = `/clients/${created.clientId}`;
+    const { body: shown } = await call('GET', path);
+    const { clientId, ...withoutId } = shown;
+    const renamed = { ...withoutId, id: clientId };
+    expect(() => documented.check('GET', path, 200, renamed)).toThrow(/must have required property 'clientId'/);
+    expect(() => documented.check('GET', path, 200, renamed)).toThrow(/must NOT have additional properties \{"additionalProperty":"id"\}/);
+    const withHash = { ...shown, secrets: [{ expiresAt: null, hash: 'a1b2' }] };
+    expect(() => documented.check('GET', path, 200, withHash)).toThrow(/\/secrets\/0 must NOT have additional properties/);
+    expect(() => documented.check('GET', path, 200, { ...shown, createdAt: 'yesterday' })).toThrow(/\/createdAt must match pattern/);
+  });
+
+  test('each success body is documented as a component that admits no property it does not name', async () => {
+    const { body: document } = await call('GET', '/openapi.json', { token: null });
+    type Responses = Record<string, { content?: Record<string, { schema: { $ref: string } }> }>;
+    const paths = document.paths as Record<string, Record<string, { responses: Responses }>>;
+    const successes = Object.values(paths).flatMap((methods) =>
+      Object.values(methods).flatMap(({ responses }) => Object.entries(responses).filter(([status]) => status.startsWith('2'))),
+    );
+    const schemas = successes.flatMap(([, response]) => response.content?.['application/json']?.schema ?? []);
+    expect(schemas.length).toBeGreaterThan(0);
+    for (const { $ref } of schemas) {
+      expect($ref).toMatch(/^#\/components\/schemas\//);
+      expect(document.components.schemas[$ref.split('/').at(-1) as string]).toMatchObject({ type: 'object', additionalProperties: false });
+    }
+  });
+
+  // Last: the tests above have made their calls by now.
+  test('every documented operation with a JSON body was called and its answer checked', () => {
+    expect(documented.unchecked()).toEqual([]);
   });
 });

@@ -1,0 +1,182 @@
+/**
+ * The admin API's response bodies as they go over the wire (dates as ISO 8601 text), one schema per kind of
+ * body. src/admin/openapi.ts turns them into the document's components, and the e2e tests check every
+ * response the server sends against that document. Every object is strict (`additionalProperties: false`), so
+ * a property renamed, added or dropped in a handler fails those tests instead of leaving the document wrong.
+ */
+import { z } from 'zod';
+import { TOKEN_FORMATS } from '../apis/apis.js';
+import { CLIENT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS } from '../clients/clients.js';
+
+/** What JSON.stringify makes of a Date. */
+const dateTime = z.iso.datetime();
+
+const strings = z.array(z.string());
+
+const clientSecretExpiry = z.strictObject({
+  expiresAt: dateTime.nullable().meta({ description: 'When this secret stops working; null until a rotation sets a time' }),
+});
+
+const clientProperties = {
+  clientId: z.string(),
+  name: z.string(),
+  type: z.enum(CLIENT_TYPES).meta({ description: 'The preset the client was registered with; it fixes the grant types and how it authenticates' }),
+  redirectUris: strings,
+  postLogoutRedirectUris: strings,
+  grantTypes: strings,
+  tokenEndpointAuthMethod: z.enum(TOKEN_ENDPOINT_AUTH_METHODS),
+  scope: z.string().meta({ description: 'Space-separated scopes the client may ask for; empty for a service client: every scope of the API it names' }),
+  roles: strings.meta({ description: 'Roles of the client itself, carried in its client-credentials tokens' }),
+  firstParty: z.boolean().meta({ description: 'First-party clients skip the consent page' }),
+  metadata: z.record(z.string(), z.unknown()).meta({ description: 'Further OpenID Connect client metadata (jwks or jwks_uri for private_key_jwt)' }),
+  backchannelLogoutUri: z.string().nullable().meta({ description: 'Where logout tokens are sent when a session the client took part in ends; null: none are sent' }),
+  backchannelLogoutSessionRequired: z.boolean().meta({ description: 'Whether logout tokens and ID tokens carry the session id `sid`' }),
+  requireDpop: z.boolean().meta({ description: 'Token requests without a DPoP proof are refused (RFC 9449 §5.2)' }),
+  requirePar: z.boolean().meta({ description: 'Authorization requests not pushed first are refused (RFC 9126 §6)' }),
+  disabledAt: dateTime.nullable().meta({ description: 'When the client was disabled; null while it is enabled' }),
+  createdAt: dateTime,
+  updatedAt: dateTime,
+  secrets: z
+    .array(clientSecretExpiry)
+    .meta({ description: 'The live secrets (two during a rollover), newest first; only when each expires, never the secret or its hash' }),
+};
+
+export const clientResponse = z.strictObject(clientProperties).meta({ description: 'A registered client (never its secret)' });
+
+export const clientWithSecretResponse = z
+  .strictObject({
+    ...clientProperties,
+    clientSecret: z.string().optional().meta({ description: 'Present for a client that authenticates with a secret: shown in this response only' }),
+  })
+  .meta({ description: 'A client just registered, with its secret if it has one' });
+
+export const clientListResponse = z.strictObject({ clients: z.array(clientResponse) });
+
+export const rotatedSecretResponse = z.strictObject({
+  clientId: z.string(),
+  clientSecret: z.string().meta({ description: 'The new secret: shown in this response only' }),
+  oldSecretsExpireAt: dateTime.meta({ description: 'When the secrets held before this rotation stop working' }),
+});
+
+export const userResponse = z
+  .strictObject({
+    id: z.uuid().meta({ description: 'The user id: the `sub` of their tokens' }),
+    email: z.string().meta({ description: 'Lower-cased' }),
+    name: z.string().nullable(),
+    roles: strings,
+    emailVerified: z.boolean(),
+    disabledAt: dateTime.nullable().meta({ description: 'When the user was disabled; null while they may sign in' }),
+    passwordChangedAt: dateTime.nullable().meta({ description: 'When the password was last set; null when it never was' }),
+    sessionsRevokedAt: dateTime.nullable().meta({ description: 'Sessions and tokens issued before this moment are void ("log out everywhere"); null when never' }),
+    createdAt: dateTime,
+    updatedAt: dateTime,
+  })
+  .meta({ description: 'A user (never a password hash)' });
+
+export const userPageResponse = z.strictObject({
+  users: z.array(userResponse),
+  next: z.uuid().nullable().meta({ description: 'The `cursor` of the next page; null on the last page' }),
+});
+
+export const sessionResponse = z
+  .strictObject({
+    uid: z.string().meta({ description: 'The session’s public identifier (not its cookie value), as DELETE /users/{userId}/sessions/{uid} takes it' }),
+    signedInAt: dateTime.nullable(),
+    expiresAt: dateTime.nullable(),
+    remembered: z.boolean().meta({ description: 'The user chose to stay signed in: the browser keeps the session until expiresAt' }),
+    clients: strings.meta({ description: 'Ids of the clients used in this session' }),
+    amr: strings.meta({ description: 'How the user authenticated (OpenID Connect `amr` values)' }),
+  })
+  .meta({ description: 'One browser’s login session' });
+
+export const sessionListResponse = z.strictObject({ sessions: z.array(sessionResponse) });
+
+export const grantResponse = z
+  .strictObject({
+    grantId: z.string().meta({ description: 'As DELETE /users/{userId}/grants/{grantId} takes it' }),
+    clientId: z.string().nullable(),
+    scopes: strings.meta({ description: 'OpenID Connect scopes granted' }),
+    resources: z.record(z.string(), strings).meta({ description: 'API scopes granted, by resource indicator' }),
+    createdAt: dateTime.nullable(),
+    expiresAt: dateTime.nullable(),
+  })
+  .meta({ description: 'What a user granted a client (no token values)' });
+
+export const grantListResponse = z.strictObject({ grants: z.array(grantResponse) });
+
+export const apiResponse = z
+  .strictObject({
+    id: z.uuid(),
+    indicator: z.string().meta({ description: 'The resource indicator (RFC 8707): the `aud` of the API’s access tokens' }),
+    name: z.string(),
+    scopes: strings,
+    accessTokenTtl: z.int().meta({ description: 'Lifetime of the API’s access tokens, in seconds' }),
+    accessTokenFormat: z.enum(TOKEN_FORMATS).meta({ description: 'jwt: validated offline from JWKS (RFC 9068); opaque: by introspection' }),
+    isDefault: z.boolean().meta({ description: 'The API of client-credentials requests that name no resource' }),
+    createdAt: dateTime,
+    updatedAt: dateTime,
+  })
+  .meta({ description: 'An API (resource server) that accepts this issuer’s access tokens' });
+
+export const apiListResponse = z.strictObject({ apis: z.array(apiResponse) });
+
+export const lockStateResponse = z.strictObject({
+  lockedUntil: dateTime.nullable().meta({ description: 'When the lock ends; null when there is none' }),
+});
+
+export const liftedLockResponse = z.strictObject({
+  wasLockedUntil: dateTime.nullable().meta({ description: 'When the lock just lifted would have ended; null when there was none' }),
+});
+
+export const ipLocksResponse = z
+  .strictObject({
+    signIn: dateTime.nullable().meta({ description: 'When the lock by wrong passwords from the address ends; null when there is none' }),
+    clientAuthentication: dateTime.nullable().meta({ description: 'When the lock by failed client authentication from the address ends; null when there is none' }),
+  })
+  .meta({ description: 'An IP address’s locks' });
+
+export const liftedIpLocksResponse = z
+  .strictObject({ wasLockedUntil: ipLocksResponse })
+  .meta({ description: 'The address’s locks just lifted, each as when it would have ended (null: there was none)' });
+
+export const auditEventResponse = z
+  .strictObject({
+    id: z.string().regex(/^[0-9]+$/).meta({ description: 'A 64-bit integer as decimal text; later events have larger ids' }),
+    at: dateTime,
+    type: z.string().meta({ description: 'What happened, e.g. client_created, login_failed' }),
+    outcome: z.enum(['success', 'failure']),
+    accountId: z.string().nullable().meta({ description: 'The user concerned' }),
+    clientId: z.string().nullable().meta({ description: 'The client concerned (for a change made through this API, the admin client is detail.adminClientId)' }),
+    ip: z.string().nullable(),
+    userAgent: z.string().nullable(),
+    requestId: z.string().nullable(),
+    detail: z.record(z.string(), z.unknown()).meta({ description: 'Facts that depend on the type; never secrets or tokens' }),
+  })
+  .meta({ description: 'One entry of the audit log' });
+
+export const auditPageResponse = z.strictObject({
+  events: z.array(auditEventResponse).meta({ description: 'Newest first' }),
+  next: z.string().nullable().meta({ description: 'The `before` of the next (older) page; null on the last page' }),
+});
+
+/** Response bodies by OpenAPI component name. */
+export const responseSchemas = {
+  Client: clientResponse,
+  ClientWithSecret: clientWithSecretResponse,
+  ClientList: clientListResponse,
+  RotatedSecret: rotatedSecretResponse,
+  User: userResponse,
+  UserPage: userPageResponse,
+  Session: sessionResponse,
+  SessionList: sessionListResponse,
+  Grant: grantResponse,
+  GrantList: grantListResponse,
+  Api: apiResponse,
+  ApiList: apiListResponse,
+  LockState: lockStateResponse,
+  LiftedLock: liftedLockResponse,
+  IpLocks: ipLocksResponse,
+  LiftedIpLocks: liftedIpLocksResponse,
+  AuditEvent: auditEventResponse,
+  AuditPage: auditPageResponse,
+} as const;
