@@ -4,29 +4,7 @@
  * every mismatch. It also keeps which operations' success bodies were checked, so a test can tell one that
  * never was.
  */
-import { createRequire } from 'node:module';
-
-interface ValidationError {
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-interface SchemaValidator {
-  (data: unknown): boolean;
-  errors?: ValidationError[] | null;
-}
-
-interface JsonSchemaValidator {
-  addVocabulary(keywords: string[]): unknown;
-  addSchema(schema: object, key: string): unknown;
-  getSchema(ref: string): SchemaValidator | undefined;
-}
-
-type Ajv2020Class = new (options: object) => JsonSchemaValidator;
-
-/** Loaded at run time, so the type-check does not need ajv's own types; a static import would do as well. */
-const { Ajv2020 } = createRequire(import.meta.url)('ajv/dist/2020') as { Ajv2020: Ajv2020Class };
+import { Ajv2020 } from 'ajv/dist/2020.js';
 
 interface MediaType {
   schema: object;
@@ -59,7 +37,7 @@ function templateMatcher(template: string): RegExp {
 
 export class DocumentedResponses {
   readonly #document: OpenApiDocument;
-  readonly #validator: JsonSchemaValidator;
+  readonly #validator: Ajv2020;
   readonly #templates: { template: string; matcher: RegExp }[];
   readonly #checked = new Set<string>();
 
