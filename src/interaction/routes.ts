@@ -27,7 +27,7 @@ import { signInWithPassword } from '../security/password-sign-in.js';
 import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
-import { endedSignIn, markSignInEnded, rememberSignIn } from './restart.js';
+import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
 import type { Views } from './views.js';
 
 export interface InteractionDependencies {
@@ -104,7 +104,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   router.get('/', interaction(), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
-    rememberSignIn(ctx, details);
+    rememberSignIn(ctx, details, restartPathOf(provider, details));
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
@@ -186,16 +186,18 @@ const grantIdFor = (interactionUid: string, key: string) => createHmac('sha256',
  * when the browser does not know it (another browser, cookies cleared): the generic page says what it can.
  */
 async function endedSignInPage(deps: InteractionDependencies, ctx: Context): Promise<PageError | undefined> {
-  const ended = endedSignIn(ctx, ctx.params.uid ?? '', deps.provider.pathFor('authorization'));
-  if (!ended) return undefined;
-  const client = await deps.catalog.client(ended.clientId);
-  const app = client?.name ?? ended.clientId;
-  if (ended.ended === 'done') return new PageError(400, `You have already signed in to ${app}. Go back to ${app} to continue.`);
-  if (ended.ended === 'cancelled') return new PageError(400, `You cancelled signing in to ${app}. To sign in, start again from ${app}.`);
+  const remembered = rememberedSignInOf(ctx, ctx.params.uid ?? '');
+  if (!remembered) return undefined;
+  const client = await deps.catalog.client(remembered.clientId);
+  const app = client?.name ?? remembered.clientId;
+  if (remembered.ended === 'done') return new PageError(400, `You have already signed in to ${app}. Go back to ${app} to continue.`);
+  if (remembered.ended === 'cancelled') return new PageError(400, `You cancelled signing in to ${app}. To sign in, start again from ${app}.`);
+  const expired = `This sign-in to ${app} expired before it was finished.`;
+  // A device-flow sign-in began on the device, and its code has expired by now too.
+  if (!remembered.restartPath) return new PageError(400, `${expired} Start again on your device.`);
   // A client that is gone, or that accepts only pushed requests, cannot take the request sent again as it was.
-  if (!client || client.requirePar) return undefined;
-  const restart = { href: ended.restartPath, label: `Start signing in to ${app} again` };
-  return new PageError(400, `This sign-in to ${app} expired before it was finished.`, restart);
+  if (!client || client.requirePar) return new PageError(400, `${expired} Go back to ${app} and start again.`);
+  return new PageError(400, expired, { href: remembered.restartPath, label: `Start signing in to ${app} again` });
 }
 
 async function clientNameOf(deps: InteractionDependencies, details: Interaction): Promise<string> {

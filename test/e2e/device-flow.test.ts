@@ -160,6 +160,24 @@ describe('device authorization grant (RFC 8628)', () => {
     expect((await auditEvents('device_code_denied')).some((event) => event.clientId === deviceClientId)).toBe(true);
   });
 
+  test('a sign-in for a device that expired at the login page says to start again on the device (no link: it began there)', async () => {
+    const started = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+    const agent = person();
+    const confirmation = await enterCode(agent, started.user_code);
+    const form = formTo(confirmation, '/device');
+    if (!form) throw new Error('no confirmation form');
+    const { page: login } = await agent.submit(confirmation, form, { confirm: 'yes' }, server.issuer);
+    const loginForm = login && formTo(login, '/login');
+    if (!login || !loginForm) throw new Error(`no login page: ${text(login)}`);
+    const uid = new URL(login.url).pathname.split('/')[2] ?? '';
+    await (await server.server.provider.Interaction.find(uid))?.destroy();
+
+    const { page: late } = await agent.submit(login, loginForm, { email: user.email, password: 'correct horse battery staple' }, server.issuer);
+    expect(late?.status).toBe(400);
+    expect(text(late)).toContain('This sign-in to Living-room TV expired before it was finished. Start again on your device.');
+    expect(late?.html).not.toMatch(/<a href=/);
+  });
+
   test('denying consent tells the device access_denied', async () => {
     const { client } = await server.services.clients.create({ type: 'device', name: 'Games console' });
     const console = await discover(server, client.clientId, undefined, oidc.None());
