@@ -4,6 +4,7 @@
  * the response time does not tell an attacker which emails exist.
  */
 import bcrypt from 'bcrypt';
+import { isForeignHash, verifyForeignHash } from './foreign-hashes.js';
 
 /** bcrypt reads at most 72 bytes; longer passwords would be silently truncated, so they are refused. */
 export const MAX_PASSWORD_BYTES = 72;
@@ -53,11 +54,17 @@ export class PasswordHasher {
       await bcrypt.compare(password, await this.#decoyHash());
       return false;
     }
+    if (isForeignHash(storedHash)) {
+      // An imported PBKDF2 or Argon2 hash is quicker to check than bcrypt; the decoy beside it makes the answer as
+      // slow as any other, so that an account not yet signed into since the import cannot be told by timing.
+      const [matches] = await Promise.all([verifyForeignHash(password, storedHash), bcrypt.compare(password, await this.#decoyHash())]);
+      return matches;
+    }
     return bcrypt.compare(password, storedHash);
   }
 
-  /** A hash made at another cost is replaced at the next successful sign-in. */
+  /** A hash made at another cost, or by another identity provider, is replaced at the next successful sign-in. */
   needsRehash(storedHash: string): boolean {
-    return costOf(storedHash) !== this.cost;
+    return isForeignHash(storedHash) || costOf(storedHash) !== this.cost;
   }
 }

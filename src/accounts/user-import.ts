@@ -1,10 +1,11 @@
 /**
  * Users brought over from another identity provider (`authz users import`): a file of JSON Lines, or one JSON
- * array, each entry `{ email, name?, roles?, emailVerified?, id?, passwordHash? }`.
+ * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash? }`; or a Keycloak
+ * export (./keycloak-import.ts).
  *
  * What makes a move painless for the people signing in and the apps relying on them:
- * - `passwordHash`: a bcrypt hash from the old system is kept as it is, so everyone signs in with the password they
- *   had (one of another cost is redone at its owner's next sign-in, as any other is);
+ * - `passwordHash`: the old system's hash is kept, so everyone signs in with the password they had: bcrypt as it
+ *   is, PBKDF2 or Argon2 (./foreign-hashes.ts) until its owner's next sign-in, when it becomes a bcrypt hash;
  * - `id`: the old subject identifier (a UUID), kept as `sub`, so the apps' links to their users survive.
  *
  * Every entry is checked before anything is written, and the rows go in in one transaction: a file is imported
@@ -12,6 +13,8 @@
  */
 import { z } from 'zod';
 import { InputError, parseInput } from '../errors.js';
+import { parseForeignHash } from './foreign-hashes.js';
+import { keycloakEntries } from './keycloak-import.js';
 import { newUserSchema } from './users.js';
 
 /**
@@ -20,13 +23,22 @@ import { newUserSchema } from './users.js';
  */
 const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 
+/** A bcrypt hash as the bcrypt library reads it, or a PBKDF2 or Argon2 hash (./foreign-hashes.ts) as it is. */
+const passwordHash = z
+  .string()
+  .max(1024)
+  .transform((hash, ctx) => {
+    if (BCRYPT_HASH.test(hash)) return hash.replace(/^\$2y\$/, '$2b$');
+    const foreign = parseForeignHash(hash);
+    if (typeof foreign === 'string') ctx.addIssue({ code: 'custom', message: `${foreign}; bcrypt: $2a$, $2b$ or $2y$, cost 4 to 31` });
+    return hash;
+  });
+
 export const importedUserSchema = newUserSchema.omit({ password: true }).extend({
   id: z.uuid({ error: 'id must be a UUID (the subject identifier to keep)' }).optional(),
-  passwordHash: z
-    .string()
-    .regex(BCRYPT_HASH, 'passwordHash must be a bcrypt hash ($2a$, $2b$ or $2y$, cost 4 to 31)')
-    .transform((hash) => hash.replace(/^\$2y\$/, '$2b$'))
-    .optional(),
+  passwordHash: passwordHash.optional(),
+  /** Imported as disabled: kept, but unable to sign in until enabled. */
+  disabled: z.boolean().default(false),
 });
 
 export type ImportedUser = z.output<typeof importedUserSchema>;
@@ -34,16 +46,19 @@ export type ImportedUser = z.output<typeof importedUserSchema>;
 /** Problems named in a refusal; a file with more says how many more there are. */
 const PROBLEMS_SHOWN = 5;
 
-/** Reads and checks every entry of an import file; throws an InputError naming each bad entry by its line. */
-export function parseUserFile(text: string): ImportedUser[] {
-  const entries = splitEntries(text);
+/** The forms an import file may take: ours (JSON Lines or a JSON array) or a Keycloak export. */
+export type ImportFormat = 'lines' | 'keycloak';
+
+/** Reads and checks every entry of an import file; throws an InputError naming each bad entry by its place. */
+export function parseUserFile(text: string, format: ImportFormat = 'lines'): ImportedUser[] {
+  const entries = format === 'keycloak' ? keycloakEntries(parseJson(text, 'the file')) : splitEntries(text);
   const problems: string[] = [];
   const users: ImportedUser[] = [];
   const seen = { email: new Map<string, string>(), id: new Map<string, string>() };
-  for (const { where, value } of entries) {
-    const user = checkEntry(value, where, problems);
+  for (const entry of entries) {
+    const user = checkEntry(entry, problems);
     if (!user) continue;
-    const repeated = repeatOf(seen, user, where);
+    const repeated = repeatOf(seen, user, entry.where);
     if (repeated) problems.push(repeated);
     users.push(user);
   }
@@ -52,25 +67,30 @@ export function parseUserFile(text: string): ImportedUser[] {
   return users;
 }
 
+/** One user of a file: where it is ("line 3", "user 2 (ada)"), and its value or why it has none. */
+export interface ImportEntry {
+  where: string;
+  value?: unknown;
+  problem?: string;
+}
+
 /** The entry as a user to create, or undefined with its problem noted (the same checks, NUL included, as users add). */
-function checkEntry(value: unknown, where: string, problems: string[]): ImportedUser | undefined {
+function checkEntry(entry: ImportEntry, problems: string[]): ImportedUser | undefined {
+  if (entry.problem) {
+    problems.push(`${entry.where}: ${entry.problem}`);
+    return undefined;
+  }
   try {
-    return parseInput(importedUserSchema, value);
+    return parseInput(importedUserSchema, entry.value);
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
-    problems.push(`${where}: ${error.message}`);
+    problems.push(`${entry.where}: ${error.message}`);
     return undefined;
   }
 }
 
-interface Entry {
-  /** "line 3" or "entry 3", for the operator to find it. */
-  where: string;
-  value: unknown;
-}
-
 /** A JSON array's items, or a JSON Lines file's non-blank lines; JSON that cannot be read is refused by position. */
-function splitEntries(text: string): Entry[] {
+function splitEntries(text: string): ImportEntry[] {
   if (text.trimStart().startsWith('[')) {
     const array = parseJson(text, 'the file');
     if (!Array.isArray(array)) throw new InputError('the file starts as a JSON array but is not one');

@@ -147,6 +147,7 @@ function importedRow(user: ImportedUser): Partial<UserRow> {
     roles: user.roles,
     email_verified: user.emailVerified,
     password_changed_at: user.passwordHash ? new Date() : null,
+    disabled_at: user.disabled ? new Date() : null,
   };
 }
 

@@ -1,8 +1,8 @@
 /** `authz users …`: people who can sign in. */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
-import { parseUserFile } from '../accounts/user-import.js';
+import { type Command, Option } from 'commander';
+import { type ImportFormat, parseUserFile } from '../accounts/user-import.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import { InputError } from '../errors.js';
 import type { CliContext } from './context.js';
@@ -96,13 +96,15 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .command('import')
     .description(
       'create users from another identity provider: a JSON Lines file (or a JSON array; - reads standard input) of ' +
-        '{ email, name, roles, emailVerified, id, passwordHash }, keeping each bcrypt passwordHash and id (sub) given; all or none',
+        '{ email, name, roles, emailVerified, disabled, id, passwordHash }, or a Keycloak export; keeps each password hash ' +
+        '(bcrypt, PBKDF2, Argon2) and id (sub) given; all or none',
     )
     .argument('<file>', 'the file, or - for standard input')
+    .addOption(new Option('--format <format>', 'lines: ours (JSON Lines or a JSON array); keycloak: a realm or users export').choices(['lines', 'keycloak']).default('lines'))
     .option('--skip-existing', 'leave out users whose email exists already, instead of refusing the file')
     .option('--json', 'print JSON')
     .action(async (file: string, options) => {
-      const users = parseUserFile(await readImportFile(file));
+      const users = parseUserFile(await readImportFile(file), options.format as ImportFormat);
       const { created, skipped } = await (await context.services()).users.importUsers(users, { skipExisting: Boolean(options.skipExisting) });
       if (options.json) return printJson({ created: created.map(userJson), skipped });
       const createdEmails = new Set(created.map((user) => user.email));

@@ -137,19 +137,46 @@ describe('authz CLI', () => {
     // JSON that cannot be read stops the check at once; the rest is then named entry by entry.
     expectRefusal(await authz(['users', 'import', '-'], bad), 1, /^authz: line 7 is not JSON \(.+\)\n$/);
     const refusedJson = await authz(['users', 'import', '-'], bad.split('\n').slice(0, 6).join('\n'));
-    expectRefusal(refusedJson, 1, /^authz: line 2: email: email must be an email address; line 3: passwordHash: passwordHash must be a bcrypt hash .*; line 5: the email twice@example\.test is also at line 4; line 6: .*emial.*\n$/);
+    expectRefusal(refusedJson, 1, /^authz: line 2: email: email must be an email address; line 3: passwordHash: not a bcrypt hash, nor a PBKDF2 or Argon2 .*; line 5: the email twice@example\.test is also at line 4; line 6: .*emial.*\n$/);
     expect((await authz(['users', 'list'])).stdout).not.toContain('fine@example.test');
     expectRefusal(await authz(['users', 'import', path.join(scratch, 'no-such-file.jsonl')]), 1, /^authz: cannot read .*no-such-file\.jsonl: ENOENT\n$/);
+
+    // A Keycloak export: PBKDF2 (before Keycloak 25) and Argon2id (since), as Keycloak writes its credentials.
+    const { argon2Sync, pbkdf2Sync } = await import('node:crypto');
+    const salt = Buffer.from('keycloak salt 16');
+    const credential = (value: Buffer, credentialData: object) => ({
+      type: 'password',
+      secretData: JSON.stringify({ value: value.toString('base64'), salt: salt.toString('base64'), additionalParameters: {} }),
+      credentialData: JSON.stringify(credentialData),
+    });
+    const fromKeycloak = [
+      { id: randomUUID(), username: 'kc-pbkdf2', email: 'kc-pbkdf2@example.test', enabled: true, realmRoles: ['editor', 'default-roles-shop'], credentials: [credential(pbkdf2Sync(PASSWORD, salt, 27500, 64, 'sha256'), { hashIterations: 27500, algorithm: 'pbkdf2-sha256', additionalParameters: {} })] },
+      { id: randomUUID(), username: 'kc-argon2', email: 'kc-argon2@example.test', enabled: true, credentials: [credential(argon2Sync('argon2id', { message: PASSWORD, nonce: salt, memory: 7168, passes: 5, parallelism: 1, tagLength: 32 }), { hashIterations: 5, algorithm: 'argon2', additionalParameters: { hashLength: ['32'], memory: ['7168'], type: ['id'], version: ['1.3'], parallelism: ['1'] } })] },
+      { id: randomUUID(), username: 'kc-off', email: 'kc-off@example.test', enabled: false },
+    ];
+    const realmFile = path.join(scratch, 'shop-realm.json');
+    await writeFile(realmFile, JSON.stringify({ realm: 'shop', users: fromKeycloak }));
+    const fromRealm = await authz(['users', 'import', '--format', 'keycloak', realmFile, '--json']);
+    expect({ code: fromRealm.code, stderr: fromRealm.stderr }).toEqual({ code: 0, stderr: '' });
+    const createdFromRealm = (JSON.parse(fromRealm.stdout) as { created: { id: string; roles: string[]; disabledAt: string | null }[] }).created;
+    expect(createdFromRealm.map((user) => user.id)).toEqual(fromKeycloak.map((user) => user.id));
+    expect(createdFromRealm[0]?.roles).toEqual(['editor']);
+    expect(createdFromRealm[2]?.disabledAt).toEqual(expect.any(String));
+    expectRefusal(await authz(['users', 'import', '--format', 'ldif', realmFile]), 2, /argument 'ldif' is invalid/);
 
     if (!schema) return; // the server below shares the database: Postgres only (always so under CI)
     const server = await startTestServer({ env: { DATABASE_SCHEMA: schema, CLIENT_SECRET_PEPPERS: PEPPERS } });
     try {
       const { clientId, secret } = await createWebClient(server, { firstParty: true });
-      const { tokens } = await signInAndRedeem(await discover(server, clientId, secret), { email: 'moved-1@example.test', userId: keptId });
-      expect(tokens.claims()?.sub).toBe(keptId);
-      const [row] = await server.services.db('users').where({ id: keptId }).select('password_hash');
-      expect(row.password_hash).toMatch(/^\$2b\$/); // redone at the server's cost
-      expect(row.password_hash).not.toBe(oldHash);
+      const rp = await discover(server, clientId, secret);
+      for (const [email, id] of [['moved-1@example.test', keptId], ['kc-pbkdf2@example.test', fromKeycloak[0]?.id], ['kc-argon2@example.test', fromKeycloak[1]?.id]]) {
+        const [before] = await server.services.db('users').where({ id }).select('password_hash');
+        const { tokens } = await signInAndRedeem(rp, { email: email as string, userId: id as string });
+        expect(tokens.claims()?.sub).toBe(id);
+        const [after] = await server.services.db('users').where({ id }).select('password_hash');
+        expect({ email, hash: after.password_hash }).toEqual({ email, hash: expect.stringMatching(/^\$2b\$/) }); // bcrypt at the server's cost now
+        expect(after.password_hash).not.toBe(before.password_hash);
+      }
     } finally {
       await server.close();
     }

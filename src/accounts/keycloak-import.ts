@@ -1,0 +1,110 @@
+/**
+ * Keycloak's users as entries of our import (./user-import.ts): a realm export (`kc.sh export`, or the admin
+ * console's partial export with users), a users file of `--users different_files`, or a bare array of its
+ * UserRepresentation. What is kept: the id (as `sub`), email, first and last name, realm roles (less the ones
+ * Keycloak gives everyone), emailVerified, enabled, and the password credential's hash with its parameters.
+ *
+ * Keycloak keeps a password credential as two JSON strings: `secretData` {value, salt} in base64 and
+ * `credentialData` {hashIterations, algorithm, additionalParameters}. Its algorithms are pbkdf2 (HMAC-SHA-1),
+ * pbkdf2-sha256, pbkdf2-sha512 and, from Keycloak 25, argon2 (parameters as lists of strings). Clients, groups and
+ * client roles are not users' data here and are not read.
+ */
+import { InputError } from '../errors.js';
+import { argon2Phc, pbkdf2Phc } from './foreign-hashes.js';
+import type { ImportEntry } from './user-import.js';
+
+
+/** Realm roles every Keycloak user has, which say nothing about the person. */
+const BUILT_IN_ROLE = /^(default-roles-.+|offline_access|uma_authorization)$/;
+
+/**
+ * The users of a Keycloak export, each as an entry of our import file named by position and username, or with the
+ * reason it cannot be one.
+ */
+export function keycloakEntries(document: unknown): ImportEntry[] {
+  const users = Array.isArray(document) ? document : (document as { users?: unknown } | null)?.users;
+  if (!Array.isArray(users)) throw new InputError('a Keycloak export holds a "users" array (a realm export with users, or a users file)');
+  return users.map((user, index) => {
+    const where = `user ${index + 1}${typeof user?.username === 'string' ? ` (${user.username})` : ''}`;
+    try {
+      return { where, value: fromKeycloak(user ?? {}) };
+    } catch (error) {
+      if (error instanceof InputError) return { where, problem: error.message };
+      throw error;
+    }
+  });
+}
+
+interface KeycloakUser {
+  id?: unknown;
+  email?: unknown;
+  firstName?: unknown;
+  lastName?: unknown;
+  emailVerified?: unknown;
+  enabled?: unknown;
+  realmRoles?: unknown;
+  credentials?: unknown;
+}
+
+function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
+  const name = [user.firstName, user.lastName].filter((part) => typeof part === 'string' && part.trim() !== '').join(' ');
+  const roles = Array.isArray(user.realmRoles) ? user.realmRoles.filter((role) => typeof role !== 'string' || !BUILT_IN_ROLE.test(role)) : [];
+  const passwordHash = passwordHashOf(user.credentials);
+  return {
+    ...(user.id !== undefined ? { id: user.id } : {}),
+    email: user.email,
+    ...(name ? { name } : {}),
+    roles,
+    emailVerified: user.emailVerified === true,
+    disabled: user.enabled === false,
+    ...(passwordHash ? { passwordHash } : {}),
+  };
+}
+
+interface CredentialData {
+  hashIterations?: number;
+  algorithm?: string;
+  additionalParameters?: Record<string, string[] | undefined>;
+}
+
+/** The password credential's hash in PHC form; undefined when the user has none (they need a password set). */
+function passwordHashOf(credentials: unknown): string | undefined {
+  const password = Array.isArray(credentials) ? credentials.find((credential) => credential?.type === 'password') : undefined;
+  if (!password) return undefined;
+  const secret = parseEmbeddedJson(password.secretData, 'secretData') as { value?: string; salt?: string };
+  const data = parseEmbeddedJson(password.credentialData, 'credentialData') as CredentialData;
+  if (typeof secret.value !== 'string' || typeof secret.salt !== 'string' || typeof data.hashIterations !== 'number') {
+    throw new InputError('its password credential lacks value, salt or hashIterations');
+  }
+  const [hash, salt] = [Buffer.from(secret.value, 'base64'), Buffer.from(secret.salt, 'base64')];
+  switch (data.algorithm) {
+    case 'pbkdf2':
+      return pbkdf2Phc('sha1', data.hashIterations, salt, hash);
+    case 'pbkdf2-sha256':
+      return pbkdf2Phc('sha256', data.hashIterations, salt, hash);
+    case 'pbkdf2-sha512':
+      return pbkdf2Phc('sha512', data.hashIterations, salt, hash);
+    case 'argon2':
+      return argon2HashOf(data, salt, hash);
+    default:
+      throw new InputError(`its password is hashed with "${data.algorithm}", which cannot be imported (pbkdf2, pbkdf2-sha256, pbkdf2-sha512 and argon2 can)`);
+  }
+}
+
+function argon2HashOf(data: CredentialData, salt: Buffer, hash: Buffer): string {
+  const parameter = (name: string, fallback: string) => data.additionalParameters?.[name]?.[0] ?? fallback;
+  // Keycloak's defaults, for a credential written without them.
+  if (parameter('version', '1.3') !== '1.3') throw new InputError('its Argon2 hash is of version 1.0, which cannot be imported (1.3 can)');
+  const variant = { id: 'argon2id', i: 'argon2i', d: 'argon2d' }[parameter('type', 'id')];
+  if (!variant) throw new InputError(`its Argon2 type "${parameter('type', 'id')}" is unknown`);
+  return argon2Phc(variant, Number(parameter('memory', '7168')), data.hashIterations ?? 5, Number(parameter('parallelism', '1')), salt, hash);
+}
+
+function parseEmbeddedJson(text: unknown, field: string): unknown {
+  if (typeof text !== 'string') throw new InputError(`its password credential has no ${field}`);
+  try {
+    return JSON.parse(text) ?? {};
+  } catch {
+    throw new InputError(`its password credential's ${field} is not JSON`);
+  }
+}
