@@ -14,7 +14,8 @@
  * PostgreSQL shares the cores with the server, so its planning time is lost throughput as well.
  *
  * The statement runs on a connection taken from knex's own pool (so the pool size, timeouts and `search_path`
- * are the same) and outside any transaction: only for single statements that stand on their own. On embedded
+ * are the same) and outside any transaction: only for single statements that stand on their own, but for
+ * `runInTransaction`, which holds one connection for a few. On embedded
  * PGlite, which has one connection and no named statements, and with DATABASE_PREPARED_STATEMENTS=false (for a
  * pooler in transaction mode that cannot keep them), the same text runs as a plain parameterized query.
  */
@@ -56,11 +57,38 @@ export async function run<Row>(db: Database, prepared: Statement, values: unknow
   const client = db.client as unknown as PooledClient;
   const connection = await client.acquireConnection();
   try {
-    const result = usesPreparedStatements(db)
-      ? await connection.query<Row>({ name: prepared.name, text: prepared.text, values })
-      : await connection.query<Row>(prepared.text, values);
-    return result.rows;
+    return await send<Row>(db, connection, prepared, values);
   } finally {
     await client.releaseConnection(connection);
   }
+}
+
+export type RunInTransaction = <Row>(prepared: Statement, values: unknown[]) => Promise<Row[]>;
+
+/**
+ * Runs `work`'s statements on one connection in one transaction: committed when it resolves, rolled back when it
+ * throws. For the rare path whose statements must see each other's effects: under READ COMMITTED each statement
+ * reads what was committed when it began, so a lock taken by one is followed by a read that sees its holder's work.
+ */
+export async function runInTransaction<T>(db: Database, work: (query: RunInTransaction) => Promise<T>): Promise<T> {
+  const client = db.client as unknown as PooledClient;
+  const connection = await client.acquireConnection();
+  try {
+    await connection.query('begin', []);
+    const result = await work((prepared, values) => send(db, connection, prepared, values));
+    await connection.query('commit', []);
+    return result;
+  } catch (error) {
+    await connection.query('rollback', []).catch(() => undefined);
+    throw error;
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
+
+async function send<Row>(db: Database, connection: Connection, prepared: Statement, values: unknown[]): Promise<Row[]> {
+  const result = usesPreparedStatements(db)
+    ? await connection.query<Row>({ name: prepared.name, text: prepared.text, values })
+    : await connection.query<Row>(prepared.text, values);
+  return result.rows;
 }

@@ -17,6 +17,12 @@
  * nothing: the pruning rides in the statement that rotates and finds no sibling to prune unless the token is
  * forked, and the marking rides in the grace path's insert.
  *
+ * A replay racing the owner's rotation of a sibling is settled by that sibling's row lock, which both take: the
+ * grace path locks the siblings first and inserts in a statement begun after (so it sees a rotation that got the
+ * lock before it, and then inserts nothing), and a rotation of a forked token prunes once more in a statement of
+ * its own (so it sees a sibling inserted while it waited for the lock). Left: a sibling used in the milliseconds
+ * between that rotation and its second pruning.
+ *
  * A refresh takes two round trips here instead of five (src/store/request-scope.ts):
  * - `find` reads the token's grant and its user in the same query, and leaves them for the provider's Grant
  *   lookup and the account lookup (src/accounts/users.ts `findById`) that follow;
@@ -25,7 +31,7 @@
  */
 import { type AdapterPayload, errors } from 'oidc-provider';
 import type { Database } from './database.js';
-import { run, statement } from './prepared-statements.js';
+import { run, runInTransaction, statement } from './prepared-statements.js';
 import { foundKey, leave, take } from './request-scope.js';
 import { CLOCK_TOLERANCE_SECONDS, expiresIn, leaveGrant, liveWithin, RECORD_COLUMNS, SqlAdapter, TABLE, withConsumed } from './sql-adapter.js';
 import { payloadFromStore, storageId } from './storage-id.js';
@@ -90,7 +96,27 @@ const REPLACE = statement(
    )
    insert into ${TABLE} ${RECORD_COLUMNS_WITH_FORK}
    select 'RefreshToken', $2, $3::jsonb, $4, $5, $6, $7, ${expiresIn('$8::float8')}, null, $1, null from consumed
-   returning 1 as written`,
+   returning (select fork from consumed) as predecessor_fork, (select rotated_from from consumed) as rotated_from`,
+);
+
+/**
+ * The pruning of REPLACE again, as a statement of its own ($1 grant id, $2 the siblings' predecessor, $3 the
+ * sibling used): REPLACE reads with the snapshot it began with, so a sibling a replay inserted while REPLACE
+ * waited for the used one's lock is not among what it pruned. Run only after rotating a forked token.
+ */
+const PRUNE_SIBLINGS = statement(
+  'refresh_token_prune_siblings',
+  `update ${TABLE} set consumed_at = now(), fork = 'pruned'
+   where model = 'RefreshToken' and grant_id = $1 and rotated_from = $2 and id <> $3 and consumed_at is null`,
+);
+
+/**
+ * Locks the siblings ($1 grant id, $2 their predecessor) before INSERT_FORKED, in its transaction: the owner's
+ * rotation of one of them, in flight, is waited for, and INSERT_FORKED, a statement begun after, sees it.
+ */
+const LOCK_SIBLINGS = statement(
+  'refresh_token_lock_siblings',
+  `select 1 from ${TABLE} where model = 'RefreshToken' and grant_id = $1 and rotated_from = $2 for update`,
 );
 
 /**
@@ -116,6 +142,12 @@ const INSERT_FORKED = statement(
 
 /** A rotation's two statements, in order (bench/pgbench runs them without the server). */
 export const ROTATION_STATEMENTS = { find: FIND_WITH_GRANT, replace: REPLACE } as const;
+
+interface ReplacedRow {
+  /** The used token's fork mark: 'forked' when a replay in the window gave it siblings. */
+  predecessor_fork: string | null;
+  rotated_from: string | null;
+}
 
 interface FoundRow {
   payload: AdapterPayload;
@@ -157,14 +189,25 @@ export class RefreshTokenAdapter extends SqlAdapter {
     // Another request consumed the predecessor first: within the window the successor is stored all the same,
     // as a sibling of the first one (forked, so that the first of them used prunes the others).
     await this.#graceOrRefuse(predecessor);
-    const [, ...columns] = this.rowOf(id, payload);
-    const written = await run(this.database, INSERT_FORKED, [storageId(predecessor), ...columns, expiresIn]);
-    if (written.length === 0) throw new errors.InvalidGrant('grant already consumed');
+    if (!(await this.#insertForked(predecessor, id, payload, expiresIn))) throw new errors.InvalidGrant('grant already consumed');
   }
 
   async #replace(predecessor: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
     const [, ...columns] = this.rowOf(id, payload);
-    const written = await run(this.database, REPLACE, [storageId(predecessor), ...columns, expiresIn]);
+    const [written] = await run<ReplacedRow>(this.database, REPLACE, [storageId(predecessor), ...columns, expiresIn]);
+    if (written?.predecessor_fork === 'forked') {
+      await run(this.database, PRUNE_SIBLINGS, [payload.grantId, written.rotated_from, storageId(predecessor)]);
+    }
+    return written !== undefined;
+  }
+
+  /** The successor as a sibling of the one already minted, unless one of them has been used: true when stored. */
+  async #insertForked(predecessor: string, id: string, payload: AdapterPayload, expiresIn: number): Promise<boolean> {
+    const [, ...columns] = this.rowOf(id, payload);
+    const written = await runInTransaction(this.database, async (query) => {
+      await query(LOCK_SIBLINGS, [payload.grantId, storageId(predecessor)]);
+      return query(INSERT_FORKED, [storageId(predecessor), ...columns, expiresIn]);
+    });
     return written.length > 0;
   }
 

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
+import type { Knex } from 'knex';
 import { pino } from 'pino';
 import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import { UserRepository } from '../../src/accounts/users.js';
@@ -365,6 +366,84 @@ describe.each(sqlKinds)('refresh-token rotation in one request on %s', (kind: Sq
     await tokens.consume(token);
     expect(await consumedAt(token)).toBeInstanceOf(Date);
     await expect(tokens.consume(token)).rejects.toBeInstanceOf(errors.InvalidGrant);
+  });
+});
+
+/**
+ * A replay inside the grace window racing the owner's rotation of the replayed token's successor. Each test holds
+ * one side's statement open in a transaction of its own (its row locks taken, its effect written, not committed),
+ * waits until the adapter's side is blocked on those locks, then commits: the order that let both chains live.
+ */
+(sqlKinds.includes('postgres') ? describe : describe.skip)('refresh-token forks racing a rotation, on postgres', () => {
+  let testDb: TestDatabase;
+  let grants: SqlAdapter;
+  let tokens: RefreshTokenAdapter;
+  beforeAll(async () => {
+    testDb = await createTestDatabase('postgres');
+    grants = new SqlAdapter('Grant', testDb.db);
+    tokens = new RefreshTokenAdapter(testDb.db, { graceSeconds: 60 });
+  });
+  afterAll(() => testDb?.drop());
+
+  async function rotate(from: string, grantId: string): Promise<string> {
+    const successor = tokenPayload('RefreshToken', { grantId });
+    await inRequestScope(async () => {
+      await tokens.consume(from);
+      await save(tokens, successor);
+    });
+    return successor.jti as string;
+  }
+
+  async function chainOfNewGrant() {
+    const grantId = await save(grants, tokenPayload('Grant'));
+    const token = await save(tokens, tokenPayload('RefreshToken', { grantId }));
+    return { grantId, token, first: await rotate(token, grantId) };
+  }
+
+  const tokenRow = (id: string) => testDb.db('oidc_models').where({ model: 'RefreshToken', id: storageId(id) }).first();
+  const liveTokensOf = async (grantId: string) =>
+    (await testDb.db('oidc_models').where({ model: 'RefreshToken', grant_id: grantId }).whereNull('consumed_at')).length;
+
+  /** Until a session waits for a lock that the transaction `holder` holds. */
+  async function untilBlockedBy(holder: Knex.Transaction) {
+    const { rows } = await holder.raw('select pg_backend_pid() as pid');
+    const pid = rows[0].pid as number;
+    await waitFor(async () => {
+      const blocked = await testDb.db.raw('select count(*)::int as n from pg_stat_activity where ? = any(pg_blocking_pids(pid))', [pid]);
+      return blocked.rows[0].n > 0;
+    }, 'a statement waiting for the held lock');
+  }
+
+  test("a replay while the owner's rotation of the first successor is in flight is refused once that rotation commits", async () => {
+    const { grantId, token, first } = await chainOfNewGrant();
+    // The owner's rotation of `first`: its row locked and consumed, not committed.
+    const owner = await testDb.db.transaction();
+    await owner('oidc_models').where({ model: 'RefreshToken', id: storageId(first) }).update({ consumed_at: owner.fn.now() });
+    const replay = rotate(token, grantId);
+    replay.catch(() => undefined);
+    await untilBlockedBy(owner);
+    await owner.commit();
+    // The chain moved on while the replay waited: its sibling would be a second live branch.
+    await expect(replay).rejects.toBeInstanceOf(errors.InvalidGrant);
+    expect(await liveTokensOf(grantId)).toBe(0);
+  });
+
+  test("the owner rotating the first successor while a replay's sibling is being inserted prunes that sibling", async () => {
+    const { grantId, token, first } = await chainOfNewGrant();
+    // A replay of `token` in the window: its siblings marked forked (so `first` locked) and its own row inserted,
+    // not committed.
+    const replay = await testDb.db.transaction();
+    await replay('oidc_models').where({ model: 'RefreshToken', grant_id: grantId, rotated_from: storageId(token) }).whereNull('consumed_at').update({ fork: 'forked' });
+    const template = await replay('oidc_models').where({ model: 'RefreshToken', id: storageId(first) }).first();
+    const sibling = randomUUID();
+    await replay('oidc_models').insert({ ...template, id: storageId(sibling), fork: 'forked' });
+    const owner = rotate(first, grantId);
+    await untilBlockedBy(replay);
+    await replay.commit();
+    const ownersNext = await owner;
+    expect(await tokenRow(sibling)).toMatchObject({ fork: 'pruned', consumed_at: expect.any(Date) });
+    expect(await tokenRow(ownersNext)).toMatchObject({ consumed_at: null });
+    expect(await liveTokensOf(grantId)).toBe(1);
   });
 });
 
