@@ -247,21 +247,8 @@ describe('a form sent again after its step was done (Back, a second tab)', () =>
 describe('a sign-in that ended: coming back to its page (./src/interaction/restart.ts)', () => {
   /** Our login page for a request with a state the app would check on return. */
   async function loginPageFor(clientId: string) {
-    const url = new URL(`${server.issuer}/auth`);
-    url.search = new URLSearchParams({
-      client_id: clientId,
-      response_type: 'code',
-      scope: 'openid',
-      redirect_uri: REDIRECT_URI,
-      state: 'state-of-the-app',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-      code_challenge_method: 'S256',
-    }).toString();
-    const agent = new UserAgent();
-    const { page } = await agent.follow(url.href, server.issuer);
-    const form = parseForms(page?.html ?? '').find((candidate) => candidate.action.endsWith('/login'));
-    if (!page || !form) throw new Error('no login page');
-    return { agent, page, form, uid: new URL(page.url).pathname.split('/')[2] ?? '' };
+    const opened = await openLoginPage(server, clientId, new UserAgent(), { state: 'state-of-the-app' });
+    return { ...opened, uid: new URL(opened.page.url).pathname.split('/')[2] ?? '' };
   }
   const linkOn = (html: string | undefined) => /<a href="([^"]+)">([^<]+)<\/a>/.exec(html ?? '')?.slice(1) ?? [];
 

@@ -131,8 +131,11 @@ export function loginFormOf(page: Page): HtmlForm {
 /** A fixed, valid S256 challenge for requests whose code is never redeemed. */
 const UNUSED_CODE_CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 
-/** Starts an authorization request in `agent` and stops at our login page, for tests that post the form themselves. */
-export async function openLoginPage(server: TestServer, clientId: string, agent = new UserAgent()) {
+/**
+ * Starts an authorization request in `agent` (with `extra` parameters, e.g. a state) and stops at our login page,
+ * for tests that post the form themselves.
+ */
+export async function openLoginPage(server: TestServer, clientId: string, agent = new UserAgent(), extra: Record<string, string> = {}) {
   const url = new URL(`${server.issuer}/auth`);
   url.search = new URLSearchParams({
     client_id: clientId,
@@ -141,6 +144,7 @@ export async function openLoginPage(server: TestServer, clientId: string, agent 
     redirect_uri: REDIRECT_URI,
     code_challenge: UNUSED_CODE_CHALLENGE,
     code_challenge_method: 'S256',
+    ...extra,
   }).toString();
   const { page } = await agent.follow(url.href, server.issuer);
   if (!page) throw new Error('the authorization request did not reach the login page');
