@@ -227,7 +227,11 @@ export class UserRepository {
       if (isUniqueViolation(error)) throw new ConflictError('a user of the file was created meanwhile by someone else; nothing was imported, run the import again');
       throw error;
     }
-    for (const user of created) this.#record('user_created', user, { roles: user.roles, imported: true });
+    // Written chunk by chunk: recorded at once, a large import's events would overflow the audit buffer.
+    for (let start = 0; start < created.length; start += IMPORT_BATCH_SIZE) {
+      for (const user of created.slice(start, start + IMPORT_BATCH_SIZE)) this.#record('user_created', user, { roles: user.roles, imported: true });
+      await this.#audit?.flush?.();
+    }
     return { created, skipped };
   }
 

@@ -190,6 +190,7 @@ function auditingCalls(audit: AuditSink): { sink: AuditSink; during: Middleware 
       const { adminClientId, ...facts } = call;
       audit.record({ ...facts, ...event, detail: { ...event.detail, adminClientId } });
     },
+    flush: () => audit.flush?.() ?? Promise.resolve(),
   };
   const during: Middleware = (ctx, next) => {
     const caller = ctx.state.adminCaller as AdminCaller;

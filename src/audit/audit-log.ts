@@ -29,6 +29,11 @@ export interface StoredAuditEvent extends AuditEvent {
 /** Where events go; the repositories and handlers depend on this, not on the table. */
 export interface AuditSink {
   record(event: AuditEvent): void;
+  /**
+   * Writes what is buffered. For a caller recording more events at once than the buffer keeps (an import of
+   * many users), between its chunks; sinks that wrap another pass it on.
+   */
+  flush?(): Promise<void>;
 }
 
 /** Keys that must never reach the audit table, whatever a caller puts in `detail`. */

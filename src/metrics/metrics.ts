@@ -185,6 +185,7 @@ export class Metrics {
         this.#count(event);
         next.record(event);
       },
+      flush: () => next.flush?.() ?? Promise.resolve(),
     };
   }
 

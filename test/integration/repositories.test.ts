@@ -2,7 +2,9 @@
  * Users, clients and APIs as stored: what reaches the database (never a plaintext password or secret), what is
  * refused, and how secrets roll over. Runs on every SQL store this run has (Postgres and PGlite).
  */
+import { parseUserFile } from '../../src/accounts/user-import.js';
 import { UserRepository } from '../../src/accounts/users.js';
+import { AuditLog } from '../../src/audit/audit-log.js';
 import { ApiRepository } from '../../src/apis/apis.js';
 import { type ClientRecord, ClientRepository } from '../../src/clients/clients.js';
 import { hashClientSecret } from '../../src/clients/secrets.js';
@@ -71,6 +73,19 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       expect(await users.verifyPassword('grace@example.test', 'compiler compiler')).toBeUndefined();
       await users.enable('grace@example.test');
       expect(await users.verifyPassword('grace@example.test', 'compiler compiler')).toBeDefined();
+    });
+
+    test('an import larger than the audit buffer writes every user_created event (10,001 users)', async () => {
+      const audit = new AuditLog(store.db);
+      const importing = new UserRepository(store.db, { bcryptCost: 4, audit, actor: 'cli' });
+      const entries = Array.from({ length: 10_001 }, (_, index) => JSON.stringify({ email: `imported-${index}@example.test` })).join('\n');
+      const { created } = await importing.importUsers(parseUserFile(entries));
+      expect(created).toHaveLength(10_001);
+      await audit.flush();
+      const [row] = await store.db('audit_events').where({ type: 'user_created' }).whereRaw(`detail->>'imported' = 'true'`).count('* as count');
+      expect(Number(row?.count)).toBe(10_001);
+      expect(audit.stats.dropped).toBe(0);
+      await audit.close();
     });
 
     test('a hash made at another cost is upgraded at the next sign-in', async () => {
