@@ -23,6 +23,18 @@ function scopesAllowed(api: ApiRecord, clientScope: string | undefined, forServi
   return overlap.length > 0 || forService ? overlap : api.scopes;
 }
 
+/**
+ * A service asking for scopes of which it may have none gets `invalid_scope` (RFC 6749 §5.2), as Hydra answers,
+ * rather than a token that carries no scope and fails at the API. Asking for some it may have and some it may
+ * not, it gets the ones it may have, listed in the response's `scope` (RFC 6749 §3.3), as Keycloak does.
+ */
+function refuseWhenNoneGranted(requested: string, allowed: readonly string[], indicator: string): void {
+  const asked = requested.split(' ').filter(Boolean);
+  if (asked.length === 0 || asked.some((scope) => allowed.includes(scope))) return;
+  const may = allowed.length > 0 ? `it may have ${allowed.join(' ')}` : 'it is registered with none of its scopes';
+  throw new errors.InvalidScope(`the client may not have ${asked.join(' ')} on ${indicator}: ${may}`, requested);
+}
+
 export function resourceIndicators(catalog: Catalog) {
   return {
     enabled: true,
@@ -39,7 +51,10 @@ export function resourceIndicators(catalog: Catalog) {
       const record = await catalog.client(client.clientId);
       const scopes = scopesAllowed(api, record?.scope, isClientCredentials(ctx));
       const params = ctx.oidc.params;
-      if (isClientCredentials(ctx) && params && !params.scope) params.scope = scopes.join(' ');
+      if (isClientCredentials(ctx) && params) {
+        if (!params.scope) params.scope = scopes.join(' ');
+        else refuseWhenNoneGranted(String(params.scope), scopes, api.indicator);
+      }
       return {
         scope: scopes.join(' '),
         audience: api.indicator,

@@ -62,11 +62,27 @@ describe('service (client credentials)', () => {
 
   test('a service gets only the scopes it is registered with (least privilege)', async () => {
     const unscoped = await createServiceClient(server);
-    const tokens = await oidc.clientCredentialsGrant(await discover(server, unscoped.clientId, unscoped.secret), { scope: 'messages:write' });
+    const tokens = await oidc.clientCredentialsGrant(await discover(server, unscoped.clientId, unscoped.secret));
     const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString());
     expect(claims.aud).toBe(API);
     expect(claims.scope).toBeUndefined();
     expect((await callApi('/messages', tokens.access_token)).status).toBe(403);
+  });
+
+  test('asking only for scopes it may not have is invalid_scope, naming what it may have; asking for some it may, it gets those, listed', async () => {
+    const unscoped = await createServiceClient(server);
+    await expect(oidc.clientCredentialsGrant(await discover(server, unscoped.clientId, unscoped.secret), { scope: 'messages:write' })).rejects.toMatchObject({
+      error: 'invalid_scope',
+      error_description: `the client may not have messages:write on ${API}: it is registered with none of its scopes`,
+    });
+    const reader = await createServiceClient(server, { scope: 'messages:read' });
+    const readerRp = await discover(server, reader.clientId, reader.secret);
+    await expect(oidc.clientCredentialsGrant(readerRp, { scope: 'messages:write messages:admin' })).rejects.toMatchObject({
+      error: 'invalid_scope',
+      error_description: `the client may not have messages:write messages:admin on ${API}: it may have messages:read`,
+    });
+    const some = await oidc.clientCredentialsGrant(readerRp, { scope: 'messages:read messages:write' });
+    expect(some.scope).toBe('messages:read');
   });
 
   test('an unknown resource indicator is an invalid_target error', async () => {
