@@ -134,7 +134,7 @@ function toUser(row: UserRow): User {
 }
 
 
-/** Rows per insert of an import: 7 parameters each, far below PostgreSQL's 65,535 per statement. */
+/** Rows per insert of an import: 8 parameters each, far below PostgreSQL's 65,535 per statement. */
 const IMPORT_BATCH_SIZE = 1000;
 
 /** An imported user as a row: a new id unless one is kept; a kept hash counts as the password set now. */
