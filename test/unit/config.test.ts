@@ -127,6 +127,36 @@ describe('configuration', () => {
     }
   });
 
+  test('a number that is not plain digits is refused, naming the variable and the value typed', () => {
+    const problemsOf = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    expect(problemsOf({ PORT: 'abc' })).toEqual(['PORT: "abc" is not a whole number']);
+    // A blank value would otherwise listen on a random port, and these would be read as 10 and 80.
+    expect(problemsOf({ PORT: ' ' })).toEqual(['PORT: " " is not a whole number']);
+    expect(problemsOf({ BCRYPT_COST: '1e1' })).toEqual(['BCRYPT_COST: "1e1" is not a whole number']);
+    expect(problemsOf({ METRICS_PORT: '0x50' })).toEqual(['METRICS_PORT: "0x50" is not a whole number']);
+    expect(loadConfig({ PORT: ' 3001 ' }).port).toBe(3001);
+  });
+
+  test('a DATABASE_URL that is not a postgres:// URL is refused before any connection is tried', () => {
+    for (const url of ['localhost:5432/authz', 'mysql://authz@db/authz', 'db.example.com']) {
+      expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/^configuration is not usable:\n {2}- DATABASE_URL must look like postgres:\/\/user:password@host:5432\/database/);
+    }
+    expect(loadConfig({ DATABASE_URL: 'postgresql://authz:p%40ss@db.example.com:5432/authz' }).database.url).toBe(
+      'postgresql://authz:p%40ss@db.example.com:5432/authz',
+    );
+  });
+
+  test('a message that already names its variable does not name it twice', () => {
+    expect(() => loadConfig({ ISSUER: 'id.example.com' })).toThrow(/\n {2}- ISSUER must be an absolute URL/);
+  });
+
   test('short secrets are refused in production', () => {
     expect(() =>
       loadConfig({ NODE_ENV: 'production', ISSUER: 'https://id.example.com', COOKIE_SECRETS: 'short', CLIENT_SECRET_PEPPERS: 'p:short' }),
