@@ -242,6 +242,9 @@ const environmentSchema = z.object({
   MEMORY_TRIM_INTERVAL: duration.pipe(z.number().int().min(0).max(3600)).default(1),
 });
 
+/** The name of every environment variable the server reads (.env.example lists each one). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
+
 /** The longest access-token lifetime an API may set; a replaced key is published at least this long. */
 export const MAX_API_TOKEN_TTL = 24 * 3600;
 

@@ -1,12 +1,23 @@
 /**
  * The configuration: development fills in defaults; production lists every problem at once.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../src/config.js';
 
 const secret = 'x'.repeat(32);
+
+/** The lines a refusal to start would print; none when the environment is accepted. */
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.problems;
+  }
+}
 
 describe('configuration', () => {
   test('development needs nothing', () => {
@@ -128,14 +139,6 @@ describe('configuration', () => {
   });
 
   test('a number that is not plain digits is refused, naming the variable and the value typed', () => {
-    const problemsOf = (env: NodeJS.ProcessEnv) => {
-      try {
-        loadConfig(env);
-        return [];
-      } catch (error) {
-        return (error as ConfigError).problems;
-      }
-    };
     expect(problemsOf({ PORT: 'abc' })).toEqual(['PORT: "abc" is not a whole number']);
     // A blank value would otherwise listen on a random port, and these would be read as 10 and 80.
     expect(problemsOf({ PORT: ' ' })).toEqual(['PORT: " " is not a whole number']);
@@ -155,6 +158,28 @@ describe('configuration', () => {
 
   test('a message that already names its variable does not name it twice', () => {
     expect(() => loadConfig({ ISSUER: 'id.example.com' })).toThrow(/\n {2}- ISSUER must be an absolute URL/);
+  });
+
+  test('.env.example names every variable the server reads, and no other', async () => {
+    const example = await readFile(path.join(import.meta.dirname, '../../.env.example'), 'utf8');
+    const named = [...example.matchAll(/^#?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]);
+    expect(new Set(named)).toEqual(new Set(ENVIRONMENT_VARIABLES));
+  });
+
+  test('.env.example copied as it is (as docker-compose.yml suggests) is refused in production until the secrets are filled in', async () => {
+    const example = await readFile(path.join(import.meta.dirname, '../../.env.example'), 'utf8');
+    const dotEnv = Object.fromEntries([...example.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((match) => [match[1], match[2]]));
+    const keysDir = await mkdtemp(path.join(tmpdir(), 'authz-config-'));
+    try {
+      await writeFile(path.join(keysDir, 'k1.pem'), 'checked when loaded');
+      // What docker-compose.yml sets itself, beside the .env file.
+      const composed = { ...dotEnv, NODE_ENV: 'production', DATABASE_URL: 'postgres://authz:authz@postgres:5432/authz', REDIS_URL: 'redis://redis:6379', KEYS_DIR: keysDir };
+      const problems = problemsOf(composed);
+      expect(problems.filter((problem) => problem.startsWith('COOKIE_SECRETS'))).toHaveLength(1);
+      expect(problems.filter((problem) => problem.startsWith('CLIENT_SECRET_PEPPERS'))).toHaveLength(1);
+    } finally {
+      await rm(keysDir, { recursive: true, force: true });
+    }
   });
 
   test('short secrets are refused in production', () => {
