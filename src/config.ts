@@ -69,11 +69,26 @@ const postgresUrl = z.string().refine((text) => /^postgres(ql)?:$/.test(URL.pars
   error: 'DATABASE_URL must look like postgres://user:password@host:5432/database (with special characters of the password percent-encoded)',
 });
 
+/**
+ * An http(s) origin. The endpoints are served at the root of the host, so an issuer with a path published a
+ * discovery address (`<issuer>/.well-known/openid-configuration`) that answered 404, and `localhost:3000` (no
+ * scheme) parsed as a URL of scheme `localhost:`.
+ */
+const issuerUrl = z.string().refine(
+  (text) => {
+    const url = URL.parse(text);
+    if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password) return false;
+    // `search` and `hash` are empty for a bare `?` or `#` as well.
+    return url.pathname === '/' && !/[?#]/.test(text);
+  },
+  { error: 'ISSUER must be this server\'s address with no path, such as https://id.example.com (endpoints are served at the root of the host)' },
+);
+
 const environmentSchema = z.object({
   /** `production` turns on the strict start-up checks, secure cookies and HSTS. */
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   /** The issuer identifier: the public base URL of this server. Must be https in production. */
-  ISSUER: z.url({ error: 'ISSUER must be an absolute URL such as https://id.example.com' }).optional(),
+  ISSUER: issuerUrl.optional(),
   /** TCP port to listen on. */
   PORT: wholeNumber.pipe(z.number().int().min(0).max(65535)).default(3000),
   /** Worker processes per instance (node:cluster). Needs DATABASE_URL: the embedded database is single-process. */

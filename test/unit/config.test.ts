@@ -157,7 +157,17 @@ describe('configuration', () => {
   });
 
   test('a message that already names its variable does not name it twice', () => {
-    expect(() => loadConfig({ ISSUER: 'id.example.com' })).toThrow(/\n {2}- ISSUER must be an absolute URL/);
+    expect(() => loadConfig({ ISSUER: 'id.example.com' })).toThrow(/\n {2}- ISSUER must be this server's address/);
+  });
+
+  test('ISSUER is an http(s) origin: a path (whose discovery address would answer 404), a query or no scheme is refused', () => {
+    for (const issuer of ['localhost:3000', 'https://id.example.com/idp', 'https://id.example.com/?tenant=1', 'https://id.example.com#x', 'ftp://id.example.com', 'https://admin:pw@id.example.com']) {
+      expect(problemsOf({ ISSUER: issuer })).toEqual([
+        "ISSUER must be this server's address with no path, such as https://id.example.com (endpoints are served at the root of the host)",
+      ]);
+    }
+    expect(loadConfig({ ISSUER: 'https://id.example.com/' }).issuer).toBe('https://id.example.com');
+    expect(loadConfig({ ISSUER: 'http://localhost:3000' }).issuer).toBe('http://localhost:3000');
   });
 
   test('.env.example names every variable the server reads, and no other', async () => {
