@@ -10,6 +10,7 @@ import { describeUnreachable, isStoreOutage } from './store/outages.js';
 import { InputError } from './errors.js';
 import { KeyFileError } from './keys/signing-keys.js';
 import { createLogger, type Logger } from './logger.js';
+import { drainAndClose } from './http/graceful-shutdown.js';
 import { closeDatabase, migrate, openDatabase } from './store/database.js';
 import { startMemoryTrim } from './memory-trim.js';
 import { answerMetricsRequests, workerMetricsCollector } from './metrics/cluster-metrics.js';
@@ -73,6 +74,9 @@ function announceServing(config: Config, logger: Logger): void {
   const announcer = logger.level === 'silent' ? logger : logger.child({}, { level: 'info' });
   announcer.info(startupFacts(config), `authz is serving ${config.issuer}`);
 }
+
+/** After SHUTDOWN_DELAY: how long requests in flight may take, then closing the stores and the audit log. */
+const SHUTDOWN_LIMITS = { inFlightLimitMs: 10_000, closeLimitMs: 10_000 };
 
 /** The longest wait before replacing a worker that died again before it could serve. */
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -194,17 +198,7 @@ async function main(): Promise<void> {
     stopMemoryTrim();
     setTimeout(() => {
       // No new connections; requests in flight finish (bounded), then the audit log is flushed and pools close.
-      server.close(() => {
-        authz.close().then(
-          () => process.exit(0),
-          (error) => {
-            logger.error({ err: error }, 'error while closing');
-            process.exit(1);
-          },
-        );
-      });
-      server.closeIdleConnections();
-      setTimeout(() => process.exit(1), 10_000).unref();
+      void drainAndClose(server, () => authz.close(), logger, SHUTDOWN_LIMITS).then((code) => process.exit(code));
     }, config.shutdownDelaySeconds * 1000);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

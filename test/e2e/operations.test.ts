@@ -3,6 +3,7 @@
  * and a SIGTERM under load that loses no request and no audit event.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
@@ -237,4 +238,33 @@ describe('graceful shutdown', () => {
       await rm(scratch, { recursive: true, force: true });
     }
   }, 120_000);
+
+  test('a request that never finishes is cut off after 10 s, and the log says so; the stores still close in order', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'authz-stuck-'));
+    const port = await freePort();
+    const env = cleanEnvironment({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: path.join(scratch, 'data'), KEYS_DIR: path.join(scratch, 'keys') });
+    const running = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+    let stdout = '';
+    running.child.stdout.on('data', (chunk) => (stdout += chunk));
+    // A client that announces a body and sends it a byte at a time, slower than the server will wait.
+    const slow = connect(port, '127.0.0.1');
+    await new Promise((resolve) => slow.once('connect', resolve));
+    slow.write('POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=');
+    const trickle = setInterval(() => slow.write('a'), 500);
+    slow.on('error', () => undefined);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const startedAt = Date.now();
+      const code = await stop(running.child);
+      expect(code).toBe(1);
+      expect(Date.now() - startedAt).toBeLessThan(15_000);
+      const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as { msg: string; connections?: number });
+      expect(lines.find((line) => /requests still in flight/.test(line.msg))).toMatchObject({ connections: 1 });
+      expect(lines.map((line) => line.msg)).toContain('shut down');
+    } finally {
+      clearInterval(trickle);
+      slow.destroy();
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
