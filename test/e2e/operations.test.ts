@@ -3,11 +3,14 @@
  * and a SIGTERM under load that loses no request and no audit event.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
+import { createServer, listen } from '../../src/app.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
 import { storageId } from '../../src/store/storage-id.js';
 import { createTestRedis, describeWithServers, postgresUrl, redisUrl, uniqueName } from '../support/environment.js';
@@ -34,6 +37,31 @@ describe('probes and metrics', () => {
     const draining = await fetch(`${server.url}/readyz`);
     expect(draining.status).toBe(503);
     expect(await draining.json()).toMatchObject({ status: 'not ready', checks: { shutdown: 'failing: shutting down' } });
+  });
+
+  test('/readyz says at once that Redis is not connected, within the 1 s a Kubernetes probe waits by default', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'authz-no-redis-'));
+    const config = loadConfig({
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      DATA_DIR: path.join(scratch, 'data'),
+      KEYS_DIR: path.join(scratch, 'keys'),
+      BCRYPT_COST: '4',
+    });
+    config.database.embeddedDir = ':memory:';
+    const away = await createServer(config, createLogger('silent', false));
+    const http = await listen(away.handleRequest, 0, '127.0.0.1');
+    try {
+      const startedAt = Date.now();
+      const ready = await fetch(`http://127.0.0.1:${(http.address() as AddressInfo).port}/readyz`);
+      expect(Date.now() - startedAt).toBeLessThan(1000);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ checks: { database: 'ok', redis: expect.stringMatching(/^failing: not connected \(\w+\)$/) } });
+    } finally {
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+      await away.close();
+      await rm(scratch, { recursive: true, force: true });
+    }
   });
 
   test('/metrics exposes traffic, tokens by grant type and client, sign-ins, store latency, key states, the token cache', async () => {
