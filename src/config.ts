@@ -490,6 +490,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);
+  // Otherwise the second listener fails with "already in use: stop what listens there", and what listens is us.
+  if (config.metricsPort === config.port) throw new ConfigError([`METRICS_PORT is the same as PORT (${config.port}): give /metrics a port of its own, or unset METRICS_PORT to serve it on PORT`]);
   if (production) {
     const problems = productionProblems(config, e);
     if (problems.length > 0) throw new ConfigError(problems);

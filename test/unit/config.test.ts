@@ -170,6 +170,13 @@ describe('configuration', () => {
     expect(loadConfig({ ISSUER: 'http://localhost:3000' }).issuer).toBe('http://localhost:3000');
   });
 
+  test('METRICS_PORT equal to PORT is refused: the second listener would find the port taken by the first', () => {
+    expect(problemsOf({ PORT: '8080', METRICS_PORT: '8080' })).toEqual([
+      'METRICS_PORT is the same as PORT (8080): give /metrics a port of its own, or unset METRICS_PORT to serve it on PORT',
+    ]);
+    expect(loadConfig({ PORT: '8080', METRICS_PORT: '9464' }).metricsPort).toBe(9464);
+  });
+
   test('.env.example names every variable the server reads, and no other', async () => {
     const example = await readFile(path.join(import.meta.dirname, '../../.env.example'), 'utf8');
     const named = [...example.matchAll(/^#?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]);
