@@ -66,9 +66,10 @@ EXPOSE 3000
 
 # Discovery exercises the whole stack (routing, provider, key ring) without a client or a database write. Plain
 # http on loopback: TLS ends at the proxy in front. Node's own fetch, because the slim image has no curl or wget.
-# The start period covers the database migrations the server runs before it listens.
+# The start period covers the database migrations the server runs before it listens. The port is the one the
+# server reads: a PORT set in .env moves both.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:3000/.well-known/openid-configuration').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT || 3000}/.well-known/openid-configuration`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 # Exec form, so node is PID 1 and receives SIGTERM directly (main.ts shuts down cleanly on it, and forwards
 # SIGTERM/SIGINT/SIGHUP to its workers when WEB_CONCURRENCY > 1). `node`, not `npm start`: that runs tsx on the

@@ -49,26 +49,61 @@ const duration = z
 
 const seconds = (fallback: number) => duration.pipe(z.number().int().positive()).default(fallback);
 
+/**
+ * Digits only. `z.coerce.number()` took a blank value for 0 (`PORT= ` listened on a random port), `1e1` for 10
+ * and `0x50` for 80, and said "received NaN" of a word, which names nothing the operator typed.
+ */
+const wholeNumber = z.string().transform((text, ctx) => {
+  if (!/^\d+$/.test(text.trim())) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a whole number` });
+    return z.NEVER;
+  }
+  return Number(text);
+});
+
+/**
+ * A PostgreSQL URL. pg reads anything else as a host or path and fails at the first connection with a message
+ * about the protocol ("no PostgreSQL user name specified in startup packet") instead of the setting.
+ */
+const postgresUrl = z.string().refine((text) => /^postgres(ql)?:$/.test(URL.parse(text)?.protocol ?? ''), {
+  error: 'DATABASE_URL must look like postgres://user:password@host:5432/database (with special characters of the password percent-encoded)',
+});
+
+/**
+ * An http(s) origin. The endpoints are served at the root of the host, so an issuer with a path published a
+ * discovery address (`<issuer>/.well-known/openid-configuration`) that answered 404, and `localhost:3000` (no
+ * scheme) parsed as a URL of scheme `localhost:`.
+ */
+const issuerUrl = z.string().refine(
+  (text) => {
+    const url = URL.parse(text);
+    if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password) return false;
+    // `search` and `hash` are empty for a bare `?` or `#` as well.
+    return url.pathname === '/' && !/[?#]/.test(text);
+  },
+  { error: 'ISSUER must be this server\'s address with no path, such as https://id.example.com (endpoints are served at the root of the host)' },
+);
+
 const environmentSchema = z.object({
   /** `production` turns on the strict start-up checks, secure cookies and HSTS. */
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   /** The issuer identifier: the public base URL of this server. Must be https in production. */
-  ISSUER: z.url({ error: 'ISSUER must be an absolute URL such as https://id.example.com' }).optional(),
+  ISSUER: issuerUrl.optional(),
   /** TCP port to listen on. */
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: wholeNumber.pipe(z.number().int().min(0).max(65535)).default(3000),
   /** Worker processes per instance (node:cluster). Needs DATABASE_URL: the embedded database is single-process. */
-  WEB_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  WEB_CONCURRENCY: wholeNumber.pipe(z.number().int().min(1).max(64)).default(1),
   /** Interface to bind. */
   HOST: z.string().default('0.0.0.0'),
   /** PostgreSQL connection string. Unset: embedded PGlite under DATA_DIR. */
-  DATABASE_URL: z.string().optional(),
+  DATABASE_URL: postgresUrl.optional(),
   /** Postgres schema to use (default `public`); tests give each file its own. */
   DATABASE_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/, 'DATABASE_SCHEMA must be a plain lower-case identifier')
     .optional(),
   /** Largest number of Postgres connections per process. */
-  DATABASE_POOL_MAX: z.coerce.number().int().positive().default(10),
+  DATABASE_POOL_MAX: wholeNumber.pipe(z.number().int().positive()).default(10),
   /**
    * Named prepared statements for the queries on the request path (src/store/prepared-statements.ts). Turn off
    * behind a connection pooler in transaction mode that cannot keep them (PgBouncer before 1.21).
@@ -140,16 +175,16 @@ const environmentSchema = z.object({
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** bcrypt cost for user passwords. */
-  BCRYPT_COST: z.coerce.number().int().min(4).max(15).default(12),
+  BCRYPT_COST: wholeNumber.pipe(z.number().int().min(4).max(15)).default(12),
   /** How long client and API records are cached in process, in milliseconds. */
-  CLIENT_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  CLIENT_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
   /**
    * Longest an opaque access token's record is kept in process after a read (src/store/token-record-cache.ts); a
    * revocation reaches every instance within milliseconds regardless. 0: not kept.
    */
-  TOKEN_CACHE_TTL_MS: z.coerce.number().int().min(0).default(30_000),
+  TOKEN_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(30_000),
   /** Most access-token records kept in process per worker (about 1 KB each); 0: none. */
-  TOKEN_CACHE_MAX_ENTRIES: z.coerce.number().int().min(0).default(10_000),
+  TOKEN_CACHE_MAX_ENTRIES: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
   /** Lifetime of opaque access tokens (userinfo), seconds. JWT access tokens use their API's TTL. */
   ACCESS_TOKEN_TTL: seconds(3600),
   /** Default lifetime of JWT access tokens for APIs that set none, seconds. */
@@ -194,23 +229,23 @@ const environmentSchema = z.object({
    */
   DEVICE_POLL_INTERVAL: duration.pipe(z.number().int().min(1).max(300)).default(5),
   /** Failed sign-ins allowed per account within LOGIN_FAILURE_WINDOW before it is locked. */
-  LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
+  LOGIN_MAX_FAILURES: wholeNumber.pipe(z.number().int().min(1)).default(5),
   /** Failed sign-ins allowed per client IP within LOGIN_FAILURE_WINDOW before the IP is locked. */
-  LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(100),
+  LOGIN_MAX_FAILURES_PER_IP: wholeNumber.pipe(z.number().int().min(1)).default(100),
   /** The window in which failures are counted. */
   LOGIN_FAILURE_WINDOW: seconds(15 * 60),
   /** The first lock; each further lock within a day doubles it, up to LOGIN_MAX_LOCK. */
   LOGIN_LOCK: seconds(15 * 60),
   LOGIN_MAX_LOCK: seconds(24 * 3600),
   /** Failed client authentications (token, introspection, revocation) allowed per client_id and per IP in the window. */
-  CLIENT_AUTH_MAX_FAILURES: z.coerce.number().int().min(1).default(20),
+  CLIENT_AUTH_MAX_FAILURES: wholeNumber.pipe(z.number().int().min(1)).default(20),
   /**
    * On SIGTERM, keep serving this long with /readyz answering 503, so the load balancer stops sending traffic
    * before the listener closes (set it above the balancer's probe interval); then in-flight requests finish.
    */
   SHUTDOWN_DELAY: duration.pipe(z.number().int().min(0).max(300)).default(0),
   /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
-  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  METRICS_PORT: wholeNumber.pipe(z.number().int().min(1).max(65535)).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
   PRUNE_INTERVAL: seconds(600),
   /** How long audit events are kept; older ones are deleted by the pruning job. 0: forever. */
@@ -221,6 +256,9 @@ const environmentSchema = z.object({
    */
   MEMORY_TRIM_INTERVAL: duration.pipe(z.number().int().min(0).max(3600)).default(1),
 });
+
+/** The name of every environment variable the server reads (.env.example lists each one). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
 
 /** The longest access-token lifetime an API may set; a replaced key is published at least this long. */
 export const MAX_API_TOKEN_TTL = 24 * 3600;
@@ -361,13 +399,19 @@ function signInline(choice: Environment['SIGNING_THREAD'], workers: number): boo
   return choice === 'event-loop';
 }
 
+/** One line naming the variable once: some messages already begin with its name. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const variable = issue.path.join('.');
+  return issue.message.startsWith(variable) ? issue.message : `${variable}: ${issue.message}`;
+}
+
 /** Reads and validates the environment. Throws ConfigError listing every problem at once. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // `FOO=` (as .env files and compose write an unset value) means "not set", for every variable alike.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+    throw new ConfigError(parsed.error.issues.map(describeIssue));
   }
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
@@ -446,6 +490,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);
+  // Otherwise the second listener fails with "already in use: stop what listens there", and what listens is us.
+  if (config.metricsPort === config.port) throw new ConfigError([`METRICS_PORT is the same as PORT (${config.port}): give /metrics a port of its own, or unset METRICS_PORT to serve it on PORT`]);
   if (production) {
     const problems = productionProblems(config, e);
     if (problems.length > 0) throw new ConfigError(problems);

@@ -9,7 +9,8 @@ import { ConfigError, type Config, loadConfig } from './config.js';
 import { describeUnreachable, isStoreOutage } from './store/outages.js';
 import { InputError } from './errors.js';
 import { KeyFileError } from './keys/signing-keys.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
+import { drainAndClose } from './http/graceful-shutdown.js';
 import { closeDatabase, migrate, openDatabase } from './store/database.js';
 import { startMemoryTrim } from './memory-trim.js';
 import { answerMetricsRequests, workerMetricsCollector } from './metrics/cluster-metrics.js';
@@ -26,15 +27,25 @@ function loadConfigOrExit(): Config {
   }
 }
 
+/** Where the server is and what it runs on, for the line or banner that says it has started. */
+function startupFacts(config: Config) {
+  return {
+    issuer: config.issuer,
+    discovery: `${config.issuer}/.well-known/openid-configuration`,
+    database: config.database.url ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.database.embeddedDir}`,
+    sessions: config.redis ? 'Redis (REDIS_URL)' : 'the same SQL database',
+    keys: config.keys.dir,
+  };
+}
+
 function startupBanner(config: Config): string {
-  const database = config.database.url ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.database.embeddedDir}`;
-  const shortLived = config.redis ? 'Redis (REDIS_URL)' : 'the same SQL database';
+  const facts = startupFacts(config);
   const lines = [
-    `authz is serving ${config.issuer}`,
-    `  discovery:   ${config.issuer}/.well-known/openid-configuration`,
-    `  database:    ${database}`,
-    `  sessions:    ${shortLived}`,
-    `  keys:        ${config.keys.dir}`,
+    `authz is serving ${facts.issuer}`,
+    `  discovery:   ${facts.discovery}`,
+    `  database:    ${facts.database}`,
+    `  sessions:    ${facts.sessions}`,
+    `  keys:        ${facts.keys}`,
   ];
   if (!config.production) {
     lines.push(
@@ -49,6 +60,23 @@ function startupBanner(config: Config): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/**
+ * Production's stdout is read by a log shipper one JSON line at a time, so there the start is one more JSON line;
+ * a person starting it in development gets the banner with the first steps. The line is written whatever
+ * LOG_LEVEL says short of `silent`, as the banner always was: it is how a supervisor sees that the server is up.
+ */
+function announceServing(config: Config, logger: Logger): void {
+  if (!config.production) {
+    process.stdout.write(startupBanner(config));
+    return;
+  }
+  const announcer = logger.level === 'silent' ? logger : logger.child({}, { level: 'info' });
+  announcer.info(startupFacts(config), `authz is serving ${config.issuer}`);
+}
+
+/** After SHUTDOWN_DELAY: how long requests in flight may take, then closing the stores and the audit log. */
+const SHUTDOWN_LIMITS = { inFlightLimitMs: 10_000, closeLimitMs: 10_000 };
 
 /** The longest wait before replacing a worker that died again before it could serve. */
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -159,7 +187,7 @@ async function main(): Promise<void> {
   // With workers, the primary serves the metrics of all of them (below); a single process serves its own.
   if (config.metricsPort && cluster.isPrimary) await serveMetrics(config, () => authz.metrics.registry.metrics(), authz.metrics.registry.contentType);
   // With workers, the first one speaks for all.
-  if (cluster.isPrimary || cluster.worker?.id === 1) process.stdout.write(startupBanner(config));
+  if (cluster.isPrimary || cluster.worker?.id === 1) announceServing(config, logger);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -170,17 +198,7 @@ async function main(): Promise<void> {
     stopMemoryTrim();
     setTimeout(() => {
       // No new connections; requests in flight finish (bounded), then the audit log is flushed and pools close.
-      server.close(() => {
-        authz.close().then(
-          () => process.exit(0),
-          (error) => {
-            logger.error({ err: error }, 'error while closing');
-            process.exit(1);
-          },
-        );
-      });
-      server.closeIdleConnections();
-      setTimeout(() => process.exit(1), 10_000).unref();
+      void drainAndClose(server, () => authz.close(), logger, SHUTDOWN_LIMITS).then((code) => process.exit(code));
     }, config.shutdownDelaySeconds * 1000);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -133,9 +133,12 @@ function closeWhenSilent(connection: PgConnection, silenceMs: number): void {
 async function openPostgres(options: DatabaseOptions, logger?: Logger): Promise<Database> {
   const { url, schema } = options;
   const timeoutMs = (options.queryTimeoutSeconds ?? 0) * 1000;
+  const connectionOptions = { connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS };
+  const log = knexLog(logger);
   if (schema) {
     // Create the schema with a short-lived handle first: the pooled one sets search_path on every connection.
-    const bootstrap = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
+    // It is the first to meet an unreachable PostgreSQL, so it gives up as soon and speaks through the same log.
+    const bootstrap = knexFactory({ client: 'pg', connection: connectionOptions, pool: { min: 0, max: 1 }, acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS, log });
     try {
       await bootstrap.raw('create schema if not exists ??', [schema]);
     } finally {
@@ -144,11 +147,7 @@ async function openPostgres(options: DatabaseOptions, logger?: Logger): Promise<
   }
   return knexFactory({
     client: 'pg',
-    connection: {
-      connectionString: url,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      ...(timeoutMs > 0 ? { statement_timeout: timeoutMs } : {}),
-    },
+    connection: { ...connectionOptions, ...(timeoutMs > 0 ? { statement_timeout: timeoutMs } : {}) },
     searchPath: schema ? [schema] : undefined,
     pool: {
       min: 0,
@@ -159,7 +158,7 @@ async function openPostgres(options: DatabaseOptions, logger?: Logger): Promise<
       },
     },
     acquireConnectionTimeout: ACQUIRE_TIMEOUT_MS,
-    log: knexLog(logger),
+    log,
   });
 }
 

@@ -338,6 +338,15 @@ describe('authz CLI', () => {
     const nobodyListens = await freePort();
     const noDatabase = await runToEnd('src/cli.ts', ['users', 'list'], { ...env, DATABASE_URL: `postgres://postgres@127.0.0.1:${nobodyListens}/test` });
     expectRefusal(noDatabase, 75, /^authz: cannot reach PostgreSQL \(connect ECONNREFUSED 127\.0\.0\.1:\d+\): is it running, and does DATABASE_URL point at it\?\n$/);
+    expect(noDatabase.stdout).toBe('');
+    // With a schema of its own, the first connection is the one that creates the schema: it must fail as quietly.
+    const noDatabaseForSchema = await runToEnd('src/cli.ts', ['users', 'list', '--json'], {
+      ...env,
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${nobodyListens}/test`,
+      DATABASE_SCHEMA: 'cli_unreachable',
+    });
+    expectRefusal(noDatabaseForSchema, 75, /^authz: cannot reach PostgreSQL \(connect ECONNREFUSED 127\.0\.0\.1:\d+\): is it running, and does DATABASE_URL point at it\?\n$/);
+    expect(noDatabaseForSchema.stdout).toBe('');
 
     expect((await authz(['users', 'add', '--email', 'away@example.test'])).code).toBe(0);
     const noRedis = await runToEnd('src/cli.ts', ['users', 'sessions', 'away@example.test'], { ...env, REDIS_URL: `redis://127.0.0.1:${nobodyListens}` });

@@ -3,10 +3,14 @@
  * and a SIGTERM under load that loses no request and no audit event.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
+import { createServer, listen } from '../../src/app.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
 import { closeDatabase, openDatabase } from '../../src/store/database.js';
 import { storageId } from '../../src/store/storage-id.js';
 import { createTestRedis, describeWithServers, postgresUrl, redisUrl, uniqueName } from '../support/environment.js';
@@ -33,6 +37,31 @@ describe('probes and metrics', () => {
     const draining = await fetch(`${server.url}/readyz`);
     expect(draining.status).toBe(503);
     expect(await draining.json()).toMatchObject({ status: 'not ready', checks: { shutdown: 'failing: shutting down' } });
+  });
+
+  test('/readyz says at once that Redis is not connected, within the 1 s a Kubernetes probe waits by default', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'authz-no-redis-'));
+    const config = loadConfig({
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      DATA_DIR: path.join(scratch, 'data'),
+      KEYS_DIR: path.join(scratch, 'keys'),
+      BCRYPT_COST: '4',
+    });
+    config.database.embeddedDir = ':memory:';
+    const away = await createServer(config, createLogger('silent', false));
+    const http = await listen(away.handleRequest, 0, '127.0.0.1');
+    try {
+      const startedAt = Date.now();
+      const ready = await fetch(`http://127.0.0.1:${(http.address() as AddressInfo).port}/readyz`);
+      expect(Date.now() - startedAt).toBeLessThan(1000);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ checks: { database: 'ok', redis: expect.stringMatching(/^failing: not connected \(\w+\)$/) } });
+    } finally {
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+      await away.close();
+      await rm(scratch, { recursive: true, force: true });
+    }
   });
 
   test('/metrics exposes traffic, tokens by grant type and client, sign-ins, store latency, key states, the token cache', async () => {
@@ -237,4 +266,33 @@ describe('graceful shutdown', () => {
       await rm(scratch, { recursive: true, force: true });
     }
   }, 120_000);
+
+  test('a request that never finishes is cut off after 10 s, and the log says so; the stores still close in order', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'authz-stuck-'));
+    const port = await freePort();
+    const env = cleanEnvironment({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: path.join(scratch, 'data'), KEYS_DIR: path.join(scratch, 'keys') });
+    const running = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+    let stdout = '';
+    running.child.stdout.on('data', (chunk) => (stdout += chunk));
+    // A client that announces a body and sends it a byte at a time, slower than the server will wait.
+    const slow = connect(port, '127.0.0.1');
+    await new Promise((resolve) => slow.once('connect', resolve));
+    slow.write('POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=');
+    const trickle = setInterval(() => slow.write('a'), 500);
+    slow.on('error', () => undefined);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const startedAt = Date.now();
+      const code = await stop(running.child);
+      expect(code).toBe(1);
+      expect(Date.now() - startedAt).toBeLessThan(15_000);
+      const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as { msg: string; connections?: number });
+      expect(lines.find((line) => /requests still in flight/.test(line.msg))).toMatchObject({ connections: 1 });
+      expect(lines.map((line) => line.msg)).toContain('shut down');
+    } finally {
+      clearInterval(trickle);
+      slow.destroy();
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

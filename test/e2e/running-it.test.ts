@@ -105,20 +105,26 @@ describe('production', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
-  test('a database that cannot be reached stops start-up with one line naming it and the variable to check', async () => {
+  test.each([
+    ['the default schema', undefined],
+    ['a schema of its own (DATABASE_SCHEMA)', 'unreachable_schema'],
+  ])('a database that cannot be reached stops start-up with one line naming it and the variable to check: %s', async (_, schema) => {
     const nobodyListens = await freePort();
     const env = cleanEnvironment({
       DATABASE_URL: `postgres://postgres@127.0.0.1:${nobodyListens}/test`,
+      DATABASE_SCHEMA: schema,
       DATA_DIR: path.join(scratch, 'unreachable-data'),
       KEYS_DIR: path.join(scratch, 'unreachable-keys'),
       PORT: '0',
     });
-    const { code, stderr } = await runToEnd('src/main.ts', [], env);
+    const { code, stderr, stdout } = await runToEnd('src/main.ts', [], env);
     expect(code).toBe(1);
     expect(stderr).toMatch(
       /(^|\n)authz: failed to start: cannot reach PostgreSQL \(connect ECONNREFUSED 127\.0\.0\.1:\d+\): is it running, and does DATABASE_URL point at it\?\n$/,
     );
     expect(stderr).not.toMatch(/\n\s+at /);
+    // What the driver said goes to the log as JSON lines, not as plain text with a stack among them.
+    for (const line of stdout.trim().split('\n').filter(Boolean)) expect(() => JSON.parse(line)).not.toThrow();
   });
 
   test('a port already in use stops start-up with the port and the variable to change', async () => {

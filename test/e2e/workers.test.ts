@@ -111,6 +111,25 @@ describeWithServers('production with two workers', () => {
     }
   });
 
+  test('every line on stdout is JSON, the start included, and the start is written at LOG_LEVEL=warn too', async () => {
+    const port = await freePort();
+    const { child, stdout } = await startUntil('src/main.ts', await productionEnvironment(port, { WEB_CONCURRENCY: '1' }), /authz is serving/, 60_000);
+    try {
+      const lines = stdout.trim().split('\n');
+      for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+      expect(JSON.parse(lines.at(-1) ?? '')).toMatchObject({
+        level: 30,
+        msg: 'authz is serving https://id.workers.test',
+        issuer: 'https://id.workers.test',
+        discovery: 'https://id.workers.test/.well-known/openid-configuration',
+        database: 'PostgreSQL (DATABASE_URL)',
+        sessions: 'Redis (REDIS_URL)',
+      });
+    } finally {
+      expect(await stop(child)).toBe(0);
+    }
+  });
+
   test('a worker that dies while the instance drains is not replaced, and the instance exits 1', async () => {
     const port = await freePort();
     const { child } = await startUntil('src/main.ts', await productionEnvironment(port, { SHUTDOWN_DELAY: '3' }), /authz is serving/, 60_000);

@@ -1,12 +1,23 @@
 /**
  * The configuration: development fills in defaults; production lists every problem at once.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../src/config.js';
 
 const secret = 'x'.repeat(32);
+
+/** The lines a refusal to start would print; none when the environment is accepted. */
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.problems;
+  }
+}
 
 describe('configuration', () => {
   test('development needs nothing', () => {
@@ -122,6 +133,67 @@ describe('configuration', () => {
       expect(config.cookieSecrets).toHaveLength(2);
       expect(config.clientSecretPeppers.map((pepper) => pepper.kid)).toEqual(['p2', 'p1']);
       expect(config.proxy).toBe(true);
+    } finally {
+      await rm(keysDir, { recursive: true, force: true });
+    }
+  });
+
+  test('a number that is not plain digits is refused, naming the variable and the value typed', () => {
+    expect(problemsOf({ PORT: 'abc' })).toEqual(['PORT: "abc" is not a whole number']);
+    // A blank value would otherwise listen on a random port, and these would be read as 10 and 80.
+    expect(problemsOf({ PORT: ' ' })).toEqual(['PORT: " " is not a whole number']);
+    expect(problemsOf({ BCRYPT_COST: '1e1' })).toEqual(['BCRYPT_COST: "1e1" is not a whole number']);
+    expect(problemsOf({ METRICS_PORT: '0x50' })).toEqual(['METRICS_PORT: "0x50" is not a whole number']);
+    expect(loadConfig({ PORT: ' 3001 ' }).port).toBe(3001);
+  });
+
+  test('a DATABASE_URL that is not a postgres:// URL is refused before any connection is tried', () => {
+    for (const url of ['localhost:5432/authz', 'mysql://authz@db/authz', 'db.example.com']) {
+      expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/^configuration is not usable:\n {2}- DATABASE_URL must look like postgres:\/\/user:password@host:5432\/database/);
+    }
+    expect(loadConfig({ DATABASE_URL: 'postgresql://authz:p%40ss@db.example.com:5432/authz' }).database.url).toBe(
+      'postgresql://authz:p%40ss@db.example.com:5432/authz',
+    );
+  });
+
+  test('a message that already names its variable does not name it twice', () => {
+    expect(() => loadConfig({ ISSUER: 'id.example.com' })).toThrow(/\n {2}- ISSUER must be this server's address/);
+  });
+
+  test('ISSUER is an http(s) origin: a path (whose discovery address would answer 404), a query or no scheme is refused', () => {
+    for (const issuer of ['localhost:3000', 'https://id.example.com/idp', 'https://id.example.com/?tenant=1', 'https://id.example.com#x', 'ftp://id.example.com', 'https://admin:pw@id.example.com']) {
+      expect(problemsOf({ ISSUER: issuer })).toEqual([
+        "ISSUER must be this server's address with no path, such as https://id.example.com (endpoints are served at the root of the host)",
+      ]);
+    }
+    expect(loadConfig({ ISSUER: 'https://id.example.com/' }).issuer).toBe('https://id.example.com');
+    expect(loadConfig({ ISSUER: 'http://localhost:3000' }).issuer).toBe('http://localhost:3000');
+  });
+
+  test('METRICS_PORT equal to PORT is refused: the second listener would find the port taken by the first', () => {
+    expect(problemsOf({ PORT: '8080', METRICS_PORT: '8080' })).toEqual([
+      'METRICS_PORT is the same as PORT (8080): give /metrics a port of its own, or unset METRICS_PORT to serve it on PORT',
+    ]);
+    expect(loadConfig({ PORT: '8080', METRICS_PORT: '9464' }).metricsPort).toBe(9464);
+  });
+
+  test('.env.example names every variable the server reads, and no other', async () => {
+    const example = await readFile(path.join(import.meta.dirname, '../../.env.example'), 'utf8');
+    const named = [...example.matchAll(/^#?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]);
+    expect(new Set(named)).toEqual(new Set(ENVIRONMENT_VARIABLES));
+  });
+
+  test('.env.example copied as it is (as docker-compose.yml suggests) is refused in production until the secrets are filled in', async () => {
+    const example = await readFile(path.join(import.meta.dirname, '../../.env.example'), 'utf8');
+    const dotEnv = Object.fromEntries([...example.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((match) => [match[1], match[2]]));
+    const keysDir = await mkdtemp(path.join(tmpdir(), 'authz-config-'));
+    try {
+      await writeFile(path.join(keysDir, 'k1.pem'), 'checked when loaded');
+      // What docker-compose.yml sets itself, beside the .env file.
+      const composed = { ...dotEnv, NODE_ENV: 'production', DATABASE_URL: 'postgres://authz:authz@postgres:5432/authz', REDIS_URL: 'redis://redis:6379', KEYS_DIR: keysDir };
+      const problems = problemsOf(composed);
+      expect(problems.filter((problem) => problem.startsWith('COOKIE_SECRETS'))).toHaveLength(1);
+      expect(problems.filter((problem) => problem.startsWith('CLIENT_SECRET_PEPPERS'))).toHaveLength(1);
     } finally {
       await rm(keysDir, { recursive: true, force: true });
     }
