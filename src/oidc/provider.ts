@@ -119,7 +119,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyWithLoginChecks(config.ttl.sessionMax),
+      policy: interactionPolicyWithLoginChecks(config.ttl.sessionMax, catalog),
     },
     loadExistingGrant: firstPartyGrantLoader(catalog),
     // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant.
@@ -148,10 +148,17 @@ export function createProvider(deps: ProviderDependencies): Provider {
 /**
  * The base policy, plus two login checks: a session whose account is no longer usable (disabled, deleted, or
  * signed out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account;
- * so does a session that reached SESSION_MAX_TTL (./session-lifetime.ts).
+ * so does a session that reached SESSION_MAX_TTL (./session-lifetime.ts). And `prompt=consent` asks a person
+ * only for a third-party client: a first-party one has no consent page (./first-party.ts), yet OIDC Core §11
+ * makes every client send prompt=consent with offline_access.
  */
-function interactionPolicyWithLoginChecks(sessionMaxSeconds: number) {
+function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog) {
   const policy = interactionPolicy.base();
+  const consentRequested = policy.get('consent')?.checks.get('consent_prompt');
+  if (consentRequested) {
+    const asked = consentRequested.check;
+    consentRequested.check = async (ctx) => (await asked(ctx)) && !(await catalog.client(ctx.oidc.client?.clientId ?? ''))?.firstParty;
+  }
   policy.get('login')?.checks.push(
     new interactionPolicy.Check(
       'account_unavailable',

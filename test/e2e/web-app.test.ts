@@ -109,6 +109,18 @@ describe('web app (confidential client)', () => {
     const info = await oidc.fetchUserInfo(config, refreshed.access_token, user.userId);
     expect(info.email).toBe(user.email);
   });
+
+  test('a first-party app asking for offline_access with prompt=consent (as OIDC Core §11 requires) gets no consent page', async () => {
+    const { clientId, secret } = await createWebClient(server, { firstParty: true });
+    const config = await discover(server, clientId, secret);
+    const { tokens, sawConsentPage } = await signInAndRedeem(config, user, { scope: 'openid email offline_access', prompt: 'consent' });
+    expect(sawConsentPage).toBe(false);
+    expect(tokens.refresh_token).toEqual(expect.any(String));
+    // A third-party app asking the same still gets the page: prompt=consent is what it is for.
+    const thirdParty = await createWebClient(server);
+    const again = await signInAndRedeem(await discover(server, thirdParty.clientId, thirdParty.secret), user, { scope: 'openid email offline_access', prompt: 'consent' });
+    expect(again.sawConsentPage).toBe(true);
+  });
 });
 
 describe('AUTHORIZATION_POST=true: POST at the authorization and logout endpoints (OpenID Connect Core §3.1.2.1)', () => {
