@@ -266,6 +266,8 @@ export const MAX_API_TOKEN_TTL = 24 * 3600;
 export type Environment = z.infer<typeof environmentSchema>;
 
 export interface Config {
+  /** Settings taken differently from how they were given, for the log at start-up (one sentence each). */
+  notices: string[];
   production: boolean;
   issuer: string;
   port: number;
@@ -419,6 +421,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // The embedded database admits one process.
   const workers = e.DATABASE_URL ? e.WEB_CONCURRENCY : 1;
   const config: Config = {
+    notices: workers < e.WEB_CONCURRENCY ? [`WEB_CONCURRENCY=${e.WEB_CONCURRENCY} needs DATABASE_URL: the embedded database admits one process, so one runs`] : [],
     production,
     issuer: (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, ''),
     port,

@@ -170,6 +170,7 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(config.logLevel, config.production);
+  if (cluster.isPrimary) for (const notice of config.notices) logger.warn(notice);
   let authz: Awaited<ReturnType<typeof createServer>>;
   try {
     authz = await createServer(config, logger);

@@ -27,6 +27,15 @@ describe('configuration', () => {
     expect(config.redis).toBeUndefined();
   });
 
+  test('WEB_CONCURRENCY without DATABASE_URL runs one process, and says so instead of silently', () => {
+    const embedded = loadConfig({ WEB_CONCURRENCY: '4' });
+    expect(embedded.workers).toBe(1);
+    expect(embedded.notices).toEqual(['WEB_CONCURRENCY=4 needs DATABASE_URL: the embedded database admits one process, so one runs']);
+    const shared = loadConfig({ WEB_CONCURRENCY: '4', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test' });
+    expect(shared).toMatchObject({ workers: 4, notices: [] });
+    expect(loadConfig({}).notices).toEqual([]);
+  });
+
   test('an empty value counts as unset, as .env files and compose write one', () => {
     const config = loadConfig({ KEYS_PASSPHRASE: '', KEY_ROTATION_INTERVAL: '', REDIS_URL: '', PORT: '' });
     expect(config.keys.passphrase).toBeUndefined();
