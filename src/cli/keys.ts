@@ -13,14 +13,16 @@ export function registerKeyCommands(program: Command, context: CliContext): void
     .command('rotate')
     .description('add a signing key that becomes current after the activation delay')
     .option('--activate-in <duration>', 'when it starts signing (default KEY_ACTIVATION_DELAY; 0 for an emergency)', durationOption)
+    .option('--json', 'print JSON')
     .action(async (options) => {
       const result = await rotateKey(context.config, options.activateIn);
+      if (result.created && result.warning) process.stderr.write(`warning: ${result.warning}\n`);
+      if (options.json) return printJson({ kid: result.kid, created: result.created, activatesAt: result.activatesAt });
       if (!result.created) {
         process.stdout.write(`a key activating at ${isoDate(result.activatesAt)} already exists (${result.kid}); nothing written\n`);
         return;
       }
       process.stdout.write(`wrote ${result.kid}.pem; it is published now and signs from ${isoDate(result.activatesAt)}\n`);
-      if (result.warning) process.stderr.write(`warning: ${result.warning}\n`);
     });
 
   keys
@@ -43,8 +45,10 @@ export function registerKeyCommands(program: Command, context: CliContext): void
   keys
     .command('prune')
     .description('delete the files of expired keys')
-    .action(async () => {
+    .option('--json', 'print JSON')
+    .action(async (options) => {
       const removed = await pruneKeys(context.config);
+      if (options.json) return printJson({ removed });
       process.stdout.write(removed.length ? `removed ${removed.join(', ')}\n` : 'no expired keys\n');
     });
 
