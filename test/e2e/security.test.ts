@@ -174,11 +174,17 @@ describe('the refresh-token grace window', () => {
   });
   afterAll(() => graceful.close());
 
-  test('inside the window a just-rotated token works again, in the same grant; after it, reuse revokes everything', async () => {
+  /** A new user signed in to a new first-party web app with offline_access: its relying party and first tokens. */
+  async function offlineSignIn() {
     const user = await createUser(graceful);
     const web = await createWebClient(graceful, { firstParty: true });
     const config = await discover(graceful, web.clientId, web.secret);
     const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    return { user, config, tokens };
+  }
+
+  test('inside the window a just-rotated token works again, in the same grant; after it, reuse revokes everything', async () => {
+    const { user, config, tokens } = await offlineSignIn();
     const original = tokens.refresh_token as string;
     // Two tabs refresh with the same token at once: both get tokens.
     const [tabA, tabB] = await Promise.all([oidc.refreshTokenGrant(config, original), oidc.refreshTokenGrant(config, original)]);
@@ -198,10 +204,7 @@ describe('the refresh-token grace window', () => {
   });
 
   test('a token replayed in the window forks no second chain: using one successor kills the other, and presenting that one revokes the grant', async () => {
-    const user = await createUser(graceful);
-    const web = await createWebClient(graceful, { firstParty: true });
-    const config = await discover(graceful, web.clientId, web.secret);
-    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const { user, config, tokens } = await offlineSignIn();
     const original = tokens.refresh_token as string;
     // The owner refreshes, and a thief's replay of the same token lands inside the window: two successors.
     const ownerA = await oidc.refreshTokenGrant(config, original);
@@ -219,10 +222,7 @@ describe('the refresh-token grace window', () => {
   });
 
   test('the other way round, and still in the window: whichever successor is used first is the one that lives', async () => {
-    const user = await createUser(graceful);
-    const web = await createWebClient(graceful, { firstParty: true });
-    const config = await discover(graceful, web.clientId, web.secret);
-    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const { config, tokens } = await offlineSignIn();
     const original = tokens.refresh_token as string;
     const first = await oidc.refreshTokenGrant(config, original);
     const second = await oidc.refreshTokenGrant(config, original);
@@ -232,10 +232,7 @@ describe('the refresh-token grace window', () => {
   });
 
   test('two tabs sharing storage refresh at once, and the token last written goes on refreshing, past the window too', async () => {
-    const user = await createUser(graceful);
-    const web = await createWebClient(graceful, { firstParty: true });
-    const config = await discover(graceful, web.clientId, web.secret);
-    const { tokens } = await signInAndRedeem(config, user, { scope: 'openid offline_access', prompt: 'consent' });
+    const { config, tokens } = await offlineSignIn();
     const [tabA, tabB] = await Promise.all([
       oidc.refreshTokenGrant(config, tokens.refresh_token as string),
       oidc.refreshTokenGrant(config, tokens.refresh_token as string),
