@@ -51,16 +51,21 @@ export class PasswordHasher {
   /** Compares in constant time; with no stored hash, burns the same time on a decoy and answers false. */
   async verify(password: string, storedHash: string | null | undefined): Promise<boolean> {
     if (!storedHash) {
-      await bcrypt.compare(password, await this.#decoyHash());
+      await this.#compareWithDecoy(password);
       return false;
     }
     if (isForeignHash(storedHash)) {
       // An imported PBKDF2 or Argon2 hash is quicker to check than bcrypt; the decoy beside it makes the answer as
       // slow as any other, so that an account not yet signed into since the import cannot be told by timing.
-      const [matches] = await Promise.all([verifyForeignHash(password, storedHash), bcrypt.compare(password, await this.#decoyHash())]);
+      const [matches] = await Promise.all([verifyForeignHash(password, storedHash), this.#compareWithDecoy(password)]);
       return matches;
     }
     return bcrypt.compare(password, storedHash);
+  }
+
+  /** One bcrypt comparison's time, spent on the decoy. */
+  async #compareWithDecoy(password: string): Promise<void> {
+    await bcrypt.compare(password, await this.#decoyHash());
   }
 
   /** A hash made at another cost, or by another identity provider, is replaced at the next successful sign-in. */
