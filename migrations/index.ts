@@ -9,6 +9,7 @@ import * as ownerIndexes from './20261204_0003_owner_indexes.js';
 import * as modelsFillfactor from './20261204_0004_models_fillfactor.js';
 import * as deviceClients from './20261205_0005_device_clients.js';
 import * as refreshForks from './20261206_0006_refresh_forks.js';
+import * as twoFactor from './20261206_0007_two_factor.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '20261204_0004_models_fillfactor': modelsFillfactor,
   '20261205_0005_device_clients': deviceClients,
   '20261206_0006_refresh_forks': refreshForks,
+  '20261206_0007_two_factor': twoFactor,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -135,6 +135,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     createInteractionRoutes({
       provider: slot.proxy,
       users: services.users,
+      twoFactor: services.twoFactor,
       catalog: services.catalog,
       audit,
       limits: services.limits,
@@ -233,7 +234,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);
-    registerPasswordGrant(provider, { users, catalog, limits, audit });
+    registerPasswordGrant(provider, { users, twoFactor: services.twoFactor, catalog, limits, audit });
     provider.use(advertisePasswordGrantOnlyWhenUsed(catalog) as Koa.Middleware);
     provider.use(rfc6749ErrorCodes as Koa.Middleware);
     provider.use(noCachePragma);

@@ -210,6 +210,11 @@ const environmentSchema = z.object({
    * The login page's "Keep me signed in": `ask` shows it unticked (untick: the session cookie ends with the
    * browser), `always` keeps every session for SESSION_TTL, `never` ends every one with the browser.
    */
+  /**
+   * Comma-separated roles whose users must use two-step verification (an authenticator app): they set it up at their
+   * next sign-in. Users can also be asked one by one (`users require-totp`).
+   */
+  TOTP_REQUIRED_ROLES: z.string().optional(),
   LOGIN_REMEMBER_ME: z.enum(['ask', 'always', 'never'], { error: 'LOGIN_REMEMBER_ME must be ask, always or never' }).default('ask'),
   /**
    * Accept POST as well as GET at the authorization and logout endpoints (OpenID Connect Core §3.1.2.1). Off by
@@ -328,6 +333,8 @@ export interface Config {
   shutdownDelaySeconds: number;
   /** Whether a sign-in's session cookie outlives the browser: the user's choice, or always, or never. */
   rememberMe: Environment['LOGIN_REMEMBER_ME'];
+  /** Users with one of these roles must use two-step verification (src/accounts/two-factor.ts). */
+  totpRequiredRoles: string[];
   /** POST accepted at /auth and /session/end; the session cookie is then SameSite=None. */
   authorizationPost: boolean;
   /** Brute-force limits (src/security/). */
@@ -481,6 +488,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: e.METRICS_PORT,
     shutdownDelaySeconds: e.SHUTDOWN_DELAY,
     rememberMe: e.LOGIN_REMEMBER_ME,
+    totpRequiredRoles: splitList(e.TOTP_REQUIRED_ROLES),
     authorizationPost: e.AUTHORIZATION_POST,
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,

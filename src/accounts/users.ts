@@ -25,6 +25,10 @@ export interface User {
   passwordChangedAt: Date | null;
   /** Sessions and tokens issued before this moment are void ("log out everywhere"). */
   sessionsRevokedAt: Date | null;
+  /** An administrator asked this user to set up two-step verification (./two-factor.ts). */
+  totpRequired: boolean;
+  /** When the user set up two-step verification; null while they have not. */
+  totpEnrolledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -35,7 +39,7 @@ const USER_ID = z.uuid();
 const FIND_BY_ID = statement(
   'users_find_by_id',
   `select id, email, name, password_hash, roles, email_verified, disabled_at, password_changed_at, sessions_revoked_at,
-          created_at, updated_at
+          totp_required, totp_enrolled_at, created_at, updated_at
    from users where id = $1`,
 );
 
@@ -49,6 +53,12 @@ interface UserRow {
   disabled_at: Date | null;
   password_changed_at: Date | null;
   sessions_revoked_at: Date | null;
+  totp_required: boolean;
+  totp_enrolled_at: Date | null;
+  /** Read only by ./two-factor.ts, which selects them itself. */
+  totp_secret?: string | null;
+  totp_last_step?: string | null;
+  totp_recovery_codes?: string[] | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -73,6 +83,7 @@ export const userChangesSchema = z.strictObject({
   name: z.string().trim().min(1).max(200).nullable().optional(),
   roles: z.array(roleName).max(100).optional(),
   emailVerified: z.boolean().optional(),
+  totpRequired: z.boolean().optional(),
 });
 
 export type UserChanges = z.input<typeof userChangesSchema>;
@@ -113,6 +124,7 @@ function userRowFromJson(json: Record<string, unknown>): UserRow {
     disabled_at: date(json.disabled_at),
     password_changed_at: date(json.password_changed_at),
     sessions_revoked_at: date(json.sessions_revoked_at),
+    totp_enrolled_at: date(json.totp_enrolled_at),
     created_at: date(json.created_at) as Date,
     updated_at: date(json.updated_at) as Date,
   };
@@ -128,6 +140,8 @@ function toUser(row: UserRow): User {
     disabledAt: row.disabled_at,
     passwordChangedAt: row.password_changed_at,
     sessionsRevokedAt: row.sessions_revoked_at,
+    totpRequired: row.totp_required ?? false,
+    totpEnrolledAt: row.totp_enrolled_at ?? null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -315,6 +329,7 @@ export class UserRepository {
     if (value.name !== undefined) row.name = value.name;
     if (value.roles !== undefined) row.roles = [...new Set(value.roles)];
     if (value.emailVerified !== undefined) row.email_verified = value.emailVerified;
+    if (value.totpRequired !== undefined) row.totp_required = value.totpRequired;
     if (Object.keys(row).length === 0) return user;
     const updated = await this.#update(user.id, row);
     this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles });
@@ -401,6 +416,23 @@ export class UserRepository {
     const user = await this.require(idOrEmail);
     const updated = await this.#update(user.id, { disabled_at: null });
     this.#record('user_enabled', updated);
+    return updated;
+  }
+
+  /**
+   * Removes the user's two-step verification (a lost phone): their authenticator app's codes and their recovery
+   * codes stop working, and they sign in with their password alone, or set it up again at their next sign-in when
+   * it is required of them. Sessions are left alone, as Keycloak does; `revokeSessions` ends them too.
+   */
+  async resetTwoFactor(idOrEmail: string): Promise<User> {
+    const user = await this.require(idOrEmail);
+    const updated = await this.#update(user.id, {
+      totp_secret: null,
+      totp_enrolled_at: null,
+      totp_last_step: null,
+      totp_recovery_codes: null,
+    });
+    this.#record('user_totp_reset', updated, { wasEnrolled: user.totpEnrolledAt !== null });
     return updated;
   }
 

@@ -68,6 +68,8 @@ export const userResponse = z
     disabledAt: dateTime.nullable().meta({ description: 'When the user was disabled; null while they may sign in' }),
     passwordChangedAt: dateTime.nullable().meta({ description: 'When the password was last set; null when it never was' }),
     sessionsRevokedAt: dateTime.nullable().meta({ description: 'Sessions and tokens issued before this moment are void ("log out everywhere"); null when never' }),
+    totpRequired: z.boolean().meta({ description: 'Asked to set up two-step verification (an authenticator app) at the next sign-in; users with a role in TOTP_REQUIRED_ROLES must too' }),
+    totpEnrolledAt: dateTime.nullable().meta({ description: 'When the user set up two-step verification; null while they have not' }),
     createdAt: dateTime,
     updatedAt: dateTime,
   })

@@ -7,7 +7,7 @@ import { describeOidcScope } from './scope-descriptions.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-async function clientShownAs(deps: InteractionDependencies, details: Interaction) {
+export async function clientShownAs(deps: InteractionDependencies, details: Interaction) {
   const clientId = String(details.params.client_id);
   const client = await deps.catalog.client(clientId);
   const redirect = URL.parse(String(details.params.redirect_uri ?? ''));

@@ -7,6 +7,8 @@
  *   POST /interaction/:uid/login    email + password  → login result
  *   POST /interaction/:uid/confirm  consent           → grant saved, consent result
  *   POST /interaction/:uid/abort    "Cancel" / "Deny" → access_denied back to the client
+ *
+ * With two-step verification the login has a second step between the password and the result: ./second-factor.ts.
  */
 import { createHmac } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
@@ -15,6 +17,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
+import type { TwoFactor } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -28,11 +31,13 @@ import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
+import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor } from './second-factor.js';
 import type { Views } from './views.js';
 
 export interface InteractionDependencies {
   provider: Provider;
   users: UserRepository;
+  twoFactor: TwoFactor;
   catalog: Catalog;
   audit: AuditSink;
   limits: SecurityLimits;
@@ -105,6 +110,8 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   router.get('/', interaction(), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     rememberSignIn(ctx, details, restartPathOf(provider, details));
+    const secondFactor = details.prompt.name === 'login' ? pendingSecondFactorOf(details) : undefined;
+    if (secondFactor) return renderSecondFactor(ctx, deps, details, secondFactor);
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
@@ -112,7 +119,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
   // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
-  router.get(['/login', '/confirm', '/abort'], (ctx) => {
+  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/continue'], (ctx) => {
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });
@@ -139,9 +146,12 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
       return renderLogin(ctx, deps, details, { error: WRONG_CREDENTIALS, email, remember, status: 400 });
     }
     const { user } = outcome;
+    if (outcome.secondFactor) return beginSecondFactor(ctx, details, user, outcome.secondFactor, remember);
     // `remember: false` makes oidc-provider set the session cookie without an expiry: it ends with the browser.
     await finish(ctx, { login: { accountId: user.id, amr: ['pwd'], remember } }, false);
   });
+
+  addSecondFactorRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;

@@ -13,7 +13,8 @@ export const claimsByScope = {
   sid: null,
   // auth_time with `sub`: in every ID token, as relying parties checking max_age or session age expect, without
   // the client flag `require_auth_time`, which would make oidc-provider refuse every request without `openid`.
-  openid: ['sub', 'auth_time'],
+  // amr too (RFC 8176 values: pwd; otp and mfa after two-step verification), for apps that require a second factor.
+  openid: ['sub', 'auth_time', 'amr'],
   profile: ['name', 'preferred_username', 'updated_at'],
   email: ['email', 'email_verified'],
   roles: ['roles'],

@@ -8,6 +8,7 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import type { TwoFactor } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -22,6 +23,7 @@ export const PASSWORD_GRANT = 'password';
 
 export interface PasswordGrantDependencies {
   users: UserRepository;
+  twoFactor: TwoFactor;
   catalog: Catalog;
   limits: SecurityLimits;
   audit: AuditSink;
@@ -31,6 +33,14 @@ class TooManyFailedSignIns extends errors.OIDCProviderError {
   constructor(lockedMs: number) {
     super(429, 'invalid_grant');
     Object.assign(this, { error_description: `too many failed sign-in attempts; retry in ${describeWait(lockedMs)}` });
+  }
+}
+
+/** The description is sent (InvalidGrant's own stays generic), so the app can tell the person what to do. */
+class SecondFactorRequired extends errors.InvalidGrant {
+  constructor() {
+    super();
+    Object.assign(this, { error_description: 'this account uses two-step verification: sign in through the browser instead' });
   }
 }
 
@@ -68,6 +78,18 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     }
     if ('rejected' in outcome) throw new errors.InvalidGrant('invalid username or password');
     const { user } = outcome;
+    if (outcome.secondFactor) {
+      // This grant has no page to ask for a code on: the user signs in through the browser (authorization code).
+      deps.audit.record({
+        type: 'sign_in',
+        outcome: 'failure',
+        accountId: user.id,
+        clientId: client.clientId,
+        ...requestFacts(ctx),
+        detail: { email: user.email, via: 'password_grant', reason: 'second_factor_required' },
+      });
+      throw new SecondFactorRequired();
+    }
 
     const scopes = grantedScopes(params.scope, client.scope);
     const scope = scopes.join(' ');

@@ -4,11 +4,16 @@
  * passwords), a failure counts against both the account and the IP, a success clears the account's count, and
  * every outcome is audited. Callers only turn the outcome into their own kind of answer.
  */
+import type { SecondFactorStep, TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { SecurityLimits } from './limits.js';
 
-export type SignInOutcome = { user: User } | { lockedMs: number } | { rejected: true };
+/**
+ * `secondFactor`: the password was right, and the user must now type a code (or set up their app first); the
+ * account's failure count is not cleared until they do, so knowing the password does not buy fresh guesses at codes.
+ */
+export type SignInOutcome = { user: User; secondFactor?: Exclude<SecondFactorStep, 'none'> } | { lockedMs: number } | { rejected: true };
 
 export interface SignInAttempt {
   email: string;
@@ -22,7 +27,7 @@ export interface SignInAttempt {
 }
 
 export async function signInWithPassword(
-  deps: { users: UserRepository; limits: SecurityLimits; audit: AuditSink },
+  deps: { users: UserRepository; twoFactor: TwoFactor; limits: SecurityLimits; audit: AuditSink },
   attempt: SignInAttempt,
 ): Promise<SignInOutcome> {
   const { limits } = deps;
@@ -50,6 +55,11 @@ export async function signInWithPassword(
     if (lock === 0) return { rejected: true };
     record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
     return { lockedMs: lock };
+  }
+  const secondFactor = deps.twoFactor.stepFor(user);
+  if (secondFactor !== 'none') {
+    record('success', 'password_verified', { next: secondFactor === 'verify' ? 'totp' : 'totp_enrollment' }, user.id);
+    return { user, secondFactor };
   }
   await limits.loginByAccount.reset(email);
   record('success', 'sign_in', { amr: ['pwd'] }, user.id);

@@ -1,0 +1,126 @@
+/**
+ * Two-step verification at sign-in: after the password, a code from the user's authenticator app (TOTP), or one of
+ * their single-use recovery codes. Who must use it: everyone who set it up, and those an administrator asked to
+ * (`totp_required`, or one of TOTP_REQUIRED_ROLES), who set it up at their next sign-in. The login page's routes
+ * (src/interaction/second-factor.ts) call this; administrators reset it through UserRepository.resetTwoFactor.
+ */
+import type { Pepper } from '../clients/secrets.js';
+import type { Database } from '../store/database.js';
+import {
+  decryptTotpSecret,
+  encryptTotpSecret,
+  hashRecoveryCode,
+  looksLikeRecoveryCode,
+  newRecoveryCodes,
+  stepOfCode,
+} from './totp.js';
+import type { User } from './users.js';
+
+/** What a user must do after their password: nothing more, type a code, or set up an authenticator app first. */
+export type SecondFactorStep = 'none' | 'verify' | 'enroll';
+
+/** How a code was accepted, as OpenID `amr` values (RFC 8176): `otp` for the app's code, `mfa` for both. */
+export type SecondFactorMethod = 'otp' | 'recovery';
+
+export const amrOf = (method: SecondFactorMethod | undefined): string[] =>
+  method === undefined ? ['pwd'] : method === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'];
+
+interface TotpRow {
+  id: string;
+  totp_secret: string | null;
+  totp_recovery_codes: string[] | null;
+}
+
+export class TwoFactor {
+  constructor(
+    private readonly db: Database,
+    private readonly options: { peppers: () => readonly Pepper[]; requiredRoles: readonly string[] },
+  ) {}
+
+  stepFor(user: User): SecondFactorStep {
+    if (user.totpEnrolledAt) return 'verify';
+    const required = user.totpRequired || user.roles.some((role) => this.options.requiredRoles.includes(role));
+    return required ? 'enroll' : 'none';
+  }
+
+  /** Seals a secret being set up, to keep with the sign-in until the first code confirms it. */
+  seal(secret: string, userId: string): string {
+    return encryptTotpSecret(secret, userId, this.#currentPepper());
+  }
+
+  unseal(sealed: string, userId: string): string | undefined {
+    return decryptTotpSecret(sealed, userId, this.options.peppers());
+  }
+
+  /**
+   * Keeps the secret once the user typed a code it makes, and returns the recovery codes to show them, once;
+   * `already-enrolled` when another sign-in set one up meanwhile (that one stays).
+   */
+  async enroll(userId: string, secret: string, code: string): Promise<string[] | 'wrong-code' | 'already-enrolled'> {
+    const step = stepOfCode(secret, code);
+    if (step === undefined) return 'wrong-code';
+    const pepper = this.#currentPepper();
+    const recoveryCodes = newRecoveryCodes();
+    const updated = await this.db('users')
+      .where({ id: userId })
+      .whereNull('totp_enrolled_at')
+      .whereNull('disabled_at')
+      .update({
+        totp_secret: encryptTotpSecret(secret, userId, pepper),
+        totp_enrolled_at: new Date(),
+        totp_last_step: step,
+        totp_recovery_codes: recoveryCodes.map((recovery) => hashRecoveryCode(recovery, pepper)),
+        updated_at: new Date(),
+      });
+    return updated === 1 ? recoveryCodes : 'already-enrolled';
+  }
+
+  /**
+   * Accepts an authenticator code once (a code whose step is not after the last accepted one is refused, so a code
+   * seen over a shoulder cannot be used again), or a recovery code once; both by a conditional update, so two
+   * sign-ins racing with the same code cannot both pass.
+   */
+  async verify(userId: string, typed: string): Promise<SecondFactorMethod | undefined> {
+    const row = await this.db<TotpRow>('users')
+      .where({ id: userId })
+      .whereNotNull('totp_enrolled_at')
+      .whereNull('disabled_at')
+      .first('id', 'totp_secret', 'totp_recovery_codes');
+    if (!row?.totp_secret) return undefined;
+    if (looksLikeRecoveryCode(typed)) return (await this.#useRecoveryCode(userId, typed, row)) ? 'recovery' : undefined;
+    const secret = decryptTotpSecret(row.totp_secret, userId, this.options.peppers());
+    const step = secret === undefined ? undefined : stepOfCode(secret, typed);
+    if (step === undefined) return undefined;
+    const used = await this.db('users')
+      .where({ id: userId })
+      .where((query) => query.whereNull('totp_last_step').orWhere('totp_last_step', '<', step))
+      .update({ totp_last_step: step });
+    return used === 1 ? 'otp' : undefined;
+  }
+
+  /** How many recovery codes the user has left. */
+  async recoveryCodesLeft(userId: string): Promise<number> {
+    const row = await this.db<TotpRow>('users').where({ id: userId }).first('totp_recovery_codes');
+    return row?.totp_recovery_codes?.length ?? 0;
+  }
+
+  async #useRecoveryCode(userId: string, typed: string, row: TotpRow): Promise<boolean> {
+    const stored = new Set(row.totp_recovery_codes ?? []);
+    const hash = this.options
+      .peppers()
+      .map((pepper) => hashRecoveryCode(typed, pepper))
+      .find((candidate) => stored.has(candidate));
+    if (!hash) return false;
+    const used = await this.db('users')
+      .where({ id: userId })
+      .whereRaw('? = any(totp_recovery_codes)', [hash])
+      .update({ totp_recovery_codes: this.db.raw('array_remove(totp_recovery_codes, ?)', [hash]) });
+    return used === 1;
+  }
+
+  #currentPepper(): Pepper {
+    const [pepper] = this.options.peppers();
+    if (!pepper) throw new Error('no client-secret pepper is configured');
+    return pepper;
+  }
+}

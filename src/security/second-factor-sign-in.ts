@@ -1,0 +1,51 @@
+/**
+ * The second step of a sign-in (src/accounts/two-factor.ts): a code from the user's authenticator app or a recovery
+ * code, after their password. It goes through the same brute-force limits as the password (a wrong code counts
+ * against the account and the IP, and a locked account is refused before the code is looked at), so the million
+ * six-digit codes cannot be tried; a success clears the account's count and is the audited `sign_in`.
+ */
+import { type SecondFactorMethod, type TwoFactor, amrOf } from '../accounts/two-factor.js';
+import type { User } from '../accounts/users.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import type { SecurityLimits } from './limits.js';
+
+export type SecondFactorOutcome = { amr: string[]; method: SecondFactorMethod } | { lockedMs: number } | { rejected: true };
+
+export interface SecondFactorAttempt {
+  user: Pick<User, 'id' | 'email'>;
+  code: string;
+  ip: string;
+  clientId: string;
+  facts: { ip: string | null; userAgent: string | null; requestId: string | null };
+}
+
+export async function verifySecondFactor(
+  deps: { twoFactor: TwoFactor; limits: SecurityLimits; audit: AuditSink },
+  attempt: SecondFactorAttempt,
+): Promise<SecondFactorOutcome> {
+  const { limits, twoFactor } = deps;
+  const { email, id } = attempt.user;
+  const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>) =>
+    deps.audit.record({ type, outcome, accountId: id, clientId: attempt.clientId, ...attempt.facts, detail: { email, ...detail } });
+
+  const locked = Math.max(...(await Promise.all([limits.loginByAccount.lockedFor(email), limits.loginByIp.lockedFor(attempt.ip)])));
+  if (locked > 0) {
+    record('failure', 'sign_in', { reason: 'locked', step: 'totp' });
+    return { lockedMs: locked };
+  }
+  const method = await twoFactor.verify(id, attempt.code);
+  if (!method) {
+    const [accountLock, ipLock] = await Promise.all([limits.loginByAccount.fail(email), limits.loginByIp.fail(attempt.ip)]);
+    record('failure', 'sign_in', { reason: 'bad_second_factor' });
+    const lock = Math.max(accountLock, ipLock);
+    if (lock === 0) return { rejected: true };
+    record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
+    return { lockedMs: lock };
+  }
+  await limits.loginByAccount.reset(email);
+  const amr = amrOf(method);
+  const detail: Record<string, unknown> = { amr };
+  if (method === 'recovery') detail.recoveryCodesLeft = await twoFactor.recoveryCodesLeft(id);
+  record('success', 'sign_in', detail);
+  return { amr, method };
+}
