@@ -11,9 +11,10 @@ import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { DEVICE_CODE_GRANT } from '../../src/clients/clients.js';
 import { postgresUrl } from '../support/environment.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
-import { type Fixtures, createServiceClient, createUser, createWebClient, discover } from '../support/relying-party.js';
+import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
+import { type Fixtures, PASSWORD, createServiceClient, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { BrowserAt, type Page, type SignInOptions, type UserAgent, parseForms, passSignInPages } from '../support/user-agent.js';
+import { BrowserAt, type HtmlForm, type Page, type SignInOptions, type UserAgent, parseForms, passSignInPages } from '../support/user-agent.js';
 
 /** The fourth wrong code (or password) from one address locks it. */
 const LIMITS = { PROXY: 'true', LOGIN_MAX_FAILURES_PER_IP: '3', LOGIN_LOCK: '60' };
@@ -121,6 +122,23 @@ describe('device authorization grant (RFC 8628)', () => {
     expect(approved).toMatchObject({ outcome: 'success', accountId: user.userId });
     const issued = (await auditEvents('token_issued')).find((event) => event.detail?.grantType === DEVICE_CODE_GRANT);
     expect(issued).toMatchObject({ clientId: deviceClientId, accountId: user.userId });
+  });
+
+  test('a person with two-step verification types the code from their app after the password; the TV’s ID token says so', async () => {
+    const careful = await createUser(server);
+    const secret = newTotpSecret();
+    expect(await server.services.twoFactor.enroll(careful.userId, secret, codeAt(secret, Date.now()))).toHaveLength(10);
+    const started = await oidc.initiateDeviceAuthorization(device, { scope: 'openid' });
+    const agent = person();
+    const confirmation = await enterCode(agent, started.user_code);
+    const step = await agent.submit(confirmation, formTo(confirmation, '/device') as HtmlForm, { confirm: 'yes' }, server.issuer);
+    const { step: codePage } = await passSignInPages(agent, step, server.issuer, { email: careful.email, password: PASSWORD });
+    expect(codePage.page?.html).toContain('<h1>Two-step verification</h1>');
+    // The code of the next step: the one of this step was spent setting it up.
+    const verified = await agent.submit(codePage.page as Page, formTo(codePage.page as Page, '/totp') as HtmlForm, { code: codeAt(secret, Date.now() + 30_000) }, server.issuer);
+    const { step: last } = await passSignInPages(agent, verified, server.issuer, { email: careful.email, password: PASSWORD });
+    expect(text(last.page)).toContain('Device connected');
+    expect((await poll(device, started)).claims()).toMatchObject({ sub: careful.userId, amr: ['pwd', 'otp', 'mfa'] });
   });
 
   test('a device asking only for an API scope (no openid: plain OAuth 2.0) gets its access token and no ID token', async () => {
