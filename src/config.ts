@@ -210,12 +210,12 @@ const environmentSchema = z.object({
    * The login page's "Keep me signed in": `ask` shows it unticked (untick: the session cookie ends with the
    * browser), `always` keeps every session for SESSION_TTL, `never` ends every one with the browser.
    */
+  LOGIN_REMEMBER_ME: z.enum(['ask', 'always', 'never'], { error: 'LOGIN_REMEMBER_ME must be ask, always or never' }).default('ask'),
   /**
    * Comma-separated roles whose users must use two-step verification (an authenticator app): they set it up at their
    * next sign-in. Users can also be asked one by one (`users require-totp`).
    */
   TOTP_REQUIRED_ROLES: z.string().optional(),
-  LOGIN_REMEMBER_ME: z.enum(['ask', 'always', 'never'], { error: 'LOGIN_REMEMBER_ME must be ask, always or never' }).default('ask'),
   /**
    * Accept POST as well as GET at the authorization and logout endpoints (OpenID Connect Core §3.1.2.1). Off by
    * default, as in oidc-provider 9: a cross-site POST carries the session cookie only when it is SameSite=None,

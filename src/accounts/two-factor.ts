@@ -39,8 +39,17 @@ export class TwoFactor {
 
   stepFor(user: User): SecondFactorStep {
     if (user.totpEnrolledAt) return 'verify';
-    const required = user.totpRequired || user.roles.some((role) => this.options.requiredRoles.includes(role));
-    return required ? 'enroll' : 'none';
+    return this.isRequired(user) ? 'enroll' : 'none';
+  }
+
+  /** Whether the user must use it: asked one by one, or by a role of theirs. */
+  isRequired(user: User): boolean {
+    return user.totpRequired || this.requiringRoles(user).length > 0;
+  }
+
+  /** The user's roles that are in TOTP_REQUIRED_ROLES, so that administrators can be told why it is required. */
+  requiringRoles(user: User): string[] {
+    return user.roles.filter((role) => this.options.requiredRoles.includes(role));
   }
 
   /** Seals a secret being set up, to keep with the sign-in until the first code confirms it. */

@@ -83,7 +83,10 @@ export const userChangesSchema = z.strictObject({
   name: z.string().trim().min(1).max(200).nullable().optional(),
   roles: z.array(roleName).max(100).optional(),
   emailVerified: z.boolean().optional(),
-  totpRequired: z.boolean().optional(),
+  totpRequired: z
+    .boolean()
+    .optional()
+    .meta({ description: 'true: the user must set up two-step verification (an authenticator app) at the next sign-in; false does not remove an app set up already' }),
 });
 
 export type UserChanges = z.input<typeof userChangesSchema>;

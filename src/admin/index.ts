@@ -311,6 +311,9 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
       ctx.body = userView(await users[action](ctx.params.id as string));
     });
   }
+  router.delete('/users/:id/totp', async (ctx) => {
+    ctx.body = userView(await users.resetTwoFactor(ctx.params.id as string));
+  });
   router.get('/users/:id/lock', async (ctx) => {
     const user = await users.require(ctx.params.id as string);
     ctx.body = { lockedUntil: await locks.accountLockedUntil(user.email) };

@@ -51,7 +51,12 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   },
   '/users/{userId}': {
     get: { summary: 'Show a user', params: ['userId'], response: 'User' },
-    patch: { summary: 'Change name, roles or emailVerified', body: 'UserChanges', params: ['userId'], response: 'User' },
+    patch: {
+      summary: 'Change name, roles, emailVerified or totpRequired (true: the user sets up two-step verification at the next sign-in; false does not remove an app set up)',
+      body: 'UserChanges',
+      params: ['userId'],
+      response: 'User',
+    },
   },
   '/users/{userId}/password': {
     post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens)', body: 'SetPassword', params: ['userId'], response: 'User' },
@@ -59,6 +64,14 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token (clients are sent logout tokens)', params: ['userId'], response: 'User' } },
   '/users/{userId}/enable': { post: { summary: 'Re-enable a disabled user', params: ['userId'], response: 'User' } },
   '/users/{userId}/revoke-sessions': { post: { summary: 'Log the user out everywhere; clients with a back-channel logout URI are sent logout tokens', params: ['userId'], response: 'User' } },
+  '/users/{userId}/totp': {
+    delete: {
+      summary:
+        'Reset two-step verification (a lost phone): the authenticator app and recovery codes stop working; the user sets up a new app at the next sign-in when it is required of them (totpRequired or a role in TOTP_REQUIRED_ROLES). Sessions stay: see revoke-sessions',
+      params: ['userId'],
+      response: 'User',
+    },
+  },
   '/users/{userId}/lock': {
     get: { summary: 'Whether wrong passwords have locked the user out, and until when (`lockedUntil`, null when not locked)', params: ['userId'], response: 'LockState' },
     delete: { summary: 'Lift the user’s sign-in lock and forget the failures (`wasLockedUntil`, null when there was none)', params: ['userId'], response: 'LiftedLock' },

@@ -3,28 +3,56 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { type ImportFormat, parseUserFile } from '../accounts/user-import.js';
+import type { TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import { InputError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
 
-const summary = (user: User) => ({
+/** Two-step verification as the `2-step` column shows it: on (an app is set up), required (at the next sign-in), off. */
+const twoStepOf = (twoFactor: TwoFactor, user: User) => ({ verify: 'on', enroll: 'required', none: 'off' })[twoFactor.stepFor(user)];
+
+const summary = (user: User, twoFactor: TwoFactor) => ({
   id: user.id,
   email: user.email,
   name: user.name,
   roles: user.roles.join(',') || undefined,
   status: user.disabledAt ? 'disabled' : 'active',
+  '2-step': twoStepOf(twoFactor, user),
   created: isoDate(user.createdAt),
 });
 
-/** A user as `--json` prints it: the table's keys, roles always as an array, and the record's flags. */
-const userJson = (user: User) => ({
-  ...summary(user),
-  roles: user.roles,
-  emailVerified: user.emailVerified,
-  disabledAt: user.disabledAt,
-});
+/** A user as `--json` prints it: the table's keys (`twoStep` for `2-step`), roles always as an array, and the record's flags. */
+const userJson = (user: User, twoFactor: TwoFactor) => {
+  const { '2-step': twoStep, ...table } = summary(user, twoFactor);
+  return {
+    ...table,
+    roles: user.roles,
+    emailVerified: user.emailVerified,
+    disabledAt: user.disabledAt,
+    twoStep,
+    totpRequired: user.totpRequired,
+    totpEnrolledAt: user.totpEnrolledAt,
+  };
+};
+
+/** Why two-step verification is required of a user, as an operator would check it; empty when it is not. */
+function requiredBecause(twoFactor: TwoFactor, user: User): string[] {
+  const roles = twoFactor.requiringRoles(user);
+  return [
+    ...(user.totpRequired ? ['asked with users require-totp'] : []),
+    ...(roles.length ? [`role ${roles.join(', ')} in TOTP_REQUIRED_ROLES`] : []),
+  ];
+}
+
+/** What the user meets after their password at the next sign-in, once their app was removed or never set up. */
+function withoutAppNextSignIn(twoFactor: TwoFactor, user: User): string {
+  const reasons = requiredBecause(twoFactor, user);
+  return reasons.length
+    ? `they must set up an authenticator app at their next sign-in (required: ${reasons.join('; ')})`
+    : 'they sign in with their password alone (two-step verification is not required of them)';
+}
 
 /** Every user, oldest first: page by page (keyset on id, as the admin API pages), however many there are. */
 async function allUsers(repository: UserRepository): Promise<User[]> {
@@ -80,14 +108,15 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .option('--json', 'print JSON')
     .action(async (options) => {
       const { password, generated } = await choosePassword(options);
-      const user = await (await context.services()).users.create({
+      const services = await context.services();
+      const user = await services.users.create({
         email: options.email,
         name: options.name,
         roles: options.roles,
         password,
         emailVerified: Boolean(options.emailVerified),
       });
-      if (options.json) return printJson({ ...userJson(user), ...(generated ? { password } : {}) });
+      if (options.json) return printJson({ ...userJson(user, services.twoFactor), ...(generated ? { password } : {}) });
       process.stdout.write(`created user ${user.email} (sub ${user.id})\n`);
       if (generated) process.stdout.write(`password: ${password}\n(shown once; change it with: authz users set-password --email ${user.email} --password-stdin)\n`);
     });
@@ -105,8 +134,9 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .option('--json', 'print JSON')
     .action(async (file: string, options) => {
       const users = parseUserFile(await readImportFile(file), options.format as ImportFormat);
-      const { created, skipped } = await (await context.services()).users.importUsers(users, { skipExisting: Boolean(options.skipExisting) });
-      if (options.json) return printJson({ created: created.map(userJson), skipped });
+      const services = await context.services();
+      const { created, skipped } = await services.users.importUsers(users, { skipExisting: Boolean(options.skipExisting) });
+      if (options.json) return printJson({ created: created.map((user) => userJson(user, services.twoFactor)), skipped });
       const createdEmails = new Set(created.map((user) => user.email));
       const withoutPassword = users.filter((user) => !user.passwordHash && createdEmails.has(user.email)).length;
       process.stdout.write(`imported ${created.length} user${created.length === 1 ? '' : 's'}`);
@@ -116,12 +146,13 @@ export function registerUserCommands(program: Command, context: CliContext): voi
 
   users
     .command('list')
-    .description('list users')
+    .description('list users, with their two-step verification: on (an app is set up), required (at the next sign-in), off')
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const users = await allUsers((await context.services()).users);
-      if (options.json) printJson(users.map(userJson));
-      else printTable(users.map(summary), 'no users yet: add one with `authz users add --email …`');
+      const { users: repository, twoFactor } = await context.services();
+      const users = await allUsers(repository);
+      if (options.json) printJson(users.map((user) => userJson(user, twoFactor)));
+      else printTable(users.map((user) => summary(user, twoFactor)), 'no users yet: add one with `authz users add --email …`');
     });
 
   users
@@ -227,6 +258,50 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       const user = await services.users.require(email);
       const until = await services.locks.unlockAccount(user);
       process.stdout.write(until ? `${user.email} was locked until ${isoDate(until)}; unlocked\n` : `${user.email} was not locked\n`);
+    });
+
+  users
+    .command('require-totp')
+    .description('make a user use two-step verification (an authenticator app): they set it up at their next sign-in')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const user = await (await context.services()).users.update(email, { totpRequired: true });
+      process.stdout.write(
+        user.totpEnrolledAt
+          ? `${user.email} must use two-step verification; they use an authenticator app already (set up ${isoDate(user.totpEnrolledAt)})\n`
+          : `${user.email} must set up two-step verification (an authenticator app) at their next sign-in\n`,
+      );
+    });
+
+  users
+    .command('no-require-totp')
+    .description('stop asking a user for two-step verification (an app they set up stays in use: see reset-totp)')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const { users: repository, twoFactor } = await context.services();
+      const user = await repository.update(email, { totpRequired: false });
+      process.stdout.write(`${user.email} is no longer asked for two-step verification\n`);
+      // The flag is one of the reasons only: an app set up, or a role, keeps it in use.
+      if (user.totpEnrolledAt) process.stdout.write(`they keep using the authenticator app they set up; to remove it: authz users reset-totp ${user.email}\n`);
+      else process.stdout.write(`${withoutAppNextSignIn(twoFactor, user)}\n`);
+    });
+
+  users
+    .command('reset-totp')
+    .description('remove a user’s authenticator app and recovery codes (a lost phone); they set it up again if it is required of them')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const { users: repository, twoFactor } = await context.services();
+      const before = await repository.require(email);
+      const user = await repository.resetTwoFactor(before.id);
+      process.stdout.write(
+        before.totpEnrolledAt
+          ? `removed the authenticator app and recovery codes of ${user.email} (set up ${isoDate(before.totpEnrolledAt)})\n`
+          : `${user.email} had no authenticator app set up; nothing to remove\n`,
+      );
+      process.stdout.write(`${withoutAppNextSignIn(twoFactor, user)}\n`);
+      // Sessions outlive a reset (UserRepository.resetTwoFactor); with a lost phone they may be the thief's too.
+      if (before.totpEnrolledAt) process.stdout.write(`their sessions stay; to sign them out everywhere: authz users revoke-sessions ${user.email}\n`);
     });
 
   for (const [name, verb] of [

@@ -6,6 +6,7 @@
  */
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
+import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { adminApiIndicator } from '../../src/admin/index.js';
 import type { FailureLimiter } from '../../src/security/failure-limiter.js';
 import { DocumentedResponses } from '../support/documented-responses.js';
@@ -411,6 +412,52 @@ describe('admin API: users, sessions and grants', () => {
     expect((await call('POST', `/users/${userId}/disable`)).body.disabledAt).not.toBeNull();
     expect((await call('POST', `/users/${userId}/enable`)).body.disabledAt).toBeNull();
     expect((await call('POST', '/users/not-an-id/disable')).status).toBe(404);
+  });
+
+  test('two-step verification: totpRequired set and cleared with PATCH, an enrollment reset with DELETE /users/{id}/totp, audited as by admin-api', async () => {
+    const { body: document } = await call('GET', '/openapi.json', { token: null });
+    expect(document.components.schemas.UserChanges.properties.totpRequired).toMatchObject({ type: 'boolean', description: expect.stringMatching(/next sign-in/) });
+    expect(document.paths['/users/{userId}/totp'].delete.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/User');
+
+    const { body: created } = await call('POST', '/users', { body: { email: 'grace@example.test' } });
+    expect(created).toMatchObject({ totpRequired: false, totpEnrolledAt: null });
+    const required = await call('PATCH', `/users/${created.id}`, { body: { totpRequired: true } });
+    expect(required.status).toBe(200);
+    expect(required.body).toMatchObject({ totpRequired: true, totpEnrolledAt: null });
+    expect((await call('PATCH', `/users/${created.id}`, { body: { totpRequired: 'yes' } })).status).toBe(400);
+
+    // The user sets up an app, as the set-up page does after its first code.
+    const secret = newTotpSecret();
+    const recoveryCodes = await server.services.twoFactor.enroll(created.id, secret, codeAt(secret, Date.now()));
+    if (!Array.isArray(recoveryCodes)) throw new Error(`not enrolled: ${recoveryCodes}`);
+    expect((await call('GET', `/users/${created.id}`)).body.totpEnrolledAt).toEqual(expect.any(String));
+
+    const reset = await call('DELETE', `/users/${created.id}/totp`);
+    expect(reset.status).toBe(200);
+    expect(reset.body).toMatchObject({ id: created.id, totpRequired: true, totpEnrolledAt: null });
+    const { twoFactor, users } = server.services;
+    expect(await twoFactor.verify(created.id, codeAt(secret, Date.now() + 30_000))).toBeUndefined();
+    expect(await twoFactor.verify(created.id, recoveryCodes[0] as string)).toBeUndefined();
+    expect(twoFactor.stepFor(await users.require(created.id))).toBe('enroll');
+    // A second reset has nothing to remove, and says so in the audit log only.
+    expect((await call('DELETE', `/users/${created.id}/totp`)).body).toMatchObject({ totpEnrolledAt: null });
+    const cleared = await call('PATCH', `/users/${created.id}`, { body: { totpRequired: false } });
+    expect(cleared.body).toMatchObject({ totpRequired: false, totpEnrolledAt: null });
+    expect(twoFactor.stepFor(await users.require(created.id))).toBe('none');
+
+    expect((await call('DELETE', '/users/00000000-0000-4000-8000-000000000000/totp')).status).toBe(404);
+    expect((await call('DELETE', '/users/not-an-id/totp')).body).toMatchObject({ error: 'not_found' });
+    expect((await call('DELETE', `/users/${created.id}/totp`, { token: await serviceToken('admin:read') })).status).toBe(403);
+
+    await server.services.audit.flush();
+    const adminClientId = decodeJwt(adminToken).client_id;
+    const resets = (await call('GET', '/audit?type=user_totp_reset&user=grace@example.test')).body.events;
+    expect(resets.map((event: { detail: object }) => event.detail)).toEqual([
+      { by: 'admin-api', adminClientId, wasEnrolled: false },
+      { by: 'admin-api', adminClientId, wasEnrolled: true },
+    ]);
+    const updates = (await call('GET', '/audit?type=user_updated&user=grace@example.test')).body.events;
+    expect(updates.map((event: { detail: { fields: string[] } }) => event.detail.fields)).toEqual([['totpRequired'], ['totpRequired']]);
   });
 
   describe('with a signed-in user', () => {

@@ -6,6 +6,7 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { postgresUrl, uniqueName } from '../support/environment.js';
 import { cleanEnvironment, freePort, runToEnd } from '../support/process.js';
 import { PASSWORD, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
@@ -42,6 +43,12 @@ afterAll(async () => {
 
 const authz = (args: string[], input?: string) => runToEnd('src/cli.ts', args, env, input);
 
+/** A user as `users list --json` shows it. */
+async function listedUser(email: string, environment = env) {
+  const users = JSON.parse((await runToEnd('src/cli.ts', ['users', 'list', '--json'], environment)).stdout) as { email: string }[];
+  return users.find((user) => user.email === email);
+}
+
 function expectRefusal(result: { code: number | null; stdout: string; stderr: string }, code: number, reason: RegExp) {
   expect(result.code).toBe(code);
   expect(result.stderr).toMatch(reason);
@@ -76,6 +83,92 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['users', 'add', '--email', 'ops@example.test']), 1, /^authz: a user with the email ops@example\.test already exists\n$/);
     expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'short']), 1, /at least 8 characters/);
     expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
+  });
+
+  test('users require-totp and no-require-totp: the flag, the 2-step column and --json, audited as by the cli; unknown users refused', async () => {
+    const email = 'totp@example.test';
+    const added = JSON.parse((await authz(['users', 'add', '--email', email, '--json'])).stdout) as { id: string };
+    expect(added).toMatchObject({ twoStep: 'off', totpRequired: false, totpEnrolledAt: null });
+
+    expect(await authz(['users', 'require-totp', email])).toMatchObject({
+      code: 0,
+      stdout: `${email} must set up two-step verification (an authenticator app) at their next sign-in\n`,
+    });
+    expect(await listedUser(email)).toMatchObject({ twoStep: 'required', totpRequired: true, totpEnrolledAt: null });
+    const [header, ...rows] = (await authz(['users', 'list'])).stdout.trim().split('\n');
+    expect(header).toMatch(/\bstatus +2-step +created$/);
+    expect(rows.find((row) => row.includes(email))).toMatch(/ active +required +\d{4}-/);
+
+    expect((await authz(['users', 'no-require-totp', email])).code).toBe(0);
+    expect(await listedUser(email)).toMatchObject({ twoStep: 'off', totpRequired: false });
+
+    expectRefusal(await authz(['users', 'require-totp', 'ghost@example.test']), 1, /^authz: no user ghost@example\.test\n$/);
+    expectRefusal(await authz(['users', 'no-require-totp']), 2, /error: missing required argument 'email'/);
+    const events = JSON.parse((await authz(['audit', 'search', '--user', added.id, '--type', 'user_updated', '--json'])).stdout) as { detail: object }[];
+    expect(events.map((event) => event.detail)).toEqual([
+      expect.objectContaining({ by: 'cli', fields: ['totpRequired'] }),
+      expect.objectContaining({ by: 'cli', fields: ['totpRequired'] }),
+    ]);
+  });
+
+  test('users no-require-totp and reset-totp say what the next sign-in asks: password alone, or set-up required by a role in TOTP_REQUIRED_ROLES', async () => {
+    const email = 'role-totp@example.test';
+    expect((await authz(['users', 'add', '--email', email, '--roles', 'admin'])).code).toBe(0);
+    expect((await authz(['users', 'no-require-totp', email])).stdout).toBe(
+      `${email} is no longer asked for two-step verification\nthey sign in with their password alone (two-step verification is not required of them)\n`,
+    );
+    // The role requires it without the flag; a reset with no app set up has nothing to remove, and says so.
+    const byRole = { ...env, TOTP_REQUIRED_ROLES: 'admin' };
+    expect(await listedUser(email, byRole)).toMatchObject({ twoStep: 'required', totpRequired: false });
+    expect(await runToEnd('src/cli.ts', ['users', 'reset-totp', email], byRole)).toMatchObject({
+      code: 0,
+      stdout: `${email} had no authenticator app set up; nothing to remove\nthey must set up an authenticator app at their next sign-in (required: role admin in TOTP_REQUIRED_ROLES)\n`,
+    });
+    expectRefusal(await authz(['users', 'reset-totp', 'ghost@example.test']), 1, /^authz: no user ghost@example\.test\n$/);
+  });
+
+  test('users reset-totp after a real enrollment: the app and recovery codes stop working, it is to be set up again, audited as by the cli', async () => {
+    if (!schema) return; // the enrollment is written straight into the test's schema: Postgres only (always so under CI)
+    // Not through a test server: closing one drops the schema it was given, the CLI's own here.
+    const { openDatabase, closeDatabase } = await import('../../src/store/database.js');
+    const { TwoFactor } = await import('../../src/accounts/two-factor.js');
+    const db = await openDatabase({ url: postgresUrl, schema, embeddedDir: ':memory:' });
+    try {
+      const [kid = '', pepper = ''] = PEPPERS.split(':');
+      const twoFactor = new TwoFactor(db, { peppers: () => [{ kid, secret: pepper }], requiredRoles: [] });
+      const email = 'lost-phone@example.test';
+      const listed = () => listedUser(email);
+      const added = JSON.parse((await authz(['users', 'add', '--email', email, '--json'])).stdout) as { id: string };
+      expect((await authz(['users', 'require-totp', email])).code).toBe(0);
+      // The user sets up an app, as the set-up page does after its first code.
+      const secret = newTotpSecret();
+      const recoveryCodes = await twoFactor.enroll(added.id, secret, codeAt(secret, Date.now()));
+      if (!Array.isArray(recoveryCodes)) throw new Error(`not enrolled: ${recoveryCodes}`);
+      const enrolled = await listed();
+      expect(enrolled).toMatchObject({ twoStep: 'on', totpRequired: true, totpEnrolledAt: expect.any(String) });
+      const setUp = (enrolled as unknown as { totpEnrolledAt: string }).totpEnrolledAt.replace(/\.\d{3}Z$/, 'Z');
+      expect((await authz(['users', 'require-totp', email])).stdout).toBe(
+        `${email} must use two-step verification; they use an authenticator app already (set up ${setUp})\n`,
+      );
+
+      const reset = await authz(['users', 'reset-totp', email]);
+      expect({ code: reset.code, stderr: reset.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(reset.stdout).toBe(
+        [
+          `removed the authenticator app and recovery codes of ${email} (set up ${setUp})`,
+          'they must set up an authenticator app at their next sign-in (required: asked with users require-totp)',
+          `their sessions stay; to sign them out everywhere: authz users revoke-sessions ${email}`,
+          '',
+        ].join('\n'),
+      );
+      expect(await listed()).toMatchObject({ twoStep: 'required', totpEnrolledAt: null });
+      expect(await twoFactor.verify(added.id, codeAt(secret, Date.now() + 30_000))).toBeUndefined();
+      expect(await twoFactor.verify(added.id, recoveryCodes[0] as string)).toBeUndefined();
+      const [lastReset] = JSON.parse((await authz(['audit', 'search', '--user', added.id, '--type', 'user_totp_reset', '--limit', '1', '--json'])).stdout);
+      expect(lastReset.detail).toEqual({ by: 'cli', wasEnrolled: true });
+    } finally {
+      await closeDatabase(db);
+    }
   });
 
   test('users list prints every user, past a thousand; audit tail --json reads oldest first, as the table does', async () => {
