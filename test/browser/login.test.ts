@@ -41,10 +41,26 @@ afterEach(async () => {
 });
 
 /** A fresh browser profile (no session, no remembered consent). */
-async function openPage(options: { viewport?: { width: number; height: number } } = {}): Promise<Page> {
-  context = await browser.newContext(options.viewport ? { viewport: options.viewport } : {});
+async function openPage(options: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark' } = {}): Promise<Page> {
+  context = await browser.newContext(options);
   return context.newPage();
 }
+
+/**
+ * Records what the page logs as an error: all of it, or what `about` matches. Not the 404 of /favicon.ico, which
+ * Chromium asks for by itself (the site has no icon): the pages do not ask for it.
+ */
+function consoleErrorsOf(page: Page, about = /./): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    const fromFavicon = message.location().url.endsWith('/favicon.ico');
+    if (message.type() === 'error' && !fromFavicon && about.test(message.text())) errors.push(message.text());
+  });
+  return errors;
+}
+
+/** Records what the page logs as an error about the CSP. */
+const cspErrorsOf = (page: Page) => consoleErrorsOf(page, /content security policy|refused to/i);
 
 /** Clicks a button that ends the flow and returns the redirect_uri URL the browser was sent to. */
 async function clickThroughToApp(page: Page, button: string): Promise<URL> {
@@ -341,15 +357,6 @@ describe('the device flow’s pages in a browser (RFC 8628)', () => {
     // Polled without the 5 s a real device waits between polls.
     const tokens = () => oidc.pollDeviceAuthorizationGrant(config, { ...started, interval: 0.05 }, undefined, { signal: AbortSignal.timeout(15_000) });
     return { started, tokens };
-  }
-
-  /** Records what the page logs as an error about the CSP. */
-  function cspErrorsOf(page: Page): string[] {
-    const errors: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) errors.push(message.text());
-    });
-    return errors;
   }
 
   test('a person types the code from the TV, checks the app and code, signs in and consents; the TV gets its tokens', async () => {
