@@ -21,7 +21,8 @@ export const newTotpSecret = (): string => new Secret({ size: 20 }).base32;
 /** The `otpauth://` address an authenticator app reads, and the same as a QR code (SVG, no script, no style). */
 export function enrollmentOf(secret: string, account: string, issuer: string): { uri: string; qrSvg: string } {
   const uri = totpOf(secret, account, issuer).toString();
-  return { uri, qrSvg: renderSVG(uri, { border: 2 }) };
+  // A quiet zone of four modules, as the QR standard asks: the page around it may be dark.
+  return { uri, qrSvg: renderSVG(uri, { border: 4 }) };
 }
 
 /** The 30-second step `code` was made for, or undefined when it matches none near `now`. */

@@ -9,6 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import * as oidc from 'openid-client';
+import { Secret, TOTP } from 'otpauth';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import { type Fixtures, PASSWORD, REDIRECT_URI, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -41,10 +42,26 @@ afterEach(async () => {
 });
 
 /** A fresh browser profile (no session, no remembered consent). */
-async function openPage(options: { viewport?: { width: number; height: number } } = {}): Promise<Page> {
-  context = await browser.newContext(options.viewport ? { viewport: options.viewport } : {});
+async function openPage(options: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark' } = {}): Promise<Page> {
+  context = await browser.newContext(options);
   return context.newPage();
 }
+
+/**
+ * Records what the page logs as an error: all of it, or what `about` matches. Not the 404 of /favicon.ico, which
+ * Chromium asks for by itself (the site has no icon): the pages do not ask for it.
+ */
+function consoleErrorsOf(page: Page, about = /./): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    const fromFavicon = message.location().url.endsWith('/favicon.ico');
+    if (message.type() === 'error' && !fromFavicon && about.test(message.text())) errors.push(message.text());
+  });
+  return errors;
+}
+
+/** Records what the page logs as an error about the CSP. */
+const cspErrorsOf = (page: Page) => consoleErrorsOf(page, /content security policy|refused to/i);
 
 /** Clicks a button that ends the flow and returns the redirect_uri URL the browser was sent to. */
 async function clickThroughToApp(page: Page, button: string): Promise<URL> {
@@ -343,15 +360,6 @@ describe('the device flow’s pages in a browser (RFC 8628)', () => {
     return { started, tokens };
   }
 
-  /** Records what the page logs as an error about the CSP. */
-  function cspErrorsOf(page: Page): string[] {
-    const errors: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) errors.push(message.text());
-    });
-    return errors;
-  }
-
   test('a person types the code from the TV, checks the app and code, signs in and consents; the TV gets its tokens', async () => {
     const { started, tokens } = await startDevice();
     const page = await openPage({ viewport: { width: 375, height: 667 } });
@@ -397,4 +405,117 @@ describe('the device flow’s pages in a browser (RFC 8628)', () => {
     await expect(page.getByLabel('Code').getAttribute('aria-invalid')).resolves.toBe('true');
     await expect(page.getByLabel('Code').getAttribute('aria-describedby')).resolves.toBe(errorId);
   });
+});
+
+describe('two-step verification’s pages in a browser', () => {
+  const PHONE = { width: 375, height: 667 };
+
+  /** The authenticator app: codes from the key, for now or a number of 30-second steps on. */
+  const appFor = (key: string) => (stepsAhead = 0) =>
+    new TOTP({ secret: Secret.fromBase32(key), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + stepsAhead * 30_000 });
+
+  /** A code the app makes at no step the server would accept now. */
+  const wrongCodeFor = (app: ReturnType<typeof appFor>) => ['000000', '111111', '222222'].find((code) => ![-1, 0, 1, 2].map(app).includes(code)) as string;
+
+  async function idTokenClaims(flow: Awaited<ReturnType<typeof startFlow>>, callback: URL) {
+    const tokens = await oidc.authorizationCodeGrant(flow.config, callback, {
+      pkceCodeVerifier: flow.codeVerifier,
+      expectedState: flow.state,
+      expectedNonce: flow.nonce,
+    });
+    return tokens.claims();
+  }
+
+  test.each(['light', 'dark'] as const)(
+    'on a phone (%s scheme), a person asked to set it up sees the QR code and key, confirms with the app’s code, gets ten recovery codes, and the app gets amr pwd otp mfa',
+    async (colorScheme) => {
+      const user = await createUser(server);
+      await server.services.users.update(user.email, { totpRequired: true });
+      const page = await openPage({ viewport: PHONE, colorScheme });
+      const consoleErrors = consoleErrorsOf(page);
+      const flow = await startFlow();
+      await page.goto(flow.url.href);
+      await signIn(page, user.email, PASSWORD);
+      await page.getByRole('heading', { name: 'Set up two-step verification' }).waitFor();
+
+      // Big enough for a phone's camera, and all of it on the screen as the page opens, without scrolling sideways.
+      const qr = await page.locator('figure.qr svg').boundingBox();
+      expect(qr).not.toBeNull();
+      expect(Math.min(qr!.width, qr!.height)).toBeGreaterThanOrEqual(150);
+      expect(qr!.x).toBeGreaterThanOrEqual(0);
+      expect(qr!.x + qr!.width).toBeLessThanOrEqual(PHONE.width);
+      expect(qr!.y).toBeGreaterThanOrEqual(0);
+      expect(qr!.y + qr!.height).toBeLessThanOrEqual(PHONE.height);
+      await expect(page.evaluate<number>('document.documentElement.scrollWidth')).resolves.toBeLessThanOrEqual(PHONE.width);
+      const secret = page.locator('#secret');
+      await expect(secret.isVisible()).resolves.toBe(true);
+      const secretBox = await secret.boundingBox();
+      expect(secretBox!.x + secretBox!.width).toBeLessThanOrEqual(PHONE.width);
+      const key = (await secret.textContent())?.replace(/\s/g, '') ?? '';
+      expect(key).toMatch(/^[A-Z2-7]{32}$/);
+
+      const artifacts = path.join(process.cwd(), 'test', 'artifacts');
+      await mkdir(artifacts, { recursive: true });
+      await page.screenshot({ path: path.join(artifacts, `totp-enroll-${colorScheme}.png`), fullPage: true });
+
+      await page.getByRole('textbox', { name: 'Code' }).fill(appFor(key)());
+      await page.getByRole('button', { name: 'Turn on two-step verification' }).click();
+      await page.getByRole('heading', { name: 'Two-step verification is on' }).waitFor();
+      const codes = await page.locator('#recovery-codes li').allTextContents();
+      expect(codes).toHaveLength(10);
+      for (const code of codes) expect(code).toMatch(/^[a-z2-9]{5}-[a-z2-9]{5}$/);
+      await page.getByRole('button', { name: 'I have saved them: continue to Web App' }).click();
+      const callback = await clickThroughToApp(page, 'Allow'); // a third-party client: consent comes after the sign-in
+      expect(await idTokenClaims(flow, callback)).toMatchObject({ sub: user.userId, amr: ['pwd', 'otp', 'mfa'] });
+      expect(consoleErrors).toEqual([]);
+    },
+  );
+
+  /** A person who set up the app earlier (at this 30-second step, which is then spent), and their app. */
+  async function enrolledUser() {
+    const user = await createUser(server);
+    const key = new Secret({ size: 20 }).base32;
+    const app = appFor(key);
+    const enrolled = await server.services.twoFactor.enroll(user.userId, key, app());
+    expect(enrolled).toHaveLength(10);
+    return { user, app };
+  }
+
+  test.each(['light', 'dark'] as const)(
+    'after the password (%s scheme), the code field has the focus and asks for a one-time code; a wrong code is announced and tied to the field; the next code, typed and sent with Enter, signs in',
+    async (colorScheme) => {
+      const { user, app } = await enrolledUser();
+      const page = await openPage({ colorScheme });
+      const consoleErrors = consoleErrorsOf(page);
+      const flow = await startFlow();
+      await page.goto(flow.url.href);
+      await signIn(page, user.email, PASSWORD);
+      await page.getByRole('heading', { name: 'Two-step verification' }).waitFor();
+
+      const field = page.getByRole('textbox', { name: 'Code' });
+      await expect(page.evaluate<string | undefined>('document.activeElement?.id')).resolves.toBe('code');
+      await expect(field.getAttribute('autocomplete')).resolves.toBe('one-time-code');
+      await expect(field.getAttribute('inputmode')).resolves.toBe('numeric');
+      await expect(field.getAttribute('aria-invalid')).resolves.toBeNull();
+
+      // The keyboard alone: the focus is in the field, and Enter sends the form.
+      await page.keyboard.type(wrongCodeFor(app));
+      await page.keyboard.press('Enter');
+      await page.getByRole('alert').waitFor();
+      await expect(page.title()).resolves.toBe('Error: Two-step verification');
+      const errorId = await page.getByRole('alert').getAttribute('id');
+      expect(errorId).toBeTruthy();
+      await expect(page.locator(`#${errorId}`).textContent()).resolves.toContain('That code is not right');
+      await expect(field.getAttribute('aria-invalid')).resolves.toBe('true');
+      await expect(field.getAttribute('aria-describedby')).resolves.toBe(errorId);
+      await expect(page.evaluate<string | undefined>('document.activeElement?.id')).resolves.toBe('code');
+
+      await page.keyboard.type(app(1)); // the step used to set it up is spent: the next one's code, as a phone shows it soon
+      await page.keyboard.press('Enter');
+      const callback = await clickThroughToApp(page, 'Allow');
+      expect(await idTokenClaims(flow, callback)).toMatchObject({ sub: user.userId, amr: ['pwd', 'otp', 'mfa'] });
+      // The wrong code's answer is a page sent with 400, which Chromium logs as a failed load; nothing else.
+      expect(consoleErrors).toEqual(['Failed to load resource: the server responded with a status of 400 (Bad Request)']);
+    },
+  );
 });
