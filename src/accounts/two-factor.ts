@@ -25,6 +25,18 @@ export type SecondFactorMethod = 'otp' | 'recovery';
 export const amrOf = (method: SecondFactorMethod | undefined): string[] =>
   method === undefined ? ['pwd'] : method === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'];
 
+/**
+ * The `acr` of a sign-in with both steps, and the value a client sends in `acr_values` to ask for one (step-up):
+ * the OpenID PAPE "multi-factor" policy, the value Auth0 uses too. A sign-in with the password alone has no `acr`.
+ */
+export const MFA_ACR = 'http://schemas.openid.net/pape/policies/2007/06/multi-factor';
+
+/** The name of the provider's login check (src/oidc/provider.ts) that asks a signed-in user for a second step. */
+export const SECOND_FACTOR_REQUESTED = 'second_factor_requested';
+
+/** Whether an authorization request's `acr_values` asks for a sign-in with two steps. */
+export const asksForSecondFactor = (acrValues: unknown): boolean => typeof acrValues === 'string' && acrValues.split(' ').includes(MFA_ACR);
+
 interface TotpRow {
   id: string;
   totp_secret: string | null;
@@ -37,9 +49,10 @@ export class TwoFactor {
     private readonly options: { peppers: () => readonly Pepper[]; requiredRoles: readonly string[] },
   ) {}
 
-  stepFor(user: User): SecondFactorStep {
+  /** `asked`: the client asked for two steps (acr_values), so a user without an app sets one up now. */
+  stepFor(user: User, asked = false): SecondFactorStep {
     if (user.totpEnrolledAt) return 'verify';
-    const required = user.totpRequired || user.roles.some((role) => this.options.requiredRoles.includes(role));
+    const required = asked || user.totpRequired || user.roles.some((role) => this.options.requiredRoles.includes(role));
     return required ? 'enroll' : 'none';
   }
 
