@@ -34,8 +34,12 @@ export const MFA_ACR = 'http://schemas.openid.net/pape/policies/2007/06/multi-fa
 /** The name of the provider's login check (src/oidc/provider.ts) that asks a signed-in user for a second step. */
 export const SECOND_FACTOR_REQUESTED = 'second_factor_requested';
 
-/** Whether an authorization request's `acr_values` asks for a sign-in with two steps. */
-export const asksForSecondFactor = (acrValues: unknown): boolean => typeof acrValues === 'string' && acrValues.split(' ').includes(MFA_ACR);
+/**
+ * Whether an authorization request needs a sign-in with two steps: its client is registered to require them, or
+ * its `acr_values` asks for them. Required by the client, a request cannot leave them out by what it sends.
+ */
+export const secondFactorWanted = (acrValues: unknown, client: { requireMfa: boolean } | undefined): boolean =>
+  client?.requireMfa === true || (typeof acrValues === 'string' && acrValues.split(' ').includes(MFA_ACR));
 
 interface TotpRow {
   id: string;

@@ -17,7 +17,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import { type TwoFactor, asksForSecondFactor } from '../accounts/two-factor.js';
+import { type TwoFactor, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -136,7 +136,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
       ip: ctx.ip,
       clientId: String(details.params.client_id),
       facts: requestFacts(ctx),
-      secondFactorAsked: asksForSecondFactor(details.params.acr_values),
+      secondFactorAsked: secondFactorWanted(details.params.acr_values, await deps.catalog.client(String(details.params.client_id))),
     });
     if ('lockedMs' in outcome) {
       ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));

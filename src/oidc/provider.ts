@@ -5,7 +5,7 @@
  */
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
-import { MFA_ACR, SECOND_FACTOR_REQUESTED, asksForSecondFactor } from '../accounts/two-factor.js';
+import { MFA_ACR, SECOND_FACTOR_REQUESTED, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
@@ -151,7 +151,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
 /**
  * The base policy, plus three login checks: a session whose account is no longer usable (disabled, deleted, or
  * signed out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account;
- * so does a session whose sign-in had no second step when the client asks for one (acr_values, step-up:
+ * so does a session whose sign-in had no second step when the client requires or asks for one (step-up:
  * src/interaction/second-factor.ts), and a session that reached SESSION_MAX_TTL (./session-lifetime.ts). And `prompt=consent` asks a person
  * only for a third-party client: a first-party one has no consent page (./first-party.ts), yet OIDC Core §11
  * makes every client send prompt=consent with offline_access.
@@ -172,9 +172,12 @@ function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Ca
     ),
     new interactionPolicy.Check(
       SECOND_FACTOR_REQUESTED,
-      'the client asked for a second factor (acr_values) and the sign-in of this session had none',
+      'the client requires or asked for a second factor (acr_values) and the sign-in of this session had none',
       'login_required',
-      (ctx) => Boolean(ctx.oidc.session?.accountId) && asksForSecondFactor(ctx.oidc.params?.acr_values) && ctx.oidc.session?.acr !== MFA_ACR,
+      async (ctx) =>
+        Boolean(ctx.oidc.session?.accountId) &&
+        ctx.oidc.session?.acr !== MFA_ACR &&
+        secondFactorWanted(ctx.oidc.params?.acr_values, await catalog.client(ctx.oidc.client?.clientId ?? '')),
     ),
     new interactionPolicy.Check(
       'session_max_age',

@@ -24,7 +24,7 @@ export interface SignInAttempt {
   facts: { ip: string | null; userAgent: string | null; requestId: string | null };
   /** Recorded with each event when the attempt is not the login page (e.g. `password_grant`). */
   via?: string;
-  /** The client asked for a second factor (acr_values): even a user who has none must set one up. */
+  /** The client requires or asked for a second factor: even a user who has none must set one up. */
   secondFactorAsked?: boolean;
 }
 

@@ -163,7 +163,8 @@ describe('signing in with two-step verification', () => {
 
     const next = app(1); // the next step's code, accepted a step early (a phone's clock a little ahead)
     const done = await submitCode(agent, replayed.page as Page, '/totp', ` ${next.slice(0, 3)} ${next.slice(3)} `);
-    expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ sub: user.userId, amr: ['pwd', 'otp', 'mfa'] });
+    // acr too, though this request did not ask for it (no acr_values): apps requiring two steps check it.
+    expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ sub: user.userId, amr: ['pwd', 'otp', 'mfa'], acr: MFA_ACR });
 
     // Another sign-in with that same code, racing or not, is refused.
     const second = await passwordStep(user);
@@ -343,5 +344,75 @@ describe('a client asking for two steps (acr_values, step-up)', () => {
     const again = await askForTwoSteps(first.agent, { prompt: 'none' });
     expect(again.step.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
     expect(await idTokenAfter(again.step.redirectedTo, again.codeVerifier, again.nonce)).toMatchObject({ acr: MFA_ACR });
+  });
+});
+
+describe('a client that requires two steps (requireMfa)', () => {
+  let strict: oidc.Configuration;
+  let strictId: string;
+
+  beforeAll(async () => {
+    const { client, secret } = await server.services.clients.create({
+      type: 'web',
+      name: 'Admin console',
+      redirectUris: [REDIRECT_URI],
+      firstParty: true,
+      requireMfa: true,
+    });
+    strictId = client.clientId;
+    strict = await discover(server, client.clientId, secret);
+  });
+
+  /** An authorization request of the strict client in `agent`, with `extra` parameters. */
+  async function requestOfStrictClient(agent: UserAgent, extra: Record<string, string> = {}) {
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(strict, {
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      ...extra,
+    });
+    return { step: await agent.follow(url.href, server.issuer), codeVerifier };
+  }
+
+  test('its users must set up an app, even when the request’s acr_values asks for something else', async () => {
+    expect((await server.services.clients.require(strictId)).requireMfa).toBe(true);
+    const user = await createUser(server);
+    const agent = new UserAgent();
+    const { step, codeVerifier } = await requestOfStrictClient(agent, { acr_values: 'urn:example:weak' });
+    const afterPassword = await agent.submit(step.page as Page, loginFormOf(step.page as Page), { email: user.email, password: PASSWORD }, server.issuer);
+    const page = afterPassword.page as Page;
+    expect(page.html).toContain('<h1>Set up two-step verification</h1>');
+    const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
+    const shown = await submitCode(agent, page, '/totp/enroll', appFor(key)());
+    const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
+  });
+
+  test('a session signed in with the password alone at another app is asked for the code before reaching it', async () => {
+    const user = await createUser(server);
+    const elsewhere = await passwordStep(user); // the ordinary web app: password only
+    expect(elsewhere.after.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
+    const secret = newTotpSecret();
+    await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
+
+    const { step, codeVerifier } = await requestOfStrictClient(elsewhere.agent);
+    expect(step.redirectedTo).toBeUndefined();
+    expect(step.page?.html).toContain('<h1>Two-step verification</h1>');
+    const done = await submitCode(elsewhere.agent, step.page as Page, '/totp', codeAt(secret, Date.now() + 30_000));
+    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, acr: MFA_ACR });
+  });
+
+  test('is refused for a service client, and can be turned off again', async () => {
+    await expect(server.services.clients.create({ type: 'service', name: 'Job', requireMfa: true })).rejects.toThrow(
+      'a service client signs no users in, so there is no sign-in to add a second step to',
+    );
+    const { client } = await server.services.clients.create({ type: 'spa', name: 'SPA', redirectUris: [REDIRECT_URI], requireMfa: true });
+    const off = await server.services.clients.update(client.clientId, { requireMfa: false });
+    expect(off).toMatchObject({ requireMfa: false, requireDpop: false, requirePar: false });
+    expect(off.metadata).not.toHaveProperty('require_mfa');
   });
 });
