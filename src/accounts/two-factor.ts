@@ -25,6 +25,22 @@ export type SecondFactorMethod = 'otp' | 'recovery';
 export const amrOf = (method: SecondFactorMethod | undefined): string[] =>
   method === undefined ? ['pwd'] : method === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'];
 
+/**
+ * The `acr` of a sign-in with both steps, and the value a client sends in `acr_values` to ask for one (step-up):
+ * the OpenID PAPE "multi-factor" policy, the value Auth0 uses too. A sign-in with the password alone has no `acr`.
+ */
+export const MFA_ACR = 'http://schemas.openid.net/pape/policies/2007/06/multi-factor';
+
+/** The name of the provider's login check (src/oidc/provider.ts) that asks a signed-in user for a second step. */
+export const SECOND_FACTOR_REQUESTED = 'second_factor_requested';
+
+/**
+ * Whether an authorization request needs a sign-in with two steps: its client is registered to require them, or
+ * its `acr_values` asks for them. Required by the client, a request cannot leave them out by what it sends.
+ */
+export const secondFactorWanted = (acrValues: unknown, client: { requireMfa: boolean } | undefined): boolean =>
+  client?.requireMfa === true || (typeof acrValues === 'string' && acrValues.split(' ').includes(MFA_ACR));
+
 interface TotpRow {
   id: string;
   totp_secret: string | null;
@@ -37,9 +53,10 @@ export class TwoFactor {
     private readonly options: { peppers: () => readonly Pepper[]; requiredRoles: readonly string[] },
   ) {}
 
-  stepFor(user: User): SecondFactorStep {
+  /** `asked`: the client requires or asked for two steps, so a user without an app sets one up now. */
+  stepFor(user: User, asked = false): SecondFactorStep {
     if (user.totpEnrolledAt) return 'verify';
-    return this.isRequired(user) ? 'enroll' : 'none';
+    return asked || this.isRequired(user) ? 'enroll' : 'none';
   }
 
   /** Whether the user must use it: asked one by one, or by a role of theirs. */

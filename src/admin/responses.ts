@@ -33,6 +33,7 @@ const clientProperties = {
   backchannelLogoutSessionRequired: z.boolean().meta({ description: 'Whether logout tokens and ID tokens carry the session id `sid`' }),
   requireDpop: z.boolean().meta({ description: 'Token requests without a DPoP proof are refused (RFC 9449 §5.2)' }),
   requirePar: z.boolean().meta({ description: 'Authorization requests not pushed first are refused (RFC 9126 §6)' }),
+  requireMfa: z.boolean().meta({ description: 'Its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values' }),
   disabledAt: dateTime.nullable().meta({ description: 'When the client was disabled; null while it is enabled' }),
   createdAt: dateTime,
   updatedAt: dateTime,

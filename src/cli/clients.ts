@@ -24,6 +24,7 @@ const details = (client: ClientRecord) => ({
   backchannel_logout_session_required: client.backchannelLogoutUri ? client.backchannelLogoutSessionRequired : null,
   require_dpop: client.requireDpop,
   require_par: client.requirePar,
+  require_mfa: client.requireMfa,
   scope: client.scope,
   roles: client.roles,
 });
@@ -35,6 +36,8 @@ const REQUIRE_DPOP_HELP = 'refuse its token requests without a DPoP proof: every
 const NO_REQUIRE_DPOP_HELP = 'accept Bearer token requests too (the default)';
 const REQUIRE_PAR_HELP = 'refuse its authorization requests unless pushed first (RFC 9126; web and spa clients)';
 const NO_REQUIRE_PAR_HELP = 'accept plain authorization URLs too (the default)';
+const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
+const NO_REQUIRE_MFA_HELP = 'two steps only for users who use them, or when the app asks (acr_values; the default)';
 
 /** The options `clients add` and `clients update` share: the back-channel logout registration and the policies. */
 function withLogoutAndPolicyOptions(command: Command): Command {
@@ -45,7 +48,9 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--require-dpop', REQUIRE_DPOP_HELP)
     .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
     .option('--require-par', REQUIRE_PAR_HELP)
-    .option('--no-require-par', NO_REQUIRE_PAR_HELP);
+    .option('--no-require-par', NO_REQUIRE_PAR_HELP)
+    .option('--require-mfa', REQUIRE_MFA_HELP)
+    .option('--no-require-mfa', NO_REQUIRE_MFA_HELP);
 }
 
 export function registerClientCommands(program: Command, context: CliContext): void {
@@ -85,6 +90,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
         requireDpop: options.requireDpop,
         requirePar: options.requirePar,
+        requireMfa: options.requireMfa,
       });
       if (options.json) return printJson({ ...details(client), ...(secret ? { client_secret: secret } : {}) });
       process.stdout.write(`created ${client.type} client "${client.name}"\nclient_id:     ${client.clientId}\n`);
@@ -139,6 +145,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
         requireDpop: options.requireDpop,
         requirePar: options.requirePar,
+        requireMfa: options.requireMfa,
       };
       if (Object.values(changes).every((value) => value === undefined)) {
         program.error('error: nothing to change: give at least one option (see --help)', { exitCode: 2 });

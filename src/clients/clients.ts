@@ -61,6 +61,8 @@ export interface ClientRecord {
   requireDpop: boolean;
   /** The authorization endpoint refuses the client's requests unless pushed first (RFC 9126 §6). */
   requirePar: boolean;
+  /** Its users sign in with two steps, password and an authenticator app's code (src/accounts/two-factor.ts). */
+  requireMfa: boolean;
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -135,6 +137,9 @@ const scopeSchema = z
 /** The longest the old secrets may keep working after a rotation. */
 export const MAX_KEEP_OLD_SECONDS = 90 * 86_400;
 
+const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
+const MFA_FOR_SERVICE = 'a service client signs no users in, so there is no sign-in to add a second step to';
+
 export const newClientSchema = z
   .strictObject({
     type: z.enum(CLIENT_TYPES, { error: 'type must be web, spa, service or device' }),
@@ -160,6 +165,7 @@ export const newClientSchema = z
     backchannelLogoutSessionRequired: z.boolean().optional(),
     requireDpop: z.boolean().default(false).meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
+    requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
   })
   .superRefine((input, ctx) => {
     const redirected = isRedirected(input.type);
@@ -198,6 +204,7 @@ export const newClientSchema = z
     }
     const parRefusal = input.requirePar ? parRefusalFor(input.type) : undefined;
     if (parRefusal) ctx.addIssue({ code: 'custom', path: ['requirePar'], message: parRefusal });
+    if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
   });
 
 /** Web apps and SPAs get their codes at a redirect URI; services and devices are never redirected back to. */
@@ -242,13 +249,17 @@ function withBackchannelLogout(metadata: Record<string, unknown>, uri: string | 
 }
 
 /** `metadata` with the client's policies under the spec's names (as oidc-provider reads them), kept only when on. */
-function withPolicies(metadata: Record<string, unknown>, policies: { requireDpop: boolean; requirePar: boolean }): Record<string, unknown> {
+function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicies): Record<string, unknown> {
   return {
     ...metadata,
     ...(policies.requireDpop ? { dpop_bound_access_tokens: true } : {}),
     ...(policies.requirePar ? { require_pushed_authorization_requests: true } : {}),
+    // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
+    ...(policies.requireMfa ? { require_mfa: true } : {}),
   };
 }
+
+type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireMfa'>;
 
 export type NewClient = z.input<typeof newClientSchema>;
 
@@ -265,6 +276,7 @@ export const clientChangesSchema = z.strictObject({
   backchannelLogoutSessionRequired: z.boolean().optional(),
   requireDpop: z.boolean().optional().meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
   requirePar: z.boolean().optional().meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
+  requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
 });
 
 export type ClientChanges = z.input<typeof clientChangesSchema>;
@@ -290,6 +302,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     backchannel_logout_session_required: sessionRequired,
     dpop_bound_access_tokens: requireDpop,
     require_pushed_authorization_requests: requirePar,
+    require_mfa: requireMfa,
     ...metadata
   } = row.metadata ?? {};
   return {
@@ -308,6 +321,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     backchannelLogoutSessionRequired: sessionRequired === true,
     requireDpop: requireDpop === true,
     requirePar: requirePar === true,
+    requireMfa: requireMfa === true,
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -489,6 +503,7 @@ export class ClientRepository {
     problems.push(...backchannel.problems);
     const parRefusal = changes.requirePar ? parRefusalFor(client.type) : undefined;
     if (parRefusal) problems.push(`requirePar: ${parRefusal}`);
+    if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
     const row: ClientRowChanges = {};
     if (changes.name !== undefined) row.name = changes.name;
@@ -497,9 +512,13 @@ export class ClientRepository {
     if (changes.scope !== undefined) row.scope = changes.scope;
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
-    if (backchannel.metadata || changes.requireDpop !== undefined || changes.requirePar !== undefined) {
+    if (backchannel.metadata || changes.requireDpop !== undefined || changes.requirePar !== undefined || changes.requireMfa !== undefined) {
       // toRecord keeps these out of `metadata`, so whatever is written carries them all again.
-      const policies = { requireDpop: changes.requireDpop ?? client.requireDpop, requirePar: changes.requirePar ?? client.requirePar };
+      const policies: ClientPolicies = {
+        requireDpop: changes.requireDpop ?? client.requireDpop,
+        requirePar: changes.requirePar ?? client.requirePar,
+        requireMfa: changes.requireMfa ?? client.requireMfa,
+      };
       const base = backchannel.metadata ?? withBackchannelLogout(client.metadata, client.backchannelLogoutUri, client.backchannelLogoutSessionRequired);
       row.metadata = JSON.stringify(withPolicies(base, policies));
     }

@@ -17,7 +17,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import type { TwoFactor } from '../accounts/two-factor.js';
+import { type TwoFactor, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -31,7 +31,7 @@ import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
-import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor } from './second-factor.js';
+import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
 import type { Views } from './views.js';
 
 export interface InteractionDependencies {
@@ -110,7 +110,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   router.get('/', interaction(), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     rememberSignIn(ctx, details, restartPathOf(provider, details));
-    const secondFactor = details.prompt.name === 'login' ? pendingSecondFactorOf(details) : undefined;
+    const secondFactor = details.prompt.name === 'login' ? (pendingSecondFactorOf(details) ?? (await stepUpOf(deps, details))) : undefined;
     if (secondFactor) return renderSecondFactor(ctx, deps, details, secondFactor);
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
@@ -136,6 +136,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
       ip: ctx.ip,
       clientId: String(details.params.client_id),
       facts: requestFacts(ctx),
+      secondFactorAsked: secondFactorWanted(details.params.acr_values, await deps.catalog.client(String(details.params.client_id))),
     });
     if ('lockedMs' in outcome) {
       ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));

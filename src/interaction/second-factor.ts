@@ -16,7 +16,7 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import { amrOf } from '../accounts/two-factor.js';
+import { MFA_ACR, SECOND_FACTOR_REQUESTED, amrOf } from '../accounts/two-factor.js';
 import { enrollmentOf, newTotpSecret } from '../accounts/totp.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -56,6 +56,24 @@ export function pendingSecondFactorOf(details: Interaction): PendingSecondFactor
 async function keep(details: Interaction, pending: PendingSecondFactor): Promise<void> {
   details.result = { secondFactor: pending } as unknown as InteractionResults;
   await details.persist();
+}
+
+/**
+ * Step-up: a client asked for a second factor (acr_values) and the session's sign-in had none, which is the only
+ * reason for this login prompt. The password was proved when the session began, so, as Keycloak does, only the
+ * missing step is asked for: the signed-in user's code, or setting up their app. The session keeps its lifetime.
+ */
+export async function stepUpOf(deps: InteractionDependencies, details: Interaction): Promise<PendingSecondFactor | undefined> {
+  const { reasons } = details.prompt;
+  const accountId = details.session?.accountId;
+  if (!accountId || reasons.length !== 1 || reasons[0] !== SECOND_FACTOR_REQUESTED) return undefined;
+  const user = await deps.users.findById(accountId);
+  const step = user && deps.twoFactor.stepFor(user, true);
+  if (!user || !step || step === 'none') return undefined;
+  const session = details.session?.cookie ? await deps.provider.Session.find(details.session.cookie) : undefined;
+  const pending: PendingSecondFactor = { accountId, email: user.email, remember: !session?.transient, step };
+  await keep(details, pending);
+  return pending;
 }
 
 /** After the right password: remember who and which step, and show the step's page (a GET, so reload is safe). */
@@ -136,7 +154,7 @@ export function addSecondFactorRoutes(
       const error = 'That code is not right, or was used already. Wait for the next code in your app and try again.';
       return renderSecondFactor(ctx, deps, details, pending, { error, status: 400 });
     }
-    await finish(ctx, { login: { accountId: pending.accountId, amr: outcome.amr, remember: pending.remember } }, false);
+    await finish(ctx, { login: { accountId: pending.accountId, amr: outcome.amr, acr: MFA_ACR, remember: pending.remember } }, false);
   });
 
   router.post('/totp/enroll', readForm, interaction, async (ctx) => {
@@ -181,6 +199,6 @@ export function addSecondFactorRoutes(
       ...requestFacts(ctx),
       detail: { email: pending.email, amr, enrolled: true },
     });
-    await finish(ctx, { login: { accountId: pending.accountId, amr, remember: pending.remember } }, false);
+    await finish(ctx, { login: { accountId: pending.accountId, amr, acr: MFA_ACR, remember: pending.remember } }, false);
   });
 }

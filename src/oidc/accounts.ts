@@ -13,8 +13,10 @@ export const claimsByScope = {
   sid: null,
   // auth_time with `sub`: in every ID token, as relying parties checking max_age or session age expect, without
   // the client flag `require_auth_time`, which would make oidc-provider refuse every request without `openid`.
-  // amr too (RFC 8176 values: pwd; otp and mfa after two-step verification), for apps that require a second factor.
-  openid: ['sub', 'auth_time', 'amr'],
+  // amr too (RFC 8176 values: pwd; otp and mfa after two-step verification), and acr when the sign-in had both
+  // steps (../accounts/two-factor.ts MFA_ACR), whether or not the request asked for it: apps that need a second
+  // factor check them.
+  openid: ['sub', 'auth_time', 'amr', 'acr'],
   profile: ['name', 'preferred_username', 'updated_at'],
   email: ['email', 'email_verified'],
   roles: ['roles'],

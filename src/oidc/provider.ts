@@ -5,6 +5,7 @@
  */
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
+import { MFA_ACR, SECOND_FACTOR_REQUESTED, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
@@ -69,6 +70,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     scopes: OIDC_SCOPES,
     claims: claimsByScope,
+    // A client asks for a sign-in with two steps by sending this in acr_values (step-up; ./second-factor checks).
+    acrValues: [MFA_ACR],
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
     conformIdTokenClaims: false,
     extraTokenClaims: tokenClaims(deps.users, catalog),
@@ -146,9 +149,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
 }
 
 /**
- * The base policy, plus two login checks: a session whose account is no longer usable (disabled, deleted, or
+ * The base policy, plus three login checks: a session whose account is no longer usable (disabled, deleted, or
  * signed out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account;
- * so does a session that reached SESSION_MAX_TTL (./session-lifetime.ts). And `prompt=consent` asks a person
+ * so does a session whose sign-in had no second step when the client requires or asks for one (step-up:
+ * src/interaction/second-factor.ts), and a session that reached SESSION_MAX_TTL (./session-lifetime.ts). And `prompt=consent` asks a person
  * only for a third-party client: a first-party one has no consent page (./first-party.ts), yet OIDC Core §11
  * makes every client send prompt=consent with offline_access.
  */
@@ -165,6 +169,15 @@ function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Ca
       'the signed-in account is disabled, deleted or was signed out everywhere',
       'login_required',
       async (ctx) => Boolean(ctx.oidc.session?.accountId) && !ctx.oidc.account,
+    ),
+    new interactionPolicy.Check(
+      SECOND_FACTOR_REQUESTED,
+      'the client requires or asked for a second factor (acr_values) and the sign-in of this session had none',
+      'login_required',
+      async (ctx) =>
+        Boolean(ctx.oidc.session?.accountId) &&
+        ctx.oidc.session?.acr !== MFA_ACR &&
+        secondFactorWanted(ctx.oidc.params?.acr_values, await catalog.client(ctx.oidc.client?.clientId ?? '')),
     ),
     new interactionPolicy.Check(
       'session_max_age',

@@ -24,6 +24,8 @@ export interface SignInAttempt {
   facts: { ip: string | null; userAgent: string | null; requestId: string | null };
   /** Recorded with each event when the attempt is not the login page (e.g. `password_grant`). */
   via?: string;
+  /** The client requires or asked for a second factor: even a user who has none must set one up. */
+  secondFactorAsked?: boolean;
 }
 
 export async function signInWithPassword(
@@ -56,7 +58,7 @@ export async function signInWithPassword(
     record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
     return { lockedMs: lock };
   }
-  const secondFactor = deps.twoFactor.stepFor(user);
+  const secondFactor = deps.twoFactor.stepFor(user, attempt.secondFactorAsked);
   if (secondFactor !== 'none') {
     record('success', 'password_verified', { next: secondFactor === 'verify' ? 'totp' : 'totp_enrollment' }, user.id);
     return { user, secondFactor };

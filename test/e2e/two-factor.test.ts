@@ -7,6 +7,8 @@
  */
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
+import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
+import { MFA_ACR } from '../../src/accounts/two-factor.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import {
   type Fixtures,
@@ -161,7 +163,8 @@ describe('signing in with two-step verification', () => {
 
     const next = app(1); // the next step's code, accepted a step early (a phone's clock a little ahead)
     const done = await submitCode(agent, replayed.page as Page, '/totp', ` ${next.slice(0, 3)} ${next.slice(3)} `);
-    expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ sub: user.userId, amr: ['pwd', 'otp', 'mfa'] });
+    // acr too, though this request did not ask for it (no acr_values): apps requiring two steps check it.
+    expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ sub: user.userId, amr: ['pwd', 'otp', 'mfa'], acr: MFA_ACR });
 
     // Another sign-in with that same code, racing or not, is refused.
     const second = await passwordStep(user);
@@ -276,5 +279,140 @@ describe('administering two-step verification', () => {
     await passwordStep(user);
     const { page } = await openLoginPage(server, clientId);
     expect(page.html).toContain('<h1>Sign in</h1>');
+  });
+});
+
+describe('a client asking for two steps (acr_values, step-up)', () => {
+  /** An authorization request asking for a sign-in with two steps, in `agent`; the first page or the redirect. */
+  async function askForTwoSteps(agent: UserAgent, extra: Record<string, string> = {}) {
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(rp, {
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid',
+      nonce,
+      acr_values: MFA_ACR,
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      ...extra,
+    });
+    return { step: await agent.follow(url.href, server.issuer), codeVerifier, nonce };
+  }
+
+  test('discovery lists the multi-factor acr, and a sign-in with the password alone has no acr', async () => {
+    expect(rp.serverMetadata().acr_values_supported).toEqual([MFA_ACR]);
+    const plain = await passwordStep(await createUser(server));
+    const claims = await idTokenAfter(plain.after.redirectedTo, plain.codeVerifier, plain.nonce);
+    expect(claims?.acr).toBeUndefined();
+  });
+
+  test('a user without an app sets one up after the password, and the ID token carries the multi-factor acr', async () => {
+    const user = await createUser(server);
+    const agent = new UserAgent();
+    const { step, codeVerifier, nonce } = await askForTwoSteps(agent);
+    const afterPassword = await agent.submit(step.page as Page, loginFormOf(step.page as Page), { email: user.email, password: PASSWORD }, server.issuer);
+    const page = afterPassword.page as Page;
+    expect(page.html).toContain('<h1>Set up two-step verification</h1>');
+    const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
+    const shown = await submitCode(agent, page, '/totp/enroll', appFor(key)());
+    const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+    expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
+  });
+
+  test('a user signed in with the password alone is asked only for the code (not the password again), and stays signed in', async () => {
+    const user = await createUser(server);
+    const first = await passwordStep(user);
+    const firstClaims = await idTokenAfter(first.after.redirectedTo, first.codeVerifier, first.nonce);
+    const secret = newTotpSecret();
+    await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // a later auth_time, in whole seconds
+
+    // prompt=none cannot show the code page: the app is told to ask with a page.
+    const silent = await askForTwoSteps(first.agent, { prompt: 'none' });
+    expect(silent.step.redirectedTo?.searchParams.get('error')).toBe('login_required');
+
+    const { step, codeVerifier, nonce } = await askForTwoSteps(first.agent);
+    const page = step.page as Page;
+    expect(page.html).toContain('<h1>Two-step verification</h1>');
+    expect(page.html).not.toContain('type="password"');
+    const done = await submitCode(first.agent, page, '/totp', codeAt(secret, Date.now() + 30_000));
+    const claims = await idTokenAfter(done.redirectedTo, codeVerifier, nonce);
+    expect(claims).toMatchObject({ sub: user.userId, acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
+    expect(claims?.auth_time).toBeGreaterThan(firstClaims?.auth_time as number);
+
+    // The session now has both steps: the next request asking for them passes without a page.
+    const again = await askForTwoSteps(first.agent, { prompt: 'none' });
+    expect(again.step.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
+    expect(await idTokenAfter(again.step.redirectedTo, again.codeVerifier, again.nonce)).toMatchObject({ acr: MFA_ACR });
+  });
+});
+
+describe('a client that requires two steps (requireMfa)', () => {
+  let strict: oidc.Configuration;
+  let strictId: string;
+
+  beforeAll(async () => {
+    const { client, secret } = await server.services.clients.create({
+      type: 'web',
+      name: 'Admin console',
+      redirectUris: [REDIRECT_URI],
+      firstParty: true,
+      requireMfa: true,
+    });
+    strictId = client.clientId;
+    strict = await discover(server, client.clientId, secret);
+  });
+
+  /** An authorization request of the strict client in `agent`, with `extra` parameters. */
+  async function requestOfStrictClient(agent: UserAgent, extra: Record<string, string> = {}) {
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(strict, {
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+      code_challenge_method: 'S256',
+      ...extra,
+    });
+    return { step: await agent.follow(url.href, server.issuer), codeVerifier };
+  }
+
+  test('its users must set up an app, even when the request’s acr_values asks for something else', async () => {
+    expect((await server.services.clients.require(strictId)).requireMfa).toBe(true);
+    const user = await createUser(server);
+    const agent = new UserAgent();
+    const { step, codeVerifier } = await requestOfStrictClient(agent, { acr_values: 'urn:example:weak' });
+    const afterPassword = await agent.submit(step.page as Page, loginFormOf(step.page as Page), { email: user.email, password: PASSWORD }, server.issuer);
+    const page = afterPassword.page as Page;
+    expect(page.html).toContain('<h1>Set up two-step verification</h1>');
+    const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
+    const shown = await submitCode(agent, page, '/totp/enroll', appFor(key)());
+    const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
+  });
+
+  test('a session signed in with the password alone at another app is asked for the code before reaching it', async () => {
+    const user = await createUser(server);
+    const elsewhere = await passwordStep(user); // the ordinary web app: password only
+    expect(elsewhere.after.redirectedTo?.searchParams.get('code')).toEqual(expect.any(String));
+    const secret = newTotpSecret();
+    await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
+
+    const { step, codeVerifier } = await requestOfStrictClient(elsewhere.agent);
+    expect(step.redirectedTo).toBeUndefined();
+    expect(step.page?.html).toContain('<h1>Two-step verification</h1>');
+    const done = await submitCode(elsewhere.agent, step.page as Page, '/totp', codeAt(secret, Date.now() + 30_000));
+    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, acr: MFA_ACR });
+  });
+
+  test('is refused for a service client, and can be turned off again', async () => {
+    await expect(server.services.clients.create({ type: 'service', name: 'Job', requireMfa: true })).rejects.toThrow(
+      'a service client signs no users in, so there is no sign-in to add a second step to',
+    );
+    const { client } = await server.services.clients.create({ type: 'spa', name: 'SPA', redirectUris: [REDIRECT_URI], requireMfa: true });
+    const off = await server.services.clients.update(client.clientId, { requireMfa: false });
+    expect(off).toMatchObject({ requireMfa: false, requireDpop: false, requirePar: false });
+    expect(off.metadata).not.toHaveProperty('require_mfa');
   });
 });
