@@ -425,18 +425,24 @@ export class UserRepository {
   /**
    * Removes the user's two-step verification (a lost phone): their authenticator app's codes and their recovery
    * codes stop working, and they sign in with their password alone, or set it up again at their next sign-in when
-   * it is required of them. Sessions are left alone, as Keycloak does; `revokeSessions` ends them too.
+   * it is required of them. Sessions are left alone, as Keycloak does; `revokeSessions` ends them too. Returns the
+   * user as left, and when the app it removed had been set up (null: there was none).
    */
-  async resetTwoFactor(idOrEmail: string): Promise<User> {
-    const user = await this.require(idOrEmail);
-    const updated = await this.#update(user.id, {
-      totp_secret: null,
-      totp_enrolled_at: null,
-      totp_last_step: null,
-      totp_recovery_codes: null,
+  async resetTwoFactor(idOrEmail: string): Promise<{ user: User; removedEnrollmentOf: Date | null }> {
+    const { id } = await this.require(idOrEmail);
+    // The row locked while read, so that what it says was removed is what the update removed, even when the user
+    // finishes setting up an app at this very moment.
+    const { user, removedEnrollmentOf } = await this.db.transaction(async (trx) => {
+      const before = await trx<UserRow>('users').where({ id }).forUpdate().first('totp_enrolled_at');
+      const [row] = await trx<UserRow>('users')
+        .where({ id })
+        .update({ totp_secret: null, totp_enrolled_at: null, totp_last_step: null, totp_recovery_codes: null, updated_at: new Date() })
+        .returning('*');
+      if (!before || !row) throw new NotFoundError(`no user ${id}`);
+      return { user: toUser(row as UserRow), removedEnrollmentOf: before.totp_enrolled_at };
     });
-    this.#record('user_totp_reset', updated, { wasEnrolled: user.totpEnrolledAt !== null });
-    return updated;
+    this.#record('user_totp_reset', user, { wasEnrolled: removedEnrollmentOf !== null });
+    return { user, removedEnrollmentOf };
   }
 
   /** Log out everywhere: ends every session, consent, refresh token and opaque access token of the user. */

@@ -312,7 +312,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     });
   }
   router.delete('/users/:id/totp', async (ctx) => {
-    ctx.body = userView(await users.resetTwoFactor(ctx.params.id as string));
+    ctx.body = userView((await users.resetTwoFactor(ctx.params.id as string)).user);
   });
   router.get('/users/:id/lock', async (ctx) => {
     const user = await users.require(ctx.params.id as string);

@@ -292,16 +292,15 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .argument('<email>', 'the user’s email or sub')
     .action(async (email: string) => {
       const { users: repository, twoFactor } = await context.services();
-      const before = await repository.require(email);
-      const user = await repository.resetTwoFactor(before.id);
+      const { user, removedEnrollmentOf } = await repository.resetTwoFactor(email);
       process.stdout.write(
-        before.totpEnrolledAt
-          ? `removed the authenticator app and recovery codes of ${user.email} (set up ${isoDate(before.totpEnrolledAt)})\n`
+        removedEnrollmentOf
+          ? `removed the authenticator app and recovery codes of ${user.email} (set up ${isoDate(removedEnrollmentOf)})\n`
           : `${user.email} had no authenticator app set up; nothing to remove\n`,
       );
       process.stdout.write(`${withoutAppNextSignIn(twoFactor, user)}\n`);
       // Sessions outlive a reset (UserRepository.resetTwoFactor); with a lost phone they may be the thief's too.
-      if (before.totpEnrolledAt) process.stdout.write(`their sessions stay; to sign them out everywhere: authz users revoke-sessions ${user.email}\n`);
+      if (removedEnrollmentOf) process.stdout.write(`their sessions stay; to sign them out everywhere: authz users revoke-sessions ${user.email}\n`);
     });
 
   for (const [name, verb] of [

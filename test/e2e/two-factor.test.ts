@@ -247,7 +247,8 @@ describe('administering two-step verification', () => {
     await server.services.users.update(user.email, { totpRequired: true });
     await enroll(user);
     const reset = await server.services.users.resetTwoFactor(user.email);
-    expect(reset).toMatchObject({ totpRequired: true, totpEnrolledAt: null });
+    expect(reset.user).toMatchObject({ totpRequired: true, totpEnrolledAt: null });
+    expect(reset.removedEnrollmentOf).toBeInstanceOf(Date);
     expect((await passwordStep(user)).after.page?.html).toContain('<h1>Set up two-step verification</h1>');
     expect((await audited('user_totp_reset', user.userId)).map((event) => event.detail?.wasEnrolled)).toEqual([true]);
 
