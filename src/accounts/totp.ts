@@ -50,6 +50,9 @@ export function encryptTotpSecret(secret: string, userId: string, pepper: Pepper
   return ['v1', pepper.kid, iv.toString('base64url'), sealed.toString('base64url')].join('.');
 }
 
+/** The kid of the pepper a secret is sealed under. */
+export const sealingPepperOf = (sealed: string): string | undefined => sealed.split('.')[1];
+
 /** The secret, or undefined when it cannot be read: its pepper is gone, or it was not written for this user. */
 export function decryptTotpSecret(stored: string, userId: string, peppers: readonly Pepper[]): string | undefined {
   const [version, kid, iv, sealed] = stored.split('.');

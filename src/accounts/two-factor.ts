@@ -12,6 +12,7 @@ import {
   hashRecoveryCode,
   looksLikeRecoveryCode,
   newRecoveryCodes,
+  sealingPepperOf,
   stepOfCode,
 } from './totp.js';
 import type { User } from './users.js';
@@ -118,10 +119,19 @@ export class TwoFactor {
     const step = secret === undefined ? undefined : stepOfCode(secret, typed);
     if (step === undefined) return undefined;
     const used = await this.db('users')
-      .where({ id: userId })
+      .where({ id: userId, totp_secret: row.totp_secret }) // not reset meanwhile
       .where((query) => query.whereNull('totp_last_step').orWhere('totp_last_step', '<', step))
-      .update({ totp_last_step: step });
+      .update({ totp_last_step: step, ...this.#resealed(row.totp_secret, secret as string, userId) });
     return used === 1 ? 'otp' : undefined;
+  }
+
+  /**
+   * A secret sealed under an older pepper is sealed again under the current one when it is used, so that once its
+   * users have signed in, the old pepper can leave CLIENT_SECRET_PEPPERS without voiding their apps.
+   */
+  #resealed(sealed: string, secret: string, userId: string): { totp_secret?: string } {
+    const current = this.#currentPepper();
+    return sealingPepperOf(sealed) === current.kid ? {} : { totp_secret: encryptTotpSecret(secret, userId, current) };
   }
 
   /** How many recovery codes the user has left. */

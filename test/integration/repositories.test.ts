@@ -3,6 +3,8 @@
  * refused, and how secrets roll over. Runs on every SQL store this run has (Postgres and PGlite).
  */
 import { parseUserFile } from '../../src/accounts/user-import.js';
+import { codeAt, decryptTotpSecret, newTotpSecret } from '../../src/accounts/totp.js';
+import { TwoFactor } from '../../src/accounts/two-factor.js';
 import { UserRepository } from '../../src/accounts/users.js';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { ApiRepository } from '../../src/apis/apis.js';
@@ -121,6 +123,54 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
     test('an unknown user is a NotFoundError, and a non-uuid sub is simply not found', async () => {
       await expect(users.setPassword('ghost@example.test', 'long enough')).rejects.toThrow(NotFoundError);
       expect(await users.findById('not-a-uuid')).toBeUndefined();
+    });
+  });
+
+  describe('two-step verification', () => {
+    const p1 = { kid: 'p1', secret: 'one'.repeat(12) };
+    const p2 = { kid: 'p2', secret: 'two'.repeat(12) };
+    const twoFactorWith = (...peppers: { kid: string; secret: string }[]) => new TwoFactor(store.db, { peppers: () => peppers, requiredRoles: [] });
+    const soon = (steps: number) => Date.now() + steps * 30_000;
+
+    test('an app sealed under an older pepper is sealed again under the current one when used, so the old one can go', async () => {
+      const user = await users.create({ email: 'reseal@example.test', password: 'a long enough password' });
+      const secret = newTotpSecret();
+      expect(await twoFactorWith(p1).enroll(user.id, secret, codeAt(secret, Date.now()))).toHaveLength(10);
+      const sealed = async () => (await store.db('users').where({ id: user.id }).first('totp_secret')).totp_secret as string;
+      expect(await sealed()).toMatch(/^v1\.p1\./);
+
+      // p2 prepended: the next code passes and leaves the secret under p2.
+      expect(await twoFactorWith(p2, p1).verify(user.id, codeAt(secret, soon(1)))).toBe('otp');
+      expect(await sealed()).toMatch(/^v1\.p2\./);
+      // p1 can be removed: the secret opens under p2 alone (its recovery codes stay keyed under p1, see README).
+      expect(decryptTotpSecret(await sealed(), user.id, [p2])).toBe(secret);
+      // A second use under the current pepper leaves it as it is.
+      const resealed = await sealed();
+      await twoFactorWith(p2).verify(user.id, codeAt(secret, soon(1)));
+      expect(await sealed()).toBe(resealed);
+    });
+
+    test('after a reset the old app’s codes fail and nothing of it is left; a second reset says there was nothing to remove', async () => {
+      const user = await users.create({ email: 'reset-race@example.test', password: 'a long enough password' });
+      const secret = newTotpSecret();
+      const twoFactor = twoFactorWith(p1);
+      await twoFactor.enroll(user.id, secret, codeAt(secret, Date.now()));
+      const { removedEnrollmentOf } = await users.resetTwoFactor(user.id);
+      expect(removedEnrollmentOf).toBeInstanceOf(Date);
+      expect(await twoFactor.verify(user.id, codeAt(secret, soon(1)))).toBeUndefined();
+      const row = await store.db('users').where({ id: user.id }).first();
+      expect(row).toMatchObject({ totp_secret: null, totp_enrolled_at: null, totp_last_step: null, totp_recovery_codes: null });
+      expect((await users.resetTwoFactor(user.id)).removedEnrollmentOf).toBeNull();
+    });
+
+    test('a recovery code is spent by the first of two sign-ins racing with it', async () => {
+      const user = await users.create({ email: 'recovery-race@example.test', password: 'a long enough password' });
+      const secret = newTotpSecret();
+      const twoFactor = twoFactorWith(p1);
+      const codes = (await twoFactor.enroll(user.id, secret, codeAt(secret, Date.now()))) as string[];
+      const outcomes = await Promise.all([twoFactor.verify(user.id, codes[0] as string), twoFactor.verify(user.id, codes[0] as string)]);
+      expect(outcomes.filter((outcome) => outcome === 'recovery')).toHaveLength(1);
+      expect(await twoFactor.recoveryCodesLeft(user.id)).toBe(9);
     });
   });
 
