@@ -80,17 +80,19 @@ export class TwoFactor {
   }
 
   /**
-   * Keeps the secret once the user typed a code it makes, and returns the recovery codes to show them, once;
-   * `already-enrolled` when another sign-in set one up meanwhile (that one stays).
+   * Keeps the secret once the user typed a code it makes, and returns the recovery codes to show them, once.
+   * `replacing`: a new app in place of the one set up (after a recovery code: a lost phone); otherwise only a user
+   * without one. `changed-meanwhile` when the user's state is no longer that (another sign-in set one up, or an
+   * administrator reset it); nothing is written then.
    */
-  async enroll(userId: string, secret: string, code: string): Promise<string[] | 'wrong-code' | 'already-enrolled'> {
+  async enroll(userId: string, secret: string, code: string, replacing = false): Promise<string[] | 'wrong-code' | 'changed-meanwhile'> {
     const step = stepOfCode(secret, code);
     if (step === undefined) return 'wrong-code';
     const pepper = this.#currentPepper();
     const recoveryCodes = newRecoveryCodes();
     const updated = await this.db('users')
       .where({ id: userId })
-      .whereNull('totp_enrolled_at')
+      .modify((query) => (replacing ? query.whereNotNull('totp_enrolled_at') : query.whereNull('totp_enrolled_at')))
       .whereNull('disabled_at')
       .update({
         totp_secret: encryptTotpSecret(secret, userId, pepper),
@@ -99,7 +101,7 @@ export class TwoFactor {
         totp_recovery_codes: recoveryCodes.map((recovery) => hashRecoveryCode(recovery, pepper)),
         updated_at: new Date(),
       });
-    return updated === 1 ? recoveryCodes : 'already-enrolled';
+    return updated === 1 ? recoveryCodes : 'changed-meanwhile';
   }
 
   /**

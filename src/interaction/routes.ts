@@ -119,7 +119,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
   // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
-  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/continue'], (ctx) => {
+  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue'], (ctx) => {
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });

@@ -3,9 +3,11 @@
  *
  *   POST /interaction/:uid/login          right password → the step is kept with the interaction, 303 to its page
  *   GET  /interaction/:uid                the code form, the set-up page (QR code), or "it is on" after set-up
- *   POST /interaction/:uid/totp           a code or a recovery code → login result (amr pwd, otp, mfa)
+ *   POST /interaction/:uid/totp           an app's code → login result (amr pwd, otp, mfa); a recovery code →
+ *                                         "N left", with an offer to set up a new app (a lost phone)
+ *   POST /interaction/:uid/totp/replace   after a recovery code: set up a new app in place of the old one
  *   POST /interaction/:uid/totp/enroll    the first code from a new app → recovery codes shown once
- *   POST /interaction/:uid/totp/continue  after the recovery codes → login result
+ *   POST /interaction/:uid/totp/continue  after the recovery codes, or after a recovery code → login result
  *
  * Between the steps the state lives in the provider's Interaction record (its `result`, which the provider reads
  * only for `login`, `consent` and `error`): server-side, for the interaction's lifetime, tied to this browser by
@@ -33,18 +35,30 @@ interface PendingSecondFactor {
   accountId: string;
   email: string;
   remember: boolean;
-  /** `verify`: type a code; `enroll`: set up an app first; `enrolled`: set up, recovery codes shown. */
-  step: 'verify' | 'enroll' | 'enrolled';
+  /**
+   * `verify`: type a code; `enroll`: set up an app first; `enrolled`: set up, recovery codes shown; `recovered`:
+   * signed in with a recovery code, offered a new app.
+   */
+  step: 'verify' | 'enroll' | 'enrolled' | 'recovered';
   /** While enrolling: the secret the QR code shows, sealed (./two-factor.ts), until a first code confirms it. */
   sealedSecret?: string;
+  /** Once the second step is proved: how, as the login result's `amr`. */
+  amr?: string[];
+  /** Setting up a new app in place of the one set up (after a recovery code). */
+  replacing?: boolean;
+  /** After a recovery code: how many are left. */
+  codesLeft?: number;
 }
 
 const pendingSchema = z.object({
   accountId: z.string(),
   email: z.string(),
   remember: z.boolean(),
-  step: z.enum(['verify', 'enroll', 'enrolled']),
+  step: z.enum(['verify', 'enroll', 'enrolled', 'recovered']),
   sealedSecret: z.string().optional(),
+  amr: z.array(z.string()).optional(),
+  replacing: z.boolean().optional(),
+  codesLeft: z.number().optional(),
 });
 
 /** The second step this interaction is at, if its password step is done. */
@@ -78,7 +92,11 @@ export async function stepUpOf(deps: InteractionDependencies, details: Interacti
 
 /** After the right password: remember who and which step, and show the step's page (a GET, so reload is safe). */
 export async function beginSecondFactor(ctx: Context, details: Interaction, user: User, step: 'verify' | 'enroll', remember: boolean) {
-  await keep(details, { accountId: user.id, email: user.email, remember, step });
+  await keepAndShow(ctx, details, { accountId: user.id, email: user.email, remember, step });
+}
+
+async function keepAndShow(ctx: Context, details: Interaction, pending: PendingSecondFactor) {
+  await keep(details, pending);
   ctx.status = 303;
   ctx.redirect(`/interaction/${encodeURIComponent(details.uid)}`);
 }
@@ -100,10 +118,11 @@ export async function renderSecondFactor(
   const status = options.status ?? 200;
   if (pending.step === 'verify') return deps.views.render(ctx, 'totp.njk', common, status);
   if (pending.step === 'enrolled') return deps.views.render(ctx, 'totp-recovery.njk', { ...common, codes: options.recoveryCodes }, status);
+  if (pending.step === 'recovered') return deps.views.render(ctx, 'totp-recovered.njk', { ...common, codesLeft: pending.codesLeft }, status);
   const secret = await enrollingSecret(deps, details, pending);
   const { qrSvg } = enrollmentOf(secret, pending.email, new URL(deps.config.issuer).host);
   const secretGroups = secret.match(/.{1,4}/g)?.join(' ') ?? secret;
-  deps.views.render(ctx, 'totp-enroll.njk', { ...common, qrSvg, secretGroups }, status);
+  deps.views.render(ctx, 'totp-enroll.njk', { ...common, qrSvg, secretGroups, replacing: pending.replacing }, status);
 }
 
 /** The secret shown for setting up, made on the first showing and kept so that a reload shows the same QR code. */
@@ -113,6 +132,21 @@ async function enrollingSecret(deps: InteractionDependencies, details: Interacti
   const secret = newTotpSecret();
   await keep(details, { ...pending, sealedSecret: deps.twoFactor.seal(secret, pending.accountId) });
   return secret;
+}
+
+/** A first set-up proved the second step: the account's failures are cleared and the sign-in audited. */
+async function signedInWithNewApp(deps: InteractionDependencies, ctx: Context, pending: PendingSecondFactor): Promise<string[]> {
+  await deps.limits.loginByAccount.reset(pending.email);
+  const amr = amrOf('otp');
+  deps.audit.record({
+    type: 'sign_in',
+    outcome: 'success',
+    accountId: pending.accountId,
+    clientId: String((ctx.state.interaction as Interaction).params.client_id),
+    ...requestFacts(ctx),
+    detail: { email: pending.email, amr, enrolled: true },
+  });
+  return amr;
 }
 
 /** The routes of the second step, on the interaction router; `interaction` loads and checks the interaction. */
@@ -154,7 +188,18 @@ export function addSecondFactorRoutes(
       const error = 'That code is not right, or was used already. Wait for the next code in your app and try again.';
       return renderSecondFactor(ctx, deps, details, pending, { error, status: 400 });
     }
+    if (outcome.method === 'recovery') {
+      // A recovery code is most often a lost phone: offer a new app now rather than sending them to an administrator.
+      const recovered: PendingSecondFactor = { ...pending, step: 'recovered', amr: outcome.amr, codesLeft: outcome.codesLeft };
+      await keep(details, recovered);
+      return renderSecondFactor(ctx, deps, details, recovered);
+    }
     await finish(ctx, { login: { accountId: pending.accountId, amr: outcome.amr, acr: MFA_ACR, remember: pending.remember } }, false);
+  });
+
+  router.post('/totp/replace', readForm, interaction, async (ctx) => {
+    const pending = pendingAt(ctx, 'recovered');
+    await keepAndShow(ctx, ctx.state.interaction as Interaction, { ...pending, step: 'enroll', replacing: true, codesLeft: undefined });
   });
 
   router.post('/totp/enroll', readForm, interaction, async (ctx) => {
@@ -164,12 +209,15 @@ export function addSecondFactorRoutes(
     if (!form.success) return renderSecondFactor(ctx, deps, details, pending, { error: form.error.issues[0]?.message, status: 400 });
     const secret = pending.sealedSecret && deps.twoFactor.unseal(pending.sealedSecret, pending.accountId);
     if (!secret) return renderSecondFactor(ctx, deps, details, pending, { error: 'The set-up expired. Scan the new code and try again.', status: 400 });
-    const enrolled = await deps.twoFactor.enroll(pending.accountId, secret, form.data.code);
+    const enrolled = await deps.twoFactor.enroll(pending.accountId, secret, form.data.code, pending.replacing);
     if (enrolled === 'wrong-code') {
       const error = 'That code does not match. Check that your app shows this account, then type its current code.';
       return renderSecondFactor(ctx, deps, details, pending, { error, status: 400 });
     }
-    if (enrolled === 'already-enrolled') {
+    if (enrolled === 'changed-meanwhile' && pending.replacing) {
+      throw new PageError(409, 'Your two-step verification was changed meanwhile, by an administrator or another sign-in. Go back to the application and sign in again.');
+    }
+    if (enrolled === 'changed-meanwhile') {
       // Another sign-in set up an app meanwhile: that one stands, and this sign-in asks for its code.
       await keep(details, { ...pending, step: 'verify', sealedSecret: undefined });
       return renderSecondFactor(ctx, deps, details, { ...pending, step: 'verify' }, { error: 'Two-step verification was set up meanwhile from another sign-in: enter a code from that app.', status: 409 });
@@ -180,25 +228,18 @@ export function addSecondFactorRoutes(
       accountId: pending.accountId,
       clientId: String(details.params.client_id),
       ...requestFacts(ctx),
-      detail: { email: pending.email, recoveryCodes: enrolled.length },
+      detail: { email: pending.email, recoveryCodes: enrolled.length, ...(pending.replacing ? { replaced: true } : {}) },
     });
-    const done: PendingSecondFactor = { ...pending, step: 'enrolled', sealedSecret: undefined };
+    // A first set-up is this sign-in's second step; a replacement follows a recovery code that already was.
+    const amr = pending.amr ?? (await signedInWithNewApp(deps, ctx, pending));
+    const done: PendingSecondFactor = { ...pending, step: 'enrolled', sealedSecret: undefined, amr };
     await keep(details, done);
     return renderSecondFactor(ctx, deps, details, done, { recoveryCodes: enrolled });
   });
 
   router.post('/totp/continue', readForm, interaction, async (ctx) => {
-    const pending = pendingAt(ctx, 'enrolled');
-    await deps.limits.loginByAccount.reset(pending.email);
-    const amr = amrOf('otp');
-    deps.audit.record({
-      type: 'sign_in',
-      outcome: 'success',
-      accountId: pending.accountId,
-      clientId: String((ctx.state.interaction as Interaction).params.client_id),
-      ...requestFacts(ctx),
-      detail: { email: pending.email, amr, enrolled: true },
-    });
+    const pending = pendingAt(ctx, 'enrolled', 'recovered');
+    const amr = pending.amr ?? amrOf('otp');
     await finish(ctx, { login: { accountId: pending.accountId, amr, acr: MFA_ACR, remember: pending.remember } }, false);
   });
 }

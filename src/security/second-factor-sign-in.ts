@@ -9,7 +9,8 @@ import type { User } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { SecurityLimits } from './limits.js';
 
-export type SecondFactorOutcome = { amr: string[]; method: SecondFactorMethod } | { lockedMs: number } | { rejected: true };
+/** `codesLeft`: after a recovery code, how many the user has left. */
+export type SecondFactorOutcome = { amr: string[]; method: SecondFactorMethod; codesLeft?: number } | { lockedMs: number } | { rejected: true };
 
 export interface SecondFactorAttempt {
   user: Pick<User, 'id' | 'email'>;
@@ -44,8 +45,7 @@ export async function verifySecondFactor(
   }
   await limits.loginByAccount.reset(email);
   const amr = amrOf(method);
-  const detail: Record<string, unknown> = { amr };
-  if (method === 'recovery') detail.recoveryCodesLeft = await twoFactor.recoveryCodesLeft(id);
-  record('success', 'sign_in', detail);
-  return { amr, method };
+  const codesLeft = method === 'recovery' ? await twoFactor.recoveryCodesLeft(id) : undefined;
+  record('success', 'sign_in', { amr, ...(codesLeft === undefined ? {} : { recoveryCodesLeft: codesLeft }) });
+  return { amr, method, codesLeft };
 }

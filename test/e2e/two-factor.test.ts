@@ -178,7 +178,9 @@ describe('signing in with two-step verification', () => {
     const code = codes[3] as string;
 
     const { agent, after, codeVerifier, nonce } = await passwordStep(user);
-    const done = await submitCode(agent, after.page as Page, '/totp', code.replace('-', '').toUpperCase());
+    const recovered = await submitCode(agent, after.page as Page, '/totp', code.replace('-', '').toUpperCase());
+    expect(textOf(recovered.page)).toContain('you have 9 recovery codes left');
+    const done = await agent.submit(recovered.page as Page, formOf(recovered.page as Page, '/totp/continue'), {}, server.issuer);
     expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ amr: ['pwd', 'mfa'] });
     const signIns = await audited('sign_in', user.userId);
     expect(signIns.find((event) => event.outcome === 'success' && event.detail?.recoveryCodesLeft !== undefined)?.detail).toMatchObject({
@@ -189,6 +191,37 @@ describe('signing in with two-step verification', () => {
     const again = await passwordStep(user);
     const refused = await submitCode(again.agent, again.after.page as Page, '/totp', code);
     expect(refused.page?.status).toBe(400);
+  });
+
+  test('after a recovery code (a lost phone) the person sets up a new app there and then: the old app and the old codes stop working', async () => {
+    const user = await createUser(server);
+    await server.services.users.update(user.email, { totpRequired: true });
+    const { app: oldApp, codes: oldCodes } = await enroll(user);
+
+    const { agent, after, codeVerifier, nonce } = await passwordStep(user);
+    const recovered = await submitCode(agent, after.page as Page, '/totp', oldCodes[0] as string);
+    const setUp = await agent.submit(recovered.page as Page, formOf(recovered.page as Page, '/totp/replace'), {}, server.issuer);
+    const page = setUp.page as Page;
+    expect(page.url).toMatch(/\/interaction\/[^/]+$/); // shown by a GET: a reload is safe
+    expect(page.html).toContain('<h1>Set up a new authenticator app</h1>');
+    const newApp = appFor(/id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '');
+    const shown = await submitCode(agent, page, '/totp/enroll', newApp());
+    const newCodes = [...(shown.page?.html ?? '').matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((match) => match[1] as string);
+    expect(newCodes).toHaveLength(10);
+    const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+    expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ sub: user.userId, amr: ['pwd', 'mfa'] });
+    const enrolled = await audited('totp_enrolled', user.userId);
+    expect(enrolled.map((event) => event.detail?.replaced ?? false)).toEqual(expect.arrayContaining([true, false]));
+
+    // The old app's next code and an unused old recovery code are refused; the new app's next code passes.
+    const next = await passwordStep(user);
+    const stale = await submitCode(next.agent, next.after.page as Page, '/totp', oldApp(1));
+    expect(stale.page?.status).toBe(400);
+    const staleCode = await submitCode(next.agent, stale.page as Page, '/totp', oldCodes[1] as string);
+    expect(staleCode.page?.status).toBe(400);
+    const fresh = await submitCode(next.agent, staleCode.page as Page, '/totp', newApp(1));
+    expect(await idTokenAfter(fresh.redirectedTo, next.codeVerifier, next.nonce)).toMatchObject({ amr: ['pwd', 'otp', 'mfa'] });
+    await server.services.locks.unlockAccount({ id: user.userId, email: user.email });
   });
 
   test('wrong codes count against the same lock as wrong passwords, and typing the password again does not reset the count', async () => {
