@@ -7,6 +7,7 @@
 import type { SecondFactorStep, TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
+import { guardedAttempt } from './guarded-attempt.js';
 import type { SecurityLimits } from './limits.js';
 
 /**
@@ -44,20 +45,12 @@ export async function signInWithPassword(
       detail: { email, ...(attempt.via ? { via: attempt.via } : {}), ...detail },
     });
 
-  const locked = Math.max(...(await Promise.all([limits.loginByAccount.lockedFor(email), limits.loginByIp.lockedFor(attempt.ip)])));
-  if (locked > 0) {
-    record('failure', 'sign_in', { reason: 'locked' });
-    return { lockedMs: locked };
-  }
-  const user = await deps.users.verifyPassword(email, attempt.password);
-  if (!user) {
-    const [accountLock, ipLock] = await Promise.all([limits.loginByAccount.fail(email), limits.loginByIp.fail(attempt.ip)]);
-    record('failure', 'sign_in', { reason: 'bad_credentials' });
-    const lock = Math.max(accountLock, ipLock);
-    if (lock === 0) return { rejected: true };
-    record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
-    return { lockedMs: lock };
-  }
+  const guarded = await guardedAttempt(limits, { email, ip: attempt.ip }, record, {
+    check: () => deps.users.verifyPassword(email, attempt.password),
+    failureReason: 'bad_credentials',
+  });
+  if (!('passed' in guarded)) return guarded;
+  const user = guarded.passed;
   const secondFactor = deps.twoFactor.stepFor(user, attempt.secondFactorAsked);
   if (secondFactor !== 'none') {
     record('success', 'password_verified', { next: secondFactor === 'verify' ? 'totp' : 'totp_enrollment' }, user.id);

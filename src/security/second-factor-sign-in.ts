@@ -7,6 +7,7 @@
 import { type SecondFactorMethod, type TwoFactor, amrOf } from '../accounts/two-factor.js';
 import type { User } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
+import { guardedAttempt } from './guarded-attempt.js';
 import type { SecurityLimits } from './limits.js';
 
 /** `codesLeft`: after a recovery code, how many the user has left. */
@@ -29,20 +30,13 @@ export async function verifySecondFactor(
   const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>) =>
     deps.audit.record({ type, outcome, accountId: id, clientId: attempt.clientId, ...attempt.facts, detail: { email, ...detail } });
 
-  const locked = Math.max(...(await Promise.all([limits.loginByAccount.lockedFor(email), limits.loginByIp.lockedFor(attempt.ip)])));
-  if (locked > 0) {
-    record('failure', 'sign_in', { reason: 'locked', step: 'totp' });
-    return { lockedMs: locked };
-  }
-  const method = await twoFactor.verify(id, attempt.code);
-  if (!method) {
-    const [accountLock, ipLock] = await Promise.all([limits.loginByAccount.fail(email), limits.loginByIp.fail(attempt.ip)]);
-    record('failure', 'sign_in', { reason: 'bad_second_factor' });
-    const lock = Math.max(accountLock, ipLock);
-    if (lock === 0) return { rejected: true };
-    record('failure', 'sign_in_locked', { lockSeconds: Math.ceil(lock / 1000), by: accountLock ? 'account' : 'ip' });
-    return { lockedMs: lock };
-  }
+  const guarded = await guardedAttempt(limits, { email, ip: attempt.ip }, record, {
+    check: () => twoFactor.verify(id, attempt.code),
+    failureReason: 'bad_second_factor',
+    lockedDetail: { step: 'totp' },
+  });
+  if (!('passed' in guarded)) return guarded;
+  const method = guarded.passed;
   await limits.loginByAccount.reset(email);
   const amr = amrOf(method);
   const codesLeft = method === 'recovery' ? await twoFactor.recoveryCodesLeft(id) : undefined;

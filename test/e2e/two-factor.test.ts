@@ -46,18 +46,25 @@ const formOf = (page: Page, actionSuffix: string) => {
 };
 const textOf = (page: Page | undefined) => (page?.html ?? '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
 
-/** An authorization request with PKCE, up to the page after the password. */
-async function passwordStep(user: Fixtures, agent = new UserAgent()) {
+/** An authorization request with PKCE in `agent` (of `config`'s client, with `extra` parameters): the first page or the redirect. */
+async function startAuthorization(agent: UserAgent, extra: Record<string, string> = {}, config = rp) {
   const codeVerifier = oidc.randomPKCECodeVerifier();
   const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(rp, {
+  const url = oidc.buildAuthorizationUrl(config, {
     redirect_uri: REDIRECT_URI,
     scope: 'openid email',
     nonce,
     code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
     code_challenge_method: 'S256',
+    ...extra,
   });
-  const { page } = await agent.follow(url.href, server.issuer);
+  return { step: await agent.follow(url.href, server.issuer), codeVerifier, nonce };
+}
+
+/** An authorization request up to the page after the password. */
+async function passwordStep(user: Fixtures, agent = new UserAgent()) {
+  const { step, codeVerifier, nonce } = await startAuthorization(agent);
+  const { page } = step;
   if (!page) throw new Error('no login page');
   const after = await agent.submit(page, loginFormOf(page), { email: user.email, password: PASSWORD }, server.issuer);
   return { agent, after, codeVerifier, nonce };
@@ -318,20 +325,7 @@ describe('administering two-step verification', () => {
 
 describe('a client asking for two steps (acr_values, step-up)', () => {
   /** An authorization request asking for a sign-in with two steps, in `agent`; the first page or the redirect. */
-  async function askForTwoSteps(agent: UserAgent, extra: Record<string, string> = {}) {
-    const codeVerifier = oidc.randomPKCECodeVerifier();
-    const nonce = oidc.randomNonce();
-    const url = oidc.buildAuthorizationUrl(rp, {
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid',
-      nonce,
-      acr_values: MFA_ACR,
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      ...extra,
-    });
-    return { step: await agent.follow(url.href, server.issuer), codeVerifier, nonce };
-  }
+  const askForTwoSteps = (agent: UserAgent, extra: Record<string, string> = {}) => startAuthorization(agent, { acr_values: MFA_ACR, ...extra });
 
   test('discovery lists the multi-factor acr, and a sign-in with the password alone has no acr', async () => {
     expect(rp.serverMetadata().acr_values_supported).toEqual([MFA_ACR]);
@@ -398,30 +392,20 @@ describe('a client that requires two steps (requireMfa)', () => {
   });
 
   /** An authorization request of the strict client in `agent`, with `extra` parameters. */
-  async function requestOfStrictClient(agent: UserAgent, extra: Record<string, string> = {}) {
-    const codeVerifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(strict, {
-      redirect_uri: REDIRECT_URI,
-      scope: 'openid',
-      code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-      code_challenge_method: 'S256',
-      ...extra,
-    });
-    return { step: await agent.follow(url.href, server.issuer), codeVerifier };
-  }
+  const requestOfStrictClient = (agent: UserAgent, extra: Record<string, string> = {}) => startAuthorization(agent, extra, strict);
 
   test('its users must set up an app, even when the request’s acr_values asks for something else', async () => {
     expect((await server.services.clients.require(strictId)).requireMfa).toBe(true);
     const user = await createUser(server);
     const agent = new UserAgent();
-    const { step, codeVerifier } = await requestOfStrictClient(agent, { acr_values: 'urn:example:weak' });
+    const { step, codeVerifier, nonce } = await requestOfStrictClient(agent, { acr_values: 'urn:example:weak' });
     const afterPassword = await agent.submit(step.page as Page, loginFormOf(step.page as Page), { email: user.email, password: PASSWORD }, server.issuer);
     const page = afterPassword.page as Page;
     expect(page.html).toContain('<h1>Set up two-step verification</h1>');
     const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
     const shown = await submitCode(agent, page, '/totp/enroll', appFor(key)());
     const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
-    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier });
+    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier, expectedNonce: nonce });
     expect(tokens.claims()).toMatchObject({ sub: user.userId, acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
   });
 
@@ -432,11 +416,11 @@ describe('a client that requires two steps (requireMfa)', () => {
     const secret = newTotpSecret();
     await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
 
-    const { step, codeVerifier } = await requestOfStrictClient(elsewhere.agent);
+    const { step, codeVerifier, nonce } = await requestOfStrictClient(elsewhere.agent);
     expect(step.redirectedTo).toBeUndefined();
     expect(step.page?.html).toContain('<h1>Two-step verification</h1>');
     const done = await submitCode(elsewhere.agent, step.page as Page, '/totp', codeAt(secret, Date.now() + 30_000));
-    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier });
+    const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier, expectedNonce: nonce });
     expect(tokens.claims()).toMatchObject({ sub: user.userId, acr: MFA_ACR });
   });
 
