@@ -79,15 +79,24 @@ async function idTokenAfter(redirectedTo: URL | undefined, codeVerifier: string,
   return tokens.claims();
 }
 
+/** The key a set-up page shows for typing by hand (what its QR code holds), without the spaces. */
+const keyShownOn = (page: Page) => /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
+/** The recovery codes a page lists. */
+const recoveryCodesOn = (page: Page | undefined) => [...(page?.html ?? '').matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((match) => match[1] as string);
+
+/** On a set-up page, as a person does: adds the key to the app, types its code, keeps the recovery codes, continues. */
+async function setUpApp(agent: UserAgent, page: Page) {
+  const app = appFor(keyShownOn(page));
+  const shown = await submitCode(agent, page, '/totp/enroll', app());
+  const codes = recoveryCodesOn(shown.page);
+  const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+  return { app, codes, done };
+}
+
 /** Sets up the app for a user who must: returns their app and recovery codes. */
 async function enroll(user: Fixtures) {
   const { agent, after, codeVerifier, nonce } = await passwordStep(user);
-  const page = after.page as Page;
-  const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
-  const app = appFor(key);
-  const shown = await submitCode(agent, page, '/totp/enroll', app());
-  const codes = [...(shown.page?.html ?? '').matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((match) => match[1] as string);
-  const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+  const { app, codes, done } = await setUpApp(agent, after.page as Page);
   return { app, codes, claims: await idTokenAfter(done.redirectedTo, codeVerifier, nonce) };
 }
 
@@ -106,11 +115,11 @@ describe('setting up two-step verification', () => {
     expect(page.url).toBe(`${server.issuer}/interaction/${page.url.split('/').at(-1)}`); // reloading it is safe: a GET
     expect(page.html).toContain('<h1>Set up two-step verification</h1>');
     expect(page.html).toMatch(/<figure class="qr"[^>]*><svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-    const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
+    const key = keyShownOn(page);
     expect(key).toMatch(/^[A-Z2-7]{32}$/); // 160 bits
     // A reload shows the same key: a person who scanned it before reloading is not left with a dead entry.
     const reloaded = await agent.follow(page.url, server.issuer);
-    expect(reloaded.page?.html).toContain(/id="secret">([^<]+)</.exec(page.html)?.[1]);
+    expect(keyShownOn(reloaded.page as Page)).toBe(key);
 
     const wrong = await submitCode(agent, page, '/totp/enroll', '000000' === appFor(key)() ? '111111' : '000000');
     expect(wrong.page?.status).toBe(400);
@@ -119,7 +128,7 @@ describe('setting up two-step verification', () => {
 
     const shown = await submitCode(agent, wrong.page as Page, '/totp/enroll', appFor(key)());
     expect(shown.page?.status).toBe(200);
-    const codes = [...(shown.page?.html ?? '').matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((match) => match[1]);
+    const codes = recoveryCodesOn(shown.page);
     expect(codes).toHaveLength(10);
     expect(new Set(codes).size).toBe(10);
     for (const code of codes) expect(code).toMatch(/^[a-z2-9]{5}-[a-z2-9]{5}$/);
@@ -211,11 +220,8 @@ describe('signing in with two-step verification', () => {
     const page = setUp.page as Page;
     expect(page.url).toMatch(/\/interaction\/[^/]+$/); // shown by a GET: a reload is safe
     expect(page.html).toContain('<h1>Set up a new authenticator app</h1>');
-    const newApp = appFor(/id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '');
-    const shown = await submitCode(agent, page, '/totp/enroll', newApp());
-    const newCodes = [...(shown.page?.html ?? '').matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((match) => match[1] as string);
+    const { app: newApp, codes: newCodes, done } = await setUpApp(agent, page);
     expect(newCodes).toHaveLength(10);
-    const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
     expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ sub: user.userId, amr: ['pwd', 'mfa'] });
     const enrolled = await audited('totp_enrolled', user.userId);
     expect(enrolled.map((event) => event.detail?.replaced ?? false)).toEqual(expect.arrayContaining([true, false]));
@@ -341,9 +347,7 @@ describe('a client asking for two steps (acr_values, step-up)', () => {
     const afterPassword = await agent.submit(step.page as Page, loginFormOf(step.page as Page), { email: user.email, password: PASSWORD }, server.issuer);
     const page = afterPassword.page as Page;
     expect(page.html).toContain('<h1>Set up two-step verification</h1>');
-    const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
-    const shown = await submitCode(agent, page, '/totp/enroll', appFor(key)());
-    const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+    const { done } = await setUpApp(agent, page);
     expect(await idTokenAfter(done.redirectedTo, codeVerifier, nonce)).toMatchObject({ acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
   });
 
@@ -402,9 +406,7 @@ describe('a client that requires two steps (requireMfa)', () => {
     const afterPassword = await agent.submit(step.page as Page, loginFormOf(step.page as Page), { email: user.email, password: PASSWORD }, server.issuer);
     const page = afterPassword.page as Page;
     expect(page.html).toContain('<h1>Set up two-step verification</h1>');
-    const key = /id="secret">([^<]+)</.exec(page.html)?.[1]?.replace(/\s/g, '') ?? '';
-    const shown = await submitCode(agent, page, '/totp/enroll', appFor(key)());
-    const done = await agent.submit(shown.page as Page, formOf(shown.page as Page, '/totp/continue'), {}, server.issuer);
+    const { done } = await setUpApp(agent, page);
     const tokens = await oidc.authorizationCodeGrant(strict, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier, expectedNonce: nonce });
     expect(tokens.claims()).toMatchObject({ sub: user.userId, acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
   });
