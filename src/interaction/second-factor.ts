@@ -73,8 +73,8 @@ async function keep(details: Interaction, pending: PendingSecondFactor): Promise
 }
 
 /**
- * Step-up: a client asked for a second factor (acr_values) and the session's sign-in had none, which is the only
- * reason for this login prompt. The password was proved when the session began, so, as Keycloak does, only the
+ * Step-up: the client requires a second factor or asked for one (acr_values), the session's sign-in had none,
+ * and that is the only reason for this login prompt. The password was proved when the session began, so, as Keycloak does, only the
  * missing step is asked for: the signed-in user's code, or setting up their app. The session keeps its lifetime.
  */
 export async function stepUpOf(deps: InteractionDependencies, details: Interaction): Promise<PendingSecondFactor | undefined> {
