@@ -5,6 +5,7 @@
  * passwords, the ID token's `amr`, an administrator's reset, and the password grant refusing such an account.
  * The "app" is otpauth computing RFC 6238 codes from the key shown on the page, as a phone would.
  */
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
@@ -284,6 +285,39 @@ describe('signing in with two-step verification', () => {
     const resumed = await agent.follow(`${server.issuer}/auth/${uid}`, server.issuer);
     expect(resumed.redirectedTo).toBeUndefined();
     expect(resumed.page?.html).toContain('<h1>Sign in</h1>');
+  });
+});
+
+describe('what APIs are told', () => {
+  const PAYMENTS = 'https://payments.example.test';
+
+  test('an API’s JWT access token says how the user signed in (auth_time, acr, amr, RFC 9068 §2.2.1), after a refresh too', async () => {
+    await server.services.apis.create({ indicator: PAYMENTS, name: 'Payments', scopes: ['payments:send'] });
+    const user = await createUser(server);
+    const secret = newTotpSecret();
+    await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
+    const agent = new UserAgent();
+    const { step, codeVerifier, nonce } = await startAuthorization(agent, { scope: 'openid offline_access payments:send', resource: PAYMENTS, prompt: 'consent' });
+    const afterPassword = await agent.submit(step.page as Page, loginFormOf(step.page as Page), { email: user.email, password: PASSWORD }, server.issuer);
+    const done = await submitCode(agent, afterPassword.page as Page, '/totp', codeAt(secret, Date.now() + 30_000));
+    const tokens = await oidc.authorizationCodeGrant(rp, done.redirectedTo as URL, { pkceCodeVerifier: codeVerifier, expectedNonce: nonce });
+
+    const jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
+    const verify = async (token: string) => (await jwtVerify(token, jwks, { issuer: server.issuer, audience: PAYMENTS, typ: 'at+jwt' })).payload;
+    const first = await verify(tokens.access_token);
+    expect(first).toMatchObject({ sub: user.userId, acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'], auth_time: tokens.claims()?.auth_time });
+    const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string, { resource: PAYMENTS });
+    expect(await verify(refreshed.access_token)).toMatchObject({ acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'], auth_time: first.auth_time });
+
+    // A sign-in with the password alone: amr pwd, no acr.
+    const plainUser = await createUser(server);
+    const plainAgent = new UserAgent();
+    const started = await startAuthorization(plainAgent, { scope: 'openid payments:send', resource: PAYMENTS });
+    const signedIn = await plainAgent.submit(started.step.page as Page, loginFormOf(started.step.page as Page), { email: plainUser.email, password: PASSWORD }, server.issuer);
+    const plainTokens = await oidc.authorizationCodeGrant(rp, signedIn.redirectedTo as URL, { pkceCodeVerifier: started.codeVerifier, expectedNonce: started.nonce });
+    const payload = await verify(plainTokens.access_token);
+    expect(payload.amr).toEqual(['pwd']);
+    expect(payload.acr).toBeUndefined();
   });
 });
 
