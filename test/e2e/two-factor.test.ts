@@ -318,6 +318,11 @@ describe('what APIs are told', () => {
     const payload = await verify(plainTokens.access_token);
     expect(payload.amr).toEqual(['pwd']);
     expect(payload.acr).toBeUndefined();
+
+    // An opaque access token (for userinfo): introspection says the same.
+    const again = await startAuthorization(agent, { scope: 'openid' }); // signed in already: straight back
+    const opaque = await oidc.authorizationCodeGrant(rp, again.step.redirectedTo as URL, { pkceCodeVerifier: again.codeVerifier, expectedNonce: again.nonce });
+    expect(await oidc.tokenIntrospection(rp, opaque.access_token)).toMatchObject({ active: true, acr: MFA_ACR, amr: ['pwd', 'otp', 'mfa'] });
   });
 });
 
