@@ -190,17 +190,25 @@ async function main(): Promise<void> {
   // With workers, the first one speaks for all.
   if (cluster.isPrimary || cluster.worker?.id === 1) announceServing(config, logger);
 
-  let stopping = false;
+  let delay: NodeJS.Timeout | undefined;
+  let closing = false;
+  const close = () => {
+    if (closing) return;
+    closing = true;
+    clearTimeout(delay);
+    // No new connections; requests in flight finish (bounded), then the audit log is flushed and pools close.
+    void drainAndClose(server, () => authz.close(), logger, SHUTDOWN_LIMITS).then((code) => process.exit(code));
+  };
   const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+    if (delay) {
+      // A second Ctrl-C (or SIGTERM) from someone who will not wait out SHUTDOWN_DELAY: close now, still cleanly.
+      logger.info({ signal }, 'closing now, without waiting for the rest of the shutdown delay');
+      return close();
+    }
     logger.info({ signal, drainSeconds: config.shutdownDelaySeconds }, 'shutting down');
     authz.beginShutdown(); // /readyz now answers 503: the load balancer stops sending new requests
     stopMemoryTrim();
-    setTimeout(() => {
-      // No new connections; requests in flight finish (bounded), then the audit log is flushed and pools close.
-      void drainAndClose(server, () => authz.close(), logger, SHUTDOWN_LIMITS).then((code) => process.exit(code));
-    }, config.shutdownDelaySeconds * 1000);
+    delay = setTimeout(close, config.shutdownDelaySeconds * 1000);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -267,6 +267,34 @@ describe('graceful shutdown', () => {
     }
   }, 120_000);
 
+  test('a second signal during SHUTDOWN_DELAY closes at once, still cleanly (flushed, pools closed, exit 0)', async () => {
+    const scratch = await mkdtemp(path.join(tmpdir(), 'authz-second-signal-'));
+    const port = await freePort();
+    const env = cleanEnvironment({
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: path.join(scratch, 'data'),
+      KEYS_DIR: path.join(scratch, 'keys'),
+      SHUTDOWN_DELAY: '120',
+    });
+    const running = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+    let stdout = '';
+    running.child.stdout.on('data', (chunk) => (stdout += chunk));
+    try {
+      const exited = new Promise<number | null>((resolve) => running.child.once('exit', resolve));
+      running.child.kill('SIGINT');
+      // The first Ctrl-C: readiness off, waiting out the delay for the load balancer.
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 503, '/readyz to answer 503');
+      running.child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      const messages = stdout.trim().split('\n').map((line) => (JSON.parse(line) as { msg: string }).msg);
+      expect(messages).toEqual(expect.arrayContaining(['shutting down', 'closing now, without waiting for the rest of the shutdown delay', 'shut down']));
+    } finally {
+      running.child.kill('SIGKILL');
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   test('a request that never finishes is cut off after 10 s, and the log says so; the stores still close in order', async () => {
     const scratch = await mkdtemp(path.join(tmpdir(), 'authz-stuck-'));
     const port = await freePort();
