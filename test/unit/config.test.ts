@@ -208,6 +208,27 @@ describe('configuration', () => {
     }
   });
 
+  test('as docker-compose.yml passes them, an empty COOKIE_SECRETS is fine in production when keys/ holds a *.cookie-secret', async () => {
+    const keysDir = await mkdtemp(path.join(tmpdir(), 'authz-config-'));
+    try {
+      await writeFile(path.join(keysDir, 'k1.pem'), 'checked when loaded');
+      await writeFile(path.join(keysDir, '20261206T000000Z.cookie-secret'), 'x'.repeat(43));
+      const env = {
+        NODE_ENV: 'production',
+        ISSUER: 'https://id.example.com',
+        DATABASE_URL: 'postgres://authz:authz@postgres:5432/authz',
+        REDIS_URL: 'redis://redis:6379',
+        KEYS_DIR: keysDir,
+        CLIENT_SECRET_PEPPERS: `p1:${'y'.repeat(43)}`,
+      };
+      expect(problemsOf({ ...env, COOKIE_SECRETS: '' })).toEqual([]);
+      await rm(path.join(keysDir, '20261206T000000Z.cookie-secret'));
+      expect(problemsOf({ ...env, COOKIE_SECRETS: '' })).toEqual([expect.stringMatching(/^COOKIE_SECRETS is not set and keys\/ holds no \*\.cookie-secret/)]);
+    } finally {
+      await rm(keysDir, { recursive: true, force: true });
+    }
+  });
+
   test('short secrets are refused in production', () => {
     expect(() =>
       loadConfig({ NODE_ENV: 'production', ISSUER: 'https://id.example.com', COOKIE_SECRETS: 'short', CLIENT_SECRET_PEPPERS: 'p:short' }),
