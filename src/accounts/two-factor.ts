@@ -1,8 +1,9 @@
 /**
  * Two-step verification at sign-in: after the password, a code from the user's authenticator app (TOTP), or one of
  * their single-use recovery codes. Who must use it: everyone who set it up, and those an administrator asked to
- * (`totp_required`, or one of TOTP_REQUIRED_ROLES), who set it up at their next sign-in. The login page's routes
- * (src/interaction/second-factor.ts) call this; administrators reset it through UserRepository.resetTwoFactor.
+ * (`totp_required`, or one of TOTP_REQUIRED_ROLES) or whose client requires it or asks for it (`requireMfa`,
+ * `acr_values`), who set it up at their next sign-in. The login page's routes (src/interaction/second-factor.ts)
+ * call this; administrators reset it through UserRepository.resetTwoFactor.
  */
 import type { Pepper } from '../clients/secrets.js';
 import type { Database } from '../store/database.js';

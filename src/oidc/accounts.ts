@@ -98,11 +98,6 @@ export function accountFinder(users: UserRepository, readGrantWithUser?: GrantRe
 
 type TokenLike = { accountId?: string; clientId?: string; kind?: string };
 
-/**
- * Roles travel in access tokens so that APIs can authorise offline: the user's roles for tokens issued to a user,
- * the client's own roles for client-credentials tokens. A user's tokens also say how the user signed in
- * (RFC 9068 §2.2.1: auth_time, acr, amr), so that an API can demand two steps for what it guards.
- */
 /** The sign-in behind a user's token, from the code, refresh token or device code it is issued for. */
 function signInOf(ctx: KoaContextWithOIDC | undefined): { auth_time?: number; acr?: string; amr?: string[] } {
   const entities = ctx?.oidc?.entities as { [name: string]: { authTime?: number; acr?: string; amr?: string[] } | undefined } | undefined;
@@ -112,6 +107,11 @@ function signInOf(ctx: KoaContextWithOIDC | undefined): { auth_time?: number; ac
   return { ...(authTime ? { auth_time: authTime } : {}), ...(acr ? { acr } : {}), ...(amr?.length ? { amr } : {}) };
 }
 
+/**
+ * Roles travel in access tokens so that APIs can authorise offline: the user's roles for tokens issued to a user,
+ * the client's own roles for client-credentials tokens. A user's tokens also say how the user signed in
+ * (RFC 9068 §2.2.1: auth_time, acr, amr), so that an API can demand two steps for what it guards.
+ */
 export function tokenClaims(users: UserRepository, catalog: Catalog) {
   return async (ctx: KoaContextWithOIDC, token: TokenLike): Promise<Record<string, unknown> | undefined> => {
     if (token.accountId) {
