@@ -56,7 +56,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const audit = new AuditLog(db, logger);
   const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
-  const twoFactor = new TwoFactor(db, { peppers: () => config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
+  const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, {
     defaultAccessTokenTtl: config.ttl.apiAccessToken,

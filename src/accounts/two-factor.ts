@@ -52,7 +52,7 @@ interface TotpRow {
 export class TwoFactor {
   constructor(
     private readonly db: Database,
-    private readonly options: { peppers: () => readonly Pepper[]; requiredRoles: readonly string[] },
+    private readonly options: { peppers: readonly Pepper[]; requiredRoles: readonly string[] },
   ) {}
 
   /** `asked`: the client requires or asked for two steps, so a user without an app sets one up now. */
@@ -77,7 +77,7 @@ export class TwoFactor {
   }
 
   unseal(sealed: string, userId: string): string | undefined {
-    return decryptTotpSecret(sealed, userId, this.options.peppers());
+    return decryptTotpSecret(sealed, userId, this.options.peppers);
   }
 
   /**
@@ -118,7 +118,7 @@ export class TwoFactor {
       .first('id', 'totp_secret', 'totp_recovery_codes');
     if (!row?.totp_secret) return undefined;
     if (looksLikeRecoveryCode(typed)) return (await this.#useRecoveryCode(userId, typed, row)) ? 'recovery' : undefined;
-    const secret = decryptTotpSecret(row.totp_secret, userId, this.options.peppers());
+    const secret = decryptTotpSecret(row.totp_secret, userId, this.options.peppers);
     const step = secret === undefined ? undefined : stepOfCode(secret, typed);
     if (step === undefined) return undefined;
     const used = await this.db('users')
@@ -145,8 +145,7 @@ export class TwoFactor {
 
   async #useRecoveryCode(userId: string, typed: string, row: TotpRow): Promise<boolean> {
     const stored = new Set(row.totp_recovery_codes ?? []);
-    const hash = this.options
-      .peppers()
+    const hash = this.options.peppers
       .map((pepper) => hashRecoveryCode(typed, pepper))
       .find((candidate) => stored.has(candidate));
     if (!hash) return false;
@@ -158,7 +157,7 @@ export class TwoFactor {
   }
 
   #currentPepper(): Pepper {
-    const [pepper] = this.options.peppers();
+    const [pepper] = this.options.peppers;
     if (!pepper) throw new Error('no client-secret pepper is configured');
     return pepper;
   }

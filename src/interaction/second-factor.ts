@@ -23,7 +23,7 @@ import { enrollmentOf, newTotpSecret } from '../accounts/totp.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { describeWait } from '../security/failure-limiter.js';
-import { verifySecondFactor } from '../security/second-factor-sign-in.js';
+import { secondStepProved, verifySecondFactor } from '../security/second-factor-sign-in.js';
 import { csrfToken } from './csrf.js';
 import { PageError } from './errors.js';
 import { clientShownAs } from './pages.js';
@@ -134,18 +134,15 @@ async function enrollingSecret(deps: InteractionDependencies, details: Interacti
   return secret;
 }
 
-/** A first set-up proved the second step: the account's failures are cleared and the sign-in audited. */
+/** A first set-up proved the second step (its first code): the sign-in it completes, with its `amr`. */
 async function signedInWithNewApp(deps: InteractionDependencies, ctx: Context, pending: PendingSecondFactor): Promise<string[]> {
-  await deps.limits.loginByAccount.reset(pending.email);
   const amr = amrOf('otp');
-  deps.audit.record({
-    type: 'sign_in',
-    outcome: 'success',
-    accountId: pending.accountId,
+  const signIn = {
+    user: { id: pending.accountId, email: pending.email },
     clientId: String((ctx.state.interaction as Interaction).params.client_id),
-    ...requestFacts(ctx),
-    detail: { email: pending.email, amr, enrolled: true },
-  });
+    facts: requestFacts(ctx),
+  };
+  await secondStepProved(deps, signIn, amr, { enrolled: true });
   return amr;
 }
 

@@ -152,9 +152,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
  * The base policy, plus three login checks: a session whose account is no longer usable (disabled, deleted, or
  * signed out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account;
  * so does a session whose sign-in had no second step when the client requires or asks for one (step-up:
- * src/interaction/second-factor.ts), and a session that reached SESSION_MAX_TTL (./session-lifetime.ts). And `prompt=consent` asks a person
- * only for a third-party client: a first-party one has no consent page (./first-party.ts), yet OIDC Core §11
- * makes every client send prompt=consent with offline_access.
+ * src/interaction/second-factor.ts), and a session that reached SESSION_MAX_TTL (./session-lifetime.ts). And
+ * `prompt=consent` asks a person only for a third-party client: a first-party one has no consent page
+ * (./first-party.ts), yet OIDC Core §11 makes every client send prompt=consent with offline_access.
  */
 function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog) {
   const policy = interactionPolicy.base();

@@ -13,12 +13,31 @@ import type { SecurityLimits } from './limits.js';
 /** `codesLeft`: after a recovery code, how many the user has left. */
 export type SecondFactorOutcome = { amr: string[]; method: SecondFactorMethod; codesLeft?: number } | { lockedMs: number } | { rejected: true };
 
-export interface SecondFactorAttempt {
+/** Who signs in, through which client, from where (as the audit log records it). */
+export interface SecondFactorSignIn {
   user: Pick<User, 'id' | 'email'>;
-  code: string;
-  ip: string;
   clientId: string;
   facts: { ip: string | null; userAgent: string | null; requestId: string | null };
+}
+
+export interface SecondFactorAttempt extends SecondFactorSignIn {
+  code: string;
+  ip: string;
+}
+
+/**
+ * The second step proved, by a code or by setting up an app: the account's failure count is cleared and this is
+ * the audited `sign_in` (the password alone was only `password_verified`).
+ */
+export async function secondStepProved(
+  deps: { limits: SecurityLimits; audit: AuditSink },
+  signIn: SecondFactorSignIn,
+  amr: string[],
+  detail: Record<string, unknown> = {},
+): Promise<void> {
+  const { email, id } = signIn.user;
+  await deps.limits.loginByAccount.reset(email);
+  deps.audit.record({ type: 'sign_in', outcome: 'success', accountId: id, clientId: signIn.clientId, ...signIn.facts, detail: { email, amr, ...detail } });
 }
 
 export async function verifySecondFactor(
@@ -27,7 +46,7 @@ export async function verifySecondFactor(
 ): Promise<SecondFactorOutcome> {
   const { limits, twoFactor } = deps;
   const { email, id } = attempt.user;
-  const record = (outcome: 'success' | 'failure', type: string, detail: Record<string, unknown>) =>
+  const record = (outcome: 'failure', type: string, detail: Record<string, unknown>) =>
     deps.audit.record({ type, outcome, accountId: id, clientId: attempt.clientId, ...attempt.facts, detail: { email, ...detail } });
 
   const guarded = await guardedAttempt(limits, { email, ip: attempt.ip }, record, {
@@ -37,9 +56,8 @@ export async function verifySecondFactor(
   });
   if (!('passed' in guarded)) return guarded;
   const method = guarded.passed;
-  await limits.loginByAccount.reset(email);
   const amr = amrOf(method);
   const codesLeft = method === 'recovery' ? await twoFactor.recoveryCodesLeft(id) : undefined;
-  record('success', 'sign_in', { amr, ...(codesLeft === undefined ? {} : { recoveryCodesLeft: codesLeft }) });
+  await secondStepProved(deps, attempt, amr, codesLeft === undefined ? {} : { recoveryCodesLeft: codesLeft });
   return { amr, method, codesLeft };
 }

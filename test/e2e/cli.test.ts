@@ -135,7 +135,7 @@ describe('authz CLI', () => {
     const db = await openDatabase({ url: postgresUrl, schema, embeddedDir: ':memory:' });
     try {
       const [kid = '', pepper = ''] = PEPPERS.split(':');
-      const twoFactor = new TwoFactor(db, { peppers: () => [{ kid, secret: pepper }], requiredRoles: [] });
+      const twoFactor = new TwoFactor(db, { peppers: [{ kid, secret: pepper }], requiredRoles: [] });
       const email = 'lost-phone@example.test';
       const listed = () => listedUser(email);
       const added = JSON.parse((await authz(['users', 'add', '--email', email, '--json'])).stdout) as { id: string };

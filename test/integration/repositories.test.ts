@@ -129,7 +129,7 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
   describe('two-step verification', () => {
     const p1 = { kid: 'p1', secret: 'one'.repeat(12) };
     const p2 = { kid: 'p2', secret: 'two'.repeat(12) };
-    const twoFactorWith = (...peppers: { kid: string; secret: string }[]) => new TwoFactor(store.db, { peppers: () => peppers, requiredRoles: [] });
+    const twoFactorWith = (...peppers: { kid: string; secret: string }[]) => new TwoFactor(store.db, { peppers, requiredRoles: [] });
     const soon = (steps: number) => Date.now() + steps * 30_000;
 
     test('an app sealed under an older pepper is sealed again under the current one when used, so the old one can go', async () => {
