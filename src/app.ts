@@ -18,7 +18,9 @@ import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
 import { PageError } from './interaction/errors.js';
-import { createBrowserErrorPages, createInteractionRoutes, createProviderPages } from './interaction/index.js';
+import { createAccountPage, createBrowserErrorPages, createInteractionRoutes, createProviderPages } from './interaction/index.js';
+import { SessionDirectory } from './accounts/sessions.js';
+import { UserRepository } from './accounts/users.js';
 import { KeyRing } from './keys/key-ring.js';
 import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
 import { Metrics } from './metrics/metrics.js';
@@ -135,6 +137,21 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     createInteractionRoutes({
       provider: slot.proxy,
       users: services.users,
+      twoFactor: services.twoFactor,
+      catalog: services.catalog,
+      audit,
+      limits: services.limits,
+      config,
+      logger,
+    }),
+  );
+  // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.
+  const selfSessions = new SessionDirectory(services.sessions.store, { audit, actor: 'self', listener: sessionEndListener });
+  app.use(
+    createAccountPage({
+      provider: slot.proxy,
+      users: new UserRepository(services.db, { bcryptCost: config.bcryptCost, audit, actor: 'self', sessions: selfSessions }),
+      sessions: selfSessions,
       twoFactor: services.twoFactor,
       catalog: services.catalog,
       audit,

@@ -8,6 +8,7 @@ import { adminApiIndicator } from './admin/auth.js';
 import { ApiRepository } from './apis/apis.js';
 import { SessionDirectory, type SessionEndListener } from './accounts/sessions.js';
 import { AuditLog } from './audit/audit-log.js';
+import { accountConsoleClient } from './clients/account-console.js';
 import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
@@ -64,7 +65,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     actor,
     protectedIndicators: [adminApiIndicator(config.issuer)],
   });
-  const catalog = new Catalog(clients, apis, config.clientCacheTtlMs);
+  const catalog = new Catalog(clients, apis, config.clientCacheTtlMs, [accountConsoleClient(config.issuer)]);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);

@@ -137,6 +137,21 @@ export class TwoFactor {
     return sealingPepperOf(sealed) === current.kid ? {} : { totp_secret: encryptTotpSecret(secret, userId, current) };
   }
 
+  /**
+   * New recovery codes in place of the user's (the account page, after a code from their app): the old ones stop
+   * working. Undefined when the user has no app set up (an administrator reset it meanwhile).
+   */
+  async replaceRecoveryCodes(userId: string): Promise<string[] | undefined> {
+    const pepper = this.#currentPepper();
+    const recoveryCodes = newRecoveryCodes();
+    const updated = await this.db('users')
+      .where({ id: userId })
+      .whereNotNull('totp_enrolled_at')
+      .whereNull('disabled_at')
+      .update({ totp_recovery_codes: recoveryCodes.map((recovery) => hashRecoveryCode(recovery, pepper)), updated_at: new Date() });
+    return updated === 1 ? recoveryCodes : undefined;
+  }
+
   /** How many recovery codes the user has left. */
   async recoveryCodesLeft(userId: string): Promise<number> {
     const row = await this.db<TotpRow>('users').where({ id: userId }).first('totp_recovery_codes');

@@ -399,6 +399,19 @@ export class UserRepository {
     return updated;
   }
 
+  /**
+   * The user's own change, on the account page, which has checked the current password: their sessions and apps
+   * are left as they are (the page offers to end the other sessions, and lists the apps), as Keycloak's account
+   * console does. An administrator's `setPassword` ends everything instead.
+   */
+  async changePassword(id: string, newPassword: string): Promise<User> {
+    const value = parseInput(password, newPassword);
+    const hash = await this.passwords.hash(value);
+    const updated = await this.#update(id, { password_hash: hash, password_changed_at: new Date() });
+    this.#record('user_password_changed', updated);
+    return updated;
+  }
+
   async setRoles(idOrEmail: string, roles: string[]): Promise<User> {
     const value = parseInput(z.array(roleName).max(100), roles);
     const user = await this.require(idOrEmail);

@@ -19,6 +19,7 @@ import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.
 import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
+import { ACCOUNT_CONSOLE_CLIENT_ID } from './account-console.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
@@ -147,6 +148,7 @@ export const newClientSchema = z
     clientId: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._~-]{2,127}$/, 'a client id is 3–128 letters, digits, ".", "_", "~" or "-"')
+      .refine((id) => id !== ACCOUNT_CONSOLE_CLIENT_ID, `${ACCOUNT_CONSOLE_CLIENT_ID} is the account page's own client`)
       .optional(),
     redirectUris: z.array(z.string()).default([]),
     postLogoutRedirectUris: z.array(z.string()).default([]),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Middleware } from 'koa';
 import compose from 'koa-compose';
 import type { Logger } from '../logger.js';
+import { type AccountDependencies, createAccountRoutes } from '../self-service/routes.js';
 import type { ProviderPages } from '../oidc/provider.js';
 import { errorPagesForBrowsers } from './errors.js';
 import { createProviderPages as providerPages } from './provider-pages.js';
@@ -24,6 +25,12 @@ export function createProviderPages(options: { logger: Logger }): ProviderPages 
 /** A page, not JSON, for a browser whose request failed outside our pages' own error handling (./errors.ts). */
 export function createBrowserErrorPages(options: { logger: Logger }): Middleware {
   return errorPagesForBrowsers(views(), options.logger);
+}
+
+/** The account page (src/self-service/), in the same look; only its own paths reach its router. */
+export function createAccountPage(deps: Omit<AccountDependencies, 'views'>): Middleware {
+  const page = createAccountRoutes({ ...deps, views: views() });
+  return (ctx, next) => (ctx.path === '/account' || ctx.path.startsWith('/account/') ? page(ctx, next) : next());
 }
 
 export function createInteractionRoutes(deps: Omit<InteractionDependencies, 'views'>): Middleware {

@@ -11,7 +11,6 @@
  * With two-step verification the login has a second step between the password and the result: ./second-factor.ts.
  */
 import { createHmac } from 'node:crypto';
-import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
@@ -22,6 +21,7 @@ import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
 import type { Config } from '../config.js';
+import { readForm } from '../http/read-form.js';
 import type { Logger } from '../logger.js';
 import type { Catalog } from '../oidc/catalog.js';
 import { describeWait } from '../security/failure-limiter.js';
@@ -67,13 +67,6 @@ function typedBefore(body: unknown): { email?: string; remember: boolean } {
   const { email, remember } = (body ?? {}) as Record<string, unknown>;
   return { email: typeof email === 'string' ? email.slice(0, 1024) : undefined, remember: remember !== undefined };
 }
-
-/** Only urlencoded forms, small, and a body that cannot be read is a 400, not a crash. */
-const readForm = bodyParser({
-  enableTypes: ['form'],
-  formLimit: '16kb',
-  onError: (_error, ctx) => ctx.throw(400, 'the form could not be read'),
-});
 
 export function createInteractionRoutes(deps: InteractionDependencies): Middleware {
   const { provider, views, logger } = deps;

@@ -45,7 +45,7 @@ function issuedAt(ctx: KoaContextWithOIDC, token: { iat?: number } | undefined):
  * account for sessions and tokens issued before that moment: the provider then asks for a new login, refuses the
  * refresh, or answers invalid_token.
  */
-function revokedFor(user: User, issued: number | undefined): boolean {
+export function revokedFor(user: User, issued: number | undefined): boolean {
   if (!user.sessionsRevokedAt || issued === undefined) return false;
   return issued < Math.floor(user.sessionsRevokedAt.getTime() / 1000);
 }

@@ -19,12 +19,16 @@ export class Catalog {
   readonly #apis: LRUCache<string, Cached<ApiRecord>>;
   readonly #grantUse = new Map<string, { value: boolean; until: number }>();
   readonly #ttl: number;
+  /** Clients that are part of the server (the account page's: src/clients/account-console.ts), not rows. */
+  readonly #builtIn: ReadonlyMap<string, ClientRecord>;
 
   constructor(
     readonly clientRepository: ClientRepository,
     readonly apiRepository: ApiRepository,
     ttlMs: number,
+    builtInClients: readonly ClientRecord[] = [],
   ) {
+    this.#builtIn = new Map(builtInClients.map((client) => [client.clientId, client]));
     const ttl = Math.max(ttlMs, 1);
     this.#ttl = ttlMs;
     this.#clients = new LRUCache({
@@ -43,6 +47,8 @@ export class Catalog {
   /** The client, or undefined when it does not exist or is disabled. */
   async client(clientId: string): Promise<ClientRecord | undefined> {
     if (holdsNul(clientId)) return undefined;
+    const builtIn = this.#builtIn.get(clientId);
+    if (builtIn) return builtIn;
     // A fresh entry is read directly: the fetch machinery (in-flight sharing, stale handling) is for a miss.
     const record = this.#clients.get(clientId) ?? (await this.#clients.fetch(clientId));
     return record === MISSING || !record || record.disabledAt ? undefined : record;

@@ -1,0 +1,76 @@
+/** What the account page shows: who is signed in, their two-step verification, sessions and apps. */
+import type { Context } from 'koa';
+import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
+import { csrfToken } from '../interaction/csrf.js';
+import type { AccountDependencies } from './routes.js';
+import type { SignedIn } from './signed-in.js';
+
+/** What the page says after a change (`?done=`): fixed sentences, so the address cannot put words on the page. */
+const NOTICES = {
+  password: 'Your password was changed.',
+  'password-others': 'Your password was changed, and your other sessions were signed out.',
+  'two-step-on': 'Two-step verification is on.',
+  'two-step-off': 'Two-step verification is off.',
+  'session-ended': 'That session was signed out.',
+  'app-removed': 'The app no longer has access to your account.',
+} as const;
+export type AccountPageNotice = keyof typeof NOTICES;
+
+const when = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unknown');
+
+export interface AccountPageOptions {
+  notice?: unknown;
+  errors?: { password?: string; twoStep?: string };
+  status?: number;
+}
+
+export async function renderAccountPage(ctx: Context, deps: AccountDependencies, signedIn: SignedIn, options: AccountPageOptions = {}): Promise<void> {
+  const { user, session } = signedIn;
+  const [sessions, grants, codesLeft] = await Promise.all([
+    deps.sessions.list(user.id),
+    deps.users.listGrants(user.id),
+    user.totpEnrolledAt ? deps.twoFactor.recoveryCodesLeft(user.id) : 0,
+  ]);
+  const clientName = async (clientId: string) => (await deps.catalog.client(clientId))?.name ?? clientId;
+  const notice = typeof options.notice === 'string' && options.notice in NOTICES ? NOTICES[options.notice as AccountPageNotice] : undefined;
+  deps.views.render(
+    ctx,
+    'account.njk',
+    {
+      csrf: csrfToken(ctx.app.keys as string[], session.uid, 'account'),
+      user: { name: user.name, email: user.email },
+      // "on" only when it is: a sign-in meant to set it up may have been left before the app was added.
+      notice: notice === NOTICES['two-step-on'] && !user.totpEnrolledAt ? undefined : notice,
+      errors: options.errors ?? {},
+      twoStep: { on: Boolean(user.totpEnrolledAt), since: shown(user.totpEnrolledAt), required: deps.twoFactor.isRequired(user), codesLeft },
+      sessions: await Promise.all(
+        sessions.map(async (each) => ({
+          uid: each.uid,
+          current: each.uid === session.uid,
+          signedInAt: shown(each.signedInAt),
+          twoStep: each.amr.includes('mfa'),
+          apps: await Promise.all(each.clients.map(clientName)),
+        })),
+      ),
+      apps: await Promise.all(
+        grants
+          .filter((grant) => grant.clientId && grant.clientId !== ACCOUNT_CONSOLE_CLIENT_ID)
+          .map(async (grant) => ({
+            grantId: grant.grantId,
+            name: await clientName(grant.clientId ?? ''),
+            since: shown(grant.createdAt),
+            scopes: grant.scopes.filter((scope) => scope !== 'openid'),
+            apis: await Promise.all(
+              Object.entries(grant.resources).map(async ([indicator, scopes]) => ({ name: (await deps.catalog.api(indicator))?.name ?? indicator, scopes })),
+            ),
+          })),
+      ),
+    },
+    options.status ?? 200,
+  );
+}
+
+export function renderNewRecoveryCodes(ctx: Context, deps: AccountDependencies, codes: string[]): void {
+  deps.views.render(ctx, 'account-recovery-codes.njk', { codes });
+}

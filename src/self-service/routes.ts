@@ -1,0 +1,222 @@
+/**
+ * The account page: what a signed-in person can do for themselves, as Keycloak's account console offers, without
+ * asking an administrator. Signed in through /auth like any app (./sign-in.ts), with the same session.
+ *
+ *   GET  /account                          the page (or a sign-in first)
+ *   GET  /account/callback                 the end of that sign-in (./sign-in.ts)
+ *   POST /account/password                 current password, new one twice → changed; other sessions ended if ticked
+ *   GET  /account/two-step/set-up          a sign-in that sets up an authenticator app (step-up), then the page
+ *   POST /account/two-step/recovery-codes  a code from the app → new recovery codes, shown once
+ *   POST /account/two-step/off             a code from the app → two-step verification removed (unless required)
+ *   POST /account/sessions/end             another browser's session → signed out (back-channel logout to its apps)
+ *   POST /account/apps/remove              an app's grant → removed, with every token issued under it
+ *
+ * Every post carries a CSRF token bound to the login session, and every check of a password or code goes through
+ * the sign-in's brute-force limits, so the page is no way around them. Changes are audited `by: self`.
+ */
+import { Router } from '@koa/router';
+import type { Context, Middleware, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import { z } from 'zod';
+import { passwordProblem } from '../accounts/passwords.js';
+import type { SessionDirectory } from '../accounts/sessions.js';
+import { MFA_ACR, type TwoFactor } from '../accounts/two-factor.js';
+import type { UserRepository } from '../accounts/users.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { requestFacts } from '../audit/request-facts.js';
+import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
+import type { Config } from '../config.js';
+import { NotFoundError } from '../errors.js';
+import { readForm } from '../http/read-form.js';
+import { csrfTokenValid } from '../interaction/csrf.js';
+import { PageError, pageErrors } from '../interaction/errors.js';
+import type { Views } from '../interaction/views.js';
+import type { Logger } from '../logger.js';
+import type { Catalog } from '../oidc/catalog.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { type GuardedOutcome, guardedAttempt } from '../security/guarded-attempt.js';
+import type { SecurityLimits } from '../security/limits.js';
+import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
+import { type SignedIn, signedInOf } from './signed-in.js';
+import { finishSignIn, startSignIn } from './sign-in.js';
+
+export interface AccountDependencies {
+  provider: Provider;
+  /** Users and sessions whose changes are audited `by: self`; ended sessions are told to their apps. */
+  users: UserRepository;
+  sessions: SessionDirectory;
+  twoFactor: TwoFactor;
+  catalog: Catalog;
+  audit: AuditSink;
+  limits: SecurityLimits;
+  config: Config;
+  logger: Logger;
+  views: Views;
+}
+
+const passwordForm = z.object({
+  current: z.string('Enter your current password.').min(1, 'Enter your current password.').max(1024, 'That is not your current password.'),
+  password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
+  repeat: z.string('Enter the new password again.').max(1024),
+  /** "Sign out of my other sessions": sent only when ticked. */
+  endOthers: z.string().max(16).optional(),
+});
+const codeForm = z.object({
+  code: z.string('Enter a code from your app.').trim().min(1, 'Enter a code from your app.').max(32, 'That is not a code from your app or a recovery code.'),
+});
+const sessionForm = z.object({ session: z.string().min(1).max(200) });
+const appForm = z.object({ grant: z.string().min(1).max(200) });
+
+const WRONG_CODE = 'That code is not right. Enter the code your app shows now.';
+
+/** The first sentence a refused form deserves. */
+const refusal = (result: { error: z.ZodError }) => result.error.issues[0]?.message ?? 'The form was not complete.';
+
+export function createAccountRoutes(deps: AccountDependencies): Middleware {
+  const { config, views, logger } = deps;
+  const router = new Router({ prefix: '/account' });
+  const sessionMaxSeconds = config.ttl.sessionMax;
+
+  /** The signed-in person, and for posts the form's CSRF token checked against their session. */
+  const signedIn = async (ctx: Context, next: Next) => {
+    const found = await signedInOf(ctx, { provider: deps.provider, users: deps.users, sessionMaxSeconds });
+    if (!found) throw new PageError(401, 'You are not signed in to your account any more.', { href: '/account', label: 'Sign in to your account' });
+    if (!csrfTokenValid(ctx.app.keys as string[], found.session.uid, (ctx.request.body as Record<string, unknown>)?.csrf, 'account')) {
+      throw new PageError(403, 'The form expired or did not come from this site. Reload the page and try again.');
+    }
+    ctx.state.signedIn = found;
+    return next();
+  };
+  const who = (ctx: Context) => ctx.state.signedIn as SignedIn;
+  const done = (ctx: Context, notice: AccountPageNotice, anchor = '') => {
+    ctx.status = 303;
+    ctx.redirect(`/account?done=${notice}${anchor}`);
+  };
+
+  router.use(pageErrors(views, logger));
+
+  router.get('/', async (ctx) => {
+    const found = await signedInOf(ctx, { provider: deps.provider, users: deps.users, sessionMaxSeconds });
+    if (!found) return startSignIn(ctx, { issuer: config.issuer, production: config.production, purpose: 'view' });
+    await renderAccountPage(ctx, deps, found, { notice: ctx.query.done });
+  });
+
+  router.get('/callback', (ctx) => finishSignIn(ctx, { provider: deps.provider, production: config.production }));
+
+  router.get('/two-step/set-up', async (ctx) => {
+    const found = await signedInOf(ctx, { provider: deps.provider, users: deps.users, sessionMaxSeconds });
+    if (found?.user.totpEnrolledAt) return done(ctx, 'two-step-on', '#two-step');
+    // A session that signed in with two steps is not asked for them again (step-up), even though an administrator
+    // has since removed the app: only a fresh sign-in then leads to setting one up.
+    const reauthenticate = found?.session.acr === MFA_ACR;
+    startSignIn(ctx, { issuer: config.issuer, production: config.production, purpose: 'two-step', reauthenticate });
+  });
+
+  // After a refused form the address bar shows its action; reloading it is a GET, which goes back to the page.
+  router.get(['/password', '/two-step/recovery-codes', '/two-step/off', '/sessions/end', '/apps/remove'], (ctx) => {
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  router.post('/password', readForm, signedIn, async (ctx) => {
+    const { user, session } = who(ctx);
+    const form = passwordForm.safeParse(ctx.request.body);
+    if (!form.success) return renderAccountPage(ctx, deps, who(ctx), { errors: { password: refusal(form) }, status: 400 });
+    const problem = form.data.password === form.data.repeat ? passwordProblem(form.data.password) : 'the new passwords do not match';
+    if (problem) return renderAccountPage(ctx, deps, who(ctx), { errors: { password: sentence(problem) }, status: 400 });
+    const checked = await guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, form.data.current));
+    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', 'That is not your current password.');
+    await deps.users.changePassword(user.id, form.data.password);
+    if (form.data.endOthers === undefined) return done(ctx, 'password');
+    await endOtherSessions(deps, user.id, session.uid);
+    done(ctx, 'password-others');
+  });
+
+  router.post('/two-step/recovery-codes', readForm, signedIn, async (ctx) => {
+    const { user } = who(ctx);
+    const checked = await checkCode(ctx, deps);
+    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'twoStep', WRONG_CODE);
+    const codes = await deps.twoFactor.replaceRecoveryCodes(user.id);
+    if (!codes) throw new PageError(409, 'Two-step verification was turned off meanwhile.', { href: '/account', label: 'Back to your account' });
+    deps.audit.record({ type: 'user_recovery_codes_replaced', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail: { by: 'self' } });
+    renderNewRecoveryCodes(ctx, deps, codes);
+  });
+
+  router.post('/two-step/off', readForm, signedIn, async (ctx) => {
+    const { user } = who(ctx);
+    if (deps.twoFactor.isRequired(user)) {
+      return renderAccountPage(ctx, deps, who(ctx), { errors: { twoStep: 'Two-step verification is required for your account: it cannot be turned off.' }, status: 400 });
+    }
+    const checked = await checkCode(ctx, deps);
+    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'twoStep', WRONG_CODE);
+    await deps.users.resetTwoFactor(user.id);
+    done(ctx, 'two-step-off', '#two-step');
+  });
+
+  router.post('/sessions/end', readForm, signedIn, async (ctx) => {
+    const { user, session } = who(ctx);
+    const form = sessionForm.safeParse(ctx.request.body);
+    if (!form.success) throw new PageError(400, 'The form did not say which session to sign out.');
+    if (form.data.session === session.uid) throw new PageError(400, 'This is the session you are using: sign out with "Sign out" instead.', { href: '/account', label: 'Back to your account' });
+    await deps.sessions.end(user.id, form.data.session).catch(ignoreNotFound);
+    done(ctx, 'session-ended', '#sessions');
+  });
+
+  router.post('/apps/remove', readForm, signedIn, async (ctx) => {
+    const { user } = who(ctx);
+    const form = appForm.safeParse(ctx.request.body);
+    if (!form.success) throw new PageError(400, 'The form did not say which app to remove.');
+    await deps.users.revokeGrant(user.id, form.data.grant).catch(ignoreNotFound);
+    done(ctx, 'app-removed', '#apps');
+  });
+
+  return router.routes() as unknown as Middleware;
+}
+
+/** A session or app already gone (another tab, an administrator) is what was asked for. */
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof NotFoundError)) throw error;
+}
+
+/** passwordProblem's phrase as a sentence on the page. */
+const sentence = (phrase: string) => `${phrase.charAt(0).toUpperCase()}${phrase.slice(1)}.`;
+
+/** A password or code checked under the sign-in's limits; failures are audited as the login page's are. */
+function guardedCheck<T>(ctx: Context, deps: AccountDependencies, email: string, failureReason: string, check: () => Promise<T | undefined>) {
+  const { user } = ctx.state.signedIn as SignedIn;
+  const record = (outcome: 'failure', type: string, detail: Record<string, unknown>) =>
+    deps.audit.record({ type, outcome, accountId: user.id, clientId: ACCOUNT_CONSOLE_CLIENT_ID, ...requestFacts(ctx), detail: { email, via: 'account', ...detail } });
+  return guardedAttempt(deps.limits, { email, ip: ctx.ip }, record, { check, failureReason });
+}
+
+async function checkCode(ctx: Context, deps: AccountDependencies): Promise<GuardedOutcome<unknown> | { invalid: string }> {
+  const { user } = ctx.state.signedIn as SignedIn;
+  if (!user.totpEnrolledAt) return { invalid: 'Two-step verification is not set up for your account.' };
+  const form = codeForm.safeParse(ctx.request.body);
+  if (!form.success) return { invalid: refusal(form) };
+  return guardedCheck(ctx, deps, user.email, 'bad_second_factor', () => deps.twoFactor.verify(user.id, form.data.code));
+}
+
+/** The page again with the section's error: locked (429, with when to retry), wrong (400), or not complete. */
+function refuse(
+  ctx: Context,
+  deps: AccountDependencies,
+  outcome: { lockedMs: number } | { rejected: true } | { invalid: string },
+  section: 'password' | 'twoStep',
+  wrong: string,
+): Promise<void> {
+  const signedIn = ctx.state.signedIn as SignedIn;
+  if ('lockedMs' in outcome) {
+    ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
+    const error = `Too many wrong attempts. Try again in ${describeWait(outcome.lockedMs)}.`;
+    return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 429 });
+  }
+  const error = 'invalid' in outcome ? outcome.invalid : wrong;
+  return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 400 });
+}
+
+/** "Sign out of my other sessions" with a new password: each other browser signs in again. */
+async function endOtherSessions(deps: AccountDependencies, accountId: string, currentUid: string): Promise<void> {
+  const others = (await deps.sessions.list(accountId)).filter((session) => session.uid !== currentUid);
+  for (const other of others) await deps.sessions.end(accountId, other.uid).catch(ignoreNotFound);
+}
