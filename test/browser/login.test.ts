@@ -518,3 +518,30 @@ describe('two-step verification’s pages in a browser', () => {
     },
   );
 });
+
+describe('the account page in a browser', () => {
+  test('a person signs in at /account, changes their password there, and the page breaks no CSP rule on a phone', async () => {
+    const viewport = { width: 375, height: 667 };
+    const page = await openPage({ viewport });
+    const cspErrors = cspErrorsOf(page);
+    const person = await createUser(server);
+    await page.goto(`${server.issuer}/account`);
+    await signIn(page, person.email, PASSWORD);
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/account');
+
+    const scrollWidth = await page.evaluate<number>('document.documentElement.scrollWidth');
+    expect(scrollWidth).toBeLessThanOrEqual(viewport.width);
+    const artifacts = path.join(process.cwd(), 'test', 'artifacts');
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'account.png'), fullPage: true });
+
+    await page.fill('#current', PASSWORD);
+    await page.fill('#new-password', 'a brand new passphrase');
+    await page.fill('#repeat', 'a brand new passphrase');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByText('Your password was changed').waitFor();
+    expect(await server.services.users.verifyPassword(person.email, 'a brand new passphrase')).toBeDefined();
+    expect(cspErrors).toEqual([]);
+  });
+});
