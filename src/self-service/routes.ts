@@ -16,42 +16,29 @@
  */
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
-import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { passwordProblem } from '../accounts/passwords.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
-import { MFA_ACR, type TwoFactor } from '../accounts/two-factor.js';
-import type { UserRepository } from '../accounts/users.js';
-import type { AuditSink } from '../audit/audit-log.js';
+import { MFA_ACR } from '../accounts/two-factor.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
-import type { Config } from '../config.js';
 import { NotFoundError } from '../errors.js';
 import { readForm } from '../http/read-form.js';
 import { csrfTokenValid } from '../interaction/csrf.js';
 import { PageError, pageErrors } from '../interaction/errors.js';
-import type { Views } from '../interaction/views.js';
-import type { Logger } from '../logger.js';
-import type { Catalog } from '../oidc/catalog.js';
+import type { InteractionDependencies } from '../interaction/routes.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { type GuardedOutcome, guardedAttempt } from '../security/guarded-attempt.js';
-import type { SecurityLimits } from '../security/limits.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
-import { finishSignIn, startSignIn } from './sign-in.js';
+import { type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
 
-export interface AccountDependencies {
-  provider: Provider;
-  /** Users and sessions whose changes are audited `by: self`; ended sessions are told to their apps. */
-  users: UserRepository;
+/**
+ * What the login pages get (src/interaction/routes.ts), with `users` and `sessions` whose changes are audited
+ * `by: self`; the sessions it ends are told to their apps.
+ */
+export interface AccountDependencies extends InteractionDependencies {
   sessions: SessionDirectory;
-  twoFactor: TwoFactor;
-  catalog: Catalog;
-  audit: AuditSink;
-  limits: SecurityLimits;
-  config: Config;
-  logger: Logger;
-  views: Views;
 }
 
 const passwordForm = z.object({
@@ -75,11 +62,13 @@ const refusal = (result: { error: z.ZodError }) => result.error.issues[0]?.messa
 export function createAccountRoutes(deps: AccountDependencies): Middleware {
   const { config, views, logger } = deps;
   const router = new Router({ prefix: '/account' });
-  const sessionMaxSeconds = config.ttl.sessionMax;
+  const signedInNow = (ctx: Context) => signedInOf(ctx, { provider: deps.provider, users: deps.users, sessionMaxSeconds: config.ttl.sessionMax });
+  const signIn = (ctx: Context, purpose: SignInPurpose, reauthenticate = false) =>
+    startSignIn(ctx, { issuer: config.issuer, production: config.production, purpose, reauthenticate });
 
   /** The signed-in person, and for posts the form's CSRF token checked against their session. */
   const signedIn = async (ctx: Context, next: Next) => {
-    const found = await signedInOf(ctx, { provider: deps.provider, users: deps.users, sessionMaxSeconds });
+    const found = await signedInNow(ctx);
     if (!found) throw new PageError(401, 'You are not signed in to your account any more.', { href: '/account', label: 'Sign in to your account' });
     if (!csrfTokenValid(ctx.app.keys as string[], found.session.uid, (ctx.request.body as Record<string, unknown>)?.csrf, 'account')) {
       throw new PageError(403, 'The form expired or did not come from this site. Reload the page and try again.');
@@ -96,20 +85,20 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   router.use(pageErrors(views, logger));
 
   router.get('/', async (ctx) => {
-    const found = await signedInOf(ctx, { provider: deps.provider, users: deps.users, sessionMaxSeconds });
-    if (!found) return startSignIn(ctx, { issuer: config.issuer, production: config.production, purpose: 'view' });
+    const found = await signedInNow(ctx);
+    if (!found) return signIn(ctx, 'view');
     await renderAccountPage(ctx, deps, found, { notice: ctx.query.done });
   });
 
   router.get('/callback', (ctx) => finishSignIn(ctx, { provider: deps.provider, production: config.production }));
 
   router.get('/two-step/set-up', async (ctx) => {
-    const found = await signedInOf(ctx, { provider: deps.provider, users: deps.users, sessionMaxSeconds });
+    const found = await signedInNow(ctx);
     if (found?.user.totpEnrolledAt) return done(ctx, 'two-step-on', '#two-step');
     // A session that signed in with two steps is not asked for them again (step-up), even though an administrator
     // has since removed the app: only a fresh sign-in then leads to setting one up.
     const reauthenticate = found?.session.acr === MFA_ACR;
-    startSignIn(ctx, { issuer: config.issuer, production: config.production, purpose: 'two-step', reauthenticate });
+    signIn(ctx, 'two-step', reauthenticate);
   });
 
   // After a refused form the address bar shows its action; reloading it is a GET, which goes back to the page.
@@ -119,11 +108,12 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   });
 
   router.post('/password', readForm, signedIn, async (ctx) => {
-    const { user, session } = who(ctx);
+    const signedInAs = who(ctx);
+    const { user, session } = signedInAs;
     const form = passwordForm.safeParse(ctx.request.body);
-    if (!form.success) return renderAccountPage(ctx, deps, who(ctx), { errors: { password: refusal(form) }, status: 400 });
+    if (!form.success) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: refusal(form) }, status: 400 });
     const problem = form.data.password === form.data.repeat ? passwordProblem(form.data.password) : 'the new passwords do not match';
-    if (problem) return renderAccountPage(ctx, deps, who(ctx), { errors: { password: sentence(problem) }, status: 400 });
+    if (problem) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: sentence(problem) }, status: 400 });
     const checked = await guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, form.data.current));
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', 'That is not your current password.');
     await deps.users.changePassword(user.id, form.data.password);
