@@ -10,6 +10,7 @@ import * as modelsFillfactor from './20261204_0004_models_fillfactor.js';
 import * as deviceClients from './20261205_0005_device_clients.js';
 import * as refreshForks from './20261206_0006_refresh_forks.js';
 import * as twoFactor from './20261206_0007_two_factor.js';
+import * as emailLinks from './20261206_0008_email_links.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '20261205_0005_device_clients': deviceClients,
   '20261206_0006_refresh_forks': refreshForks,
   '20261206_0007_two_factor': twoFactor,
+  '20261206_0008_email_links': emailLinks,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

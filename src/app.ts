@@ -19,9 +19,12 @@ import { requestContext } from './http/request-context.js';
 import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
 import { PageError } from './interaction/errors.js';
 import { createAccountPage, createBrowserErrorPages, createInteractionRoutes, createProviderPages } from './interaction/index.js';
+import { EmailLinks } from './accounts/email-links.js';
 import { SessionDirectory } from './accounts/sessions.js';
 import { UserRepository } from './accounts/users.js';
 import { KeyRing } from './keys/key-ring.js';
+import { MailOutbox } from './mail/outbox.js';
+import { createMailTransport } from './mail/transport.js';
 import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
 import { Metrics } from './metrics/metrics.js';
 import { instrumentAdapter } from './metrics/store-metrics.js';
@@ -40,6 +43,7 @@ import { createAdapterFactory } from './store/adapters.js';
 import { readGrantWithUser } from './store/grant-read-ahead.js';
 import { clientAuthLimits } from './security/client-auth-limits.js';
 import { devicePollPacing } from './security/device-poll-pace.js';
+import { LockAdministration } from './security/lock-administration.js';
 import { userCodeGuard } from './security/user-code-guard.js';
 import { schedulePruning } from './store/prune.js';
 import { answerOutage, logRefusedForOutage } from './store/outages.js';
@@ -147,11 +151,15 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   );
   // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.
   const selfSessions = new SessionDirectory(services.sessions.store, { audit, actor: 'self', listener: sessionEndListener });
+  const outbox = mailOutbox(config, audit, logger);
   app.use(
     createAccountPage({
       provider: slot.proxy,
       users: new UserRepository(services.db, { bcryptCost: config.bcryptCost, audit, actor: 'self', sessions: selfSessions }),
       sessions: selfSessions,
+      emailLinks: new EmailLinks(services.db, config.mail.linkTtlSeconds),
+      outbox,
+      locks: new LockAdministration(services.limits, { audit, actor: 'self' }),
       twoFactor: services.twoFactor,
       catalog: services.catalog,
       audit,
@@ -194,11 +202,19 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     async close() {
       keyWatch.stop();
       await pruning.stop();
-      // Logout tokens still on their way get their outcome audited before the audit log closes.
-      await logoutDeliveries.settled();
+      // Logout tokens and mail still on their way get their outcome audited before the audit log closes.
+      await Promise.all([logoutDeliveries.settled(), outbox?.settled()]);
+      outbox?.close();
       await closeServices(services);
     },
   };
+}
+
+/** Where the pages post mail; undefined when mail is off (production without SMTP_URL), which they then say. */
+function mailOutbox(config: Config, audit: AuditSink, logger: Logger): MailOutbox | undefined {
+  const transport = createMailTransport(config.mail, logger);
+  if (!transport) logger.info('SMTP_URL is not set: no mail is sent, so password reset and email confirmation by mail are off');
+  return transport && new MailOutbox(transport, audit, logger);
 }
 
 interface ProviderObservers {

@@ -249,6 +249,27 @@ const environmentSchema = z.object({
    * before the listener closes (set it above the balancer's probe interval); then in-flight requests finish.
    */
   SHUTDOWN_DELAY: duration.pipe(z.number().int().min(0).max(300)).default(0),
+  /**
+   * Where this server sends mail (password-reset and email-confirmation links): an SMTP URL such as
+   * `smtps://user:password@smtp.example.com:465`, or `smtp://…:587`, which upgrades with STARTTLS when the server
+   * offers it (add `?requireTLS=true` to insist). Unset: in production no mail is sent and those links are not
+   * offered; in development each mail is written to the log instead, link included.
+   */
+  SMTP_URL: z
+    .string()
+    .refine((text) => /^smtps?:$/.test(URL.parse(text)?.protocol ?? ''), {
+      error: 'SMTP_URL must look like smtps://user:password@smtp.example.com:465 or smtp://smtp.example.com:587',
+    })
+    .optional(),
+  /** The From of that mail, `address` or `Name <address>`. Default: no-reply at the issuer's host. */
+  MAIL_FROM: z
+    .string()
+    .refine((text) => /^[^<>@\s]+@[^<>@\s]+$|^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/.test(text.trim()), {
+      error: 'MAIL_FROM must be an address such as no-reply@example.com, or Name <no-reply@example.com>',
+    })
+    .optional(),
+  /** How long a link sent by mail works (once): a password reset or an email confirmation. */
+  EMAIL_LINK_TTL: duration.pipe(z.number().int().min(60).max(7 * 24 * 3600)).default(30 * 60),
   /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
   METRICS_PORT: wholeNumber.pipe(z.number().int().min(1).max(65535)).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
@@ -337,6 +358,8 @@ export interface Config {
   totpRequiredRoles: string[];
   /** POST accepted at /auth and /session/end; the session cookie is then SameSite=None. */
   authorizationPost: boolean;
+  /** Mail (src/mail/): sent over SMTP, written to the log (development without SMTP_URL), or not at all. */
+  mail: MailConfig;
   /** Brute-force limits (src/security/). */
   limits: {
     loginPerAccount: number;
@@ -346,6 +369,15 @@ export interface Config {
     lockSeconds: number;
     maxLockSeconds: number;
   };
+}
+
+export interface MailConfig {
+  /** `smtp`: sent to SMTP_URL; `log`: written to the log instead (development); `off`: no mail, no links offered. */
+  transport: 'smtp' | 'log' | 'off';
+  smtpUrl?: string;
+  from: string;
+  /** Seconds a link sent by mail works. */
+  linkTtlSeconds: number;
 }
 
 export interface RedisConfig {
@@ -406,6 +438,16 @@ function redisTopologyProblem(redis: RedisConfig): string | undefined {
 function signInline(choice: Environment['SIGNING_THREAD'], workers: number): boolean {
   if (choice === 'auto') return workers >= availableParallelism();
   return choice === 'event-loop';
+}
+
+function mailConfig(e: Environment, production: boolean, port: number): MailConfig {
+  const host = URL.parse(e.ISSUER ?? `http://localhost:${port}`)?.hostname ?? 'localhost';
+  return {
+    transport: e.SMTP_URL ? 'smtp' : production ? 'off' : 'log',
+    smtpUrl: e.SMTP_URL,
+    from: e.MAIL_FROM?.trim() ?? `no-reply@${host}`,
+    linkTtlSeconds: e.EMAIL_LINK_TTL,
+  };
 }
 
 /** One line naming the variable once: some messages already begin with its name. */
@@ -490,6 +532,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rememberMe: e.LOGIN_REMEMBER_ME,
     totpRequiredRoles: splitList(e.TOTP_REQUIRED_ROLES),
     authorizationPost: e.AUTHORIZATION_POST,
+    mail: mailConfig(e, production, port),
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

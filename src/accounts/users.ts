@@ -12,6 +12,7 @@ import { deleteAccountRecords, deleteGrantBoundRecords } from '../store/grant-re
 import { run, statement } from '../store/prepared-statements.js';
 import { foundKey, take } from '../store/request-scope.js';
 import { storageId } from '../store/storage-id.js';
+import type { EmailLink } from './email-links.js';
 import { PasswordHasher, passwordProblem } from './passwords.js';
 import type { ImportedUser } from './user-import.js';
 
@@ -410,6 +411,46 @@ export class UserRepository {
     const updated = await this.#update(id, { password_hash: hash, password_changed_at: new Date() });
     this.#record('user_password_changed', updated);
     return updated;
+  }
+
+  /**
+   * A forgotten password replaced through a link sent by mail (src/self-service/password-reset.ts). `redeem` uses
+   * the link up in the same transaction as the change, so the link works once and a failure leaves both as they
+   * were. The link is void for a disabled user, and once the password has changed since it was sent. Opening it
+   * proved the address is the user's, so a matching address counts as confirmed. Sessions and apps are left as
+   * they are: the caller ends the sessions when asked to. Returns undefined when the link did not work.
+   */
+  async resetPassword(redeem: (trx: Database) => Promise<EmailLink | undefined>, newPassword: string): Promise<User | undefined> {
+    const hash = await this.passwords.hash(parseInput(password, newPassword));
+    const user = await this.db.transaction(async (trx) => {
+      const link = await redeem(trx);
+      const row = link && (await trx<UserRow>('users').where({ id: link.userId }).forUpdate().first());
+      if (!link || !row || row.disabled_at || (row.password_changed_at && row.password_changed_at > link.createdAt)) return undefined;
+      const now = new Date();
+      const changes = { password_hash: hash, password_changed_at: now, email_verified: row.email_verified || row.email === link.email, updated_at: now };
+      const [updated] = await trx<UserRow>('users').where({ id: row.id }).update(changes).returning('*');
+      return toUser(updated as UserRow);
+    });
+    if (user) this.#record('user_password_reset', user);
+    return user;
+  }
+
+  /**
+   * The user's address confirmed through a link sent to it; void when the user no longer has that address or is
+   * disabled. Returns the user, or undefined when the link did not work.
+   */
+  async confirmEmail(redeem: (trx: Database) => Promise<EmailLink | undefined>): Promise<User | undefined> {
+    const user = await this.db.transaction(async (trx) => {
+      const link = await redeem(trx);
+      if (!link) return undefined;
+      const [row] = await trx<UserRow>('users')
+        .where({ id: link.userId, email: link.email, disabled_at: null })
+        .update({ email_verified: true, updated_at: new Date() })
+        .returning('*');
+      return row && toUser(row as UserRow);
+    });
+    if (user) this.#record('user_email_confirmed', user, { email: user.email });
+    return user;
   }
 
   async setRoles(idOrEmail: string, roles: string[]): Promise<User> {

@@ -30,6 +30,8 @@ export async function renderLogin(
       email: options.email ?? (await emailToSuggest(deps, details)),
       // The box is offered only when LOGIN_REMEMBER_ME=ask, unticked until the user ticks it.
       askRemember: deps.config.rememberMe === 'ask',
+      // Offered only when this server sends mail (src/self-service/email-link-pages.ts).
+      passwordReset: deps.config.mail.transport !== 'off',
       remember: options.remember ?? false,
       error: options.error,
     },

@@ -1,7 +1,8 @@
 /** The brute-force limits the server enforces (README "Brute-force limits"), built from the configuration. */
 import type { Config } from '../config.js';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { DevicePollPace } from './device-poll-pace.js';
-import { FailureLimiter, type LimiterStore } from './failure-limiter.js';
+import { FailureLimiter, type LimiterStore, createLimiter } from './failure-limiter.js';
 import { LockBroadcast } from './lock-broadcast.js';
 
 export interface SecurityLimits {
@@ -13,11 +14,24 @@ export interface SecurityLimits {
   clientAuthByClient: FailureLimiter;
   /** Failed client authentications per IP. */
   clientAuthByIp: FailureLimiter;
+  /**
+   * Links asked for by mail (password reset, email confirmation) per address, whether or not an account has it:
+   * a mailbox is not flooded, and the answer is the same for every address.
+   */
+  emailLinksByAddress: RateLimiterAbstract;
+  /** Links asked for by mail per client IP, across addresses. */
+  emailLinksByIp: RateLimiterAbstract;
   /** How often a device may poll while its code is pending (RFC 8628 `slow_down`). */
   devicePolling: DevicePollPace;
   /** Closes the lock broadcast's connection, if one was opened. */
   close(): void;
 }
+
+const HOUR = 3600;
+/** Enough for a person who asks again because the first mail is slow; not enough to fill a mailbox. */
+const EMAIL_LINKS_PER_ADDRESS = 5;
+/** An office behind one address may have several people who forgot; a script trying addresses is held up. */
+const EMAIL_LINKS_PER_IP = 30;
 
 export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'broadcast'>): SecurityLimits {
   const { limits } = config;
@@ -31,6 +45,8 @@ export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'b
     loginByIp: new FailureLimiter(store, { name: 'login-ip', maxFailures: limits.loginPerIp, ...shared }),
     clientAuthByClient: new FailureLimiter(store, { name: 'client-auth', maxFailures: limits.clientAuthFailures, ...shared }),
     clientAuthByIp: new FailureLimiter(store, { name: 'client-auth-ip', maxFailures: limits.clientAuthFailures * 5, ...shared }),
+    emailLinksByAddress: createLimiter(store, 'mail-address', EMAIL_LINKS_PER_ADDRESS, HOUR),
+    emailLinksByIp: createLimiter(store, 'mail-ip', EMAIL_LINKS_PER_IP, HOUR),
     devicePolling: new DevicePollPace(store, config.devicePollIntervalSeconds, config.ttl.deviceCode),
   };
 }

@@ -13,6 +13,8 @@ const NOTICES = {
   'two-step-off': 'Two-step verification is off.',
   'session-ended': 'That session was signed out.',
   'app-removed': 'The app no longer has access to your account.',
+  'confirmation-sent': 'We sent you a link: open it to confirm your email address.',
+  'email-confirmed': 'Your email address is confirmed.',
 } as const;
 export type AccountPageNotice = keyof typeof NOTICES;
 
@@ -39,7 +41,9 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
     'account.njk',
     {
       csrf: csrfToken(ctx.app.keys as string[], session.uid, 'account'),
-      user: { name: user.name, email: user.email },
+      user: { name: user.name, email: user.email, emailConfirmed: user.emailVerified },
+      // Confirming an address takes a mail; without mail the page only says whether it is confirmed.
+      canConfirmEmail: Boolean(deps.outbox),
       // "on" only when it is: a sign-in meant to set it up may have been left before the app was added.
       notice: notice === NOTICES['two-step-on'] && !user.totpEnrolledAt ? undefined : notice,
       errors: options.errors ?? {},

@@ -11,6 +11,8 @@
  *   POST /account/sessions/end             another browser's session → signed out (back-channel logout to its apps)
  *   POST /account/apps/remove              an app's grant → removed, with every token issued under it
  *
+ * and, through links sent by mail, a forgotten password reset and the address confirmed (./email-link-pages.ts).
+ *
  * Every post carries a CSRF token bound to the login session, and every check of a password or code goes through
  * the sign-in's brute-force limits, so the page is no way around them. Changes are audited `by: self`.
  */
@@ -18,6 +20,7 @@ import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { z } from 'zod';
 import { passwordProblem } from '../accounts/passwords.js';
+import type { EmailLinks } from '../accounts/email-links.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
 import { MFA_ACR } from '../accounts/two-factor.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -27,8 +30,11 @@ import { readForm } from '../http/read-form.js';
 import { csrfTokenValid } from '../interaction/csrf.js';
 import { PageError, pageErrors } from '../interaction/errors.js';
 import type { InteractionDependencies } from '../interaction/routes.js';
+import type { MailOutbox } from '../mail/outbox.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { type GuardedOutcome, guardedAttempt } from '../security/guarded-attempt.js';
+import type { LockAdministration } from '../security/lock-administration.js';
+import { addEmailLinkPages } from './email-link-pages.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
 import { type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
@@ -39,6 +45,12 @@ import { type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
  */
 export interface AccountDependencies extends InteractionDependencies {
   sessions: SessionDirectory;
+  /** Links sent by mail: password reset, email confirmation (./email-link-pages.ts). */
+  emailLinks: EmailLinks;
+  /** Where mail is posted; undefined when the server sends none (production without SMTP_URL). */
+  outbox?: MailOutbox;
+  /** Lifts the sign-in lock of a user who reset their password, audited `by: self`. */
+  locks: LockAdministration;
 }
 
 const passwordForm = z.object({
@@ -83,6 +95,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   };
 
   router.use(pageErrors(views, logger));
+  addEmailLinkPages(router, deps, signedIn);
 
   router.get('/', async (ctx) => {
     const found = await signedInNow(ctx);

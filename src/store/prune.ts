@@ -1,7 +1,7 @@
 /**
  * SQL has no native TTL, so a periodic job deletes what has had its time: expired rows of `oidc_models` (finds
- * already treat them as absent; pruning keeps the table and its indexes from growing without bound), and audit
- * events older than AUDIT_RETENTION (one per token issued: at a thousand tokens a second, 86 million rows a day).
+ * already treat them as absent; pruning keeps the table and its indexes from growing without bound) and of
+ * `email_links`, and audit events older than AUDIT_RETENTION (one per token issued: at a thousand tokens a second, 86 million rows a day).
  */
 import type { Logger } from '../logger.js';
 import { type Database, isEmbedded } from './database.js';
@@ -25,6 +25,8 @@ export interface Pruned {
   records: number;
   /** Audit events past their retention. */
   auditEvents: number;
+  /** Expired links sent by mail (password reset, email confirmation). */
+  emailLinks: number;
 }
 
 /**
@@ -63,7 +65,8 @@ async function pruneAll(db: Database, options: PruneOptions, connection?: unknow
   const records = await deleteInBatches(expiredRecords(db), batchSize, connection);
   const retention = options.auditRetentionSeconds ?? 0;
   const auditEvents = retention > 0 ? await deleteInBatches(auditEventsOlderThan(db, retention), batchSize, connection) : 0;
-  return { records, auditEvents };
+  const emailLinks = await deleteInBatches(expiredEmailLinks(db), batchSize, connection);
+  return { records, auditEvents, emailLinks };
 }
 
 /** A statement that deletes up to `limit` rows of one kind. */
@@ -82,6 +85,11 @@ const expiredRecords = (db: Database): BatchDelete => (limit) => {
 const auditEventsOlderThan = (db: Database, seconds: number): BatchDelete => (limit) => {
   const old = db('audit_events').select('id').where('at', '<', db.raw(`now() - ? * interval '1 second'`, [seconds])).limit(limit);
   return db('audit_events').whereIn('id', old).del();
+};
+
+const expiredEmailLinks = (db: Database): BatchDelete => (limit) => {
+  const expired = db('email_links').select('token_hash').where('expires_at', '<', db.fn.now()).limit(limit);
+  return db('email_links').whereIn('token_hash', expired).del();
 };
 
 /** Runs `batch` until it deletes fewer than `batchSize` rows; returns how many went in all. */
@@ -119,6 +127,7 @@ export function schedulePruning(
         if (pruned === undefined) return logger.debug('pruning skipped: another instance is pruning');
         if (pruned.records > 0) logger.info({ deleted: pruned.records }, 'pruned expired oidc-provider records');
         else logger.debug('pruning found no expired oidc-provider records');
+        if (pruned.emailLinks > 0) logger.info({ deleted: pruned.emailLinks }, 'pruned expired email links');
         if (pruned.auditEvents > 0) logger.info({ deleted: pruned.auditEvents }, 'pruned audit events older than AUDIT_RETENTION');
       })
       .catch((error: unknown) => logger.error({ err: error }, 'pruning expired oidc-provider records failed'))

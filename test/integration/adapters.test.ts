@@ -548,8 +548,8 @@ describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => 
     await db('audit_events').insert([...Array.from({ length: 5 }, () => event('100 days')), event('89 days'), event('1 minute')]);
     const ninetyDays = 90 * 24 * 3600;
 
-    expect(await pruneUnlessBusy(db, { auditRetentionSeconds: 0 })).toEqual({ records: 0, auditEvents: 0 });
-    expect(await pruneUnlessBusy(db, { auditRetentionSeconds: ninetyDays, batchSize: 2 })).toEqual({ records: 0, auditEvents: 5 });
+    expect(await pruneUnlessBusy(db, { auditRetentionSeconds: 0 })).toEqual({ records: 0, auditEvents: 0, emailLinks: 0 });
+    expect(await pruneUnlessBusy(db, { auditRetentionSeconds: ninetyDays, batchSize: 2 })).toEqual({ records: 0, auditEvents: 5, emailLinks: 0 });
     expect((await db('audit_events').orderBy('at')).map((row) => row.type)).toEqual(['aged 89 days', 'aged 1 minute']);
   });
 
@@ -585,7 +585,7 @@ describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => 
       await insertRows(testDb.db, 'Expired', '-1 hour', 3);
       const singleConnection = await openDatabase({ ...testDb.options, poolMax: 1 });
       try {
-        expect(await pruneUnlessBusy(singleConnection)).toEqual({ records: 3, auditEvents: 0 });
+        expect(await pruneUnlessBusy(singleConnection)).toEqual({ records: 3, auditEvents: 0, emailLinks: 0 });
       } finally {
         await singleConnection.destroy();
       }
@@ -601,7 +601,7 @@ describe.each(sqlKinds)('pruning expired SQL records on %s', (kind: SqlKind) => 
         expect(await pruneUnlessBusy(db)).toBeUndefined();
         expect(await countRows(db, 'Expired')).toBe(2);
         await other.db.select(other.db.raw('pg_advisory_unlock(?)', [PRUNE_LOCK_KEY])).connection(connection);
-        expect(await pruneUnlessBusy(db)).toEqual({ records: 2, auditEvents: 0 });
+        expect(await pruneUnlessBusy(db)).toEqual({ records: 2, auditEvents: 0, emailLinks: 0 });
       } finally {
         await other.db.client.releaseConnection(connection);
         await other.drop();

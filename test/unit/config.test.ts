@@ -142,9 +142,22 @@ describe('configuration', () => {
       expect(config.cookieSecrets).toHaveLength(2);
       expect(config.clientSecretPeppers.map((pepper) => pepper.kid)).toEqual(['p2', 'p1']);
       expect(config.proxy).toBe(true);
+      // Production sends no mail unless told where to: nothing is written to the log in its place.
+      expect(config.mail).toEqual({ transport: 'off', smtpUrl: undefined, from: 'no-reply@id.example.com', linkTtlSeconds: 1800 });
     } finally {
       await rm(keysDir, { recursive: true, force: true });
     }
+  });
+
+  test('mail goes to SMTP_URL, or to the log in development; a URL of another scheme or a bad From is refused', () => {
+    expect(loadConfig({}).mail).toEqual({ transport: 'log', smtpUrl: undefined, from: 'no-reply@localhost', linkTtlSeconds: 1800 });
+    const smtp = loadConfig({ SMTP_URL: 'smtps://u:p@smtp.example.com:465', MAIL_FROM: ' Accounts <accounts@example.com> ', EMAIL_LINK_TTL: '2h' });
+    expect(smtp.mail).toEqual({ transport: 'smtp', smtpUrl: 'smtps://u:p@smtp.example.com:465', from: 'Accounts <accounts@example.com>', linkTtlSeconds: 7200 });
+    expect(problemsOf({ SMTP_URL: 'https://smtp.example.com', MAIL_FROM: 'Accounts', EMAIL_LINK_TTL: '10s' })).toEqual([
+      'SMTP_URL must look like smtps://user:password@smtp.example.com:465 or smtp://smtp.example.com:587',
+      'MAIL_FROM must be an address such as no-reply@example.com, or Name <no-reply@example.com>',
+      'EMAIL_LINK_TTL: Too small: expected number to be >=60',
+    ]);
   });
 
   test('a number that is not plain digits is refused, naming the variable and the value typed', () => {

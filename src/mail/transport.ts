@@ -1,0 +1,51 @@
+/**
+ * How mail leaves this server: over SMTP with nodemailer (SMTP_URL), or, in development without SMTP_URL, into
+ * the log, so that a newcomer can follow a password-reset link with no mail server at all.
+ */
+import nodemailer from 'nodemailer';
+import type { MailConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+
+export interface MailMessage {
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface MailTransport {
+  send(message: MailMessage): Promise<void>;
+  close(): void;
+}
+
+/**
+ * Shorter than nodemailer's defaults (two minutes to connect, ten to be silent), which would keep a mail, and a
+ * stopping server, waiting on an unreachable mail server. Settings in SMTP_URL's query take precedence.
+ */
+const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 };
+
+/** The transport the configuration asks for; undefined when mail is off. */
+export function createMailTransport(config: MailConfig, logger: Logger): MailTransport | undefined {
+  if (config.transport === 'smtp' && config.smtpUrl) return smtpTransport(config.smtpUrl, config.from);
+  if (config.transport === 'log') return logTransport(logger);
+  return undefined;
+}
+
+function smtpTransport(url: string, from: string): MailTransport {
+  const transporter = nodemailer.createTransport({ url, ...SMTP_TIMEOUTS }, { from });
+  return {
+    async send(message) {
+      await transporter.sendMail(message);
+    },
+    close: () => transporter.close(),
+  };
+}
+
+function logTransport(logger: Logger): MailTransport {
+  return {
+    async send({ to, subject, text }) {
+      logger.info({ to, subject, text }, 'mail written to the log, not sent: SMTP_URL is not set');
+    },
+    close() {},
+  };
+}

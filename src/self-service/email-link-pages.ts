@@ -1,0 +1,187 @@
+/**
+ * What a person does through a link sent by mail (src/accounts/email-links.ts), signed in or not:
+ *
+ *   GET  /account/password-reset           "Forgot your password?": the address to send a link to
+ *   POST /account/password-reset           → "check your mail", the same answer whether or not an account has it
+ *   GET  /account/password-reset/new       the mail's link (?token=): the new-password form
+ *   POST /account/password-reset/new       → password changed; sessions ended when ticked; sign-in lock lifted
+ *   POST /account/email/send-confirmation  (signed in) a link to confirm the account's address
+ *   GET  /account/email/confirm            the mail's link (?token=): a button that confirms
+ *   POST /account/email/confirm            → address confirmed
+ *
+ * A link's GET changes nothing, so a mail scanner that opens links spends none; only the form it shows does. The
+ * link's secret, in that form, is what a cross-site post cannot know, so these forms need no other CSRF token.
+ * Links are asked for under per-address and per-IP limits, and mail goes out off the request path
+ * (src/mail/outbox.ts). With mail off (production without SMTP_URL) every one of these pages says so.
+ */
+import type { Router } from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import { z } from 'zod';
+import type { EmailLinkPurpose } from '../accounts/email-links.js';
+import { passwordProblem } from '../accounts/passwords.js';
+import { requestFacts } from '../audit/request-facts.js';
+import { readForm } from '../http/read-form.js';
+import { PageError } from '../interaction/errors.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { emailConfirmationMail, passwordResetMail } from '../mail/messages.js';
+import type { OutgoingMail } from '../mail/outbox.js';
+import type { AccountDependencies } from './routes.js';
+import type { SignedIn } from './signed-in.js';
+
+const addressForm = z.object({
+  email: z.string('Enter your email.').trim().min(1, 'Enter your email.').max(254, 'That email address is too long.').toLowerCase(),
+  from: z.string().optional(),
+});
+const newPasswordForm = z.object({
+  token: z.string().max(100),
+  password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
+  repeat: z.string('Enter the new password again.').max(1024),
+  /** "Sign out of every session": sent only when ticked. */
+  endSessions: z.string().max(16).optional(),
+});
+const tokenForm = z.object({ token: z.string().max(100) });
+
+/** Interaction uids are nanoids; anything else is not put in a link back to the sign-in. */
+const interactionUid = (value: unknown) => (typeof value === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value) ? value : undefined);
+
+const LINK_GONE = 'This link has expired or was used already. Ask for a new one.';
+
+export function addEmailLinkPages(router: Router, deps: AccountDependencies, signedIn: Middleware): void {
+  const { config, views } = deps;
+  const validFor = describeWait(deps.emailLinks.ttlSeconds * 1000);
+
+  /** Every page here needs mail; without it each says what to do instead. */
+  const outbox = () => {
+    if (!deps.outbox) throw new PageError(404, 'This server does not send mail, so this cannot be done by mail. Ask your administrator.');
+    return deps.outbox;
+  };
+
+  /** The link's user, while the link works and still applies (a reset link is void once the password changed). */
+  const linkUser = async (token: unknown, purpose: EmailLinkPurpose) => {
+    const link = await deps.emailLinks.find(token, purpose);
+    const user = link && (await deps.users.findById(link.userId));
+    const stale = purpose === 'password_reset' && user?.passwordChangedAt && link && user.passwordChangedAt > link.createdAt;
+    if (!link || !user || user.disabledAt || stale) {
+      const again = purpose === 'password_reset' ? { href: '/account/password-reset', label: 'Send me a new link' } : { href: '/account', label: 'Go to your account' };
+      throw new PageError(400, LINK_GONE, again);
+    }
+    return user;
+  };
+
+  /** Posts the mail for `purpose` to the user with that address, if there is one who may have it. */
+  const postLinkMail = (ctx: Context, email: string, purpose: EmailLinkPurpose) => {
+    const facts = requestFacts(ctx);
+    outbox().post(async (): Promise<OutgoingMail | undefined> => {
+      const user = await deps.users.findByEmail(email);
+      const refused = !user ? 'unknown_email' : user.disabledAt ? 'disabled' : undefined;
+      deps.audit.record({ type: 'email_link_requested', outcome: refused ? 'failure' : 'success', accountId: user?.id, ...facts, detail: { purpose, email, ...(refused && { reason: refused }) } });
+      if (!user || refused) return undefined;
+      const { token } = await deps.emailLinks.issue(user, purpose);
+      const page = purpose === 'password_reset' ? '/account/password-reset/new' : '/account/email/confirm';
+      const mail = { to: user.email, issuer: config.issuer, link: `${config.issuer}${page}?token=${token}`, validFor };
+      const message = purpose === 'password_reset' ? passwordResetMail(mail) : emailConfirmationMail(mail);
+      return { ...message, kind: purpose, accountId: user.id };
+    });
+  };
+
+  router.get('/password-reset', (ctx) => {
+    outbox();
+    views.render(ctx, 'password-reset.njk', { from: interactionUid(ctx.query.from), email: '' });
+  });
+
+  router.post('/password-reset', readForm, async (ctx) => {
+    outbox();
+    const form = addressForm.safeParse(ctx.request.body);
+    const from = interactionUid((ctx.request.body as Record<string, unknown> | undefined)?.from);
+    if (!form.success || !form.data.email.includes('@')) {
+      const error = form.success ? 'Enter your email address, such as name@example.com.' : (form.error.issues[0]?.message ?? 'Enter your email.');
+      return views.render(ctx, 'password-reset.njk', { from, error, email: form.data?.email ?? '' }, 400);
+    }
+    const waitMs = await linkAllowance(deps, form.data.email, ctx.ip);
+    if (waitMs > 0) {
+      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+      const error = `Too many links were asked for. Try again in ${describeWait(waitMs)}.`;
+      return views.render(ctx, 'password-reset.njk', { from, error, email: form.data.email }, 429);
+    }
+    postLinkMail(ctx, form.data.email, 'password_reset');
+    views.render(ctx, 'password-reset-sent.njk', { from, email: form.data.email, validFor });
+  });
+
+  router.get('/password-reset/new', async (ctx) => {
+    outbox();
+    const user = await linkUser(ctx.query.token, 'password_reset');
+    views.render(ctx, 'password-reset-new.njk', { token: ctx.query.token, email: user.email, twoStep: Boolean(user.totpEnrolledAt) });
+  });
+
+  router.post('/password-reset/new', readForm, async (ctx) => {
+    outbox();
+    const form = newPasswordForm.safeParse(ctx.request.body);
+    if (!form.success) throw new PageError(400, form.error.issues[0]?.message ?? 'The form was not complete.', { href: '/account/password-reset', label: 'Start again' });
+    const { token, password, repeat, endSessions } = form.data;
+    // Checked before the new password is hashed: a post with a made-up link costs a lookup, not a bcrypt hash.
+    const before = await linkUser(token, 'password_reset');
+    const problem = password === repeat ? passwordProblem(password) : 'the new passwords do not match';
+    if (problem) {
+      const error = `${problem.charAt(0).toUpperCase()}${problem.slice(1)}.`;
+      return views.render(ctx, 'password-reset-new.njk', { token, email: before.email, twoStep: Boolean(before.totpEnrolledAt), error }, 400);
+    }
+    const user = await deps.users.resetPassword((trx) => deps.emailLinks.redeem(trx, token, 'password_reset'), password);
+    if (!user) throw new PageError(400, LINK_GONE, { href: '/account/password-reset', label: 'Send me a new link' });
+    // Whoever was locking the account out by guessing guessed at the old password.
+    await deps.locks.unlockAccount(user);
+    if (endSessions !== undefined) await deps.sessions.endAll(user.id);
+    deps.audit.record({ type: 'password_reset', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail: { endedSessions: endSessions !== undefined } });
+    views.render(ctx, 'password-reset-done.njk', { email: user.email, endedSessions: endSessions !== undefined, twoStep: Boolean(user.totpEnrolledAt) });
+  });
+
+  router.post('/email/send-confirmation', readForm, signedIn, async (ctx) => {
+    outbox();
+    const { user } = ctx.state.signedIn as SignedIn;
+    if (user.emailVerified) return redirectToAccount(ctx, 'email-confirmed');
+    const waitMs = await linkAllowance(deps, user.email, ctx.ip);
+    if (waitMs > 0) {
+      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+      throw new PageError(429, `Too many links were asked for. Try again in ${describeWait(waitMs)}.`, { href: '/account', label: 'Back to your account' });
+    }
+    postLinkMail(ctx, user.email, 'email_confirmation');
+    redirectToAccount(ctx, 'confirmation-sent');
+  });
+
+  router.get('/email/confirm', async (ctx) => {
+    outbox();
+    const user = await linkUser(ctx.query.token, 'email_confirmation');
+    views.render(ctx, 'email-confirm.njk', { token: ctx.query.token, email: user.email });
+  });
+
+  router.post('/email/confirm', readForm, async (ctx) => {
+    outbox();
+    const form = tokenForm.safeParse(ctx.request.body);
+    const user = form.success ? await deps.users.confirmEmail((trx) => deps.emailLinks.redeem(trx, form.data.token, 'email_confirmation')) : undefined;
+    if (!user) throw new PageError(400, LINK_GONE, { href: '/account', label: 'Go to your account' });
+    views.render(ctx, 'email-confirmed.njk', { email: user.email });
+  });
+
+  // A refused form's address reloaded is a GET: back to the start.
+  router.get('/email/send-confirmation', (ctx) => redirectToAccount(ctx));
+}
+
+function redirectToAccount(ctx: Context, notice?: string): void {
+  ctx.status = 303;
+  ctx.redirect(notice ? `/account?done=${notice}` : '/account');
+}
+
+/**
+ * Takes one link from the address's and the IP's allowances; returns 0, or how long to wait when either is spent.
+ * Counted whether or not an account has the address, so a refusal says nothing about one.
+ */
+async function linkAllowance(deps: AccountDependencies, email: string, ip: string): Promise<number> {
+  try {
+    await deps.limits.emailLinksByIp.consume(ip);
+    await deps.limits.emailLinksByAddress.consume(email);
+    return 0;
+  } catch (refusal) {
+    if (refusal instanceof RateLimiterRes) return Math.max(1000, refusal.msBeforeNext);
+    throw refusal;
+  }
+}

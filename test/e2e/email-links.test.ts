@@ -1,0 +1,259 @@
+/**
+ * Links sent by mail, as a person uses them, with the mail going over SMTP to a real SMTP server: "Forgot your
+ * password?" on the login page → a link by mail → a new password (the link works once, the old password stops
+ * working, the sessions end when asked, a sign-in lock is lifted); the same answer and no mail for an address no
+ * account has; a limit on how many links an address gets; and confirming an address from the account page.
+ */
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import { ACCOUNT_CONSOLE_CLIENT_ID } from '../../src/clients/account-console.js';
+import { type CaughtMail, type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
+import { PASSWORD, createUser, createWebClient, loginFormOf, openLoginPage } from '../support/relying-party.js';
+import { waitFor } from '../support/process.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+import { type Page, UserAgent, parseForms } from '../support/user-agent.js';
+
+let mail: MailCatcher;
+let server: TestServer;
+let webClientId: string;
+
+beforeAll(async () => {
+  mail = await startMailCatcher();
+  server = await startTestServer({ env: { SMTP_URL: mail.url, MAIL_FROM: 'Accounts <accounts@example.test>', LOGIN_MAX_FAILURES: '3' } });
+  webClientId = (await createWebClient(server, { firstParty: true })).clientId;
+});
+afterAll(async () => {
+  await server.close();
+  await mail.close();
+});
+
+const NEW_PASSWORD = 'a brand new passphrase';
+/** The page's words: block tags become spaces, inline ones (strong, a) nothing. */
+const textOf = (page: Page | undefined) =>
+  (page?.html ?? '')
+    .replace(/<\/?(strong|a)\b[^>]*>/g, '')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ');
+const formOf = (page: Page, action: string) => {
+  const form = parseForms(page.html).find((candidate) => candidate.action === action);
+  if (!form) throw new Error(`no ${action} form on ${page.url} (${page.status}): ${textOf(page).slice(0, 300)}`);
+  return form;
+};
+const auditEvents = async (type: string, accountId?: string) => {
+  await server.services.audit.flush();
+  return (await queryAuditEvents(server.services.db, { type, limit: 1000 })).filter((event) => !accountId || event.accountId === accountId);
+};
+
+/** From the login page: "Forgot your password?", the address, "Check your email". */
+async function askForResetLink(email: string, agent = new UserAgent()) {
+  const { page: login } = await openLoginPage(server, webClientId, agent);
+  const forgot = /href="(\/account\/password-reset\?from=[^"]+)"/.exec(login.html)?.[1];
+  if (!forgot) throw new Error('the login page offers no "Forgot your password?"');
+  const { page: form } = await agent.follow(`${server.issuer}${forgot.replaceAll('&amp;', '&')}`, server.issuer);
+  if (!form) throw new Error('no reset page');
+  const { page: sent } = await agent.submit(form, formOf(form, '/account/password-reset'), { email }, server.issuer);
+  return { agent, login, form, sent: sent as Page };
+}
+
+/** Opens the mail's link and sets `password` through its form. */
+async function resetWith(received: CaughtMail, password: string, options: { endSessions?: boolean } = {}, agent = new UserAgent()) {
+  const link = linkIn(received, `${server.issuer}/account/password-reset/new?token=`);
+  const { page } = await agent.follow(link, server.issuer);
+  if (!page) throw new Error('the link left the server');
+  if (page.status !== 200) return { page };
+  const values: Record<string, string> = { password, repeat: password };
+  const form = formOf(page, '/account/password-reset/new');
+  if (options.endSessions === false) form.fields = form.fields.filter((field) => field.name !== 'endSessions');
+  const { page: done } = await agent.submit(page, form, values, server.issuer);
+  return { page: done as Page, link };
+}
+
+async function signInAtAccount(email: string, password: string, agent = new UserAgent()) {
+  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  const { page } = await agent.submit(login as Page, loginFormOf(login as Page), { email, password }, server.issuer);
+  return { agent, page: page as Page };
+}
+
+test('a forgotten password is reset through a link sent by mail: once, and the old password and sessions end', async () => {
+  const user = await createUser(server);
+  await server.services.users.update(user.email, { emailVerified: false });
+  const before = await signInAtAccount(user.email, PASSWORD);
+  expect(before.page.url).toBe(`${server.issuer}/account`);
+
+  const { sent, login } = await askForResetLink(user.email);
+  expect(sent.status).toBe(200);
+  expect(textOf(sent)).toContain(`If an account uses ${user.email}, we sent it a link`);
+  // The way back to the sign-in that was left.
+  const uid = /\/interaction\/([^/"]+)\/login/.exec(login.html)?.[1];
+  expect(sent.html).toContain(`href="/interaction/${uid}"`);
+
+  const received = await mail.next(user.email);
+  expect(received.from).toBe('accounts@example.test');
+  expect(received.subject).toBe(`Reset your password at ${new URL(server.issuer).host}`);
+  expect(received.text).toContain('open this link within 30 minutes. It works once');
+  const link = linkIn(received, `${server.issuer}/account/password-reset/new?token=`);
+  expect(received.html).toContain(`href="${link}"`);
+
+  // Opening the link (as a mail scanner would) uses nothing; a weak or mismatched password is refused on the form.
+  const agent = new UserAgent();
+  const { page: form } = await agent.follow(link, server.issuer);
+  expect(form?.status).toBe(200);
+  expect(textOf(form)).toContain(`for ${user.email}`);
+  const mismatch = await agent.submit(form as Page, formOf(form as Page, '/account/password-reset/new'), { password: NEW_PASSWORD, repeat: 'something else' }, server.issuer);
+  expect(mismatch.page?.status).toBe(400);
+  expect(textOf(mismatch.page)).toContain('The new passwords do not match.');
+
+  const { page: done } = await resetWith(received, NEW_PASSWORD);
+  expect(done.status).toBe(200);
+  expect(textOf(done)).toContain(`The password of ${user.email} is changed, and every session was signed out.`);
+
+  // The old password fails, the new one works, the session from before is gone, and the address is now confirmed.
+  expect((await server.services.users.verifyPassword(user.email, PASSWORD)) ?? null).toBeNull();
+  expect(await server.services.users.verifyPassword(user.email, NEW_PASSWORD)).toMatchObject({ emailVerified: true });
+  const { page: again } = await before.agent.follow(`${server.issuer}/account`, server.issuer);
+  expect(again && loginFormOf(again)).toBeTruthy();
+
+  // The link worked once.
+  const reused = await resetWith(received, 'yet another passphrase');
+  expect(reused.page.status).toBe(400);
+  expect(textOf(reused.page)).toContain('This link has expired or was used already.');
+  expect(await server.services.users.verifyPassword(user.email, NEW_PASSWORD)).toBeTruthy();
+
+  expect(await auditEvents('email_link_requested', user.userId)).toEqual([
+    expect.objectContaining({ outcome: 'success', detail: { purpose: 'password_reset', email: user.email } }),
+  ]);
+  expect(await auditEvents('mail_sent', user.userId)).toEqual([expect.objectContaining({ outcome: 'success', detail: { kind: 'password_reset', to: user.email } })]);
+  expect(await auditEvents('password_reset', user.userId)).toEqual([expect.objectContaining({ outcome: 'success', detail: { endedSessions: true } })]);
+});
+
+test('an address no account has gets the same answer, and no mail', async () => {
+  const nobody = `nobody.${Date.now()}@example.test`;
+  const { sent } = await askForResetLink(nobody);
+  expect(sent.status).toBe(200);
+  expect(textOf(sent)).toContain(`If an account uses ${nobody}, we sent it a link`);
+  const requested = await waitFor(async () => (await auditEvents('email_link_requested')).find((event) => event.detail?.email === nobody), 'the request audited');
+  expect(requested).toMatchObject({ outcome: 'failure', detail: { reason: 'unknown_email' } });
+  expect(mail.received.filter((each) => each.to === nobody)).toEqual([]);
+});
+
+test('a link is void once the password changed another way, or once it expired; sessions stay when not ticked', async () => {
+  const user = await createUser(server);
+  await askForResetLink(user.email);
+  await askForResetLink(user.email);
+  const [first, second] = [await mail.next(user.email), await mail.next(user.email)];
+
+  // An administrator set a password after the first link was sent: that link no longer works.
+  await server.services.users.setPassword(user.email, 'set by an administrator');
+  const stale = await resetWith(first, NEW_PASSWORD);
+  expect(stale.page.status).toBe(400);
+  expect(await server.services.users.verifyPassword(user.email, 'set by an administrator')).toBeTruthy();
+
+  // The second link, expired: its form is refused too.
+  await server.services.db('email_links').update({ expires_at: new Date(Date.now() - 1000) });
+  expect((await resetWith(second, NEW_PASSWORD)).page.status).toBe(400);
+
+  // A fresh link, with "Sign out of every session" unticked: the session signed in before stays.
+  const signedIn = await signInAtAccount(user.email, 'set by an administrator');
+  await askForResetLink(user.email);
+  const { page: done } = await resetWith(await mail.next(user.email), NEW_PASSWORD, { endSessions: false });
+  expect(textOf(done)).toContain(`The password of ${user.email} is changed.`);
+  const { page: still } = await signedIn.agent.follow(`${server.issuer}/account`, server.issuer);
+  expect(still?.url).toBe(`${server.issuer}/account`);
+  expect(textOf(still)).toContain(user.email);
+});
+
+test('a reset lifts the sign-in lock that guessing at the old password put on the account', async () => {
+  const user = await createUser(server);
+  const { agent, page } = await openLoginPage(server, webClientId);
+  let last: Page | undefined = page;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    ({ page: last } = await agent.submit(page, loginFormOf(page), { email: user.email, password: `wrong guess ${attempt}` }, server.issuer));
+  }
+  expect(last?.status).toBe(429);
+  expect(await server.services.locks.accountLockedUntil(user.email)).not.toBeNull();
+
+  await askForResetLink(user.email);
+  await resetWith(await mail.next(user.email), NEW_PASSWORD);
+  expect(await server.services.locks.accountLockedUntil(user.email)).toBeNull();
+  const { page: account } = await signInAtAccount(user.email, NEW_PASSWORD);
+  expect(account.url).toBe(`${server.issuer}/account`);
+  expect(await auditEvents('user_unlocked', user.userId)).toEqual([expect.objectContaining({ detail: expect.objectContaining({ by: 'self' }) })]);
+});
+
+test('an address gets at most five links an hour; the sixth ask is refused with when to try again', async () => {
+  const user = await createUser(server);
+  for (let ask = 0; ask < 5; ask++) expect((await askForResetLink(user.email)).sent.status).toBe(200);
+  const { sent } = await askForResetLink(user.email);
+  expect(sent.status).toBe(429);
+  expect(Number(sent.headers.get('retry-after'))).toBeGreaterThan(3000);
+  expect(textOf(sent)).toMatch(/Too many links were asked for\. Try again in (\d+ minutes|1 hour)\./);
+  for (let received = 0; received < 5; received++) await mail.next(user.email);
+});
+
+test('bad input gets a page with a reason, never a server error', async () => {
+  const agent = new UserAgent();
+  const post = (path: string, body: Record<string, string>) =>
+    agent.request(`${server.issuer}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+  expect((await post('/account/password-reset', { email: 'not an address' })).status).toBe(400);
+  expect((await post('/account/password-reset', {})).status).toBe(400);
+  expect((await post('/account/password-reset/new', { token: 'made-up', password: NEW_PASSWORD, repeat: NEW_PASSWORD })).status).toBe(400);
+  expect((await post('/account/password-reset/new', { token: 'x'.repeat(43), password: NEW_PASSWORD, repeat: NEW_PASSWORD })).status).toBe(400);
+  expect((await post('/account/password-reset/new', {})).status).toBe(400);
+  expect((await post('/account/email/confirm', { token: '\u0000' })).status).toBe(400);
+  expect((await agent.request(`${server.issuer}/account/password-reset/new?token=a&token=b`)).status).toBe(400);
+  expect((await agent.request(`${server.issuer}/account/email/confirm`)).status).toBe(400);
+  // The link back to a sign-in takes only what an interaction id looks like.
+  const page = await (await agent.request(`${server.issuer}/account/password-reset?from=%22%3E%3Cscript%3E`)).text();
+  expect(page).not.toContain('<script>');
+  expect(page).not.toContain('Back to sign in');
+});
+
+test('an address is confirmed from the account page, by the button the mail link opens', async () => {
+  const user = await createUser(server);
+  await server.services.users.update(user.email, { emailVerified: false });
+  const { agent, page } = await signInAtAccount(user.email, PASSWORD);
+  expect(textOf(page)).toContain(`${user.email}: not confirmed yet.`);
+  const { page: sent } = await agent.submit(page, formOf(page, '/account/email/send-confirmation'), {}, server.issuer);
+  expect(textOf(sent)).toContain('We sent you a link: open it to confirm your email address.');
+
+  const received = await mail.next(user.email);
+  expect(received.subject).toBe(`Confirm your email address at ${new URL(server.issuer).host}`);
+  const link = linkIn(received, `${server.issuer}/account/email/confirm?token=`);
+  // Opening the link shows a button; only pressing it confirms (a mail scanner opening links confirms nothing).
+  const other = new UserAgent();
+  const { page: confirm } = await other.follow(link, server.issuer);
+  expect(confirm?.status).toBe(200);
+  expect((await server.services.users.findById(user.userId))?.emailVerified).toBe(false);
+  const { page: confirmed } = await other.submit(confirm as Page, formOf(confirm as Page, '/account/email/confirm'), {}, server.issuer);
+  expect(textOf(confirmed)).toContain(`${user.email} is confirmed.`);
+  expect((await server.services.users.findById(user.userId))?.emailVerified).toBe(true);
+
+  const { page: account } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  expect(textOf(account)).toContain(`${user.email}: confirmed.`);
+  expect(account?.html).not.toContain('/account/email/send-confirmation');
+  // A used link is refused, and the reserved client's sign-in was what opened the page.
+  expect((await other.submit(confirm as Page, formOf(confirm as Page, '/account/email/confirm'), {}, server.issuer)).page?.status).toBe(400);
+  expect(ACCOUNT_CONSOLE_CLIENT_ID).toBe('account-console');
+});
+
+describe('when the mail server cannot be reached', () => {
+  let unreachable: TestServer;
+  beforeAll(async () => {
+    // A port nothing listens on: the connection is refused at once.
+    unreachable = await startTestServer({ env: { SMTP_URL: 'smtp://127.0.0.1:9' } });
+  });
+  afterAll(() => unreachable.close());
+
+  test('the person gets the same answer, and the failure is logged and audited', async () => {
+    const user = await createUser(unreachable);
+    const agent = new UserAgent();
+    const { page: form } = await agent.follow(`${unreachable.issuer}/account/password-reset`, unreachable.issuer);
+    const { page: sent } = await agent.submit(form as Page, formOf(form as Page, '/account/password-reset'), { email: user.email }, unreachable.issuer);
+    expect(sent?.status).toBe(200);
+    const failures = async () => {
+      await unreachable.services.audit.flush();
+      return queryAuditEvents(unreachable.services.db, { type: 'mail_sent', limit: 10 });
+    };
+    const failure = await waitFor(async () => (await failures())[0], 'the failed mail audited', 15_000);
+    expect(failure).toMatchObject({ outcome: 'failure', accountId: user.userId, detail: { kind: 'password_reset', reason: 'not_sent' } });
+  });
+});
