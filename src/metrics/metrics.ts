@@ -69,6 +69,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly mailSent = new Counter({
+    name: 'authz_mail_sent_total',
+    help: 'Mail sent by kind (password_reset, email_confirmation) and outcome: success, or failure (the relay refused it or could not be reached)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly storeDuration = new Histogram({
     name: 'authz_store_operation_duration_seconds',
     help: 'Latency of storage operations by store (postgres, redis) and operation',
@@ -214,6 +221,9 @@ export class Metrics {
         break;
       case 'backchannel_logout':
         this.backchannelLogouts.inc({ outcome: event.outcome });
+        break;
+      case 'mail_sent':
+        this.mailSent.inc({ kind: String(event.detail?.kind ?? 'unknown'), outcome: event.outcome });
         break;
     }
   }

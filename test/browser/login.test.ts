@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
 import { type Fixtures, PASSWORD, REDIRECT_URI, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -18,12 +19,14 @@ const WRONG_CREDENTIALS = 'That email and password do not match an account.';
 const APP_ORIGIN = new URL(REDIRECT_URI).origin;
 
 let server: TestServer;
+let mail: MailCatcher;
 let browser: Browser;
 let user: Fixtures;
 let context: BrowserContext | undefined;
 
 beforeAll(async () => {
-  server = await startTestServer();
+  mail = await startMailCatcher();
+  server = await startTestServer({ env: { SMTP_URL: mail.url } });
   user = await createUser(server);
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -34,6 +37,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await server?.close();
+  await mail?.close();
 });
 
 afterEach(async () => {
@@ -542,6 +546,41 @@ describe('the account page in a browser', () => {
     await page.getByRole('button', { name: 'Change password' }).click();
     await page.getByText('Your password was changed').waitFor();
     expect(await server.services.users.verifyPassword(person.email, 'a brand new passphrase')).toBeDefined();
+    expect(cspErrors).toEqual([]);
+  });
+});
+
+describe('a forgotten password in a browser', () => {
+  test('"Forgot your password?" on a phone: the link by mail, a new password, then signing in with it', async () => {
+    const viewport = { width: 375, height: 667 };
+    const page = await openPage({ viewport });
+    const cspErrors = cspErrorsOf(page);
+    const person = await createUser(server);
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+    const artifacts = path.join(process.cwd(), 'test', 'artifacts');
+    await mkdir(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'login-with-reset-link.png'), fullPage: true });
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await page.getByRole('heading', { name: 'Reset your password' }).waitFor();
+    await page.fill('#email', person.email);
+    await page.getByRole('button', { name: 'Send me a link' }).click();
+    await page.getByRole('heading', { name: 'Check your email' }).waitFor();
+
+    const link = linkIn(await mail.next(person.email), `${server.issuer}/account/password-reset/new?token=`);
+    await page.goto(link);
+    await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+    await page.screenshot({ path: path.join(artifacts, 'password-reset.png'), fullPage: true });
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(viewport.width);
+    await page.fill('#new-password', 'a brand new passphrase');
+    await page.fill('#repeat', 'a brand new passphrase');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByRole('heading', { name: 'Password changed' }).waitFor();
+
+    // Back to the app's sign-in: the new password gets through to its consent page.
+    await page.goto(flow.url.href);
+    await signIn(page, person.email, 'a brand new passphrase');
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
     expect(cspErrors).toEqual([]);
   });
 });

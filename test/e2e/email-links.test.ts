@@ -4,10 +4,12 @@
  * working, the sessions end when asked, a sign-in lock is lifted); the same answer and no mail for an address no
  * account has; a limit on how many links an address gets; and confirming an address from the account page.
  */
+import { Writable } from 'node:stream';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../../src/clients/account-console.js';
 import { type CaughtMail, type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
 import { PASSWORD, createUser, createWebClient, loginFormOf, openLoginPage } from '../support/relying-party.js';
+import { scrapeMetrics } from '../support/metrics.js';
 import { waitFor } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type Page, UserAgent, parseForms } from '../support/user-agent.js';
@@ -255,5 +257,35 @@ describe('when the mail server cannot be reached', () => {
     };
     const failure = await waitFor(async () => (await failures())[0], 'the failed mail audited', 15_000);
     expect(failure).toMatchObject({ outcome: 'failure', accountId: user.userId, detail: { kind: 'password_reset', reason: 'not_sent' } });
+    const metrics = await scrapeMetrics(unreachable);
+    expect(metrics.before('authz_mail_sent_total{kind="password_reset",outcome="failure"}')).toBe(1);
+  });
+});
+
+describe('in development without SMTP_URL', () => {
+  let development: TestServer;
+  const logged: Record<string, unknown>[] = [];
+  beforeAll(async () => {
+    const logDestination = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) logged.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    development = await startTestServer({ env: { LOG_LEVEL: 'info' }, logDestination });
+  });
+  afterAll(() => development.close());
+
+  test('each mail is written to the log, so a newcomer can follow its link with no mail server', async () => {
+    const user = await createUser(development);
+    const agent = new UserAgent();
+    const { page: form } = await agent.follow(`${development.issuer}/account/password-reset`, development.issuer);
+    await agent.submit(form as Page, formOf(form as Page, '/account/password-reset'), { email: user.email }, development.issuer);
+    const entry = await waitFor(() => logged.find((line) => line.to === user.email), 'the mail in the log');
+    expect(entry).toMatchObject({ msg: 'mail written to the log, not sent: SMTP_URL is not set', subject: `Reset your password at ${new URL(development.issuer).host}` });
+    const link = String(entry.text).split(/\s+/).find((word) => word.startsWith(`${development.issuer}/account/password-reset/new?token=`));
+    const { page } = await agent.follow(link ?? 'http://missing.invalid/', development.issuer);
+    expect(page?.status).toBe(200);
+    expect(textOf(page)).toContain(`for ${user.email}`);
   });
 });

@@ -174,4 +174,18 @@ describeWithServers('production behind a TLS-terminating proxy', () => {
     const hint = log.lines.find((line) => String(line.msg).startsWith('refused a plain-http request'));
     expect(hint?.msg).toMatch(/set PROXY=true/);
   });
+
+  test('without SMTP_URL no mail is sent: the login page offers no "Forgot your password?", and the reset page says why', async () => {
+    const server = await startProduction(true);
+    const web = await createWebClient(server);
+    const agent = new UserAgent(loadBalancer(server));
+    const authorize = new URL(`${ISSUER}/auth`);
+    authorize.search = new URLSearchParams({ client_id: web.clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT_URI, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).toString();
+    const { page: login } = await agent.follow(authorize.href, ISSUER);
+    expect(login?.html).toContain('action="/interaction/');
+    expect(login?.html).not.toContain('Forgot your password?');
+    const { page: reset } = await agent.follow(`${ISSUER}/account/password-reset`, ISSUER);
+    expect(reset?.status).toBe(404);
+    expect(reset?.html).toContain('This server does not send mail, so this cannot be done by mail. Ask your administrator.');
+  });
 });
