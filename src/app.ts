@@ -19,12 +19,11 @@ import { requestContext } from './http/request-context.js';
 import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
 import { PageError } from './interaction/errors.js';
 import { createAccountPage, createBrowserErrorPages, createInteractionRoutes, createProviderPages } from './interaction/index.js';
-import { EmailLinks } from './accounts/email-links.js';
 import { SessionDirectory } from './accounts/sessions.js';
 import { UserRepository } from './accounts/users.js';
 import { KeyRing } from './keys/key-ring.js';
 import { MailOutbox } from './mail/outbox.js';
-import { createMailTransport } from './mail/transport.js';
+import { createMailTransport, logMail } from './mail/transport.js';
 import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
 import { Metrics } from './metrics/metrics.js';
 import { instrumentAdapter } from './metrics/store-metrics.js';
@@ -136,7 +135,10 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     actor: ADMIN_ACTOR,
     logger,
   });
-  app.use(await createAdminApi({ config, services, keyRing, audit, logger, sessionEndListener }));
+  const mailTransport = createMailTransport(config.mail, logMail(logger));
+  if (!mailTransport) logger.info('SMTP_URL is not set: no mail is sent, so password reset and email confirmation by mail are off');
+  const outbox = mailTransport && new MailOutbox(mailTransport, audit, logger);
+  app.use(await createAdminApi({ config, services, keyRing, audit, logger, sessionEndListener, mailTransport }));
   app.use(
     createInteractionRoutes({
       provider: slot.proxy,
@@ -151,13 +153,12 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   );
   // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.
   const selfSessions = new SessionDirectory(services.sessions.store, { audit, actor: 'self', listener: sessionEndListener });
-  const outbox = mailOutbox(config, audit, logger);
   app.use(
     createAccountPage({
       provider: slot.proxy,
       users: new UserRepository(services.db, { bcryptCost: config.bcryptCost, audit, actor: 'self', sessions: selfSessions }),
       sessions: selfSessions,
-      emailLinks: new EmailLinks(services.db, config.mail.linkTtlSeconds),
+      emailLinks: services.emailLinks,
       outbox,
       locks: new LockAdministration(services.limits, { audit, actor: 'self' }),
       twoFactor: services.twoFactor,
@@ -208,13 +209,6 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       await closeServices(services);
     },
   };
-}
-
-/** Where the pages post mail; undefined when mail is off (production without SMTP_URL), which they then say. */
-function mailOutbox(config: Config, audit: AuditSink, logger: Logger): MailOutbox | undefined {
-  const transport = createMailTransport(config.mail, logger);
-  if (!transport) logger.info('SMTP_URL is not set: no mail is sent, so password reset and email confirmation by mail are off');
-  return transport && new MailOutbox(transport, audit, logger);
 }
 
 interface ProviderObservers {

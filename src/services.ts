@@ -2,6 +2,7 @@
  * The stores and domain repositories one process works with: the database (migrated), Redis when configured,
  * users, clients, APIs and the in-process catalog cache. The server and the CLI both open them here.
  */
+import { EmailLinks } from './accounts/email-links.js';
 import { TwoFactor } from './accounts/two-factor.js';
 import { UserRepository } from './accounts/users.js';
 import { adminApiIndicator } from './admin/auth.js';
@@ -28,6 +29,8 @@ export interface Services {
   users: UserRepository;
   /** Two-step verification at sign-in (authenticator app codes, recovery codes). */
   twoFactor: TwoFactor;
+  /** Single-use links sent by mail: password reset, email confirmation. */
+  emailLinks: EmailLinks;
   clients: ClientRepository;
   apis: ApiRepository;
   catalog: Catalog;
@@ -58,6 +61,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
+  const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, {
     defaultAccessTokenTtl: config.ttl.apiAccessToken,
@@ -69,7 +73,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
-  return { db, redis, users, twoFactor, clients, apis, catalog, audit, limits, locks, sessions, tokenCache };
+  return { db, redis, users, twoFactor, emailLinks, clients, apis, catalog, audit, limits, locks, sessions, tokenCache };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

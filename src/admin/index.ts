@@ -10,6 +10,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type { z } from 'zod';
+import type { EmailLinkPurpose } from '../accounts/email-links.js';
 import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
 import { type User, UserRepository } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
@@ -21,6 +22,9 @@ import type { Config } from '../config.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
 import type { Logger } from '../logger.js';
+import { LinkMailSender } from '../mail/link-mails.js';
+import { MailNotSentError, MailOutbox } from '../mail/outbox.js';
+import type { MailTransport } from '../mail/transport.js';
 import { LockAdministration } from '../security/lock-administration.js';
 import type { Services } from '../services.js';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, type AdminCaller, adminApiIndicator, requireAdminToken } from './auth.js';
@@ -44,6 +48,8 @@ export interface AdminApiDependencies {
   logger: Logger;
   /** Told of the sessions an administrator ends here (back-channel logout). */
   sessionEndListener?: SessionEndListener;
+  /** How mail leaves (links sent to users); undefined when this server sends none. */
+  mailTransport?: MailTransport;
 }
 
 /** Registers the admin API as a resource server unless it is; safe when several instances start at once. */
@@ -148,6 +154,9 @@ function errorResponses(logger: Logger): Middleware {
       } else if (error instanceof InputError) {
         ctx.status = 400;
         ctx.body = { error: 'invalid_request', error_description: error.message };
+      } else if (error instanceof MailNotSentError) {
+        ctx.status = 502;
+        ctx.body = { error: 'mail_not_sent', error_description: error.message };
       } else if (isUnstorableText(error)) {
         ctx.status = 400;
         ctx.body = { error: 'invalid_request', error_description: UNSTORABLE_TEXT_DESCRIPTION };
@@ -225,6 +234,9 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
   const locks = new LockAdministration(services.limits, { audit, actor });
+  const outbox = deps.mailTransport && new MailOutbox(deps.mailTransport, audit, logger);
+  const linkMails = new LinkMailSender({ links: services.emailLinks, issuer: config.issuer, outbox, audit, actor });
+  const sendLinkMail = async (id: string, purpose: EmailLinkPurpose) => linkMails.send(await users.require(id), purpose);
   const document = openApiDocument(config.issuer);
 
   const router = new Router({ prefix: ADMIN_API_PATH });
@@ -313,6 +325,12 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   }
   router.delete('/users/:id/totp', async (ctx) => {
     ctx.body = userView((await users.resetTwoFactor(ctx.params.id as string)).user);
+  });
+  router.post('/users/:id/password-reset-mail', async (ctx) => {
+    ctx.body = await sendLinkMail(ctx.params.id as string, 'password_reset');
+  });
+  router.post('/users/:id/email-confirmation-mail', async (ctx) => {
+    ctx.body = await sendLinkMail(ctx.params.id as string, 'email_confirmation');
   });
   router.get('/users/:id/lock', async (ctx) => {
     const user = await users.require(ctx.params.id as string);

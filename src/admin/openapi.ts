@@ -19,6 +19,8 @@ type Operation = {
   query?: QueryName;
   /** Path parameters, in order. */
   params?: string[];
+  /** Refusals particular to this operation, by status, beyond those every operation may answer. */
+  errors?: Record<number, string>;
 } & ({ status: 204 } | { status?: 200 | 201; response: ResponseName });
 
 const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', Operation>>> = {
@@ -70,6 +72,22 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
         'Reset two-step verification (a lost phone): the authenticator app and recovery codes stop working; the user sets up a new app at the next sign-in when it is required of them (totpRequired or a role in TOTP_REQUIRED_ROLES). Sessions stay: see revoke-sessions',
       params: ['userId'],
       response: 'User',
+    },
+  },
+  '/users/{userId}/password-reset-mail': {
+    post: {
+      summary: 'Send the user a link to choose a new password, as "Forgot your password?" does (single-use, for EMAIL_LINK_TTL)',
+      params: ['userId'],
+      response: 'SentLink',
+      errors: { 409: 'The user is disabled, or this server sends no mail (SMTP_URL is unset)', 502: 'The mail relay refused the mail or could not be reached' },
+    },
+  },
+  '/users/{userId}/email-confirmation-mail': {
+    post: {
+      summary: 'Send the user a link that confirms their address (sets emailVerified once its button is pressed)',
+      params: ['userId'],
+      response: 'SentLink',
+      errors: { 409: 'The address is confirmed already, the user is disabled, or this server sends no mail', 502: 'The mail relay refused the mail or could not be reached' },
     },
   },
   '/users/{userId}/lock': {
@@ -155,6 +173,7 @@ function operation(method: string, op: Operation) {
       ...(op.params ? { 404: errorResponse('No such resource') } : {}),
       ...(method === 'post' && op.status === 201 ? { 409: errorResponse('It already exists') } : {}),
       ...(op.body ? { 413: errorResponse('The body is over 64 kB'), 415: errorResponse('The body is not JSON') } : {}),
+      ...Object.fromEntries(Object.entries(op.errors ?? {}).map(([status, description]) => [status, errorResponse(description)])),
       503: errorResponse('A store is unreachable; try again later'),
     },
   };

@@ -131,6 +131,13 @@ export const liftedLockResponse = z.strictObject({
   wasLockedUntil: dateTime.nullable().meta({ description: 'When the lock just lifted would have ended; null when there was none' }),
 });
 
+export const sentLinkResponse = z
+  .strictObject({
+    sentTo: z.string().meta({ description: 'The address the mail was sent to' }),
+    expiresAt: dateTime.meta({ description: 'When the link stops working (it also stops once used)' }),
+  })
+  .meta({ description: 'A link sent by mail, which the relay accepted' });
+
 export const ipLocksResponse = z
   .strictObject({
     signIn: dateTime.nullable().meta({ description: 'When the lock by wrong passwords from the address ends; null when there is none' }),
@@ -178,6 +185,7 @@ export const responseSchemas = {
   ApiList: apiListResponse,
   LockState: lockStateResponse,
   LiftedLock: liftedLockResponse,
+  SentLink: sentLinkResponse,
   IpLocks: ipLocksResponse,
   LiftedIpLocks: liftedIpLocksResponse,
   AuditEvent: auditEventResponse,

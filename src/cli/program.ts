@@ -15,6 +15,7 @@ import { registerKeyCommands } from './keys.js';
 import { registerUserCommands } from './users.js';
 import { ConfigError } from '../config.js';
 import { InputError, NotFoundError } from '../errors.js';
+import { MailNotSentError } from '../mail/outbox.js';
 import { KeyFileError } from '../keys/signing-keys.js';
 import { closeDatabase, migrate, openDatabase } from '../store/database.js';
 import { describeUnreachable, isStoreOutage } from '../store/outages.js';
@@ -56,7 +57,11 @@ function buildProgram(context: CliContext): Command {
 
 /** Errors whose message is meant for the operator. */
 const isExpected = (error: unknown) =>
-  error instanceof InputError || error instanceof NotFoundError || error instanceof KeyFileError || error instanceof ConfigError;
+  error instanceof InputError ||
+  error instanceof NotFoundError ||
+  error instanceof KeyFileError ||
+  error instanceof ConfigError ||
+  error instanceof MailNotSentError;
 
 export async function runCli(argv: string[]): Promise<number> {
   const context = new CliContext();

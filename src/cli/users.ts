@@ -260,6 +260,21 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       process.stdout.write(until ? `${user.email} was locked until ${isoDate(until)}; unlocked\n` : `${user.email} was not locked\n`);
     });
 
+  for (const [name, purpose, what] of [
+    ['send-password-reset', 'password_reset', 'a link to choose a new password (as "Forgot your password?" does)'],
+    ['send-email-confirmation', 'email_confirmation', 'a link that confirms their email address'],
+  ] as const) {
+    users
+      .command(name)
+      .description(`mail a user ${what}; it works once, for EMAIL_LINK_TTL`)
+      .argument('<email>', 'the user’s email or sub')
+      .action(async (email: string) => {
+        const user = await (await context.services()).users.require(email);
+        const { sentTo, expiresAt } = await (await context.linkMails()).send(user, purpose);
+        process.stdout.write(`sent to ${sentTo}; the link works once, until ${isoDate(expiresAt)}\n`);
+      });
+  }
+
   users
     .command('require-totp')
     .description('make a user use two-step verification (an authenticator app): they set it up at their next sign-in')

@@ -15,6 +15,11 @@ export interface OutgoingMail extends MailMessage {
   accountId: string;
 }
 
+/** The relay refused a mail or could not be reached; the message says which, in the relay's words. */
+export class MailNotSentError extends Error {
+  override name = 'MailNotSentError';
+}
+
 export class MailOutbox {
   readonly #pending = new Set<Promise<void>>();
 
@@ -33,6 +38,20 @@ export class MailOutbox {
     this.#pending.add(delivery);
   }
 
+  /**
+   * Sends now, for a caller that reports the outcome (the admin API, the CLI): resolves once the relay took the
+   * mail; a MailNotSentError otherwise. Audited as posted mail is.
+   */
+  async send(mail: OutgoingMail): Promise<void> {
+    try {
+      await this.transport.send(mail);
+    } catch (error) {
+      this.#record(mail, 'failure', { reason: 'not_sent', message: (error as Error).message?.slice(0, 200) });
+      throw new MailNotSentError(`the mail to ${mail.to} was not sent: ${(error as Error).message}`);
+    }
+    this.#record(mail, 'success');
+  }
+
   /** Resolves once every mail posted so far has been sent or has failed. */
   async settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all([...this.#pending]);
@@ -46,12 +65,9 @@ export class MailOutbox {
     let mail: OutgoingMail | undefined;
     try {
       mail = await compose();
-      if (!mail) return;
-      await this.transport.send(mail);
-      this.#record(mail, 'success');
+      if (mail) await this.send(mail);
     } catch (error) {
       this.logger.error({ err: error, kind: mail?.kind }, mail ? 'a mail could not be sent' : 'a mail could not be composed');
-      if (mail) this.#record(mail, 'failure', { reason: 'not_sent', message: (error as Error).message?.slice(0, 200) });
     }
   }
 

@@ -24,12 +24,21 @@ export interface MailTransport {
  */
 const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 };
 
-/** The transport the configuration asks for; undefined when mail is off. */
-export function createMailTransport(config: MailConfig, logger: Logger): MailTransport | undefined {
+/**
+ * The transport the configuration asks for; undefined when mail is off. Without SMTP_URL in development, each
+ * mail goes to `writeInstead` (the server logs it; the CLI prints it).
+ */
+export function createMailTransport(config: MailConfig, writeInstead: (message: MailMessage) => void): MailTransport | undefined {
   if (config.transport === 'smtp' && config.smtpUrl) return smtpTransport(config.smtpUrl, config.from);
-  if (config.transport === 'log') return logTransport(logger);
+  if (config.transport === 'log') return { send: async (message) => writeInstead(message), close() {} };
   return undefined;
 }
+
+/** The server's stand-in for a mail server in development: the log, link and all. */
+export const logMail =
+  (logger: Logger) =>
+  ({ to, subject, text }: MailMessage): void =>
+    logger.info({ to, subject, text }, 'mail written to the log, not sent: SMTP_URL is not set');
 
 function smtpTransport(url: string, from: string): MailTransport {
   const transporter = nodemailer.createTransport({ url, ...SMTP_TIMEOUTS }, { from });
@@ -38,14 +47,5 @@ function smtpTransport(url: string, from: string): MailTransport {
       await transporter.sendMail(message);
     },
     close: () => transporter.close(),
-  };
-}
-
-function logTransport(logger: Logger): MailTransport {
-  return {
-    async send({ to, subject, text }) {
-      logger.info({ to, subject, text }, 'mail written to the log, not sent: SMTP_URL is not set');
-    },
-    close() {},
   };
 }

@@ -24,7 +24,7 @@ import { requestFacts } from '../audit/request-facts.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
-import { emailConfirmationMail, passwordResetMail } from '../mail/messages.js';
+import { linkMailFor } from '../mail/link-mails.js';
 import type { OutgoingMail } from '../mail/outbox.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
@@ -77,11 +77,7 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
       const refused = !user ? 'unknown_email' : user.disabledAt ? 'disabled' : undefined;
       deps.audit.record({ type: 'email_link_requested', outcome: refused ? 'failure' : 'success', accountId: user?.id, ...facts, detail: { purpose, email, ...(refused && { reason: refused }) } });
       if (!user || refused) return undefined;
-      const { token } = await deps.emailLinks.issue(user, purpose);
-      const page = purpose === 'password_reset' ? '/account/password-reset/new' : '/account/email/confirm';
-      const mail = { to: user.email, issuer: config.issuer, link: `${config.issuer}${page}?token=${token}`, validFor };
-      const message = purpose === 'password_reset' ? passwordResetMail(mail) : emailConfirmationMail(mail);
-      return { ...message, kind: purpose, accountId: user.id };
+      return (await linkMailFor(deps.emailLinks, config.issuer, user, purpose)).mail;
     });
   };
 

@@ -414,6 +414,32 @@ describe('admin API: users, sessions and grants', () => {
     expect((await call('POST', '/users/not-an-id/disable')).status).toBe(404);
   });
 
+  test('links by mail: a password reset and an address confirmation are sent at once, refused when they cannot apply, audited as by admin-api', async () => {
+    const { body: created } = await call('POST', '/users', { body: { email: 'mailed@example.test' } });
+    const reset = await call('POST', `/users/${created.id}/password-reset-mail`);
+    expect(reset.status).toBe(200);
+    expect(reset.body).toEqual({ sentTo: 'mailed@example.test', expiresAt: expect.any(String) });
+    expect(Date.parse(reset.body.expiresAt) - Date.now()).toBeGreaterThan(29 * 60_000);
+    const confirmation = await call('POST', `/users/${created.id}/email-confirmation-mail`);
+    expect(confirmation.status).toBe(200);
+    expect(await server.services.db('email_links').where({ user_id: created.id }).pluck('purpose')).toEqual(expect.arrayContaining(['password_reset', 'email_confirmation']));
+
+    await call('PATCH', `/users/${created.id}`, { body: { emailVerified: true } });
+    const confirmedAlready = await call('POST', `/users/${created.id}/email-confirmation-mail`);
+    expect(confirmedAlready).toMatchObject({ status: 409, body: { error: 'conflict', error_description: 'the address mailed@example.test is confirmed already' } });
+    await call('POST', `/users/${created.id}/disable`);
+    const disabled = await call('POST', `/users/${created.id}/password-reset-mail`);
+    expect(disabled).toMatchObject({ status: 409, body: { error_description: 'mailed@example.test is disabled: enable the user first' } });
+    expect((await call('POST', '/users/00000000-0000-4000-8000-000000000000/password-reset-mail')).status).toBe(404);
+
+    await server.services.audit.flush();
+    const requested = await server.services.db('audit_events').where({ type: 'email_link_requested', account_id: created.id }).orderBy('id');
+    expect(requested.map((event) => event.detail)).toEqual([
+      expect.objectContaining({ purpose: 'password_reset', by: 'admin-api', adminClientId: expect.any(String) }),
+      expect.objectContaining({ purpose: 'email_confirmation', by: 'admin-api' }),
+    ]);
+  });
+
   test('two-step verification: totpRequired set and cleared with PATCH, an enrollment reset with DELETE /users/{id}/totp, audited as by admin-api', async () => {
     const { body: document } = await call('GET', '/openapi.json', { token: null });
     expect(document.components.schemas.UserChanges.properties.totpRequired).toMatchObject({ type: 'boolean', description: expect.stringMatching(/next sign-in/) });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { postgresUrl, uniqueName } from '../support/environment.js';
+import { linkIn, startMailCatcher } from '../support/mail-catcher.js';
 import { cleanEnvironment, freePort, runToEnd } from '../support/process.js';
 import { PASSWORD, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { startTestServer } from '../support/server.js';
@@ -476,6 +477,32 @@ describe('authz CLI', () => {
     expect(Math.abs(signsFrom(urgent.stdout) - Date.now())).toBeLessThan(5_000);
     expect(urgent.stderr).toMatch(/^warning: it signs in 0s; a process that has not rescanned/);
     expect((await readdir(path.join(scratch, 'keys'))).filter((name) => name.endsWith('.cookie-secret'))).toHaveLength(2);
+  });
+});
+
+describe('authz CLI: links sent by mail', () => {
+  test('send-password-reset mails a link over SMTP, prints it without SMTP_URL in development, and says why when the relay cannot be reached', async () => {
+    const mail = await startMailCatcher();
+    try {
+      expect((await authz(['users', 'add', '--email', 'forgetful@example.test'])).code).toBe(0);
+      const sent = await runToEnd('src/cli.ts', ['users', 'send-password-reset', 'forgetful@example.test'], { ...env, SMTP_URL: mail.url, ISSUER: 'https://id.example.test' });
+      expect(sent.stderr).toBe('');
+      expect(sent.stdout).toMatch(/^sent to forgetful@example\.test; the link works once, until \d{4}-\d\d-\d\dT/);
+      const received = await mail.next('forgetful@example.test');
+      expect(linkIn(received, 'https://id.example.test/account/password-reset/new?token=')).toMatch(/token=[\w-]{43}$/);
+
+      // Development without SMTP_URL: the mail, link and all, is printed for the operator to pass on.
+      const printed = await authz(['users', 'send-email-confirmation', 'forgetful@example.test']);
+      expect(printed.code).toBe(0);
+      expect(printed.stdout).toContain('SMTP_URL is not set: this mail was not sent, it is printed here instead');
+      expect(printed.stdout).toMatch(/\/account\/email\/confirm\?token=[\w-]{43}/);
+
+      const unreachable = await runToEnd('src/cli.ts', ['users', 'send-password-reset', 'forgetful@example.test'], { ...env, SMTP_URL: 'smtp://127.0.0.1:9' });
+      expectRefusal(unreachable, 1, /^authz: the mail to forgetful@example\.test was not sent: .*ECONNREFUSED/);
+      expectRefusal(await authz(['users', 'send-password-reset', 'nobody@example.test']), 1, /^authz: no user/);
+    } finally {
+      await mail.close();
+    }
   });
 });
 

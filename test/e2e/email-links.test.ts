@@ -5,10 +5,12 @@
  * account has; a limit on how many links an address gets; and confirming an address from the account page.
  */
 import { Writable } from 'node:stream';
+import * as oidc from 'openid-client';
+import { adminApiIndicator } from '../../src/admin/index.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../../src/clients/account-console.js';
 import { type CaughtMail, type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
-import { PASSWORD, createUser, createWebClient, loginFormOf, openLoginPage } from '../support/relying-party.js';
+import { PASSWORD, createUser, createWebClient, discover, loginFormOf, openLoginPage } from '../support/relying-party.js';
 import { scrapeMetrics } from '../support/metrics.js';
 import { waitFor } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -259,6 +261,16 @@ describe('when the mail server cannot be reached', () => {
     expect(failure).toMatchObject({ outcome: 'failure', accountId: user.userId, detail: { kind: 'password_reset', reason: 'not_sent' } });
     const metrics = await scrapeMetrics(unreachable);
     expect(metrics.before('authz_mail_sent_total{kind="password_reset",outcome="failure"}')).toBe(1);
+  });
+
+  test('an administrator who sends a link through the admin API is told: 502 mail_not_sent, with the reason', async () => {
+    const user = await createUser(unreachable);
+    const { client, secret } = await unreachable.services.clients.create({ type: 'service', name: 'ops', scope: 'admin' });
+    const rp = await discover(unreachable, client.clientId, secret as string);
+    const { access_token: token } = await oidc.clientCredentialsGrant(rp, { resource: adminApiIndicator(unreachable.issuer) });
+    const response = await fetch(`${unreachable.url}/admin/v1/users/${user.userId}/password-reset-mail`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(502);
+    expect(await response.json()).toEqual({ error: 'mail_not_sent', error_description: expect.stringMatching(new RegExp(`^the mail to ${user.email.replaceAll('.', '\\.')} was not sent: .*ECONNREFUSED`)) });
   });
 });
 

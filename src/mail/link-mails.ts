@@ -1,0 +1,49 @@
+/** A new link sent by mail (src/accounts/email-links.ts) in the mail that carries it, for pages, admin API and CLI. */
+import type { EmailLinkPurpose, EmailLinks } from '../accounts/email-links.js';
+import type { User } from '../accounts/users.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import { ConflictError } from '../errors.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { emailConfirmationMail, passwordResetMail } from './messages.js';
+import type { MailOutbox, OutgoingMail } from './outbox.js';
+
+/** Where each kind of link leads: the page that takes its secret (src/self-service/email-link-pages.ts). */
+const PAGES: Record<EmailLinkPurpose, string> = {
+  password_reset: '/account/password-reset/new',
+  email_confirmation: '/account/email/confirm',
+};
+
+/** Issues a link of `purpose` for the user and writes its mail, to the user's address. */
+export async function linkMailFor(
+  links: EmailLinks,
+  issuer: string,
+  user: { id: string; email: string },
+  purpose: EmailLinkPurpose,
+): Promise<{ mail: OutgoingMail; expiresAt: Date }> {
+  const { token, expiresAt } = await links.issue(user, purpose);
+  const content = { to: user.email, issuer, link: `${issuer}${PAGES[purpose]}?token=${token}`, validFor: describeWait(links.ttlSeconds * 1000) };
+  const message = purpose === 'password_reset' ? passwordResetMail(content) : emailConfirmationMail(content);
+  return { mail: { ...message, kind: purpose, accountId: user.id }, expiresAt };
+}
+
+/**
+ * A link sent to a user on an administrator's word (admin API, CLI), as Keycloak's "send email" actions do: sent
+ * at once, so the administrator learns whether the relay took it. Refused for a disabled user, for an address
+ * already confirmed, and when this server sends no mail.
+ */
+export class LinkMailSender {
+  constructor(
+    private readonly deps: { links: EmailLinks; issuer: string; outbox?: MailOutbox; audit: AuditSink; actor: string },
+  ) {}
+
+  async send(user: User, purpose: EmailLinkPurpose): Promise<{ sentTo: string; expiresAt: Date }> {
+    const { outbox, audit, actor } = this.deps;
+    if (!outbox) throw new ConflictError('this server sends no mail: set SMTP_URL');
+    if (user.disabledAt) throw new ConflictError(`${user.email} is disabled: enable the user first`);
+    if (purpose === 'email_confirmation' && user.emailVerified) throw new ConflictError(`the address ${user.email} is confirmed already`);
+    const { mail, expiresAt } = await linkMailFor(this.deps.links, this.deps.issuer, user, purpose);
+    audit.record({ type: 'email_link_requested', outcome: 'success', accountId: user.id, detail: { purpose, email: user.email, by: actor } });
+    await outbox.send(mail);
+    return { sentTo: user.email, expiresAt };
+  }
+}
