@@ -64,7 +64,12 @@ export class EmailLinks {
    */
   async redeem(trx: Database, token: unknown, purpose: EmailLinkPurpose): Promise<EmailLink | undefined> {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return undefined;
-    const [row] = await trx<EmailLinkRow>('email_links').where({ token_hash: hashOf(token), purpose }).del().returning('*');
-    return row && row.expires_at > new Date() ? toLink(row as EmailLinkRow) : undefined;
+    // An expired link's row is left for pruning; its expiry is judged by the database's clock, as `find` judges it.
+    const [row] = await trx<EmailLinkRow>('email_links')
+      .where({ token_hash: hashOf(token), purpose })
+      .andWhere('expires_at', '>', trx.fn.now())
+      .del()
+      .returning('*');
+    return row && toLink(row as EmailLinkRow);
   }
 }

@@ -414,7 +414,7 @@ export class UserRepository {
   }
 
   /**
-   * A forgotten password replaced through a link sent by mail (src/self-service/password-reset.ts). `redeem` uses
+   * A forgotten password replaced through a link sent by mail (src/self-service/email-link-pages.ts). `redeem` uses
    * the link up in the same transaction as the change, so the link works once and a failure leaves both as they
    * were. The link is void for a disabled user, and once the password has changed since it was sent. Opening it
    * proved the address is the user's, so a matching address counts as confirmed. Sessions and apps are left as

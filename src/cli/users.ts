@@ -5,7 +5,8 @@ import { type Command, Option } from 'commander';
 import { type ImportFormat, parseUserFile } from '../accounts/user-import.js';
 import type { TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
-import { InputError } from '../errors.js';
+import { ConflictError, InputError } from '../errors.js';
+import { MailNotSentError } from '../mail/outbox.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
@@ -87,6 +88,16 @@ async function readImportFile(file: string): Promise<string> {
   }
 }
 
+/** Mails a new user the link to choose their password; the user stays when the mail fails, and the error says how to resend. */
+async function invite(context: CliContext, user: User): Promise<{ expiresAt: Date }> {
+  try {
+    return await (await context.linkMails()).send(user, 'password_reset');
+  } catch (error) {
+    if (!(error instanceof MailNotSentError || error instanceof ConflictError)) throw error;
+    throw new InputError(`created user ${user.email}, but ${error.message}; send it with: authz users send-password-reset ${user.email}`);
+  }
+}
+
 async function choosePassword(options: { passwordStdin?: boolean; password?: string }): Promise<{ password: string; generated: boolean }> {
   if (options.passwordStdin) return { password: await readPasswordFromStdin(), generated: false };
   if (options.password) return { password: options.password, generated: false };
@@ -98,16 +109,20 @@ export function registerUserCommands(program: Command, context: CliContext): voi
 
   users
     .command('add')
-    .description('create a user (prints a generated password unless one is given)')
+    .description('create a user (prints a generated password unless one is given, or --invite mails them a link to choose one)')
     .requiredOption('--email <email>', 'sign-in email, unique')
     .option('--name <name>', 'display name')
     .option('--roles <roles>', 'comma-separated roles, e.g. admin,editor', splitList, [])
     .option('--password-stdin', 'read the password from standard input')
     .option('--password <password>', 'the password (visible in shell history: prefer --password-stdin)')
+    .option('--invite', 'no password: mail the user a link to choose their own (needs SMTP_URL)')
     .option('--email-verified', 'mark the email as verified')
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const { password, generated } = await choosePassword(options);
+      if (options.invite && (options.password || options.passwordStdin)) throw new InputError('--invite mails a link to choose a password: give no password with it');
+      // Found out before the user is created, not after.
+      if (options.invite && !(await context.linkMails()).sendsMail) throw new InputError('--invite needs mail, and this server sends none: set SMTP_URL');
+      const { password, generated } = options.invite ? { password: undefined, generated: false } : await choosePassword(options);
       const services = await context.services();
       const user = await services.users.create({
         email: options.email,
@@ -116,9 +131,11 @@ export function registerUserCommands(program: Command, context: CliContext): voi
         password,
         emailVerified: Boolean(options.emailVerified),
       });
-      if (options.json) return printJson({ ...userJson(user, services.twoFactor), ...(generated ? { password } : {}) });
+      const invitation = options.invite ? await invite(context, user) : undefined;
+      if (options.json) return printJson({ ...userJson(user, services.twoFactor), ...(generated ? { password } : {}), ...(invitation ? { invitationExpiresAt: invitation.expiresAt } : {}) });
       process.stdout.write(`created user ${user.email} (sub ${user.id})\n`);
       if (generated) process.stdout.write(`password: ${password}\n(shown once; change it with: authz users set-password --email ${user.email} --password-stdin)\n`);
+      if (invitation) process.stdout.write(`mailed a link to choose a password; it works once, until ${isoDate(invitation.expiresAt)}\n`);
     });
 
   users

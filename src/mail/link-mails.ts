@@ -19,29 +19,37 @@ export async function linkMailFor(
   issuer: string,
   user: { id: string; email: string },
   purpose: EmailLinkPurpose,
+  byAdministrator = false,
 ): Promise<{ mail: OutgoingMail; expiresAt: Date }> {
   const { token, expiresAt } = await links.issue(user, purpose);
-  const content = { to: user.email, issuer, link: `${issuer}${PAGES[purpose]}?token=${token}`, validFor: describeWait(links.ttlSeconds * 1000) };
+  const link = `${issuer}${PAGES[purpose]}?token=${token}`;
+  const content = { to: user.email, issuer, link, validFor: describeWait(links.ttlSeconds * 1000), byAdministrator };
   const message = purpose === 'password_reset' ? passwordResetMail(content) : emailConfirmationMail(content);
   return { mail: { ...message, kind: purpose, accountId: user.id }, expiresAt };
 }
 
 /**
  * A link sent to a user on an administrator's word (admin API, CLI), as Keycloak's "send email" actions do: sent
- * at once, so the administrator learns whether the relay took it. Refused for a disabled user, for an address
- * already confirmed, and when this server sends no mail.
+ * at once, so the administrator learns whether the relay took it, and worded as the administrator's (a password
+ * link to a user created without one is their invitation). Refused for a disabled user, for an address already
+ * confirmed, and when this server sends no mail.
  */
 export class LinkMailSender {
   constructor(
     private readonly deps: { links: EmailLinks; issuer: string; outbox?: MailOutbox; audit: AuditSink; actor: string },
   ) {}
 
+  /** Whether this server sends mail at all (SMTP_URL, or the log in development). */
+  get sendsMail(): boolean {
+    return this.deps.outbox !== undefined;
+  }
+
   async send(user: User, purpose: EmailLinkPurpose): Promise<{ sentTo: string; expiresAt: Date }> {
     const { outbox, audit, actor } = this.deps;
     if (!outbox) throw new ConflictError('this server sends no mail: set SMTP_URL');
     if (user.disabledAt) throw new ConflictError(`${user.email} is disabled: enable the user first`);
     if (purpose === 'email_confirmation' && user.emailVerified) throw new ConflictError(`the address ${user.email} is confirmed already`);
-    const { mail, expiresAt } = await linkMailFor(this.deps.links, this.deps.issuer, user, purpose);
+    const { mail, expiresAt } = await linkMailFor(this.deps.links, this.deps.issuer, user, purpose, true);
     audit.record({ type: 'email_link_requested', outcome: 'success', accountId: user.id, detail: { purpose, email: user.email, by: actor } });
     await outbox.send(mail);
     return { sentTo: user.email, expiresAt };

@@ -20,6 +20,8 @@ export interface LinkMail {
   link: string;
   /** How long the link works, in words ("30 minutes"). */
   validFor: string;
+  /** Sent by an administrator (admin API, CLI) rather than asked for by the person: the mail says so. */
+  byAdministrator: boolean;
 }
 
 const host = (issuer: string) => URL.parse(issuer)?.host ?? issuer;
@@ -29,6 +31,7 @@ function render(template: string, subject: string, mail: LinkMail): MailMessage 
   return { to: mail.to, subject, text: text.render(`${template}.txt.njk`, variables), html: html.render(`${template}.html.njk`, variables) };
 }
 
-export const passwordResetMail = (mail: LinkMail) => render('password-reset', `Reset your password at ${host(mail.issuer)}`, mail);
+export const passwordResetMail = (mail: LinkMail) =>
+  render('password-reset', `${mail.byAdministrator ? 'Choose your password' : 'Reset your password'} at ${host(mail.issuer)}`, mail);
 
 export const emailConfirmationMail = (mail: LinkMail) => render('email-confirmation', `Confirm your email address at ${host(mail.issuer)}`, mail);

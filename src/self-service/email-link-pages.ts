@@ -10,7 +10,8 @@
  *   POST /account/email/confirm            → address confirmed
  *
  * A link's GET changes nothing, so a mail scanner that opens links spends none; only the form it shows does. The
- * link's secret, in that form, is what a cross-site post cannot know, so these forms need no other CSRF token.
+ * link's secret, in that form, is what a cross-site post cannot know, so those forms need no other CSRF token; the
+ * form that asks for a link has none either, as a forged post could only mail a link to the address's owner.
  * Links are asked for under per-address and per-IP limits, and mail goes out off the request path
  * (src/mail/outbox.ts). With mail off (production without SMTP_URL) every one of these pages says so.
  */
@@ -31,7 +32,6 @@ import type { SignedIn } from './signed-in.js';
 
 const addressForm = z.object({
   email: z.string('Enter your email.').trim().min(1, 'Enter your email.').max(254, 'That email address is too long.').toLowerCase(),
-  from: z.string().optional(),
 });
 const newPasswordForm = z.object({
   token: z.string().max(100),

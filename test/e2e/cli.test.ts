@@ -490,6 +490,14 @@ describe('authz CLI: links sent by mail', () => {
       expect(sent.stdout).toMatch(/^sent to forgetful@example\.test; the link works once, until \d{4}-\d\d-\d\dT/);
       const received = await mail.next('forgetful@example.test');
       expect(linkIn(received, 'https://id.example.test/account/password-reset/new?token=')).toMatch(/token=[\w-]{43}$/);
+      expect(received.text).toContain('An administrator of id.example.test sent you this link to choose a password for your account forgetful@example.test.');
+
+      // An invitation: a user with no password, mailed the link to choose one.
+      const invited = await runToEnd('src/cli.ts', ['users', 'add', '--email', 'invited@example.test', '--invite'], { ...env, SMTP_URL: mail.url });
+      expect(invited.stdout).toMatch(/^created user invited@example\.test \(sub [\w-]+\)\nmailed a link to choose a password; it works once, until \d{4}-/);
+      expect(invited.stdout).not.toContain('password: ');
+      expect((await mail.next('invited@example.test')).subject).toBe('Choose your password at localhost:3000');
+      expectRefusal(await authz(['users', 'add', '--email', 'other@example.test', '--invite', '--password', 'a long enough password']), 1, /^authz: --invite mails a link to choose a password: give no password with it\n$/);
 
       // Development without SMTP_URL: the mail, link and all, is printed for the operator to pass on.
       const printed = await authz(['users', 'send-email-confirmation', 'forgetful@example.test']);
