@@ -124,11 +124,27 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
     }
     const user = await deps.users.resetPassword((trx) => deps.emailLinks.redeem(trx, token, 'password_reset'), password);
     if (!user) throw new PageError(400, LINK_GONE, { href: '/account/password-reset', label: 'Send me a new link' });
-    // Whoever was locking the account out by guessing guessed at the old password.
-    await deps.locks.unlockAccount(user);
-    if (endSessions !== undefined) await deps.sessions.endAll(user.id);
-    deps.audit.record({ type: 'password_reset', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail: { endedSessions: endSessions !== undefined } });
-    views.render(ctx, 'password-reset-done.njk', { email: user.email, endedSessions: endSessions !== undefined, twoStep: Boolean(user.totpEnrolledAt) });
+    // The password is changed: what follows is tidying, whose failure (a store down this moment) the page tells
+    // rather than answering as if the change had failed. Whoever was locking the account out by guessing guessed
+    // at the old password.
+    const tidy = (step: Promise<unknown>, what: string) =>
+      step.then(
+        () => true,
+        (error: unknown) => {
+          deps.logger.warn({ err: error, accountId: user.id }, `password reset: ${what} failed`);
+          return false;
+        },
+      );
+    await tidy(deps.locks.unlockAccount(user), 'lifting the sign-in lock');
+    const sessionsEnded = endSessions !== undefined && (await tidy(deps.sessions.endAll(user.id), 'ending the sessions'));
+    const detail = { endedSessions: sessionsEnded, ...(endSessions !== undefined && !sessionsEnded && { sessionsNotEnded: 'store_unavailable' }) };
+    deps.audit.record({ type: 'password_reset', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail });
+    views.render(ctx, 'password-reset-done.njk', {
+      email: user.email,
+      endedSessions: sessionsEnded,
+      sessionsLeft: endSessions !== undefined && !sessionsEnded,
+      twoStep: Boolean(user.totpEnrolledAt),
+    });
   });
 
   router.post('/email/send-confirmation', readForm, signedIn, async (ctx) => {

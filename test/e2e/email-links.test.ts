@@ -165,6 +165,30 @@ test('a link is void once the password changed another way, or once it expired; 
   expect(textOf(still)).toContain(user.email);
 });
 
+test('when the sessions cannot be ended just then, the password is changed all the same, and the page says what to do', async () => {
+  const user = await createUser(server);
+  await askForResetLink(user.email);
+  const received = await mail.next(user.email);
+  // The session store fails this moment (as Redis would while it fails over).
+  const store = server.services.sessions.store;
+  const findByAccount = store.findByAccount;
+  store.findByAccount = async () => {
+    throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' });
+  };
+  try {
+    const { page } = await resetWith(received, NEW_PASSWORD);
+    expect(page.status).toBe(200);
+    expect(textOf(page)).toContain(`The password of ${user.email} is changed.`);
+    expect(textOf(page)).toContain('Your sessions could not be signed out just now.');
+  } finally {
+    store.findByAccount = findByAccount;
+  }
+  expect(await server.services.users.verifyPassword(user.email, NEW_PASSWORD)).toBeTruthy();
+  expect(await auditEvents('password_reset', user.userId)).toEqual([
+    expect.objectContaining({ detail: { endedSessions: false, sessionsNotEnded: 'store_unavailable' } }),
+  ]);
+});
+
 test('a reset lifts the sign-in lock that guessing at the old password put on the account', async () => {
   const user = await createUser(server);
   const { agent, page } = await openLoginPage(server, webClientId);
