@@ -149,6 +149,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       limits: services.limits,
       config,
       logger,
+      emailLinks: services.emailLinks,
+      outbox,
     }),
   );
   // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.

@@ -270,6 +270,13 @@ const environmentSchema = z.object({
     .optional(),
   /** How long a link sent by mail works (once): a password reset or an email confirmation. */
   EMAIL_LINK_TTL: duration.pipe(z.number().int().min(60).max(7 * 24 * 3600)).default(30 * 60),
+  /**
+   * `open`: the login page offers "Create an account", and anyone may make one (Keycloak's "User registration");
+   * `off`: accounts are made by administrators only.
+   */
+  REGISTRATION: z.enum(['off', 'open'], { error: 'REGISTRATION must be off or open' }).default('off'),
+  /** Comma-separated roles every self-registered user starts with. */
+  REGISTRATION_ROLES: z.string().optional(),
   /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
   METRICS_PORT: wholeNumber.pipe(z.number().int().min(1).max(65535)).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
@@ -358,6 +365,8 @@ export interface Config {
   totpRequiredRoles: string[];
   /** POST accepted at /auth and /session/end; the session cookie is then SameSite=None. */
   authorizationPost: boolean;
+  /** Whether people may create their own account (src/interaction/registration.ts), and the roles they get. */
+  registration: { mode: Environment['REGISTRATION']; roles: string[] };
   /** Mail (src/mail/): sent over SMTP, written to the log (development without SMTP_URL), or not at all. */
   mail: MailConfig;
   /** Brute-force limits (src/security/). */
@@ -533,6 +542,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     totpRequiredRoles: splitList(e.TOTP_REQUIRED_ROLES),
     authorizationPost: e.AUTHORIZATION_POST,
     mail: mailConfig(e, production, port),
+    registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

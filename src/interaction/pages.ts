@@ -32,6 +32,7 @@ export async function renderLogin(
       askRemember: deps.config.rememberMe === 'ask',
       // Offered only when this server sends mail (src/self-service/email-link-pages.ts).
       passwordReset: deps.config.mail.transport !== 'off',
+      registration: deps.config.registration.mode === 'open',
       remember: options.remember ?? false,
       error: options.error,
     },

@@ -9,6 +9,7 @@
  *   POST /interaction/:uid/abort    "Cancel" / "Deny" → access_denied back to the client
  *
  * With two-step verification the login has a second step between the password and the result: ./second-factor.ts.
+ * With REGISTRATION=open, a person without an account makes one from the login page: ./registration.ts.
  */
 import { createHmac } from 'node:crypto';
 import { Router } from '@koa/router';
@@ -16,6 +17,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
+import type { EmailLinks } from '../accounts/email-links.js';
 import { type TwoFactor, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
@@ -23,6 +25,7 @@ import { requestFacts } from '../audit/request-facts.js';
 import type { Config } from '../config.js';
 import { readForm } from '../http/read-form.js';
 import type { Logger } from '../logger.js';
+import type { MailOutbox } from '../mail/outbox.js';
 import type { Catalog } from '../oidc/catalog.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
@@ -31,6 +34,7 @@ import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
+import { addRegistrationRoutes } from './registration.js';
 import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
 import type { Views } from './views.js';
 
@@ -44,6 +48,10 @@ export interface InteractionDependencies {
   config: Config;
   logger: Logger;
   views: Views;
+  /** Links sent by mail: password reset, email confirmation (src/self-service/email-link-pages.ts). */
+  emailLinks: EmailLinks;
+  /** Where mail is posted; undefined when the server sends none (production without SMTP_URL). */
+  outbox?: MailOutbox;
 }
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -146,6 +154,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   });
 
   addSecondFactorRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
+  addRegistrationRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;

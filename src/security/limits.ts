@@ -1,6 +1,6 @@
 /** The brute-force limits the server enforces (README "Brute-force limits"), built from the configuration. */
 import type { Config } from '../config.js';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { DevicePollPace } from './device-poll-pace.js';
 import { FailureLimiter, type LimiterStore, createLimiter } from './failure-limiter.js';
 import { LockBroadcast } from './lock-broadcast.js';
@@ -21,6 +21,8 @@ export interface SecurityLimits {
   emailLinksByAddress: RateLimiterAbstract;
   /** Links asked for by mail per client IP, across addresses. */
   emailLinksByIp: RateLimiterAbstract;
+  /** Accounts created from the login page per client IP, and attempts at an address that has one. */
+  registrationsByIp: RateLimiterAbstract;
   /** How often a device may poll while its code is pending (RFC 8628 `slow_down`). */
   devicePolling: DevicePollPace;
   /** Closes the lock broadcast's connection, if one was opened. */
@@ -32,6 +34,23 @@ const HOUR = 3600;
 const EMAIL_LINKS_PER_ADDRESS = 5;
 /** An office behind one address may have several people who forgot; a script trying addresses is held up. */
 const EMAIL_LINKS_PER_IP = 30;
+
+/** A household or office signing up together passes; a script creating accounts or testing addresses does not. */
+const REGISTRATIONS_PER_IP = 10;
+
+/**
+ * Takes one from each allowance (a limiter and the key it counts); 0 when every one had some left, otherwise how
+ * long until the spent one has again.
+ */
+export async function waitForAllowance(...allowances: [RateLimiterAbstract, string][]): Promise<number> {
+  try {
+    for (const [limiter, key] of allowances) await limiter.consume(key);
+    return 0;
+  } catch (refusal) {
+    if (refusal instanceof RateLimiterRes) return Math.max(1000, refusal.msBeforeNext);
+    throw refusal;
+  }
+}
 
 export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'broadcast'>): SecurityLimits {
   const { limits } = config;
@@ -47,6 +66,7 @@ export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'b
     clientAuthByIp: new FailureLimiter(store, { name: 'client-auth-ip', maxFailures: limits.clientAuthFailures * 5, ...shared }),
     emailLinksByAddress: createLimiter(store, 'mail-address', EMAIL_LINKS_PER_ADDRESS, HOUR),
     emailLinksByIp: createLimiter(store, 'mail-ip', EMAIL_LINKS_PER_IP, HOUR),
+    registrationsByIp: createLimiter(store, 'register-ip', REGISTRATIONS_PER_IP, HOUR),
     devicePolling: new DevicePollPace(store, config.devicePollIntervalSeconds, config.ttl.deviceCode),
   };
 }

@@ -17,7 +17,6 @@
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import { RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import type { EmailLinkPurpose } from '../accounts/email-links.js';
 import { passwordProblem } from '../accounts/passwords.js';
@@ -25,6 +24,7 @@ import { requestFacts } from '../audit/request-facts.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
+import { waitForAllowance } from '../security/limits.js';
 import { linkMailFor } from '../mail/link-mails.js';
 import type { OutgoingMail } from '../mail/outbox.js';
 import type { AccountDependencies } from './routes.js';
@@ -178,22 +178,11 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
   router.get('/email/send-confirmation', (ctx) => redirectToAccount(ctx));
 }
 
+/** Counted whether or not an account has the address, so a refusal says nothing about one. */
+const linkAllowance = (deps: AccountDependencies, email: string, ip: string) =>
+  waitForAllowance([deps.limits.emailLinksByIp, ip], [deps.limits.emailLinksByAddress, email]);
+
 function redirectToAccount(ctx: Context, notice?: string): void {
   ctx.status = 303;
   ctx.redirect(notice ? `/account?done=${notice}` : '/account');
-}
-
-/**
- * Takes one link from the address's and the IP's allowances; returns 0, or how long to wait when either is spent.
- * Counted whether or not an account has the address, so a refusal says nothing about one.
- */
-async function linkAllowance(deps: AccountDependencies, email: string, ip: string): Promise<number> {
-  try {
-    await deps.limits.emailLinksByIp.consume(ip);
-    await deps.limits.emailLinksByAddress.consume(email);
-    return 0;
-  } catch (refusal) {
-    if (refusal instanceof RateLimiterRes) return Math.max(1000, refusal.msBeforeNext);
-    throw refusal;
-  }
 }

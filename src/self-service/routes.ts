@@ -20,7 +20,6 @@ import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { z } from 'zod';
 import { passwordProblem } from '../accounts/passwords.js';
-import type { EmailLinks } from '../accounts/email-links.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
 import { MFA_ACR } from '../accounts/two-factor.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -30,7 +29,6 @@ import { readForm } from '../http/read-form.js';
 import { csrfTokenValid } from '../interaction/csrf.js';
 import { PageError, pageErrors } from '../interaction/errors.js';
 import type { InteractionDependencies } from '../interaction/routes.js';
-import type { MailOutbox } from '../mail/outbox.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { type GuardedOutcome, guardedAttempt } from '../security/guarded-attempt.js';
 import type { LockAdministration } from '../security/lock-administration.js';
@@ -45,10 +43,6 @@ import { type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
  */
 export interface AccountDependencies extends InteractionDependencies {
   sessions: SessionDirectory;
-  /** Links sent by mail: password reset, email confirmation (./email-link-pages.ts). */
-  emailLinks: EmailLinks;
-  /** Where mail is posted; undefined when the server sends none (production without SMTP_URL). */
-  outbox?: MailOutbox;
   /** Lifts the sign-in lock of a user who reset their password, audited `by: self`. */
   locks: LockAdministration;
 }

@@ -26,7 +26,7 @@ let context: BrowserContext | undefined;
 
 beforeAll(async () => {
   mail = await startMailCatcher();
-  server = await startTestServer({ env: { SMTP_URL: mail.url } });
+  server = await startTestServer({ env: { SMTP_URL: mail.url, REGISTRATION: 'open' } });
   user = await createUser(server);
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -580,6 +580,27 @@ describe('a forgotten password in a browser', () => {
     // Back to the app's sign-in: the new password gets through to its consent page.
     await page.goto(flow.url.href);
     await signIn(page, person.email, 'a brand new passphrase');
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    expect(cspErrors).toEqual([]);
+  });
+});
+
+describe('creating an account in a browser', () => {
+  test('"Create one" on a phone: the form, then straight on to the app\'s consent page', async () => {
+    const viewport = { width: 375, height: 667 };
+    const page = await openPage({ viewport });
+    const cspErrors = cspErrorsOf(page);
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+    await page.getByRole('link', { name: 'Create one' }).click();
+    await page.getByRole('heading', { name: 'Create an account' }).waitFor();
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(viewport.width);
+    await page.fill('#name', 'Browser Person');
+    await page.fill('#email', `browser.${Date.now()}@example.test`);
+    await page.fill('#password', 'a brand new passphrase');
+    await page.fill('#repeat', 'a brand new passphrase');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    // A third-party app: the new person is asked to allow it, signed in already.
     await page.getByRole('button', { name: 'Allow' }).waitFor();
     expect(cspErrors).toEqual([]);
   });

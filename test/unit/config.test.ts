@@ -160,6 +160,12 @@ describe('configuration', () => {
     ]);
   });
 
+  test('registration is off unless opened; its roles are a list; another value is refused', () => {
+    expect(loadConfig({}).registration).toEqual({ mode: 'off', roles: [] });
+    expect(loadConfig({ REGISTRATION: 'open', REGISTRATION_ROLES: 'member, reader' }).registration).toEqual({ mode: 'open', roles: ['member', 'reader'] });
+    expect(problemsOf({ REGISTRATION: 'yes' })).toEqual(['REGISTRATION must be off or open']);
+  });
+
   test('a number that is not plain digits is refused, naming the variable and the value typed', () => {
     expect(problemsOf({ PORT: 'abc' })).toEqual(['PORT: "abc" is not a whole number']);
     // A blank value would otherwise listen on a random port, and these would be read as 10 and 80.

@@ -1,0 +1,123 @@
+/**
+ * People creating their own account from the login page (Keycloak's "User registration"), when REGISTRATION=open:
+ *
+ *   GET  /interaction/:uid/register   name, email, password twice
+ *   POST /interaction/:uid/register   → the account, signed in, on to the app (or to setting up two-step
+ *                                       verification first, when the app or a role asks for it)
+ *
+ * The address starts unconfirmed: with mail on, a confirmation link is mailed at once (src/mail/), and apps read
+ * `email_verified: false` until it is pressed. An address an account has already is refused with a way to sign in
+ * or reset the password, as Keycloak refuses it; both that and a new account count against the client IP's
+ * allowance (10 an hour), which keeps a script from creating accounts or testing addresses.
+ */
+import type { Router } from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import { z } from 'zod';
+import { secondFactorWanted } from '../accounts/two-factor.js';
+import { passwordProblem } from '../accounts/passwords.js';
+import { requestFacts } from '../audit/request-facts.js';
+import { ConflictError } from '../errors.js';
+import { linkMailFor } from '../mail/link-mails.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { waitForAllowance } from '../security/limits.js';
+import { csrfToken } from './csrf.js';
+import { PageError } from './errors.js';
+import { clientShownAs } from './pages.js';
+import type { InteractionDependencies } from './routes.js';
+import { beginSecondFactor } from './second-factor.js';
+
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+const registrationForm = z.object({
+  name: z.string().trim().max(200, 'That name is too long.').optional(),
+  email: z.email({ error: 'Enter your email address, such as name@example.com.' }).max(254, 'That email address is too long.'),
+  password: z.string('Enter a password.').min(1, 'Enter a password.').max(1024, 'That password is too long.'),
+  repeat: z.string('Enter the password again.').max(1024),
+});
+
+/** What the person typed, to fill in again when the form is refused (never the passwords). */
+function typedBefore(body: unknown): { name: string; email: string } {
+  const { name, email } = (body ?? {}) as Record<string, unknown>;
+  return { name: typeof name === 'string' ? name.slice(0, 200) : '', email: typeof email === 'string' ? email.slice(0, 254) : '' };
+}
+
+export async function renderRegistration(
+  ctx: Context,
+  deps: InteractionDependencies,
+  details: Interaction,
+  options: { error?: string; name?: string; email?: string; status?: number } = {},
+): Promise<void> {
+  deps.views.render(
+    ctx,
+    'register.njk',
+    {
+      uid: details.uid,
+      csrf: csrfToken(ctx.app.keys as string[], details.uid),
+      client: await clientShownAs(deps, details),
+      name: options.name ?? '',
+      email: options.email ?? '',
+      error: options.error,
+    },
+    options.status ?? 200,
+  );
+}
+
+export function addRegistrationRoutes(
+  router: Router,
+  deps: InteractionDependencies,
+  steps: {
+    readForm: Middleware;
+    interaction: Middleware;
+    finish: (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>;
+  },
+): void {
+  const { config } = deps;
+  const open = () => {
+    if (config.registration.mode !== 'open') throw new PageError(404, 'Accounts cannot be created here: ask your administrator for one.');
+  };
+
+  router.get('/register', steps.interaction, async (ctx) => {
+    open();
+    await renderRegistration(ctx, deps, ctx.state.interaction as Interaction);
+  });
+
+  router.post('/register', steps.readForm, steps.interaction, async (ctx) => {
+    open();
+    const details = ctx.state.interaction as Interaction;
+    const typed = typedBefore(ctx.request.body);
+    const refuse = (error: string, status = 400) => renderRegistration(ctx, deps, details, { ...typed, error, status });
+    const form = registrationForm.safeParse(ctx.request.body);
+    if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
+    const { name, email, password, repeat } = form.data;
+    const problem = password === repeat ? passwordProblem(password) : 'the passwords do not match';
+    if (problem) return refuse(`${problem.charAt(0).toUpperCase()}${problem.slice(1)}.`);
+
+    const waitMs = await waitForAllowance([deps.limits.registrationsByIp, ctx.ip]);
+    if (waitMs > 0) {
+      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+      return refuse(`Too many accounts were created from your network. Try again in ${describeWait(waitMs)}.`, 429);
+    }
+    const clientId = String(details.params.client_id);
+    const facts = requestFacts(ctx);
+    let user: Awaited<ReturnType<typeof deps.users.create>>;
+    try {
+      user = await deps.users.create({ email, name: name || undefined, password, roles: config.registration.roles, emailVerified: false });
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      deps.audit.record({ type: 'user_registered', outcome: 'failure', clientId, ...facts, detail: { email: email.toLowerCase(), reason: 'email_taken' } });
+      return refuse('An account already uses this email. Sign in with it, or reset its password if you forgot it.', 409);
+    }
+    deps.audit.record({ type: 'user_registered', outcome: 'success', accountId: user.id, clientId, ...facts, detail: { email: user.email } });
+    const registered = user;
+    deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, config.issuer, registered, 'email_confirmation')).mail);
+
+    // Signed in with the password just chosen, under the same rules as a sign-in with it.
+    const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));
+    const remember = config.rememberMe === 'always';
+    if (step !== 'none') return beginSecondFactor(ctx, details, user, step, remember);
+    deps.audit.record({ type: 'sign_in', outcome: 'success', accountId: user.id, clientId, ...facts, detail: { email: user.email, amr: ['pwd'], via: 'registration' } });
+    await steps.finish(ctx, { login: { accountId: user.id, amr: ['pwd'], remember } }, false);
+  });
+}
