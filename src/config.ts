@@ -268,6 +268,11 @@ const environmentSchema = z.object({
       error: 'MAIL_FROM must be an address such as no-reply@example.com, or Name <no-reply@example.com>',
     })
     .optional(),
+  /**
+   * An account must confirm its email address (by a link mailed to it) before it signs in to any app, as with
+   * Keycloak's "Verify email"; needs mail (SMTP_URL, or the log in development).
+   */
+  EMAIL_CONFIRMATION_REQUIRED: booleanFlag,
   /** How long a link sent by mail works (once): a password reset or an email confirmation. */
   EMAIL_LINK_TTL: duration.pipe(z.number().int().min(60).max(7 * 24 * 3600)).default(30 * 60),
   /**
@@ -387,6 +392,8 @@ export interface MailConfig {
   from: string;
   /** Seconds a link sent by mail works. */
   linkTtlSeconds: number;
+  /** A sign-in waits until the account's address is confirmed (src/interaction/email-confirmation.ts). */
+  confirmationRequired: boolean;
 }
 
 export interface RedisConfig {
@@ -456,6 +463,7 @@ function mailConfig(e: Environment, production: boolean, port: number): MailConf
     smtpUrl: e.SMTP_URL,
     from: e.MAIL_FROM?.trim() ?? `no-reply@${host}`,
     linkTtlSeconds: e.EMAIL_LINK_TTL,
+    confirmationRequired: e.EMAIL_CONFIRMATION_REQUIRED,
   };
 }
 
@@ -581,6 +589,9 @@ function productionProblems(config: Config, e: Environment): string[] {
     problems.push('CLIENT_SECRET_PEPPERS is not set: give kid:secret (32+ random characters) to hash client secrets');
   } else if (config.clientSecretPeppers.some((pepper) => pepper.secret.length < 32)) {
     problems.push('CLIENT_SECRET_PEPPERS: every secret must be at least 32 characters');
+  }
+  if (config.mail.confirmationRequired && config.mail.transport === 'off') {
+    problems.push('EMAIL_CONFIRMATION_REQUIRED needs SMTP_URL: nobody could sign in without the confirmation mail');
   }
   if (!hasFile(config.keys.dir, '.pem')) {
     problems.push(`no signing key in ${config.keys.dir}: add an RSA private key as <kid>.pem (see keys/README.md)`);

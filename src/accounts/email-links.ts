@@ -58,6 +58,12 @@ export class EmailLinks {
     return row && toLink(row);
   }
 
+  /** Whether the user has a link of `purpose` that still works (so that a page shown again mails no second one). */
+  async hasLive(userId: string, purpose: EmailLinkPurpose): Promise<boolean> {
+    const row = await this.db('email_links').where({ user_id: userId, purpose }).andWhere('expires_at', '>', this.db.fn.now()).first(this.db.raw('1 as live'));
+    return row !== undefined;
+  }
+
   /**
    * Uses the link up within `trx`, the transaction that makes its change: it is deleted, and returned when it
    * still worked. Two requests with the same link cannot both have it: the second finds no row.

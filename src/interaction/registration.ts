@@ -111,7 +111,8 @@ export function addRegistrationRoutes(
     }
     deps.audit.record({ type: 'user_registered', outcome: 'success', accountId: user.id, clientId, ...facts, detail: { email: user.email } });
     const registered = user;
-    deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, config.issuer, registered, 'email_confirmation')).mail);
+    // When confirming is required, the page that waits for it mails the link (./email-confirmation.ts).
+    if (!config.mail.confirmationRequired) deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, config.issuer, registered, 'email_confirmation')).mail);
 
     // Signed in with the password just chosen, under the same rules as a sign-in with it.
     const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));

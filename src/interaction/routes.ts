@@ -9,7 +9,9 @@
  *   POST /interaction/:uid/abort    "Cancel" / "Deny" → access_denied back to the client
  *
  * With two-step verification the login has a second step between the password and the result: ./second-factor.ts.
- * With REGISTRATION=open, a person without an account makes one from the login page: ./registration.ts.
+ * With REGISTRATION=open, a person without an account makes one from the login page: ./registration.ts. With
+ * EMAIL_CONFIRMATION_REQUIRED, an account waits between its login and the app until its address is confirmed:
+ * ./email-confirmation.ts.
  */
 import { createHmac } from 'node:crypto';
 import { Router } from '@koa/router';
@@ -34,6 +36,8 @@ import { renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
+import { CONFIRM_EMAIL_PROMPT } from '../oidc/email-confirmation-prompt.js';
+import { addEmailConfirmationRoutes, renderEmailConfirmation } from './email-confirmation.js';
 import { addRegistrationRoutes } from './registration.js';
 import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
 import type { Views } from './views.js';
@@ -115,12 +119,13 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     if (secondFactor) return renderSecondFactor(ctx, deps, details, secondFactor);
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
+    if (details.prompt.name === CONFIRM_EMAIL_PROMPT) return renderEmailConfirmation(ctx, deps, details);
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
   });
 
   // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
   // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
-  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue'], (ctx) => {
+  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue'], (ctx) => {
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });
@@ -155,6 +160,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   addSecondFactorRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addRegistrationRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
+  addEmailConfirmationRoutes(router, deps, { readForm, interaction: interaction(CONFIRM_EMAIL_PROMPT), finish });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;

@@ -5,6 +5,7 @@
  */
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
+import { emailConfirmationPrompt } from './email-confirmation-prompt.js';
 import { MFA_ACR, SECOND_FACTOR_REQUESTED, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
@@ -122,7 +123,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyWithLoginChecks(config.ttl.sessionMax, catalog),
+      policy: interactionPolicyWithLoginChecks(config.ttl.sessionMax, catalog, config.mail.confirmationRequired),
     },
     loadExistingGrant: firstPartyGrantLoader(catalog),
     // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant.
@@ -156,8 +157,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
  * `prompt=consent` asks a person only for a third-party client: a first-party one has no consent page
  * (./first-party.ts), yet OIDC Core §11 makes every client send prompt=consent with offline_access.
  */
-function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog) {
+function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog, emailConfirmationRequired: boolean) {
   const policy = interactionPolicy.base();
+  if (emailConfirmationRequired) policy.add(emailConfirmationPrompt(), 1);
   const consentRequested = policy.get('consent')?.checks.get('consent_prompt');
   if (consentRequested) {
     const asked = consentRequested.check;

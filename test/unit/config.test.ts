@@ -143,21 +143,30 @@ describe('configuration', () => {
       expect(config.clientSecretPeppers.map((pepper) => pepper.kid)).toEqual(['p2', 'p1']);
       expect(config.proxy).toBe(true);
       // Production sends no mail unless told where to: nothing is written to the log in its place.
-      expect(config.mail).toEqual({ transport: 'off', smtpUrl: undefined, from: 'no-reply@id.example.com', linkTtlSeconds: 1800 });
+      expect(config.mail).toEqual({ transport: 'off', smtpUrl: undefined, from: 'no-reply@id.example.com', linkTtlSeconds: 1800, confirmationRequired: false });
     } finally {
       await rm(keysDir, { recursive: true, force: true });
     }
   });
 
   test('mail goes to SMTP_URL, or to the log in development; a URL of another scheme or a bad From is refused', () => {
-    expect(loadConfig({}).mail).toEqual({ transport: 'log', smtpUrl: undefined, from: 'no-reply@localhost', linkTtlSeconds: 1800 });
+    expect(loadConfig({}).mail).toEqual({ transport: 'log', smtpUrl: undefined, from: 'no-reply@localhost', linkTtlSeconds: 1800, confirmationRequired: false });
     const smtp = loadConfig({ SMTP_URL: 'smtps://u:p@smtp.example.com:465', MAIL_FROM: ' Accounts <accounts@example.com> ', EMAIL_LINK_TTL: '2h' });
-    expect(smtp.mail).toEqual({ transport: 'smtp', smtpUrl: 'smtps://u:p@smtp.example.com:465', from: 'Accounts <accounts@example.com>', linkTtlSeconds: 7200 });
+    expect(smtp.mail).toEqual({ transport: 'smtp', smtpUrl: 'smtps://u:p@smtp.example.com:465', from: 'Accounts <accounts@example.com>', linkTtlSeconds: 7200, confirmationRequired: false });
     expect(problemsOf({ SMTP_URL: 'https://smtp.example.com', MAIL_FROM: 'Accounts', EMAIL_LINK_TTL: '10s' })).toEqual([
       'SMTP_URL must look like smtps://user:password@smtp.example.com:465 or smtp://smtp.example.com:587',
       'MAIL_FROM must be an address such as no-reply@example.com, or Name <no-reply@example.com>',
       'EMAIL_LINK_TTL: Too small: expected number to be >=60',
     ]);
+  });
+
+  test('production refuses EMAIL_CONFIRMATION_REQUIRED without SMTP_URL: nobody could sign in without the mail', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', EMAIL_CONFIRMATION_REQUIRED: 'true', KEYS_DIR: '/nonexistent' });
+    expect(problems).toContain('EMAIL_CONFIRMATION_REQUIRED needs SMTP_URL: nobody could sign in without the confirmation mail');
+    expect(problemsOf({ NODE_ENV: 'production', EMAIL_CONFIRMATION_REQUIRED: 'true', SMTP_URL: 'smtp://relay:587', KEYS_DIR: '/nonexistent' })).not.toContain(
+      'EMAIL_CONFIRMATION_REQUIRED needs SMTP_URL: nobody could sign in without the confirmation mail',
+    );
+    expect(loadConfig({ EMAIL_CONFIRMATION_REQUIRED: 'true' }).mail).toMatchObject({ transport: 'log', confirmationRequired: true });
   });
 
   test('registration is off unless opened; its roles are a list; another value is refused', () => {
