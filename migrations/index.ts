@@ -11,6 +11,7 @@ import * as deviceClients from './20261205_0005_device_clients.js';
 import * as refreshForks from './20261206_0006_refresh_forks.js';
 import * as twoFactor from './20261206_0007_two_factor.js';
 import * as emailLinks from './20261206_0008_email_links.js';
+import * as emailChangeLinks from './20261206_0009_email_change_links.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '20261206_0006_refresh_forks': refreshForks,
   '20261206_0007_two_factor': twoFactor,
   '20261206_0008_email_links': emailLinks,
+  '20261206_0009_email_change_links': emailChangeLinks,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

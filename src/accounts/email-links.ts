@@ -1,13 +1,14 @@
 /**
- * Links sent by mail that let a person do one thing without signing in: choose a new password, or confirm their
- * email address. Each carries a 256-bit random secret; the `email_links` table keeps only its SHA-256 hash, the
+ * Links sent by mail that let a person do one thing without signing in: choose a new password, confirm their
+ * email address, or confirm a new one. Each carries a 256-bit random secret; the `email_links` table keeps only its SHA-256 hash, the
  * user, the address it was sent to and when it expires. A link works once: it is redeemed by deleting its row, in
  * the transaction that makes its change.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Database } from '../store/database.js';
 
-export type EmailLinkPurpose = 'password_reset' | 'email_confirmation';
+/** `email_change`: sent to a new address, whose confirmation makes it the account's. */
+export type EmailLinkPurpose = 'password_reset' | 'email_confirmation' | 'email_change';
 
 export interface EmailLink {
   userId: string;

@@ -453,6 +453,31 @@ export class UserRepository {
     return user;
   }
 
+  /**
+   * A new address, confirmed through a link sent to it, replaces the user's (and counts as confirmed). Returns the
+   * user and the address replaced, or undefined when the link did not work; a ConflictError when another account
+   * has taken the address since the link was sent.
+   */
+  async changeEmail(redeem: (trx: Database) => Promise<EmailLink | undefined>): Promise<{ user: User; previousEmail: string } | undefined> {
+    try {
+      const changed = await this.db.transaction(async (trx) => {
+        const link = await redeem(trx);
+        const before = link && (await trx<UserRow>('users').where({ id: link.userId, disabled_at: null }).forUpdate().first('email'));
+        if (!link || !before) return undefined;
+        const [row] = await trx<UserRow>('users')
+          .where({ id: link.userId })
+          .update({ email: link.email, email_verified: true, updated_at: new Date() })
+          .returning('*');
+        return { user: toUser(row as UserRow), previousEmail: before.email };
+      });
+      if (changed) this.#record('user_email_changed', changed.user, { from: changed.previousEmail, to: changed.user.email });
+      return changed;
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ConflictError('another account uses that address now');
+      throw error;
+    }
+  }
+
   async setRoles(idOrEmail: string, roles: string[]): Promise<User> {
     const value = parseInput(z.array(roleName).max(100), roles);
     const user = await this.require(idOrEmail);

@@ -10,7 +10,6 @@ import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type { z } from 'zod';
-import type { EmailLinkPurpose } from '../accounts/email-links.js';
 import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
 import { type User, UserRepository } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
@@ -236,7 +235,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const locks = new LockAdministration(services.limits, { audit, actor });
   const outbox = deps.mailTransport && new MailOutbox(deps.mailTransport, audit, logger);
   const linkMails = new LinkMailSender({ links: services.emailLinks, issuer: config.issuer, outbox, audit, actor });
-  const sendLinkMail = async (id: string, purpose: EmailLinkPurpose) => linkMails.send(await users.require(id), purpose);
+  const sendLinkMail = async (id: string, purpose: 'password_reset' | 'email_confirmation') => linkMails.send(await users.require(id), purpose);
   const document = openApiDocument(config.issuer);
 
   const router = new Router({ prefix: ADMIN_API_PATH });

@@ -22,11 +22,13 @@ export interface LinkMail {
   validFor: string;
   /** Sent by an administrator (admin API, CLI) rather than asked for by the person: the mail says so. */
   byAdministrator: boolean;
+  /** For a new address: the account's address now, which the mail names. */
+  account?: string;
 }
 
 const host = (issuer: string) => URL.parse(issuer)?.host ?? issuer;
 
-function render(template: string, subject: string, mail: LinkMail): MailMessage {
+function render(template: string, subject: string, mail: Omit<LinkMail, 'link' | 'validFor' | 'byAdministrator'> & Partial<LinkMail>): MailMessage {
   const variables = { ...mail, site: host(mail.issuer) };
   return { to: mail.to, subject, text: text.render(`${template}.txt.njk`, variables), html: html.render(`${template}.html.njk`, variables) };
 }
@@ -35,3 +37,9 @@ export const passwordResetMail = (mail: LinkMail) =>
   render('password-reset', `${mail.byAdministrator ? 'Choose your password' : 'Reset your password'} at ${host(mail.issuer)}`, mail);
 
 export const emailConfirmationMail = (mail: LinkMail) => render('email-confirmation', `Confirm your email address at ${host(mail.issuer)}`, mail);
+
+export const emailChangeMail = (mail: LinkMail) => render('email-change', `Confirm your new email address at ${host(mail.issuer)}`, mail);
+
+/** To the old address once a new one replaced it (no link): a change its owner did not make should not go unnoticed. */
+export const emailChangedNotice = (mail: { to: string; issuer: string; account: string }) =>
+  render('email-changed', `Your email address at ${host(mail.issuer)} was changed`, mail);

@@ -7,6 +7,7 @@ import type { SignedIn } from './signed-in.js';
 
 /** What the page says after a change (`?done=`): fixed sentences, so the address cannot put words on the page. */
 const NOTICES = {
+  name: 'Your name was changed.',
   password: 'Your password was changed.',
   'password-others': 'Your password was changed, and your other sessions were signed out.',
   'two-step-on': 'Two-step verification is on.',
@@ -15,6 +16,7 @@ const NOTICES = {
   'app-removed': 'The app no longer has access to your account.',
   'confirmation-sent': 'We sent you a link: open it to confirm your email address.',
   'email-confirmed': 'Your email address is confirmed.',
+  'email-change-sent': 'We sent a link to your new address: open it to make the change.',
 } as const;
 export type AccountPageNotice = keyof typeof NOTICES;
 
@@ -23,7 +25,7 @@ const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unkno
 
 export interface AccountPageOptions {
   notice?: unknown;
-  errors?: { password?: string; twoStep?: string };
+  errors?: { name?: string; email?: string; password?: string; twoStep?: string };
   status?: number;
 }
 

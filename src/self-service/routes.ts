@@ -4,6 +4,7 @@
  *
  *   GET  /account                          the page (or a sign-in first)
  *   GET  /account/callback                 the end of that sign-in (./sign-in.ts)
+ *   POST /account/name                     the name apps are given (`name`), or none
  *   POST /account/password                 current password, new one twice → changed; other sessions ended if ticked
  *   GET  /account/two-step/set-up          a sign-in that sets up an authenticator app (step-up), then the page
  *   POST /account/two-step/recovery-codes  a code from the app → new recovery codes, shown once
@@ -11,7 +12,8 @@
  *   POST /account/sessions/end             another browser's session → signed out (back-channel logout to its apps)
  *   POST /account/apps/remove              an app's grant → removed, with every token issued under it
  *
- * and, through links sent by mail, a forgotten password reset and the address confirmed (./email-link-pages.ts).
+ * and, through links sent by mail, a forgotten password reset and the address confirmed (./email-link-pages.ts),
+ * and the address changed (./email-change.ts).
  *
  * Every post carries a CSRF token bound to the login session, and every check of a password or code goes through
  * the sign-in's brute-force limits, so the page is no way around them. Changes are audited `by: self`.
@@ -23,16 +25,16 @@ import { passwordProblem } from '../accounts/passwords.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
 import { MFA_ACR } from '../accounts/two-factor.js';
 import { requestFacts } from '../audit/request-facts.js';
-import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
 import { NotFoundError } from '../errors.js';
 import { readForm } from '../http/read-form.js';
 import { csrfTokenValid } from '../interaction/csrf.js';
 import { PageError, pageErrors } from '../interaction/errors.js';
 import type { InteractionDependencies } from '../interaction/routes.js';
-import { describeWait } from '../security/failure-limiter.js';
-import { type GuardedOutcome, guardedAttempt } from '../security/guarded-attempt.js';
+import type { GuardedOutcome } from '../security/guarded-attempt.js';
 import type { LockAdministration } from '../security/lock-administration.js';
+import { addEmailChangeRoutes } from './email-change.js';
 import { addEmailLinkPages } from './email-link-pages.js';
+import { guardedCheck, refuse } from './re-authentication.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
 import { type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
@@ -54,6 +56,8 @@ const passwordForm = z.object({
   /** "Sign out of my other sessions": sent only when ticked. */
   endOthers: z.string().max(16).optional(),
 });
+/** Empty: no name (apps then get none in `name`). */
+const nameForm = z.object({ name: z.string('Enter your name.').trim().max(200, 'That name is too long: 200 characters at most.') });
 const codeForm = z.object({
   code: z.string('Enter a code from your app.').trim().min(1, 'Enter a code from your app.').max(32, 'That is not a code from your app or a recovery code.'),
 });
@@ -90,6 +94,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
 
   router.use(pageErrors(views, logger));
   addEmailLinkPages(router, deps, signedIn);
+  addEmailChangeRoutes(router, deps, signedIn);
 
   router.get('/', async (ctx) => {
     const found = await signedInNow(ctx);
@@ -109,9 +114,16 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   });
 
   // After a refused form the address bar shows its action; reloading it is a GET, which goes back to the page.
-  router.get(['/password', '/two-step/recovery-codes', '/two-step/off', '/sessions/end', '/apps/remove'], (ctx) => {
+  router.get(['/name', '/password', '/two-step/recovery-codes', '/two-step/off', '/sessions/end', '/apps/remove'], (ctx) => {
     ctx.status = 303;
     ctx.redirect('/account');
+  });
+
+  router.post('/name', readForm, signedIn, async (ctx) => {
+    const form = nameForm.safeParse(ctx.request.body);
+    if (!form.success) return renderAccountPage(ctx, deps, who(ctx), { errors: { name: refusal(form) }, status: 400 });
+    await deps.users.update(who(ctx).user.id, { name: form.data.name || null });
+    done(ctx, 'name', '#name');
   });
 
   router.post('/password', readForm, signedIn, async (ctx) => {
@@ -178,38 +190,12 @@ function ignoreNotFound(error: unknown): void {
 /** passwordProblem's phrase as a sentence on the page. */
 const sentence = (phrase: string) => `${phrase.charAt(0).toUpperCase()}${phrase.slice(1)}.`;
 
-/** A password or code checked under the sign-in's limits; failures are audited as the login page's are. */
-function guardedCheck<T>(ctx: Context, deps: AccountDependencies, email: string, failureReason: string, check: () => Promise<T | undefined>) {
-  const { user } = ctx.state.signedIn as SignedIn;
-  const record = (outcome: 'failure', type: string, detail: Record<string, unknown>) =>
-    deps.audit.record({ type, outcome, accountId: user.id, clientId: ACCOUNT_CONSOLE_CLIENT_ID, ...requestFacts(ctx), detail: { email, via: 'account', ...detail } });
-  return guardedAttempt(deps.limits, { email, ip: ctx.ip }, record, { check, failureReason });
-}
-
 async function checkCode(ctx: Context, deps: AccountDependencies): Promise<GuardedOutcome<unknown> | { invalid: string }> {
   const { user } = ctx.state.signedIn as SignedIn;
   if (!user.totpEnrolledAt) return { invalid: 'Two-step verification is not set up for your account.' };
   const form = codeForm.safeParse(ctx.request.body);
   if (!form.success) return { invalid: refusal(form) };
   return guardedCheck(ctx, deps, user.email, 'bad_second_factor', () => deps.twoFactor.verify(user.id, form.data.code));
-}
-
-/** The page again with the section's error: locked (429, with when to retry), wrong (400), or not complete. */
-function refuse(
-  ctx: Context,
-  deps: AccountDependencies,
-  outcome: { lockedMs: number } | { rejected: true } | { invalid: string },
-  section: 'password' | 'twoStep',
-  wrong: string,
-): Promise<void> {
-  const signedIn = ctx.state.signedIn as SignedIn;
-  if ('lockedMs' in outcome) {
-    ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
-    const error = `Too many wrong attempts. Try again in ${describeWait(outcome.lockedMs)}.`;
-    return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 429 });
-  }
-  const error = 'invalid' in outcome ? outcome.invalid : wrong;
-  return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 400 });
 }
 
 /** "Sign out of my other sessions" with a new password: each other browser signs in again. */

@@ -144,3 +144,16 @@ test('setting up two-step verification from the page asks only for the app (step
   expect(textOf(back)).toContain('Two-step verification is on.');
   expect(textOf(back)).toContain('10 recovery codes left');
 });
+
+test('the name apps are given is changed, or removed, from the page; one too long is refused', async () => {
+  const user = await createUser(server);
+  const { agent, page } = await openAccount(user.email);
+  const save = (name: string) => agent.submit(page, formOf(page, '/account/name'), { name }, server.issuer);
+  const { page: saved } = await save('  Ada Lovelace ');
+  expect(textOf(saved)).toContain('Your name was changed.');
+  expect(textOf(saved)).toContain(`Ada Lovelace · ${user.email}`);
+  expect((await server.services.users.findById(user.userId))?.name).toBe('Ada Lovelace');
+  expect((await save('x'.repeat(201))).page?.status).toBe(400);
+  await save('');
+  expect((await server.services.users.findById(user.userId))?.name).toBeNull();
+});

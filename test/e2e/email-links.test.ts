@@ -263,6 +263,63 @@ test('an address is confirmed from the account page, by the button the mail link
   expect(ACCOUNT_CONSOLE_CLIENT_ID).toBe('account-console');
 });
 
+test('the address is changed from the account page: the current password, a link to the new address and its button; the old address is told', async () => {
+  const user = await createUser(server);
+  const other = await createUser(server);
+  const newAddress = `moved.${Date.now()}@example.test`;
+  const { agent, page } = await signInAtAccount(user.email, PASSWORD);
+  const change = (values: Record<string, string>) => agent.submit(page, formOf(page, '/account/email/change'), values, server.issuer);
+
+  const wrong = await change({ email: newAddress, current: 'not my password' });
+  expect(wrong.page?.status).toBe(400);
+  expect(textOf(wrong.page)).toContain('That is not your current password.');
+  const taken = await change({ email: other.email, current: PASSWORD });
+  expect(taken.page?.status).toBe(409);
+  expect(textOf(taken.page)).toContain('Another account uses that address.');
+  expect(textOf((await change({ email: user.email.toUpperCase(), current: PASSWORD })).page)).toContain('That is your address already.');
+
+  const sent = await change({ email: newAddress, current: PASSWORD });
+  expect(textOf(sent.page)).toContain('We sent a link to your new address: open it to make the change.');
+  const received = await mail.next(newAddress);
+  expect(received.subject).toBe(`Confirm your new email address at ${new URL(server.issuer).host}`);
+  expect(received.text).toContain(`Someone signed in as ${user.email}`);
+  const link = linkIn(received, `${server.issuer}/account/email/change/confirm?token=`);
+
+  // Opening the link changes nothing; its button does.
+  const phone = new UserAgent();
+  const { page: confirm } = await phone.follow(link, server.issuer);
+  expect(textOf(confirm)).toContain(`${newAddress} replaces ${user.email}`);
+  expect((await server.services.users.findById(user.userId))?.email).toBe(user.email);
+  const { page: changed } = await phone.submit(confirm as Page, formOf(confirm as Page, '/account/email/change/confirm'), {}, server.issuer);
+  expect(textOf(changed)).toContain(`Your account's address is now ${newAddress}`);
+  expect(await server.services.users.findById(user.userId)).toMatchObject({ email: newAddress, emailVerified: true });
+
+  // The old address is told, without a link; the new address signs in, the old one no longer does.
+  const notice = await mail.next(user.email);
+  expect(notice.subject).toBe(`Your email address at ${new URL(server.issuer).host} was changed`);
+  expect(notice.text).toContain(`was changed from ${user.email} to ${newAddress}`);
+  expect(notice.text).not.toContain('token=');
+  expect(await server.services.users.verifyPassword(newAddress, PASSWORD)).toBeTruthy();
+  expect((await server.services.users.verifyPassword(user.email, PASSWORD)) ?? null).toBeNull();
+  expect((await phone.submit(confirm as Page, formOf(confirm as Page, '/account/email/change/confirm'), {}, server.issuer)).page?.status).toBe(400);
+  expect(await auditEvents('user_email_changed', user.userId)).toEqual([expect.objectContaining({ detail: expect.objectContaining({ by: 'self', from: user.email, to: newAddress }) })]);
+});
+
+test('a new address another account took after the link was sent is refused when confirmed, and nothing changes', async () => {
+  const user = await createUser(server);
+  const wanted = `wanted.${Date.now()}@example.test`;
+  const { agent, page } = await signInAtAccount(user.email, PASSWORD);
+  await agent.submit(page, formOf(page, '/account/email/change'), { email: wanted, current: PASSWORD }, server.issuer);
+  const link = linkIn(await mail.next(wanted), `${server.issuer}/account/email/change/confirm?token=`);
+  await server.services.users.create({ email: wanted, password: PASSWORD });
+  const phone = new UserAgent();
+  const { page: confirm } = await phone.follow(link, server.issuer);
+  const { page: refused } = await phone.submit(confirm as Page, formOf(confirm as Page, '/account/email/change/confirm'), {}, server.issuer);
+  expect(refused?.status).toBe(409);
+  expect(textOf(refused)).toContain('Another account uses that address now');
+  expect((await server.services.users.findById(user.userId))?.email).toBe(user.email);
+});
+
 describe('when the mail server cannot be reached', () => {
   let unreachable: TestServer;
   beforeAll(async () => {

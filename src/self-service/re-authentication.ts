@@ -1,0 +1,40 @@
+/**
+ * Checks the account page makes before a change that could lock the person out or hand the account to someone
+ * else: the current password, or a code from the authenticator app, under the sign-in's brute-force limits, so the
+ * page is no way around them. Failures are audited as the login page's are, `via: account`.
+ */
+import type { Context } from 'koa';
+import { requestFacts } from '../audit/request-facts.js';
+import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { guardedAttempt } from '../security/guarded-attempt.js';
+import { type AccountPageOptions, renderAccountPage } from './page.js';
+import type { AccountDependencies } from './routes.js';
+import type { SignedIn } from './signed-in.js';
+
+/** A password or code checked under the sign-in's limits; failures are audited as the login page's are. */
+export function guardedCheck<T>(ctx: Context, deps: AccountDependencies, email: string, failureReason: string, check: () => Promise<T | undefined>) {
+  const { user } = ctx.state.signedIn as SignedIn;
+  const record = (outcome: 'failure', type: string, detail: Record<string, unknown>) =>
+    deps.audit.record({ type, outcome, accountId: user.id, clientId: ACCOUNT_CONSOLE_CLIENT_ID, ...requestFacts(ctx), detail: { email, via: 'account', ...detail } });
+  return guardedAttempt(deps.limits, { email, ip: ctx.ip }, record, { check, failureReason });
+}
+
+/** The page again with the section's error: locked (429, with when to retry), wrong (400), or not complete. */
+export function refuse(
+  ctx: Context,
+  deps: AccountDependencies,
+  outcome: { lockedMs: number } | { rejected: true } | { invalid: string },
+  section: keyof NonNullable<AccountPageOptions['errors']>,
+  wrong: string,
+): Promise<void> {
+  const signedIn = ctx.state.signedIn as SignedIn;
+  if ('lockedMs' in outcome) {
+    ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
+    const error = `Too many wrong attempts. Try again in ${describeWait(outcome.lockedMs)}.`;
+    return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 429 });
+  }
+  const error = 'invalid' in outcome ? outcome.invalid : wrong;
+  return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 400 });
+}
+
