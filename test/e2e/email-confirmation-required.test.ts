@@ -7,9 +7,9 @@
  */
 import * as oidc from 'openid-client';
 import { type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
-import { PASSWORD, REDIRECT_URI, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { PASSWORD, codeFlowRequest, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { type HtmlForm, type Page, UserAgent, parseForms } from '../support/user-agent.js';
+import { formOf, type Page, textOf, UserAgent } from '../support/user-agent.js';
 
 let mail: MailCatcher;
 let server: TestServer;
@@ -26,32 +26,8 @@ afterAll(async () => {
   await mail.close();
 });
 
-const textOf = (page: Page | undefined) =>
-  (page?.html ?? '')
-    .replace(/<\/?(strong|a)\b[^>]*>/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ');
-const formOf = (page: Page, suffix: string) => {
-  const form = parseForms(page.html).find((candidate) => candidate.action.endsWith(suffix));
-  if (!form) throw new Error(`no ${suffix} form on ${page.url} (${page.status}): ${textOf(page).slice(0, 300)}`);
-  return form as HtmlForm;
-};
 
-async function authorizationRequest(extra: Record<string, string> = {}) {
-  const codeVerifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(rp, {
-    redirect_uri: REDIRECT_URI,
-    scope: 'openid email',
-    state,
-    nonce,
-    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-    code_challenge_method: 'S256',
-    ...extra,
-  });
-  return { url, codeVerifier, state, nonce };
-}
+const authorizationRequest = (extra: Record<string, string> = {}) => codeFlowRequest(rp, { scope: 'openid email', ...extra });
 
 /** Presses the Confirm button of the mail's link, in a browser of its own (the phone the mail was read on). */
 async function confirmFromMail(email: string) {

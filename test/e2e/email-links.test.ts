@@ -14,7 +14,7 @@ import { PASSWORD, createUser, createWebClient, discover, loginFormOf, openLogin
 import { scrapeMetrics } from '../support/metrics.js';
 import { waitFor } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { type Page, UserAgent, parseForms } from '../support/user-agent.js';
+import { formOf, type Page, textOf, UserAgent } from '../support/user-agent.js';
 
 let mail: MailCatcher;
 let server: TestServer;
@@ -31,17 +31,6 @@ afterAll(async () => {
 });
 
 const NEW_PASSWORD = 'a brand new passphrase';
-/** The page's words: block tags become spaces, inline ones (strong, a) nothing. */
-const textOf = (page: Page | undefined) =>
-  (page?.html ?? '')
-    .replace(/<\/?(strong|a)\b[^>]*>/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ');
-const formOf = (page: Page, action: string) => {
-  const form = parseForms(page.html).find((candidate) => candidate.action === action);
-  if (!form) throw new Error(`no ${action} form on ${page.url} (${page.status}): ${textOf(page).slice(0, 300)}`);
-  return form;
-};
 const auditEvents = async (type: string, accountId?: string) => {
   await server.services.audit.flush();
   return (await queryAuditEvents(server.services.db, { type, limit: 1000 })).filter((event) => !accountId || event.accountId === accountId);

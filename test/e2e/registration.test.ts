@@ -7,9 +7,9 @@
  */
 import * as oidc from 'openid-client';
 import { type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
-import { REDIRECT_URI, createUser, createWebClient, discover } from '../support/relying-party.js';
+import { codeFlowRequest, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
-import { type HtmlForm, type Page, UserAgent, parseForms, passSignInPages } from '../support/user-agent.js';
+import { formOf, type Page, passSignInPages, textOf, UserAgent } from '../support/user-agent.js';
 
 let mail: MailCatcher;
 let server: TestServer;
@@ -27,33 +27,13 @@ afterAll(async () => {
 });
 
 const PASSWORD = 'my own long passphrase';
-const textOf = (page: Page | undefined) =>
-  (page?.html ?? '')
-    .replace(/<\/?(strong|a|span)\b[^>]*>/g, '')
-    .replace(/<[^>]+>/g, ' ')
-    .replace(/\s+/g, ' ');
-const formOf = (page: Page, suffix: string) => {
-  const form = parseForms(page.html).find((candidate) => candidate.action.endsWith(suffix));
-  if (!form) throw new Error(`no ${suffix} form on ${page.url} (${page.status}): ${textOf(page).slice(0, 300)}`);
-  return form as HtmlForm;
-};
 
 /** An authorization request of the app, up to its login page; with what redeeming the code will need. */
 async function startAtLoginPage(agent = new UserAgent()) {
-  const codeVerifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(rp, {
-    redirect_uri: REDIRECT_URI,
-    scope: 'openid profile email roles',
-    state,
-    nonce,
-    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
-    code_challenge_method: 'S256',
-  });
-  const { page } = await agent.follow(url.href, server.issuer);
+  const request = await codeFlowRequest(rp, { scope: 'openid profile email roles' });
+  const { page } = await agent.follow(request.url.href, server.issuer);
   if (!page) throw new Error('no login page');
-  return { agent, login: page, codeVerifier, state, nonce };
+  return { ...request, agent, login: page };
 }
 
 /** From the login page: "Create one", the form filled in and sent. */
@@ -129,7 +109,7 @@ describe('when new users get a role that must use two-step verification', () => 
   test('the new account sets up an authenticator app before it reaches the app', async () => {
     const web = await createWebClient(strict, { firstParty: true });
     const config = await discover(strict, web.clientId, web.secret);
-    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const { url } = await codeFlowRequest(config);
     const agent = new UserAgent();
     const { page: login } = await agent.follow(url.href, strict.issuer);
     const uid = /\/interaction\/([^/"]+)\/login/.exec(login?.html ?? '')?.[1];
@@ -150,7 +130,7 @@ describe('with REGISTRATION=off (the default)', () => {
   test('the login page offers no "Create one", and the form is not there', async () => {
     const web = await createWebClient(closed, { firstParty: true });
     const config = await discover(closed, web.clientId, web.secret);
-    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const { url } = await codeFlowRequest(config);
     const agent = new UserAgent();
     const first = await agent.follow(url.href, closed.issuer);
     expect(first.page?.html).not.toContain('/register');

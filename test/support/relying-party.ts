@@ -90,6 +90,23 @@ export interface AuthorizationOptions {
   withoutPkce?: boolean;
 }
 
+/** A code-flow authorization request with PKCE, state and nonce, and what redeeming its code will need. */
+export async function codeFlowRequest(config: oidc.Configuration, parameters: Record<string, string> = {}) {
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI,
+    scope: 'openid',
+    state,
+    nonce,
+    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    ...parameters,
+  });
+  return { url, codeVerifier, state, nonce };
+}
+
 /** Runs the browser part of the authorization code flow and returns what the client needs to redeem the code. */
 export async function authorize(config: oidc.Configuration, user: Fixtures, options: AuthorizationOptions = {}) {
   const codeVerifier = oidc.randomPKCECodeVerifier();

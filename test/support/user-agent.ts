@@ -50,6 +50,20 @@ export function parseForms(html: string): HtmlForm[] {
   return forms;
 }
 
+/** A page's words as a person reads them: inline tags (strong, a, span) vanish, the others become spaces. */
+export const textOf = (page: Page | undefined) =>
+  (page?.html ?? '')
+    .replace(/<\/?(strong|a|span)\b[^>]*>/g, '')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ');
+
+/** The page's form whose action ends with `actionSuffix`; when there is none, an error that shows the page. */
+export function formOf(page: Page, actionSuffix: string): HtmlForm {
+  const form = parseForms(page.html).find((candidate) => candidate.action.split('?')[0]?.endsWith(actionSuffix));
+  if (!form) throw new Error(`no ${actionSuffix} form on ${page.url} (${page.status}): ${textOf(page).slice(0, 300)}`);
+  return form;
+}
+
 export interface Page {
   url: string;
   status: number;
