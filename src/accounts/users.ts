@@ -81,6 +81,12 @@ export const newUserSchema = z.strictObject({
 export type NewUser = z.input<typeof newUserSchema>;
 
 export const userChangesSchema = z.strictObject({
+  email: z
+    .email({ error: 'email must be an email address' })
+    .max(254)
+    .transform((email) => email.toLowerCase())
+    .optional()
+    .meta({ description: 'A new sign-in address; it counts as unconfirmed unless emailVerified is given too' }),
   name: z.string().trim().min(1).max(200).nullable().optional(),
   roles: z.array(roleName).max(100).optional(),
   emailVerified: z.boolean().optional(),
@@ -330,13 +336,19 @@ export class UserRepository {
     const value = parseInput(userChangesSchema, changes);
     const user = await this.require(idOrEmail);
     const row: Partial<UserRow> = {};
+    // An administrator's new address is not shown to be the user's: unconfirmed until the user confirms it.
+    if (value.email !== undefined && value.email !== user.email) Object.assign(row, { email: value.email, email_verified: false });
     if (value.name !== undefined) row.name = value.name;
     if (value.roles !== undefined) row.roles = [...new Set(value.roles)];
     if (value.emailVerified !== undefined) row.email_verified = value.emailVerified;
     if (value.totpRequired !== undefined) row.totp_required = value.totpRequired;
     if (Object.keys(row).length === 0) return user;
-    const updated = await this.#update(user.id, row);
-    this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles });
+    const updated = await this.#update(user.id, row).catch((error: unknown) => {
+      if (isUniqueViolation(error)) throw new ConflictError(`a user with the email ${value.email} already exists`);
+      throw error;
+    });
+    const emailChange = row.email ? { from: user.email, to: updated.email } : {};
+    this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles, ...emailChange });
     return updated;
   }
 

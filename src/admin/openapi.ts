@@ -54,10 +54,12 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/users/{userId}': {
     get: { summary: 'Show a user', params: ['userId'], response: 'User' },
     patch: {
-      summary: 'Change name, roles, emailVerified or totpRequired (true: the user sets up two-step verification at the next sign-in; false does not remove an app set up)',
+      summary:
+        'Change email (a new address is unconfirmed unless emailVerified is given), name, roles, emailVerified or totpRequired (true: the user sets up two-step verification at the next sign-in; false does not remove an app set up)',
       body: 'UserChanges',
       params: ['userId'],
       response: 'User',
+      errors: { 409: 'Another user has that email' },
     },
   },
   '/users/{userId}/password': {

@@ -186,6 +186,16 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     });
 
   users
+    .command('set-email')
+    .description('change a user’s sign-in address (unconfirmed until they confirm it: see send-email-confirmation)')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<new-email>', 'the new address')
+    .action(async (email: string, newEmail: string) => {
+      const user = await (await context.services()).users.update(email, { email: newEmail });
+      process.stdout.write(`${user.email} is the user’s address now${user.emailVerified ? '' : `, unconfirmed; to ask them to confirm it: authz users send-email-confirmation ${user.email}`}\n`);
+    });
+
+  users
     .command('set-roles')
     .description('replace a user’s roles')
     .argument('<email>', 'the user’s email or sub')

@@ -414,6 +414,22 @@ describe('admin API: users, sessions and grants', () => {
     expect((await call('POST', '/users/not-an-id/disable')).status).toBe(404);
   });
 
+  test('an address changed by an administrator is unconfirmed unless said otherwise; one another user has is a 409', async () => {
+    const { body: created } = await call('POST', '/users', { body: { email: 'before@example.test', emailVerified: true } });
+    const moved = await call('PATCH', `/users/${created.id}`, { body: { email: 'After@Example.test' } });
+    expect(moved.body).toMatchObject({ email: 'after@example.test', emailVerified: false });
+    const confirmed = await call('PATCH', `/users/${created.id}`, { body: { email: 'again@example.test', emailVerified: true } });
+    expect(confirmed.body).toMatchObject({ email: 'again@example.test', emailVerified: true });
+    // The same address again changes nothing, and keeps it confirmed.
+    expect((await call('PATCH', `/users/${created.id}`, { body: { email: 'again@example.test' } })).body.emailVerified).toBe(true);
+    const taken = await call('PATCH', `/users/${created.id}`, { body: { email: 'ada@example.test' } });
+    expect(taken).toMatchObject({ status: 409, body: { error: 'conflict', error_description: 'a user with the email ada@example.test already exists' } });
+    expect((await call('PATCH', `/users/${created.id}`, { body: { email: 'not an address' } })).status).toBe(400);
+    await server.services.audit.flush();
+    const [event] = await server.services.db('audit_events').where({ type: 'user_updated', account_id: created.id }).orderBy('id').limit(1);
+    expect(event.detail).toMatchObject({ from: 'before@example.test', to: 'after@example.test', by: 'admin-api' });
+  });
+
   test('links by mail: a password reset and an address confirmation are sent at once, refused when they cannot apply, audited as by admin-api', async () => {
     const { body: created } = await call('POST', '/users', { body: { email: 'mailed@example.test' } });
     const reset = await call('POST', `/users/${created.id}/password-reset-mail`);

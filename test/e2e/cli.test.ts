@@ -499,6 +499,14 @@ describe('authz CLI: links sent by mail', () => {
       expect((await mail.next('invited@example.test')).subject).toBe('Choose your password at localhost:3000');
       expectRefusal(await authz(['users', 'add', '--email', 'other@example.test', '--invite', '--password', 'a long enough password']), 1, /^authz: --invite mails a link to choose a password: give no password with it\n$/);
 
+      // A new address set by an administrator is unconfirmed, and the CLI says how to ask for the confirmation.
+      const moved = await authz(['users', 'set-email', 'forgetful@example.test', 'Remembering@example.test']);
+      expect(moved.stdout).toBe(
+        'remembering@example.test is the user’s address now, unconfirmed; to ask them to confirm it: authz users send-email-confirmation remembering@example.test\n',
+      );
+      expectRefusal(await authz(['users', 'set-email', 'remembering@example.test', 'invited@example.test']), 1, /^authz: a user with the email invited@example\.test already exists\n$/);
+      expect((await authz(['users', 'set-email', 'remembering@example.test', 'forgetful@example.test'])).code).toBe(0);
+
       // Development without SMTP_URL: the mail, link and all, is printed for the operator to pass on.
       const printed = await authz(['users', 'send-email-confirmation', 'forgetful@example.test']);
       expect(printed.code).toBe(0);
