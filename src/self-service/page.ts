@@ -25,7 +25,7 @@ const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unkno
 
 export interface AccountPageOptions {
   notice?: unknown;
-  errors?: { name?: string; email?: string; password?: string; twoStep?: string };
+  errors?: { name?: string; email?: string; password?: string; twoStep?: string; replaceApp?: string };
   status?: number;
 }
 
@@ -77,6 +77,6 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
   );
 }
 
-export function renderNewRecoveryCodes(ctx: Context, deps: AccountDependencies, codes: string[]): void {
-  deps.views.render(ctx, 'account-recovery-codes.njk', { codes });
+export function renderNewRecoveryCodes(ctx: Context, deps: AccountDependencies, codes: string[], options: { replacedApp?: boolean } = {}): void {
+  deps.views.render(ctx, 'account-recovery-codes.njk', { codes, replacedApp: options.replacedApp ?? false });
 }

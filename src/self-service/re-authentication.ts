@@ -4,10 +4,11 @@
  * page is no way around them. Failures are audited as the login page's are, `via: account`.
  */
 import type { Context } from 'koa';
+import { z } from 'zod';
 import { requestFacts } from '../audit/request-facts.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
 import { describeWait } from '../security/failure-limiter.js';
-import { guardedAttempt } from '../security/guarded-attempt.js';
+import { type GuardedOutcome, guardedAttempt } from '../security/guarded-attempt.js';
 import { type AccountPageOptions, renderAccountPage } from './page.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
@@ -38,3 +39,15 @@ export function refuse(
   return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 400 });
 }
 
+const codeForm = z.object({
+  code: z.string('Enter a code from your app.').trim().min(1, 'Enter a code from your app.').max(32, 'That is not a code from your app or a recovery code.'),
+});
+
+/** A code from the authenticator app, or a recovery code, from the form's `code`, checked under the limits. */
+export async function checkCode(ctx: Context, deps: AccountDependencies): Promise<GuardedOutcome<unknown> | { invalid: string }> {
+  const { user } = ctx.state.signedIn as SignedIn;
+  if (!user.totpEnrolledAt) return { invalid: 'Two-step verification is not set up for your account.' };
+  const form = codeForm.safeParse(ctx.request.body);
+  if (!form.success) return { invalid: form.error.issues[0]?.message ?? 'Enter a code from your app.' };
+  return guardedCheck(ctx, deps, user.email, 'bad_second_factor', () => deps.twoFactor.verify(user.id, form.data.code));
+}

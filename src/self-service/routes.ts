@@ -9,6 +9,8 @@
  *   GET  /account/two-step/set-up          a sign-in that sets up an authenticator app (step-up), then the page
  *   POST /account/two-step/recovery-codes  a code from the app → new recovery codes, shown once
  *   POST /account/two-step/off             a code from the app → two-step verification removed (unless required)
+ *   POST /account/two-step/replace         a code (or recovery code) → a new app set up in place of the old
+ *                                          (./replace-app.ts)
  *   POST /account/sessions/end             another browser's session → signed out (back-channel logout to its apps)
  *   POST /account/apps/remove              an app's grant → removed, with every token issued under it
  *
@@ -30,11 +32,11 @@ import { readForm } from '../http/read-form.js';
 import { csrfTokenValid } from '../interaction/csrf.js';
 import { PageError, pageErrors } from '../interaction/errors.js';
 import type { InteractionDependencies } from '../interaction/routes.js';
-import type { GuardedOutcome } from '../security/guarded-attempt.js';
 import type { LockAdministration } from '../security/lock-administration.js';
 import { addEmailChangeRoutes } from './email-change.js';
 import { addEmailLinkPages } from './email-link-pages.js';
-import { guardedCheck, refuse } from './re-authentication.js';
+import { checkCode, guardedCheck, refuse } from './re-authentication.js';
+import { addReplaceAppRoutes } from './replace-app.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
 import { type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
@@ -58,9 +60,6 @@ const passwordForm = z.object({
 });
 /** Empty: no name (apps then get none in `name`). */
 const nameForm = z.object({ name: z.string('Enter your name.').trim().max(200, 'That name is too long: 200 characters at most.') });
-const codeForm = z.object({
-  code: z.string('Enter a code from your app.').trim().min(1, 'Enter a code from your app.').max(32, 'That is not a code from your app or a recovery code.'),
-});
 const sessionForm = z.object({ session: z.string().min(1).max(200) });
 const appForm = z.object({ grant: z.string().min(1).max(200) });
 
@@ -95,6 +94,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   router.use(pageErrors(views, logger));
   addEmailLinkPages(router, deps, signedIn);
   addEmailChangeRoutes(router, deps, signedIn);
+  addReplaceAppRoutes(router, deps, signedIn);
 
   router.get('/', async (ctx) => {
     const found = await signedInNow(ctx);
@@ -189,14 +189,6 @@ function ignoreNotFound(error: unknown): void {
 
 /** passwordProblem's phrase as a sentence on the page. */
 const sentence = (phrase: string) => `${phrase.charAt(0).toUpperCase()}${phrase.slice(1)}.`;
-
-async function checkCode(ctx: Context, deps: AccountDependencies): Promise<GuardedOutcome<unknown> | { invalid: string }> {
-  const { user } = ctx.state.signedIn as SignedIn;
-  if (!user.totpEnrolledAt) return { invalid: 'Two-step verification is not set up for your account.' };
-  const form = codeForm.safeParse(ctx.request.body);
-  if (!form.success) return { invalid: refusal(form) };
-  return guardedCheck(ctx, deps, user.email, 'bad_second_factor', () => deps.twoFactor.verify(user.id, form.data.code));
-}
 
 /** "Sign out of my other sessions" with a new password: each other browser signs in again. */
 async function endOtherSessions(deps: AccountDependencies, accountId: string, currentUid: string): Promise<void> {

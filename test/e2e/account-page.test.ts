@@ -157,3 +157,42 @@ test('the name apps are given is changed, or removed, from the page; one too lon
   await save('');
   expect((await server.services.users.findById(user.userId))?.name).toBeNull();
 });
+
+test('the authenticator app is replaced from the page (a new phone): the old one works until the new one’s first code', async () => {
+  const user = await createUser(server);
+  const oldSecret = newTotpSecret();
+  const recovery = await server.services.twoFactor.enroll(user.userId, oldSecret, codeAt(oldSecret, Date.now()));
+  if (!Array.isArray(recovery)) throw new Error('enrolment failed');
+  const agent = new UserAgent();
+  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  const { page: codePage } = await agent.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: PASSWORD }, server.issuer);
+  const { page } = await agent.submit(codePage as Page, formOf(codePage as Page, `${new URL((codePage as Page).url).pathname}/totp`), { code: codeAt(oldSecret, Date.now() + 30_000) }, server.issuer);
+  if (!page) throw new Error('no account page');
+
+  const storedSecret = async () => (await server.services.db('users').where({ id: user.userId }).first('totp_secret')).totp_secret as string;
+  const before = await storedSecret();
+  const wrong = await agent.submit(page, formOf(page, '/account/two-step/replace'), { code: '000000' }, server.issuer);
+  expect(wrong.page?.status).toBe(400);
+  expect(textOf(wrong.page)).toContain('That code is not right. Enter the code your old app shows now, or a recovery code.');
+  // A recovery code proves it (the phone with the old app is lost).
+  const { page: setUp } = await agent.submit(page, formOf(page, '/account/two-step/replace'), { code: recovery[0] as string }, server.issuer);
+  if (!setUp) throw new Error('no set-up page');
+  expect(textOf(setUp)).toContain('Set up a new authenticator app');
+  const newSecret = /id="secret">([^<]+)</.exec(setUp.html)?.[1]?.replaceAll(' ', '') ?? '';
+  expect(newSecret).toMatch(/^[A-Z2-7]{32}$/);
+  // Until the new app's first code, the old app's secret is the one kept.
+  expect(await storedSecret()).toBe(before);
+
+  const mistyped = await agent.submit(setUp, formOf(setUp, '/account/two-step/replace/confirm'), { code: '123456' }, server.issuer);
+  expect(mistyped.page?.status).toBe(400);
+  expect(textOf(mistyped.page)).toContain('That code is not right. Enter the code your new app shows now.');
+  const tampered = await agent.submit(setUp, formOf(setUp, '/account/two-step/replace/confirm'), { sealed: 'not.sealed.for.you', code: codeAt(newSecret, Date.now()) }, server.issuer);
+  expect(tampered.page?.status).toBe(400);
+
+  const { page: done } = await agent.submit(setUp, formOf(setUp, '/account/two-step/replace/confirm'), { code: codeAt(newSecret, Date.now()) }, server.issuer);
+  expect(textOf(done)).toContain('Your new app is set up');
+  expect([...(done?.html ?? '').matchAll(/<code>([^<]+)<\/code>/g)]).toHaveLength(10);
+  expect(await storedSecret()).not.toBe(before);
+  expect(await server.services.twoFactor.verify(user.userId, codeAt(newSecret, Date.now() + 30_000))).toBe('otp');
+  expect(await server.services.twoFactor.verify(user.userId, recovery[1] as string)).toBeUndefined();
+});
