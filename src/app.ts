@@ -263,7 +263,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, obs
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);
-    registerPasswordGrant(provider, { users, twoFactor: services.twoFactor, catalog, limits, audit });
+    registerPasswordGrant(provider, { users, twoFactor: services.twoFactor, catalog, limits, audit, emailConfirmationRequired: config.mail.confirmationRequired });
     provider.use(advertisePasswordGrantOnlyWhenUsed(catalog) as Koa.Middleware);
     provider.use(rfc6749ErrorCodes as Koa.Middleware);
     provider.use(noCachePragma);

@@ -27,6 +27,8 @@ export interface PasswordGrantDependencies {
   catalog: Catalog;
   limits: SecurityLimits;
   audit: AuditSink;
+  /** EMAIL_CONFIRMATION_REQUIRED: an unconfirmed account gets no tokens from this grant (it has no page to confirm on). */
+  emailConfirmationRequired: boolean;
 }
 
 class TooManyFailedSignIns extends errors.OIDCProviderError {
@@ -41,6 +43,13 @@ class SecondFactorRequired extends errors.InvalidGrant {
   constructor() {
     super();
     Object.assign(this, { error_description: 'this account uses two-step verification: sign in through the browser instead' });
+  }
+}
+
+class EmailUnconfirmed extends errors.InvalidGrant {
+  constructor() {
+    super();
+    Object.assign(this, { error_description: 'this account has not confirmed its email address: sign in through the browser to confirm it' });
   }
 }
 
@@ -71,12 +80,14 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
       clientId: client.clientId,
       facts: requestFacts(ctx),
       via: 'password_grant',
+      refuseUnconfirmedEmail: deps.emailConfirmationRequired,
     });
     if ('lockedMs' in outcome) {
       ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
       throw new TooManyFailedSignIns(outcome.lockedMs);
     }
     if ('rejected' in outcome) throw new errors.InvalidGrant('invalid username or password');
+    if (outcome.emailUnconfirmed) throw new EmailUnconfirmed();
     const { user } = outcome;
     if (outcome.secondFactor) {
       // This grant has no page to ask for a code on: the user signs in through the browser (authorization code).

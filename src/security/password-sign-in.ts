@@ -13,8 +13,9 @@ import type { SecurityLimits } from './limits.js';
 /**
  * `secondFactor`: the password was right, and the user must now type a code (or set up their app first); the
  * account's failure count is not cleared until they do, so knowing the password does not buy fresh guesses at codes.
+ * `emailUnconfirmed`: the password was right, and the account is refused for its unconfirmed address.
  */
-export type SignInOutcome = { user: User; secondFactor?: Exclude<SecondFactorStep, 'none'> } | { lockedMs: number } | { rejected: true };
+export type SignInOutcome = { user: User; secondFactor?: Exclude<SecondFactorStep, 'none'>; emailUnconfirmed?: true } | { lockedMs: number } | { rejected: true };
 
 export interface SignInAttempt {
   email: string;
@@ -27,6 +28,12 @@ export interface SignInAttempt {
   via?: string;
   /** The client requires or asked for a second factor: even a user who has none must set one up. */
   secondFactorAsked?: boolean;
+  /**
+   * EMAIL_CONFIRMATION_REQUIRED where no page can ask for the confirmation (the password grant): a right password
+   * of an unconfirmed account is refused as `email_unconfirmed`. The login page holds such an account at its
+   * confirmation page instead (src/interaction/email-confirmation.ts).
+   */
+  refuseUnconfirmedEmail?: boolean;
 }
 
 export async function signInWithPassword(
@@ -51,6 +58,10 @@ export async function signInWithPassword(
   });
   if (!('passed' in guarded)) return guarded;
   const user = guarded.passed;
+  if (attempt.refuseUnconfirmedEmail && !user.emailVerified) {
+    record('failure', 'sign_in', { reason: 'email_unconfirmed' }, user.id);
+    return { user, emailUnconfirmed: true };
+  }
   const secondFactor = deps.twoFactor.stepFor(user, attempt.secondFactorAsked);
   if (secondFactor !== 'none') {
     record('success', 'password_verified', { next: secondFactor === 'verify' ? 'totp' : 'totp_enrollment' }, user.id);
