@@ -5,7 +5,7 @@
  * configuration table is written from this file. Development (the embedded default) fills in what is missing;
  * production refuses to start, one line per problem, see `productionProblems`.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -273,6 +273,11 @@ const environmentSchema = z.object({
    * Keycloak's "Verify email"; needs mail (SMTP_URL, or the log in development).
    */
   EMAIL_CONFIRMATION_REQUIRED: booleanFlag,
+  /**
+   * A folder of mail templates used before views/mail/ (`password-reset.subject.njk`, `.txt.njk`, `.html.njk`, …):
+   * a deployment's own name, look or language. Any template not there comes from views/mail/.
+   */
+  MAIL_TEMPLATES_DIR: z.string().optional(),
   /** How long a link sent by mail works (once): a password reset or an email confirmation. */
   EMAIL_LINK_TTL: duration.pipe(z.number().int().min(60).max(7 * 24 * 3600)).default(30 * 60),
   /**
@@ -394,6 +399,8 @@ export interface MailConfig {
   linkTtlSeconds: number;
   /** A sign-in waits until the account's address is confirmed (src/interaction/email-confirmation.ts). */
   confirmationRequired: boolean;
+  /** Templates used before views/mail/ (src/mail/messages.ts); unset: views/mail/ alone. */
+  templatesDir?: string;
 }
 
 export interface RedisConfig {
@@ -464,6 +471,7 @@ function mailConfig(e: Environment, production: boolean, port: number): MailConf
     from: e.MAIL_FROM?.trim() ?? `no-reply@${host}`,
     linkTtlSeconds: e.EMAIL_LINK_TTL,
     confirmationRequired: e.EMAIL_CONFIRMATION_REQUIRED,
+    templatesDir: e.MAIL_TEMPLATES_DIR ? path.resolve(e.MAIL_TEMPLATES_DIR) : undefined,
   };
 }
 
@@ -560,6 +568,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxLockSeconds: Math.max(e.LOGIN_MAX_LOCK, e.LOGIN_LOCK),
     },
   };
+  if (config.mail.templatesDir && !isFolder(config.mail.templatesDir)) {
+    throw new ConfigError([`MAIL_TEMPLATES_DIR: there is no folder at ${config.mail.templatesDir}`]);
+  }
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);
   // Otherwise the second listener fails with "already in use: stop what listens there", and what listens is us.
@@ -597,6 +608,14 @@ function productionProblems(config: Config, e: Environment): string[] {
     problems.push(`no signing key in ${config.keys.dir}: add an RSA private key as <kid>.pem (see keys/README.md)`);
   }
   return problems;
+}
+
+function isFolder(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function hasFile(keysDir: string, suffix: string): boolean {

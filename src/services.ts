@@ -13,6 +13,7 @@ import { accountConsoleClient } from './clients/account-console.js';
 import { ClientRepository } from './clients/clients.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
+import { useMailTemplates } from './mail/messages.js';
 import { Catalog } from './oidc/catalog.js';
 import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
 import { sessionStore } from './store/adapters.js';
@@ -54,6 +55,7 @@ export interface ServiceOptions {
 export async function openServices(config: Config, options: ServiceOptions = {}): Promise<Services> {
   const { logger, actor = 'server', sessionEndListener } = options;
   if (!config.production) await ensureDevelopmentSecrets(config);
+  useMailTemplates(config.mail.templatesDir);
   const db = await openDatabase(config.database, logger);
   await migrate(db);
   const redis = config.redis ? openRedis(config.redis, logger) : undefined;

@@ -1,16 +1,34 @@
 /**
- * The mail this server sends, from views/mail/: each has a plain-text body and an HTML one. The HTML is rendered
- * with auto-escaping, as our pages are; the text is not escaped (it is not markup), and holds only what we wrote,
- * the link and the user's own address.
+ * The mail this server sends, from views/mail/: each has a subject, a plain-text body and an HTML one
+ * (`<name>.subject.njk`, `.txt.njk`, `.html.njk`). The HTML is rendered with auto-escaping, as our pages are; the
+ * subject and text are not escaped (they are not markup), and hold only what we wrote, the link and addresses.
+ * MAIL_TEMPLATES_DIR puts a deployment's own (its name, its language) in front: a template found there is used,
+ * any other comes from views/mail/.
  */
 import path from 'node:path';
 import nunjucks from 'nunjucks';
 import { findViewsDir } from '../interaction/views.js';
 import type { MailMessage } from './transport.js';
 
-const mailViews = path.join(findViewsDir(), 'mail');
-const html = new nunjucks.Environment(new nunjucks.FileSystemLoader(mailViews), { autoescape: true, throwOnUndefined: true });
-const text = new nunjucks.Environment(new nunjucks.FileSystemLoader(mailViews), { autoescape: false, throwOnUndefined: true });
+const DEFAULT_DIR = path.join(findViewsDir(), 'mail');
+
+function environmentsFor(dirs: string[]) {
+  const options = { throwOnUndefined: true };
+  return {
+    html: new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs), { ...options, autoescape: true }),
+    text: new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs), { ...options, autoescape: false }),
+  };
+}
+
+let environments = environmentsFor([DEFAULT_DIR]);
+
+/**
+ * Looks for mail templates in `dir` first (MAIL_TEMPLATES_DIR), for the rest of the process: one setting for every
+ * mail, as the pages have one set of views. Unset: views/mail/ alone.
+ */
+export function useMailTemplates(dir: string | undefined): void {
+  environments = environmentsFor(dir ? [dir, DEFAULT_DIR] : [DEFAULT_DIR]);
+}
 
 /** What every mail says of where it comes from and how long its link works. */
 export interface LinkMail {
@@ -28,18 +46,19 @@ export interface LinkMail {
 
 const host = (issuer: string) => URL.parse(issuer)?.host ?? issuer;
 
-function render(template: string, subject: string, mail: Omit<LinkMail, 'link' | 'validFor' | 'byAdministrator'> & Partial<LinkMail>): MailMessage {
+function render(template: string, mail: Omit<LinkMail, 'link' | 'validFor' | 'byAdministrator'> & Partial<LinkMail>): MailMessage {
   const variables = { ...mail, site: host(mail.issuer) };
+  const { html, text } = environments;
+  // One line: a line break in a subject would start a header of its own.
+  const subject = text.render(`${template}.subject.njk`, variables).replace(/\s+/g, ' ').trim();
   return { to: mail.to, subject, text: text.render(`${template}.txt.njk`, variables), html: html.render(`${template}.html.njk`, variables) };
 }
 
-export const passwordResetMail = (mail: LinkMail) =>
-  render('password-reset', `${mail.byAdministrator ? 'Choose your password' : 'Reset your password'} at ${host(mail.issuer)}`, mail);
+export const passwordResetMail = (mail: LinkMail) => render('password-reset', mail);
 
-export const emailConfirmationMail = (mail: LinkMail) => render('email-confirmation', `Confirm your email address at ${host(mail.issuer)}`, mail);
+export const emailConfirmationMail = (mail: LinkMail) => render('email-confirmation', mail);
 
-export const emailChangeMail = (mail: LinkMail) => render('email-change', `Confirm your new email address at ${host(mail.issuer)}`, mail);
+export const emailChangeMail = (mail: LinkMail) => render('email-change', mail);
 
 /** To the old address once a new one replaced it (no link): a change its owner did not make should not go unnoticed. */
-export const emailChangedNotice = (mail: { to: string; issuer: string; account: string }) =>
-  render('email-changed', `Your email address at ${host(mail.issuer)} was changed`, mail);
+export const emailChangedNotice = (mail: { to: string; issuer: string; account: string }) => render('email-changed', mail);

@@ -4,6 +4,9 @@
  * working, the sessions end when asked, a sign-in lock is lifted); the same answer and no mail for an address no
  * account has; a limit on how many links an address gets; and confirming an address from the account page.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import * as oidc from 'openid-client';
 import { adminApiIndicator } from '../../src/admin/index.js';
@@ -369,5 +372,34 @@ describe('in development without SMTP_URL', () => {
     const { page } = await agent.follow(link ?? 'http://missing.invalid/', development.issuer);
     expect(page?.status).toBe(200);
     expect(textOf(page)).toContain(`for ${user.email}`);
+  });
+});
+
+describe('with MAIL_TEMPLATES_DIR', () => {
+  let branded: TestServer;
+  let templates: string;
+  beforeAll(async () => {
+    templates = await mkdtemp(path.join(tmpdir(), 'authz-mail-templates-'));
+    // A deployment's own subject and text, in its language; the HTML body is not given, so the built-in one is used.
+    await writeFile(path.join(templates, 'password-reset.subject.njk'), 'Réinitialisez votre mot de passe — {{ site }}\n');
+    await writeFile(path.join(templates, 'password-reset.txt.njk'), 'Bonjour {{ to }}, voici votre lien (valable {{ validFor }}) :\n\n{{ link }}\n');
+    branded = await startTestServer({ env: { SMTP_URL: mail.url, MAIL_TEMPLATES_DIR: templates } });
+  });
+  afterAll(async () => {
+    await branded.close();
+    await rm(templates, { recursive: true, force: true });
+  });
+
+  test('a template found there is used, and any other comes from views/mail/', async () => {
+    const user = await createUser(branded);
+    const agent = new UserAgent();
+    const { page: form } = await agent.follow(`${branded.issuer}/account/password-reset`, branded.issuer);
+    await agent.submit(form as Page, formOf(form as Page, '/account/password-reset'), { email: user.email }, branded.issuer);
+    const received = await mail.next(user.email);
+    expect(received.subject).toBe(`Réinitialisez votre mot de passe — ${new URL(branded.issuer).host}`);
+    expect(received.text).toMatch(new RegExp(`^Bonjour ${user.email.replaceAll('.', '\\.')}, voici votre lien \\(valable 30 minutes\\) :`));
+    expect(received.html).toContain('Choose a new password');
+    const { page } = await agent.follow(linkIn(received, `${branded.issuer}/account/password-reset/new?token=`), branded.issuer);
+    expect(page?.status).toBe(200);
   });
 });

@@ -143,16 +143,16 @@ describe('configuration', () => {
       expect(config.clientSecretPeppers.map((pepper) => pepper.kid)).toEqual(['p2', 'p1']);
       expect(config.proxy).toBe(true);
       // Production sends no mail unless told where to: nothing is written to the log in its place.
-      expect(config.mail).toEqual({ transport: 'off', smtpUrl: undefined, from: 'no-reply@id.example.com', linkTtlSeconds: 1800, confirmationRequired: false });
+      expect(config.mail).toEqual({ transport: 'off', smtpUrl: undefined, from: 'no-reply@id.example.com', linkTtlSeconds: 1800, confirmationRequired: false, templatesDir: undefined });
     } finally {
       await rm(keysDir, { recursive: true, force: true });
     }
   });
 
   test('mail goes to SMTP_URL, or to the log in development; a URL of another scheme or a bad From is refused', () => {
-    expect(loadConfig({}).mail).toEqual({ transport: 'log', smtpUrl: undefined, from: 'no-reply@localhost', linkTtlSeconds: 1800, confirmationRequired: false });
+    expect(loadConfig({}).mail).toEqual({ transport: 'log', smtpUrl: undefined, from: 'no-reply@localhost', linkTtlSeconds: 1800, confirmationRequired: false, templatesDir: undefined });
     const smtp = loadConfig({ SMTP_URL: 'smtps://u:p@smtp.example.com:465', MAIL_FROM: ' Accounts <accounts@example.com> ', EMAIL_LINK_TTL: '2h' });
-    expect(smtp.mail).toEqual({ transport: 'smtp', smtpUrl: 'smtps://u:p@smtp.example.com:465', from: 'Accounts <accounts@example.com>', linkTtlSeconds: 7200, confirmationRequired: false });
+    expect(smtp.mail).toEqual({ transport: 'smtp', smtpUrl: 'smtps://u:p@smtp.example.com:465', from: 'Accounts <accounts@example.com>', linkTtlSeconds: 7200, confirmationRequired: false, templatesDir: undefined });
     expect(problemsOf({ SMTP_URL: 'https://smtp.example.com', MAIL_FROM: 'Accounts', EMAIL_LINK_TTL: '10s' })).toEqual([
       'SMTP_URL must look like smtps://user:password@smtp.example.com:465 or smtp://smtp.example.com:587',
       'MAIL_FROM must be an address such as no-reply@example.com, or Name <no-reply@example.com>',
@@ -167,6 +167,11 @@ describe('configuration', () => {
       'EMAIL_CONFIRMATION_REQUIRED needs SMTP_URL: nobody could sign in without the confirmation mail',
     );
     expect(loadConfig({ EMAIL_CONFIRMATION_REQUIRED: 'true' }).mail).toMatchObject({ transport: 'log', confirmationRequired: true });
+  });
+
+  test('MAIL_TEMPLATES_DIR must be a folder', () => {
+    expect(problemsOf({ MAIL_TEMPLATES_DIR: '/nonexistent/templates' })).toEqual(['MAIL_TEMPLATES_DIR: there is no folder at /nonexistent/templates']);
+    expect(loadConfig({ MAIL_TEMPLATES_DIR: tmpdir() }).mail.templatesDir).toBe(tmpdir());
   });
 
   test('registration is off unless opened; its roles are a list; another value is refused', () => {
