@@ -17,6 +17,15 @@ export function passwordProblem(password: string): string | undefined {
   return undefined;
 }
 
+/**
+ * What a form that takes a new password twice says, as a sentence for the person at it; undefined when the
+ * password will do.
+ */
+export function newPasswordRefusal(password: string, repeat: string): string | undefined {
+  const problem = password === repeat ? passwordProblem(password) : 'the passwords do not match';
+  return problem && `${problem.charAt(0).toUpperCase()}${problem.slice(1)}.`;
+}
+
 export function hashPassword(password: string, cost: number): Promise<string> {
   return bcrypt.hash(password, cost);
 }

@@ -16,7 +16,8 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { secondFactorWanted } from '../accounts/two-factor.js';
-import { passwordProblem } from '../accounts/passwords.js';
+import { newPasswordRefusal } from '../accounts/passwords.js';
+import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError } from '../errors.js';
 import { linkMailFor } from '../mail/link-mails.js';
@@ -90,35 +91,49 @@ export function addRegistrationRoutes(
     const refuse = (error: string, status = 400) => renderRegistration(ctx, deps, details, { ...typed, error, status });
     const form = registrationForm.safeParse(ctx.request.body);
     if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
-    const { name, email, password, repeat } = form.data;
-    const problem = password === repeat ? passwordProblem(password) : 'the passwords do not match';
-    if (problem) return refuse(`${problem.charAt(0).toUpperCase()}${problem.slice(1)}.`);
+    const problem = newPasswordRefusal(form.data.password, form.data.repeat);
+    if (problem) return refuse(problem);
 
     const waitMs = await waitForAllowance([deps.limits.registrationsByIp, ctx.ip]);
     if (waitMs > 0) {
       ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
       return refuse(`Too many accounts were created from your network. Try again in ${describeWait(waitMs)}.`, 429);
     }
-    const clientId = String(details.params.client_id);
-    const facts = requestFacts(ctx);
-    let user: Awaited<ReturnType<typeof deps.users.create>>;
-    try {
-      user = await deps.users.create({ email, name: name || undefined, password, roles: config.registration.roles, emailVerified: false });
-    } catch (error) {
-      if (!(error instanceof ConflictError)) throw error;
-      deps.audit.record({ type: 'user_registered', outcome: 'failure', clientId, ...facts, detail: { email: email.toLowerCase(), reason: 'email_taken' } });
-      return refuse('An account already uses this email. Sign in with it, or reset its password if you forgot it.', 409);
-    }
-    deps.audit.record({ type: 'user_registered', outcome: 'success', accountId: user.id, clientId, ...facts, detail: { email: user.email } });
-    const registered = user;
+    const user = await createAccount(ctx, deps, details, form.data);
+    if (!user) return refuse('An account already uses this email. Sign in with it, or reset its password if you forgot it.', 409);
     // When confirming is required, the page that waits for it mails the link (./email-confirmation.ts).
-    if (!config.mail.confirmationRequired) deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, config.issuer, registered, 'email_confirmation')).mail);
-
-    // Signed in with the password just chosen, under the same rules as a sign-in with it.
-    const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));
-    const remember = config.rememberMe === 'always';
-    if (step !== 'none') return beginSecondFactor(ctx, details, user, step, remember);
-    deps.audit.record({ type: 'sign_in', outcome: 'success', accountId: user.id, clientId, ...facts, detail: { email: user.email, amr: ['pwd'], via: 'registration' } });
-    await steps.finish(ctx, { login: { accountId: user.id, amr: ['pwd'], remember } }, false);
+    if (!config.mail.confirmationRequired) deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, config.issuer, user, 'email_confirmation')).mail);
+    await signInNewAccount(ctx, deps, details, user, steps.finish);
   });
+}
+
+/** The account, with the roles new accounts get and an unconfirmed address; undefined when the address is taken. */
+async function createAccount(ctx: Context, deps: InteractionDependencies, details: Interaction, form: z.output<typeof registrationForm>): Promise<User | undefined> {
+  const clientId = String(details.params.client_id);
+  const { name, email, password } = form;
+  try {
+    const user = await deps.users.create({ email, name: name || undefined, password, roles: deps.config.registration.roles, emailVerified: false });
+    deps.audit.record({ type: 'user_registered', outcome: 'success', accountId: user.id, clientId, ...requestFacts(ctx), detail: { email: user.email } });
+    return user;
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
+    deps.audit.record({ type: 'user_registered', outcome: 'failure', clientId, ...requestFacts(ctx), detail: { email: email.toLowerCase(), reason: 'email_taken' } });
+    return undefined;
+  }
+}
+
+/** Signed in with the password just chosen, under the rules of a sign-in with it: a second step when one is asked. */
+async function signInNewAccount(
+  ctx: Context,
+  deps: InteractionDependencies,
+  details: Interaction,
+  user: User,
+  finish: (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>,
+): Promise<void> {
+  const clientId = String(details.params.client_id);
+  const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));
+  const remember = deps.config.rememberMe === 'always';
+  if (step !== 'none') return beginSecondFactor(ctx, details, user, step, remember);
+  deps.audit.record({ type: 'sign_in', outcome: 'success', accountId: user.id, clientId, ...requestFacts(ctx), detail: { email: user.email, amr: ['pwd'], via: 'registration' } });
+  await finish(ctx, { login: { accountId: user.id, amr: ['pwd'], remember } }, false);
 }

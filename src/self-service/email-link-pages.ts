@@ -19,7 +19,8 @@ import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { EmailLinkPurpose } from '../accounts/email-links.js';
-import { passwordProblem } from '../accounts/passwords.js';
+import { newPasswordRefusal } from '../accounts/passwords.js';
+import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
@@ -117,34 +118,14 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
     const { token, password, repeat, endSessions } = form.data;
     // Checked before the new password is hashed: a post with a made-up link costs a lookup, not a bcrypt hash.
     const before = await linkUser(token, 'password_reset');
-    const problem = password === repeat ? passwordProblem(password) : 'the new passwords do not match';
-    if (problem) {
-      const error = `${problem.charAt(0).toUpperCase()}${problem.slice(1)}.`;
-      return views.render(ctx, 'password-reset-new.njk', { token, email: before.email, twoStep: Boolean(before.totpEnrolledAt), error }, 400);
-    }
+    const problem = newPasswordRefusal(password, repeat);
+    if (problem) return views.render(ctx, 'password-reset-new.njk', { token, email: before.email, twoStep: Boolean(before.totpEnrolledAt), error: problem }, 400);
     const user = await deps.users.resetPassword((trx) => deps.emailLinks.redeem(trx, token, 'password_reset'), password);
     if (!user) throw new PageError(400, LINK_GONE, { href: '/account/password-reset', label: 'Send me a new link' });
-    // The password is changed: what follows is tidying, whose failure (a store down this moment) the page tells
-    // rather than answering as if the change had failed. Whoever was locking the account out by guessing guessed
-    // at the old password.
-    const tidy = (step: Promise<unknown>, what: string) =>
-      step.then(
-        () => true,
-        (error: unknown) => {
-          deps.logger.warn({ err: error, accountId: user.id }, `password reset: ${what} failed`);
-          return false;
-        },
-      );
-    await tidy(deps.locks.unlockAccount(user), 'lifting the sign-in lock');
-    const sessionsEnded = endSessions !== undefined && (await tidy(deps.sessions.endAll(user.id), 'ending the sessions'));
-    const detail = { endedSessions: sessionsEnded, ...(endSessions !== undefined && !sessionsEnded && { sessionsNotEnded: 'store_unavailable' }) };
+    const sessions = await tidyAfterReset(deps, user, endSessions !== undefined);
+    const detail = { endedSessions: sessions.ended, ...(sessions.left && { sessionsNotEnded: 'store_unavailable' }) };
     deps.audit.record({ type: 'password_reset', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail });
-    views.render(ctx, 'password-reset-done.njk', {
-      email: user.email,
-      endedSessions: sessionsEnded,
-      sessionsLeft: endSessions !== undefined && !sessionsEnded,
-      twoStep: Boolean(user.totpEnrolledAt),
-    });
+    views.render(ctx, 'password-reset-done.njk', { email: user.email, endedSessions: sessions.ended, sessionsLeft: sessions.left, twoStep: Boolean(user.totpEnrolledAt) });
   });
 
   router.post('/email/send-confirmation', readForm, signedIn, async (ctx) => {
@@ -176,6 +157,25 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
 
   // A refused form's address reloaded is a GET: back to the start.
   router.get('/email/send-confirmation', (ctx) => redirectToAccount(ctx));
+}
+
+/**
+ * After a reset: the sign-in lock lifted (whoever was locking the account out by guessing guessed at the old
+ * password), and the sessions ended when asked. The password is changed by then, so a failure here (a store down
+ * this moment) is logged and told on the page, rather than answered as if the change had failed.
+ */
+async function tidyAfterReset(deps: AccountDependencies, user: User, endSessions: boolean): Promise<{ ended: boolean; left: boolean }> {
+  const tidy = (step: Promise<unknown>, what: string) =>
+    step.then(
+      () => true,
+      (error: unknown) => {
+        deps.logger.warn({ err: error, accountId: user.id }, `password reset: ${what} failed`);
+        return false;
+      },
+    );
+  await tidy(deps.locks.unlockAccount(user), 'lifting the sign-in lock');
+  const ended = endSessions && (await tidy(deps.sessions.endAll(user.id), 'ending the sessions'));
+  return { ended, left: endSessions && !ended };
 }
 
 /** Counted whether or not an account has the address, so a refusal says nothing about one. */

@@ -23,7 +23,7 @@
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { z } from 'zod';
-import { passwordProblem } from '../accounts/passwords.js';
+import { newPasswordRefusal } from '../accounts/passwords.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
 import { MFA_ACR } from '../accounts/two-factor.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -131,8 +131,8 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     const { user, session } = signedInAs;
     const form = passwordForm.safeParse(ctx.request.body);
     if (!form.success) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: refusal(form) }, status: 400 });
-    const problem = form.data.password === form.data.repeat ? passwordProblem(form.data.password) : 'the new passwords do not match';
-    if (problem) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: sentence(problem) }, status: 400 });
+    const problem = newPasswordRefusal(form.data.password, form.data.repeat);
+    if (problem) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: problem }, status: 400 });
     const checked = await guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, form.data.current));
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', 'That is not your current password.');
     await deps.users.changePassword(user.id, form.data.password);
@@ -187,8 +187,6 @@ function ignoreNotFound(error: unknown): void {
   if (!(error instanceof NotFoundError)) throw error;
 }
 
-/** passwordProblem's phrase as a sentence on the page. */
-const sentence = (phrase: string) => `${phrase.charAt(0).toUpperCase()}${phrase.slice(1)}.`;
 
 /** "Sign out of my other sessions" with a new password: each other browser signs in again. */
 async function endOtherSessions(deps: AccountDependencies, accountId: string, currentUid: string): Promise<void> {

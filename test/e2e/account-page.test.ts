@@ -60,7 +60,7 @@ test('the password is changed with the current one, and the other sessions are s
   expect(wrong.page?.status).toBe(400);
   expect(textOf(wrong.page)).toContain('That is not your current password.');
   const mismatch = await agent.submit(page, formOf(page, '/account/password'), { current: PASSWORD, password: 'a new long password', repeat: 'another one' }, server.issuer);
-  expect(textOf(mismatch.page)).toContain('The new passwords do not match.');
+  expect(textOf(mismatch.page)).toContain('The passwords do not match.');
 
   const changed = await agent.submit(page, formOf(page, '/account/password'), { current: PASSWORD, password: 'a new long password', repeat: 'a new long password' }, server.issuer);
   expect(changed.page?.status).toBe(200);

@@ -96,7 +96,7 @@ test('a forgotten password is reset through a link sent by mail: once, and the o
   expect(textOf(form)).toContain(`for ${user.email}`);
   const mismatch = await agent.submit(form as Page, formOf(form as Page, '/account/password-reset/new'), { password: NEW_PASSWORD, repeat: 'something else' }, server.issuer);
   expect(mismatch.page?.status).toBe(400);
-  expect(textOf(mismatch.page)).toContain('The new passwords do not match.');
+  expect(textOf(mismatch.page)).toContain('The passwords do not match.');
 
   const { page: done } = await resetWith(received, NEW_PASSWORD);
   expect(done.status).toBe(200);
