@@ -403,3 +403,28 @@ describe('with MAIL_TEMPLATES_DIR', () => {
     expect(page?.status).toBe(200);
   });
 });
+
+describe('on the embedded database without Redis (the newcomer’s default)', () => {
+  let embedded: TestServer;
+  beforeAll(async () => {
+    embedded = await startTestServer({ sql: 'pglite', redis: false, env: { SMTP_URL: mail.url } });
+  });
+  afterAll(() => embedded.close());
+
+  test('a password is reset through the mailed link, under the same limits', async () => {
+    const user = await createUser(embedded);
+    const agent = new UserAgent();
+    const ask = async () => {
+      const { page: form } = await agent.follow(`${embedded.issuer}/account/password-reset`, embedded.issuer);
+      return (await agent.submit(form as Page, formOf(form as Page, '/account/password-reset'), { email: user.email }, embedded.issuer)).page;
+    };
+    expect((await ask())?.status).toBe(200);
+    const link = linkIn(await mail.next(user.email), `${embedded.issuer}/account/password-reset/new?token=`);
+    const { page: form } = await agent.follow(link, embedded.issuer);
+    const { page: done } = await agent.submit(form as Page, formOf(form as Page, '/account/password-reset/new'), { password: NEW_PASSWORD, repeat: NEW_PASSWORD }, embedded.issuer);
+    expect(textOf(done)).toContain(`The password of ${user.email} is changed`);
+    expect(await embedded.services.users.verifyPassword(user.email, NEW_PASSWORD)).toBeTruthy();
+    for (let more = 0; more < 4; more++) expect((await ask())?.status).toBe(200);
+    expect((await ask())?.status).toBe(429);
+  });
+});
