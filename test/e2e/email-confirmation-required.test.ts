@@ -119,3 +119,26 @@ test('the password grant, which has no page to confirm on, refuses an unconfirme
   await server.services.users.update(user.email, { emailVerified: true });
   expect((await grant()).access_token).toBeTruthy();
 });
+
+test('a device’s sign-in (RFC 8628) is held the same way, and the device gets its tokens once the address is confirmed', async () => {
+  const user = await createUser(server);
+  await server.services.users.update(user.email, { emailVerified: false });
+  const { client } = await server.services.clients.create({ type: 'device', name: 'Living-room TV' });
+  const tv = await discover(server, client.clientId, undefined, oidc.None());
+  const started = await oidc.initiateDeviceAuthorization(tv, { scope: 'openid email' });
+
+  const agent = new UserAgent();
+  const { page: entry } = await agent.follow(`${server.issuer}/device`, server.issuer);
+  const { page: confirmation } = await agent.submit(entry as Page, formOf(entry as Page, '/device'), { user_code: started.user_code }, server.issuer);
+  const { page: login } = await agent.submit(confirmation as Page, formOf(confirmation as Page, '/device'), { confirm: 'yes' }, server.issuer);
+  const { page: held } = await agent.submit(login as Page, formOf(login as Page, '/login'), { email: user.email, password: PASSWORD }, server.issuer);
+  expect(textOf(held)).toContain(`We sent a link to ${user.email}.`);
+  await confirmFromMail(user.email);
+  // Then on to the device's consent page, as any device sign-in.
+  const { page: consent } = await agent.submit(held as Page, formOf(held as Page, '/confirm-email/continue'), {}, server.issuer);
+  expect(textOf(consent)).toContain('Allow Living-room TV?');
+  await agent.submit(consent as Page, formOf(consent as Page, '/confirm'), {}, server.issuer);
+
+  const tokens = await oidc.pollDeviceAuthorizationGrant(tv, { ...started, interval: 0.05 }, undefined, { signal: AbortSignal.timeout(10_000) });
+  expect(tokens.claims()).toMatchObject({ email: user.email, email_verified: true });
+});
