@@ -33,6 +33,21 @@ async function openAccount(email: string, password = PASSWORD, agent = new UserA
   return { agent, page };
 }
 
+/** A new user with an authenticator app, signed in at /account with the password and a code. */
+async function openAccountWithApp() {
+  const user = await createUser(server);
+  const secret = newTotpSecret();
+  const recovery = await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
+  if (!Array.isArray(recovery)) throw new Error('enrolment failed');
+  const agent = new UserAgent();
+  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  const { page: codePage } = await agent.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: PASSWORD }, server.issuer);
+  const codeForm = formOf(codePage as Page, `${new URL((codePage as Page).url).pathname}/totp`);
+  const { page } = await agent.submit(codePage as Page, codeForm, { code: codeAt(secret, Date.now() + 30_000) }, server.issuer);
+  if (!page) throw new Error('no account page');
+  return { user, secret, recovery, agent, page };
+}
+
 test('a browser that is not signed in is sent through the login page, and comes back to its account', async () => {
   const user = await createUser(server);
   const { agent, page } = await openAccount(user.email);
@@ -104,15 +119,7 @@ test('a form without the session’s CSRF token is refused, and the built-in cli
 });
 
 test('with an authenticator app: new recovery codes for a code, and turning it off', async () => {
-  const user = await createUser(server);
-  const secret = newTotpSecret();
-  const recovery = await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
-  if (!Array.isArray(recovery)) throw new Error('enrolment failed');
-  const agent = new UserAgent();
-  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
-  const { page: codePage } = await agent.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: PASSWORD }, server.issuer);
-  const { page } = await agent.submit(codePage as Page, formOf(codePage as Page, `${new URL((codePage as Page).url).pathname}/totp`), { code: codeAt(secret, Date.now() + 30_000) }, server.issuer);
-  if (!page) throw new Error('no account page');
+  const { user, recovery, agent, page } = await openAccountWithApp();
   expect(textOf(page)).toContain('10 recovery codes left');
 
   const wrong = await agent.submit(page, formOf(page, '/account/two-step/recovery-codes'), { code: '000000' }, server.issuer);
@@ -159,15 +166,7 @@ test('the name apps are given is changed, or removed, from the page; one too lon
 });
 
 test('the authenticator app is replaced from the page (a new phone): the old one works until the new one’s first code', async () => {
-  const user = await createUser(server);
-  const oldSecret = newTotpSecret();
-  const recovery = await server.services.twoFactor.enroll(user.userId, oldSecret, codeAt(oldSecret, Date.now()));
-  if (!Array.isArray(recovery)) throw new Error('enrolment failed');
-  const agent = new UserAgent();
-  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
-  const { page: codePage } = await agent.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: PASSWORD }, server.issuer);
-  const { page } = await agent.submit(codePage as Page, formOf(codePage as Page, `${new URL((codePage as Page).url).pathname}/totp`), { code: codeAt(oldSecret, Date.now() + 30_000) }, server.issuer);
-  if (!page) throw new Error('no account page');
+  const { user, recovery, agent, page } = await openAccountWithApp();
 
   const storedSecret = async () => (await server.services.db('users').where({ id: user.userId }).first('totp_secret')).totp_secret as string;
   const before = await storedSecret();

@@ -7,7 +7,7 @@
  */
 import * as oidc from 'openid-client';
 import { type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
-import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { PASSWORD, codeFlowRequest, createUser, createWebClient, discover, legacyPasswordClient, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { formOf, type Page, textOf, UserAgent } from '../support/user-agent.js';
 
@@ -103,14 +103,7 @@ test('a self-registered account is held the same way, with one mail', async () =
 test('the password grant, which has no page to confirm on, refuses an unconfirmed account and says how to go on', async () => {
   const user = await createUser(server);
   await server.services.users.update(user.email, { emailVerified: false });
-  const { client, secret } = await server.services.clients.create({
-    type: 'web',
-    name: 'Legacy app',
-    redirectUris: [REDIRECT_URI],
-    firstParty: true,
-    allowPasswordGrant: true,
-  });
-  const legacy = await discover(server, client.clientId, secret);
+  const legacy = await legacyPasswordClient(server);
   const grant = () => oidc.genericGrantRequest(legacy, 'password', { username: user.email, password: PASSWORD, scope: 'openid email' });
   await expect(grant()).rejects.toMatchObject({
     error: 'invalid_grant',

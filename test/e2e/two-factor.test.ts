@@ -18,6 +18,7 @@ import {
   createUser,
   createWebClient,
   discover,
+  legacyPasswordClient,
   loginFormOf,
   openLoginPage,
 } from '../support/relying-party.js';
@@ -345,14 +346,7 @@ describe('administering two-step verification', () => {
   test('the password grant refuses an account with two-step verification, and says how to sign in instead', async () => {
     const user = await createUser(server);
     await server.services.users.update(user.email, { totpRequired: true });
-    const { client, secret } = await server.services.clients.create({
-      type: 'web',
-      name: 'Legacy app',
-      redirectUris: [REDIRECT_URI],
-      firstParty: true,
-      allowPasswordGrant: true,
-    });
-    const legacy = await discover(server, client.clientId, secret);
+    const legacy = await legacyPasswordClient(server);
     await expect(oidc.genericGrantRequest(legacy, 'password', { username: user.email, password: PASSWORD, scope: 'openid' })).rejects.toMatchObject({
       error: 'invalid_grant',
       error_description: 'this account uses two-step verification: sign in through the browser instead',

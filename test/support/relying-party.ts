@@ -56,6 +56,18 @@ export async function createWebClient(server: TestServer, options: { firstParty?
   return { clientId: client.clientId, secret };
 }
 
+/** A first-party web app allowed the legacy password grant, as openid-client configured for it. */
+export async function legacyPasswordClient(server: TestServer): Promise<oidc.Configuration> {
+  const { client, secret } = await server.services.clients.create({
+    type: 'web',
+    name: 'Legacy app',
+    redirectUris: [REDIRECT_URI],
+    firstParty: true,
+    allowPasswordGrant: true,
+  });
+  return discover(server, client.clientId, secret);
+}
+
 export async function createSpaClient(server: TestServer, options: { firstParty?: boolean } = {}) {
   const { client } = await server.services.clients.create({
     type: 'spa',
