@@ -1,6 +1,7 @@
 /** What the login and consent pages show: the client asking, the scopes it wants, the form's CSRF token. */
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { Config } from '../config.js';
 import { csrfToken } from './csrf.js';
 import type { InteractionDependencies } from './routes.js';
 import { describeOidcScope } from './scope-descriptions.js';
@@ -13,6 +14,10 @@ export async function clientShownAs(deps: InteractionDependencies, details: Inte
   const redirect = URL.parse(String(details.params.redirect_uri ?? ''));
   return { id: clientId, name: client?.name ?? clientId, host: redirect?.host ?? '' };
 }
+
+/** Whether the session cookie outlives the browser: LOGIN_REMEMBER_ME, or with `ask` the user's tick. */
+export const keepSignedIn = (setting: Config['rememberMe'], ticked: string | undefined) =>
+  setting === 'always' || (setting === 'ask' && ticked !== undefined);
 
 export async function renderLogin(
   ctx: Context,

@@ -25,7 +25,7 @@ import { describeWait } from '../security/failure-limiter.js';
 import { waitForAllowance } from '../security/limits.js';
 import { csrfToken } from './csrf.js';
 import { PageError } from './errors.js';
-import { clientShownAs } from './pages.js';
+import { clientShownAs, keepSignedIn } from './pages.js';
 import type { InteractionDependencies } from './routes.js';
 import { beginSecondFactor } from './second-factor.js';
 
@@ -36,19 +36,21 @@ const registrationForm = z.object({
   email: z.email({ error: 'Enter your email address, such as name@example.com.' }).max(254, 'That email address is too long.'),
   password: z.string('Enter a password.').min(1, 'Enter a password.').max(1024, 'That password is too long.'),
   repeat: z.string('Enter the password again.').max(1024),
+  /** The "Keep me signed in" box (LOGIN_REMEMBER_ME=ask): sent only when ticked. */
+  remember: z.string().max(16).optional(),
 });
 
 /** What the person typed, to fill in again when the form is refused (never the passwords). */
-function typedBefore(body: unknown): { name: string; email: string } {
-  const { name, email } = (body ?? {}) as Record<string, unknown>;
-  return { name: typeof name === 'string' ? name.slice(0, 200) : '', email: typeof email === 'string' ? email.slice(0, 254) : '' };
+function typedBefore(body: unknown): { name: string; email: string; remember: boolean } {
+  const { name, email, remember } = (body ?? {}) as Record<string, unknown>;
+  return { name: typeof name === 'string' ? name.slice(0, 200) : '', email: typeof email === 'string' ? email.slice(0, 254) : '', remember: remember !== undefined };
 }
 
 export async function renderRegistration(
   ctx: Context,
   deps: InteractionDependencies,
   details: Interaction,
-  options: { error?: string; name?: string; email?: string; status?: number } = {},
+  options: { error?: string; name?: string; email?: string; remember?: boolean; status?: number } = {},
 ): Promise<void> {
   deps.views.render(
     ctx,
@@ -59,6 +61,9 @@ export async function renderRegistration(
       client: await clientShownAs(deps, details),
       name: options.name ?? '',
       email: options.email ?? '',
+      // As on the login page: offered only when LOGIN_REMEMBER_ME=ask, unticked until the person ticks it.
+      askRemember: deps.config.rememberMe === 'ask',
+      remember: options.remember ?? false,
       error: options.error,
     },
     options.status ?? 200,
@@ -103,7 +108,7 @@ export function addRegistrationRoutes(
     if (!user) return refuse('An account already uses this email. Sign in with it, or reset its password if you forgot it.', 409);
     // When confirming is required, the page that waits for it mails the link (./email-confirmation.ts).
     if (!config.mail.confirmationRequired) deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, config.issuer, user, 'email_confirmation')).mail);
-    await signInNewAccount(ctx, deps, details, user, steps.finish);
+    await signInNewAccount(ctx, deps, details, user, keepSignedIn(config.rememberMe, form.data.remember), steps.finish);
   });
 }
 
@@ -128,11 +133,11 @@ async function signInNewAccount(
   deps: InteractionDependencies,
   details: Interaction,
   user: User,
+  remember: boolean,
   finish: (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>,
 ): Promise<void> {
   const clientId = String(details.params.client_id);
   const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));
-  const remember = deps.config.rememberMe === 'always';
   if (step !== 'none') return beginSecondFactor(ctx, details, user, step, remember);
   deps.audit.record({ type: 'sign_in', outcome: 'success', accountId: user.id, clientId, ...requestFacts(ctx), detail: { email: user.email, amr: ['pwd'], via: 'registration' } });
   await finish(ctx, { login: { accountId: user.id, amr: ['pwd'], remember } }, false);

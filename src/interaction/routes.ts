@@ -32,7 +32,7 @@ import type { Catalog } from '../oidc/catalog.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
-import { renderConsent, renderLogin } from './pages.js';
+import { keepSignedIn, renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
@@ -59,10 +59,6 @@ export interface InteractionDependencies {
 }
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
-
-/** Whether the session cookie outlives the browser: LOGIN_REMEMBER_ME, or with `ask` the user's tick. */
-const keepSignedIn = (setting: Config['rememberMe'], ticked: string | undefined) =>
-  setting === 'always' || (setting === 'ask' && ticked !== undefined);
 
 const WRONG_CREDENTIALS = 'That email and password do not match an account.';
 

@@ -48,8 +48,10 @@ async function register(values: Record<string, string>, flow?: Awaited<ReturnTyp
 
 test('a person creates an account from the login page, is signed in to the app, and confirms the address from the mail', async () => {
   const email = `newcomer.${Date.now()}@example.test`;
-  const flow = await register({ name: 'New Comer', email, password: PASSWORD, repeat: PASSWORD });
+  const flow = await register({ name: 'New Comer', email, password: PASSWORD, repeat: PASSWORD, remember: 'yes' });
   expect(textOf(flow.form)).toContain('Create an account to continue to Web App');
+  // "Keep me signed in" was ticked (LOGIN_REMEMBER_ME=ask): the session cookie outlives the browser.
+  expect(flow.agent.setCookieLine('_session')).toMatch(/expires=/i);
   const callback = flow.sent.redirectedTo;
   if (!callback) throw new Error(`registration did not return to the app: ${textOf(flow.sent.page).slice(0, 300)}`);
   const tokens = await oidc.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
@@ -77,7 +79,8 @@ test('a taken address, mismatched or weak passwords and a bad address are refuse
   expect(refused.sent.page?.html).toContain(`value="${taken.email}"`);
   expect(refused.sent.page?.html).not.toContain(PASSWORD);
 
-  const mismatch = await register({ email: `x.${Date.now()}@example.test`, password: PASSWORD, repeat: 'something else' });
+  const mismatch = await register({ email: `x.${Date.now()}@example.test`, password: PASSWORD, repeat: 'something else', remember: 'yes' });
+  expect(mismatch.sent.page?.html).toMatch(/id="remember"[^>]*checked/);
   expect(mismatch.sent.page?.status).toBe(400);
   expect(textOf(mismatch.sent.page)).toContain('The passwords do not match.');
   const weak = await register({ email: `y.${Date.now()}@example.test`, password: 'short', repeat: 'short' });
@@ -91,7 +94,9 @@ test('an address gets ten registrations an hour, counting attempts at taken addr
   let created = 0;
   let refused: Page | undefined;
   for (let attempt = 0; attempt < 12 && !refused; attempt++) {
-    const { sent } = await register({ email: `burst${attempt}.${Date.now()}@example.test`, password: PASSWORD, repeat: PASSWORD });
+    const { sent, agent } = await register({ email: `burst${attempt}.${Date.now()}@example.test`, password: PASSWORD, repeat: PASSWORD });
+    // Unticked, the session cookie ends with the browser.
+    if (sent.redirectedTo) expect(agent.setCookieLine('_session')).not.toMatch(/expires=/i);
     if (sent.redirectedTo) created += 1;
     else if (sent.page?.status === 429) refused = sent.page;
   }
