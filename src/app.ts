@@ -137,6 +137,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   });
   const mailTransport = createMailTransport(config.mail, logMail(logger));
   if (!mailTransport) logger.info('SMTP_URL is not set: no mail is sent, so password reset and email confirmation by mail are off');
+  if (!mailTransport && config.registration.mode === 'open') {
+    logger.warn('REGISTRATION=open without SMTP_URL: new accounts cannot confirm their address or reset a forgotten password');
+  }
   const outbox = mailTransport && new MailOutbox(mailTransport, audit, logger);
   app.use(await createAdminApi({ config, services, keyRing, audit, logger, sessionEndListener, mailTransport }));
   app.use(

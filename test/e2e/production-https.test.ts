@@ -65,8 +65,8 @@ describeWithServers('production behind a TLS-terminating proxy', () => {
     await rm(keysDir, { recursive: true, force: true });
   });
 
-  async function startProduction(proxy: boolean, logDestination?: NodeJS.WritableStream) {
-    const env = { NODE_ENV: 'production', ISSUER, PROXY: String(proxy), LOG_LEVEL: 'warn' };
+  async function startProduction(proxy: boolean, logDestination?: NodeJS.WritableStream, extra: Record<string, string> = {}) {
+    const env = { NODE_ENV: 'production', ISSUER, PROXY: String(proxy), LOG_LEVEL: 'warn', ...extra };
     const server = await startTestServer({ keysDir, env, logDestination });
     servers.push(server);
     await server.services.apis.create({ indicator: API, name: 'API', scopes: ['read'], isDefault: false });
@@ -176,7 +176,10 @@ describeWithServers('production behind a TLS-terminating proxy', () => {
   });
 
   test('without SMTP_URL no mail is sent: the login page offers no "Forgot your password?", and the reset page says why', async () => {
-    const server = await startProduction(true);
+    const log = captureLog();
+    // Registration open without mail: the operator is warned that new accounts could never confirm their address.
+    const server = await startProduction(true, log.destination, { REGISTRATION: 'open' });
+    expect(log.lines.map((line) => line.msg)).toContain('REGISTRATION=open without SMTP_URL: new accounts cannot confirm their address or reset a forgotten password');
     const web = await createWebClient(server);
     const agent = new UserAgent(loadBalancer(server));
     const authorize = new URL(`${ISSUER}/auth`);
