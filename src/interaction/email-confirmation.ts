@@ -1,6 +1,6 @@
 /**
  * EMAIL_CONFIRMATION_REQUIRED: a signed-in account whose address is not confirmed waits here, between its login
- * and the app (the `confirm_email` prompt, src/oidc/provider.ts), as at Keycloak's "Verify email":
+ * and the app (the `confirm_email` prompt, src/oidc/email-confirmation-prompt.ts), as at Keycloak's "Verify email":
  *
  *   GET  /interaction/:uid                          "Confirm your email": a link is mailed the first time it shows
  *   POST /interaction/:uid/confirm-email/send       another link, under the per-address and per-IP limits
