@@ -2,7 +2,7 @@
  * How mail leaves this server: over SMTP with nodemailer (SMTP_URL), or, in development without SMTP_URL, into
  * the log, so that a newcomer can follow a password-reset link with no mail server at all.
  */
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { MailConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 
@@ -40,12 +40,15 @@ export const logMail =
   ({ to, subject, text }: MailMessage): void =>
     logger.info({ to, subject, text }, 'mail written to the log, not sent: SMTP_URL is not set');
 
+/** nodemailer is loaded at the first mail, so a process that sends none (every worker, most of the time) starts without it. */
 function smtpTransport(url: string, from: string): MailTransport {
-  const transporter = nodemailer.createTransport({ url, ...SMTP_TIMEOUTS }, { from });
+  let transporter: Promise<Transporter> | undefined;
+  const open = async () => (await import('nodemailer')).default.createTransport({ url, ...SMTP_TIMEOUTS }, { from });
   return {
     async send(message) {
-      await transporter.sendMail(message);
+      transporter ??= open();
+      await (await transporter).sendMail(message);
     },
-    close: () => transporter.close(),
+    close: () => void transporter?.then((opened) => opened.close()),
   };
 }

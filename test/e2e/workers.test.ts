@@ -139,10 +139,13 @@ describeWithServers('production with two workers', () => {
       const pids = await childPids(child.pid!);
       return pids.length === 2 ? pids : undefined;
     }, 'two workers', 30_000);
+    // The first worker (the lower pid) printed the banner once it was listening; the second may still be starting,
+    // and a SIGTERM before its handlers are set ends it at once. So the first one is the one killed in the drain.
+    const [first] = [...workers].sort((a, b) => a - b) as [number];
     const exited = stop(child);
     // Inside the drain (SHUTDOWN_DELAY), where a worker could still be holding audit events it has not written.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    process.kill(workers[0]!, 'SIGKILL');
+    process.kill(first, 'SIGKILL');
     expect(await exited).toBe(1);
     expect(stderr).not.toMatch(/starting another/);
   });
