@@ -187,8 +187,6 @@ async function main(): Promise<void> {
   const stopMemoryTrim = await startMemoryTrim(config.memoryTrimIntervalSeconds, logger);
   // With workers, the primary serves the metrics of all of them (below); a single process serves its own.
   if (config.metricsPort && cluster.isPrimary) await serveMetrics(config, () => authz.metrics.registry.metrics(), authz.metrics.registry.contentType);
-  // With workers, the first one speaks for all.
-  if (cluster.isPrimary || cluster.worker?.id === 1) announceServing(config, logger);
 
   let delay: NodeJS.Timeout | undefined;
   let closing = false;
@@ -212,6 +210,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Announced last, once a SIGTERM would be handled: a supervisor (or a test) that stops the server as soon as it
+  // reads this line otherwise killed it before its handler was set, without draining (exit by signal, not 0).
+  // With workers, the first one speaks for all.
+  if (cluster.isPrimary || cluster.worker?.id === 1) announceServing(config, logger);
 }
 
 /** What the operator reads when start-up fails: the cause in their terms, and what to check. */
