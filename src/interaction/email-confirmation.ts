@@ -16,7 +16,7 @@ import { requestFacts } from '../audit/request-facts.js';
 import { linkMailFor } from '../mail/link-mails.js';
 import { CONFIRM_EMAIL_PROMPT } from '../oidc/email-confirmation-prompt.js';
 import { describeWait } from '../security/failure-limiter.js';
-import { waitForAllowance } from '../security/limits.js';
+import { refuseEmailLink } from '../security/limits.js';
 import { csrfToken } from './csrf.js';
 import { PageError } from './errors.js';
 import { clientShownAs } from './pages.js';
@@ -75,11 +75,8 @@ export function addEmailConfirmationRoutes(
   router.post('/confirm-email/send', steps.readForm, steps.interaction, async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     const user = await accountOf(deps, details);
-    const waitMs = await waitForAllowance([deps.limits.emailLinksByIp, ctx.ip], [deps.limits.emailLinksByAddress, user.email]);
-    if (waitMs > 0) {
-      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
-      return renderEmailConfirmation(ctx, deps, details, { error: `Too many links were asked for. Try again in ${describeWait(waitMs)}.`, status: 429 });
-    }
+    const tooMany = await refuseEmailLink(ctx, deps.limits, user.email);
+    if (tooMany) return renderEmailConfirmation(ctx, deps, details, { error: tooMany, status: 429 });
     await mailConfirmationLink(ctx, deps, user);
     await renderEmailConfirmation(ctx, deps, details, { notice: `We sent another link to ${user.email}.` });
   });

@@ -2,7 +2,8 @@
 import type { Config } from '../config.js';
 import { type RateLimiterAbstract, RateLimiterRes } from 'rate-limiter-flexible';
 import { DevicePollPace } from './device-poll-pace.js';
-import { FailureLimiter, type LimiterStore, createLimiter } from './failure-limiter.js';
+import type { Context } from 'koa';
+import { FailureLimiter, type LimiterStore, createLimiter, describeWait } from './failure-limiter.js';
 import { LockBroadcast } from './lock-broadcast.js';
 
 export interface SecurityLimits {
@@ -50,6 +51,18 @@ export async function waitForAllowance(...allowances: [RateLimiterAbstract, stri
     if (refusal instanceof RateLimiterRes) return Math.max(1000, refusal.msBeforeNext);
     throw refusal;
   }
+}
+
+/**
+ * One link by mail (password reset, email confirmation, a new address) from the client IP's and the address's
+ * hourly allowances, counted whether or not an account has the address, so a refusal says nothing about one.
+ * Undefined when allowed; otherwise the sentence for the page, with Retry-After set.
+ */
+export async function refuseEmailLink(ctx: Pick<Context, 'ip' | 'set'>, limits: SecurityLimits, email: string): Promise<string | undefined> {
+  const waitMs = await waitForAllowance([limits.emailLinksByIp, ctx.ip], [limits.emailLinksByAddress, email]);
+  if (waitMs === 0) return undefined;
+  ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+  return `Too many links were asked for. Try again in ${describeWait(waitMs)}.`;
 }
 
 export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'broadcast'>): SecurityLimits {

@@ -19,8 +19,7 @@ import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { linkMailFor } from '../mail/link-mails.js';
 import { emailChangedNotice } from '../mail/messages.js';
-import { describeWait } from '../security/failure-limiter.js';
-import { waitForAllowance } from '../security/limits.js';
+import { refuseEmailLink } from '../security/limits.js';
 import { renderAccountPage } from './page.js';
 import { guardedCheck, refuse } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
@@ -54,11 +53,8 @@ export function addEmailChangeRoutes(router: Router, deps: AccountDependencies, 
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'email', 'That is not your current password.');
     // Asked once the password is right, so that the page tells whether an address is taken only to the account's owner.
     if (await deps.users.findByEmail(email)) return error(ctx, 'Another account uses that address.', 409);
-    const waitMs = await waitForAllowance([deps.limits.emailLinksByIp, ctx.ip], [deps.limits.emailLinksByAddress, email]);
-    if (waitMs > 0) {
-      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
-      return error(ctx, `Too many links were asked for. Try again in ${describeWait(waitMs)}.`, 429);
-    }
+    const tooMany = await refuseEmailLink(ctx, deps.limits, email);
+    if (tooMany) return error(ctx, tooMany, 429);
     const { mail: message } = await linkMailFor(deps.emailLinks, config.issuer, user, 'email_change', { sendTo: email });
     deps.audit.record({ type: 'email_link_requested', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail: { purpose: 'email_change', email } });
     mail.post(async () => message);

@@ -25,7 +25,7 @@ import { requestFacts } from '../audit/request-facts.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
-import { waitForAllowance } from '../security/limits.js';
+import { refuseEmailLink } from '../security/limits.js';
 import { linkMailFor } from '../mail/link-mails.js';
 import type { OutgoingMail } from '../mail/outbox.js';
 import type { AccountDependencies } from './routes.js';
@@ -95,12 +95,8 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
       const error = form.success ? 'Enter your email address, such as name@example.com.' : (form.error.issues[0]?.message ?? 'Enter your email.');
       return views.render(ctx, 'password-reset.njk', { from, error, email: form.data?.email ?? '' }, 400);
     }
-    const waitMs = await linkAllowance(deps, form.data.email, ctx.ip);
-    if (waitMs > 0) {
-      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
-      const error = `Too many links were asked for. Try again in ${describeWait(waitMs)}.`;
-      return views.render(ctx, 'password-reset.njk', { from, error, email: form.data.email }, 429);
-    }
+    const tooMany = await refuseEmailLink(ctx, deps.limits, form.data.email);
+    if (tooMany) return views.render(ctx, 'password-reset.njk', { from, error: tooMany, email: form.data.email }, 429);
     postLinkMail(ctx, form.data.email, 'password_reset');
     views.render(ctx, 'password-reset-sent.njk', { from, email: form.data.email, validFor });
   });
@@ -132,11 +128,8 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
     outbox();
     const { user } = ctx.state.signedIn as SignedIn;
     if (user.emailVerified) return redirectToAccount(ctx, 'email-confirmed');
-    const waitMs = await linkAllowance(deps, user.email, ctx.ip);
-    if (waitMs > 0) {
-      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
-      throw new PageError(429, `Too many links were asked for. Try again in ${describeWait(waitMs)}.`, { href: '/account', label: 'Back to your account' });
-    }
+    const tooMany = await refuseEmailLink(ctx, deps.limits, user.email);
+    if (tooMany) throw new PageError(429, tooMany, { href: '/account', label: 'Back to your account' });
     postLinkMail(ctx, user.email, 'email_confirmation');
     redirectToAccount(ctx, 'confirmation-sent');
   });
@@ -177,10 +170,6 @@ async function tidyAfterReset(deps: AccountDependencies, user: User, endSessions
   const ended = endSessions && (await tidy(deps.sessions.endAll(user.id), 'ending the sessions'));
   return { ended, left: endSessions && !ended };
 }
-
-/** Counted whether or not an account has the address, so a refusal says nothing about one. */
-const linkAllowance = (deps: AccountDependencies, email: string, ip: string) =>
-  waitForAllowance([deps.limits.emailLinksByIp, ip], [deps.limits.emailLinksByAddress, email]);
 
 function redirectToAccount(ctx: Context, notice?: string): void {
   ctx.status = 303;
