@@ -12,6 +12,7 @@ import * as refreshForks from './20261206_0006_refresh_forks.js';
 import * as twoFactor from './20261206_0007_two_factor.js';
 import * as emailLinks from './20261206_0008_email_links.js';
 import * as emailChangeLinks from './20261206_0009_email_change_links.js';
+import * as passkeys from './20261207_0010_passkeys.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '20261206_0007_two_factor': twoFactor,
   '20261206_0008_email_links': emailLinks,
   '20261206_0009_email_change_links': emailChangeLinks,
+  '20261207_0010_passkeys': passkeys,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -154,6 +154,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       logger,
       emailLinks: services.emailLinks,
       outbox,
+      passkeys: services.passkeys,
     }),
   );
   // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.
@@ -165,6 +166,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       sessions: selfSessions,
       emailLinks: services.emailLinks,
       outbox,
+      passkeys: services.passkeys,
       locks: new LockAdministration(services.limits, { audit, actor: 'self' }),
       twoFactor: services.twoFactor,
       catalog: services.catalog,

@@ -3,6 +3,7 @@
  * users, clients, APIs and the in-process catalog cache. The server and the CLI both open them here.
  */
 import { EmailLinks } from './accounts/email-links.js';
+import { Passkeys } from './accounts/passkeys.js';
 import { TwoFactor } from './accounts/two-factor.js';
 import { UserRepository } from './accounts/users.js';
 import { adminApiIndicator } from './admin/auth.js';
@@ -32,6 +33,8 @@ export interface Services {
   twoFactor: TwoFactor;
   /** Single-use links sent by mail: password reset, email confirmation. */
   emailLinks: EmailLinks;
+  /** Passkeys (WebAuthn credentials) users sign in with. */
+  passkeys: Passkeys;
   clients: ClientRepository;
   apis: ApiRepository;
   catalog: Catalog;
@@ -64,6 +67,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
   const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
+  const passkeys = new Passkeys(db, config.issuer);
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, {
     defaultAccessTokenTtl: config.ttl.apiAccessToken,
@@ -75,7 +79,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
-  return { db, redis, users, twoFactor, emailLinks, clients, apis, catalog, audit, limits, locks, sessions, tokenCache };
+  return { db, redis, users, twoFactor, emailLinks, passkeys, clients, apis, catalog, audit, limits, locks, sessions, tokenCache };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

@@ -1,5 +1,6 @@
-/** Our pages: login, consent and abort routes, the provider's own pages in our look, and their stylesheet. */
+/** Our pages: login, consent and abort routes, the provider's own pages in our look, and their assets. */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Middleware } from 'koa';
 import compose from 'koa-compose';
@@ -34,19 +35,34 @@ export function createAccountPage(deps: Omit<AccountDependencies, 'views'>): Mid
 }
 
 export function createInteractionRoutes(deps: Omit<InteractionDependencies, 'views'>): Middleware {
-  const pages = compose([stylesheet(views().dir), interactionRoutes({ ...deps, views: views() })]);
+  const pages = compose([assets(views().dir), interactionRoutes({ ...deps, views: views() })]);
   // Every other request (tokens, introspection…) passes by without the router matching its path.
   return (ctx, next) => (ctx.path.startsWith('/interaction/') || ctx.path.startsWith('/assets/') ? pages(ctx, next) : next());
 }
 
-/** GET /assets/style.css: the one stylesheet the pages use (the CSP allows nothing else). */
-function stylesheet(viewsDir: string): Middleware {
-  let css: Promise<string> | undefined;
+/**
+ * GET /assets/…: the one stylesheet the pages use, the passkey script, and @simplewebauthn/browser's bundle that
+ * script calls (the CSP allows scripts from this origin only, so it is served from here, not a CDN).
+ */
+function assets(viewsDir: string): Middleware {
+  const files = new Map<string, { file: string; type: string }>([
+    ['/assets/style.css', { file: path.join(viewsDir, 'assets', 'style.css'), type: 'text/css' }],
+    ['/assets/passkeys.js', { file: path.join(viewsDir, 'assets', 'passkeys.js'), type: 'text/javascript' }],
+    ['/assets/webauthn.js', { file: webauthnBundle(), type: 'text/javascript' }],
+  ]);
+  const read = new Map<string, Promise<string>>();
   return async (ctx, next) => {
-    if (ctx.path !== '/assets/style.css' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
-    css ??= readFile(path.join(viewsDir, 'assets', 'style.css'), 'utf8');
-    ctx.type = 'text/css';
+    const asset = files.get(ctx.path);
+    if (!asset || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    if (!read.has(ctx.path)) read.set(ctx.path, readFile(asset.file, 'utf8'));
+    ctx.type = asset.type;
     ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = await css;
+    ctx.body = await read.get(ctx.path);
   };
+}
+
+/** The browser bundle of @simplewebauthn/browser (it defines `SimpleWebAuthnBrowser`), found beside its package. */
+function webauthnBundle(): string {
+  const entry = createRequire(import.meta.url).resolve('@simplewebauthn/browser');
+  return path.join(entry.slice(0, entry.lastIndexOf(`${path.sep}script${path.sep}`)), 'dist', 'bundle', 'index.umd.min.js');
 }

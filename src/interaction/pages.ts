@@ -38,6 +38,8 @@ export async function renderLogin(
       // Offered only when this server sends mail (src/self-service/email-link-pages.ts).
       passwordReset: deps.config.mail.transport !== 'off',
       registration: deps.config.registration.mode === 'open',
+      // Where WebAuthn can work (not on an issuer that is an IP address); the script shows it where the browser can.
+      passkeys: deps.passkeys.available,
       remember: options.remember ?? false,
       error: options.error,
     },

@@ -11,7 +11,7 @@
  * With two-step verification the login has a second step between the password and the result: ./second-factor.ts.
  * With REGISTRATION=open, a person without an account makes one from the login page: ./registration.ts. With
  * EMAIL_CONFIRMATION_REQUIRED, an account waits between its login and the app until its address is confirmed:
- * ./email-confirmation.ts.
+ * ./email-confirmation.ts. With a passkey, a person signs in without the password: ./passkey-sign-in.ts.
  */
 import { createHmac } from 'node:crypto';
 import { Router } from '@koa/router';
@@ -20,6 +20,7 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { EmailLinks } from '../accounts/email-links.js';
+import type { Passkeys } from '../accounts/passkeys.js';
 import { type TwoFactor, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
@@ -38,6 +39,7 @@ import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
 import { CONFIRM_EMAIL_PROMPT } from '../oidc/email-confirmation-prompt.js';
 import { addEmailConfirmationRoutes, renderEmailConfirmation } from './email-confirmation.js';
+import { addPasskeySignInRoutes } from './passkey-sign-in.js';
 import { addRegistrationRoutes } from './registration.js';
 import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
 import type { Views } from './views.js';
@@ -56,6 +58,8 @@ export interface InteractionDependencies {
   emailLinks: EmailLinks;
   /** Where mail is posted; undefined when the server sends none (production without SMTP_URL). */
   outbox?: MailOutbox;
+  /** Passkeys: signing in with one (./passkey-sign-in.ts), and the account page's list of them. */
+  passkeys: Passkeys;
 }
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -121,7 +125,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
   // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
-  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue'], (ctx) => {
+  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue', '/passkey', '/passkey/options'], (ctx) => {
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });
@@ -156,6 +160,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   addSecondFactorRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addRegistrationRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
+  addPasskeySignInRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addEmailConfirmationRoutes(router, deps, { readForm, interaction: interaction(CONFIRM_EMAIL_PROMPT), finish });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {

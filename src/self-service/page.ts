@@ -1,4 +1,4 @@
-/** What the account page shows: who is signed in, their two-step verification, sessions and apps. */
+/** What the account page shows: who is signed in, their two-step verification, passkeys, sessions and apps. */
 import type { Context } from 'koa';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
 import { csrfToken } from '../interaction/csrf.js';
@@ -17,6 +17,8 @@ const NOTICES = {
   'confirmation-sent': 'We sent you a link: open it to confirm your email address.',
   'email-confirmed': 'Your email address is confirmed.',
   'email-change-sent': 'We sent a link to your new address: open it to make the change.',
+  'passkey-added': 'Your passkey was added. You can sign in with it instead of your password.',
+  'passkey-removed': 'That passkey was removed: it no longer signs you in.',
 } as const;
 export type AccountPageNotice = keyof typeof NOTICES;
 
@@ -25,16 +27,17 @@ const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unkno
 
 export interface AccountPageOptions {
   notice?: unknown;
-  errors?: { name?: string; email?: string; password?: string; twoStep?: string; replaceApp?: string };
+  errors?: { name?: string; email?: string; password?: string; twoStep?: string; replaceApp?: string; passkeys?: string };
   status?: number;
 }
 
 export async function renderAccountPage(ctx: Context, deps: AccountDependencies, signedIn: SignedIn, options: AccountPageOptions = {}): Promise<void> {
   const { user, session } = signedIn;
-  const [sessions, grants, codesLeft] = await Promise.all([
+  const [sessions, grants, codesLeft, passkeys] = await Promise.all([
     deps.sessions.list(user.id),
     deps.users.listGrants(user.id),
     user.totpEnrolledAt ? deps.twoFactor.recoveryCodesLeft(user.id) : 0,
+    deps.passkeys.available ? deps.passkeys.list(user.id) : [],
   ]);
   const clientName = async (clientId: string) => (await deps.catalog.client(clientId))?.name ?? clientId;
   const notice = typeof options.notice === 'string' && options.notice in NOTICES ? NOTICES[options.notice as AccountPageNotice] : undefined;
@@ -50,6 +53,9 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
       notice: notice === NOTICES['two-step-on'] && !user.totpEnrolledAt ? undefined : notice,
       errors: options.errors ?? {},
       twoStep: { on: Boolean(user.totpEnrolledAt), since: shown(user.totpEnrolledAt), required: deps.twoFactor.isRequired(user), codesLeft },
+      passkeys: deps.passkeys.available
+        ? passkeys.map((passkey) => ({ id: passkey.id, name: passkey.name, synced: passkey.backedUp, added: shown(passkey.createdAt), lastUsed: passkey.lastUsedAt && shown(passkey.lastUsedAt) }))
+        : undefined,
       sessions: await Promise.all(
         sessions.map(async (each) => ({
           uid: each.uid,

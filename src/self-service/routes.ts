@@ -14,7 +14,7 @@
  *   POST /account/sessions/end             another browser's session → signed out (back-channel logout to its apps)
  *   POST /account/apps/remove              an app's grant → removed, with every token issued under it
  *
- * and, through links sent by mail, a forgotten password reset and the address confirmed (./email-link-pages.ts),
+ * and passkeys added and removed (./passkeys.ts); and, through links sent by mail, a forgotten password reset and the address confirmed (./email-link-pages.ts),
  * and the address changed (./email-change.ts).
  *
  * Every post carries a CSRF token bound to the login session, and every check of a password or code goes through
@@ -36,6 +36,7 @@ import type { LockAdministration } from '../security/lock-administration.js';
 import { addEmailChangeRoutes } from './email-change.js';
 import { addEmailLinkPages } from './email-link-pages.js';
 import { checkCode, guardedCheck, refuse } from './re-authentication.js';
+import { addPasskeyRoutes } from './passkeys.js';
 import { addReplaceAppRoutes } from './replace-app.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
@@ -95,6 +96,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   addEmailLinkPages(router, deps, signedIn);
   addEmailChangeRoutes(router, deps, signedIn);
   addReplaceAppRoutes(router, deps, signedIn);
+  addPasskeyRoutes(router, deps, signedIn);
 
   router.get('/', async (ctx) => {
     const found = await signedInNow(ctx);

@@ -39,6 +39,11 @@ export interface TestServerOptions {
   now?: () => Date;
   /** Where log lines go (default: nowhere unless TEST_LOG_LEVEL is set). */
   logDestination?: NodeJS.WritableStream;
+  /**
+   * The issuer's host name (default 127.0.0.1). `localhost` for passkeys: WebAuthn refuses an IP address as the
+   * relying party's id, and browsers treat http://localhost as a secure context.
+   */
+  host?: string;
 }
 
 const randomSecret = () => randomBytes(32).toString('base64url');
@@ -68,7 +73,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const address = http.address();
   if (!address || typeof address === 'string') throw new Error('server did not bind a TCP port');
-  const issuer = options.instanceOf?.issuer ?? `http://127.0.0.1:${address.port}`;
+  const issuer = options.instanceOf?.issuer ?? `http://${options.host ?? '127.0.0.1'}:${address.port}`;
   const env = {
     ...storeEnvironment(options, sql, scratch),
     ISSUER: issuer,
@@ -87,7 +92,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   http.on('request', server.handleRequest);
   return {
     issuer,
-    url: `http://127.0.0.1:${address.port}`,
+    url: `http://${options.host ?? '127.0.0.1'}:${address.port}`,
     config,
     server,
     services: server.services,

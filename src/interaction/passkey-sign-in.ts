@@ -1,0 +1,94 @@
+/**
+ * Signing in with a passkey from the login page (src/accounts/passkeys.ts), instead of email and password:
+ *
+ *   POST /interaction/:uid/passkey/options  → the options for navigator.credentials.get(), as JSON; the challenge
+ *                                             is kept with the interaction
+ *   POST /interaction/:uid/passkey          the browser's answer (`credential`) → login result (amr hwk or swk,
+ *                                             user, mfa; the two-step acr)
+ *
+ * The page's script (views/assets/passkeys.js) asks for the options when the person presses "Sign in with a
+ * passkey", or when the page loads where the browser offers passkeys in the email field's autofill, and posts the
+ * answer as an ordinary form. A challenge works once: it is taken from the interaction before the answer is
+ * checked, so an answer posted twice fails the second time. A passkey is two factors, so the sign-in needs no
+ * second step even where the app or a role requires one.
+ */
+import type { Router } from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import { z } from 'zod';
+import { CEREMONY_TIMEOUT_MS, newChallenge } from '../accounts/passkeys.js';
+import { requestFacts } from '../audit/request-facts.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { signInWithPasskey } from '../security/passkey-sign-in.js';
+import { PageError } from './errors.js';
+import { keepSignedIn, renderLogin } from './pages.js';
+import type { InteractionDependencies } from './routes.js';
+
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+type Finish = (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>;
+
+/** The challenge kept with the interaction between the options and the answer. */
+const keptChallenge = z.object({ challenge: z.string(), expiresAt: z.number() });
+
+const answerForm = z.object({
+  credential: z.string().max(64 * 1024),
+  /** The "Keep me signed in" box, copied from the password form by the script: sent only when ticked. */
+  remember: z.string().max(16).optional(),
+});
+
+/** Keeps `challenge` with the interaction, beside what its result already holds (a pending second step). */
+async function keepChallenge(details: Interaction, challenge: string): Promise<void> {
+  const kept: z.infer<typeof keptChallenge> = { challenge, expiresAt: Date.now() + CEREMONY_TIMEOUT_MS };
+  details.result = { ...(details.result ?? {}), passkey: kept } as unknown as InteractionResults;
+  await details.persist();
+}
+
+/** Takes the kept challenge out of the interaction, so that it works once; undefined when none is kept or it expired. */
+async function takeChallenge(details: Interaction): Promise<string | undefined> {
+  const { passkey, ...rest } = (details.result ?? {}) as { passkey?: unknown };
+  const kept = keptChallenge.safeParse(passkey);
+  if (passkey === undefined) return undefined;
+  details.result = rest as InteractionResults;
+  await details.persist();
+  return kept.success && kept.data.expiresAt > Date.now() ? kept.data.challenge : undefined;
+}
+
+export function addPasskeySignInRoutes(router: Router, deps: InteractionDependencies, steps: { readForm: Middleware; interaction: Middleware; finish: Finish }): void {
+  const { readForm, interaction, finish } = steps;
+  const { passkeys } = deps;
+
+  router.post('/passkey/options', readForm, interaction, async (ctx) => {
+    if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.');
+    const challenge = newChallenge();
+    await keepChallenge(ctx.state.interaction as Interaction, challenge);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = await passkeys.requestOptions(challenge);
+  });
+
+  router.post('/passkey', readForm, interaction, async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.');
+    const form = answerForm.safeParse(ctx.request.body);
+    const remember = keepSignedIn(deps.config.rememberMe, form.success ? form.data.remember : undefined);
+    const challenge = await takeChallenge(details);
+    if (!form.success || !challenge) {
+      const error = challenge ? 'Your browser did not send a passkey. Try again.' : 'The passkey request expired or was used already. Try again.';
+      return renderLogin(ctx, deps, details, { error, remember, status: 400 });
+    }
+    const outcome = await signInWithPasskey(deps, {
+      credential: form.data.credential,
+      challenge,
+      ip: ctx.ip,
+      clientId: String(details.params.client_id),
+      facts: requestFacts(ctx),
+    });
+    if ('lockedMs' in outcome) {
+      ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
+      const error = `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`;
+      return renderLogin(ctx, deps, details, { error, remember, status: 429 });
+    }
+    if ('refused' in outcome) return renderLogin(ctx, deps, details, { error: outcome.refused, remember, status: 400 });
+    await finish(ctx, { login: { accountId: outcome.user.id, amr: outcome.amr, acr: outcome.acr, remember } }, false);
+  });
+}

@@ -1,0 +1,120 @@
+/**
+ * Passkeys on the account page (src/accounts/passkeys.ts):
+ *
+ *   POST /account/passkeys/options  the current password → the options for navigator.credentials.create() and
+ *                                   their challenge, sealed for this session (JSON; refusals as `{error}`)
+ *   POST /account/passkeys/add      the browser's new credential, the sealed challenge, a name → kept
+ *   POST /account/passkeys/remove   one of them → removed
+ *
+ * The page's script (views/assets/passkeys.js) asks for the options, runs the browser's ceremony and posts the
+ * answer as a form. The password is asked for before the ceremony, not after it, so that a wrong one does not
+ * leave a passkey on the authenticator that the server never kept; it is checked under the sign-in's brute-force
+ * limits. A session taken over could otherwise add its own passkey and keep the account for good.
+ */
+import type { Router } from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { z } from 'zod';
+import { MAX_PASSKEYS_PER_USER, newChallenge, sealChallenge, unsealChallenge } from '../accounts/passkeys.js';
+import { requestFacts } from '../audit/request-facts.js';
+import { readForm } from '../http/read-form.js';
+import { PageError } from '../interaction/errors.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { renderAccountPage } from './page.js';
+import { guardedCheck } from './re-authentication.js';
+import type { AccountDependencies } from './routes.js';
+import type { SignedIn } from './signed-in.js';
+
+const optionsForm = z.object({
+  current: z.string('Enter your current password.').min(1, 'Enter your current password.').max(1024, 'That is not your current password.'),
+});
+
+const addForm = z.object({
+  credential: z.string().min(1).max(64 * 1024),
+  challenge: z.string().min(1).max(200),
+  /** Empty: "Passkey". */
+  name: z.string().trim().max(100, 'That name is too long: 100 characters at most.').optional(),
+});
+
+const removeForm = z.object({ passkey: z.string().min(1).max(1400) });
+
+/** What a sealed challenge is bound to: this session of this user, so it serves no other. */
+const bindingOf = ({ user, session }: SignedIn) => `${session.uid}:${user.id}`;
+
+export function addPasskeyRoutes(router: Router, deps: AccountDependencies, signedIn: Middleware): void {
+  const { passkeys } = deps;
+  const refuseJson = (ctx: Context, status: number, error: string) => {
+    ctx.status = status;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { error };
+  };
+  const available: Middleware = async (_ctx, next) => {
+    if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.', { href: '/account', label: 'Back to your account' });
+    return next();
+  };
+
+  router.post('/passkeys/options', readForm, available, signedIn, async (ctx) => {
+    const signedInAs = ctx.state.signedIn as SignedIn;
+    const { user } = signedInAs;
+    const form = optionsForm.safeParse(ctx.request.body);
+    if (!form.success) return refuseJson(ctx, 400, form.error.issues[0]?.message ?? 'Enter your current password.');
+    const checked = await guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, form.data.current));
+    if ('lockedMs' in checked) {
+      ctx.set('Retry-After', String(Math.ceil(checked.lockedMs / 1000)));
+      return refuseJson(ctx, 429, `Too many wrong attempts. Try again in ${describeWait(checked.lockedMs)}.`);
+    }
+    if ('rejected' in checked) return refuseJson(ctx, 400, 'That is not your current password.');
+    if ((await passkeys.list(user.id)).length >= MAX_PASSKEYS_PER_USER) {
+      return refuseJson(ctx, 400, `You have ${MAX_PASSKEYS_PER_USER} passkeys, the most an account can have. Remove one first.`);
+    }
+    const challenge = newChallenge();
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      options: await passkeys.creationOptions(user, challenge),
+      challenge: sealChallenge(ctx.app.keys as string[], bindingOf(signedInAs), challenge),
+    };
+  });
+
+  router.post('/passkeys/add', readForm, available, signedIn, async (ctx) => {
+    const signedInAs = ctx.state.signedIn as SignedIn;
+    const { user } = signedInAs;
+    const refuse = (error: string) => renderAccountPage(ctx, deps, signedInAs, { errors: { passkeys: error }, status: 400 });
+    const form = addForm.safeParse(ctx.request.body);
+    const field = form.error?.issues[0]?.path[0];
+    if (field === 'name') return refuse(form.error?.issues[0]?.message ?? '');
+    const challenge = form.success ? unsealChallenge(ctx.app.keys as string[], bindingOf(signedInAs), form.data.challenge) : undefined;
+    if (field === 'challenge' || (form.success && !challenge)) return refuse('Adding the passkey took too long, or was started in another session. Try again.');
+    if (!form.success || !challenge) return refuse('Your browser did not send a passkey. Try again.');
+    const added = await passkeys.register(user, { credential: form.data.credential, challenge, name: form.data.name || 'Passkey' });
+    if ('refused' in added) {
+      deps.audit.record({ type: 'passkey_added', outcome: 'failure', accountId: user.id, ...requestFacts(ctx), detail: { by: 'self', reason: added.reason } });
+      return refuse(added.refused);
+    }
+    deps.audit.record({
+      type: 'passkey_added',
+      outcome: 'success',
+      accountId: user.id,
+      ...requestFacts(ctx),
+      detail: { by: 'self', passkey: added.name, synced: added.backedUp },
+    });
+    ctx.status = 303;
+    ctx.redirect('/account?done=passkey-added#passkeys');
+  });
+
+  router.post('/passkeys/remove', readForm, signedIn, async (ctx) => {
+    const { user } = ctx.state.signedIn as SignedIn;
+    const form = removeForm.safeParse(ctx.request.body);
+    if (!form.success) throw new PageError(400, 'The form did not say which passkey to remove.', { href: '/account#passkeys', label: 'Back to your account' });
+    const known = (await passkeys.list(user.id)).find((passkey) => passkey.id === form.data.passkey);
+    // Gone already (another tab, an administrator) is what was asked for.
+    if (known && (await passkeys.remove(user.id, known.id))) {
+      deps.audit.record({ type: 'passkey_removed', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail: { by: 'self', passkey: known.name } });
+    }
+    ctx.status = 303;
+    ctx.redirect('/account?done=passkey-removed#passkeys');
+  });
+
+  router.get(['/passkeys/options', '/passkeys/add', '/passkeys/remove'], (ctx) => {
+    ctx.status = 303;
+    ctx.redirect('/account#passkeys');
+  });
+}

@@ -1,0 +1,329 @@
+/**
+ * Passkeys over HTTP, with an authenticator held in software (test/support/software-passkey.ts) standing in for the
+ * browser's: a person adds one on the account page (after their current password), then signs in to an app with it
+ * alone, and the app's openid-client reads how in the ID token. Every way an answer can be wrong is refused with a
+ * sentence on the login page, never a 500: garbage, a replayed answer, no user verification, another origin,
+ * another key, a counter that went back, a passkey removed, a disabled account. The browser's side of it, with
+ * Chromium's virtual authenticator, is in test/browser/passkeys.test.ts.
+ */
+import * as oidc from 'openid-client';
+import { MFA_ACR } from '../../src/accounts/two-factor.js';
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover, loginFormOf, openLoginPage } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+import { SoftwarePasskey } from '../support/software-passkey.js';
+import { BrowserAt, type Page, type UserAgent, formOf, textOf } from '../support/user-agent.js';
+
+let server: TestServer;
+let webClientId: string;
+let webClient: oidc.Configuration;
+let addresses = 0;
+
+beforeAll(async () => {
+  // PROXY: each test speaks from an address of its own, so one test's refusals do not lock another's IP.
+  server = await startTestServer({ host: 'localhost', env: { PROXY: 'true', LOGIN_MAX_FAILURES_PER_IP: '6', LOGIN_MAX_FAILURES: '3', LOGIN_LOCK: '60' } });
+  const { clientId, secret } = await createWebClient(server, { firstParty: true });
+  webClientId = clientId;
+  webClient = await discover(server, clientId, secret);
+});
+afterAll(() => server.close());
+
+const person = () => new BrowserAt(`198.51.100.${++addresses}`);
+
+const auditEvents = async (type: string, accountId?: string) => {
+  await server.services.audit.flush();
+  return (await queryAuditEvents(server.services.db, { type, limit: 1000 })).filter((event) => !accountId || event.accountId === accountId);
+};
+
+/** Posts `fields` to `path` as the page's script does, and reads the JSON answer. */
+async function postForJson(agent: UserAgent, path: string, fields: Record<string, string>) {
+  const response = await agent.request(`${server.issuer}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: new URLSearchParams(fields),
+  });
+  return { status: response.status, type: response.headers.get('content-type') ?? '', body: (await response.json().catch(() => undefined)) as Record<string, unknown> | undefined };
+}
+
+const csrfOf = (page: Page, action: string) => formOf(page, action).fields.find((field) => field.name === 'csrf')?.value ?? '';
+
+/** Opens /account in `agent`, signing in with the password on the way. */
+async function openAccount(agent: UserAgent, email: string): Promise<Page> {
+  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  const { page } = await agent.submit(login as Page, loginFormOf(login as Page), { email, password: PASSWORD }, server.issuer);
+  if (page?.status !== 200) throw new Error(`no account page: ${textOf(page).slice(0, 300)}`);
+  return page;
+}
+
+/** Adds `passkey` on the account page open in `agent`: the password, the ceremony, the form. Returns the page after. */
+async function addPasskey(agent: UserAgent, page: Page, passkey: SoftwarePasskey, name = 'Test key') {
+  const options = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(page, '/account/passkeys/add'), current: PASSWORD });
+  if (options.status !== 200 || !options.body) throw new Error(`no options: ${options.status} ${JSON.stringify(options.body)}`);
+  const creation = options.body.options as { challenge: string };
+  const answer = passkey.attestation({ challenge: creation.challenge });
+  const added = await agent.submit(page, formOf(page, '/account/passkeys/add'), { credential: JSON.stringify(answer), challenge: String(options.body.challenge), name }, server.issuer);
+  return { options: options.body, page: added.page };
+}
+
+/** A user with a passkey added through their account page. */
+async function userWithPasskey(options: { counting?: boolean; synced?: boolean } = {}) {
+  const user = await createUser(server);
+  const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin, options);
+  const agent = person();
+  const { page } = await addPasskey(agent, await openAccount(agent, user.email), passkey);
+  expect(page?.status).toBe(200);
+  return { user, passkey };
+}
+
+/** An app's authorization request, up to its login page in a new browser; `answer` then signs in there with a passkey. */
+async function loginPage(agent: UserAgent = person(), extra: Record<string, string> = {}) {
+  const request = await codeFlowRequest(webClient, { scope: 'openid email', ...extra });
+  const { page, redirectedTo } = await agent.follow(request.url.href, server.issuer);
+  if (!page) throw new Error(`no login page: sent to ${redirectedTo?.href}`);
+  return { agent, page, request };
+}
+
+/** The login page's passkey options, then the answer `respond` makes of them, posted as the page's form. */
+async function answerWithPasskey(agent: UserAgent, page: Page, respond: (challenge: string) => Record<string, unknown> | string) {
+  const uid = new URL(page.url).pathname.split('/')[2];
+  const options = await postForJson(agent, `/interaction/${uid}/passkey/options`, { csrf: csrfOf(page, '/passkey') });
+  const challenge = String(options.body?.challenge);
+  const credential = respond(challenge);
+  const answer = typeof credential === 'string' ? credential : JSON.stringify(credential);
+  const result = await agent.submit(page, formOf(page, '/passkey'), { credential: answer }, server.issuer);
+  return { options, result, answer };
+}
+
+describe('adding a passkey on the account page', () => {
+  test('asks for the current password first, offers options for a discoverable passkey with user verification, and lists it once added', async () => {
+    const user = await createUser(server);
+    const agent = person();
+    const page = await openAccount(agent, user.email);
+    expect(textOf(page)).toContain('Passkeys');
+    expect(page.html).toContain('<script src="/assets/passkeys.js"></script>');
+
+    const wrong = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(page, '/account/passkeys/add'), current: 'not my password' });
+    expect(wrong).toMatchObject({ status: 400, body: { error: 'That is not your current password.' } });
+    const noCsrf = await postForJson(agent, '/account/passkeys/options', { current: PASSWORD });
+    expect(noCsrf.status).toBe(403);
+
+    const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin);
+    const { options, page: after } = await addPasskey(agent, page, passkey, 'Work laptop');
+    expect(options.options).toMatchObject({
+      rp: { id: 'localhost' },
+      // The user handle is the account id, never the address.
+      user: { id: Buffer.from(user.userId).toString('base64url'), name: user.email },
+      authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+      attestation: 'none',
+    });
+    expect(after?.url).toBe(`${server.issuer}/account?done=passkey-added#passkeys`);
+    expect(textOf(after)).toContain('Your passkey was added.');
+    expect(textOf(after)).toContain('Work laptop');
+    expect(await server.services.passkeys.list(user.userId)).toEqual([expect.objectContaining({ id: passkey.id, name: 'Work laptop', backedUp: false, lastUsedAt: null })]);
+    expect(await auditEvents('passkey_added', user.userId)).toEqual([expect.objectContaining({ outcome: 'success', detail: { by: 'self', passkey: 'Work laptop', synced: false } })]);
+
+    // Adding it again: the new options exclude it, and a registration of it anyway is refused.
+    const again = await addPasskey(agent, after as Page, passkey);
+    expect((again.options.options as { excludeCredentials: { id: string }[] }).excludeCredentials).toEqual([expect.objectContaining({ id: passkey.id })]);
+    expect(again.page?.status).toBe(400);
+    expect(textOf(again.page)).toContain('That passkey is registered already.');
+  });
+
+  test('a challenge sealed for another session, tampered with, or not from us is refused, and nothing is kept', async () => {
+    const user = await createUser(server);
+    const other = await createUser(server);
+    const otherAgent = person();
+    const otherPage = await openAccount(otherAgent, other.email);
+    const sealedForOther = await postForJson(otherAgent, '/account/passkeys/options', { csrf: csrfOf(otherPage, '/account/passkeys/add'), current: PASSWORD });
+
+    const agent = person();
+    const page = await openAccount(agent, user.email);
+    const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin);
+    const own = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(page, '/account/passkeys/add'), current: PASSWORD });
+    const ownSealed = String(own.body?.challenge);
+    const [challenge] = ownSealed.split('.');
+    const cases = [
+      String(sealedForOther.body?.challenge),
+      `${challenge}.9999999999.${ownSealed.split('.')[2]}`,
+      `${challenge}`,
+      'x'.repeat(500),
+    ];
+    for (const sealed of cases) {
+      const answer = passkey.attestation({ challenge: sealed.split('.')[0] ?? '' });
+      const { page: refused } = await agent.submit(page, formOf(page, '/account/passkeys/add'), { credential: JSON.stringify(answer), challenge: sealed }, server.issuer);
+      expect(refused?.status).toBe(400);
+      expect(textOf(refused)).toContain('Adding the passkey took too long, or was started in another session. Try again.');
+    }
+    // The right seal with an answer to another challenge, or no answer at all.
+    const wrongAnswer = passkey.attestation({ challenge: 'not-the-challenge' });
+    const { page: mismatch } = await agent.submit(page, formOf(page, '/account/passkeys/add'), { credential: JSON.stringify(wrongAnswer), challenge: ownSealed }, server.issuer);
+    expect(textOf(mismatch)).toContain('The passkey could not be checked.');
+    for (const garbage of ['', 'not json', '{"id":"x"}', JSON.stringify({ ...wrongAnswer, type: 'password' })]) {
+      const { page: refused } = await agent.submit(page, formOf(page, '/account/passkeys/add'), { credential: garbage, challenge: ownSealed }, server.issuer);
+      expect(refused?.status).toBe(400);
+      expect(textOf(refused)).toMatch(/Your browser did not send a passkey|could not be checked/);
+    }
+    expect(await server.services.passkeys.list(user.userId)).toEqual([]);
+  });
+
+  test('removing one is audited, and it signs in no more', async () => {
+    const { user, passkey } = await userWithPasskey();
+    const agent = person();
+    const page = await openAccount(agent, user.email);
+    const { page: after } = await agent.submit(page, formOf(page, '/account/passkeys/remove'), {}, server.issuer);
+    expect(after?.url).toBe(`${server.issuer}/account?done=passkey-removed#passkeys`);
+    expect(await server.services.passkeys.list(user.userId)).toEqual([]);
+    expect(await auditEvents('passkey_removed', user.userId)).toEqual([expect.objectContaining({ detail: { by: 'self', passkey: 'Test key' } })]);
+
+    const { agent: signIn, page: login } = await loginPage();
+    const { result } = await answerWithPasskey(signIn, login, (challenge) => passkey.assertion({ challenge }));
+    expect(result.page?.status).toBe(400);
+    expect(textOf(result.page)).toContain('That passkey is not registered for an account here. Sign in with your password instead.');
+  });
+});
+
+describe('signing in with a passkey', () => {
+  test('the passkey alone signs its owner in to an app, whose ID token says how (amr, the two-step acr)', async () => {
+    const { user, passkey } = await userWithPasskey({ counting: true });
+    const { agent, page, request } = await loginPage();
+    expect(formOf(page, '/passkey')).toBeTruthy();
+    expect(page.html).toContain('autocomplete="username webauthn"');
+
+    const { options, result } = await answerWithPasskey(agent, page, (challenge) => passkey.assertion({ challenge }));
+    expect(options).toMatchObject({ status: 200, body: { rpId: 'localhost', userVerification: 'required' } });
+    expect(options.type).toContain('application/json');
+    expect(result.redirectedTo?.href.startsWith(REDIRECT_URI)).toBe(true);
+    const tokens = await oidc.authorizationCodeGrant(webClient, result.redirectedTo as URL, {
+      pkceCodeVerifier: request.codeVerifier,
+      expectedState: request.state,
+      expectedNonce: request.nonce,
+    });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, amr: ['hwk', 'user', 'mfa'], acr: MFA_ACR, email: user.email });
+
+    const [stored] = await server.services.passkeys.list(user.userId);
+    expect(stored?.lastUsedAt).toBeInstanceOf(Date);
+    expect(await auditEvents('sign_in', user.userId)).toContainEqual(
+      expect.objectContaining({ outcome: 'success', clientId: webClientId, detail: { email: user.email, via: 'passkey', amr: ['hwk', 'user', 'mfa'], passkey: 'Test key' } }),
+    );
+  });
+
+  test('a synced passkey is a software key (swk), and an app that requires two steps asks for nothing more', async () => {
+    const { user, passkey } = await userWithPasskey({ synced: true });
+    const { client, secret } = await server.services.clients.create({ type: 'web', name: 'Strict App', redirectUris: [REDIRECT_URI], firstParty: true, requireMfa: true });
+    const strict = await discover(server, client.clientId, secret);
+    const request = await codeFlowRequest(strict);
+    const agent = person();
+    const { page } = await agent.follow(request.url.href, server.issuer);
+    const { result } = await answerWithPasskey(agent, page as Page, (challenge) => passkey.assertion({ challenge }));
+    const tokens = await oidc.authorizationCodeGrant(strict, result.redirectedTo as URL, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, amr: ['swk', 'user', 'mfa'], acr: MFA_ACR });
+  });
+
+  test('an answer works once, a challenge works once, and what is not an answer gets a sentence, not a 500', async () => {
+    const { passkey } = await userWithPasskey();
+    const { agent, page } = await loginPage();
+    const { result, answer } = await answerWithPasskey(agent, page, (challenge) => passkey.assertion({ challenge }));
+    expect(result.redirectedTo).toBeDefined();
+
+    // The same answer again, on a new sign-in of the same browser: its challenge was used up.
+    const { page: second } = await loginPage(agent, { prompt: 'login' });
+    const replayed = await agent.submit(second, formOf(second, '/passkey'), { credential: answer }, server.issuer);
+    expect(replayed.page?.status).toBe(400);
+    expect(textOf(replayed.page)).toContain('The passkey request expired or was used already. Try again.');
+
+    for (const garbage of ['', 'null', '{', '{"id":"a","rawId":"a","type":"public-key","response":{}}', 'x'.repeat(70_000)]) {
+      const fresh = await loginPage();
+      const { result: refused } = await answerWithPasskey(fresh.agent, fresh.page, () => garbage);
+      expect(refused.page?.status).toBe(400);
+      // Past the form's 16 KB limit the body is not read at all.
+      expect(textOf(refused.page)).toMatch(garbage.length > 16_000 ? /could not be read/ : /Your browser did not send a passkey/);
+    }
+  });
+
+  test.each([
+    ['without user verification', { unverified: true }, 'passkey_no_user_verification'],
+    ['from another origin', { origin: 'https://evil.example.test' }, 'passkey_wrong_origin'],
+    ['for another relying party', { rpId: 'evil.example.test' }, 'passkey_invalid'],
+  ] as const)('an answer %s is refused', async (_case, ceremony, reason) => {
+    const { user, passkey } = await userWithPasskey();
+    const { agent, page } = await loginPage();
+    const { result } = await answerWithPasskey(agent, page, (challenge) => passkey.assertion({ challenge, ...ceremony }));
+    expect(result.page?.status).toBe(400);
+    expect(textOf(result.page)).toContain('The passkey could not be checked. Try again.');
+    expect(loginFormOf(result.page as Page)).toBeTruthy();
+    expect(await auditEvents('sign_in', user.userId)).toContainEqual(expect.objectContaining({ outcome: 'failure', detail: expect.objectContaining({ via: 'passkey', reason }) }));
+    expect(await server.services.passkeys.list(user.userId)).toEqual([expect.objectContaining({ lastUsedAt: null })]);
+  });
+
+  test('another key under the same credential id, a counter that went back, and a disabled account are refused', async () => {
+    const { user, passkey } = await userWithPasskey({ counting: true });
+    const impostor = Object.assign(new SoftwarePasskey(user.userId, passkey.origin), {});
+    Object.defineProperty(impostor, 'id', { value: passkey.id });
+    const first = await loginPage();
+    const signedByOther = await answerWithPasskey(first.agent, first.page, (challenge) => impostor.assertion({ challenge }));
+    expect(textOf(signedByOther.result.page)).toContain('The passkey could not be checked.');
+
+    const ok = await loginPage();
+    expect((await answerWithPasskey(ok.agent, ok.page, (challenge) => passkey.assertion({ challenge }))).result.redirectedTo).toBeDefined();
+    passkey.counter = 0; // a clone of the authenticator, made before that sign-in
+    const clone = await loginPage();
+    const cloned = await answerWithPasskey(clone.agent, clone.page, (challenge) => passkey.assertion({ challenge }));
+    expect(textOf(cloned.result.page)).toContain('The passkey could not be checked.');
+    expect(await auditEvents('sign_in', user.userId)).toContainEqual(
+      expect.objectContaining({ outcome: 'failure', detail: expect.objectContaining({ via: 'passkey', reason: 'passkey_counter_went_back' }) }),
+    );
+
+    passkey.counter = 100;
+    await server.services.users.disable(user.userId);
+    const disabled = await loginPage();
+    const refused = await answerWithPasskey(disabled.agent, disabled.page, (challenge) => passkey.assertion({ challenge }));
+    expect(refused.result.page?.status).toBe(400);
+    expect(textOf(refused.result.page)).toContain('That passkey cannot be used to sign in here.');
+  });
+
+  test('an account locked by wrong passwords still signs in with its passkey; refused answers lock the IP (429)', async () => {
+    const { user, passkey } = await userWithPasskey();
+    const guesser = person();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const { page, form } = await openLoginPage(server, webClientId, guesser);
+      await guesser.submit(page, form, { email: user.email, password: 'guess' }, server.issuer);
+    }
+    const { page: lockedPage, form } = await openLoginPage(server, webClientId, guesser);
+    const locked = await guesser.submit(lockedPage, form, { email: user.email, password: PASSWORD }, server.issuer);
+    expect(locked.page?.status).toBe(429);
+
+    const owner = await loginPage();
+    const { result } = await answerWithPasskey(owner.agent, owner.page, (challenge) => passkey.assertion({ challenge }));
+    expect(result.redirectedTo?.href.startsWith(REDIRECT_URI)).toBe(true);
+
+    const prober = person();
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 7; attempt++) {
+      const { page } = await loginPage(prober);
+      const { result: refused } = await answerWithPasskey(prober, page, (challenge) => passkey.assertion({ challenge, unverified: true }));
+      statuses.push(refused.page?.status ?? 0);
+    }
+    expect(statuses.slice(0, 5)).toEqual([400, 400, 400, 400, 400]);
+    expect(statuses.slice(5)).toEqual([429, 429]);
+  });
+
+  test('an issuer whose host is an IP address offers no passkeys, and their routes answer 404', async () => {
+    const plain = await startTestServer();
+    try {
+      const { clientId } = await createWebClient(plain);
+      const { agent, page } = await openLoginPage(plain, clientId);
+      expect(page.html).not.toContain('passkey');
+      const uid = new URL(page.url).pathname.split('/')[2];
+      const csrf = loginFormOf(page).fields.find((field) => field.name === 'csrf')?.value ?? '';
+      const response = await agent.request(`${plain.issuer}/interaction/${uid}/passkey/options`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf }),
+      });
+      expect(response.status).toBe(404);
+      expect(await response.text()).toContain('Passkeys are not available on this server.');
+    } finally {
+      await plain.close();
+    }
+  });
+});

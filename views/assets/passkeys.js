@@ -1,0 +1,93 @@
+/*
+ * Passkeys on our pages (src/accounts/passkeys.ts), through @simplewebauthn/browser (/assets/webauthn.js, which
+ * defines SimpleWebAuthnBrowser). The forms stay hidden unless this browser can use passkeys, and each is still an
+ * ordinary form post: the script only asks the server for the ceremony's options, runs the ceremony, and puts the
+ * browser's answer in a hidden field before posting. No inline script anywhere: the CSP allows none.
+ *
+ *   #passkey-sign-in  the login page: "Sign in with a passkey", and passkeys offered in the email field's autofill
+ *   #passkey-add      the account page: "Add a passkey", after the current password
+ */
+(() => {
+  
+  const webauthn = window.SimpleWebAuthnBrowser;
+  if (!webauthn?.browserSupportsWebAuthn()) return;
+
+  /** Posts the form fields; the answer's JSON, if it is JSON. */
+  async function post(url, fields) {
+    const response = await fetch(url, {
+      method: 'POST',
+      body: new URLSearchParams(fields),
+      credentials: 'same-origin',
+      headers: { Accept: 'application/json' },
+    });
+    const json = (response.headers.get('content-type') || '').includes('application/json');
+    return { response, body: json ? await response.json() : undefined };
+  }
+
+  function showError(form, message) {
+    const place = form.querySelector('[data-passkey-error]');
+    place.textContent = message;
+    place.hidden = !message;
+  }
+
+  /** What to tell the person when the browser's ceremony failed. */
+  function failureOf(error, action) {
+    if (error && error.name === 'NotAllowedError') return `The passkey was not used. ${action}`;
+    if (error && error.name === 'InvalidStateError') return 'This authenticator already holds a passkey for your account.';
+    return `Your browser could not use a passkey${error?.message ? ` (${error.message})` : ''}. ${action}`;
+  }
+
+  const signIn = document.getElementById('passkey-sign-in');
+  if (signIn) {
+    signIn.hidden = false;
+    let started = false;
+    const answer = async (useBrowserAutofill) => {
+      const { response, body } = await post(signIn.dataset.options, { csrf: signIn.elements.csrf.value });
+      // The sign-in ended, expired or moved on: its own page says what to do.
+      if (!response.ok || !body) return location.reload();
+      const credential = await webauthn.startAuthentication({ optionsJSON: body, useBrowserAutofill });
+      signIn.elements.credential.value = JSON.stringify(credential);
+      const remember = document.getElementById('remember');
+      signIn.elements.remember.disabled = !(remember?.checked);
+      signIn.submit();
+    };
+    signIn.addEventListener('submit', (event) => {
+      event.preventDefault();
+      started = true;
+      showError(signIn, '');
+      answer(false).catch((error) => {
+        // Aborted: another ceremony took its place.
+        if (error.name !== 'AbortError') showError(signIn, failureOf(error, 'Try again, or sign in with your password.'));
+      });
+    });
+    // Where the browser offers passkeys in the email field's autofill, have one ready there.
+    webauthn
+      .browserSupportsWebAuthnAutofill()
+      .then((supported) => supported && !started && answer(true))
+      .catch(() => {});
+  }
+
+  const add = document.getElementById('passkey-add');
+  if (add) {
+    add.hidden = false;
+    const unsupported = document.getElementById('passkey-unsupported');
+    if (unsupported) unsupported.hidden = true;
+    add.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      showError(add, '');
+      try {
+        const { response, body } = await post(add.dataset.options, { csrf: add.elements.csrf.value, current: add.elements.current.value });
+        if (!response.ok && body && body.error) return showError(add, body.error);
+        if (!response.ok || !body) return location.reload();
+        const credential = await webauthn.startRegistration({ optionsJSON: body.options });
+        add.elements.credential.value = JSON.stringify(credential);
+        add.elements.challenge.value = body.challenge;
+        // The password was checked with the options; it is not sent again.
+        add.elements.current.disabled = true;
+        add.submit();
+      } catch (error) {
+        showError(add, failureOf(error, 'Try again.'));
+      }
+    });
+  }
+})();
