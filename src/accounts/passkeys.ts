@@ -97,7 +97,8 @@ const authenticationJson = credentialJson(
   z.object({
     clientDataJSON: base64url(8192),
     authenticatorData: base64url(8192),
-    signature: base64url(1024),
+    // An RS256 signature of a 4,096-bit key is 683 characters, and authenticators may use larger.
+    signature: base64url(8192),
     userHandle: base64url(128).optional(),
   }),
 );
