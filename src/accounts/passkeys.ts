@@ -209,9 +209,18 @@ export class Passkeys {
     return toPasskey(inserted as PasskeyRow);
   }
 
-  /** The options for navigator.credentials.get(): any passkey of this site, chosen by the person. */
-  requestOptions(challenge: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
-    return generateAuthenticationOptions({ rpID: this.rpId, challenge: Buffer.from(challenge, 'base64url'), timeout: CEREMONY_TIMEOUT_MS, userVerification: 'required', allowCredentials: [] });
+  /**
+   * The options for navigator.credentials.get(): any passkey of this site, chosen by the person, or only those in
+   * `allowed` (one account's, when that account is already known).
+   */
+  requestOptions(challenge: string, allowed: Passkey[] = []): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    return generateAuthenticationOptions({
+      rpID: this.rpId,
+      challenge: Buffer.from(challenge, 'base64url'),
+      timeout: CEREMONY_TIMEOUT_MS,
+      userVerification: 'required',
+      allowCredentials: allowed.map((passkey) => ({ id: passkey.id, transports: passkey.transports as AuthenticatorTransport[] })),
+    });
   }
 
   /**

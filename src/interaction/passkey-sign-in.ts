@@ -11,6 +11,9 @@
  * answer as an ordinary form. A challenge works once: it is taken from the interaction before the answer is
  * checked, so an answer posted twice fails the second time. A passkey is two factors, so the sign-in needs no
  * second step even where the app or a role requires one.
+ *
+ * The second step's page (after the password, or a step-up) offers the account's own passkey in place of a code
+ * from an app: there the options allow only that account's passkeys, and another account's is refused.
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
@@ -24,6 +27,7 @@ import { signInWithPasskey } from '../security/passkey-sign-in.js';
 import { PageError } from './errors.js';
 import { keepSignedIn, renderLogin } from './pages.js';
 import type { InteractionDependencies } from './routes.js';
+import { pendingSecondFactorOf, renderSecondFactor } from './second-factor.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 type Finish = (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>;
@@ -58,12 +62,21 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
   const { readForm, interaction, finish } = steps;
   const { passkeys } = deps;
 
+  /** The login page again, or the second step's page when the password is done, with `error`. */
+  const refuse = (ctx: Context, details: Interaction, error: string, status: number, remember: boolean) => {
+    const pending = pendingSecondFactorOf(details);
+    if (pending) return renderSecondFactor(ctx, deps, details, pending, { error, status });
+    return renderLogin(ctx, deps, details, { error, remember, status });
+  };
+
   router.post('/passkey/options', readForm, interaction, async (ctx) => {
     if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.');
+    const details = ctx.state.interaction as Interaction;
+    const pending = pendingSecondFactorOf(details);
     const challenge = newChallenge();
-    await keepChallenge(ctx.state.interaction as Interaction, challenge);
+    await keepChallenge(details, challenge);
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = await passkeys.requestOptions(challenge);
+    ctx.body = await passkeys.requestOptions(challenge, pending ? await passkeys.list(pending.accountId) : []);
   });
 
   router.post('/passkey', readForm, interaction, async (ctx) => {
@@ -74,7 +87,7 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
     const challenge = await takeChallenge(details);
     if (!form.success || !challenge) {
       const error = challenge ? 'Your browser did not send a passkey. Try again.' : 'The passkey request expired or was used already. Try again.';
-      return renderLogin(ctx, deps, details, { error, remember, status: 400 });
+      return refuse(ctx, details, error, 400, remember);
     }
     const outcome = await signInWithPasskey(deps, {
       credential: form.data.credential,
@@ -85,10 +98,12 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
     });
     if ('lockedMs' in outcome) {
       ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
-      const error = `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`;
-      return renderLogin(ctx, deps, details, { error, remember, status: 429 });
+      return refuse(ctx, details, `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`, 429, remember);
     }
-    if ('refused' in outcome) return renderLogin(ctx, deps, details, { error: outcome.refused, remember, status: 400 });
+    if ('refused' in outcome) return refuse(ctx, details, outcome.refused, 400, remember);
+    const pending = pendingSecondFactorOf(details);
+    // The second step is this account's: a passkey of another account does not finish it.
+    if (pending && pending.accountId !== outcome.user.id) return refuse(ctx, details, 'That passkey is for another account. Use your own, or a code from your app.', 400, remember);
     await finish(ctx, { login: { accountId: outcome.user.id, amr: outcome.amr, acr: outcome.acr, remember } }, false);
   });
 }

@@ -116,13 +116,18 @@ export async function renderSecondFactor(
 ): Promise<void> {
   const common = { uid: details.uid, csrf: csrfToken(ctx.app.keys as string[], details.uid), client: await clientShownAs(deps, details), error: options.error };
   const status = options.status ?? 200;
-  if (pending.step === 'verify') return deps.views.render(ctx, 'totp.njk', common, status);
+  if (pending.step === 'verify') return deps.views.render(ctx, 'totp.njk', { ...common, passkeys: await hasPasskeys(deps, pending) }, status);
   if (pending.step === 'enrolled') return deps.views.render(ctx, 'totp-recovery.njk', { ...common, codes: options.recoveryCodes }, status);
   if (pending.step === 'recovered') return deps.views.render(ctx, 'totp-recovered.njk', { ...common, codesLeft: pending.codesLeft }, status);
   const secret = await enrollingSecret(deps, details, pending);
   const { qrSvg } = enrollmentOf(secret, pending.email, new URL(deps.config.issuer).host);
   const secretGroups = secret.match(/.{1,4}/g)?.join(' ') ?? secret;
-  deps.views.render(ctx, 'totp-enroll.njk', { ...common, qrSvg, secretGroups, replacing: pending.replacing }, status);
+  deps.views.render(ctx, 'totp-enroll.njk', { ...common, qrSvg, secretGroups, replacing: pending.replacing, passkeys: !pending.replacing && (await hasPasskeys(deps, pending)) }, status);
+}
+
+/** Whether the second step's page offers the account's passkey in place of a code (./passkey-sign-in.ts). */
+async function hasPasskeys(deps: InteractionDependencies, pending: PendingSecondFactor): Promise<boolean> {
+  return deps.passkeys.available && (await deps.passkeys.list(pending.accountId)).length > 0;
 }
 
 /** The secret shown for setting up, made on the first showing and kept so that a reload shows the same QR code. */

@@ -7,6 +7,7 @@
  * Chromium's virtual authenticator, is in test/browser/passkeys.test.ts.
  */
 import * as oidc from 'openid-client';
+import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { MFA_ACR } from '../../src/accounts/two-factor.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover, loginFormOf, openLoginPage } from '../support/relying-party.js';
@@ -305,6 +306,40 @@ describe('signing in with a passkey', () => {
     }
     expect(statuses.slice(0, 5)).toEqual([400, 400, 400, 400, 400]);
     expect(statuses.slice(5)).toEqual([429, 429]);
+  });
+
+  test('after the password, the second step offers the account\'s own passkey in place of a code, and refuses another account\'s', async () => {
+    const { user, passkey } = await userWithPasskey();
+    const secret = newTotpSecret();
+    await server.services.twoFactor.enroll(user.userId, secret, codeAt(secret, Date.now()));
+    const other = await userWithPasskey();
+
+    const signInAsUser = async () => {
+      const { agent, page, request } = await loginPage();
+      const { page: codePage } = await agent.submit(page, loginFormOf(page), { email: user.email, password: PASSWORD }, server.issuer);
+      expect(textOf(codePage)).toContain('Enter the 6-digit code');
+      expect(textOf(codePage)).toContain('Use your passkey instead');
+      return { agent, codePage: codePage as Page, request };
+    };
+
+    const first = await signInAsUser();
+    const refused = await answerWithPasskey(first.agent, first.codePage, (challenge) => other.passkey.assertion({ challenge }));
+    expect(refused.options.body?.allowCredentials).toEqual([expect.objectContaining({ id: passkey.id })]);
+    expect(refused.result.page?.status).toBe(400);
+    expect(textOf(refused.result.page)).toContain('That passkey is for another account. Use your own, or a code from your app.');
+    expect(formOf(refused.result.page as Page, '/totp')).toBeTruthy();
+
+    const { result } = await answerWithPasskey(first.agent, refused.result.page as Page, (challenge) => passkey.assertion({ challenge }));
+    const tokens = await oidc.authorizationCodeGrant(webClient, result.redirectedTo as URL, {
+      pkceCodeVerifier: first.request.codeVerifier,
+      expectedState: first.request.state,
+      expectedNonce: first.request.nonce,
+    });
+    expect(tokens.claims()).toMatchObject({ sub: user.userId, amr: ['hwk', 'user', 'mfa'], acr: MFA_ACR });
+
+    // Signed in with it, the account page says so of this browser's session.
+    const { page: account } = await first.agent.follow(`${server.issuer}/account`, server.issuer);
+    expect(textOf(account)).toContain('with a passkey');
   });
 
   test('an issuer whose host is an IP address offers no passkeys, and their routes answer 404', async () => {

@@ -60,11 +60,14 @@
         if (error.name !== 'AbortError') showError(signIn, failureOf(error, 'Try again, or sign in with your password.'));
       });
     });
-    // Where the browser offers passkeys in the email field's autofill, have one ready there.
-    webauthn
-      .browserSupportsWebAuthnAutofill()
-      .then((supported) => supported && !started && answer(true))
-      .catch(() => {});
+    // Where the browser offers passkeys in the email field's autofill, have one ready there (the login page; the
+    // second step's page has no such field).
+    if (document.querySelector('input[autocomplete$="webauthn"]')) {
+      webauthn
+        .browserSupportsWebAuthnAutofill()
+        .then((supported) => supported && !started && answer(true))
+        .catch(() => {});
+    }
   }
 
   const add = document.getElementById('passkey-add');
