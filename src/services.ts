@@ -67,7 +67,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
   const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
-  const passkeys = new Passkeys(db, config.issuer);
+  const passkeys = new Passkeys(db, config.issuer, { audit, actor });
   const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
   const apis = new ApiRepository(db, {
     defaultAccessTokenTtl: config.ttl.apiAccessToken,

@@ -27,6 +27,7 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
+import type { AuditSink } from '../audit/audit-log.js';
 import type { Database } from '../store/database.js';
 
 /** How long a browser has to complete a ceremony once it has its options: the person may have to find a key. */
@@ -59,6 +60,9 @@ interface PasskeyRow {
   created_at: Date;
   last_used_at: Date | null;
 }
+
+/** What administrators are shown of a passkey (admin API, CLI): what it is called and how it is used, not its key. */
+export const passkeyView = ({ id, name, backedUp, transports, createdAt, lastUsedAt }: Passkey) => ({ id, name, synced: backedUp, transports, createdAt, lastUsedAt });
 
 const toPasskey = (row: PasskeyRow): Passkey => ({
   id: row.credential_id,
@@ -141,6 +145,8 @@ export class Passkeys {
   constructor(
     private readonly db: Database,
     issuer: string,
+    /** Where removals are audited, and who they are attributed to unless the caller says (`self` on the account page). */
+    private readonly audited: { audit?: AuditSink; actor?: string } = {},
   ) {
     const url = new URL(issuer);
     this.rpId = url.hostname;
@@ -153,9 +159,14 @@ export class Passkeys {
     return rows.map(toPasskey);
   }
 
-  /** Removes one of the user's passkeys; false when it was not theirs or is gone already. */
-  async remove(userId: string, id: string): Promise<boolean> {
-    return (await this.db('passkeys').where({ user_id: userId, credential_id: id }).del()) > 0;
+  /** Removes one of the user's passkeys, audited `passkey_removed`; undefined when it was not theirs or is gone already. */
+  async remove(userId: string, id: string, by = this.audited.actor): Promise<Passkey | undefined> {
+    if (id.length > 1400) return undefined;
+    const [row] = await this.db<PasskeyRow>('passkeys').where({ user_id: userId, credential_id: id }).del().returning('*');
+    if (!row) return undefined;
+    const removed = toPasskey(row as PasskeyRow);
+    this.audited.audit?.record({ type: 'passkey_removed', outcome: 'success', accountId: userId, detail: { by, passkey: removed.name } });
+    return removed;
   }
 
   /** The options for navigator.credentials.create(): a new passkey for this user, none of theirs again. */

@@ -10,6 +10,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import type { z } from 'zod';
+import { passkeyView } from '../accounts/passkeys.js';
 import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
 import { type User, UserRepository } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
@@ -346,6 +347,15 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   router.delete('/users/:id/sessions/:uid', async (ctx) => {
     const user = await users.require(ctx.params.id as string);
     await sessions.end(user.id, ctx.params.uid as string);
+    ctx.status = 204;
+  });
+  router.get('/users/:id/passkeys', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    ctx.body = { passkeys: (await services.passkeys.list(user.id)).map(passkeyView) };
+  });
+  router.delete('/users/:id/passkeys/:passkeyId', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    if (!(await services.passkeys.remove(user.id, ctx.params.passkeyId as string, actor))) throw new NotFoundError('the user has no such passkey');
     ctx.status = 204;
   });
   router.get('/users/:id/grants', async (ctx) => {

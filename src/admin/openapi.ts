@@ -100,6 +100,15 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/users/{userId}/sessions/{uid}': {
     delete: { summary: 'End one session: that browser must sign in again, and its clients are sent logout tokens', params: ['userId', 'uid'], status: 204 },
   },
+  '/users/{userId}/passkeys': { get: { summary: 'List the user’s passkeys, oldest first', params: ['userId'], response: 'PasskeyList' } },
+  '/users/{userId}/passkeys/{passkeyId}': {
+    delete: {
+      summary: 'Remove one passkey: it signs the user in no more (their sessions stay: see revoke-sessions)',
+      params: ['userId', 'passkeyId'],
+      status: 204,
+      errors: { 404: 'The user has no such passkey' },
+    },
+  },
   '/users/{userId}/grants': { get: { summary: 'List the user’s grants (no token values)', params: ['userId'], response: 'GrantList' } },
   '/users/{userId}/grants/{grantId}': {
     delete: { summary: 'Revoke one grant and the refresh tokens issued under it', params: ['userId', 'grantId'], status: 204 },

@@ -94,6 +94,19 @@ export const sessionResponse = z
 
 export const sessionListResponse = z.strictObject({ sessions: z.array(sessionResponse) });
 
+export const passkeyResponse = z
+  .strictObject({
+    id: z.string().meta({ description: 'The credential id (base64url), as DELETE /users/{userId}/passkeys/{passkeyId} takes it' }),
+    name: z.string().meta({ description: 'What the user called it when adding it' }),
+    synced: z.boolean().meta({ description: 'The authenticator says the passkey is synced between devices (a password manager, a platform keychain)' }),
+    transports: strings.meta({ description: 'How the browser said it reaches the authenticator (internal, usb, nfc, ble, hybrid)' }),
+    createdAt: dateTime,
+    lastUsedAt: dateTime.nullable(),
+  })
+  .meta({ description: 'A passkey (WebAuthn credential) the user signs in with; its public key is not shown' });
+
+export const passkeyListResponse = z.strictObject({ passkeys: z.array(passkeyResponse) });
+
 export const grantResponse = z
   .strictObject({
     grantId: z.string().meta({ description: 'As DELETE /users/{userId}/grants/{grantId} takes it' }),
@@ -179,6 +192,8 @@ export const responseSchemas = {
   UserPage: userPageResponse,
   Session: sessionResponse,
   SessionList: sessionListResponse,
+  Passkey: passkeyResponse,
+  PasskeyList: passkeyListResponse,
   Grant: grantResponse,
   GrantList: grantListResponse,
   Api: apiResponse,

@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { type ImportFormat, parseUserFile } from '../accounts/user-import.js';
+import { passkeyView } from '../accounts/passkeys.js';
 import type { TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
-import { ConflictError, InputError } from '../errors.js';
+import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import { MailNotSentError } from '../mail/outbox.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
@@ -274,6 +275,40 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .action(async (email: string, grantId: string) => {
       await (await context.services()).users.revokeGrant(email, grantId);
       process.stdout.write(`grant ${grantId} revoked\n`);
+    });
+
+  users
+    .command('passkeys')
+    .description('the passkeys a user signs in with (never their keys)')
+    .argument('<email>', 'the user’s email or sub')
+    .option('--json', 'print JSON')
+    .action(async (email: string, options) => {
+      const services = await context.services();
+      const user = await services.users.require(email);
+      const passkeys = await services.passkeys.list(user.id);
+      if (options.json) return printJson(passkeys.map(passkeyView));
+      printTable(
+        passkeys.map((passkey) => ({
+          passkey: passkey.id,
+          name: passkey.name,
+          synced: passkey.backedUp ? 'yes' : 'no',
+          added: isoDate(passkey.createdAt),
+          'last used': isoDate(passkey.lastUsedAt) ?? 'never',
+        })),
+        'no passkeys',
+      );
+    });
+
+  acceptsGeneratedIds(users.command('remove-passkey'))
+    .description('remove one passkey: it signs the user in no more (their sessions stay: see revoke-sessions)')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<passkey-id>', 'as shown by `users passkeys`')
+    .action(async (email: string, passkeyId: string) => {
+      const services = await context.services();
+      const user = await services.users.require(email);
+      const removed = await services.passkeys.remove(user.id, passkeyId);
+      if (!removed) throw new NotFoundError(`no passkey ${passkeyId} of user ${user.email}`);
+      process.stdout.write(`passkey "${removed.name}" of ${user.email} removed\n`);
     });
 
   users

@@ -6,12 +6,14 @@
  */
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
+import { newChallenge } from '../../src/accounts/passkeys.js';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { adminApiIndicator } from '../../src/admin/index.js';
 import type { FailureLimiter } from '../../src/security/failure-limiter.js';
 import { DocumentedResponses } from '../support/documented-responses.js';
 import { type Fixtures, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { SoftwarePasskey } from '../support/software-passkey.js';
 
 const ORDERS_API = 'https://orders.example.test';
 
@@ -565,6 +567,26 @@ describe('admin API: users, sessions and grants', () => {
       expect((await call('GET', `/users/${user.userId}/grants`)).body.grants).toEqual([]);
       expect((await call('GET', `/users/${user.userId}/sessions`)).body.sessions).toEqual([]);
     });
+  });
+
+  test('a user’s passkeys are listed without their keys, and one removed is audited and 404 the second time', async () => {
+    const user = await createUser(server);
+    const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin);
+    const challenge = newChallenge();
+    const credential = JSON.stringify(passkey.attestation({ challenge }));
+    const added = await server.services.passkeys.register({ id: user.userId }, { credential, challenge, name: 'YubiKey' });
+    expect(added).toMatchObject({ id: passkey.id });
+
+    const listed = await call('GET', `/users/${user.userId}/passkeys`);
+    expect(listed.body).toEqual({ passkeys: [{ id: passkey.id, name: 'YubiKey', synced: false, transports: ['internal'], createdAt: expect.any(String), lastUsedAt: null }] });
+    const path = `/users/${user.userId}/passkeys/${encodeURIComponent(passkey.id)}`;
+    expect((await call('DELETE', path)).status).toBe(204);
+    expect((await call('GET', `/users/${user.userId}/passkeys`)).body).toEqual({ passkeys: [] });
+    expect(await call('DELETE', path)).toMatchObject({ status: 404, body: { error: 'not_found' } });
+    expect((await call('GET', '/users/00000000-0000-4000-8000-000000000000/passkeys')).status).toBe(404);
+    await server.services.audit.flush();
+    const events = await call('GET', `/audit?type=passkey_removed&accountId=${user.userId}`);
+    expect(events.body.events).toEqual([expect.objectContaining({ detail: { by: 'admin-api', passkey: 'YubiKey' } })]);
   });
 });
 

@@ -6,12 +6,14 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { newChallenge } from '../../src/accounts/passkeys.js';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { postgresUrl, uniqueName } from '../support/environment.js';
 import { linkIn, startMailCatcher } from '../support/mail-catcher.js';
 import { cleanEnvironment, freePort, runToEnd } from '../support/process.js';
 import { PASSWORD, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { startTestServer } from '../support/server.js';
+import { SoftwarePasskey } from '../support/software-passkey.js';
 
 const STACK_TRACE = /\n\s+at .+:\d+/;
 const PEPPERS = 'c1:cli-test-pepper-0123456789-0123456789';
@@ -319,6 +321,17 @@ describe('authz CLI', () => {
       expect(grants).toEqual([expect.objectContaining({ clientId: web.clientId })]);
       expect((await authz(['users', 'revoke-grant', user.email, grants[0]?.grantId as string])).code).toBe(0);
       expect(JSON.parse((await authz(['users', 'grants', user.email, '--json'])).stdout)).toEqual([]);
+
+      // Passkeys: listed without their keys, one removed (audited by cli), a second removal refused.
+      const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin);
+      const challenge = newChallenge();
+      await server.services.passkeys.register({ id: user.userId }, { credential: JSON.stringify(passkey.attestation({ challenge })), challenge, name: 'Phone' });
+      const listed = JSON.parse((await authz(['users', 'passkeys', user.email, '--json'])).stdout) as Record<string, unknown>[];
+      expect(listed).toEqual([{ id: passkey.id, name: 'Phone', synced: false, transports: ['internal'], createdAt: expect.any(String), lastUsedAt: null }]);
+      expect((await authz(['users', 'passkeys', user.email])).stdout).toMatch(/Phone\s+no\s+\S+\s+never/);
+      expect((await authz(['users', 'remove-passkey', user.email, passkey.id])).stdout).toBe(`passkey "Phone" of ${user.email} removed\n`);
+      expectRefusal(await authz(['users', 'remove-passkey', user.email, passkey.id]), 1, /^authz: no passkey /);
+      expect((await authz(['users', 'passkeys', user.email])).stdout).toContain('no passkeys');
 
       // Sessions live where the server keeps them (its Redis, when it has one): the CLI is pointed at the same.
       const sameStores = { ...env, REDIS_URL: server.env.REDIS_URL, REDIS_KEY_PREFIX: server.env.REDIS_KEY_PREFIX };
