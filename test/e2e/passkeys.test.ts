@@ -37,8 +37,8 @@ const auditEvents = async (type: string, accountId?: string) => {
 };
 
 /** Posts `fields` to `path` as the page's script does, and reads the JSON answer. */
-async function postForJson(agent: UserAgent, path: string, fields: Record<string, string>) {
-  const response = await agent.request(`${server.issuer}${path}`, {
+async function postForJson(agent: UserAgent, path: string, fields: Record<string, string>, at = server) {
+  const response = await agent.request(`${at.issuer}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: new URLSearchParams(fields),
@@ -49,20 +49,20 @@ async function postForJson(agent: UserAgent, path: string, fields: Record<string
 const csrfOf = (page: Page, action: string) => formOf(page, action).fields.find((field) => field.name === 'csrf')?.value ?? '';
 
 /** Opens /account in `agent`, signing in with the password on the way. */
-async function openAccount(agent: UserAgent, email: string): Promise<Page> {
-  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
-  const { page } = await agent.submit(login as Page, loginFormOf(login as Page), { email, password: PASSWORD }, server.issuer);
+async function openAccount(agent: UserAgent, email: string, at = server): Promise<Page> {
+  const { page: login } = await agent.follow(`${at.issuer}/account`, at.issuer);
+  const { page } = await agent.submit(login as Page, loginFormOf(login as Page), { email, password: PASSWORD }, at.issuer);
   if (page?.status !== 200) throw new Error(`no account page: ${textOf(page).slice(0, 300)}`);
   return page;
 }
 
 /** Adds `passkey` on the account page open in `agent`: the password, the ceremony, the form. Returns the page after. */
-async function addPasskey(agent: UserAgent, page: Page, passkey: SoftwarePasskey, name = 'Test key') {
-  const options = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(page, '/account/passkeys/add'), current: PASSWORD });
+async function addPasskey(agent: UserAgent, page: Page, passkey: SoftwarePasskey, name = 'Test key', at = server) {
+  const options = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(page, '/account/passkeys/add'), current: PASSWORD }, at);
   if (options.status !== 200 || !options.body) throw new Error(`no options: ${options.status} ${JSON.stringify(options.body)}`);
   const creation = options.body.options as { challenge: string };
   const answer = passkey.attestation({ challenge: creation.challenge });
-  const added = await agent.submit(page, formOf(page, '/account/passkeys/add'), { credential: JSON.stringify(answer), challenge: String(options.body.challenge), name }, server.issuer);
+  const added = await agent.submit(page, formOf(page, '/account/passkeys/add'), { credential: JSON.stringify(answer), challenge: String(options.body.challenge), name }, at.issuer);
   return { options: options.body, page: added.page };
 }
 
@@ -85,13 +85,13 @@ async function loginPage(agent: UserAgent = person(), extra: Record<string, stri
 }
 
 /** The login page's passkey options, then the answer `respond` makes of them, posted as the page's form. */
-async function answerWithPasskey(agent: UserAgent, page: Page, respond: (challenge: string) => Record<string, unknown> | string) {
+async function answerWithPasskey(agent: UserAgent, page: Page, respond: (challenge: string) => Record<string, unknown> | string, at = server) {
   const uid = new URL(page.url).pathname.split('/')[2];
-  const options = await postForJson(agent, `/interaction/${uid}/passkey/options`, { csrf: csrfOf(page, '/passkey') });
+  const options = await postForJson(agent, `/interaction/${uid}/passkey/options`, { csrf: csrfOf(page, '/passkey') }, at);
   const challenge = String(options.body?.challenge);
   const credential = respond(challenge);
   const answer = typeof credential === 'string' ? credential : JSON.stringify(credential);
-  const result = await agent.submit(page, formOf(page, '/passkey'), { credential: answer }, server.issuer);
+  const result = await agent.submit(page, formOf(page, '/passkey'), { credential: answer }, at.issuer);
   return { options, result, answer };
 }
 
@@ -359,6 +359,30 @@ describe('signing in with a passkey', () => {
       expect(await response.text()).toContain('Passkeys are not available on this server.');
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe('on the embedded database without Redis (the newcomer’s default)', () => {
+  test('a passkey is added on the account page and signs in to an app', async () => {
+    const embedded = await startTestServer({ host: 'localhost', sql: 'pglite', redis: false });
+    try {
+      const user = await createUser(embedded);
+      const passkey = new SoftwarePasskey(user.userId, new URL(embedded.issuer).origin);
+      const agent = person();
+      const { page: added } = await addPasskey(agent, await openAccount(agent, user.email, embedded), passkey, 'Laptop', embedded);
+      expect(textOf(added)).toContain('Your passkey was added.');
+
+      const { clientId, secret } = await createWebClient(embedded, { firstParty: true });
+      const config = await discover(embedded, clientId, secret);
+      const request = await codeFlowRequest(config);
+      const browser = person();
+      const { page } = await browser.follow(request.url.href, embedded.issuer);
+      const { result: signedIn } = await answerWithPasskey(browser, page as Page, (challenge) => passkey.assertion({ challenge }), embedded);
+      const tokens = await oidc.authorizationCodeGrant(config, signedIn.redirectedTo as URL, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+      expect(tokens.claims()).toMatchObject({ sub: user.userId, amr: ['hwk', 'user', 'mfa'] });
+    } finally {
+      await embedded.close();
     }
   });
 });
