@@ -9,7 +9,8 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import path from 'node:path';
-import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
 import { createResourceServer } from '../../examples/resource-server/src/app.js';
 import { withCors } from '../../examples/spa/cors.js';
 import { createSpaHandler } from '../../examples/spa/server.js';
@@ -70,10 +71,7 @@ beforeAll(async () => {
   clientId = client.clientId;
   spa.on('request', createSpaHandler({ issuer: server.issuer, clientId, apiUrl: `${apiServer.url}/messages`, apiResource: API }));
 
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext();
   page = await context.newPage();
   page.on('console', (message) => {

@@ -4,7 +4,8 @@
  * and signing out ends the session at the authorization server too.
  */
 import type { Server } from 'node:http';
-import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
 import { createResourceServer } from '../../examples/resource-server/src/app.js';
 import { type Session, createWebApp } from '../../examples/web-app/src/app.js';
 import { API, PASSWORD } from '../support/relying-party.js';
@@ -61,10 +62,7 @@ beforeAll(async () => {
   });
   web.on('request', app.callback());
 
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext();
   page = await context.newPage();
 });
