@@ -46,7 +46,8 @@ export interface LinkMail {
 
 const host = (issuer: string) => URL.parse(issuer)?.host ?? issuer;
 
-function render(template: string, mail: Omit<LinkMail, 'link' | 'validFor' | 'byAdministrator'> & Partial<LinkMail>): MailMessage {
+/** A mail from its templates: `to` and `issuer` (the sender it names), and what else its templates show. */
+function render(template: string, mail: { to: string; issuer: string } & object): MailMessage {
   const variables = { ...mail, site: host(mail.issuer) };
   const { html, text } = environments;
   // One line: a line break in a subject would start a header of its own.
@@ -62,3 +63,12 @@ export const emailChangeMail = (mail: LinkMail) => render('email-change', mail);
 
 /** To the old address once a new one replaced it (no link): a change its owner did not make should not go unnoticed. */
 export const emailChangedNotice = (mail: { to: string; issuer: string; account: string }) => render('email-changed', mail);
+
+/**
+ * To the account's address once a passkey was added: someone who had the password for a while could otherwise
+ * keep a way in that outlives its change. Names the account page (no link that does anything).
+ */
+export function passkeyAddedNotice(mail: { to: string; issuer: string; passkey: string }): MailMessage {
+  const variables = { ...mail, accountPage: `${mail.issuer}/account` };
+  return render('passkey-added', variables);
+}

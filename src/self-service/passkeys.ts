@@ -9,13 +9,15 @@
  * The page's script (views/assets/passkeys.js) asks for the options, runs the browser's ceremony and posts the
  * answer as a form. The password is asked for before the ceremony, not after it, so that a wrong one does not
  * leave a passkey on the authenticator that the server never kept; it is checked under the sign-in's brute-force
- * limits. A session taken over could otherwise add its own passkey and keep the account for good.
+ * limits. A session taken over could otherwise add its own passkey and keep the account for good; and each passkey
+ * added is told to the account's address by mail, where the server sends mail.
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { MAX_PASSKEYS_PER_USER, newChallenge, sealChallenge, unsealChallenge } from '../accounts/passkeys.js';
 import { requestFacts } from '../audit/request-facts.js';
+import { passkeyAddedNotice } from '../mail/messages.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
@@ -96,6 +98,8 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
       ...requestFacts(ctx),
       detail: { by: 'self', passkey: added.name, synced: added.backedUp },
     });
+    const notice = passkeyAddedNotice({ to: user.email, issuer: deps.config.issuer, passkey: added.name });
+    deps.outbox?.post(async () => ({ ...notice, kind: 'passkey_added', accountId: user.id }));
     ctx.status = 303;
     ctx.redirect('/account?done=passkey-added#passkeys');
   });

@@ -11,23 +11,29 @@ import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { MFA_ACR } from '../../src/accounts/two-factor.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover, loginFormOf, openLoginPage } from '../support/relying-party.js';
+import { type MailCatcher, startMailCatcher } from '../support/mail-catcher.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { SoftwarePasskey } from '../support/software-passkey.js';
 import { BrowserAt, type Page, type UserAgent, formOf, textOf } from '../support/user-agent.js';
 
 let server: TestServer;
+let mail: MailCatcher;
 let webClientId: string;
 let webClient: oidc.Configuration;
 let addresses = 0;
 
 beforeAll(async () => {
   // PROXY: each test speaks from an address of its own, so one test's refusals do not lock another's IP.
-  server = await startTestServer({ host: 'localhost', env: { PROXY: 'true', LOGIN_MAX_FAILURES_PER_IP: '6', LOGIN_MAX_FAILURES: '3', LOGIN_LOCK: '60' } });
+  mail = await startMailCatcher();
+  server = await startTestServer({ host: 'localhost', env: { SMTP_URL: mail.url, PROXY: 'true', LOGIN_MAX_FAILURES_PER_IP: '6', LOGIN_MAX_FAILURES: '3', LOGIN_LOCK: '60' } });
   const { clientId, secret } = await createWebClient(server, { firstParty: true });
   webClientId = clientId;
   webClient = await discover(server, clientId, secret);
 });
-afterAll(() => server.close());
+afterAll(async () => {
+  await server.close();
+  await mail.close();
+});
 
 const person = () => new BrowserAt(`198.51.100.${++addresses}`);
 
@@ -122,6 +128,11 @@ describe('adding a passkey on the account page', () => {
     expect(textOf(after)).toContain('Work laptop');
     expect(await server.services.passkeys.list(user.userId)).toEqual([expect.objectContaining({ id: passkey.id, name: 'Work laptop', backedUp: false, lastUsedAt: null })]);
     expect(await auditEvents('passkey_added', user.userId)).toEqual([expect.objectContaining({ outcome: 'success', detail: { by: 'self', passkey: 'Work laptop', synced: false } })]);
+    // The account's address is told, so that a passkey its owner did not add does not go unnoticed.
+    const notice = await mail.next(user.email);
+    expect(notice.subject).toBe(`A passkey was added to your account at ${new URL(server.issuer).host}`);
+    expect(notice.text).toContain('A passkey named "Work laptop" was added');
+    expect(notice.text).toContain(`${server.issuer}/account`);
 
     // Adding it again: the new options exclude it, and a registration of it anyway is refused.
     const again = await addPasskey(agent, after as Page, passkey);
