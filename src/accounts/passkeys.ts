@@ -15,20 +15,27 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import {
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransport,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransport,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { AuditSink } from '../audit/audit-log.js';
 import type { Database } from '../store/database.js';
+
+/**
+ * @simplewebauthn/server, loaded at the first ceremony: with its ASN.1 and CBOR dependencies it adds 26–28 MB to a
+ * process's RSS (a bare import, measured with process.memoryUsage()), which a worker whose users never use a
+ * passkey should not carry (the benchmark's RSS line is 150 MB a worker).
+ */
+let library: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const webauthn = () => {
+  library ??= import('@simplewebauthn/server');
+  return library;
+};
 
 /** How long a browser has to complete a ceremony once it has its options: the person may have to find a key. */
 export const CEREMONY_TIMEOUT_MS = 5 * 60 * 1000;
@@ -171,7 +178,7 @@ export class Passkeys {
 
   /** The options for navigator.credentials.create(): a new passkey for this user, none of theirs again. */
   async creationOptions(user: { id: string; email: string; name: string | null }, challenge: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
-    const existing = await this.list(user.id);
+    const [existing, { generateRegistrationOptions }] = await Promise.all([this.list(user.id), webauthn()]);
     return generateRegistrationOptions({
       rpName: this.rpId,
       rpID: this.rpId,
@@ -194,6 +201,7 @@ export class Passkeys {
     if ((await this.list(user.id)).length >= MAX_PASSKEYS_PER_USER) {
       return { refused: `You have ${MAX_PASSKEYS_PER_USER} passkeys, the most an account can have. Remove one first.`, reason: 'too_many' };
     }
+    const { verifyRegistrationResponse } = await webauthn();
     const verified = await verifyRegistrationResponse({
       response: credential as RegistrationResponseJSON,
       expectedChallenge: answer.challenge,
@@ -224,7 +232,8 @@ export class Passkeys {
    * The options for navigator.credentials.get(): any passkey of this site, chosen by the person, or only those in
    * `allowed` (one account's, when that account is already known).
    */
-  requestOptions(challenge: string, allowed: Passkey[] = []): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  async requestOptions(challenge: string, allowed: Passkey[] = []): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const { generateAuthenticationOptions } = await webauthn();
     return generateAuthenticationOptions({
       rpID: this.rpId,
       challenge: Buffer.from(challenge, 'base64url'),
@@ -247,6 +256,7 @@ export class Passkeys {
       // Removed from the account, or registered on another server: the authenticator still offers it.
       return { refused: 'That passkey is not registered for an account here. Sign in with your password instead.', reason: 'unknown_passkey' };
     }
+    const { verifyAuthenticationResponse } = await webauthn();
     const verified = await verifyAuthenticationResponse({
       response: credential as AuthenticationResponseJSON,
       expectedChallenge: answer.challenge,
