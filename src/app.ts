@@ -25,6 +25,7 @@ import { KeyRing } from './keys/key-ring.js';
 import { MailOutbox } from './mail/outbox.js';
 import { createMailTransport, logMail } from './mail/transport.js';
 import { httpMetrics, metricsRoute } from './metrics/http-metrics.js';
+import { publicMetricsAccess } from './metrics/metrics-access.js';
 import { Metrics } from './metrics/metrics.js';
 import { instrumentAdapter } from './metrics/store-metrics.js';
 import { rotateIfDue } from './keys/rotation.js';
@@ -126,7 +127,11 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       shuttingDown: () => shuttingDown,
     }),
   );
-  if (!config.metricsPort) app.use(metricsRoute(metrics));
+  if (!config.metricsPort) {
+    const access = publicMetricsAccess(config);
+    if (access === 'closed') logger.info('/metrics is not served on PORT in production: set METRICS_PORT (a private port) or METRICS_TOKEN (a bearer token for the scraper)');
+    app.use(metricsRoute(metrics, access, config.metricsToken));
+  }
   if (config.production) app.use(requireHttps({ proxy: config.proxy, logger }));
   const sessionEndListener = new BackchannelLogoutNotifier({
     catalog: services.catalog,

@@ -289,6 +289,11 @@ const environmentSchema = z.object({
   REGISTRATION_ROLES: z.string().optional(),
   /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
   METRICS_PORT: wholeNumber.pipe(z.number().int().min(1).max(65535)).optional(),
+  /**
+   * A bearer token a scraper must send for /metrics (src/metrics/metrics-access.ts). In production, /metrics on
+   * PORT is served only with it; on METRICS_PORT it is asked for when set.
+   */
+  METRICS_TOKEN: z.string().min(32, 'METRICS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)').max(512).optional(),
   /** How often expired rows are pruned from SQL, seconds. */
   PRUNE_INTERVAL: seconds(600),
   /** How long audit events are kept; older ones are deleted by the pruning job. 0: forever. */
@@ -367,6 +372,8 @@ export interface Config {
   memoryTrimIntervalSeconds: number;
   /** A separate port for /metrics; unset: /metrics on the main port. */
   metricsPort?: number;
+  /** The bearer token a scraper sends for /metrics (METRICS_TOKEN). */
+  metricsToken?: string;
   /** Seconds between SIGTERM (readiness off) and closing the listener. */
   shutdownDelaySeconds: number;
   /** Whether a sign-in's session cookie outlives the browser: the user's choice, or always, or never. */
@@ -553,6 +560,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditRetentionSeconds: e.AUDIT_RETENTION,
     memoryTrimIntervalSeconds: e.MEMORY_TRIM_INTERVAL,
     metricsPort: e.METRICS_PORT,
+    metricsToken: e.METRICS_TOKEN,
     shutdownDelaySeconds: e.SHUTDOWN_DELAY,
     rememberMe: e.LOGIN_REMEMBER_ME,
     totpRequiredRoles: splitList(e.TOTP_REQUIRED_ROLES),

@@ -14,6 +14,7 @@ import { drainAndClose } from './http/graceful-shutdown.js';
 import { closeDatabase, migrate, openDatabase } from './store/database.js';
 import { startMemoryTrim } from './memory-trim.js';
 import { answerMetricsRequests, workerMetricsCollector } from './metrics/cluster-metrics.js';
+import { METRICS_UNAUTHORIZED, metricsTokenPresented } from './metrics/metrics-access.js';
 import { workerEnvironment, workerExecArgv } from './worker-runtime.js';
 
 function loadConfigOrExit(): Config {
@@ -139,6 +140,10 @@ function serveMetrics(config: Config, render: () => Promise<string>, contentType
     const server = createHttpServer((request, response) => {
       if (request.url !== '/metrics') {
         response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}');
+        return;
+      }
+      if (config.metricsToken && !metricsTokenPresented(request.headers.authorization, config.metricsToken)) {
+        response.writeHead(METRICS_UNAUTHORIZED.status, METRICS_UNAUTHORIZED.headers).end(METRICS_UNAUTHORIZED.body);
         return;
       }
       render().then(

@@ -14,6 +14,7 @@ import { writeNewKey } from '../../src/keys/signing-keys.js';
 import { describeWithServers } from '../support/environment.js';
 import { API, REDIRECT_URI, createServiceClient, createUser, createWebClient, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { waitFor } from '../support/process.js';
 import { UserAgent } from '../support/user-agent.js';
 
 const ISSUER = 'https://id.example.test';
@@ -116,6 +117,26 @@ describeWithServers('production behind a TLS-terminating proxy', () => {
     await server.services.audit.flush();
     const [event] = await server.services.db('audit_events').where({ type: 'sign_in', account_id: user.userId }).select('ip');
     expect(event?.ip).toBe(CLIENT_IP);
+  });
+
+  test('/metrics is not served to the internet: none without METRICS_TOKEN, and with it only to the scraper that sends it', async () => {
+    const log = captureLog();
+    const closed = await startProduction(true, log.destination, { LOG_LEVEL: 'info' });
+    const balancer = loadBalancer(closed);
+    expect((await balancer(`${ISSUER}/metrics`)).status).toBe(404);
+    await waitFor(() => log.lines.find((line) => String(line.msg).startsWith('/metrics is not served on PORT in production')), 'the start-up hint');
+
+    const token = 'metrics-scraper-token-0123456789abcdef';
+    const open = loadBalancer(await startProduction(true, undefined, { METRICS_TOKEN: token }));
+    const without = await open(`${ISSUER}/metrics`);
+    expect(without.status).toBe(401);
+    expect(without.headers.get('www-authenticate')).toBe('Bearer realm="metrics"');
+    expect(await without.json()).toEqual({ error: 'unauthorized', error_description: 'send Authorization: Bearer <METRICS_TOKEN>' });
+    expect((await open(`${ISSUER}/metrics`, { headers: { authorization: `Bearer ${token}x` } })).status).toBe(401);
+    expect((await open(`${ISSUER}/metrics`, { headers: { authorization: `Basic ${token}` } })).status).toBe(401);
+    const scraped = await open(`${ISSUER}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    expect(scraped.status).toBe(200);
+    expect(await scraped.text()).toContain('authz_http_requests_total');
   });
 
   test('plain http is refused with 403 and a reason, not served; the documents and probes stay open; the operator gets a hint once', async () => {

@@ -160,15 +160,20 @@ describeWithServers('production with two workers', () => {
     expect(stderr).not.toMatch(/starting another/);
   });
 
-  test('METRICS_PORT answers for every worker at once', async () => {
+  test('METRICS_PORT answers for every worker at once, to a scraper with METRICS_TOKEN', async () => {
     const [port, metricsPort] = [await freePort(), await freePort()];
-    const { child } = await startUntil('src/main.ts', await productionEnvironment(port, { METRICS_PORT: String(metricsPort) }), /authz is serving/, 60_000);
+    const token = 'metrics-scraper-token-0123456789abcdef';
+    const scrape = (path = '/metrics') => fetch(`http://127.0.0.1:${metricsPort}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const env = await productionEnvironment(port, { METRICS_PORT: String(metricsPort), METRICS_TOKEN: token });
+    const { child } = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
     try {
       await waitFor(async () => (await childPids(child.pid!)).length === 2, 'two workers', 30_000);
       // Each on a connection of its own, which the primary hands to the workers in turn.
       const requests = 20;
       for (let index = 0; index < requests; index++) expect(await statusOnNewConnection(`http://127.0.0.1:${port}/jwks`)).toBe(200);
-      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const refused = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect({ status: refused.status, challenge: refused.headers.get('www-authenticate') }).toEqual({ status: 401, challenge: 'Bearer realm="metrics"' });
+      const metrics = await (await scrape()).text();
       // Counters add up over the workers, whichever of them answered.
       expect(metrics).toContain(`authz_http_requests_total{route="jwks",method="GET",status="200"} ${requests}`);
       // No token was looked up, so no worker keeps copies yet: the least over the workers is 0.
@@ -176,7 +181,7 @@ describeWithServers('production with two workers', () => {
       expect(metrics).toMatch(/^authz_token_cache_lookups_total\{result="miss"\} 0$/m);
       // The workers share one key directory: its one key is counted once, not once per worker.
       expect(metrics).toMatch(/^authz_signing_keys\{state="current"\} 1$/m);
-      expect((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status).toBe(404);
+      expect((await scrape('/other')).status).toBe(404);
 
       // While a replacement worker starts (it cannot answer yet), a scrape still answers, from the serving one.
       const [killed] = (await childPids(child.pid!)) as [number];
@@ -185,7 +190,7 @@ describeWithServers('production with two workers', () => {
         const pids = await childPids(child.pid!);
         return pids.length === 2 && !pids.includes(killed);
       }, 'a replacement worker', 30_000);
-      const during = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      const during = await scrape();
       expect({ status: during.status, body: (await during.text()).slice(0, 120) }).toMatchObject({ status: 200 });
     } finally {
       expect(await stop(child)).toBe(0);

@@ -219,6 +219,11 @@ describe('configuration', () => {
     expect(loadConfig({ PORT: '8080', METRICS_PORT: '9464' }).metricsPort).toBe(9464);
   });
 
+  test('METRICS_TOKEN is long enough not to be guessed', () => {
+    expect(problemsOf({ METRICS_TOKEN: 'short' })).toEqual(['METRICS_TOKEN must be at least 32 characters (e.g. openssl rand -base64 32)']);
+    expect(loadConfig({ METRICS_TOKEN: 'm'.repeat(32) }).metricsToken).toBe('m'.repeat(32));
+  });
+
   test('.env.example names every variable the server reads, and no other', async () => {
     const example = await readFile(path.join(import.meta.dirname, '../../.env.example'), 'utf8');
     const named = [...example.matchAll(/^#?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]);
