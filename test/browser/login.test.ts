@@ -109,6 +109,8 @@ describe('login and consent pages in a browser', () => {
     await page.getByRole('button', { name: 'Allow' }).waitFor();
     await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Allow Web App?');
     await expect(page.title()).resolves.toBe('Allow Web App?');
+    // Where the access can be taken back later.
+    await expect(page.getByRole('link', { name: 'your account page' }).getAttribute('href')).resolves.toBe('/account#apps');
 
     const callback = await clickThroughToApp(page, 'Allow');
     expect(`${callback.origin}${callback.pathname}`).toBe(REDIRECT_URI);
