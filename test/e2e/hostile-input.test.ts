@@ -73,6 +73,7 @@ const PARAMETERS = [
   'prompt', 'max_age', 'login_hint', 'id_token_hint', 'request', 'request_uri', 'claims', 'resource', 'grant_type',
   'code', 'code_verifier', 'refresh_token', 'client_secret', 'client_assertion', 'client_assertion_type', 'token',
   'token_type_hint', 'post_logout_redirect_uri', 'email', 'password', 'csrf', 'logout', 'xsrf', 'ui_locales',
+  'credential', 'challenge', 'name', 'current', 'passkey', 'remember',
 ];
 
 interface Case {
@@ -109,7 +110,9 @@ function generator(seed: number, known: { clientId: string; serviceId: string; u
     '/auth', '/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration',
     '/.well-known/oauth-authorization-server', '/session/end', '/session/end/confirm', '/session/end/success',
     `/interaction/${known.uid}`, `/interaction/${known.uid}/login`, `/interaction/${known.uid}/confirm`,
-    `/interaction/${known.uid}/abort`, '/interaction/%00', '/interaction/../../etc/passwd', '/assets/style.css',
+    `/interaction/${known.uid}/abort`, `/interaction/${known.uid}/passkey`, `/interaction/${known.uid}/passkey/options`,
+    '/account/passkeys/options', '/account/passkeys/add', '/account/passkeys/remove', '/assets/passkeys.js', '/assets/webauthn.js',
+    '/interaction/%00', '/interaction/../../etc/passwd', '/assets/style.css',
     '/assets/../../package.json', '/request', '/reg', '/device/auth', '/%ZZ', '/auth/%E0%A4%A', '/..%2f..%2f',
   ];
   const contentTypes = [
@@ -180,8 +183,10 @@ beforeAll(async () => {
       done();
     },
   });
-  // Client-authentication locks would otherwise lock this test's single IP out of the final login.
+  // Client-authentication locks would otherwise lock this test's single IP out of the final login. On localhost,
+  // where passkeys are offered, so their routes are reached too.
   server = await startTestServer({
+    host: 'localhost',
     env: { CLIENT_AUTH_MAX_FAILURES: '1000000', LOGIN_MAX_FAILURES_PER_IP: '1000000', LOG_LEVEL: 'error' },
     logDestination,
   });
