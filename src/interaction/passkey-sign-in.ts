@@ -51,10 +51,10 @@ async function keepChallenge(details: Interaction, challenge: string): Promise<v
 /** Takes the kept challenge out of the interaction, so that it works once; undefined when none is kept or it expired. */
 async function takeChallenge(details: Interaction): Promise<string | undefined> {
   const { passkey, ...rest } = (details.result ?? {}) as { passkey?: unknown };
-  const kept = keptChallenge.safeParse(passkey);
   if (passkey === undefined) return undefined;
   details.result = rest as InteractionResults;
   await details.persist();
+  const kept = keptChallenge.safeParse(passkey);
   return kept.success && kept.data.expiresAt > Date.now() ? kept.data.challenge : undefined;
 }
 
@@ -83,7 +83,9 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
     const details = ctx.state.interaction as Interaction;
     if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.');
     const form = answerForm.safeParse(ctx.request.body);
-    const remember = keepSignedIn(deps.config.rememberMe, form.success ? form.data.remember : undefined);
+    // At the second step, "Keep me signed in" was answered with the password.
+    const pending = pendingSecondFactorOf(details);
+    const remember = pending ? pending.remember : keepSignedIn(deps.config.rememberMe, form.success ? form.data.remember : undefined);
     const challenge = await takeChallenge(details);
     if (!form.success || !challenge) {
       const error = challenge ? 'Your browser did not send a passkey. Try again.' : 'The passkey request expired or was used already. Try again.';
@@ -101,7 +103,6 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
       return refuse(ctx, details, `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`, 429, remember);
     }
     if ('refused' in outcome) return refuse(ctx, details, outcome.refused, 400, remember);
-    const pending = pendingSecondFactorOf(details);
     // The second step is this account's: a passkey of another account does not finish it.
     if (pending && pending.accountId !== outcome.user.id) return refuse(ctx, details, 'That passkey is for another account. Use your own, or a code from your app.', 400, remember);
     await finish(ctx, { login: { accountId: outcome.user.id, amr: outcome.amr, acr: outcome.acr, remember } }, false);

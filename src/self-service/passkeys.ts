@@ -39,6 +39,9 @@ const addForm = z.object({
 
 const removeForm = z.object({ passkey: z.string().min(1).max(1400) });
 
+const TOO_LATE = 'Adding the passkey took too long, or was started in another session. Try again.';
+const NO_PASSKEY = 'Your browser did not send a passkey. Try again.';
+
 /** What a sealed challenge is bound to: this session of this user, so it serves no other. */
 const bindingOf = ({ user, session }: SignedIn) => `${session.uid}:${user.id}`;
 
@@ -81,11 +84,12 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
     const { user } = signedInAs;
     const refuse = (error: string) => renderAccountPage(ctx, deps, signedInAs, { errors: { passkeys: error }, status: 400 });
     const form = addForm.safeParse(ctx.request.body);
-    const field = form.error?.issues[0]?.path[0];
-    if (field === 'name') return refuse(form.error?.issues[0]?.message ?? '');
-    const challenge = form.success ? unsealChallenge(ctx.app.keys as string[], bindingOf(signedInAs), form.data.challenge) : undefined;
-    if (field === 'challenge' || (form.success && !challenge)) return refuse('Adding the passkey took too long, or was started in another session. Try again.');
-    if (!form.success || !challenge) return refuse('Your browser did not send a passkey. Try again.');
+    if (!form.success) {
+      const issue = form.error.issues[0];
+      return refuse(issue?.path[0] === 'name' ? issue.message : issue?.path[0] === 'challenge' ? TOO_LATE : NO_PASSKEY);
+    }
+    const challenge = unsealChallenge(ctx.app.keys as string[], bindingOf(signedInAs), form.data.challenge);
+    if (!challenge) return refuse(TOO_LATE);
     const added = await passkeys.register(user, { credential: form.data.credential, challenge, name: form.data.name || 'Passkey' });
     if ('refused' in added) {
       deps.audit.record({ type: 'passkey_added', outcome: 'failure', accountId: user.id, ...requestFacts(ctx), detail: { by: 'self', reason: added.reason } });

@@ -203,6 +203,8 @@ describe('signing in with a passkey', () => {
 
     const { options, result } = await answerWithPasskey(agent, page, (challenge) => passkey.assertion({ challenge }));
     expect(options).toMatchObject({ status: 200, body: { rpId: 'localhost', userVerification: 'required' } });
+    // "Keep me signed in" was not ticked: the session ends with the browser.
+    expect(agent.setCookieLine('_session')).not.toMatch(/expires=/i);
     expect(options.type).toContain('application/json');
     expect(result.redirectedTo?.href.startsWith(REDIRECT_URI)).toBe(true);
     const tokens = await oidc.authorizationCodeGrant(webClient, result.redirectedTo as URL, {
@@ -327,7 +329,7 @@ describe('signing in with a passkey', () => {
 
     const signInAsUser = async () => {
       const { agent, page, request } = await loginPage();
-      const { page: codePage } = await agent.submit(page, loginFormOf(page), { email: user.email, password: PASSWORD }, server.issuer);
+      const { page: codePage } = await agent.submit(page, loginFormOf(page), { email: user.email, password: PASSWORD, remember: 'yes' }, server.issuer);
       expect(textOf(codePage)).toContain('Enter the 6-digit code');
       expect(textOf(codePage)).toContain('Use your passkey instead');
       return { agent, codePage: codePage as Page, request };
@@ -347,6 +349,8 @@ describe('signing in with a passkey', () => {
       expectedNonce: first.request.nonce,
     });
     expect(tokens.claims()).toMatchObject({ sub: user.userId, amr: ['hwk', 'user', 'mfa'], acr: MFA_ACR });
+    // "Keep me signed in", ticked with the password, holds for the sign-in the passkey finished.
+    expect(first.agent.setCookieLine('_session')).toMatch(/expires=/i);
 
     // Signed in with it, the account page says so of this browser's session.
     const { page: account } = await first.agent.follow(`${server.issuer}/account`, server.issuer);

@@ -41,8 +41,9 @@ export function parseForms(html: string): HtmlForm[] {
       const name = attribute(tag, 'name');
       if (!name) continue;
       const type = attribute(tag, 'type') ?? input[1]!.toLowerCase();
-      // An unticked box is not sent (a test ticks one by naming it in the values it submits).
+      // An unticked box is not sent (a test ticks one by naming it in the values it submits), nor a disabled field.
       if ((type === 'checkbox' || type === 'radio') && !/\schecked\b/i.test(tag)) continue;
+      if (/\sdisabled\b/i.test(tag)) continue;
       fields.push({ name, value: attribute(tag, 'value') ?? '', type });
     }
     forms.push({ action: attribute(openTag, 'action') ?? '', method: (attribute(openTag, 'method') ?? 'get').toLowerCase(), fields });
