@@ -176,6 +176,13 @@ export class Passkeys {
     return removed;
   }
 
+  /** Removes every passkey of the user (a password reset after someone else may have added one); how many. */
+  async removeAll(userId: string, by = this.audited.actor): Promise<number> {
+    const rows = (await this.db<PasskeyRow>('passkeys').where({ user_id: userId }).del().returning('*')) as PasskeyRow[];
+    for (const row of rows) this.audited.audit?.record({ type: 'passkey_removed', outcome: 'success', accountId: userId, detail: { by, passkey: row.name } });
+    return rows.length;
+  }
+
   /** The options for navigator.credentials.create(): a new passkey for this user, none of theirs again. */
   async creationOptions(user: { id: string; email: string; name: string | null }, challenge: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const [existing, { generateRegistrationOptions }] = await Promise.all([this.list(user.id), webauthn()]);

@@ -4,7 +4,8 @@
  *   GET  /account/password-reset           "Forgot your password?": the address to send a link to
  *   POST /account/password-reset           → "check your mail", the same answer whether or not an account has it
  *   GET  /account/password-reset/new       the mail's link (?token=): the new-password form
- *   POST /account/password-reset/new       → password changed; sessions ended when ticked; sign-in lock lifted
+ *   POST /account/password-reset/new       → password changed; sessions ended and passkeys removed when ticked;
+ *                                          sign-in lock lifted
  *   POST /account/email/send-confirmation  (signed in) a link to confirm the account's address
  *   GET  /account/email/confirm            the mail's link (?token=): a button that confirms
  *   POST /account/email/confirm            → address confirmed
@@ -40,6 +41,8 @@ const newPasswordForm = z.object({
   repeat: z.string('Enter the new password again.').max(1024),
   /** "Sign out of every session": sent only when ticked. */
   endSessions: z.string().max(16).optional(),
+  /** "Also remove my passkeys": sent only when ticked (offered only to an account that has some). */
+  removePasskeys: z.string().max(16).optional(),
 });
 const tokenForm = z.object({ token: z.string().max(100) });
 
@@ -101,27 +104,43 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
     views.render(ctx, 'password-reset-sent.njk', { from, email: form.data.email, validFor });
   });
 
+  /** The new-password form of a reset link; the passkeys box only for an account that has some. */
+  const renderNewPasswordForm = async (ctx: Context, user: User, token: unknown, error?: string) => {
+    const passkeys = deps.passkeys.available ? (await deps.passkeys.list(user.id)).length : 0;
+    views.render(ctx, 'password-reset-new.njk', { token, email: user.email, twoStep: Boolean(user.totpEnrolledAt), passkeys, error }, error ? 400 : 200);
+  };
+
   router.get('/password-reset/new', async (ctx) => {
     outbox();
     const user = await linkUser(ctx.query.token, 'password_reset');
-    views.render(ctx, 'password-reset-new.njk', { token: ctx.query.token, email: user.email, twoStep: Boolean(user.totpEnrolledAt) });
+    await renderNewPasswordForm(ctx, user, ctx.query.token);
   });
 
   router.post('/password-reset/new', readForm, async (ctx) => {
     outbox();
     const form = newPasswordForm.safeParse(ctx.request.body);
     if (!form.success) throw new PageError(400, form.error.issues[0]?.message ?? 'The form was not complete.', { href: '/account/password-reset', label: 'Start again' });
-    const { token, password, repeat, endSessions } = form.data;
+    const { token, password, repeat, endSessions, removePasskeys } = form.data;
     // Checked before the new password is hashed: a post with a made-up link costs a lookup, not a bcrypt hash.
     const before = await linkUser(token, 'password_reset');
     const problem = newPasswordRefusal(password, repeat);
-    if (problem) return views.render(ctx, 'password-reset-new.njk', { token, email: before.email, twoStep: Boolean(before.totpEnrolledAt), error: problem }, 400);
+    if (problem) return renderNewPasswordForm(ctx, before, token, problem);
     const user = await deps.users.resetPassword((trx) => deps.emailLinks.redeem(trx, token, 'password_reset'), password);
     if (!user) throw new PageError(400, LINK_GONE, { href: '/account/password-reset', label: 'Send me a new link' });
-    const sessions = await tidyAfterReset(deps, user, endSessions !== undefined);
-    const detail = { endedSessions: sessions.ended, ...(sessions.left && { sessionsNotEnded: 'store_unavailable' }) };
+    const sessions = await tidyAfterReset(deps, user, { endSessions: endSessions !== undefined, removePasskeys: removePasskeys !== undefined });
+    const detail = {
+      endedSessions: sessions.ended,
+      ...(sessions.left && { sessionsNotEnded: 'store_unavailable' }),
+      ...(sessions.removedPasskeys !== undefined && { removedPasskeys: sessions.removedPasskeys }),
+    };
     deps.audit.record({ type: 'password_reset', outcome: 'success', accountId: user.id, ...requestFacts(ctx), detail });
-    views.render(ctx, 'password-reset-done.njk', { email: user.email, endedSessions: sessions.ended, sessionsLeft: sessions.left, twoStep: Boolean(user.totpEnrolledAt) });
+    views.render(ctx, 'password-reset-done.njk', {
+      email: user.email,
+      endedSessions: sessions.ended,
+      sessionsLeft: sessions.left,
+      removedPasskeys: sessions.removedPasskeys,
+      twoStep: Boolean(user.totpEnrolledAt),
+    });
   });
 
   router.post('/email/send-confirmation', readForm, signedIn, async (ctx) => {
@@ -154,10 +173,16 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
 
 /**
  * After a reset: the sign-in lock lifted (whoever was locking the account out by guessing guessed at the old
- * password), and the sessions ended when asked. The password is changed by then, so a failure here (a store down
+ * password), the sessions ended when asked, and the passkeys removed when asked (someone who had the old password
+ * may have added one, which would outlive it). The password is changed by then, so a failure here (a store down
  * this moment) is logged and told on the page, rather than answered as if the change had failed.
  */
-async function tidyAfterReset(deps: AccountDependencies, user: User, endSessions: boolean): Promise<{ ended: boolean; left: boolean }> {
+async function tidyAfterReset(
+  deps: AccountDependencies,
+  user: User,
+  asked: { endSessions: boolean; removePasskeys: boolean },
+): Promise<{ ended: boolean; left: boolean; removedPasskeys?: number }> {
+  const { endSessions } = asked;
   const tidy = (step: Promise<unknown>, what: string) =>
     step.then(
       () => true,
@@ -168,7 +193,8 @@ async function tidyAfterReset(deps: AccountDependencies, user: User, endSessions
     );
   await tidy(deps.locks.unlockAccount(user), 'lifting the sign-in lock');
   const ended = endSessions && (await tidy(deps.sessions.endAll(user.id), 'ending the sessions'));
-  return { ended, left: endSessions && !ended };
+  const removedPasskeys = asked.removePasskeys ? await deps.passkeys.removeAll(user.id, 'self') : undefined;
+  return { ended, left: endSessions && !ended, removedPasskeys };
 }
 
 function redirectToAccount(ctx: Context, notice?: string): void {

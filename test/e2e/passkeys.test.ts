@@ -11,7 +11,7 @@ import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { MFA_ACR } from '../../src/accounts/two-factor.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover, loginFormOf, openLoginPage } from '../support/relying-party.js';
-import { type MailCatcher, startMailCatcher } from '../support/mail-catcher.js';
+import { type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { SoftwarePasskey } from '../support/software-passkey.js';
 import { BrowserAt, type Page, type UserAgent, formOf, textOf } from '../support/user-agent.js';
@@ -191,6 +191,44 @@ describe('adding a passkey on the account page', () => {
     const { result } = await answerWithPasskey(signIn, login, (challenge) => passkey.assertion({ challenge }));
     expect(result.page?.status).toBe(400);
     expect(textOf(result.page)).toContain('That passkey is not registered for an account here. Sign in with your password instead.');
+  });
+});
+
+describe('a forgotten password, when someone else may have added a passkey', () => {
+  /** "Forgot your password?" for `email`: the link from the mail. */
+  async function resetLink(email: string): Promise<string> {
+    const agent = person();
+    const { page } = await agent.follow(`${server.issuer}/account/password-reset`, server.issuer);
+    await agent.submit(page as Page, formOf(page as Page, '/account/password-reset'), { email }, server.issuer);
+    for (;;) {
+      const sent = await mail.next(email);
+      if (sent.subject.startsWith('Reset your password')) return linkIn(sent, `${server.issuer}/account/password-reset/new`);
+    }
+  }
+
+  test('the reset offers to remove the account\'s passkeys too, unticked: left alone they stay, ticked they go', async () => {
+    const { user, passkey } = await userWithPasskey();
+    const reset = async (values: Record<string, string>) => {
+      const agent = person();
+      const { page } = await agent.follow(await resetLink(user.email), server.issuer);
+      expect(textOf(page)).toContain('Also remove my passkeys (1)');
+      return (await agent.submit(page as Page, formOf(page as Page, '/account/password-reset/new'), values, server.issuer)).page;
+    };
+
+    const kept = await reset({ password: 'a first new password', repeat: 'a first new password' });
+    expect(textOf(kept)).toContain('Password changed');
+    expect(textOf(kept)).not.toContain('passkeys were removed');
+    expect(await server.services.passkeys.list(user.userId)).toHaveLength(1);
+
+    const removed = await reset({ password: 'a second new password', repeat: 'a second new password', removePasskeys: 'yes' });
+    expect(textOf(removed)).toContain('Your passkeys were removed (1)');
+    expect(await server.services.passkeys.list(user.userId)).toEqual([]);
+    expect(await auditEvents('password_reset', user.userId)).toContainEqual(expect.objectContaining({ detail: expect.objectContaining({ removedPasskeys: 1 }) }));
+    expect(await auditEvents('passkey_removed', user.userId)).toEqual([expect.objectContaining({ detail: { by: 'self', passkey: 'Test key' } })]);
+
+    const { agent, page } = await loginPage();
+    const { result } = await answerWithPasskey(agent, page, (challenge) => passkey.assertion({ challenge }));
+    expect(textOf(result.page)).toContain('That passkey is not registered for an account here.');
   });
 });
 
