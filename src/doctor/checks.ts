@@ -123,6 +123,18 @@ async function contentSecurityPolicy(site: Site): Promise<Outcome> {
   return pass(`frame-ancestors 'none', script-src ${scriptSrc.join(' ') || '(unrestricted?)'}`);
 }
 
+/** /metrics on the public address: its labels name the clients and its counters tell how the server is used. */
+async function metricsNotPublic(site: Site): Promise<Outcome> {
+  if (!headersApply(site)) return undefined;
+  const url = `${site.issuer.replace(/\/$/, '')}/metrics`;
+  const response = await request(url);
+  await response.body?.cancel();
+  if (response.status === 404) return pass(`${url} is not served (METRICS_PORT, or no METRICS_TOKEN)`);
+  if (response.status === 401) return pass(`${url} asks for a bearer token (METRICS_TOKEN)`);
+  if (response.ok) return fail(`${url} answers anyone: its labels name your clients (set METRICS_TOKEN, or METRICS_PORT on a private network)`);
+  return warn(`${url} answered ${response.status}`);
+}
+
 async function jwksCacheControl(site: Site): Promise<Outcome> {
   if (!headersApply(site)) return undefined;
   const value = (await site.jwks()).response.headers.get('cache-control');
@@ -296,6 +308,7 @@ export const CHECKS: Check[] = [
   { name: 'hsts', run: strictTransportSecurity },
   { name: 'csp', run: contentSecurityPolicy },
   { name: 'jwks-cache', run: jwksCacheControl },
+  { name: 'metrics', run: metricsNotPublic },
   { name: 'keys', run: signingKeys },
   { name: 'signing-algs', run: signingAlgorithms },
   { name: 'key-rotation', run: nextKeyStaged },

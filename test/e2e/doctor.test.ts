@@ -100,6 +100,17 @@ describe('authz doctor', () => {
     expect(checks.get('hsts')?.status).toBe('FAIL');
     expect(checks.get('csp')).toEqual({ status: 'PASS', reason: expect.stringContaining("frame-ancestors 'none'") });
     expect(checks.get('jwks-cache')).toEqual({ status: 'PASS', reason: expect.stringMatching(/cached for \d+ s/) });
+    // A development server answers /metrics to anyone, which a production one must not.
+    expect(checks.get('metrics')).toEqual({ status: 'FAIL', reason: expect.stringContaining('/metrics answers anyone') });
+
+    // With METRICS_TOKEN, /metrics asks for it.
+    const guarded = await startTestServer({ env: { METRICS_TOKEN: 'metrics-scraper-token-0123456789abcdef' } });
+    try {
+      const again = lines((await doctor([guarded.issuer, '--production'])).stdout);
+      expect(again.get('metrics')).toEqual({ status: 'PASS', reason: `${guarded.issuer}/metrics asks for a bearer token (METRICS_TOKEN)` });
+    } finally {
+      await guarded.close();
+    }
   });
 
   test('an unreachable URL fails with one clean line', async () => {
