@@ -309,8 +309,8 @@ describe('signing in with a passkey', () => {
 
   test('another key under the same credential id, a counter that went back, and a disabled account are refused', async () => {
     const { user, passkey } = await userWithPasskey({ counting: true });
-    const impostor = Object.assign(new SoftwarePasskey(user.userId, passkey.origin), {});
-    Object.defineProperty(impostor, 'id', { value: passkey.id });
+    // Another key pair presenting the registered credential's id.
+    const impostor = new SoftwarePasskey(user.userId, passkey.origin, { id: passkey.id });
     const first = await loginPage();
     const signedByOther = await answerWithPasskey(first.agent, first.page, (challenge) => impostor.assertion({ challenge }));
     expect(textOf(signedByOther.result.page)).toContain('The passkey could not be checked.');

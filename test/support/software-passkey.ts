@@ -39,8 +39,8 @@ export interface CeremonyOptions {
 }
 
 export class SoftwarePasskey {
-  /** The credential id, base64url. */
-  readonly id = b64url(randomBytes(16));
+  /** The credential id, base64url: a new one, unless `options.id` claims another's. */
+  readonly id: string;
   readonly #keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   /** The signature counter; stays 0 unless `counting` (as most synced passkeys do). */
   counter = 0;
@@ -49,8 +49,10 @@ export class SoftwarePasskey {
     /** The account id the server gave as the user handle. */
     readonly userId: string,
     readonly origin: string,
-    readonly options: { counting?: boolean; synced?: boolean } = {},
-  ) {}
+    readonly options: { counting?: boolean; synced?: boolean; id?: string } = {},
+  ) {
+    this.id = options.id ?? b64url(randomBytes(16));
+  }
 
   /** The public key as COSE (RFC 9053 EC2, ES256): the map {1: 2, 3: -7, -1: 1, -2: x, -3: y}. */
   coseKey(): Buffer {
