@@ -176,6 +176,13 @@ export class Passkeys {
     return removed;
   }
 
+  /** Gives one of the user's passkeys a new name; undefined when it was not theirs or is gone. */
+  async rename(userId: string, id: string, name: string): Promise<Passkey | undefined> {
+    if (id.length > 1400) return undefined;
+    const [row] = await this.db<PasskeyRow>('passkeys').where({ user_id: userId, credential_id: id }).update({ name }).returning('*');
+    return row && toPasskey(row as PasskeyRow);
+  }
+
   /** Removes every passkey of the user (a password reset after someone else may have added one); how many. */
   async removeAll(userId: string, by = this.audited.actor): Promise<number> {
     const rows = (await this.db<PasskeyRow>('passkeys').where({ user_id: userId }).del().returning('*')) as PasskeyRow[];

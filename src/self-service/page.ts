@@ -19,6 +19,7 @@ const NOTICES = {
   'email-change-sent': 'We sent a link to your new address: open it to make the change.',
   'passkey-added': 'Your passkey was added. You can sign in with it instead of your password.',
   'passkey-removed': 'That passkey was removed: it no longer signs you in.',
+  'passkey-renamed': 'That passkey was renamed.',
 } as const;
 export type AccountPageNotice = keyof typeof NOTICES;
 

@@ -4,6 +4,7 @@
  *   POST /account/passkeys/options  the current password → the options for navigator.credentials.create() and
  *                                   their challenge, sealed for this session (JSON; refusals as `{error}`)
  *   POST /account/passkeys/add      the browser's new credential, the sealed challenge, a name → kept
+ *   POST /account/passkeys/rename   one of them, a new name → renamed
  *   POST /account/passkeys/remove   one of them → removed
  *
  * The page's script (views/assets/passkeys.js) asks for the options, runs the browser's ceremony and posts the
@@ -38,6 +39,10 @@ const addForm = z.object({
 });
 
 const removeForm = z.object({ passkey: z.string().min(1).max(1400) });
+const renameForm = z.object({
+  passkey: z.string().min(1).max(1400),
+  name: z.string('Enter a name.').trim().min(1, 'Enter a name.').max(100, 'That name is too long: 100 characters at most.'),
+});
 
 const TOO_LATE = 'Adding the passkey took too long, or was started in another session. Try again.';
 const NO_PASSKEY = 'Your browser did not send a passkey. Try again.';
@@ -108,6 +113,20 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
     ctx.redirect('/account?done=passkey-added#passkeys');
   });
 
+  router.post('/passkeys/rename', readForm, signedIn, async (ctx) => {
+    const signedInAs = ctx.state.signedIn as SignedIn;
+    const form = renameForm.safeParse(ctx.request.body);
+    if (!form.success) {
+      const issue = form.error.issues[0];
+      if (issue?.path[0] === 'name') return renderAccountPage(ctx, deps, signedInAs, { errors: { passkeys: issue.message }, status: 400 });
+      throw new PageError(400, 'The form did not say which passkey to rename.', { href: '/account#passkeys', label: 'Back to your account' });
+    }
+    // Gone already (another tab, an administrator): nothing to rename, and the page shows what is left.
+    await passkeys.rename(signedInAs.user.id, form.data.passkey, form.data.name);
+    ctx.status = 303;
+    ctx.redirect('/account?done=passkey-renamed#passkeys');
+  });
+
   router.post('/passkeys/remove', readForm, signedIn, async (ctx) => {
     const { user } = ctx.state.signedIn as SignedIn;
     const form = removeForm.safeParse(ctx.request.body);
@@ -118,7 +137,7 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
     ctx.redirect('/account?done=passkey-removed#passkeys');
   });
 
-  router.get(['/passkeys/options', '/passkeys/add', '/passkeys/remove'], (ctx) => {
+  router.get(['/passkeys/options', '/passkeys/add', '/passkeys/rename', '/passkeys/remove'], (ctx) => {
     ctx.status = 303;
     ctx.redirect('/account#passkeys');
   });

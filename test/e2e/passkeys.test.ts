@@ -178,6 +178,24 @@ describe('adding a passkey on the account page', () => {
     expect(await server.services.passkeys.list(user.userId)).toEqual([]);
   });
 
+  test('renaming one needs a name and touches no other account\'s', async () => {
+    const { user, passkey } = await userWithPasskey();
+    const other = await userWithPasskey();
+    const agent = person();
+    const page = await openAccount(agent, user.email);
+    const empty = await agent.submit(page, formOf(page, '/account/passkeys/rename'), { name: '  ' }, server.issuer);
+    expect(empty.page?.status).toBe(400);
+    expect(textOf(empty.page)).toContain('Enter a name.');
+    const renamed = await agent.submit(page, formOf(page, '/account/passkeys/rename'), { name: 'Phone in the drawer' }, server.issuer);
+    expect(renamed.page?.url).toBe(`${server.issuer}/account?done=passkey-renamed#passkeys`);
+    expect(textOf(renamed.page)).toContain('Phone in the drawer');
+    expect(await server.services.passkeys.list(user.userId)).toEqual([expect.objectContaining({ id: passkey.id, name: 'Phone in the drawer' })]);
+
+    // Another account's passkey id in the form: nothing changes there.
+    await agent.submit(page, formOf(page, '/account/passkeys/rename'), { passkey: other.passkey.id, name: 'Mine now' }, server.issuer);
+    expect(await server.services.passkeys.list(other.user.userId)).toEqual([expect.objectContaining({ name: 'Test key' })]);
+  });
+
   test('removing one is audited, and it signs in no more', async () => {
     const { user, passkey } = await userWithPasskey();
     const agent = person();
