@@ -21,13 +21,13 @@ import { linkMailFor } from '../mail/link-mails.js';
 import { emailChangedNotice } from '../mail/messages.js';
 import { refuseEmailLink } from '../security/limits.js';
 import { renderAccountPage } from './page.js';
-import { guardedCheck, refuse } from './re-authentication.js';
+import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
 const changeForm = z.object({
   email: z.email({ error: 'Enter the new address, such as name@example.com.' }).max(254, 'That email address is too long.'),
-  current: z.string('Enter your current password.').min(1, 'Enter your current password.').max(1024, 'That is not your current password.'),
+  current: currentPasswordField,
 });
 const tokenForm = z.object({ token: z.string().max(100) });
 
@@ -49,8 +49,8 @@ export function addEmailChangeRoutes(router: Router, deps: AccountDependencies, 
     if (!form.success) return error(ctx, form.error.issues[0]?.message ?? 'The form was not complete.');
     const email = form.data.email.toLowerCase();
     if (email === user.email) return error(ctx, 'That is your address already.');
-    const checked = await guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, form.data.current));
-    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'email', 'That is not your current password.');
+    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'email', WRONG_PASSWORD);
     // Asked once the password is right, so that the page tells whether an address is taken only to the account's owner.
     if (await deps.users.findByEmail(email)) return error(ctx, 'Another account uses that address.', 409);
     const tooMany = await refuseEmailLink(ctx, deps.limits, email);

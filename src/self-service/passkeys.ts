@@ -16,19 +16,19 @@
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
-import { MAX_PASSKEYS_PER_USER, newChallenge, sealChallenge, unsealChallenge } from '../accounts/passkeys.js';
+import { MAX_PASSKEYS_PER_USER, NO_PASSKEY, newChallenge, sealChallenge, unsealChallenge } from '../accounts/passkeys.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { passkeyAddedNotice } from '../mail/messages.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { renderAccountPage } from './page.js';
-import { guardedCheck } from './re-authentication.js';
+import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
 const optionsForm = z.object({
-  current: z.string('Enter your current password.').min(1, 'Enter your current password.').max(1024, 'That is not your current password.'),
+  current: currentPasswordField,
 });
 
 const addForm = z.object({
@@ -45,7 +45,6 @@ const renameForm = z.object({
 });
 
 const TOO_LATE = 'Adding the passkey took too long, or was started in another session. Try again.';
-const NO_PASSKEY = 'Your browser did not send a passkey. Try again.';
 
 /** What a sealed challenge is bound to: this session of this user, so it serves no other. */
 const bindingOf = ({ user, session }: SignedIn) => `${session.uid}:${user.id}`;
@@ -67,12 +66,12 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
     const { user } = signedInAs;
     const form = optionsForm.safeParse(ctx.request.body);
     if (!form.success) return refuseJson(ctx, 400, form.error.issues[0]?.message ?? 'Enter your current password.');
-    const checked = await guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, form.data.current));
+    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
     if ('lockedMs' in checked) {
       ctx.set('Retry-After', String(Math.ceil(checked.lockedMs / 1000)));
       return refuseJson(ctx, 429, `Too many wrong attempts. Try again in ${describeWait(checked.lockedMs)}.`);
     }
-    if ('rejected' in checked) return refuseJson(ctx, 400, 'That is not your current password.');
+    if ('rejected' in checked) return refuseJson(ctx, 400, WRONG_PASSWORD);
     if ((await passkeys.list(user.id)).length >= MAX_PASSKEYS_PER_USER) {
       return refuseJson(ctx, 400, `You have ${MAX_PASSKEYS_PER_USER} passkeys, the most an account can have. Remove one first.`);
     }

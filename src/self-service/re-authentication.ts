@@ -13,6 +13,9 @@ import { type AccountPageOptions, renderAccountPage } from './page.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
+/** What a form says of a wrong current password. */
+export const WRONG_PASSWORD = 'That is not your current password.';
+
 /** A password or code checked under the sign-in's limits; failures are audited as the login page's are. */
 export function guardedCheck<T>(ctx: Context, deps: AccountDependencies, email: string, failureReason: string, check: () => Promise<T | undefined>) {
   const { user } = ctx.state.signedIn as SignedIn;
@@ -37,6 +40,18 @@ export function refuse(
   }
   const error = 'invalid' in outcome ? outcome.invalid : wrong;
   return renderAccountPage(ctx, deps, signedIn, { errors: { [section]: error }, status: 400 });
+}
+
+/** The current password, as each form that asks for it takes it (a password too long to be anyone's is wrong). */
+export const currentPasswordField = z
+  .string('Enter your current password.')
+  .min(1, 'Enter your current password.')
+  .max(1024, WRONG_PASSWORD);
+
+/** The signed-in person's current password, checked under the sign-in's limits. */
+export function checkCurrentPassword(ctx: Context, deps: AccountDependencies, presented: string) {
+  const { user } = ctx.state.signedIn as SignedIn;
+  return guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, presented));
 }
 
 const codeForm = z.object({

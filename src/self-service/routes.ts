@@ -35,7 +35,7 @@ import type { InteractionDependencies } from '../interaction/routes.js';
 import type { LockAdministration } from '../security/lock-administration.js';
 import { addEmailChangeRoutes } from './email-change.js';
 import { addEmailLinkPages } from './email-link-pages.js';
-import { checkCode, guardedCheck, refuse } from './re-authentication.js';
+import { WRONG_PASSWORD, checkCode, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
 import { addPasskeyRoutes } from './passkeys.js';
 import { addReplaceAppRoutes } from './replace-app.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
@@ -53,7 +53,7 @@ export interface AccountDependencies extends InteractionDependencies {
 }
 
 const passwordForm = z.object({
-  current: z.string('Enter your current password.').min(1, 'Enter your current password.').max(1024, 'That is not your current password.'),
+  current: currentPasswordField,
   password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
   repeat: z.string('Enter the new password again.').max(1024),
   /** "Sign out of my other sessions": sent only when ticked. */
@@ -135,8 +135,8 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     if (!form.success) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: refusal(form) }, status: 400 });
     const problem = newPasswordRefusal(form.data.password, form.data.repeat);
     if (problem) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: problem }, status: 400 });
-    const checked = await guardedCheck(ctx, deps, user.email, 'bad_credentials', () => deps.users.verifyPassword(user.email, form.data.current));
-    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', 'That is not your current password.');
+    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', WRONG_PASSWORD);
     await deps.users.changePassword(user.id, form.data.password);
     if (form.data.endOthers === undefined) return done(ctx, 'password');
     await endOtherSessions(deps, user.id, session.uid);
