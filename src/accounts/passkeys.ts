@@ -125,6 +125,11 @@ function parseCredential<Schema extends z.ZodType>(schema: Schema, field: unknow
   }
 }
 
+/** What the pages say when the form carried no credential at all. */
+export const NO_PASSKEY = 'Your browser did not send a passkey. Try again.';
+/** Removed from its account, or registered on another server: the authenticator still offers it. */
+const UNKNOWN_PASSKEY = 'That passkey is not registered for an account here. Sign in with your password instead.';
+
 /** Why a ceremony's answer was refused, in words for the page; `reason` is for the audit log. */
 export interface PasskeyRefusal {
   refused: string;
@@ -171,9 +176,8 @@ export class Passkeys {
     if (id.length > 1400) return undefined;
     const [row] = await this.db<PasskeyRow>('passkeys').where({ user_id: userId, credential_id: id }).del().returning('*');
     if (!row) return undefined;
-    const removed = toPasskey(row as PasskeyRow);
-    this.audited.audit?.record({ type: 'passkey_removed', outcome: 'success', accountId: userId, detail: { by, passkey: removed.name } });
-    return removed;
+    this.#recordRemoval(row as PasskeyRow, by);
+    return toPasskey(row as PasskeyRow);
   }
 
   /** Gives one of the user's passkeys a new name; undefined when it was not theirs or is gone. */
@@ -186,8 +190,12 @@ export class Passkeys {
   /** Removes every passkey of the user (a password reset after someone else may have added one); how many. */
   async removeAll(userId: string, by = this.audited.actor): Promise<number> {
     const rows = (await this.db<PasskeyRow>('passkeys').where({ user_id: userId }).del().returning('*')) as PasskeyRow[];
-    for (const row of rows) this.audited.audit?.record({ type: 'passkey_removed', outcome: 'success', accountId: userId, detail: { by, passkey: row.name } });
+    for (const row of rows) this.#recordRemoval(row, by);
     return rows.length;
+  }
+
+  #recordRemoval(row: PasskeyRow, by: string | undefined): void {
+    this.audited.audit?.record({ type: 'passkey_removed', outcome: 'success', accountId: row.user_id, detail: { by, passkey: row.name } });
   }
 
   /** The options for navigator.credentials.create(): a new passkey for this user, none of theirs again. */
@@ -211,7 +219,7 @@ export class Passkeys {
   /** Checks the browser's answer to `creationOptions` and keeps the new passkey under `name`. */
   async register(user: { id: string }, answer: { credential: unknown; challenge: string; name: string }): Promise<Passkey | PasskeyRefusal> {
     const credential = parseCredential(registrationJson, answer.credential);
-    if (!credential) return { refused: 'Your browser did not send a passkey. Try again.', reason: 'malformed' };
+    if (!credential) return { refused: NO_PASSKEY, reason: 'malformed' };
     if ((await this.list(user.id)).length >= MAX_PASSKEYS_PER_USER) {
       return { refused: `You have ${MAX_PASSKEYS_PER_USER} passkeys, the most an account can have. Remove one first.`, reason: 'too_many' };
     }
@@ -263,12 +271,12 @@ export class Passkeys {
    */
   async authenticate(answer: { credential: unknown; challenge: string }): Promise<PasskeySignIn | PasskeyRefusal> {
     const credential = parseCredential(authenticationJson, answer.credential);
-    if (!credential) return { refused: 'Your browser did not send a passkey. Try again.', reason: 'malformed' };
+    if (!credential) return { refused: NO_PASSKEY, reason: 'malformed' };
     const row = await this.db<PasskeyRow>('passkeys').where({ credential_id: credential.id }).first();
     const { userHandle } = credential.response;
     if (!row || (userHandle !== undefined && Buffer.from(userHandle, 'base64url').toString() !== row.user_id)) {
       // Removed from the account, or registered on another server: the authenticator still offers it.
-      return { refused: 'That passkey is not registered for an account here. Sign in with your password instead.', reason: 'unknown_passkey' };
+      return { refused: UNKNOWN_PASSKEY, reason: 'unknown_passkey' };
     }
     const { verifyAuthenticationResponse } = await webauthn();
     const verified = await verifyAuthenticationResponse({
@@ -286,7 +294,7 @@ export class Passkeys {
       .update({ sign_count: newCounter, backed_up: credentialBackedUp, last_used_at: this.db.fn.now() as unknown as Date })
       .returning('*');
     // Removed between the read and now: the account no longer accepts it.
-    if (!updated) return { refused: 'That passkey is not registered for an account here. Sign in with your password instead.', reason: 'unknown_passkey' };
+    if (!updated) return { refused: UNKNOWN_PASSKEY, reason: 'unknown_passkey' };
     return { userId: row.user_id, passkey: toPasskey(updated as PasskeyRow), amr: passkeyAmr(credentialBackedUp) };
   }
 }

@@ -20,7 +20,7 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import { CEREMONY_TIMEOUT_MS, newChallenge } from '../accounts/passkeys.js';
+import { CEREMONY_TIMEOUT_MS, NO_PASSKEY, newChallenge } from '../accounts/passkeys.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { signInWithPasskey } from '../security/passkey-sign-in.js';
@@ -62,15 +62,12 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
   const { readForm, interaction, finish } = steps;
   const { passkeys } = deps;
 
-  /** The login page again, or the second step's page when the password is done, with `error`. */
-  const refuse = (ctx: Context, details: Interaction, error: string, status: number, remember: boolean) => {
-    const pending = pendingSecondFactorOf(details);
-    if (pending) return renderSecondFactor(ctx, deps, details, pending, { error, status });
-    return renderLogin(ctx, deps, details, { error, remember, status });
+  const available: Middleware = (_ctx, next) => {
+    if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.');
+    return next();
   };
 
-  router.post('/passkey/options', readForm, interaction, async (ctx) => {
-    if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.');
+  router.post('/passkey/options', available, readForm, interaction, async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     const pending = pendingSecondFactorOf(details);
     const challenge = newChallenge();
@@ -79,17 +76,19 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
     ctx.body = await passkeys.requestOptions(challenge, pending ? await passkeys.list(pending.accountId) : []);
   });
 
-  router.post('/passkey', readForm, interaction, async (ctx) => {
+  router.post('/passkey', available, readForm, interaction, async (ctx) => {
     const details = ctx.state.interaction as Interaction;
-    if (!passkeys.available) throw new PageError(404, 'Passkeys are not available on this server.');
     const form = answerForm.safeParse(ctx.request.body);
     // At the second step, "Keep me signed in" was answered with the password.
     const pending = pendingSecondFactorOf(details);
     const remember = pending ? pending.remember : keepSignedIn(deps.config.rememberMe, form.success ? form.data.remember : undefined);
+    /** The login page again, or the second step's page when the password is done, with `error`. */
+    const refuse = (error: string, status: number) =>
+      pending ? renderSecondFactor(ctx, deps, details, pending, { error, status }) : renderLogin(ctx, deps, details, { error, remember, status });
     const challenge = await takeChallenge(details);
     if (!form.success || !challenge) {
-      const error = challenge ? 'Your browser did not send a passkey. Try again.' : 'The passkey request expired or was used already. Try again.';
-      return refuse(ctx, details, error, 400, remember);
+      const error = challenge ? NO_PASSKEY : 'The passkey request expired or was used already. Try again.';
+      return refuse(error, 400);
     }
     const outcome = await signInWithPasskey(deps, {
       credential: form.data.credential,
@@ -100,11 +99,11 @@ export function addPasskeySignInRoutes(router: Router, deps: InteractionDependen
     });
     if ('lockedMs' in outcome) {
       ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
-      return refuse(ctx, details, `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`, 429, remember);
+      return refuse(`Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`, 429);
     }
-    if ('refused' in outcome) return refuse(ctx, details, outcome.refused, 400, remember);
+    if ('refused' in outcome) return refuse(outcome.refused, 400);
     // The second step is this account's: a passkey of another account does not finish it.
-    if (pending && pending.accountId !== outcome.user.id) return refuse(ctx, details, 'That passkey is for another account. Use your own, or a code from your app.', 400, remember);
+    if (pending && pending.accountId !== outcome.user.id) return refuse('That passkey is for another account. Use your own, or a code from your app.', 400);
     await finish(ctx, { login: { accountId: outcome.user.id, amr: outcome.amr, acr: outcome.acr, remember } }, false);
   });
 }
