@@ -18,7 +18,8 @@ import { rejectMalformedPaths } from './http/malformed-paths.js';
 import { requestContext } from './http/request-context.js';
 import { securityHeaders, securityHeaderWriter } from './http/security-headers.js';
 import { PageError } from './interaction/errors.js';
-import { createAccountPage, createBrowserErrorPages, createInteractionRoutes, createProviderPages } from './interaction/index.js';
+import type { Views } from './interaction/views.js';
+import { createAccountPage, createBrowserErrorPages, createInteractionRoutes, createProviderPages, createViews } from './interaction/index.js';
 import { SessionDirectory } from './accounts/sessions.js';
 import { UserRepository } from './accounts/users.js';
 import { KeyRing } from './keys/key-ring.js';
@@ -97,7 +98,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   // Protocol outcomes are counted from what is audited (src/metrics/metrics.ts).
   const audit = metrics.countingAuditSink(services.audit);
   const logoutDeliveries = new LogoutTokenDeliveries(audit, logger);
-  const buildProvider = providerFactory(config, logger, services, { audit, metrics, logoutDeliveries });
+  const views = createViews(config);
+  const buildProvider = providerFactory(config, logger, services, { audit, metrics, logoutDeliveries, views });
   const slot = new ProviderSlot(buildProvider(keyRing));
   let shuttingDown = false;
 
@@ -113,7 +115,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.use(requestContext(logger));
   const securityHeaderSet = await securityHeaderWriter({ production: config.production });
   app.use(securityHeaders(securityHeaderSet));
-  app.use(createBrowserErrorPages({ logger }));
+  app.use(createBrowserErrorPages({ views, logger }));
   // Discovery and JWKS are the most requested documents (every RP and API polls them); their exact paths need
   // none of the checks below, so the cache answers them first (and, once cached, before Koa: handleRequest).
   const documents = new ProviderDocumentCache(() => slot.current, config.proxy, Math.min(5000, config.clientCacheTtlMs));
@@ -160,6 +162,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       emailLinks: services.emailLinks,
       outbox,
       passkeys: services.passkeys,
+      views,
     }),
   );
   // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.
@@ -179,6 +182,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       limits: services.limits,
       config,
       logger,
+      views,
     }),
   );
   // A request scope lets one storage call hand on to the next (fewer round trips: src/store/request-scope.ts).
@@ -223,16 +227,18 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   };
 }
 
-interface ProviderObservers {
+/** What each provider built shares with the rest of the app: where it reports, and the pages it renders. */
+interface ProviderSurroundings {
   audit: AuditSink;
   metrics: Metrics;
   logoutDeliveries: LogoutTokenDeliveries;
+  views: Views;
 }
 
-function providerFactory(config: Config, logger: Logger, services: Services, observers: ProviderObservers) {
+function providerFactory(config: Config, logger: Logger, services: Services, surroundings: ProviderSurroundings) {
   const { db, redis, users, clients, catalog, limits } = services;
-  const { audit, metrics, logoutDeliveries } = observers;
-  const pages = createProviderPages({ logger });
+  const { audit, metrics, logoutDeliveries, views } = surroundings;
+  const pages = createProviderPages({ views, logger });
   const adapter = createAdapterFactory({
     db,
     redis,

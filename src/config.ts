@@ -9,6 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { readTheme } from './interaction/theme.js';
 
 const FLAG_VALUES = ['true', 'false', '1', '0', 'yes', 'no', ''] as const;
 const isOn = (value: string | undefined) => value === 'true' || value === '1' || value === 'yes';
@@ -278,6 +279,11 @@ const environmentSchema = z.object({
    * a deployment's own name, look or language. Any template not there comes from views/mail/.
    */
   MAIL_TEMPLATES_DIR: z.string().optional(),
+  /**
+   * A deployment's own look (src/interaction/theme.ts): page templates used before views/, `theme-head.njk` and
+   * `theme-header.njk` put in every page, files in `assets/` served at /assets/, and mail templates in `mail/`.
+   */
+  THEME_DIR: z.string().optional(),
   /** How long a link sent by mail works (once): a password reset or an email confirmation. */
   EMAIL_LINK_TTL: duration.pipe(z.number().int().min(60).max(7 * 24 * 3600)).default(30 * 60),
   /**
@@ -386,6 +392,8 @@ export interface Config {
   registration: { mode: Environment['REGISTRATION']; roles: string[] };
   /** Mail (src/mail/): sent over SMTP, written to the log (development without SMTP_URL), or not at all. */
   mail: MailConfig;
+  /** The deployment's theme folder (THEME_DIR), checked at load: its pages and assets come before ours. */
+  themeDir?: string;
   /** Brute-force limits (src/security/). */
   limits: {
     loginPerAccount: number;
@@ -478,8 +486,15 @@ function mailConfig(e: Environment, production: boolean, port: number): MailConf
     from: e.MAIL_FROM?.trim() ?? `no-reply@${host}`,
     linkTtlSeconds: e.EMAIL_LINK_TTL,
     confirmationRequired: e.EMAIL_CONFIRMATION_REQUIRED,
-    templatesDir: e.MAIL_TEMPLATES_DIR ? path.resolve(e.MAIL_TEMPLATES_DIR) : undefined,
+    templatesDir: mailTemplatesDir(e),
   };
+}
+
+/** MAIL_TEMPLATES_DIR, or else the theme's mail/ folder when it has one. */
+function mailTemplatesDir(e: Environment): string | undefined {
+  if (e.MAIL_TEMPLATES_DIR) return path.resolve(e.MAIL_TEMPLATES_DIR);
+  const themed = e.THEME_DIR && path.resolve(e.THEME_DIR, 'mail');
+  return themed && isFolder(themed) ? themed : undefined;
 }
 
 /** One line naming the variable once: some messages already begin with its name. */
@@ -566,6 +581,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     totpRequiredRoles: splitList(e.TOTP_REQUIRED_ROLES),
     authorizationPost: e.AUTHORIZATION_POST,
     mail: mailConfig(e, production, port),
+    themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
@@ -579,6 +595,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (config.mail.templatesDir && !isFolder(config.mail.templatesDir)) {
     throw new ConfigError([`MAIL_TEMPLATES_DIR: there is no folder at ${config.mail.templatesDir}`]);
   }
+  const themeProblems = config.themeDir ? readTheme(config.themeDir).problems : [];
+  if (themeProblems.length > 0) throw new ConfigError(themeProblems);
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);
   // Otherwise the second listener fails with "already in use: stop what listens there", and what listens is us.

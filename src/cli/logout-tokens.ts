@@ -9,7 +9,7 @@
 import type Provider from 'oidc-provider';
 import type { EndedSession, SessionEndListener } from '../accounts/sessions.js';
 import type { Config } from '../config.js';
-import { createProviderPages } from '../interaction/index.js';
+import { createProviderPages, createViews } from '../interaction/index.js';
 import { KeyRing } from '../keys/key-ring.js';
 import { createLogger } from '../logger.js';
 import { BackchannelLogoutNotifier, type DeliveryOutcome, LogoutTokenDeliveries } from '../oidc/backchannel-logout.js';
@@ -64,6 +64,6 @@ async function signingProvider(config: Config, services: Services): Promise<Prov
     clients,
     signingKeys: keyRing.signingKeys,
     cookieSecrets: keyRing.cookieSecrets,
-    pages: createProviderPages({ logger: createLogger('silent', config.production) }),
+    pages: createProviderPages({ views: createViews(config), logger: createLogger('silent', config.production) }),
   });
 }

@@ -1,13 +1,14 @@
 /**
  * Page rendering: nunjucks templates from views/ with auto-escaping on, so nothing a user or client typed
  * (names, emails, error descriptions) can become markup. Pages are never cached: they carry CSRF tokens and
- * who is signed in.
+ * who is signed in. A deployment's theme (THEME_DIR, ./theme.ts) is looked in first.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
 import nunjucks from 'nunjucks';
+import { type Theme, emptyTheme, readTheme } from './theme.js';
 
 /** views/ beside src/ (running from source) or beside dist/ (running the build). */
 export function findViewsDir(): string {
@@ -20,17 +21,23 @@ export function findViewsDir(): string {
   throw new Error('views/ not found next to the application');
 }
 
+const SITE = { name: 'Sign in' };
+
 export class Views {
   readonly dir = findViewsDir();
-  readonly #env = new nunjucks.Environment(new nunjucks.FileSystemLoader(this.dir, { noCache: false }), {
-    autoescape: true,
-    throwOnUndefined: false,
-  });
+  /** The deployment's theme; without THEME_DIR, one with nothing in it. */
+  readonly theme: Theme;
+  readonly #env: nunjucks.Environment;
 
-  constructor(private readonly site: { name: string }) {}
+  /** `themeDir` was checked when the configuration was loaded (config.ts), so its problems are not repeated here. */
+  constructor(options: { themeDir?: string } = {}) {
+    this.theme = options.themeDir ? readTheme(options.themeDir).theme : emptyTheme(this.dir);
+    const dirs = options.themeDir ? [options.themeDir, this.dir] : [this.dir];
+    this.#env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs, { noCache: false }), { autoescape: true, throwOnUndefined: false });
+  }
 
   render(ctx: Context, template: string, variables: Record<string, unknown>, status = 200): void {
-    const html = this.#env.render(template, { site: this.site, ...variables });
+    const html = this.#env.render(template, { site: SITE, theme: this.theme.has, ...variables });
     ctx.status = status;
     ctx.type = 'html';
     ctx.set('Cache-Control', 'no-store');

@@ -1,7 +1,7 @@
 /**
  * The configuration: development fills in defaults; production lists every problem at once.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../src/config.js';
@@ -172,6 +172,33 @@ describe('configuration', () => {
   test('MAIL_TEMPLATES_DIR must be a folder', () => {
     expect(problemsOf({ MAIL_TEMPLATES_DIR: '/nonexistent/templates' })).toEqual(['MAIL_TEMPLATES_DIR: there is no folder at /nonexistent/templates']);
     expect(loadConfig({ MAIL_TEMPLATES_DIR: tmpdir() }).mail.templatesDir).toBe(tmpdir());
+  });
+
+  test('THEME_DIR must be a folder whose templates compile and whose assets are served types; its mail/ is the mail templates', async () => {
+    expect(problemsOf({ THEME_DIR: '/nonexistent/theme' })).toEqual(['THEME_DIR: there is no folder at /nonexistent/theme']);
+    const theme = await mkdtemp(path.join(tmpdir(), 'theme-'));
+    try {
+      await mkdir(path.join(theme, 'assets'));
+      await writeFile(path.join(theme, 'theme-header.njk'), '<header>{{ site.name }}</header>');
+      await writeFile(path.join(theme, 'assets', 'logo.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
+      expect(loadConfig({ THEME_DIR: theme })).toMatchObject({ themeDir: theme, mail: { templatesDir: undefined } });
+
+      await mkdir(path.join(theme, 'mail'));
+      expect(loadConfig({ THEME_DIR: theme }).mail.templatesDir).toBe(path.join(theme, 'mail'));
+      expect(loadConfig({ THEME_DIR: theme, MAIL_TEMPLATES_DIR: tmpdir() }).mail.templatesDir).toBe(tmpdir());
+
+      // Each problem names its file, all at once: a broken template, a type not served, a name a URL would mangle.
+      await writeFile(path.join(theme, 'login.njk'), '{% extends "layout.njk" %}{% block content %}{% if %}{% endblock %}');
+      await writeFile(path.join(theme, 'assets', 'notes.txt'), 'x');
+      await writeFile(path.join(theme, 'assets', 'my logo.png'), 'x');
+      const problems = problemsOf({ THEME_DIR: theme });
+      expect(problems).toHaveLength(3);
+      expect(problems).toContain('THEME_DIR/login.njk: [Line 1, Column 52] unexpected token: %}');
+      expect(problems).toContain("THEME_DIR/assets/my logo.png: name it with letters, digits, '.', '_' and '-' only");
+      expect(problems).toContain('THEME_DIR/assets/notes.txt: not a type the pages serve (.css .js .svg .png .jpg .jpeg .webp .gif .ico .woff2 .woff)');
+    } finally {
+      await rm(theme, { recursive: true, force: true });
+    }
   });
 
   test('registration is off unless opened; its roles are a list; another value is refused', () => {
