@@ -5,13 +5,15 @@
  *                                   their challenge, sealed for this session (JSON; refusals as `{error}`)
  *   POST /account/passkeys/add      the browser's new credential, the sealed challenge, a name → kept
  *   POST /account/passkeys/rename   one of them, a new name → renamed
- *   POST /account/passkeys/remove   one of them → removed
+ *   POST /account/passkeys/remove   one of them and the current password → removed
  *
  * The page's script (views/assets/passkeys.js) asks for the options, runs the browser's ceremony and posts the
  * answer as a form. The password is asked for before the ceremony, not after it, so that a wrong one does not
  * leave a passkey on the authenticator that the server never kept; it is checked under the sign-in's brute-force
  * limits. A session taken over could otherwise add its own passkey and keep the account for good; and each passkey
- * added is told to the account's address by mail, where the server sends mail.
+ * added is told to the account's address by mail, where the server sends mail. Removing one asks for the password
+ * too, as turning off the authenticator app asks for its code: a session left open is no way to take a person's
+ * way in away from them.
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
@@ -23,7 +25,7 @@ import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { renderAccountPage } from './page.js';
-import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField } from './re-authentication.js';
+import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
@@ -38,7 +40,7 @@ const addForm = z.object({
   name: z.string().trim().max(100, 'That name is too long: 100 characters at most.').optional(),
 });
 
-const removeForm = z.object({ passkey: z.string().min(1).max(1400) });
+const removeForm = z.object({ passkey: z.string().min(1).max(1400), current: currentPasswordField });
 const renameForm = z.object({
   passkey: z.string().min(1).max(1400),
   name: z.string('Enter a name.').trim().min(1, 'Enter a name.').max(100, 'That name is too long: 100 characters at most.'),
@@ -129,7 +131,13 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
   router.post('/passkeys/remove', readForm, signedIn, async (ctx) => {
     const { user } = ctx.state.signedIn as SignedIn;
     const form = removeForm.safeParse(ctx.request.body);
-    if (!form.success) throw new PageError(400, 'The form did not say which passkey to remove.', { href: '/account#passkeys', label: 'Back to your account' });
+    if (!form.success) {
+      const issue = form.error.issues[0];
+      if (issue?.path[0] === 'current') return refuse(ctx, deps, { invalid: issue.message }, 'passkeys', WRONG_PASSWORD);
+      throw new PageError(400, 'The form did not say which passkey to remove.', { href: '/account#passkeys', label: 'Back to your account' });
+    }
+    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'passkeys', WRONG_PASSWORD);
     // Gone already (another tab, an administrator) is what was asked for.
     await passkeys.remove(user.id, form.data.passkey, 'self');
     ctx.status = 303;

@@ -196,11 +196,23 @@ describe('adding a passkey on the account page', () => {
     expect(await server.services.passkeys.list(other.user.userId)).toEqual([expect.objectContaining({ name: 'Test key' })]);
   });
 
-  test('removing one is audited, and it signs in no more', async () => {
+  test('removing one asks for the password; then it is audited, and it signs in no more', async () => {
     const { user, passkey } = await userWithPasskey();
     const agent = person();
     const page = await openAccount(agent, user.email);
-    const { page: after } = await agent.submit(page, formOf(page, '/account/passkeys/remove'), {}, server.issuer);
+    const removeForm = formOf(page, '/account/passkeys/remove');
+    const { page: unasked } = await agent.submit(page, removeForm, {}, server.issuer);
+    expect(unasked?.status).toBe(400);
+    expect(textOf(unasked)).toContain('Enter your current password.');
+    const { page: wrong } = await agent.submit(page, removeForm, { current: 'not my password' }, server.issuer);
+    expect(wrong?.status).toBe(400);
+    expect(textOf(wrong)).toContain('That is not your current password.');
+    expect(await server.services.passkeys.list(user.userId)).toHaveLength(1);
+    expect((await auditEvents('sign_in', user.userId)).filter((event) => event.outcome === 'failure')).toEqual([
+      expect.objectContaining({ detail: expect.objectContaining({ via: 'account', reason: 'bad_credentials' }) }),
+    ]);
+
+    const { page: after } = await agent.submit(page, removeForm, { current: PASSWORD }, server.issuer);
     expect(after?.url).toBe(`${server.issuer}/account?done=passkey-removed#passkeys`);
     expect(await server.services.passkeys.list(user.userId)).toEqual([]);
     expect(await auditEvents('passkey_removed', user.userId)).toEqual([expect.objectContaining({ detail: { by: 'self', passkey: 'Test key' } })]);
