@@ -24,6 +24,7 @@ import type {
 } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { AuditSink } from '../audit/audit-log.js';
+import { authenticatorName } from './authenticator-names.js';
 import type { Database } from '../store/database.js';
 
 /**
@@ -50,6 +51,9 @@ export interface Passkey {
   name: string;
   /** Synced between devices (a password manager, a platform keychain) rather than bound to one authenticator. */
   backedUp: boolean;
+  /** The make of authenticator, from its AAGUID (./authenticator-names.ts); null when it did not say or is not known. */
+  authenticator: string | null;
+  aaguid: string | null;
   transports: string[];
   createdAt: Date;
   lastUsedAt: Date | null;
@@ -69,13 +73,24 @@ interface PasskeyRow {
 }
 
 /** What administrators are shown of a passkey (admin API, CLI): what it is called and how it is used, not its key. */
-export const passkeyView = ({ id, name, backedUp, transports, createdAt, lastUsedAt }: Passkey) => ({ id, name, synced: backedUp, transports, createdAt, lastUsedAt });
+export const passkeyView = ({ id, name, backedUp, authenticator, aaguid, transports, createdAt, lastUsedAt }: Passkey) => ({
+  id,
+  name,
+  synced: backedUp,
+  authenticator,
+  aaguid,
+  transports,
+  createdAt,
+  lastUsedAt,
+});
 
 const toPasskey = (row: PasskeyRow): Passkey => ({
   id: row.credential_id,
   userId: row.user_id,
   name: row.name,
   backedUp: row.backed_up,
+  authenticator: authenticatorName(row.aaguid) ?? null,
+  aaguid: row.aaguid,
   transports: row.transports ?? [],
   createdAt: row.created_at,
   lastUsedAt: row.last_used_at,
@@ -216,8 +231,11 @@ export class Passkeys {
     });
   }
 
-  /** Checks the browser's answer to `creationOptions` and keeps the new passkey under `name`. */
-  async register(user: { id: string }, answer: { credential: unknown; challenge: string; name: string }): Promise<Passkey | PasskeyRefusal> {
+  /**
+   * Checks the browser's answer to `creationOptions` and keeps the new passkey under `name`; without one, under its
+   * authenticator's name ("Google Password Manager"), or "Passkey" when that is not known.
+   */
+  async register(user: { id: string }, answer: { credential: unknown; challenge: string; name?: string }): Promise<Passkey | PasskeyRefusal> {
     const credential = parseCredential(registrationJson, answer.credential);
     if (!credential) return { refused: NO_PASSKEY, reason: 'malformed' };
     if ((await this.list(user.id)).length >= MAX_PASSKEYS_PER_USER) {
@@ -238,7 +256,7 @@ export class Passkeys {
     const row = {
       credential_id: info.credential.id,
       user_id: user.id,
-      name: answer.name,
+      name: answer.name || (authenticatorName(info.aaguid) ?? 'Passkey'),
       public_key: Buffer.from(info.credential.publicKey),
       sign_count: info.credential.counter,
       backed_up: info.credentialBackedUp,

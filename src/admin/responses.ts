@@ -99,6 +99,11 @@ export const passkeyResponse = z
     id: z.string().meta({ description: 'The credential id (base64url), as DELETE /users/{userId}/passkeys/{passkeyId} takes it' }),
     name: z.string().meta({ description: 'What the user called it when adding it' }),
     synced: z.boolean().meta({ description: 'The authenticator says the passkey is synced between devices (a password manager, a platform keychain)' }),
+    authenticator: z
+      .string()
+      .nullable()
+      .meta({ description: 'The make of authenticator that holds it (such as "Google Password Manager"), from its AAGUID; null when it did not say or is not known' }),
+    aaguid: z.string().nullable().meta({ description: 'The AAGUID the authenticator reported when the passkey was made (all zeros: it did not say)' }),
     transports: strings.meta({ description: 'How the browser said it reaches the authenticator (internal, usb, nfc, ble, hybrid)' }),
     createdAt: dateTime,
     lastUsedAt: dateTime.nullable(),

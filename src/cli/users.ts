@@ -292,6 +292,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
           passkey: passkey.id,
           name: passkey.name,
           synced: passkey.backedUp ? 'yes' : 'no',
+          authenticator: passkey.authenticator ?? '',
           added: isoDate(passkey.createdAt),
           'last used': isoDate(passkey.lastUsedAt) ?? 'never',
         })),

@@ -55,7 +55,14 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
       errors: options.errors ?? {},
       twoStep: { on: Boolean(user.totpEnrolledAt), since: shown(user.totpEnrolledAt), required: deps.twoFactor.isRequired(user), codesLeft },
       passkeys: deps.passkeys.available
-        ? passkeys.map((passkey) => ({ id: passkey.id, name: passkey.name, synced: passkey.backedUp, added: shown(passkey.createdAt), lastUsed: passkey.lastUsedAt && shown(passkey.lastUsedAt) }))
+        ? passkeys.map((passkey) => ({
+            id: passkey.id,
+            name: passkey.name,
+            // What holds it, when known and not its name already; and whether it is synced.
+            about: [passkey.authenticator !== passkey.name && passkey.authenticator, passkey.backedUp && 'synced'].filter(Boolean).join(', '),
+            added: shown(passkey.createdAt),
+            lastUsed: passkey.lastUsedAt && shown(passkey.lastUsedAt),
+          }))
         : undefined,
       sessions: await Promise.all(
         sessions.map(async (each) => ({

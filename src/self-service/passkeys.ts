@@ -36,7 +36,7 @@ const optionsForm = z.object({
 const addForm = z.object({
   credential: z.string().min(1).max(64 * 1024),
   challenge: z.string().min(1).max(200),
-  /** Empty: "Passkey". */
+  /** Empty: the authenticator's name, or "Passkey" (src/accounts/passkeys.ts). */
   name: z.string().trim().max(100, 'That name is too long: 100 characters at most.').optional(),
 });
 
@@ -96,7 +96,7 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
     }
     const challenge = unsealChallenge(ctx.app.keys as string[], bindingOf(signedInAs), form.data.challenge);
     if (!challenge) return refuse(TOO_LATE);
-    const added = await passkeys.register(user, { credential: form.data.credential, challenge, name: form.data.name || 'Passkey' });
+    const added = await passkeys.register(user, { credential: form.data.credential, challenge, name: form.data.name });
     if ('refused' in added) {
       deps.audit.record({ type: 'passkey_added', outcome: 'failure', accountId: user.id, ...requestFacts(ctx), detail: { by: 'self', reason: added.reason } });
       return refuse(added.refused);
@@ -106,7 +106,7 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
       outcome: 'success',
       accountId: user.id,
       ...requestFacts(ctx),
-      detail: { by: 'self', passkey: added.name, synced: added.backedUp },
+      detail: { by: 'self', passkey: added.name, synced: added.backedUp, authenticator: added.authenticator },
     });
     const notice = passkeyAddedNotice({ to: user.email, issuer: deps.config.issuer, passkey: added.name });
     deps.outbox?.post(async () => ({ ...notice, kind: 'passkey_added', accountId: user.id }));

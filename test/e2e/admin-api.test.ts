@@ -571,14 +571,27 @@ describe('admin API: users, sessions and grants', () => {
 
   test('a user’s passkeys are listed without their keys, and one removed is audited and 404 the second time', async () => {
     const user = await createUser(server);
-    const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin);
+    const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin, { aaguid: 'fa2b99dc-9e39-4257-8f92-4a30d23c4118' });
     const challenge = newChallenge();
     const credential = JSON.stringify(passkey.attestation({ challenge }));
     const added = await server.services.passkeys.register({ id: user.userId }, { credential, challenge, name: 'YubiKey' });
     expect(added).toMatchObject({ id: passkey.id });
 
     const listed = await call('GET', `/users/${user.userId}/passkeys`);
-    expect(listed.body).toEqual({ passkeys: [{ id: passkey.id, name: 'YubiKey', synced: false, transports: ['internal'], createdAt: expect.any(String), lastUsedAt: null }] });
+    expect(listed.body).toEqual({
+      passkeys: [
+        {
+          id: passkey.id,
+          name: 'YubiKey',
+          synced: false,
+          authenticator: 'YubiKey 5 Series with NFC',
+          aaguid: 'fa2b99dc-9e39-4257-8f92-4a30d23c4118',
+          transports: ['internal'],
+          createdAt: expect.any(String),
+          lastUsedAt: null,
+        },
+      ],
+    });
     const path = `/users/${user.userId}/passkeys/${encodeURIComponent(passkey.id)}`;
     expect((await call('DELETE', path)).status).toBe(204);
     expect((await call('GET', `/users/${user.userId}/passkeys`)).body).toEqual({ passkeys: [] });

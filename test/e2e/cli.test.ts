@@ -327,7 +327,8 @@ describe('authz CLI', () => {
       const challenge = newChallenge();
       await server.services.passkeys.register({ id: user.userId }, { credential: JSON.stringify(passkey.attestation({ challenge })), challenge, name: 'Phone' });
       const listed = JSON.parse((await authz(['users', 'passkeys', user.email, '--json'])).stdout) as Record<string, unknown>[];
-      expect(listed).toEqual([{ id: passkey.id, name: 'Phone', synced: false, transports: ['internal'], createdAt: expect.any(String), lastUsedAt: null }]);
+      const noAaguid = '00000000-0000-0000-0000-000000000000';
+      expect(listed).toEqual([{ id: passkey.id, name: 'Phone', synced: false, authenticator: null, aaguid: noAaguid, transports: ['internal'], createdAt: expect.any(String), lastUsedAt: null }]);
       expect((await authz(['users', 'passkeys', user.email])).stdout).toMatch(/Phone\s+no\s+\S+\s+never/);
       expect((await authz(['users', 'remove-passkey', user.email, passkey.id])).stdout).toBe(`passkey "Phone" of ${user.email} removed\n`);
       expectRefusal(await authz(['users', 'remove-passkey', user.email, passkey.id]), 1, /^authz: no passkey /);

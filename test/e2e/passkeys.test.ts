@@ -127,7 +127,7 @@ describe('adding a passkey on the account page', () => {
     expect(textOf(after)).toContain('Your passkey was added.');
     expect(textOf(after)).toContain('Work laptop');
     expect(await server.services.passkeys.list(user.userId)).toEqual([expect.objectContaining({ id: passkey.id, name: 'Work laptop', backedUp: false, lastUsedAt: null })]);
-    expect(await auditEvents('passkey_added', user.userId)).toEqual([expect.objectContaining({ outcome: 'success', detail: { by: 'self', passkey: 'Work laptop', synced: false } })]);
+    expect(await auditEvents('passkey_added', user.userId)).toEqual([expect.objectContaining({ outcome: 'success', detail: { by: 'self', passkey: 'Work laptop', synced: false, authenticator: null } })]);
     // The account's address is told, so that a passkey its owner did not add does not go unnoticed.
     const notice = await mail.next(user.email);
     expect(notice.subject).toBe(`A passkey was added to your account at ${new URL(server.issuer).host}`);
@@ -176,6 +176,35 @@ describe('adding a passkey on the account page', () => {
       expect(textOf(refused)).toMatch(/Your browser did not send a passkey|could not be checked/);
     }
     expect(await server.services.passkeys.list(user.userId)).toEqual([]);
+  });
+
+  test('the make of authenticator is named from its AAGUID: the name a passkey gets when given none, on the page and for administrators', async () => {
+    const user = await createUser(server);
+    const agent = person();
+    const origin = new URL(server.issuer).origin;
+    const googleAaguid = 'ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4';
+    const synced = new SoftwarePasskey(user.userId, origin, { synced: true, aaguid: googleAaguid });
+    const { page: first } = await addPasskey(agent, await openAccount(agent, user.email), synced, '');
+    const named = new SoftwarePasskey(user.userId, origin, { aaguid: googleAaguid });
+    const { page: second } = await addPasskey(agent, first as Page, named, 'Work laptop');
+    const unknown = new SoftwarePasskey(user.userId, origin, { aaguid: '01234567-89ab-cdef-0123-456789abcdef' });
+    const { page: after } = await addPasskey(agent, second as Page, unknown, '');
+
+    // Named after what holds it, or "Passkey"; where the name is the person's own, the make is said beside it.
+    expect(textOf(after)).toContain('Google Password Manager (synced), added');
+    expect(textOf(after)).toContain('Work laptop (Google Password Manager), added');
+    expect(textOf(after)).toMatch(/Passkey, added/);
+    const listed = await server.services.passkeys.list(user.userId);
+    expect(listed.map(({ name, authenticator, aaguid }) => ({ name, authenticator, aaguid }))).toEqual(
+      expect.arrayContaining([
+        { name: 'Google Password Manager', authenticator: 'Google Password Manager', aaguid: googleAaguid },
+        { name: 'Work laptop', authenticator: 'Google Password Manager', aaguid: googleAaguid },
+        { name: 'Passkey', authenticator: null, aaguid: '01234567-89ab-cdef-0123-456789abcdef' },
+      ]),
+    );
+    expect((await auditEvents('passkey_added', user.userId)).map((event) => event.detail)).toEqual(
+      expect.arrayContaining([{ by: 'self', passkey: 'Google Password Manager', synced: true, authenticator: 'Google Password Manager' }]),
+    );
   });
 
   test('renaming one needs a name and touches no other account\'s', async () => {

@@ -49,7 +49,7 @@ export class SoftwarePasskey {
     /** The account id the server gave as the user handle. */
     readonly userId: string,
     readonly origin: string,
-    readonly options: { counting?: boolean; synced?: boolean; id?: string } = {},
+    readonly options: { counting?: boolean; synced?: boolean; id?: string; aaguid?: string } = {},
   ) {
     this.id = options.id ?? b64url(randomBytes(16));
   }
@@ -84,7 +84,9 @@ export class SoftwarePasskey {
     const credentialId = Buffer.from(this.id, 'base64url');
     const length = Buffer.alloc(2);
     length.writeUInt16BE(credentialId.length);
-    const attested = Buffer.concat([Buffer.alloc(16), length, credentialId, this.coseKey()]);
+    // The AAGUID says what make of authenticator this is; all zeros says nothing (as browsers may send it).
+    const aaguid = this.options.aaguid ? Buffer.from(this.options.aaguid.replaceAll('-', ''), 'hex') : Buffer.alloc(16);
+    const attested = Buffer.concat([aaguid, length, credentialId, this.coseKey()]);
     const authData = this.#authenticatorData(rpId, this.#flags(ceremony, FLAG_ATTESTED_CREDENTIAL), attested);
     const attestationObject = Buffer.concat([Buffer.from([0xa3]), cborText('fmt'), cborText('none'), cborText('attStmt'), Buffer.from([0xa0]), cborText('authData'), cborBytes(authData)]);
     return {
