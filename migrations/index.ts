@@ -13,6 +13,7 @@ import * as twoFactor from './20261206_0007_two_factor.js';
 import * as emailLinks from './20261206_0008_email_links.js';
 import * as emailChangeLinks from './20261206_0009_email_change_links.js';
 import * as passkeys from './20261207_0010_passkeys.js';
+import * as passwordChangeRequired from './20261207_0011_password_change_required.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '20261206_0008_email_links': emailLinks,
   '20261206_0009_email_change_links': emailChangeLinks,
   '20261207_0010_passkeys': passkeys,
+  '20261207_0011_password_change_required': passwordChangeRequired,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -2,7 +2,8 @@
  * Keycloak's users as entries of our import (./user-import.ts): a realm export (`kc.sh export`, or the admin
  * console's partial export with users), a users file of `--users different_files`, or a bare array of its
  * UserRepresentation. What is kept: the id (as `sub`), email, first and last name, realm roles (less the ones
- * Keycloak gives everyone), emailVerified, enabled, and the password credential's hash with its parameters.
+ * Keycloak gives everyone), emailVerified, enabled, the password credential's hash with its parameters, and two
+ * required actions: "Update Password" (a temporary password) and "Configure OTP" (two-step verification asked for).
  *
  * Keycloak keeps a password credential as two JSON strings: `secretData` {value, salt} in base64 and
  * `credentialData` {hashIterations, algorithm, additionalParameters}. Its algorithms are pbkdf2 (HMAC-SHA-1),
@@ -44,12 +45,14 @@ interface KeycloakUser {
   enabled?: unknown;
   realmRoles?: unknown;
   credentials?: unknown;
+  requiredActions?: unknown;
 }
 
 function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
   const name = [user.firstName, user.lastName].filter((part) => typeof part === 'string' && part.trim() !== '').join(' ');
   const roles = Array.isArray(user.realmRoles) ? user.realmRoles.filter((role) => typeof role !== 'string' || !BUILT_IN_ROLE.test(role)) : [];
   const passwordHash = passwordHashOf(user.credentials);
+  const actions = Array.isArray(user.requiredActions) ? user.requiredActions : [];
   return {
     ...(user.id !== undefined ? { id: user.id } : {}),
     email: user.email,
@@ -58,6 +61,8 @@ function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
     emailVerified: user.emailVerified === true,
     disabled: user.enabled === false,
     ...(passwordHash ? { passwordHash } : {}),
+    passwordChangeRequired: actions.includes('UPDATE_PASSWORD'),
+    totpRequired: actions.includes('CONFIGURE_TOTP'),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Users brought over from another identity provider (`authz users import`): a file of JSON Lines, or one JSON
- * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash? }`; or a Keycloak
- * export (./keycloak-import.ts).
+ * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash?, passwordChangeRequired?,
+ * totpRequired? }`; or a Keycloak export (./keycloak-import.ts).
  *
  * What makes a move painless for the people signing in and the apps relying on them:
  * - `passwordHash`: the old system's hash is kept, so everyone signs in with the password they had: bcrypt as it
@@ -34,11 +34,15 @@ const passwordHash = z
     return hash;
   });
 
-export const importedUserSchema = newUserSchema.omit({ password: true }).extend({
+export const importedUserSchema = newUserSchema.omit({ password: true, temporaryPassword: true }).extend({
   id: z.uuid({ error: 'id must be a UUID (the subject identifier to keep)' }).optional(),
   passwordHash: passwordHash.optional(),
   /** Imported as disabled: kept, but unable to sign in until enabled. */
   disabled: z.boolean().default(false),
+  /** Must choose a new password at the next sign-in (Keycloak's "Update Password" required action). */
+  passwordChangeRequired: z.boolean().default(false),
+  /** Must set up two-step verification at the next sign-in (Keycloak's "Configure OTP"). */
+  totpRequired: z.boolean().default(false),
 });
 
 export type ImportedUser = z.output<typeof importedUserSchema>;

@@ -30,6 +30,11 @@ export interface User {
   totpRequired: boolean;
   /** When the user set up two-step verification; null while they have not. */
   totpEnrolledAt: Date | null;
+  /**
+   * The password was set as temporary by an administrator (or they asked for a new one): the next sign-in waits at
+   * "Choose a new password" until the user has (src/interaction/password-change.ts).
+   */
+  passwordChangeRequired: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -40,7 +45,7 @@ const USER_ID = z.uuid();
 const FIND_BY_ID = statement(
   'users_find_by_id',
   `select id, email, name, password_hash, roles, email_verified, disabled_at, password_changed_at, sessions_revoked_at,
-          totp_required, totp_enrolled_at, created_at, updated_at
+          totp_required, totp_enrolled_at, password_change_required, created_at, updated_at
    from users where id = $1`,
 );
 
@@ -55,6 +60,7 @@ interface UserRow {
   password_changed_at: Date | null;
   sessions_revoked_at: Date | null;
   totp_required: boolean;
+  password_change_required?: boolean;
   totp_enrolled_at: Date | null;
   /** Read only by ./two-factor.ts, which selects them itself. */
   totp_secret?: string | null;
@@ -73,6 +79,8 @@ const password = z.string().superRefine((value, ctx) => {
 export const newUserSchema = z.strictObject({
   email: z.email({ error: 'email must be an email address' }).max(254).transform((email) => email.toLowerCase()),
   password: password.optional(),
+  /** The password is temporary: the user chooses their own at the first sign-in. */
+  temporaryPassword: z.boolean().default(false),
   name: z.string().trim().min(1).max(200).optional(),
   roles: z.array(roleName).max(100).default([]),
   emailVerified: z.boolean().default(false),
@@ -94,6 +102,10 @@ export const userChangesSchema = z.strictObject({
     .boolean()
     .optional()
     .meta({ description: 'true: the user must set up two-step verification (an authenticator app) at the next sign-in; false does not remove an app set up already' }),
+  passwordChangeRequired: z
+    .boolean()
+    .optional()
+    .meta({ description: 'true: the user must choose a new password at the next sign-in (Keycloak\'s "Update Password" required action); false lifts that' }),
 });
 
 export type UserChanges = z.input<typeof userChangesSchema>;
@@ -152,6 +164,7 @@ function toUser(row: UserRow): User {
     sessionsRevokedAt: row.sessions_revoked_at,
     totpRequired: row.totp_required ?? false,
     totpEnrolledAt: row.totp_enrolled_at ?? null,
+    passwordChangeRequired: row.password_change_required ?? false,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -172,6 +185,8 @@ function importedRow(user: ImportedUser): Partial<UserRow> {
     email_verified: user.emailVerified,
     password_changed_at: user.passwordHash ? new Date() : null,
     disabled_at: user.disabled ? new Date() : null,
+    password_change_required: user.passwordChangeRequired,
+    totp_required: user.totpRequired,
   };
 }
 
@@ -217,6 +232,7 @@ export class UserRepository {
           roles: user.roles,
           email_verified: user.emailVerified,
           password_changed_at: passwordHash ? new Date() : null,
+          password_change_required: Boolean(passwordHash) && user.temporaryPassword,
         })
         .returning('*');
       const created = toUser(row as UserRow);
@@ -342,6 +358,7 @@ export class UserRepository {
     if (value.roles !== undefined) row.roles = [...new Set(value.roles)];
     if (value.emailVerified !== undefined) row.email_verified = value.emailVerified;
     if (value.totpRequired !== undefined) row.totp_required = value.totpRequired;
+    if (value.passwordChangeRequired !== undefined) row.password_change_required = value.passwordChangeRequired;
     if (Object.keys(row).length === 0) return user;
     const updated = await this.#update(user.id, row).catch((error: unknown) => {
       if (isUniqueViolation(error)) throw new ConflictError(`a user with the email ${value.email} already exists`);
@@ -402,26 +419,31 @@ export class UserRepository {
     return toUser(row);
   }
 
-  /** A new password ends every session and token of the user: whoever knew the old one is out. */
-  async setPassword(idOrEmail: string, newPassword: string): Promise<User> {
+  /**
+   * An administrator's new password ends every session and token of the user: whoever knew the old one is out.
+   * `temporary`: the user must choose their own at the next sign-in (the administrator knows this one).
+   */
+  async setPassword(idOrEmail: string, newPassword: string, options: { temporary?: boolean } = {}): Promise<User> {
     const value = parseInput(password, newPassword);
     const user = await this.require(idOrEmail);
     const hash = await this.passwords.hash(value);
-    const updated = await this.#revokeEverything(user.id, { password_hash: hash, password_changed_at: new Date() });
-    this.#record('user_password_changed', updated);
+    const temporary = options.temporary ?? false;
+    const updated = await this.#revokeEverything(user.id, { password_hash: hash, password_changed_at: new Date(), password_change_required: temporary });
+    this.#record('user_password_changed', updated, temporary ? { temporary } : {});
     return updated;
   }
 
   /**
    * The user's own change, on the account page, which has checked the current password: their sessions and apps
    * are left as they are (the page offers to end the other sessions, and lists the apps), as Keycloak's account
-   * console does. An administrator's `setPassword` ends everything instead.
+   * console does. An administrator's `setPassword` ends everything instead. Also the sign-in's "Choose a new
+   * password" after a temporary one (`auditDetail` says so). Either way the change is no longer required.
    */
-  async changePassword(id: string, newPassword: string): Promise<User> {
+  async changePassword(id: string, newPassword: string, auditDetail: Record<string, unknown> = {}): Promise<User> {
     const value = parseInput(password, newPassword);
     const hash = await this.passwords.hash(value);
-    const updated = await this.#update(id, { password_hash: hash, password_changed_at: new Date() });
-    this.#record('user_password_changed', updated);
+    const updated = await this.#update(id, { password_hash: hash, password_changed_at: new Date(), password_change_required: false });
+    this.#record('user_password_changed', updated, auditDetail);
     return updated;
   }
 
@@ -439,7 +461,13 @@ export class UserRepository {
       const row = link && (await trx<UserRow>('users').where({ id: link.userId }).forUpdate().first());
       if (!link || !row || row.disabled_at || (row.password_changed_at && row.password_changed_at > link.createdAt)) return undefined;
       const now = new Date();
-      const changes = { password_hash: hash, password_changed_at: now, email_verified: row.email_verified || row.email === link.email, updated_at: now };
+      const changes = {
+        password_hash: hash,
+        password_changed_at: now,
+        password_change_required: false,
+        email_verified: row.email_verified || row.email === link.email,
+        updated_at: now,
+      };
       const [updated] = await trx<UserRow>('users').where({ id: row.id }).update(changes).returning('*');
       return toUser(updated as UserRow);
     });

@@ -314,8 +314,8 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     ctx.body = userView(await users.update(ctx.params.id as string, changes));
   });
   router.post('/users/:id/password', async (ctx) => {
-    const { password } = parse(bodySchemas.SetPassword, body(ctx));
-    ctx.body = userView(await users.setPassword(ctx.params.id as string, password));
+    const { password, temporary } = parse(bodySchemas.SetPassword, body(ctx));
+    ctx.body = userView(await users.setPassword(ctx.params.id as string, password, { temporary }));
   });
   for (const action of ['disable', 'enable', 'revokeSessions'] as const) {
     const path = action === 'revokeSessions' ? 'revoke-sessions' : action;

@@ -71,6 +71,7 @@ export const userResponse = z
     sessionsRevokedAt: dateTime.nullable().meta({ description: 'Sessions and tokens issued before this moment are void ("log out everywhere"); null when never' }),
     totpRequired: z.boolean().meta({ description: 'Asked to set up two-step verification (an authenticator app) at the next sign-in; users with a role in TOTP_REQUIRED_ROLES must too' }),
     totpEnrolledAt: dateTime.nullable().meta({ description: 'When the user set up two-step verification; null while they have not' }),
+    passwordChangeRequired: z.boolean().meta({ description: 'Must choose a new password at the next sign-in (a temporary password, or asked to)' }),
     createdAt: dateTime,
     updatedAt: dateTime,
   })

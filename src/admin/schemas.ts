@@ -22,6 +22,10 @@ export const rotateSecretBody = z
 
 export const setPasswordBody = z.strictObject({
   password: z.string().min(1, 'password is required').max(1024),
+  temporary: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'true: the user must choose their own password at the next sign-in (Keycloak\'s "Temporary")' }),
 });
 
 const MAX_BIGINT = 2n ** 63n - 1n;

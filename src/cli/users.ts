@@ -36,6 +36,7 @@ const userJson = (user: User, twoFactor: TwoFactor) => {
     twoStep,
     totpRequired: user.totpRequired,
     totpEnrolledAt: user.totpEnrolledAt,
+    passwordChangeRequired: user.passwordChangeRequired,
   };
 };
 
@@ -118,9 +119,11 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .option('--password <password>', 'the password (visible in shell history: prefer --password-stdin)')
     .option('--invite', 'no password: mail the user a link to choose their own (needs SMTP_URL)')
     .option('--email-verified', 'mark the email as verified')
+    .option('--temporary', 'the password is temporary: they choose their own at the first sign-in')
     .option('--json', 'print JSON')
     .action(async (options) => {
       if (options.invite && (options.password || options.passwordStdin)) throw new InputError('--invite mails a link to choose a password: give no password with it');
+      if (options.invite && options.temporary) throw new InputError('--invite lets them choose their own password already: --temporary is for a password you give them');
       // Found out before the user is created, not after.
       if (options.invite && !(await context.linkMails()).sendsMail) throw new InputError('--invite needs mail, and this server sends none: set SMTP_URL');
       const { password, generated } = options.invite ? { password: undefined, generated: false } : await choosePassword(options);
@@ -130,12 +133,14 @@ export function registerUserCommands(program: Command, context: CliContext): voi
         name: options.name,
         roles: options.roles,
         password,
+        temporaryPassword: Boolean(options.temporary),
         emailVerified: Boolean(options.emailVerified),
       });
       const invitation = options.invite ? await invite(context, user) : undefined;
       if (options.json) return printJson({ ...userJson(user, services.twoFactor), ...(generated ? { password } : {}), ...(invitation ? { invitationExpiresAt: invitation.expiresAt } : {}) });
       process.stdout.write(`created user ${user.email} (sub ${user.id})\n`);
       if (generated) process.stdout.write(`password: ${password}\n(shown once; change it with: authz users set-password --email ${user.email} --password-stdin)\n`);
+      if (user.passwordChangeRequired) process.stdout.write('they choose their own password at their first sign-in\n');
       if (invitation) process.stdout.write(`mailed a link to choose a password; it works once, until ${isoDate(invitation.expiresAt)}\n`);
     });
 
@@ -179,10 +184,11 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .requiredOption('--email <email>', 'the user’s email (or --email <sub>)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--password <password>', 'the password (visible in shell history: prefer --password-stdin)')
+    .option('--temporary', 'they must choose their own at their next sign-in (as Keycloak’s "Temporary")')
     .action(async (options) => {
       const { password, generated } = await choosePassword(options);
-      const user = await (await context.services()).users.setPassword(options.email, password);
-      process.stdout.write(`password changed for ${user.email}\n`);
+      const user = await (await context.services()).users.setPassword(options.email, password, { temporary: Boolean(options.temporary) });
+      process.stdout.write(`password changed for ${user.email}${user.passwordChangeRequired ? '; they choose their own at their next sign-in' : ''}\n`);
       if (generated) process.stdout.write(`password: ${password}\n(shown once)\n`);
     });
 
@@ -362,6 +368,24 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       // The flag is one of the reasons only: an app set up, or a role, keeps it in use.
       if (user.totpEnrolledAt) process.stdout.write(`they keep using the authenticator app they set up; to remove it: authz users reset-totp ${user.email}\n`);
       else process.stdout.write(`${withoutAppNextSignIn(twoFactor, user)}\n`);
+    });
+
+  users
+    .command('require-password-change')
+    .description('make a user choose a new password at their next sign-in (as Keycloak’s "Update Password" required action)')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const user = await (await context.services()).users.update(email, { passwordChangeRequired: true });
+      process.stdout.write(`${user.email} must choose a new password at their next sign-in (an open session is held at it too)\n`);
+    });
+
+  users
+    .command('no-require-password-change')
+    .description('stop asking a user to choose a new password')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const user = await (await context.services()).users.update(email, { passwordChangeRequired: false });
+      process.stdout.write(`${user.email} is no longer asked to choose a new password\n`);
     });
 
   users

@@ -38,7 +38,9 @@ import { csrfTokenValid } from './csrf.js';
 import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
 import { CONFIRM_EMAIL_PROMPT } from '../oidc/email-confirmation-prompt.js';
+import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
 import { addEmailConfirmationRoutes, renderEmailConfirmation } from './email-confirmation.js';
+import { addPasswordChangeRoutes, renderPasswordChange } from './password-change.js';
 import { addPasskeySignInRoutes } from './passkey-sign-in.js';
 import { addRegistrationRoutes } from './registration.js';
 import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
@@ -120,12 +122,13 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     if (details.prompt.name === CONFIRM_EMAIL_PROMPT) return renderEmailConfirmation(ctx, deps, details);
+    if (details.prompt.name === PASSWORD_CHANGE_PROMPT) return renderPasswordChange(ctx, deps, details);
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
   });
 
   // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
   // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
-  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue', '/passkey', '/passkey/options'], (ctx) => {
+  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue', '/update-password', '/passkey', '/passkey/options'], (ctx) => {
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });
@@ -162,6 +165,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   addRegistrationRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addPasskeySignInRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addEmailConfirmationRoutes(router, deps, { readForm, interaction: interaction(CONFIRM_EMAIL_PROMPT), finish });
+  addPasswordChangeRoutes(router, deps, { readForm, interaction: interaction(PASSWORD_CHANGE_PROMPT), finish });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;

@@ -89,6 +89,8 @@ export function accountFinder(users: UserRepository, readGrantWithUser?: GrantRe
     if (revokedFor(user, issuedAt(ctx, token as { iat?: number } | undefined))) return undefined;
     return {
       accountId: user.id,
+      // Read by the `update_password` prompt (./password-change-prompt.ts).
+      passwordChangeRequired: user.passwordChangeRequired,
       // oidc-provider filters these down to what the granted scopes and claims allow.
       claims: async (_use: string, _scope: string, _claims: { [key: string]: null | ClaimsParameterMember }) =>
         userClaims(user) as { sub: string },

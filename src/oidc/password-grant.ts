@@ -53,6 +53,13 @@ class EmailUnconfirmed extends errors.InvalidGrant {
   }
 }
 
+class PasswordChangeRequired extends errors.InvalidGrant {
+  constructor() {
+    super();
+    Object.assign(this, { error_description: 'this account must choose a new password: sign in through the browser to choose it' });
+  }
+}
+
 const epochNow = () => Math.floor(Date.now() / 1000);
 
 /** The OpenID scopes asked for that the client may have (API scopes are not issued by this grant). */
@@ -100,6 +107,18 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
         detail: { email: user.email, via: 'password_grant', reason: 'second_factor_required' },
       });
       throw new SecondFactorRequired();
+    }
+    if (user.passwordChangeRequired) {
+      // A temporary password gets no tokens: it would go on working in the app for as long as its refresh token.
+      deps.audit.record({
+        type: 'sign_in',
+        outcome: 'failure',
+        accountId: user.id,
+        clientId: client.clientId,
+        ...requestFacts(ctx),
+        detail: { email: user.email, via: 'password_grant', reason: 'password_change_required' },
+      });
+      throw new PasswordChangeRequired();
     }
 
     const scopes = grantedScopes(params.scope, client.scope);

@@ -6,6 +6,7 @@
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
 import { emailConfirmationPrompt } from './email-confirmation-prompt.js';
+import { passwordChangePrompt } from './password-change-prompt.js';
 import { MFA_ACR, SECOND_FACTOR_REQUESTED, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
@@ -150,7 +151,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
 }
 
 /**
- * The base policy, plus three login checks: a session whose account is no longer usable (disabled, deleted, or
+ * The base policy, with the prompts that hold a signed-in account until it has chosen a new password
+ * (./password-change-prompt.ts) and, when required, confirmed its address (./email-confirmation-prompt.ts); plus
+ * three login checks: a session whose account is no longer usable (disabled, deleted, or
  * signed out everywhere, src/oidc/accounts.ts) asks for a new login, instead of carrying on without an account;
  * so does a session whose sign-in had no second step when the client requires or asks for one (step-up:
  * src/interaction/second-factor.ts), and a session that reached SESSION_MAX_TTL (./session-lifetime.ts). And
@@ -160,6 +163,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
 function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog, emailConfirmationRequired: boolean) {
   const policy = interactionPolicy.base();
   if (emailConfirmationRequired) policy.add(emailConfirmationPrompt(), 1);
+  // Right after the login, ahead of the address's confirmation and consent, as Keycloak's required actions come.
+  policy.add(passwordChangePrompt(), 1);
   const consentRequested = policy.get('consent')?.checks.get('consent_prompt');
   if (consentRequested) {
     const asked = consentRequested.check;

@@ -585,6 +585,26 @@ describe('a forgotten password in a browser', () => {
   });
 });
 
+describe('a temporary password in a browser', () => {
+  test('signs in once, to "Choose a new password" on a phone; the chosen one goes on to the app\'s consent page', async () => {
+    const viewport = { width: 375, height: 667 };
+    const page = await openPage({ viewport });
+    const cspErrors = cspErrorsOf(page);
+    const person = await createUser(server);
+    await server.services.users.setPassword(person.email, 'given over the phone', { temporary: true });
+    const flow = await startFlow();
+    await page.goto(flow.url.href);
+    await signIn(page, person.email, 'given over the phone');
+    await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(viewport.width);
+    await page.fill('#new-password', 'my own new passphrase');
+    await page.fill('#repeat', 'my own new passphrase');
+    await page.getByRole('button', { name: 'Change password and continue' }).click();
+    await page.getByRole('button', { name: 'Allow' }).waitFor();
+    expect(cspErrors).toEqual([]);
+  });
+});
+
 describe('creating an account in a browser', () => {
   test('"Create one" on a phone: the form, then straight on to the app\'s consent page', async () => {
     const viewport = { width: 375, height: 667 };

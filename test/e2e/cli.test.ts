@@ -83,6 +83,18 @@ describe('authz CLI', () => {
     expect((await authz(['users', 'set-roles', 'ops@example.test', 'reader'])).stdout).toMatch(/roles: reader/);
     expect((await authz(['users', 'disable', 'ops@example.test'])).stdout).toMatch(/disabled/);
 
+    // A temporary password (Keycloak's "Temporary"): the user chooses their own at the next sign-in; the flag can be set and lifted.
+    const temporary = await authz(['users', 'set-password', '--email', 'plain@example.test', '--password-stdin', '--temporary'], 'given over the phone\n');
+    expect(temporary).toMatchObject({ code: 0, stdout: 'password changed for plain@example.test; they choose their own at their next sign-in\n' });
+    expect(await listedUser('plain@example.test')).toMatchObject({ passwordChangeRequired: true });
+    expect((await authz(['users', 'no-require-password-change', 'plain@example.test'])).stdout).toBe('plain@example.test is no longer asked to choose a new password\n');
+    expect(await listedUser('plain@example.test')).toMatchObject({ passwordChangeRequired: false });
+    expect((await authz(['users', 'require-password-change', 'plain@example.test'])).code).toBe(0);
+    expect(await listedUser('plain@example.test')).toMatchObject({ passwordChangeRequired: true });
+    const given = await authz(['users', 'add', '--email', 'given@example.test', '--password-stdin', '--temporary', '--json'], 'given over the phone\n');
+    expect(JSON.parse(given.stdout)).toMatchObject({ email: 'given@example.test', passwordChangeRequired: true });
+    expectRefusal(await authz(['users', 'add', '--email', 'invited@example.test', '--invite', '--temporary']), 1, /--invite lets them choose their own password already/);
+
     expectRefusal(await authz(['users', 'add', '--email', 'ops@example.test']), 1, /^authz: a user with the email ops@example\.test already exists\n$/);
     expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'short']), 1, /at least 8 characters/);
     expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
@@ -248,16 +260,20 @@ describe('authz CLI', () => {
     const fromKeycloak = [
       { id: randomUUID(), username: 'kc-pbkdf2', email: 'kc-pbkdf2@example.test', enabled: true, realmRoles: ['editor', 'default-roles-shop'], credentials: [credential(pbkdf2Sync(PASSWORD, salt, 27500, 64, 'sha256'), { hashIterations: 27500, algorithm: 'pbkdf2-sha256', additionalParameters: {} })] },
       { id: randomUUID(), username: 'kc-argon2', email: 'kc-argon2@example.test', enabled: true, credentials: [credential(argon2Sync('argon2id', { message: PASSWORD, nonce: salt, memory: 7168, passes: 5, parallelism: 1, tagLength: 32 }), { hashIterations: 5, algorithm: 'argon2', additionalParameters: { hashLength: ['32'], memory: ['7168'], type: ['id'], version: ['1.3'], parallelism: ['1'] } })] },
-      { id: randomUUID(), username: 'kc-off', email: 'kc-off@example.test', enabled: false },
+      { id: randomUUID(), username: 'kc-off', email: 'kc-off@example.test', enabled: false, requiredActions: ['UPDATE_PASSWORD', 'CONFIGURE_TOTP', 'VERIFY_EMAIL'] },
     ];
     const realmFile = path.join(scratch, 'shop-realm.json');
     await writeFile(realmFile, JSON.stringify({ realm: 'shop', users: fromKeycloak }));
     const fromRealm = await authz(['users', 'import', '--format', 'keycloak', realmFile, '--json']);
     expect({ code: fromRealm.code, stderr: fromRealm.stderr }).toEqual({ code: 0, stderr: '' });
-    const createdFromRealm = (JSON.parse(fromRealm.stdout) as { created: { id: string; roles: string[]; disabledAt: string | null }[] }).created;
+    const createdFromRealm = (
+      JSON.parse(fromRealm.stdout) as { created: { id: string; roles: string[]; disabledAt: string | null; passwordChangeRequired: boolean; totpRequired: boolean }[] }
+    ).created;
     expect(createdFromRealm.map((user) => user.id)).toEqual(fromKeycloak.map((user) => user.id));
     expect(createdFromRealm[0]?.roles).toEqual(['editor']);
     expect(createdFromRealm[2]?.disabledAt).toEqual(expect.any(String));
+    // Keycloak's required actions "Update Password" and "Configure OTP" carry over; the others are not ours to keep.
+    expect(createdFromRealm.map((user) => [user.passwordChangeRequired, user.totpRequired])).toEqual([[false, false], [false, false], [true, true]]);
     expectRefusal(await authz(['users', 'import', '--format', 'ldif', realmFile]), 2, /argument 'ldif' is invalid/);
 
     if (!schema) return; // the server below shares the database: Postgres only (always so under CI)
