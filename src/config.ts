@@ -304,6 +304,8 @@ const environmentSchema = z.object({
   PRUNE_INTERVAL: seconds(600),
   /** How long audit events are kept; older ones are deleted by the pruning job. 0: forever. */
   AUDIT_RETENTION: duration.pipe(z.number().int().min(0)).default(90 * 24 * 3600),
+  /** Each audit event is also a line of the log, whatever LOG_LEVEL (src/audit/audit-log.ts). */
+  AUDIT_TO_LOG: booleanFlag,
   /**
    * How often the server hands memory that malloc holds free back to the system (glibc's malloc_trim, on Linux);
    * 0 turns it off (src/memory-trim.ts).
@@ -374,6 +376,8 @@ export interface Config {
   pruneIntervalSeconds: number;
   /** Audit events older than this are deleted when pruning; 0: kept forever. */
   auditRetentionSeconds: number;
+  /** Each audit event is also written to the log (AUDIT_TO_LOG). */
+  auditToLog: boolean;
   /** Seconds between malloc_trim calls; 0: never. */
   memoryTrimIntervalSeconds: number;
   /** A separate port for /metrics; unset: /metrics on the main port. */
@@ -573,6 +577,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     devicePollIntervalSeconds: e.DEVICE_POLL_INTERVAL,
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
     auditRetentionSeconds: e.AUDIT_RETENTION,
+    auditToLog: e.AUDIT_TO_LOG,
     memoryTrimIntervalSeconds: e.MEMORY_TRIM_INTERVAL,
     metricsPort: e.METRICS_PORT,
     metricsToken: e.METRICS_TOKEN,

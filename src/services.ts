@@ -62,7 +62,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const db = await openDatabase(config.database, logger);
   await migrate(db);
   const redis = config.redis ? openRedis(config.redis, logger) : undefined;
-  const audit = new AuditLog(db, logger);
+  const audit = new AuditLog(db, logger, { toLog: config.auditToLog });
   const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });

@@ -2,7 +2,9 @@
  * The audit log (`audit_events`): who did what, from where, with what outcome. Writers call `record`, which only
  * appends to an in-memory buffer; a timer writes the buffer in one batched insert. So recording never blocks or
  * fails a user request: a failed write is logged and retried once with the next batch, and `close` flushes what
- * is left on shutdown. Secrets and tokens are never recorded (the detail is checked for them).
+ * is left on shutdown. Secrets and tokens are never recorded (the detail is checked for them). With AUDIT_TO_LOG
+ * each event is also one line of the log (`"msg":"audit"`), whatever LOG_LEVEL says, for a log pipeline or SIEM
+ * that reads the server's output (as Keycloak's logging event listener gives one).
  */
 import type { Database } from '../store/database.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -84,13 +86,17 @@ export class AuditLog implements AuditSink {
   #failedWrites = 0;
   #flushing: Promise<void> = Promise.resolve();
   readonly #timer: NodeJS.Timeout;
+  /** Where each event is also written as a log line (AUDIT_TO_LOG); undefined: the table only. */
+  readonly #lines?: Logger;
 
   constructor(
     private readonly db: Database,
     private readonly logger?: Logger,
-    flushIntervalMs = 500,
+    options: { flushIntervalMs?: number; toLog?: boolean } = {},
   ) {
-    this.#timer = setInterval(() => void this.flush(), flushIntervalMs).unref();
+    this.#timer = setInterval(() => void this.flush(), options.flushIntervalMs ?? 500).unref();
+    // Its own level: the audit trail is not debugging output that LOG_LEVEL=warn should silence.
+    if (options.toLog && logger) this.#lines = logger.child({}, { level: 'info' });
   }
 
   record(event: AuditEvent): void {
@@ -130,6 +136,7 @@ export class AuditLog implements AuditSink {
       request_id: event.requestId ?? null,
       detail: sanitize(event.detail),
     }));
+    this.#writeLines(batch, rows);
     try {
       await run(this.db, INSERT_BATCH, [JSON.stringify(rows, withoutNul)]);
     } catch (error) {
@@ -143,6 +150,16 @@ export class AuditLog implements AuditSink {
       );
       this.#buffer = [...retry, ...this.#buffer].slice(-MAX_BUFFER);
     }
+  }
+
+  /** Once per event: not again when its batch is retried. */
+  #writeLines(batch: Buffered[], rows: { at: string; detail: Record<string, unknown> }[]): void {
+    if (!this.#lines) return;
+    batch.forEach((event, index) => {
+      if (event.attempts > 0) return;
+      const { type, outcome, accountId, clientId, ip, userAgent, requestId } = event;
+      this.#lines?.info({ audit: { at: rows[index]?.at, type, outcome, accountId, clientId, ip, userAgent, requestId, detail: rows[index]?.detail } }, 'audit');
+    });
   }
 
   get stats(): AuditLogStats {

@@ -23,7 +23,7 @@ describe.each(sqlKinds)('AuditLog on %s', (kind: SqlKind) => {
       },
     });
     // A long interval: the tests flush themselves.
-    log = new AuditLog(testDb.db, pino(sink), 3_600_000);
+    log = new AuditLog(testDb.db, pino(sink), { flushIntervalMs: 3_600_000 });
   });
   afterEach(() => log.close());
   afterAll(() => testDb.drop());
@@ -68,6 +68,45 @@ describe.each(sqlKinds)('AuditLog on %s', (kind: SqlKind) => {
     expect((await testDb.db('audit_events')).map((row) => row.type)).toEqual(['second']);
     expect(logged.filter((line) => line.includes('could not be written'))).toHaveLength(2);
     expect(logged.some((line) => line.includes('"dropped":1'))).toBe(true);
+  });
+
+  test('AUDIT_TO_LOG: each event is also one log line, whatever the log level, once even when its batch is retried; secrets never get in', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()));
+        done();
+      },
+    });
+    const mirrored = new AuditLog(testDb.db, pino({ level: 'silent' }, sink), { flushIntervalMs: 3_600_000, toLog: true });
+    try {
+      await testDb.db.raw('alter table audit_events rename to audit_events_away');
+      try {
+        mirrored.record({ type: 'sign_in', outcome: 'failure', ip: '192.0.2.1', requestId: 'r-1', detail: { email: 'ada@example.test', password: 'hunter2', reason: 'bad_credentials' } });
+        await mirrored.flush(); // the write fails: kept for its retry
+      } finally {
+        await testDb.db.raw('alter table audit_events_away rename to audit_events');
+      }
+      mirrored.record({ type: 'sign_in', outcome: 'success', accountId: 'account-1', clientId: 'app' });
+      await mirrored.flush();
+    } finally {
+      await mirrored.close();
+    }
+    const audit = lines.filter((line) => line.msg === 'audit').map((line) => line.audit);
+    expect(audit).toEqual([
+      {
+        at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        type: 'sign_in',
+        outcome: 'failure',
+        ip: '192.0.2.1',
+        requestId: 'r-1',
+        detail: { email: 'ada@example.test', reason: 'bad_credentials' },
+      },
+      { at: expect.any(String), type: 'sign_in', outcome: 'success', accountId: 'account-1', clientId: 'app', detail: {} },
+    ]);
+    expect(lines.find((line) => line.msg === 'audit')).toMatchObject({ level: 30 });
+    expect(JSON.stringify(lines)).not.toContain('hunter2');
+    expect((await testDb.db('audit_events')).map((row) => row.outcome)).toEqual(['failure', 'success']);
   });
 
   test('while nothing can be written, a full buffer keeps the newest 10,000 events and counts what it let go', () => {
