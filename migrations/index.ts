@@ -14,6 +14,7 @@ import * as emailLinks from './20261206_0008_email_links.js';
 import * as emailChangeLinks from './20261206_0009_email_change_links.js';
 import * as passkeys from './20261207_0010_passkeys.js';
 import * as passwordChangeRequired from './20261207_0011_password_change_required.js';
+import * as serverSettings from './20261207_0012_server_settings.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -34,6 +35,7 @@ const migrations: Record<string, Migration> = {
   '20261206_0009_email_change_links': emailChangeLinks,
   '20261207_0010_passkeys': passkeys,
   '20261207_0011_password_change_required': passwordChangeRequired,
+  '20261207_0012_server_settings': serverSettings,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -269,6 +269,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       cookieSecrets: keyRing.cookieSecrets,
       pages,
       readGrantWithUser: (grantId, userId) => readGrantWithUser(db, grantId, userId),
+      pairwiseSalt: services.pairwiseSalt,
     });
     reuseClientInstances(provider, catalog);
     installClientSecretCheck(provider, catalog, clients, limits);

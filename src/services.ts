@@ -24,6 +24,7 @@ import { TokenRecordCache } from './store/token-record-cache.js';
 import { LockAdministration } from './security/lock-administration.js';
 import { type SecurityLimits, createSecurityLimits } from './security/limits.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
+import { readPairwiseSalt } from './oidc/pairwise-subjects.js';
 
 export interface Services {
   db: Database;
@@ -45,6 +46,8 @@ export interface Services {
   sessions: SessionDirectory;
   /** With Redis: access-token records kept in process, and their deletions announced to every instance. */
   tokenCache?: TokenRecordCache;
+  /** The key of pairwise subject identifiers, made once with the database (src/oidc/pairwise-subjects.ts). */
+  pairwiseSalt: string;
 }
 
 export interface ServiceOptions {
@@ -68,7 +71,13 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
   const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
   const passkeys = new Passkeys(db, config.issuer, { audit, actor });
-  const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
+  const clients = new ClientRepository(db, {
+    peppers: config.clientSecretPeppers,
+    production: config.production,
+    audit,
+    actor,
+    allowPrivateNetworkCalls: config.allowPrivateNetworkCalls,
+  });
   const apis = new ApiRepository(db, {
     defaultAccessTokenTtl: config.ttl.apiAccessToken,
     audit,
@@ -79,7 +88,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
-  return { db, redis, users, twoFactor, emailLinks, passkeys, clients, apis, catalog, audit, limits, locks, sessions, tokenCache };
+  const pairwiseSalt = await readPairwiseSalt(db);
+  return { db, redis, users, twoFactor, emailLinks, passkeys, clients, apis, catalog, audit, limits, locks, sessions, tokenCache, pairwiseSalt };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

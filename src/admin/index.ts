@@ -231,7 +231,13 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const actor = ADMIN_ACTOR;
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
-  const clients = new ClientRepository(db, { peppers: config.clientSecretPeppers, production: config.production, audit, actor });
+  const clients = new ClientRepository(db, {
+    peppers: config.clientSecretPeppers,
+    production: config.production,
+    audit,
+    actor,
+    allowPrivateNetworkCalls: config.allowPrivateNetworkCalls,
+  });
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
   const locks = new LockAdministration(services.limits, { audit, actor });
   const outbox = deps.mailTransport && new MailOutbox(deps.mailTransport, audit, logger);

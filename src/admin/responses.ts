@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { TOKEN_FORMATS } from '../apis/apis.js';
 import { CLIENT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS } from '../clients/clients.js';
+import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
 
 /** What JSON.stringify makes of a Date. */
 const dateTime = z.iso.datetime();
@@ -34,6 +35,9 @@ const clientProperties = {
   requireDpop: z.boolean().meta({ description: 'Token requests without a DPoP proof are refused (RFC 9449 §5.2)' }),
   requirePar: z.boolean().meta({ description: 'Authorization requests not pushed first are refused (RFC 9126 §6)' }),
   requireMfa: z.boolean().meta({ description: 'Its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values' }),
+  subjectType: z.enum(SUBJECT_TYPES).meta({ description: 'pairwise: its users’ `sub` is one of its own sector (OpenID Connect Core §8); public: the user id' }),
+  sectorIdentifierUri: z.string().nullable().meta({ description: 'The URL of the JSON list of its redirect URIs that names its sector; null: none registered' }),
+  pairwiseSector: z.string().nullable().meta({ description: 'The host its pairwise subjects are made for, fixed at registration; null for a public client' }),
   disabledAt: dateTime.nullable().meta({ description: 'When the client was disabled; null while it is enabled' }),
   createdAt: dateTime,
   updatedAt: dateTime,

@@ -1,6 +1,7 @@
 /** `authz clients …`: applications that ask us for tokens. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { CLIENT_TYPES, type ClientRecord } from '../clients/clients.js';
+import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds, durationOption } from './options.js';
 import { collect, isoDate, printJson, printTable, splitList } from './output.js';
@@ -25,6 +26,9 @@ const details = (client: ClientRecord) => ({
   require_dpop: client.requireDpop,
   require_par: client.requirePar,
   require_mfa: client.requireMfa,
+  subject_type: client.subjectType,
+  sector_identifier_uri: client.sectorIdentifierUri,
+  pairwise_sector: client.pairwiseSector,
   scope: client.scope,
   roles: client.roles,
 });
@@ -69,6 +73,12 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--scope <scopes>', 'scopes it may ask for, space- or comma-separated')
     .option('--roles <roles>', 'roles of the client itself, for its client-credentials tokens', splitList, [])
     .option('--client-id <id>', 'choose the client id (default: random)')
+    .addOption(
+      new Option('--subject-type <type>', 'pairwise: its users get a `sub` of their own for its sector (OpenID Connect Core §8), so apps cannot match them up')
+        .choices([...SUBJECT_TYPES])
+        .default('public'),
+    )
+    .option('--sector-identifier-uri <url>', 'pairwise with redirect URIs on more than one host: a URL answering a JSON array of them all')
     .option('--json', 'print JSON')
     .action(async (options) => {
       if (!(CLIENT_TYPES as readonly string[]).includes(options.type)) {
@@ -91,9 +101,12 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireDpop: options.requireDpop,
         requirePar: options.requirePar,
         requireMfa: options.requireMfa,
+        subjectType: options.subjectType,
+        sectorIdentifierUri: options.sectorIdentifierUri,
       });
       if (options.json) return printJson({ ...details(client), ...(secret ? { client_secret: secret } : {}) });
       process.stdout.write(`created ${client.type} client "${client.name}"\nclient_id:     ${client.clientId}\n`);
+      if (client.pairwiseSector) process.stdout.write(`subjects:      pairwise, for the sector ${client.pairwiseSector}\n`);
       if (secret) process.stdout.write(`client_secret: ${secret}\n(the secret is shown once and stored only as a hash)\n`);
     });
 

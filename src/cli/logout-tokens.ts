@@ -65,5 +65,7 @@ async function signingProvider(config: Config, services: Services): Promise<Prov
     signingKeys: keyRing.signingKeys,
     cookieSecrets: keyRing.cookieSecrets,
     pages: createProviderPages({ views: createViews(config), logger: createLogger('silent', config.production) }),
+    // Logout tokens to a pairwise client name the user by its pairwise `sub`.
+    pairwiseSalt: services.pairwiseSalt,
   });
 }

@@ -34,6 +34,10 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     requireDpop: false,
     requirePar: false,
     requireMfa: false,
+    // Its `sub` is the account id, which the account page reads.
+    subjectType: 'public',
+    sectorIdentifierUri: null,
+    pairwiseSector: null,
     disabledAt: null,
     createdAt: since,
     updatedAt: since,

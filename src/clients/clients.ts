@@ -22,6 +22,7 @@ import { run, statement } from '../store/prepared-statements.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from './account-console.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
+import { SUBJECT_TYPES, type SubjectType, sectorDocumentProblem, sectorIdentifierUriProblem, sectorOf } from './sector-identifiers.js';
 import { type Pepper, type StoredSecret, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.js';
 
 export const CLIENT_TYPES = ['web', 'spa', 'service', 'device'] as const;
@@ -64,6 +65,12 @@ export interface ClientRecord {
   requirePar: boolean;
   /** Its users sign in with two steps, password and an authenticator app's code (src/accounts/two-factor.ts). */
   requireMfa: boolean;
+  /** `pairwise`: its users' `sub` is its sector's own (./sector-identifiers.ts); `public`: their account id. */
+  subjectType: SubjectType;
+  /** Where the JSON list of its redirect URIs is, naming its sector (pairwise clients on more than one host). */
+  sectorIdentifierUri: string | null;
+  /** The sector its pairwise subjects are made for, fixed at registration; null for a public client. */
+  pairwiseSector: string | null;
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -168,6 +175,14 @@ export const newClientSchema = z
     requireDpop: z.boolean().default(false).meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
+    subjectType: z
+      .enum(SUBJECT_TYPES, { error: 'subjectType must be public or pairwise' })
+      .default('public')
+      .meta({ description: 'pairwise: its users get a `sub` of their own for this app’s sector (OpenID Connect Core §8), so apps cannot match them up; set at registration only' }),
+    sectorIdentifierUri: z
+      .string()
+      .optional()
+      .meta({ description: 'for a pairwise client with redirect URIs on more than one host: an https URL answering a JSON array of them all; its host is the sector' }),
   })
   .superRefine((input, ctx) => {
     const redirected = isRedirected(input.type);
@@ -207,7 +222,21 @@ export const newClientSchema = z
     const parRefusal = input.requirePar ? parRefusalFor(input.type) : undefined;
     if (parRefusal) ctx.addIssue({ code: 'custom', path: ['requirePar'], message: parRefusal });
     if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
+    const pairwiseRefusal = input.subjectType === 'pairwise' ? PAIRWISE_REFUSALS[input.type] : undefined;
+    if (pairwiseRefusal) ctx.addIssue({ code: 'custom', path: ['subjectType'], message: pairwiseRefusal });
+    if (input.sectorIdentifierUri !== undefined && input.subjectType !== 'pairwise') {
+      ctx.addIssue({ code: 'custom', path: ['sectorIdentifierUri'], message: 'names the sector of a pairwise client: give subjectType pairwise too' });
+    }
   });
+
+/**
+ * A service client signs no users in. A device client's sector would be its jwks_uri's host, and OpenID Connect
+ * asks pairwise device clients to authenticate with private_key_jwt: not offered until someone needs it.
+ */
+const PAIRWISE_REFUSALS: Partial<Record<ClientType, string>> = {
+  service: 'a service client signs no users in, so it has no subjects to pair',
+  device: 'pairwise subjects are for web and spa clients',
+};
 
 /** Web apps and SPAs get their codes at a redirect URI; services and devices are never redirected back to. */
 const isRedirected = (type: ClientType) => type === 'web' || type === 'spa';
@@ -263,6 +292,18 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
 
 type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireMfa'>;
 
+/** `metadata` with a pairwise client's subject type and sector under the spec's names (and ours for the sector). */
+function withSubjectType(metadata: Record<string, unknown>, subject: Pick<ClientRecord, 'subjectType' | 'sectorIdentifierUri' | 'pairwiseSector'>) {
+  if (subject.subjectType !== 'pairwise') return metadata;
+  return {
+    ...metadata,
+    subject_type: 'pairwise',
+    ...(subject.sectorIdentifierUri ? { sector_identifier_uri: subject.sectorIdentifierUri } : {}),
+    // Ours: the sector fixed at registration, which src/oidc/pairwise-subjects.ts makes subjects for.
+    pairwise_sector: subject.pairwiseSector,
+  };
+}
+
 export type NewClient = z.input<typeof newClientSchema>;
 
 /** What an administrator may change on a registered client (its type and authentication stay as created). */
@@ -305,6 +346,9 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     dpop_bound_access_tokens: requireDpop,
     require_pushed_authorization_requests: requirePar,
     require_mfa: requireMfa,
+    subject_type: subjectType,
+    sector_identifier_uri: sectorIdentifierUri,
+    pairwise_sector: pairwiseSector,
     ...metadata
   } = row.metadata ?? {};
   return {
@@ -324,6 +368,9 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     requireDpop: requireDpop === true,
     requirePar: requirePar === true,
     requireMfa: requireMfa === true,
+    subjectType: subjectType === 'pairwise' ? 'pairwise' : 'public',
+    sectorIdentifierUri: typeof sectorIdentifierUri === 'string' ? sectorIdentifierUri : null,
+    pairwiseSector: subjectType === 'pairwise' && typeof pairwiseSector === 'string' ? pairwiseSector : null,
     disabledAt: row.disabled_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -345,6 +392,8 @@ export interface ClientRepositoryOptions {
   /** Where administrative changes are recorded, and who makes them (`cli`, `admin-api`). */
   audit?: AuditSink;
   actor?: string;
+  /** A sector identifier URI may be on a private network (ALLOW_PRIVATE_NETWORK_CALLS); default: outside production. */
+  allowPrivateNetworkCalls?: boolean;
 }
 
 export class ClientRepository {
@@ -386,10 +435,12 @@ export class ClientRepository {
     if (keysUriProblem) throw new InputError(`jwksUri: ${keysUriProblem}`);
     const backchannelProblem = client.backchannelLogoutUri && backchannelLogoutUriProblem(client.backchannelLogoutUri, { production: this.#production });
     if (backchannelProblem) throw new InputError(`backchannelLogoutUri: ${backchannelProblem}`);
+    const pairwiseSector = client.subjectType === 'pairwise' ? await this.#checkedSector(client.sectorIdentifierUri, client.redirectUris) : null;
     const preset = presetFor(client);
     const clientId = client.clientId ?? randomBytes(16).toString('base64url');
     const secret = (SECRET_METHODS as readonly string[]).includes(preset.authMethod) ? generateClientSecret() : undefined;
-    const metadata = withPolicies(withBackchannelLogout({}, client.backchannelLogoutUri ?? null, client.backchannelLogoutSessionRequired ?? true), client);
+    const subject = { subjectType: client.subjectType, sectorIdentifierUri: client.sectorIdentifierUri ?? null, pairwiseSector };
+    const metadata = withSubjectType(withPolicies(withBackchannelLogout({}, client.backchannelLogoutUri ?? null, client.backchannelLogoutSessionRequired ?? true), client), subject);
     if (client.jwks) metadata.jwks = client.jwks;
     if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
     try {
@@ -413,7 +464,7 @@ export class ClientRepository {
       if (isUniqueViolation(error)) throw new ConflictError(`a client with the id ${clientId} already exists`);
       throw error;
     }
-    this.#record('client_created', clientId, { type: client.type, firstParty: client.firstParty });
+    this.#record('client_created', clientId, { type: client.type, firstParty: client.firstParty, ...(pairwiseSector ? { pairwiseSector } : {}) });
     return { client: await this.require(clientId), secret };
   }
 
@@ -507,6 +558,8 @@ export class ClientRepository {
     if (parRefusal) problems.push(`requirePar: ${parRefusal}`);
     if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
+    // New redirect URIs of a pairwise client must still fit its sector (its subjects stay those of the sector fixed at registration).
+    if (client.subjectType === 'pairwise' && changes.redirectUris) await this.#checkedSector(client.sectorIdentifierUri ?? undefined, redirectUris);
     const row: ClientRowChanges = {};
     if (changes.name !== undefined) row.name = changes.name;
     if (changes.redirectUris !== undefined) row.redirect_uris = changes.redirectUris;
@@ -522,12 +575,28 @@ export class ClientRepository {
         requireMfa: changes.requireMfa ?? client.requireMfa,
       };
       const base = backchannel.metadata ?? withBackchannelLogout(client.metadata, client.backchannelLogoutUri, client.backchannelLogoutSessionRequired);
-      row.metadata = JSON.stringify(withPolicies(base, policies));
+      row.metadata = JSON.stringify(withSubjectType(withPolicies(base, policies), client));
     }
     if (Object.keys(row).length === 0) return client;
     const updated = await this.#update(clientId, row);
     this.#record('client_updated', clientId, { fields: Object.keys(changes) });
     return updated;
+  }
+
+  /**
+   * The sector of a pairwise client with these redirect URIs: its sector identifier URI's host once the document
+   * there lists them all, or their one host; an InputError says why there is none.
+   */
+  async #checkedSector(sectorIdentifierUri: string | undefined, redirectUris: readonly string[]): Promise<string> {
+    if (sectorIdentifierUri) {
+      const problem =
+        sectorIdentifierUriProblem(sectorIdentifierUri, { production: this.#production }) ??
+        (await sectorDocumentProblem(sectorIdentifierUri, redirectUris, { allowPrivateNetworks: this.options.allowPrivateNetworkCalls ?? !this.#production }));
+      if (problem) throw new InputError(`sectorIdentifierUri: ${problem}`);
+    }
+    const sector = sectorOf(sectorIdentifierUri, redirectUris);
+    if ('problem' in sector) throw new InputError(`sectorIdentifierUri: ${sector.problem}`);
+    return sector.sector;
   }
 
   /** The client's metadata with its back-channel logout registration as `changes` leave it, or why they cannot. */

@@ -33,7 +33,19 @@ export function toClientMetadata(record: ClientRecord): ClientMetadata {
     backchannel_logout_session_required: record.backchannelLogoutUri ? record.backchannelLogoutSessionRequired : undefined,
     dpop_bound_access_tokens: record.requireDpop,
     require_pushed_authorization_requests: record.requirePar,
+    subject_type: record.subjectType,
+    sector_identifier_uri: sectorIdentifierUriFor(record),
   };
+}
+
+/**
+ * A pairwise client's sector, as oidc-provider takes it: a URI whose host is the sector fixed at registration
+ * (src/clients/sector-identifiers.ts). The library wants one, https, for a client with redirect URIs on more than
+ * one host, and reads only its host, since it is told not to fetch it (./provider.ts); the real document was
+ * checked at registration. So its `sectorIdentifier` is always the registered one, whatever the redirect URIs now.
+ */
+function sectorIdentifierUriFor(record: ClientRecord): string | undefined {
+  return record.subjectType === 'pairwise' && record.pairwiseSector ? `https://${record.pairwiseSector}/` : undefined;
 }
 
 /**

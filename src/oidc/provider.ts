@@ -6,6 +6,7 @@
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
 import { emailConfirmationPrompt } from './email-confirmation-prompt.js';
+import { pairwiseIdentifier } from './pairwise-subjects.js';
 import { passwordChangePrompt } from './password-change-prompt.js';
 import { MFA_ACR, SECOND_FACTOR_REQUESTED, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
@@ -51,6 +52,8 @@ export interface ProviderDependencies {
   pages: ProviderPages;
   /** Reads an access token's grant along with its user at userinfo (one SQL round trip instead of two). */
   readGrantWithUser?: GrantReadAhead;
+  /** The key of pairwise subject identifiers (./pairwise-subjects.ts). */
+  pairwiseSalt: string;
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
@@ -72,6 +75,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     scopes: OIDC_SCOPES,
     claims: claimsByScope,
+    // `pairwise` clients get a `sub` of their own sector (./pairwise-subjects.ts). Their sector document was
+    // checked when they were registered (src/clients/sector-identifiers.ts), not fetched again while serving.
+    subjectTypes: ['public', 'pairwise'],
+    pairwiseIdentifier: pairwiseIdentifier(deps.pairwiseSalt),
+    sectorIdentifierUriValidate: () => false,
     // A client asks for a sign-in with two steps by sending this in acr_values (step-up; ./second-factor checks).
     acrValues: [MFA_ACR],
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.

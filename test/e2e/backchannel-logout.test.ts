@@ -66,7 +66,7 @@ interface RelyingParty {
 }
 
 /** A first-party web client whose back-channel logout URI behaves as `behaviour` says. */
-async function relyingParty(behaviour: 'ok' | 'fail' | 'hang', options: { sessionRequired?: boolean } = {}): Promise<RelyingParty> {
+async function relyingParty(behaviour: 'ok' | 'fail' | 'hang', options: { sessionRequired?: boolean; pairwise?: boolean } = {}): Promise<RelyingParty> {
   counter += 1;
   const path = `/${behaviour}/rp${counter}`;
   const { client, secret } = await server.services.clients.create({
@@ -77,6 +77,7 @@ async function relyingParty(behaviour: 'ok' | 'fail' | 'hang', options: { sessio
     firstParty: true,
     backchannelLogoutUri: `${backends.url}${path}`,
     backchannelLogoutSessionRequired: options.sessionRequired,
+    ...(options.pairwise ? { subjectType: 'pairwise' as const } : {}),
   });
   return { clientId: client.clientId, path, config: await discover(server, client.clientId, secret as string) };
 }
@@ -88,7 +89,7 @@ const deliveryTo = (rp: RelyingParty, count = 1) =>
   }, `${count} logout token(s) at ${rp.path}`);
 
 /** Checks a logout token as a relying party must (Back-Channel Logout 1.0 §2.6) and returns its claims. */
-async function verifiedLogoutToken(delivery: Delivery, rp: RelyingParty, user: Fixtures) {
+async function verifiedLogoutToken(delivery: Delivery, rp: RelyingParty, user: Fixtures, sub = user.userId) {
   expect(delivery.method).toBe('POST');
   expect(delivery.contentType).toMatch(/^application\/x-www-form-urlencoded/);
   const { payload, protectedHeader } = await jwtVerify(delivery.logoutToken as string, jwks, {
@@ -97,7 +98,7 @@ async function verifiedLogoutToken(delivery: Delivery, rp: RelyingParty, user: F
     typ: 'logout+jwt',
   });
   expect(protectedHeader).toMatchObject({ alg: 'RS256', typ: 'logout+jwt', kid: expect.any(String) });
-  expect(payload).toMatchObject({ sub: user.userId, iat: expect.any(Number), jti: expect.any(String), events: { [LOGOUT_EVENT]: {} } });
+  expect(payload).toMatchObject({ sub, iat: expect.any(Number), jti: expect.any(String), events: { [LOGOUT_EVENT]: {} } });
   expect(payload.aud).toBe(rp.clientId);
   expect(payload).not.toHaveProperty('nonce');
   return payload;
@@ -143,6 +144,17 @@ describeWithServers('back-channel logout at RP-initiated logout', () => {
     expect(event.request_id).toEqual(expect.any(String));
     const scrape = await (await fetch(`${server.url}/metrics`)).text();
     expect(scrape).toMatch(/^authz_backchannel_logouts_total\{outcome="success"\} [1-9]/m);
+  });
+
+  test('a pairwise client is told the sub it knows the user by, not the account id', async () => {
+    const user = await createUser(server);
+    const rp = await relyingParty('ok', { pairwise: true });
+    const { tokens, agent } = await signInAndRedeem(rp.config, user);
+    const sub = String(tokens.claims()?.sub);
+    expect(sub).not.toBe(user.userId);
+    await logOut(agent, rp, tokens.id_token as string);
+    const [delivery] = await deliveryTo(rp);
+    await verifiedLogoutToken(delivery as Delivery, rp, user, sub);
   });
 
   test('every client signed in through the session gets its own token, with the sid it was given', async () => {

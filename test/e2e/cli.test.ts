@@ -295,6 +295,10 @@ describe('authz CLI', () => {
   });
 
   test('clients add prints the secret once; the server accepts it; list never shows it', async () => {
+    const pairwise = await authz(['clients', 'add', '--type', 'web', '--name', 'Shop', '--redirect-uri', 'https://shop.example.test/cb', '--subject-type', 'pairwise']);
+    expect(pairwise.stdout).toContain('subjects:      pairwise, for the sector shop.example.test\n');
+    expectRefusal(await authz(['clients', 'add', '--type', 'service', '--name', 'Job', '--subject-type', 'pairwise']), 1, /a service client signs no users in, so it has no subjects to pair/);
+    expectRefusal(await authz(['clients', 'add', '--type', 'web', '--name', 'X', '--redirect-uri', 'https://x.example.test/cb', '--subject-type', 'secret']), 2, /argument 'secret' is invalid/);
     const added = await authz(['clients', 'add', '--type', 'service', '--name', 'Nightly job', '--json']);
     expect(added.code).toBe(0);
     const created = JSON.parse(added.stdout) as { client_id: string; client_secret: string; grant_types: string[] };
