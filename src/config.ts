@@ -291,6 +291,8 @@ const environmentSchema = z.object({
    * `off`: accounts are made by administrators only.
    */
   REGISTRATION: z.enum(['off', 'open'], { error: 'REGISTRATION must be off or open' }).default('off'),
+  /** People may delete their own account on the account page (Keycloak's "Delete Account", off until turned on). */
+  ACCOUNT_DELETION: booleanFlag,
   /** Comma-separated roles every self-registered user starts with. */
   REGISTRATION_ROLES: z.string().optional(),
   /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
@@ -394,6 +396,8 @@ export interface Config {
   authorizationPost: boolean;
   /** Whether people may create their own account (src/interaction/registration.ts), and the roles they get. */
   registration: { mode: Environment['REGISTRATION']; roles: string[] };
+  /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
+  accountDeletion: boolean;
   /** Mail (src/mail/): sent over SMTP, written to the log (development without SMTP_URL), or not at all. */
   mail: MailConfig;
   /** The deployment's theme folder (THEME_DIR), checked at load: its pages and assets come before ours. */
@@ -588,6 +592,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mail: mailConfig(e, production, port),
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
+    accountDeletion: e.ACCOUNT_DELETION,
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

@@ -564,6 +564,27 @@ export class UserRepository {
     return { user, removedEnrollmentOf };
   }
 
+  /**
+   * Deletes the user (the right to erasure): the row, with it their passkeys and pending mailed links, and their
+   * consents and refresh tokens in the same transaction; then their sessions, whose apps are sent logout tokens.
+   * Opaque access tokens die with their grants; a JWT access token an API checks offline lives out its few minutes.
+   * The audit log keeps its events (with the id) until AUDIT_RETENTION. `by` names who asked (`self` from the
+   * account page, else this repository's actor).
+   */
+  async remove(idOrEmail: string): Promise<User> {
+    const user = await this.require(idOrEmail);
+    await this.db.transaction(async (trx) => {
+      await deleteAccountRecords(trx, user.id);
+      // `returning` rather than the row count, which the embedded driver does not report.
+      const deleted = await trx('users').where({ id: user.id }).delete().returning('id');
+      if (deleted.length === 0) throw new NotFoundError(`no user ${idOrEmail}`);
+    });
+    // As after a password change: the deleted account already refuses these sessions, so an outage here must not fail it.
+    await this.#sessions?.endAll(user.id).catch(() => undefined);
+    this.#record('user_deleted', user, { email: user.email });
+    return user;
+  }
+
   /** Log out everywhere: ends every session, consent, refresh token and opaque access token of the user. */
   async revokeSessions(idOrEmail: string): Promise<User> {
     const user = await this.require(idOrEmail);

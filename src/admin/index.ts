@@ -319,6 +319,10 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     const changes = parse(bodySchemas.UserChanges, body(ctx));
     ctx.body = userView(await users.update(ctx.params.id as string, changes));
   });
+  router.delete('/users/:id', async (ctx) => {
+    await users.remove(ctx.params.id as string);
+    ctx.status = 204;
+  });
   router.post('/users/:id/password', async (ctx) => {
     const { password, temporary } = parse(bodySchemas.SetPassword, body(ctx));
     ctx.body = userView(await users.setPassword(ctx.params.id as string, password, { temporary }));

@@ -61,6 +61,12 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
       response: 'User',
       errors: { 409: 'Another user has that email' },
     },
+    delete: {
+      summary:
+        'Delete the user (the right to erasure) with their passkeys, consents, refresh tokens and sessions; clients are sent logout tokens. Audit events stay until AUDIT_RETENTION',
+      params: ['userId'],
+      status: 204,
+    },
   },
   '/users/{userId}/password': {
     post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens)', body: 'SetPassword', params: ['userId'], response: 'User' },

@@ -371,6 +371,15 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     });
 
   users
+    .command('delete')
+    .description('delete a user with their passkeys, consents, refresh tokens and sessions (apps are sent logout tokens)')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const user = await (await context.services()).users.remove(email);
+      process.stdout.write(`deleted user ${user.email} (sub ${user.id})\n`);
+    });
+
+  users
     .command('require-password-change')
     .description('make a user choose a new password at their next sign-in (as Keycloak’s "Update Password" required action)')
     .argument('<email>', 'the user’s email or sub')

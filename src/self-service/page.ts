@@ -28,7 +28,7 @@ const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unkno
 
 export interface AccountPageOptions {
   notice?: unknown;
-  errors?: { name?: string; email?: string; password?: string; twoStep?: string; replaceApp?: string; passkeys?: string };
+  errors?: { name?: string; email?: string; password?: string; twoStep?: string; replaceApp?: string; passkeys?: string; deletion?: string };
   status?: number;
 }
 
@@ -53,6 +53,7 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
       // "on" only when it is: a sign-in meant to set it up may have been left before the app was added.
       notice: notice === NOTICES['two-step-on'] && !user.totpEnrolledAt ? undefined : notice,
       errors: options.errors ?? {},
+      accountDeletion: deps.config.accountDeletion,
       twoStep: { on: Boolean(user.totpEnrolledAt), since: shown(user.totpEnrolledAt), required: deps.twoFactor.isRequired(user), codesLeft },
       passkeys: deps.passkeys.available
         ? passkeys.map((passkey) => ({

@@ -36,6 +36,7 @@ import type { LockAdministration } from '../security/lock-administration.js';
 import { addEmailChangeRoutes } from './email-change.js';
 import { addEmailLinkPages } from './email-link-pages.js';
 import { WRONG_PASSWORD, checkCode, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
+import { addAccountDeletionRoutes } from './account-deletion.js';
 import { addPasskeyRoutes } from './passkeys.js';
 import { addReplaceAppRoutes } from './replace-app.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
@@ -97,6 +98,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   addEmailChangeRoutes(router, deps, signedIn);
   addReplaceAppRoutes(router, deps, signedIn);
   addPasskeyRoutes(router, deps, signedIn);
+  addAccountDeletionRoutes(router, deps, signedIn);
 
   router.get('/', async (ctx) => {
     const found = await signedInNow(ctx);

@@ -98,6 +98,11 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['users', 'add', '--email', 'ops@example.test']), 1, /^authz: a user with the email ops@example\.test already exists\n$/);
     expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'short']), 1, /at least 8 characters/);
     expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
+
+    // Deleting (the right to erasure): gone from the list, and a second time there is no such user.
+    expect((await authz(['users', 'delete', 'given@example.test'])).stdout).toMatch(/^deleted user given@example\.test \(sub [0-9a-f-]{36}\)\n$/);
+    expect(await listedUser('given@example.test')).toBeUndefined();
+    expectRefusal(await authz(['users', 'delete', 'given@example.test']), 1, /no user given@example\.test/);
   });
 
   test('users require-totp and no-require-totp: the flag, the 2-step column and --json, audited as by the cli; unknown users refused', async () => {
