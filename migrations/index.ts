@@ -15,6 +15,7 @@ import * as emailChangeLinks from './20261206_0009_email_change_links.js';
 import * as passkeys from './20261207_0010_passkeys.js';
 import * as passwordChangeRequired from './20261207_0011_password_change_required.js';
 import * as serverSettings from './20261207_0012_server_settings.js';
+import * as userAttributes from './20261207_0013_user_attributes.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -36,6 +37,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0010_passkeys': passkeys,
   '20261207_0011_password_change_required': passwordChangeRequired,
   '20261207_0012_server_settings': serverSettings,
+  '20261207_0013_user_attributes': userAttributes,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -280,7 +280,15 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);
-    registerPasswordGrant(provider, { users, twoFactor: services.twoFactor, catalog, limits, audit, emailConfirmationRequired: config.mail.confirmationRequired });
+    registerPasswordGrant(provider, {
+      users,
+      twoFactor: services.twoFactor,
+      catalog,
+      limits,
+      audit,
+      emailConfirmationRequired: config.mail.confirmationRequired,
+      userClaims: config.userClaims,
+    });
     provider.use(advertisePasswordGrantOnlyWhenUsed(catalog) as Koa.Middleware);
     provider.use(rfc6749ErrorCodes as Koa.Middleware);
     provider.use(noCachePragma);

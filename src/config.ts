@@ -9,6 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { userClaimProblem } from './accounts/attributes.js';
 import { readTheme } from './interaction/theme.js';
 
 const FLAG_VALUES = ['true', 'false', '1', '0', 'yes', 'no', ''] as const;
@@ -293,6 +294,8 @@ const environmentSchema = z.object({
   REGISTRATION: z.enum(['off', 'open'], { error: 'REGISTRATION must be off or open' }).default('off'),
   /** People may delete their own account on the account page (Keycloak's "Delete Account", off until turned on). */
   ACCOUNT_DELETION: booleanFlag,
+  /** Comma-separated user attributes released as claims of the same name (src/accounts/attributes.ts). */
+  USER_CLAIMS: z.string().optional(),
   /** Comma-separated roles every self-registered user starts with. */
   REGISTRATION_ROLES: z.string().optional(),
   /** Serve /metrics on this port instead of the main one (and, with WEB_CONCURRENCY > 1, for all workers at once). */
@@ -398,6 +401,8 @@ export interface Config {
   registration: { mode: Environment['REGISTRATION']; roles: string[] };
   /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
   accountDeletion: boolean;
+  /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
+  userClaims: string[];
   /** Mail (src/mail/): sent over SMTP, written to the log (development without SMTP_URL), or not at all. */
   mail: MailConfig;
   /** The deployment's theme folder (THEME_DIR), checked at load: its pages and assets come before ours. */
@@ -593,6 +598,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     accountDeletion: e.ACCOUNT_DELETION,
+    userClaims: splitList(e.USER_CLAIMS),
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
@@ -607,6 +613,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const themeProblems = config.themeDir ? readTheme(config.themeDir).problems : [];
   if (themeProblems.length > 0) throw new ConfigError(themeProblems);
+  const claimProblems = config.userClaims.map(userClaimProblem).filter((problem) => problem !== undefined);
+  if (claimProblems.length > 0) throw new ConfigError(claimProblems);
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);
   // Otherwise the second listener fails with "already in use: stop what listens there", and what listens is us.

@@ -3,7 +3,8 @@
  * console's partial export with users), a users file of `--users different_files`, or a bare array of its
  * UserRepresentation. What is kept: the id (as `sub`), email, first and last name, realm roles (less the ones
  * Keycloak gives everyone), emailVerified, enabled, the password credential's hash with its parameters, and two
- * required actions: "Update Password" (a temporary password) and "Configure OTP" (two-step verification asked for).
+ * required actions: "Update Password" (a temporary password) and "Configure OTP" (two-step verification asked for),
+ * and the user's attributes (Keycloak keeps each as a list: one value becomes text, more stay a list).
  *
  * Keycloak keeps a password credential as two JSON strings: `secretData` {value, salt} in base64 and
  * `credentialData` {hashIterations, algorithm, additionalParameters}. Its algorithms are pbkdf2 (HMAC-SHA-1),
@@ -46,6 +47,7 @@ interface KeycloakUser {
   realmRoles?: unknown;
   credentials?: unknown;
   requiredActions?: unknown;
+  attributes?: unknown;
 }
 
 function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
@@ -63,7 +65,17 @@ function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
     ...(passwordHash ? { passwordHash } : {}),
     passwordChangeRequired: actions.includes('UPDATE_PASSWORD'),
     totpRequired: actions.includes('CONFIGURE_TOTP'),
+    ...attributesOf(user.attributes),
   };
+}
+
+/** Keycloak's `{ name: [values] }` as ours; an attribute with no value is left out. */
+function attributesOf(attributes: unknown): { attributes?: Record<string, unknown> } {
+  if (attributes === null || typeof attributes !== 'object' || Array.isArray(attributes)) return {};
+  const entries = Object.entries(attributes as Record<string, unknown>)
+    .map(([name, values]) => [name, Array.isArray(values) && values.length === 1 ? values[0] : values] as const)
+    .filter(([, value]) => !(Array.isArray(value) && value.length === 0));
+  return entries.length ? { attributes: Object.fromEntries(entries) } : {};
 }
 
 interface CredentialData {

@@ -1,7 +1,7 @@
 /**
  * Users brought over from another identity provider (`authz users import`): a file of JSON Lines, or one JSON
  * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash?, passwordChangeRequired?,
- * totpRequired? }`; or a Keycloak export (./keycloak-import.ts).
+ * totpRequired?, attributes? }`; or a Keycloak export (./keycloak-import.ts).
  *
  * What makes a move painless for the people signing in and the apps relying on them:
  * - `passwordHash`: the old system's hash is kept, so everyone signs in with the password they had: bcrypt as it

@@ -4,9 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { type Attributes, attributeChangesSchema, attributesSchema, changedAttributes, tooManyAttributes } from './attributes.js';
 import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
-import { ConflictError, NotFoundError, parseInput } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteAccountRecords, deleteGrantBoundRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -35,6 +36,8 @@ export interface User {
    * "Choose a new password" until the user has (src/interaction/password-change.ts).
    */
   passwordChangeRequired: boolean;
+  /** Their own attributes (./attributes.ts); those USER_CLAIMS names are token claims. */
+  attributes: Attributes;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -45,7 +48,7 @@ const USER_ID = z.uuid();
 const FIND_BY_ID = statement(
   'users_find_by_id',
   `select id, email, name, password_hash, roles, email_verified, disabled_at, password_changed_at, sessions_revoked_at,
-          totp_required, totp_enrolled_at, password_change_required, created_at, updated_at
+          totp_required, totp_enrolled_at, password_change_required, attributes, created_at, updated_at
    from users where id = $1`,
 );
 
@@ -61,6 +64,7 @@ interface UserRow {
   sessions_revoked_at: Date | null;
   totp_required: boolean;
   password_change_required?: boolean;
+  attributes?: Attributes;
   totp_enrolled_at: Date | null;
   /** Read only by ./two-factor.ts, which selects them itself. */
   totp_secret?: string | null;
@@ -81,6 +85,7 @@ export const newUserSchema = z.strictObject({
   password: password.optional(),
   /** The password is temporary: the user chooses their own at the first sign-in. */
   temporaryPassword: z.boolean().default(false),
+  attributes: attributesSchema.default({}),
   name: z.string().trim().min(1).max(200).optional(),
   roles: z.array(roleName).max(100).default([]),
   emailVerified: z.boolean().default(false),
@@ -106,6 +111,7 @@ export const userChangesSchema = z.strictObject({
     .boolean()
     .optional()
     .meta({ description: 'true: the user must choose a new password at the next sign-in (Keycloak\'s "Update Password" required action); false lifts that' }),
+  attributes: attributeChangesSchema.optional(),
 });
 
 export type UserChanges = z.input<typeof userChangesSchema>;
@@ -165,6 +171,7 @@ function toUser(row: UserRow): User {
     totpRequired: row.totp_required ?? false,
     totpEnrolledAt: row.totp_enrolled_at ?? null,
     passwordChangeRequired: row.password_change_required ?? false,
+    attributes: row.attributes ?? {},
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -187,6 +194,7 @@ function importedRow(user: ImportedUser): Partial<UserRow> {
     disabled_at: user.disabled ? new Date() : null,
     password_change_required: user.passwordChangeRequired,
     totp_required: user.totpRequired,
+    attributes: JSON.stringify(user.attributes) as unknown as Attributes,
   };
 }
 
@@ -233,6 +241,7 @@ export class UserRepository {
           email_verified: user.emailVerified,
           password_changed_at: passwordHash ? new Date() : null,
           password_change_required: Boolean(passwordHash) && user.temporaryPassword,
+          attributes: JSON.stringify(user.attributes) as unknown as Attributes,
         })
         .returning('*');
       const created = toUser(row as UserRow);
@@ -359,6 +368,13 @@ export class UserRepository {
     if (value.emailVerified !== undefined) row.email_verified = value.emailVerified;
     if (value.totpRequired !== undefined) row.totp_required = value.totpRequired;
     if (value.passwordChangeRequired !== undefined) row.password_change_required = value.passwordChangeRequired;
+    if (value.attributes && Object.keys(value.attributes).length > 0) {
+      if (tooManyAttributes(changedAttributes(user.attributes, value.attributes))) throw new InputError('attributes: a user has 50 attributes at most');
+      // Merged in SQL, so that two administrators changing different attributes at once both keep theirs.
+      const set = Object.fromEntries(Object.entries(value.attributes).filter(([, each]) => each !== null));
+      const removed = Object.keys(value.attributes).filter((name) => value.attributes?.[name] === null);
+      (row as Record<string, unknown>).attributes = this.db.raw('(attributes || ?::jsonb) - ?::text[]', [JSON.stringify(set), removed]);
+    }
     if (Object.keys(row).length === 0) return user;
     const updated = await this.#update(user.id, row).catch((error: unknown) => {
       if (isUniqueViolation(error)) throw new ConflictError(`a user with the email ${value.email} already exists`);

@@ -76,6 +76,9 @@ export const userResponse = z
     totpRequired: z.boolean().meta({ description: 'Asked to set up two-step verification (an authenticator app) at the next sign-in; users with a role in TOTP_REQUIRED_ROLES must too' }),
     totpEnrolledAt: dateTime.nullable().meta({ description: 'When the user set up two-step verification; null while they have not' }),
     passwordChangeRequired: z.boolean().meta({ description: 'Must choose a new password at the next sign-in (a temporary password, or asked to)' }),
+    attributes: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean(), strings]))
+      .meta({ description: 'The user’s own attributes; those USER_CLAIMS names are released as token claims' }),
     createdAt: dateTime,
     updatedAt: dateTime,
   })

@@ -37,6 +37,7 @@ const userJson = (user: User, twoFactor: TwoFactor) => {
     totpRequired: user.totpRequired,
     totpEnrolledAt: user.totpEnrolledAt,
     passwordChangeRequired: user.passwordChangeRequired,
+    attributes: user.attributes,
   };
 };
 
@@ -368,6 +369,27 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       // The flag is one of the reasons only: an app set up, or a role, keeps it in use.
       if (user.totpEnrolledAt) process.stdout.write(`they keep using the authenticator app they set up; to remove it: authz users reset-totp ${user.email}\n`);
       else process.stdout.write(`${withoutAppNextSignIn(twoFactor, user)}\n`);
+    });
+
+  users
+    .command('set-attribute')
+    .description('set one of a user’s attributes (several values make a list); USER_CLAIMS makes an attribute a token claim')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<name>', 'the attribute, e.g. tenant_id')
+    .argument('<values...>', 'its value, or values')
+    .action(async (email: string, name: string, values: string[]) => {
+      const user = await (await context.services()).users.update(email, { attributes: { [name]: values.length === 1 ? (values[0] as string) : values } });
+      process.stdout.write(`${user.email}: ${name} = ${JSON.stringify(user.attributes[name])}\n`);
+    });
+
+  users
+    .command('unset-attribute')
+    .description('remove one of a user’s attributes')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<name>', 'the attribute')
+    .action(async (email: string, name: string) => {
+      const user = await (await context.services()).users.update(email, { attributes: { [name]: null } });
+      process.stdout.write(`${user.email}: ${name} removed\n`);
     });
 
   users

@@ -4,10 +4,12 @@
  * access tokens.
  */
 import type { Account, ClaimsParameterMember, FindAccount, KoaContextWithOIDC } from 'oidc-provider';
+import { releasedClaims } from '../accounts/attributes.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import type { Catalog } from './catalog.js';
 
-export const claimsByScope = {
+/** What each scope releases; `userClaims` (USER_CLAIMS, src/accounts/attributes.ts) come with `profile`. */
+export const claimsByScope = (userClaims: readonly string[] = []) => ({
   acr: null,
   iss: null,
   sid: null,
@@ -17,13 +19,15 @@ export const claimsByScope = {
   // steps (../accounts/two-factor.ts MFA_ACR), whether or not the request asked for it: apps that need a second
   // factor check them.
   openid: ['sub', 'auth_time', 'amr', 'acr'],
-  profile: ['name', 'preferred_username', 'updated_at'],
+  profile: ['name', 'preferred_username', 'updated_at', ...userClaims],
   email: ['email', 'email_verified'],
   roles: ['roles'],
-};
+});
 
-function userClaims(user: User): Record<string, unknown> {
+function userClaims(user: User, released: readonly string[]): Record<string, unknown> {
   return {
+    // First, so that none of the server's own claims can be overwritten (USER_CLAIMS refuses their names anyway).
+    ...releasedClaims(user.attributes, released),
     sub: user.id,
     name: user.name ?? undefined,
     preferred_username: user.email,
@@ -81,7 +85,8 @@ function readsGrantNext(token: unknown): token is { kind: 'AccessToken'; grantId
   return kind === 'AccessToken' && typeof grantId === 'string';
 }
 
-export function accountFinder(users: UserRepository, readGrantWithUser?: GrantReadAhead): FindAccount {
+export function accountFinder(users: UserRepository, options: { readGrantWithUser?: GrantReadAhead; userClaims?: readonly string[] } = {}): FindAccount {
+  const { readGrantWithUser, userClaims: released = [] } = options;
   return async (ctx, sub, token): Promise<Account | undefined> => {
     if (readGrantWithUser && readsGrantNext(token)) await readGrantWithUser(token.grantId, sub);
     const user = await findUser(users, ctx, sub);
@@ -93,7 +98,7 @@ export function accountFinder(users: UserRepository, readGrantWithUser?: GrantRe
       passwordChangeRequired: user.passwordChangeRequired,
       // oidc-provider filters these down to what the granted scopes and claims allow.
       claims: async (_use: string, _scope: string, _claims: { [key: string]: null | ClaimsParameterMember }) =>
-        userClaims(user) as { sub: string },
+        userClaims(user, released) as { sub: string },
     };
   };
 }
@@ -114,11 +119,11 @@ function signInOf(ctx: KoaContextWithOIDC | undefined): { auth_time?: number; ac
  * the client's own roles for client-credentials tokens. A user's tokens also say how the user signed in
  * (RFC 9068 §2.2.1: auth_time, acr, amr), so that an API can demand two steps for what it guards.
  */
-export function tokenClaims(users: UserRepository, catalog: Catalog) {
+export function tokenClaims(users: UserRepository, catalog: Catalog, released: readonly string[] = []) {
   return async (ctx: KoaContextWithOIDC, token: TokenLike): Promise<Record<string, unknown> | undefined> => {
     if (token.accountId) {
       const user = await findUser(users, ctx, token.accountId);
-      return user ? { roles: user.roles, ...signInOf(ctx) } : undefined;
+      return user ? { ...releasedClaims(user.attributes, released), roles: user.roles, ...signInOf(ctx) } : undefined;
     }
     if (token.kind === 'ClientCredentials' && token.clientId) {
       const client = await catalog.client(token.clientId);

@@ -29,6 +29,8 @@ export interface PasswordGrantDependencies {
   audit: AuditSink;
   /** EMAIL_CONFIRMATION_REQUIRED: an unconfirmed account gets no tokens from this grant (it has no page to confirm on). */
   emailConfirmationRequired: boolean;
+  /** USER_CLAIMS, for the ID token it issues. */
+  userClaims: readonly string[];
 }
 
 class TooManyFailedSignIns extends errors.OIDCProviderError {
@@ -141,7 +143,7 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
       body.refresh_token = await refreshToken.save();
     }
     if (scopes.includes('openid')) {
-      const account = await accountFinder(deps.users)(ctx, user.id);
+      const account = await accountFinder(deps.users, { userClaims: deps.userClaims })(ctx, user.id);
       if (!account) throw new errors.InvalidGrant('the account is not available');
       const idToken = new provider.IdToken(await account.claims('id_token', scope, {}, []), { ctx });
       (idToken as unknown as { scope: string }).scope = scope; // which claims the scopes release

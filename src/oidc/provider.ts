@@ -58,7 +58,7 @@ export interface ProviderDependencies {
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
-  const findAccount = accountFinder(deps.users, deps.readGrantWithUser);
+  const findAccount = accountFinder(deps.users, { readGrantWithUser: deps.readGrantWithUser, userClaims: config.userClaims });
   const provider = new Provider(config.issuer, {
     adapter: deps.adapter,
     jwks: { keys: config.keys.signInline ? deps.signingKeys.map((jwk) => new InlineSigningKey(jwk)) : deps.signingKeys },
@@ -74,7 +74,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       return Promise.resolve(findAccount(ctx, sub, token)).catch(rethrowStoreError);
     },
     scopes: OIDC_SCOPES,
-    claims: claimsByScope,
+    claims: claimsByScope(config.userClaims),
     // `pairwise` clients get a `sub` of their own sector (./pairwise-subjects.ts). Their sector document was
     // checked when they were registered (src/clients/sector-identifiers.ts), not fetched again while serving.
     subjectTypes: ['public', 'pairwise'],
@@ -84,7 +84,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     acrValues: [MFA_ACR],
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
     conformIdTokenClaims: false,
-    extraTokenClaims: tokenClaims(deps.users, catalog),
+    extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims),
     extraClientMetadata: { properties: ['first_party'] },
     responseTypes: ['code'],
     formats: { bitsOfOpaqueRandomness },

@@ -99,6 +99,14 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'short']), 1, /at least 8 characters/);
     expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
 
+    // Attributes: one value is text, more are a list; unset removes one.
+    expect((await authz(['users', 'set-attribute', 'plain@example.test', 'tenant_id', 'acme'])).stdout).toBe('plain@example.test: tenant_id = "acme"\n');
+    expect((await authz(['users', 'set-attribute', 'plain@example.test', 'departments', 'sales', 'support'])).stdout).toBe('plain@example.test: departments = ["sales","support"]\n');
+    expect(await listedUser('plain@example.test')).toMatchObject({ attributes: { tenant_id: 'acme', departments: ['sales', 'support'] } });
+    expect((await authz(['users', 'unset-attribute', 'plain@example.test', 'departments'])).stdout).toBe('plain@example.test: departments removed\n');
+    expect(await listedUser('plain@example.test')).toMatchObject({ attributes: { tenant_id: 'acme' } });
+    expectRefusal(await authz(['users', 'set-attribute', 'plain@example.test', 'has space', 'x']), 1, /an attribute name is a letter/);
+
     // Deleting (the right to erasure): gone from the list, and a second time there is no such user.
     expect((await authz(['users', 'delete', 'given@example.test'])).stdout).toMatch(/^deleted user given@example\.test \(sub [0-9a-f-]{36}\)\n$/);
     expect(await listedUser('given@example.test')).toBeUndefined();
@@ -263,7 +271,7 @@ describe('authz CLI', () => {
       credentialData: JSON.stringify(credentialData),
     });
     const fromKeycloak = [
-      { id: randomUUID(), username: 'kc-pbkdf2', email: 'kc-pbkdf2@example.test', enabled: true, realmRoles: ['editor', 'default-roles-shop'], credentials: [credential(pbkdf2Sync(PASSWORD, salt, 27500, 64, 'sha256'), { hashIterations: 27500, algorithm: 'pbkdf2-sha256', additionalParameters: {} })] },
+      { id: randomUUID(), username: 'kc-pbkdf2', email: 'kc-pbkdf2@example.test', enabled: true, realmRoles: ['editor', 'default-roles-shop'], attributes: { department: ['sales'], tags: ['a', 'b'], unset: [] }, credentials: [credential(pbkdf2Sync(PASSWORD, salt, 27500, 64, 'sha256'), { hashIterations: 27500, algorithm: 'pbkdf2-sha256', additionalParameters: {} })] },
       { id: randomUUID(), username: 'kc-argon2', email: 'kc-argon2@example.test', enabled: true, credentials: [credential(argon2Sync('argon2id', { message: PASSWORD, nonce: salt, memory: 7168, passes: 5, parallelism: 1, tagLength: 32 }), { hashIterations: 5, algorithm: 'argon2', additionalParameters: { hashLength: ['32'], memory: ['7168'], type: ['id'], version: ['1.3'], parallelism: ['1'] } })] },
       { id: randomUUID(), username: 'kc-off', email: 'kc-off@example.test', enabled: false, requiredActions: ['UPDATE_PASSWORD', 'CONFIGURE_TOTP', 'VERIFY_EMAIL'] },
     ];
@@ -272,10 +280,14 @@ describe('authz CLI', () => {
     const fromRealm = await authz(['users', 'import', '--format', 'keycloak', realmFile, '--json']);
     expect({ code: fromRealm.code, stderr: fromRealm.stderr }).toEqual({ code: 0, stderr: '' });
     const createdFromRealm = (
-      JSON.parse(fromRealm.stdout) as { created: { id: string; roles: string[]; disabledAt: string | null; passwordChangeRequired: boolean; totpRequired: boolean }[] }
+      JSON.parse(fromRealm.stdout) as {
+        created: { id: string; roles: string[]; disabledAt: string | null; passwordChangeRequired: boolean; totpRequired: boolean; attributes: Record<string, unknown> }[];
+      }
     ).created;
     expect(createdFromRealm.map((user) => user.id)).toEqual(fromKeycloak.map((user) => user.id));
     expect(createdFromRealm[0]?.roles).toEqual(['editor']);
+    // Keycloak keeps every attribute as a list: one value becomes text, more stay a list, none is left out.
+    expect(createdFromRealm[0]?.attributes).toEqual({ department: 'sales', tags: ['a', 'b'] });
     expect(createdFromRealm[2]?.disabledAt).toEqual(expect.any(String));
     // Keycloak's required actions "Update Password" and "Configure OTP" carry over; the others are not ours to keep.
     expect(createdFromRealm.map((user) => [user.passwordChangeRequired, user.totpRequired])).toEqual([[false, false], [false, false], [true, true]]);

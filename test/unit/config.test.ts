@@ -201,6 +201,15 @@ describe('configuration', () => {
     }
   });
 
+  test('USER_CLAIMS names attributes, never a claim with a meaning of its own', () => {
+    expect(loadConfig({ USER_CLAIMS: 'tenant_id, departments' }).userClaims).toEqual(['tenant_id', 'departments']);
+    expect(loadConfig({}).userClaims).toEqual([]);
+    expect(problemsOf({ USER_CLAIMS: 'tenant_id,sub,1st' })).toEqual([
+      'USER_CLAIMS: "sub" is a claim with a meaning of its own, which an attribute cannot stand in for',
+      'USER_CLAIMS: "1st" is not an attribute name (a letter, then letters, digits, "_", "." or "-")',
+    ]);
+  });
+
   test('registration is off unless opened; its roles are a list; another value is refused', () => {
     expect(loadConfig({}).registration).toEqual({ mode: 'off', roles: [] });
     expect(loadConfig({ REGISTRATION: 'open', REGISTRATION_ROLES: 'member, reader' }).registration).toEqual({ mode: 'open', roles: ['member', 'reader'] });
