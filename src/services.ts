@@ -11,7 +11,7 @@ import { ApiRepository } from './apis/apis.js';
 import { SessionDirectory, type SessionEndListener } from './accounts/sessions.js';
 import { AuditLog } from './audit/audit-log.js';
 import { accountConsoleClient } from './clients/account-console.js';
-import { ClientRepository } from './clients/clients.js';
+import { ClientRepository, clientRepositoryOptions } from './clients/clients.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { useMailTemplates } from './mail/messages.js';
@@ -71,13 +71,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
   const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
   const passkeys = new Passkeys(db, config.issuer, { audit, actor });
-  const clients = new ClientRepository(db, {
-    peppers: config.clientSecretPeppers,
-    production: config.production,
-    audit,
-    actor,
-    allowPrivateNetworkCalls: config.allowPrivateNetworkCalls,
-  });
+  const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
   const apis = new ApiRepository(db, {
     defaultAccessTokenTtl: config.ttl.apiAccessToken,
     audit,
@@ -95,6 +89,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
 /** Flushes the audit log, then closes Redis and the database. */
 export async function closeServices(services: Services): Promise<void> {
   await services.audit.close();
+  services.catalog.close();
   services.limits.close();
   services.tokenCache?.close();
   services.redis?.disconnect();

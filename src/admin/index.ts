@@ -17,7 +17,7 @@ import { ApiRepository } from '../apis/apis.js';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { queryAuditEvents } from '../audit/audit-query.js';
-import { type ClientRecord, ClientRepository } from '../clients/clients.js';
+import { type ClientRecord, ClientRepository, clientRepositoryOptions } from '../clients/clients.js';
 import type { Config } from '../config.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
 import type { KeyRing } from '../keys/key-ring.js';
@@ -231,13 +231,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const actor = ADMIN_ACTOR;
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
-  const clients = new ClientRepository(db, {
-    peppers: config.clientSecretPeppers,
-    production: config.production,
-    audit,
-    actor,
-    allowPrivateNetworkCalls: config.allowPrivateNetworkCalls,
-  });
+  const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
   const locks = new LockAdministration(services.limits, { audit, actor });
   const outbox = deps.mailTransport && new MailOutbox(deps.mailTransport, audit, logger);

@@ -396,6 +396,15 @@ export interface ClientRepositoryOptions {
   allowPrivateNetworkCalls?: boolean;
 }
 
+/** The options a server's configuration gives a repository acting for `actor` (`cli`, `admin-api`, …). */
+export function clientRepositoryOptions(
+  config: { clientSecretPeppers: Pepper[]; production: boolean; allowPrivateNetworkCalls: boolean },
+  audit: AuditSink,
+  actor: string,
+): ClientRepositoryOptions {
+  return { peppers: config.clientSecretPeppers, production: config.production, audit, actor, allowPrivateNetworkCalls: config.allowPrivateNetworkCalls };
+}
+
 export class ClientRepository {
   readonly #peppers: Pepper[];
   readonly #audit?: AuditSink;

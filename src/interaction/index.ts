@@ -59,7 +59,7 @@ function assets(views: Views): Middleware {
     if (!read.has(ctx.path)) read.set(ctx.path, loadAsset(asset.file));
     const loaded = await read.get(ctx.path);
     if (!loaded) {
-      // Gone since start (a theme edited in place): a 404 now, and a new look next time it is there.
+      // Gone since start (a theme edited in place): a 404 now, and read again when next asked for.
       read.delete(ctx.path);
       return next();
     }

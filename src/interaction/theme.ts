@@ -63,7 +63,7 @@ const isFolder = (dir: string) => {
   }
 };
 
-export const assetType = (name: string): string | undefined => ASSET_TYPES[path.extname(name).toLowerCase()];
+const assetType = (name: string): string | undefined => ASSET_TYPES[path.extname(name).toLowerCase()];
 
 /** Reads THEME_DIR; `problems` says, one sentence a file, what keeps it from being used. */
 export function readTheme(dir: string): { theme: Theme; problems: string[] } {

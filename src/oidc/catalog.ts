@@ -2,7 +2,9 @@
  * In-process cache of client and API records. oidc-provider looks the client up on every request and our
  * resource-server hook runs on every token, so both are served from memory for a short TTL
  * (CLIENT_CACHE_TTL_MS). A change made through this process is seen at once (`forget`); a change made elsewhere
- * (another instance, the CLI) within one TTL.
+ * (another instance, the CLI) within one TTL. Entries past their TTL are dropped every TTL, not only when asked
+ * for again: a record keeps its built oidc-provider `Client` (./client-instances.ts), and a worker that served a
+ * thousand clients once would otherwise hold them all, 10 MB or so, until the LRU's 10,000 pushed them out.
  */
 import { LRUCache } from 'lru-cache';
 import type { ApiRecord, ApiRepository } from '../apis/apis.js';
@@ -21,6 +23,7 @@ export class Catalog {
   readonly #ttl: number;
   /** Clients that are part of the server (the account page's: src/clients/account-console.ts), not rows. */
   readonly #builtIn: ReadonlyMap<string, ClientRecord>;
+  readonly #purging: NodeJS.Timeout;
 
   constructor(
     readonly clientRepository: ClientRepository,
@@ -42,6 +45,15 @@ export class Catalog {
       fetchMethod: async (key) =>
         (await (key === DEFAULT_API ? apiRepository.findDefault() : apiRepository.findByIndicator(key))) ?? MISSING,
     });
+    // One sweep a TTL (at least a second) rather than a timer per entry, which lru-cache's ttlAutopurge would set.
+    this.#purging = setInterval(() => {
+      this.#clients.purgeStale();
+      this.#apis.purgeStale();
+    }, Math.max(ttl, 1000)).unref();
+  }
+
+  close(): void {
+    clearInterval(this.#purging);
   }
 
   /** The client, or undefined when it does not exist or is disabled. */

@@ -98,30 +98,22 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     if ('rejected' in outcome) throw new errors.InvalidGrant('invalid username or password');
     if (outcome.emailUnconfirmed) throw new EmailUnconfirmed();
     const { user } = outcome;
-    if (outcome.secondFactor) {
-      // This grant has no page to ask for a code on: the user signs in through the browser (authorization code).
+    /** A right password this grant still cannot sign in with: audited with the reason, answered with `error`. */
+    const refuse = (reason: string, error: Error) => {
       deps.audit.record({
         type: 'sign_in',
         outcome: 'failure',
         accountId: user.id,
         clientId: client.clientId,
         ...requestFacts(ctx),
-        detail: { email: user.email, via: 'password_grant', reason: 'second_factor_required' },
+        detail: { email: user.email, via: 'password_grant', reason },
       });
-      throw new SecondFactorRequired();
-    }
-    if (user.passwordChangeRequired) {
-      // A temporary password gets no tokens: it would go on working in the app for as long as its refresh token.
-      deps.audit.record({
-        type: 'sign_in',
-        outcome: 'failure',
-        accountId: user.id,
-        clientId: client.clientId,
-        ...requestFacts(ctx),
-        detail: { email: user.email, via: 'password_grant', reason: 'password_change_required' },
-      });
-      throw new PasswordChangeRequired();
-    }
+      return error;
+    };
+    // This grant has no page to ask for a code on: the user signs in through the browser (authorization code).
+    if (outcome.secondFactor) throw refuse('second_factor_required', new SecondFactorRequired());
+    // A temporary password gets no tokens: it would go on working in the app for as long as its refresh token.
+    if (user.passwordChangeRequired) throw refuse('password_change_required', new PasswordChangeRequired());
 
     const scopes = grantedScopes(params.scope, client.scope);
     const scope = scopes.join(' ');

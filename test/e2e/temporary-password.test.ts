@@ -7,8 +7,8 @@
  * page, refuses it. Over HTTP, on Postgres and Redis.
  */
 import * as oidc from 'openid-client';
-import { adminApiIndicator } from '../../src/admin/index.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import { type AdminApi, adminApiOf } from '../support/admin-api.js';
 import { PASSWORD, codeFlowRequest, createUser, createWebClient, discover, legacyPasswordClient } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { formOf, type Page, textOf, UserAgent } from '../support/user-agent.js';
@@ -18,26 +18,17 @@ const CHOSEN = 'my very own passphrase';
 
 let server: TestServer;
 let rp: oidc.Configuration;
-let adminToken: string;
+let adminApi: AdminApi;
 
 beforeAll(async () => {
   server = await startTestServer();
   const web = await createWebClient(server, { firstParty: true });
   rp = await discover(server, web.clientId, web.secret);
-  const { client, secret } = await server.services.clients.create({ type: 'service', name: 'ops', scope: 'admin' });
-  const ops = await discover(server, client.clientId, secret as string);
-  adminToken = (await oidc.clientCredentialsGrant(ops, { resource: adminApiIndicator(server.issuer) })).access_token;
+  adminApi = await adminApiOf(server);
 });
 afterAll(() => server.close());
 
-async function admin(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${server.url}/admin/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const admin = (method: string, path: string, body?: unknown) => adminApi.call(method, path, body);
 
 /** The app's request, the login page, the password: the page the sign-in lands on. */
 async function signIn(email: string, password: string, agent = new UserAgent()) {

@@ -5,34 +5,24 @@
  * name stay on the server. Bad names, values and too many attributes are refused with a reason.
  */
 import * as oidc from 'openid-client';
-import { adminApiIndicator } from '../../src/admin/index.js';
+import { type AdminApi, adminApiOf } from '../support/admin-api.js';
 import { API, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
 let server: TestServer;
 let rp: oidc.Configuration;
-let adminToken: string;
+let adminApi: AdminApi;
 
 beforeAll(async () => {
   server = await startTestServer({ env: { USER_CLAIMS: 'tenant_id, departments' } });
   await server.services.apis.create({ indicator: API, name: 'Messages', scopes: ['messages:read'] });
   const web = await createWebClient(server, { firstParty: true });
   rp = await discover(server, web.clientId, web.secret);
-  const { client, secret } = await server.services.clients.create({ type: 'service', name: 'ops', scope: 'admin' });
-  const ops = await discover(server, client.clientId, secret as string);
-  adminToken = (await oidc.clientCredentialsGrant(ops, { resource: adminApiIndicator(server.issuer) })).access_token;
+  adminApi = await adminApiOf(server);
 });
 afterAll(() => server.close());
 
-async function patchUser(userId: string, body: unknown) {
-  const response = await fetch(`${server.url}/admin/v1/users/${userId}`, {
-    method: 'PATCH',
-    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked with toMatchObject
-  return { status: response.status, body: (await response.json()) as any };
-}
+const patchUser = (userId: string, body: unknown) => adminApi.call('PATCH', `/users/${userId}`, body);
 
 const payloadOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString()) as Record<string, unknown>;
 

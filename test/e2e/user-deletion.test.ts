@@ -6,26 +6,24 @@
  * when turned on, and asks for the password and an "I understand" first.
  */
 import * as oidc from 'openid-client';
-import { adminApiIndicator } from '../../src/admin/index.js';
+import { type AdminApi, adminApiOf } from '../support/admin-api.js';
 import { PASSWORD, createUser, createWebClient, discover, loginFormOf, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { formOf, type Page, textOf, UserAgent } from '../support/user-agent.js';
 
 let server: TestServer;
 let rp: oidc.Configuration;
-let adminToken: string;
+let adminApi: AdminApi;
 
 beforeAll(async () => {
   server = await startTestServer({ env: { ACCOUNT_DELETION: 'true' } });
   const web = await createWebClient(server, { firstParty: true });
   rp = await discover(server, web.clientId, web.secret);
-  const { client, secret } = await server.services.clients.create({ type: 'service', name: 'ops', scope: 'admin' });
-  const ops = await discover(server, client.clientId, secret as string);
-  adminToken = (await oidc.clientCredentialsGrant(ops, { resource: adminApiIndicator(server.issuer) })).access_token;
+  adminApi = await adminApiOf(server);
 });
 afterAll(() => server.close());
 
-const admin = (method: string, path: string) => fetch(`${server.url}/admin/v1${path}`, { method, headers: { authorization: `Bearer ${adminToken}` } });
+const admin = (method: string, path: string) => adminApi.call(method, path);
 
 const auditOf = async (type: string, accountId: string) => {
   await server.services.audit.flush();
