@@ -32,8 +32,8 @@ export interface User {
   /** When the user set up two-step verification; null while they have not. */
   totpEnrolledAt: Date | null;
   /**
-   * The password was set as temporary by an administrator (or they asked for a new one): the next sign-in waits at
-   * "Choose a new password" until the user has (src/interaction/password-change.ts).
+   * An administrator set the password as temporary, or asked for a new one: the next sign-in waits at "Choose a
+   * new password" until the user has chosen one (src/interaction/password-change.ts).
    */
   passwordChangeRequired: boolean;
   /** Their own attributes (./attributes.ts); those USER_CLAIMS names are token claims. */

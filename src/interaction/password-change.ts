@@ -6,8 +6,8 @@
  *   POST /interaction/:uid/update-password   the new password twice → changed, on to the app
  *
  * The person has just signed in, so the page asks for no current password. The new one must pass the password
- * rules and differ from the one they were given, which the administrator knows. Sessions and apps stay: the
- * administrator's setting of the password ended them already.
+ * rules and differ from the current one, which whoever gave a temporary one knows. Sessions and apps stay (an
+ * administrator's new password ended them already).
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
