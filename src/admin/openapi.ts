@@ -31,7 +31,8 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/clients/{clientId}': {
     get: { summary: 'Show a client (never its secret)', params: ['clientId'], response: 'Client' },
     patch: {
-      summary: 'Change name, redirect URIs, scope, roles, first-party status, back-channel logout URI (null removes it) or the DPoP and PAR policies',
+      summary:
+        'Change name, redirect URIs (a pairwise client’s must still fit its sector), scope, roles, first-party status, back-channel logout URI (null removes it) or the DPoP, PAR and two-step policies',
       body: 'ClientChanges',
       params: ['clientId'],
       response: 'Client',
@@ -55,7 +56,7 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
     get: { summary: 'Show a user', params: ['userId'], response: 'User' },
     patch: {
       summary:
-        'Change email (a new address is unconfirmed unless emailVerified is given), name, roles, emailVerified or totpRequired (true: the user sets up two-step verification at the next sign-in; false does not remove an app set up)',
+        'Change email (a new address is unconfirmed unless emailVerified is given), name, roles, emailVerified, totpRequired (true: the user sets up two-step verification at the next sign-in; false does not remove an app set up), passwordChangeRequired (true: the user chooses a new password at the next sign-in) or attributes (merged; null removes one)',
       body: 'UserChanges',
       params: ['userId'],
       response: 'User',
