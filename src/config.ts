@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { userClaimProblem } from './accounts/attributes.js';
-import { readTheme } from './interaction/theme.js';
+import { themeProblems } from './interaction/theme.js';
 
 const FLAG_VALUES = ['true', 'false', '1', '0', 'yes', 'no', ''] as const;
 const isOn = (value: string | undefined) => value === 'true' || value === '1' || value === 'yes';
@@ -611,8 +611,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (config.mail.templatesDir && !isFolder(config.mail.templatesDir)) {
     throw new ConfigError([`MAIL_TEMPLATES_DIR: there is no folder at ${config.mail.templatesDir}`]);
   }
-  const themeProblems = config.themeDir ? readTheme(config.themeDir).problems : [];
-  if (themeProblems.length > 0) throw new ConfigError(themeProblems);
+  const problemsOfTheme = config.themeDir ? themeProblems(config.themeDir) : [];
+  if (problemsOfTheme.length > 0) throw new ConfigError(problemsOfTheme);
   const claimProblems = config.userClaims.map(userClaimProblem).filter((problem) => problem !== undefined);
   if (claimProblems.length > 0) throw new ConfigError(claimProblems);
   const redisProblem = config.redis && redisTopologyProblem(config.redis);

@@ -40,7 +40,6 @@ export interface ThemeAsset {
 }
 
 export interface Theme {
-  dir: string;
   /** The partials our layout puts in, when the theme has them. */
   has: { head: boolean; header: boolean };
   /** By URL path (`/assets/logo.svg`). */
@@ -64,25 +63,34 @@ const isFolder = (dir: string) => {
 };
 
 const assetType = (name: string): string | undefined => ASSET_TYPES[path.extname(name).toLowerCase()];
+const templatesIn = (dir: string) => files(dir).filter((name) => name.endsWith('.njk'));
 
-/** Reads THEME_DIR; `problems` says, one sentence a file, what keeps it from being used. */
-export function readTheme(dir: string): { theme: Theme; problems: string[] } {
-  const problems: string[] = [];
-  if (!isFolder(dir)) return { theme: emptyTheme(dir), problems: [`THEME_DIR: there is no folder at ${dir}`] };
-  const templates = files(dir).filter((name) => name.endsWith('.njk'));
-  problems.push(...templateProblems(dir, templates));
+/** The files of THEME_DIR/assets the pages serve, and a sentence for each they cannot. */
+function assetsIn(dir: string): { assets: Map<string, ThemeAsset>; problems: string[] } {
   const assets = new Map<string, ThemeAsset>();
+  const problems: string[] = [];
   for (const name of files(path.join(dir, 'assets'))) {
     const type = assetType(name);
     if (!ASSET_NAME.test(name)) problems.push(`THEME_DIR/assets/${name}: name it with letters, digits, '.', '_' and '-' only`);
     else if (!type) problems.push(`THEME_DIR/assets/${name}: not a type the pages serve (${Object.keys(ASSET_TYPES).join(' ')})`);
     else assets.set(`/assets/${name}`, { file: path.join(dir, 'assets', name), type });
   }
-  const has = { head: templates.includes('theme-head.njk'), header: templates.includes('theme-header.njk') };
-  return { theme: { dir, has, assets }, problems };
+  return { assets, problems };
 }
 
-export const emptyTheme = (dir: string): Theme => ({ dir, has: { head: false, header: false }, assets: new Map() });
+/** What keeps THEME_DIR from being used, one sentence a file; checked once, when the configuration is loaded. */
+export function themeProblems(dir: string): string[] {
+  if (!isFolder(dir)) return [`THEME_DIR: there is no folder at ${dir}`];
+  return [...templateProblems(dir, templatesIn(dir)), ...assetsIn(dir).problems];
+}
+
+/** THEME_DIR as the pages use it (checked already: ./themeProblems). */
+export function readTheme(dir: string): Theme {
+  const templates = templatesIn(dir);
+  return { has: { head: templates.includes('theme-head.njk'), header: templates.includes('theme-header.njk') }, assets: assetsIn(dir).assets };
+}
+
+export const EMPTY_THEME: Theme = { has: { head: false, header: false }, assets: new Map() };
 
 /** Compiles each template now: a syntax error found at start names its file; found at a sign-in it would be a 500. */
 function templateProblems(dir: string, templates: string[]): string[] {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
 import nunjucks from 'nunjucks';
-import { type Theme, emptyTheme, readTheme } from './theme.js';
+import { EMPTY_THEME, type Theme, readTheme } from './theme.js';
 
 /** views/ beside src/ (running from source) or beside dist/ (running the build). */
 export function findViewsDir(): string {
@@ -29,9 +29,9 @@ export class Views {
   readonly theme: Theme;
   readonly #env: nunjucks.Environment;
 
-  /** `themeDir` was checked when the configuration was loaded (config.ts), so its problems are not repeated here. */
+  /** `themeDir` was checked when the configuration was loaded (config.ts), so its templates are not compiled again. */
   constructor(options: { themeDir?: string } = {}) {
-    this.theme = options.themeDir ? readTheme(options.themeDir).theme : emptyTheme(this.dir);
+    this.theme = options.themeDir ? readTheme(options.themeDir) : EMPTY_THEME;
     const dirs = options.themeDir ? [options.themeDir, this.dir] : [this.dir];
     this.#env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs, { noCache: false }), { autoescape: true, throwOnUndefined: false });
   }
