@@ -18,8 +18,7 @@ import { CONFIRM_EMAIL_PROMPT } from '../oidc/email-confirmation-prompt.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { refuseEmailLink } from '../security/limits.js';
 import { csrfToken } from './csrf.js';
-import { PageError } from './errors.js';
-import { clientShownAs } from './pages.js';
+import { clientShownAs, signedInAccountOf } from './pages.js';
 import type { InteractionDependencies } from './routes.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -28,12 +27,6 @@ interface ConfirmationPageOptions {
   notice?: string;
   error?: string;
   status?: number;
-}
-
-async function accountOf(deps: InteractionDependencies, details: Interaction): Promise<User> {
-  const user = details.session?.accountId ? await deps.users.findById(details.session.accountId) : undefined;
-  if (!user) throw new PageError(400, 'You are not signed in any more. Go back to the application and start again.');
-  return user;
 }
 
 /**
@@ -49,7 +42,7 @@ async function mailConfirmationLink(ctx: Context, deps: InteractionDependencies,
 
 /** The page; the first time it shows for an account without a working link, a link is mailed. */
 export async function renderEmailConfirmation(ctx: Context, deps: InteractionDependencies, details: Interaction, options: ConfirmationPageOptions = {}) {
-  const user = await accountOf(deps, details);
+  const user = await signedInAccountOf(deps, details);
   if (!options.notice && !options.error && !(await deps.emailLinks.hasLive(user.id, 'email_confirmation'))) await mailConfirmationLink(ctx, deps, user);
   deps.views.render(
     ctx,
@@ -74,7 +67,7 @@ export function addEmailConfirmationRoutes(
 ): void {
   router.post('/confirm-email/send', steps.readForm, steps.interaction, async (ctx) => {
     const details = ctx.state.interaction as Interaction;
-    const user = await accountOf(deps, details);
+    const user = await signedInAccountOf(deps, details);
     const tooMany = await refuseEmailLink(ctx, deps.limits, user.email);
     if (tooMany) return renderEmailConfirmation(ctx, deps, details, { error: tooMany, status: 429 });
     await mailConfirmationLink(ctx, deps, user);
@@ -83,7 +76,7 @@ export function addEmailConfirmationRoutes(
 
   router.post('/confirm-email/continue', steps.readForm, steps.interaction, async (ctx) => {
     const details = ctx.state.interaction as Interaction;
-    const user = await accountOf(deps, details);
+    const user = await signedInAccountOf(deps, details);
     if (!user.emailVerified) {
       const error = 'Your address is not confirmed yet. Open the link in the mail we sent, press Confirm, then continue here.';
       return renderEmailConfirmation(ctx, deps, details, { error, status: 400 });

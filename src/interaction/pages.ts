@@ -1,12 +1,24 @@
 /** What the login and consent pages show: the client asking, the scopes it wants, the form's CSRF token. */
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import type { User } from '../accounts/users.js';
 import type { Config } from '../config.js';
 import { csrfToken } from './csrf.js';
+import { PageError } from './errors.js';
 import type { InteractionDependencies } from './routes.js';
 import { describeOidcScope } from './scope-descriptions.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/**
+ * The account a step after the login (the address's confirmation, a new password) is for: the session's, read
+ * again, or a page saying the sign-in is gone.
+ */
+export async function signedInAccountOf(deps: InteractionDependencies, details: Interaction): Promise<User> {
+  const user = details.session?.accountId ? await deps.users.findById(details.session.accountId) : undefined;
+  if (!user) throw new PageError(400, 'You are not signed in any more. Go back to the application and start again.');
+  return user;
+}
 
 export async function clientShownAs(deps: InteractionDependencies, details: Interaction) {
   const clientId = String(details.params.client_id);

@@ -14,29 +14,18 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import { newPasswordRefusal } from '../accounts/passwords.js';
-import type { User } from '../accounts/users.js';
+import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
 import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
 import { csrfToken } from './csrf.js';
-import { PageError } from './errors.js';
-import { clientShownAs } from './pages.js';
+import { clientShownAs, signedInAccountOf } from './pages.js';
 import type { InteractionDependencies } from './routes.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-const changeForm = z.object({
-  password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
-  repeat: z.string('Enter the new password again.').max(1024),
-});
-
-async function accountOf(deps: InteractionDependencies, details: Interaction): Promise<User> {
-  const user = details.session?.accountId ? await deps.users.findById(details.session.accountId) : undefined;
-  if (!user) throw new PageError(400, 'You are not signed in any more. Go back to the application and start again.');
-  return user;
-}
+const changeForm = z.object(newPasswordFields);
 
 export async function renderPasswordChange(ctx: Context, deps: InteractionDependencies, details: Interaction, options: { error?: string; status?: number } = {}) {
-  const user = await accountOf(deps, details);
+  const user = await signedInAccountOf(deps, details);
   deps.views.render(
     ctx,
     'password-change.njk',
@@ -52,7 +41,7 @@ export function addPasswordChangeRoutes(
 ): void {
   router.post('/update-password', steps.readForm, steps.interaction, async (ctx) => {
     const details = ctx.state.interaction as Interaction;
-    const user = await accountOf(deps, details);
+    const user = await signedInAccountOf(deps, details);
     const refuse = (error: string | undefined) => renderPasswordChange(ctx, deps, details, { error, status: 400 });
     const form = changeForm.safeParse(ctx.request.body);
     if (!form.success) return refuse(form.error.issues[0]?.message);
