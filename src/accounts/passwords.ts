@@ -4,6 +4,7 @@
  * the response time does not tell an attacker which emails exist.
  */
 import bcrypt from 'bcrypt';
+import { z } from 'zod';
 import { isForeignHash, verifyForeignHash } from './foreign-hashes.js';
 
 /** bcrypt reads at most 72 bytes; longer passwords would be silently truncated, so they are refused. */
@@ -21,6 +22,12 @@ export function passwordProblem(password: string): string | undefined {
  * What a form that takes a new password twice says, as a sentence for the person at it; undefined when the
  * password will do.
  */
+/** A form's new password, typed twice (the account page, a reset link, "Choose a new password"). */
+export const newPasswordFields = {
+  password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
+  repeat: z.string('Enter the new password again.').max(1024),
+};
+
 export function newPasswordRefusal(password: string, repeat: string): string | undefined {
   const problem = password === repeat ? passwordProblem(password) : 'the passwords do not match';
   return problem && `${problem.charAt(0).toUpperCase()}${problem.slice(1)}.`;

@@ -20,7 +20,7 @@ import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { EmailLinkPurpose } from '../accounts/email-links.js';
-import { newPasswordRefusal } from '../accounts/passwords.js';
+import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { readForm } from '../http/read-form.js';
@@ -37,8 +37,7 @@ const addressForm = z.object({
 });
 const newPasswordForm = z.object({
   token: z.string().max(100),
-  password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
-  repeat: z.string('Enter the new password again.').max(1024),
+  ...newPasswordFields,
   /** "Sign out of every session": sent only when ticked. */
   endSessions: z.string().max(16).optional(),
   /** "Also remove my passkeys": sent only when ticked (offered only to an account that has some). */

@@ -23,7 +23,7 @@
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { z } from 'zod';
-import { newPasswordRefusal } from '../accounts/passwords.js';
+import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
 import { MFA_ACR } from '../accounts/two-factor.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -55,8 +55,7 @@ export interface AccountDependencies extends InteractionDependencies {
 
 const passwordForm = z.object({
   current: currentPasswordField,
-  password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
-  repeat: z.string('Enter the new password again.').max(1024),
+  ...newPasswordFields,
   /** "Sign out of my other sessions": sent only when ticked. */
   endOthers: z.string().max(16).optional(),
 });
