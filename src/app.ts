@@ -130,9 +130,11 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     }),
   );
   if (!config.metricsPort) {
-    const access = publicMetricsAccess(config);
-    if (access === 'closed') logger.info('/metrics is not served on PORT in production: set METRICS_PORT (a private port) or METRICS_TOKEN (a bearer token for the scraper)');
-    app.use(metricsRoute(metrics, access, config.metricsToken));
+    if (publicMetricsAccess(config) === 'closed') {
+      logger.info('/metrics is not served on PORT in production: set METRICS_PORT (a private port) or METRICS_TOKEN (a bearer token for the scraper)');
+    } else {
+      app.use(metricsRoute(metrics, config.metricsToken));
+    }
   }
   if (config.production) app.use(requireHttps({ proxy: config.proxy, logger }));
   const sessionEndListener = new BackchannelLogoutNotifier({

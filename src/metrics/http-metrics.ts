@@ -3,7 +3,7 @@
  * one of ours, never the raw path, so that the number of series stays fixed whatever clients send.
  */
 import type { Middleware } from 'koa';
-import { METRICS_UNAUTHORIZED, type MetricsAccess, metricsTokenPresented } from './metrics-access.js';
+import { METRICS_UNAUTHORIZED, metricsTokenPresented } from './metrics-access.js';
 import type { Metrics } from './metrics.js';
 
 /** The route label of the two cached documents, which are answered before the provider names the route. */
@@ -41,13 +41,13 @@ export function httpMetrics(metrics: Metrics): Middleware {
 }
 
 /**
- * GET /metrics in the Prometheus text format, on the public port: openly, to a scraper with the metrics token, or
- * (production without METRICS_TOKEN) not at all, as if there were no such path (./metrics-access.ts).
+ * GET /metrics in the Prometheus text format, on the public port: to a scraper with the metrics token when one is
+ * set, else openly. Production without METRICS_TOKEN does not mount it at all (./metrics-access.ts, src/app.ts).
  */
-export function metricsRoute(metrics: Metrics, access: MetricsAccess, token?: string): Middleware {
+export function metricsRoute(metrics: Metrics, token?: string): Middleware {
   return async (ctx, next) => {
-    if (ctx.path !== '/metrics' || ctx.method !== 'GET' || access === 'closed') return next();
-    if (access === 'token' && !metricsTokenPresented(ctx.get('authorization'), token ?? '')) {
+    if (ctx.path !== '/metrics' || ctx.method !== 'GET') return next();
+    if (token && !metricsTokenPresented(ctx.get('authorization'), token)) {
       ctx.status = METRICS_UNAUTHORIZED.status;
       ctx.set(METRICS_UNAUTHORIZED.headers);
       ctx.body = METRICS_UNAUTHORIZED.body;
