@@ -16,6 +16,7 @@ import * as passkeys from './20261207_0010_passkeys.js';
 import * as passwordChangeRequired from './20261207_0011_password_change_required.js';
 import * as serverSettings from './20261207_0012_server_settings.js';
 import * as userAttributes from './20261207_0013_user_attributes.js';
+import * as linkedIdentities from './20261207_0014_linked_identities.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -38,6 +39,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0011_password_change_required': passwordChangeRequired,
   '20261207_0012_server_settings': serverSettings,
   '20261207_0013_user_attributes': userAttributes,
+  '20261207_0014_linked_identities': linkedIdentities,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

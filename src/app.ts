@@ -50,6 +50,8 @@ import { schedulePruning } from './store/prune.js';
 import { answerOutage, logRefusedForOutage } from './store/outages.js';
 import { inRequestScope } from './store/request-scope.js';
 import { type Services, closeServices, openServices } from './services.js';
+import { LinkedIdentities } from './federation/linked-identities.js';
+import { UpstreamProviders } from './federation/upstream.js';
 
 export type { Services } from './services.js';
 
@@ -151,6 +153,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   }
   const outbox = mailTransport && new MailOutbox(mailTransport, audit, logger);
   app.use(await createAdminApi({ config, services, keyRing, audit, logger, sessionEndListener, mailTransport }));
+  // Links made or removed at a sign-in or on the account page are the person's own doing: audited `by: self`.
+  const linkedIdentities = new LinkedIdentities(services.db, { audit, actor: 'self' });
+  const upstream = new UpstreamProviders(config.identityProviders, config.issuer, logger);
   app.use(
     createInteractionRoutes({
       provider: slot.proxy,
@@ -164,6 +169,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       emailLinks: services.emailLinks,
       outbox,
       passkeys: services.passkeys,
+      linkedIdentities,
+      upstream,
       views,
     }),
   );
@@ -177,6 +184,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       emailLinks: services.emailLinks,
       outbox,
       passkeys: services.passkeys,
+      linkedIdentities,
+      upstream,
       locks: new LockAdministration(services.limits, { audit, actor: 'self' }),
       twoFactor: services.twoFactor,
       catalog: services.catalog,

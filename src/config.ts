@@ -11,6 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { userClaimProblem } from './accounts/attributes.js';
 import { themeProblems } from './interaction/theme.js';
+import { type IdentityProvider, readIdentityProviders } from './federation/identity-providers.js';
 
 const FLAG_VALUES = ['true', 'false', '1', '0', 'yes', 'no', ''] as const;
 const isOn = (value: string | undefined) => value === 'true' || value === '1' || value === 'yes';
@@ -285,6 +286,8 @@ const environmentSchema = z.object({
    * `theme-header.njk` put in every page, files in `assets/` served at /assets/, and mail templates in `mail/`.
    */
   THEME_DIR: z.string().optional(),
+  /** A JSON file listing other identity providers people may sign in with (src/federation/identity-providers.ts). */
+  IDENTITY_PROVIDERS_FILE: z.string().optional(),
   /** How long a link sent by mail works (once): a password reset or an email confirmation. */
   EMAIL_LINK_TTL: duration.pipe(z.number().int().min(60).max(7 * 24 * 3600)).default(30 * 60),
   /**
@@ -407,6 +410,8 @@ export interface Config {
   mail: MailConfig;
   /** The deployment's theme folder (THEME_DIR), checked at load: its pages and assets come before ours. */
   themeDir?: string;
+  /** Other identity providers people may sign in with (IDENTITY_PROVIDERS_FILE), read and checked at load. */
+  identityProviders: IdentityProvider[];
   /** Brute-force limits (src/security/). */
   limits: {
     loginPerAccount: number;
@@ -599,6 +604,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     accountDeletion: e.ACCOUNT_DELETION,
     userClaims: splitList(e.USER_CLAIMS),
+    identityProviders: [],
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
       loginPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
@@ -613,6 +619,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const problemsOfTheme = config.themeDir ? themeProblems(config.themeDir) : [];
   if (problemsOfTheme.length > 0) throw new ConfigError(problemsOfTheme);
+  if (e.IDENTITY_PROVIDERS_FILE) {
+    const { providers, problems } = readIdentityProviders(path.resolve(e.IDENTITY_PROVIDERS_FILE), env, production);
+    if (problems.length > 0) throw new ConfigError(problems);
+    config.identityProviders = providers;
+  }
   const claimProblems = config.userClaims.map(userClaimProblem).filter((problem) => problem !== undefined);
   if (claimProblems.length > 0) throw new ConfigError(claimProblems);
   const redisProblem = config.redis && redisTopologyProblem(config.redis);

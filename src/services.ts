@@ -4,6 +4,7 @@
  */
 import { EmailLinks } from './accounts/email-links.js';
 import { Passkeys } from './accounts/passkeys.js';
+import { LinkedIdentities } from './federation/linked-identities.js';
 import { TwoFactor } from './accounts/two-factor.js';
 import { UserRepository } from './accounts/users.js';
 import { adminApiIndicator } from './admin/auth.js';
@@ -36,6 +37,8 @@ export interface Services {
   emailLinks: EmailLinks;
   /** Passkeys (WebAuthn credentials) users sign in with. */
   passkeys: Passkeys;
+  /** Accounts at other identity providers linked to ours (src/federation/). */
+  linkedIdentities: LinkedIdentities;
   clients: ClientRepository;
   apis: ApiRepository;
   catalog: Catalog;
@@ -71,6 +74,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
   const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
   const passkeys = new Passkeys(db, config.issuer, { audit, actor });
+  const linkedIdentities = new LinkedIdentities(db, { audit, actor });
   const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
   const apis = new ApiRepository(db, {
     defaultAccessTokenTtl: config.ttl.apiAccessToken,
@@ -83,7 +87,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
   const pairwiseSalt = await readPairwiseSalt(db);
-  return { db, redis, users, twoFactor, emailLinks, passkeys, clients, apis, catalog, audit, limits, locks, sessions, tokenCache, pairwiseSalt };
+  return { db, redis, users, twoFactor, emailLinks, passkeys, linkedIdentities, clients, apis, catalog, audit, limits, locks, sessions, tokenCache, pairwiseSalt };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

@@ -362,6 +362,16 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     if (!(await services.passkeys.remove(user.id, ctx.params.passkeyId as string, actor))) throw new NotFoundError('the user has no such passkey');
     ctx.status = 204;
   });
+  router.get('/users/:id/identities', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    const identities = await services.linkedIdentities.listFor(user.id);
+    ctx.body = { identities: identities.map(({ userId: _, ...identity }) => identity) };
+  });
+  router.delete('/users/:id/identities/:provider', async (ctx) => {
+    const user = await users.require(ctx.params.id as string);
+    await services.linkedIdentities.unlink(user.id, ctx.params.provider as string, actor);
+    ctx.status = 204;
+  });
   router.get('/users/:id/grants', async (ctx) => {
     ctx.body = { grants: await users.listGrants(ctx.params.id as string) };
   });

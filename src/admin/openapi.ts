@@ -116,6 +116,17 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
       errors: { 404: 'The user has no such passkey' },
     },
   },
+  '/users/{userId}/identities': {
+    get: { summary: 'List the accounts at other identity providers linked to the user, oldest first', params: ['userId'], response: 'LinkedIdentityList' },
+  },
+  '/users/{userId}/identities/{provider}': {
+    delete: {
+      summary: 'Unlink the user’s account at an identity provider: signing in there no longer signs in to this user (their sessions stay)',
+      params: ['userId', 'provider'],
+      status: 204,
+      errors: { 404: 'The user has no account of that provider linked' },
+    },
+  },
   '/users/{userId}/grants': { get: { summary: 'List the user’s grants (no token values)', params: ['userId'], response: 'GrantList' } },
   '/users/{userId}/grants/{grantId}': {
     delete: { summary: 'Revoke one grant and the refresh tokens issued under it', params: ['userId', 'grantId'], status: 204 },

@@ -120,6 +120,18 @@ export const passkeyResponse = z
 
 export const passkeyListResponse = z.strictObject({ passkeys: z.array(passkeyResponse) });
 
+export const linkedIdentityResponse = z
+  .strictObject({
+    provider: z.string().meta({ description: 'The identity provider’s id in IDENTITY_PROVIDERS_FILE, as DELETE /users/{userId}/identities/{provider} takes it' }),
+    subject: z.string().meta({ description: 'The person’s `sub` at that provider' }),
+    email: z.string().nullable().meta({ description: 'The address the provider gave at the last sign-in' }),
+    createdAt: dateTime,
+    lastUsedAt: dateTime.nullable(),
+  })
+  .meta({ description: 'An account at another identity provider that signs in to this user' });
+
+export const linkedIdentityListResponse = z.strictObject({ identities: z.array(linkedIdentityResponse) });
+
 export const grantResponse = z
   .strictObject({
     grantId: z.string().meta({ description: 'As DELETE /users/{userId}/grants/{grantId} takes it' }),
@@ -207,6 +219,8 @@ export const responseSchemas = {
   SessionList: sessionListResponse,
   Passkey: passkeyResponse,
   PasskeyList: passkeyListResponse,
+  LinkedIdentity: linkedIdentityResponse,
+  LinkedIdentityList: linkedIdentityListResponse,
   Grant: grantResponse,
   GrantList: grantListResponse,
   Api: apiResponse,

@@ -320,6 +320,40 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     });
 
   users
+    .command('identities')
+    .description('the accounts at other identity providers (IDENTITY_PROVIDERS_FILE) linked to a user')
+    .argument('<email>', 'the user’s email or sub')
+    .option('--json', 'print JSON')
+    .action(async (email: string, options) => {
+      const services = await context.services();
+      const user = await services.users.require(email);
+      const links = await services.linkedIdentities.listFor(user.id);
+      if (options.json) return printJson(links);
+      printTable(
+        links.map((link) => ({
+          provider: link.provider,
+          subject: link.subject,
+          email: link.email ?? '',
+          linked: isoDate(link.createdAt),
+          'last used': isoDate(link.lastUsedAt) ?? 'never',
+        })),
+        'no linked identities',
+      );
+    });
+
+  users
+    .command('unlink-identity')
+    .description('unlink a user’s account at an identity provider: signing in there no longer signs in to this user')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<provider>', 'the provider’s id, as shown by `users identities`')
+    .action(async (email: string, provider: string) => {
+      const services = await context.services();
+      const user = await services.users.require(email);
+      await services.linkedIdentities.unlink(user.id, provider);
+      process.stdout.write(`${provider} sign-in of ${user.email} unlinked\n`);
+    });
+
+  users
     .command('unlock')
     .description('lift the sign-in lock that wrong passwords put on a user, and forget those failures')
     .argument('<email>', 'the user’s email or sub')

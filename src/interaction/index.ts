@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import { type AccountDependencies, createAccountRoutes } from '../self-service/routes.js';
 import type { ProviderPages } from '../oidc/provider.js';
 import { errorPagesForBrowsers } from './errors.js';
+import { federationCallback } from './federated-sign-in.js';
 import { createProviderPages as providerPages } from './provider-pages.js';
 import { type InteractionDependencies, createInteractionRoutes as interactionRoutes } from './routes.js';
 import type { ThemeAsset } from './theme.js';
@@ -35,9 +36,10 @@ export function createAccountPage(deps: AccountDependencies): Middleware {
 }
 
 export function createInteractionRoutes(deps: InteractionDependencies): Middleware {
-  const pages = compose([assets(deps.views), interactionRoutes(deps)]);
+  const pages = compose([assets(deps.views), federationCallback(), interactionRoutes(deps)]);
   // Every other request (tokens, introspection…) passes by without the router matching its path.
-  return (ctx, next) => (ctx.path.startsWith('/interaction/') || ctx.path.startsWith('/assets/') ? pages(ctx, next) : next());
+  const ours = (path: string) => path.startsWith('/interaction/') || path.startsWith('/assets/') || path.startsWith('/federation/');
+  return (ctx, next) => (ours(ctx.path) ? pages(ctx, next) : next());
 }
 
 /**

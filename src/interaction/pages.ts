@@ -52,6 +52,8 @@ export async function renderLogin(
       registration: deps.config.registration.mode === 'open',
       // Where WebAuthn can work (not on an issuer that is an IP address); the script shows it where the browser can.
       passkeys: deps.passkeys.available,
+      // "Continue with …" for each identity provider (./federated-sign-in.ts).
+      providers: deps.upstream.list.map((provider) => ({ id: provider.id, name: provider.name })),
       remember: options.remember ?? false,
       error: options.error,
     },

@@ -11,7 +11,8 @@
  * With two-step verification the login has a second step between the password and the result: ./second-factor.ts.
  * With REGISTRATION=open, a person without an account makes one from the login page: ./registration.ts. With
  * EMAIL_CONFIRMATION_REQUIRED, an account waits between its login and the app until its address is confirmed:
- * ./email-confirmation.ts. With a passkey, a person signs in without the password: ./passkey-sign-in.ts.
+ * ./email-confirmation.ts. With a passkey, a person signs in without the password: ./passkey-sign-in.ts. With
+ * another identity provider (IDENTITY_PROVIDERS_FILE), a person signs in there: ./federated-sign-in.ts.
  */
 import { createHmac } from 'node:crypto';
 import { Router } from '@koa/router';
@@ -42,6 +43,9 @@ import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
 import { addEmailConfirmationRoutes, renderEmailConfirmation } from './email-confirmation.js';
 import { addPasswordChangeRoutes, renderPasswordChange } from './password-change.js';
 import { addPasskeySignInRoutes } from './passkey-sign-in.js';
+import { addFederatedSignInRoutes, pendingLinkOf, renderLinkPage } from './federated-sign-in.js';
+import type { LinkedIdentities } from '../federation/linked-identities.js';
+import type { UpstreamProviders } from '../federation/upstream.js';
 import { addRegistrationRoutes } from './registration.js';
 import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
 import type { Views } from './views.js';
@@ -62,6 +66,9 @@ export interface InteractionDependencies {
   outbox?: MailOutbox;
   /** Passkeys: signing in with one (./passkey-sign-in.ts), and the account page's list of them. */
   passkeys: Passkeys;
+  /** Other identity providers to sign in with (./federated-sign-in.ts), and the accounts linked to them. */
+  upstream: UpstreamProviders;
+  linkedIdentities: LinkedIdentities;
 }
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -119,6 +126,8 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     rememberSignIn(ctx, details, restartPathOf(provider, details));
     const secondFactor = details.prompt.name === 'login' ? (pendingSecondFactorOf(details) ?? (await stepUpOf(deps, details))) : undefined;
     if (secondFactor) return renderSecondFactor(ctx, deps, details, secondFactor);
+    const link = details.prompt.name === 'login' ? pendingLinkOf(details) : undefined;
+    if (link) return renderLinkPage(ctx, deps, details, link);
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     if (details.prompt.name === CONFIRM_EMAIL_PROMPT) return renderEmailConfirmation(ctx, deps, details);
@@ -128,7 +137,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
   // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
-  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue', '/update-password', '/passkey', '/passkey/options'], (ctx) => {
+  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue', '/update-password', '/passkey', '/passkey/options', '/federated/:provider', '/federated/link/cancel'], (ctx) => {
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });
@@ -164,6 +173,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   addSecondFactorRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addRegistrationRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addPasskeySignInRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
+  addFederatedSignInRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addEmailConfirmationRoutes(router, deps, { readForm, interaction: interaction(CONFIRM_EMAIL_PROMPT), finish });
   addPasswordChangeRoutes(router, deps, { readForm, interaction: interaction(PASSWORD_CHANGE_PROMPT), finish });
 

@@ -48,6 +48,8 @@ interface PendingSecondFactor {
   replacing?: boolean;
   /** After a recovery code: how many are left. */
   codesLeft?: number;
+  /** How the first step was proved, when not by the password alone: `fed`, or `pwd` and `fed` (a link). */
+  firstStep?: string[];
 }
 
 const pendingSchema = z.object({
@@ -59,6 +61,7 @@ const pendingSchema = z.object({
   amr: z.array(z.string()).optional(),
   replacing: z.boolean().optional(),
   codesLeft: z.number().optional(),
+  firstStep: z.array(z.string()).optional(),
 });
 
 /** The second step this interaction is at, if its password step is done. */
@@ -90,10 +93,17 @@ export async function stepUpOf(deps: InteractionDependencies, details: Interacti
   return pending;
 }
 
-/** After the right password: remember who and which step, and show the step's page (a GET, so reload is safe). */
-export async function beginSecondFactor(ctx: Context, details: Interaction, user: User, step: 'verify' | 'enroll', remember: boolean) {
-  await keepAndShow(ctx, details, { accountId: user.id, email: user.email, remember, step });
+/**
+ * After the right password (or another first step, `firstStep` its amr): remember who and which step, and show
+ * the step's page (a GET, so reload is safe).
+ */
+export async function beginSecondFactor(ctx: Context, details: Interaction, user: User, step: 'verify' | 'enroll', remember: boolean, firstStep?: string[]) {
+  await keepAndShow(ctx, details, { accountId: user.id, email: user.email, remember, step, firstStep });
 }
+
+/** The sign-in's `amr`: the second step's, with the first step's own methods where it was not the password alone. */
+const amrWithFirstStep = (pending: PendingSecondFactor, amr: string[]) =>
+  pending.firstStep ? [...new Set([...pending.firstStep, ...amr.filter((method) => method !== 'pwd')])] : amr;
 
 async function keepAndShow(ctx: Context, details: Interaction, pending: PendingSecondFactor) {
   await keep(details, pending);
@@ -196,7 +206,7 @@ export function addSecondFactorRoutes(
       await keep(details, recovered);
       return renderSecondFactor(ctx, deps, details, recovered);
     }
-    await finish(ctx, { login: { accountId: pending.accountId, amr: outcome.amr, acr: MFA_ACR, remember: pending.remember } }, false);
+    await finish(ctx, { login: { accountId: pending.accountId, amr: amrWithFirstStep(pending, outcome.amr), acr: MFA_ACR, remember: pending.remember } }, false);
   });
 
   router.post('/totp/replace', readForm, interaction, async (ctx) => {
@@ -241,7 +251,7 @@ export function addSecondFactorRoutes(
 
   router.post('/totp/continue', readForm, interaction, async (ctx) => {
     const pending = pendingAt(ctx, 'enrolled', 'recovered');
-    const amr = pending.amr ?? amrOf('otp');
+    const amr = amrWithFirstStep(pending, pending.amr ?? amrOf('otp'));
     await finish(ctx, { login: { accountId: pending.accountId, amr, acr: MFA_ACR, remember: pending.remember } }, false);
   });
 }

@@ -20,6 +20,7 @@ const NOTICES = {
   'passkey-added': 'Your passkey was added. You can sign in with it instead of your password.',
   'passkey-removed': 'That passkey was removed: it no longer signs you in.',
   'passkey-renamed': 'That passkey was renamed.',
+  'identity-unlinked': 'That sign-in was unlinked: it no longer signs you in.',
 } as const;
 export type AccountPageNotice = keyof typeof NOTICES;
 
@@ -28,17 +29,18 @@ const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unkno
 
 export interface AccountPageOptions {
   notice?: unknown;
-  errors?: { name?: string; email?: string; password?: string; twoStep?: string; replaceApp?: string; passkeys?: string; deletion?: string };
+  errors?: { name?: string; email?: string; password?: string; twoStep?: string; replaceApp?: string; passkeys?: string; identities?: string; deletion?: string };
   status?: number;
 }
 
 export async function renderAccountPage(ctx: Context, deps: AccountDependencies, signedIn: SignedIn, options: AccountPageOptions = {}): Promise<void> {
   const { user, session } = signedIn;
-  const [sessions, grants, codesLeft, passkeys] = await Promise.all([
+  const [sessions, grants, codesLeft, passkeys, identities] = await Promise.all([
     deps.sessions.list(user.id),
     deps.users.listGrants(user.id),
     user.totpEnrolledAt ? deps.twoFactor.recoveryCodesLeft(user.id) : 0,
     deps.passkeys.available ? deps.passkeys.list(user.id) : [],
+    deps.linkedIdentities.listFor(user.id),
   ]);
   const clientName = async (clientId: string) => (await deps.catalog.client(clientId))?.name ?? clientId;
   const notice = typeof options.notice === 'string' && options.notice in NOTICES ? NOTICES[options.notice as AccountPageNotice] : undefined;
@@ -65,6 +67,17 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
             lastUsed: passkey.lastUsedAt && shown(passkey.lastUsedAt),
           }))
         : undefined,
+      // Shown where the server has identity providers, or the account still has a link to one since removed.
+      identities:
+        deps.upstream.list.length > 0 || identities.length > 0
+          ? identities.map((identity) => ({
+              id: identity.provider,
+              provider: deps.upstream.get(identity.provider)?.name ?? identity.provider,
+              email: identity.email,
+              linked: shown(identity.createdAt),
+              lastUsed: identity.lastUsedAt && shown(identity.lastUsedAt),
+            }))
+          : undefined,
       sessions: await Promise.all(
         sessions.map(async (each) => ({
           uid: each.uid,

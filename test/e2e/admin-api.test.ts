@@ -569,6 +569,22 @@ describe('admin API: users, sessions and grants', () => {
     });
   });
 
+  test('a user’s linked identities are listed, and one unlinked is audited and 404 the second time', async () => {
+    const user = await createUser(server);
+    expect(await server.services.linkedIdentities.link(user.userId, 'google', '1234567890', 'ada@gmail.example')).toBe(true);
+    const listed = await call('GET', `/users/${user.userId}/identities`);
+    expect(listed.body).toEqual({
+      identities: [{ provider: 'google', subject: '1234567890', email: 'ada@gmail.example', createdAt: expect.any(String), lastUsedAt: expect.any(String) }],
+    });
+    expect((await call('DELETE', `/users/${user.userId}/identities/google`)).status).toBe(204);
+    expect((await call('GET', `/users/${user.userId}/identities`)).body).toEqual({ identities: [] });
+    expect(await call('DELETE', `/users/${user.userId}/identities/google`)).toMatchObject({ status: 404, body: { error: 'not_found' } });
+    expect((await call('GET', '/users/00000000-0000-4000-8000-000000000000/identities')).status).toBe(404);
+    await server.services.audit.flush();
+    const events = await call('GET', `/audit?type=identity_unlinked&accountId=${user.userId}`);
+    expect(events.body.events).toEqual([expect.objectContaining({ detail: { by: 'admin-api', provider: 'google', email: 'ada@gmail.example' } })]);
+  });
+
   test('a user’s passkeys are listed without their keys, and one removed is audited and 404 the second time', async () => {
     const user = await createUser(server);
     const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin, { aaguid: 'fa2b99dc-9e39-4257-8f92-4a30d23c4118' });

@@ -7,6 +7,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { newChallenge } from '../../src/accounts/passkeys.js';
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { postgresUrl, uniqueName } from '../support/environment.js';
 import { linkIn, startMailCatcher } from '../support/mail-catcher.js';
@@ -370,6 +371,18 @@ describe('authz CLI', () => {
       expect((await authz(['users', 'remove-passkey', user.email, passkey.id])).stdout).toBe(`passkey "Phone" of ${user.email} removed\n`);
       expectRefusal(await authz(['users', 'remove-passkey', user.email, passkey.id]), 1, /^authz: no passkey /);
       expect((await authz(['users', 'passkeys', user.email])).stdout).toContain('no passkeys');
+
+      // Accounts at other identity providers: listed, one unlinked (audited by cli), a second unlinking refused.
+      await server.services.linkedIdentities.link(user.userId, 'corp', 'staff-42', 'ada@corp.example');
+      const identities = JSON.parse((await authz(['users', 'identities', user.email, '--json'])).stdout) as Record<string, unknown>[];
+      expect(identities).toEqual([expect.objectContaining({ provider: 'corp', subject: 'staff-42', email: 'ada@corp.example' })]);
+      expect((await authz(['users', 'identities', user.email])).stdout).toMatch(/corp\s+staff-42\s+ada@corp\.example/);
+      expect((await authz(['users', 'unlink-identity', user.email, 'corp'])).stdout).toBe(`corp sign-in of ${user.email} unlinked\n`);
+      expectRefusal(await authz(['users', 'unlink-identity', user.email, 'corp']), 1, /^authz: the account has no sign-in with corp linked/);
+      expect((await authz(['users', 'identities', user.email])).stdout).toContain('no linked identities');
+      await server.services.audit.flush();
+      const unlinked = await queryAuditEvents(server.services.db, { type: 'identity_unlinked', accountId: user.userId });
+      expect(unlinked.map((event) => event.detail)).toEqual([{ by: 'cli', provider: 'corp', email: 'ada@corp.example' }]);
 
       // Sessions live where the server keeps them (its Redis, when it has one): the CLI is pointed at the same.
       const sameStores = { ...env, REDIS_URL: server.env.REDIS_URL, REDIS_KEY_PREFIX: server.env.REDIS_KEY_PREFIX };

@@ -201,6 +201,39 @@ describe('configuration', () => {
     }
   });
 
+  test('IDENTITY_PROVIDERS_FILE lists providers, and each problem is named by its entry', async () => {
+    expect(problemsOf({ IDENTITY_PROVIDERS_FILE: '/nonexistent/providers.json' })).toEqual(['IDENTITY_PROVIDERS_FILE (/nonexistent/providers.json): there is no such file']);
+    const dir = await mkdtemp(path.join(tmpdir(), 'providers-'));
+    try {
+      const file = path.join(dir, 'providers.json');
+      const google = { id: 'google', name: 'Google', issuer: 'https://accounts.google.com', clientId: 'abc', clientSecretEnv: 'GOOGLE_SECRET' };
+      await writeFile(file, JSON.stringify([google]));
+      expect(loadConfig({ IDENTITY_PROVIDERS_FILE: file, GOOGLE_SECRET: 's3cret' }).identityProviders).toEqual([
+        { id: 'google', name: 'Google', issuer: 'https://accounts.google.com', clientId: 'abc', clientSecret: 's3cret', scope: 'openid email profile', createAccounts: true, trustEmail: false },
+      ]);
+      expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [0] (google): GOOGLE_SECRET (its clientSecretEnv) is not set']);
+      expect(loadConfig({}).identityProviders).toEqual([]);
+
+      await writeFile(file, '[{"id": "google",');
+      expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })[0]).toMatch(/^IDENTITY_PROVIDERS_FILE \(.*providers\.json\): .*JSON/);
+      const local = { id: 'local', name: 'Local', issuer: 'http://127.0.0.1:4000', clientId: 'x', clientSecret: 'y' };
+      await writeFile(file, JSON.stringify([{ ...google, clientSecretEnv: undefined, clientSecret: 'y', scope: 'email' }, { ...local, id: 'Bad Id' }, { ...local, id: 'link', extra: 1 }]));
+      const problems = problemsOf({ IDENTITY_PROVIDERS_FILE: file });
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [0] (google): scope must include openid');
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [1] (Bad Id).id: must be 1–32 lower-case letters, digits and dashes');
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [2] (link).id: link is taken: choose another id');
+      expect(problems.some((problem) => problem.startsWith('IDENTITY_PROVIDERS_FILE [2] (link)') && problem.includes('extra'))).toBe(true);
+      // http is for a provider on this machine or network, outside production; an id once.
+      await writeFile(file, JSON.stringify([local, local]));
+      expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [1] (local): the id local is used twice']);
+      await writeFile(file, JSON.stringify([local]));
+      const production = problemsOf({ NODE_ENV: 'production', IDENTITY_PROVIDERS_FILE: file });
+      expect(production).toEqual(['IDENTITY_PROVIDERS_FILE [0] (local): the issuer must be https in production (got http://127.0.0.1:4000)']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('USER_CLAIMS names attributes, never a claim with a meaning of its own', () => {
     expect(loadConfig({ USER_CLAIMS: 'tenant_id, departments' }).userClaims).toEqual(['tenant_id', 'departments']);
     expect(loadConfig({}).userClaims).toEqual([]);

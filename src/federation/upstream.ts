@@ -1,0 +1,178 @@
+/**
+ * The relying party side of a sign-in at another identity provider (./identity-providers.ts), with openid-client:
+ * discovery of the provider (once, kept while it answers), the authorization request (code flow with PKCE S256,
+ * a state and a nonce), and the answer's checks (state, `iss`, the code's redemption, the ID token's signature,
+ * audience, nonce and lifetime). What comes back is who the provider says the person is.
+ *
+ * openid-client is loaded at the first sign-in with a provider, not at start: a server without providers does
+ * not carry it.
+ */
+import type { Configuration } from 'openid-client';
+import type { Logger } from '../logger.js';
+import type { IdentityProvider } from './identity-providers.js';
+
+let library: Promise<typeof import('openid-client')> | undefined;
+const openidClient = () => {
+  library ??= import('openid-client');
+  return library;
+};
+
+/** How long a provider has to answer each request (discovery, keys, the code's redemption, userinfo). */
+const UPSTREAM_TIMEOUT_SECONDS = 10;
+
+/** Who the provider says signed in: its subject, and the address if it gave one. */
+export interface UpstreamIdentity {
+  subject: string;
+  email?: string;
+  /** The provider says it confirmed the address (`email_verified`). */
+  emailVerified: boolean;
+  name?: string;
+}
+
+/** What a sign-in keeps between sending the person to the provider and their coming back. */
+export interface PendingUpstreamSignIn {
+  provider: string;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+}
+
+/** A sign-in at the provider that did not come back with an identity, as a sentence for the person. */
+export class UpstreamSignInError extends Error {}
+
+export class UpstreamProviders {
+  readonly #byId: Map<string, IdentityProvider>;
+  readonly #configurations = new Map<string, Promise<Configuration>>();
+
+  constructor(
+    providers: readonly IdentityProvider[],
+    private readonly issuer: string,
+    private readonly logger: Logger,
+  ) {
+    this.#byId = new Map(providers.map((provider) => [provider.id, provider]));
+  }
+
+  /** The providers in the order the file lists them: the login page's buttons. */
+  get list(): IdentityProvider[] {
+    return [...this.#byId.values()];
+  }
+
+  get(id: string): IdentityProvider | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** The redirect URI registered at the provider: one per provider. */
+  redirectUri(provider: IdentityProvider): string {
+    return `${this.issuer}/federation/${provider.id}/callback`;
+  }
+
+  /** The provider's authorization URL for a new sign-in, and what to keep until the person comes back. */
+  async begin(provider: IdentityProvider, stateFor: (random: string) => string): Promise<{ url: URL; pending: PendingUpstreamSignIn }> {
+    const oidc = await openidClient();
+    const configuration = await this.#configuration(provider);
+    const pending: PendingUpstreamSignIn = {
+      provider: provider.id,
+      state: stateFor(oidc.randomState()),
+      nonce: oidc.randomNonce(),
+      codeVerifier: oidc.randomPKCECodeVerifier(),
+    };
+    const url = oidc.buildAuthorizationUrl(configuration, {
+      redirect_uri: this.redirectUri(provider),
+      scope: provider.scope,
+      state: pending.state,
+      nonce: pending.nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(pending.codeVerifier),
+      code_challenge_method: 'S256',
+    });
+    return { url, pending };
+  }
+
+  /**
+   * Checks the provider's answer (`query`, as it reached our redirect URI) against the sign-in kept, redeems the
+   * code and reads the ID token (and userinfo, when the ID token carries no address).
+   */
+  async complete(provider: IdentityProvider, query: string, pending: PendingUpstreamSignIn): Promise<UpstreamIdentity> {
+    const oidc = await openidClient();
+    const configuration = await this.#configuration(provider);
+    const answer = new URL(this.redirectUri(provider));
+    answer.search = query;
+    try {
+      const tokens = await oidc.authorizationCodeGrant(configuration, answer, {
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+        pkceCodeVerifier: pending.codeVerifier,
+        idTokenExpected: true,
+      });
+      const claims = tokens.claims();
+      if (!claims) throw new UpstreamSignInError(`${provider.name} sent no ID token.`);
+      let facts: Record<string, unknown> = claims;
+      if (typeof claims.email !== 'string' && configuration.serverMetadata().userinfo_endpoint) {
+        facts = { ...(await oidc.fetchUserInfo(configuration, tokens.access_token, claims.sub)), ...claims };
+      }
+      return identityOf(claims.sub, facts);
+    } catch (error) {
+      throw this.#explained(provider, error);
+    }
+  }
+
+  /** Discovery, once per provider while it works; a failure is forgotten, so that the next sign-in tries again. */
+  #configuration(provider: IdentityProvider): Promise<Configuration> {
+    let found = this.#configurations.get(provider.id);
+    if (!found) {
+      found = this.#discover(provider);
+      this.#configurations.set(provider.id, found);
+      found.catch(() => this.#configurations.delete(provider.id));
+    }
+    return found.catch((error: unknown) => {
+      // Whatever kept discovery from working (no answer, an error page, a document that is not the issuer's), the
+      // provider cannot be used now: the person can only try later or another way; the log says which.
+      this.logger.warn({ provider: provider.id, err: error }, 'an identity provider’s discovery failed');
+      throw unreachable(provider);
+    });
+  }
+
+  async #discover(provider: IdentityProvider): Promise<Configuration> {
+    const oidc = await openidClient();
+    const insecure = provider.issuer.startsWith('http://');
+    const configuration = await oidc.discovery(
+      new URL(provider.issuer),
+      provider.clientId,
+      provider.clientSecret,
+      provider.clientSecret ? oidc.ClientSecretBasic(provider.clientSecret) : oidc.None(),
+      { timeout: UPSTREAM_TIMEOUT_SECONDS, ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}) },
+    );
+    configuration.timeout = UPSTREAM_TIMEOUT_SECONDS;
+    return configuration;
+  }
+
+  /** The sentence the person reads; what went wrong in detail goes to the log. */
+  #explained(provider: IdentityProvider, error: unknown): UpstreamSignInError {
+    if (error instanceof UpstreamSignInError) return error;
+    const { name, code, error: oauthError, error_description: description } = error as Record<string, unknown> & Error;
+    this.logger.warn({ provider: provider.id, err: error }, 'sign-in at an identity provider failed');
+    if (name === 'AuthorizationResponseError' && oauthError === 'access_denied') return new UpstreamSignInError(`Signing in with ${provider.name} was cancelled.`);
+    if (name === 'AuthorizationResponseError' || name === 'ResponseBodyError') {
+      const said = typeof description === 'string' ? `: ${description.slice(0, 200)}` : '';
+      return new UpstreamSignInError(`${provider.name} refused the sign-in (${String(oauthError).slice(0, 64)}${said}).`);
+    }
+    if (code === 'OAUTH_TIMEOUT' || causes(error).some((cause) => ['TimeoutError', 'AbortError'].includes(cause.name) || cause.message === 'fetch failed')) {
+      return unreachable(provider);
+    }
+    return new UpstreamSignInError(`${provider.name}'s answer could not be accepted. Start again, or sign in another way.`);
+  }
+}
+
+const unreachable = (provider: IdentityProvider) => new UpstreamSignInError(`${provider.name} could not be reached. Try again in a moment, or sign in another way.`);
+
+/** The error and what caused it, down the chain (openid-client wraps a failed fetch in a ClientError). */
+function causes(error: unknown): Error[] {
+  const chain: Error[] = [];
+  for (let at = error; at instanceof Error && chain.length < 5; at = at.cause) chain.push(at);
+  return chain;
+}
+
+function identityOf(subject: string, facts: Record<string, unknown>): UpstreamIdentity {
+  const email = typeof facts.email === 'string' && facts.email.includes('@') && facts.email.length <= 254 ? facts.email.trim().toLowerCase() : undefined;
+  const name = typeof facts.name === 'string' ? facts.name.trim().slice(0, 200) : undefined;
+  return { subject, email, emailVerified: email !== undefined && facts.email_verified === true, name: name || undefined };
+}

@@ -1,0 +1,275 @@
+/**
+ * Signing in with another identity provider (src/federation/), from the login page's "Continue with <name>":
+ *
+ *   POST /interaction/:uid/federated/:provider            → to the provider, with a state, a nonce and PKCE kept
+ *                                                            with the interaction
+ *   GET  /federation/:provider/callback?code&state         the provider's answer: the state names the interaction,
+ *                                                            and the browser is sent on to its own path below, where
+ *                                                            its interaction cookie is
+ *   GET  /interaction/:uid/federated/:provider/callback    the answer checked (once) → the account, then the app
+ *   POST /interaction/:uid/federated/link                  the existing account's password, to link it
+ *   POST /interaction/:uid/federated/link/cancel           not linking: back to the login page
+ *
+ * Which account the person signs in to:
+ * 1. the one linked to their account at the provider (its `sub`), whatever address it now gives;
+ * 2. else, when an account here has the address the provider gives: that one, once linked. Linking needs the
+ *    account's password (the page "Link your <name> sign-in"), unless the provider is trusted for its confirmed
+ *    addresses (`trustEmail`) and says this one is confirmed: an address alone is not proof that the account is
+ *    theirs, since a provider may let anyone claim any address;
+ * 3. else a new account with that address (`createAccounts`, the default), without a password; its address is
+ *    confirmed when the provider says so, and otherwise EMAIL_CONFIRMATION_REQUIRED asks for it as for any account.
+ *
+ * The provider's sign-in counts as one step (`amr` fed): an account that must use two-step verification (by user,
+ * role or app) is asked for its code next, as after a password.
+ */
+import type { Router } from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import { z } from 'zod';
+import { secondFactorWanted } from '../accounts/two-factor.js';
+import type { User } from '../accounts/users.js';
+import { requestFacts } from '../audit/request-facts.js';
+import { ConflictError } from '../errors.js';
+import type { IdentityProvider } from '../federation/identity-providers.js';
+import { type PendingUpstreamSignIn, type UpstreamIdentity, UpstreamSignInError } from '../federation/upstream.js';
+import { describeWait } from '../security/failure-limiter.js';
+import { signInWithPassword } from '../security/password-sign-in.js';
+import { csrfToken } from './csrf.js';
+import { PageError } from './errors.js';
+import { clientShownAs, keepSignedIn, renderLogin } from './pages.js';
+import type { InteractionDependencies } from './routes.js';
+import { beginSecondFactor } from './second-factor.js';
+
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+type Finish = (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>;
+
+/** How long the person has at the provider before the answer is no longer taken. */
+const UPSTREAM_SIGN_IN_TTL_MS = 10 * 60 * 1000;
+
+/** The state sent to the provider: the interaction's uid, a dot, and randomness. uids are nanoids (no dot). */
+const STATE = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{16,128}$/;
+
+const keptSignIn = z.object({
+  provider: z.string(),
+  state: z.string(),
+  nonce: z.string(),
+  codeVerifier: z.string(),
+  expiresAt: z.number(),
+});
+
+/** An account at the provider waiting to be linked to the account here with its address. */
+const keptLink = z.object({
+  provider: z.string(),
+  subject: z.string(),
+  email: z.string(),
+  accountId: z.string(),
+});
+type PendingLink = z.infer<typeof keptLink>;
+
+const linkForm = z.object({
+  password: z.string('Enter your password.').min(1, 'Enter your password.').max(1024, 'That password is not right.'),
+});
+
+/** The link waiting for its account's password, if this interaction is at that page. */
+export function pendingLinkOf(details: Interaction): PendingLink | undefined {
+  const parsed = keptLink.safeParse((details.result as { federatedLink?: unknown } | undefined)?.federatedLink);
+  return parsed.success ? parsed.data : undefined;
+}
+
+async function keep(details: Interaction, kept: Record<string, unknown>): Promise<void> {
+  details.result = kept as unknown as InteractionResults;
+  await details.persist();
+}
+
+/** Takes the sign-in kept for `provider`, so that an answer works once; undefined when none, another's, or expired. */
+async function takeSignIn(details: Interaction, provider: string): Promise<PendingUpstreamSignIn | undefined> {
+  const { federated, ...rest } = (details.result ?? {}) as { federated?: unknown };
+  if (federated === undefined) return undefined;
+  await keep(details, rest);
+  const kept = keptSignIn.safeParse(federated);
+  return kept.success && kept.data.provider === provider && kept.data.expiresAt > Date.now() ? kept.data : undefined;
+}
+
+export async function renderLinkPage(ctx: Context, deps: InteractionDependencies, details: Interaction, link: PendingLink, options: { error?: string; status?: number } = {}) {
+  deps.views.render(
+    ctx,
+    'federated-link.njk',
+    {
+      uid: details.uid,
+      csrf: csrfToken(ctx.app.keys as string[], details.uid),
+      client: await clientShownAs(deps, details),
+      provider: deps.upstream.get(link.provider)?.name ?? link.provider,
+      email: link.email,
+      error: options.error,
+    },
+    options.status ?? 200,
+  );
+}
+
+/**
+ * GET /federation/:provider/callback: the provider's answer, sent on to the path of the interaction its state
+ * names, where the browser's interaction cookie is, with the query as it came.
+ */
+export function federationCallback(): Middleware {
+  return (ctx, next) => {
+    const match = /^\/federation\/([a-z0-9-]{1,32})\/callback$/.exec(ctx.path);
+    if (!match || ctx.method !== 'GET') return next();
+    const uid = STATE.exec(String(ctx.query.state ?? ''))?.[1];
+    if (!uid) throw new PageError(400, 'This answer from a sign-in provider does not belong to a sign-in here. Go back to the application and start again.');
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${uid}/federated/${match[1]}/callback?${ctx.querystring}`);
+  };
+}
+
+export function addFederatedSignInRoutes(router: Router, deps: InteractionDependencies, steps: { readForm: Middleware; interaction: Middleware; finish: Finish }): void {
+  const { readForm, interaction, finish } = steps;
+  const providerOf = (ctx: Context): IdentityProvider => {
+    const provider = deps.upstream.get(ctx.params.provider ?? '');
+    if (!provider) throw new PageError(404, 'This server offers no sign-in with that provider.');
+    return provider;
+  };
+
+  /** The sign-in is done: on to the second step where the account needs one, else back to the app. */
+  const signedIn = async (ctx: Context, user: User, amr: string[]) => {
+    const details = ctx.state.interaction as Interaction;
+    const clientId = String(details.params.client_id);
+    const remember = keepSignedIn(deps.config.rememberMe, undefined);
+    const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));
+    if (step !== 'none') return beginSecondFactor(ctx, details, user, step, remember, amr);
+    await finish(ctx, { login: { accountId: user.id, amr, remember } }, false);
+  };
+
+  const refuse = (ctx: Context, error: string, status = 400) => renderLogin(ctx, deps, ctx.state.interaction as Interaction, { error, status });
+
+  router.post('/federated/link', readForm, interaction, async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    const link = pendingLinkOf(details);
+    if (!link) return refuse(ctx, 'There is no sign-in to link any more. Start again.');
+    const form = linkForm.safeParse(ctx.request.body);
+    if (!form.success) return renderLinkPage(ctx, deps, details, link, { error: form.error.issues[0]?.message, status: 400 });
+    const outcome = await signInWithPassword(deps, {
+      email: link.email,
+      password: form.data.password,
+      ip: ctx.ip,
+      clientId: String(details.params.client_id),
+      facts: requestFacts(ctx),
+      via: `link_${link.provider}`,
+    });
+    if ('lockedMs' in outcome) {
+      ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));
+      return renderLinkPage(ctx, deps, details, link, { error: `Too many failed sign-in attempts. Try again in ${describeWait(outcome.lockedMs)}.`, status: 429 });
+    }
+    if ('rejected' in outcome || outcome.user.id !== link.accountId) return renderLinkPage(ctx, deps, details, link, { error: 'That password is not right.', status: 400 });
+    if (!(await deps.linkedIdentities.link(link.accountId, link.provider, link.subject, link.email))) {
+      return refuse(ctx, 'Your account here has another account of that provider linked, or this one was linked meanwhile. Sign in with your password.', 409);
+    }
+    await keep(details, {});
+    // Both were proved: the password here and the sign-in there.
+    await signedIn(ctx, outcome.user, ['pwd', 'fed']);
+  });
+
+  router.post('/federated/link/cancel', readForm, interaction, async (ctx) => {
+    await keep(ctx.state.interaction as Interaction, {});
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
+  });
+
+  router.post('/federated/:provider', readForm, interaction, async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    const provider = providerOf(ctx);
+    let started: Awaited<ReturnType<typeof deps.upstream.begin>>;
+    try {
+      started = await deps.upstream.begin(provider, (random) => `${details.uid}.${random}`);
+    } catch (error) {
+      if (error instanceof UpstreamSignInError) return refuse(ctx, error.message, 502);
+      throw error;
+    }
+    await keep(details, { federated: { ...started.pending, expiresAt: Date.now() + UPSTREAM_SIGN_IN_TTL_MS } });
+    ctx.status = 303;
+    ctx.redirect(started.url.href);
+  });
+
+  router.get('/federated/:provider/callback', interaction, async (ctx) => {
+    const details = ctx.state.interaction as Interaction;
+    const provider = providerOf(ctx);
+    const pending = await takeSignIn(details, provider.id);
+    if (!pending) return refuse(ctx, `The sign-in with ${provider.name} expired or was used already. Try again.`);
+    let identity: UpstreamIdentity;
+    try {
+      identity = await deps.upstream.complete(provider, ctx.querystring, pending);
+    } catch (error) {
+      if (!(error instanceof UpstreamSignInError)) throw error;
+      auditFailure(ctx, deps, provider, 'upstream_error', undefined, error.message);
+      return refuse(ctx, error.message);
+    }
+    const resolved = await accountFor(deps, provider, identity);
+    if ('refused' in resolved) {
+      auditFailure(ctx, deps, provider, resolved.reason, resolved.accountId);
+      return refuse(ctx, resolved.refused, 403);
+    }
+    if ('link' in resolved) {
+      await keep(details, { federatedLink: resolved.link });
+      return renderLinkPage(ctx, deps, details, resolved.link);
+    }
+    deps.audit.record({
+      type: 'sign_in',
+      outcome: 'success',
+      accountId: resolved.user.id,
+      clientId: String(details.params.client_id),
+      ...requestFacts(ctx),
+      detail: { email: resolved.user.email, via: provider.id, amr: ['fed'], ...(resolved.created ? { created: true } : {}) },
+    });
+    await signedIn(ctx, resolved.user, ['fed']);
+  });
+}
+
+type Resolution = { user: User; created?: true } | { link: PendingLink } | { refused: string; reason: string; accountId?: string };
+
+/** Which account the provider's identity signs in to (the order in this module's comment). */
+async function accountFor(deps: InteractionDependencies, provider: IdentityProvider, identity: UpstreamIdentity): Promise<Resolution> {
+  const linkedTo = await deps.linkedIdentities.signIn(provider.id, identity.subject, identity.email);
+  if (linkedTo) {
+    const user = await deps.users.findById(linkedTo);
+    if (!user || user.disabledAt) return { refused: 'This account is disabled. Ask your administrator.', reason: 'account_disabled', accountId: linkedTo };
+    return { user };
+  }
+  if (!identity.email) return { refused: `${provider.name} did not give an email address, which an account here needs.`, reason: 'no_email' };
+  const existing = await deps.users.findByEmail(identity.email);
+  if (existing) return linkExisting(deps, provider, { ...identity, email: identity.email }, existing);
+  if (!provider.createAccounts) {
+    return { refused: `No account here is linked to that ${provider.name} account. Sign in with your email and password, or ask your administrator for an account.`, reason: 'no_account' };
+  }
+  try {
+    const user = await deps.users.create({ email: identity.email, name: identity.name, roles: deps.config.registration.roles, emailVerified: identity.emailVerified });
+    await deps.linkedIdentities.link(user.id, provider.id, identity.subject, identity.email);
+    return { user, created: true };
+  } catch (error) {
+    // Made meanwhile, by another tab's sign-in or a registration: that account is the one to link.
+    if (!(error instanceof ConflictError)) throw error;
+    const made = await deps.users.findByEmail(identity.email);
+    if (!made) throw error;
+    return linkExisting(deps, provider, { ...identity, email: identity.email }, made);
+  }
+}
+
+async function linkExisting(deps: InteractionDependencies, provider: IdentityProvider, identity: UpstreamIdentity & { email: string }, user: User): Promise<Resolution> {
+  if (user.disabledAt) return { refused: 'This account is disabled. Ask your administrator.', reason: 'account_disabled', accountId: user.id };
+  const link = { provider: provider.id, subject: identity.subject, email: identity.email, accountId: user.id };
+  if (!(provider.trustEmail && identity.emailVerified)) return { link };
+  if (!(await deps.linkedIdentities.link(user.id, provider.id, identity.subject, identity.email))) {
+    return { refused: `Your account here has another ${provider.name} account linked. Sign in with that one, or with your password.`, reason: 'other_account_linked', accountId: user.id };
+  }
+  return { user };
+}
+
+function auditFailure(ctx: Context, deps: InteractionDependencies, provider: IdentityProvider, reason: string, accountId?: string, message?: string): void {
+  deps.audit.record({
+    type: 'sign_in',
+    outcome: 'failure',
+    accountId,
+    clientId: String((ctx.state.interaction as Interaction).params.client_id),
+    ...requestFacts(ctx),
+    detail: { via: provider.id, reason, ...(message ? { message } : {}) },
+  });
+}

@@ -1,0 +1,314 @@
+/**
+ * Signing in with another identity provider, over HTTP: the "provider" is a second server of ours (its own
+ * database schema and Redis prefix, at 127.0.0.1), a real OpenID Connect provider; the server under test (at
+ * localhost, so the two keep their cookies apart as browsers do) lists it in IDENTITY_PROVIDERS_FILE. An app signs
+ * in through it with openid-client and reads in the ID token who signed in and how. A person's first sign-in
+ * makes their account, a later one finds it by the link (not by address); an existing account is linked only with
+ * its password, unless the provider is trusted for confirmed addresses; two-step verification still applies; and
+ * every wrong answer (cancelled, replayed, forged, for another provider, from a provider that is down) is a
+ * sentence on the login page, never a 500.
+ */
+import { writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as oidc from 'openid-client';
+import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
+import { PASSWORD, type Fixtures, codeFlowRequest, createUser, createWebClient, discover, loginFormOf } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+import { type Page, UserAgent, formOf, parseForms, textOf } from '../support/user-agent.js';
+
+let upstream: TestServer;
+let server: TestServer;
+let rp: oidc.Configuration;
+
+/** The provider entries: `corp` asks for the password to link, `trusted` links confirmed addresses, `closed` makes no accounts. */
+const PROVIDERS = ['corp', 'trusted', 'closed'];
+
+beforeAll(async () => {
+  upstream = await startTestServer();
+  const { clientId, secret } = await createWebClient(upstream, { firstParty: true });
+  const file = path.join(tmpdir(), `identity-providers-${process.pid}-${Date.now()}.json`);
+  const entry = { issuer: upstream.issuer, clientId, clientSecretEnv: 'CORP_CLIENT_SECRET' };
+  await writeFile(
+    file,
+    JSON.stringify([
+      { id: 'corp', name: 'Corp SSO', ...entry },
+      { id: 'trusted', name: 'Trusted SSO', ...entry, trustEmail: true },
+      { id: 'closed', name: 'Closed SSO', ...entry, createAccounts: false },
+      // Nothing listens there: a provider that is down.
+      { id: 'down', name: 'Down SSO', issuer: `http://127.0.0.1:${await closedPort()}/`, clientId: 'x', clientSecret: 'y' },
+    ]),
+  );
+  server = await startTestServer({ host: 'localhost', env: { IDENTITY_PROVIDERS_FILE: file, CORP_CLIENT_SECRET: secret } });
+  await upstream.services.clients.update(clientId, { redirectUris: PROVIDERS.map((id) => `${server.issuer}/federation/${id}/callback`) });
+  const app = await createWebClient(server, { firstParty: true });
+  rp = await discover(server, app.clientId, app.secret);
+});
+afterAll(async () => {
+  await server?.close();
+  await upstream?.close();
+});
+
+/** A port nothing listens on: bound, then let go. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** A person's browser: one cookie jar per host, as a browser keeps them. */
+class Browser {
+  readonly down = new UserAgent();
+  readonly up = new UserAgent();
+}
+
+/** The app's authorization request, up to our login page. */
+async function openLogin(browser: Browser) {
+  const request = await codeFlowRequest(rp, { scope: 'openid email profile' });
+  const { page } = await browser.down.follow(request.url.href, server.issuer);
+  if (!page) throw new Error('no login page');
+  return { request, page };
+}
+
+/** Presses "Continue with …" for `provider`: where the browser is sent. */
+async function pressContinueWith(browser: Browser, page: Page, provider: string) {
+  const form = formOf(page, `/federated/${provider}`);
+  return browser.down.submit(page, form, {}, server.issuer);
+}
+
+/** At the provider: its login page, the person's email and password, and back to our callback. */
+async function signInAtProvider(browser: Browser, to: URL, person: Fixtures): Promise<URL> {
+  const { page, redirectedTo: already } = await browser.up.follow(to.href, upstream.issuer);
+  // Signed in there already (an earlier sign-in in this browser): straight back.
+  if (already) return already;
+  if (!page) throw new Error('no login page at the provider');
+  const { redirectedTo } = await browser.up.submit(page, loginFormOf(page), { email: person.email, password: PASSWORD }, upstream.issuer);
+  if (!redirectedTo) throw new Error('the provider did not send the browser back');
+  return redirectedTo;
+}
+
+/** The whole way from the app to our callback's answer: the page shown, or the app's redirect. */
+async function signInWith(provider: string, person: Fixtures, browser = new Browser()) {
+  const { request, page } = await openLogin(browser);
+  const sent = await pressContinueWith(browser, page, provider);
+  if (!sent.redirectedTo) throw new Error(`not sent to the provider: ${textOf(sent.page).slice(0, 300)}`);
+  const callback = await signInAtProvider(browser, sent.redirectedTo, person);
+  const after = await browser.down.follow(callback.href, server.issuer);
+  return { browser, request, callback, after };
+}
+
+/** The app redeems the code it was sent; the ID token's claims. */
+async function idTokenOf(redirectedTo: URL | undefined, request: Awaited<ReturnType<typeof codeFlowRequest>>) {
+  if (!redirectedTo) throw new Error('the sign-in did not reach the app');
+  const tokens = await oidc.authorizationCodeGrant(rp, redirectedTo, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+  return tokens.claims() as oidc.IDToken;
+}
+
+const audited = async (type: string) => {
+  await server.services.audit.flush();
+  return queryAuditEvents(server.services.db, { type, limit: 1000 });
+};
+
+test('the login page offers each provider; a first sign-in makes a linked account without a password, and the next one finds it by the link', async () => {
+  const { page } = await openLogin(new Browser());
+  expect(textOf(page)).toContain('Continue with Corp SSO');
+  expect(textOf(page)).toContain('Continue with Trusted SSO');
+  // The redirect URI is ours and one per provider, and the request is a code flow with PKCE, state and nonce.
+  const person = await createUser(upstream);
+  const browser = new Browser();
+  const { page: login } = await openLogin(browser);
+  const sent = await pressContinueWith(browser, login, 'corp');
+  const asked = sent.redirectedTo as URL;
+  expect(asked.origin).toBe(upstream.issuer);
+  expect(asked.searchParams.get('redirect_uri')).toBe(`${server.issuer}/federation/corp/callback`);
+  expect(asked.searchParams.get('code_challenge_method')).toBe('S256');
+  expect(asked.searchParams.get('scope')).toBe('openid email profile');
+  expect(asked.searchParams.get('nonce')).toBeTruthy();
+
+  const { after, request } = await signInWith('corp', person);
+  const claims = await idTokenOf(after.redirectedTo, request);
+  expect(claims.amr).toEqual(['fed']);
+  expect(claims.email).toBe(person.email);
+  expect(claims.email_verified).toBe(true);
+  const account = await server.services.users.findByEmail(person.email);
+  expect(account?.id).toBe(claims.sub);
+  expect(account?.name).toBe(person.email.replace(/^user(\d+)\..*/, 'User $1'));
+  expect(await server.services.users.verifyPassword(person.email, PASSWORD)).toBeUndefined();
+  const links = await server.services.linkedIdentities.listFor(claims.sub);
+  expect(links).toEqual([expect.objectContaining({ provider: 'corp', email: person.email })]);
+
+  // Another browser, another day: the same account, found by the provider's subject, not made again.
+  const again = await signInWith('corp', person);
+  expect((await idTokenOf(again.after.redirectedTo, again.request)).sub).toBe(claims.sub);
+  const signIns = (await audited('sign_in')).filter((event) => event.accountId === claims.sub);
+  expect(signIns.map((event) => [event.outcome, event.detail?.via])).toEqual([
+    ['success', 'corp'],
+    ['success', 'corp'],
+  ]);
+  expect((await audited('identity_linked')).filter((event) => event.accountId === claims.sub)).toHaveLength(1);
+});
+
+test('an existing account with the address is linked only with its password; from then on the provider alone signs in to it', async () => {
+  const person = await createUser(upstream);
+  const mine = await server.services.users.create({ email: person.email, password: PASSWORD, name: 'Mine', roles: [], emailVerified: true });
+  const { after, browser, request } = await signInWith('corp', person);
+  const linkPage = after.page as Page;
+  expect(linkPage.status).toBe(200);
+  expect(textOf(linkPage)).toContain(`There is already an account here for ${person.email}`);
+  expect(await server.services.linkedIdentities.listFor(mine.id)).toEqual([]);
+
+  const wrong = await browser.down.submit(linkPage, formOf(linkPage, '/federated/link'), { password: 'not the password' }, server.issuer);
+  expect(wrong.page?.status).toBe(400);
+  expect(textOf(wrong.page)).toContain('That password is not right.');
+  const right = await browser.down.submit(wrong.page as Page, formOf(wrong.page as Page, '/federated/link'), { password: PASSWORD }, server.issuer);
+  const claims = await idTokenOf(right.redirectedTo, request);
+  expect(claims.sub).toBe(mine.id);
+  expect(claims.amr).toEqual(['pwd', 'fed']);
+
+  const next = await signInWith('corp', person);
+  const later = await idTokenOf(next.after.redirectedTo, next.request);
+  expect([later.sub, later.amr]).toEqual([mine.id, ['fed']]);
+});
+
+test('"Sign in another way" leaves the account unlinked, at the login page', async () => {
+  const person = await createUser(upstream);
+  const mine = await server.services.users.create({ email: person.email, password: PASSWORD, roles: [], emailVerified: true });
+  const { after, browser } = await signInWith('corp', person);
+  const back = await browser.down.submit(after.page as Page, formOf(after.page as Page, '/federated/link/cancel'), {}, server.issuer);
+  expect(back.page?.status).toBe(200);
+  expect(parseForms(back.page?.html ?? '').some((form) => form.action.endsWith('/login'))).toBe(true);
+  expect(await server.services.linkedIdentities.listFor(mine.id)).toEqual([]);
+  // The link's form, posted again, finds nothing to link.
+  const stale = await browser.down.submit(after.page as Page, formOf(after.page as Page, '/federated/link'), { password: PASSWORD }, server.issuer);
+  expect(stale.page?.status).toBe(400);
+  expect(textOf(stale.page)).toContain('There is no sign-in to link any more.');
+});
+
+test('a provider trusted for confirmed addresses links the existing account at once', async () => {
+  const person = await createUser(upstream);
+  const mine = await server.services.users.create({ email: person.email, password: PASSWORD, roles: [], emailVerified: true });
+  const { after, request } = await signInWith('trusted', person);
+  const claims = await idTokenOf(after.redirectedTo, request);
+  expect([claims.sub, claims.amr]).toEqual([mine.id, ['fed']]);
+  expect((await server.services.linkedIdentities.listFor(mine.id)).map((link) => link.provider)).toEqual(['trusted']);
+});
+
+test('an account with two-step verification is asked for its code after the provider', async () => {
+  const person = await createUser(upstream);
+  const mine = await server.services.users.create({ email: person.email, password: PASSWORD, roles: [], emailVerified: true });
+  await server.services.linkedIdentities.link(mine.id, 'trusted', (await upstream.services.users.findByEmail(person.email))?.id ?? '', person.email);
+  const secret = newTotpSecret();
+  await server.services.twoFactor.enroll(mine.id, secret, codeAt(secret, Date.now()));
+  const { after, browser, request } = await signInWith('trusted', person);
+  const codePage = after.page as Page;
+  expect(codePage.status).toBe(200);
+  const done = await browser.down.submit(codePage, formOf(codePage, '/totp'), { code: codeAt(secret, Date.now() + 30_000) }, server.issuer);
+  const claims = await idTokenOf(done.redirectedTo, request);
+  expect(claims.sub).toBe(mine.id);
+  expect(claims.amr).toEqual(['fed', 'otp', 'mfa']);
+});
+
+test('refusals: a provider that makes no accounts, a disabled account, a provider that is down, an unknown provider', async () => {
+  const stranger = await createUser(upstream);
+  const closed = await signInWith('closed', stranger);
+  expect(closed.after.page?.status).toBe(403);
+  expect(textOf(closed.after.page)).toContain('No account here is linked to that Closed SSO account.');
+  expect(await server.services.users.findByEmail(stranger.email)).toBeUndefined();
+
+  const person = await createUser(upstream);
+  const first = await signInWith('corp', person);
+  const { sub } = await idTokenOf(first.after.redirectedTo, first.request);
+  await server.services.users.disable(sub);
+  const refused = await signInWith('corp', person);
+  expect(refused.after.page?.status).toBe(403);
+  expect(textOf(refused.after.page)).toContain('This account is disabled.');
+
+  const browser = new Browser();
+  const { page } = await openLogin(browser);
+  const down = await pressContinueWith(browser, page, 'down');
+  expect(down.page?.status).toBe(502);
+  expect(textOf(down.page)).toContain('Down SSO could not be reached.');
+
+  const unknown = await browser.down.request(`${server.issuer}${formOf(page, '/federated/corp').action.replace(/corp$/, 'nowhere')}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf: formOf(page, '/federated/corp').fields.find((field) => field.name === 'csrf')?.value ?? '' }),
+  });
+  expect(unknown.status).toBe(404);
+});
+
+test('wrong answers: cancelled at the provider, replayed, another provider’s, forged state', async () => {
+  // Cancelled at the provider: its login page's Cancel sends access_denied back.
+  const browser = new Browser();
+  const { page } = await openLogin(browser);
+  const sent = await pressContinueWith(browser, page, 'corp');
+  const { page: theirs } = await browser.up.follow((sent.redirectedTo as URL).href, upstream.issuer);
+  const cancelled = await browser.up.submit(theirs as Page, formOf(theirs as Page, '/abort'), {}, upstream.issuer);
+  expect(cancelled.redirectedTo?.searchParams.get('error')).toBe('access_denied');
+  const shown = await browser.down.follow((cancelled.redirectedTo as URL).href, server.issuer);
+  expect(shown.page?.status).toBe(400);
+  expect(textOf(shown.page)).toContain('Signing in with Corp SSO was cancelled.');
+
+  // An answer works once: the same callback again is refused, and the login page says why.
+  const person = await createUser(upstream);
+  const done = await signInWith('corp', person);
+  expect(done.after.redirectedTo?.origin).toBe('https://app.example.test');
+  const replayed = await done.browser.down.follow(done.callback.href, server.issuer);
+  expect(replayed.page?.status).toBe(400);
+  expect(textOf(replayed.page)).toContain('You have already signed in to Web App.');
+
+  // An answer that reaches another provider's callback than the sign-in began with (a mix-up) is refused.
+  const mixed = new Browser();
+  const { page: login } = await openLogin(mixed);
+  const toCorp = await pressContinueWith(mixed, login, 'corp');
+  const corpAnswer = await signInAtProvider(mixed, toCorp.redirectedTo as URL, person);
+  const elsewhere = new URL(corpAnswer.href.replace('/federation/corp/', '/federation/trusted/'));
+  const mixedUp = await mixed.down.follow(elsewhere.href, server.issuer);
+  expect(mixedUp.page?.status).toBe(400);
+  expect(textOf(mixedUp.page)).toContain('The sign-in with Trusted SSO expired or was used already.');
+
+  // A state that names no sign-in, or no state at all.
+  for (const query of ['code=x&state=nonsense', 'code=x', 'error=access_denied']) {
+    const forged = await new UserAgent().follow(`${server.issuer}/federation/corp/callback?${query}`, server.issuer);
+    expect(forged.page?.status).toBe(400);
+    expect(textOf(forged.page)).toContain('This answer from a sign-in provider does not belong to a sign-in here.');
+  }
+  // A well-formed state naming no sign-in of this browser.
+  const stranger = await new UserAgent().follow(`${server.issuer}/federation/corp/callback?code=x&state=${'a'.repeat(21)}.${'b'.repeat(43)}`, server.issuer);
+  expect(stranger.page?.status).toBe(400);
+  expect(stranger.page?.html).toContain('<h1>');
+  expect(stranger.page?.html).not.toMatch(/at .*\.ts:\d+/);
+});
+
+test('the account page lists the linked sign-in, and unlinks it once it is not the only way in', async () => {
+  const person = await createUser(upstream);
+  // The account page, in another browser: its sign-in is the same login page, and the provider is pressed there.
+  const browser = new Browser();
+  const { page: login } = await browser.down.follow(`${server.issuer}/account`, server.issuer);
+  const sent = await pressContinueWith(browser, login as Page, 'corp');
+  const callback = await signInAtProvider(browser, sent.redirectedTo as URL, person);
+  const { page } = await browser.down.follow(callback.href, server.issuer);
+  expect(page?.status).toBe(200);
+  expect(textOf(page)).toContain(`Corp SSO (${person.email}), linked`);
+
+  const unlinkForm = formOf(page as Page, '/account/identities/unlink');
+  const refused = await browser.down.submit(page as Page, unlinkForm, {}, server.issuer);
+  expect(refused.page?.status).toBe(400);
+  expect(textOf(refused.page)).toContain('This is your only way to sign in: set a password first');
+
+  const account = await server.services.users.findByEmail(person.email);
+  await server.services.users.setPassword(account?.id ?? '', PASSWORD);
+  // A new password signs every browser out (an administrator's change): sign in again, with the password now.
+  const { page: again } = await browser.down.follow(`${server.issuer}/account`, server.issuer);
+  const { page: accountPage } = await browser.down.submit(again as Page, loginFormOf(again as Page), { email: person.email, password: PASSWORD }, server.issuer);
+  const unlinked = await browser.down.submit(accountPage as Page, formOf(accountPage as Page, '/account/identities/unlink'), {}, server.issuer);
+  expect(unlinked.page?.status).toBe(200);
+  expect(textOf(unlinked.page)).toContain('That sign-in was unlinked: it no longer signs you in.');
+  expect(await server.services.linkedIdentities.listFor(account?.id ?? '')).toEqual([]);
+  const events = (await audited('identity_unlinked')).filter((event) => event.accountId === account?.id);
+  expect(events.map((event) => event.detail?.by)).toEqual(['self']);
+});
