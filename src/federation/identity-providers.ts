@@ -29,7 +29,12 @@ export interface IdentityProvider {
    * "Trust Email"); otherwise the person proves the account is theirs with its password first.
    */
   trustEmail: boolean;
+  /** Added to each authorization request: Google's `prompt=select_account` or `hd`, Entra ID's `domain_hint`, … */
+  authorizationParameters: Record<string, string>;
 }
+
+/** What each request must carry as we make it: a provider's entry cannot set them. */
+const OUR_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'request', 'request_uri', 'response_mode'];
 
 const providerEntry = z
   .strictObject({
@@ -47,6 +52,10 @@ const providerEntry = z
     scope: z.string().regex(/^\S+( \S+)*$/).default('openid email profile'),
     createAccounts: z.boolean().default(true),
     trustEmail: z.boolean().default(false),
+    authorizationParameters: z
+      .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a parameter name is letters, digits, _ . and -'), z.string().max(512))
+      .refine((parameters) => !Object.keys(parameters).some((name) => OUR_PARAMETERS.includes(name)), `authorizationParameters cannot set ${OUR_PARAMETERS.join(', ')}`)
+      .default({}),
   })
   .refine((entry) => !(entry.clientSecret && entry.clientSecretEnv), 'give clientSecret or clientSecretEnv, not both')
   .refine((entry) => entry.scope.split(' ').includes('openid'), 'scope must include openid');

@@ -77,6 +77,7 @@ export class UpstreamProviders {
       codeVerifier: oidc.randomPKCECodeVerifier(),
     };
     const url = oidc.buildAuthorizationUrl(configuration, {
+      ...provider.authorizationParameters,
       redirect_uri: this.redirectUri(provider),
       scope: provider.scope,
       state: pending.state,

@@ -5,7 +5,8 @@
  *                                                            with the interaction
  *   GET  /federation/:provider/callback?code&state         the provider's answer: the state names the interaction,
  *                                                            and the browser is sent on to its own path below, where
- *                                                            its interaction cookie is
+ *                                                            its interaction cookie is (or, for a link begun on the
+ *                                                            account page, to src/self-service/linked-identities.ts)
  *   GET  /interaction/:uid/federated/:provider/callback    the answer checked (once) → the account, then the app
  *   POST /interaction/:uid/federated/link                  the existing account's password, to link it
  *   POST /interaction/:uid/federated/link/cancel           not linking: back to the login page
@@ -30,11 +31,12 @@ import { z } from 'zod';
 import { secondFactorWanted } from '../accounts/two-factor.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
-import { ConflictError } from '../errors.js';
+import { ConflictError, InputError } from '../errors.js';
 import type { IdentityProvider } from '../federation/identity-providers.js';
 import { type PendingUpstreamSignIn, type UpstreamIdentity, UpstreamSignInError } from '../federation/upstream.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
+import { ACCOUNT_STATE_PREFIX } from '../self-service/linked-identities.js';
 import { csrfToken } from './csrf.js';
 import { PageError } from './errors.js';
 import { clientShownAs, keepSignedIn, renderLogin } from './pages.js';
@@ -115,7 +117,13 @@ export function federationCallback(): Middleware {
   return (ctx, next) => {
     const match = /^\/federation\/([a-z0-9-]{1,32})\/callback$/.exec(ctx.path);
     if (!match || ctx.method !== 'GET') return next();
-    const uid = STATE.exec(String(ctx.query.state ?? ''))?.[1];
+    const state = String(ctx.query.state ?? '');
+    if (state.startsWith(ACCOUNT_STATE_PREFIX)) {
+      // A link begun on the account page (src/self-service/linked-identities.ts).
+      ctx.status = 303;
+      return ctx.redirect(`/account/identities/callback/${match[1]}?${ctx.querystring}`);
+    }
+    const uid = STATE.exec(state)?.[1];
     if (!uid) throw new PageError(400, 'This answer from a sign-in provider does not belong to a sign-in here. Go back to the application and start again.');
     ctx.status = 303;
     ctx.redirect(`/interaction/${uid}/federated/${match[1]}/callback?${ctx.querystring}`);
@@ -245,6 +253,8 @@ async function accountFor(deps: InteractionDependencies, provider: IdentityProvi
     await deps.linkedIdentities.link(user.id, provider.id, identity.subject, identity.email);
     return { user, created: true };
   } catch (error) {
+    // An address our rules refuse (InputError names why): the person can only sign in another way.
+    if (error instanceof InputError) return { refused: `The address ${provider.name} gave cannot be used for an account here.`, reason: 'unusable_email' };
     // Made meanwhile, by another tab's sign-in or a registration: that account is the one to link.
     if (!(error instanceof ConflictError)) throw error;
     const made = await deps.users.findByEmail(identity.email);

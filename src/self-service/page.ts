@@ -21,6 +21,7 @@ const NOTICES = {
   'passkey-removed': 'That passkey was removed: it no longer signs you in.',
   'passkey-renamed': 'That passkey was renamed.',
   'identity-unlinked': 'That sign-in was unlinked: it no longer signs you in.',
+  'identity-linked': 'That sign-in was linked: it signs you in here from now on.',
 } as const;
 export type AccountPageNotice = keyof typeof NOTICES;
 
@@ -67,6 +68,10 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
             lastUsed: passkey.lastUsedAt && shown(passkey.lastUsedAt),
           }))
         : undefined,
+      // Linking and unlinking ask for the current password where the account has one (./linked-identities.ts).
+      hasPassword: user.passwordChangedAt !== null,
+      // The providers not linked yet, to link from here.
+      linkable: deps.upstream.list.filter((provider) => !identities.some((identity) => identity.provider === provider.id)).map(({ id, name }) => ({ id, name })),
       // Shown where the server has identity providers, or the account still has a link to one since removed.
       identities:
         deps.upstream.list.length > 0 || identities.length > 0

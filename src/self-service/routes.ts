@@ -38,6 +38,7 @@ import { addEmailLinkPages } from './email-link-pages.js';
 import { WRONG_PASSWORD, checkCode, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
 import { addAccountDeletionRoutes } from './account-deletion.js';
 import { addPasskeyRoutes } from './passkeys.js';
+import { addLinkedIdentityRoutes } from './linked-identities.js';
 import { addReplaceAppRoutes } from './replace-app.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
@@ -63,7 +64,6 @@ const passwordForm = z.object({
 const nameForm = z.object({ name: z.string('Enter your name.').trim().max(200, 'That name is too long: 200 characters at most.') });
 const sessionForm = z.object({ session: z.string().min(1).max(200) });
 const appForm = z.object({ grant: z.string().min(1).max(200) });
-const identityForm = z.object({ provider: z.string().min(1).max(64) });
 
 const WRONG_CODE = 'That code is not right. Enter the code your app shows now.';
 
@@ -98,6 +98,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   addEmailChangeRoutes(router, deps, signedIn);
   addReplaceAppRoutes(router, deps, signedIn);
   addPasskeyRoutes(router, deps, signedIn);
+  addLinkedIdentityRoutes(router, deps, { signedIn, signedInNow, done });
   addAccountDeletionRoutes(router, deps, signedIn);
 
   router.get('/', async (ctx) => {
@@ -118,7 +119,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   });
 
   // After a refused form the address bar shows its action; reloading it is a GET, which goes back to the page.
-  router.get(['/name', '/password', '/two-step/recovery-codes', '/two-step/off', '/sessions/end', '/apps/remove', '/identities/unlink'], (ctx) => {
+  router.get(['/name', '/password', '/two-step/recovery-codes', '/two-step/off', '/sessions/end', '/apps/remove'], (ctx) => {
     ctx.status = 303;
     ctx.redirect('/account');
   });
@@ -181,20 +182,6 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     if (!form.success) throw new PageError(400, 'The form did not say which app to remove.');
     await deps.users.revokeGrant(user.id, form.data.grant).catch(ignoreNotFound);
     done(ctx, 'app-removed', '#apps');
-  });
-
-  router.post('/identities/unlink', readForm, signedIn, async (ctx) => {
-    const { user } = who(ctx);
-    const form = identityForm.safeParse(ctx.request.body);
-    if (!form.success) throw new PageError(400, 'The form did not say which sign-in to unlink.');
-    // The last way in: an account made by a provider has no password until its person sets one.
-    const others = (await deps.linkedIdentities.listFor(user.id)).filter((identity) => identity.provider !== form.data.provider);
-    if (!user.passwordChangedAt && others.length === 0 && (await deps.passkeys.list(user.id)).length === 0) {
-      const error = 'This is your only way to sign in: set a password first ("Forgot your password?" on the login page), then unlink it.';
-      return renderAccountPage(ctx, deps, who(ctx), { errors: { identities: error }, status: 400 });
-    }
-    await deps.linkedIdentities.unlink(user.id, form.data.provider).catch(ignoreNotFound);
-    done(ctx, 'identity-unlinked', '#identities');
   });
 
   return router.routes() as unknown as Middleware;

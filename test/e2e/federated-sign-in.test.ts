@@ -34,7 +34,7 @@ beforeAll(async () => {
   await writeFile(
     file,
     JSON.stringify([
-      { id: 'corp', name: 'Corp SSO', ...entry },
+      { id: 'corp', name: 'Corp SSO', ...entry, authorizationParameters: { ui_locales: 'en-GB' } },
       { id: 'trusted', name: 'Trusted SSO', ...entry, trustEmail: true },
       { id: 'closed', name: 'Closed SSO', ...entry, createAccounts: false },
       // Nothing listens there: a provider that is down.
@@ -128,6 +128,7 @@ test('the login page offers each provider; a first sign-in makes a linked accoun
   expect(asked.searchParams.get('code_challenge_method')).toBe('S256');
   expect(asked.searchParams.get('scope')).toBe('openid email profile');
   expect(asked.searchParams.get('nonce')).toBeTruthy();
+  expect(asked.searchParams.get('ui_locales')).toBe('en-GB');
 
   const { after, request } = await signInWith('corp', person);
   const claims = await idTokenOf(after.redirectedTo, request);
@@ -284,7 +285,7 @@ test('wrong answers: cancelled at the provider, replayed, another provider’s, 
   expect(stranger.page?.html).not.toMatch(/at .*\.ts:\d+/);
 });
 
-test('the account page lists the linked sign-in, and unlinks it once it is not the only way in', async () => {
+test('the account page lists the linked sign-in, unlinks it (not while it is the only way in) and links it again', async () => {
   const person = await createUser(upstream);
   // The account page, in another browser: its sign-in is the same login page, and the provider is pressed there.
   const browser = new Browser();
@@ -294,9 +295,8 @@ test('the account page lists the linked sign-in, and unlinks it once it is not t
   const { page } = await browser.down.follow(callback.href, server.issuer);
   expect(page?.status).toBe(200);
   expect(textOf(page)).toContain(`Corp SSO (${person.email}), linked`);
-
-  const unlinkForm = formOf(page as Page, '/account/identities/unlink');
-  const refused = await browser.down.submit(page as Page, unlinkForm, {}, server.issuer);
+  // An account a provider made has no password: nothing to ask for, and this link is its only way in.
+  const refused = await browser.down.submit(page as Page, formOf(page as Page, '/account/identities/unlink'), {}, server.issuer);
   expect(refused.page?.status).toBe(400);
   expect(textOf(refused.page)).toContain('This is your only way to sign in: set a password first');
 
@@ -305,10 +305,41 @@ test('the account page lists the linked sign-in, and unlinks it once it is not t
   // A new password signs every browser out (an administrator's change): sign in again, with the password now.
   const { page: again } = await browser.down.follow(`${server.issuer}/account`, server.issuer);
   const { page: accountPage } = await browser.down.submit(again as Page, loginFormOf(again as Page), { email: person.email, password: PASSWORD }, server.issuer);
-  const unlinked = await browser.down.submit(accountPage as Page, formOf(accountPage as Page, '/account/identities/unlink'), {}, server.issuer);
+  const unlinkForm = formOf(accountPage as Page, '/account/identities/unlink');
+  const wrong = await browser.down.submit(accountPage as Page, unlinkForm, { current: 'not it' }, server.issuer);
+  expect(wrong.page?.status).toBe(400);
+  expect(textOf(wrong.page)).toContain('That is not your current password.');
+  const unlinked = await browser.down.submit(accountPage as Page, unlinkForm, { current: PASSWORD }, server.issuer);
   expect(unlinked.page?.status).toBe(200);
   expect(textOf(unlinked.page)).toContain('That sign-in was unlinked: it no longer signs you in.');
   expect(await server.services.linkedIdentities.listFor(account?.id ?? '')).toEqual([]);
+
+  // Linked again from the page: the password, then the provider (signed in there already), then back here.
+  const toProvider = await browser.down.submit(unlinked.page as Page, formOf(unlinked.page as Page, '/account/identities/link'), { provider: 'corp', current: PASSWORD }, server.issuer);
+  expect(toProvider.redirectedTo?.origin).toBe(upstream.issuer);
+  const answer = await signInAtProvider(browser, toProvider.redirectedTo as URL, person);
+  expect(answer.searchParams.get('state')).toMatch(/^account\./);
+  const linked = await browser.down.follow(answer.href, server.issuer);
+  expect(linked.page?.status).toBe(200);
+  expect(textOf(linked.page)).toContain('That sign-in was linked: it signs you in here from now on.');
+  expect((await server.services.linkedIdentities.listFor(account?.id ?? '')).map((identity) => identity.provider)).toEqual(['corp']);
+  // The answer works once.
+  const replayed = await browser.down.follow(answer.href, server.issuer);
+  expect(replayed.page?.status).toBe(400);
+  expect(textOf(replayed.page)).toContain('The link with Corp SSO expired, was used already, or was begun in another session.');
+
+  // Another account here cannot take that provider account: it signs in to the first one.
+  const other = await createUser(server);
+  const elsewhere = new Browser();
+  const { page: otherLogin } = await elsewhere.down.follow(`${server.issuer}/account`, server.issuer);
+  const { page: otherPage } = await elsewhere.down.submit(otherLogin as Page, loginFormOf(otherLogin as Page), { email: other.email, password: PASSWORD }, server.issuer);
+  const otherToProvider = await elsewhere.down.submit(otherPage as Page, formOf(otherPage as Page, '/account/identities/link'), { provider: 'corp', current: PASSWORD }, server.issuer);
+  const otherAnswer = await signInAtProvider(elsewhere, otherToProvider.redirectedTo as URL, person);
+  const taken = await elsewhere.down.follow(otherAnswer.href, server.issuer);
+  expect(taken.page?.status).toBe(409);
+  expect(textOf(taken.page)).toContain('That Corp SSO account signs in to another account here');
+  expect(await server.services.linkedIdentities.listFor(other.userId)).toEqual([]);
+
   const events = (await audited('identity_unlinked')).filter((event) => event.accountId === account?.id);
   expect(events.map((event) => event.detail?.by)).toEqual(['self']);
 });

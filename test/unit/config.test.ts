@@ -209,7 +209,7 @@ describe('configuration', () => {
       const google = { id: 'google', name: 'Google', issuer: 'https://accounts.google.com', clientId: 'abc', clientSecretEnv: 'GOOGLE_SECRET' };
       await writeFile(file, JSON.stringify([google]));
       expect(loadConfig({ IDENTITY_PROVIDERS_FILE: file, GOOGLE_SECRET: 's3cret' }).identityProviders).toEqual([
-        { id: 'google', name: 'Google', issuer: 'https://accounts.google.com', clientId: 'abc', clientSecret: 's3cret', scope: 'openid email profile', createAccounts: true, trustEmail: false },
+        { id: 'google', name: 'Google', issuer: 'https://accounts.google.com', clientId: 'abc', clientSecret: 's3cret', scope: 'openid email profile', createAccounts: true, trustEmail: false, authorizationParameters: {} },
       ]);
       expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [0] (google): GOOGLE_SECRET (its clientSecretEnv) is not set']);
       expect(loadConfig({}).identityProviders).toEqual([]);
@@ -217,12 +217,15 @@ describe('configuration', () => {
       await writeFile(file, '[{"id": "google",');
       expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })[0]).toMatch(/^IDENTITY_PROVIDERS_FILE \(.*providers\.json\): .*JSON/);
       const local = { id: 'local', name: 'Local', issuer: 'http://127.0.0.1:4000', clientId: 'x', clientSecret: 'y' };
-      await writeFile(file, JSON.stringify([{ ...google, clientSecretEnv: undefined, clientSecret: 'y', scope: 'email' }, { ...local, id: 'Bad Id' }, { ...local, id: 'link', extra: 1 }]));
+      await writeFile(file, JSON.stringify([{ ...google, clientSecretEnv: undefined, clientSecret: 'y', scope: 'email' }, { ...local, id: 'Bad Id' }, { ...local, id: 'link', extra: 1 }, { ...local, id: 'params', authorizationParameters: { prompt: 'select_account', state: 'mine' } }]));
       const problems = problemsOf({ IDENTITY_PROVIDERS_FILE: file });
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [0] (google): scope must include openid');
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [1] (Bad Id).id: must be 1–32 lower-case letters, digits and dashes');
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [2] (link).id: link is taken: choose another id');
       expect(problems.some((problem) => problem.startsWith('IDENTITY_PROVIDERS_FILE [2] (link)') && problem.includes('extra'))).toBe(true);
+      expect(problems).toContain(
+        'IDENTITY_PROVIDERS_FILE [3] (params).authorizationParameters: authorizationParameters cannot set response_type, client_id, redirect_uri, scope, state, nonce, code_challenge, code_challenge_method, request, request_uri, response_mode',
+      );
       // http is for a provider on this machine or network, outside production; an id once.
       await writeFile(file, JSON.stringify([local, local]));
       expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [1] (local): the id local is used twice']);

@@ -1,0 +1,149 @@
+/**
+ * The account page's "Other sign-ins" (src/federation/): the accounts at other identity providers that sign in
+ * to this one, linked and unlinked by the person.
+ *
+ *   POST /account/identities/link                  a provider (and the current password, where the account has
+ *                                                  one) → to the provider, with a state, a nonce and PKCE kept in
+ *                                                  a signed cookie of this path
+ *   GET  /account/identities/callback/:provider    the provider's answer (sent on by /federation/:provider/
+ *                                                  callback, its state being `account.…`) → linked
+ *   POST /account/identities/unlink                a provider (and the current password) → unlinked
+ *
+ * Linking adds a way in and unlinking takes one away, so both ask for the current password where the account has
+ * one, as adding and removing a passkey do: a session left open is no way to keep the account or to lock its
+ * person out. An account's last way in (no password, passkey or other link) is not unlinked.
+ */
+import type { Router } from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { z } from 'zod';
+import { NotFoundError } from '../errors.js';
+import { type PendingUpstreamSignIn, UpstreamSignInError } from '../federation/upstream.js';
+import { readForm } from '../http/read-form.js';
+import { PageError } from '../interaction/errors.js';
+import { type AccountPageNotice, renderAccountPage } from './page.js';
+import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
+import type { AccountDependencies } from './routes.js';
+import type { SignedIn } from './signed-in.js';
+
+/** The state of a link begun on the account page: /federation/:provider/callback sends its answer here. */
+export const ACCOUNT_STATE_PREFIX = 'account.';
+
+const LINK_COOKIE = 'authz.link';
+const LINK_PATH = '/account/identities';
+const LINK_TTL_MS = 10 * 60 * 1000;
+
+const identityForm = z.object({
+  provider: z.string().min(1).max(64),
+  current: currentPasswordField.optional(),
+});
+
+const keptLink = z.object({
+  provider: z.string(),
+  state: z.string(),
+  nonce: z.string(),
+  codeVerifier: z.string(),
+  accountId: z.string(),
+  expiresAt: z.number(),
+});
+
+/** Whether the account has a password of its own (an account a provider made has none until one is set). */
+const hasPassword = (signedIn: SignedIn) => signedIn.user.passwordChangedAt !== null;
+
+export function addLinkedIdentityRoutes(
+  router: Router,
+  deps: AccountDependencies,
+  steps: { signedIn: Middleware; signedInNow: (ctx: Context) => Promise<SignedIn | undefined>; done: (ctx: Context, notice: AccountPageNotice, anchor?: string) => void },
+): void {
+  const { signedIn, signedInNow, done } = steps;
+  const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, path: LINK_PATH, secure: deps.config.production, overwrite: true };
+  const refuseWith = (ctx: Context, error: string, status = 400) => renderAccountPage(ctx, deps, ctx.state.signedIn as SignedIn, { errors: { identities: error }, status });
+
+  /** The form, with the current password checked where the account has one; undefined when refused (page sent). */
+  const checkedForm = async (ctx: Context): Promise<z.infer<typeof identityForm> | undefined> => {
+    const form = identityForm.safeParse(ctx.request.body);
+    if (!form.success) throw new PageError(400, 'The form did not say which sign-in.');
+    if (!hasPassword(ctx.state.signedIn as SignedIn)) return form.data;
+    if (form.data.current === undefined) return void (await refuseWith(ctx, 'Enter your current password.'));
+    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    if (!('passed' in checked)) return void (await refuse(ctx, deps, checked, 'identities', WRONG_PASSWORD));
+    return form.data;
+  };
+
+  router.get(['/identities/link', '/identities/unlink'], (ctx) => {
+    ctx.status = 303;
+    ctx.redirect('/account#identities');
+  });
+
+  router.post('/identities/link', readForm, signedIn, async (ctx) => {
+    const { user } = ctx.state.signedIn as SignedIn;
+    const form = await checkedForm(ctx);
+    if (!form) return;
+    const provider = deps.upstream.get(form.provider);
+    if (!provider) throw new PageError(404, 'This server offers no sign-in with that provider.');
+    let started: Awaited<ReturnType<typeof deps.upstream.begin>>;
+    try {
+      started = await deps.upstream.begin(provider, (random) => `${ACCOUNT_STATE_PREFIX}${random}`);
+    } catch (error) {
+      if (error instanceof UpstreamSignInError) return refuseWith(ctx, error.message, 502);
+      throw error;
+    }
+    const kept: z.infer<typeof keptLink> = { ...started.pending, accountId: user.id, expiresAt: Date.now() + LINK_TTL_MS };
+    ctx.cookies.set(LINK_COOKIE, Buffer.from(JSON.stringify(kept)).toString('base64url'), { ...cookieOptions, maxAge: LINK_TTL_MS });
+    ctx.status = 303;
+    ctx.redirect(started.url.href);
+  });
+
+  router.get('/identities/callback/:provider', async (ctx) => {
+    const found = await signedInNow(ctx);
+    if (!found) throw new PageError(401, 'You are not signed in to your account any more.', { href: '/account', label: 'Sign in to your account' });
+    ctx.state.signedIn = found;
+    const provider = deps.upstream.get(ctx.params.provider ?? '');
+    if (!provider) throw new PageError(404, 'This server offers no sign-in with that provider.');
+    // Taken once: the cookie goes whatever the answer.
+    const kept = takeKeptLink(ctx);
+    ctx.cookies.set(LINK_COOKIE, null, cookieOptions);
+    if (!kept || kept.provider !== provider.id || kept.accountId !== found.user.id) {
+      return refuseWith(ctx, `The link with ${provider.name} expired, was used already, or was begun in another session. Try again.`);
+    }
+    const pending: PendingUpstreamSignIn = { provider: kept.provider, state: kept.state, nonce: kept.nonce, codeVerifier: kept.codeVerifier };
+    let subject: string;
+    let email: string | undefined;
+    try {
+      ({ subject, email } = await deps.upstream.complete(provider, ctx.querystring, pending));
+    } catch (error) {
+      if (error instanceof UpstreamSignInError) return refuseWith(ctx, error.message);
+      throw error;
+    }
+    if (!(await deps.linkedIdentities.link(found.user.id, provider.id, subject, email))) {
+      const error = `That ${provider.name} account signs in to another account here, or yours has another ${provider.name} account linked: unlink that one first.`;
+      return refuseWith(ctx, error, 409);
+    }
+    done(ctx, 'identity-linked', '#identities');
+  });
+
+  router.post('/identities/unlink', readForm, signedIn, async (ctx) => {
+    const signedInAs = ctx.state.signedIn as SignedIn;
+    const form = await checkedForm(ctx);
+    if (!form) return;
+    const others = (await deps.linkedIdentities.listFor(signedInAs.user.id)).filter((identity) => identity.provider !== form.provider);
+    if (!hasPassword(signedInAs) && others.length === 0 && (await deps.passkeys.list(signedInAs.user.id)).length === 0) {
+      return refuseWith(ctx, 'This is your only way to sign in: set a password first ("Forgot your password?" on the login page), then unlink it.');
+    }
+    await deps.linkedIdentities.unlink(signedInAs.user.id, form.provider).catch((error: unknown) => {
+      // Unlinked already (another tab, an administrator): what was asked for.
+      if (!(error instanceof NotFoundError)) throw error;
+    });
+    done(ctx, 'identity-unlinked', '#identities');
+  });
+}
+
+function takeKeptLink(ctx: Context): z.infer<typeof keptLink> | undefined {
+  const value = ctx.cookies.get(LINK_COOKIE, { signed: true });
+  if (!value) return undefined;
+  try {
+    const kept = keptLink.safeParse(JSON.parse(Buffer.from(value, 'base64url').toString('utf8')));
+    return kept.success && kept.data.expiresAt > Date.now() ? kept.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
