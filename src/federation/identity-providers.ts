@@ -33,6 +33,9 @@ export interface IdentityProvider {
   authorizationParameters: Record<string, string>;
 }
 
+/** The authorization parameters by which an app names the provider to sign in with (ours, and Keycloak's). */
+export const IDP_HINT_PARAMETERS = ['idp_hint', 'kc_idp_hint'];
+
 /** What each request must carry as we make it: a provider's entry cannot set them. */
 const OUR_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'request', 'request_uri', 'response_mode'];
 

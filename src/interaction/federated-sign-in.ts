@@ -32,7 +32,7 @@ import { secondFactorWanted } from '../accounts/two-factor.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError, InputError } from '../errors.js';
-import type { IdentityProvider } from '../federation/identity-providers.js';
+import { IDP_HINT_PARAMETERS, type IdentityProvider } from '../federation/identity-providers.js';
 import { type PendingUpstreamSignIn, type UpstreamIdentity, UpstreamSignInError } from '../federation/upstream.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
@@ -178,25 +178,13 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
   });
 
   router.post('/federated/link/cancel', readForm, interaction, async (ctx) => {
-    await keep(ctx.state.interaction as Interaction, {});
+    // Back to the login page, and not on to the provider again by the app's idp_hint.
+    await keep(ctx.state.interaction as Interaction, { hinted: true });
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });
 
-  router.post('/federated/:provider', readForm, interaction, async (ctx) => {
-    const details = ctx.state.interaction as Interaction;
-    const provider = providerOf(ctx);
-    let started: Awaited<ReturnType<typeof deps.upstream.begin>>;
-    try {
-      started = await deps.upstream.begin(provider, (random) => `${details.uid}.${random}`);
-    } catch (error) {
-      if (error instanceof UpstreamSignInError) return refuse(ctx, error.message, 502);
-      throw error;
-    }
-    await keep(details, { federated: { ...started.pending, expiresAt: Date.now() + UPSTREAM_SIGN_IN_TTL_MS } });
-    ctx.status = 303;
-    ctx.redirect(started.url.href);
-  });
+  router.post('/federated/:provider', readForm, interaction, (ctx) => sendToProvider(ctx, deps, ctx.state.interaction as Interaction, providerOf(ctx)));
 
   router.get('/federated/:provider/callback', interaction, async (ctx) => {
     const details = ctx.state.interaction as Interaction;
@@ -230,6 +218,34 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
     });
     await signedIn(ctx, resolved.user, ['fed']);
   });
+}
+
+/** To the provider, with what its answer is checked against kept with the interaction; the login page if it is down. */
+async function sendToProvider(ctx: Context, deps: InteractionDependencies, details: Interaction, provider: IdentityProvider): Promise<void> {
+  let started: Awaited<ReturnType<typeof deps.upstream.begin>>;
+  try {
+    started = await deps.upstream.begin(provider, (random) => `${details.uid}.${random}`);
+  } catch (error) {
+    if (error instanceof UpstreamSignInError) return renderLogin(ctx, deps, details, { error: error.message, status: 502 });
+    throw error;
+  }
+  // `hinted`: the app's idp_hint has been followed once; back at the login page, it is not followed again.
+  await keep(details, { federated: { ...started.pending, expiresAt: Date.now() + UPSTREAM_SIGN_IN_TTL_MS }, hinted: true });
+  ctx.status = 303;
+  ctx.redirect(started.url.href);
+}
+
+/**
+ * The app named a provider of ours (`idp_hint` or `kc_idp_hint`, as Keycloak's): the login page is skipped, once.
+ * A hint that names no provider is ignored, as Keycloak ignores it, and the login page shows.
+ */
+export async function followedIdpHint(ctx: Context, deps: InteractionDependencies, details: Interaction): Promise<boolean> {
+  if ((details.result as { hinted?: unknown } | undefined)?.hinted) return false;
+  const hint = IDP_HINT_PARAMETERS.map((name) => details.params[name]).find((value) => typeof value === 'string');
+  const provider = typeof hint === 'string' ? deps.upstream.get(hint) : undefined;
+  if (!provider) return false;
+  await sendToProvider(ctx, deps, details, provider);
+  return true;
 }
 
 type Resolution = { user: User; created?: true } | { link: PendingLink } | { refused: string; reason: string; accountId?: string };

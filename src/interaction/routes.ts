@@ -43,7 +43,7 @@ import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
 import { addEmailConfirmationRoutes, renderEmailConfirmation } from './email-confirmation.js';
 import { addPasswordChangeRoutes, renderPasswordChange } from './password-change.js';
 import { addPasskeySignInRoutes } from './passkey-sign-in.js';
-import { addFederatedSignInRoutes, pendingLinkOf, renderLinkPage } from './federated-sign-in.js';
+import { addFederatedSignInRoutes, followedIdpHint, pendingLinkOf, renderLinkPage } from './federated-sign-in.js';
 import type { LinkedIdentities } from '../federation/linked-identities.js';
 import type { UpstreamProviders } from '../federation/upstream.js';
 import { addRegistrationRoutes } from './registration.js';
@@ -128,6 +128,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     if (secondFactor) return renderSecondFactor(ctx, deps, details, secondFactor);
     const link = details.prompt.name === 'login' ? pendingLinkOf(details) : undefined;
     if (link) return renderLinkPage(ctx, deps, details, link);
+    if (details.prompt.name === 'login' && (await followedIdpHint(ctx, deps, details))) return;
     if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     if (details.prompt.name === CONFIRM_EMAIL_PROMPT) return renderEmailConfirmation(ctx, deps, details);

@@ -21,6 +21,7 @@ import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
 import { OIDC_SCOPES } from './scopes.js';
+import { IDP_HINT_PARAMETERS } from '../federation/identity-providers.js';
 import { pastMaximum, sessionTtl } from './session-lifetime.js';
 import { rethrowStoreError } from '../store/outages.js';
 
@@ -82,6 +83,9 @@ export function createProvider(deps: ProviderDependencies): Provider {
     sectorIdentifierUriValidate: () => false,
     // A client asks for a sign-in with two steps by sending this in acr_values (step-up; ./second-factor checks).
     acrValues: [MFA_ACR],
+    // An app may name the identity provider to sign in with, skipping our login page (src/interaction/
+    // federated-sign-in.ts): `idp_hint`, or Keycloak's `kc_idp_hint` for apps that moved from it.
+    extraParams: IDP_HINT_PARAMETERS,
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
     conformIdTokenClaims: false,
     extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims),

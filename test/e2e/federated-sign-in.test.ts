@@ -343,3 +343,33 @@ test('the account page lists the linked sign-in, unlinks it (not while it is the
   const events = (await audited('identity_unlinked')).filter((event) => event.accountId === account?.id);
   expect(events.map((event) => event.detail?.by)).toEqual(['self']);
 });
+
+test('an app that names the provider (idp_hint, or Keycloak’s kc_idp_hint) skips the login page, once', async () => {
+  const person = await createUser(upstream);
+  for (const parameter of ['idp_hint', 'kc_idp_hint']) {
+    const browser = new Browser();
+    const request = await codeFlowRequest(rp, { scope: 'openid email', [parameter]: 'corp' });
+    const sent = await browser.down.follow(request.url.href, server.issuer);
+    expect(sent.redirectedTo?.origin).toBe(upstream.issuer);
+    const callback = await signInAtProvider(browser, sent.redirectedTo as URL, person);
+    const { redirectedTo } = await browser.down.follow(callback.href, server.issuer);
+    expect((await idTokenOf(redirectedTo, request)).email).toBe(person.email);
+  }
+
+  // A hint that names no provider of ours is ignored: the login page.
+  const unknown = await new Browser().down.follow((await codeFlowRequest(rp, { idp_hint: 'nowhere' })).url.href, server.issuer);
+  expect(unknown.page?.status).toBe(200);
+  expect(parseForms(unknown.page?.html ?? '').some((form) => form.action.endsWith('/login'))).toBe(true);
+
+  // Cancelled at the provider: the login page says so, and reloading it does not send the person back there.
+  const browser = new Browser();
+  const sent = await browser.down.follow((await codeFlowRequest(rp, { idp_hint: 'corp' })).url.href, server.issuer);
+  const { page: theirs } = await browser.up.follow((sent.redirectedTo as URL).href, upstream.issuer);
+  const cancelled = await browser.up.submit(theirs as Page, formOf(theirs as Page, '/abort'), {}, upstream.issuer);
+  const shown = await browser.down.follow((cancelled.redirectedTo as URL).href, server.issuer);
+  expect(textOf(shown.page)).toContain('Signing in with Corp SSO was cancelled.');
+  const interactionPage = new URL(formOf(shown.page as Page, '/login').action, server.issuer).href.replace(/\/login$/, '');
+  const reloaded = await browser.down.follow(interactionPage, server.issuer);
+  expect(reloaded.page?.status).toBe(200);
+  expect(reloaded.redirectedTo).toBeUndefined();
+});
