@@ -20,6 +20,9 @@ const openidClient = () => {
 /** How long a provider has to answer each request (discovery, keys, the code's redemption, userinfo). */
 const UPSTREAM_TIMEOUT_SECONDS = 10;
 
+/** How long a provider's discovery document is used before it is fetched again (its endpoints may move). */
+const DISCOVERY_TTL_MS = 24 * 3600 * 1000;
+
 /** Who the provider says signed in: its subject, and the address if it gave one. */
 export interface UpstreamIdentity {
   subject: string;
@@ -42,7 +45,7 @@ export class UpstreamSignInError extends Error {}
 
 export class UpstreamProviders {
   readonly #byId: Map<string, IdentityProvider>;
-  readonly #configurations = new Map<string, Promise<Configuration>>();
+  readonly #configurations = new Map<string, { configuration: Promise<Configuration>; at: number }>();
 
   constructor(
     providers: readonly IdentityProvider[],
@@ -116,13 +119,20 @@ export class UpstreamProviders {
     }
   }
 
-  /** Discovery, once per provider while it works; a failure is forgotten, so that the next sign-in tries again. */
+  /**
+   * Discovery, once a day per provider while it works (its keys are fetched again by openid-client whenever an ID
+   * token names one it does not have); a failure is forgotten, so that the next sign-in tries again.
+   */
   #configuration(provider: IdentityProvider): Promise<Configuration> {
-    let found = this.#configurations.get(provider.id);
+    const kept = this.#configurations.get(provider.id);
+    let found = kept && Date.now() - kept.at < DISCOVERY_TTL_MS ? kept.configuration : undefined;
     if (!found) {
-      found = this.#discover(provider);
-      this.#configurations.set(provider.id, found);
-      found.catch(() => this.#configurations.delete(provider.id));
+      const discovered = this.#discover(provider);
+      found = discovered;
+      this.#configurations.set(provider.id, { configuration: discovered, at: Date.now() });
+      discovered.catch(() => {
+        if (this.#configurations.get(provider.id)?.configuration === discovered) this.#configurations.delete(provider.id);
+      });
     }
     return found.catch((error: unknown) => {
       // Whatever kept discovery from working (no answer, an error page, a document that is not the issuer's), the

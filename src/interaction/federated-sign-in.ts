@@ -17,8 +17,9 @@
  *    account's password (the page "Link your <name> sign-in"), unless the provider is trusted for its confirmed
  *    addresses (`trustEmail`) and says this one is confirmed: an address alone is not proof that the account is
  *    theirs, since a provider may let anyone claim any address;
- * 3. else a new account with that address (`createAccounts`, the default), without a password; its address is
- *    confirmed when the provider says so, and otherwise EMAIL_CONFIRMATION_REQUIRED asks for it as for any account.
+ * 3. else a new account with that address (`createAccounts`, the default), without a password, when the provider
+ *    says the address is confirmed: an account made for an address nobody confirmed could be waiting for its
+ *    owner, whom a password reset would let in beside whoever made the link (a pre-account takeover).
  *
  * The provider's sign-in counts as one step (`amr` fed): an account that must use two-step verification (by user,
  * role or app) is asked for its code next, as after a password.
@@ -263,6 +264,11 @@ async function accountFor(deps: InteractionDependencies, provider: IdentityProvi
   if (existing) return linkExisting(deps, provider, { ...identity, email: identity.email }, existing);
   if (!provider.createAccounts) {
     return { refused: `No account here is linked to that ${provider.name} account. Sign in with your email and password, or ask your administrator for an account.`, reason: 'no_account' };
+  }
+  // An account made for an address nobody confirmed could be waiting for that address's owner: once they took it
+  // over by a password reset, the link would still let in whoever made it (a pre-account takeover).
+  if (!identity.emailVerified) {
+    return { refused: `${provider.name} has not confirmed your address, ${identity.email}. Confirm it there and try again, or sign in here another way.`, reason: 'email_unconfirmed' };
   }
   try {
     const user = await deps.users.create({ email: identity.email, name: identity.name, roles: deps.config.registration.roles, emailVerified: identity.emailVerified });

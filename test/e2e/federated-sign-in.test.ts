@@ -213,12 +213,20 @@ test('an account with two-step verification is asked for its code after the prov
   expect(claims.amr).toEqual(['fed', 'otp', 'mfa']);
 });
 
-test('refusals: a provider that makes no accounts, a disabled account, a provider that is down, an unknown provider', async () => {
+test('refusals: a provider that makes no accounts, an unconfirmed address, a disabled account, a provider that is down, an unknown provider', async () => {
   const stranger = await createUser(upstream);
   const closed = await signInWith('closed', stranger);
   expect(closed.after.page?.status).toBe(403);
   expect(textOf(closed.after.page)).toContain('No account here is linked to that Closed SSO account.');
   expect(await server.services.users.findByEmail(stranger.email)).toBeUndefined();
+
+  // An address the provider has not confirmed makes no account (it could be waiting for its owner).
+  const unconfirmed = { email: `unconfirmed.${Date.now()}@example.test`, userId: '' };
+  await upstream.services.users.create({ email: unconfirmed.email, password: PASSWORD, roles: [], emailVerified: false });
+  const notMade = await signInWith('corp', unconfirmed);
+  expect(notMade.after.page?.status).toBe(403);
+  expect(textOf(notMade.after.page)).toContain(`Corp SSO has not confirmed your address, ${unconfirmed.email}.`);
+  expect(await server.services.users.findByEmail(unconfirmed.email)).toBeUndefined();
 
   const person = await createUser(upstream);
   const first = await signInWith('corp', person);
