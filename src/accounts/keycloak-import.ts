@@ -4,7 +4,8 @@
  * UserRepresentation. What is kept: the id (as `sub`), email, first and last name, realm roles (less the ones
  * Keycloak gives everyone), emailVerified, enabled, the password credential's hash with its parameters, and two
  * required actions: "Update Password" (a temporary password) and "Configure OTP" (two-step verification asked for),
- * and the user's attributes (Keycloak keeps each as a list: one value becomes text, more stay a list).
+ * the user's attributes (Keycloak keeps each as a list: one value becomes text, more stay a list), and their
+ * federated identities (the accounts at identity providers that sign in to them) as linked identities.
  *
  * Keycloak keeps a password credential as two JSON strings: `secretData` {value, salt} in base64 and
  * `credentialData` {hashIterations, algorithm, additionalParameters}. Its algorithms are pbkdf2 (HMAC-SHA-1),
@@ -48,6 +49,7 @@ interface KeycloakUser {
   credentials?: unknown;
   requiredActions?: unknown;
   attributes?: unknown;
+  federatedIdentities?: unknown;
 }
 
 function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
@@ -66,6 +68,22 @@ function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
     passwordChangeRequired: actions.includes('UPDATE_PASSWORD'),
     totpRequired: actions.includes('CONFIGURE_TOTP'),
     ...attributesOf(user.attributes),
+    ...linkedIdentitiesOf(user.federatedIdentities),
+  };
+}
+
+/**
+ * Keycloak's links to identity providers, by the provider's alias lower-cased: give the provider that id in
+ * IDENTITY_PROVIDERS_FILE, and each person's Google (or other) sign-in keeps working.
+ */
+function linkedIdentitiesOf(federated: unknown): { linkedIdentities?: unknown[] } {
+  if (!Array.isArray(federated) || federated.length === 0) return {};
+  return {
+    linkedIdentities: federated.map((link: { identityProvider?: unknown; userId?: unknown; userName?: unknown } | null) => ({
+      provider: typeof link?.identityProvider === 'string' ? link.identityProvider.toLowerCase() : link?.identityProvider,
+      subject: link?.userId,
+      ...(typeof link?.userName === 'string' && link.userName.includes('@') ? { email: link.userName.toLowerCase() } : {}),
+    })),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Users brought over from another identity provider (`authz users import`): a file of JSON Lines, or one JSON
  * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash?, passwordChangeRequired?,
- * totpRequired?, attributes? }`; or a Keycloak export (./keycloak-import.ts).
+ * totpRequired?, attributes?, linkedIdentities? }`; or a Keycloak export (./keycloak-import.ts).
  *
  * What makes a move painless for the people signing in and the apps relying on them:
  * - `passwordHash`: the old system's hash is kept, so everyone signs in with the password they had: bcrypt as it
@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { InputError, parseInput } from '../errors.js';
 import { parseForeignHash } from './foreign-hashes.js';
+import { providerId } from '../federation/identity-providers.js';
 import { keycloakEntries } from './keycloak-import.js';
 import { newUserSchema } from './users.js';
 
@@ -43,6 +44,14 @@ export const importedUserSchema = newUserSchema.omit({ password: true, temporary
   passwordChangeRequired: z.boolean().default(false),
   /** Must set up two-step verification at the next sign-in (Keycloak's "Configure OTP"). */
   totpRequired: z.boolean().default(false),
+  /**
+   * Accounts at other identity providers that sign in to this user (Keycloak's federated identities): the
+   * provider's id in IDENTITY_PROVIDERS_FILE and the person's `sub` there.
+   */
+  linkedIdentities: z
+    .array(z.strictObject({ provider: providerId, subject: z.string().min(1).max(255), email: z.string().max(254).optional() }))
+    .max(20)
+    .default([]),
 });
 
 export type ImportedUser = z.output<typeof importedUserSchema>;
@@ -58,7 +67,7 @@ export function parseUserFile(text: string, format: ImportFormat = 'lines'): Imp
   const entries = format === 'keycloak' ? keycloakEntries(parseJson(text, 'the file')) : splitEntries(text);
   const problems: string[] = [];
   const users: ImportedUser[] = [];
-  const seen = { email: new Map<string, string>(), id: new Map<string, string>() };
+  const seen = { email: new Map<string, string>(), id: new Map<string, string>(), link: new Map<string, string>() };
   for (const entry of entries) {
     const user = checkEntry(entry, problems);
     if (!user) continue;
@@ -115,11 +124,16 @@ function parseJson(text: string, where: string): unknown {
   }
 }
 
-/** The same email or id twice in one file is a mistake to fix there, not a user to overwrite. */
-function repeatOf(seen: { email: Map<string, string>; id: Map<string, string> }, user: ImportedUser, where: string): string | undefined {
+/** The same email, id or linked identity twice in one file is a mistake to fix there, not a user to overwrite. */
+function repeatOf(seen: Record<'email' | 'id' | 'link', Map<string, string>>, user: ImportedUser, where: string): string | undefined {
   const earlierEmail = seen.email.get(user.email);
   if (earlierEmail) return `${where}: the email ${user.email} is also at ${earlierEmail}`;
   seen.email.set(user.email, where);
+  for (const { provider, subject } of user.linkedIdentities) {
+    const earlierLink = seen.link.get(`${provider} ${subject}`);
+    if (earlierLink) return `${where}: the ${provider} account ${subject} is also at ${earlierLink}`;
+    seen.link.set(`${provider} ${subject}`, where);
+  }
   if (!user.id) return undefined;
   const earlierId = seen.id.get(user.id);
   if (earlierId) return `${where}: the id ${user.id} is also at ${earlierId}`;

@@ -268,11 +268,20 @@ export class UserRepository {
           const batch = users.slice(start, start + IMPORT_BATCH_SIZE);
           const fresh = await this.#withoutExisting(trx, batch, options.skipExisting ?? false, skipped);
           if (fresh.length === 0) continue;
-          const rows = await trx<UserRow>('users').insert(fresh.map(importedRow)).returning('*');
-          created.push(...(rows as UserRow[]).map(toUser));
+          const rows = (await trx<UserRow>('users').insert(fresh.map(importedRow)).returning('*')) as UserRow[];
+          created.push(...rows.map(toUser));
+          // By email, which is unique: the order RETURNING gives rows in is not promised.
+          const idOf = new Map(rows.map((row) => [row.email, row.id]));
+          const links = fresh.flatMap((user) =>
+            user.linkedIdentities.map((link) => ({ provider: link.provider, subject: link.subject, email: link.email ?? null, user_id: idOf.get(user.email) })),
+          );
+          if (links.length > 0) await trx('linked_identities').insert(links);
         }
       });
     } catch (error) {
+      if (isUniqueViolation(error) && (error as { table?: string }).table === 'linked_identities') {
+        throw new ConflictError('a linked identity of the file signs in to a user here already; nothing was imported');
+      }
       if (isUniqueViolation(error)) throw new ConflictError('a user of the file was created meanwhile by someone else; nothing was imported, run the import again');
       throw error;
     }

@@ -39,13 +39,16 @@ export const IDP_HINT_PARAMETERS = ['idp_hint', 'kc_idp_hint'];
 /** What each request must carry as we make it: a provider's entry cannot set them. */
 const OUR_PARAMETERS = ['response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'request', 'request_uri', 'response_mode'];
 
+/** A provider's id: in URLs, and in the accounts linked to it (and so in an import's links). */
+export const providerId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be 1–32 lower-case letters, digits and dashes')
+  // `link` is a path of the sign-in's own (src/interaction/federated-sign-in.ts).
+  .refine((id) => id !== 'link', 'link is taken: choose another id');
+
 const providerEntry = z
   .strictObject({
-    // `link` is a path of the sign-in's own (src/interaction/federated-sign-in.ts).
-    id: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be 1–32 lower-case letters, digits and dashes')
-      .refine((id) => id !== 'link', 'link is taken: choose another id'),
+    id: providerId,
     name: z.string().trim().min(1).max(60),
     issuer: z.url({ protocol: /^https?$/, error: 'must be the provider’s issuer URL' }),
     clientId: z.string().min(1).max(512),

@@ -273,7 +273,7 @@ describe('authz CLI', () => {
     });
     const fromKeycloak = [
       { id: randomUUID(), username: 'kc-pbkdf2', email: 'kc-pbkdf2@example.test', enabled: true, realmRoles: ['editor', 'default-roles-shop'], attributes: { department: ['sales'], tags: ['a', 'b'], unset: [] }, credentials: [credential(pbkdf2Sync(PASSWORD, salt, 27500, 64, 'sha256'), { hashIterations: 27500, algorithm: 'pbkdf2-sha256', additionalParameters: {} })] },
-      { id: randomUUID(), username: 'kc-argon2', email: 'kc-argon2@example.test', enabled: true, credentials: [credential(argon2Sync('argon2id', { message: PASSWORD, nonce: salt, memory: 7168, passes: 5, parallelism: 1, tagLength: 32 }), { hashIterations: 5, algorithm: 'argon2', additionalParameters: { hashLength: ['32'], memory: ['7168'], type: ['id'], version: ['1.3'], parallelism: ['1'] } })] },
+      { id: randomUUID(), username: 'kc-argon2', email: 'kc-argon2@example.test', enabled: true, federatedIdentities: [{ identityProvider: 'Google', userId: '10769150350006150715113082367', userName: 'kc-argon2@gmail.example' }], credentials: [credential(argon2Sync('argon2id', { message: PASSWORD, nonce: salt, memory: 7168, passes: 5, parallelism: 1, tagLength: 32 }), { hashIterations: 5, algorithm: 'argon2', additionalParameters: { hashLength: ['32'], memory: ['7168'], type: ['id'], version: ['1.3'], parallelism: ['1'] } })] },
       { id: randomUUID(), username: 'kc-off', email: 'kc-off@example.test', enabled: false, requiredActions: ['UPDATE_PASSWORD', 'CONFIGURE_TOTP', 'VERIFY_EMAIL'] },
     ];
     const realmFile = path.join(scratch, 'shop-realm.json');
@@ -293,6 +293,20 @@ describe('authz CLI', () => {
     // Keycloak's required actions "Update Password" and "Configure OTP" carry over; the others are not ours to keep.
     expect(createdFromRealm.map((user) => [user.passwordChangeRequired, user.totpRequired])).toEqual([[false, false], [false, false], [true, true]]);
     expectRefusal(await authz(['users', 'import', '--format', 'ldif', realmFile]), 2, /argument 'ldif' is invalid/);
+    // Keycloak's federated identities are linked identities here, by the provider's alias lower-cased.
+    const linked = JSON.parse((await authz(['users', 'identities', 'kc-argon2@example.test', '--json'])).stdout) as Record<string, unknown>[];
+    expect(linked).toEqual([expect.objectContaining({ provider: 'google', subject: '10769150350006150715113082367', email: 'kc-argon2@gmail.example' })]);
+    // One provider account for two users, in a file or against one linked here, is refused whole.
+    const twice = [
+      { email: 'link-1@example.test', linkedIdentities: [{ provider: 'corp', subject: 'same' }] },
+      { email: 'link-2@example.test', linkedIdentities: [{ provider: 'corp', subject: 'same' }] },
+    ];
+    expectRefusal(await authz(['users', 'import', '-'], JSON.stringify(twice)), 1, /^authz: entry 2: the corp account same is also at entry 1\n$/);
+    const taken = { email: 'link-3@example.test', linkedIdentities: [{ provider: 'google', subject: '10769150350006150715113082367' }] };
+    expectRefusal(await authz(['users', 'import', '-'], JSON.stringify(taken)), 1, /^authz: a linked identity of the file signs in to a user here already; nothing was imported\n$/);
+    expect((await authz(['users', 'list'])).stdout).not.toContain('link-3@example.test');
+    const badProvider = { email: 'link-4@example.test', linkedIdentities: [{ provider: 'Not An Id', subject: 'x' }] };
+    expectRefusal(await authz(['users', 'import', '-'], JSON.stringify(badProvider)), 1, /^authz: line 1: linkedIdentities\.0\.provider: must be 1–32 lower-case letters, digits and dashes\n$/);
 
     if (!schema) return; // the server below shares the database: Postgres only (always so under CI)
     const server = await startTestServer({ env: { DATABASE_SCHEMA: schema, CLIENT_SECRET_PEPPERS: PEPPERS } });
