@@ -8,6 +8,7 @@ import type { TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import { MailNotSentError } from '../mail/outbox.js';
+import { accountOfPairwiseSubject } from '../oidc/pairwise-subjects.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
@@ -317,6 +318,25 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       const removed = await services.passkeys.remove(user.id, passkeyId);
       if (!removed) throw new NotFoundError(`no passkey ${passkeyId} of user ${user.email}`);
       process.stdout.write(`passkey "${removed.name}" of ${user.email} removed\n`);
+    });
+
+  users
+    .command('find-subject')
+    .description('the user an app knows by <sub>: for a pairwise client its own subject, for any other the user’s id')
+    .argument('<client-id>', 'the client whose `sub` it is')
+    .argument('<sub>', 'the subject, as the app has it')
+    .option('--json', 'print JSON')
+    .action(async (clientId: string, subject: string, options) => {
+      const services = await context.services();
+      const client = await services.clients.require(clientId);
+      const accountId =
+        client.subjectType === 'pairwise' && client.pairwiseSector
+          ? await accountOfPairwiseSubject(services.db, services.pairwiseSalt, client.pairwiseSector, subject)
+          : subject;
+      const user = accountId ? await services.users.findById(accountId) : undefined;
+      if (!user) throw new NotFoundError(`no user is ${subject} to ${clientId}`);
+      if (options.json) return printJson(summary(user, services.twoFactor));
+      process.stdout.write(`${user.email} (${user.id})\n`);
     });
 
   users

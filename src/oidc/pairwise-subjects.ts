@@ -18,6 +18,23 @@ export async function readPairwiseSalt(db: Database): Promise<string> {
 export const pairwiseSubject = (salt: string, sector: string, accountId: string) =>
   createHmac('sha256', salt).update(`${sector}\n${accountId}`).digest('base64url');
 
+/** Users' ids read per batch when a pairwise subject is looked up: keyset pages of the primary key. */
+const LOOKUP_BATCH = 10_000;
+
+/**
+ * The account whose pairwise subject in `sector` is `subject`, for support ("who is this `sub` of the shop's?"):
+ * an HMAC cannot be reversed, so every account's subject is made again (3 s of hashing per million accounts here).
+ */
+export async function accountOfPairwiseSubject(db: Database, salt: string, sector: string, subject: string): Promise<string | undefined> {
+  let after = '00000000-0000-0000-0000-000000000000';
+  for (;;) {
+    const ids = (await db('users').where('id', '>', after).orderBy('id').limit(LOOKUP_BATCH).pluck('id')) as string[];
+    const found = ids.find((id) => pairwiseSubject(salt, sector, id) === subject);
+    if (found || ids.length < LOOKUP_BATCH) return found;
+    after = ids[ids.length - 1] as string;
+  }
+}
+
 /**
  * The provider's `pairwiseIdentifier`. The client's sector is the one fixed when it was registered
  * (src/clients/sector-identifiers.ts, given to the library by ./client-adapter.ts), so that a later change of its

@@ -25,6 +25,9 @@ const NOTICES = {
 } as const;
 export type AccountPageNotice = keyof typeof NOTICES;
 
+/** An attribute's value as the page shows it: a list as its items joined, the rest as text. */
+const shownValue = (value: unknown) => (Array.isArray(value) ? value.join(', ') : String(value));
+
 const when = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
 const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unknown');
 
@@ -51,6 +54,11 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
     {
       csrf: csrfToken(ctx.app.keys as string[], session.uid, 'account'),
       user: { name: user.name, email: user.email, emailConfirmed: user.emailVerified },
+      // The attributes apps are given (USER_CLAIMS), as the person may see what is told about them; the others stay
+      // the administrators'.
+      attributes: deps.config.userClaims
+        .filter((name) => Object.hasOwn(user.attributes, name))
+        .map((name) => ({ name, value: shownValue(user.attributes[name]) })),
       // Confirming an address takes a mail; without mail the page only says whether it is confirmed.
       canConfirmEmail: Boolean(deps.outbox),
       // "on" only when it is: a sign-in meant to set it up may have been left before the app was added.

@@ -7,7 +7,9 @@
  * when the client is registered and when its redirect URIs change; the sector stays the one fixed then.
  */
 import { type Server, createServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
+import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { UserAgent, signIn } from '../support/user-agent.js';
 import { API, PASSWORD, type Fixtures, createUser, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -35,6 +37,7 @@ afterAll(async () => {
 });
 
 interface App {
+  clientId?: string;
   rp: oidc.Configuration;
   redirectUri: string;
 }
@@ -47,7 +50,7 @@ async function registerApp(redirectUris: string[], pairwise: { sectorIdentifierU
     firstParty: true,
     ...(pairwise ? { subjectType: 'pairwise', ...pairwise } : {}),
   });
-  return { rp: await discover(server, client.clientId, secret as string), redirectUri: redirectUris[0] as string };
+  return { clientId: client.clientId, rp: await discover(server, client.clientId, secret as string), redirectUri: redirectUris[0] as string };
 }
 
 /** The person signs in to `app` in a browser of their own and the app redeems the code; `resource` asks for a JWT for the API. */
@@ -90,6 +93,24 @@ test('apps of one sector agree on a person’s sub, another sector’s differs, 
   const forApi = await signInTo(blog, user, API);
   const payload = JSON.parse(Buffer.from(forApi.access_token.split('.')[1] as string, 'base64url').toString()) as { sub: string; aud: string };
   expect(payload).toMatchObject({ sub, aud: API });
+});
+
+test('an administrator finds who an app’s sub is: `users find-subject`, past a page of other accounts', async () => {
+  // The CLI reaches the server's database: Postgres only (always so under CI).
+  if (!server.env.DATABASE_URL) return;
+  const user = await createUser(server);
+  // More accounts than one batch of the lookup reads, so that it pages; made in one statement.
+  const ids = Array.from({ length: 10_050 }, () => randomUUID());
+  await server.services.db.batchInsert('users', ids.map((id, index) => ({ id, email: `filler-${index}-${id}@example.test`, roles: [], email_verified: true })), 2000);
+  const shop = await registerApp(['https://shop.example.test/callback'], {});
+  const sub = String((await signInTo(shop, user)).claims()?.sub);
+  const env = cleanEnvironment(server.env);
+  const found = await runToEnd('src/cli.ts', ['users', 'find-subject', shop.clientId as string, sub], env);
+  expect({ code: found.code, stdout: found.stdout }).toEqual({ code: 0, stdout: `${user.email} (${user.userId})\n` });
+  const plain = await registerApp(['https://plain.example.test/callback'], false);
+  expect((await runToEnd('src/cli.ts', ['users', 'find-subject', plain.clientId as string, user.userId], env)).stdout).toContain(user.email);
+  const nobody = await runToEnd('src/cli.ts', ['users', 'find-subject', shop.clientId as string, 'x'.repeat(43)], env);
+  expect({ code: nobody.code, stderr: nobody.stderr }).toEqual({ code: 1, stderr: `authz: no user is ${'x'.repeat(43)} to ${shop.clientId}\n` });
 });
 
 test('redirect URIs on two hosts need a sector identifier URI listing them all; its host is the sector, fixed at registration', async () => {

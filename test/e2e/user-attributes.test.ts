@@ -6,8 +6,9 @@
  */
 import * as oidc from 'openid-client';
 import { type AdminApi, adminApiOf } from '../support/admin-api.js';
-import { API, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { API, PASSWORD, createUser, createWebClient, discover, loginFormOf, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
+import { type Page, UserAgent, textOf } from '../support/user-agent.js';
 
 let server: TestServer;
 let rp: oidc.Configuration;
@@ -49,6 +50,20 @@ test('the attributes USER_CLAIMS names are claims: ID token and userinfo with pr
   const { tokens: after } = await signInAndRedeem(rp, user, { scope: 'openid profile' });
   expect(after.claims()).toMatchObject({ tenant_id: 'acme' });
   expect(after.claims()).not.toHaveProperty('departments');
+});
+
+test('the account page shows the person what apps are told: the released attributes, not the others', async () => {
+  const user = await createUser(server);
+  await patchUser(user.userId, { attributes: { tenant_id: 'acme <&>', departments: ['sales', 'support'], internal_note: 'not for apps' } });
+  const agent = new UserAgent();
+  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  const { page } = await agent.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: PASSWORD }, server.issuer);
+  expect(page?.status).toBe(200);
+  expect(textOf(page)).toContain('What apps are told about you');
+  expect(page?.html).toContain('<dt>tenant_id</dt>\n      <dd>acme &lt;&amp;&gt;</dd>');
+  expect(page?.html).toContain('<dd>sales, support</dd>');
+  expect(page?.html).not.toContain('internal_note');
+  expect(page?.html).not.toContain('not for apps');
 });
 
 test('bad names, values and too many attributes are refused with a reason, and nothing changes', async () => {
