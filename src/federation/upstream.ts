@@ -1,6 +1,6 @@
 /**
  * The relying party side of a sign-in at another identity provider (./identity-providers.ts), with openid-client:
- * discovery of the provider (once, kept while it answers), the authorization request (code flow with PKCE S256,
+ * discovery of the provider (at its first use, then daily), the authorization request (code flow with PKCE S256,
  * a state and a nonce), and the answer's checks (state, `iss`, the code's redemption, the ID token's signature,
  * audience, nonce and lifetime). What comes back is who the provider says the person is.
  *
@@ -185,5 +185,7 @@ function causes(error: unknown): Error[] {
 function identityOf(subject: string, facts: Record<string, unknown>): UpstreamIdentity {
   const email = typeof facts.email === 'string' && facts.email.includes('@') && facts.email.length <= 254 ? facts.email.trim().toLowerCase() : undefined;
   const name = typeof facts.name === 'string' ? facts.name.trim().slice(0, 200) : undefined;
-  return { subject, email, emailVerified: email !== undefined && facts.email_verified === true, name: name || undefined };
+  // Some providers (older Cognito) send the boolean as text: the same assertion.
+  const verified = facts.email_verified === true || facts.email_verified === 'true';
+  return { subject, email, emailVerified: email !== undefined && verified, name: name || undefined };
 }
