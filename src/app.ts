@@ -33,6 +33,7 @@ import { rotateIfDue } from './keys/rotation.js';
 import { accessLoggerOf, type Logger } from './logger.js';
 import { BackchannelLogoutNotifier, LogoutTokenDeliveries, deliverInBackground } from './oidc/backchannel-logout.js';
 import { ClientAdapter } from './oidc/client-adapter.js';
+import { offeredOidcScopes } from './oidc/scopes.js';
 import { ProviderSlot } from './oidc/provider-slot.js';
 import { installClientSecretCheck } from './oidc/client-secret-check.js';
 import { reuseClientInstances } from './oidc/client-instances.js';
@@ -255,7 +256,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
     redis,
     redisKeyPrefix: config.redis?.keyPrefix,
     tokenCache: services.tokenCache,
-    clientAdapter: () => new ClientAdapter(catalog),
+    clientAdapter: () => new ClientAdapter(catalog, offeredOidcScopes(config.claimScopes)),
     instrument: (adapter, store) => instrumentAdapter(adapter, store, metrics),
     refreshGrace: {
       graceSeconds: config.ttl.refreshReuseGrace,

@@ -9,7 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { userClaimProblem } from './accounts/attributes.js';
+import { parseUserClaims } from './accounts/attributes.js';
 import { themeProblems } from './interaction/theme.js';
 import { type IdentityProvider, readIdentityProviders } from './federation/identity-providers.js';
 
@@ -406,6 +406,8 @@ export interface Config {
   accountDeletion: boolean;
   /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
   userClaims: string[];
+  /** Scopes of our own and the attributes each releases (`hr:employee_id` in USER_CLAIMS): src/accounts/attributes.ts. */
+  claimScopes: Record<string, string[]>;
   /** Mail (src/mail/): sent over SMTP, written to the log (development without SMTP_URL), or not at all. */
   mail: MailConfig;
   /** The deployment's theme folder (THEME_DIR), checked at load: its pages and assets come before ours. */
@@ -515,6 +517,12 @@ function mailTemplatesDir(e: Environment): string | undefined {
   return themed && isFolder(themed) ? themed : undefined;
 }
 
+/** USER_CLAIMS as the config holds it (its problems are raised once the config is built). */
+function userClaimsOf(entries: string[]): Pick<Config, 'userClaims' | 'claimScopes'> {
+  const { claims, scopes } = parseUserClaims(entries);
+  return { userClaims: claims, claimScopes: scopes };
+}
+
 /** One line naming the variable once: some messages already begin with its name. */
 function describeIssue(issue: z.core.$ZodIssue): string {
   const variable = issue.path.join('.');
@@ -603,7 +611,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     accountDeletion: e.ACCOUNT_DELETION,
-    userClaims: splitList(e.USER_CLAIMS),
+    ...userClaimsOf(splitList(e.USER_CLAIMS)),
     identityProviders: [],
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
@@ -624,7 +632,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (problems.length > 0) throw new ConfigError(problems);
     config.identityProviders = providers;
   }
-  const claimProblems = config.userClaims.map(userClaimProblem).filter((problem) => problem !== undefined);
+  const claimProblems = parseUserClaims(splitList(e.USER_CLAIMS)).problems;
   if (claimProblems.length > 0) throw new ConfigError(claimProblems);
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);

@@ -67,6 +67,40 @@ export function changedAttributes(attributes: Attributes, changes: Record<string
 
 export const tooManyAttributes = (attributes: Attributes) => Object.keys(attributes).length > MAX_ATTRIBUTES;
 
+/** A scope of our own that releases attributes (`hr` in `hr:employee_id`): lower-case, as scopes are written. */
+const CLAIM_SCOPE = /^[a-z][a-z0-9_.-]{0,63}$/;
+
+/** Scopes with a meaning of their own, which an attribute's scope cannot be (`profile` is the default one). */
+const RESERVED_SCOPES = new Set(['openid', 'offline_access', 'email', 'roles']);
+
+/**
+ * USER_CLAIMS read: `tenant_id` is released with `profile` (and in every access token), `hr:employee_id` only to
+ * an app granted the scope `hr` (Keycloak's client scopes: the app must be registered with that scope, and the
+ * person consents to it). `claims`: every released name; `scopes`: each scope of our own with its claims.
+ */
+export function parseUserClaims(entries: readonly string[]): { claims: string[]; scopes: Record<string, string[]>; problems: string[] } {
+  const claims: string[] = [];
+  const scopes: Record<string, string[]> = {};
+  const problems: string[] = [];
+  for (const entry of entries) {
+    const [scope, name] = entry.includes(':') ? (entry.split(':', 2) as [string, string]) : ['profile', entry];
+    const problem = userClaimProblem(name) ?? scopeProblem(scope);
+    if (problem) problems.push(problem);
+    else if (claims.includes(name)) problems.push(`USER_CLAIMS: "${name}" is listed twice`);
+    else {
+      claims.push(name);
+      if (scope !== 'profile') scopes[scope] = [...(scopes[scope] ?? []), name];
+    }
+  }
+  return { claims, scopes, problems };
+}
+
+function scopeProblem(scope: string): string | undefined {
+  if (!CLAIM_SCOPE.test(scope)) return `USER_CLAIMS: "${scope}" is not a scope name (a lower-case letter, then letters, digits, "_", "." or "-")`;
+  if (RESERVED_SCOPES.has(scope)) return `USER_CLAIMS: the scope "${scope}" has a meaning of its own: give the attribute a scope of its own, or none (profile)`;
+  return undefined;
+}
+
 /** Why USER_CLAIMS cannot name `name`, or undefined when it can. */
 export function userClaimProblem(name: string): string | undefined {
   if (!ATTRIBUTE_NAME.test(name)) return `USER_CLAIMS: "${name}" is not an attribute name (a letter, then letters, digits, "_", "." or "-")`;

@@ -14,6 +14,7 @@ import { KeyRing } from '../keys/key-ring.js';
 import { createLogger } from '../logger.js';
 import { BackchannelLogoutNotifier, type DeliveryOutcome, LogoutTokenDeliveries } from '../oidc/backchannel-logout.js';
 import { ClientAdapter } from '../oidc/client-adapter.js';
+import { offeredOidcScopes } from '../oidc/scopes.js';
 import { createProvider } from '../oidc/provider.js';
 import type { Services } from '../services.js';
 import { createAdapterFactory } from '../store/adapters.js';
@@ -58,7 +59,7 @@ async function signingProvider(config: Config, services: Services): Promise<Prov
   const { db, redis, catalog, users, clients } = services;
   return createProvider({
     config,
-    adapter: createAdapterFactory({ db, redis, redisKeyPrefix: config.redis?.keyPrefix, clientAdapter: () => new ClientAdapter(catalog) }),
+    adapter: createAdapterFactory({ db, redis, redisKeyPrefix: config.redis?.keyPrefix, clientAdapter: () => new ClientAdapter(catalog, offeredOidcScopes(config.claimScopes)) }),
     catalog,
     users,
     clients,

@@ -86,7 +86,7 @@ export async function renderConsent(ctx: Context, deps: InteractionDependencies,
     csrf: csrfToken(ctx.app.keys as string[], details.uid),
     client: await clientShownAs(deps, details),
     user: user ? { email: user.email, name: user.name } : undefined,
-    scopes: (missing.missingOIDCScope ?? []).filter((scope) => scope !== 'openid').map(describeOidcScope),
+    scopes: (missing.missingOIDCScope ?? []).filter((scope) => scope !== 'openid').map((scope) => describeOidcScope(scope, deps.config.claimScopes)),
     apis,
   });
 }

@@ -7,6 +7,9 @@ const OIDC_SCOPE_DESCRIPTIONS: Record<string, string> = {
   offline_access: 'Stay connected when you are not using it',
 };
 
-export function describeOidcScope(scope: string): string {
+/** A scope's sentence; a scope of USER_CLAIMS (`hr:employee_id`) names the attributes it releases. */
+export function describeOidcScope(scope: string, claimScopes: Readonly<Record<string, string[]>> = {}): string {
+  const claims = Object.hasOwn(claimScopes, scope) ? claimScopes[scope] : undefined;
+  if (claims) return `See your ${claims.join(', ')}`;
   return OIDC_SCOPE_DESCRIPTIONS[scope] ?? scope;
 }

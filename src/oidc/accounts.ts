@@ -8,8 +8,11 @@ import { releasedClaims } from '../accounts/attributes.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import type { Catalog } from './catalog.js';
 
-/** What each scope releases; `userClaims` (USER_CLAIMS, src/accounts/attributes.ts) come with `profile`. */
-export const claimsByScope = (userClaims: readonly string[] = []) => ({
+/**
+ * What each scope releases. `userClaims` (USER_CLAIMS, src/accounts/attributes.ts) come with `profile`, but those
+ * of a scope of their own (`claimScopes`, `hr:employee_id`), which come with that scope.
+ */
+export const claimsByScope = (userClaims: readonly string[] = [], claimScopes: Readonly<Record<string, string[]>> = {}) => ({
   acr: null,
   iss: null,
   sid: null,
@@ -19,9 +22,10 @@ export const claimsByScope = (userClaims: readonly string[] = []) => ({
   // steps (../accounts/two-factor.ts MFA_ACR), whether or not the request asked for it: apps that need a second
   // factor check them.
   openid: ['sub', 'auth_time', 'amr', 'acr'],
-  profile: ['name', 'preferred_username', 'updated_at', ...userClaims],
+  profile: ['name', 'preferred_username', 'updated_at', ...userClaims.filter((claim) => !Object.values(claimScopes).some((claims) => claims.includes(claim)))],
   email: ['email', 'email_verified'],
   roles: ['roles'],
+  ...claimScopes,
 });
 
 function userClaims(user: User, released: readonly string[]): Record<string, unknown> {
@@ -115,15 +119,28 @@ function signInOf(ctx: KoaContextWithOIDC | undefined): { auth_time?: number; ac
 }
 
 /**
+ * The attributes a user's access token carries: those of `profile` always, as `roles` are, and those of a scope of
+ * their own (`hr:employee_id`) when the app was granted that scope.
+ */
+function releasedToToken(ctx: KoaContextWithOIDC | undefined, released: readonly string[], claimScopes: Readonly<Record<string, string[]>>): string[] {
+  const scoped = Object.entries(claimScopes);
+  if (scoped.length === 0) return [...released];
+  const grant = ctx?.oidc?.entities?.Grant as { getOIDCScope?: () => string } | undefined;
+  const granted = new Set((grant?.getOIDCScope?.() ?? '').split(' '));
+  const withheld = new Set(scoped.flatMap(([scope, claims]) => (granted.has(scope) ? [] : claims)));
+  return released.filter((claim) => !withheld.has(claim));
+}
+
+/**
  * Roles travel in access tokens so that APIs can authorise offline: the user's roles for tokens issued to a user,
  * the client's own roles for client-credentials tokens. A user's tokens also say how the user signed in
  * (RFC 9068 §2.2.1: auth_time, acr, amr), so that an API can demand two steps for what it guards.
  */
-export function tokenClaims(users: UserRepository, catalog: Catalog, released: readonly string[] = []) {
+export function tokenClaims(users: UserRepository, catalog: Catalog, released: readonly string[] = [], claimScopes: Readonly<Record<string, string[]>> = {}) {
   return async (ctx: KoaContextWithOIDC, token: TokenLike): Promise<Record<string, unknown> | undefined> => {
     if (token.accountId) {
       const user = await findUser(users, ctx, token.accountId);
-      return user ? { ...releasedClaims(user.attributes, released), roles: user.roles, ...signInOf(ctx) } : undefined;
+      return user ? { ...releasedClaims(user.attributes, releasedToToken(ctx, released, claimScopes)), roles: user.roles, ...signInOf(ctx) } : undefined;
     }
     if (token.kind === 'ClientCredentials' && token.clientId) {
       const client = await catalog.client(token.clientId);

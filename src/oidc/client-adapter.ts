@@ -14,7 +14,8 @@ import { OIDC_SCOPES } from './scopes.js';
  */
 export const HASHED_SECRET_PLACEHOLDER = 'hashed-secret-see-client_secrets-table';
 
-export function toClientMetadata(record: ClientRecord): ClientMetadata {
+/** `oidcScopes`: the OpenID Connect scopes the server offers (./scopes.ts), which a client's `scope` may name. */
+export function toClientMetadata(record: ClientRecord, oidcScopes: readonly string[] = OIDC_SCOPES): ClientMetadata {
   const confidential = record.tokenEndpointAuthMethod !== 'none';
   return {
     ...record.metadata,
@@ -26,7 +27,7 @@ export function toClientMetadata(record: ClientRecord): ClientMetadata {
     grant_types: record.grantTypes,
     response_types: record.grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: record.tokenEndpointAuthMethod,
-    scope: oidcScopesOf(record),
+    scope: oidcScopesOf(record, oidcScopes),
     application_type: record.type === 'device' || record.redirectUris.some(isCustomSchemeRedirect) ? 'native' : 'web',
     first_party: record.firstParty,
     backchannel_logout_uri: record.backchannelLogoutUri ?? undefined,
@@ -52,10 +53,10 @@ function sectorIdentifierUriFor(record: ClientRecord): string | undefined {
  * oidc-provider's `scope` metadata may name only OpenID Connect scopes; the API scopes in our record are
  * enforced per API (./resource-servers.ts). A user-facing client restricted to API scopes may still use openid.
  */
-function oidcScopesOf(record: ClientRecord): string | undefined {
+function oidcScopesOf(record: ClientRecord, oidcScopes: readonly string[]): string | undefined {
   const named = record.scope.split(' ').filter(Boolean);
   if (named.length === 0) return undefined;
-  const oidc = named.filter((scope) => OIDC_SCOPES.includes(scope));
+  const oidc = named.filter((scope) => oidcScopes.includes(scope));
   if (oidc.length > 0) return oidc.join(' ');
   return record.type === 'service' ? undefined : 'openid';
 }
@@ -67,11 +68,14 @@ function isCustomSchemeRedirect(uri: string): boolean {
 }
 
 export class ClientAdapter implements Adapter {
-  constructor(private readonly catalog: Catalog) {}
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly oidcScopes: readonly string[] = OIDC_SCOPES,
+  ) {}
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     const record = await this.catalog.client(id);
-    return record ? (toClientMetadata(record) as AdapterPayload) : undefined;
+    return record ? (toClientMetadata(record, this.oidcScopes) as AdapterPayload) : undefined;
   }
 
   async upsert(): Promise<void> {

@@ -20,7 +20,7 @@ import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
-import { OIDC_SCOPES } from './scopes.js';
+import { offeredOidcScopes } from './scopes.js';
 import { IDP_HINT_PARAMETERS } from '../federation/identity-providers.js';
 import { pastMaximum, sessionTtl } from './session-lifetime.js';
 import { rethrowStoreError } from '../store/outages.js';
@@ -74,8 +74,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
       refuseExpiredAccessToken(token);
       return Promise.resolve(findAccount(ctx, sub, token)).catch(rethrowStoreError);
     },
-    scopes: OIDC_SCOPES,
-    claims: claimsByScope(config.userClaims),
+    scopes: offeredOidcScopes(config.claimScopes),
+    claims: claimsByScope(config.userClaims, config.claimScopes),
     // `pairwise` clients get a `sub` of their own sector (./pairwise-subjects.ts). Their sector document was
     // checked when they were registered (src/clients/sector-identifiers.ts), not fetched again while serving.
     subjectTypes: ['public', 'pairwise'],
@@ -88,7 +88,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     extraParams: IDP_HINT_PARAMETERS,
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
     conformIdTokenClaims: false,
-    extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims),
+    extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims, config.claimScopes),
     extraClientMetadata: { properties: ['first_party'] },
     responseTypes: ['code'],
     formats: { bitsOfOpaqueRandomness },

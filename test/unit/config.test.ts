@@ -240,6 +240,17 @@ describe('configuration', () => {
   test('USER_CLAIMS names attributes, never a claim with a meaning of its own', () => {
     expect(loadConfig({ USER_CLAIMS: 'tenant_id, departments' }).userClaims).toEqual(['tenant_id', 'departments']);
     expect(loadConfig({}).userClaims).toEqual([]);
+    // A scope of their own: released only to apps granted it.
+    expect(loadConfig({ USER_CLAIMS: 'tenant_id, hr:employee_id, hr:cost_center' })).toMatchObject({
+      userClaims: ['tenant_id', 'employee_id', 'cost_center'],
+      claimScopes: { hr: ['employee_id', 'cost_center'] },
+    });
+    expect(problemsOf({ USER_CLAIMS: 'email:x,Hr:y,hr:sub,a,hr:a' })).toEqual([
+      'USER_CLAIMS: the scope "email" has a meaning of its own: give the attribute a scope of its own, or none (profile)',
+      'USER_CLAIMS: "Hr" is not a scope name (a lower-case letter, then letters, digits, "_", "." or "-")',
+      'USER_CLAIMS: "sub" is a claim with a meaning of its own, which an attribute cannot stand in for',
+      'USER_CLAIMS: "a" is listed twice',
+    ]);
     expect(problemsOf({ USER_CLAIMS: 'tenant_id,sub,1st' })).toEqual([
       'USER_CLAIMS: "sub" is a claim with a meaning of its own, which an attribute cannot stand in for',
       'USER_CLAIMS: "1st" is not an attribute name (a letter, then letters, digits, "_", "." or "-")',
