@@ -44,6 +44,12 @@ export interface User {
 
 const USER_ID = z.uuid();
 
+/**
+ * Whether the account has a password of its own: set whenever a hash is (made, imported, changed, reset); an
+ * account a provider made (src/federation/), or an invited one, has none until its person sets one.
+ */
+export const hasOwnPassword = (user: User) => user.passwordChangedAt !== null;
+
 /** Columns named, not `*`: a prepared `select *` fails once a migration adds a column under a running server. */
 const FIND_BY_ID = statement(
   'users_find_by_id',

@@ -16,6 +16,7 @@
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
+import { hasOwnPassword } from '../accounts/users.js';
 import { NotFoundError } from '../errors.js';
 import { type PendingUpstreamSignIn, UpstreamSignInError } from '../federation/upstream.js';
 import { readForm } from '../http/read-form.js';
@@ -46,9 +47,6 @@ const keptLink = z.object({
   expiresAt: z.number(),
 });
 
-/** Whether the account has a password of its own (an account a provider made has none until one is set). */
-const hasPassword = (signedIn: SignedIn) => signedIn.user.passwordChangedAt !== null;
-
 export function addLinkedIdentityRoutes(
   router: Router,
   deps: AccountDependencies,
@@ -62,11 +60,15 @@ export function addLinkedIdentityRoutes(
   const checkedForm = async (ctx: Context): Promise<z.infer<typeof identityForm> | undefined> => {
     const form = identityForm.safeParse(ctx.request.body);
     if (!form.success) throw new PageError(400, 'The form did not say which sign-in.');
-    if (!hasPassword(ctx.state.signedIn as SignedIn)) return form.data;
-    if (form.data.current === undefined) return void (await refuseWith(ctx, 'Enter your current password.'));
+    if (!hasOwnPassword((ctx.state.signedIn as SignedIn).user)) return form.data;
+    if (form.data.current === undefined) {
+      await refuseWith(ctx, 'Enter your current password.');
+      return undefined;
+    }
     const checked = await checkCurrentPassword(ctx, deps, form.data.current);
-    if (!('passed' in checked)) return void (await refuse(ctx, deps, checked, 'identities', WRONG_PASSWORD));
-    return form.data;
+    if ('passed' in checked) return form.data;
+    await refuse(ctx, deps, checked, 'identities', WRONG_PASSWORD);
+    return undefined;
   };
 
   router.get(['/identities/link', '/identities/unlink'], (ctx) => {
@@ -126,7 +128,7 @@ export function addLinkedIdentityRoutes(
     const form = await checkedForm(ctx);
     if (!form) return;
     const others = (await deps.linkedIdentities.listFor(signedInAs.user.id)).filter((identity) => identity.provider !== form.provider);
-    if (!hasPassword(signedInAs) && others.length === 0 && (await deps.passkeys.list(signedInAs.user.id)).length === 0) {
+    if (!hasOwnPassword(signedInAs.user) && others.length === 0 && (await deps.passkeys.list(signedInAs.user.id)).length === 0) {
       return refuseWith(ctx, 'This is your only way to sign in: set a password first ("Forgot your password?" on the login page), then unlink it.');
     }
     await deps.linkedIdentities.unlink(signedInAs.user.id, form.provider).catch((error: unknown) => {

@@ -1,5 +1,6 @@
 /** What the account page shows: who is signed in, their two-step verification, passkeys, sessions and apps. */
 import type { Context } from 'koa';
+import { hasOwnPassword } from '../accounts/users.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
 import { csrfToken } from '../interaction/csrf.js';
 import type { AccountDependencies } from './routes.js';
@@ -77,7 +78,7 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
           }))
         : undefined,
       // Linking and unlinking ask for the current password where the account has one (./linked-identities.ts).
-      hasPassword: user.passwordChangedAt !== null,
+      hasPassword: hasOwnPassword(user),
       // The providers not linked yet, to link from here.
       linkable: deps.upstream.list.filter((provider) => !identities.some((identity) => identity.provider === provider.id)).map(({ id, name }) => ({ id, name })),
       // Shown where the server has identity providers, or the account still has a link to one since removed.
