@@ -31,6 +31,7 @@ import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, type AdminCaller, adminA
 import { OUTAGE_ANSWER, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
+import { accountOfSubject } from '../oidc/pairwise-subjects.js';
 
 export { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator } from './auth.js';
 
@@ -253,6 +254,14 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
   router.get('/clients/:id', async (ctx) => {
     ctx.body = clientView(await clients.require(ctx.params.id as string));
+  });
+  router.get('/clients/:id/subjects/:sub', async (ctx) => {
+    const client = await clients.require(ctx.params.id as string);
+    const subject = String(ctx.params.sub).slice(0, 255);
+    const accountId = await accountOfSubject(services.db, services.pairwiseSalt, client, subject);
+    const user = accountId ? await users.findById(accountId) : undefined;
+    if (!user) throw new NotFoundError(`no user is ${subject} to ${client.clientId}`);
+    ctx.body = userView(user);
   });
   router.patch('/clients/:id', async (ctx) => {
     const changes = parse(bodySchemas.ClientChanges, body(ctx));

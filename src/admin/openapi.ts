@@ -28,6 +28,14 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
     get: { summary: 'List clients', response: 'ClientList' },
     post: { summary: 'Register a client; its secret, if it gets one, is in this response only', body: 'NewClient', status: 201, response: 'ClientWithSecret' },
   },
+  '/clients/{clientId}/subjects/{sub}': {
+    get: {
+      summary: 'The user a client knows by `sub`: its pairwise subject (each account’s made again to find it), or the user’s id for any other client',
+      params: ['clientId', 'sub'],
+      response: 'User',
+      errors: { 404: 'No such client, or no user is that sub to it' },
+    },
+  },
   '/clients/{clientId}': {
     get: { summary: 'Show a client (never its secret)', params: ['clientId'], response: 'Client' },
     patch: {

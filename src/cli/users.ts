@@ -8,7 +8,7 @@ import type { TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import { MailNotSentError } from '../mail/outbox.js';
-import { accountOfPairwiseSubject } from '../oidc/pairwise-subjects.js';
+import { accountOfSubject } from '../oidc/pairwise-subjects.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
@@ -329,10 +329,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .action(async (clientId: string, subject: string, options) => {
       const services = await context.services();
       const client = await services.clients.require(clientId);
-      const accountId =
-        client.subjectType === 'pairwise' && client.pairwiseSector
-          ? await accountOfPairwiseSubject(services.db, services.pairwiseSalt, client.pairwiseSector, subject)
-          : subject;
+      const accountId = await accountOfSubject(services.db, services.pairwiseSalt, client, subject);
       const user = accountId ? await services.users.findById(accountId) : undefined;
       if (!user) throw new NotFoundError(`no user is ${subject} to ${clientId}`);
       if (options.json) return printJson(summary(user, services.twoFactor));

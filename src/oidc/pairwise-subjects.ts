@@ -35,6 +35,12 @@ export async function accountOfPairwiseSubject(db: Database, salt: string, secto
   }
 }
 
+/** The account an app knows by `subject`: its pairwise subject, or for a public-subject client the account id itself. */
+export function accountOfSubject(db: Database, salt: string, client: { subjectType: string; pairwiseSector: string | null }, subject: string): Promise<string | undefined> {
+  if (client.subjectType !== 'pairwise' || !client.pairwiseSector) return Promise.resolve(subject);
+  return accountOfPairwiseSubject(db, salt, client.pairwiseSector, subject);
+}
+
 /**
  * The provider's `pairwiseIdentifier`. The client's sector is the one fixed when it was registered
  * (src/clients/sector-identifiers.ts, given to the library by ./client-adapter.ts), so that a later change of its

@@ -569,6 +569,13 @@ describe('admin API: users, sessions and grants', () => {
     });
   });
 
+  test('the user a client knows by sub: a public client’s sub is the user’s id; an unknown one is 404', async () => {
+    const user = await createUser(server);
+    const { clientId } = await createWebClient(server);
+    expect(await call('GET', `/clients/${clientId}/subjects/${user.userId}`)).toMatchObject({ status: 200, body: { id: user.userId, email: user.email } });
+    expect(await call('GET', `/clients/${clientId}/subjects/00000000-0000-4000-8000-000000000000`)).toMatchObject({ status: 404, body: { error: 'not_found' } });
+  });
+
   test('a user’s linked identities are listed, and one unlinked is audited and 404 the second time', async () => {
     const user = await createUser(server);
     expect(await server.services.linkedIdentities.link(user.userId, 'google', '1234567890', 'ada@gmail.example')).toBe(true);

@@ -9,6 +9,7 @@
 import { type Server, createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
+import { adminApiOf } from '../support/admin-api.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { UserAgent, signIn } from '../support/user-agent.js';
 import { API, PASSWORD, type Fixtures, createUser, discover } from '../support/relying-party.js';
@@ -95,22 +96,30 @@ test('apps of one sector agree on a person’s sub, another sector’s differs, 
   expect(payload).toMatchObject({ sub, aud: API });
 });
 
-test('an administrator finds who an app’s sub is: `users find-subject`, past a page of other accounts', async () => {
-  // The CLI reaches the server's database: Postgres only (always so under CI).
-  if (!server.env.DATABASE_URL) return;
+test('an administrator finds who an app’s sub is, past a page of other accounts: admin API and `users find-subject`', async () => {
   const user = await createUser(server);
-  // More accounts than one batch of the lookup reads, so that it pages; made in one statement.
+  // More accounts than one batch of the lookup reads, so that it pages.
   const ids = Array.from({ length: 10_050 }, () => randomUUID());
   await server.services.db.batchInsert('users', ids.map((id, index) => ({ id, email: `filler-${index}-${id}@example.test`, roles: [], email_verified: true })), 2000);
   const shop = await registerApp(['https://shop.example.test/callback'], {});
+  const plain = await registerApp(['https://plain.example.test/callback'], false);
   const sub = String((await signInTo(shop, user)).claims()?.sub);
+  const nobody = 'x'.repeat(43);
+
+  const adminApi = await adminApiOf(server, 'admin:read');
+  expect(await adminApi.call('GET', `/clients/${shop.clientId}/subjects/${sub}`)).toMatchObject({ status: 200, body: { id: user.userId, email: user.email } });
+  expect(await adminApi.call('GET', `/clients/${plain.clientId}/subjects/${user.userId}`)).toMatchObject({ status: 200, body: { id: user.userId } });
+  expect(await adminApi.call('GET', `/clients/${shop.clientId}/subjects/${nobody}`)).toMatchObject({ status: 404, body: { error: 'not_found' } });
+  expect((await adminApi.call('GET', `/clients/no-such-client/subjects/${sub}`)).status).toBe(404);
+
+  // The CLI reaches the server's database: Postgres only (always so under CI).
+  if (!server.env.DATABASE_URL) return;
   const env = cleanEnvironment(server.env);
   const found = await runToEnd('src/cli.ts', ['users', 'find-subject', shop.clientId as string, sub], env);
   expect({ code: found.code, stdout: found.stdout }).toEqual({ code: 0, stdout: `${user.email} (${user.userId})\n` });
-  const plain = await registerApp(['https://plain.example.test/callback'], false);
   expect((await runToEnd('src/cli.ts', ['users', 'find-subject', plain.clientId as string, user.userId], env)).stdout).toContain(user.email);
-  const nobody = await runToEnd('src/cli.ts', ['users', 'find-subject', shop.clientId as string, 'x'.repeat(43)], env);
-  expect({ code: nobody.code, stderr: nobody.stderr }).toEqual({ code: 1, stderr: `authz: no user is ${'x'.repeat(43)} to ${shop.clientId}\n` });
+  const missing = await runToEnd('src/cli.ts', ['users', 'find-subject', shop.clientId as string, nobody], env);
+  expect({ code: missing.code, stderr: missing.stderr }).toEqual({ code: 1, stderr: `authz: no user is ${nobody} to ${shop.clientId}\n` });
 });
 
 test('redirect URIs on two hosts need a sector identifier URI listing them all; its host is the sector, fixed at registration', async () => {
