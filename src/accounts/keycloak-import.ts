@@ -5,7 +5,8 @@
  * Keycloak gives everyone), emailVerified, enabled, the password credential's hash with its parameters, and two
  * required actions: "Update Password" (a temporary password) and "Configure OTP" (two-step verification asked for),
  * the user's attributes (Keycloak keeps each as a list: one value becomes text, more stay a list), and their
- * federated identities (the accounts at identity providers that sign in to them) as linked identities.
+ * federated identities (the accounts at identity providers that sign in to them) as linked identities, and their
+ * WebAuthn credentials as passkeys.
  *
  * Keycloak keeps a password credential as two JSON strings: `secretData` {value, salt} in base64 and
  * `credentialData` {hashIterations, algorithm, additionalParameters}. Its algorithms are pbkdf2 (HMAC-SHA-1),
@@ -69,6 +70,42 @@ function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
     totpRequired: actions.includes('CONFIGURE_TOTP'),
     ...attributesOf(user.attributes),
     ...linkedIdentitiesOf(user.federatedIdentities),
+    ...passkeysOf(user.credentials),
+  };
+}
+
+/** Keycloak's WebAuthn credential types: passkeys ("passwordless") and security keys used as a second step. */
+const WEBAUTHN_TYPES = new Set(['webauthn-passwordless', 'webauthn']);
+
+/**
+ * Keycloak's WebAuthn credentials as passkeys: its `credentialData` keeps the credential id in base64 and the COSE
+ * key in base64url, with the counter, AAGUID and transports. A "webauthn" one (a second step) may not be
+ * discoverable: it then signs in at the second step's page, not from the email field.
+ */
+function passkeysOf(credentials: unknown): { passkeys?: unknown[] } {
+  const webauthn = Array.isArray(credentials) ? credentials.filter((credential) => WEBAUTHN_TYPES.has(credential?.type)) : [];
+  if (webauthn.length === 0) return {};
+  return {
+    passkeys: webauthn.map((credential) => {
+      const data = parseEmbeddedJson(credential.credentialData, 'credentialData', 'WebAuthn credential') as {
+        credentialId?: unknown;
+        credentialPublicKey?: unknown;
+        counter?: unknown;
+        aaguid?: unknown;
+        transports?: unknown;
+      };
+      if (typeof data.credentialId !== 'string' || typeof data.credentialPublicKey !== 'string') {
+        throw new InputError('its WebAuthn credential lacks credentialId or credentialPublicKey');
+      }
+      return {
+        id: Buffer.from(data.credentialId, 'base64').toString('base64url'),
+        publicKey: data.credentialPublicKey.replace(/=+$/, ''),
+        ...(typeof credential.userLabel === 'string' && credential.userLabel.trim() ? { name: credential.userLabel.trim().slice(0, 100) } : {}),
+        ...(typeof data.counter === 'number' ? { signCount: data.counter } : {}),
+        ...(typeof data.aaguid === 'string' ? { aaguid: data.aaguid } : {}),
+        ...(Array.isArray(data.transports) ? { transports: data.transports } : {}),
+      };
+    }),
   };
 }
 
@@ -135,11 +172,11 @@ function argon2HashOf(data: CredentialData, salt: Buffer, hash: Buffer): string 
   return argon2Phc(variant, Number(parameter('memory', '7168')), data.hashIterations ?? 5, Number(parameter('parallelism', '1')), salt, hash);
 }
 
-function parseEmbeddedJson(text: unknown, field: string): unknown {
-  if (typeof text !== 'string') throw new InputError(`its password credential has no ${field}`);
+function parseEmbeddedJson(text: unknown, field: string, credential = 'password credential'): unknown {
+  if (typeof text !== 'string') throw new InputError(`its ${credential} has no ${field}`);
   try {
     return JSON.parse(text) ?? {};
   } catch {
-    throw new InputError(`its password credential's ${field} is not JSON`);
+    throw new InputError(`its ${credential}'s ${field} is not JSON`);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Users brought over from another identity provider (`authz users import`): a file of JSON Lines, or one JSON
  * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash?, passwordChangeRequired?,
- * totpRequired?, attributes?, linkedIdentities? }`; or a Keycloak export (./keycloak-import.ts).
+ * totpRequired?, attributes?, linkedIdentities?, passkeys? }`; or a Keycloak export (./keycloak-import.ts).
  *
  * What makes a move painless for the people signing in and the apps relying on them:
  * - `passwordHash`: the old system's hash is kept, so everyone signs in with the password they had: bcrypt as it
@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { InputError, parseInput } from '../errors.js';
 import { parseForeignHash } from './foreign-hashes.js';
 import { providerId } from '../federation/identity-providers.js';
+import { MAX_PASSKEYS_PER_USER } from './passkeys.js';
 import { keycloakEntries } from './keycloak-import.js';
 import { newUserSchema } from './users.js';
 
@@ -35,6 +36,23 @@ const passwordHash = z
     return hash;
   });
 
+/** base64url without padding, as credential ids and keys are kept here. */
+const base64url = (max: number) => z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url').max(max);
+
+/** A COSE key is a CBOR map: its first byte has major type 5. The signature checks the rest at the first sign-in. */
+const isCoseMap = (key: string) => ((Buffer.from(key, 'base64url')[0] ?? 0) & 0xe0) === 0xa0;
+
+const importedPasskey = z.strictObject({
+  /** The credential id, base64url. */
+  id: base64url(1366),
+  /** Its public key as COSE, base64url. */
+  publicKey: base64url(4096).refine(isCoseMap, 'publicKey must be a COSE key (a CBOR map), base64url'),
+  name: z.string().trim().min(1).max(100).optional(),
+  signCount: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+  aaguid: z.uuid().optional(),
+  transports: z.array(z.string().max(32)).max(8).default([]),
+});
+
 export const importedUserSchema = newUserSchema.omit({ password: true, temporaryPassword: true }).extend({
   id: z.uuid({ error: 'id must be a UUID (the subject identifier to keep)' }).optional(),
   passwordHash: passwordHash.optional(),
@@ -52,6 +70,11 @@ export const importedUserSchema = newUserSchema.omit({ password: true, temporary
     .array(z.strictObject({ provider: providerId, subject: z.string().min(1).max(255), email: z.string().max(254).optional() }))
     .max(20)
     .default([]),
+  /**
+   * Passkeys (WebAuthn credentials) kept from the old system, Keycloak's included: they keep working where this
+   * server's host is the relying party id they were made for (the old system's host).
+   */
+  passkeys: z.array(importedPasskey).max(MAX_PASSKEYS_PER_USER).default([]),
 });
 
 export type ImportedUser = z.output<typeof importedUserSchema>;
@@ -133,6 +156,11 @@ function repeatOf(seen: Record<'email' | 'id' | 'link', Map<string, string>>, us
     const earlierLink = seen.link.get(`${provider} ${subject}`);
     if (earlierLink) return `${where}: the ${provider} account ${subject} is also at ${earlierLink}`;
     seen.link.set(`${provider} ${subject}`, where);
+  }
+  for (const { id } of user.passkeys) {
+    const earlierPasskey = seen.link.get(`passkey ${id}`);
+    if (earlierPasskey) return `${where}: the passkey ${id.slice(0, 16)}… is also at ${earlierPasskey}`;
+    seen.link.set(`passkey ${id}`, where);
   }
   if (!user.id) return undefined;
   const earlierId = seen.id.get(user.id);

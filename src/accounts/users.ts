@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { authenticatorName } from './authenticator-names.js';
 import { type Attributes, attributeChangesSchema, attributesSchema, changedAttributes, tooManyAttributes } from './attributes.js';
 import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
@@ -204,6 +205,19 @@ function importedRow(user: ImportedUser): Partial<UserRow> {
   };
 }
 
+/** An imported passkey as a row (./passkeys.ts): named as one added here would be when the file names none. */
+function importedPasskeyRow(passkey: ImportedUser['passkeys'][number], userId: string) {
+  return {
+    credential_id: passkey.id,
+    user_id: userId,
+    name: passkey.name ?? authenticatorName(passkey.aaguid ?? null) ?? 'Passkey',
+    public_key: Buffer.from(passkey.publicKey, 'base64url'),
+    sign_count: passkey.signCount,
+    transports: passkey.transports,
+    aaguid: passkey.aaguid ?? null,
+  };
+}
+
 export interface UserRepositoryOptions {
   bcryptCost: number;
   /** Where administrative changes are recorded, and who makes them (`cli`, `admin-api`). */
@@ -282,11 +296,16 @@ export class UserRepository {
             user.linkedIdentities.map((link) => ({ provider: link.provider, subject: link.subject, email: link.email ?? null, user_id: idOf.get(user.email) })),
           );
           if (links.length > 0) await trx('linked_identities').insert(links);
+          const passkeys = fresh.flatMap((user) => user.passkeys.map((passkey) => importedPasskeyRow(passkey, idOf.get(user.email) as string)));
+          if (passkeys.length > 0) await trx('passkeys').insert(passkeys);
         }
       });
     } catch (error) {
       if (isUniqueViolation(error) && (error as { table?: string }).table === 'linked_identities') {
         throw new ConflictError('a linked identity of the file signs in to a user here already; nothing was imported');
+      }
+      if (isUniqueViolation(error) && (error as { table?: string }).table === 'passkeys') {
+        throw new ConflictError('a passkey of the file is registered here already; nothing was imported');
       }
       if (isUniqueViolation(error)) throw new ConflictError('a user of the file was created meanwhile by someone else; nothing was imported, run the import again');
       throw error;

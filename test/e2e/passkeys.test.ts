@@ -6,7 +6,9 @@
  * another key, a counter that went back, a passkey removed, a disabled account. The browser's side of it, with
  * Chromium's virtual authenticator, is in test/browser/passkeys.test.ts.
  */
+import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
+import { parseUserFile } from '../../src/accounts/user-import.js';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { MFA_ACR } from '../../src/accounts/two-factor.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
@@ -316,6 +318,29 @@ describe('signing in with a passkey', () => {
     expect(await auditEvents('sign_in', user.userId)).toContainEqual(
       expect.objectContaining({ outcome: 'success', clientId: webClientId, detail: { email: user.email, via: 'passkey', amr: ['hwk', 'user', 'mfa'], passkey: 'Test key' } }),
     );
+  });
+
+  test('passkeys brought by a Keycloak export sign their owners in here, where the host is the one they were made for', async () => {
+    const keycloakId = randomUUID();
+    const email = `kc-passkey-${Date.now()}@example.test`;
+    const passkey = new SoftwarePasskey(keycloakId, new URL(server.issuer).origin, { counting: true });
+    passkey.counter = 41;
+    // As Keycloak exports one: the credential id in base64, the COSE key in base64url, the counter it saw last.
+    const credentialData = { credentialId: Buffer.from(passkey.id, 'base64url').toString('base64'), credentialPublicKey: passkey.coseKey().toString('base64url'), counter: 41, aaguid: 'fa2b99dc-9e39-4257-8f92-4a30d23c4118', transports: ['usb', 'nfc'], attestationStatementFormat: 'none' };
+    const exported = { users: [{ id: keycloakId, username: 'kc', email, enabled: true, emailVerified: true, credentials: [{ type: 'webauthn-passwordless', userLabel: 'Office key', createdDate: 1700000000000, secretData: '{}', credentialData: JSON.stringify(credentialData) }] }] };
+    await server.services.users.importUsers(parseUserFile(JSON.stringify(exported), 'keycloak'));
+    expect(await server.services.passkeys.list(keycloakId)).toEqual([expect.objectContaining({ id: passkey.id, name: 'Office key', authenticator: 'YubiKey 5 Series with NFC', transports: ['usb', 'nfc'] })]);
+
+    const { agent, page, request } = await loginPage();
+    const { result } = await answerWithPasskey(agent, page, (challenge) => passkey.assertion({ challenge }));
+    const tokens = await oidc.authorizationCodeGrant(webClient, result.redirectedTo as URL, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+    expect(tokens.claims()).toMatchObject({ sub: keycloakId, email, amr: ['hwk', 'user', 'mfa'] });
+
+    // The same passkey in a second file is refused whole; a key that is no COSE key is named.
+    const again = { users: [{ ...exported.users[0], id: randomUUID(), email: `other-${email}` }] };
+    await expect(server.services.users.importUsers(parseUserFile(JSON.stringify(again), 'keycloak'))).rejects.toThrow('a passkey of the file is registered here already; nothing was imported');
+    const notCose = { users: [{ ...again.users[0], credentials: [{ type: 'webauthn', credentialData: JSON.stringify({ ...credentialData, credentialPublicKey: 'AAAA' }) }] }] };
+    expect(() => parseUserFile(JSON.stringify(notCose), 'keycloak')).toThrow(/user 1 \(kc\): passkeys\.0\.publicKey: publicKey must be a COSE key/);
   });
 
   test('a synced passkey is a software key (swk), and an app that requires two steps asks for nothing more', async () => {
