@@ -10,6 +10,7 @@ import { registerAuditCommands } from './audit.js';
 import { registerClientCommands } from './clients.js';
 import { CliContext } from './context.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerIdentityProviderCommands } from './identity-providers.js';
 import { registerIpCommands } from './ips.js';
 import { registerKeyCommands } from './keys.js';
 import { registerUserCommands } from './users.js';
@@ -51,6 +52,7 @@ function buildProgram(context: CliContext): Command {
   registerKeyCommands(program, context);
   registerAuditCommands(program, context);
   registerDoctorCommand(program, context);
+  registerIdentityProviderCommands(program, context);
   for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
 }

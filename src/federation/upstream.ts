@@ -119,6 +119,11 @@ export class UpstreamProviders {
     }
   }
 
+  /** Whether the provider's discovery answers (`authz identity-providers --check`); an UpstreamSignInError if not. */
+  async check(provider: IdentityProvider): Promise<void> {
+    await this.#configuration(provider);
+  }
+
   /**
    * Discovery, once a day per provider while it works (its keys are fetched again by openid-client whenever an ID
    * token names one it does not have); a failure is forgotten, so that the next sign-in tries again.

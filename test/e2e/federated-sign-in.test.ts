@@ -16,6 +16,7 @@ import * as oidc from 'openid-client';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { PASSWORD, type Fixtures, codeFlowRequest, createUser, createWebClient, discover, loginFormOf } from '../support/relying-party.js';
+import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type Page, UserAgent, formOf, parseForms, textOf } from '../support/user-agent.js';
 
@@ -380,4 +381,19 @@ test('an app that names the provider (idp_hint, or Keycloak’s kc_idp_hint) ski
   const reloaded = await browser.down.follow(interactionPage, server.issuer);
   expect(reloaded.page?.status).toBe(200);
   expect(reloaded.redirectedTo).toBeUndefined();
+});
+
+test('authz identity-providers lists each provider with the redirect URI to register there; --check fetches its discovery', async () => {
+  const listed = await runToEnd('src/cli.ts', ['identity-providers', '--check', '--json'], cleanEnvironment(server.env));
+  expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 1, stderr: 'authz: identity-providers: down did not answer\n' });
+  const rows = JSON.parse(listed.stdout) as Record<string, unknown>[];
+  expect(rows.map((row) => [row.id, row.redirectUri, row.discovery])).toEqual([
+    ['corp', `${server.issuer}/federation/corp/callback`, 'ok'],
+    ['trusted', `${server.issuer}/federation/trusted/callback`, 'ok'],
+    ['closed', `${server.issuer}/federation/closed/callback`, 'ok'],
+    ['down', `${server.issuer}/federation/down/callback`, 'Down SSO could not be reached. Try again in a moment, or sign in another way.'],
+  ]);
+  const table = await runToEnd('src/cli.ts', ['identity-providers'], cleanEnvironment(server.env));
+  expect(table.code).toBe(0);
+  expect(table.stdout).toMatch(/corp\s+Corp SSO\s+http:\/\/127\.0\.0\.1:\d+\s+http:\/\/localhost:\d+\/federation\/corp\/callback\s+yes\s+no/);
 });
