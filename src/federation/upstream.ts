@@ -40,6 +40,12 @@ export interface PendingUpstreamSignIn {
   codeVerifier: string;
 }
 
+/**
+ * The state of a link begun on the account page (src/self-service/linked-identities.ts), which the provider's
+ * answer is sent on to; a sign-in's state begins with its interaction's uid instead.
+ */
+export const ACCOUNT_LINK_STATE_PREFIX = 'account.';
+
 /** A sign-in at the provider that did not come back with an identity, as a sentence for the person. */
 export class UpstreamSignInError extends Error {}
 

@@ -22,7 +22,8 @@
  *    owner, whom a password reset would let in beside whoever made the link (a pre-account takeover).
  *
  * The provider's sign-in counts as one step (`amr` fed): an account that must use two-step verification (by user,
- * role or app) is asked for its code next, as after a password.
+ * role or app) is asked for its code next, as after a password. An app may name the provider (`idp_hint`, or
+ * Keycloak's `kc_idp_hint`): the login page is then skipped, once.
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
@@ -34,10 +35,9 @@ import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError, InputError } from '../errors.js';
 import { IDP_HINT_PARAMETERS, type IdentityProvider } from '../federation/identity-providers.js';
-import { type PendingUpstreamSignIn, type UpstreamIdentity, UpstreamSignInError } from '../federation/upstream.js';
+import { ACCOUNT_LINK_STATE_PREFIX, type PendingUpstreamSignIn, type UpstreamIdentity, UpstreamSignInError } from '../federation/upstream.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
-import { ACCOUNT_STATE_PREFIX } from '../self-service/linked-identities.js';
 import { csrfToken } from './csrf.js';
 import { PageError } from './errors.js';
 import { clientShownAs, keepSignedIn, renderLogin } from './pages.js';
@@ -119,7 +119,7 @@ export function federationCallback(): Middleware {
     const match = /^\/federation\/([a-z0-9-]{1,32})\/callback$/.exec(ctx.path);
     if (!match || ctx.method !== 'GET') return next();
     const state = String(ctx.query.state ?? '');
-    if (state.startsWith(ACCOUNT_STATE_PREFIX)) {
+    if (state.startsWith(ACCOUNT_LINK_STATE_PREFIX)) {
       // A link begun on the account page (src/self-service/linked-identities.ts).
       ctx.status = 303;
       return ctx.redirect(`/account/identities/callback/${match[1]}?${ctx.querystring}`);

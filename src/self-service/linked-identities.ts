@@ -18,16 +18,13 @@ import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { hasOwnPassword } from '../accounts/users.js';
 import { NotFoundError } from '../errors.js';
-import { type PendingUpstreamSignIn, UpstreamSignInError } from '../federation/upstream.js';
+import { ACCOUNT_LINK_STATE_PREFIX, type PendingUpstreamSignIn, UpstreamSignInError } from '../federation/upstream.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { type AccountPageNotice, renderAccountPage } from './page.js';
 import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
-
-/** The state of a link begun on the account page: /federation/:provider/callback sends its answer here. */
-export const ACCOUNT_STATE_PREFIX = 'account.';
 
 const LINK_COOKIE = 'authz.link';
 const LINK_PATH = '/account/identities';
@@ -84,7 +81,7 @@ export function addLinkedIdentityRoutes(
     if (!provider) throw new PageError(404, 'This server offers no sign-in with that provider.');
     let started: Awaited<ReturnType<typeof deps.upstream.begin>>;
     try {
-      started = await deps.upstream.begin(provider, (random) => `${ACCOUNT_STATE_PREFIX}${random}`);
+      started = await deps.upstream.begin(provider, (random) => `${ACCOUNT_LINK_STATE_PREFIX}${random}`);
     } catch (error) {
       if (error instanceof UpstreamSignInError) return refuseWith(ctx, error.message, 502);
       throw error;
