@@ -70,8 +70,11 @@ export const tooManyAttributes = (attributes: Attributes) => Object.keys(attribu
 /** A scope of our own that releases attributes (`hr` in `hr:employee_id`): lower-case, as scopes are written. */
 const CLAIM_SCOPE = /^[a-z][a-z0-9_.-]{0,63}$/;
 
-/** Scopes with a meaning of their own, which an attribute's scope cannot be (`profile` is the default one). */
-const RESERVED_SCOPES = new Set(['openid', 'offline_access', 'email', 'roles']);
+/**
+ * Scopes with a meaning of their own, which an attribute's scope cannot be (`profile` is the default one); and the
+ * names oidc-provider's claims map keeps for claims of no scope (src/oidc/accounts.ts claimsByScope).
+ */
+const RESERVED_SCOPES = new Set(['openid', 'offline_access', 'email', 'roles', 'acr', 'iss', 'sid']);
 
 /**
  * USER_CLAIMS read: `tenant_id` is released with `profile` (and in every access token), `hr:employee_id` only to
