@@ -90,7 +90,7 @@ export function parseUserFile(text: string, format: ImportFormat = 'lines'): Imp
   const entries = format === 'keycloak' ? keycloakEntries(parseJson(text, 'the file')) : splitEntries(text);
   const problems: string[] = [];
   const users: ImportedUser[] = [];
-  const seen = { email: new Map<string, string>(), id: new Map<string, string>(), link: new Map<string, string>() };
+  const seen = { email: new Map<string, string>(), id: new Map<string, string>(), held: new Map<string, string>() };
   for (const entry of entries) {
     const user = checkEntry(entry, problems);
     if (!user) continue;
@@ -147,20 +147,23 @@ function parseJson(text: string, where: string): unknown {
   }
 }
 
-/** The same email, id or linked identity twice in one file is a mistake to fix there, not a user to overwrite. */
-function repeatOf(seen: Record<'email' | 'id' | 'link', Map<string, string>>, user: ImportedUser, where: string): string | undefined {
+/**
+ * The same email, id, linked identity or passkey twice in one file is a mistake to fix there, not a user to
+ * overwrite (`seen.held`: the identities and passkeys, each held by one user).
+ */
+function repeatOf(seen: Record<'email' | 'id' | 'held', Map<string, string>>, user: ImportedUser, where: string): string | undefined {
   const earlierEmail = seen.email.get(user.email);
   if (earlierEmail) return `${where}: the email ${user.email} is also at ${earlierEmail}`;
   seen.email.set(user.email, where);
   for (const { provider, subject } of user.linkedIdentities) {
-    const earlierLink = seen.link.get(`${provider} ${subject}`);
+    const earlierLink = seen.held.get(`${provider} ${subject}`);
     if (earlierLink) return `${where}: the ${provider} account ${subject} is also at ${earlierLink}`;
-    seen.link.set(`${provider} ${subject}`, where);
+    seen.held.set(`${provider} ${subject}`, where);
   }
   for (const { id } of user.passkeys) {
-    const earlierPasskey = seen.link.get(`passkey ${id}`);
+    const earlierPasskey = seen.held.get(`passkey ${id}`);
     if (earlierPasskey) return `${where}: the passkey ${id.slice(0, 16)}… is also at ${earlierPasskey}`;
-    seen.link.set(`passkey ${id}`, where);
+    seen.held.set(`passkey ${id}`, where);
   }
   if (!user.id) return undefined;
   const earlierId = seen.id.get(user.id);
