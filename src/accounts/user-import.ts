@@ -156,9 +156,9 @@ function repeatOf(seen: Record<'email' | 'id' | 'held', Map<string, string>>, us
   if (earlierEmail) return `${where}: the email ${user.email} is also at ${earlierEmail}`;
   seen.email.set(user.email, where);
   for (const { provider, subject } of user.linkedIdentities) {
-    const earlierLink = seen.held.get(`${provider} ${subject}`);
+    const earlierLink = seen.held.get(`identity ${provider} ${subject}`);
     if (earlierLink) return `${where}: the ${provider} account ${subject} is also at ${earlierLink}`;
-    seen.held.set(`${provider} ${subject}`, where);
+    seen.held.set(`identity ${provider} ${subject}`, where);
   }
   for (const { id } of user.passkeys) {
     const earlierPasskey = seen.held.get(`passkey ${id}`);
