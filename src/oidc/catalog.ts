@@ -37,11 +37,16 @@ export class Catalog {
     this.#clients = new LRUCache({
       max: 10_000,
       ttl,
+      // An entry dropped while its lookup is in flight (forgotten after a change, or swept as stale when the lookup
+      // is slower than the TTL) would otherwise fail that lookup, and the request it serves, with "deleted". The
+      // lookup answers what it read, and stores nothing: the next one reads again.
+      ignoreFetchAbort: true,
       fetchMethod: async (clientId) => (await clientRepository.find(clientId)) ?? MISSING,
     });
     this.#apis = new LRUCache({
       max: 1_000,
       ttl,
+      ignoreFetchAbort: true,
       fetchMethod: async (key) =>
         (await (key === DEFAULT_API ? apiRepository.findDefault() : apiRepository.findByIndicator(key))) ?? MISSING,
     });
