@@ -517,12 +517,6 @@ function mailTemplatesDir(e: Environment): string | undefined {
   return themed && isFolder(themed) ? themed : undefined;
 }
 
-/** USER_CLAIMS as the config holds it (its problems are raised once the config is built). */
-function userClaimsOf(entries: string[]): Pick<Config, 'userClaims' | 'claimScopes'> {
-  const { claims, scopes } = parseUserClaims(entries);
-  return { userClaims: claims, claimScopes: scopes };
-}
-
 /** One line naming the variable once: some messages already begin with its name. */
 function describeIssue(issue: z.core.$ZodIssue): string {
   const variable = issue.path.join('.');
@@ -540,6 +534,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
   const port = e.PORT;
+  // Read once: the config keeps the claims and their scopes, and the problems are raised with the others below.
+  const userClaims = parseUserClaims(splitList(e.USER_CLAIMS));
   // The embedded database admits one process.
   const workers = e.DATABASE_URL ? e.WEB_CONCURRENCY : 1;
   const config: Config = {
@@ -611,7 +607,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     accountDeletion: e.ACCOUNT_DELETION,
-    ...userClaimsOf(splitList(e.USER_CLAIMS)),
+    userClaims: userClaims.claims,
+    claimScopes: userClaims.scopes,
     identityProviders: [],
     limits: {
       loginPerAccount: e.LOGIN_MAX_FAILURES,
@@ -632,8 +629,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (problems.length > 0) throw new ConfigError(problems);
     config.identityProviders = providers;
   }
-  const claimProblems = parseUserClaims(splitList(e.USER_CLAIMS)).problems;
-  if (claimProblems.length > 0) throw new ConfigError(claimProblems);
+  if (userClaims.problems.length > 0) throw new ConfigError(userClaims.problems);
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);
   // Otherwise the second listener fails with "already in use: stop what listens there", and what listens is us.
