@@ -8,6 +8,7 @@
  * not carry it.
  */
 import type { Configuration } from 'openid-client';
+import { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { IdentityProvider } from './identity-providers.js';
 
@@ -32,13 +33,21 @@ export interface UpstreamIdentity {
   name?: string;
 }
 
-/** What a sign-in keeps between sending the person to the provider and their coming back. */
-export interface PendingUpstreamSignIn {
-  provider: string;
-  state: string;
-  nonce: string;
-  codeVerifier: string;
-}
+/**
+ * What a sign-in keeps between sending the person to the provider and their coming back, with when it expires;
+ * read back (from the interaction, or the account page's cookie) through this schema.
+ */
+export const pendingUpstreamSignIn = z.object({
+  provider: z.string(),
+  state: z.string(),
+  nonce: z.string(),
+  codeVerifier: z.string(),
+  expiresAt: z.number(),
+});
+export type PendingUpstreamSignIn = z.infer<typeof pendingUpstreamSignIn>;
+
+/** How long the person has at the provider before the answer is no longer taken. */
+const UPSTREAM_SIGN_IN_TTL_MS = 10 * 60 * 1000;
 
 /**
  * The state of a link begun on the account page (src/self-service/linked-identities.ts), which the provider's
@@ -84,6 +93,7 @@ export class UpstreamProviders {
       state: stateFor(oidc.randomState()),
       nonce: oidc.randomNonce(),
       codeVerifier: oidc.randomPKCECodeVerifier(),
+      expiresAt: Date.now() + UPSTREAM_SIGN_IN_TTL_MS,
     };
     const url = oidc.buildAuthorizationUrl(configuration, {
       ...provider.authorizationParameters,

@@ -35,7 +35,13 @@ import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError, InputError } from '../errors.js';
 import { IDP_HINT_PARAMETERS, type IdentityProvider } from '../federation/identity-providers.js';
-import { ACCOUNT_LINK_STATE_PREFIX, type PendingUpstreamSignIn, type UpstreamIdentity, UpstreamSignInError } from '../federation/upstream.js';
+import {
+  ACCOUNT_LINK_STATE_PREFIX,
+  type PendingUpstreamSignIn,
+  type UpstreamIdentity,
+  UpstreamSignInError,
+  pendingUpstreamSignIn,
+} from '../federation/upstream.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
 import { csrfToken } from './csrf.js';
@@ -47,19 +53,8 @@ import { beginSecondFactor } from './second-factor.js';
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 type Finish = (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>;
 
-/** How long the person has at the provider before the answer is no longer taken. */
-const UPSTREAM_SIGN_IN_TTL_MS = 10 * 60 * 1000;
-
 /** The state sent to the provider: the interaction's uid, a dot, and randomness. uids are nanoids (no dot). */
 const STATE = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{16,128}$/;
-
-const keptSignIn = z.object({
-  provider: z.string(),
-  state: z.string(),
-  nonce: z.string(),
-  codeVerifier: z.string(),
-  expiresAt: z.number(),
-});
 
 /** An account at the provider waiting to be linked to the account here with its address. */
 const keptLink = z.object({
@@ -90,7 +85,7 @@ async function takeSignIn(details: Interaction, provider: string): Promise<Pendi
   const { federated, ...rest } = (details.result ?? {}) as { federated?: unknown };
   if (federated === undefined) return undefined;
   await keep(details, rest);
-  const kept = keptSignIn.safeParse(federated);
+  const kept = pendingUpstreamSignIn.safeParse(federated);
   return kept.success && kept.data.provider === provider && kept.data.expiresAt > Date.now() ? kept.data : undefined;
 }
 
@@ -231,7 +226,7 @@ async function sendToProvider(ctx: Context, deps: InteractionDependencies, detai
     throw error;
   }
   // `hinted`: the app's idp_hint has been followed once; back at the login page, it is not followed again.
-  await keep(details, { federated: { ...started.pending, expiresAt: Date.now() + UPSTREAM_SIGN_IN_TTL_MS }, hinted: true });
+  await keep(details, { federated: started.pending, hinted: true });
   ctx.status = 303;
   ctx.redirect(started.url.href);
 }

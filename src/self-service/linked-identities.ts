@@ -18,7 +18,7 @@ import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { hasOwnPassword } from '../accounts/users.js';
 import { NotFoundError } from '../errors.js';
-import { ACCOUNT_LINK_STATE_PREFIX, type PendingUpstreamSignIn, UpstreamSignInError } from '../federation/upstream.js';
+import { ACCOUNT_LINK_STATE_PREFIX, UpstreamSignInError, pendingUpstreamSignIn } from '../federation/upstream.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { type AccountPageNotice, renderAccountPage } from './page.js';
@@ -28,21 +28,14 @@ import type { SignedIn } from './signed-in.js';
 
 const LINK_COOKIE = 'authz.link';
 const LINK_PATH = '/account/identities';
-const LINK_TTL_MS = 10 * 60 * 1000;
 
 const identityForm = z.object({
   provider: z.string().min(1).max(64),
   current: currentPasswordField.optional(),
 });
 
-const keptLink = z.object({
-  provider: z.string(),
-  state: z.string(),
-  nonce: z.string(),
-  codeVerifier: z.string(),
-  accountId: z.string(),
-  expiresAt: z.number(),
-});
+/** The sign-in at the provider, and the account it is to be linked to. */
+const keptLink = pendingUpstreamSignIn.extend({ accountId: z.string() });
 
 export function addLinkedIdentityRoutes(
   router: Router,
@@ -86,8 +79,8 @@ export function addLinkedIdentityRoutes(
       if (error instanceof UpstreamSignInError) return refuseWith(ctx, error.message, 502);
       throw error;
     }
-    const kept: z.infer<typeof keptLink> = { ...started.pending, accountId: user.id, expiresAt: Date.now() + LINK_TTL_MS };
-    ctx.cookies.set(LINK_COOKIE, Buffer.from(JSON.stringify(kept)).toString('base64url'), { ...cookieOptions, maxAge: LINK_TTL_MS });
+    const kept: z.infer<typeof keptLink> = { ...started.pending, accountId: user.id };
+    ctx.cookies.set(LINK_COOKIE, Buffer.from(JSON.stringify(kept)).toString('base64url'), { ...cookieOptions, expires: new Date(kept.expiresAt) });
     ctx.status = 303;
     ctx.redirect(started.url.href);
   });
@@ -104,11 +97,10 @@ export function addLinkedIdentityRoutes(
     if (!kept || kept.provider !== provider.id || kept.accountId !== found.user.id) {
       return refuseWith(ctx, `The link with ${provider.name} expired, was used already, or was begun in another session. Try again.`);
     }
-    const pending: PendingUpstreamSignIn = { provider: kept.provider, state: kept.state, nonce: kept.nonce, codeVerifier: kept.codeVerifier };
     let subject: string;
     let email: string | undefined;
     try {
-      ({ subject, email } = await deps.upstream.complete(provider, ctx.querystring, pending));
+      ({ subject, email } = await deps.upstream.complete(provider, ctx.querystring, kept));
     } catch (error) {
       if (error instanceof UpstreamSignInError) return refuseWith(ctx, error.message);
       throw error;
