@@ -1,6 +1,7 @@
 /**
  * `authz identity-providers`: the providers IDENTITY_PROVIDERS_FILE lists, with the redirect URI to register at
- * each; `--check` fetches each one's discovery document, as the first sign-in with it would.
+ * each; `--check` fetches each one's discovery document, as the first sign-in with it would (a plain OAuth 2.0
+ * provider's authorization endpoint, which has none).
  */
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
@@ -13,7 +14,7 @@ export function registerIdentityProviderCommands(program: Command, context: CliC
   program
     .command('identity-providers')
     .description('the identity providers of IDENTITY_PROVIDERS_FILE, with the redirect URI to register at each')
-    .option('--check', 'fetch each provider’s discovery document, as the first sign-in with it would')
+    .option('--check', 'fetch each provider’s discovery document (OAuth 2.0: its authorization endpoint), as the first sign-in with it would')
     .option('--json', 'print JSON')
     .action(async (options: { check?: boolean; json?: boolean }) => {
       const { config } = context;
@@ -22,6 +23,7 @@ export function registerIdentityProviderCommands(program: Command, context: CliC
         upstream.list.map(async (provider) => ({
           id: provider.id,
           name: provider.name,
+          type: provider.type,
           issuer: provider.issuer,
           redirectUri: upstream.redirectUri(provider),
           createAccounts: provider.createAccounts,

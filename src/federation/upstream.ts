@@ -1,8 +1,10 @@
 /**
  * The relying party side of a sign-in at another identity provider (./identity-providers.ts), with openid-client:
- * discovery of the provider (at its first use, then daily), the authorization request (code flow with PKCE S256,
- * a state and a nonce), and the answer's checks (state, `iss`, the code's redemption, the ID token's signature,
- * audience, nonce and lifetime). What comes back is who the provider says the person is.
+ * discovery of an OpenID Connect provider (at its first use, then daily), the authorization request (code flow
+ * with PKCE S256, a state, and for OpenID Connect a nonce), and the answer's checks (state, `iss`, the code's
+ * redemption, the ID token's signature, audience, nonce and lifetime). What comes back is who the provider says the
+ * person is: the ID token's claims, or for a plain OAuth 2.0 provider (GitHub, `oauth2`) its profile endpoint's
+ * fields, read with the access token (./profiles.ts).
  *
  * openid-client is loaded at the first sign-in with a provider, not at start: a server without providers does
  * not carry it.
@@ -11,6 +13,7 @@ import type { Configuration } from 'openid-client';
 import { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { IdentityProvider } from './identity-providers.js';
+import { type UpstreamIdentity, identityFromClaims, identityFromProfile } from './profiles.js';
 
 let library: Promise<typeof import('openid-client')> | undefined;
 const openidClient = () => {
@@ -24,14 +27,7 @@ const UPSTREAM_TIMEOUT_SECONDS = 10;
 /** How long a provider's discovery document is used before it is fetched again (its endpoints may move). */
 const DISCOVERY_TTL_MS = 24 * 3600 * 1000;
 
-/** Who the provider says signed in: its subject, and the address if it gave one. */
-export interface UpstreamIdentity {
-  subject: string;
-  email?: string;
-  /** The provider says it confirmed the address (`email_verified`). */
-  emailVerified: boolean;
-  name?: string;
-}
+export type { UpstreamIdentity } from './profiles.js';
 
 /**
  * What a sign-in keeps between sending the person to the provider and their coming back, with when it expires;
@@ -100,7 +96,8 @@ export class UpstreamProviders {
       redirect_uri: this.redirectUri(provider),
       scope: provider.scope,
       state: pending.state,
-      nonce: pending.nonce,
+      // A plain OAuth 2.0 provider returns no ID token to carry it back.
+      ...(provider.type === 'oidc' ? { nonce: pending.nonce } : {}),
       code_challenge: await oidc.calculatePKCECodeChallenge(pending.codeVerifier),
       code_challenge_method: 'S256',
     });
@@ -109,7 +106,8 @@ export class UpstreamProviders {
 
   /**
    * Checks the provider's answer (`query`, as it reached our redirect URI) against the sign-in kept, redeems the
-   * code and reads the ID token (and userinfo, when the ID token carries no address).
+   * code and reads who signed in: from the ID token (and userinfo, when the ID token carries no address), or for a
+   * plain OAuth 2.0 provider from its profile endpoint.
    */
   async complete(provider: IdentityProvider, query: string, pending: PendingUpstreamSignIn): Promise<UpstreamIdentity> {
     const oidc = await openidClient();
@@ -117,6 +115,12 @@ export class UpstreamProviders {
     const answer = new URL(this.redirectUri(provider));
     answer.search = query;
     try {
+      if (provider.type !== 'oidc') {
+        const tokens = await oidc.authorizationCodeGrant(configuration, answer, { expectedState: pending.state, pkceCodeVerifier: pending.codeVerifier, idTokenExpected: false });
+        const identity = await identityFromProfile(provider, (url, accept) => this.#read(configuration, provider, tokens.access_token, url, accept));
+        if (!identity) throw new UpstreamSignInError(`${provider.name} did not say who you are. Start again, or sign in another way.`);
+        return identity;
+      }
       const tokens = await oidc.authorizationCodeGrant(configuration, answer, {
         expectedState: pending.state,
         expectedNonce: pending.nonce,
@@ -129,15 +133,38 @@ export class UpstreamProviders {
       if (typeof claims.email !== 'string' && configuration.serverMetadata().userinfo_endpoint) {
         facts = { ...(await oidc.fetchUserInfo(configuration, tokens.access_token, claims.sub)), ...claims };
       }
-      return identityOf(claims.sub, facts);
+      return identityFromClaims(claims.sub, facts);
     } catch (error) {
       throw this.#explained(provider, error);
     }
   }
 
-  /** Whether the provider's discovery answers (`authz identity-providers --check`); an UpstreamSignInError if not. */
+  /** A GET of the provider's API with the person's access token: the JSON it answers, or undefined for a 404. */
+  async #read(configuration: Configuration, provider: IdentityProvider, accessToken: string, url: string, accept: string): Promise<unknown> {
+    const oidc = await openidClient();
+    const response = await oidc.fetchProtectedResource(configuration, accessToken, new URL(url), 'GET', undefined, new Headers({ accept }));
+    // GitHub answers 404 for what the token's scopes do not reach (the addresses, without user:email).
+    if (response.status === 404) return undefined;
+    if (!response.ok) throw new UpstreamSignInError(`${provider.name} did not say who you are (its API answered ${response.status}). Start again, or sign in another way.`);
+    try {
+      return await response.json();
+    } catch {
+      throw new UpstreamSignInError(`${provider.name}'s answer could not be accepted. Start again, or sign in another way.`);
+    }
+  }
+
+  /**
+   * Whether the provider answers (`authz identity-providers --check`): its discovery, or for a plain OAuth 2.0
+   * provider its authorization endpoint (any answer but a server error); an UpstreamSignInError if not.
+   */
   async check(provider: IdentityProvider): Promise<void> {
-    await this.#configuration(provider);
+    if (!provider.endpoints) {
+      await this.#configuration(provider);
+      return;
+    }
+    const response = await fetch(provider.endpoints.authorization, { redirect: 'manual', signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_SECONDS * 1000) }).catch(() => undefined);
+    await response?.body?.cancel();
+    if (!response || response.status >= 500) throw unreachable(provider);
   }
 
   /**
@@ -165,14 +192,21 @@ export class UpstreamProviders {
 
   async #discover(provider: IdentityProvider): Promise<Configuration> {
     const oidc = await openidClient();
-    const insecure = provider.issuer.startsWith('http://');
-    const configuration = await oidc.discovery(
-      new URL(provider.issuer),
-      provider.clientId,
-      provider.clientSecret,
-      provider.clientSecret ? oidc.ClientSecretBasic(provider.clientSecret) : oidc.None(),
-      { timeout: UPSTREAM_TIMEOUT_SECONDS, ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}) },
-    );
+    const { clientSecret } = provider;
+    const authentication = !clientSecret ? oidc.None() : provider.tokenEndpointAuthMethod === 'client_secret_post' ? oidc.ClientSecretPost(clientSecret) : oidc.ClientSecretBasic(clientSecret);
+    const insecure = [provider.issuer, ...Object.values(provider.endpoints ?? {})].some((url) => url.startsWith('http://'));
+    let configuration: Configuration;
+    if (provider.endpoints) {
+      // A plain OAuth 2.0 provider has no discovery: its endpoints are in the file.
+      const server = { issuer: provider.issuer, authorization_endpoint: provider.endpoints.authorization, token_endpoint: provider.endpoints.token };
+      configuration = new oidc.Configuration(server, provider.clientId, clientSecret, authentication);
+      if (insecure) oidc.allowInsecureRequests(configuration);
+    } else {
+      configuration = await oidc.discovery(new URL(provider.issuer), provider.clientId, clientSecret, authentication, {
+        timeout: UPSTREAM_TIMEOUT_SECONDS,
+        ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+      });
+    }
     configuration.timeout = UPSTREAM_TIMEOUT_SECONDS;
     return configuration;
   }
@@ -183,15 +217,22 @@ export class UpstreamProviders {
     const { name, code, error: oauthError, error_description: description } = error as Record<string, unknown> & Error;
     this.logger.warn({ provider: provider.id, err: error }, 'sign-in at an identity provider failed');
     if (name === 'AuthorizationResponseError' && oauthError === 'access_denied') return new UpstreamSignInError(`Signing in with ${provider.name} was cancelled.`);
-    if (name === 'AuthorizationResponseError' || name === 'ResponseBodyError') {
-      const said = typeof description === 'string' ? `: ${description.slice(0, 200)}` : '';
-      return new UpstreamSignInError(`${provider.name} refused the sign-in (${String(oauthError).slice(0, 64)}${said}).`);
-    }
+    if (name === 'AuthorizationResponseError' || name === 'ResponseBodyError') return refused(provider, oauthError, description);
+    // GitHub answers a code it will not redeem with 200 and an OAuth error in the body, not with a 400.
+    const body = causes(error)
+      .map((cause) => (cause.cause as { body?: { error?: unknown; error_description?: unknown } } | undefined)?.body)
+      .find((found) => typeof found?.error === 'string');
+    if (body) return refused(provider, body.error, body.error_description);
     if (code === 'OAUTH_TIMEOUT' || causes(error).some((cause) => ['TimeoutError', 'AbortError'].includes(cause.name) || cause.message === 'fetch failed')) {
       return unreachable(provider);
     }
     return new UpstreamSignInError(`${provider.name}'s answer could not be accepted. Start again, or sign in another way.`);
   }
+}
+
+function refused(provider: IdentityProvider, oauthError: unknown, description: unknown): UpstreamSignInError {
+  const said = typeof description === 'string' ? `: ${description.slice(0, 200)}` : '';
+  return new UpstreamSignInError(`${provider.name} refused the sign-in (${String(oauthError).slice(0, 64)}${said}).`);
 }
 
 const unreachable = (provider: IdentityProvider) => new UpstreamSignInError(`${provider.name} could not be reached. Try again in a moment, or sign in another way.`);
@@ -201,12 +242,4 @@ function causes(error: unknown): Error[] {
   const chain: Error[] = [];
   for (let at = error; at instanceof Error && chain.length < 5; at = at.cause) chain.push(at);
   return chain;
-}
-
-function identityOf(subject: string, facts: Record<string, unknown>): UpstreamIdentity {
-  const email = typeof facts.email === 'string' && facts.email.includes('@') && facts.email.length <= 254 ? facts.email.trim().toLowerCase() : undefined;
-  const name = typeof facts.name === 'string' ? facts.name.trim().slice(0, 200) : undefined;
-  // Some providers (older Cognito) send the boolean as text: the same assertion.
-  const verified = facts.email_verified === true || facts.email_verified === 'true';
-  return { subject, email, emailVerified: email !== undefined && verified, name: name || undefined };
 }

@@ -395,5 +395,5 @@ test('authz identity-providers lists each provider with the redirect URI to regi
   ]);
   const table = await runToEnd('src/cli.ts', ['identity-providers'], cleanEnvironment(server.env));
   expect(table.code).toBe(0);
-  expect(table.stdout).toMatch(/corp\s+Corp SSO\s+http:\/\/127\.0\.0\.1:\d+\s+http:\/\/localhost:\d+\/federation\/corp\/callback\s+yes\s+no/);
+  expect(table.stdout).toMatch(/corp\s+Corp SSO\s+oidc\s+http:\/\/127\.0\.0\.1:\d+\s+http:\/\/localhost:\d+\/federation\/corp\/callback\s+yes\s+no/);
 });

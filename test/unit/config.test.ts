@@ -209,7 +209,19 @@ describe('configuration', () => {
       const google = { id: 'google', name: 'Google', issuer: 'https://accounts.google.com', clientId: 'abc', clientSecretEnv: 'GOOGLE_SECRET' };
       await writeFile(file, JSON.stringify([google]));
       expect(loadConfig({ IDENTITY_PROVIDERS_FILE: file, GOOGLE_SECRET: 's3cret' }).identityProviders).toEqual([
-        { id: 'google', name: 'Google', issuer: 'https://accounts.google.com', clientId: 'abc', clientSecret: 's3cret', scope: 'openid email profile', createAccounts: true, trustEmail: false, authorizationParameters: {} },
+        {
+          id: 'google',
+          type: 'oidc',
+          name: 'Google',
+          issuer: 'https://accounts.google.com',
+          clientId: 'abc',
+          clientSecret: 's3cret',
+          tokenEndpointAuthMethod: 'client_secret_basic',
+          scope: 'openid email profile',
+          createAccounts: true,
+          trustEmail: false,
+          authorizationParameters: {},
+        },
       ]);
       expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [0] (google): GOOGLE_SECRET (its clientSecretEnv) is not set']);
       expect(loadConfig({}).identityProviders).toEqual([]);
@@ -219,7 +231,7 @@ describe('configuration', () => {
       const local = { id: 'local', name: 'Local', issuer: 'http://127.0.0.1:4000', clientId: 'x', clientSecret: 'y' };
       await writeFile(file, JSON.stringify([{ ...google, clientSecretEnv: undefined, clientSecret: 'y', scope: 'email' }, { ...local, id: 'Bad Id' }, { ...local, id: 'link', extra: 1 }, { ...local, id: 'params', authorizationParameters: { prompt: 'select_account', state: 'mine' } }]));
       const problems = problemsOf({ IDENTITY_PROVIDERS_FILE: file });
-      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [0] (google): scope must include openid');
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [0] (google).scope: must include openid');
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [1] (Bad Id).id: must be 1–32 lower-case letters, digits and dashes');
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [2] (link).id: link is taken: choose another id');
       expect(problems.some((problem) => problem.startsWith('IDENTITY_PROVIDERS_FILE [2] (link)') && problem.includes('extra'))).toBe(true);
@@ -231,7 +243,75 @@ describe('configuration', () => {
       expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [1] (local): the id local is used twice']);
       await writeFile(file, JSON.stringify([local]));
       const production = problemsOf({ NODE_ENV: 'production', IDENTITY_PROVIDERS_FILE: file });
-      expect(production).toEqual(['IDENTITY_PROVIDERS_FILE [0] (local): the issuer must be https in production (got http://127.0.0.1:4000)']);
+      expect(production).toEqual(['IDENTITY_PROVIDERS_FILE [0] (local): its URLs must be https in production (got http://127.0.0.1:4000)']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('IDENTITY_PROVIDERS_FILE takes GitHub (github.com or an Enterprise Server) and plain OAuth 2.0 providers, with what each must name', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'providers-'));
+    try {
+      const file = path.join(dir, 'providers.json');
+      const github = { id: 'github', type: 'github', name: 'GitHub', clientId: 'Ov23li', clientSecretEnv: 'GITHUB_SECRET' };
+      const enterprise = { ...github, id: 'ghes', githubUrl: 'https://github.corp.example/', clientSecretEnv: undefined, clientSecret: 's' };
+      const oauth = {
+        id: 'forge',
+        type: 'oauth2',
+        name: 'Forge',
+        authorizationEndpoint: 'https://forge.example/oauth/authorize',
+        tokenEndpoint: 'https://forge.example/oauth/token',
+        userinfoEndpoint: 'https://api.forge.example/v1/me',
+        scope: 'profile',
+        clientId: 'app',
+        claims: { subject: 'data.id' },
+      };
+      await writeFile(file, JSON.stringify([github, enterprise, oauth]));
+      const [gitHub, gitHubEnterprise, forge] = loadConfig({ IDENTITY_PROVIDERS_FILE: file, GITHUB_SECRET: 'gh' }).identityProviders;
+      expect(gitHub).toMatchObject({
+        type: 'github',
+        issuer: 'https://github.com',
+        scope: 'read:user user:email',
+        clientSecret: 'gh',
+        tokenEndpointAuthMethod: 'client_secret_post',
+        endpoints: {
+          authorization: 'https://github.com/login/oauth/authorize',
+          token: 'https://github.com/login/oauth/access_token',
+          profile: 'https://api.github.com/user',
+          emails: 'https://api.github.com/user/emails',
+        },
+      });
+      expect(gitHubEnterprise?.endpoints).toEqual({
+        authorization: 'https://github.corp.example/login/oauth/authorize',
+        token: 'https://github.corp.example/login/oauth/access_token',
+        profile: 'https://github.corp.example/api/v3/user',
+        emails: 'https://github.corp.example/api/v3/user/emails',
+      });
+      // A public client at a plain OAuth 2.0 provider (PKCE alone); the fields not named keep OpenID Connect's names.
+      expect(forge).toMatchObject({
+        type: 'oauth2',
+        issuer: 'https://forge.example',
+        clientSecret: undefined,
+        tokenEndpointAuthMethod: 'client_secret_basic',
+        endpoints: { authorization: 'https://forge.example/oauth/authorize', token: 'https://forge.example/oauth/token', profile: 'https://api.forge.example/v1/me' },
+        profileFields: { subject: 'data.id', email: 'email', emailVerified: 'email_verified', name: 'name' },
+      });
+
+      const { authorizationEndpoint: _, scope: __, ...incomplete } = oauth;
+      await writeFile(file, JSON.stringify([{ ...github, clientSecretEnv: undefined }]));
+      expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [0] (github): GitHub needs clientSecret or clientSecretEnv']);
+      await writeFile(file, JSON.stringify([github, { ...incomplete, id: 'incomplete' }, { ...github, id: 'other', type: 'saml' }, { ...oauth, id: 'bad-field', claims: { subject: 'data..id' } }]));
+      const problems = problemsOf({ IDENTITY_PROVIDERS_FILE: file });
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [1] (incomplete).authorizationEndpoint: must be the provider’s authorization endpoint URL');
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [1] (incomplete).scope: must be given: the scope values to ask for, separated by spaces');
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [2] (other).type: type must be oidc, github or oauth2');
+      expect(problems).toContain('IDENTITY_PROVIDERS_FILE [3] (bad-field).claims.subject: must be a field name, dotted for a nested field');
+
+      // Production takes https for every URL an entry names.
+      await writeFile(file, JSON.stringify([{ ...oauth, userinfoEndpoint: 'http://10.0.0.5/me' }]));
+      expect(problemsOf({ NODE_ENV: 'production', IDENTITY_PROVIDERS_FILE: file })).toContain(
+        'IDENTITY_PROVIDERS_FILE [0] (forge): its URLs must be https in production (got http://10.0.0.5/me)',
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
