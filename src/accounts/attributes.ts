@@ -10,7 +10,7 @@
 import { z } from 'zod';
 
 /** A name as JSON and JWT libraries take it without quoting: a letter, then letters, digits, `_`, `.` or `-`. */
-const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+export const ATTRIBUTE_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 const MAX_ATTRIBUTES = 50;
 const MAX_VALUE_LENGTH = 1024;
 
@@ -28,7 +28,7 @@ export const RESERVED_CLAIMS = new Set([
   'scope', 'client_id', 'cnf', 'act', 'may_act', 'active', 'token_type', 'username', 'events', 'typ', 'roles',
 ]);
 
-const attributeValue = z.union([
+export const attributeValue = z.union([
   z.string().max(MAX_VALUE_LENGTH, `an attribute's text is ${MAX_VALUE_LENGTH} characters at most`),
   z.number().finite(),
   z.boolean(),

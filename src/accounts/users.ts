@@ -391,7 +391,8 @@ export class UserRepository {
   }
 
   /** Changes the profile fields an administrator may set. */
-  async update(idOrEmail: string, changes: UserChanges): Promise<User> {
+  /** @param audited added to the `user_updated` event: what made the change, where it was not an administrator */
+  async update(idOrEmail: string, changes: UserChanges, audited: Record<string, unknown> = {}): Promise<User> {
     const value = parseInput(userChangesSchema, changes);
     const user = await this.require(idOrEmail);
     const row: Partial<UserRow> = {};
@@ -415,7 +416,7 @@ export class UserRepository {
       throw error;
     });
     const emailChange = row.email ? { from: user.email, to: updated.email } : {};
-    this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles, ...emailChange });
+    this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles, ...emailChange, ...audited });
     return updated;
   }
 

@@ -16,6 +16,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { ATTRIBUTE_NAME } from '../accounts/attributes.js';
+import { roleName } from '../accounts/roles.js';
+import type { ProviderMappers } from './mappers.js';
 
 export type IdentityProviderType = 'oidc' | 'oauth2' | 'github';
 
@@ -66,6 +69,8 @@ export interface IdentityProvider {
   trustEmail: boolean;
   /** Added to each authorization request: Google's `prompt=select_account` or `hd`, Entra ID's `domain_hint`, … */
   authorizationParameters: Record<string, string>;
+  /** Roles and attributes the provider's claims set on the account (./mappers.ts). */
+  mappers: ProviderMappers;
 }
 
 /** The authorization parameters by which an app names the provider to sign in with (ours, and Keycloak's). */
@@ -99,6 +104,26 @@ const common = {
     .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a parameter name is letters, digits, _ . and -'), z.string().max(512))
     .refine((parameters) => !Object.keys(parameters).some((name) => OUR_PARAMETERS.includes(name)), `authorizationParameters cannot set ${OUR_PARAMETERS.join(', ')}`)
     .default({}),
+  /** Keycloak's "Claim to Role" (a claim and its value) and "Hardcoded Role" (neither) mappers. */
+  roles: z
+    .array(
+      z
+        .strictObject({ role: roleName, claim: fieldName.optional(), value: z.union([z.string().max(256), z.number(), z.boolean()]).optional() })
+        .refine((mapper) => (mapper.claim === undefined) === (mapper.value === undefined), 'give claim and value together, or neither for a role everyone signing in this way has'),
+    )
+    .max(50)
+    .default([]),
+  /** Keycloak's "Attribute Importer": attribute name → the claim it is copied from. */
+  attributes: z
+    .record(z.string(), fieldName)
+    .superRefine((attributes, ctx) => {
+      for (const name of Object.keys(attributes)) {
+        if (!ATTRIBUTE_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'an attribute name is a letter, then up to 63 letters, digits, "_", "." or "-"' });
+      }
+    })
+    .default({}),
+  /** force: the mapping is applied at every sign-in with the provider; import: once, to the account it makes. */
+  syncMode: z.enum(['force', 'import']).default('force'),
 };
 
 const openIdEntry = z.strictObject({
@@ -162,8 +187,8 @@ function gitHubEndpoints(githubUrl: string | undefined): { issuer: string; endpo
 
 /** The entry as the sign-in uses it, whatever its kind: where to ask, and how to read the answer. */
 function providerOf(entry: Entry, clientSecret: string | undefined): IdentityProvider {
-  const { id, name, clientId, createAccounts, trustEmail, authorizationParameters, scope } = entry;
-  const shared = { id, name, clientId, clientSecret, createAccounts, trustEmail, authorizationParameters, scope };
+  const { id, name, clientId, createAccounts, trustEmail, authorizationParameters, scope, roles, attributes, syncMode } = entry;
+  const shared = { id, name, clientId, clientSecret, createAccounts, trustEmail, authorizationParameters, scope, mappers: { roles, attributes, syncMode } };
   switch (entry.type) {
     case 'oidc':
       // The issuer as given: some end with a slash (Auth0's), and discovery compares it exactly.

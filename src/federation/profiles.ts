@@ -13,6 +13,8 @@ export interface UpstreamIdentity {
   /** The provider says it confirmed the address (`email_verified`, or GitHub's list of addresses). */
   emailVerified: boolean;
   name?: string;
+  /** Everything the provider said: the ID token's claims (with userinfo's), or the profile; read by ./mappers.ts. */
+  claims: Record<string, unknown>;
 }
 
 /** A GET of the provider's API with the person's access token: the JSON, or undefined where it answered 404. */
@@ -22,7 +24,7 @@ export type ReadApi = (url: string, accept: string) => Promise<unknown>;
 const MAX_SUBJECT = 255;
 
 export function identityFromClaims(subject: string, claims: Record<string, unknown>): UpstreamIdentity {
-  return identityOf(subject, claims.email, claims.email_verified, claims.name);
+  return { ...identityOf(subject, claims.email, claims.email_verified, claims.name), claims };
 }
 
 /**
@@ -37,8 +39,8 @@ export async function identityFromProfile(provider: IdentityProvider, read: Read
   if (!isRecord(profile)) return undefined;
   const subject = subjectOf(fieldOf(profile, fields.subject));
   if (!subject) return undefined;
-  if (provider.type === 'github' && endpoints.emails) return gitHubIdentity(subject, profile, await read(endpoints.emails, accept));
-  return identityOf(subject, fieldOf(profile, fields.email), fieldOf(profile, fields.emailVerified), fieldOf(profile, fields.name));
+  if (provider.type === 'github' && endpoints.emails) return { ...gitHubIdentity(subject, profile, await read(endpoints.emails, accept)), claims: profile };
+  return { ...identityOf(subject, fieldOf(profile, fields.email), fieldOf(profile, fields.emailVerified), fieldOf(profile, fields.name)), claims: profile };
 }
 
 /**
@@ -46,14 +48,14 @@ export async function identityFromProfile(provider: IdentityProvider, read: Read
  * theirs private. The list of addresses (scope user:email) has them all, each with whether it is confirmed: the
  * primary one is the account's. Without that scope (a 404), the public address, unconfirmed.
  */
-function gitHubIdentity(subject: string, profile: Record<string, unknown>, emails: unknown): UpstreamIdentity {
+function gitHubIdentity(subject: string, profile: Record<string, unknown>, emails: unknown): Omit<UpstreamIdentity, 'claims'> {
   const name = typeof profile.name === 'string' && profile.name.trim() ? profile.name : profile.login;
   const primary = Array.isArray(emails) ? emails.find((entry) => isRecord(entry) && entry.primary === true) : undefined;
   if (isRecord(primary)) return identityOf(subject, primary.email, primary.verified, name);
   return identityOf(subject, profile.email, false, name);
 }
 
-function identityOf(subject: string, email: unknown, verified: unknown, name: unknown): UpstreamIdentity {
+function identityOf(subject: string, email: unknown, verified: unknown, name: unknown): Omit<UpstreamIdentity, 'claims'> {
   const address = typeof email === 'string' && email.includes('@') && email.length <= 254 ? email.trim().toLowerCase() : undefined;
   const shownName = typeof name === 'string' ? name.trim().slice(0, 200) : undefined;
   // Some providers (older Cognito) send the boolean as text: the same assertion.
@@ -68,7 +70,7 @@ function subjectOf(value: unknown): string | undefined {
 }
 
 /** `data.id`: a field, nested where the name is dotted. */
-function fieldOf(profile: Record<string, unknown>, name: string): unknown {
+export function fieldOf(profile: Record<string, unknown>, name: string): unknown {
   let at: unknown = profile;
   for (const key of name.split('.')) at = isRecord(at) && Object.hasOwn(at, key) ? at[key] : undefined;
   return at;

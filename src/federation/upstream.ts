@@ -13,6 +13,7 @@ import type { Configuration } from 'openid-client';
 import { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { IdentityProvider } from './identity-providers.js';
+import { claimsRead } from './mappers.js';
 import { type UpstreamIdentity, identityFromClaims, identityFromProfile } from './profiles.js';
 
 let library: Promise<typeof import('openid-client')> | undefined;
@@ -106,8 +107,8 @@ export class UpstreamProviders {
 
   /**
    * Checks the provider's answer (`query`, as it reached our redirect URI) against the sign-in kept, redeems the
-   * code and reads who signed in: from the ID token (and userinfo, when the ID token carries no address), or for a
-   * plain OAuth 2.0 provider from its profile endpoint.
+   * code and reads who signed in: from the ID token (and userinfo, when the ID token lacks the address or a claim
+   * the entry maps), or for a plain OAuth 2.0 provider from its profile endpoint.
    */
   async complete(provider: IdentityProvider, query: string, pending: PendingUpstreamSignIn): Promise<UpstreamIdentity> {
     const oidc = await openidClient();
@@ -130,7 +131,9 @@ export class UpstreamProviders {
       const claims = tokens.claims();
       if (!claims) throw new UpstreamSignInError(`${provider.name} sent no ID token.`);
       let facts: Record<string, unknown> = claims;
-      if (typeof claims.email !== 'string' && configuration.serverMetadata().userinfo_endpoint) {
+      // Many providers put the address, groups and the like at userinfo only, not in the ID token.
+      const incomplete = typeof claims.email !== 'string' || claimsRead(provider.mappers).some((name) => !(name in claims));
+      if (incomplete && configuration.serverMetadata().userinfo_endpoint) {
         facts = { ...(await oidc.fetchUserInfo(configuration, tokens.access_token, claims.sub)), ...claims };
       }
       return identityFromClaims(claims.sub, facts);

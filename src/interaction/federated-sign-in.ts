@@ -21,6 +21,9 @@
  *    says the address is confirmed: an account made for an address nobody confirmed could be waiting for its
  *    owner, whom a password reset would let in beside whoever made the link (a pre-account takeover).
  *
+ * The roles and attributes the entry maps from the provider's claims (src/federation/mappers.ts) are set on the
+ * account before anything else reads it, so that a role the provider grants can ask for two-step verification.
+ *
  * The provider's sign-in counts as one step (`amr` fed): an account that must use two-step verification (by user,
  * role or app) is asked for its code next, as after a password. An app may name the provider (`idp_hint`, or
  * Keycloak's `kc_idp_hint`): the login page is then skipped, once.
@@ -35,6 +38,7 @@ import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError, InputError } from '../errors.js';
 import { IDP_HINT_PARAMETERS, type IdentityProvider } from '../federation/identity-providers.js';
+import { type MappedAccount, changesFor, mapClaims, mappedAccount } from '../federation/mappers.js';
 import {
   ACCOUNT_LINK_STATE_PREFIX,
   type PendingUpstreamSignIn,
@@ -62,6 +66,8 @@ const keptLink = z.object({
   subject: z.string(),
   email: z.string(),
   accountId: z.string(),
+  /** What the provider's claims map to, applied once the link is made. */
+  mapped: mappedAccount.optional(),
 });
 type PendingLink = z.infer<typeof keptLink>;
 
@@ -169,8 +175,9 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
       return refuse(ctx, 'Your account here has another account of that provider linked, or this one was linked meanwhile. Sign in with your password.', 409);
     }
     await keep(details, {});
+    const user = await withMappedClaims(deps, deps.upstream.get(link.provider), outcome.user, link.mapped, false);
     // Both were proved: the password here and the sign-in there.
-    await signedIn(ctx, outcome.user, ['pwd', 'fed']);
+    await signedIn(ctx, user, ['pwd', 'fed']);
   });
 
   router.post('/federated/link/cancel', readForm, interaction, async (ctx) => {
@@ -195,7 +202,8 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
       auditFailure(ctx, deps, provider, 'upstream_error', undefined, error.message);
       return refuse(ctx, error.message);
     }
-    const resolved = await accountFor(deps, provider, identity);
+    const mapped = mapClaims(provider.mappers, identity.claims);
+    const resolved = await accountFor(deps, provider, identity, mapped);
     if ('refused' in resolved) {
       auditFailure(ctx, deps, provider, resolved.reason, resolved.accountId);
       return refuse(ctx, resolved.refused, 403);
@@ -212,7 +220,7 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
       ...requestFacts(ctx),
       detail: { email: resolved.user.email, via: provider.id, amr: ['fed'], ...(resolved.created ? { created: true } : {}) },
     });
-    await signedIn(ctx, resolved.user, ['fed']);
+    await signedIn(ctx, await withMappedClaims(deps, provider, resolved.user, mapped, resolved.created === true), ['fed']);
   });
 }
 
@@ -247,7 +255,7 @@ export async function followedIdpHint(ctx: Context, deps: InteractionDependencie
 type Resolution = { user: User; created?: true } | { link: PendingLink } | { refused: string; reason: string; accountId?: string };
 
 /** Which account the provider's identity signs in to (the order in this module's comment). */
-async function accountFor(deps: InteractionDependencies, provider: IdentityProvider, identity: UpstreamIdentity): Promise<Resolution> {
+async function accountFor(deps: InteractionDependencies, provider: IdentityProvider, identity: UpstreamIdentity, mapped: MappedAccount | undefined): Promise<Resolution> {
   const linkedTo = await deps.linkedIdentities.signIn(provider.id, identity.subject, identity.email);
   if (linkedTo) {
     const user = await deps.users.findById(linkedTo);
@@ -256,7 +264,7 @@ async function accountFor(deps: InteractionDependencies, provider: IdentityProvi
   }
   if (!identity.email) return { refused: `${provider.name} did not give an email address, which an account here needs.`, reason: 'no_email' };
   const existing = await deps.users.findByEmail(identity.email);
-  if (existing) return linkExisting(deps, provider, { ...identity, email: identity.email }, existing);
+  if (existing) return linkExisting(deps, provider, { ...identity, email: identity.email }, existing, mapped);
   if (!provider.createAccounts) {
     return { refused: `No account here is linked to that ${provider.name} account. Sign in with your email and password, or ask your administrator for an account.`, reason: 'no_account' };
   }
@@ -276,18 +284,36 @@ async function accountFor(deps: InteractionDependencies, provider: IdentityProvi
     if (!(error instanceof ConflictError)) throw error;
     const made = await deps.users.findByEmail(identity.email);
     if (!made) throw error;
-    return linkExisting(deps, provider, { ...identity, email: identity.email }, made);
+    return linkExisting(deps, provider, { ...identity, email: identity.email }, made, mapped);
   }
 }
 
-async function linkExisting(deps: InteractionDependencies, provider: IdentityProvider, identity: UpstreamIdentity & { email: string }, user: User): Promise<Resolution> {
+async function linkExisting(deps: InteractionDependencies, provider: IdentityProvider, identity: UpstreamIdentity & { email: string }, user: User, mapped: MappedAccount | undefined): Promise<Resolution> {
   if (user.disabledAt) return { refused: 'This account is disabled. Ask your administrator.', reason: 'account_disabled', accountId: user.id };
-  const link = { provider: provider.id, subject: identity.subject, email: identity.email, accountId: user.id };
+  const link: PendingLink = { provider: provider.id, subject: identity.subject, email: identity.email, accountId: user.id, mapped };
   if (!(provider.trustEmail && identity.emailVerified)) return { link };
   if (!(await deps.linkedIdentities.link(user.id, provider.id, identity.subject, identity.email))) {
     return { refused: `Your account here has another ${provider.name} account linked. Sign in with that one, or with your password.`, reason: 'other_account_linked', accountId: user.id };
   }
   return { user };
+}
+
+/**
+ * The account with the roles and attributes the provider's claims map to (src/federation/mappers.ts): at every
+ * sign-in with it, or (`syncMode` import) only on the one that made the account.
+ */
+async function withMappedClaims(deps: InteractionDependencies, provider: IdentityProvider | undefined, user: User, mapped: MappedAccount | undefined, created: boolean): Promise<User> {
+  if (!provider || !mapped || (provider.mappers.syncMode === 'import' && !created)) return user;
+  const changes = changesFor(user, mapped);
+  if (!changes) return user;
+  try {
+    return await deps.users.update(user.id, changes, { via: provider.id });
+  } catch (error) {
+    // The attributes would pass the account's limit: the sign-in goes on without them, and the log says why.
+    if (!(error instanceof InputError)) throw error;
+    deps.logger.warn({ provider: provider.id, accountId: user.id, err: error }, 'an identity provider’s mapped roles and attributes could not be set');
+    return user;
+  }
 }
 
 function auditFailure(ctx: Context, deps: InteractionDependencies, provider: IdentityProvider, reason: string, accountId?: string, message?: string): void {

@@ -24,11 +24,15 @@ let upstream: TestServer;
 let server: TestServer;
 let rp: oidc.Configuration;
 
-/** The provider entries: `corp` asks for the password to link, `trusted` links confirmed addresses, `closed` makes no accounts. */
-const PROVIDERS = ['corp', 'trusted', 'closed'];
+/**
+ * The provider entries: `corp` asks for the password to link, `trusted` links confirmed addresses, `closed` makes
+ * no accounts, `mapped` sets roles and an attribute from the provider's claims.
+ */
+const PROVIDERS = ['corp', 'trusted', 'closed', 'mapped'];
 
 beforeAll(async () => {
-  upstream = await startTestServer();
+  // The provider releases its users' `tenant_id` (with profile) and roles (with the roles scope), at userinfo.
+  upstream = await startTestServer({ env: { USER_CLAIMS: 'tenant_id' } });
   const { clientId, secret } = await createWebClient(upstream, { firstParty: true });
   const file = path.join(tmpdir(), `identity-providers-${process.pid}-${Date.now()}.json`);
   const entry = { issuer: upstream.issuer, clientId, clientSecretEnv: 'CORP_CLIENT_SECRET' };
@@ -38,11 +42,20 @@ beforeAll(async () => {
       { id: 'corp', name: 'Corp SSO', ...entry, authorizationParameters: { ui_locales: 'en-GB' } },
       { id: 'trusted', name: 'Trusted SSO', ...entry, trustEmail: true },
       { id: 'closed', name: 'Closed SSO', ...entry, createAccounts: false },
+      {
+        id: 'mapped',
+        name: 'Mapped SSO',
+        ...entry,
+        trustEmail: true,
+        scope: 'openid email profile roles',
+        roles: [{ role: 'staff' }, { role: 'editor', claim: 'roles', value: 'writer' }],
+        attributes: { tenant_id: 'tenant_id' },
+      },
       // Nothing listens there: a provider that is down.
       { id: 'down', name: 'Down SSO', issuer: `http://127.0.0.1:${await closedPort()}/`, clientId: 'x', clientSecret: 'y' },
     ]),
   );
-  server = await startTestServer({ host: 'localhost', env: { IDENTITY_PROVIDERS_FILE: file, CORP_CLIENT_SECRET: secret } });
+  server = await startTestServer({ host: 'localhost', env: { IDENTITY_PROVIDERS_FILE: file, CORP_CLIENT_SECRET: secret, TOTP_REQUIRED_ROLES: 'editor' } });
   await upstream.services.clients.update(clientId, { redirectUris: PROVIDERS.map((id) => `${server.issuer}/federation/${id}/callback`) });
   const app = await createWebClient(server, { firstParty: true });
   rp = await discover(server, app.clientId, app.secret);
@@ -383,6 +396,44 @@ test('an app that names the provider (idp_hint, or Keycloak’s kc_idp_hint) ski
   expect(reloaded.redirectedTo).toBeUndefined();
 });
 
+test('the provider’s claims set the roles and attribute the entry maps, at every sign-in; a role it grants can ask for two-step verification', async () => {
+  const person = await createUser(upstream, ['reader']);
+  await upstream.services.users.update(person.email, { attributes: { tenant_id: 'acme' } });
+  const { after, request } = await signInWith('mapped', person);
+  const first = await idTokenOf(after.redirectedTo, request);
+  const made = await server.services.users.findById(first.sub);
+  // `staff` for everyone signing in this way; `editor` only for the provider's writers; the tenant from its claim.
+  expect(made?.roles).toEqual(['staff']);
+  expect(made?.attributes).toEqual({ tenant_id: 'acme' });
+
+  // An administrator's role the entry does not name stays; the provider makes the person a writer and moves them.
+  await server.services.users.setRoles(first.sub, ['staff', 'auditor']);
+  await upstream.services.users.update(person.email, { roles: ['reader', 'writer'], attributes: { tenant_id: 'globex' } });
+  const writer = await signInWith('mapped', person);
+  // editor is one of TOTP_REQUIRED_ROLES: the role was set before the second step was chosen, so it is asked for.
+  expect(writer.after.page?.status).toBe(200);
+  expect(textOf(writer.after.page)).toContain('two-step verification');
+  const promoted = await server.services.users.findById(first.sub);
+  expect(promoted?.roles).toEqual(['staff', 'auditor', 'editor']);
+  expect(promoted?.attributes).toEqual({ tenant_id: 'globex' });
+  const updates = (await audited('user_updated')).filter((event) => event.accountId === first.sub);
+  expect(updates.map((event) => event.detail)).toContainEqual(expect.objectContaining({ via: 'mapped', fields: ['roles', 'attributes'], roles: ['staff', 'auditor', 'editor'] }));
+
+  // No longer a writer, and no tenant: editor is taken away and the attribute removed; auditor and staff stay.
+  await upstream.services.users.update(person.email, { roles: ['reader'], attributes: { tenant_id: null } });
+  const demoted = await signInWith('mapped', person);
+  expect((await idTokenOf(demoted.after.redirectedTo, demoted.request)).sub).toBe(first.sub);
+  const after2 = await server.services.users.findById(first.sub);
+  expect(after2?.roles).toEqual(['staff', 'auditor']);
+  expect(after2?.attributes).toEqual({});
+
+  // Nothing changed at the provider: nothing written.
+  const before = (await audited('user_updated')).filter((event) => event.accountId === first.sub).length;
+  const same = await signInWith('mapped', person);
+  await idTokenOf(same.after.redirectedTo, same.request);
+  expect((await audited('user_updated')).filter((event) => event.accountId === first.sub)).toHaveLength(before);
+});
+
 test('authz identity-providers lists each provider with the redirect URI to register there; --check fetches its discovery', async () => {
   const listed = await runToEnd('src/cli.ts', ['identity-providers', '--check', '--json'], cleanEnvironment(server.env));
   expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 1, stderr: 'authz: identity-providers: down did not answer\n' });
@@ -391,6 +442,7 @@ test('authz identity-providers lists each provider with the redirect URI to regi
     ['corp', `${server.issuer}/federation/corp/callback`, 'ok'],
     ['trusted', `${server.issuer}/federation/trusted/callback`, 'ok'],
     ['closed', `${server.issuer}/federation/closed/callback`, 'ok'],
+    ['mapped', `${server.issuer}/federation/mapped/callback`, 'ok'],
     ['down', `${server.issuer}/federation/down/callback`, 'Down SSO could not be reached. Try again in a moment, or sign in another way.'],
   ]);
   const table = await runToEnd('src/cli.ts', ['identity-providers'], cleanEnvironment(server.env));

@@ -34,7 +34,18 @@ beforeAll(async () => {
   await writeFile(
     file,
     JSON.stringify([
-      { id: 'github', type: 'github', name: 'GitHub', githubUrl: github.url, clientId: APPS.github.clientId, clientSecretEnv: 'GITHUB_SECRET' },
+      // The account GitHub makes gets a role and its login as an attribute, once (syncMode import).
+      {
+        id: 'github',
+        type: 'github',
+        name: 'GitHub',
+        githubUrl: github.url,
+        clientId: APPS.github.clientId,
+        clientSecretEnv: 'GITHUB_SECRET',
+        roles: [{ role: 'developer' }],
+        attributes: { github_login: 'login' },
+        syncMode: 'import',
+      },
       { id: 'github-public', type: 'github', name: 'GitHub (public)', githubUrl: github.url, clientId: APPS['github-public'].clientId, clientSecret: APPS['github-public'].secret, scope: 'read:user' },
       {
         id: 'forge',
@@ -47,6 +58,9 @@ beforeAll(async () => {
         clientId: APPS.forge.clientId,
         clientSecret: APPS.forge.secret,
         claims: { subject: 'id', name: 'login' },
+        // At every sign-in (syncMode force): a role for the site's admins, the login as an attribute.
+        roles: [{ role: 'forge-admin', claim: 'site_admin', value: true }],
+        attributes: { forge_login: 'login' },
       },
     ]),
   );
@@ -107,13 +121,17 @@ test('GitHub: a first sign-in makes an account with the confirmed primary addres
   expect(claims.email).toBe(primary);
   expect(claims.email_verified).toBe(true);
   const account = await server.services.users.findByEmail(primary);
-  expect(account).toMatchObject({ id: claims.sub, name: octo.name });
+  // The mapping, applied to the account the sign-in made.
+  expect(account).toMatchObject({ id: claims.sub, name: octo.name, roles: ['developer'], attributes: { github_login: octo.login } });
   expect(await server.services.linkedIdentities.listFor(claims.sub)).toEqual([expect.objectContaining({ provider: 'github', subject: String(octo.id), email: primary })]);
 
   // The person changes their address (and login) at GitHub: the same account, found by the id.
   const moved: GitHubUser = { ...octo, login: `${octo.login}-renamed`, emails: [{ email: `moved.${Date.now()}@example.test`, primary: true, verified: true, visibility: 'private' }] };
+  await server.services.users.setRoles(claims.sub, []);
   const again = await signInWith('github', moved);
   expect((await idTokenOf(again.after.redirectedTo, again.request)).sub).toBe(claims.sub);
+  // syncMode import: the mapping made the account once; administrators keep it from then on.
+  expect(await server.services.users.findById(claims.sub)).toMatchObject({ roles: [], attributes: { github_login: octo.login } });
   const signIns = (await audited('sign_in')).filter((event) => event.accountId === claims.sub);
   expect(signIns.map((event) => [event.outcome, event.detail?.via])).toEqual([
     ['success', 'github'],
@@ -203,9 +221,14 @@ test('a plain OAuth 2.0 provider (oauth2): its endpoints and profile fields from
   const linked = await browser.submit(after.page as Page, formOf(after.page as Page, '/federated/link'), { password: PASSWORD }, server.issuer);
   expect(await idTokenOf(linked.redirectedTo, request)).toMatchObject({ sub: mine.id, amr: ['pwd', 'fed'] });
   expect(await server.services.linkedIdentities.listFor(mine.id)).toEqual([expect.objectContaining({ provider: 'forge', subject: String(person.id) })]);
+  // The mapping, kept with the link while the password was asked for, then applied: the login, and no admin role.
+  expect(await server.services.users.findById(mine.id)).toMatchObject({ roles: [], attributes: { forge_login: person.login } });
 
-  const next = await signInWith('forge', person);
+  // The person becomes a site admin there (the profile's `site_admin: true`): the role comes with the next sign-in.
+  const admin = { ...person, siteAdmin: true };
+  const next = await signInWith('forge', admin);
   expect(await idTokenOf(next.after.redirectedTo, next.request)).toMatchObject({ sub: mine.id, amr: ['fed'] });
+  expect((await server.services.users.findById(mine.id))?.roles).toEqual(['forge-admin']);
 });
 
 test('authz identity-providers shows each kind; --check asks a plain OAuth 2.0 provider’s authorization endpoint', async () => {

@@ -22,6 +22,8 @@ export interface GitHubUser {
   /** The public address, or null where the person keeps theirs private. */
   publicEmail: string | null;
   emails: { email: string; primary: boolean; verified: boolean; visibility: 'public' | 'private' | null }[];
+  /** A GitHub Enterprise Server's administrator. */
+  siteAdmin?: boolean;
 }
 
 interface Grant {
@@ -143,7 +145,7 @@ export class FakeGitHub {
     if (!grant) return json(401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest' });
     const { user, scope } = grant;
     if (path === '/user') {
-      return json(200, { login: user.login, id: user.id, node_id: `U_${user.id}`, type: 'User', name: user.name, email: user.publicEmail, created_at: '2020-01-01T00:00:00Z' });
+      return json(200, { login: user.login, id: user.id, node_id: `U_${user.id}`, type: 'User', site_admin: user.siteAdmin ?? false, name: user.name, email: user.publicEmail, created_at: '2020-01-01T00:00:00Z' });
     }
     if (path === '/user/emails' && scope.split(' ').includes('user:email')) return json(200, user.emails);
     return json(404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });

@@ -221,6 +221,7 @@ describe('configuration', () => {
           createAccounts: true,
           trustEmail: false,
           authorizationParameters: {},
+          mappers: { roles: [], attributes: {}, syncMode: 'force' },
         },
       ]);
       expect(problemsOf({ IDENTITY_PROVIDERS_FILE: file })).toEqual(['IDENTITY_PROVIDERS_FILE [0] (google): GOOGLE_SECRET (its clientSecretEnv) is not set']);
@@ -306,6 +307,22 @@ describe('configuration', () => {
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [1] (incomplete).scope: must be given: the scope values to ask for, separated by spaces');
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [2] (other).type: type must be oidc, github or oauth2');
       expect(problems).toContain('IDENTITY_PROVIDERS_FILE [3] (bad-field).claims.subject: must be a field name, dotted for a nested field');
+
+      // Mappers: a role's claim and value come together; attribute names as users' attributes have them.
+      await writeFile(
+        file,
+        JSON.stringify([{ ...oauth, roles: [{ role: 'admin', claim: 'groups' }, { role: 'bad role!' }], attributes: { '1st': 'x', ok: 'a..b' }, syncMode: 'sometimes' }]),
+      );
+      const mapperProblems = problemsOf({ IDENTITY_PROVIDERS_FILE: file });
+      expect(mapperProblems).toEqual(
+        expect.arrayContaining([
+          'IDENTITY_PROVIDERS_FILE [0] (forge).roles.0: give claim and value together, or neither for a role everyone signing in this way has',
+          'IDENTITY_PROVIDERS_FILE [0] (forge).roles.1.role: a role is 1–64 letters, digits, ":", "_", "." or "-"',
+          'IDENTITY_PROVIDERS_FILE [0] (forge).attributes.1st: an attribute name is a letter, then up to 63 letters, digits, "_", "." or "-"',
+          'IDENTITY_PROVIDERS_FILE [0] (forge).attributes.ok: must be a field name, dotted for a nested field',
+        ]),
+      );
+      expect(mapperProblems.some((problem) => problem.startsWith('IDENTITY_PROVIDERS_FILE [0] (forge).syncMode'))).toBe(true);
 
       // Production takes https for every URL an entry names.
       await writeFile(file, JSON.stringify([{ ...oauth, userinfoEndpoint: 'http://10.0.0.5/me' }]));
