@@ -1,6 +1,7 @@
 /** What the account page shows: who is signed in, their two-step verification, passkeys, sessions and apps. */
 import type { Context } from 'koa';
 import { hasOwnPassword } from '../accounts/users.js';
+import { signedInRecently } from './first-password.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
 import { csrfToken } from '../interaction/csrf.js';
 import type { AccountDependencies } from './routes.js';
@@ -11,6 +12,7 @@ const NOTICES = {
   name: 'Your name was changed.',
   password: 'Your password was changed.',
   'password-others': 'Your password was changed, and your other sessions were signed out.',
+  'password-set': 'Your password was set: you can sign in with your email address and it too.',
   'two-step-on': 'Two-step verification is on.',
   'two-step-off': 'Two-step verification is off.',
   'session-ended': 'That session was signed out.',
@@ -79,6 +81,8 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
         : undefined,
       // Linking and unlinking ask for the current password where the account has one (./linked-identities.ts).
       hasPassword: hasOwnPassword(user),
+      // An account without a password sets its first one right after a sign-in, not on a session left open.
+      firstPasswordNow: !hasOwnPassword(user) && signedInRecently(session),
       // The providers not linked yet, to link from here.
       linkable: deps.upstream.list.filter((provider) => !identities.some((identity) => identity.provider === provider.id)).map(({ id, name }) => ({ id, name })),
       // Shown where the server has identity providers, or the account still has a link to one since removed.

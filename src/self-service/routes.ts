@@ -6,6 +6,8 @@
  *   GET  /account/callback                 the end of that sign-in (./sign-in.ts)
  *   POST /account/name                     the name apps are given (`name`), or none
  *   POST /account/password                 current password, new one twice → changed; other sessions ended if ticked
+ *                                          (an account without one sets its first: ./first-password.ts)
+ *   GET  /account/password/set-up          a fresh sign-in, to set a first password
  *   GET  /account/two-step/set-up          a sign-in that sets up an authenticator app (step-up), then the page
  *   POST /account/two-step/recovery-codes  a code from the app → new recovery codes, shown once
  *   POST /account/two-step/off             a code from the app → two-step verification removed (unless required)
@@ -33,7 +35,9 @@ import { csrfTokenValid } from '../interaction/csrf.js';
 import { PageError, pageErrors } from '../interaction/errors.js';
 import type { InteractionDependencies } from '../interaction/routes.js';
 import type { LockAdministration } from '../security/lock-administration.js';
+import { hasOwnPassword } from '../accounts/users.js';
 import { addEmailChangeRoutes } from './email-change.js';
+import { setFirstPassword } from './first-password.js';
 import { addEmailLinkPages } from './email-link-pages.js';
 import { WRONG_PASSWORD, checkCode, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
 import { addAccountDeletionRoutes } from './account-deletion.js';
@@ -131,9 +135,12 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     done(ctx, 'name', '#name');
   });
 
+  router.get('/password/set-up', (ctx) => signIn(ctx, 'password', true));
+
   router.post('/password', readForm, signedIn, async (ctx) => {
     const signedInAs = who(ctx);
     const { user, session } = signedInAs;
+    if (!hasOwnPassword(user)) return setFirstPassword(ctx, deps, signedInAs, (at) => done(at, 'password-set', '#password'));
     const form = passwordForm.safeParse(ctx.request.body);
     if (!form.success) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: refusal(form) }, status: 400 });
     const problem = newPasswordRefusal(form.data.password, form.data.repeat);

@@ -16,10 +16,13 @@ import { PageError } from '../interaction/errors.js';
 
 const SIGN_IN_COOKIE = 'account_sign_in';
 
-/** Why the sign-in is made: to see the page, or to set up two-step verification (step-up, `acr_values`). */
-export type SignInPurpose = 'view' | 'two-step';
+/**
+ * Why the sign-in is made: to see the page, to set up two-step verification (step-up, `acr_values`), or to set a
+ * first password (a fresh sign-in, ./first-password.ts).
+ */
+export type SignInPurpose = 'view' | 'two-step' | 'password';
 
-const RETURN_TO: Record<SignInPurpose, string> = { view: '/account', 'two-step': '/account?done=two-step-on#two-step' };
+const RETURN_TO: Record<SignInPurpose, string> = { view: '/account', 'two-step': '/account?done=two-step-on#two-step', password: '/account#password' };
 
 const cookieOptions = (production: boolean) => ({
   signed: true,
@@ -58,7 +61,7 @@ export function startSignIn(ctx: Context, options: { issuer: string; production:
 function startedSignIn(ctx: Context, state: unknown): SignInPurpose | undefined {
   const [kept, purpose] = (ctx.cookies.get(SIGN_IN_COOKIE, { signed: true }) ?? '').split('.');
   if (!kept || typeof state !== 'string' || state !== kept) return undefined;
-  return purpose === 'two-step' ? 'two-step' : 'view';
+  return purpose === 'two-step' || purpose === 'password' ? purpose : 'view';
 }
 
 export async function finishSignIn(ctx: Context, options: { provider: Provider; production: boolean }): Promise<void> {

@@ -366,6 +366,48 @@ test('the account page lists the linked sign-in, unlinks it (not while it is the
   expect(events.map((event) => event.detail?.by)).toEqual(['self']);
 });
 
+test('an account a provider made sets its first password on the account page, only right after signing in', async () => {
+  const person = await createUser(upstream);
+  const browser = new Browser();
+  const { page: login } = await browser.down.follow(`${server.issuer}/account`, server.issuer);
+  const sent = await pressContinueWith(browser, login as Page, 'corp');
+  const { page } = await browser.down.follow((await signInAtProvider(browser, sent.redirectedTo as URL, person)).href, server.issuer);
+  // Just signed in: the form asks for the new password twice, and no current one (there is none).
+  const setForm = formOf(page as Page, '/account/password');
+  expect(setForm.fields.map((field) => field.name)).not.toContain('current');
+  expect(textOf(page)).toContain('Your account has no password.');
+  const mismatch = await browser.down.submit(page as Page, setForm, { password: 'a new long passphrase', repeat: 'another one' }, server.issuer);
+  expect(mismatch.page?.status).toBe(400);
+  expect(textOf(mismatch.page)).toContain('The passwords do not match.');
+
+  // An old session (its sign-in pushed 10 minutes back): the page offers to sign in again, and a post is refused.
+  const sessionId = browser.down.cookies.get('_session') ?? '';
+  const session = await server.server.provider.Session.find(sessionId);
+  if (!session?.loginTs) throw new Error('no session');
+  session.loginTs -= 600;
+  await session.save(3600);
+  const { page: stale } = await browser.down.follow(`${server.issuer}/account`, server.issuer);
+  expect(textOf(stale)).toContain('Sign in again to set a password');
+  const refused = await browser.down.submit(page as Page, setForm, { password: 'a new long passphrase', repeat: 'a new long passphrase' }, server.issuer);
+  expect(refused.page?.status).toBe(403);
+  expect(textOf(refused.page)).toContain('Sign in again first');
+  const account = await server.services.users.findByEmail(person.email);
+  expect(account?.passwordChangedAt).toBeNull();
+
+  // Signing in again (the login page even though signed in: prompt=login), with the provider, then the form.
+  const again = await browser.down.follow(`${server.issuer}/account/password/set-up`, server.issuer);
+  expect(new URL(again.page?.url ?? '').pathname).toMatch(/^\/interaction\//);
+  const resent = await pressContinueWith(browser, again.page as Page, 'corp');
+  const { page: fresh } = await browser.down.follow((await signInAtProvider(browser, resent.redirectedTo as URL, person)).href, server.issuer);
+  const set = await browser.down.submit(fresh as Page, formOf(fresh as Page, '/account/password'), { password: 'a new long passphrase', repeat: 'a new long passphrase' }, server.issuer);
+  expect(textOf(set.page)).toContain('Your password was set');
+  expect(await server.services.users.verifyPassword(person.email, 'a new long passphrase')).toMatchObject({ id: account?.id });
+  // From now on it is changed as any password is: with the current one.
+  expect(formOf(set.page as Page, '/account/password').fields.map((field) => field.name)).toContain('current');
+  const events = (await audited('user_password_changed')).filter((event) => event.accountId === account?.id);
+  expect(events.map((event) => event.detail)).toEqual([expect.objectContaining({ by: 'self', first: true })]);
+});
+
 test('an app that names the provider (idp_hint, or Keycloak’s kc_idp_hint) skips the login page, once', async () => {
   const person = await createUser(upstream);
   for (const parameter of ['idp_hint', 'kc_idp_hint']) {

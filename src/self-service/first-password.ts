@@ -1,0 +1,37 @@
+/**
+ * A first password, for an account that has none: one made by another identity provider's sign-in, or imported
+ * without one (Keycloak's "Set up password"). There is no current password to ask for, so the session must have
+ * signed in within the last few minutes instead; an older one is sent to sign in again first (prompt=login), and
+ * comes back to the form. An account that has a password changes it with the current one (./routes.ts).
+ *
+ *   GET  /account/password/set-up   a fresh sign-in, then the page's Password section
+ *   POST /account/password          (no password yet) the new one twice → set
+ */
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
+import { renderAccountPage } from './page.js';
+import type { AccountDependencies } from './routes.js';
+import type { SignedIn } from './signed-in.js';
+
+/** How recent a sign-in must be to set a first password with: Keycloak's default for setting up a credential. */
+const RECENT_SIGN_IN_SECONDS = 5 * 60;
+
+const firstPasswordForm = z.object(newPasswordFields);
+
+/** Whether the session signed in (or signed in again) recently enough to set a password without another proof. */
+export function signedInRecently(session: SignedIn['session']): boolean {
+  return typeof session.loginTs === 'number' && Date.now() / 1000 - session.loginTs <= RECENT_SIGN_IN_SECONDS;
+}
+
+/** POST /account/password from an account without a password; `done` redirects to the page with its notice. */
+export async function setFirstPassword(ctx: Context, deps: AccountDependencies, signedIn: SignedIn, done: (ctx: Context) => void): Promise<void> {
+  const refuse = (error: string, status = 400) => renderAccountPage(ctx, deps, signedIn, { errors: { password: error }, status });
+  if (!signedInRecently(signedIn.session)) return refuse('Sign in again first: a password is set only right after signing in.', 403);
+  const form = firstPasswordForm.safeParse(ctx.request.body);
+  if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
+  const problem = newPasswordRefusal(form.data.password, form.data.repeat);
+  if (problem) return refuse(problem);
+  await deps.users.changePassword(signedIn.user.id, form.data.password, { first: true });
+  done(ctx);
+}
