@@ -17,6 +17,7 @@ import * as passwordChangeRequired from './20261207_0011_password_change_require
 import * as serverSettings from './20261207_0012_server_settings.js';
 import * as userAttributes from './20261207_0013_user_attributes.js';
 import * as linkedIdentities from './20261207_0014_linked_identities.js';
+import * as clientRegistration from './20261207_0015_client_registration.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -40,6 +41,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0012_server_settings': serverSettings,
   '20261207_0013_user_attributes': userAttributes,
   '20261207_0014_linked_identities': linkedIdentities,
+  '20261207_0015_client_registration': clientRegistration,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -9,6 +9,8 @@ import type { Config } from './config.js';
 import { ADMIN_ACTOR, createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
+import { REGISTRATION_ACTOR, createClientRegistrationRoutes } from './client-registration/routes.js';
+import { ClientRepository, clientRepositoryOptions } from './clients/clients.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { ProviderDocumentCache } from './http/document-cache.js';
 import { answerDocumentsEarly } from './http/early-documents.js';
@@ -154,6 +156,18 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   }
   const outbox = mailTransport && new MailOutbox(mailTransport, audit, logger);
   app.use(await createAdminApi({ config, services, keyRing, audit, logger, sessionEndListener, mailTransport }));
+  if (config.clientRegistration !== 'off') {
+    app.use(
+      createClientRegistrationRoutes({
+        config,
+        clients: new ClientRepository(services.db, clientRepositoryOptions(config, audit, REGISTRATION_ACTOR)),
+        tokens: services.registrationTokens,
+        catalog: services.catalog,
+        limits: services.limits,
+        audit,
+      }),
+    );
+  }
   // Links made or removed at a sign-in or on the account page are the person's own doing: audited `by: self`.
   const linkedIdentities = new LinkedIdentities(services.db, { audit, actor: 'self' });
   const upstream = new UpstreamProviders(config.identityProviders, config.issuer, logger);

@@ -295,6 +295,12 @@ const environmentSchema = z.object({
    * `off`: accounts are made by administrators only.
    */
   REGISTRATION: z.enum(['off', 'open'], { error: 'REGISTRATION must be off or open' }).default('off'),
+  /**
+   * Apps registering themselves at /reg (RFC 7591 dynamic client registration, src/client-registration/): `off`;
+   * `token`, with an initial access token an administrator handed out (`authz clients registration-token`); or
+   * `open`, by anyone (as MCP clients expect), for apps that sign people in, each asking them for consent.
+   */
+  CLIENT_REGISTRATION: z.enum(['off', 'token', 'open'], { error: 'CLIENT_REGISTRATION must be off, token or open' }).default('off'),
   /** People may delete their own account on the account page (Keycloak's "Delete Account", off until turned on). */
   ACCOUNT_DELETION: booleanFlag,
   /** Comma-separated user attributes released as claims of the same name (src/accounts/attributes.ts). */
@@ -402,6 +408,8 @@ export interface Config {
   authorizationPost: boolean;
   /** Whether people may create their own account (src/interaction/registration.ts), and the roles they get. */
   registration: { mode: Environment['REGISTRATION']; roles: string[] };
+  /** Who may register an app at /reg (CLIENT_REGISTRATION): nobody, holders of an initial access token, anyone. */
+  clientRegistration: Environment['CLIENT_REGISTRATION'];
   /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
   accountDeletion: boolean;
   /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
@@ -606,6 +614,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mail: mailConfig(e, production, port),
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
+    clientRegistration: e.CLIENT_REGISTRATION,
     accountDeletion: e.ACCOUNT_DELETION,
     userClaims: userClaims.claims,
     claimScopes: userClaims.scopes,

@@ -13,6 +13,7 @@ import { SessionDirectory, type SessionEndListener } from './accounts/sessions.j
 import { AuditLog } from './audit/audit-log.js';
 import { accountConsoleClient } from './clients/account-console.js';
 import { ClientRepository, clientRepositoryOptions } from './clients/clients.js';
+import { RegistrationTokens } from './client-registration/tokens.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { useMailTemplates } from './mail/messages.js';
@@ -40,6 +41,8 @@ export interface Services {
   /** Accounts at other identity providers linked to ours (src/federation/). */
   linkedIdentities: LinkedIdentities;
   clients: ClientRepository;
+  /** Initial and registration access tokens of dynamic client registration (src/client-registration/). */
+  registrationTokens: RegistrationTokens;
   apis: ApiRepository;
   catalog: Catalog;
   audit: AuditLog;
@@ -87,7 +90,8 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
   const pairwiseSalt = await readPairwiseSalt(db);
-  return { db, redis, users, twoFactor, emailLinks, passkeys, linkedIdentities, clients, apis, catalog, audit, limits, locks, sessions, tokenCache, pairwiseSalt };
+  const registrationTokens = new RegistrationTokens(db, { audit, actor });
+  return { db, redis, users, twoFactor, emailLinks, passkeys, linkedIdentities, clients, registrationTokens, apis, catalog, audit, limits, locks, sessions, tokenCache, pairwiseSalt };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

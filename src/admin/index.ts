@@ -17,6 +17,7 @@ import { ApiRepository } from '../apis/apis.js';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { queryAuditEvents } from '../audit/audit-query.js';
+import { RegistrationTokens } from '../client-registration/tokens.js';
 import { type ClientRecord, ClientRepository, clientRepositoryOptions } from '../clients/clients.js';
 import type { Config } from '../config.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
@@ -294,6 +295,22 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
       ctx.body = clientView(client);
     });
   }
+
+  // Initial access tokens of dynamic client registration (src/client-registration/).
+  const registrationTokens = new RegistrationTokens(db, { audit, actor });
+  router.get('/client-registration-tokens', async (ctx) => {
+    ctx.body = { tokens: await registrationTokens.listInitial() };
+  });
+  router.post('/client-registration-tokens', async (ctx) => {
+    const { uses, expiresInSeconds } = parse(bodySchemas.NewRegistrationToken, body(ctx));
+    const { token, record } = await registrationTokens.createInitial({ uses, expiresInSeconds });
+    ctx.status = 201;
+    ctx.body = { ...record, initialAccessToken: token };
+  });
+  router.delete('/client-registration-tokens/:id', async (ctx) => {
+    if (!(await registrationTokens.revokeInitial(ctx.params.id as string))) throw new NotFoundError(`no initial access token ${ctx.params.id}`);
+    ctx.status = 204;
+  });
 
   router.get('/clients/:id/lock', async (ctx) => {
     const client = await clients.require(ctx.params.id as string);

@@ -56,6 +56,18 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
     get: { summary: 'Whether failed authentications have locked the client out, and until when (`lockedUntil`)', params: ['clientId'], response: 'LockState' },
     delete: { summary: 'Lift the client’s authentication lock and forget the failures (`wasLockedUntil`)', params: ['clientId'], response: 'LiftedLock' },
   },
+  '/client-registration-tokens': {
+    get: { summary: 'List the initial access tokens that can still register an app (dynamic client registration)', response: 'RegistrationTokenList' },
+    post: {
+      summary: 'Make an initial access token, with which apps register themselves at <issuer>/reg when CLIENT_REGISTRATION is token (or open, for a service); the token is shown once',
+      body: 'NewRegistrationToken',
+      status: 201,
+      response: 'CreatedRegistrationToken',
+    },
+  },
+  '/client-registration-tokens/{tokenId}': {
+    delete: { summary: 'Revoke an initial access token: it registers no more apps (those it registered stay)', params: ['tokenId'], status: 204, errors: { 404: 'No such token' } },
+  },
   '/users': {
     get: { summary: 'Search users (paged by `cursor`)', query: 'listUsers', response: 'UserPage' },
     post: { summary: 'Create a user', body: 'NewUser', status: 201, response: 'User' },

@@ -207,6 +207,25 @@ export const auditPageResponse = z.strictObject({
   next: z.string().nullable().meta({ description: 'The `before` of the next (older) page; null on the last page' }),
 });
 
+const registrationTokenFields = {
+  id: z.string().meta({ description: 'As DELETE /client-registration-tokens/{tokenId} takes it' }),
+  usesLeft: z.number().int().meta({ description: 'How many more apps it registers' }),
+  expiresAt: dateTime,
+  createdBy: z.string().meta({ description: 'cli, admin-api, …' }),
+  createdAt: dateTime,
+};
+
+export const registrationTokenResponse = z.strictObject(registrationTokenFields).meta({ description: 'An initial access token (never the token itself)' });
+
+export const registrationTokenListResponse = z.strictObject({ tokens: z.array(registrationTokenResponse) });
+
+export const createdRegistrationTokenResponse = z
+  .strictObject({
+    ...registrationTokenFields,
+    initialAccessToken: z.string().meta({ description: 'The token, shown once: an app sends it as `Authorization: Bearer` to <issuer>/reg' }),
+  })
+  .meta({ description: 'A new initial access token, with the token itself' });
+
 /** Response bodies by OpenAPI component name. */
 export const responseSchemas = {
   Client: clientResponse,
@@ -221,6 +240,9 @@ export const responseSchemas = {
   PasskeyList: passkeyListResponse,
   LinkedIdentity: linkedIdentityResponse,
   LinkedIdentityList: linkedIdentityListResponse,
+  RegistrationToken: registrationTokenResponse,
+  RegistrationTokenList: registrationTokenListResponse,
+  CreatedRegistrationToken: createdRegistrationTokenResponse,
   Grant: grantResponse,
   GrantList: grantListResponse,
   Api: apiResponse,

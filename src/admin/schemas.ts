@@ -53,6 +53,13 @@ export const auditQuery = z.object({
     .optional(),
 });
 
+export const newRegistrationTokenBody = z
+  .strictObject({
+    uses: z.number().int().min(1).max(1000).default(1).meta({ description: 'How many apps it registers (default 1)' }),
+    expiresInSeconds: z.number().int().min(60).max(365 * 86_400).default(86_400).meta({ description: 'How long it works (default one day)' }),
+  })
+  .meta({ description: 'An initial access token for dynamic client registration at <issuer>/reg (RFC 7591)' });
+
 /** Request bodies by OpenAPI component name. */
 export const bodySchemas = {
   NewClient: newClientSchema,
@@ -63,6 +70,7 @@ export const bodySchemas = {
   SetPassword: setPasswordBody,
   NewApi: newApiSchema,
   ApiChanges: apiChangesSchema,
+  NewRegistrationToken: newRegistrationTokenBody,
 } as const;
 
 export const querySchemas = {

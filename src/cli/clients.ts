@@ -4,6 +4,7 @@ import { CLIENT_TYPES, type ClientRecord } from '../clients/clients.js';
 import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds, durationOption } from './options.js';
+import { registerClientRegistrationCommands } from './client-registration.js';
 import { collect, isoDate, printJson, printTable, splitList } from './output.js';
 
 const summary = (client: ClientRecord) => ({
@@ -59,6 +60,7 @@ function withLogoutAndPolicyOptions(command: Command): Command {
 
 export function registerClientCommands(program: Command, context: CliContext): void {
   const clients = program.command('clients').description('applications that ask for tokens');
+  registerClientRegistrationCommands(clients, context);
 
   withLogoutAndPolicyOptions(clients.command('add'))
     .description('register a client; a secret, if it gets one, is printed once')

@@ -4,6 +4,7 @@
  * domain records live in their own folders and are passed in.
  */
 import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
+import { CLIENT_REGISTRATION_PATH } from '../client-registration/path.js';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
 import { emailConfirmationPrompt } from './email-confirmation-prompt.js';
 import { pairwiseIdentifier } from './pairwise-subjects.js';
@@ -90,6 +91,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
     conformIdTokenClaims: false,
     extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims, config.claimScopes),
     extraClientMetadata: { properties: ['first_party'] },
+    // Dynamic client registration is ours (src/client-registration/), not oidc-provider's: discovery names it.
+    discovery: {
+      claim_types_supported: ['normal'],
+      ...(config.clientRegistration === 'off' ? {} : { registration_endpoint: `${config.issuer}${CLIENT_REGISTRATION_PATH}` }),
+    },
     responseTypes: ['code'],
     formats: { bitsOfOpaqueRandomness },
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },

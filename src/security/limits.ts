@@ -24,6 +24,8 @@ export interface SecurityLimits {
   emailLinksByIp: RateLimiterAbstract;
   /** Accounts created from the login page per client IP, and attempts at an address that has one. */
   registrationsByIp: RateLimiterAbstract;
+  /** Apps registered at /reg per client IP (src/client-registration/): a script cannot fill the clients table. */
+  clientRegistrationsByIp: RateLimiterAbstract;
   /** How often a device may poll while its code is pending (RFC 8628 `slow_down`). */
   devicePolling: DevicePollPace;
   /** Closes the lock broadcast's connection, if one was opened. */
@@ -38,6 +40,9 @@ const EMAIL_LINKS_PER_IP = 30;
 
 /** A household or office signing up together passes; a script creating accounts or testing addresses does not. */
 const REGISTRATIONS_PER_IP = 10;
+
+/** A developer trying things, or an office of MCP clients, passes; a script registering clients does not. */
+const CLIENT_REGISTRATIONS_PER_IP = 20;
 
 /**
  * Takes one from each allowance (a limiter and the key it counts); 0 when every one had some left, otherwise how
@@ -80,6 +85,7 @@ export function createSecurityLimits(config: Config, base: Omit<LimiterStore, 'b
     emailLinksByAddress: createLimiter(store, 'mail-address', EMAIL_LINKS_PER_ADDRESS, HOUR),
     emailLinksByIp: createLimiter(store, 'mail-ip', EMAIL_LINKS_PER_IP, HOUR),
     registrationsByIp: createLimiter(store, 'register-ip', REGISTRATIONS_PER_IP, HOUR),
+    clientRegistrationsByIp: createLimiter(store, 'client-register-ip', CLIENT_REGISTRATIONS_PER_IP, HOUR),
     devicePolling: new DevicePollPace(store, config.devicePollIntervalSeconds, config.ttl.deviceCode),
   };
 }

@@ -626,6 +626,27 @@ describe('admin API: users, sessions and grants', () => {
   });
 });
 
+describe('admin API: initial access tokens (dynamic client registration)', () => {
+  test('made (the token shown once), listed without the token, revoked once; a bad body is a 400', async () => {
+    const made = await call('POST', '/client-registration-tokens', { body: { uses: 3, expiresInSeconds: 600 } });
+    expect(made).toMatchObject({ status: 201, body: { usesLeft: 3, createdBy: 'admin-api' } });
+    expect(made.body.initialAccessToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(Date.parse(made.body.expiresAt) - Date.now()).toBeLessThanOrEqual(600_000);
+    const listed = await call('GET', '/client-registration-tokens');
+    expect(listed.body.tokens).toEqual([expect.objectContaining({ id: made.body.id, usesLeft: 3 })]);
+    expect(JSON.stringify(listed.body)).not.toContain(made.body.initialAccessToken);
+    for (const refused of [{ uses: 0 }, { expiresInSeconds: 10 }, { uses: 1, token: 'mine' }]) {
+      expect((await call('POST', '/client-registration-tokens', { body: refused })).status).toBe(400);
+    }
+    expect((await call('DELETE', `/client-registration-tokens/${made.body.id}`)).status).toBe(204);
+    expect((await call('DELETE', `/client-registration-tokens/${made.body.id}`)).status).toBe(404);
+    expect((await call('GET', '/client-registration-tokens')).body.tokens).toEqual([]);
+    await server.services.audit.flush();
+    const { body: audit } = await call('GET', '/audit?type=client_registration_token_created');
+    expect(audit.events[0]?.detail).toMatchObject({ by: 'admin-api', id: made.body.id, uses: 3 });
+  });
+});
+
 describe('admin API: APIs and the audit log', () => {
   test('register, list, refuse a duplicate, delete by encoded indicator', async () => {
     const created = await call('POST', '/apis', { body: { indicator: 'https://inventory.example.test/v1', name: 'Inventory', scopes: ['stock:read'] } });

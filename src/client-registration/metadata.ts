@@ -1,0 +1,214 @@
+/**
+ * RFC 7591 client metadata as an app registering itself sends it, made into one of our kinds of client, and our
+ * client made back into the metadata answered (RFC 7591 §3.2.1, RFC 7592 §3):
+ * - `grant_types` authorization_code (the default), with `token_endpoint_auth_method` none: an `spa` (public, PKCE;
+ *   SPAs, mobile and desktop apps, MCP clients); with a secret or private_key_jwt: a `web` app;
+ * - client_credentials alone: a `service`, only with an initial access token, naming the scopes it needs;
+ * - the device code grant: a `device`.
+ * Metadata this server has no use for is ignored, as RFC 7591 §2 asks; what only describes the app (client_uri,
+ * logo_uri, policy_uri, tos_uri, contacts, software_id, software_version) is kept beside it and echoed back. A
+ * self-registered client is never first-party (people are asked for consent), and never gets the admin API's scopes.
+ */
+import { z } from 'zod';
+import { ADMIN_READ_SCOPE, ADMIN_SCOPE } from '../admin/auth.js';
+import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient } from '../clients/clients.js';
+import { describeIssues } from '../errors.js';
+
+/** An RFC 7591 §3.2.2 error: `invalid_redirect_uri` or `invalid_client_metadata`, with a sentence saying why. */
+export class RegistrationError extends Error {
+  constructor(
+    readonly code: 'invalid_client_metadata' | 'invalid_redirect_uri',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** A page about the app: https, or http on this machine (development). */
+const webPage = z
+  .string()
+  .max(2048)
+  .refine((uri) => {
+    const url = URL.parse(uri);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters and spaces are what is refused
+    return !/[\s\u0000-\u001f\u007f]/.test(uri) && (url?.protocol === 'https:' || (url?.protocol === 'http:' && LOOPBACK.has(url.hostname)));
+  }, 'must be an https URL');
+
+const uris = z.array(z.string().max(2048)).max(20);
+
+const registrationRequest = z.object({
+  redirect_uris: uris.optional(),
+  post_logout_redirect_uris: uris.optional(),
+  grant_types: z.array(z.string().max(200)).max(5).optional(),
+  response_types: z.array(z.string().max(50)).max(5).optional(),
+  token_endpoint_auth_method: z.string().max(50).optional(),
+  client_name: z.string().trim().max(200).optional(),
+  scope: z.string().max(2048).optional(),
+  application_type: z.enum(['web', 'native']).optional(),
+  jwks_uri: z.string().max(2048).optional(),
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) }).optional(),
+  subject_type: z.enum(['public', 'pairwise']).optional(),
+  sector_identifier_uri: z.string().max(2048).optional(),
+  backchannel_logout_uri: z.string().max(2048).optional(),
+  backchannel_logout_session_required: z.boolean().optional(),
+  dpop_bound_access_tokens: z.boolean().optional(),
+  require_pushed_authorization_requests: z.boolean().optional(),
+  client_uri: webPage.optional(),
+  logo_uri: webPage.optional(),
+  policy_uri: webPage.optional(),
+  tos_uri: webPage.optional(),
+  contacts: z.array(z.email().max(254)).max(10).optional(),
+  software_id: z.string().max(200).optional(),
+  software_version: z.string().max(100).optional(),
+});
+
+/** The metadata that only describes the app: kept beside the client, echoed back, not used. */
+const DESCRIPTIVE = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'contacts', 'software_id', 'software_version'] as const;
+
+const OFFERED_GRANTS = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT];
+const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+type AuthMethod = (typeof AUTH_METHODS)[number];
+
+export interface Registration {
+  client: NewClient;
+  /** What only describes the app, as given. */
+  description: Record<string, unknown>;
+}
+
+/**
+ * The client to create for a registration request (or the replacement for one, RFC 7592 §2.2), or a
+ * RegistrationError saying what is wrong. `allowServices`: client_credentials may be registered (an initial
+ * access token was presented).
+ */
+export function registrationOf(body: unknown, options: { allowServices: boolean }): Registration {
+  const parsed = registrationRequest.safeParse(body);
+  if (!parsed.success) throw new RegistrationError('invalid_client_metadata', describeIssues(parsed.error.issues));
+  const input = parsed.data;
+  const method = authMethodOf(input.token_endpoint_auth_method);
+  const type = kindOf(input.grant_types ?? ['authorization_code'], method, input.response_types);
+  if (type === 'service' && !options.allowServices) {
+    throw new RegistrationError('invalid_client_metadata', 'grant_types: client_credentials is registered here only with an initial access token from an administrator');
+  }
+  const scope = scopeOf(input.scope, type);
+  const redirectUris = input.redirect_uris ?? [];
+  const client: NewClient = {
+    type,
+    name: input.client_name || nameFrom(redirectUris),
+    redirectUris,
+    postLogoutRedirectUris: input.post_logout_redirect_uris ?? [],
+    // An spa is public by kind; the others take the method asked for (RFC 7591's default: client_secret_basic).
+    tokenEndpointAuthMethod: method === 'none' ? undefined : method,
+    scope,
+    firstParty: false,
+    jwks: input.jwks,
+    jwksUri: input.jwks_uri,
+    backchannelLogoutUri: input.backchannel_logout_uri,
+    backchannelLogoutSessionRequired: input.backchannel_logout_uri === undefined ? undefined : input.backchannel_logout_session_required,
+    requireDpop: input.dpop_bound_access_tokens ?? false,
+    requirePar: input.require_pushed_authorization_requests ?? false,
+    subjectType: input.subject_type ?? 'public',
+    sectorIdentifierUri: input.sector_identifier_uri,
+  };
+  const description = Object.fromEntries(DESCRIPTIVE.filter((name) => input[name] !== undefined).map((name) => [name, input[name]]));
+  return { client, description };
+}
+
+function authMethodOf(method: string | undefined): AuthMethod {
+  if (method === undefined) return 'client_secret_basic';
+  if ((AUTH_METHODS as readonly string[]).includes(method)) return method as AuthMethod;
+  throw new RegistrationError('invalid_client_metadata', `token_endpoint_auth_method: ${method} is not offered (${AUTH_METHODS.join(', ')})`);
+}
+
+function kindOf(grantTypes: string[], method: AuthMethod, responseTypes: string[] | undefined): ClientType {
+  const grants = new Set(grantTypes);
+  const unknown = [...grants].find((grant) => !OFFERED_GRANTS.includes(grant));
+  if (unknown) throw new RegistrationError('invalid_client_metadata', `grant_types: ${unknown} is not offered (${OFFERED_GRANTS.join(', ')})`);
+  const redirected = grants.has('authorization_code');
+  const codes = responseTypes ?? (redirected ? ['code'] : []);
+  if (codes.length !== (redirected ? 1 : 0) || (redirected && codes[0] !== 'code')) {
+    throw new RegistrationError('invalid_client_metadata', 'response_types: only code is offered, with the authorization_code grant (not the implicit or hybrid flows)');
+  }
+  const kinds = [redirected, grants.has('client_credentials'), grants.has(DEVICE_CODE_GRANT)].filter(Boolean).length;
+  if (kinds !== 1) {
+    throw new RegistrationError('invalid_client_metadata', 'grant_types: one of authorization_code, client_credentials or the device code grant, each registered as a client of its own');
+  }
+  if (grants.has('client_credentials')) {
+    if (method === 'none') throw new RegistrationError('invalid_client_metadata', 'token_endpoint_auth_method: a client_credentials client must authenticate');
+    return 'service';
+  }
+  if (grants.has(DEVICE_CODE_GRANT)) return 'device';
+  return method === 'none' ? 'spa' : 'web';
+}
+
+/** The scope asked for, tidied; a service must name its scopes, and no one gets the admin API's. */
+function scopeOf(scope: string | undefined, type: ClientType): string | undefined {
+  const tokens = (scope ?? '').split(/\s+/).filter(Boolean);
+  const admin = tokens.find((token) => token === ADMIN_SCOPE || token === ADMIN_READ_SCOPE);
+  if (admin) throw new RegistrationError('invalid_client_metadata', `scope: ${admin} is the admin API's, which an administrator gives`);
+  if (type === 'service' && tokens.length === 0) throw new RegistrationError('invalid_client_metadata', 'scope: a client_credentials client names the API scopes it needs');
+  return tokens.length > 0 ? tokens.join(' ') : undefined;
+}
+
+/** An app that gave no client_name is shown on the consent page by where it sends people back. */
+function nameFrom(redirectUris: string[]): string {
+  const host = URL.parse(redirectUris[0] ?? '')?.host;
+  return host ? `An app at ${host}` : 'An unnamed app';
+}
+
+/** Our field names in a refusal, as the registration request names them. */
+const REQUEST_NAMES: Record<string, string> = {
+  name: 'client_name',
+  redirectUris: 'redirect_uris',
+  postLogoutRedirectUris: 'post_logout_redirect_uris',
+  tokenEndpointAuthMethod: 'token_endpoint_auth_method',
+  jwks: 'jwks',
+  jwksUri: 'jwks_uri',
+  backchannelLogoutUri: 'backchannel_logout_uri',
+  backchannelLogoutSessionRequired: 'backchannel_logout_session_required',
+  requireDpop: 'dpop_bound_access_tokens',
+  requirePar: 'require_pushed_authorization_requests',
+  subjectType: 'subject_type',
+  sectorIdentifierUri: 'sector_identifier_uri',
+};
+
+/** A refusal of the client's repository (an InputError's message), as the RFC 7591 error it is. */
+export function registrationRefusal(message: string): RegistrationError {
+  const renamed = message.replace(/\b([a-zA-Z]+)(?=(\.\d+)?: )/g, (field) => REQUEST_NAMES[field] ?? field);
+  const redirect = /^(redirect_uris|post_logout_redirect_uris)\b/.test(renamed);
+  return new RegistrationError(redirect ? 'invalid_redirect_uri' : 'invalid_client_metadata', renamed);
+}
+
+const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/** Is any of the redirect URIs a private-use scheme (com.example.app:/cb), the mark of a native app? */
+const native = (redirectUris: string[]) => redirectUris.some((uri) => !/^https?:/.test(uri));
+
+/** The client as RFC 7591 §3.2.1 answers it: its metadata as registered, with what describes it. */
+export function metadataOf(client: ClientRecord, description: Record<string, unknown>): Record<string, unknown> {
+  const confidential = client.tokenEndpointAuthMethod === 'client_secret_basic' || client.tokenEndpointAuthMethod === 'client_secret_post';
+  const metadata: Record<string, unknown> = {
+    client_id: client.clientId,
+    client_id_issued_at: epoch(client.createdAt),
+    ...(confidential ? { client_secret_expires_at: 0 } : {}),
+    client_name: client.name,
+    grant_types: client.grantTypes,
+    response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    application_type: client.type === 'device' || native(client.redirectUris) ? 'native' : 'web',
+  };
+  if (client.redirectUris.length > 0) metadata.redirect_uris = client.redirectUris;
+  if (client.postLogoutRedirectUris.length > 0) metadata.post_logout_redirect_uris = client.postLogoutRedirectUris;
+  if (client.scope) metadata.scope = client.scope;
+  for (const name of ['jwks', 'jwks_uri'] as const) if (client.metadata[name] !== undefined) metadata[name] = client.metadata[name];
+  if (client.backchannelLogoutUri) {
+    metadata.backchannel_logout_uri = client.backchannelLogoutUri;
+    metadata.backchannel_logout_session_required = client.backchannelLogoutSessionRequired;
+  }
+  if (client.requireDpop) metadata.dpop_bound_access_tokens = true;
+  if (client.requirePar) metadata.require_pushed_authorization_requests = true;
+  metadata.subject_type = client.subjectType;
+  if (client.sectorIdentifierUri) metadata.sector_identifier_uri = client.sectorIdentifierUri;
+  return { ...metadata, ...description };
+}
