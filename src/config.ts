@@ -301,6 +301,11 @@ const environmentSchema = z.object({
    * `open`, by anyone (as MCP clients expect), for apps that sign people in, each asking them for consent.
    */
   CLIENT_REGISTRATION: z.enum(['off', 'token', 'open'], { error: 'CLIENT_REGISTRATION must be off, token or open' }).default('off'),
+  /**
+   * Apps named by the URL of their metadata document (draft-ietf-oauth-client-id-metadata-document, as MCP clients
+   * use): src/client-registration/metadata-documents.ts. Off until turned on: the server then fetches URLs apps name.
+   */
+  CLIENT_ID_METADATA_DOCUMENTS: booleanFlag,
   /** People may delete their own account on the account page (Keycloak's "Delete Account", off until turned on). */
   ACCOUNT_DELETION: booleanFlag,
   /** Comma-separated user attributes released as claims of the same name (src/accounts/attributes.ts). */
@@ -410,6 +415,8 @@ export interface Config {
   registration: { mode: Environment['REGISTRATION']; roles: string[] };
   /** Who may register an app at /reg (CLIENT_REGISTRATION): nobody, holders of an initial access token, anyone. */
   clientRegistration: Environment['CLIENT_REGISTRATION'];
+  /** Apps named by the URL of their metadata document are served (CLIENT_ID_METADATA_DOCUMENTS). */
+  clientIdMetadataDocuments: boolean;
   /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
   accountDeletion: boolean;
   /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
@@ -615,6 +622,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     clientRegistration: e.CLIENT_REGISTRATION,
+    clientIdMetadataDocuments: e.CLIENT_ID_METADATA_DOCUMENTS,
     accountDeletion: e.ACCOUNT_DELETION,
     userClaims: userClaims.claims,
     claimScopes: userClaims.scopes,

@@ -13,9 +13,10 @@ import { SessionDirectory, type SessionEndListener } from './accounts/sessions.j
 import { AuditLog } from './audit/audit-log.js';
 import { accountConsoleClient } from './clients/account-console.js';
 import { ClientRepository, clientRepositoryOptions } from './clients/clients.js';
+import { ClientMetadataDocuments } from './client-registration/metadata-documents.js';
 import { RegistrationTokens } from './client-registration/tokens.js';
 import type { Config } from './config.js';
-import type { Logger } from './logger.js';
+import { type Logger, createLogger } from './logger.js';
 import { useMailTemplates } from './mail/messages.js';
 import { Catalog } from './oidc/catalog.js';
 import { type Database, closeDatabase, migrate, openDatabase } from './store/database.js';
@@ -85,7 +86,10 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     actor,
     protectedIndicators: [adminApiIndicator(config.issuer)],
   });
-  const catalog = new Catalog(clients, apis, config.clientCacheTtlMs, [accountConsoleClient(config.issuer)]);
+  const documentedClients = config.clientIdMetadataDocuments
+    ? new ClientMetadataDocuments({ production: config.production, allowPrivateNetworks: config.allowPrivateNetworkCalls, logger: logger ?? createLogger('silent', config.production) })
+    : undefined;
+  const catalog = new Catalog(clients, apis, config.clientCacheTtlMs, [accountConsoleClient(config.issuer)], documentedClients);
   const limits = createSecurityLimits(config, { db, redis, redisKeyPrefix: config.redis?.keyPrefix });
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);

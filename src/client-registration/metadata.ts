@@ -115,6 +115,21 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
   return { client, description };
 }
 
+/**
+ * Where this server may call private networks (ALLOW_PRIVATE_NETWORK_CALLS, the default outside production), an
+ * app that registered itself with no initial access token must not name a URL the server calls (its JWKS, its
+ * back-channel logout endpoint): it could point them at the private network (SSRF).
+ */
+export function refuseCalledUrls(client: NewClient): void {
+  const named = client.jwksUri ? 'jwks_uri' : client.backchannelLogoutUri ? 'backchannel_logout_uri' : undefined;
+  if (named) {
+    throw new RegistrationError(
+      'invalid_client_metadata',
+      `${named}: this server may call private networks (ALLOW_PRIVATE_NETWORK_CALLS), so an app registering without an initial access token cannot name a URL for it to call`,
+    );
+  }
+}
+
 function authMethodOf(method: string | undefined): AuthMethod {
   if (method === undefined) return 'client_secret_basic';
   if ((AUTH_METHODS as readonly string[]).includes(method)) return method as AuthMethod;

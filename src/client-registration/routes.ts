@@ -25,7 +25,7 @@ import type { Catalog } from '../oidc/catalog.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
 import { OUTAGE_ANSWER, isStoreOutage } from '../store/outages.js';
-import { type Registration, RegistrationError, metadataOf, registrationOf, registrationRefusal } from './metadata.js';
+import { type Registration, RegistrationError, metadataOf, refuseCalledUrls, registrationOf, registrationRefusal } from './metadata.js';
 import { CLIENT_REGISTRATION_PATH } from './path.js';
 import type { RegistrationTokens } from './tokens.js';
 
@@ -129,6 +129,7 @@ export function createClientRegistrationRoutes(deps: ClientRegistrationDependenc
       return invalidToken(ctx, presented ? 'the initial access token is unknown, expired or used up' : 'registration needs an initial access token from an administrator');
     }
     const registration = registrationOf(ctx.request.body, { allowServices: initialToken !== undefined });
+    if (!initialToken && config.allowPrivateNetworkCalls) refuseCalledUrls(registration.client);
     const { client, secret } = await clients.create(registration.client);
     if (initialToken && !(await tokens.useInitial(initialToken))) {
       // Another registration took the token's last use between the check and now: this one did not happen.
@@ -174,6 +175,7 @@ export function createClientRegistrationRoutes(deps: ClientRegistrationDependenc
     const body = ctx.request.body as Record<string, unknown>;
     refuseUnchangeable(body, client, (secret) => clients.verifySecret(client, secret));
     const replacement = registrationOf(body, { allowServices: client.type === 'service' });
+    if ((await tokens.registeredVia(client.clientId)) === 'open' && config.allowPrivateNetworkCalls) refuseCalledUrls(replacement.client);
     await clients.update(client.clientId, changesFor(client, replacement));
     await tokens.describe(client.clientId, replacement.description);
     catalog.forgetClient(client.clientId);

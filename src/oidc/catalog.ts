@@ -11,6 +11,12 @@ import type { ApiRecord, ApiRepository } from '../apis/apis.js';
 import type { ClientRecord, ClientRepository } from '../clients/clients.js';
 
 const MISSING = Symbol('missing');
+
+/** Clients named by a URL whose document says what they are (src/client-registration/metadata-documents.ts). */
+export interface DocumentedClients {
+  names(clientId: string): boolean;
+  client(clientId: string): Promise<ClientRecord | undefined>;
+}
 type Cached<T> = T | typeof MISSING;
 
 /** PostgreSQL text cannot hold a NUL, so no client id or indicator has one; asking would fail the query. */
@@ -30,6 +36,7 @@ export class Catalog {
     readonly apiRepository: ApiRepository,
     ttlMs: number,
     builtInClients: readonly ClientRecord[] = [],
+    documentedClients?: DocumentedClients,
   ) {
     this.#builtIn = new Map(builtInClients.map((client) => [client.clientId, client]));
     const ttl = Math.max(ttlMs, 1);
@@ -41,7 +48,9 @@ export class Catalog {
       // is slower than the TTL) would otherwise fail that lookup, and the request it serves, with "deleted". The
       // lookup answers what it read, and stores nothing: the next one reads again.
       ignoreFetchAbort: true,
-      fetchMethod: async (clientId) => (await clientRepository.find(clientId)) ?? MISSING,
+      // A URL is never a registered client's id (src/clients/clients.ts): its document is asked, not the table.
+      fetchMethod: async (clientId) =>
+        (documentedClients?.names(clientId) ? await documentedClients.client(clientId) : await clientRepository.find(clientId)) ?? MISSING,
     });
     this.#apis = new LRUCache({
       max: 1_000,

@@ -95,6 +95,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     discovery: {
       claim_types_supported: ['normal'],
       ...(config.clientRegistration === 'off' ? {} : { registration_endpoint: `${config.issuer}${CLIENT_REGISTRATION_PATH}` }),
+      ...(config.clientIdMetadataDocuments ? { client_id_metadata_document_supported: true } : {}),
     },
     responseTypes: ['code'],
     formats: { bitsOfOpaqueRandomness },

@@ -177,6 +177,9 @@ test('bad metadata is an RFC 7591 error naming the field, never a 500; nothing i
     [{ redirect_uris: 'https://app.example.test/cb' }, 'invalid_client_metadata', 'redirect_uris'],
     [{ redirect_uris: [REDIRECT_URI], logo_uri: 'javascript:alert(1)' }, 'invalid_client_metadata', 'logo_uri: must be an https URL'],
     [{ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata', 'jwks: private_key_jwt needs'],
+    // This test server may call private networks (as any outside production): no URL it would call, without a token.
+    [{ redirect_uris: [REDIRECT_URI], backchannel_logout_uri: 'https://app.example.test/logout' }, 'invalid_client_metadata', 'backchannel_logout_uri: this server may call private networks'],
+    [{ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://app.example.test/jwks' }, 'invalid_client_metadata', 'jwks_uri: this server may call private networks'],
   ];
   for (const [body, error, said] of cases) {
     const refused = await post(open, JSON.stringify(body));
