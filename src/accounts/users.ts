@@ -390,8 +390,10 @@ export class UserRepository {
     return { users, next: users.length === limit ? (users.at(-1)?.id ?? null) : null };
   }
 
-  /** Changes the profile fields an administrator may set. */
-  /** @param audited added to the `user_updated` event: what made the change, where it was not an administrator */
+  /**
+   * Changes the profile fields an administrator may set.
+   * @param audited added to the `user_updated` event: what made the change, where it was not an administrator
+   */
   async update(idOrEmail: string, changes: UserChanges, audited: Record<string, unknown> = {}): Promise<User> {
     const value = parseInput(userChangesSchema, changes);
     const user = await this.require(idOrEmail);

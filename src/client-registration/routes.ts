@@ -131,14 +131,21 @@ export function createClientRegistrationRoutes(deps: ClientRegistrationDependenc
     const registration = registrationOf(ctx.request.body, { allowServices: initialToken !== undefined });
     if (!initialToken && config.allowPrivateNetworkCalls) refuseCalledUrls(registration.client);
     const { client, secret } = await clients.create(registration.client);
-    if (initialToken && !(await tokens.useInitial(initialToken))) {
-      // Another registration took the token's last use between the check and now: this one did not happen.
-      await clients.remove(client.clientId);
-      return invalidToken(ctx, 'the initial access token is unknown, expired or used up');
+    let registrationAccessToken: string;
+    try {
+      if (initialToken && !(await tokens.useInitial(initialToken))) {
+        // Another registration took the token's last use between the check and now: this one did not happen.
+        await clients.remove(client.clientId);
+        return invalidToken(ctx, 'the initial access token is unknown, expired or used up');
+      }
+      await deps.limits.clientRegistrationsByIp.penalty(ctx.ip);
+      registrationAccessToken = await tokens.issueFor(client.clientId, initialToken ?? 'open', registration.description);
+    } catch (error) {
+      // A client nobody can manage is not left behind (the store failed midway): the app registers again.
+      await clients.remove(client.clientId).catch(() => undefined);
+      throw error;
     }
-    await deps.limits.clientRegistrationsByIp.penalty(ctx.ip);
     const via = initialToken ?? 'open';
-    const registrationAccessToken = await tokens.issueFor(client.clientId, via, registration.description);
     deps.audit.record({ type: 'client_registered', outcome: 'success', clientId: client.clientId, ...requestFacts(ctx), detail: { via, kind: client.type, name: client.name } });
     answer(ctx, 201, {
       ...metadataOf(client, registration.description),
