@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ATTRIBUTE_NAME } from '../accounts/attributes.js';
 import { roleName } from '../accounts/roles.js';
-import type { ProviderMappers } from './mappers.js';
+import type { ClaimRequirement, ProviderMappers } from './mappers.js';
 
 export type IdentityProviderType = 'oidc' | 'oauth2' | 'github';
 
@@ -30,6 +30,8 @@ export interface OAuthEndpoints {
   profile: string;
   /** GitHub's list of the person's addresses, which says which are confirmed (`user:email` scope). */
   emails?: string;
+  /** GitHub's list of the person's organizations (`read:org` scope), as the `organizations` claim. */
+  organizations?: string;
 }
 
 /** Which fields of an `oauth2` provider's profile say who the person is; dotted for nested fields (`data.id`). */
@@ -69,6 +71,8 @@ export interface IdentityProvider {
   trustEmail: boolean;
   /** Added to each authorization request: Google's `prompt=select_account` or `hd`, Entra ID's `domain_hint`, … */
   authorizationParameters: Record<string, string>;
+  /** Who may sign in this way: each claim must have one of its values (./mappers.ts). */
+  requirements: ClaimRequirement[];
   /** Roles and attributes the provider's claims set on the account (./mappers.ts). */
   mappers: ProviderMappers;
 }
@@ -90,6 +94,9 @@ const httpUrl = (what: string) => z.url({ protocol: /^https?$/, error: `must be 
 const scopeValue = z.string({ error: 'must be given: the scope values to ask for, separated by spaces' }).regex(/^\S+( \S+)*$/, 'must be scope values separated by single spaces');
 const fieldName = z.string().regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'must be a field name, dotted for a nested field');
 
+/** A value a claim is compared with: text, a number or true/false. */
+const claimValue = z.union([z.string().max(256), z.number(), z.boolean()]);
+
 /** What every kind of entry has. */
 const common = {
   id: providerId,
@@ -104,11 +111,19 @@ const common = {
     .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a parameter name is letters, digits, _ . and -'), z.string().max(512))
     .refine((parameters) => !Object.keys(parameters).some((name) => OUR_PARAMETERS.includes(name)), `authorizationParameters cannot set ${OUR_PARAMETERS.join(', ')}`)
     .default({}),
+  /**
+   * Who may sign in this way at all: each requirement's claim must have one of its values (or, a list, hold one):
+   * Google Workspace's `hd`, Entra ID's `tid`, GitHub's `organizations` (with read:org).
+   */
+  require: z
+    .array(z.strictObject({ claim: fieldName, values: z.array(claimValue).min(1).max(100) }))
+    .max(10)
+    .default([]),
   /** Keycloak's "Claim to Role" (a claim and its value) and "Hardcoded Role" (neither) mappers. */
   roles: z
     .array(
       z
-        .strictObject({ role: roleName, claim: fieldName.optional(), value: z.union([z.string().max(256), z.number(), z.boolean()]).optional() })
+        .strictObject({ role: roleName, claim: fieldName.optional(), value: claimValue.optional() })
         .refine((mapper) => (mapper.claim === undefined) === (mapper.value === undefined), 'give claim and value together, or neither for a role everyone signing in this way has'),
     )
     .max(50)
@@ -181,14 +196,20 @@ function gitHubEndpoints(githubUrl: string | undefined): { issuer: string; endpo
   const api = githubUrl ? `${web}/api/v3` : 'https://api.github.com';
   return {
     issuer: web,
-    endpoints: { authorization: `${web}/login/oauth/authorize`, token: `${web}/login/oauth/access_token`, profile: `${api}/user`, emails: `${api}/user/emails` },
+    endpoints: {
+      authorization: `${web}/login/oauth/authorize`,
+      token: `${web}/login/oauth/access_token`,
+      profile: `${api}/user`,
+      emails: `${api}/user/emails`,
+      organizations: `${api}/user/orgs`,
+    },
   };
 }
 
 /** The entry as the sign-in uses it, whatever its kind: where to ask, and how to read the answer. */
 function providerOf(entry: Entry, clientSecret: string | undefined): IdentityProvider {
   const { id, name, clientId, createAccounts, trustEmail, authorizationParameters, scope, roles, attributes, syncMode } = entry;
-  const shared = { id, name, clientId, clientSecret, createAccounts, trustEmail, authorizationParameters, scope, mappers: { roles, attributes, syncMode } };
+  const shared = { id, name, clientId, clientSecret, createAccounts, trustEmail, authorizationParameters, scope, requirements: entry.require, mappers: { roles, attributes, syncMode } };
   switch (entry.type) {
     case 'oidc':
       // The issuer as given: some end with a slash (Auth0's), and discovery compares it exactly.

@@ -23,6 +23,17 @@ export interface RoleMapper {
   value?: string | number | boolean;
 }
 
+/** Who may sign in through a provider: the claim must have one of the values (or, a list, hold one). */
+export interface ClaimRequirement {
+  claim: string;
+  values: (string | number | boolean)[];
+}
+
+/** The first requirement `claims` do not meet, or undefined when they meet them all. */
+export function unmetRequirement(requirements: readonly ClaimRequirement[], claims: Record<string, unknown>): ClaimRequirement | undefined {
+  return requirements.find((requirement) => !requirement.values.some((value) => claimHas(claims, requirement.claim, value)));
+}
+
 export interface ProviderMappers {
   roles: RoleMapper[];
   /** Attribute name → the claim it is copied from. */
@@ -38,9 +49,13 @@ export const mappedAccount = z.object({
 });
 export type MappedAccount = z.infer<typeof mappedAccount>;
 
-/** The top-level claims the mapping reads: an ID token without one of them is completed from userinfo. */
-export function claimsRead(mappers: ProviderMappers): string[] {
-  const paths = [...mappers.roles.flatMap((mapper) => (mapper.claim ? [mapper.claim] : [])), ...Object.values(mappers.attributes)];
+/** The top-level claims the mapping and requirements read: an ID token without one is completed from userinfo. */
+export function claimsRead(mappers: ProviderMappers, requirements: readonly ClaimRequirement[] = []): string[] {
+  const paths = [
+    ...mappers.roles.flatMap((mapper) => (mapper.claim ? [mapper.claim] : [])),
+    ...Object.values(mappers.attributes),
+    ...requirements.map((requirement) => requirement.claim),
+  ];
   return [...new Set(paths.map((path) => path.split('.')[0] as string))];
 }
 
@@ -73,10 +88,13 @@ export function changesFor(account: { roles: string[]; attributes: Attributes },
   return { ...(rolesChanged ? { roles } : {}), ...(attributesChanged ? { attributes } : {}) };
 }
 
-/** A claim matches its value when it is that value, or a list holding it (`groups`, `roles`, Entra ID's `wids`). */
 function matches(mapper: RoleMapper, claims: Record<string, unknown>): boolean {
-  if (mapper.claim === undefined) return true;
-  const claim = fieldOf(claims, mapper.claim);
+  return mapper.claim === undefined || (mapper.value !== undefined && claimHas(claims, mapper.claim, mapper.value));
+}
+
+/** A claim has a value when it is that value, or a list holding it (`groups`, `roles`, Entra ID's `wids`). */
+function claimHas(claims: Record<string, unknown>, name: string, wanted: string | number | boolean): boolean {
+  const claim = fieldOf(claims, name);
   const values = Array.isArray(claim) ? claim : [claim];
-  return values.some((value) => value === mapper.value || (typeof value !== 'object' && value !== undefined && String(value) === String(mapper.value)));
+  return values.some((value) => value === wanted || (typeof value !== 'object' && value !== undefined && String(value) === String(wanted)));
 }

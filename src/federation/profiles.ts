@@ -39,7 +39,10 @@ export async function identityFromProfile(provider: IdentityProvider, read: Read
   if (!isRecord(profile)) return undefined;
   const subject = subjectOf(fieldOf(profile, fields.subject));
   if (!subject) return undefined;
-  if (provider.type === 'github' && endpoints.emails) return { ...gitHubIdentity(subject, profile, await read(endpoints.emails, accept)), claims: profile };
+  if (provider.type === 'github' && endpoints.emails) {
+    const claims = endpoints.organizations && provider.scope.split(' ').includes('read:org') ? { ...profile, organizations: await gitHubOrganizations(endpoints.organizations, read) } : profile;
+    return { ...gitHubIdentity(subject, profile, await read(endpoints.emails, accept)), claims };
+  }
   return { ...identityOf(subject, fieldOf(profile, fields.email), fieldOf(profile, fields.emailVerified), fieldOf(profile, fields.name)), claims: profile };
 }
 
@@ -53,6 +56,16 @@ function gitHubIdentity(subject: string, profile: Record<string, unknown>, email
   const primary = Array.isArray(emails) ? emails.find((entry) => isRecord(entry) && entry.primary === true) : undefined;
   if (isRecord(primary)) return identityOf(subject, primary.email, primary.verified, name);
   return identityOf(subject, profile.email, false, name);
+}
+
+/**
+ * The logins of the person's GitHub organizations, lower-cased (GitHub's are case-insensitive): those whose
+ * membership is public, and those that let this OAuth app see it (an organization may restrict OAuth apps).
+ */
+async function gitHubOrganizations(url: string, read: ReadApi): Promise<string[]> {
+  const organizations = await read(`${url}?per_page=100`, 'application/vnd.github+json');
+  if (!Array.isArray(organizations)) return [];
+  return organizations.flatMap((organization) => (isRecord(organization) && typeof organization.login === 'string' ? [organization.login.toLowerCase()] : []));
 }
 
 function identityOf(subject: string, email: unknown, verified: unknown, name: unknown): Omit<UpstreamIdentity, 'claims'> {

@@ -13,7 +13,7 @@ import type { Configuration } from 'openid-client';
 import { z } from 'zod';
 import type { Logger } from '../logger.js';
 import type { IdentityProvider } from './identity-providers.js';
-import { claimsRead } from './mappers.js';
+import { claimsRead, unmetRequirement } from './mappers.js';
 import { type UpstreamIdentity, identityFromClaims, identityFromProfile } from './profiles.js';
 
 let library: Promise<typeof import('openid-client')> | undefined;
@@ -54,6 +54,9 @@ export const ACCOUNT_LINK_STATE_PREFIX = 'account.';
 
 /** A sign-in at the provider that did not come back with an identity, as a sentence for the person. */
 export class UpstreamSignInError extends Error {}
+
+/** The provider said who it is, and the entry's `require` does not let that account sign in here. */
+export class UpstreamNotAllowedError extends UpstreamSignInError {}
 
 export class UpstreamProviders {
   readonly #byId: Map<string, IdentityProvider>;
@@ -108,13 +111,25 @@ export class UpstreamProviders {
   /**
    * Checks the provider's answer (`query`, as it reached our redirect URI) against the sign-in kept, redeems the
    * code and reads who signed in: from the ID token (and userinfo, when the ID token lacks the address or a claim
-   * the entry maps), or for a plain OAuth 2.0 provider from its profile endpoint.
+   * the entry maps or requires), or for a plain OAuth 2.0 provider from its profile endpoint. An account the
+   * entry's `require` does not let in is an UpstreamNotAllowedError.
    */
   async complete(provider: IdentityProvider, query: string, pending: PendingUpstreamSignIn): Promise<UpstreamIdentity> {
     const oidc = await openidClient();
     const configuration = await this.#configuration(provider);
     const answer = new URL(this.redirectUri(provider));
     answer.search = query;
+    const identity = await this.#identity(oidc, configuration, provider, answer, pending);
+    const unmet = unmetRequirement(provider.requirements, identity.claims);
+    if (unmet) {
+      this.logger.info({ provider: provider.id, subject: identity.subject, claim: unmet.claim }, 'an identity provider’s account does not meet the entry’s require');
+      throw new UpstreamNotAllowedError(`Your ${provider.name} account may not sign in here: its ${unmet.claim} is not one of those allowed. Ask your administrator.`);
+    }
+    return identity;
+  }
+
+  /** Who the answer says signed in; any failure as an UpstreamSignInError with a sentence for the person. */
+  async #identity(oidc: typeof import('openid-client'), configuration: Configuration, provider: IdentityProvider, answer: URL, pending: PendingUpstreamSignIn): Promise<UpstreamIdentity> {
     try {
       if (provider.type !== 'oidc') {
         const tokens = await oidc.authorizationCodeGrant(configuration, answer, { expectedState: pending.state, pkceCodeVerifier: pending.codeVerifier, idTokenExpected: false });
@@ -132,7 +147,7 @@ export class UpstreamProviders {
       if (!claims) throw new UpstreamSignInError(`${provider.name} sent no ID token.`);
       let facts: Record<string, unknown> = claims;
       // Many providers put the address, groups and the like at userinfo only, not in the ID token.
-      const incomplete = typeof claims.email !== 'string' || claimsRead(provider.mappers).some((name) => !(name in claims));
+      const incomplete = typeof claims.email !== 'string' || claimsRead(provider.mappers, provider.requirements).some((name) => !(name in claims));
       if (incomplete && configuration.serverMetadata().userinfo_endpoint) {
         facts = { ...(await oidc.fetchUserInfo(configuration, tokens.access_token, claims.sub)), ...claims };
       }

@@ -43,6 +43,7 @@ import {
   ACCOUNT_LINK_STATE_PREFIX,
   type PendingUpstreamSignIn,
   type UpstreamIdentity,
+  UpstreamNotAllowedError,
   UpstreamSignInError,
   pendingUpstreamSignIn,
 } from '../federation/upstream.js';
@@ -199,8 +200,9 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
       identity = await deps.upstream.complete(provider, ctx.querystring, pending);
     } catch (error) {
       if (!(error instanceof UpstreamSignInError)) throw error;
-      auditFailure(ctx, deps, provider, 'upstream_error', undefined, error.message);
-      return refuse(ctx, error.message);
+      const notAllowed = error instanceof UpstreamNotAllowedError;
+      auditFailure(ctx, deps, provider, notAllowed ? 'not_allowed' : 'upstream_error', undefined, error.message);
+      return refuse(ctx, error.message, notAllowed ? 403 : 400);
     }
     const mapped = mapClaims(provider.mappers, identity.claims);
     const resolved = await accountFor(deps, provider, identity, mapped);

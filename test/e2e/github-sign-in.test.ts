@@ -25,6 +25,7 @@ const APPS = {
   github: { clientId: 'Iv23liGitHubApp', secret: 'github-app-secret' },
   'github-public': { clientId: 'Iv23liPublicOnly', secret: 'public-only-secret' },
   forge: { clientId: 'forge-app', secret: 'forge-app-secret' },
+  'github-acme': { clientId: 'Iv23liAcmeOnly', secret: 'acme-only-secret' },
 };
 
 beforeAll(async () => {
@@ -47,6 +48,18 @@ beforeAll(async () => {
         syncMode: 'import',
       },
       { id: 'github-public', type: 'github', name: 'GitHub (public)', githubUrl: github.url, clientId: APPS['github-public'].clientId, clientSecret: APPS['github-public'].secret, scope: 'read:user' },
+      // Only members of the acme organization; those of acme-admins are admins here.
+      {
+        id: 'github-acme',
+        type: 'github',
+        name: 'GitHub (Acme)',
+        githubUrl: github.url,
+        clientId: APPS['github-acme'].clientId,
+        clientSecret: APPS['github-acme'].secret,
+        scope: 'read:user user:email read:org',
+        require: [{ claim: 'organizations', values: ['acme'] }],
+        roles: [{ role: 'admin', claim: 'organizations', value: 'acme-admins' }],
+      },
       {
         id: 'forge',
         type: 'oauth2',
@@ -204,6 +217,26 @@ test('GitHub’s refusals are sentences on the login page, never a 500: cancelle
   expect(failures.map((event) => event.detail?.reason)).toEqual(expect.arrayContaining(['upstream_error']));
 });
 
+test('an entry that requires an organization lets in its members only (their private memberships too, with read:org); another organization maps to a role', async () => {
+  const member = gitHubUser();
+  member.organizations = [
+    { login: 'Acme', public: false },
+    { login: 'acme-admins', public: false },
+  ];
+  const { after, request } = await signInWith('github-acme', member);
+  const claims = await idTokenOf(after.redirectedTo, request);
+  expect((await server.services.users.findById(claims.sub))?.roles).toEqual(['admin']);
+
+  const outsider = gitHubUser();
+  outsider.organizations = [{ login: 'globex', public: true }];
+  const refused = await signInWith('github-acme', outsider);
+  expect(refused.after.page?.status).toBe(403);
+  expect(textOf(refused.after.page)).toContain('Your GitHub (Acme) account may not sign in here: its organizations is not one of those allowed.');
+  expect(await server.services.users.findByEmail(outsider.emails[1]?.email ?? '')).toBeUndefined();
+  const failures = (await audited('sign_in')).filter((event) => event.outcome === 'failure' && event.detail?.via === 'github-acme');
+  expect(failures.map((event) => event.detail?.reason)).toEqual(['not_allowed']);
+});
+
 test('a plain OAuth 2.0 provider (oauth2): its endpoints and profile fields from the file, the secret by HTTP Basic', async () => {
   const person = gitHubUser({ publicEmail: true });
   const address = person.publicEmail as string;
@@ -238,11 +271,12 @@ test('authz identity-providers shows each kind; --check asks a plain OAuth 2.0 p
   expect(rows.map((row) => [row.id, row.type, row.issuer, row.discovery])).toEqual([
     ['github', 'github', github.url, 'ok'],
     ['github-public', 'github', github.url, 'ok'],
+    ['github-acme', 'github', github.url, 'ok'],
     ['forge', 'oauth2', github.url, 'ok'],
   ]);
 
   // GitHub gone (this file's last test): each entry fails the check.
   await github.close();
   const down = await runToEnd('src/cli.ts', ['identity-providers', '--check', '--json'], cleanEnvironment(server.env));
-  expect({ code: down.code, stderr: down.stderr }).toEqual({ code: 1, stderr: 'authz: identity-providers: github, github-public, forge did not answer\n' });
+  expect({ code: down.code, stderr: down.stderr }).toEqual({ code: 1, stderr: 'authz: identity-providers: github, github-public, github-acme, forge did not answer\n' });
 });

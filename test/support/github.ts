@@ -6,7 +6,7 @@
  *   only when asked to (`Accept: application/json`), a form otherwise;
  * - a code works once, for its client, its redirect URI and its PKCE verifier, for ten minutes;
  * - the API wants a User-Agent and a token (`Bearer` or `token`), and answers 404 for what the token's scopes do not
- *   reach (the addresses, without user:email);
+ *   reach (the addresses, without user:email); the organizations listed without read:org are the public ones;
  * - the profile's `email` is the public address or null, and only the list of addresses says which are confirmed.
  *
  * Who is signed in there is set by the test (`signIn`), as if the person had signed in and authorized the app.
@@ -24,6 +24,8 @@ export interface GitHubUser {
   emails: { email: string; primary: boolean; verified: boolean; visibility: 'public' | 'private' | null }[];
   /** A GitHub Enterprise Server's administrator. */
   siteAdmin?: boolean;
+  /** The organizations the person belongs to, by login; `public`: the membership is public. */
+  organizations?: { login: string; public: boolean }[];
 }
 
 interface Grant {
@@ -148,6 +150,11 @@ export class FakeGitHub {
       return json(200, { login: user.login, id: user.id, node_id: `U_${user.id}`, type: 'User', site_admin: user.siteAdmin ?? false, name: user.name, email: user.publicEmail, created_at: '2020-01-01T00:00:00Z' });
     }
     if (path === '/user/emails' && scope.split(' ').includes('user:email')) return json(200, user.emails);
+    // Without read:org, only the memberships the person made public.
+    if (path === '/user/orgs') {
+      const seen = (user.organizations ?? []).filter((organization) => organization.public || scope.split(' ').includes('read:org'));
+      return json(200, seen.map((organization, index) => ({ login: organization.login, id: 9000 + index, description: null })));
+    }
     return json(404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
   }
 }

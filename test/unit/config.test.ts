@@ -221,6 +221,7 @@ describe('configuration', () => {
           createAccounts: true,
           trustEmail: false,
           authorizationParameters: {},
+          requirements: [],
           mappers: { roles: [], attributes: {}, syncMode: 'force' },
         },
       ]);
@@ -287,6 +288,7 @@ describe('configuration', () => {
         token: 'https://github.corp.example/login/oauth/access_token',
         profile: 'https://github.corp.example/api/v3/user',
         emails: 'https://github.corp.example/api/v3/user/emails',
+        organizations: 'https://github.corp.example/api/v3/user/orgs',
       });
       // A public client at a plain OAuth 2.0 provider (PKCE alone); the fields not named keep OpenID Connect's names.
       expect(forge).toMatchObject({
@@ -311,7 +313,9 @@ describe('configuration', () => {
       // Mappers: a role's claim and value come together; attribute names as users' attributes have them.
       await writeFile(
         file,
-        JSON.stringify([{ ...oauth, roles: [{ role: 'admin', claim: 'groups' }, { role: 'bad role!' }], attributes: { '1st': 'x', ok: 'a..b' }, syncMode: 'sometimes' }]),
+        JSON.stringify([
+          { ...oauth, roles: [{ role: 'admin', claim: 'groups' }, { role: 'bad role!' }], attributes: { '1st': 'x', ok: 'a..b' }, syncMode: 'sometimes', require: [{ claim: 'hd', values: [] }] },
+        ]),
       );
       const mapperProblems = problemsOf({ IDENTITY_PROVIDERS_FILE: file });
       expect(mapperProblems).toEqual(
@@ -320,6 +324,7 @@ describe('configuration', () => {
           'IDENTITY_PROVIDERS_FILE [0] (forge).roles.1.role: a role is 1–64 letters, digits, ":", "_", "." or "-"',
           'IDENTITY_PROVIDERS_FILE [0] (forge).attributes.1st: an attribute name is a letter, then up to 63 letters, digits, "_", "." or "-"',
           'IDENTITY_PROVIDERS_FILE [0] (forge).attributes.ok: must be a field name, dotted for a nested field',
+          'IDENTITY_PROVIDERS_FILE [0] (forge).require.0.values: Too small: expected array to have >=1 items',
         ]),
       );
       expect(mapperProblems.some((problem) => problem.startsWith('IDENTITY_PROVIDERS_FILE [0] (forge).syncMode'))).toBe(true);

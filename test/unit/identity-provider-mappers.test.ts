@@ -2,7 +2,7 @@
  * What a provider's claims map to (src/federation/mappers.ts): which roles are granted and taken away, which
  * attributes set or removed, and what is left alone.
  */
-import { changesFor, claimsRead, mapClaims } from '../../src/federation/mappers.js';
+import { changesFor, claimsRead, mapClaims, unmetRequirement } from '../../src/federation/mappers.js';
 
 const mappers = {
   roles: [
@@ -38,4 +38,16 @@ test('the changes are only what differs: roles the entry does not name stay, and
 
 test('the claims a mapping reads, by their top-level name (an ID token without one is completed from userinfo)', () => {
   expect(claimsRead(mappers)).toEqual(['groups', 'org', 'level', 'tid', 'badge']);
+});
+
+test('requirements: each claim must have one of its values, or hold one in a list; the first unmet is named', () => {
+  const requirements = [
+    { claim: 'hd', values: ['example.com', 'example.org'] },
+    { claim: 'groups', values: ['staff'] },
+  ];
+  expect(unmetRequirement(requirements, { hd: 'example.org', groups: ['x', 'staff'] })).toBeUndefined();
+  expect(unmetRequirement(requirements, { hd: 'gmail.com', groups: ['staff'] })).toBe(requirements[0]);
+  expect(unmetRequirement(requirements, { hd: 'example.com' })).toBe(requirements[1]);
+  expect(unmetRequirement([], {})).toBeUndefined();
+  expect(claimsRead({ roles: [], attributes: {}, syncMode: 'force' }, requirements)).toEqual(['hd', 'groups']);
 });
