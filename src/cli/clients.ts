@@ -69,6 +69,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--redirect-uri <uri>', 'an allowed redirect URI (repeat for more)', collect, [])
     .option('--post-logout-redirect-uri <uri>', 'an allowed post-logout redirect URI (repeat for more)', collect, [])
     .option('--first-party', 'your own app: users are not asked for consent')
+    .option('--native', 'spa clients: a native app (desktop, mobile, command line; RFC 8252): any loopback port on the way back, consent each time')
     .option('--allow-password-grant', 'legacy first-party apps only: accept grant_type=password (discouraged, RFC 9700 §2.4)')
     .option('--auth-method <method>', 'client_secret_basic (default), client_secret_post or private_key_jwt')
     .option('--jwks-uri <url>', 'where the client publishes its public keys (private_key_jwt)')
@@ -93,6 +94,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         redirectUris: options.redirectUri,
         postLogoutRedirectUris: options.postLogoutRedirectUri,
         firstParty: Boolean(options.firstParty),
+        nativeApp: Boolean(options.native),
         allowPasswordGrant: Boolean(options.allowPasswordGrant),
         tokenEndpointAuthMethod: options.authMethod,
         jwksUri: options.jwksUri,

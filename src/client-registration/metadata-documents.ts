@@ -106,6 +106,7 @@ export class ClientMetadataDocuments {
     const metadata: Record<string, unknown> = {};
     if (client.jwks) metadata.jwks = client.jwks;
     if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
+    if (client.nativeApp) metadata.application_type = 'native';
     return {
       clientId,
       name: typeof document.client_name === 'string' && document.client_name.trim() ? client.name : `An app at ${new URL(clientId).host}`,

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { ADMIN_READ_SCOPE, ADMIN_SCOPE } from '../admin/auth.js';
 import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient } from '../clients/clients.js';
 import { describeIssues } from '../errors.js';
+import { isNativeApp } from '../oidc/client-adapter.js';
 
 /** An RFC 7591 §3.2.2 error: `invalid_redirect_uri` or `invalid_client_metadata`, with a sentence saying why. */
 export class RegistrationError extends Error {
@@ -110,6 +111,8 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
     requirePar: input.require_pushed_authorization_requests ?? false,
     subjectType: input.subject_type ?? 'public',
     sectorIdentifierUri: input.sector_identifier_uri,
+    // A public app that says it is native, or is sent back only to loopback or a private-use scheme (RFC 8252).
+    nativeApp: type === 'spa' && (input.application_type === 'native' || (redirectUris.length > 0 && redirectUris.every(isNativeRedirect))),
   };
   const description = Object.fromEntries(DESCRIPTIVE.filter((name) => input[name] !== undefined).map((name) => [name, input[name]]));
   return { client, description };
@@ -128,6 +131,12 @@ export function refuseCalledUrls(client: NewClient): void {
       `${named}: this server may call private networks (ALLOW_PRIVATE_NETWORK_CALLS), so an app registering without an initial access token cannot name a URL for it to call`,
     );
   }
+}
+
+/** A loopback http URI, or a private-use scheme: where only an app on the person's own device is sent back to. */
+function isNativeRedirect(uri: string): boolean {
+  const url = URL.parse(uri);
+  return url !== null && ((url.protocol === 'http:' && LOOPBACK.has(url.hostname)) || !/^https?:$/.test(url.protocol));
 }
 
 function authMethodOf(method: string | undefined): AuthMethod {
@@ -197,9 +206,6 @@ export function registrationRefusal(message: string): RegistrationError {
 
 const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
 
-/** Is any of the redirect URIs a private-use scheme (com.example.app:/cb), the mark of a native app? */
-const native = (redirectUris: string[]) => redirectUris.some((uri) => !/^https?:/.test(uri));
-
 /** The client as RFC 7591 §3.2.1 answers it: its metadata as registered, with what describes it. */
 export function metadataOf(client: ClientRecord, description: Record<string, unknown>): Record<string, unknown> {
   const confidential = client.tokenEndpointAuthMethod === 'client_secret_basic' || client.tokenEndpointAuthMethod === 'client_secret_post';
@@ -211,7 +217,7 @@ export function metadataOf(client: ClientRecord, description: Record<string, unk
     grant_types: client.grantTypes,
     response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: client.tokenEndpointAuthMethod,
-    application_type: client.type === 'device' || native(client.redirectUris) ? 'native' : 'web',
+    application_type: isNativeApp(client) ? 'native' : 'web',
   };
   if (client.redirectUris.length > 0) metadata.redirect_uris = client.redirectUris;
   if (client.postLogoutRedirectUris.length > 0) metadata.post_logout_redirect_uris = client.postLogoutRedirectUris;

@@ -22,6 +22,7 @@ import type { ClientChanges, ClientRecord, ClientRepository } from '../clients/c
 import type { Config } from '../config.js';
 import { InputError, NotFoundError } from '../errors.js';
 import type { Catalog } from '../oidc/catalog.js';
+import { isNativeApp } from '../oidc/client-adapter.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
 import { OUTAGE_ANSWER, isStoreOutage } from '../store/outages.js';
@@ -227,6 +228,7 @@ function changesFor(client: ClientRecord, replacement: Registration): ClientChan
     ['jwks', JSON.stringify(client.metadata.jwks), JSON.stringify(next.jwks)],
     ['jwks_uri', client.metadata.jwks_uri, next.jwksUri],
     ['subject_type', client.subjectType, next.subjectType],
+    ['application_type', isNativeApp(client), next.nativeApp ?? false],
     ['sector_identifier_uri', client.sectorIdentifierUri ?? undefined, next.sectorIdentifierUri],
   ];
   const changed = unchangeable.find(([, was, now]) => was !== now);

@@ -175,6 +175,10 @@ export const newClientSchema = z
     requireDpop: z.boolean().default(false).meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
+    nativeApp: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'an spa client that is a native app (RFC 8252: desktop, mobile, command line): it may come back to any loopback port, and people are asked for consent each time; set at registration only' }),
     subjectType: z
       .enum(SUBJECT_TYPES, { error: 'subjectType must be public or pairwise' })
       .default('public')
@@ -222,6 +226,7 @@ export const newClientSchema = z
     const parRefusal = input.requirePar ? parRefusalFor(input.type) : undefined;
     if (parRefusal) ctx.addIssue({ code: 'custom', path: ['requirePar'], message: parRefusal });
     if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
+    if (input.nativeApp && input.type !== 'spa') ctx.addIssue({ code: 'custom', path: ['nativeApp'], message: 'a native app is a public client: register it as an spa client' });
     const pairwiseRefusal = input.subjectType === 'pairwise' ? PAIRWISE_REFUSALS[input.type] : undefined;
     if (pairwiseRefusal) ctx.addIssue({ code: 'custom', path: ['subjectType'], message: pairwiseRefusal });
     if (input.sectorIdentifierUri !== undefined && input.subjectType !== 'pairwise') {
@@ -452,6 +457,8 @@ export class ClientRepository {
     const metadata = withSubjectType(withPolicies(withBackchannelLogout({}, client.backchannelLogoutUri ?? null, client.backchannelLogoutSessionRequired ?? true), client), subject);
     if (client.jwks) metadata.jwks = client.jwks;
     if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
+    // Under the spec's name, where oidc-provider reads it (src/oidc/client-adapter.ts); kept by every update.
+    if (client.nativeApp) metadata.application_type = 'native';
     try {
       await this.db.transaction(async (trx) => {
         await trx('clients').insert({

@@ -28,7 +28,7 @@ export function toClientMetadata(record: ClientRecord, oidcScopes: readonly stri
     response_types: record.grantTypes.includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: record.tokenEndpointAuthMethod,
     scope: oidcScopesOf(record, oidcScopes),
-    application_type: record.type === 'device' || record.redirectUris.some(isCustomSchemeRedirect) ? 'native' : 'web',
+    application_type: isNativeApp(record) ? 'native' : 'web',
     first_party: record.firstParty,
     backchannel_logout_uri: record.backchannelLogoutUri ?? undefined,
     backchannel_logout_session_required: record.backchannelLogoutUri ? record.backchannelLogoutSessionRequired : undefined,
@@ -59,6 +59,15 @@ function oidcScopesOf(record: ClientRecord, oidcScopes: readonly string[]): stri
   const oidc = named.filter((scope) => oidcScopes.includes(scope));
   if (oidc.length > 0) return oidc.join(' ');
   return record.type === 'service' ? undefined : 'openid';
+}
+
+/**
+ * A native app (RFC 8252): a device client, one sent back to a private-use scheme, or one registered as native
+ * (`nativeApp`: a desktop or command-line app, an MCP client). oidc-provider lets it come back on any loopback port
+ * (§7.3) and asks the person for consent each time, since such an app cannot prove who it is (§8.6).
+ */
+export function isNativeApp(record: ClientRecord): boolean {
+  return record.type === 'device' || record.metadata.application_type === 'native' || record.redirectUris.some(isCustomSchemeRedirect);
 }
 
 /** A private-use URI scheme (com.example.app:/callback) marks a native app (RFC 8252 §7.1). */

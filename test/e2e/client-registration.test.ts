@@ -8,7 +8,8 @@ import * as oidc from 'openid-client';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { adminApiOf } from '../support/admin-api.js';
 import { DocumentedResponses } from '../support/documented-responses.js';
-import { API, REDIRECT_URI, createUser, signInAndRedeem } from '../support/relying-party.js';
+import { API, PASSWORD, REDIRECT_URI, createUser, signInAndRedeem } from '../support/relying-party.js';
+import { UserAgent, signIn } from '../support/user-agent.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -79,6 +80,24 @@ test('a public app (an MCP client) registers itself and signs a person in with P
 
   const events = await auditOf(open, 'client_registered');
   expect(events.find((event) => event.clientId === registered.client_id)?.detail).toMatchObject({ via: 'open', kind: 'spa', name: 'Claude Desktop' });
+});
+
+test('a desktop app sent back to loopback is a native app (RFC 8252): any port on the way back, and consent each time', async () => {
+  const rp = await register(open, { client_name: 'Desktop', redirect_uris: ['http://127.0.0.1:8123/callback'], token_endpoint_auth_method: 'none' });
+  expect(rp.clientMetadata().application_type).toBe('native');
+  const person = await createUser(open);
+  const agent = new UserAgent();
+  for (const port of [51234, 51235]) {
+    const redirectUri = `http://127.0.0.1:${port}/callback`;
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(rp, { redirect_uri: redirectUri, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier), code_challenge_method: 'S256', state: 's' });
+    const { redirectedTo, sawConsentPage } = await signIn(agent, url.href, { email: person.email, password: PASSWORD });
+    // Signed in already the second time, yet asked again: a native app cannot prove who it is.
+    expect(sawConsentPage).toBe(true);
+    expect(redirectedTo?.origin).toBe(`http://127.0.0.1:${port}`);
+    const tokens = await oidc.authorizationCodeGrant(rp, redirectedTo as URL, { pkceCodeVerifier: codeVerifier, expectedState: 's' }, { redirect_uri: redirectUri });
+    expect(tokens.claims()?.sub).toBe(person.userId);
+  }
 });
 
 test('a confidential web app registers, gets its secret once, and uses it at the token endpoint; unknown metadata is ignored', async () => {

@@ -190,6 +190,9 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       const spa = await clients.create({ type: 'spa', name: 'SPA', redirectUris: ['com.example.app:/callback', 'http://localhost:5173/cb'] });
       expect(spa.secret).toBeUndefined();
       expect(spa.client.tokenEndpointAuthMethod).toBe('none');
+      // A native app is kept as one (RFC 8252: any loopback port, consent each time), under the spec's name.
+      const native = await clients.create({ type: 'spa', name: 'CLI', redirectUris: ['http://127.0.0.1/callback'], nativeApp: true });
+      expect(native.client.metadata).toEqual({ application_type: 'native' });
       const service = await clients.create({ type: 'service', name: 'Job', scope: 'reports:read', roles: ['admin'] });
       expect(service.client).toMatchObject({ grantTypes: ['client_credentials'], scope: 'reports:read', roles: ['admin'] });
     });
@@ -204,6 +207,7 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       [{ type: 'service', name: 'Redirect', redirectUris: ['https://a.example.test/cb'] }, /no redirect URIs/],
       [{ type: 'web', name: 'Key', redirectUris: ['https://a.example.test/cb'], tokenEndpointAuthMethod: 'private_key_jwt' }, /jwks/],
       [{ type: 'robot', name: 'Robot' }, /web, spa, service or device/],
+      [{ type: 'web', name: 'Native web', redirectUris: ['https://a.example.test/cb'], nativeApp: true }, /nativeApp: a native app is a public client/],
       // What URL would forgive but oidc-provider would never match: the client could not sign in.
       [{ type: 'web', name: 'Space', redirectUris: [' https://a.example.test/cb'] }, /spaces or control characters/],
       [{ type: 'web', name: 'Trailing', redirectUris: ['https://a.example.test/cb '] }, /spaces or control characters/],
