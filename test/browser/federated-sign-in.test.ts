@@ -70,3 +70,45 @@ test('Continue with Corp SSO: signed in there, back here with a new account, and
     await context.close();
   }
 });
+
+test('an account the provider made sets its first password on the account page, and then signs in with it', async () => {
+  const person = await createUser(upstream);
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const cspErrors: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) cspErrors.push(message.text());
+    });
+    await page.goto(`${server.issuer}/account`);
+    await page.getByRole('button', { name: 'Continue with Corp SSO' }).click();
+    await page.waitForURL((url) => url.origin === upstream.issuer);
+    await page.getByLabel('Email').fill(person.email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((url) => url.origin === server.issuer && url.pathname === '/account');
+    // Just signed in: the form asks only for the new password, twice.
+    await page.getByText('Your account has no password.').first().waitFor();
+    await page.getByLabel('New password', { exact: true }).fill('a long new passphrase');
+    await page.getByLabel('New password again').fill('a long new passphrase');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.getByText('Your password was set').waitFor();
+
+    // Another browser: the password signs in to the account page.
+    const other = await browser.newContext();
+    try {
+      const second = await other.newPage();
+      await second.goto(`${server.issuer}/account`);
+      await second.getByLabel('Email').fill(person.email);
+      await second.getByLabel('Password').fill('a long new passphrase');
+      await second.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await second.getByRole('heading', { name: 'Password' }).waitFor();
+      expect(await second.getByRole('button', { name: 'Change password' }).count()).toBe(1);
+    } finally {
+      await other.close();
+    }
+    expect(cspErrors).toEqual([]);
+  } finally {
+    await context.close();
+  }
+});
