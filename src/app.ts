@@ -54,6 +54,7 @@ import { answerOutage, logRefusedForOutage } from './store/outages.js';
 import { inRequestScope } from './store/request-scope.js';
 import { type Services, closeServices, openServices } from './services.js';
 import { LinkedIdentities } from './federation/linked-identities.js';
+import { backFromProviderSignOut, signOutAtProvider } from './federation/logout.js';
 import { UpstreamProviders } from './federation/upstream.js';
 
 export type { Services } from './services.js';
@@ -211,6 +212,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       views,
     }),
   );
+  // Signing out here of every app signs out at the provider a person signed in through, where it says so.
+  app.use(backFromProviderSignOut(config.production, (ctx) => views.render(ctx, 'logged-out.njk', {})));
+  app.use(signOutAtProvider(upstream, config.production));
   // A request scope lets one storage call hand on to the next (fewer round trips: src/store/request-scope.ts).
   app.use((ctx, next) => inRequestScope(() => slot.mounted(ctx, next)));
   app.use(async (ctx) => {

@@ -26,6 +26,8 @@ export function registerIdentityProviderCommands(program: Command, context: CliC
           type: provider.type,
           issuer: provider.issuer,
           redirectUri: upstream.redirectUri(provider),
+          // Where the provider sends the browser back after signing out there (`logout`): its post-logout URI.
+          ...(provider.logout ? { postLogoutRedirectUri: upstream.loggedOutUri(provider) } : {}),
           createAccounts: provider.createAccounts,
           trustEmail: provider.trustEmail,
           ...(options.check ? { discovery: await upstream.check(provider).then(() => 'ok', (error: unknown) => (error instanceof UpstreamSignInError ? error.message : String(error))) } : {}),

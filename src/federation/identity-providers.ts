@@ -73,6 +73,8 @@ export interface IdentityProvider {
   authorizationParameters: Record<string, string>;
   /** Who may sign in this way: each claim must have one of its values (./mappers.ts). */
   requirements: ClaimRequirement[];
+  /** `oidc` only: signing out here of every app signs out at the provider too (./logout.ts). */
+  logout?: boolean;
   /** Roles and attributes the provider's claims set on the account (./mappers.ts). */
   mappers: ProviderMappers;
 }
@@ -147,6 +149,8 @@ const openIdEntry = z.strictObject({
   issuer: httpUrl('issuer'),
   scope: scopeValue.refine((scope) => scope.split(' ').includes('openid'), 'must include openid').default('openid email profile'),
   tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+  /** Signing out here (of every app) signs out at the provider too, by its end_session_endpoint (./logout.ts). */
+  logout: z.boolean().default(false),
 });
 
 const gitHubEntry = z.strictObject({
@@ -213,7 +217,7 @@ function providerOf(entry: Entry, clientSecret: string | undefined): IdentityPro
   switch (entry.type) {
     case 'oidc':
       // The issuer as given: some end with a slash (Auth0's), and discovery compares it exactly.
-      return { ...shared, type: 'oidc', issuer: entry.issuer, tokenEndpointAuthMethod: entry.tokenEndpointAuthMethod };
+      return { ...shared, type: 'oidc', issuer: entry.issuer, tokenEndpointAuthMethod: entry.tokenEndpointAuthMethod, logout: entry.logout };
     case 'github':
       // GitHub's token endpoint takes the secret in the form; its profile's `id` is the account's lasting number.
       return {

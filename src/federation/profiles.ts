@@ -15,6 +15,8 @@ export interface UpstreamIdentity {
   name?: string;
   /** Everything the provider said: the ID token's claims (with userinfo's), or the profile; read by ./mappers.ts. */
   claims: Record<string, unknown>;
+  /** The ID token itself (OpenID Connect), the hint a sign-out at the provider sends back (./logout.ts). */
+  idToken?: string;
 }
 
 /** A GET of the provider's API with the person's access token: the JSON, or undefined where it answered 404. */

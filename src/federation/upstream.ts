@@ -84,6 +84,26 @@ export class UpstreamProviders {
     return `${this.issuer}/federation/${provider.id}/callback`;
   }
 
+  /** Where the provider sends the browser back after signing out there (`logout`): its post-logout redirect URI. */
+  loggedOutUri(provider: IdentityProvider): string {
+    return `${this.issuer}/federation/${provider.id}/logged-out`;
+  }
+
+  /**
+   * The provider's end-session URL for a sign-out there, back to loggedOutUri with `state`; undefined when its
+   * discovery names no end_session_endpoint (or it cannot be reached now: the sign-out here stands either way).
+   */
+  async endSessionUrl(provider: IdentityProvider, idToken: string, state: string): Promise<URL | undefined> {
+    const oidc = await openidClient();
+    try {
+      const configuration = await this.#configuration(provider);
+      if (!configuration.serverMetadata().end_session_endpoint) return undefined;
+      return oidc.buildEndSessionUrl(configuration, { id_token_hint: idToken, post_logout_redirect_uri: this.loggedOutUri(provider), state });
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The provider's authorization URL for a new sign-in, and what to keep until the person comes back. */
   async begin(provider: IdentityProvider, stateFor: (random: string) => string): Promise<{ url: URL; pending: PendingUpstreamSignIn }> {
     const oidc = await openidClient();
@@ -151,7 +171,7 @@ export class UpstreamProviders {
       if (incomplete && configuration.serverMetadata().userinfo_endpoint) {
         facts = { ...(await oidc.fetchUserInfo(configuration, tokens.access_token, claims.sub)), ...claims };
       }
-      return identityFromClaims(claims.sub, facts);
+      return { ...identityFromClaims(claims.sub, facts), idToken: tokens.id_token };
     } catch (error) {
       throw this.#explained(provider, error);
     }

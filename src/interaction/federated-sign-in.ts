@@ -38,6 +38,7 @@ import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError, InputError } from '../errors.js';
 import { IDP_HINT_PARAMETERS, type IdentityProvider } from '../federation/identity-providers.js';
+import { rememberUpstreamSignIn } from '../federation/logout.js';
 import { type MappedAccount, changesFor, mapClaims, mappedAccount } from '../federation/mappers.js';
 import {
   ACCOUNT_LINK_STATE_PREFIX,
@@ -69,6 +70,8 @@ const keptLink = z.object({
   accountId: z.string(),
   /** What the provider's claims map to, applied once the link is made. */
   mapped: mappedAccount.optional(),
+  /** The provider's ID token, for signing out there later (src/federation/logout.ts). */
+  idToken: z.string().optional(),
 });
 type PendingLink = z.infer<typeof keptLink>;
 
@@ -176,7 +179,9 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
       return refuse(ctx, 'Your account here has another account of that provider linked, or this one was linked meanwhile. Sign in with your password.', 409);
     }
     await keep(details, {});
-    const user = await withMappedClaims(deps, deps.upstream.get(link.provider), outcome.user, link.mapped, false);
+    const provider = deps.upstream.get(link.provider);
+    if (provider) rememberUpstreamSignIn(ctx, provider, link.idToken, { production: deps.config.production, sessionMaxSeconds: deps.config.ttl.sessionMax });
+    const user = await withMappedClaims(deps, provider, outcome.user, link.mapped, false);
     // Both were proved: the password here and the sign-in there.
     await signedIn(ctx, user, ['pwd', 'fed']);
   });
@@ -211,7 +216,7 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
       return refuse(ctx, resolved.refused, 403);
     }
     if ('link' in resolved) {
-      await keep(details, { federatedLink: resolved.link });
+      await keep(details, { federatedLink: { ...resolved.link, idToken: identity.idToken } });
       return renderLinkPage(ctx, deps, details, resolved.link);
     }
     deps.audit.record({
@@ -222,6 +227,7 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
       ...requestFacts(ctx),
       detail: { email: resolved.user.email, via: provider.id, amr: ['fed'], ...(resolved.created ? { created: true } : {}) },
     });
+    rememberUpstreamSignIn(ctx, provider, identity.idToken, { production: deps.config.production, sessionMaxSeconds: deps.config.ttl.sessionMax });
     await signedIn(ctx, await withMappedClaims(deps, provider, resolved.user, mapped, resolved.created === true), ['fed']);
   });
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import * as oidc from 'openid-client';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
-import { PASSWORD, type Fixtures, codeFlowRequest, createUser, createWebClient, discover, loginFormOf } from '../support/relying-party.js';
+import { PASSWORD, POST_LOGOUT_REDIRECT_URI, type Fixtures, codeFlowRequest, createUser, createWebClient, discover, loginFormOf } from '../support/relying-party.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type Page, UserAgent, formOf, parseForms, textOf } from '../support/user-agent.js';
@@ -26,9 +26,9 @@ let rp: oidc.Configuration;
 
 /**
  * The provider entries: `corp` asks for the password to link, `trusted` links confirmed addresses, `closed` makes
- * no accounts, `mapped` sets roles and an attribute from the provider's claims.
+ * no accounts, `mapped` sets roles and an attribute from the provider's claims, `sso` signs out there too.
  */
-const PROVIDERS = ['corp', 'trusted', 'closed', 'mapped'];
+const PROVIDERS = ['corp', 'trusted', 'closed', 'mapped', 'sso'];
 
 beforeAll(async () => {
   // The provider releases its users' `tenant_id` (with profile) and roles (with the roles scope), at userinfo.
@@ -51,12 +51,16 @@ beforeAll(async () => {
         roles: [{ role: 'staff' }, { role: 'editor', claim: 'roles', value: 'writer' }],
         attributes: { tenant_id: 'tenant_id' },
       },
+      { id: 'sso', name: 'Single Sign-Out SSO', ...entry, logout: true },
       // Nothing listens there: a provider that is down.
       { id: 'down', name: 'Down SSO', issuer: `http://127.0.0.1:${await closedPort()}/`, clientId: 'x', clientSecret: 'y' },
     ]),
   );
   server = await startTestServer({ host: 'localhost', env: { IDENTITY_PROVIDERS_FILE: file, CORP_CLIENT_SECRET: secret, TOTP_REQUIRED_ROLES: 'editor' } });
-  await upstream.services.clients.update(clientId, { redirectUris: PROVIDERS.map((id) => `${server.issuer}/federation/${id}/callback`) });
+  await upstream.services.clients.update(clientId, {
+    redirectUris: PROVIDERS.map((id) => `${server.issuer}/federation/${id}/callback`),
+    postLogoutRedirectUris: [`${server.issuer}/federation/sso/logged-out`],
+  });
   const app = await createWebClient(server, { firstParty: true });
   rp = await discover(server, app.clientId, app.secret);
 });
@@ -476,6 +480,42 @@ test('the provider’s claims set the roles and attribute the entry maps, at eve
   expect((await audited('user_updated')).filter((event) => event.accountId === first.sub)).toHaveLength(before);
 });
 
+test('signing out of every app here signs out at a provider with logout too, and goes on to the app; signing out of one app does not', async () => {
+  const person = await createUser(upstream);
+  const { browser, after, request } = await signInWith('sso', person);
+  const tokens = await oidc.authorizationCodeGrant(rp, after.redirectedTo as URL, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+  const logout = oidc.buildEndSessionUrl(rp, { id_token_hint: tokens.id_token as string, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI, state: 'bye' });
+  const { page: confirm } = await browser.down.follow(logout.href, server.issuer);
+  const toProvider = await browser.down.submit(confirm as Page, formOf(confirm as Page, '/session/end/confirm'), { logout: 'yes' }, server.issuer);
+  // On to the provider's own sign-out, with its ID token as the hint and our page to come back to.
+  const there = toProvider.redirectedTo as URL;
+  expect(there.origin).toBe(upstream.issuer);
+  expect(there.searchParams.get('post_logout_redirect_uri')).toBe(`${server.issuer}/federation/sso/logged-out`);
+  expect(there.searchParams.get('id_token_hint')).toBeTruthy();
+  const { page: theirs } = await browser.up.follow(there.href, upstream.issuer);
+  const back = await browser.up.submit(theirs as Page, formOf(theirs as Page, '/session/end/confirm'), { logout: 'yes' }, upstream.issuer);
+  expect((back.redirectedTo as URL).href).toMatch(new RegExp(`^${server.issuer}/federation/sso/logged-out\\?`));
+  // Back here, and on to where the app asked to go, with its state.
+  const app = await browser.down.follow((back.redirectedTo as URL).href, server.issuer);
+  expect(app.redirectedTo?.href).toBe(`${POST_LOGOUT_REDIRECT_URI}?state=bye`);
+  // Signed out at the provider: the next sign-in there asks for the password again.
+  const { page: login } = await openLogin(browser);
+  const again = await pressContinueWith(browser, login, 'sso');
+  const atProvider = await browser.up.follow((again.redirectedTo as URL).href, upstream.issuer);
+  expect(atProvider.page && loginFormOf(atProvider.page)).toBeTruthy();
+  // Coming back to that page again (a replay) only says the person is signed out.
+  const replay = await browser.down.follow((back.redirectedTo as URL).href, server.issuer);
+  expect(replay.page?.status).toBe(200);
+
+  // "Sign out of Web App only" leaves the session here, and the provider's.
+  const second = await signInWith('sso', person);
+  const secondTokens = await oidc.authorizationCodeGrant(rp, second.after.redirectedTo as URL, { pkceCodeVerifier: second.request.codeVerifier, expectedState: second.request.state, expectedNonce: second.request.nonce });
+  const onlyApp = oidc.buildEndSessionUrl(rp, { id_token_hint: secondTokens.id_token as string, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI });
+  const { page: ask } = await second.browser.down.follow(onlyApp.href, server.issuer);
+  const kept = await second.browser.down.submit(ask as Page, formOf(ask as Page, '/session/end/confirm'), {}, server.issuer);
+  expect(kept.redirectedTo?.href).toBe(POST_LOGOUT_REDIRECT_URI);
+});
+
 test('authz identity-providers lists each provider with the redirect URI to register there; --check fetches its discovery', async () => {
   const listed = await runToEnd('src/cli.ts', ['identity-providers', '--check', '--json'], cleanEnvironment(server.env));
   expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 1, stderr: 'authz: identity-providers: down did not answer\n' });
@@ -485,6 +525,7 @@ test('authz identity-providers lists each provider with the redirect URI to regi
     ['trusted', `${server.issuer}/federation/trusted/callback`, 'ok'],
     ['closed', `${server.issuer}/federation/closed/callback`, 'ok'],
     ['mapped', `${server.issuer}/federation/mapped/callback`, 'ok'],
+    ['sso', `${server.issuer}/federation/sso/callback`, 'ok'],
     ['down', `${server.issuer}/federation/down/callback`, 'Down SSO could not be reached. Try again in a moment, or sign in another way.'],
   ]);
   const table = await runToEnd('src/cli.ts', ['identity-providers'], cleanEnvironment(server.env));

@@ -217,6 +217,7 @@ describe('configuration', () => {
           clientId: 'abc',
           clientSecret: 's3cret',
           tokenEndpointAuthMethod: 'client_secret_basic',
+          logout: false,
           scope: 'openid email profile',
           createAccounts: true,
           trustEmail: false,
