@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as oidc from 'openid-client';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../support/chromium.js';
 import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -36,15 +36,21 @@ afterAll(async () => {
   await upstream?.close();
 });
 
+/** What the page's console says the Content Security Policy refused, as it comes. */
+function cspErrorsOf(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) errors.push(message.text());
+  });
+  return errors;
+}
+
 test('Continue with Corp SSO: signed in there, back here with a new account, and the app gets its ID token', async () => {
   const person = await createUser(upstream);
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
-    const cspErrors: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) cspErrors.push(message.text());
-    });
+    const cspErrors = cspErrorsOf(page);
     const request = await codeFlowRequest(rp, { scope: 'openid email profile' });
     await page.goto(request.url.href);
     await page.getByRole('button', { name: 'Continue with Corp SSO' }).click();
@@ -76,10 +82,7 @@ test('an account the provider made sets its first password on the account page, 
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
-    const cspErrors: string[] = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) cspErrors.push(message.text());
-    });
+    const cspErrors = cspErrorsOf(page);
     await page.goto(`${server.issuer}/account`);
     await page.getByRole('button', { name: 'Continue with Corp SSO' }).click();
     await page.waitForURL((url) => url.origin === upstream.issuer);

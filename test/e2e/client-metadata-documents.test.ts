@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
 import { isMetadataDocumentId } from '../../src/client-registration/metadata-documents.js';
 import { isSpecialAddress } from '../../src/client-registration/document-fetch.js';
-import { REDIRECT_URI, createUser, signInAndRedeem } from '../support/relying-party.js';
+import { REDIRECT_URI, authorizationRequestUrl, createUser, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { UserAgent, textOf } from '../support/user-agent.js';
 
@@ -58,15 +58,7 @@ const rpFor = (clientId: string) => oidc.discovery(new URL(server.issuer), clien
 
 /** The authorization request of `clientId`, as far as our first page: its status and text. */
 async function authorizationPage(clientId: string, redirectUri = REDIRECT_URI) {
-  const url = new URL(`${server.issuer}/auth`);
-  url.search = new URLSearchParams({
-    client_id: clientId,
-    response_type: 'code',
-    scope: 'openid',
-    redirect_uri: redirectUri,
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  }).toString();
+  const url = authorizationRequestUrl(server, clientId, { redirect_uri: redirectUri });
   const { page } = await new UserAgent().follow(url.href, server.issuer);
   return { status: page?.status, text: textOf(page) };
 }
@@ -146,9 +138,7 @@ test('a server that may not call private networks does not fetch a document ther
   try {
     const clientId = serve('/guarded.json', { redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none' });
     const before = fetched.length;
-    const url = new URL(`${guarded.issuer}/auth`);
-    url.search = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT_URI, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }).toString();
-    const { page } = await new UserAgent().follow(url.href, guarded.issuer);
+    const { page } = await new UserAgent().follow(authorizationRequestUrl(guarded, clientId).href, guarded.issuer);
     expect(page?.status).toBe(400);
     expect(textOf(page)).toContain('invalid_client');
     expect(fetched.length).toBe(before);

@@ -15,7 +15,7 @@ import path from 'node:path';
 import * as oidc from 'openid-client';
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
-import { PASSWORD, POST_LOGOUT_REDIRECT_URI, type Fixtures, codeFlowRequest, createUser, createWebClient, discover, loginFormOf } from '../support/relying-party.js';
+import { PASSWORD, POST_LOGOUT_REDIRECT_URI, type Fixtures, codeFlowRequest, createUser, idTokenClaims, createWebClient, discover, loginFormOf } from '../support/relying-party.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type Page, UserAgent, formOf, parseForms, textOf } from '../support/user-agent.js';
@@ -119,12 +119,7 @@ async function signInWith(provider: string, person: Fixtures, browser = new Brow
   return { browser, request, callback, after };
 }
 
-/** The app redeems the code it was sent; the ID token's claims. */
-async function idTokenOf(redirectedTo: URL | undefined, request: Awaited<ReturnType<typeof codeFlowRequest>>) {
-  if (!redirectedTo) throw new Error('the sign-in did not reach the app');
-  const tokens = await oidc.authorizationCodeGrant(rp, redirectedTo, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
-  return tokens.claims() as oidc.IDToken;
-}
+const idTokenOf = (redirectedTo: URL | undefined, request: Awaited<ReturnType<typeof codeFlowRequest>>) => idTokenClaims(rp, redirectedTo, request);
 
 const audited = async (type: string) => {
   await server.services.audit.flush();

@@ -8,10 +8,10 @@
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import * as oidc from 'openid-client';
+import type * as oidc from 'openid-client';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { FakeGitHub, type GitHubUser, gitHubUser } from '../support/github.js';
-import { PASSWORD, codeFlowRequest, createWebClient, discover } from '../support/relying-party.js';
+import { PASSWORD, codeFlowRequest, createWebClient, discover, idTokenClaims } from '../support/relying-party.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type Page, UserAgent, formOf, textOf } from '../support/user-agent.js';
@@ -102,11 +102,7 @@ async function signInWith(provider: string, user: GitHubUser | undefined, browse
   return { browser, request, asked, callback, after };
 }
 
-async function idTokenOf(redirectedTo: URL | undefined, request: Awaited<ReturnType<typeof codeFlowRequest>>) {
-  if (!redirectedTo) throw new Error('the sign-in did not reach the app');
-  const tokens = await oidc.authorizationCodeGrant(rp, redirectedTo, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
-  return tokens.claims() as oidc.IDToken;
-}
+const idTokenOf = (redirectedTo: URL | undefined, request: Awaited<ReturnType<typeof codeFlowRequest>>) => idTokenClaims(rp, redirectedTo, request);
 
 const audited = async (type: string) => {
   await server.services.audit.flush();

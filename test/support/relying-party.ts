@@ -160,11 +160,8 @@ export function loginFormOf(page: Page): HtmlForm {
 /** A fixed, valid S256 challenge for requests whose code is never redeemed. */
 const UNUSED_CODE_CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
 
-/**
- * Starts an authorization request in `agent` (with `extra` parameters, e.g. a state) and stops at our login page,
- * for tests that post the form themselves.
- */
-export async function openLoginPage(server: TestServer, clientId: string, agent = new UserAgent(), extra: Record<string, string> = {}) {
+/** A code-flow authorization request of `clientId` to `server`, whose code is never redeemed (`extra` added). */
+export function authorizationRequestUrl(server: TestServer, clientId: string, extra: Record<string, string> = {}): URL {
   const url = new URL(`${server.issuer}/auth`);
   url.search = new URLSearchParams({
     client_id: clientId,
@@ -175,7 +172,22 @@ export async function openLoginPage(server: TestServer, clientId: string, agent 
     code_challenge_method: 'S256',
     ...extra,
   }).toString();
-  const { page } = await agent.follow(url.href, server.issuer);
+  return url;
+}
+
+/** The app redeems the code it was sent back with: the ID token's claims. */
+export async function idTokenClaims(rp: oidc.Configuration, redirectedTo: URL | undefined, request: Awaited<ReturnType<typeof codeFlowRequest>>) {
+  if (!redirectedTo) throw new Error('the sign-in did not reach the app');
+  const tokens = await oidc.authorizationCodeGrant(rp, redirectedTo, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+  return tokens.claims() as oidc.IDToken;
+}
+
+/**
+ * Starts an authorization request in `agent` (with `extra` parameters, e.g. a state) and stops at our login page,
+ * for tests that post the form themselves.
+ */
+export async function openLoginPage(server: TestServer, clientId: string, agent = new UserAgent(), extra: Record<string, string> = {}) {
+  const { page } = await agent.follow(authorizationRequestUrl(server, clientId, extra).href, server.issuer);
   if (!page) throw new Error('the authorization request did not reach the login page');
   return { agent, page, form: loginFormOf(page) };
 }
