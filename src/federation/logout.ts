@@ -4,7 +4,8 @@
  * logout, "Sign out of all apps") is sent on to the provider's end_session_endpoint, and from there back to where
  * the sign-out here was going (the app's post_logout_redirect_uri, or our "signed out" page).
  *
- *   the federated sign-in keeps  authz.upstream  (signed: the provider and its ID token, for id_token_hint)
+ *   the federated sign-in keeps  authz.upstream  (signed: the provider and its ID token, for id_token_hint);
+ *                                a sign-in by other means in the browser drops it
  *   POST /session/end/confirm    oidc-provider ends the session here, then → the provider's end-session URL
  *                                (what the sign-out here answered is kept in authz.logout, signed, with a state)
  *   GET  /federation/:provider/logged-out?state   back from the provider → on to where the sign-out was going
@@ -48,6 +49,11 @@ export function rememberUpstreamSignIn(ctx: Context, provider: IdentityProvider,
   if (!provider.logout || !idToken) return;
   const maxAge = options.sessionMaxSeconds > 0 ? Math.min(options.sessionMaxSeconds * 1000, SIGNED_IN_MAX_MS) : SIGNED_IN_MAX_MS;
   ctx.cookies.set(SIGNED_IN_COOKIE, encoded({ provider: provider.id, idToken }), { ...cookieOptions(options.production, '/'), maxAge });
+}
+
+/** A sign-in here by other means (a password, a passkey) leaves nothing to sign out of at a provider. */
+export function forgetUpstreamSignIn(ctx: Context, production: boolean): void {
+  if (ctx.cookies.get(SIGNED_IN_COOKIE)) ctx.cookies.set(SIGNED_IN_COOKIE, null, cookieOptions(production, '/'));
 }
 
 /**

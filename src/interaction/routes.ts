@@ -36,6 +36,7 @@ import type { SecurityLimits } from '../security/limits.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
 import { keepSignedIn, renderConsent, renderLogin } from './pages.js';
 import { csrfTokenValid } from './csrf.js';
+import { forgetUpstreamSignIn } from '../federation/logout.js';
 import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
 import { CONFIRM_EMAIL_PROMPT } from '../oidc/email-confirmation-prompt.js';
@@ -113,6 +114,8 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   };
 
   const finish = async (ctx: Context, result: InteractionResults, merge: boolean) => {
+    // Signed in by other means than a provider: nothing to sign out of there later (src/federation/logout.ts).
+    if (result.login && !result.login.amr?.includes('fed')) forgetUpstreamSignIn(ctx, deps.config.production);
     const location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
     markSignInEnded(ctx, (ctx.state.interaction as Interaction).uid, result.error ? 'cancelled' : 'done');
     ctx.status = 303;

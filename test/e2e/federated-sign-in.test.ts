@@ -475,7 +475,7 @@ test('the provider’s claims set the roles and attribute the entry maps, at eve
   expect((await audited('user_updated')).filter((event) => event.accountId === first.sub)).toHaveLength(before);
 });
 
-test('signing out of every app here signs out at a provider with logout too, and goes on to the app; signing out of one app does not', async () => {
+test('signing out of every app here signs out at a provider with logout too, and goes on to the app; signing out of one app, or after a password sign-in, does not', async () => {
   const person = await createUser(upstream);
   const { browser, after, request } = await signInWith('sso', person);
   const tokens = await oidc.authorizationCodeGrant(rp, after.redirectedTo as URL, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
@@ -509,6 +509,17 @@ test('signing out of every app here signs out at a provider with logout too, and
   const { page: ask } = await second.browser.down.follow(onlyApp.href, server.issuer);
   const kept = await second.browser.down.submit(ask as Page, formOf(ask as Page, '/session/end/confirm'), {}, server.issuer);
   expect(kept.redirectedTo?.href).toBe(POST_LOGOUT_REDIRECT_URI);
+
+  // Signed in with a password since, in the same browser: signing out of all apps stays here.
+  await server.services.users.setPassword(secondTokens.claims()?.sub as string, PASSWORD);
+  const byPassword = await codeFlowRequest(rp, { prompt: 'login' });
+  const { page: passwordLogin } = await second.browser.down.follow(byPassword.url.href, server.issuer);
+  const signedIn = await second.browser.down.submit(passwordLogin as Page, loginFormOf(passwordLogin as Page), { email: person.email, password: PASSWORD }, server.issuer);
+  const passwordTokens = await oidc.authorizationCodeGrant(rp, signedIn.redirectedTo as URL, { pkceCodeVerifier: byPassword.codeVerifier, expectedState: byPassword.state, expectedNonce: byPassword.nonce });
+  const allApps = oidc.buildEndSessionUrl(rp, { id_token_hint: passwordTokens.id_token as string, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI });
+  const { page: confirmAll } = await second.browser.down.follow(allApps.href, server.issuer);
+  const stayed = await second.browser.down.submit(confirmAll as Page, formOf(confirmAll as Page, '/session/end/confirm'), { logout: 'yes' }, server.issuer);
+  expect(stayed.redirectedTo?.href).toBe(POST_LOGOUT_REDIRECT_URI);
 });
 
 test('authz identity-providers lists each provider with the redirect URI to register there; --check fetches its discovery', async () => {
