@@ -6,11 +6,11 @@ import { createServer as createHttpServer, type Server as HttpServer, type Reque
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
-import { ADMIN_ACTOR, createAdminApi } from './admin/index.js';
+import { ADMIN_ACTOR, adminApiIndicator, createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
 import { REGISTRATION_ACTOR, createClientRegistrationRoutes } from './client-registration/routes.js';
-import { ClientRepository, clientRepositoryOptions } from './clients/clients.js';
+import { ClientRepository, TOKEN_EXCHANGE_GRANT, clientRepositoryOptions } from './clients/clients.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { ProviderDocumentCache } from './http/document-cache.js';
 import { answerDocumentsEarly } from './http/early-documents.js';
@@ -41,7 +41,10 @@ import { installClientSecretCheck } from './oidc/client-secret-check.js';
 import { reuseClientInstances } from './oidc/client-instances.js';
 import { rfc6749ErrorCodes } from './oidc/error-codes.js';
 import { noCachePragma } from './oidc/no-cache-pragma.js';
-import { advertisePasswordGrantOnlyWhenUsed, registerPasswordGrant } from './oidc/password-grant.js';
+import { advertiseOnlyWhenUsed } from './oidc/grant-advertising.js';
+import { jwtAccessTokenVerifier } from './oidc/jwt-access-tokens.js';
+import { PASSWORD_GRANT, registerPasswordGrant } from './oidc/password-grant.js';
+import { registerTokenExchangeGrant } from './oidc/token-exchange.js';
 import { createProvider } from './oidc/provider.js';
 import { createAdapterFactory } from './store/adapters.js';
 import { readGrantWithUser } from './store/grant-read-ahead.js';
@@ -319,7 +322,14 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       emailConfirmationRequired: config.mail.confirmationRequired,
       userClaims: config.userClaims,
     });
-    provider.use(advertisePasswordGrantOnlyWhenUsed(catalog) as Koa.Middleware);
+    registerTokenExchangeGrant(provider, {
+      catalog,
+      users,
+      audit,
+      verifyJwtAccessToken: jwtAccessTokenVerifier({ issuer: config.issuer, signingKeys: () => keyRing.signingKeys }),
+      protectedIndicators: [adminApiIndicator(config.issuer)],
+    });
+    provider.use(advertiseOnlyWhenUsed(catalog, [PASSWORD_GRANT, TOKEN_EXCHANGE_GRANT]) as Koa.Middleware);
     provider.use(rfc6749ErrorCodes as Koa.Middleware);
     provider.use(noCachePragma);
     provider.on('server_error', (ctx, error) => {

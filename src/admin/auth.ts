@@ -8,11 +8,10 @@
  * The token must therefore also belong to an enabled service client whose own registered scope names the admin
  * scope used: `authz clients add --type service --name ops --scope admin`.
  */
-import { createPublicKey } from 'node:crypto';
-import { type JSONWebKeySet, type JWTPayload, createLocalJWKSet, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { Context, Middleware, Next } from 'koa';
-import type { SigningJwk } from '../keys/signing-keys.js';
 import type { Catalog } from '../oidc/catalog.js';
+import { type JwtAccessTokenOptions, jwtAccessTokenVerifier } from '../oidc/jwt-access-tokens.js';
 
 export const ADMIN_API_PATH = '/admin/v1';
 /** Full read and write access. */
@@ -25,29 +24,13 @@ export function adminApiIndicator(issuer: string): string {
   return `${issuer}${ADMIN_API_PATH}`;
 }
 
-export interface AdminAuthOptions {
-  issuer: string;
-  /** The private keys in force (the key ring's); only their public parts are used. */
-  signingKeys: () => SigningJwk[];
+export interface AdminAuthOptions extends JwtAccessTokenOptions {
   catalog: Catalog;
 }
 
 export interface AdminCaller {
   clientId: string;
   scopes: string[];
-}
-
-const PUBLIC_JWK_MEMBERS = ['kty', 'n', 'e', 'crv', 'x', 'y'] as const;
-
-function publicJwks(keys: SigningJwk[]): JSONWebKeySet {
-  return {
-    keys: keys.map((key) => {
-      const exported = createPublicKey({ key, format: 'jwk' }).export({ format: 'jwk' }) as Record<string, unknown>;
-      const jwk: Record<string, unknown> = { kid: key.kid, alg: key.alg, use: key.use };
-      for (const member of PUBLIC_JWK_MEMBERS) if (exported[member] !== undefined) jwk[member] = exported[member];
-      return jwk;
-    }),
-  };
 }
 
 const quote = (value: string) => value.replace(/["\\]/g, "'").replace(/[^\x20-\x7e]/g, '?');
@@ -71,28 +54,14 @@ function scopesSatisfy(scopes: Set<string>, required: string): boolean {
 
 export function requireAdminToken(options: AdminAuthOptions): Middleware {
   const audience = adminApiIndicator(options.issuer);
-  let cachedKeys: SigningJwk[] | undefined;
-  let jwks: ReturnType<typeof createLocalJWKSet> | undefined;
-  const currentJwks = () => {
-    const keys = options.signingKeys();
-    if (keys !== cachedKeys || !jwks) {
-      jwks = createLocalJWKSet(publicJwks(keys));
-      cachedKeys = keys;
-    }
-    return jwks;
-  };
+  const verify = jwtAccessTokenVerifier(options);
 
   return async (ctx: Context, next: Next) => {
     const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(ctx.get('authorization'));
     if (!match?.[1]) return challenge(ctx, 401, 'invalid_token', 'an access token for the admin API is required (Authorization: Bearer <token>)');
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(match[1], currentJwks(), {
-        issuer: options.issuer,
-        audience,
-        typ: 'at+jwt',
-        requiredClaims: ['exp', 'iat', 'client_id'],
-      }));
+      payload = await verify(match[1], audience);
     } catch {
       return challenge(ctx, 401, 'invalid_token', 'the access token is invalid, expired, or not for the admin API');
     }

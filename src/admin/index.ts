@@ -250,6 +250,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   router.post('/clients', async (ctx) => {
     const input = parse(bodySchemas.NewClient, body(ctx));
     const { client, secret } = await clients.create(input);
+    catalog.forgetClient(client.clientId); // discovery lists an opted-in grant (token exchange) it may now use
     ctx.status = 201;
     ctx.body = { ...clientView(client), ...(secret ? { clientSecret: secret } : {}) };
   });

@@ -35,6 +35,9 @@ const clientProperties = {
   requireDpop: z.boolean().meta({ description: 'Token requests without a DPoP proof are refused (RFC 9449 §5.2)' }),
   requirePar: z.boolean().meta({ description: 'Authorization requests not pushed first are refused (RFC 9126 §6)' }),
   requireMfa: z.boolean().meta({ description: 'Its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values' }),
+  tokenExchangeFrom: strings.meta({
+    description: 'The APIs whose users’ access tokens this client, their back end, may exchange for tokens to other APIs (RFC 8693); empty: it may not',
+  }),
   subjectType: z.enum(SUBJECT_TYPES).meta({ description: 'pairwise: its users’ `sub` is one of its own sector (OpenID Connect Core §8); public: the user id' }),
   sectorIdentifierUri: z.string().nullable().meta({ description: 'The URL of the JSON list of its redirect URIs that names its sector; null: none registered' }),
   pairwiseSector: z.string().nullable().meta({ description: 'The host its pairwise subjects are made for, fixed at registration; null for a public client' }),

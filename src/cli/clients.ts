@@ -27,6 +27,7 @@ const details = (client: ClientRecord) => ({
   require_dpop: client.requireDpop,
   require_par: client.requirePar,
   require_mfa: client.requireMfa,
+  token_exchange_from: client.tokenExchangeFrom,
   subject_type: client.subjectType,
   sector_identifier_uri: client.sectorIdentifierUri,
   pairwise_sector: client.pairwiseSector,
@@ -41,6 +42,8 @@ const REQUIRE_DPOP_HELP = 'refuse its token requests without a DPoP proof: every
 const NO_REQUIRE_DPOP_HELP = 'accept Bearer token requests too (the default)';
 const REQUIRE_PAR_HELP = 'refuse its authorization requests unless pushed first (RFC 9126; web and spa clients)';
 const NO_REQUIRE_PAR_HELP = 'accept plain authorization URLs too (the default)';
+const TOKEN_EXCHANGE_FROM_HELP =
+  'web and service clients: it is the back end of this API (its resource indicator; repeat for more) and may exchange its users’ access tokens for tokens to the APIs it is registered for (RFC 8693); on update the list replaces the old one';
 const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
 const NO_REQUIRE_MFA_HELP = 'two steps only for users who use them, or when the app asks (acr_values; the default)';
 
@@ -55,7 +58,8 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--require-par', REQUIRE_PAR_HELP)
     .option('--no-require-par', NO_REQUIRE_PAR_HELP)
     .option('--require-mfa', REQUIRE_MFA_HELP)
-    .option('--no-require-mfa', NO_REQUIRE_MFA_HELP);
+    .option('--no-require-mfa', NO_REQUIRE_MFA_HELP)
+    .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect);
 }
 
 export function registerClientCommands(program: Command, context: CliContext): void {
@@ -105,6 +109,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireDpop: options.requireDpop,
         requirePar: options.requirePar,
         requireMfa: options.requireMfa,
+        tokenExchangeFrom: options.tokenExchangeFrom,
         subjectType: options.subjectType,
         sectorIdentifierUri: options.sectorIdentifierUri,
       });
@@ -145,6 +150,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--first-party', 'your own app: users are not asked for consent')
     .option('--no-first-party', 'users are asked for consent')
     .option('--no-backchannel-logout-uri', 'send the client no more logout tokens')
+    .option('--no-token-exchange', 'it may exchange tokens no more (clears --token-exchange-from)')
     .option('--json', 'print JSON')
     .action(async (clientId: string, options) => {
       const repository = (await context.services()).clients;
@@ -163,6 +169,8 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireDpop: options.requireDpop,
         requirePar: options.requirePar,
         requireMfa: options.requireMfa,
+        // --no-token-exchange gives false: exchange no more.
+        tokenExchangeFrom: options.tokenExchange === false ? [] : options.tokenExchangeFrom,
       };
       if (Object.values(changes).every((value) => value === undefined)) {
         program.error('error: nothing to change: give at least one option (see --help)', { exitCode: 2 });

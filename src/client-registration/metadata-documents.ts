@@ -124,6 +124,7 @@ export class ClientMetadataDocuments {
       requireDpop: checked.data.requireDpop,
       requirePar: checked.data.requirePar,
       requireMfa: false,
+      tokenExchangeFrom: [],
       subjectType: 'public',
       sectorIdentifierUri: null,
       pairwiseSector: null,

@@ -34,6 +34,7 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     requireDpop: false,
     requirePar: false,
     requireMfa: false,
+    tokenExchangeFrom: [],
     // Its `sub` is the account id, which the account page reads.
     subjectType: 'public',
     sectorIdentifierUri: null,

@@ -31,6 +31,9 @@ export type ClientType = (typeof CLIENT_TYPES)[number];
 /** The device authorization grant's grant type (RFC 8628 §3.4). */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
+/** Token exchange's grant type (RFC 8693 §2.1): a client with `tokenExchangeFrom` has it (src/oidc/token-exchange.ts). */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
 const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
 const CONFIDENTIAL_METHODS = [...SECRET_METHODS, 'private_key_jwt'] as const;
 export const TOKEN_ENDPOINT_AUTH_METHODS = [...CONFIDENTIAL_METHODS, 'none'] as const;
@@ -65,6 +68,11 @@ export interface ClientRecord {
   requirePar: boolean;
   /** Its users sign in with two steps, password and an authenticator app's code (src/accounts/two-factor.ts). */
   requireMfa: boolean;
+  /**
+   * The APIs (indicators) whose users' access tokens it may exchange for tokens to other APIs (RFC 8693): it is
+   * their back end, calling on for the user. Empty: it may not exchange tokens.
+   */
+  tokenExchangeFrom: string[];
   /** `pairwise`: its users' `sub` is its sector's own (./sector-identifiers.ts); `public`: their account id. */
   subjectType: SubjectType;
   /** Where the JSON list of its redirect URIs is, naming its sector (pairwise clients on more than one host). */
@@ -145,6 +153,13 @@ const scopeSchema = z
 /** The longest the old secrets may keep working after a rotation. */
 export const MAX_KEEP_OLD_SECONDS = 90 * 86_400;
 
+const TOKEN_EXCHANGE_DESCRIPTION =
+  'the APIs (resource indicators) whose users’ access tokens this client, their back end, may exchange for access tokens to other APIs it is registered for (RFC 8693 token exchange); web and service clients; [] turns it off';
+const TOKEN_EXCHANGE_TYPES: readonly ClientType[] = ['web', 'service'];
+const TOKEN_EXCHANGE_REFUSAL = 'token exchange is for web and service clients: it needs a client that authenticates (a secret or private_key_jwt)';
+/** An API's indicator as the apis table holds it (src/apis/apis.ts checks how it is written). */
+const tokenExchangeFrom = z.array(z.url({ protocol: /^https?$/, error: 'an API is named by its resource indicator, an http(s) URL' })).max(50);
+
 const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
 const MFA_FOR_SERVICE = 'a service client signs no users in, so there is no sign-in to add a second step to';
 
@@ -175,6 +190,7 @@ export const newClientSchema = z
     requireDpop: z.boolean().default(false).meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
+    tokenExchangeFrom: tokenExchangeFrom.default([]).meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
     nativeApp: z
       .boolean()
       .default(false)
@@ -226,6 +242,9 @@ export const newClientSchema = z
     const parRefusal = input.requirePar ? parRefusalFor(input.type) : undefined;
     if (parRefusal) ctx.addIssue({ code: 'custom', path: ['requirePar'], message: parRefusal });
     if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
+    if (input.tokenExchangeFrom.length > 0 && !TOKEN_EXCHANGE_TYPES.includes(input.type)) {
+      ctx.addIssue({ code: 'custom', path: ['tokenExchangeFrom'], message: TOKEN_EXCHANGE_REFUSAL });
+    }
     if (input.nativeApp && input.type !== 'spa') ctx.addIssue({ code: 'custom', path: ['nativeApp'], message: 'a native app is a public client: register it as an spa client' });
     const pairwiseRefusal = input.subjectType === 'pairwise' ? PAIRWISE_REFUSALS[input.type] : undefined;
     if (pairwiseRefusal) ctx.addIssue({ code: 'custom', path: ['subjectType'], message: pairwiseRefusal });
@@ -292,10 +311,18 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     ...(policies.requirePar ? { require_pushed_authorization_requests: true } : {}),
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
     ...(policies.requireMfa ? { require_mfa: true } : {}),
+    // Ours too: which APIs' tokens the token-exchange grant takes from this client.
+    ...(policies.tokenExchangeFrom.length > 0 ? { token_exchange_from: [...new Set(policies.tokenExchangeFrom)] } : {}),
   };
 }
 
-type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireMfa'>;
+type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireMfa' | 'tokenExchangeFrom'>;
+
+/** The grant types with token exchange's as `tokenExchangeFrom` has it: on while it names an API. */
+function withTokenExchangeGrant(grantTypes: readonly string[], from: readonly string[]): string[] {
+  const others = grantTypes.filter((grant) => grant !== TOKEN_EXCHANGE_GRANT);
+  return from.length > 0 ? [...others, TOKEN_EXCHANGE_GRANT] : others;
+}
 
 /** `metadata` with a pairwise client's subject type and sector under the spec's names (and ours for the sector). */
 function withSubjectType(metadata: Record<string, unknown>, subject: Pick<ClientRecord, 'subjectType' | 'sectorIdentifierUri' | 'pairwiseSector'>) {
@@ -325,6 +352,7 @@ export const clientChangesSchema = z.strictObject({
   requireDpop: z.boolean().optional().meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
   requirePar: z.boolean().optional().meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
+  tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });
 
 export type ClientChanges = z.input<typeof clientChangesSchema>;
@@ -351,6 +379,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     dpop_bound_access_tokens: requireDpop,
     require_pushed_authorization_requests: requirePar,
     require_mfa: requireMfa,
+    token_exchange_from: exchangeFrom,
     subject_type: subjectType,
     sector_identifier_uri: sectorIdentifierUri,
     pairwise_sector: pairwiseSector,
@@ -373,6 +402,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     requireDpop: requireDpop === true,
     requirePar: requirePar === true,
     requireMfa: requireMfa === true,
+    tokenExchangeFrom: Array.isArray(exchangeFrom) ? exchangeFrom.filter((api): api is string => typeof api === 'string') : [],
     subjectType: subjectType === 'pairwise' ? 'pairwise' : 'public',
     sectorIdentifierUri: typeof sectorIdentifierUri === 'string' ? sectorIdentifierUri : null,
     pairwiseSector: subjectType === 'pairwise' && typeof pairwiseSector === 'string' ? pairwiseSector : null,
@@ -450,6 +480,7 @@ export class ClientRepository {
     const backchannelProblem = client.backchannelLogoutUri && backchannelLogoutUriProblem(client.backchannelLogoutUri, { production: this.#production });
     if (backchannelProblem) throw new InputError(`backchannelLogoutUri: ${backchannelProblem}`);
     const pairwiseSector = client.subjectType === 'pairwise' ? await this.#checkedSector(client.sectorIdentifierUri, client.redirectUris) : null;
+    await this.#checkApisExist(client.tokenExchangeFrom);
     const preset = presetFor(client);
     const clientId = client.clientId ?? randomBytes(16).toString('base64url');
     const secret = (SECRET_METHODS as readonly string[]).includes(preset.authMethod) ? generateClientSecret() : undefined;
@@ -467,7 +498,7 @@ export class ClientRepository {
           type: client.type,
           redirect_uris: client.redirectUris,
           post_logout_redirect_uris: client.postLogoutRedirectUris,
-          grant_types: client.allowPasswordGrant ? [...preset.grantTypes, 'password'] : preset.grantTypes,
+          grant_types: withTokenExchangeGrant(client.allowPasswordGrant ? [...preset.grantTypes, 'password'] : preset.grantTypes, client.tokenExchangeFrom),
           token_endpoint_auth_method: preset.authMethod,
           scope: client.scope ?? preset.scope,
           roles: client.roles,
@@ -573,7 +604,9 @@ export class ClientRepository {
     const parRefusal = changes.requirePar ? parRefusalFor(client.type) : undefined;
     if (parRefusal) problems.push(`requirePar: ${parRefusal}`);
     if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
+    if (changes.tokenExchangeFrom?.length && !TOKEN_EXCHANGE_TYPES.includes(client.type)) problems.push(`tokenExchangeFrom: ${TOKEN_EXCHANGE_REFUSAL}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
+    if (changes.tokenExchangeFrom) await this.#checkApisExist(changes.tokenExchangeFrom);
     // New redirect URIs of a pairwise client must still fit its sector (its subjects stay those of the sector fixed at registration).
     if (client.subjectType === 'pairwise' && changes.redirectUris) await this.#checkedSector(client.sectorIdentifierUri ?? undefined, redirectUris);
     const row: ClientRowChanges = {};
@@ -583,16 +616,19 @@ export class ClientRepository {
     if (changes.scope !== undefined) row.scope = changes.scope;
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
-    if (backchannel.metadata || changes.requireDpop !== undefined || changes.requirePar !== undefined || changes.requireMfa !== undefined) {
+    const policyChanged = [changes.requireDpop, changes.requirePar, changes.requireMfa, changes.tokenExchangeFrom].some((value) => value !== undefined);
+    if (backchannel.metadata || policyChanged) {
       // toRecord keeps these out of `metadata`, so whatever is written carries them all again.
       const policies: ClientPolicies = {
         requireDpop: changes.requireDpop ?? client.requireDpop,
         requirePar: changes.requirePar ?? client.requirePar,
         requireMfa: changes.requireMfa ?? client.requireMfa,
+        tokenExchangeFrom: changes.tokenExchangeFrom ?? client.tokenExchangeFrom,
       };
       const base = backchannel.metadata ?? withBackchannelLogout(client.metadata, client.backchannelLogoutUri, client.backchannelLogoutSessionRequired);
       row.metadata = JSON.stringify(withSubjectType(withPolicies(base, policies), client));
     }
+    if (changes.tokenExchangeFrom !== undefined) row.grant_types = withTokenExchangeGrant(client.grantTypes, changes.tokenExchangeFrom);
     if (Object.keys(row).length === 0) return client;
     const updated = await this.#update(clientId, row);
     this.#record('client_updated', clientId, { fields: Object.keys(changes) });
@@ -613,6 +649,14 @@ export class ClientRepository {
     const sector = sectorOf(sectorIdentifierUri, redirectUris);
     if ('problem' in sector) throw new InputError(`sectorIdentifierUri: ${sector.problem}`);
     return sector.sector;
+  }
+
+  /** Token exchange names APIs registered here: a typo would otherwise fail only at the first exchange. */
+  async #checkApisExist(indicators: readonly string[]): Promise<void> {
+    if (indicators.length === 0) return;
+    const known = new Set((await this.db('apis').whereIn('indicator', [...indicators]).pluck('indicator')) as string[]);
+    const unknown = indicators.filter((indicator) => !known.has(indicator));
+    if (unknown.length > 0) throw new InputError(`tokenExchangeFrom: no API is registered as ${unknown.join(', ')} (authz apis list)`);
   }
 
   /** The client's metadata with its back-channel logout registration as `changes` leave it, or why they cannot. */

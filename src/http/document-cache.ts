@@ -2,7 +2,7 @@
  * Discovery and JWKS are the same for every request until the signing keys change, yet oidc-provider rebuilds
  * them per request. They are answered from a copy of the provider's own answer: per Provider instance (a key
  * change builds a new one, which empties the cache), per origin (endpoint URLs follow the host the client used),
- * and for a few seconds only (discovery also depends on whether some client may use the password grant).
+ * and for a few seconds only (discovery also depends on whether some client may use the password grant or token exchange).
  *
  * The Koa middleware fills the cache; `src/http/early-documents.ts` answers from it before Koa builds a context.
  * Both write an answer with `writeDocument`, so the bytes and headers are the same whichever path answered.

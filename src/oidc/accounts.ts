@@ -109,10 +109,13 @@ export function accountFinder(users: UserRepository, options: { readGrantWithUse
 
 type TokenLike = { accountId?: string; clientId?: string; kind?: string };
 
-/** The sign-in behind a user's token, from the code, refresh token or device code it is issued for. */
+/**
+ * The sign-in behind a user's token, from the code, refresh token or device code it is issued for, or the access
+ * token it is exchanged for (./token-exchange.ts).
+ */
 function signInOf(ctx: KoaContextWithOIDC | undefined): { auth_time?: number; acr?: string; amr?: string[] } {
   const entities = ctx?.oidc?.entities as { [name: string]: { authTime?: number; acr?: string; amr?: string[] } | undefined } | undefined;
-  const source = entities?.AuthorizationCode ?? entities?.RefreshToken ?? entities?.DeviceCode;
+  const source = entities?.AuthorizationCode ?? entities?.RefreshToken ?? entities?.DeviceCode ?? entities?.ExchangedSignIn;
   if (!source) return {};
   const { authTime, acr, amr } = source;
   return { ...(authTime ? { auth_time: authTime } : {}), ...(acr ? { acr } : {}), ...(amr?.length ? { amr } : {}) };

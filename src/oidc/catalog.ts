@@ -109,8 +109,10 @@ export class Catalog {
     return value;
   }
 
+  /** After a change to a client through this process: its record, and which grants some client may use. */
   forgetClient(clientId: string): void {
     this.#clients.delete(clientId);
+    this.#grantUse.clear();
   }
 
   forgetApis(): void {

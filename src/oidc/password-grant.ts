@@ -147,14 +147,3 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
   };
   provider.registerGrantType(PASSWORD_GRANT, handler, ['username', 'password', 'scope']);
 }
-
-/** Discovery lists the password grant only while some enabled client may use it. */
-export function advertisePasswordGrantOnlyWhenUsed(catalog: Catalog) {
-  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    await next();
-    if (ctx.oidc?.route !== 'discovery' || ctx.status !== 200) return;
-    const body = ctx.body as { grant_types_supported?: string[] };
-    if (!body?.grant_types_supported || (await catalog.anyClientWithGrant(PASSWORD_GRANT))) return;
-    ctx.body = { ...body, grant_types_supported: body.grant_types_supported.filter((grant) => grant !== PASSWORD_GRANT) };
-  };
-}

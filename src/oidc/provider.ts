@@ -21,6 +21,7 @@ import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
+import { EXCHANGED_TOKEN_GTY, exchangedTokenLive } from './token-exchange.js';
 import { offeredOidcScopes } from './scopes.js';
 import { IDP_HINT_PARAMETERS } from '../federation/identity-providers.js';
 import { pastMaximum, sessionTtl } from './session-lifetime.js';
@@ -117,7 +118,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true, allowedPolicy: introspectionPolicy(catalog) },
+      introspection: { enabled: true, allowedPolicy: introspectionPolicy(catalog, deps.users) },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       userinfo: { enabled: true },
       rpInitiatedLogout: {
@@ -244,18 +245,23 @@ function refuseExpiredAccessToken(token: { kind: string; isExpired: boolean } | 
 
 type IntrospectableToken = AccessToken | ClientCredentials | RefreshToken;
 
+const isExchanged = (token: IntrospectableToken): token is AccessToken => token.kind === 'AccessToken' && (token as AccessToken).gty === EXCHANGED_TOKEN_GTY;
+
 /**
  * A client may introspect tokens issued to itself; confidential clients (APIs) may introspect any token. A token
  * whose client has since been disabled or removed is answered inactive, as Keycloak answers it: that client can
  * no longer use its tokens anywhere else (userinfo refuses them, its grants are gone or refused), and its
  * client-credentials tokens have no grant the provider would check. The record comes from the catalog's memory.
+ * A token issued by token exchange is answered inactive once its user is disabled or signed out everywhere.
  */
-function introspectionPolicy(catalog: Catalog) {
-  return async (_ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> => {
+function introspectionPolicy(catalog: Catalog, users: UserRepository) {
+  const callerMay = async (client: Client, token: IntrospectableToken): Promise<boolean> => {
     if (token.clientId === client.clientId) return true;
     if (client.clientAuthMethod === 'none') return false;
     return token.clientId !== undefined && (await catalog.client(token.clientId)) !== undefined;
   };
+  return async (_ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> =>
+    (await callerMay(client, token)) && (!isExchanged(token) || (await exchangedTokenLive(users, token)));
 }
 
 /**

@@ -17,7 +17,7 @@ const isClientCredentials = (ctx: KoaContextWithOIDC) =>
  * ask for any of them, because the user consents to each (first-party apps are yours); one registered with some
  * gets only those.
  */
-function scopesAllowed(api: ApiRecord, clientScope: string | undefined, forService: boolean): string[] {
+export function scopesAllowed(api: ApiRecord, clientScope: string | undefined, forService: boolean): string[] {
   const named = new Set((clientScope ?? '').split(' ').filter(Boolean));
   const overlap = api.scopes.filter((scope) => named.has(scope));
   return overlap.length > 0 || forService ? overlap : api.scopes;
