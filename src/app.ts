@@ -11,6 +11,7 @@ import { auditProviderEvents, auditRevocations } from './audit/provider-events.j
 import type { AuditSink } from './audit/audit-log.js';
 import { REGISTRATION_ACTOR, createClientRegistrationRoutes } from './client-registration/routes.js';
 import { ClientRepository, TOKEN_EXCHANGE_GRANT, clientRepositoryOptions } from './clients/clients.js';
+import { appDescriptions } from './client-registration/app-descriptions.js';
 import { answerClientErrors } from './http/client-errors.js';
 import { ProviderDocumentCache } from './http/document-cache.js';
 import { answerDocumentsEarly } from './http/early-documents.js';
@@ -191,6 +192,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       linkedIdentities,
       upstream,
       views,
+      appDescriptions: appDescriptions(services.registrationTokens, services.documentedClients),
     }),
   );
   // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.

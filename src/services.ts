@@ -44,6 +44,8 @@ export interface Services {
   clients: ClientRepository;
   /** Initial and registration access tokens of dynamic client registration (src/client-registration/). */
   registrationTokens: RegistrationTokens;
+  /** Apps named by their metadata documents, when CLIENT_ID_METADATA_DOCUMENTS is on. */
+  documentedClients?: ClientMetadataDocuments;
   apis: ApiRepository;
   catalog: Catalog;
   audit: AuditLog;
@@ -95,7 +97,26 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
   const pairwiseSalt = await readPairwiseSalt(db);
   const registrationTokens = new RegistrationTokens(db, { audit, actor });
-  return { db, redis, users, twoFactor, emailLinks, passkeys, linkedIdentities, clients, registrationTokens, apis, catalog, audit, limits, locks, sessions, tokenCache, pairwiseSalt };
+  return {
+    db,
+    redis,
+    users,
+    twoFactor,
+    emailLinks,
+    passkeys,
+    linkedIdentities,
+    clients,
+    registrationTokens,
+    documentedClients,
+    apis,
+    catalog,
+    audit,
+    limits,
+    locks,
+    sessions,
+    tokenCache,
+    pairwiseSalt,
+  };
 }
 
 /** Flushes the audit log, then closes Redis and the database. */

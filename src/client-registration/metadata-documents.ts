@@ -44,6 +44,8 @@ export interface MetadataDocumentOptions {
 
 interface Resolved {
   record?: ClientRecord;
+  /** What only describes the app (client_uri, policy_uri, …), for the consent page. */
+  description?: Record<string, unknown>;
 }
 
 export class ClientMetadataDocuments {
@@ -61,9 +63,9 @@ export class ClientMetadataDocuments {
             maxBytes: MAX_DOCUMENT_BYTES,
             timeoutMs: FETCH_TIMEOUT_MS,
           });
-          const record = this.#recordOf(clientId, json);
+          const { record, description } = this.#recordOf(clientId, json);
           entry.ttl = Math.min(MAX_KEEP_SECONDS, Math.max(MIN_KEEP_SECONDS, maxAgeSeconds ?? DEFAULT_KEEP_SECONDS)) * 1000;
-          return { record };
+          return { record, description };
         } catch (error) {
           // The app cannot be used until its document is right; the request answers invalid_client, the log why.
           this.options.logger.warn({ clientId, reason: (error as Error).message }, 'a client ID metadata document was refused');
@@ -84,15 +86,20 @@ export class ClientMetadataDocuments {
     return (await this.#documents.fetch(clientId))?.record;
   }
 
-  /** The document as a client, or a RegistrationError naming what is wrong with it. */
-  #recordOf(clientId: string, document: Record<string, unknown>): ClientRecord {
+  /** What the app's document says of it beside its metadata (client_uri, policy_uri, …); undefined as for `client`. */
+  async description(clientId: string): Promise<Record<string, unknown> | undefined> {
+    return (await this.#documents.fetch(clientId))?.description;
+  }
+
+  /** The document as a client and what describes it, or a RegistrationError naming what is wrong with it. */
+  #recordOf(clientId: string, document: Record<string, unknown>): { record: ClientRecord; description: Record<string, unknown> } {
     if (document.client_id !== clientId) throw new RegistrationError('invalid_client_metadata', 'client_id: must be the document’s own URL');
     const secret = ['client_secret', 'client_secret_expires_at'].find((name) => name in document);
     if (secret) throw new RegistrationError('invalid_client_metadata', `${secret}: a public document cannot hold a secret`);
     // Back-channel logout and pairwise subjects need what a document cannot give (a server of the app's own that we
     // trust to call, a sector checked at registration): ignored, as RFC 7591 §2 has unknown metadata ignored.
     const { backchannel_logout_uri: _uri, backchannel_logout_session_required: _sid, subject_type: _subject, sector_identifier_uri: _sector, ...usable } = document;
-    const { client } = registrationOf(usable, { allowServices: false });
+    const { client, description } = registrationOf(usable, { allowServices: false });
     if (client.type !== 'spa' && client.type !== 'web') throw new RegistrationError('invalid_client_metadata', 'grant_types: authorization_code only, for an app named by its document');
     if (client.type === 'web' && client.tokenEndpointAuthMethod !== 'private_key_jwt') {
       throw new RegistrationError('invalid_client_metadata', 'token_endpoint_auth_method: none or private_key_jwt, since a public document cannot share a secret');
@@ -107,7 +114,7 @@ export class ClientMetadataDocuments {
     if (client.jwks) metadata.jwks = client.jwks;
     if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
     if (client.nativeApp) metadata.application_type = 'native';
-    return {
+    const record: ClientRecord = {
       clientId,
       name: typeof document.client_name === 'string' && document.client_name.trim() ? client.name : `An app at ${new URL(clientId).host}`,
       type: client.type,
@@ -133,5 +140,6 @@ export class ClientMetadataDocuments {
       updatedAt: now,
       secrets: [],
     };
+    return { record, description };
   }
 }

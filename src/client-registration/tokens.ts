@@ -112,9 +112,16 @@ export class RegistrationTokens {
 
   /** What describes a registered client, as it registered (or last updated) it. */
   async descriptionOf(clientId: string): Promise<Record<string, unknown>> {
-    const row = await this.db('client_registrations').select('metadata').where({ client_id: clientId }).first();
-    const metadata: unknown = row?.metadata;
-    return typeof metadata === 'string' ? JSON.parse(metadata) : ((metadata as Record<string, unknown> | undefined) ?? {});
+    return (await this.registrationOf(clientId))?.description ?? {};
+  }
+
+  /** How a client registered itself (`open`, or its initial access token's id) and what describes it; undefined for the others. */
+  async registrationOf(clientId: string): Promise<{ via: string; description: Record<string, unknown> } | undefined> {
+    const row = await this.db('client_registrations').select('registered_via', 'metadata').where({ client_id: clientId }).first();
+    if (!row) return undefined;
+    const metadata: unknown = row.metadata;
+    const description = typeof metadata === 'string' ? JSON.parse(metadata) : ((metadata as Record<string, unknown> | null) ?? {});
+    return { via: row.registered_via as string, description };
   }
 
   async describe(clientId: string, description: Record<string, unknown>): Promise<void> {

@@ -81,10 +81,12 @@ export async function renderConsent(ctx: Context, deps: InteractionDependencies,
     })),
   );
   const user = details.session?.accountId ? await deps.users.findById(details.session.accountId) : undefined;
+  const client = await clientShownAs(deps, details);
   deps.views.render(ctx, 'consent.njk', {
     uid: details.uid,
     csrf: csrfToken(ctx.app.keys as string[], details.uid),
-    client: await clientShownAs(deps, details),
+    client,
+    about: await deps.appDescriptions?.(client.id),
     user: user ? { email: user.email, name: user.name } : undefined,
     scopes: (missing.missingOIDCScope ?? []).filter((scope) => scope !== 'openid').map((scope) => describeOidcScope(scope, deps.config.claimScopes)),
     apis,

@@ -47,6 +47,7 @@ import { addPasskeySignInRoutes } from './passkey-sign-in.js';
 import { addFederatedSignInRoutes, followedIdpHint, pendingLinkOf, renderLinkPage } from './federated-sign-in.js';
 import type { LinkedIdentities } from '../federation/linked-identities.js';
 import type { UpstreamProviders } from '../federation/upstream.js';
+import type { AppDescriptions } from '../client-registration/app-descriptions.js';
 import { addRegistrationRoutes } from './registration.js';
 import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
 import type { Views } from './views.js';
@@ -70,6 +71,8 @@ export interface InteractionDependencies {
   /** Other identity providers to sign in with (./federated-sign-in.ts), and the accounts linked to them. */
   upstream: UpstreamProviders;
   linkedIdentities: LinkedIdentities;
+  /** What the consent page says of an app that registered itself (src/client-registration/app-descriptions.ts). */
+  appDescriptions?: AppDescriptions;
 }
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;

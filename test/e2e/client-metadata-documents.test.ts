@@ -68,18 +68,21 @@ test('discovery says client ID metadata documents are taken', async () => {
   expect(metadata.client_id_metadata_document_supported).toBe(true);
 });
 
-test('an app named by its document signs a person in with PKCE, asked for consent, with no registration', async () => {
+test('an app named by its document signs a person in with PKCE, asked for consent (told the app describes itself), with no registration', async () => {
   const clientId = serve('/mcp/client.json', {
     client_name: 'Inspector',
     redirect_uris: [REDIRECT_URI],
     grant_types: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_method: 'none',
+    client_uri: 'https://inspector.example.test/',
   });
   const person = await createUser(server);
   const rp = await rpFor(clientId);
-  const { tokens, sawConsentPage } = await signInAndRedeem(rp, person, { scope: 'openid offline_access', prompt: 'consent' });
+  const { tokens, sawConsentPage, consentPage } = await signInAndRedeem(rp, person, { scope: 'openid offline_access', prompt: 'consent' });
   expect(tokens.claims()).toMatchObject({ sub: person.userId, aud: clientId });
   expect(sawConsentPage).toBe(true);
+  expect(consentPage?.html).toContain('Inspector registered itself with this server');
+  expect(consentPage?.html).toContain('<a href="https://inspector.example.test/" rel="noopener noreferrer">About Inspector</a>');
   // The rotating refresh token works for it too.
   const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token as string);
   expect(typeof refreshed.access_token).toBe('string');

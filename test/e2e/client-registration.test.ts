@@ -61,8 +61,15 @@ test('discovery names the registration endpoint only where apps may register', a
   }
 });
 
-test('a public app (an MCP client) registers itself and signs a person in with PKCE, asked for consent', async () => {
-  const rp = await register(open, { client_name: 'Claude Desktop', redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'] });
+test('a public app (an MCP client) registers itself and signs a person in with PKCE, asked for consent on a page that says it registered itself', async () => {
+  const rp = await register(open, {
+    client_name: 'Claude Desktop',
+    redirect_uris: [REDIRECT_URI],
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token'],
+    client_uri: 'https://claude.example.test/',
+    policy_uri: 'https://claude.example.test/privacy?x="1"&y=<2>',
+  });
   const registered = rp.clientMetadata();
   expect(registered).toMatchObject({ client_name: 'Claude Desktop', token_endpoint_auth_method: 'none', response_types: ['code'], redirect_uris: [REDIRECT_URI] });
   expect(registered.client_secret).toBeUndefined();
@@ -72,11 +79,16 @@ test('a public app (an MCP client) registers itself and signs a person in with P
   expect(stored).toMatchObject({ type: 'spa', firstParty: false, name: 'Claude Desktop' });
 
   const person = await createUser(open);
-  const { tokens, sawConsentPage } = await signInAndRedeem(rp, person, { scope: 'openid offline_access', prompt: 'consent' });
+  const { tokens, sawConsentPage, consentPage } = await signInAndRedeem(rp, person, { scope: 'openid offline_access', prompt: 'consent' });
   expect(tokens.claims()?.sub).toBe(person.userId);
   expect(typeof tokens.refresh_token).toBe('string');
-  // A self-registered app is third-party: the person was asked.
+  // A self-registered app is third-party: the person was asked, told so, and shown where the app says it lives.
   expect(sawConsentPage).toBe(true);
+  const html = consentPage?.html ?? '';
+  expect(html).toContain('Claude Desktop registered itself with this server');
+  expect(html).toContain('<a href="https://claude.example.test/" rel="noopener noreferrer">About Claude Desktop</a>');
+  expect(html).toContain('<a href="https://claude.example.test/privacy?x=&quot;1&quot;&amp;y=&lt;2&gt;" rel="noopener noreferrer">Its privacy policy</a>');
+  expect(html).not.toContain('terms of service');
 
   const events = await auditOf(open, 'client_registered');
   expect(events.find((event) => event.clientId === registered.client_id)?.detail).toMatchObject({ via: 'open', kind: 'spa', name: 'Claude Desktop' });
@@ -242,7 +254,11 @@ test('with CLIENT_REGISTRATION=token, an initial access token from the admin API
   const listed = await admin.call('GET', '/client-registration-tokens');
   documented.check('GET', '/client-registration-tokens', listed.status, listed.body);
   expect(listed.body.tokens).toEqual([expect.objectContaining({ id, usesLeft: 1 })]);
-  await register(byToken, { redirect_uris: [REDIRECT_URI] }, { initialAccessToken });
+  // An app an administrator's token let in is not said to have registered itself; its own links are still shown.
+  const vouched = await register(byToken, { redirect_uris: [REDIRECT_URI], client_name: 'Partner', tos_uri: 'https://partner.example.test/terms' }, { initialAccessToken });
+  const { consentPage } = await signInAndRedeem(vouched, await createUser(byToken), { scope: 'openid' });
+  expect(consentPage?.html).toContain('<a href="https://partner.example.test/terms" rel="noopener noreferrer">Its terms of service</a>');
+  expect(consentPage?.html).not.toContain('registered itself');
   // Used up.
   const spent = await post(byToken, JSON.stringify({ redirect_uris: [REDIRECT_URI] }), { 'content-type': 'application/json', authorization: `Bearer ${initialAccessToken}` });
   expect(spent.status).toBe(401);

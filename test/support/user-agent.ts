@@ -191,6 +191,8 @@ export interface SignInResult {
   redirectedTo: URL;
   sawLoginPage: boolean;
   sawConsentPage: boolean;
+  /** The consent page as it was shown, if it was. */
+  consentPage?: Page;
 }
 
 const findForm = (page: Page, actionSuffix: string) =>
@@ -199,10 +201,10 @@ const findForm = (page: Page, actionSuffix: string) =>
 /** Drives an authorization request through our login and consent pages like a person would. */
 export async function signIn(agent: UserAgent, authorizationUrl: string, options: SignInOptions): Promise<SignInResult> {
   const origin = new URL(authorizationUrl).origin;
-  const { step, sawLoginPage, sawConsentPage } = await passSignInPages(agent, await agent.follow(authorizationUrl, origin), origin, options);
+  const { step, sawLoginPage, sawConsentPage, consentPage } = await passSignInPages(agent, await agent.follow(authorizationUrl, origin), origin, options);
   if (step.page) throw new Error(`unexpected page ${step.page.url} (${step.page.status}): ${step.page.html.slice(0, 500)}`);
   if (!step.redirectedTo) throw new Error('sign-in did not reach the client');
-  return { redirectedTo: step.redirectedTo, sawLoginPage, sawConsentPage };
+  return { redirectedTo: step.redirectedTo, sawLoginPage, sawConsentPage, consentPage };
 }
 
 type Step = Awaited<ReturnType<UserAgent['follow']>>;
@@ -215,6 +217,7 @@ export async function passSignInPages(agent: UserAgent, first: Step, origin: str
   let step = first;
   let sawLoginPage = false;
   let sawConsentPage = false;
+  let consentPage: Page | undefined;
   for (let round = 0; round < 4 && step.page; round++) {
     const page: Page = step.page;
     const login = findForm(page, '/login');
@@ -227,6 +230,7 @@ export async function passSignInPages(agent: UserAgent, first: Step, origin: str
       step = await agent.submit(page, login, values, origin);
     } else if (confirm) {
       sawConsentPage = true;
+      consentPage = page;
       const deny = findForm(page, '/abort');
       if (options.consent === 'deny' && deny) step = await agent.submit(page, deny, {}, origin);
       else step = await agent.submit(page, confirm, {}, origin);
@@ -234,5 +238,5 @@ export async function passSignInPages(agent: UserAgent, first: Step, origin: str
       break;
     }
   }
-  return { step, sawLoginPage, sawConsentPage };
+  return { step, sawLoginPage, sawConsentPage, consentPage };
 }
