@@ -200,7 +200,13 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.use(
     createAccountPage({
       provider: slot.proxy,
-      users: new UserRepository(services.db, { bcryptCost: config.bcryptCost, audit, actor: 'self', sessions: selfSessions }),
+      users: new UserRepository(services.db, {
+        bcryptCost: config.bcryptCost,
+        audit,
+        actor: 'self',
+        sessions: selfSessions,
+        passwordPolicy: services.users.passwordPolicy,
+      }),
       sessions: selfSessions,
       emailLinks: services.emailLinks,
       outbox,

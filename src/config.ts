@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseUserClaims } from './accounts/attributes.js';
+import { readBlocklist } from './accounts/password-policy.js';
 import { themeProblems } from './interaction/theme.js';
 import { type IdentityProvider, readIdentityProviders } from './federation/identity-providers.js';
 
@@ -179,6 +180,10 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** bcrypt cost for user passwords. */
   BCRYPT_COST: wholeNumber.pipe(z.number().int().min(4).max(15)).default(12),
+  /** The fewest characters a new password may have (src/accounts/password-policy.ts); NIST asks 15 of a password used alone. */
+  PASSWORD_MIN_LENGTH: wholeNumber.pipe(z.number().int().min(8).max(64)).default(8),
+  /** A file of passwords of the deployment's own to refuse, one a line (`#` comments), beside the common ones. */
+  PASSWORD_BLOCKLIST_FILE: z.string().optional(),
   /** How long client and API records are cached in process, in milliseconds. */
   CLIENT_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
   /**
@@ -373,6 +378,8 @@ export interface Config {
   allowPrivateNetworkCalls: boolean;
   logLevel: Environment['LOG_LEVEL'];
   bcryptCost: number;
+  /** New passwords (src/accounts/password-policy.ts): the fewest characters, and the deployment's words to refuse. */
+  passwords: { minLength: number; blocklist: string[] };
   clientCacheTtlMs: number;
   /** Access-token records kept in process (with Redis only). */
   tokenCache: { ttlMs: number; maxEntries: number };
@@ -525,6 +532,16 @@ function mailConfig(e: Environment, production: boolean, port: number): MailConf
   };
 }
 
+/** PASSWORD_BLOCKLIST_FILE's words; a file that cannot be read stops the start, naming it. */
+function passwordBlocklist(file: string | undefined): string[] {
+  if (!file) return [];
+  try {
+    return readBlocklist(path.resolve(file));
+  } catch (error) {
+    throw new ConfigError([`PASSWORD_BLOCKLIST_FILE: cannot read ${path.resolve(file)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
+  }
+}
+
 /** MAIL_TEMPLATES_DIR, or else the theme's mail/ folder when it has one. */
 function mailTemplatesDir(e: Environment): string | undefined {
   if (e.MAIL_TEMPLATES_DIR) return path.resolve(e.MAIL_TEMPLATES_DIR);
@@ -594,6 +611,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateNetworkCalls: e.ALLOW_PRIVATE_NETWORK_CALLS ?? !production,
     logLevel: e.LOG_LEVEL,
     bcryptCost: e.BCRYPT_COST,
+    passwords: { minLength: e.PASSWORD_MIN_LENGTH, blocklist: passwordBlocklist(e.PASSWORD_BLOCKLIST_FILE) },
     clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,
     tokenCache: { ttlMs: e.TOKEN_CACHE_TTL_MS, maxEntries: e.TOKEN_CACHE_MAX_ENTRIES },
     ttl: {

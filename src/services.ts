@@ -7,6 +7,7 @@ import { Passkeys } from './accounts/passkeys.js';
 import { LinkedIdentities } from './federation/linked-identities.js';
 import { TwoFactor } from './accounts/two-factor.js';
 import { UserRepository } from './accounts/users.js';
+import { passwordPolicyOf } from './accounts/password-policy.js';
 import { adminApiIndicator } from './admin/auth.js';
 import { ApiRepository } from './apis/apis.js';
 import { SessionDirectory, type SessionEndListener } from './accounts/sessions.js';
@@ -76,7 +77,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const redis = config.redis ? openRedis(config.redis, logger) : undefined;
   const audit = new AuditLog(db, logger, { toLog: config.auditToLog });
   const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor, listener: sessionEndListener });
-  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions });
+  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions, passwordPolicy: passwordPolicyOf(config) });
   const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
   const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
   const passkeys = new Passkeys(db, config.issuer, { audit, actor });

@@ -6,30 +6,20 @@
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import { isForeignHash, verifyForeignHash } from './foreign-hashes.js';
+import type { PasswordContext, PasswordPolicy } from './password-policy.js';
 
-/** bcrypt reads at most 72 bytes; longer passwords would be silently truncated, so they are refused. */
-export const MAX_PASSWORD_BYTES = 72;
-export const MIN_PASSWORD_LENGTH = 8;
-
-/** Why a password is not acceptable, or undefined when it is. */
-export function passwordProblem(password: string): string | undefined {
-  if (password.length < MIN_PASSWORD_LENGTH) return `a password needs at least ${MIN_PASSWORD_LENGTH} characters`;
-  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) return `a password may be at most ${MAX_PASSWORD_BYTES} bytes long`;
-  return undefined;
-}
-
-/**
- * What a form that takes a new password twice says, as a sentence for the person at it; undefined when the
- * password will do.
- */
 /** A form's new password, typed twice (the account page, a reset link, "Choose a new password"). */
 export const newPasswordFields = {
   password: z.string('Enter a new password.').min(1, 'Enter a new password.').max(1024, 'That password is too long.'),
   repeat: z.string('Enter the new password again.').max(1024),
 };
 
-export function newPasswordRefusal(password: string, repeat: string): string | undefined {
-  const problem = password === repeat ? passwordProblem(password) : 'the passwords do not match';
+/**
+ * What a form that takes a new password twice says, as a sentence for the person at it; undefined when the
+ * password will do (./password-policy.ts: bcrypt reads at most 72 bytes, so longer ones are refused there).
+ */
+export async function newPasswordRefusal(policy: PasswordPolicy, password: string, repeat: string, context: PasswordContext): Promise<string | undefined> {
+  const problem = password === repeat ? await policy.problem(password, context) : 'the passwords do not match';
   return problem && `${problem.charAt(0).toUpperCase()}${problem.slice(1)}.`;
 }
 

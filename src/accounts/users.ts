@@ -15,7 +15,8 @@ import { run, statement } from '../store/prepared-statements.js';
 import { foundKey, take } from '../store/request-scope.js';
 import { storageId } from '../store/storage-id.js';
 import type { EmailLink } from './email-links.js';
-import { PasswordHasher, passwordProblem } from './passwords.js';
+import { type PasswordContext, PasswordPolicy } from './password-policy.js';
+import { PasswordHasher, newPasswordRefusal } from './passwords.js';
 import type { ImportedUser } from './user-import.js';
 
 export interface User {
@@ -82,10 +83,8 @@ interface UserRow {
 }
 
 
-const password = z.string().superRefine((value, ctx) => {
-  const problem = passwordProblem(value);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+/** A password as given; what it must be is the repository's PasswordPolicy's to say (it needs the account). */
+const password = z.string().max(1024, 'a password may be at most 72 bytes long');
 
 export const newUserSchema = z.strictObject({
   email: z.email({ error: 'email must be an email address' }).max(254).transform((email) => email.toLowerCase()),
@@ -225,10 +224,13 @@ export interface UserRepositoryOptions {
   actor?: string;
   /** Where the user's login sessions live, so that logging out everywhere also removes them from listings. */
   sessions?: { endAll(accountId: string): Promise<void> };
+  /** What a new password must be (PASSWORD_MIN_LENGTH, PASSWORD_BLOCKLIST_FILE); the defaults without it. */
+  passwordPolicy?: PasswordPolicy;
 }
 
 export class UserRepository {
   readonly passwords: PasswordHasher;
+  readonly passwordPolicy: PasswordPolicy;
   readonly #audit?: AuditSink;
   readonly #actor: string;
   readonly #sessions?: UserRepositoryOptions['sessions'];
@@ -238,6 +240,7 @@ export class UserRepository {
     options: UserRepositoryOptions,
   ) {
     this.passwords = new PasswordHasher(options.bcryptCost);
+    this.passwordPolicy = options.passwordPolicy ?? new PasswordPolicy();
     this.#audit = options.audit;
     this.#actor = options.actor ?? 'server';
     this.#sessions = options.sessions;
@@ -247,8 +250,21 @@ export class UserRepository {
     this.#audit?.record({ type, outcome: 'success', accountId: user.id, detail: { by: this.#actor, ...detail } });
   }
 
+  /** A form's new password typed twice, as a sentence for the person at it; undefined when it will do. */
+  newPasswordRefusal(password: string, repeat: string, context: PasswordContext): Promise<string | undefined> {
+    return newPasswordRefusal(this.passwordPolicy, password, repeat, context);
+  }
+
+  /** `value` when the policy takes it for this account; an InputError naming the field otherwise. */
+  async #checkedPassword(value: string, context: PasswordContext): Promise<string> {
+    const problem = await this.passwordPolicy.problem(parseInput(password, value), context);
+    if (problem) throw new InputError(`password: ${problem}`);
+    return value;
+  }
+
   async create(input: NewUser): Promise<User> {
     const user = parseInput(newUserSchema, input);
+    if (user.password) await this.#checkedPassword(user.password, user);
     const passwordHash = user.password ? await this.passwords.hash(user.password) : null;
     try {
       const [row] = await this.db<UserRow>('users')
@@ -477,9 +493,8 @@ export class UserRepository {
    * `temporary`: the user must choose their own at the next sign-in (the administrator knows this one).
    */
   async setPassword(idOrEmail: string, newPassword: string, options: { temporary?: boolean } = {}): Promise<User> {
-    const value = parseInput(password, newPassword);
     const user = await this.require(idOrEmail);
-    const hash = await this.passwords.hash(value);
+    const hash = await this.passwords.hash(await this.#checkedPassword(newPassword, user));
     const temporary = options.temporary ?? false;
     const updated = await this.#revokeEverything(user.id, { password_hash: hash, password_changed_at: new Date(), password_change_required: temporary });
     this.#record('user_password_changed', updated, temporary ? { temporary } : {});
@@ -493,8 +508,7 @@ export class UserRepository {
    * password" after a temporary one (`auditDetail` says so). Either way the change is no longer required.
    */
   async changePassword(id: string, newPassword: string, auditDetail: Record<string, unknown> = {}): Promise<User> {
-    const value = parseInput(password, newPassword);
-    const hash = await this.passwords.hash(value);
+    const hash = await this.passwords.hash(await this.#checkedPassword(newPassword, (await this.findById(id)) ?? {}));
     const updated = await this.#update(id, { password_hash: hash, password_changed_at: new Date(), password_change_required: false });
     this.#record('user_password_changed', updated, auditDetail);
     return updated;
@@ -508,7 +522,8 @@ export class UserRepository {
    * they are: the caller ends the sessions when asked to. Returns undefined when the link did not work.
    */
   async resetPassword(redeem: (trx: Database) => Promise<EmailLink | undefined>, newPassword: string): Promise<User | undefined> {
-    const hash = await this.passwords.hash(parseInput(password, newPassword));
+    // The page checked it against the link's account first (it knows which before the link is used up).
+    const hash = await this.passwords.hash(await this.#checkedPassword(newPassword, {}));
     const user = await this.db.transaction(async (trx) => {
       const link = await redeem(trx);
       const row = link && (await trx<UserRow>('users').where({ id: link.userId }).forUpdate().first());

@@ -16,8 +16,8 @@ import type { ThemeAsset } from './theme.js';
 import { Views } from './views.js';
 
 /** The pages' templates, with the deployment's theme (THEME_DIR) in front: one set for each server. */
-export function createViews(config: { themeDir?: string }): Views {
-  return new Views({ themeDir: config.themeDir });
+export function createViews(config: { themeDir?: string; passwords: { minLength: number } }): Views {
+  return new Views({ themeDir: config.themeDir, passwordMinLength: config.passwords.minLength });
 }
 
 export function createProviderPages(options: { views: Views; logger: Logger }): ProviderPages {

@@ -14,7 +14,7 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
+import { newPasswordFields } from '../accounts/passwords.js';
 import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
 import { csrfToken } from './csrf.js';
 import { clientShownAs, signedInAccountOf } from './pages.js';
@@ -45,7 +45,7 @@ export function addPasswordChangeRoutes(
     const refuse = (error: string | undefined) => renderPasswordChange(ctx, deps, details, { error, status: 400 });
     const form = changeForm.safeParse(ctx.request.body);
     if (!form.success) return refuse(form.error.issues[0]?.message);
-    const problem = newPasswordRefusal(form.data.password, form.data.repeat);
+    const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, user);
     if (problem) return refuse(problem);
     // Whoever gave a temporary one knows it: keeping it would keep their way in.
     if (await deps.users.verifyPassword(user.email, form.data.password)) return refuse('Choose a password other than your current one.');

@@ -16,7 +16,6 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { secondFactorWanted } from '../accounts/two-factor.js';
-import { newPasswordRefusal } from '../accounts/passwords.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError } from '../errors.js';
@@ -96,7 +95,7 @@ export function addRegistrationRoutes(
     const refuse = (error: string, status = 400) => renderRegistration(ctx, deps, details, { ...typed, error, status });
     const form = registrationForm.safeParse(ctx.request.body);
     if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
-    const problem = newPasswordRefusal(form.data.password, form.data.repeat);
+    const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, form.data);
     if (problem) return refuse(problem);
 
     const waitMs = await waitForAllowance([deps.limits.registrationsByIp, ctx.ip]);

@@ -20,7 +20,7 @@ import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { EmailLinkPurpose } from '../accounts/email-links.js';
-import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
+import { newPasswordFields } from '../accounts/passwords.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { readForm } from '../http/read-form.js';
@@ -122,7 +122,7 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
     const { token, password, repeat, endSessions, removePasskeys } = form.data;
     // Checked before the new password is hashed: a post with a made-up link costs a lookup, not a bcrypt hash.
     const before = await linkUser(token, 'password_reset');
-    const problem = newPasswordRefusal(password, repeat);
+    const problem = await deps.users.newPasswordRefusal(password, repeat, before);
     if (problem) return renderNewPasswordForm(ctx, before, token, problem);
     const user = await deps.users.resetPassword((trx) => deps.emailLinks.redeem(trx, token, 'password_reset'), password);
     if (!user) throw new PageError(400, LINK_GONE, { href: '/account/password-reset', label: 'Send me a new link' });

@@ -9,7 +9,7 @@
  */
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
+import { newPasswordFields } from '../accounts/passwords.js';
 import { renderAccountPage } from './page.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
@@ -30,7 +30,7 @@ export async function setFirstPassword(ctx: Context, deps: AccountDependencies, 
   if (!signedInRecently(signedIn.session)) return refuse('Sign in again first: a password is set only right after signing in.', 403);
   const form = firstPasswordForm.safeParse(ctx.request.body);
   if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
-  const problem = newPasswordRefusal(form.data.password, form.data.repeat);
+  const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, signedIn.user);
   if (problem) return refuse(problem);
   await deps.users.changePassword(signedIn.user.id, form.data.password, { first: true });
   done(ctx);

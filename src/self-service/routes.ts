@@ -25,7 +25,7 @@
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { z } from 'zod';
-import { newPasswordFields, newPasswordRefusal } from '../accounts/passwords.js';
+import { newPasswordFields } from '../accounts/passwords.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
 import { MFA_ACR } from '../accounts/two-factor.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -143,7 +143,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     if (!hasOwnPassword(user)) return setFirstPassword(ctx, deps, signedInAs, (at) => done(at, 'password-set', '#password'));
     const form = passwordForm.safeParse(ctx.request.body);
     if (!form.success) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: refusal(form) }, status: 400 });
-    const problem = newPasswordRefusal(form.data.password, form.data.repeat);
+    const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, user);
     if (problem) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: problem }, status: 400 });
     const checked = await checkCurrentPassword(ctx, deps, form.data.current);
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', WRONG_PASSWORD);

@@ -98,6 +98,7 @@ describe('authz CLI', () => {
 
     expectRefusal(await authz(['users', 'add', '--email', 'ops@example.test']), 1, /^authz: a user with the email ops@example\.test already exists\n$/);
     expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'short']), 1, /at least 8 characters/);
+    expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'qwerty123']), 1, /that password is one of the first that are guessed/);
     expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
 
     // Attributes: one value is text, more are a list; unset removes one.

@@ -85,6 +85,11 @@ test('a taken address, mismatched or weak passwords and a bad address are refuse
   expect(textOf(mismatch.sent.page)).toContain('The passwords do not match.');
   const weak = await register({ email: `y.${Date.now()}@example.test`, password: 'short', repeat: 'short' });
   expect(weak.sent.page?.status).toBe(400);
+  expect(weak.sent.page?.html).toContain('minlength="8"');
+  const common = await register({ email: `z.${Date.now()}@example.test`, password: 'Sunshine1!', repeat: 'Sunshine1!' });
+  expect(textOf(common.sent.page)).toContain('That password is one of the first that are guessed: choose another (a few unrelated words make a strong one).');
+  const theirOwn = await register({ name: 'Charles Babbage', email: `charles.babbage.${Date.now()}@example.test`, password: 'Charles Babbage', repeat: 'Charles Babbage' });
+  expect(textOf(theirOwn.sent.page)).toContain('A password may not be your email address, your name or the name of this service.');
   const notAnAddress = await register({ email: 'nobody', password: PASSWORD, repeat: PASSWORD });
   expect(textOf(notAnAddress.sent.page)).toContain('Enter your email address, such as name@example.com.');
 });

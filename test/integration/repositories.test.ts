@@ -98,9 +98,14 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       expect(row.password_hash).toMatch(/^\$2[aby]\$05\$/);
     });
 
-    test('refuses a duplicate email, a short password and a password bcrypt would truncate', async () => {
+    test('refuses a duplicate email, a short, common or personal password and a password bcrypt would truncate', async () => {
       await expect(users.create({ email: 'ada@example.test', password: 'another one' })).rejects.toThrow(InputError);
       await expect(users.create({ email: 'short@example.test', password: 'short' })).rejects.toThrow(/at least 8/);
+      await expect(users.create({ email: 'common@example.test', password: 'Password123' })).rejects.toThrow(/^password: that password is one of the first that are guessed/);
+      await expect(users.create({ email: 'grace.hopper@example.test', name: 'Grace Hopper', password: 'gracehopper1' })).rejects.toThrow(/may not be your email address, your name/);
+      const existing = await users.create({ email: 'weak@example.test', password: 'a long enough password' });
+      await expect(users.setPassword(existing.id, 'letmein!')).rejects.toThrow(/one of the first that are guessed/);
+      await expect(users.changePassword(existing.id, 'weak@example.test')).rejects.toThrow(/may not be your email address/);
       await expect(users.create({ email: 'long@example.test', password: 'x'.repeat(73) })).rejects.toThrow(/72 bytes/);
       await expect(users.create({ email: 'not an email', password: 'long enough' })).rejects.toThrow(/email/);
       expect(await users.findByEmail('short@example.test')).toBeUndefined();

@@ -169,6 +169,16 @@ describe('configuration', () => {
     expect(loadConfig({ EMAIL_CONFIRMATION_REQUIRED: 'true' }).mail).toMatchObject({ transport: 'log', confirmationRequired: true });
   });
 
+  test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); PASSWORD_BLOCKLIST_FILE must be readable', async () => {
+    expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [] });
+    expect(loadConfig({ PASSWORD_MIN_LENGTH: '15' }).passwords.minLength).toBe(15);
+    expect(problemsOf({ PASSWORD_MIN_LENGTH: '6' })[0]).toMatch(/^PASSWORD_MIN_LENGTH: /);
+    expect(problemsOf({ PASSWORD_BLOCKLIST_FILE: '/nonexistent/words.txt' })).toEqual(['PASSWORD_BLOCKLIST_FILE: cannot read /nonexistent/words.txt (ENOENT)']);
+    const dir = await mkdtemp(path.join(tmpdir(), 'blocklist-'));
+    await writeFile(path.join(dir, 'words.txt'), 'acmewidget\n');
+    expect(loadConfig({ PASSWORD_BLOCKLIST_FILE: path.join(dir, 'words.txt') }).passwords.blocklist).toEqual(['acmewidget']);
+  });
+
   test('MAIL_TEMPLATES_DIR must be a folder', () => {
     expect(problemsOf({ MAIL_TEMPLATES_DIR: '/nonexistent/templates' })).toEqual(['MAIL_TEMPLATES_DIR: there is no folder at /nonexistent/templates']);
     expect(loadConfig({ MAIL_TEMPLATES_DIR: tmpdir() }).mail.templatesDir).toBe(tmpdir());
