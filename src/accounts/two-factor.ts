@@ -17,6 +17,7 @@ import {
   stepOfCode,
 } from './totp.js';
 import type { User } from './users.js';
+import { acrValuesClaimed } from '../oidc/claims-parameter.js';
 
 /** What a user must do after their password: nothing more, type a code, or set up an authenticator app first. */
 export type SecondFactorStep = 'none' | 'verify' | 'enroll';
@@ -38,10 +39,13 @@ export const SECOND_FACTOR_REQUESTED = 'second_factor_requested';
 
 /**
  * Whether an authorization request needs a sign-in with two steps: its client is registered to require them, or
- * its `acr_values` asks for them. Required by the client, a request cannot leave them out by what it sends.
+ * its `acr_values` (or the `acr` of its `claims` parameter) asks for them. Required by the client, a request
+ * cannot leave them out by what it sends.
  */
-export const secondFactorWanted = (acrValues: unknown, client: { requireMfa: boolean } | undefined): boolean =>
-  client?.requireMfa === true || (typeof acrValues === 'string' && acrValues.split(' ').includes(MFA_ACR));
+export const secondFactorWanted = (params: { acr_values?: unknown; claims?: unknown } | undefined, client: { requireMfa: boolean } | undefined): boolean =>
+  client?.requireMfa === true ||
+  (typeof params?.acr_values === 'string' && params.acr_values.split(' ').includes(MFA_ACR)) ||
+  acrValuesClaimed(params?.claims).includes(MFA_ACR);
 
 interface TotpRow {
   id: string;

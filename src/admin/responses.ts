@@ -34,6 +34,7 @@ const clientProperties = {
   backchannelLogoutSessionRequired: z.boolean().meta({ description: 'Whether logout tokens and ID tokens carry the session id `sid`' }),
   requireDpop: z.boolean().meta({ description: 'Token requests without a DPoP proof are refused (RFC 9449 §5.2)' }),
   requirePar: z.boolean().meta({ description: 'Authorization requests not pushed first are refused (RFC 9126 §6)' }),
+  requireSignedRequestObject: z.boolean().meta({ description: 'Authorization requests not sent as a request object signed with its key are refused (RFC 9101, JAR)' }),
   requireMfa: z.boolean().meta({ description: 'Its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values' }),
   tokenExchangeFrom: strings.meta({
     description: 'The APIs whose users’ access tokens this client, their back end, may exchange for tokens to other APIs (RFC 8693); empty: it may not',

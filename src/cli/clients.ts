@@ -26,6 +26,7 @@ const details = (client: ClientRecord) => ({
   backchannel_logout_session_required: client.backchannelLogoutUri ? client.backchannelLogoutSessionRequired : null,
   require_dpop: client.requireDpop,
   require_par: client.requirePar,
+  require_signed_request_object: client.requireSignedRequestObject,
   require_mfa: client.requireMfa,
   token_exchange_from: client.tokenExchangeFrom,
   subject_type: client.subjectType,
@@ -42,6 +43,8 @@ const REQUIRE_DPOP_HELP = 'refuse its token requests without a DPoP proof: every
 const NO_REQUIRE_DPOP_HELP = 'accept Bearer token requests too (the default)';
 const REQUIRE_PAR_HELP = 'refuse its authorization requests unless pushed first (RFC 9126; web and spa clients)';
 const NO_REQUIRE_PAR_HELP = 'accept plain authorization URLs too (the default)';
+const REQUIRE_SIGNED_REQUEST_HELP = 'refuse its authorization requests unless sent as a request object signed with its key (RFC 9101; web and spa clients with keys)';
+const NO_REQUIRE_SIGNED_REQUEST_HELP = 'accept unsigned authorization requests too (the default)';
 const TOKEN_EXCHANGE_FROM_HELP =
   'web and service clients: it is the back end of this API (its resource indicator; repeat for more) and may exchange its users’ access tokens for tokens to the APIs it is registered for (RFC 8693); on update the list replaces the old one';
 const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
@@ -57,6 +60,8 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
     .option('--require-par', REQUIRE_PAR_HELP)
     .option('--no-require-par', NO_REQUIRE_PAR_HELP)
+    .option('--require-signed-request', REQUIRE_SIGNED_REQUEST_HELP)
+    .option('--no-require-signed-request', NO_REQUIRE_SIGNED_REQUEST_HELP)
     .option('--require-mfa', REQUIRE_MFA_HELP)
     .option('--no-require-mfa', NO_REQUIRE_MFA_HELP)
     .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect);
@@ -108,6 +113,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
         requireDpop: options.requireDpop,
         requirePar: options.requirePar,
+        requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,
         tokenExchangeFrom: options.tokenExchangeFrom,
         subjectType: options.subjectType,
@@ -168,6 +174,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
         requireDpop: options.requireDpop,
         requirePar: options.requirePar,
+        requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,
         // --no-token-exchange gives false: exchange no more.
         tokenExchangeFrom: options.tokenExchange === false ? [] : options.tokenExchangeFrom,

@@ -130,6 +130,7 @@ export class ClientMetadataDocuments {
       backchannelLogoutSessionRequired: false,
       requireDpop: checked.data.requireDpop,
       requirePar: checked.data.requirePar,
+      requireSignedRequestObject: checked.data.requireSignedRequestObject,
       requireMfa: false,
       tokenExchangeFrom: [],
       subjectType: 'public',

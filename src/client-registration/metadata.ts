@@ -56,6 +56,7 @@ const registrationRequest = z.object({
   backchannel_logout_session_required: z.boolean().optional(),
   dpop_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
+  require_signed_request_object: z.boolean().optional(),
   client_uri: webPage.optional(),
   logo_uri: webPage.optional(),
   policy_uri: webPage.optional(),
@@ -109,6 +110,7 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
     backchannelLogoutSessionRequired: input.backchannel_logout_uri === undefined ? undefined : input.backchannel_logout_session_required,
     requireDpop: input.dpop_bound_access_tokens ?? false,
     requirePar: input.require_pushed_authorization_requests ?? false,
+    requireSignedRequestObject: input.require_signed_request_object ?? false,
     subjectType: input.subject_type ?? 'public',
     sectorIdentifierUri: input.sector_identifier_uri,
     // A public app that says it is native, or is sent back only to loopback or a private-use scheme (RFC 8252).
@@ -193,6 +195,7 @@ const REQUEST_NAMES: Record<string, string> = {
   backchannelLogoutSessionRequired: 'backchannel_logout_session_required',
   requireDpop: 'dpop_bound_access_tokens',
   requirePar: 'require_pushed_authorization_requests',
+  requireSignedRequestObject: 'require_signed_request_object',
   subjectType: 'subject_type',
   sectorIdentifierUri: 'sector_identifier_uri',
 };
@@ -229,6 +232,7 @@ export function metadataOf(client: ClientRecord, description: Record<string, unk
   }
   if (client.requireDpop) metadata.dpop_bound_access_tokens = true;
   if (client.requirePar) metadata.require_pushed_authorization_requests = true;
+  if (client.requireSignedRequestObject) metadata.require_signed_request_object = true;
   metadata.subject_type = client.subjectType;
   if (client.sectorIdentifierUri) metadata.sector_identifier_uri = client.sectorIdentifierUri;
   return { ...metadata, ...description };

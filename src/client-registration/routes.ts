@@ -243,5 +243,6 @@ function changesFor(client: ClientRecord, replacement: Registration): ClientChan
     ...(next.backchannelLogoutSessionRequired !== undefined ? { backchannelLogoutSessionRequired: next.backchannelLogoutSessionRequired } : {}),
     requireDpop: next.requireDpop,
     requirePar: next.requirePar,
+    requireSignedRequestObject: next.requireSignedRequestObject,
   };
 }

@@ -33,6 +33,7 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     backchannelLogoutSessionRequired: false,
     requireDpop: false,
     requirePar: false,
+    requireSignedRequestObject: false,
     requireMfa: false,
     tokenExchangeFrom: [],
     // Its `sub` is the account id, which the account page reads.

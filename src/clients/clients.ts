@@ -66,6 +66,8 @@ export interface ClientRecord {
   requireDpop: boolean;
   /** The authorization endpoint refuses the client's requests unless pushed first (RFC 9126 §6). */
   requirePar: boolean;
+  /** The authorization endpoint refuses the client's requests unless signed with its key (RFC 9101 §10.5, JAR). */
+  requireSignedRequestObject: boolean;
   /** Its users sign in with two steps, password and an authenticator app's code (src/accounts/two-factor.ts). */
   requireMfa: boolean;
   /**
@@ -160,6 +162,10 @@ const TOKEN_EXCHANGE_REFUSAL = 'token exchange is for web and service clients: i
 /** An API's indicator as the apis table holds it (src/apis/apis.ts checks how it is written). */
 const tokenExchangeFrom = z.array(z.url({ protocol: /^https?$/, error: 'an API is named by its resource indicator, an http(s) URL' })).max(50);
 
+const SIGNED_REQUEST_DESCRIPTION =
+  'refuse authorization requests not sent as a request object signed with its key (RFC 9101, JAR): web and spa clients with jwks or jwksUri';
+const SIGNED_REQUEST_NEEDS_KEYS = 'a request object is checked with the client’s public keys: give jwks or jwksUri too';
+
 const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
 const MFA_FOR_SERVICE = 'a service client signs no users in, so there is no sign-in to add a second step to';
 
@@ -189,6 +195,7 @@ export const newClientSchema = z
     backchannelLogoutSessionRequired: z.boolean().optional(),
     requireDpop: z.boolean().default(false).meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
+    requireSignedRequestObject: z.boolean().default(false).meta({ description: SIGNED_REQUEST_DESCRIPTION }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
     tokenExchangeFrom: tokenExchangeFrom.default([]).meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
     nativeApp: z
@@ -241,6 +248,8 @@ export const newClientSchema = z
     }
     const parRefusal = input.requirePar ? parRefusalFor(input.type) : undefined;
     if (parRefusal) ctx.addIssue({ code: 'custom', path: ['requirePar'], message: parRefusal });
+    const signedRequestRefusal = input.requireSignedRequestObject ? signedRequestRefusalFor(input.type, Boolean(input.jwks || input.jwksUri)) : undefined;
+    if (signedRequestRefusal) ctx.addIssue({ code: 'custom', path: ['requireSignedRequestObject'], message: signedRequestRefusal });
     if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
     if (input.tokenExchangeFrom.length > 0 && !TOKEN_EXCHANGE_TYPES.includes(input.type)) {
       ctx.addIssue({ code: 'custom', path: ['tokenExchangeFrom'], message: TOKEN_EXCHANGE_REFUSAL });
@@ -286,6 +295,13 @@ function parRefusalFor(type: ClientType): string | undefined {
   return undefined;
 }
 
+/** A request object is an authorization request (so, as PAR, not for services or devices), signed with a key of the client's. */
+function signedRequestRefusalFor(type: ClientType, hasKeys: boolean): string | undefined {
+  if (type === 'service') return 'a service client sends no authorization requests, so there is nothing to sign (request objects are for web and spa clients)';
+  if (type === 'device') return 'a device client sends no authorization requests (its user enters a code instead), so there is nothing to sign (request objects are for web and spa clients)';
+  return hasKeys ? undefined : SIGNED_REQUEST_NEEDS_KEYS;
+}
+
 /**
  * Back-channel logout needs a server of the client's own for us to call, and a session the client takes part in.
  * A `web` client has both. An `spa` runs in a browser or on a device (its back end, if it has one, registers as
@@ -309,6 +325,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     ...metadata,
     ...(policies.requireDpop ? { dpop_bound_access_tokens: true } : {}),
     ...(policies.requirePar ? { require_pushed_authorization_requests: true } : {}),
+    ...(policies.requireSignedRequestObject ? { require_signed_request_object: true } : {}),
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
     ...(policies.requireMfa ? { require_mfa: true } : {}),
     // Ours too: which APIs' tokens the token-exchange grant takes from this client.
@@ -316,7 +333,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
   };
 }
 
-type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireMfa' | 'tokenExchangeFrom'>;
+type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'tokenExchangeFrom'>;
 
 /** The grant types with token exchange's as `tokenExchangeFrom` has it: on while it names an API. */
 function withTokenExchangeGrant(grantTypes: readonly string[], from: readonly string[]): string[] {
@@ -351,6 +368,7 @@ export const clientChangesSchema = z.strictObject({
   backchannelLogoutSessionRequired: z.boolean().optional(),
   requireDpop: z.boolean().optional().meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
   requirePar: z.boolean().optional().meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
+  requireSignedRequestObject: z.boolean().optional().meta({ description: SIGNED_REQUEST_DESCRIPTION }),
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
   tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });
@@ -378,6 +396,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     backchannel_logout_session_required: sessionRequired,
     dpop_bound_access_tokens: requireDpop,
     require_pushed_authorization_requests: requirePar,
+    require_signed_request_object: requireSignedRequestObject,
     require_mfa: requireMfa,
     token_exchange_from: exchangeFrom,
     subject_type: subjectType,
@@ -401,6 +420,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     backchannelLogoutSessionRequired: sessionRequired === true,
     requireDpop: requireDpop === true,
     requirePar: requirePar === true,
+    requireSignedRequestObject: requireSignedRequestObject === true,
     requireMfa: requireMfa === true,
     tokenExchangeFrom: Array.isArray(exchangeFrom) ? exchangeFrom.filter((api): api is string => typeof api === 'string') : [],
     subjectType: subjectType === 'pairwise' ? 'pairwise' : 'public',
@@ -603,6 +623,9 @@ export class ClientRepository {
     problems.push(...backchannel.problems);
     const parRefusal = changes.requirePar ? parRefusalFor(client.type) : undefined;
     if (parRefusal) problems.push(`requirePar: ${parRefusal}`);
+    const hasKeys = client.metadata.jwks !== undefined || client.metadata.jwks_uri !== undefined;
+    const signedRequestRefusal = changes.requireSignedRequestObject ? signedRequestRefusalFor(client.type, hasKeys) : undefined;
+    if (signedRequestRefusal) problems.push(`requireSignedRequestObject: ${signedRequestRefusal}`);
     if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
     if (changes.tokenExchangeFrom?.length && !TOKEN_EXCHANGE_TYPES.includes(client.type)) problems.push(`tokenExchangeFrom: ${TOKEN_EXCHANGE_REFUSAL}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
@@ -616,12 +639,15 @@ export class ClientRepository {
     if (changes.scope !== undefined) row.scope = changes.scope;
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
-    const policyChanged = [changes.requireDpop, changes.requirePar, changes.requireMfa, changes.tokenExchangeFrom].some((value) => value !== undefined);
+    const policyChanged = [changes.requireDpop, changes.requirePar, changes.requireSignedRequestObject, changes.requireMfa, changes.tokenExchangeFrom].some(
+      (value) => value !== undefined,
+    );
     if (backchannel.metadata || policyChanged) {
       // toRecord keeps these out of `metadata`, so whatever is written carries them all again.
       const policies: ClientPolicies = {
         requireDpop: changes.requireDpop ?? client.requireDpop,
         requirePar: changes.requirePar ?? client.requirePar,
+        requireSignedRequestObject: changes.requireSignedRequestObject ?? client.requireSignedRequestObject,
         requireMfa: changes.requireMfa ?? client.requireMfa,
         tokenExchangeFrom: changes.tokenExchangeFrom ?? client.tokenExchangeFrom,
       };

@@ -149,7 +149,7 @@ export function addFederatedSignInRoutes(router: Router, deps: InteractionDepend
     const details = ctx.state.interaction as Interaction;
     const clientId = String(details.params.client_id);
     const remember = keepSignedIn(deps.config.rememberMe, undefined);
-    const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));
+    const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params, await deps.catalog.client(clientId)));
     if (step !== 'none') return beginSecondFactor(ctx, details, user, step, remember, amr);
     await finish(ctx, { login: { accountId: user.id, amr, remember } }, false);
   };

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { csrfToken } from './csrf.js';
 import { PageError } from './errors.js';
 import type { InteractionDependencies } from './routes.js';
-import { describeOidcScope } from './scope-descriptions.js';
+import { describeClaim, describeOidcScope } from './scope-descriptions.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -72,7 +72,7 @@ async function emailToSuggest(deps: InteractionDependencies, details: Interactio
 }
 
 export async function renderConsent(ctx: Context, deps: InteractionDependencies, details: Interaction): Promise<void> {
-  const missing = details.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
+  const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
   const apis = await Promise.all(
     Object.entries(missing.missingResourceScopes ?? {}).map(async ([indicator, scopes]) => ({
       name: (await deps.catalog.api(indicator))?.name ?? indicator,
@@ -88,7 +88,12 @@ export async function renderConsent(ctx: Context, deps: InteractionDependencies,
     client,
     about: await deps.appDescriptions?.(client.id),
     user: user ? { email: user.email, name: user.name } : undefined,
-    scopes: (missing.missingOIDCScope ?? []).filter((scope) => scope !== 'openid').map((scope) => describeOidcScope(scope, deps.config.claimScopes)),
+    scopes: [
+      ...new Set([
+        ...(missing.missingOIDCScope ?? []).filter((scope) => scope !== 'openid').map((scope) => describeOidcScope(scope, deps.config.claimScopes)),
+        ...(missing.missingOIDCClaims ?? []).map((claim) => describeClaim(claim, deps.config.userClaims, deps.config.claimScopes)),
+      ]),
+    ],
     apis,
   });
 }

@@ -136,7 +136,7 @@ async function signInNewAccount(
   finish: (ctx: Context, result: InteractionResults, merge: boolean) => Promise<void>,
 ): Promise<void> {
   const clientId = String(details.params.client_id);
-  const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params.acr_values, await deps.catalog.client(clientId)));
+  const step = deps.twoFactor.stepFor(user, secondFactorWanted(details.params, await deps.catalog.client(clientId)));
   if (step !== 'none') return beginSecondFactor(ctx, details, user, step, remember);
   deps.audit.record({ type: 'sign_in', outcome: 'success', accountId: user.id, clientId, ...requestFacts(ctx), detail: { email: user.email, amr: ['pwd'], via: 'registration' } });
   await finish(ctx, { login: { accountId: user.id, amr: ['pwd'], remember } }, false);

@@ -161,7 +161,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
       ip: ctx.ip,
       clientId: String(details.params.client_id),
       facts: requestFacts(ctx),
-      secondFactorAsked: secondFactorWanted(details.params.acr_values, await deps.catalog.client(String(details.params.client_id))),
+      secondFactorAsked: secondFactorWanted(details.params, await deps.catalog.client(String(details.params.client_id))),
     });
     if ('lockedMs' in outcome) {
       ctx.set('Retry-After', String(Math.ceil(outcome.lockedMs / 1000)));

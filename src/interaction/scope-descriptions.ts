@@ -1,3 +1,5 @@
+import { claimsByScope } from '../oidc/accounts.js';
+
 /** What the consent page tells a person each scope lets the application do. */
 const OIDC_SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Know who you are (your account identifier)',
@@ -12,4 +14,13 @@ export function describeOidcScope(scope: string, claimScopes: Readonly<Record<st
   const claims = Object.hasOwn(claimScopes, scope) ? claimScopes[scope] : undefined;
   if (claims) return `See your ${claims.join(', ')}`;
   return OIDC_SCOPE_DESCRIPTIONS[scope] ?? scope;
+}
+
+/**
+ * A claim asked for on its own (the claims parameter, src/oidc/claims-parameter.ts), told as the scope that
+ * releases it would be ("See your email address" for `email` or `email_verified`), or by its name.
+ */
+export function describeClaim(claim: string, userClaims: readonly string[] = [], claimScopes: Readonly<Record<string, string[]>> = {}): string {
+  const scope = Object.entries(claimsByScope(userClaims, claimScopes)).find(([name, claims]) => name !== 'openid' && claims?.includes(claim))?.[0];
+  return scope ? describeOidcScope(scope, claimScopes) : `See your ${claim}`;
 }

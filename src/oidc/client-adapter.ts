@@ -34,6 +34,7 @@ export function toClientMetadata(record: ClientRecord, oidcScopes: readonly stri
     backchannel_logout_session_required: record.backchannelLogoutUri ? record.backchannelLogoutSessionRequired : undefined,
     dpop_bound_access_tokens: record.requireDpop,
     require_pushed_authorization_requests: record.requirePar,
+    require_signed_request_object: record.requireSignedRequestObject,
     subject_type: record.subjectType,
     sector_identifier_uri: sectorIdentifierUriFor(record),
   };

@@ -26,6 +26,9 @@ export function firstPartyGrantLoader(catalog: Catalog) {
 export function grantRequested(ctx: KoaContextWithOIDC, grant: Grant): void {
   const oidcScopes = [...ctx.oidc.requestParamOIDCScopes];
   if (oidcScopes.length > 0) grant.addOIDCScope(oidcScopes.join(' '));
+  // Claims asked for one by one (the claims parameter, ./claims-parameter.ts).
+  const claims = [...ctx.oidc.requestParamClaims];
+  if (claims.length > 0) grant.addOIDCClaims(claims);
   const requested = ctx.oidc.requestParamScopes;
   for (const [indicator, resourceServer] of Object.entries(ctx.oidc.resourceServers ?? {})) {
     const scopes = [...requested].filter((scope) => resourceServer.scopes.has(scope));

@@ -21,6 +21,7 @@ import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
+import { claimsParameter } from './claims-parameter.js';
 import { EXCHANGED_TOKEN_GTY, exchangedTokenLive } from './token-exchange.js';
 import { offeredOidcScopes } from './scopes.js';
 import { IDP_HINT_PARAMETERS } from '../federation/identity-providers.js';
@@ -129,6 +130,10 @@ export function createProvider(deps: ProviderDependencies): Provider {
       // Logout tokens to the clients that register a URI (src/oidc/backchannel-logout.ts says how they are sent).
       backchannelLogout: { enabled: true },
       resourceIndicators: resourceIndicators(catalog),
+      claimsParameter: claimsParameter(catalog, config.claimScopes),
+      // Request objects (RFC 9101, JAR) by value, signed with the client's own key (jwks or jwks_uri): HS* cannot be
+      // checked, since client secrets are kept as HMACs. By reference only through PAR (request_uri), as in 9.x.
+      requestObjects: { enabled: true },
       // For `device` clients (TVs, command-line tools): 8 characters of a 20-letter alphabet without vowels or
       // look-alikes (34 bits, RFC 8628 §6.1), entered at /device; wrong ones count against the address's
       // sign-in limit (src/security/user-code-guard.ts).
@@ -204,7 +209,7 @@ function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Ca
       async (ctx) =>
         Boolean(ctx.oidc.session?.accountId) &&
         ctx.oidc.session?.acr !== MFA_ACR &&
-        secondFactorWanted(ctx.oidc.params?.acr_values, await catalog.client(ctx.oidc.client?.clientId ?? '')),
+        secondFactorWanted(ctx.oidc.params ?? undefined, await catalog.client(ctx.oidc.client?.clientId ?? '')),
     ),
     new interactionPolicy.Check(
       'session_max_age',
