@@ -192,7 +192,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       linkedIdentities,
       upstream,
       views,
-      appDescriptions: appDescriptions(services.registrationTokens, services.documentedClients),
+      appDescriptions: appDescriptions(services.catalog, services.registrationTokens, services.documentedClients),
     }),
   );
   // The account page's changes are the user's own: audited `by: self`, and the sessions it ends are told to their apps.

@@ -29,6 +29,9 @@ const details = (client: ClientRecord) => ({
   require_signed_request_object: client.requireSignedRequestObject,
   require_mfa: client.requireMfa,
   token_exchange_from: client.tokenExchangeFrom,
+  client_uri: client.clientUri,
+  policy_uri: client.policyUri,
+  tos_uri: client.tosUri,
   subject_type: client.subjectType,
   sector_identifier_uri: client.sectorIdentifierUri,
   pairwise_sector: client.pairwiseSector,
@@ -64,7 +67,16 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--no-require-signed-request', NO_REQUIRE_SIGNED_REQUEST_HELP)
     .option('--require-mfa', REQUIRE_MFA_HELP)
     .option('--no-require-mfa', NO_REQUIRE_MFA_HELP)
-    .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect);
+    .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect)
+    .option('--client-uri <url>', 'its home page, linked on the consent page ("" removes it)')
+    .option('--policy-uri <url>', 'its privacy policy, linked on the consent page ("" removes it)')
+    .option('--tos-uri <url>', 'its terms of service, linked on the consent page ("" removes it)');
+}
+
+/** --client-uri, --policy-uri, --tos-uri as changes: "" removes one (null), an absent option leaves it. */
+function appLinkChanges(options: { clientUri?: string; policyUri?: string; tosUri?: string }) {
+  const change = (value: string | undefined) => (value === undefined ? undefined : value || null);
+  return { clientUri: change(options.clientUri), policyUri: change(options.policyUri), tosUri: change(options.tosUri) };
 }
 
 export function registerClientCommands(program: Command, context: CliContext): void {
@@ -116,6 +128,9 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,
         tokenExchangeFrom: options.tokenExchangeFrom,
+        clientUri: options.clientUri || undefined,
+        policyUri: options.policyUri || undefined,
+        tosUri: options.tosUri || undefined,
         subjectType: options.subjectType,
         sectorIdentifierUri: options.sectorIdentifierUri,
       });
@@ -178,6 +193,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireMfa: options.requireMfa,
         // --no-token-exchange gives false: exchange no more.
         tokenExchangeFrom: options.tokenExchange === false ? [] : options.tokenExchangeFrom,
+        ...appLinkChanges(options),
       };
       if (Object.values(changes).every((value) => value === undefined)) {
         program.error('error: nothing to change: give at least one option (see --help)', { exitCode: 2 });

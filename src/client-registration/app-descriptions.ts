@@ -3,11 +3,12 @@
  * privacy policy and terms (client_uri, policy_uri, tos_uri, OpenID Connect Registration §2), and whether only
  * the app itself vouches for what it says: it registered without an administrator's initial access token, or it
  * is named by its own metadata document. Read from the registration (./tokens.ts) or the document
- * (./metadata-documents.ts); an app an administrator registered has none of this to show.
+ * (./metadata-documents.ts); for an app an administrator registered, from its record (`clientUri`, …).
  *
  * The links were checked as web pages (http(s)) when the app registered, and are shown as links only: a logo
  * would be an image from the app's host, which the pages' Content-Security-Policy keeps out.
  */
+import type { Catalog } from '../oidc/catalog.js';
 import type { ClientMetadataDocuments } from './metadata-documents.js';
 import type { RegistrationTokens } from './tokens.js';
 
@@ -32,13 +33,15 @@ function described(description: Record<string, unknown>, selfDescribed: boolean)
   };
 }
 
-export function appDescriptions(registrations: RegistrationTokens, documents?: ClientMetadataDocuments): AppDescriptions {
+export function appDescriptions(catalog: Catalog, registrations: RegistrationTokens, documents?: ClientMetadataDocuments): AppDescriptions {
   return async (clientId) => {
     if (documents?.names(clientId)) {
       const description = await documents.description(clientId);
       return description && described(description, true);
     }
     const registration = await registrations.registrationOf(clientId);
-    return registration && described(registration.description, registration.via === 'open');
+    if (registration) return described(registration.description, registration.via === 'open');
+    const client = await catalog.client(clientId);
+    return client && described({ client_uri: client.clientUri, policy_uri: client.policyUri, tos_uri: client.tosUri }, false);
   };
 }

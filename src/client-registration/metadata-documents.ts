@@ -131,6 +131,10 @@ export class ClientMetadataDocuments {
       requireDpop: checked.data.requireDpop,
       requirePar: checked.data.requirePar,
       requireSignedRequestObject: checked.data.requireSignedRequestObject,
+      // What describes it is the document's (`description`, for the consent page), not set here.
+      clientUri: null,
+      policyUri: null,
+      tosUri: null,
       requireMfa: false,
       tokenExchangeFrom: [],
       subjectType: 'public',

@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { ADMIN_READ_SCOPE, ADMIN_SCOPE } from '../admin/auth.js';
 import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient } from '../clients/clients.js';
+import { webPage } from '../clients/app-links.js';
 import { describeIssues } from '../errors.js';
 import { isNativeApp } from '../oidc/client-adapter.js';
 
@@ -26,16 +27,6 @@ export class RegistrationError extends Error {
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/** A page about the app: https, or http on this machine (development). */
-const webPage = z
-  .string()
-  .max(2048)
-  .refine((uri) => {
-    const url = URL.parse(uri);
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters and spaces are what is refused
-    return !/[\s\u0000-\u001f\u007f]/.test(uri) && (url?.protocol === 'https:' || (url?.protocol === 'http:' && LOOPBACK.has(url.hostname)));
-  }, 'must be an https URL');
 
 const uris = z.array(z.string().max(2048)).max(20);
 

@@ -34,6 +34,9 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     requireDpop: false,
     requirePar: false,
     requireSignedRequestObject: false,
+    clientUri: null,
+    policyUri: null,
+    tosUri: null,
     requireMfa: false,
     tokenExchangeFrom: [],
     // Its `sub` is the account id, which the account page reads.

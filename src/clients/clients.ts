@@ -20,6 +20,7 @@ import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from './account-console.js';
+import { APP_LINKS, type AppLinks, webPage } from './app-links.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
 import { SUBJECT_TYPES, type SubjectType, sectorDocumentProblem, sectorIdentifierUriProblem, sectorOf } from './sector-identifiers.js';
@@ -42,7 +43,7 @@ export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[numbe
 /** Scopes a user-facing client may ask for unless it is registered with fewer. */
 export const DEFAULT_USER_SCOPE = 'openid offline_access profile email roles';
 
-export interface ClientRecord {
+export interface ClientRecord extends AppLinks {
   clientId: string;
   name: string;
   type: ClientType;
@@ -197,6 +198,9 @@ export const newClientSchema = z
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
     requireSignedRequestObject: z.boolean().default(false).meta({ description: SIGNED_REQUEST_DESCRIPTION }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
+    clientUri: webPage.optional().meta({ description: 'the app’s home page, linked on the consent page' }),
+    policyUri: webPage.optional().meta({ description: 'its privacy policy, linked on the consent page' }),
+    tosUri: webPage.optional().meta({ description: 'its terms of service, linked on the consent page' }),
     tokenExchangeFrom: tokenExchangeFrom.default([]).meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
     nativeApp: z
       .boolean()
@@ -328,12 +332,13 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     ...(policies.requireSignedRequestObject ? { require_signed_request_object: true } : {}),
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
     ...(policies.requireMfa ? { require_mfa: true } : {}),
+    ...Object.fromEntries(Object.entries(APP_LINKS).flatMap(([field, name]) => (policies[field as keyof AppLinks] ? [[name, policies[field as keyof AppLinks]]] : []))),
     // Ours too: which APIs' tokens the token-exchange grant takes from this client.
     ...(policies.tokenExchangeFrom.length > 0 ? { token_exchange_from: [...new Set(policies.tokenExchangeFrom)] } : {}),
   };
 }
 
-type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'tokenExchangeFrom'>;
+type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'tokenExchangeFrom'> & Partial<AppLinks>;
 
 /** The grant types with token exchange's as `tokenExchangeFrom` has it: on while it names an API. */
 function withTokenExchangeGrant(grantTypes: readonly string[], from: readonly string[]): string[] {
@@ -369,6 +374,9 @@ export const clientChangesSchema = z.strictObject({
   requireDpop: z.boolean().optional().meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
   requirePar: z.boolean().optional().meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
   requireSignedRequestObject: z.boolean().optional().meta({ description: SIGNED_REQUEST_DESCRIPTION }),
+  clientUri: webPage.nullable().optional().meta({ description: 'the app’s home page, linked on the consent page (null removes it)' }),
+  policyUri: webPage.nullable().optional().meta({ description: 'its privacy policy, linked on the consent page (null removes it)' }),
+  tosUri: webPage.nullable().optional().meta({ description: 'its terms of service, linked on the consent page (null removes it)' }),
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
   tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });
@@ -399,6 +407,9 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     require_signed_request_object: requireSignedRequestObject,
     require_mfa: requireMfa,
     token_exchange_from: exchangeFrom,
+    client_uri: clientUri,
+    policy_uri: policyUri,
+    tos_uri: tosUri,
     subject_type: subjectType,
     sector_identifier_uri: sectorIdentifierUri,
     pairwise_sector: pairwiseSector,
@@ -422,6 +433,9 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     requirePar: requirePar === true,
     requireSignedRequestObject: requireSignedRequestObject === true,
     requireMfa: requireMfa === true,
+    clientUri: typeof clientUri === 'string' ? clientUri : null,
+    policyUri: typeof policyUri === 'string' ? policyUri : null,
+    tosUri: typeof tosUri === 'string' ? tosUri : null,
     tokenExchangeFrom: Array.isArray(exchangeFrom) ? exchangeFrom.filter((api): api is string => typeof api === 'string') : [],
     subjectType: subjectType === 'pairwise' ? 'pairwise' : 'public',
     sectorIdentifierUri: typeof sectorIdentifierUri === 'string' ? sectorIdentifierUri : null,
@@ -639,9 +653,16 @@ export class ClientRepository {
     if (changes.scope !== undefined) row.scope = changes.scope;
     if (changes.roles !== undefined) row.roles = [...new Set(changes.roles)];
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
-    const policyChanged = [changes.requireDpop, changes.requirePar, changes.requireSignedRequestObject, changes.requireMfa, changes.tokenExchangeFrom].some(
-      (value) => value !== undefined,
-    );
+    const policyChanged = [
+      changes.requireDpop,
+      changes.requirePar,
+      changes.requireSignedRequestObject,
+      changes.requireMfa,
+      changes.tokenExchangeFrom,
+      changes.clientUri,
+      changes.policyUri,
+      changes.tosUri,
+    ].some((value) => value !== undefined);
     if (backchannel.metadata || policyChanged) {
       // toRecord keeps these out of `metadata`, so whatever is written carries them all again.
       const policies: ClientPolicies = {
@@ -650,6 +671,9 @@ export class ClientRepository {
         requireSignedRequestObject: changes.requireSignedRequestObject ?? client.requireSignedRequestObject,
         requireMfa: changes.requireMfa ?? client.requireMfa,
         tokenExchangeFrom: changes.tokenExchangeFrom ?? client.tokenExchangeFrom,
+        clientUri: changes.clientUri === undefined ? client.clientUri : changes.clientUri,
+        policyUri: changes.policyUri === undefined ? client.policyUri : changes.policyUri,
+        tosUri: changes.tosUri === undefined ? client.tosUri : changes.tosUri,
       };
       const base = backchannel.metadata ?? withBackchannelLogout(client.metadata, client.backchannelLogoutUri, client.backchannelLogoutSessionRequired);
       row.metadata = JSON.stringify(withSubjectType(withPolicies(base, policies), client));

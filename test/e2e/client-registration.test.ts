@@ -311,3 +311,24 @@ async function auditOf(server: TestServer, type: string) {
   await server.services.audit.flush();
   return queryAuditEvents(server.services.db, { type, limit: 100 });
 }
+
+test('an app an administrator registers shows the links it was given on the consent page, and is not said to have registered itself', async () => {
+  const admin = await adminApiOf(open);
+  const documented = await DocumentedResponses.fetch(`${open.url}/admin/v1/openapi.json`);
+  const made = await admin.call('POST', '/clients', { type: 'spa', name: 'Partner portal', redirectUris: [REDIRECT_URI], policyUri: 'https://partner.example.test/privacy' });
+  documented.check('POST', '/clients', made.status, made.body);
+  expect(made.body).toMatchObject({ clientUri: null, policyUri: 'https://partner.example.test/privacy', tosUri: null });
+  expect((await admin.call('POST', '/clients', { type: 'spa', name: 'x', redirectUris: [REDIRECT_URI], tosUri: 'javascript:alert(1)' })).status).toBe(400);
+
+  const rp = await oidc.discovery(new URL(open.issuer), made.body.clientId, undefined, oidc.None(), insecure);
+  const { consentPage } = await signInAndRedeem(rp, await createUser(open), { scope: 'openid' });
+  expect(consentPage?.html).toContain('<a href="https://partner.example.test/privacy" rel="noopener noreferrer">Its privacy policy</a>');
+  expect(consentPage?.html).not.toContain('registered itself');
+
+  const changed = await admin.call('PATCH', `/clients/${made.body.clientId}`, { policyUri: null, clientUri: 'https://partner.example.test/' });
+  documented.check('PATCH', '/clients/{id}', changed.status, changed.body);
+  expect(changed.body).toMatchObject({ clientUri: 'https://partner.example.test/', policyUri: null });
+
+  const cli = await runToEnd('src/cli.ts', ['clients', 'update', made.body.clientId, '--tos-uri', 'https://partner.example.test/terms', '--client-uri', '', '--json'], cleanEnvironment(open.env));
+  expect(JSON.parse(cli.stdout)).toMatchObject({ client_uri: null, policy_uri: null, tos_uri: 'https://partner.example.test/terms' });
+});
