@@ -48,7 +48,8 @@ import { addFederatedSignInRoutes, followedIdpHint, pendingLinkOf, renderLinkPag
 import type { LinkedIdentities } from '../federation/linked-identities.js';
 import type { UpstreamProviders } from '../federation/upstream.js';
 import type { AppDescriptions } from '../client-registration/app-descriptions.js';
-import { addRegistrationRoutes } from './registration.js';
+import { addRegistrationRoutes, renderRegistration } from './registration.js';
+import { CREATE_PROMPT } from '../oidc/create-prompt.js';
 import { addSecondFactorRoutes, beginSecondFactor, pendingSecondFactorOf, renderSecondFactor, stepUpOf } from './second-factor.js';
 import type { Views } from './views.js';
 
@@ -93,17 +94,23 @@ function typedBefore(body: unknown): { email?: string; remember: boolean } {
   return { email: typeof email === 'string' ? email.slice(0, 1024) : undefined, remember: remember !== undefined };
 }
 
+/** The step an interaction is at: prompt=create's is the login's, begun at the registration page. */
+const stepOf = (details: Interaction) => (details.prompt.name === CREATE_PROMPT ? 'login' : details.prompt.name);
+
 export function createInteractionRoutes(deps: InteractionDependencies): Middleware {
   const { provider, views, logger } = deps;
   const router = new Router({ prefix: '/interaction/:uid' });
 
-  /** Loads the interaction, checks it is in the expected prompt and (for posts) checks the CSRF token. */
+  /**
+   * Loads the interaction, checks it is in the expected prompt and (for posts) checks the CSRF token. prompt=create
+   * is the login step begun at the registration page: whatever signs in there may be used.
+   */
   const interaction = (expectedPrompt?: string) => async (ctx: Context, next: Next) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res).catch(async (error: unknown) => {
       if ((error as Error).name === 'SessionNotFound') throw (await endedSignInPage(deps, ctx)) ?? error;
       throw error;
     });
-    if (details.uid !== ctx.params.uid || (expectedPrompt && details.prompt.name !== expectedPrompt)) {
+    if (details.uid !== ctx.params.uid || (expectedPrompt && stepOf(details) !== expectedPrompt)) {
       // An earlier step's page (Back after signing in) or another tab's: this browser's sign-in now is `details`,
       // and its own page shows the step it is at.
       const current = { href: `/interaction/${encodeURIComponent(details.uid)}`, label: `Continue signing in to ${await clientNameOf(deps, details)}` };
@@ -119,7 +126,9 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   const finish = async (ctx: Context, result: InteractionResults, merge: boolean) => {
     // Signed in by other means than a provider: nothing to sign out of there later (src/federation/logout.ts).
     if (result.login && !result.login.amr?.includes('fed')) forgetUpstreamSignIn(ctx, deps.config.production);
-    const location = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    // oidc-provider asks again for a prompt the result does not name: prompt=create is answered by this sign-in.
+    const answered = (ctx.state.interaction as Interaction).prompt.name === CREATE_PROMPT ? { ...result, [CREATE_PROMPT]: {} } : result;
+    const location = await provider.interactionResult(ctx.req, ctx.res, answered, { mergeWithLastSubmission: merge });
     markSignInEnded(ctx, (ctx.state.interaction as Interaction).uid, result.error ? 'cancelled' : 'done');
     ctx.status = 303;
     ctx.redirect(location);
@@ -130,12 +139,15 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   router.get('/', interaction(), async (ctx) => {
     const details = ctx.state.interaction as Interaction;
     rememberSignIn(ctx, details, restartPathOf(provider, details));
-    const secondFactor = details.prompt.name === 'login' ? (pendingSecondFactorOf(details) ?? (await stepUpOf(deps, details))) : undefined;
+    const step = stepOf(details);
+    const secondFactor = step === 'login' ? (pendingSecondFactorOf(details) ?? (await stepUpOf(deps, details))) : undefined;
     if (secondFactor) return renderSecondFactor(ctx, deps, details, secondFactor);
-    const link = details.prompt.name === 'login' ? pendingLinkOf(details) : undefined;
+    const link = step === 'login' ? pendingLinkOf(details) : undefined;
     if (link) return renderLinkPage(ctx, deps, details, link);
-    if (details.prompt.name === 'login' && (await followedIdpHint(ctx, deps, details))) return;
-    if (details.prompt.name === 'login') return renderLogin(ctx, deps, details);
+    // prompt=create opens at the registration page, whose "I have an account" link comes back with ?step=sign-in.
+    if (details.prompt.name === CREATE_PROMPT && ctx.query.step !== 'sign-in') return renderRegistration(ctx, deps, details);
+    if (step === 'login' && (await followedIdpHint(ctx, deps, details))) return;
+    if (step === 'login') return renderLogin(ctx, deps, details);
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     if (details.prompt.name === CONFIRM_EMAIL_PROMPT) return renderEmailConfirmation(ctx, deps, details);
     if (details.prompt.name === PASSWORD_CHANGE_PROMPT) return renderPasswordChange(ctx, deps, details);

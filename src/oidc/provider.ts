@@ -9,6 +9,7 @@ import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-pr
 import { emailConfirmationPrompt } from './email-confirmation-prompt.js';
 import { pairwiseIdentifier } from './pairwise-subjects.js';
 import { passwordChangePrompt } from './password-change-prompt.js';
+import { createPrompt } from './create-prompt.js';
 import { MFA_ACR, SECOND_FACTOR_REQUESTED, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
@@ -63,6 +64,7 @@ export interface ProviderDependencies {
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
   const findAccount = accountFinder(deps.users, { readGrantWithUser: deps.readGrantWithUser, userClaims: config.userClaims });
+  const policy = interactionPolicyWithLoginChecks(config.ttl.sessionMax, catalog, config.mail.confirmationRequired, config.registration.mode === 'open');
   const provider = new Provider(config.issuer, {
     adapter: deps.adapter,
     jwks: { keys: config.keys.signInline ? deps.signingKeys.map((jwk) => new InlineSigningKey(jwk)) : deps.signingKeys },
@@ -96,6 +98,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Dynamic client registration is ours (src/client-registration/), not oidc-provider's: discovery names it.
     discovery: {
       claim_types_supported: ['normal'],
+      // OpenID Connect Discovery's list of the prompts an app may ask for (oidc-provider does not publish it).
+      prompt_values_supported: ['none', ...policy.filter((prompt) => prompt.requestable).map((prompt) => prompt.name)],
       ...(config.clientRegistration === 'off' ? {} : { registration_endpoint: `${config.issuer}${CLIENT_REGISTRATION_PATH}` }),
       ...(config.clientIdMetadataDocuments ? { client_id_metadata_document_supported: true } : {}),
     },
@@ -149,7 +153,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyWithLoginChecks(config.ttl.sessionMax, catalog, config.mail.confirmationRequired),
+      policy,
     },
     loadExistingGrant: firstPartyGrantLoader(catalog),
     // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant.
@@ -185,9 +189,11 @@ export function createProvider(deps: ProviderDependencies): Provider {
  * `prompt=consent` asks a person only for a third-party client: a first-party one has no consent page
  * (./first-party.ts), yet OIDC Core §11 makes every client send prompt=consent with offline_access.
  */
-function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog, emailConfirmationRequired: boolean) {
+function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog, emailConfirmationRequired: boolean, registrationOpen: boolean) {
   const policy = interactionPolicy.base();
   if (emailConfirmationRequired) policy.add(emailConfirmationPrompt(), 1);
+  // First, so that prompt=create opens at the registration page even for a browser already signed in.
+  if (registrationOpen) policy.add(createPrompt(), 0);
   // Right after the login, ahead of the address's confirmation and consent, as Keycloak's required actions come.
   policy.add(passwordChangePrompt(), 1);
   const consentRequested = policy.get('consent')?.checks.get('consent_prompt');
