@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { ADMIN_ACTOR, adminApiIndicator, createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
+import { queryAuditEvents } from './audit/audit-query.js';
 import { REGISTRATION_ACTOR, createClientRegistrationRoutes } from './client-registration/routes.js';
 import { ClientRepository, TOKEN_EXCHANGE_GRANT, clientRepositoryOptions } from './clients/clients.js';
 import { appDescriptions } from './client-registration/app-descriptions.js';
@@ -214,6 +215,10 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       linkedIdentities,
       upstream,
       locks: new LockAdministration(services.limits, { audit, actor: 'self' }),
+      accountActivity: async (accountId, limit) => {
+        await audit.flush?.(); // what was just done belongs in the file too
+        return queryAuditEvents(services.db, { accountId, limit });
+      },
       twoFactor: services.twoFactor,
       catalog: services.catalog,
       audit,

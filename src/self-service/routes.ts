@@ -15,6 +15,7 @@
  *                                          (./replace-app.ts)
  *   POST /account/sessions/end             another browser's session → signed out (back-channel logout to its apps)
  *   POST /account/apps/remove              an app's grant → removed, with every token issued under it
+ *   POST /account/data                     everything held about the person, as a JSON file (./data-export.ts)
  *
  * and passkeys added and removed (./passkeys.ts); and, through links sent by mail, a forgotten password reset and the address confirmed (./email-link-pages.ts),
  * and the address changed (./email-change.ts).
@@ -41,6 +42,8 @@ import { setFirstPassword } from './first-password.js';
 import { addEmailLinkPages } from './email-link-pages.js';
 import { WRONG_PASSWORD, checkCode, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
 import { addAccountDeletionRoutes } from './account-deletion.js';
+import { addDataExportRoutes } from './data-export.js';
+import type { StoredAuditEvent } from '../audit/audit-log.js';
 import { addPasskeyRoutes } from './passkeys.js';
 import { addLinkedIdentityRoutes } from './linked-identities.js';
 import { addReplaceAppRoutes } from './replace-app.js';
@@ -56,6 +59,8 @@ export interface AccountDependencies extends InteractionDependencies {
   sessions: SessionDirectory;
   /** Lifts the sign-in lock of a user who reset their password, audited `by: self`. */
   locks: LockAdministration;
+  /** The account's most recent audit events, newest first, for "Download your data" (./data-export.ts). */
+  accountActivity: (accountId: string, limit: number) => Promise<StoredAuditEvent[]>;
 }
 
 const passwordForm = z.object({
@@ -104,6 +109,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   addPasskeyRoutes(router, deps, signedIn);
   addLinkedIdentityRoutes(router, deps, { signedIn, signedInNow, done });
   addAccountDeletionRoutes(router, deps, signedIn);
+  addDataExportRoutes(router, deps, signedIn);
 
   router.get('/', async (ctx) => {
     const found = await signedInNow(ctx);

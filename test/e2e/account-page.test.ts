@@ -5,6 +5,7 @@
  * access. Forms without the session's CSRF token are refused.
  */
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../../src/clients/account-console.js';
 import { PASSWORD, createUser, createWebClient, discover, loginFormOf, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -194,4 +195,39 @@ test('the authenticator app is replaced from the page (a new phone): the old one
   expect(await storedSecret()).not.toBe(before);
   expect(await server.services.twoFactor.verify(user.userId, codeAt(newSecret, Date.now() + 30_000))).toBe('otp');
   expect(await server.services.twoFactor.verify(user.userId, recovery[1] as string)).toBeUndefined();
+});
+
+test('"Download your data" gives the person one JSON file of what is held about them, with no secret in it', async () => {
+  const { user, secret: totpSecret, recovery, agent, page } = await openAccountWithApp();
+  await server.services.users.update(user.userId, { attributes: { desk: 'B-12' } });
+  const { clientId, secret } = await createWebClient(server);
+  await signInAndRedeem(await discover(server, clientId, secret), user, { scope: 'openid email', agent });
+
+  const { page: file } = await agent.submit(page, formOf(page, '/account/data'), {}, server.issuer);
+  expect(file?.status).toBe(200);
+  expect(file?.headers.get('content-type')).toMatch(/^application\/json/);
+  expect(file?.headers.get('content-disposition')).toMatch(/^attachment; filename="account-data-\d{4}-\d{2}-\d{2}\.json"$/);
+  expect(file?.headers.get('cache-control')).toBe('no-store');
+  const data = JSON.parse(file?.html ?? '{}');
+  expect(data).toMatchObject({
+    issuer: server.issuer,
+    account: { id: user.userId, email: user.email, roles: ['reader'], attributes: { desk: 'B-12' }, twoStepVerification: { enabled: true, recoveryCodesLeft: 10 } },
+    passkeys: [],
+    linkedSignIns: [],
+    // The account page is an app of its own (account-console), with the grant its sign-in made.
+    apps: expect.arrayContaining([expect.objectContaining({ app: 'Web App', clientId, scopes: expect.arrayContaining(['openid', 'email']) })]),
+  });
+  expect(data.sessions.length).toBeGreaterThanOrEqual(1);
+  expect(data.activity.map((entry: { event: string }) => entry.event)).toEqual(expect.arrayContaining(['sign_in', 'user_updated']));
+  // Nothing that signs in or decrypts: no password hash, no authenticator secret, no recovery code.
+  const text = file?.html ?? '';
+  expect(text).not.toMatch(/\$2[aby]\$/);
+  expect(text).not.toContain(totpSecret);
+  for (const code of recovery) expect(text).not.toContain(code);
+
+  const { page: withoutToken } = await agent.follow(`${server.issuer}/account/data`, server.issuer, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=forged' });
+  expect(withoutToken?.status).toBe(403);
+  await server.services.audit.flush();
+  const [exported] = await queryAuditEvents(server.services.db, { type: 'account_data_exported', accountId: user.userId });
+  expect(exported).toMatchObject({ outcome: 'success', detail: { by: 'self' } });
 });
