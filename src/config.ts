@@ -307,6 +307,17 @@ const environmentSchema = z.object({
    */
   CLIENT_REGISTRATION: z.enum(['off', 'token', 'open'], { error: 'CLIENT_REGISTRATION must be off, token or open' }).default('off'),
   /**
+   * Hosts an app registering without an initial access token may name (Keycloak's "Trusted Hosts" policy):
+   * `app.example.com`, or `*.example.com` for any host under it; loopback and private-use redirect URIs of native
+   * apps always. Unset: any host.
+   */
+  CLIENT_REGISTRATION_TRUSTED_HOSTS: z
+    .string()
+    .optional()
+    .refine((value) => splitList(value).every((host) => /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(host)), {
+      error: 'CLIENT_REGISTRATION_TRUSTED_HOSTS must list host names, comma-separated (app.example.com, *.example.com)',
+    }),
+  /**
    * Apps named by the URL of their metadata document (draft-ietf-oauth-client-id-metadata-document, as MCP clients
    * use): src/client-registration/metadata-documents.ts. Off until turned on: the server then fetches URLs apps name.
    */
@@ -422,6 +433,8 @@ export interface Config {
   registration: { mode: Environment['REGISTRATION']; roles: string[] };
   /** Who may register an app at /reg (CLIENT_REGISTRATION): nobody, holders of an initial access token, anyone. */
   clientRegistration: Environment['CLIENT_REGISTRATION'];
+  /** The hosts an app registering without a token may name (lower case; `*.` for any under it); empty: any. */
+  clientRegistrationTrustedHosts: string[];
   /** Apps named by the URL of their metadata document are served (CLIENT_ID_METADATA_DOCUMENTS). */
   clientIdMetadataDocuments: boolean;
   /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
@@ -640,6 +653,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     clientRegistration: e.CLIENT_REGISTRATION,
+    clientRegistrationTrustedHosts: splitList(e.CLIENT_REGISTRATION_TRUSTED_HOSTS).map((host) => host.toLowerCase()),
     clientIdMetadataDocuments: e.CLIENT_ID_METADATA_DOCUMENTS,
     accountDeletion: e.ACCOUNT_DELETION,
     userClaims: userClaims.claims,

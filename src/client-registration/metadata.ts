@@ -126,6 +126,36 @@ export function refuseCalledUrls(client: NewClient): void {
   }
 }
 
+/** Whether `host` is one of `trusted` (an entry `*.example.com` takes any host under example.com). */
+const hostTrusted = (host: string, trusted: readonly string[]) =>
+  trusted.some((entry) => (entry.startsWith('*.') ? host.endsWith(entry.slice(1)) : host === entry));
+
+/**
+ * CLIENT_REGISTRATION_TRUSTED_HOSTS, for an app registering without an initial access token: every URL it names
+ * (where people are sent back, what the server calls, what the consent page links to) is on a trusted host; a
+ * native app's loopback or private-use redirect URIs are always taken.
+ */
+export function refuseUntrustedHosts(registration: Registration, trusted: readonly string[]): void {
+  if (trusted.length === 0) return;
+  const { client, description } = registration;
+  const named: [string, string[]][] = [
+    ['redirect_uris', (client.redirectUris ?? []).filter((uri) => !isNativeRedirect(uri))],
+    ['post_logout_redirect_uris', (client.postLogoutRedirectUris ?? []).filter((uri) => !isNativeRedirect(uri))],
+    ['jwks_uri', client.jwksUri ? [client.jwksUri] : []],
+    ['backchannel_logout_uri', client.backchannelLogoutUri ? [client.backchannelLogoutUri] : []],
+    ['sector_identifier_uri', client.sectorIdentifierUri ? [client.sectorIdentifierUri] : []],
+    ...(['client_uri', 'logo_uri', 'policy_uri', 'tos_uri'] as const).map((name): [string, string[]] => [name, typeof description[name] === 'string' ? [description[name] as string] : []]),
+  ];
+  for (const [field, uris] of named) {
+    for (const uri of uris) {
+      const host = URL.parse(uri)?.hostname.toLowerCase() ?? '';
+      if (hostTrusted(host, trusted)) continue;
+      const code = field.includes('redirect_uris') ? 'invalid_redirect_uri' : 'invalid_client_metadata';
+      throw new RegistrationError(code, `${field}: ${host || uri} is not a host an app may name without an initial access token from an administrator`);
+    }
+  }
+}
+
 /** A loopback http URI, or a private-use scheme: where only an app on the person's own device is sent back to. */
 function isNativeRedirect(uri: string): boolean {
   const url = URL.parse(uri);

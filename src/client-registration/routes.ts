@@ -26,7 +26,7 @@ import { isNativeApp } from '../oidc/client-adapter.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
 import { OUTAGE_ANSWER, isStoreOutage } from '../store/outages.js';
-import { type Registration, RegistrationError, metadataOf, refuseCalledUrls, registrationOf, registrationRefusal } from './metadata.js';
+import { type Registration, RegistrationError, metadataOf, refuseCalledUrls, refuseUntrustedHosts, registrationOf, registrationRefusal } from './metadata.js';
 import { CLIENT_REGISTRATION_PATH } from './path.js';
 import type { RegistrationTokens } from './tokens.js';
 
@@ -131,6 +131,7 @@ export function createClientRegistrationRoutes(deps: ClientRegistrationDependenc
     }
     const registration = registrationOf(ctx.request.body, { allowServices: initialToken !== undefined });
     if (!initialToken && config.allowPrivateNetworkCalls) refuseCalledUrls(registration.client);
+    if (!initialToken) refuseUntrustedHosts(registration, config.clientRegistrationTrustedHosts);
     const { client, secret } = await clients.create(registration.client);
     let registrationAccessToken: string;
     try {
@@ -183,7 +184,11 @@ export function createClientRegistrationRoutes(deps: ClientRegistrationDependenc
     const body = ctx.request.body as Record<string, unknown>;
     refuseUnchangeable(body, client, (secret) => clients.verifySecret(client, secret));
     const replacement = registrationOf(body, { allowServices: client.type === 'service' });
-    if ((await tokens.registeredVia(client.clientId)) === 'open' && config.allowPrivateNetworkCalls) refuseCalledUrls(replacement.client);
+    // An app that registered openly stays under the rules of open registration when it replaces its metadata.
+    if ((await tokens.registeredVia(client.clientId)) === 'open') {
+      if (config.allowPrivateNetworkCalls) refuseCalledUrls(replacement.client);
+      refuseUntrustedHosts(replacement, config.clientRegistrationTrustedHosts);
+    }
     await clients.update(client.clientId, changesFor(client, replacement));
     await tokens.describe(client.clientId, replacement.description);
     catalog.forgetClient(client.clientId);

@@ -332,3 +332,38 @@ test('an app an administrator registers shows the links it was given on the cons
   const cli = await runToEnd('src/cli.ts', ['clients', 'update', made.body.clientId, '--tos-uri', 'https://partner.example.test/terms', '--client-uri', '', '--json'], cleanEnvironment(open.env));
   expect(JSON.parse(cli.stdout)).toMatchObject({ client_uri: null, policy_uri: null, tos_uri: 'https://partner.example.test/terms' });
 });
+
+test('CLIENT_REGISTRATION_TRUSTED_HOSTS: an app registering openly names only those hosts (native loopback aside); an initial access token lifts it', async () => {
+  const trusting = await startTestServer({ env: { CLIENT_REGISTRATION: 'open', CLIENT_REGISTRATION_TRUSTED_HOSTS: 'app.example.test,*.partner.example.test' } });
+  try {
+    const ok = await register(trusting, { redirect_uris: ['https://app.example.test/callback', 'https://eu.partner.example.test/cb'], token_endpoint_auth_method: 'none' });
+    expect(ok.clientMetadata().client_id).toEqual(expect.any(String));
+    const native = await register(trusting, { redirect_uris: ['http://127.0.0.1/callback'], token_endpoint_auth_method: 'none' });
+    expect(native.clientMetadata().application_type).toBe('native');
+
+    const elsewhere = await post(trusting, JSON.stringify({ redirect_uris: ['https://evil.example.test/cb'], token_endpoint_auth_method: 'none' }));
+    expect(elsewhere).toMatchObject({
+      status: 400,
+      json: { error: 'invalid_redirect_uri', error_description: 'redirect_uris: evil.example.test is not a host an app may name without an initial access token from an administrator' },
+    });
+    const lookalike = await post(trusting, JSON.stringify({ redirect_uris: ['https://notpartner.example.test/cb'], token_endpoint_auth_method: 'none' }));
+    expect(lookalike.json.error).toBe('invalid_redirect_uri');
+    const policy = await post(trusting, JSON.stringify({ redirect_uris: ['https://app.example.test/cb'], token_endpoint_auth_method: 'none', policy_uri: 'https://bank.example.test/privacy' }));
+    expect(policy.json).toMatchObject({ error: 'invalid_client_metadata', error_description: expect.stringMatching(/^policy_uri: bank\.example\.test is not a host/) });
+
+    // Replacing its metadata keeps it under the same rule.
+    const registered = ok.clientMetadata();
+    const moved = await manage(registered.registration_client_uri as string, registered.registration_access_token as string, 'PUT', {
+      client_id: registered.client_id,
+      redirect_uris: ['https://evil.example.test/cb'],
+      token_endpoint_auth_method: 'none',
+    });
+    expect(moved.json.error).toBe('invalid_redirect_uri');
+
+    const { initialAccessToken } = (await (await adminApiOf(trusting)).call('POST', '/client-registration-tokens', {})).body as { initialAccessToken: string };
+    const vouched = await register(trusting, { redirect_uris: ['https://elsewhere.example.test/cb'], token_endpoint_auth_method: 'none' }, { initialAccessToken });
+    expect(vouched.clientMetadata().redirect_uris).toEqual(['https://elsewhere.example.test/cb']);
+  } finally {
+    await trusting.close();
+  }
+});

@@ -179,6 +179,12 @@ describe('configuration', () => {
     expect(loadConfig({ PASSWORD_BLOCKLIST_FILE: path.join(dir, 'words.txt') }).passwords.blocklist).toEqual(['acmewidget']);
   });
 
+  test('CLIENT_REGISTRATION_TRUSTED_HOSTS lists host names, * for any under one', () => {
+    expect(loadConfig({}).clientRegistrationTrustedHosts).toEqual([]);
+    expect(loadConfig({ CLIENT_REGISTRATION_TRUSTED_HOSTS: 'App.Example.com, *.partner.example.com' }).clientRegistrationTrustedHosts).toEqual(['app.example.com', '*.partner.example.com']);
+    expect(problemsOf({ CLIENT_REGISTRATION_TRUSTED_HOSTS: 'https://app.example.com/' })[0]).toMatch(/^CLIENT_REGISTRATION_TRUSTED_HOSTS must list host names/);
+  });
+
   test('MAIL_TEMPLATES_DIR must be a folder', () => {
     expect(problemsOf({ MAIL_TEMPLATES_DIR: '/nonexistent/templates' })).toEqual(['MAIL_TEMPLATES_DIR: there is no folder at /nonexistent/templates']);
     expect(loadConfig({ MAIL_TEMPLATES_DIR: tmpdir() }).mail.templatesDir).toBe(tmpdir());
