@@ -78,8 +78,8 @@ export class PasswordPolicy {
     this.#serviceWords = (options.serviceWords ?? []).map((word) => word.toLowerCase());
   }
 
-  /** Why the length alone refuses a password (checked as the form is read), or undefined. */
-  lengthProblem(password: string): string | undefined {
+  /** Why the length alone refuses a password, or undefined. */
+  #lengthProblem(password: string): string | undefined {
     if (password.length < this.minLength) return `a password needs at least ${this.minLength} characters`;
     if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) return `a password may be at most ${MAX_PASSWORD_BYTES} bytes long`;
     return undefined;
@@ -87,10 +87,11 @@ export class PasswordPolicy {
 
   /** Why `password` will not do for this account, or undefined when it will. */
   async problem(password: string, context: PasswordContext = {}): Promise<string | undefined> {
-    const lengthProblem = this.lengthProblem(password);
+    const lengthProblem = this.#lengthProblem(password);
     if (lengthProblem) return lengthProblem;
     const candidates = forms(password);
-    if (candidates.some((candidate) => this.#personalWords(context).has(candidate))) return PERSONAL_REFUSAL;
+    const personal = this.#personalWords(context);
+    if (candidates.some((candidate) => personal.has(candidate))) return PERSONAL_REFUSAL;
     const common = await loadCommonPasswords();
     if (candidates.some((candidate) => common.has(candidate) || this.#blocklist.has(candidate))) return COMMON_REFUSAL;
     return undefined;

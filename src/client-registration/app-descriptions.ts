@@ -8,6 +8,7 @@
  * The links were checked as web pages (http(s)) when the app registered, and are shown as links only: a logo
  * would be an image from the app's host, which the pages' Content-Security-Policy keeps out.
  */
+import { webPage } from '../clients/app-links.js';
 import type { Catalog } from '../oidc/catalog.js';
 import type { ClientMetadataDocuments } from './metadata-documents.js';
 import type { RegistrationTokens } from './tokens.js';
@@ -22,13 +23,14 @@ export interface AppDescription {
 
 export type AppDescriptions = (clientId: string) => Promise<AppDescription | undefined>;
 
-const webPage = (value: unknown) => (typeof value === 'string' && /^https?:\/\//.test(value) ? value : undefined);
+/** A link as registration checked it (../clients/app-links.ts); anything else stored is not shown. */
+const link = (value: unknown) => (webPage.safeParse(value).success ? (value as string) : undefined);
 
 function described(description: Record<string, unknown>, selfDescribed: boolean): AppDescription {
   return {
-    homepage: webPage(description.client_uri),
-    privacyPolicy: webPage(description.policy_uri),
-    termsOfService: webPage(description.tos_uri),
+    homepage: link(description.client_uri),
+    privacyPolicy: link(description.policy_uri),
+    termsOfService: link(description.tos_uri),
     selfDescribed,
   };
 }

@@ -17,6 +17,9 @@ export const webPage = z
     return !/[\s\u0000-\u001f\u007f]/.test(uri) && (url?.protocol === 'https:' || (url?.protocol === 'http:' && LOOPBACK.has(url.hostname)));
   }, 'must be an https URL');
 
-/** The links as the client's record keeps them (in `metadata`, under the spec's names). */
-export const APP_LINKS = { clientUri: 'client_uri', policyUri: 'policy_uri', tosUri: 'tos_uri' } as const;
-export type AppLinks = { [field in keyof typeof APP_LINKS]: string | null };
+/** The links as the client's record has them (kept in `metadata` as client_uri, policy_uri, tos_uri); null: none. */
+export interface AppLinks {
+  clientUri: string | null;
+  policyUri: string | null;
+  tosUri: string | null;
+}

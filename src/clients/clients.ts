@@ -20,7 +20,7 @@ import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from './account-console.js';
-import { APP_LINKS, type AppLinks, webPage } from './app-links.js';
+import { type AppLinks, webPage } from './app-links.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
 import { SUBJECT_TYPES, type SubjectType, sectorDocumentProblem, sectorIdentifierUriProblem, sectorOf } from './sector-identifiers.js';
@@ -332,7 +332,10 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     ...(policies.requireSignedRequestObject ? { require_signed_request_object: true } : {}),
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
     ...(policies.requireMfa ? { require_mfa: true } : {}),
-    ...Object.fromEntries(Object.entries(APP_LINKS).flatMap(([field, name]) => (policies[field as keyof AppLinks] ? [[name, policies[field as keyof AppLinks]]] : []))),
+    // The consent page's links (./app-links.ts), under the spec's names.
+    ...(policies.clientUri ? { client_uri: policies.clientUri } : {}),
+    ...(policies.policyUri ? { policy_uri: policies.policyUri } : {}),
+    ...(policies.tosUri ? { tos_uri: policies.tosUri } : {}),
     // Ours too: which APIs' tokens the token-exchange grant takes from this client.
     ...(policies.tokenExchangeFrom.length > 0 ? { token_exchange_from: [...new Set(policies.tokenExchangeFrom)] } : {}),
   };

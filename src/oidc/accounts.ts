@@ -58,6 +58,11 @@ export function revokedFor(user: User, issued: number | undefined): boolean {
   return issued < Math.floor(user.sessionsRevokedAt.getTime() / 1000);
 }
 
+/** Whether a session or token issued at `issued` (epoch seconds) still stands for `user`: enabled, and not revoked since. */
+export function activeSince(user: User | undefined, issued: number | undefined): user is User {
+  return user !== undefined && !user.disabledAt && !revokedFor(user, issued);
+}
+
 /**
  * One user lookup per request: the provider asks for the account and then for the token's extra claims, often
  * for the same user within one request (code exchange, refresh). Remembered per request only, so a change to the
@@ -94,8 +99,7 @@ export function accountFinder(users: UserRepository, options: { readGrantWithUse
   return async (ctx, sub, token): Promise<Account | undefined> => {
     if (readGrantWithUser && readsGrantNext(token)) await readGrantWithUser(token.grantId, sub);
     const user = await findUser(users, ctx, sub);
-    if (!user || user.disabledAt) return undefined;
-    if (revokedFor(user, issuedAt(ctx, token as { iat?: number } | undefined))) return undefined;
+    if (!activeSince(user, issuedAt(ctx, token as { iat?: number } | undefined))) return undefined;
     return {
       accountId: user.id,
       // Read by the `update_password` prompt (./password-change-prompt.ts).

@@ -21,7 +21,7 @@ import type { UserRepository } from '../accounts/users.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { type ClientRecord, TOKEN_EXCHANGE_GRANT } from '../clients/clients.js';
-import { revokedFor } from './accounts.js';
+import { activeSince } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { looksLikeJwt } from './jwt-access-tokens.js';
 import { scopesAllowed } from './resource-servers.js';
@@ -35,8 +35,7 @@ export const EXCHANGED_TOKEN_GTY = 'token_exchange';
  * apps), so introspection asks its user instead: disabled, or signed out everywhere since it was issued, ends it.
  */
 export async function exchangedTokenLive(users: UserRepository, token: { accountId?: string; iat?: number }): Promise<boolean> {
-  const user = token.accountId ? await users.findById(token.accountId) : undefined;
-  return user !== undefined && !user.disabledAt && !revokedFor(user, token.iat);
+  return activeSince(token.accountId ? await users.findById(token.accountId) : undefined, token.iat);
 }
 
 export interface TokenExchangeDependencies {
@@ -94,13 +93,9 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
     } catch {
       throw invalidSubject('subject_token_invalid', 'not an unexpired access token issued here');
     }
-    const clientId = String(payload.client_id);
-    const issuedTo = await deps.catalog.client(clientId);
-    // A pairwise app's tokens name the user by a subject of its sector, which cannot be turned back into the account.
-    if (issuedTo?.subjectType === 'pairwise') throw invalidSubject('subject_token_pairwise', 'tokens of an app with pairwise subjects cannot be exchanged');
     return {
       accountId: String(payload.sub),
-      clientId,
+      clientId: String(payload.client_id),
       audiences: strings(payload.aud),
       scopes: typeof payload.scope === 'string' ? strings(payload.scope.split(' ')) : [],
       issuedAt: Number(payload.iat),
@@ -137,11 +132,17 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
     if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
       throw new Refusal('unsupported_subject_token_type', new errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}: only access tokens issued here can be exchanged`));
     }
-    const subject = looksLikeJwt(token) ? await readJwt(token) : await readOpaque(token);
+    const jwt = looksLikeJwt(token);
+    const subject = jwt ? await readJwt(token) : await readOpaque(token);
+    const issuedTo = await deps.catalog.client(subject.clientId);
+    // A pairwise app's JWTs name the user by a subject of its sector, which cannot be turned back into the account
+    // (an opaque token's record holds the account itself).
+    if (jwt && issuedTo?.subjectType === 'pairwise') throw invalidSubject('subject_token_pairwise', 'tokens of an app with pairwise subjects cannot be exchanged');
     if (subject.accountId === subject.clientId) throw invalidSubject('subject_token_not_a_user', 'a client’s own token (client credentials) names no user to act for');
-    if (!(await deps.catalog.client(subject.clientId))) throw invalidSubject('subject_token_client_disabled', 'the app it was issued to is disabled or removed');
-    const user = await deps.users.findById(subject.accountId);
-    if (!user || user.disabledAt || revokedFor(user, subject.issuedAt)) throw invalidSubject('subject_token_revoked', 'its user is disabled or has been signed out everywhere since');
+    if (!issuedTo) throw invalidSubject('subject_token_client_disabled', 'the app it was issued to is disabled or removed');
+    if (!activeSince(await deps.users.findById(subject.accountId), subject.issuedAt)) {
+      throw invalidSubject('subject_token_revoked', 'its user is disabled or has been signed out everywhere since');
+    }
     if (!subject.audiences.some((audience) => client.tokenExchangeFrom.includes(audience))) {
       throw invalidSubject('subject_token_not_for_client', `it is not for an API this client is the back end of (${client.tokenExchangeFrom.join(', ')})`);
     }

@@ -7,7 +7,7 @@
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { User, UserRepository } from '../accounts/users.js';
-import { revokedFor } from '../oidc/accounts.js';
+import { activeSince } from '../oidc/accounts.js';
 import { pastMaximum } from '../oidc/session-lifetime.js';
 
 type Session = InstanceType<Provider['Session']>;
@@ -28,6 +28,6 @@ export async function signedInOf(
   if (!session || typeof accountId !== 'string' || typeof uid !== 'string') return undefined;
   if (pastMaximum(deps.sessionMaxSeconds, session)) return undefined;
   const user = await deps.users.findById(accountId);
-  if (!user || user.disabledAt || revokedFor(user, session.loginTs)) return undefined;
+  if (!activeSince(user, session.loginTs)) return undefined;
   return { user, session: session as SignedIn['session'] };
 }
