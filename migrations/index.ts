@@ -18,6 +18,7 @@ import * as serverSettings from './20261207_0012_server_settings.js';
 import * as userAttributes from './20261207_0013_user_attributes.js';
 import * as linkedIdentities from './20261207_0014_linked_identities.js';
 import * as clientRegistration from './20261207_0015_client_registration.js';
+import * as passwordHistory from './20261207_0016_password_history.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -42,6 +43,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0013_user_attributes': userAttributes,
   '20261207_0014_linked_identities': linkedIdentities,
   '20261207_0015_client_registration': clientRegistration,
+  '20261207_0016_password_history': passwordHistory,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

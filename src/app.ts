@@ -207,6 +207,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
         actor: 'self',
         sessions: selfSessions,
         passwordPolicy: services.users.passwordPolicy,
+        passwordHistory: services.users.passwordHistory.length,
       }),
       sessions: selfSessions,
       emailLinks: services.emailLinks,

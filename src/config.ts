@@ -184,6 +184,8 @@ const environmentSchema = z.object({
   PASSWORD_MIN_LENGTH: wholeNumber.pipe(z.number().int().min(8).max(64)).default(8),
   /** A file of passwords of the deployment's own to refuse, one a line (`#` comments), beside the common ones. */
   PASSWORD_BLOCKLIST_FILE: z.string().optional(),
+  /** A new password may not be the current one nor one of the N-1 before it (src/accounts/password-history.ts); 0: not checked. */
+  PASSWORD_HISTORY: wholeNumber.pipe(z.number().int().min(0).max(24)).default(0),
   /** How long client and API records are cached in process, in milliseconds. */
   CLIENT_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
   /**
@@ -389,8 +391,11 @@ export interface Config {
   allowPrivateNetworkCalls: boolean;
   logLevel: Environment['LOG_LEVEL'];
   bcryptCost: number;
-  /** New passwords (src/accounts/password-policy.ts): the fewest characters, and the deployment's words to refuse. */
-  passwords: { minLength: number; blocklist: string[] };
+  /**
+   * New passwords (src/accounts/password-policy.ts): the fewest characters, and the deployment's words to refuse;
+   * how many of an account's latest passwords, the current one included, a new one may not repeat.
+   */
+  passwords: { minLength: number; blocklist: string[]; history: number };
   clientCacheTtlMs: number;
   /** Access-token records kept in process (with Redis only). */
   tokenCache: { ttlMs: number; maxEntries: number };
@@ -624,7 +629,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateNetworkCalls: e.ALLOW_PRIVATE_NETWORK_CALLS ?? !production,
     logLevel: e.LOG_LEVEL,
     bcryptCost: e.BCRYPT_COST,
-    passwords: { minLength: e.PASSWORD_MIN_LENGTH, blocklist: passwordBlocklist(e.PASSWORD_BLOCKLIST_FILE) },
+    passwords: { minLength: e.PASSWORD_MIN_LENGTH, blocklist: passwordBlocklist(e.PASSWORD_BLOCKLIST_FILE), history: e.PASSWORD_HISTORY },
     clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,
     tokenCache: { ttlMs: e.TOKEN_CACHE_TTL_MS, maxEntries: e.TOKEN_CACHE_MAX_ENTRIES },
     ttl: {

@@ -69,6 +69,11 @@ export class PasswordHasher {
     return bcrypt.compare(password, storedHash);
   }
 
+  /** Whether `password` is the one `storedHash` was made from; no decoy, for hashes known to exist. */
+  matches(password: string, storedHash: string): Promise<boolean> {
+    return isForeignHash(storedHash) ? verifyForeignHash(password, storedHash) : bcrypt.compare(password, storedHash);
+  }
+
   /** One bcrypt comparison's time, spent on the decoy. */
   async #compareWithDecoy(password: string): Promise<void> {
     await bcrypt.compare(password, await this.#decoyHash());

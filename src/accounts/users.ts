@@ -15,6 +15,7 @@ import { run, statement } from '../store/prepared-statements.js';
 import { foundKey, take } from '../store/request-scope.js';
 import { storageId } from '../store/storage-id.js';
 import type { EmailLink } from './email-links.js';
+import { PasswordHistory } from './password-history.js';
 import { type PasswordContext, PasswordPolicy } from './password-policy.js';
 import { PasswordHasher, newPasswordRefusal } from './passwords.js';
 import type { ImportedUser } from './user-import.js';
@@ -226,11 +227,14 @@ export interface UserRepositoryOptions {
   sessions?: { endAll(accountId: string): Promise<void> };
   /** What a new password must be (PASSWORD_MIN_LENGTH, PASSWORD_BLOCKLIST_FILE); the defaults without it. */
   passwordPolicy?: PasswordPolicy;
+  /** How many of a user's latest passwords a new one may not repeat (PASSWORD_HISTORY); 0, the default: none. */
+  passwordHistory?: number;
 }
 
 export class UserRepository {
   readonly passwords: PasswordHasher;
   readonly passwordPolicy: PasswordPolicy;
+  readonly passwordHistory: PasswordHistory;
   readonly #audit?: AuditSink;
   readonly #actor: string;
   readonly #sessions?: UserRepositoryOptions['sessions'];
@@ -241,6 +245,7 @@ export class UserRepository {
   ) {
     this.passwords = new PasswordHasher(options.bcryptCost);
     this.passwordPolicy = options.passwordPolicy ?? new PasswordPolicy();
+    this.passwordHistory = new PasswordHistory(db, this.passwords, options.passwordHistory ?? 0);
     this.#audit = options.audit;
     this.#actor = options.actor ?? 'server';
     this.#sessions = options.sessions;
@@ -490,13 +495,17 @@ export class UserRepository {
 
   /**
    * An administrator's new password ends every session and token of the user: whoever knew the old one is out.
-   * `temporary`: the user must choose their own at the next sign-in (the administrator knows this one).
+   * `temporary`: the user must choose their own at the next sign-in (the administrator knows this one). Like the
+   * user's own, it may not repeat a recent password (PASSWORD_HISTORY): a PasswordReusedError.
    */
   async setPassword(idOrEmail: string, newPassword: string, options: { temporary?: boolean } = {}): Promise<User> {
     const user = await this.require(idOrEmail);
-    const hash = await this.passwords.hash(await this.#checkedPassword(newPassword, user));
+    await this.#checkedPassword(newPassword, user);
+    await this.passwordHistory.refuseReused(user.id, newPassword);
+    const hash = await this.passwords.hash(newPassword);
     const temporary = options.temporary ?? false;
-    const updated = await this.#revokeEverything(user.id, { password_hash: hash, password_changed_at: new Date(), password_change_required: temporary });
+    const changes = { password_hash: hash, password_changed_at: new Date(), password_change_required: temporary };
+    const updated = await this.#revokeEverything(user.id, changes, (trx) => this.passwordHistory.keepCurrent(trx, user.id));
     this.#record('user_password_changed', updated, temporary ? { temporary } : {});
     return updated;
   }
@@ -505,11 +514,19 @@ export class UserRepository {
    * The user's own change, on the account page, which has checked the current password: their sessions and apps
    * are left as they are (the page offers to end the other sessions, and lists the apps), as Keycloak's account
    * console does. An administrator's `setPassword` ends everything instead. Also the sign-in's "Choose a new
-   * password" after a temporary one (`auditDetail` says so). Either way the change is no longer required.
+   * password" after a temporary one (`auditDetail` says so). Either way the change is no longer required. A
+   * recent password (PASSWORD_HISTORY) is a PasswordReusedError: pages check the current password first, so that
+   * the history tells nothing to someone at a session who does not know it.
    */
   async changePassword(id: string, newPassword: string, auditDetail: Record<string, unknown> = {}): Promise<User> {
-    const hash = await this.passwords.hash(await this.#checkedPassword(newPassword, (await this.findById(id)) ?? {}));
-    const updated = await this.#update(id, { password_hash: hash, password_changed_at: new Date(), password_change_required: false });
+    await this.#checkedPassword(newPassword, (await this.findById(id)) ?? {});
+    await this.passwordHistory.refuseReused(id, newPassword);
+    const hash = await this.passwords.hash(newPassword);
+    const changes = { password_hash: hash, password_changed_at: new Date(), password_change_required: false };
+    const updated = await this.db.transaction(async (trx) => {
+      await this.passwordHistory.keepCurrent(trx, id);
+      return this.#update(id, changes, trx);
+    });
     this.#record('user_password_changed', updated, auditDetail);
     return updated;
   }
@@ -519,15 +536,20 @@ export class UserRepository {
    * the link up in the same transaction as the change, so the link works once and a failure leaves both as they
    * were. The link is void for a disabled user, and once the password has changed since it was sent. Opening it
    * proved the address is the user's, so a matching address counts as confirmed. Sessions and apps are left as
-   * they are: the caller ends the sessions when asked to. Returns undefined when the link did not work.
+   * they are: the caller ends the sessions when asked to. `userId` is the link's account, as the page read it
+   * before using the link up: a recent password of theirs (PASSWORD_HISTORY) is a PasswordReusedError, and the
+   * link is left unused. Returns undefined when the link did not work.
    */
-  async resetPassword(redeem: (trx: Database) => Promise<EmailLink | undefined>, newPassword: string): Promise<User | undefined> {
-    // The page checked it against the link's account first (it knows which before the link is used up).
-    const hash = await this.passwords.hash(await this.#checkedPassword(newPassword, {}));
+  async resetPassword(userId: string, redeem: (trx: Database) => Promise<EmailLink | undefined>, newPassword: string): Promise<User | undefined> {
+    // The page checked the policy against the link's account first, with its email and name.
+    await this.#checkedPassword(newPassword, {});
+    await this.passwordHistory.refuseReused(userId, newPassword);
+    const hash = await this.passwords.hash(newPassword);
     const user = await this.db.transaction(async (trx) => {
       const link = await redeem(trx);
-      const row = link && (await trx<UserRow>('users').where({ id: link.userId }).forUpdate().first());
+      const row = link?.userId === userId ? await trx<UserRow>('users').where({ id: userId }).forUpdate().first() : undefined;
       if (!link || !row || row.disabled_at || (row.password_changed_at && row.password_changed_at > link.createdAt)) return undefined;
+      await this.passwordHistory.keepCurrent(trx, row.id);
       const now = new Date();
       const changes = {
         password_hash: hash,
@@ -666,8 +688,9 @@ export class UserRepository {
    * grant is gone) and refresh tokens, and marks the moment so that any session still around is refused when next
    * used (src/oidc/accounts.ts). The sessions themselves are then removed, so that listings show none.
    */
-  async #revokeEverything(id: string, changes: Partial<UserRow>): Promise<User> {
+  async #revokeEverything(id: string, changes: Partial<UserRow>, alsoWithin?: (trx: Database) => Promise<void>): Promise<User> {
     const user = await this.db.transaction(async (trx) => {
+      await alsoWithin?.(trx);
       await deleteAccountRecords(trx, id);
       const [row] = await trx<UserRow>('users')
         .where({ id })
@@ -681,8 +704,8 @@ export class UserRepository {
     return user;
   }
 
-  async #update(id: string, changes: Partial<UserRow>): Promise<User> {
-    const [row] = await this.db<UserRow>('users')
+  async #update(id: string, changes: Partial<UserRow>, db: Database = this.db): Promise<User> {
+    const [row] = await db<UserRow>('users')
       .where({ id })
       .update({ ...changes, updated_at: new Date() })
       .returning('*');

@@ -232,7 +232,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const { db, catalog } = services;
   const actor = ADMIN_ACTOR;
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
-  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions, passwordPolicy: services.users.passwordPolicy });
+  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions, passwordPolicy: services.users.passwordPolicy, passwordHistory: services.users.passwordHistory.length });
   const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
   const locks = new LockAdministration(services.limits, { audit, actor });

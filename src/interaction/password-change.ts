@@ -6,7 +6,8 @@
  *   POST /interaction/:uid/update-password   the new password twice → changed, on to the app
  *
  * The person has just signed in, so the page asks for no current password. The new one must pass the password
- * rules and differ from the current one, which whoever gave a temporary one knows. Sessions and apps stay (an
+ * rules and differ from the current one, which whoever gave a temporary one knows (and, with PASSWORD_HISTORY,
+ * from the ones before it). Sessions and apps stay (an
  * administrator's new password ended them already).
  */
 import type { Router } from '@koa/router';
@@ -14,6 +15,7 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
+import { changeUnlessReused } from '../accounts/password-history.js';
 import { newPasswordFields } from '../accounts/passwords.js';
 import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
 import { csrfToken } from './csrf.js';
@@ -49,7 +51,8 @@ export function addPasswordChangeRoutes(
     if (problem) return refuse(problem);
     // Whoever gave a temporary one knows it: keeping it would keep their way in.
     if (await deps.users.verifyPassword(user.email, form.data.password)) return refuse('Choose a password other than your current one.');
-    await deps.users.changePassword(user.id, form.data.password, { by: 'self', via: 'sign_in', clientId: String(details.params.client_id) });
+    const change = await changeUnlessReused(deps.users.changePassword(user.id, form.data.password, { by: 'self', via: 'sign_in', clientId: String(details.params.client_id) }));
+    if ('refusal' in change) return refuse(change.refusal);
     await steps.finish(ctx, { [PASSWORD_CHANGE_PROMPT]: { changed: true } }, true);
   });
 }

@@ -20,6 +20,7 @@ import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { EmailLinkPurpose } from '../accounts/email-links.js';
+import { changeUnlessReused } from '../accounts/password-history.js';
 import { newPasswordFields } from '../accounts/passwords.js';
 import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -124,7 +125,9 @@ export function addEmailLinkPages(router: Router, deps: AccountDependencies, sig
     const before = await linkUser(token, 'password_reset');
     const problem = await deps.users.newPasswordRefusal(password, repeat, before);
     if (problem) return renderNewPasswordForm(ctx, before, token, problem);
-    const user = await deps.users.resetPassword((trx) => deps.emailLinks.redeem(trx, token, 'password_reset'), password);
+    const reset = await changeUnlessReused(deps.users.resetPassword(before.id, (trx) => deps.emailLinks.redeem(trx, token, 'password_reset'), password));
+    if ('refusal' in reset) return renderNewPasswordForm(ctx, before, token, reset.refusal);
+    const user = reset.changed;
     if (!user) throw new PageError(400, LINK_GONE, { href: '/account/password-reset', label: 'Send me a new link' });
     const sessions = await tidyAfterReset(deps, user, { endSessions: endSessions !== undefined, removePasskeys: removePasskeys !== undefined });
     const detail = {

@@ -9,6 +9,7 @@
  */
 import type { Context } from 'koa';
 import { z } from 'zod';
+import { changeUnlessReused } from '../accounts/password-history.js';
 import { newPasswordFields } from '../accounts/passwords.js';
 import { renderAccountPage } from './page.js';
 import type { AccountDependencies } from './routes.js';
@@ -32,6 +33,7 @@ export async function setFirstPassword(ctx: Context, deps: AccountDependencies, 
   if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
   const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, signedIn.user);
   if (problem) return refuse(problem);
-  await deps.users.changePassword(signedIn.user.id, form.data.password, { first: true });
+  const change = await changeUnlessReused(deps.users.changePassword(signedIn.user.id, form.data.password, { first: true }));
+  if ('refusal' in change) return refuse(change.refusal);
   done(ctx);
 }

@@ -26,6 +26,7 @@
 import { Router } from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { z } from 'zod';
+import { changeUnlessReused } from '../accounts/password-history.js';
 import { newPasswordFields } from '../accounts/passwords.js';
 import type { SessionDirectory } from '../accounts/sessions.js';
 import { MFA_ACR } from '../accounts/two-factor.js';
@@ -153,7 +154,8 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     if (problem) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: problem }, status: 400 });
     const checked = await checkCurrentPassword(ctx, deps, form.data.current);
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', WRONG_PASSWORD);
-    await deps.users.changePassword(user.id, form.data.password);
+    const change = await changeUnlessReused(deps.users.changePassword(user.id, form.data.password));
+    if ('refusal' in change) return renderAccountPage(ctx, deps, signedInAs, { errors: { password: change.refusal }, status: 400 });
     if (form.data.endOthers === undefined) return done(ctx, 'password');
     await endOtherSessions(deps, user.id, session.uid);
     done(ctx, 'password-others');

@@ -5,6 +5,7 @@
 import { parseUserFile } from '../../src/accounts/user-import.js';
 import { codeAt, decryptTotpSecret, newTotpSecret } from '../../src/accounts/totp.js';
 import { TwoFactor } from '../../src/accounts/two-factor.js';
+import { PasswordReusedError } from '../../src/accounts/password-history.js';
 import { UserRepository } from '../../src/accounts/users.js';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { ApiRepository } from '../../src/apis/apis.js';
@@ -109,6 +110,43 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       await expect(users.create({ email: 'long@example.test', password: 'x'.repeat(73) })).rejects.toThrow(/72 bytes/);
       await expect(users.create({ email: 'not an email', password: 'long enough' })).rejects.toThrow(/email/);
       expect(await users.findByEmail('short@example.test')).toBeUndefined();
+    });
+
+    test('PASSWORD_HISTORY: a new password may not be the current one nor one of those before it, and only as many hashes as that are kept', async () => {
+      const remembering = new UserRepository(store.db, { bcryptCost: 4, passwordHistory: 3 });
+      const user = await remembering.create({ email: 'history@example.test', password: 'first long password' });
+      const remembered = () => store.db('password_history').where({ user_id: user.id }).orderBy('id').pluck('password_hash');
+      await expect(remembering.changePassword(user.id, 'first long password')).rejects.toThrow(PasswordReusedError);
+      await remembering.changePassword(user.id, 'second long password');
+      await remembering.setPassword(user.id, 'third long password', { temporary: true });
+      await expect(remembering.changePassword(user.id, 'first long password')).rejects.toThrow("password: that is one of the account's last 3 passwords (PASSWORD_HISTORY)");
+      await expect(remembering.setPassword(user.id, 'second long password')).rejects.toThrow(PasswordReusedError);
+      // A refusal changed nothing: the temporary password still works and is still to be replaced.
+      expect(await remembering.verifyPassword(user.email, 'third long password')).toMatchObject({ passwordChangeRequired: true });
+      // Only hashes, and two of them: the current one is the third.
+      expect(await remembered()).toEqual([expect.stringMatching(/^\$2b\$04\$/), expect.stringMatching(/^\$2b\$04\$/)]);
+      await remembering.changePassword(user.id, 'fourth long password');
+      expect(await remembered()).toHaveLength(2);
+      // Four back is allowed again.
+      await remembering.changePassword(user.id, 'first long password');
+
+      // A lower setting checks fewer and thins the list at the next change; 0 checks nothing.
+      const currentOnly = new UserRepository(store.db, { bcryptCost: 4, passwordHistory: 1 });
+      await expect(currentOnly.setPassword(user.id, 'first long password')).rejects.toThrow("password: that is the account's current password");
+      await currentOnly.changePassword(user.id, 'fourth long password');
+      expect(await remembered()).toEqual([]);
+      await users.changePassword(user.id, 'fourth long password');
+
+      // A reset link's account is the one checked, and a link for another account changes nothing.
+      const redeemNothing = async () => undefined;
+      await expect(remembering.resetPassword(user.id, redeemNothing, 'fourth long password')).rejects.toThrow(PasswordReusedError);
+      expect(await remembering.resetPassword(user.id, redeemNothing, 'fifth long password')).toBeUndefined();
+
+      // The history goes with the account.
+      await remembering.changePassword(user.id, 'fifth long password');
+      expect(await remembered()).toHaveLength(1);
+      await remembering.remove(user.id);
+      expect(await remembered()).toEqual([]);
     });
 
     test('revoking a user’s sessions deletes its grants, what was issued under them and its sessions, and nothing else', async () => {

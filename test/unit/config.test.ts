@@ -169,10 +169,13 @@ describe('configuration', () => {
     expect(loadConfig({ EMAIL_CONFIRMATION_REQUIRED: 'true' }).mail).toMatchObject({ transport: 'log', confirmationRequired: true });
   });
 
-  test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); PASSWORD_BLOCKLIST_FILE must be readable', async () => {
-    expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [] });
+  test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); no history unless PASSWORD_HISTORY (0–24); PASSWORD_BLOCKLIST_FILE must be readable', async () => {
+    expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [], history: 0 });
     expect(loadConfig({ PASSWORD_MIN_LENGTH: '15' }).passwords.minLength).toBe(15);
     expect(problemsOf({ PASSWORD_MIN_LENGTH: '6' })[0]).toMatch(/^PASSWORD_MIN_LENGTH: /);
+    expect(loadConfig({ PASSWORD_HISTORY: '5' }).passwords.history).toBe(5);
+    expect(problemsOf({ PASSWORD_HISTORY: '25' })[0]).toMatch(/^PASSWORD_HISTORY: /);
+    expect(problemsOf({ PASSWORD_HISTORY: 'three' })[0]).toMatch(/^PASSWORD_HISTORY: /);
     expect(problemsOf({ PASSWORD_BLOCKLIST_FILE: '/nonexistent/words.txt' })).toEqual(['PASSWORD_BLOCKLIST_FILE: cannot read /nonexistent/words.txt (ENOENT)']);
     const dir = await mkdtemp(path.join(tmpdir(), 'blocklist-'));
     await writeFile(path.join(dir, 'words.txt'), 'acmewidget\n');
