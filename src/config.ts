@@ -11,6 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseUserClaims } from './accounts/attributes.js';
 import { readBlocklist } from './accounts/password-policy.js';
+import { MAX_PASSWORD_HISTORY } from './accounts/password-history.js';
 import { themeProblems } from './interaction/theme.js';
 import { type IdentityProvider, readIdentityProviders } from './federation/identity-providers.js';
 
@@ -185,7 +186,7 @@ const environmentSchema = z.object({
   /** A file of passwords of the deployment's own to refuse, one a line (`#` comments), beside the common ones. */
   PASSWORD_BLOCKLIST_FILE: z.string().optional(),
   /** A new password may not be the current one nor one of the N-1 before it (src/accounts/password-history.ts); 0: not checked. */
-  PASSWORD_HISTORY: wholeNumber.pipe(z.number().int().min(0).max(24)).default(0),
+  PASSWORD_HISTORY: wholeNumber.pipe(z.number().int().min(0).max(MAX_PASSWORD_HISTORY)).default(0),
   /** How long client and API records are cached in process, in milliseconds. */
   CLIENT_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
   /**

@@ -57,6 +57,7 @@ function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
   const name = [user.firstName, user.lastName].filter((part) => typeof part === 'string' && part.trim() !== '').join(' ');
   const roles = Array.isArray(user.realmRoles) ? user.realmRoles.filter((role) => typeof role !== 'string' || !BUILT_IN_ROLE.test(role)) : [];
   const passwordHash = passwordHashOf(user.credentials);
+  const passwordHistory = passwordHistoryOf(user.credentials);
   const actions = Array.isArray(user.requiredActions) ? user.requiredActions : [];
   return {
     ...(user.id !== undefined ? { id: user.id } : {}),
@@ -66,6 +67,7 @@ function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
     emailVerified: user.emailVerified === true,
     disabled: user.enabled === false,
     ...(passwordHash ? { passwordHash } : {}),
+    ...(passwordHistory.length > 0 ? { passwordHistory } : {}),
     passwordChangeRequired: actions.includes('UPDATE_PASSWORD'),
     totpRequired: actions.includes('CONFIGURE_TOTP'),
     ...attributesOf(user.attributes),
@@ -142,7 +144,21 @@ interface CredentialData {
 /** The password credential's hash in PHC form; undefined when the user has none (they need a password set). */
 function passwordHashOf(credentials: unknown): string | undefined {
   const password = Array.isArray(credentials) ? credentials.find((credential) => credential?.type === 'password') : undefined;
-  if (!password) return undefined;
+  return password ? hashOf(password) : undefined;
+}
+
+/**
+ * The hashes of Keycloak's "password-history" credentials (kept under its "Not Recently Used" policy), newest
+ * first, so that PASSWORD_HISTORY goes on refusing the passwords people had there.
+ */
+function passwordHistoryOf(credentials: unknown): string[] {
+  const history = Array.isArray(credentials) ? credentials.filter((credential) => credential?.type === 'password-history') : [];
+  const createdAt = (credential: { createdDate?: unknown }) => (typeof credential.createdDate === 'number' ? credential.createdDate : 0);
+  return history.sort((a, b) => createdAt(b) - createdAt(a)).map(hashOf);
+}
+
+/** A password or password-history credential's hash in PHC form. */
+function hashOf(password: { secretData?: unknown; credentialData?: unknown }): string {
   const secret = parseEmbeddedJson(password.secretData, 'secretData') as { value?: string; salt?: string };
   const data = parseEmbeddedJson(password.credentialData, 'credentialData') as CredentialData;
   if (typeof secret.value !== 'string' || typeof secret.salt !== 'string' || typeof data.hashIterations !== 'number') {

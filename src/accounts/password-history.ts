@@ -11,6 +11,9 @@ import { InputError } from '../errors.js';
 import type { Database } from '../store/database.js';
 import type { PasswordHasher } from './passwords.js';
 
+/** The most passwords PASSWORD_HISTORY may name. */
+export const MAX_PASSWORD_HISTORY = 24;
+
 export class PasswordHistory {
   constructor(
     private readonly db: Database,

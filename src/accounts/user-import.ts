@@ -1,7 +1,8 @@
 /**
  * Users brought over from another identity provider (`authz users import`): a file of JSON Lines, or one JSON
- * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash?, passwordChangeRequired?,
- * totpRequired?, attributes?, linkedIdentities?, passkeys? }`; or a Keycloak export (./keycloak-import.ts).
+ * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash?, passwordHistory?,
+ * passwordChangeRequired?, totpRequired?, attributes?, linkedIdentities?, passkeys? }`; or a Keycloak export
+ * (./keycloak-import.ts).
  *
  * What makes a move painless for the people signing in and the apps relying on them:
  * - `passwordHash`: the old system's hash is kept, so everyone signs in with the password they had: bcrypt as it
@@ -16,6 +17,7 @@ import { InputError, parseInput } from '../errors.js';
 import { parseForeignHash } from './foreign-hashes.js';
 import { providerId } from '../federation/identity-providers.js';
 import { MAX_PASSKEYS_PER_USER } from './passkeys.js';
+import { MAX_PASSWORD_HISTORY } from './password-history.js';
 import { keycloakEntries } from './keycloak-import.js';
 import { newUserSchema } from './users.js';
 
@@ -56,6 +58,8 @@ const importedPasskey = z.strictObject({
 export const importedUserSchema = newUserSchema.omit({ password: true, temporaryPassword: true }).extend({
   id: z.uuid({ error: 'id must be a UUID (the subject identifier to keep)' }).optional(),
   passwordHash: passwordHash.optional(),
+  /** The hashes of the passwords before the current one, newest first, for PASSWORD_HISTORY (./password-history.ts). */
+  passwordHistory: z.array(passwordHash).max(MAX_PASSWORD_HISTORY).default([]),
   /** Imported as disabled: kept, but unable to sign in until enabled. */
   disabled: z.boolean().default(false),
   /** Must choose a new password at the next sign-in (Keycloak's "Update Password" required action). */

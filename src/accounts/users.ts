@@ -319,6 +319,9 @@ export class UserRepository {
           if (links.length > 0) await trx('linked_identities').insert(links);
           const passkeys = fresh.flatMap((user) => user.passkeys.map((passkey) => importedPasskeyRow(passkey, idOf.get(user.email) as string)));
           if (passkeys.length > 0) await trx('passkeys').insert(passkeys);
+          // Oldest first, so that the newest has the highest id, as a change would have written them.
+          const history = fresh.flatMap((user) => user.passwordHistory.toReversed().map((hash) => ({ user_id: idOf.get(user.email), password_hash: hash })));
+          if (history.length > 0) await trx('password_history').insert(history);
         }
       });
     } catch (error) {

@@ -2,7 +2,7 @@
  * Users, clients and APIs as stored: what reaches the database (never a plaintext password or secret), what is
  * refused, and how secrets roll over. Runs on every SQL store this run has (Postgres and PGlite).
  */
-import { parseUserFile } from '../../src/accounts/user-import.js';
+import { type ImportedUser, parseUserFile } from '../../src/accounts/user-import.js';
 import { codeAt, decryptTotpSecret, newTotpSecret } from '../../src/accounts/totp.js';
 import { TwoFactor } from '../../src/accounts/two-factor.js';
 import { PasswordReusedError } from '../../src/accounts/password-history.js';
@@ -141,6 +141,12 @@ describe.each(sqlKinds)('repositories on %s', (kind) => {
       const redeemNothing = async () => undefined;
       await expect(remembering.resetPassword(user.id, redeemNothing, 'fourth long password')).rejects.toThrow(PasswordReusedError);
       expect(await remembering.resetPassword(user.id, redeemNothing, 'fifth long password')).toBeUndefined();
+
+      // An import brings the old system's history along, newest first.
+      const [imported] = parseUserFile(JSON.stringify({ email: 'moved@example.test', passwordHash: await users.passwords.hash('current long password'), passwordHistory: [await users.passwords.hash('earlier long password')] }));
+      const { created: [moved] } = await remembering.importUsers([imported as ImportedUser]);
+      await expect(remembering.changePassword(moved?.id as string, 'earlier long password')).rejects.toThrow(PasswordReusedError);
+      await expect(remembering.changePassword(moved?.id as string, 'current long password')).rejects.toThrow(PasswordReusedError);
 
       // The history goes with the account.
       await remembering.changePassword(user.id, 'fifth long password');

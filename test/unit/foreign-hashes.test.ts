@@ -109,6 +109,17 @@ describe('a Keycloak export as users to import', () => {
     expect(bob?.passwordHash).toBeUndefined();
   });
 
+  test('keeps the hashes of the "password-history" credentials, newest first, for PASSWORD_HISTORY', async () => {
+    const { password: _current, ...current } = WRITTEN_BY_KEYCLOAK.pbkdf2Sha256Long;
+    const { password: _older, ...older } = WRITTEN_BY_KEYCLOAK.pbkdf2Sha256;
+    const { password: _newer, ...newer } = WRITTEN_BY_KEYCLOAK.argon2;
+    const credentials = [current, { ...older, type: 'password-history', createdDate: 1_600_000_000_000 }, { ...newer, type: 'password-history', createdDate: 1_700_000_000_000 }];
+    const [ada] = parseUserFile(JSON.stringify({ users: [{ username: 'ada', email: 'ada@example.test', credentials }] }), 'keycloak');
+    expect(ada?.passwordHistory).toEqual([expect.stringMatching(/^\$argon2id\$/), expect.stringMatching(/^\$pbkdf2-sha256\$/)]);
+    await expect(verifyForeignHash('password', ada?.passwordHistory[1] as string)).resolves.toBe(true);
+    await expect(verifyForeignHash('Password1', ada?.passwordHash as string)).resolves.toBe(true);
+  });
+
   test('each user that cannot be imported is named, with why', () => {
     const users = [
       { username: 'nomail' },
