@@ -535,6 +535,22 @@ export class UserRepository {
   }
 
   /**
+   * The user goes without a password (the account page's "Remove password", which has checked that a passkey or
+   * another identity provider's sign-in is left): the password stops working, a reset link already mailed stops
+   * working too (a new one sets a password again), and PASSWORD_HISTORY remembers it. Sessions and apps stay, as
+   * after a change.
+   */
+  async removePassword(id: string): Promise<User> {
+    const updated = await this.db.transaction(async (trx) => {
+      await this.passwordHistory.keepCurrent(trx, id);
+      await trx('email_links').where({ user_id: id, purpose: 'password_reset' }).delete();
+      return this.#update(id, { password_hash: null, password_changed_at: null, password_change_required: false }, trx);
+    });
+    this.#record('user_password_removed', updated);
+    return updated;
+  }
+
+  /**
    * A forgotten password replaced through a link sent by mail (src/self-service/email-link-pages.ts). `redeem` uses
    * the link up in the same transaction as the change, so the link works once and a failure leaves both as they
    * were. The link is void for a disabled user, and once the password has changed since it was sent. Opening it

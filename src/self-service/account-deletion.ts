@@ -3,7 +3,8 @@
  *
  *   POST /account/delete   the current password and "I understand" ticked → the account is gone, signed out
  *
- * The password is checked under the sign-in's limits, as for every change that cannot be undone from this page.
+ * The password is checked under the sign-in's limits, as for every change that cannot be undone from this page (an
+ * account without one must have signed in within the last five minutes: ./re-authentication.ts).
  * What goes, and what the apps are told, is UserRepository.remove's: the account, its passkeys, consents,
  * refresh tokens and sessions; apps with a back-channel logout URI get logout tokens.
  */
@@ -13,12 +14,12 @@ import { z } from 'zod';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { renderAccountPage } from './page.js';
-import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
+import { WRONG_PASSWORD, checkOwner, currentPasswordField, refuse } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
 const deleteForm = z.object({
-  current: currentPasswordField,
+  current: currentPasswordField.optional(),
   understood: z.literal('yes', 'Tick the box to say you understand that this cannot be undone.'),
 });
 
@@ -35,7 +36,7 @@ export function addAccountDeletionRoutes(router: Router, deps: AccountDependenci
       const error = form.error.issues[0]?.message ?? 'The form was not complete.';
       return renderAccountPage(ctx, deps, signedInAs, { errors: { deletion: error }, status: 400 });
     }
-    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    const checked = await checkOwner(ctx, deps, form.data.current);
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'deletion', WRONG_PASSWORD);
     const user = await deps.users.remove(signedInAs.user.id);
     deps.views.render(ctx, 'account-deleted.njk', { email: user.email });

@@ -6,8 +6,8 @@
  *   GET  /account/email/change/confirm   the mail's link (?token=): a button, so a mail scanner changes nothing
  *   POST /account/email/change/confirm   → the new address replaces the old (confirmed); the old one is told
  *
- * The current password is checked under the sign-in's limits (a session left open is not enough to take the
- * account), links count against the mail limits of the new address and the IP, and the old address gets a notice
+ * The current password is checked under the sign-in's limits, or, for an account without one, a sign-in within the
+ * last five minutes (./re-authentication.ts): a session left open is not enough to take the account. Links count against the mail limits of the new address and the IP, and the old address gets a notice
  * without a link: a change its owner did not make does not go unnoticed. Sessions and apps stay.
  */
 import type { Router } from '@koa/router';
@@ -21,13 +21,13 @@ import { linkMailFor } from '../mail/link-mails.js';
 import { emailChangedNotice } from '../mail/messages.js';
 import { refuseEmailLink } from '../security/limits.js';
 import { renderAccountPage } from './page.js';
-import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
+import { WRONG_PASSWORD, checkOwner, currentPasswordField, refuse } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
 const changeForm = z.object({
   email: z.email({ error: 'Enter the new address, such as name@example.com.' }).max(254, 'That email address is too long.'),
-  current: currentPasswordField,
+  current: currentPasswordField.optional(),
 });
 const tokenForm = z.object({ token: z.string().max(100) });
 
@@ -49,7 +49,7 @@ export function addEmailChangeRoutes(router: Router, deps: AccountDependencies, 
     if (!form.success) return error(ctx, form.error.issues[0]?.message ?? 'The form was not complete.');
     const email = form.data.email.toLowerCase();
     if (email === user.email) return error(ctx, 'That is your address already.');
-    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    const checked = await checkOwner(ctx, deps, form.data.current);
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'email', WRONG_PASSWORD);
     // Asked once the password is right, so that the page tells whether an address is taken only to the account's owner.
     if (await deps.users.findByEmail(email)) return error(ctx, 'Another account uses that address.', 409);

@@ -12,23 +12,16 @@ import { z } from 'zod';
 import { changeUnlessReused } from '../accounts/password-history.js';
 import { newPasswordFields } from '../accounts/passwords.js';
 import { renderAccountPage } from './page.js';
+import { SIGN_IN_AGAIN, signedInRecently } from './re-authentication.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
-/** How recent a sign-in must be to set a first password with: Keycloak's default for setting up a credential. */
-const RECENT_SIGN_IN_SECONDS = 5 * 60;
-
 const firstPasswordForm = z.object(newPasswordFields);
-
-/** Whether the session signed in (or signed in again) recently enough to set a password without another proof. */
-export function signedInRecently(session: SignedIn['session']): boolean {
-  return typeof session.loginTs === 'number' && Date.now() / 1000 - session.loginTs <= RECENT_SIGN_IN_SECONDS;
-}
 
 /** POST /account/password from an account without a password; `done` redirects to the page with its notice. */
 export async function setFirstPassword(ctx: Context, deps: AccountDependencies, signedIn: SignedIn, done: (ctx: Context) => void): Promise<void> {
   const refuse = (error: string, status = 400) => renderAccountPage(ctx, deps, signedIn, { errors: { password: error }, status });
-  if (!signedInRecently(signedIn.session)) return refuse('Sign in again first: a password is set only right after signing in.', 403);
+  if (!signedInRecently(signedIn.session)) return refuse(SIGN_IN_AGAIN, 403);
   const form = firstPasswordForm.safeParse(ctx.request.body);
   if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
   const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, signedIn.user);

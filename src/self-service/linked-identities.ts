@@ -9,20 +9,21 @@
  *                                                  callback, its state being `account.…`) → linked
  *   POST /account/identities/unlink                a provider (and the current password) → unlinked
  *
- * Linking adds a way in and unlinking takes one away, so both ask for the current password where the account has
- * one, as adding and removing a passkey do: a session left open is no way to keep the account or to lock its
- * person out. An account's last way in (no password, passkey or other link) is not unlinked.
+ * Linking adds a way in and unlinking takes one away, so both ask for the current password, or for an account
+ * without one a sign-in just now (./re-authentication.ts), as adding and removing a passkey do: a session left
+ * open is no way to keep the account or to lock its person out. An account's last way in is not unlinked
+ * (./ways-in.ts).
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
-import { hasOwnPassword } from '../accounts/users.js';
 import { NotFoundError } from '../errors.js';
 import { ACCOUNT_LINK_STATE_PREFIX, UpstreamSignInError, pendingUpstreamSignIn } from '../federation/upstream.js';
 import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { type AccountPageNotice, renderAccountPage } from './page.js';
-import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
+import { WRONG_PASSWORD, checkOwner, currentPasswordField, refuse } from './re-authentication.js';
+import { ONLY_WAY_IN, keepsAWayIn } from './ways-in.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
@@ -46,16 +47,11 @@ export function addLinkedIdentityRoutes(
   const cookieOptions = { signed: true, httpOnly: true, sameSite: 'lax' as const, path: LINK_PATH, secure: deps.config.production, overwrite: true };
   const refuseWith = (ctx: Context, error: string, status = 400) => renderAccountPage(ctx, deps, ctx.state.signedIn as SignedIn, { errors: { identities: error }, status });
 
-  /** The form, with the current password checked where the account has one; undefined when refused (page sent). */
+  /** The form, with the owner checked (./re-authentication.ts); undefined when refused (page sent). */
   const checkedForm = async (ctx: Context): Promise<z.infer<typeof identityForm> | undefined> => {
     const form = identityForm.safeParse(ctx.request.body);
     if (!form.success) throw new PageError(400, 'The form did not say which sign-in.');
-    if (!hasOwnPassword((ctx.state.signedIn as SignedIn).user)) return form.data;
-    if (form.data.current === undefined) {
-      await refuseWith(ctx, 'Enter your current password.');
-      return undefined;
-    }
-    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    const checked = await checkOwner(ctx, deps, form.data.current);
     if ('passed' in checked) return form.data;
     await refuse(ctx, deps, checked, 'identities', WRONG_PASSWORD);
     return undefined;
@@ -116,10 +112,7 @@ export function addLinkedIdentityRoutes(
     const signedInAs = ctx.state.signedIn as SignedIn;
     const form = await checkedForm(ctx);
     if (!form) return;
-    const others = (await deps.linkedIdentities.listFor(signedInAs.user.id)).filter((identity) => identity.provider !== form.provider);
-    if (!hasOwnPassword(signedInAs.user) && others.length === 0 && (await deps.passkeys.list(signedInAs.user.id)).length === 0) {
-      return refuseWith(ctx, 'This is your only way to sign in: set a password first ("Forgot your password?" on the login page), then unlink it.');
-    }
+    if (!(await keepsAWayIn(deps, signedInAs.user, { provider: form.provider }))) return refuseWith(ctx, ONLY_WAY_IN);
     await deps.linkedIdentities.unlink(signedInAs.user.id, form.provider).catch((error: unknown) => {
       // Unlinked already (another tab, an administrator): what was asked for.
       if (!(error instanceof NotFoundError)) throw error;

@@ -1,7 +1,7 @@
 /** What the account page shows: who is signed in, their two-step verification, passkeys, sessions and apps. */
 import type { Context } from 'koa';
 import { hasOwnPassword } from '../accounts/users.js';
-import { signedInRecently } from './first-password.js';
+import { signedInRecently } from './re-authentication.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
 import { csrfToken } from '../interaction/csrf.js';
 import type { AccountDependencies } from './routes.js';
@@ -13,6 +13,8 @@ const NOTICES = {
   password: 'Your password was changed.',
   'password-others': 'Your password was changed, and your other sessions were signed out.',
   'password-set': 'Your password was set: you can sign in with your email address and it too.',
+  'password-removed': 'Your password was removed: you sign in with your passkeys or your other sign-ins.',
+  'password-removed-others': 'Your password was removed, and your other sessions were signed out.',
   'two-step-on': 'Two-step verification is on.',
   'two-step-off': 'Two-step verification is off.',
   'session-ended': 'That session was signed out.',
@@ -79,10 +81,12 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
             lastUsed: passkey.lastUsedAt && shown(passkey.lastUsedAt),
           }))
         : undefined,
-      // Linking and unlinking ask for the current password where the account has one (./linked-identities.ts).
+      // Changes to how the account signs in ask for the current password; an account without one makes them (its
+      // first password among them) right after a sign-in, not on a session left open (./re-authentication.ts).
       hasPassword: hasOwnPassword(user),
-      // An account without a password sets its first one right after a sign-in, not on a session left open.
-      firstPasswordNow: !hasOwnPassword(user) && signedInRecently(session),
+      signedInJustNow: signedInRecently(session),
+      // Going without a password needs another way in: a passkey, or another identity provider (./ways-in.ts).
+      passwordRemovable: hasOwnPassword(user) && (passkeys.length > 0 || identities.length > 0),
       // The providers not linked yet, to link from here.
       linkable: deps.upstream.list.filter((provider) => !identities.some((identity) => identity.provider === provider.id)).map(({ id, name }) => ({ id, name })),
       // Shown where the server has identity providers, or the account still has a link to one since removed.

@@ -1,11 +1,12 @@
 /**
  * Passkeys on the account page (src/accounts/passkeys.ts):
  *
- *   POST /account/passkeys/options  the current password → the options for navigator.credentials.create() and
+ *   POST /account/passkeys/options  the current password (./re-authentication.ts) → the options for navigator.credentials.create() and
  *                                   their challenge, sealed for this session (JSON; refusals as `{error}`)
  *   POST /account/passkeys/add      the browser's new credential, the sealed challenge, a name → kept
  *   POST /account/passkeys/rename   one of them, a new name → renamed
- *   POST /account/passkeys/remove   one of them and the current password → removed
+ *   POST /account/passkeys/remove   one of them and the current password → removed, unless it is the account's
+ *                                   last way in (./ways-in.ts)
  *
  * The page's script (views/assets/passkeys.js) asks for the options, runs the browser's ceremony and posts the
  * answer as a form. The password is asked for before the ceremony, not after it, so that a wrong one does not
@@ -25,12 +26,13 @@ import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { renderAccountPage } from './page.js';
-import { WRONG_PASSWORD, checkCurrentPassword, currentPasswordField, refuse } from './re-authentication.js';
+import { SIGN_IN_AGAIN, WRONG_PASSWORD, checkOwner, currentPasswordField, refuse } from './re-authentication.js';
+import { ONLY_WAY_IN, keepsAWayIn } from './ways-in.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
 
 const optionsForm = z.object({
-  current: currentPasswordField,
+  current: currentPasswordField.optional(),
 });
 
 const addForm = z.object({
@@ -40,7 +42,7 @@ const addForm = z.object({
   name: z.string().trim().max(100, 'That name is too long: 100 characters at most.').optional(),
 });
 
-const removeForm = z.object({ passkey: z.string().min(1).max(1400), current: currentPasswordField });
+const removeForm = z.object({ passkey: z.string().min(1).max(1400), current: currentPasswordField.optional() });
 const renameForm = z.object({
   passkey: z.string().min(1).max(1400),
   name: z.string('Enter a name.').trim().min(1, 'Enter a name.').max(100, 'That name is too long: 100 characters at most.'),
@@ -68,7 +70,9 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
     const { user } = signedInAs;
     const form = optionsForm.safeParse(ctx.request.body);
     if (!form.success) return refuseJson(ctx, 400, form.error.issues[0]?.message ?? 'Enter your current password.');
-    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    const checked = await checkOwner(ctx, deps, form.data.current);
+    if ('signInAgain' in checked) return refuseJson(ctx, 403, SIGN_IN_AGAIN);
+    if ('invalid' in checked) return refuseJson(ctx, 400, checked.invalid);
     if ('lockedMs' in checked) {
       ctx.set('Retry-After', String(Math.ceil(checked.lockedMs / 1000)));
       return refuseJson(ctx, 429, `Too many wrong attempts. Try again in ${describeWait(checked.lockedMs)}.`);
@@ -136,8 +140,9 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
       if (issue?.path[0] === 'current') return refuse(ctx, deps, { invalid: issue.message }, 'passkeys', WRONG_PASSWORD);
       throw new PageError(400, 'The form did not say which passkey to remove.', { href: '/account#passkeys', label: 'Back to your account' });
     }
-    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    const checked = await checkOwner(ctx, deps, form.data.current);
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'passkeys', WRONG_PASSWORD);
+    if (!(await keepsAWayIn(deps, user, { passkey: form.data.passkey }))) return refuse(ctx, deps, { invalid: ONLY_WAY_IN }, 'passkeys', WRONG_PASSWORD);
     // Gone already (another tab, an administrator) is what was asked for.
     await passkeys.remove(user.id, form.data.passkey, 'self');
     ctx.status = 303;

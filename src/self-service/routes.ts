@@ -49,8 +49,9 @@ import { addPasskeyRoutes } from './passkeys.js';
 import { addLinkedIdentityRoutes } from './linked-identities.js';
 import { addReplaceAppRoutes } from './replace-app.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
+import { keepsAWayIn } from './ways-in.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
-import { type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
+import { AGAIN_FOR, type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
 
 /**
  * What the login pages get (src/interaction/routes.ts), with `users` and `sessions` whose changes are audited
@@ -70,6 +71,8 @@ const passwordForm = z.object({
   /** "Sign out of my other sessions": sent only when ticked. */
   endOthers: z.string().max(16).optional(),
 });
+const removePasswordForm = z.object({ current: currentPasswordField, endOthers: passwordForm.shape.endOthers });
+const NO_OTHER_WAY_IN = 'Add a passkey or link another sign-in first: without a password, that is how you will sign in.';
 /** Empty: no name (apps then get none in `name`). */
 const nameForm = z.object({ name: z.string('Enter your name.').trim().max(200, 'That name is too long: 200 characters at most.') });
 const sessionForm = z.object({ session: z.string().min(1).max(200) });
@@ -130,7 +133,7 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   });
 
   // After a refused form the address bar shows its action; reloading it is a GET, which goes back to the page.
-  router.get(['/name', '/password', '/two-step/recovery-codes', '/two-step/off', '/sessions/end', '/apps/remove'], (ctx) => {
+  router.get(['/name', '/password', '/password/remove', '/two-step/recovery-codes', '/two-step/off', '/sessions/end', '/apps/remove'], (ctx) => {
     ctx.status = 303;
     ctx.redirect('/account');
   });
@@ -143,6 +146,12 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
   });
 
   router.get('/password/set-up', (ctx) => signIn(ctx, 'password', true));
+  // An account without a password changes how it signs in right after a sign-in (./re-authentication.ts).
+  router.get('/sign-in-again/:section', (ctx) => {
+    const section = AGAIN_FOR.find((name) => name === ctx.params.section);
+    if (!section) throw new PageError(404, 'There is no such part of your account.', { href: '/account', label: 'Back to your account' });
+    signIn(ctx, section, true);
+  });
 
   router.post('/password', readForm, signedIn, async (ctx) => {
     const signedInAs = who(ctx);
@@ -159,6 +168,21 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     if (form.data.endOthers === undefined) return done(ctx, 'password');
     await endOtherSessions(deps, user.id, session.uid);
     done(ctx, 'password-others');
+  });
+
+  // Going without a password, once the current one is given and another way in is left (./ways-in.ts).
+  router.post('/password/remove', readForm, signedIn, async (ctx) => {
+    const { user, session } = who(ctx);
+    if (!hasOwnPassword(user)) return done(ctx, 'password-removed', '#password');
+    const form = removePasswordForm.safeParse(ctx.request.body);
+    if (!form.success) return renderAccountPage(ctx, deps, who(ctx), { errors: { password: refusal(form) }, status: 400 });
+    const checked = await checkCurrentPassword(ctx, deps, form.data.current);
+    if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', WRONG_PASSWORD);
+    if (!(await keepsAWayIn(deps, user, { password: true }))) return refuse(ctx, deps, { invalid: NO_OTHER_WAY_IN }, 'password', WRONG_PASSWORD);
+    await deps.users.removePassword(user.id);
+    if (form.data.endOthers === undefined) return done(ctx, 'password-removed', '#password');
+    await endOtherSessions(deps, user.id, session.uid);
+    done(ctx, 'password-removed-others', '#password');
   });
 
   router.post('/two-step/recovery-codes', readForm, signedIn, async (ctx) => {

@@ -17,12 +17,21 @@ import { PageError } from '../interaction/errors.js';
 const SIGN_IN_COOKIE = 'account_sign_in';
 
 /**
- * Why the sign-in is made: to see the page, to set up two-step verification (step-up, `acr_values`), or to set a
- * first password (a fresh sign-in, ./first-password.ts).
+ * Why the sign-in is made: to see the page, to set up two-step verification (step-up, `acr_values`), or, for an
+ * account without a password, to make a change in one of the page's sections right after a sign-in (a fresh one,
+ * ./re-authentication.ts): its first password, its address, its passkeys, its other sign-ins or its deletion.
  */
-export type SignInPurpose = 'view' | 'two-step' | 'password';
+export type SignInPurpose = 'view' | 'two-step' | AgainFor;
 
-const RETURN_TO: Record<SignInPurpose, string> = { view: '/account', 'two-step': '/account?done=two-step-on#two-step', password: '/account#password' };
+/** The sections an account without a password changes right after a sign-in. */
+export const AGAIN_FOR = ['password', 'email', 'passkeys', 'identities', 'delete'] as const;
+export type AgainFor = (typeof AGAIN_FOR)[number];
+
+const RETURN_TO: Record<SignInPurpose, string> = {
+  view: '/account',
+  'two-step': '/account?done=two-step-on#two-step',
+  ...(Object.fromEntries(AGAIN_FOR.map((section) => [section, `/account#${section}`])) as Record<AgainFor, string>),
+};
 
 const cookieOptions = (production: boolean) => ({
   signed: true,
@@ -61,7 +70,7 @@ export function startSignIn(ctx: Context, options: { issuer: string; production:
 function startedSignIn(ctx: Context, state: unknown): SignInPurpose | undefined {
   const [kept, purpose] = (ctx.cookies.get(SIGN_IN_COOKIE, { signed: true }) ?? '').split('.');
   if (!kept || typeof state !== 'string' || state !== kept) return undefined;
-  return purpose === 'two-step' || purpose === 'password' ? purpose : 'view';
+  return purpose && Object.hasOwn(RETURN_TO, purpose) ? (purpose as SignInPurpose) : 'view';
 }
 
 export async function finishSignIn(ctx: Context, options: { provider: Provider; production: boolean }): Promise<void> {

@@ -133,3 +133,34 @@ test('cancelling the passkey prompt leaves the login page with a sentence, and t
   expect(new URL(callback.url()).searchParams.get('code')).toEqual(expect.any(String));
   expect(cspErrors).toEqual([]);
 });
+
+test('a person goes without a password: removes it once a passkey is there, and adds the next passkey with none asked', async () => {
+  const person = await createUser(server);
+  const { page, cdp, authenticatorId, cspErrors } = await browserWithAuthenticator();
+  await page.goto(`${server.issuer}/account`);
+  await page.fill('#email', person.email);
+  await page.fill('#password', PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { name: 'Passkeys' }).waitFor();
+  await expect(page.getByText('Remove password').count()).resolves.toBe(0);
+  await page.fill('#passkey-name', 'Work laptop');
+  await page.fill('#current-for-passkey', PASSWORD);
+  await page.getByRole('button', { name: 'Add a passkey' }).click();
+  await page.getByText('Your passkey was added.').waitFor();
+
+  await page.getByText('Remove password').click();
+  await page.fill('#current-for-removal', PASSWORD);
+  await page.getByRole('button', { name: 'Remove my password' }).click();
+  await page.getByText('Your password was removed').waitFor();
+  await expect(page.locator('#current-for-passkey').count()).resolves.toBe(0);
+
+  // The next passkey, from another authenticator (this one already holds one for the account): no password field.
+  const [first] = await credentialsOf(cdp, authenticatorId);
+  await cdp.send('WebAuthn.removeCredential', { authenticatorId, credentialId: (first as Credential).credentialId });
+  await page.fill('#passkey-name', 'Phone');
+  await page.getByRole('button', { name: 'Add a passkey' }).click();
+  await page.getByText('Your passkey was added.').waitFor();
+  await expect(page.getByText('Phone', { exact: true }).isVisible()).resolves.toBe(true);
+  expect((await server.services.passkeys.list(person.userId)).map((passkey) => passkey.name).sort()).toEqual(['Phone', 'Work laptop']);
+  expect(cspErrors).toEqual([]);
+});

@@ -319,7 +319,7 @@ test('the account page lists the linked sign-in, unlinks it (not while it is the
   // An account a provider made has no password: nothing to ask for, and this link is its only way in.
   const refused = await browser.down.submit(page as Page, formOf(page as Page, '/account/identities/unlink'), {}, server.issuer);
   expect(refused.page?.status).toBe(400);
-  expect(textOf(refused.page)).toContain('This is your only way to sign in: set a password first');
+  expect(textOf(refused.page)).toContain('This is your only way to sign in: add a passkey, link another sign-in or set a password first.');
 
   const account = await server.services.users.findByEmail(person.email);
   await server.services.users.setPassword(account?.id ?? '', PASSWORD);

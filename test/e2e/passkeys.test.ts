@@ -64,9 +64,12 @@ async function openAccount(agent: UserAgent, email: string, at = server): Promis
   return page;
 }
 
-/** Adds `passkey` on the account page open in `agent`: the password, the ceremony, the form. Returns the page after. */
-async function addPasskey(agent: UserAgent, page: Page, passkey: SoftwarePasskey, name = 'Test key', at = server) {
-  const options = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(page, '/account/passkeys/add'), current: PASSWORD }, at);
+/**
+ * Adds `passkey` on the account page open in `agent`: the password (none for an account without one), the
+ * ceremony, the form. Returns the page after.
+ */
+async function addPasskey(agent: UserAgent, page: Page, passkey: SoftwarePasskey, name = 'Test key', at = server, current: string | undefined = PASSWORD) {
+  const options = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(page, '/account/passkeys/add'), ...(current !== undefined && { current }) }, at);
   if (options.status !== 200 || !options.body) throw new Error(`no options: ${options.status} ${JSON.stringify(options.body)}`);
   const creation = options.body.options as { challenge: string };
   const answer = passkey.attestation({ challenge: creation.challenge });
@@ -255,18 +258,114 @@ describe('adding a passkey on the account page', () => {
   });
 });
 
-describe('a forgotten password, when someone else may have added a passkey', () => {
-  /** "Forgot your password?" for `email`: the link from the mail. */
-  async function resetLink(email: string): Promise<string> {
-    const agent = person();
-    const { page } = await agent.follow(`${server.issuer}/account/password-reset`, server.issuer);
-    await agent.submit(page as Page, formOf(page as Page, '/account/password-reset'), { email }, server.issuer);
-    for (;;) {
-      const sent = await mail.next(email);
-      if (sent.subject.startsWith('Reset your password')) return linkIn(sent, `${server.issuer}/account/password-reset/new`);
-    }
+/** "Forgot your password?" for `email`: the link from the mail. */
+async function resetLink(email: string): Promise<string> {
+  const agent = person();
+  const { page } = await agent.follow(`${server.issuer}/account/password-reset`, server.issuer);
+  await agent.submit(page as Page, formOf(page as Page, '/account/password-reset'), { email }, server.issuer);
+  for (;;) {
+    const sent = await mail.next(email);
+    if (sent.subject.startsWith('Reset your password')) return linkIn(sent, `${server.issuer}/account/password-reset/new`);
   }
+}
 
+/** Pushes the sign-in of `agent`'s session back ten minutes: no longer "just now". */
+async function ageSignIn(agent: UserAgent) {
+  const session = await server.server.provider.Session.find(agent.cookies.get('_session') ?? '');
+  if (!session?.loginTs) throw new Error('no session');
+  session.loginTs -= 600;
+  await session.save(3600);
+}
+
+describe('going without a password', () => {
+  const NO_OTHER_WAY_IN = 'Add a passkey or link another sign-in first: without a password, that is how you will sign in.';
+  const ONLY_WAY_IN = 'This is your only way to sign in: add a passkey, link another sign-in or set a password first.';
+
+  test('a person with a passkey removes their password: it and a reset link mailed before stop working, the passkey signs in, and is not removed while it is the only way in', async () => {
+    const user = await createUser(server);
+    const agent = person();
+    const page = await openAccount(agent, user.email);
+    // Without a passkey (or another sign-in) there is nothing to go on with: not offered, and refused when posted.
+    expect(page.html).not.toContain('/account/password/remove');
+    const alone = await agent.request(`${server.issuer}/account/password/remove`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: csrfOf(page, '/account/passkeys/add'), current: PASSWORD }),
+    });
+    expect(alone.status).toBe(400);
+    expect(textOf({ html: await alone.text() } as Page)).toContain(NO_OTHER_WAY_IN);
+
+    const passkey = new SoftwarePasskey(user.userId, new URL(server.issuer).origin);
+    const { page: withPasskey } = await addPasskey(agent, page, passkey);
+    const link = await resetLink(user.email);
+    const removal = formOf(withPasskey as Page, '/account/password/remove');
+    const wrong = await agent.submit(withPasskey as Page, removal, { current: 'not my password' }, server.issuer);
+    expect(wrong.page?.status).toBe(400);
+    expect(textOf(wrong.page)).toContain('That is not your current password.');
+    const { page: removed } = await agent.submit(withPasskey as Page, removal, { current: PASSWORD }, server.issuer);
+    expect(removed?.url).toBe(`${server.issuer}/account?done=password-removed-others#password`);
+    expect(textOf(removed)).toContain('Your password was removed, and your other sessions were signed out.');
+    expect(textOf(removed)).toContain('Your account has no password.');
+    expect(await server.services.users.verifyPassword(user.email, PASSWORD)).toBeUndefined();
+    expect(await auditEvents('user_password_removed', user.userId)).toEqual([expect.objectContaining({ detail: { by: 'self' } })]);
+    const { page: stale } = await person().follow(link, server.issuer);
+    expect(stale?.status).toBe(400);
+    expect(textOf(stale)).toContain('This link has expired or was used already.');
+
+    // The passkey signs in to an app on its own.
+    const { agent: signIn, page: login, request } = await loginPage();
+    const { result } = await answerWithPasskey(signIn, login, (challenge) => passkey.assertion({ challenge }));
+    const tokens = await oidc.authorizationCodeGrant(webClient, result.redirectedTo as URL, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+    expect(tokens.claims()?.sub).toBe(user.userId);
+
+    // Signed in just now, the page asks no password for a passkey; but the only one stays.
+    const lastOne = formOf(removed as Page, '/account/passkeys/remove');
+    expect(lastOne.fields.map((field) => field.name)).not.toContain('current');
+    const kept = await agent.submit(removed as Page, lastOne, {}, server.issuer);
+    expect(kept.page?.status).toBe(400);
+    expect(textOf(kept.page)).toContain(ONLY_WAY_IN);
+    expect(await server.services.passkeys.list(user.userId)).toHaveLength(1);
+  });
+
+  test('an account without a password changes its passkeys and address only right after signing in, and signs in again for it', async () => {
+    const { user, passkey } = await userWithPasskey();
+    await server.services.users.removePassword(user.userId);
+    // Signed in with the passkey: the page offers no password form, and a second passkey needs none.
+    const { agent, page: login } = await loginPage();
+    await answerWithPasskey(agent, login, (challenge) => passkey.assertion({ challenge }));
+    const { page } = await agent.follow(`${server.issuer}/account`, server.issuer);
+    const second = new SoftwarePasskey(user.userId, new URL(server.issuer).origin);
+    const { page: added } = await addPasskey(agent, page as Page, second, 'Phone', server, undefined);
+    expect(textOf(added)).toContain('Your passkey was added.');
+
+    // Ten minutes on, each such change waits for a new sign-in, which the page offers.
+    await ageSignIn(agent);
+    const { page: later } = await agent.follow(`${server.issuer}/account`, server.issuer);
+    expect(later?.html).toContain('href="/account/sign-in-again/passkeys"');
+    expect(later?.html).toContain('href="/account/sign-in-again/email"');
+    const options = await postForJson(agent, '/account/passkeys/options', { csrf: csrfOf(later as Page, '/account/passkeys/add') });
+    expect(options).toMatchObject({ status: 403, body: { error: expect.stringContaining('Sign in again first') } });
+    const removal = await agent.submit(later as Page, formOf(later as Page, '/account/passkeys/remove'), {}, server.issuer);
+    expect(removal.page?.status).toBe(403);
+    const address = await agent.submit(later as Page, formOf(later as Page, '/account/email/change'), { email: `moved.${user.email}` }, server.issuer);
+    expect(address.page?.status).toBe(403);
+    expect(textOf(address.page)).toContain('Sign in again first: your account has no password, so this is done only right after signing in.');
+    expect(await server.services.passkeys.list(user.userId)).toHaveLength(2);
+
+    // "Sign in again": the login page even though signed in (prompt=login), a passkey, and back to the section.
+    expect((await agent.request(`${server.issuer}/account/sign-in-again/nonsense`)).status).toBe(404);
+    const { page: again } = await agent.follow(`${server.issuer}/account/sign-in-again/passkeys`, server.issuer);
+    expect(new URL(again?.url ?? '').pathname).toMatch(/^\/interaction\//);
+    const { result } = await answerWithPasskey(agent, again as Page, (challenge) => second.assertion({ challenge }));
+    const back = result.page;
+    expect(back?.url).toBe(`${server.issuer}/account#passkeys`);
+    const { page: gone } = await agent.submit(back as Page, formOf(back as Page, '/account/passkeys/remove'), {}, server.issuer);
+    expect(gone?.url).toBe(`${server.issuer}/account?done=passkey-removed#passkeys`);
+    expect(await server.services.passkeys.list(user.userId)).toHaveLength(1);
+  });
+});
+
+describe('a forgotten password, when someone else may have added a passkey', () => {
   test('the reset offers to remove the account\'s passkeys too, unticked: left alone they stay, ticked they go', async () => {
     const { user, passkey } = await userWithPasskey();
     const reset = async (values: Record<string, string>) => {

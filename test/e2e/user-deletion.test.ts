@@ -84,6 +84,33 @@ test('a person deletes their own account on the account page, with the password 
   expect(after && loginFormOf(after)).toBeTruthy();
 });
 
+test('an account without a password deletes itself right after signing in, not from a session signed in long ago', async () => {
+  const user = await createUser(server);
+  const agent = new UserAgent();
+  const { page: login } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  await agent.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: PASSWORD }, server.issuer);
+  // As if it signed in with a passkey or another provider: no password to give.
+  await server.services.users.removePassword(user.userId);
+  const { page } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  const form = formOf(page as Page, '/account/delete');
+  expect(form.fields.map((field) => field.name)).not.toContain('current');
+
+  const session = await server.server.provider.Session.find(agent.cookies.get('_session') ?? '');
+  if (!session?.loginTs) throw new Error('no session');
+  session.loginTs -= 600;
+  await session.save(3600);
+  const stale = await agent.submit(page as Page, form, { understood: 'yes' }, server.issuer);
+  expect(stale.page?.status).toBe(403);
+  expect(stale.page?.html).toContain('href="/account/sign-in-again/delete"');
+  expect(await server.services.users.findById(user.userId)).toBeDefined();
+
+  session.loginTs += 600;
+  await session.save(3600);
+  const deleted = await agent.submit(page as Page, form, { understood: 'yes' }, server.issuer);
+  expect(textOf(deleted.page)).toContain('Your account was deleted');
+  expect(await server.services.users.findById(user.userId)).toBeUndefined();
+});
+
 test('without ACCOUNT_DELETION the page offers no deletion, and a forged form is refused', async () => {
   const plain = await startTestServer();
   try {

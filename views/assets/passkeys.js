@@ -79,14 +79,16 @@
       event.preventDefault();
       showError(add, '');
       try {
-        const { response, body } = await post(add.dataset.options, { csrf: add.elements.csrf.value, current: add.elements.current.value });
+        // An account without a password has no such field: its recent sign-in stands for it.
+        const current = add.elements.current;
+        const { response, body } = await post(add.dataset.options, { csrf: add.elements.csrf.value, ...(current && { current: current.value }) });
         if (!response.ok && body && body.error) return showError(add, body.error);
         if (!response.ok || !body) return location.reload();
         const credential = await webauthn.startRegistration({ optionsJSON: body.options });
         add.elements.credential.value = JSON.stringify(credential);
         add.elements.challenge.value = body.challenge;
         // The password was checked with the options; it is not sent again.
-        add.elements.current.disabled = true;
+        if (current) current.disabled = true;
         add.submit();
       } catch (error) {
         showError(add, failureOf(error, 'Try again.'));
