@@ -19,6 +19,7 @@ import * as userAttributes from './20261207_0013_user_attributes.js';
 import * as linkedIdentities from './20261207_0014_linked_identities.js';
 import * as clientRegistration from './20261207_0015_client_registration.js';
 import * as passwordHistory from './20261207_0016_password_history.js';
+import * as termsAcceptance from './20261207_0017_terms_acceptance.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -44,6 +45,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0014_linked_identities': linkedIdentities,
   '20261207_0015_client_registration': clientRegistration,
   '20261207_0016_password_history': passwordHistory,
+  '20261207_0017_terms_acceptance': termsAcceptance,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -335,6 +335,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       audit,
       emailConfirmationRequired: config.mail.confirmationRequired,
       userClaims: config.userClaims,
+      termsVersion: config.terms?.version,
     });
     registerTokenExchangeGrant(provider, {
       catalog,

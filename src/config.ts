@@ -11,6 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseUserClaims } from './accounts/attributes.js';
 import { readBlocklist } from './accounts/password-policy.js';
+import { PWNED_PASSWORDS_RANGE_API } from './accounts/breached-passwords.js';
 import { MAX_PASSWORD_HISTORY } from './accounts/password-history.js';
 import { themeProblems } from './interaction/theme.js';
 import { type IdentityProvider, readIdentityProviders } from './federation/identity-providers.js';
@@ -186,6 +187,13 @@ const environmentSchema = z.object({
   /** A file of passwords of the deployment's own to refuse, one a line (`#` comments), beside the common ones. */
   PASSWORD_BLOCKLIST_FILE: z.string().optional(),
   /** A new password may not be the current one nor one of the N-1 before it (src/accounts/password-history.ts); 0: not checked. */
+  /** Refuse passwords known from data breaches, by Have I Been Pwned's k-anonymity range API (src/accounts/breached-passwords.ts). */
+  PASSWORD_BREACH_CHECK: booleanFlag,
+  /** The range API to ask instead of Have I Been Pwned's (a mirror): the SHA-1 prefix is appended. */
+  PASSWORD_BREACH_API: z
+    .string()
+    .refine((text) => /^https?:$/.test(URL.parse(text)?.protocol ?? ''), { error: 'must be an http(s) URL, to which the 5-character prefix is appended' })
+    .optional(),
   PASSWORD_HISTORY: wholeNumber.pipe(z.number().int().min(0).max(MAX_PASSWORD_HISTORY)).default(0),
   /** How long client and API records are cached in process, in milliseconds. */
   CLIENT_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
@@ -327,6 +335,16 @@ const environmentSchema = z.object({
   CLIENT_ID_METADATA_DOCUMENTS: booleanFlag,
   /** People may delete their own account on the account page (Keycloak's "Delete Account", off until turned on). */
   ACCOUNT_DELETION: booleanFlag,
+  /** Where the terms of service are read (src/oidc/terms-prompt.ts); with TERMS_VERSION, everyone accepts them. */
+  TERMS_URL: z
+    .string()
+    .refine((text) => /^https?:$/.test(URL.parse(text)?.protocol ?? ''), { error: 'must be the http(s) address of your terms of service' })
+    .optional(),
+  /** The terms' version: a new one asks everyone to accept them again at their next sign-in. */
+  TERMS_VERSION: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 letters, digits, dots, dashes or underscores, such as 2026-12-01')
+    .optional(),
   /** Comma-separated user attributes released as claims of the same name (src/accounts/attributes.ts). */
   USER_CLAIMS: z.string().optional(),
   /** Comma-separated roles every self-registered user starts with. */
@@ -394,9 +412,10 @@ export interface Config {
   bcryptCost: number;
   /**
    * New passwords (src/accounts/password-policy.ts): the fewest characters, and the deployment's words to refuse;
-   * how many of an account's latest passwords, the current one included, a new one may not repeat.
+   * how many of an account's latest passwords, the current one included, a new one may not repeat; where to look
+   * up breached passwords, when they are.
    */
-  passwords: { minLength: number; blocklist: string[]; history: number };
+  passwords: { minLength: number; blocklist: string[]; history: number; breachCheck: { rangeApi: string } | undefined };
   clientCacheTtlMs: number;
   /** Access-token records kept in process (with Redis only). */
   tokenCache: { ttlMs: number; maxEntries: number };
@@ -445,6 +464,8 @@ export interface Config {
   clientIdMetadataDocuments: boolean;
   /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
   accountDeletion: boolean;
+  /** The terms of service each user must have accepted, in this version, to sign in (TERMS_URL, TERMS_VERSION). */
+  terms: { url: string; version: string } | undefined;
   /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
   userClaims: string[];
   /** Scopes of our own and the attributes each releases (`hr:employee_id` in USER_CLAIMS): src/accounts/attributes.ts. */
@@ -630,7 +651,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowPrivateNetworkCalls: e.ALLOW_PRIVATE_NETWORK_CALLS ?? !production,
     logLevel: e.LOG_LEVEL,
     bcryptCost: e.BCRYPT_COST,
-    passwords: { minLength: e.PASSWORD_MIN_LENGTH, blocklist: passwordBlocklist(e.PASSWORD_BLOCKLIST_FILE), history: e.PASSWORD_HISTORY },
+    passwords: {
+      minLength: e.PASSWORD_MIN_LENGTH,
+      blocklist: passwordBlocklist(e.PASSWORD_BLOCKLIST_FILE),
+      history: e.PASSWORD_HISTORY,
+      breachCheck: e.PASSWORD_BREACH_CHECK ? { rangeApi: e.PASSWORD_BREACH_API ?? PWNED_PASSWORDS_RANGE_API } : undefined,
+    },
     clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,
     tokenCache: { ttlMs: e.TOKEN_CACHE_TTL_MS, maxEntries: e.TOKEN_CACHE_MAX_ENTRIES },
     ttl: {
@@ -662,6 +688,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clientRegistrationTrustedHosts: splitList(e.CLIENT_REGISTRATION_TRUSTED_HOSTS).map((host) => host.toLowerCase()),
     clientIdMetadataDocuments: e.CLIENT_ID_METADATA_DOCUMENTS,
     accountDeletion: e.ACCOUNT_DELETION,
+    terms: e.TERMS_URL && e.TERMS_VERSION ? { url: e.TERMS_URL, version: e.TERMS_VERSION } : undefined,
     userClaims: userClaims.claims,
     claimScopes: userClaims.scopes,
     identityProviders: [],
@@ -687,6 +714,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (userClaims.problems.length > 0) throw new ConfigError(userClaims.problems);
   const redisProblem = config.redis && redisTopologyProblem(config.redis);
   if (redisProblem) throw new ConfigError([redisProblem]);
+  if (Boolean(e.TERMS_URL) !== Boolean(e.TERMS_VERSION)) {
+    throw new ConfigError(['TERMS_URL and TERMS_VERSION go together: the address people read, and the version they accept (a new one asks again)']);
+  }
   // Otherwise the second listener fails with "already in use: stop what listens there", and what listens is us.
   if (config.metricsPort === config.port) throw new ConfigError([`METRICS_PORT is the same as PORT (${config.port}): give /metrics a port of its own, or unset METRICS_PORT to serve it on PORT`]);
   if (production) {

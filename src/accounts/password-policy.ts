@@ -6,10 +6,15 @@
  * classes, which NIST advises against. Compared without case, and also without a run of digits and symbols at the
  * end, since `Password1!` is guessed as early as `password`.
  *
- * The common list is loaded on the first password checked, not at start: it costs a worker about 4 MB of heap, and
- * workers that only serve tokens never set a password.
+ * With PASSWORD_BREACH_CHECK, a password that passes all that is looked up among breached ones too
+ * (./breached-passwords.ts).
+ *
+ * The common list is loaded on the first password checked, not at start: it costs a worker about 4 MB of heap,
+ * and workers that only serve tokens never set a password.
  */
 import { readFileSync } from 'node:fs';
+import type { Logger } from '../logger.js';
+import { BreachedPasswords } from './breached-passwords.js';
 
 export const MAX_PASSWORD_BYTES = 72;
 export const DEFAULT_MIN_PASSWORD_LENGTH = 8;
@@ -20,6 +25,8 @@ export interface PasswordPolicyOptions {
   blocklist?: readonly string[];
   /** The service's names people would pick (the issuer's host name parts). */
   serviceWords?: readonly string[];
+  /** Passwords known from data breaches (PASSWORD_BREACH_CHECK), asked last, as the only check that leaves the server. */
+  breached?: BreachedPasswords;
 }
 
 /** Who the password is for: words of theirs that must not be the password. */
@@ -30,6 +37,7 @@ export interface PasswordContext {
 
 const COMMON_REFUSAL = 'that password is one of the first that are guessed: choose another (a few unrelated words make a strong one)';
 const PERSONAL_REFUSAL = 'a password may not be your email address, your name or the name of this service';
+const BREACHED_REFUSAL = 'that password has appeared in a data breach, so it is among the first that are tried: choose another';
 
 /** The password as it is compared: lower case, and without a trailing run of digits and symbols. */
 function forms(password: string): string[] {
@@ -62,20 +70,35 @@ export function serviceWordsOf(issuer: string): string[] {
   return labels.slice(0, -1).filter((label) => label.length >= 4);
 }
 
-/** The policy a server's configuration sets (PASSWORD_MIN_LENGTH, PASSWORD_BLOCKLIST_FILE, the issuer's name). */
-export function passwordPolicyOf(config: { issuer: string; passwords: { minLength: number; blocklist: string[] } }): PasswordPolicy {
-  return new PasswordPolicy({ minLength: config.passwords.minLength, blocklist: config.passwords.blocklist, serviceWords: serviceWordsOf(config.issuer) });
+/**
+ * The policy a server's configuration sets (PASSWORD_MIN_LENGTH, PASSWORD_BLOCKLIST_FILE, the issuer's name,
+ * PASSWORD_BREACH_CHECK); `logger` hears of breach lookups that could not be made.
+ */
+export function passwordPolicyOf(
+  config: { issuer: string; passwords: { minLength: number; blocklist: string[]; breachCheck?: { rangeApi: string } | undefined } },
+  logger?: Pick<Logger, 'warn'>,
+): PasswordPolicy {
+  const { breachCheck } = config.passwords;
+  const breached =
+    breachCheck &&
+    new BreachedPasswords({
+      rangeApi: breachCheck.rangeApi,
+      onUnavailable: (reason) => logger?.warn({ reason }, 'a new password was not looked up among breached passwords: it went through unchecked'),
+    });
+  return new PasswordPolicy({ minLength: config.passwords.minLength, blocklist: config.passwords.blocklist, serviceWords: serviceWordsOf(config.issuer), breached });
 }
 
 export class PasswordPolicy {
   readonly minLength: number;
   readonly #blocklist: ReadonlySet<string>;
   readonly #serviceWords: readonly string[];
+  readonly #breached?: BreachedPasswords;
 
   constructor(options: PasswordPolicyOptions = {}) {
     this.minLength = options.minLength ?? DEFAULT_MIN_PASSWORD_LENGTH;
     this.#blocklist = new Set((options.blocklist ?? []).map((word) => word.toLowerCase()));
     this.#serviceWords = (options.serviceWords ?? []).map((word) => word.toLowerCase());
+    this.#breached = options.breached;
   }
 
   /** Why the length alone refuses a password, or undefined. */
@@ -94,6 +117,7 @@ export class PasswordPolicy {
     if (candidates.some((candidate) => personal.has(candidate))) return PERSONAL_REFUSAL;
     const common = await loadCommonPasswords();
     if (candidates.some((candidate) => common.has(candidate) || this.#blocklist.has(candidate))) return COMMON_REFUSAL;
+    if (await this.#breached?.includes(password)) return BREACHED_REFUSAL;
     return undefined;
   }
 

@@ -41,6 +41,8 @@ export interface User {
   passwordChangeRequired: boolean;
   /** Their own attributes (./attributes.ts); those USER_CLAIMS names are token claims. */
   attributes: Attributes;
+  /** The version of the terms of service they accepted (TERMS_VERSION), and when; null while they have not. */
+  termsAccepted: { version: string; at: Date } | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -57,7 +59,8 @@ export const hasOwnPassword = (user: User) => user.passwordChangedAt !== null;
 const FIND_BY_ID = statement(
   'users_find_by_id',
   `select id, email, name, password_hash, roles, email_verified, disabled_at, password_changed_at, sessions_revoked_at,
-          totp_required, totp_enrolled_at, password_change_required, attributes, created_at, updated_at
+          totp_required, totp_enrolled_at, password_change_required, attributes, terms_accepted_version, terms_accepted_at,
+          created_at, updated_at
    from users where id = $1`,
 );
 
@@ -74,6 +77,8 @@ interface UserRow {
   totp_required: boolean;
   password_change_required?: boolean;
   attributes?: Attributes;
+  terms_accepted_version?: string | null;
+  terms_accepted_at?: Date | null;
   totp_enrolled_at: Date | null;
   /** Read only by ./two-factor.ts, which selects them itself. */
   totp_secret?: string | null;
@@ -160,6 +165,7 @@ function userRowFromJson(json: Record<string, unknown>): UserRow {
     password_changed_at: date(json.password_changed_at),
     sessions_revoked_at: date(json.sessions_revoked_at),
     totp_enrolled_at: date(json.totp_enrolled_at),
+    terms_accepted_at: date(json.terms_accepted_at),
     created_at: date(json.created_at) as Date,
     updated_at: date(json.updated_at) as Date,
   };
@@ -179,6 +185,7 @@ function toUser(row: UserRow): User {
     totpEnrolledAt: row.totp_enrolled_at ?? null,
     passwordChangeRequired: row.password_change_required ?? false,
     attributes: row.attributes ?? {},
+    termsAccepted: row.terms_accepted_version && row.terms_accepted_at ? { version: row.terms_accepted_version, at: row.terms_accepted_at } : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -536,11 +543,12 @@ export class UserRepository {
 
   /**
    * The user goes without a password (the account page's "Remove password", which has checked that a passkey or
-   * another identity provider's sign-in is left): the password stops working, a reset link already mailed stops
-   * working too (a new one sets a password again), and PASSWORD_HISTORY remembers it. Sessions and apps stay, as
-   * after a change.
+   * another identity provider's sign-in is left; or an administrator, as Keycloak's credential deletion, who may
+   * leave none: "Forgot your password?" sets one again): the password stops working, a reset link already mailed
+   * stops working too, and PASSWORD_HISTORY remembers it. Sessions and apps stay, as after a change.
    */
-  async removePassword(id: string): Promise<User> {
+  async removePassword(idOrEmail: string): Promise<User> {
+    const { id } = await this.require(idOrEmail);
     const updated = await this.db.transaction(async (trx) => {
       await this.passwordHistory.keepCurrent(trx, id);
       await trx('email_links').where({ user_id: id, purpose: 'password_reset' }).delete();
@@ -625,6 +633,13 @@ export class UserRepository {
       if (isUniqueViolation(error)) throw new ConflictError('another account uses that address now');
       throw error;
     }
+  }
+
+  /** The user accepted this version of the terms of service (src/interaction/terms.ts, and registration). */
+  async acceptTerms(id: string, version: string): Promise<User> {
+    const updated = await this.#update(id, { terms_accepted_version: version, terms_accepted_at: new Date() });
+    this.#record('terms_accepted', updated, { version });
+    return updated;
   }
 
   async setRoles(idOrEmail: string, roles: string[]): Promise<User> {

@@ -348,6 +348,9 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     const { password, temporary } = parse(bodySchemas.SetPassword, body(ctx));
     ctx.body = userView(await users.setPassword(ctx.params.id as string, password, { temporary }));
   });
+  router.delete('/users/:id/password', async (ctx) => {
+    ctx.body = userView(await users.removePassword(ctx.params.id as string));
+  });
   for (const action of ['disable', 'enable', 'revokeSessions'] as const) {
     const path = action === 'revokeSessions' ? 'revoke-sessions' : action;
     router.post(`/users/:id/${path}`, async (ctx) => {

@@ -91,6 +91,12 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   },
   '/users/{userId}/password': {
     post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens). 400 when the password policy refuses it, or it repeats one of the user\'s latest (PASSWORD_HISTORY)', body: 'SetPassword', params: ['userId'], response: 'User' },
+    delete: {
+      summary:
+        'Remove the password (Keycloak\'s credential deletion): the user signs in with passkeys or another identity provider only, or sets a password again through "Forgot your password?"; reset links already mailed stop working. Sessions stay: see revoke-sessions',
+      params: ['userId'],
+      response: 'User',
+    },
   },
   '/users/{userId}/disable': { post: { summary: 'Disable the user and end every session and token (clients are sent logout tokens)', params: ['userId'], response: 'User' } },
   '/users/{userId}/enable': { post: { summary: 'Re-enable a disabled user', params: ['userId'], response: 'User' } },

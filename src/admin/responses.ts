@@ -78,7 +78,7 @@ export const userResponse = z
     roles: strings,
     emailVerified: z.boolean(),
     disabledAt: dateTime.nullable().meta({ description: 'When the user was disabled; null while they may sign in' }),
-    passwordChangedAt: dateTime.nullable().meta({ description: 'When the password was last set; null when it never was' }),
+    passwordChangedAt: dateTime.nullable().meta({ description: 'When the password was last set; null while the user has none (never set, or removed)' }),
     sessionsRevokedAt: dateTime.nullable().meta({ description: 'Sessions and tokens issued before this moment are void ("log out everywhere"); null when never' }),
     totpRequired: z.boolean().meta({ description: 'Asked to set up two-step verification (an authenticator app) at the next sign-in; users with a role in TOTP_REQUIRED_ROLES must too' }),
     totpEnrolledAt: dateTime.nullable().meta({ description: 'When the user set up two-step verification; null while they have not' }),
@@ -86,6 +86,10 @@ export const userResponse = z
     attributes: z
       .record(z.string(), z.union([z.string(), z.number(), z.boolean(), strings]))
       .meta({ description: 'The user’s own attributes; those USER_CLAIMS names are released as token claims' }),
+    termsAccepted: z
+      .strictObject({ version: z.string(), at: dateTime })
+      .nullable()
+      .meta({ description: 'The version of the terms of service (TERMS_VERSION) the user accepted, and when; null while they have not' }),
     createdAt: dateTime,
     updatedAt: dateTime,
   })

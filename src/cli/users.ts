@@ -37,7 +37,11 @@ const userJson = (user: User, twoFactor: TwoFactor) => {
     twoStep,
     totpRequired: user.totpRequired,
     totpEnrolledAt: user.totpEnrolledAt,
+    /** null: no password of their own (they sign in with a passkey or another identity provider). */
+    passwordChangedAt: user.passwordChangedAt,
     passwordChangeRequired: user.passwordChangeRequired,
+    /** The version of the terms of service accepted (TERMS_VERSION), and when; null while not. */
+    termsAccepted: user.termsAccepted,
     attributes: user.attributes,
   };
 };
@@ -468,6 +472,18 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .action(async (email: string) => {
       const user = await (await context.services()).users.update(email, { passwordChangeRequired: false });
       process.stdout.write(`${user.email} is no longer asked to choose a new password\n`);
+    });
+
+  users
+    .command('remove-password')
+    .description('remove a user’s password: they sign in with passkeys or another identity provider, or set one again by "Forgot your password?"')
+    .argument('<email>', 'the user’s email or sub')
+    .action(async (email: string) => {
+      const { users: repository, passkeys, linkedIdentities } = await context.services();
+      const user = await repository.removePassword(email);
+      const [keys, links] = await Promise.all([passkeys.list(user.id), linkedIdentities.listFor(user.id)]);
+      process.stdout.write(`removed the password of ${user.email}; their sessions stay (authz users revoke-sessions ${user.email} ends them)\n`);
+      if (keys.length === 0 && links.length === 0) process.stdout.write('they have no passkey nor other sign-in: they sign in again only after "Forgot your password?"\n');
     });
 
   users

@@ -7,7 +7,8 @@
  *
  * The address starts unconfirmed: with mail on, a confirmation link is mailed at once (src/mail/), and apps read
  * `email_verified: false` until it is pressed. An address an account has already is refused with a way to sign in
- * or reset the password, as Keycloak refuses it; both that and a new account count against the client IP's
+ * or reset the password, as Keycloak refuses it. Where there are terms of service (TERMS_URL), the form asks for
+ * them to be accepted, and the account is made having accepted that version; both that and a new account count against the client IP's
  * allowance (10 an hour), which keeps a script from creating accounts or testing addresses.
  */
 import type { Router } from '@koa/router';
@@ -37,7 +38,11 @@ const registrationForm = z.object({
   repeat: z.string('Enter the password again.').max(1024),
   /** The "Keep me signed in" box (LOGIN_REMEMBER_ME=ask): sent only when ticked. */
   remember: z.string().max(16).optional(),
+  /** "I accept the terms of service" (TERMS_URL): the version shown, sent only when ticked. */
+  terms: z.string().max(64).optional(),
 });
+
+const TERMS_NOT_ACCEPTED = 'Accept the terms of service to create an account.';
 
 /** What the person typed, to fill in again when the form is refused (never the passwords). */
 function typedBefore(body: unknown): { name: string; email: string; remember: boolean } {
@@ -63,6 +68,8 @@ export async function renderRegistration(
       // As on the login page: offered only when LOGIN_REMEMBER_ME=ask, unticked until the person ticks it.
       askRemember: deps.config.rememberMe === 'ask',
       remember: options.remember ?? false,
+      // Accepted as the account is made, so the sign-in does not stop at them again (src/oidc/terms-prompt.ts).
+      terms: deps.config.terms,
       error: options.error,
     },
     options.status ?? 200,
@@ -95,6 +102,7 @@ export function addRegistrationRoutes(
     const refuse = (error: string, status = 400) => renderRegistration(ctx, deps, details, { ...typed, error, status });
     const form = registrationForm.safeParse(ctx.request.body);
     if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
+    if (config.terms && form.data.terms !== config.terms.version) return refuse(TERMS_NOT_ACCEPTED);
     const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, form.data);
     if (problem) return refuse(problem);
 
@@ -116,7 +124,8 @@ async function createAccount(ctx: Context, deps: InteractionDependencies, detail
   const clientId = String(details.params.client_id);
   const { name, email, password } = form;
   try {
-    const user = await deps.users.create({ email, name: name || undefined, password, roles: deps.config.registration.roles, emailVerified: false });
+    const created = await deps.users.create({ email, name: name || undefined, password, roles: deps.config.registration.roles, emailVerified: false });
+    const user = deps.config.terms ? await deps.users.acceptTerms(created.id, deps.config.terms.version) : created;
     deps.audit.record({ type: 'user_registered', outcome: 'success', accountId: user.id, clientId, ...requestFacts(ctx), detail: { email: user.email } });
     return user;
   } catch (error) {

@@ -12,7 +12,8 @@
  * With REGISTRATION=open, a person without an account makes one from the login page: ./registration.ts. With
  * EMAIL_CONFIRMATION_REQUIRED, an account waits between its login and the app until its address is confirmed:
  * ./email-confirmation.ts. With a passkey, a person signs in without the password: ./passkey-sign-in.ts. With
- * another identity provider (IDENTITY_PROVIDERS_FILE), a person signs in there: ./federated-sign-in.ts.
+ * another identity provider (IDENTITY_PROVIDERS_FILE), a person signs in there: ./federated-sign-in.ts. After the
+ * login, a temporary password is replaced (./password-change.ts) and the terms of service accepted (./terms.ts).
  */
 import { createHmac } from 'node:crypto';
 import { Router } from '@koa/router';
@@ -41,8 +42,10 @@ import { PageError, pageErrors } from './errors.js';
 import { markSignInEnded, rememberSignIn, rememberedSignInOf, restartPathOf } from './restart.js';
 import { CONFIRM_EMAIL_PROMPT } from '../oidc/email-confirmation-prompt.js';
 import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
+import { TERMS_PROMPT } from '../oidc/terms-prompt.js';
 import { addEmailConfirmationRoutes, renderEmailConfirmation } from './email-confirmation.js';
 import { addPasswordChangeRoutes, renderPasswordChange } from './password-change.js';
+import { addTermsRoutes, renderTerms } from './terms.js';
 import { addPasskeySignInRoutes } from './passkey-sign-in.js';
 import { addFederatedSignInRoutes, followedIdpHint, pendingLinkOf, renderLinkPage } from './federated-sign-in.js';
 import type { LinkedIdentities } from '../federation/linked-identities.js';
@@ -151,12 +154,13 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
     if (details.prompt.name === 'consent') return renderConsent(ctx, deps, details);
     if (details.prompt.name === CONFIRM_EMAIL_PROMPT) return renderEmailConfirmation(ctx, deps, details);
     if (details.prompt.name === PASSWORD_CHANGE_PROMPT) return renderPasswordChange(ctx, deps, details);
+    if (details.prompt.name === TERMS_PROMPT) return renderTerms(ctx, deps, details);
     throw new PageError(400, `This server cannot handle the "${details.prompt.name}" step.`);
   });
 
   // After a failed sign-in the address bar shows the form's action; reloading or reopening it is a GET, which
   // the form's step cannot take: the interaction's own page can (it shows the form again, or says what ended).
-  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue', '/update-password', '/passkey', '/passkey/options', '/federated/:provider', '/federated/link/cancel'], (ctx) => {
+  router.get(['/login', '/confirm', '/abort', '/totp', '/totp/enroll', '/totp/replace', '/totp/continue', '/confirm-email/send', '/confirm-email/continue', '/update-password', '/accept-terms', '/passkey', '/passkey/options', '/federated/:provider', '/federated/link/cancel'], (ctx) => {
     ctx.status = 303;
     ctx.redirect(`/interaction/${encodeURIComponent(ctx.params.uid ?? '')}`);
   });
@@ -195,6 +199,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
   addFederatedSignInRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addEmailConfirmationRoutes(router, deps, { readForm, interaction: interaction(CONFIRM_EMAIL_PROMPT), finish });
   addPasswordChangeRoutes(router, deps, { readForm, interaction: interaction(PASSWORD_CHANGE_PROMPT), finish });
+  addTermsRoutes(router, deps, { readForm, interaction: interaction(TERMS_PROMPT), finish });
 
   router.post('/confirm', readForm, interaction('consent'), async (ctx) => {
     const details = ctx.state.interaction as Interaction;

@@ -7,6 +7,7 @@ import type { Account, ClaimsParameterMember, FindAccount, KoaContextWithOIDC } 
 import { releasedClaims } from '../accounts/attributes.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import type { Catalog } from './catalog.js';
+import type { Actor } from './token-exchange.js';
 
 /**
  * What each scope releases. `userClaims` (USER_CLAIMS, src/accounts/attributes.ts) come with `profile`, but those
@@ -102,8 +103,9 @@ export function accountFinder(users: UserRepository, options: { readGrantWithUse
     if (!activeSince(user, issuedAt(ctx, token as { iat?: number } | undefined))) return undefined;
     return {
       accountId: user.id,
-      // Read by the `update_password` prompt (./password-change-prompt.ts).
+      // Read by the `update_password` prompt (./password-change-prompt.ts) and the `accept_terms` one (./terms-prompt.ts).
       passwordChangeRequired: user.passwordChangeRequired,
+      termsAcceptedVersion: user.termsAccepted?.version ?? null,
       // oidc-provider filters these down to what the granted scopes and claims allow.
       claims: async (_use: string, _scope: string, _claims: { [key: string]: null | ClaimsParameterMember }) =>
         userClaims(user, released) as { sub: string },
@@ -115,14 +117,14 @@ type TokenLike = { accountId?: string; clientId?: string; kind?: string };
 
 /**
  * The sign-in behind a user's token, from the code, refresh token or device code it is issued for, or the access
- * token it is exchanged for (./token-exchange.ts).
+ * token it is exchanged for (./token-exchange.ts), which also names who acts for the user (`act`).
  */
-function signInOf(ctx: KoaContextWithOIDC | undefined): { auth_time?: number; acr?: string; amr?: string[] } {
-  const entities = ctx?.oidc?.entities as { [name: string]: { authTime?: number; acr?: string; amr?: string[] } | undefined } | undefined;
+function signInOf(ctx: KoaContextWithOIDC | undefined): { auth_time?: number; acr?: string; amr?: string[]; act?: Actor } {
+  const entities = ctx?.oidc?.entities as { [name: string]: { authTime?: number; acr?: string; amr?: string[]; act?: Actor } | undefined } | undefined;
   const source = entities?.AuthorizationCode ?? entities?.RefreshToken ?? entities?.DeviceCode ?? entities?.ExchangedSignIn;
   if (!source) return {};
-  const { authTime, acr, amr } = source;
-  return { ...(authTime ? { auth_time: authTime } : {}), ...(acr ? { acr } : {}), ...(amr?.length ? { amr } : {}) };
+  const { authTime, acr, amr, act } = source;
+  return { ...(authTime ? { auth_time: authTime } : {}), ...(acr ? { acr } : {}), ...(amr?.length ? { amr } : {}), ...(act ? { act } : {}) };
 }
 
 /**

@@ -31,6 +31,8 @@ export interface PasswordGrantDependencies {
   emailConfirmationRequired: boolean;
   /** USER_CLAIMS, for the ID token it issues. */
   userClaims: readonly string[];
+  /** TERMS_VERSION: an account that has not accepted it gets no tokens from this grant. */
+  termsVersion?: string;
 }
 
 class TooManyFailedSignIns extends errors.OIDCProviderError {
@@ -59,6 +61,13 @@ class PasswordChangeRequired extends errors.InvalidGrant {
   constructor() {
     super();
     Object.assign(this, { error_description: 'this account must choose a new password: sign in through the browser to choose it' });
+  }
+}
+
+class TermsNotAccepted extends errors.InvalidGrant {
+  constructor() {
+    super();
+    Object.assign(this, { error_description: 'this account has not accepted the terms of service: sign in through the browser to accept them' });
   }
 }
 
@@ -114,6 +123,8 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     if (outcome.secondFactor) throw refuse('second_factor_required', new SecondFactorRequired());
     // A temporary password gets no tokens: it would go on working in the app for as long as its refresh token.
     if (user.passwordChangeRequired) throw refuse('password_change_required', new PasswordChangeRequired());
+    // Nor do terms not yet accepted: this grant has no page to show them on.
+    if (deps.termsVersion && user.termsAccepted?.version !== deps.termsVersion) throw refuse('terms_not_accepted', new TermsNotAccepted());
 
     const scopes = grantedScopes(params.scope, client.scope);
     const scope = scopes.join(' ');

@@ -8,7 +8,8 @@ import { CLIENT_REGISTRATION_PATH } from '../client-registration/path.js';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
 import { emailConfirmationPrompt } from './email-confirmation-prompt.js';
 import { pairwiseIdentifier } from './pairwise-subjects.js';
-import { passwordChangePrompt } from './password-change-prompt.js';
+import { PASSWORD_CHANGE_PROMPT, passwordChangePrompt } from './password-change-prompt.js';
+import { termsPrompt } from './terms-prompt.js';
 import { createPrompt } from './create-prompt.js';
 import { MFA_ACR, SECOND_FACTOR_REQUESTED, secondFactorWanted } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
@@ -64,7 +65,13 @@ export interface ProviderDependencies {
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
   const findAccount = accountFinder(deps.users, { readGrantWithUser: deps.readGrantWithUser, userClaims: config.userClaims });
-  const policy = interactionPolicyWithLoginChecks(config.ttl.sessionMax, catalog, config.mail.confirmationRequired, config.registration.mode === 'open');
+  const policy = interactionPolicyWithLoginChecks({
+    sessionMaxSeconds: config.ttl.sessionMax,
+    catalog,
+    emailConfirmationRequired: config.mail.confirmationRequired,
+    registrationOpen: config.registration.mode === 'open',
+    termsVersion: config.terms?.version,
+  });
   const provider = new Provider(config.issuer, {
     adapter: deps.adapter,
     jwks: { keys: config.keys.signInline ? deps.signingKeys.map((jwk) => new InlineSigningKey(jwk)) : deps.signingKeys },
@@ -189,13 +196,22 @@ export function createProvider(deps: ProviderDependencies): Provider {
  * `prompt=consent` asks a person only for a third-party client: a first-party one has no consent page
  * (./first-party.ts), yet OIDC Core §11 makes every client send prompt=consent with offline_access.
  */
-function interactionPolicyWithLoginChecks(sessionMaxSeconds: number, catalog: Catalog, emailConfirmationRequired: boolean, registrationOpen: boolean) {
+function interactionPolicyWithLoginChecks(options: {
+  sessionMaxSeconds: number;
+  catalog: Catalog;
+  emailConfirmationRequired: boolean;
+  registrationOpen: boolean;
+  termsVersion: string | undefined;
+}) {
+  const { sessionMaxSeconds, catalog, emailConfirmationRequired, registrationOpen, termsVersion } = options;
   const policy = interactionPolicy.base();
   if (emailConfirmationRequired) policy.add(emailConfirmationPrompt(), 1);
   // First, so that prompt=create opens at the registration page even for a browser already signed in.
   if (registrationOpen) policy.add(createPrompt(), 0);
-  // Right after the login, ahead of the address's confirmation and consent, as Keycloak's required actions come.
+  // Right after the login, ahead of the address's confirmation and consent, as Keycloak's required actions come;
+  // the terms of service next, as a new password comes first there too.
   policy.add(passwordChangePrompt(), 1);
+  if (termsVersion) policy.add(termsPrompt(termsVersion), policy.findIndex((prompt) => prompt.name === PASSWORD_CHANGE_PROMPT) + 1);
   const consentRequested = policy.get('consent')?.checks.get('consent_prompt');
   if (consentRequested) {
     const asked = consentRequested.check;

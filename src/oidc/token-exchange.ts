@@ -11,7 +11,12 @@
  * audience. What it gets: a Bearer access token for one registered API, never a refresh or ID token; the scopes
  * are those the client is registered with on that API (as client credentials grants them), no wider than the
  * subject's own when the API is the subject's; it carries the user's roles and the subject's sign-in (auth_time,
- * acr, amr) and lives no longer than the subject token. No actor tokens (delegation chains) yet.
+ * acr, amr) and lives no longer than the subject token.
+ *
+ * Delegation (RFC 8693 §4.1): the token says who acts for the user, `act: { sub: <the back end's client id> }`,
+ * with the subject token's own `act` nested inside when it was itself exchanged, so an API deep in a chain of
+ * calls sees every back end the request went through (at most MAX_ACTORS). The calling client is the actor: it
+ * authenticated, so an `actor_token` would say nothing more, and one is refused rather than ignored.
  */
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
@@ -29,6 +34,25 @@ import { scopesAllowed } from './resource-servers.js';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 /** The `gty` of the access tokens an exchange issues. */
 export const EXCHANGED_TOKEN_GTY = 'token_exchange';
+/** The longest delegation chain an exchanged token may carry: back ends calling back ends this deep are a loop. */
+export const MAX_ACTORS = 5;
+
+/** RFC 8693's `act` claim: the actor, and the one it acted for in turn. */
+export interface Actor {
+  sub: string;
+  act?: Actor;
+}
+
+/** The `act` claim of a token, when it is one of ours (a chain of objects each with a `sub`). */
+function actorOf(value: unknown, depth = 0): Actor | undefined {
+  if (value === null || typeof value !== 'object' || depth > MAX_ACTORS) return undefined;
+  const { sub, act } = value as { sub?: unknown; act?: unknown };
+  if (typeof sub !== 'string') return undefined;
+  const nested = actorOf(act, depth + 1);
+  return nested ? { sub, act: nested } : { sub };
+}
+
+const chainLength = (actor: Actor | undefined): number => (actor ? 1 + chainLength(actor.act) : 0);
 
 /**
  * An exchanged opaque token has no grant to be revoked with (a grant per exchange would fill the user's list of
@@ -58,6 +82,8 @@ interface SubjectToken {
   issuedAt: number;
   expiresAt: number;
   signIn: { authTime?: number; acr?: string; amr?: string[] };
+  /** Who acted for the user already, when the subject token was itself exchanged. */
+  actor?: Actor;
 }
 
 /** A refusal with the reason it is audited under; `error` is what the client is answered. */
@@ -101,6 +127,7 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
       issuedAt: Number(payload.iat),
       expiresAt: Number(payload.exp),
       signIn: signInClaims(payload),
+      actor: actorOf(payload.act),
     };
   };
 
@@ -122,6 +149,7 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
       issuedAt: stored.iat as number,
       expiresAt: stored.exp as number,
       signIn: signInClaims(stored.extra as Record<string, unknown> | undefined),
+      actor: actorOf((stored.extra as Record<string, unknown> | undefined)?.act),
     };
   };
 
@@ -145,6 +173,9 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
     }
     if (!subject.audiences.some((audience) => client.tokenExchangeFrom.includes(audience))) {
       throw invalidSubject('subject_token_not_for_client', `it is not for an API this client is the back end of (${client.tokenExchangeFrom.join(', ')})`);
+    }
+    if (chainLength(subject.actor) >= MAX_ACTORS) {
+      throw invalidSubject('delegation_chain_too_long', `it was exchanged ${MAX_ACTORS} times already: back ends calling each other this deep are a loop`);
     }
     return subject;
   };
@@ -180,7 +211,7 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
   const exchange = async (ctx: KoaContextWithOIDC, client: ClientRecord) => {
     const params = ctx.oidc.params as Record<string, unknown>;
     if (params.actor_token !== undefined || params.actor_token_type !== undefined) {
-      throw new Refusal('actor_token', new errors.InvalidRequest('actor_token is not supported: the token is issued to the calling client, for the subject’s user'));
+      throw new Refusal('actor_token', new errors.InvalidRequest('actor_token is not taken: the calling client is the actor, and the token names it in act'));
     }
     if (params.requested_token_type !== undefined && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
       throw new Refusal('unsupported_requested_token_type', new errors.InvalidRequest(`requested_token_type: only ${ACCESS_TOKEN_TYPE} is issued`));
@@ -210,8 +241,9 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
       resourceServer,
       expiresIn,
     } as unknown as ConstructorParameters<typeof provider.AccessToken>[0]);
-    // Read by the access tokens' claims (src/oidc/accounts.ts): the sign-in behind the subject token.
-    ctx.oidc.entity('ExchangedSignIn', subject.signIn);
+    // Read by the access tokens' claims (src/oidc/accounts.ts): the sign-in behind the subject token, and who acts.
+    const actor: Actor = { sub: client.clientId, ...(subject.actor ? { act: subject.actor } : {}) };
+    ctx.oidc.entity('ExchangedSignIn', { ...subject.signIn, act: actor });
     ctx.oidc.entity('AccessToken', accessToken);
     const value = await accessToken.save();
     ctx.body = {
@@ -221,7 +253,7 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
       expires_in: expiresIn,
       ...(scope ? { scope } : {}),
     };
-    return { subject, api, scope };
+    return { subject, api, scope, actor };
   };
 
   const handler = async (ctx: KoaContextWithOIDC) => {
@@ -233,8 +265,8 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
       if (!client?.tokenExchangeFrom.length || ctx.oidc.client?.clientAuthMethod === 'none') {
         throw new Refusal('not_allowed', new errors.UnauthorizedClient('the client may not exchange tokens (register it with tokenExchangeFrom)'));
       }
-      const { subject, api, scope } = await exchange(ctx, client);
-      audit('success', subject.accountId, { from: subject.clientId, subjectAudience: subject.audiences, audience: api.indicator, scope });
+      const { subject, api, scope, actor } = await exchange(ctx, client);
+      audit('success', subject.accountId, { from: subject.clientId, subjectAudience: subject.audiences, audience: api.indicator, scope, act: actor });
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
       audit('failure', undefined, { reason: error.reason });

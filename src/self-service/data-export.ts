@@ -42,6 +42,7 @@ async function accountData(deps: AccountDependencies, { user }: SignedIn) {
       createdAt: user.createdAt,
       updatedAt: user.updatedAt,
       passwordChangedAt: user.passwordChangedAt,
+      termsOfServiceAccepted: user.termsAccepted,
       twoStepVerification: { enabled: user.totpEnrolledAt !== null, setUpAt: user.totpEnrolledAt, recoveryCodesLeft: codesLeft },
     },
     passkeys: passkeys.map(({ name, authenticator, backedUp, createdAt, lastUsedAt }) => ({ name, authenticator, backedUp, createdAt, lastUsedAt })),

@@ -410,6 +410,14 @@ describe('admin API: users, sessions and grants', () => {
     expect((await call('POST', '/users/00000000-0000-4000-8000-000000000000/password', { body: { password: 'a much better passphrase' } })).status).toBe(404);
   });
 
+  test('remove password: the user has none until "Forgot your password?" or an administrator sets one', async () => {
+    const removed = await call('DELETE', `/users/${userId}/password`);
+    expect(removed).toMatchObject({ status: 200, body: { id: userId, passwordChangedAt: null, termsAccepted: null } });
+    await expect(server.services.users.verifyPassword('ada@example.test', 'a much better passphrase')).resolves.toBeUndefined();
+    expect((await call('POST', `/users/${userId}/password`, { body: { password: 'a much better passphrase' } })).status).toBe(200);
+    expect((await call('DELETE', '/users/00000000-0000-4000-8000-000000000000/password')).status).toBe(404);
+  });
+
   test('disable and enable', async () => {
     expect((await call('POST', `/users/${userId}/disable`)).body.disabledAt).not.toBeNull();
     expect((await call('POST', `/users/${userId}/enable`)).body.disabledAt).toBeNull();

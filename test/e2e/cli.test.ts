@@ -101,6 +101,13 @@ describe('authz CLI', () => {
     expectRefusal(await authz(['users', 'set-password', '--email', 'ops@example.test', '--password', 'qwerty123']), 1, /that password is one of the first that are guessed/);
     expectRefusal(await authz(['users', 'disable', 'ghost@example.test']), 1, /no user ghost@example\.test/);
 
+    // Removing a password (Keycloak's credential deletion) says when nothing else signs the user in.
+    expect((await authz(['users', 'remove-password', 'given@example.test'])).stdout).toBe(
+      'removed the password of given@example.test; their sessions stay (authz users revoke-sessions given@example.test ends them)\n' +
+        'they have no passkey nor other sign-in: they sign in again only after "Forgot your password?"\n',
+    );
+    expect(await listedUser('given@example.test')).toMatchObject({ passwordChangedAt: null, passwordChangeRequired: false });
+
     // Attributes: one value is text, more are a list; unset removes one.
     expect((await authz(['users', 'set-attribute', 'plain@example.test', 'tenant_id', 'acme'])).stdout).toBe('plain@example.test: tenant_id = "acme"\n');
     expect((await authz(['users', 'set-attribute', 'plain@example.test', 'departments', 'sales', 'support'])).stdout).toBe('plain@example.test: departments = ["sales","support"]\n');

@@ -13,6 +13,7 @@ import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { MFA_ACR } from '../../src/accounts/two-factor.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover, loginFormOf, openLoginPage } from '../support/relying-party.js';
+import { adminApiOf } from '../support/admin-api.js';
 import { type MailCatcher, linkIn, startMailCatcher } from '../support/mail-catcher.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { SoftwarePasskey } from '../support/software-passkey.js';
@@ -362,6 +363,21 @@ describe('going without a password', () => {
     const { page: gone } = await agent.submit(back as Page, formOf(back as Page, '/account/passkeys/remove'), {}, server.issuer);
     expect(gone?.url).toBe(`${server.issuer}/account?done=passkey-removed#passkeys`);
     expect(await server.services.passkeys.list(user.userId)).toHaveLength(1);
+  });
+});
+
+describe('an administrator removes a password', () => {
+  test('through the admin API: the passkey goes on signing in, the password no more; audited by admin-api', async () => {
+    const { user, passkey } = await userWithPasskey();
+    const adminApi = await adminApiOf(server);
+    const removed = await adminApi.call('DELETE', `/users/${user.userId}/password`);
+    expect(removed).toMatchObject({ status: 200, body: { id: user.userId, passwordChangedAt: null } });
+    expect(await server.services.users.verifyPassword(user.email, PASSWORD)).toBeUndefined();
+    expect(await auditEvents('user_password_removed', user.userId)).toEqual([expect.objectContaining({ detail: expect.objectContaining({ by: 'admin-api' }) })]);
+    const { agent, page } = await loginPage();
+    const { result } = await answerWithPasskey(agent, page, (challenge) => passkey.assertion({ challenge }));
+    expect(result.redirectedTo?.searchParams.get('code')).toBeTruthy();
+    expect((await adminApi.call('DELETE', '/users/00000000-0000-4000-8000-000000000000/password')).status).toBe(404);
   });
 });
 

@@ -76,6 +76,8 @@ test('the back end of an API exchanges its caller’s token for one to another A
   const claims = await verifiedAs(exchanged.access_token, STOCK);
   const original = decodeJwt(subject);
   expect(claims).toMatchObject({ sub: user.userId, client_id: backendId, scope: 'stock:read', roles: ['buyer'], amr: ['pwd'], auth_time: original.auth_time });
+  // Delegation (RFC 8693 §4.1): the back end acts for the user.
+  expect(claims.act).toEqual({ sub: backendId });
   expect(claims.exp).toBeLessThanOrEqual(original.exp as number);
 
   // audience= is the same request by another name; an opaque API gets an opaque token its back end introspects.
@@ -88,6 +90,7 @@ test('the back end of an API exchanges its caller’s token for one to another A
     aud: STOCK_OPAQUE,
     scope: 'ledger:read',
     amr: ['pwd'],
+    act: { sub: backendId },
   });
 
   const [event] = await audited();
@@ -95,6 +98,33 @@ test('the back end of an API exchanges its caller’s token for one to another A
 
   const discovery = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as { grant_types_supported: string[] };
   expect(discovery.grant_types_supported).toContain(GRANT);
+});
+
+test('a chain of back ends: each exchange nests the actor before it in act, up to five deep', async () => {
+  const { clients } = server.services;
+  const created = await clients.create({ type: 'service', name: 'Stock back end', scope: 'billing:read stock:read', tokenExchangeFrom: [STOCK, STOCK_OPAQUE] });
+  const stockBackend = await discover(server, created.client.clientId, created.secret);
+  const subject = await userToken(ORDERS, 'orders:read');
+  // Orders' back end calls Stock (opaque), whose back end calls Billing: Billing sees both, the latest outermost.
+  const toStock = await exchange(backend, { subject_token: subject, resource: STOCK_OPAQUE });
+  const toBilling = await exchange(stockBackend, { subject_token: toStock.access_token, resource: BILLING });
+  expect((await verifiedAs(toBilling.access_token, BILLING)).act).toEqual({ sub: created.client.clientId, act: { sub: backendId } });
+  const events = (await audited()).filter((event) => event.clientId === created.client.clientId);
+  expect(events[0]?.detail).toMatchObject({ act: { sub: created.client.clientId, act: { sub: backendId } } });
+
+  // Back ends calling each other in a loop stop at five actors.
+  let token = (await exchange(backend, { subject_token: subject, resource: STOCK })).access_token;
+  for (let depth = 2; depth <= 5; depth += 1) {
+    const next = await exchange(stockBackend, { subject_token: token, resource: STOCK });
+    token = next.access_token;
+  }
+  expect(JSON.stringify(decodeJwt(token).act).match(/"sub"/g)).toHaveLength(5);
+  await expect(exchange(stockBackend, { subject_token: token, resource: STOCK })).rejects.toMatchObject({
+    error: 'invalid_request',
+    error_description: 'subject_token: it was exchanged 5 times already: back ends calling each other this deep are a loop',
+  });
+  // Gone again: a later test watches discovery stop listing the grant once no client has it.
+  await clients.remove(created.client.clientId);
 });
 
 test('an exchange never widens a token: on the subject’s own API it keeps to the subject’s scopes', async () => {
@@ -148,7 +178,7 @@ test('refusals, each with its OAuth error and reason', async () => {
   // What the request asks for that is not offered.
   await refused(backend, { subject_token: subject, subject_token_type: 'urn:ietf:params:oauth:token-type:id_token', resource: STOCK }, 'invalid_request', /subject_token_type must be/);
   await refused(backend, { subject_token: subject, resource: STOCK, requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' }, 'invalid_request', /only .*access_token is issued/);
-  await refused(backend, { subject_token: subject, resource: STOCK, actor_token: subject, actor_token_type: ACCESS_TOKEN }, 'invalid_request', /actor_token is not supported/);
+  await refused(backend, { subject_token: subject, resource: STOCK, actor_token: subject, actor_token_type: ACCESS_TOKEN }, 'invalid_request', /actor_token is not taken/);
   await refused(backend, { resource: STOCK }, 'invalid_request', /subject_token is required/);
   await refused(backend, { subject_token: subject }, 'invalid_target', /name the API/);
   await refused(backend, { subject_token: subject, resource: 'https://nowhere.example.test' }, 'invalid_target', /no API .* is registered as/);

@@ -169,13 +169,26 @@ describe('configuration', () => {
     expect(loadConfig({ EMAIL_CONFIRMATION_REQUIRED: 'true' }).mail).toMatchObject({ transport: 'log', confirmationRequired: true });
   });
 
-  test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); no history unless PASSWORD_HISTORY (0–24); PASSWORD_BLOCKLIST_FILE must be readable', async () => {
+  test('terms of service: TERMS_URL and TERMS_VERSION together, or neither', () => {
+    expect(loadConfig({}).terms).toBeUndefined();
+    expect(loadConfig({ TERMS_URL: 'https://shop.example/terms', TERMS_VERSION: '2026-12-01' }).terms).toEqual({ url: 'https://shop.example/terms', version: '2026-12-01' });
+    expect(problemsOf({ TERMS_URL: 'https://shop.example/terms' })).toEqual([
+      'TERMS_URL and TERMS_VERSION go together: the address people read, and the version they accept (a new one asks again)',
+    ]);
+    expect(problemsOf({ TERMS_URL: 'terms.html', TERMS_VERSION: '1' })[0]).toMatch(/^TERMS_URL: must be the http\(s\) address/);
+    expect(problemsOf({ TERMS_URL: 'https://shop.example/terms', TERMS_VERSION: 'version one' })[0]).toMatch(/^TERMS_VERSION: must be 1 to 64 letters/);
+  });
+
+  test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); no history unless PASSWORD_HISTORY (0–24); no breach lookup unless PASSWORD_BREACH_CHECK; PASSWORD_BLOCKLIST_FILE must be readable', async () => {
     expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [], history: 0 });
     expect(loadConfig({ PASSWORD_MIN_LENGTH: '15' }).passwords.minLength).toBe(15);
     expect(problemsOf({ PASSWORD_MIN_LENGTH: '6' })[0]).toMatch(/^PASSWORD_MIN_LENGTH: /);
     expect(loadConfig({ PASSWORD_HISTORY: '5' }).passwords.history).toBe(5);
     expect(problemsOf({ PASSWORD_HISTORY: '25' })[0]).toMatch(/^PASSWORD_HISTORY: /);
     expect(problemsOf({ PASSWORD_HISTORY: 'three' })[0]).toMatch(/^PASSWORD_HISTORY: /);
+    expect(loadConfig({ PASSWORD_BREACH_CHECK: 'true' }).passwords.breachCheck).toEqual({ rangeApi: 'https://api.pwnedpasswords.com/range/' });
+    expect(loadConfig({ PASSWORD_BREACH_CHECK: 'true', PASSWORD_BREACH_API: 'https://pwned.internal/range/' }).passwords.breachCheck).toEqual({ rangeApi: 'https://pwned.internal/range/' });
+    expect(problemsOf({ PASSWORD_BREACH_API: 'pwned.internal' })[0]).toMatch(/^PASSWORD_BREACH_API: must be an http\(s\) URL/);
     expect(problemsOf({ PASSWORD_BLOCKLIST_FILE: '/nonexistent/words.txt' })).toEqual(['PASSWORD_BLOCKLIST_FILE: cannot read /nonexistent/words.txt (ENOENT)']);
     const dir = await mkdtemp(path.join(tmpdir(), 'blocklist-'));
     await writeFile(path.join(dir, 'words.txt'), 'acmewidget\n');
