@@ -96,6 +96,9 @@ const toPasskey = (row: PasskeyRow): Passkey => ({
   lastUsedAt: row.last_used_at,
 });
 
+/** A new passkey whose answer was checked, before it is kept for an account. */
+export type CheckedPasskey = Omit<PasskeyRow, 'user_id' | 'created_at' | 'last_used_at'>;
+
 /** base64url, as every binary field of a credential's JSON is. */
 const base64url = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9_-]+$/);
 
@@ -236,11 +239,20 @@ export class Passkeys {
    * authenticator's name ("Google Password Manager"), or "Passkey" when that is not known.
    */
   async register(user: { id: string }, answer: { credential: unknown; challenge: string; name?: string }): Promise<Passkey | PasskeyRefusal> {
-    const credential = parseCredential(registrationJson, answer.credential);
-    if (!credential) return { refused: NO_PASSKEY, reason: 'malformed' };
     if ((await this.list(user.id)).length >= MAX_PASSKEYS_PER_USER) {
       return { refused: `You have ${MAX_PASSKEYS_PER_USER} passkeys, the most an account can have. Remove one first.`, reason: 'too_many' };
     }
+    const checked = await this.checkRegistration(answer);
+    return 'refused' in checked ? checked : this.keep(this.db, user.id, checked);
+  }
+
+  /**
+   * Checks the browser's answer to `creationOptions`: the passkey to keep, not kept yet (an account registering
+   * with it is made in the same transaction: src/interaction/passkey-registration.ts).
+   */
+  async checkRegistration(answer: { credential: unknown; challenge: string; name?: string }): Promise<CheckedPasskey | PasskeyRefusal> {
+    const credential = parseCredential(registrationJson, answer.credential);
+    if (!credential) return { refused: NO_PASSKEY, reason: 'malformed' };
     const { verifyRegistrationResponse } = await webauthn();
     const verified = await verifyRegistrationResponse({
       response: credential as RegistrationResponseJSON,
@@ -253,9 +265,8 @@ export class Passkeys {
       return { refused: 'The passkey could not be checked. Try again, or use another authenticator.', reason: refusalReason(verified) };
     }
     const info = verified.registrationInfo;
-    const row = {
+    return {
       credential_id: info.credential.id,
-      user_id: user.id,
       name: answer.name || (authenticatorName(info.aaguid) ?? 'Passkey'),
       public_key: Buffer.from(info.credential.publicKey),
       sign_count: info.credential.counter,
@@ -263,7 +274,11 @@ export class Passkeys {
       transports: info.credential.transports ?? [],
       aaguid: info.aaguid,
     };
-    const [inserted] = await this.db<PasskeyRow>('passkeys').insert(row).onConflict('credential_id').ignore().returning('*');
+  }
+
+  /** Keeps a checked passkey for the user, through `db` (a transaction, or the store). */
+  async keep(db: Database, userId: string, passkey: CheckedPasskey): Promise<Passkey | PasskeyRefusal> {
+    const [inserted] = await db<PasskeyRow>('passkeys').insert({ ...passkey, user_id: userId }).onConflict('credential_id').ignore().returning('*');
     if (!inserted) return { refused: 'That passkey is registered already.', reason: 'duplicate' };
     return toPasskey(inserted as PasskeyRow);
   }

@@ -302,6 +302,36 @@ export class UserRepository {
   }
 
   /**
+   * A person's own account made with a passkey instead of a password (src/interaction/passkey-registration.ts).
+   * `id` is the one the passkey was made for (its user handle), and `alsoWithin` keeps the passkey in the same
+   * transaction: there is never an account without its passkey, nor a passkey without its account. A ConflictError
+   * when the address is taken; whatever `alsoWithin` throws undoes the account too.
+   */
+  async createWithoutPassword<T>(
+    input: { id: string; email: string; name?: string; roles: string[]; termsVersion?: string },
+    alsoWithin: (trx: Database, user: User) => Promise<T>,
+  ): Promise<{ user: User; also: T }> {
+    const id = parseInput(USER_ID, input.id);
+    const user = parseInput(newUserSchema, { email: input.email, name: input.name, roles: input.roles });
+    const terms = input.termsVersion ? { terms_accepted_version: input.termsVersion, terms_accepted_at: new Date() } : {};
+    try {
+      const made = await this.db.transaction(async (trx) => {
+        const [row] = await trx<UserRow>('users')
+          .insert({ id, email: user.email, name: user.name ?? null, roles: user.roles, email_verified: false, ...terms })
+          .returning('*');
+        const created = toUser(row as UserRow);
+        return { user: created, also: await alsoWithin(trx, created) };
+      });
+      this.#record('user_created', made.user, { roles: made.user.roles });
+      if (input.termsVersion) this.#record('terms_accepted', made.user, { version: input.termsVersion });
+      return made;
+    } catch (error) {
+      if (isUniqueViolation(error) && (error as { table?: string }).table === 'users') throw new ConflictError(`a user with the email ${user.email} already exists`);
+      throw error;
+    }
+  }
+
+  /**
    * Creates the users of an import file (./user-import.ts) in one transaction, a batch of rows per statement:
    * all of them, or none when one exists already (by email or id). With `skipExisting`, those whose email exists
    * are left out instead (an import run again after a partial failure elsewhere); an id taken by another email is

@@ -5,6 +5,8 @@
  *   POST /interaction/:uid/register   → the account, signed in, on to the app (or to setting up two-step
  *                                       verification first, when the app or a role asks for it)
  *
+ * Or with a passkey in place of the password, where the host can have passkeys: ./passkey-registration.ts.
+ *
  * The address starts unconfirmed: with mail on, a confirmation link is mailed at once (src/mail/), and apps read
  * `email_verified: false` until it is pressed. An address an account has already is refused with a way to sign in
  * or reset the password, as Keycloak refuses it. Where there are terms of service (TERMS_URL), the form asks for
@@ -31,18 +33,27 @@ import { beginSecondFactor } from './second-factor.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-const registrationForm = z.object({
+/** Who the account is for, whether it is made with a password or a passkey (./passkey-registration.ts). */
+export const accountForm = z.object({
   name: z.string().trim().max(200, 'That name is too long.').optional(),
   email: z.email({ error: 'Enter your email address, such as name@example.com.' }).max(254, 'That email address is too long.'),
-  password: z.string('Enter a password.').min(1, 'Enter a password.').max(1024, 'That password is too long.'),
-  repeat: z.string('Enter the password again.').max(1024),
   /** The "Keep me signed in" box (LOGIN_REMEMBER_ME=ask): sent only when ticked. */
   remember: z.string().max(16).optional(),
   /** "I accept the terms of service" (TERMS_URL): the version shown, sent only when ticked. */
   terms: z.string().max(64).optional(),
 });
 
-const TERMS_NOT_ACCEPTED = 'Accept the terms of service to create an account.';
+const registrationForm = accountForm.extend({
+  password: z.string('Enter a password.').min(1, 'Enter a password.').max(1024, 'That password is too long.'),
+  repeat: z.string('Enter the password again.').max(1024),
+});
+
+/** Why the form's terms box does not do, or undefined: ticked for the version shown, or no terms at all. */
+export function termsRefusal(config: InteractionDependencies['config'], ticked: string | undefined): string | undefined {
+  return config.terms && ticked !== config.terms.version ? 'Accept the terms of service to create an account.' : undefined;
+}
+
+export const EMAIL_TAKEN = 'An account already uses this email. Sign in with it, or reset its password if you forgot it.';
 
 /** What the person typed, to fill in again when the form is refused (never the passwords). */
 function typedBefore(body: unknown): { name: string; email: string; remember: boolean } {
@@ -70,6 +81,8 @@ export async function renderRegistration(
       remember: options.remember ?? false,
       // Accepted as the account is made, so the sign-in does not stop at them again (src/oidc/terms-prompt.ts).
       terms: deps.config.terms,
+      // "Create account with a passkey instead" (./passkey-registration.ts), shown by the page's script.
+      passkeys: deps.passkeys.available,
       error: options.error,
     },
     options.status ?? 200,
@@ -86,9 +99,7 @@ export function addRegistrationRoutes(
   },
 ): void {
   const { config } = deps;
-  const open = () => {
-    if (config.registration.mode !== 'open') throw new PageError(404, 'Accounts cannot be created here: ask your administrator for one.');
-  };
+  const open = () => refuseUnlessOpen(deps);
 
   router.get('/register', steps.interaction, async (ctx) => {
     open();
@@ -102,21 +113,39 @@ export function addRegistrationRoutes(
     const refuse = (error: string, status = 400) => renderRegistration(ctx, deps, details, { ...typed, error, status });
     const form = registrationForm.safeParse(ctx.request.body);
     if (!form.success) return refuse(form.error.issues[0]?.message ?? 'The form was not complete.');
-    if (config.terms && form.data.terms !== config.terms.version) return refuse(TERMS_NOT_ACCEPTED);
+    const terms = termsRefusal(config, form.data.terms);
+    if (terms) return refuse(terms);
     const problem = await deps.users.newPasswordRefusal(form.data.password, form.data.repeat, form.data);
     if (problem) return refuse(problem);
 
-    const waitMs = await waitForAllowance([deps.limits.registrationsByIp, ctx.ip]);
-    if (waitMs > 0) {
-      ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
-      return refuse(`Too many accounts were created from your network. Try again in ${describeWait(waitMs)}.`, 429);
-    }
+    const tooMany = await registrationLimitRefusal(ctx, deps);
+    if (tooMany) return refuse(tooMany, 429);
     const user = await createAccount(ctx, deps, details, form.data);
-    if (!user) return refuse('An account already uses this email. Sign in with it, or reset its password if you forgot it.', 409);
-    // When confirming is required, the page that waits for it mails the link (./email-confirmation.ts).
-    if (!config.mail.confirmationRequired) deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, config.issuer, user, 'email_confirmation')).mail);
+    if (!user) return refuse(EMAIL_TAKEN, 409);
+    mailConfirmationLink(deps, user);
     await signInNewAccount(ctx, deps, details, user, keepSignedIn(config.rememberMe, form.data.remember), steps.finish);
   });
+}
+
+/** A page error unless people may create their own accounts here (REGISTRATION=open). */
+export function refuseUnlessOpen(deps: InteractionDependencies): void {
+  if (deps.config.registration.mode !== 'open') throw new PageError(404, 'Accounts cannot be created here: ask your administrator for one.');
+}
+
+/**
+ * Counts a registration against the client IP's allowance (10 an hour); when it is used up, sets Retry-After and
+ * says when to try again.
+ */
+export async function registrationLimitRefusal(ctx: Context, deps: InteractionDependencies): Promise<string | undefined> {
+  const waitMs = await waitForAllowance([deps.limits.registrationsByIp, ctx.ip]);
+  if (waitMs <= 0) return undefined;
+  ctx.set('Retry-After', String(Math.ceil(waitMs / 1000)));
+  return `Too many accounts were created from your network. Try again in ${describeWait(waitMs)}.`;
+}
+
+/** A new account's address is confirmed by a link mailed at once, unless the sign-in waits for it (./email-confirmation.ts). */
+export function mailConfirmationLink(deps: InteractionDependencies, user: User): void {
+  if (!deps.config.mail.confirmationRequired) deps.outbox?.post(async () => (await linkMailFor(deps.emailLinks, deps.config.issuer, user, 'email_confirmation')).mail);
 }
 
 /** The account, with the roles new accounts get and an unconfirmed address; undefined when the address is taken. */

@@ -45,6 +45,7 @@ import { PASSWORD_CHANGE_PROMPT } from '../oidc/password-change-prompt.js';
 import { TERMS_PROMPT } from '../oidc/terms-prompt.js';
 import { addEmailConfirmationRoutes, renderEmailConfirmation } from './email-confirmation.js';
 import { addPasswordChangeRoutes, renderPasswordChange } from './password-change.js';
+import { addPasskeyRegistrationRoutes } from './passkey-registration.js';
 import { addTermsRoutes, renderTerms } from './terms.js';
 import { addPasskeySignInRoutes } from './passkey-sign-in.js';
 import { addFederatedSignInRoutes, followedIdpHint, pendingLinkOf, renderLinkPage } from './federated-sign-in.js';
@@ -195,6 +196,7 @@ export function createInteractionRoutes(deps: InteractionDependencies): Middlewa
 
   addSecondFactorRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addRegistrationRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
+  addPasskeyRegistrationRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addPasskeySignInRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addFederatedSignInRoutes(router, deps, { readForm, interaction: interaction('login'), finish });
   addEmailConfirmationRoutes(router, deps, { readForm, interaction: interaction(CONFIRM_EMAIL_PROMPT), finish });

@@ -70,6 +70,8 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
       notice: notice === NOTICES['two-step-on'] && !user.totpEnrolledAt ? undefined : notice,
       errors: options.errors ?? {},
       accountDeletion: deps.config.accountDeletion,
+      // The terms of service (TERMS_URL), and the version this account accepted and when.
+      terms: deps.config.terms && { ...deps.config.terms, accepted: user.termsAccepted && { version: user.termsAccepted.version, at: shown(user.termsAccepted.at) } },
       twoStep: { on: Boolean(user.totpEnrolledAt), since: shown(user.totpEnrolledAt), required: deps.twoFactor.isRequired(user), codesLeft },
       passkeys: deps.passkeys.available
         ? passkeys.map((passkey) => ({

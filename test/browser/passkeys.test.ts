@@ -7,7 +7,7 @@
  */
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
-import { launchChromium } from '../support/chromium.js';
+import { addVirtualAuthenticator, cspErrorsOf, launchChromium } from '../support/chromium.js';
 import { MFA_ACR } from '../../src/accounts/two-factor.js';
 import { PASSWORD, REDIRECT_URI, codeFlowRequest, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -39,15 +39,8 @@ async function browserWithAuthenticator(): Promise<{ page: Page; cdp: CDPSession
   const context = await browser.newContext();
   contexts.push(context);
   const page = await context.newPage();
-  const cspErrors: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /content security policy|refused to/i.test(message.text())) cspErrors.push(message.text());
-  });
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable', { enableUI: false });
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-  });
+  const cspErrors = cspErrorsOf(page);
+  const { cdp, authenticatorId } = await addVirtualAuthenticator(context, page);
   return { page, cdp, authenticatorId, cspErrors };
 }
 

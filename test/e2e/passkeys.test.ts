@@ -638,3 +638,90 @@ describe('on the embedded database without Redis (the newcomer’s default)', ()
     }
   });
 });
+
+describe('creating an account with a passkey instead of a password', () => {
+  const TERMS = { TERMS_URL: 'https://example.test/terms', TERMS_VERSION: '7' };
+  let open: TestServer;
+  let app: oidc.Configuration;
+  beforeAll(async () => {
+    open = await startTestServer({ host: 'localhost', env: { REGISTRATION: 'open', REGISTRATION_ROLES: 'member', ...TERMS } });
+    const { clientId, secret } = await createWebClient(open, { firstParty: true });
+    app = await discover(open, clientId, secret);
+  });
+  afterAll(() => open.close());
+
+  /** The app's request, its login page's "Create one", and the registration page, in a new browser. */
+  async function registrationPage() {
+    const agent = person();
+    const request = await codeFlowRequest(app, { scope: 'openid email' });
+    const { page: login } = await agent.follow(request.url.href, open.issuer);
+    const href = /href="(\/interaction\/[^"]+\/register)"/.exec(login?.html ?? '')?.[1];
+    const { page } = await agent.follow(`${open.issuer}${href}`, open.issuer);
+    return { agent, request, page: page as Page };
+  }
+
+  test('the account and its passkey are made together, signed in with two factors and no password; the answer works once', async () => {
+    const { agent, request, page } = await registrationPage();
+    expect(page.html).toContain('Create account with a passkey instead');
+    const csrf = csrfOf(page, '/register/passkey');
+    const uid = new URL(page.url).pathname.split('/')[2];
+    const options = (fields: Record<string, string>) => postForJson(agent, `/interaction/${uid}/register/passkey/options`, { csrf, ...fields }, open);
+
+    const email = `passkey.${Date.now()}@example.test`;
+    expect(await options({ email })).toMatchObject({ status: 400, body: { error: 'Accept the terms of service to create an account.' } });
+    const taken = await createUser(open);
+    expect(await options({ email: taken.email, terms: '7' })).toMatchObject({ status: 409, body: { error: expect.stringContaining('An account already uses this email.') } });
+    expect(await options({ email: 'not an address', terms: '7' })).toMatchObject({ status: 400 });
+
+    const offered = await options({ email, name: 'Pat Key', terms: '7' });
+    expect(offered.status).toBe(200);
+    const creation = offered.body as { challenge: string; user: { id: string; name: string }; authenticatorSelection: object };
+    expect(creation).toMatchObject({ user: { name: email }, authenticatorSelection: { residentKey: 'required', userVerification: 'required' } });
+    const userId = Buffer.from(creation.user.id, 'base64url').toString();
+    const passkey = new SoftwarePasskey(userId, new URL(open.issuer).origin);
+    const answer = JSON.stringify(passkey.attestation({ challenge: creation.challenge }));
+
+    const created = await agent.submit(page, formOf(page, '/register/passkey'), { credential: answer }, open.issuer);
+    if (!created.redirectedTo) throw new Error(`no account: ${textOf(created.page).slice(0, 300)}`);
+    const tokens = await oidc.authorizationCodeGrant(app, created.redirectedTo, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
+    expect(tokens.claims()).toMatchObject({ sub: userId, email, acr: MFA_ACR, amr: ['hwk', 'user', 'mfa'] });
+    expect(await open.services.users.findById(userId)).toMatchObject({ email, name: 'Pat Key', roles: ['member'], passwordChangedAt: null, termsAccepted: { version: '7' } });
+    expect((await open.services.passkeys.list(userId)).map((kept) => kept.userId)).toEqual([userId]);
+
+    // Posted again, the answer finds the sign-in over.
+    const replayed = await agent.submit(page, formOf(page, '/register/passkey'), { credential: answer }, open.issuer);
+    expect(replayed.page?.status).toBe(400);
+    expect(textOf(replayed.page)).toContain('You have already signed in to Web App.');
+    expect(await open.services.users.findByEmail(email)).toMatchObject({ id: userId });
+
+    // The passkey signs in from now on.
+    const again = person();
+    const next = await codeFlowRequest(app, { scope: 'openid' });
+    const { page: login } = await again.follow(next.url.href, open.issuer);
+    const { result } = await answerWithPasskey(again, login as Page, (challenge) => passkey.assertion({ challenge }), open);
+    expect(result.redirectedTo?.searchParams.get('code')).toBeTruthy();
+  });
+
+  test('an answer that does not check out makes no account', async () => {
+    const { agent, page } = await registrationPage();
+    const uid = new URL(page.url).pathname.split('/')[2];
+    const email = `broken.${Date.now()}@example.test`;
+    const offered = await postForJson(agent, `/interaction/${uid}/register/passkey/options`, { csrf: csrfOf(page, '/register/passkey'), email, terms: '7' }, open);
+    const creation = offered.body as { challenge: string; user: { id: string } };
+    // Made for another origin: a phishing page's.
+    const elsewhere = new SoftwarePasskey(Buffer.from(creation.user.id, 'base64url').toString(), 'https://login.example.evil');
+    const refused = await agent.submit(page, formOf(page, '/register/passkey'), { credential: JSON.stringify(elsewhere.attestation({ challenge: creation.challenge })) }, open.issuer);
+    expect(refused.page?.status).toBe(400);
+    expect(textOf(refused.page)).toContain('The passkey could not be checked.');
+    expect(refused.page?.html).toContain(`value="${email}"`);
+    expect(await open.services.users.findByEmail(email)).toBeUndefined();
+    // The options worked once: even a right answer to them is too late now.
+    const right = new SoftwarePasskey(Buffer.from(creation.user.id, 'base64url').toString(), new URL(open.issuer).origin);
+    const late = await agent.submit(page, formOf(page, '/register/passkey'), { credential: JSON.stringify(right.attestation({ challenge: creation.challenge })) }, open.issuer);
+    expect(late.page?.status).toBe(400);
+    expect(textOf(late.page)).toContain('Creating the passkey took too long, or was started in another tab.');
+    expect(await open.services.users.findByEmail(email)).toBeUndefined();
+    const garbage = await agent.submit(page, formOf(page, '/register/passkey'), { credential: '{"id":1}' }, open.issuer);
+    expect(garbage.page?.status).toBe(400);
+  });
+});

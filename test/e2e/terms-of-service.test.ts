@@ -61,9 +61,11 @@ test('after the login the terms are shown; declining sends the app access_denied
   expect((await redeem(again.request, accepted.redirectedTo)).claims()?.sub).toBe(user.userId);
   expect(await server.services.users.findById(user.userId)).toMatchObject({ termsAccepted: { version: VERSION, at: expect.any(Date) } });
 
-  // The next request goes straight to the app.
+  // The next request goes straight to the app; the account page says what was accepted.
   const next = await authorize(agent);
   expect(next.redirectedTo?.searchParams.get('code')).toBeTruthy();
+  const { page: account } = await agent.follow(`${server.issuer}/account`, server.issuer);
+  expect(textOf(account)).toMatch(new RegExp(`You accepted the terms of service \\(version ${VERSION}\\) on .+ UTC\\.`));
   await server.services.audit.flush();
   const events = await queryAuditEvents(server.services.db, { type: 'terms_accepted', accountId: user.userId, limit: 10 });
   expect(events.map((event) => event.detail)).toEqual([expect.objectContaining({ version: VERSION })]);

@@ -6,6 +6,8 @@
  *
  *   #passkey-sign-in  the login page: "Sign in with a passkey", and passkeys offered in the email field's autofill
  *   #passkey-add      the account page: "Add a passkey", after the current password
+ *   #passkey-register the registration page: "Create account with a passkey instead", with the name, email and
+ *                     boxes of the form it names in data-details
  */
 (() => {
   
@@ -68,6 +70,29 @@
         .then((supported) => supported && !started && answer(true))
         .catch(() => {});
     }
+  }
+
+  const register = document.getElementById('passkey-register');
+  if (register) {
+    register.hidden = false;
+    const details = document.getElementById(register.dataset.details).elements;
+    register.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      showError(register, '');
+      const fields = { csrf: register.elements.csrf.value, name: details.name.value, email: details.email.value };
+      if (details.terms?.checked) fields.terms = details.terms.value;
+      try {
+        const { response, body } = await post(register.dataset.options, fields);
+        if (!response.ok && body && body.error) return showError(register, body.error);
+        if (!response.ok || !body) return location.reload();
+        const credential = await webauthn.startRegistration({ optionsJSON: body });
+        register.elements.credential.value = JSON.stringify(credential);
+        register.elements.remember.disabled = !details.remember?.checked;
+        register.submit();
+      } catch (error) {
+        showError(register, failureOf(error, 'Try again, or choose a password.'));
+      }
+    });
   }
 
   const add = document.getElementById('passkey-add');
