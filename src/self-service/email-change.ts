@@ -7,8 +7,9 @@
  *   POST /account/email/change/confirm   → the new address replaces the old (confirmed); the old one is told
  *
  * The current password is checked under the sign-in's limits, or, for an account without one, a sign-in within the
- * last five minutes (./re-authentication.ts): a session left open is not enough to take the account. Links count against the mail limits of the new address and the IP, and the old address gets a notice
- * without a link: a change its owner did not make does not go unnoticed. Sessions and apps stay.
+ * last five minutes (./re-authentication.ts): a session left open is not enough to take the account. Links count
+ * against the mail limits of the new address and the IP, and the old address gets a notice without a link: a
+ * change its owner did not make does not go unnoticed. Sessions and apps stay.
  */
 import type { Router } from '@koa/router';
 import type { Context, Middleware } from 'koa';

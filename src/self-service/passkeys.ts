@@ -1,8 +1,9 @@
 /**
  * Passkeys on the account page (src/accounts/passkeys.ts):
  *
- *   POST /account/passkeys/options  the current password (./re-authentication.ts) → the options for navigator.credentials.create() and
- *                                   their challenge, sealed for this session (JSON; refusals as `{error}`)
+ *   POST /account/passkeys/options  the current password (or a recent sign-in: ./re-authentication.ts) → the
+ *                                   options for navigator.credentials.create() and their challenge, sealed for
+ *                                   this session (JSON; refusals as `{error}`)
  *   POST /account/passkeys/add      the browser's new credential, the sealed challenge, a name → kept
  *   POST /account/passkeys/rename   one of them, a new name → renamed
  *   POST /account/passkeys/remove   one of them and the current password → removed, unless it is the account's
