@@ -25,7 +25,6 @@ import { PageError } from './interaction/errors.js';
 import type { Views } from './interaction/views.js';
 import { createAccountPage, createBrowserErrorPages, createInteractionRoutes, createProviderPages, createViews } from './interaction/index.js';
 import { SessionDirectory } from './accounts/sessions.js';
-import { UserRepository } from './accounts/users.js';
 import { KeyRing } from './keys/key-ring.js';
 import { MailOutbox } from './mail/outbox.js';
 import { createMailTransport, logMail } from './mail/transport.js';
@@ -201,14 +200,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   app.use(
     createAccountPage({
       provider: slot.proxy,
-      users: new UserRepository(services.db, {
-        bcryptCost: config.bcryptCost,
-        audit,
-        actor: 'self',
-        sessions: selfSessions,
-        passwordPolicy: services.users.passwordPolicy,
-        passwordHistory: services.users.passwordHistory.length,
-      }),
+      users: services.users.actingAs({ audit, actor: 'self', sessions: selfSessions }),
       sessions: selfSessions,
       emailLinks: services.emailLinks,
       outbox,

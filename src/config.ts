@@ -80,6 +80,9 @@ const postgresUrl = z.string().refine((text) => /^postgres(ql)?:$/.test(URL.pars
  * discovery address (`<issuer>/.well-known/openid-configuration`) that answered 404, and `localhost:3000` (no
  * scheme) parsed as a URL of scheme `localhost:`.
  */
+/** An http(s) URL of another service (a mirror, a document to link to); `error` says what it is for. */
+const httpUrl = (error: string) => z.string().refine((text) => /^https?:$/.test(URL.parse(text)?.protocol ?? ''), { error });
+
 const issuerUrl = z.string().refine(
   (text) => {
     const url = URL.parse(text);
@@ -190,10 +193,7 @@ const environmentSchema = z.object({
   /** Refuse passwords known from data breaches, by Have I Been Pwned's k-anonymity range API (src/accounts/breached-passwords.ts). */
   PASSWORD_BREACH_CHECK: booleanFlag,
   /** The range API to ask instead of Have I Been Pwned's (a mirror): the SHA-1 prefix is appended. */
-  PASSWORD_BREACH_API: z
-    .string()
-    .refine((text) => /^https?:$/.test(URL.parse(text)?.protocol ?? ''), { error: 'must be an http(s) URL, to which the 5-character prefix is appended' })
-    .optional(),
+  PASSWORD_BREACH_API: httpUrl('must be an http(s) URL, to which the 5-character prefix is appended').optional(),
   PASSWORD_HISTORY: wholeNumber.pipe(z.number().int().min(0).max(MAX_PASSWORD_HISTORY)).default(0),
   /** How long client and API records are cached in process, in milliseconds. */
   CLIENT_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
@@ -336,10 +336,7 @@ const environmentSchema = z.object({
   /** People may delete their own account on the account page (Keycloak's "Delete Account", off until turned on). */
   ACCOUNT_DELETION: booleanFlag,
   /** Where the terms of service are read (src/oidc/terms-prompt.ts); with TERMS_VERSION, everyone accepts them. */
-  TERMS_URL: z
-    .string()
-    .refine((text) => /^https?:$/.test(URL.parse(text)?.protocol ?? ''), { error: 'must be the http(s) address of your terms of service' })
-    .optional(),
+  TERMS_URL: httpUrl('must be the http(s) address of your terms of service').optional(),
   /** The terms' version: a new one asks everyone to accept them again at their next sign-in. */
   TERMS_VERSION: z
     .string()

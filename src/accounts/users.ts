@@ -258,6 +258,19 @@ export class UserRepository {
     this.#sessions = options.sessions;
   }
 
+  /**
+   * The same store and password rules, with changes audited as another's (`admin-api`, `self`) and their session
+   * ends told through `sessions`: one repository per actor, none of the rules copied by hand.
+   */
+  actingAs(options: Pick<UserRepositoryOptions, 'audit' | 'actor' | 'sessions'>): UserRepository {
+    return new UserRepository(this.db, {
+      bcryptCost: this.passwords.cost,
+      passwordPolicy: this.passwordPolicy,
+      passwordHistory: this.passwordHistory.length,
+      ...options,
+    });
+  }
+
   #record(type: string, user: User, detail: Record<string, unknown> = {}): void {
     this.#audit?.record({ type, outcome: 'success', accountId: user.id, detail: { by: this.#actor, ...detail } });
   }

@@ -12,7 +12,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type { z } from 'zod';
 import { passkeyView } from '../accounts/passkeys.js';
 import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
-import { type User, UserRepository } from '../accounts/users.js';
+import type { User } from '../accounts/users.js';
 import { ApiRepository } from '../apis/apis.js';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
@@ -232,7 +232,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const { db, catalog } = services;
   const actor = ADMIN_ACTOR;
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
-  const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions, passwordPolicy: services.users.passwordPolicy, passwordHistory: services.users.passwordHistory.length });
+  const users = services.users.actingAs({ audit, actor, sessions });
   const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
   const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
   const locks = new LockAdministration(services.limits, { audit, actor });

@@ -52,6 +52,7 @@ import { describeWait } from '../security/failure-limiter.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
 import { csrfToken } from './csrf.js';
 import { PageError } from './errors.js';
+import { takeFromInteraction } from './interaction-state.js';
 import { clientShownAs, keepSignedIn, renderLogin } from './pages.js';
 import type { InteractionDependencies } from './routes.js';
 import { beginSecondFactor } from './second-factor.js';
@@ -92,11 +93,8 @@ async function keep(details: Interaction, kept: Record<string, unknown>): Promis
 
 /** Takes the sign-in kept for `provider`, so that an answer works once; undefined when none, another's, or expired. */
 async function takeSignIn(details: Interaction, provider: string): Promise<PendingUpstreamSignIn | undefined> {
-  const { federated, ...rest } = (details.result ?? {}) as { federated?: unknown };
-  if (federated === undefined) return undefined;
-  await keep(details, rest);
-  const kept = pendingUpstreamSignIn.safeParse(federated);
-  return kept.success && kept.data.provider === provider && kept.data.expiresAt > Date.now() ? kept.data : undefined;
+  const kept = await takeFromInteraction(details, 'federated', pendingUpstreamSignIn);
+  return kept && kept.provider === provider && kept.expiresAt > Date.now() ? kept : undefined;
 }
 
 export async function renderLinkPage(ctx: Context, deps: InteractionDependencies, details: Interaction, link: PendingLink, options: { error?: string; status?: number } = {}) {

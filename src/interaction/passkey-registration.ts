@@ -25,6 +25,7 @@ import type { User } from '../accounts/users.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { ConflictError } from '../errors.js';
 import { PageError } from './errors.js';
+import { keepWithInteraction, takeFromInteraction } from './interaction-state.js';
 import { keepSignedIn } from './pages.js';
 import {
   EMAIL_TAKEN,
@@ -55,17 +56,13 @@ class PasskeyNotKept extends Error {
   }
 }
 
-async function keep(details: Interaction, kept: KeptRegistration | undefined): Promise<void> {
-  const { passkeyRegistration: _previous, ...rest } = (details.result ?? {}) as { passkeyRegistration?: unknown };
-  details.result = (kept ? { ...rest, passkeyRegistration: kept } : rest) as InteractionResults;
-  await details.persist();
-}
+/** Where the options' account is kept in the interaction's result (./interaction-state.ts). */
+const KEPT_AS = 'passkeyRegistration';
 
 /** Takes what the options were made for out of the interaction, so an answer works once; undefined when gone. */
 async function take(details: Interaction): Promise<KeptRegistration | undefined> {
-  const found = keptRegistration.safeParse((details.result as { passkeyRegistration?: unknown } | undefined)?.passkeyRegistration);
-  await keep(details, undefined);
-  return found.success && found.data.expiresAt > Date.now() ? found.data : undefined;
+  const kept = await takeFromInteraction(details, KEPT_AS, keptRegistration);
+  return kept && kept.expiresAt > Date.now() ? kept : undefined;
 }
 
 export function addPasskeyRegistrationRoutes(router: Router, deps: InteractionDependencies, steps: { readForm: Middleware; interaction: Middleware; finish: Finish }): void {
@@ -96,7 +93,7 @@ export function addPasskeyRegistrationRoutes(router: Router, deps: InteractionDe
       return refuseJson(ctx, tooMany ? 429 : 409, tooMany ?? EMAIL_TAKEN);
     }
     const kept = { id: randomUUID(), email, name: form.data.name || undefined, challenge: newChallenge(), expiresAt: Date.now() + CEREMONY_TIMEOUT_MS };
-    await keep(details, kept);
+    await keepWithInteraction(details, KEPT_AS, kept);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = await passkeys.creationOptions({ id: kept.id, email, name: kept.name ?? null }, kept.challenge);
   });

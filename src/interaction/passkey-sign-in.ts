@@ -25,6 +25,7 @@ import { requestFacts } from '../audit/request-facts.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { signInWithPasskey } from '../security/passkey-sign-in.js';
 import { PageError } from './errors.js';
+import { keepWithInteraction, takeFromInteraction } from './interaction-state.js';
 import { keepSignedIn, renderLogin } from './pages.js';
 import type { InteractionDependencies } from './routes.js';
 import { pendingSecondFactorOf, renderSecondFactor } from './second-factor.js';
@@ -44,18 +45,13 @@ const answerForm = z.object({
 /** Keeps `challenge` with the interaction, beside what its result already holds (a pending second step). */
 async function keepChallenge(details: Interaction, challenge: string): Promise<void> {
   const kept: z.infer<typeof keptChallenge> = { challenge, expiresAt: Date.now() + CEREMONY_TIMEOUT_MS };
-  details.result = { ...(details.result ?? {}), passkey: kept } as unknown as InteractionResults;
-  await details.persist();
+  await keepWithInteraction(details, 'passkey', kept);
 }
 
 /** Takes the kept challenge out of the interaction, so that it works once; undefined when none is kept or it expired. */
 async function takeChallenge(details: Interaction): Promise<string | undefined> {
-  const { passkey, ...rest } = (details.result ?? {}) as { passkey?: unknown };
-  if (passkey === undefined) return undefined;
-  details.result = rest as InteractionResults;
-  await details.persist();
-  const kept = keptChallenge.safeParse(passkey);
-  return kept.success && kept.data.expiresAt > Date.now() ? kept.data.challenge : undefined;
+  const kept = await takeFromInteraction(details, 'passkey', keptChallenge);
+  return kept && kept.expiresAt > Date.now() ? kept.challenge : undefined;
 }
 
 export function addPasskeySignInRoutes(router: Router, deps: InteractionDependencies, steps: { readForm: Middleware; interaction: Middleware; finish: Finish }): void {

@@ -2,6 +2,7 @@
 import type { Context } from 'koa';
 import { hasOwnPassword } from '../accounts/users.js';
 import { signedInRecently } from './re-authentication.js';
+import { wayInLeft } from './ways-in.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
 import { csrfToken } from '../interaction/csrf.js';
 import type { AccountDependencies } from './routes.js';
@@ -88,7 +89,7 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
       hasPassword: hasOwnPassword(user),
       signedInJustNow: signedInRecently(session),
       // Going without a password needs another way in: a passkey, or another identity provider (./ways-in.ts).
-      passwordRemovable: hasOwnPassword(user) && (passkeys.length > 0 || identities.length > 0),
+      passwordRemovable: hasOwnPassword(user) && wayInLeft(user, passkeys, identities, { password: true }),
       // The providers not linked yet, to link from here.
       linkable: deps.upstream.list.filter((provider) => !identities.some((identity) => identity.provider === provider.id)).map(({ id, name }) => ({ id, name })),
       // Shown where the server has identity providers, or the account still has a link to one since removed.

@@ -12,11 +12,20 @@ export const ONLY_WAY_IN = 'This is your only way to sign in: add a passkey, lin
 /** What the change takes away: one passkey (by id), one provider's link (by provider id), or the password. */
 export type Leaving = { passkey: string } | { provider: string } | { password: true };
 
-/** Whether the account still has a way to sign in once `leaving` is gone. */
-export async function keepsAWayIn(deps: Pick<AccountDependencies, 'passkeys' | 'linkedIdentities'>, user: User, leaving: Leaving): Promise<boolean> {
+/**
+ * Whether an account with these passkeys (none where passkeys are not available) and linked sign-ins still has a
+ * way in once `leaving` is gone.
+ */
+export function wayInLeft(user: User, passkeys: readonly { id: string }[], identities: readonly { provider: string }[], leaving: Leaving): boolean {
   if (hasOwnPassword(user) && !('password' in leaving)) return true;
-  const [passkeys, identities] = await Promise.all([deps.passkeys.available ? deps.passkeys.list(user.id) : [], deps.linkedIdentities.listFor(user.id)]);
   const otherPasskeys = passkeys.filter((passkey) => !('passkey' in leaving && passkey.id === leaving.passkey));
   const otherIdentities = identities.filter((identity) => !('provider' in leaving && identity.provider === leaving.provider));
   return otherPasskeys.length > 0 || otherIdentities.length > 0;
+}
+
+/** Whether the account still has a way to sign in once `leaving` is gone, its passkeys and sign-ins read now. */
+export async function keepsAWayIn(deps: Pick<AccountDependencies, 'passkeys' | 'linkedIdentities'>, user: User, leaving: Leaving): Promise<boolean> {
+  if (hasOwnPassword(user) && !('password' in leaving)) return true;
+  const [passkeys, identities] = await Promise.all([deps.passkeys.available ? deps.passkeys.list(user.id) : [], deps.linkedIdentities.listFor(user.id)]);
+  return wayInLeft(user, passkeys, identities, leaving);
 }
