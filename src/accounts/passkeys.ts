@@ -184,15 +184,15 @@ export class Passkeys {
     this.available = isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0;
   }
 
-  async list(userId: string): Promise<Passkey[]> {
-    const rows = await this.db<PasskeyRow>('passkeys').where({ user_id: userId }).orderBy('created_at');
+  async list(userId: string, db: Database = this.db): Promise<Passkey[]> {
+    const rows = await db<PasskeyRow>('passkeys').where({ user_id: userId }).orderBy('created_at');
     return rows.map(toPasskey);
   }
 
   /** Removes one of the user's passkeys, audited `passkey_removed`; undefined when it was not theirs or is gone already. */
-  async remove(userId: string, id: string, by = this.audited.actor): Promise<Passkey | undefined> {
+  async remove(userId: string, id: string, by = this.audited.actor, db: Database = this.db): Promise<Passkey | undefined> {
     if (id.length > 1400) return undefined;
-    const [row] = await this.db<PasskeyRow>('passkeys').where({ user_id: userId, credential_id: id }).del().returning('*');
+    const [row] = await db<PasskeyRow>('passkeys').where({ user_id: userId, credential_id: id }).del().returning('*');
     if (!row) return undefined;
     this.#recordRemoval(row as PasskeyRow, by);
     return toPasskey(row as PasskeyRow);

@@ -427,6 +427,19 @@ export class UserRepository {
     return row ? toUser(row) : undefined;
   }
 
+  /**
+   * Runs `change` in a transaction holding the user's row locked (`SELECT … FOR UPDATE`), with the row as it is
+   * now. Changes that must see each other's outcome then run one after the other: two tabs taking away an
+   * account's last two ways to sign in at once (src/self-service/ways-in.ts). NotFoundError when the user is gone.
+   */
+  async whileLocked<T>(id: string, change: (trx: Database, user: User) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (trx) => {
+      const row = await trx<UserRow>('users').where({ id }).forUpdate().first();
+      if (!row) throw new NotFoundError(`no user ${id}`);
+      return change(trx, toUser(row));
+    });
+  }
+
   /** Looks a user up by id or by email, as the CLI accepts either. */
   async require(idOrEmail: string): Promise<User> {
     const user = idOrEmail.includes('@') ? await this.findByEmail(idOrEmail) : await this.findById(idOrEmail);
@@ -590,9 +603,9 @@ export class UserRepository {
    * leave none: "Forgot your password?" sets one again): the password stops working, a reset link already mailed
    * stops working too, and PASSWORD_HISTORY remembers it. Sessions and apps stay, as after a change.
    */
-  async removePassword(idOrEmail: string): Promise<User> {
+  async removePassword(idOrEmail: string, db: Database = this.db): Promise<User> {
     const { id } = await this.require(idOrEmail);
-    const updated = await this.db.transaction(async (trx) => {
+    const updated = await db.transaction(async (trx) => {
       await this.passwordHistory.keepCurrent(trx, id);
       await trx('email_links').where({ user_id: id, purpose: 'password_reset' }).delete();
       return this.#update(id, { password_hash: null, password_changed_at: null, password_change_required: false }, trx);

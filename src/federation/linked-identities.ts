@@ -66,14 +66,14 @@ export class LinkedIdentities {
     return true;
   }
 
-  async listFor(userId: string): Promise<LinkedIdentity[]> {
-    const rows = await this.db<LinkedIdentityRow>('linked_identities').where({ user_id: userId }).orderBy('created_at');
+  async listFor(userId: string, db: Database = this.db): Promise<LinkedIdentity[]> {
+    const rows = await db<LinkedIdentityRow>('linked_identities').where({ user_id: userId }).orderBy('created_at');
     return rows.map(toLinkedIdentity);
   }
 
   /** Removes the account's link to `provider`; NotFoundError when there is none. `actor`: who, when not ours. */
-  async unlink(userId: string, provider: string, actor?: string): Promise<LinkedIdentity> {
-    const [row] = await this.db<LinkedIdentityRow>('linked_identities').where({ user_id: userId, provider }).delete().returning('*');
+  async unlink(userId: string, provider: string, actor?: string, db: Database = this.db): Promise<LinkedIdentity> {
+    const [row] = await db<LinkedIdentityRow>('linked_identities').where({ user_id: userId, provider }).delete().returning('*');
     if (!row) throw new NotFoundError(`the account has no sign-in with ${provider} linked`);
     this.#record('identity_unlinked', userId, { provider, email: row.email }, actor);
     return toLinkedIdentity(row);

@@ -23,9 +23,10 @@ import { readForm } from '../http/read-form.js';
 import { PageError } from '../interaction/errors.js';
 import { type AccountPageNotice, renderAccountPage } from './page.js';
 import { WRONG_PASSWORD, checkOwner, currentPasswordField, refuse } from './re-authentication.js';
-import { ONLY_WAY_IN, keepsAWayIn } from './ways-in.js';
+import { ONLY_WAY_IN, takeAWayIn } from './ways-in.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
+import type { Database } from '../store/database.js';
 
 const LINK_COOKIE = 'authz.link';
 const LINK_PATH = '/account/identities';
@@ -112,11 +113,12 @@ export function addLinkedIdentityRoutes(
     const signedInAs = ctx.state.signedIn as SignedIn;
     const form = await checkedForm(ctx);
     if (!form) return;
-    if (!(await keepsAWayIn(deps, signedInAs.user, { provider: form.provider }))) return refuseWith(ctx, ONLY_WAY_IN);
-    await deps.linkedIdentities.unlink(signedInAs.user.id, form.provider).catch((error: unknown) => {
-      // Unlinked already (another tab, an administrator): what was asked for.
-      if (!(error instanceof NotFoundError)) throw error;
-    });
+    const unlink = (trx: Database) =>
+      deps.linkedIdentities.unlink(signedInAs.user.id, form.provider, undefined, trx).catch((error: unknown) => {
+        // Unlinked already (another tab, an administrator): what was asked for.
+        if (!(error instanceof NotFoundError)) throw error;
+      });
+    if (!(await takeAWayIn(deps, signedInAs.user.id, { provider: form.provider }, unlink))) return refuseWith(ctx, ONLY_WAY_IN);
     done(ctx, 'identity-unlinked', '#identities');
   });
 }

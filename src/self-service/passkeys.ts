@@ -28,9 +28,10 @@ import { PageError } from '../interaction/errors.js';
 import { describeWait } from '../security/failure-limiter.js';
 import { renderAccountPage } from './page.js';
 import { SIGN_IN_AGAIN, WRONG_PASSWORD, checkOwner, currentPasswordField, refuse } from './re-authentication.js';
-import { ONLY_WAY_IN, keepsAWayIn } from './ways-in.js';
+import { ONLY_WAY_IN, takeAWayIn } from './ways-in.js';
 import type { AccountDependencies } from './routes.js';
 import type { SignedIn } from './signed-in.js';
+import type { Database } from '../store/database.js';
 
 const optionsForm = z.object({
   current: currentPasswordField.optional(),
@@ -143,9 +144,9 @@ export function addPasskeyRoutes(router: Router, deps: AccountDependencies, sign
     }
     const checked = await checkOwner(ctx, deps, form.data.current);
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'passkeys', WRONG_PASSWORD);
-    if (!(await keepsAWayIn(deps, user, { passkey: form.data.passkey }))) return refuse(ctx, deps, { invalid: ONLY_WAY_IN }, 'passkeys', WRONG_PASSWORD);
     // Gone already (another tab, an administrator) is what was asked for.
-    await passkeys.remove(user.id, form.data.passkey, 'self');
+    const remove = (trx: Database) => passkeys.remove(user.id, form.data.passkey, 'self', trx);
+    if (!(await takeAWayIn(deps, user.id, { passkey: form.data.passkey }, remove))) return refuse(ctx, deps, { invalid: ONLY_WAY_IN }, 'passkeys', WRONG_PASSWORD);
     ctx.status = 303;
     ctx.redirect('/account?done=passkey-removed#passkeys');
   });

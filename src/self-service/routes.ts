@@ -49,9 +49,10 @@ import { addPasskeyRoutes } from './passkeys.js';
 import { addLinkedIdentityRoutes } from './linked-identities.js';
 import { addReplaceAppRoutes } from './replace-app.js';
 import { type AccountPageNotice, renderAccountPage, renderNewRecoveryCodes } from './page.js';
-import { keepsAWayIn } from './ways-in.js';
+import { takeAWayIn } from './ways-in.js';
 import { type SignedIn, signedInOf } from './signed-in.js';
 import { AGAIN_FOR, type SignInPurpose, finishSignIn, startSignIn } from './sign-in.js';
+import type { Database } from '../store/database.js';
 
 /**
  * What the login pages get (src/interaction/routes.ts), with `users` and `sessions` whose changes are audited
@@ -178,8 +179,8 @@ export function createAccountRoutes(deps: AccountDependencies): Middleware {
     if (!form.success) return renderAccountPage(ctx, deps, who(ctx), { errors: { password: refusal(form) }, status: 400 });
     const checked = await checkCurrentPassword(ctx, deps, form.data.current);
     if (!('passed' in checked)) return refuse(ctx, deps, checked, 'password', WRONG_PASSWORD);
-    if (!(await keepsAWayIn(deps, user, { password: true }))) return refuse(ctx, deps, { invalid: NO_OTHER_WAY_IN }, 'password', WRONG_PASSWORD);
-    await deps.users.removePassword(user.id);
+    const remove = (trx: Database) => deps.users.removePassword(user.id, trx);
+    if (!(await takeAWayIn(deps, user.id, { password: true }, remove))) return refuse(ctx, deps, { invalid: NO_OTHER_WAY_IN }, 'password', WRONG_PASSWORD);
     if (form.data.endOthers === undefined) return done(ctx, 'password-removed', '#password');
     await endOtherSessions(deps, user.id, session.uid);
     done(ctx, 'password-removed-others', '#password');

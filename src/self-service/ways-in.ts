@@ -5,6 +5,7 @@
  * but not everywhere is.
  */
 import { type User, hasOwnPassword } from '../accounts/users.js';
+import type { Database } from '../store/database.js';
 import type { AccountDependencies } from './routes.js';
 
 export const ONLY_WAY_IN = 'This is your only way to sign in: add a passkey, link another sign-in or set a password first.';
@@ -23,9 +24,21 @@ export function wayInLeft(user: User, passkeys: readonly { id: string }[], ident
   return otherPasskeys.length > 0 || otherIdentities.length > 0;
 }
 
-/** Whether the account still has a way to sign in once `leaving` is gone, its passkeys and sign-ins read now. */
-export async function keepsAWayIn(deps: Pick<AccountDependencies, 'passkeys' | 'linkedIdentities'>, user: User, leaving: Leaving): Promise<boolean> {
-  if (hasOwnPassword(user) && !('password' in leaving)) return true;
-  const [passkeys, identities] = await Promise.all([deps.passkeys.available ? deps.passkeys.list(user.id) : [], deps.linkedIdentities.listFor(user.id)]);
-  return wayInLeft(user, passkeys, identities, leaving);
+/**
+ * Takes a way in away with `take`, in the same transaction, only if the account still has another once it is
+ * gone; false when refused. The account's row is locked while its passkeys and sign-ins are read, so two tabs
+ * taking away its last two ways in at the same moment run one after the other, and the second is refused.
+ */
+export async function takeAWayIn(
+  deps: Pick<AccountDependencies, 'users' | 'passkeys' | 'linkedIdentities'>,
+  userId: string,
+  leaving: Leaving,
+  take: (trx: Database) => Promise<unknown>,
+): Promise<boolean> {
+  return deps.users.whileLocked(userId, async (trx, user) => {
+    const [passkeys, identities] = await Promise.all([deps.passkeys.available ? deps.passkeys.list(userId, trx) : [], deps.linkedIdentities.listFor(userId, trx)]);
+    if (!wayInLeft(user, passkeys, identities, leaving)) return false;
+    await take(trx);
+    return true;
+  });
 }

@@ -364,6 +364,26 @@ describe('going without a password', () => {
     expect(gone?.url).toBe(`${server.issuer}/account?done=passkey-removed#passkeys`);
     expect(await server.services.passkeys.list(user.userId)).toHaveLength(1);
   });
+
+  test('two tabs taking away the last two ways in at the same moment: one goes, the other is refused, and the account keeps a way in', async () => {
+    // Each round posts both forms together; without the account's row locked both would read the other way as left.
+    for (let round = 0; round < 4; round += 1) {
+      const { user } = await userWithPasskey();
+      const agent = person();
+      const page = await openAccount(agent, user.email);
+      const [password, passkey] = await Promise.all([
+        agent.submit(page, formOf(page, '/account/password/remove'), { current: PASSWORD }, server.issuer),
+        agent.submit(page, formOf(page, '/account/passkeys/remove'), { current: PASSWORD }, server.issuer),
+      ]);
+      const statuses = [password.page?.status ?? password.redirectedTo?.href, passkey.page?.status ?? passkey.redirectedTo?.href];
+      expect(statuses.filter((status) => status === 400)).toHaveLength(1);
+      const refused = password.page?.status === 400 ? password.page : passkey.page;
+      expect(textOf(refused)).toMatch(new RegExp(`${NO_OTHER_WAY_IN}|${ONLY_WAY_IN}`.replace(/[.:,]/g, '\\$&')));
+      const hasPassword = (await server.services.users.verifyPassword(user.email, PASSWORD)) !== undefined;
+      const passkeys = await server.services.passkeys.list(user.userId);
+      expect([hasPassword, passkeys.length]).toEqual(password.page?.status === 400 ? [true, 0] : [false, 1]);
+    }
+  });
 });
 
 describe('an administrator removes a password', () => {
