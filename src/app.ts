@@ -104,6 +104,8 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   const metrics = new Metrics({ keyStatuses: () => keyRing.statuses });
   const { tokenCache } = services;
   if (tokenCache) metrics.observeTokenCache(() => tokenCache.stats);
+  const { breachLookups } = services.users.passwordPolicy;
+  if (breachLookups) metrics.observeBreachLookups(() => breachLookups);
   metrics.observeAuditLog(() => services.audit.stats);
   // Protocol outcomes are counted from what is audited (src/metrics/metrics.ts).
   const audit = metrics.countingAuditSink(services.audit);

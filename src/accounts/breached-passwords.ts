@@ -26,7 +26,16 @@ export interface BreachedPasswordsOptions {
   fetch?: typeof fetch;
 }
 
+/** Passwords looked up since start, by outcome: found in the corpus, not found, or not asked (the API failed). */
+export interface BreachLookupCounts {
+  breached: number;
+  clean: number;
+  unavailable: number;
+}
+
 export class BreachedPasswords {
+  /** Counted in plain integers and read at scrape time (src/metrics/metrics.ts). */
+  readonly counts: BreachLookupCounts = { breached: 0, clean: 0, unavailable: 0 };
   readonly #rangeApi: string;
   readonly #onUnavailable: (reason: string) => void;
   readonly #fetch: typeof fetch;
@@ -42,12 +51,16 @@ export class BreachedPasswords {
   /** Whether the password is in the breach corpus; false also when the corpus could not be asked. */
   async includes(password: string): Promise<boolean> {
     const hash = createHash('sha1').update(password, 'utf8').digest('hex').toUpperCase();
+    let breached: boolean;
     try {
-      return (await this.#suffixesOf(hash.slice(0, 5))).has(hash.slice(5));
+      breached = (await this.#suffixesOf(hash.slice(0, 5))).has(hash.slice(5));
     } catch (error) {
+      this.counts.unavailable += 1;
       this.#onUnavailable((error as Error).message);
       return false;
     }
+    this.counts[breached ? 'breached' : 'clean'] += 1;
+    return breached;
   }
 
   #suffixesOf(prefix: string): Promise<ReadonlySet<string>> {

@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../logger.js';
-import { BreachedPasswords } from './breached-passwords.js';
+import { type BreachLookupCounts, BreachedPasswords } from './breached-passwords.js';
 
 export const MAX_PASSWORD_BYTES = 72;
 export const DEFAULT_MIN_PASSWORD_LENGTH = 8;
@@ -93,6 +93,11 @@ export class PasswordPolicy {
   readonly #blocklist: ReadonlySet<string>;
   readonly #serviceWords: readonly string[];
   readonly #breached?: BreachedPasswords;
+
+  /** Breach lookups by outcome (../metrics/metrics.ts); undefined without PASSWORD_BREACH_CHECK. */
+  get breachLookups(): Readonly<BreachLookupCounts> | undefined {
+    return this.#breached?.counts;
+  }
 
   constructor(options: PasswordPolicyOptions = {}) {
     this.minLength = options.minLength ?? DEFAULT_MIN_PASSWORD_LENGTH;

@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AuditEvent, AuditLogStats, AuditSink } from '../audit/audit-log.js';
 import type { KeyStatus } from '../keys/key-states.js';
 import type { TokenRecordCacheStats } from '../store/token-record-cache.js';
+import type { BreachLookupCounts } from '../accounts/breached-passwords.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -111,6 +112,25 @@ export class Metrics {
       },
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'authz_' });
+  }
+
+  /**
+   * Lookups of new passwords among breached ones (src/accounts/breached-passwords.ts), read at scrape time.
+   * `unavailable` counts passwords that went through unchecked because the range API failed or was slow: alert on
+   * its rate, as the log's warnings are easy to miss.
+   */
+  observeBreachLookups(counts: () => Readonly<BreachLookupCounts>): void {
+    new Counter({
+      name: 'authz_password_breach_lookups_total',
+      help: 'New passwords looked up among breached passwords by outcome: breached (refused), clean, or unavailable (the range API failed: let through unchecked)',
+      labelNames: ['outcome'] as const,
+      registers: [this.registry],
+      collect() {
+        const read = counts();
+        this.reset();
+        for (const outcome of ['breached', 'clean', 'unavailable'] as const) this.inc({ outcome }, read[outcome]);
+      },
+    });
   }
 
   /**

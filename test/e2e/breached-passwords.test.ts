@@ -2,11 +2,12 @@
  * PASSWORD_BREACH_CHECK as people meet it, against a stand-in for Have I Been Pwned's range API (this machine has
  * no internet): a password known from a breach is refused on the account page and by the admin API with the
  * reason, and only its hash's first five characters leave the server; while the range API is down, passwords go
- * through and the log says each went unchecked. Over HTTP, on Postgres and Redis.
+ * through and the log says each went unchecked, and /metrics counts lookups by outcome. Over HTTP, on Postgres and Redis.
  */
 import { Writable } from 'node:stream';
 import { type AdminApi, adminApiOf } from '../support/admin-api.js';
 import { type PwnedPasswords, prefixOf, startPwnedPasswords } from '../support/pwned-passwords.js';
+import { scrapeMetrics } from '../support/metrics.js';
 import { PASSWORD, createUser, loginFormOf } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { formOf, type Page, textOf, UserAgent } from '../support/user-agent.js';
@@ -43,8 +44,11 @@ async function changeOnPage(email: string, next: string) {
   return sent as Page;
 }
 
+const lookups = (outcome: string) => `authz_password_breach_lookups_total{outcome="${outcome}"}`;
+
 test('a breached password is refused on the account page and by the admin API; only its hash prefix is asked about', async () => {
   const user = await createUser(server);
+  const metrics = await scrapeMetrics(server);
   const refused = await changeOnPage(user.email, BREACHED);
   expect(refused.status).toBe(400);
   expect(textOf(refused)).toContain('That password has appeared in a data breach, so it is among the first that are tried: choose another.');
@@ -56,10 +60,16 @@ test('a breached password is refused on the account page and by the admin API; o
   expect(api.requests.every((request) => /^\/range\/[0-9A-F]{5}$/.test(request.path) && request.padding === 'true')).toBe(true);
 
   expect(textOf(await changeOnPage(user.email, 'not in any breach at all'))).toContain('Your password was changed');
+  // Each refusal counts once (the form's check and the store's share a lookup); the accepted one at least once.
+  const grown = await metrics.since();
+  expect(grown(lookups('breached'))).toBe(2);
+  expect(grown(lookups('clean'))).toBeGreaterThanOrEqual(1);
+  expect(grown(lookups('unavailable'))).toBe(0);
 });
 
 test('while the range API is down, a password goes through unchecked, and the log says so', async () => {
   const user = await createUser(server);
+  const metrics = await scrapeMetrics(server);
   api.failing = true;
   try {
     expect(textOf(await changeOnPage(user.email, 'monkey see monkey do 98'))).toContain('Your password was changed');
@@ -69,4 +79,5 @@ test('while the range API is down, a password goes through unchecked, and the lo
   expect(logged).toContainEqual(
     expect.objectContaining({ level: 40, reason: 'the range API answered 503', msg: 'a new password was not looked up among breached passwords: it went through unchecked' }),
   );
+  expect((await metrics.since())(lookups('unavailable'))).toBeGreaterThanOrEqual(1);
 });
