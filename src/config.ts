@@ -5,6 +5,7 @@
  * configuration table is written from this file. Development (the embedded default) fills in what is missing;
  * production refuses to start, one line per problem, see `productionProblems`.
  */
+import type { X509Certificate } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { readBlocklist } from './accounts/password-policy.js';
 import { PWNED_PASSWORDS_RANGE_API } from './accounts/breached-passwords.js';
 import { MAX_PASSWORD_HISTORY } from './accounts/password-history.js';
 import { themeProblems } from './interaction/theme.js';
+import { readTrustedAuthorities } from './oidc/mutual-tls.js';
 import { type IdentityProvider, readIdentityProviders } from './federation/identity-providers.js';
 
 const FLAG_VALUES = ['true', 'false', '1', '0', 'yes', 'no', ''] as const;
@@ -176,6 +178,17 @@ const environmentSchema = z.object({
   CLIENT_SECRET_PEPPERS: z.string().optional(),
   /** Trust X-Forwarded-* headers from a TLS-terminating proxy in front of the server. */
   PROXY: booleanFlag,
+  /**
+   * Mutual TLS (RFC 8705, src/oidc/mutual-tls.ts): the request header in which the TLS-terminating proxy passes on
+   * the client's certificate. Needs PROXY, since a client could send the header itself to a server facing it.
+   */
+  MTLS_CERTIFICATE_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name, such as X-SSL-Client-Cert')
+    .transform((name) => name.toLowerCase())
+    .optional(),
+  /** The certificate authorities (a PEM bundle) whose certificates `tls_client_auth` clients may present. */
+  MTLS_TRUSTED_CA_FILE: z.string().optional(),
   /**
    * Let the server's calls to URLs registered for clients (back-channel logout URIs, jwks_uri) reach private,
    * loopback and link-local addresses (src/oidc/outbound-fetch.ts). Unset: yes outside production, no in production.
@@ -461,6 +474,11 @@ export interface Config {
   clientIdMetadataDocuments: boolean;
   /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
   accountDeletion: boolean;
+  /**
+   * Mutual TLS (MTLS_CERTIFICATE_HEADER): where the proxy puts the client's certificate, and the authorities
+   * `tls_client_auth` trusts (MTLS_TRUSTED_CA_FILE; none: only `self_signed_tls_client_auth`).
+   */
+  mutualTls: { header: string; trustedAuthorities: X509Certificate[] } | undefined;
   /** The terms of service each user must have accepted, in this version, to sign in (TERMS_URL, TERMS_VERSION). */
   terms: { url: string; version: string } | undefined;
   /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
@@ -579,6 +597,30 @@ function passwordBlocklist(file: string | undefined): string[] {
   }
 }
 
+/**
+ * MTLS_CERTIFICATE_HEADER and MTLS_TRUSTED_CA_FILE. The header is believed only from a proxy (PROXY), which must
+ * set it on every request, empty when there is no certificate, so that no client can send its own.
+ */
+function mutualTlsConfig(e: Environment): Config['mutualTls'] {
+  if (!e.MTLS_CERTIFICATE_HEADER) {
+    if (e.MTLS_TRUSTED_CA_FILE) throw new ConfigError(['MTLS_TRUSTED_CA_FILE needs MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate']);
+    return undefined;
+  }
+  if (!e.PROXY) {
+    throw new ConfigError([
+      'MTLS_CERTIFICATE_HEADER needs PROXY=true: the certificate comes from the TLS-terminating proxy in front of the server, and without one any client could send the header itself',
+    ]);
+  }
+  if (!e.MTLS_TRUSTED_CA_FILE) return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: [] };
+  const file = path.resolve(e.MTLS_TRUSTED_CA_FILE);
+  try {
+    return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: readTrustedAuthorities(file) };
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError([`MTLS_TRUSTED_CA_FILE: ${file}: ${reason}`]);
+  }
+}
+
 /** MAIL_TEMPLATES_DIR, or else the theme's mail/ folder when it has one. */
 function mailTemplatesDir(e: Environment): string | undefined {
   if (e.MAIL_TEMPLATES_DIR) return path.resolve(e.MAIL_TEMPLATES_DIR);
@@ -686,6 +728,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clientIdMetadataDocuments: e.CLIENT_ID_METADATA_DOCUMENTS,
     accountDeletion: e.ACCOUNT_DELETION,
     terms: e.TERMS_URL && e.TERMS_VERSION ? { url: e.TERMS_URL, version: e.TERMS_VERSION } : undefined,
+    mutualTls: mutualTlsConfig(e),
     userClaims: userClaims.claims,
     claimScopes: userClaims.scopes,
     identityProviders: [],

@@ -1,5 +1,8 @@
 /** `authz clients …`: applications that ask us for tokens. */
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
+import { jwksOfCertificates } from '../clients/client-certificates.js';
+import { InputError } from '../errors.js';
 import { CLIENT_TYPES, type ClientRecord } from '../clients/clients.js';
 import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
 import type { CliContext } from './context.js';
@@ -25,6 +28,7 @@ const details = (client: ClientRecord) => ({
   backchannel_logout_uri: client.backchannelLogoutUri,
   backchannel_logout_session_required: client.backchannelLogoutUri ? client.backchannelLogoutSessionRequired : null,
   require_dpop: client.requireDpop,
+  certificate_bound_tokens: client.certificateBoundTokens,
   require_par: client.requirePar,
   require_signed_request_object: client.requireSignedRequestObject,
   require_mfa: client.requireMfa,
@@ -44,6 +48,8 @@ const SESSION_REQUIRED_HELP = 'logout tokens (and ID tokens) carry the session i
 const NO_SESSION_REQUIRED_HELP = 'logout tokens name only the user (`sub`), for apps that log the user out of every session they have';
 const REQUIRE_DPOP_HELP = 'refuse its token requests without a DPoP proof: every token it gets is bound to its key (RFC 9449)';
 const NO_REQUIRE_DPOP_HELP = 'accept Bearer token requests too (the default)';
+const CERTIFICATE_BOUND_HELP = 'bind its tokens to the TLS client certificate it presents, which it must (RFC 8705; needs MTLS_CERTIFICATE_HEADER)';
+const NO_CERTIFICATE_BOUND_HELP = 'tokens not bound to a certificate (the default)';
 const REQUIRE_PAR_HELP = 'refuse its authorization requests unless pushed first (RFC 9126; web and spa clients)';
 const NO_REQUIRE_PAR_HELP = 'accept plain authorization URLs too (the default)';
 const REQUIRE_SIGNED_REQUEST_HELP = 'refuse its authorization requests unless sent as a request object signed with its key (RFC 9101; web and spa clients with keys)';
@@ -61,6 +67,8 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--no-backchannel-logout-session-required', NO_SESSION_REQUIRED_HELP)
     .option('--require-dpop', REQUIRE_DPOP_HELP)
     .option('--no-require-dpop', NO_REQUIRE_DPOP_HELP)
+    .option('--certificate-bound-tokens', CERTIFICATE_BOUND_HELP)
+    .option('--no-certificate-bound-tokens', NO_CERTIFICATE_BOUND_HELP)
     .option('--require-par', REQUIRE_PAR_HELP)
     .option('--no-require-par', NO_REQUIRE_PAR_HELP)
     .option('--require-signed-request', REQUIRE_SIGNED_REQUEST_HELP)
@@ -71,6 +79,15 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--client-uri <url>', 'its home page, linked on the consent page ("" removes it)')
     .option('--policy-uri <url>', 'its privacy policy, linked on the consent page ("" removes it)')
     .option('--tos-uri <url>', 'its terms of service, linked on the consent page ("" removes it)');
+}
+
+/** A --certificate-file's PEM; one that cannot be read is a refused input, naming it. */
+function readCertificateFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new InputError(`--certificate-file: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
 }
 
 /** --client-uri, --policy-uri, --tos-uri as changes: "" removes one (null), an absent option leaves it. */
@@ -92,8 +109,14 @@ export function registerClientCommands(program: Command, context: CliContext): v
     .option('--first-party', 'your own app: users are not asked for consent')
     .option('--native', 'spa clients: a native app (desktop, mobile, command line; RFC 8252): any loopback port on the way back, consent each time')
     .option('--allow-password-grant', 'legacy first-party apps only: accept grant_type=password (discouraged, RFC 9700 §2.4)')
-    .option('--auth-method <method>', 'client_secret_basic (default), client_secret_post or private_key_jwt')
-    .option('--jwks-uri <url>', 'where the client publishes its public keys (private_key_jwt)')
+    .option('--auth-method <method>', 'client_secret_basic (default), client_secret_post, private_key_jwt, or with mutual TLS tls_client_auth or self_signed_tls_client_auth')
+    .option('--jwks-uri <url>', 'where the client publishes its public keys (private_key_jwt; self_signed_tls_client_auth with x5c)')
+    .option('--certificate-file <pem>', 'self_signed_tls_client_auth: the certificate it presents (its public key and x5c become its jwks; repeat for a rollover)', collect)
+    .option('--tls-subject-dn <dn>', 'tls_client_auth: the subject DN its certificate must have, as RFC 4514 writes it (CN=…,O=…,C=…)')
+    .option('--tls-san-dns <name>', 'tls_client_auth: a DNS name its certificate must list (instead of the DN)')
+    .option('--tls-san-uri <uri>', 'tls_client_auth: a URI its certificate must list')
+    .option('--tls-san-ip <address>', 'tls_client_auth: an IP address its certificate must list')
+    .option('--tls-san-email <address>', 'tls_client_auth: an email address its certificate must list')
     .option('--scope <scopes>', 'scopes it may ask for, space- or comma-separated')
     .option('--roles <roles>', 'roles of the client itself, for its client-credentials tokens', splitList, [])
     .option('--client-id <id>', 'choose the client id (default: random)')
@@ -119,6 +142,13 @@ export function registerClientCommands(program: Command, context: CliContext): v
         allowPasswordGrant: Boolean(options.allowPasswordGrant),
         tokenEndpointAuthMethod: options.authMethod,
         jwksUri: options.jwksUri,
+        jwks: options.certificateFile ? jwksOfCertificates(options.certificateFile.map(readCertificateFile)) : undefined,
+        tlsClientAuthSubjectDn: options.tlsSubjectDn,
+        tlsClientAuthSanDns: options.tlsSanDns,
+        tlsClientAuthSanUri: options.tlsSanUri,
+        tlsClientAuthSanIp: options.tlsSanIp,
+        tlsClientAuthSanEmail: options.tlsSanEmail,
+        certificateBoundTokens: options.certificateBoundTokens,
         scope: options.scope ? splitList(options.scope).join(' ') : undefined,
         roles: options.roles,
         backchannelLogoutUri: options.backchannelLogoutUri,
@@ -188,6 +218,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         backchannelLogoutUri: options.backchannelLogoutUri === false ? null : options.backchannelLogoutUri,
         backchannelLogoutSessionRequired: options.backchannelLogoutSessionRequired,
         requireDpop: options.requireDpop,
+        certificateBoundTokens: options.certificateBoundTokens,
         requirePar: options.requirePar,
         requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,

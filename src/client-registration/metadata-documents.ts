@@ -129,6 +129,7 @@ export class ClientMetadataDocuments {
       backchannelLogoutUri: null,
       backchannelLogoutSessionRequired: false,
       requireDpop: checked.data.requireDpop,
+      certificateBoundTokens: false,
       requirePar: checked.data.requirePar,
       requireSignedRequestObject: checked.data.requireSignedRequestObject,
       // What describes it is the document's (`description`, for the consent page), not set here.

@@ -32,6 +32,7 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     backchannelLogoutUri: null,
     backchannelLogoutSessionRequired: false,
     requireDpop: false,
+    certificateBoundTokens: false,
     requirePar: false,
     requireSignedRequestObject: false,
     clientUri: null,

@@ -36,7 +36,9 @@ export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
-const CONFIDENTIAL_METHODS = [...SECRET_METHODS, 'private_key_jwt'] as const;
+/** Mutual TLS (RFC 8705 §2): a certificate from a trusted authority naming the client, or one it registered. */
+const MUTUAL_TLS_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth'] as const;
+const CONFIDENTIAL_METHODS = [...SECRET_METHODS, 'private_key_jwt', ...MUTUAL_TLS_METHODS] as const;
 export const TOKEN_ENDPOINT_AUTH_METHODS = [...CONFIDENTIAL_METHODS, 'none'] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
@@ -65,6 +67,8 @@ export interface ClientRecord extends AppLinks {
   backchannelLogoutSessionRequired: boolean;
   /** The token endpoint refuses the client's requests without a DPoP proof (RFC 9449 §5.2). */
   requireDpop: boolean;
+  /** Its access tokens are bound to its TLS client certificate, and it must present one (RFC 8705 §3). */
+  certificateBoundTokens: boolean;
   /** The authorization endpoint refuses the client's requests unless pushed first (RFC 9126 §6). */
   requirePar: boolean;
   /** The authorization endpoint refuses the client's requests unless signed with its key (RFC 9101 §10.5, JAR). */
@@ -167,6 +171,68 @@ const SIGNED_REQUEST_DESCRIPTION =
   'refuse authorization requests not sent as a request object signed with its key (RFC 9101, JAR): web and spa clients with jwks or jwksUri';
 const SIGNED_REQUEST_NEEDS_KEYS = 'a request object is checked with the client’s public keys: give jwks or jwksUri too';
 
+const CERTIFICATE_BOUND_DESCRIPTION =
+  'bind its access and refresh tokens to the TLS client certificate it presents, which it must (RFC 8705 §3: an API checks `cnf.x5t#S256`); needs MTLS_CERTIFICATE_HEADER; not with requireDpop';
+const ONE_PROOF_OF_POSSESSION = 'a token is bound to one key: a DPoP key or a TLS client certificate, not both';
+
+/**
+ * What a `tls_client_auth` client's certificate must name (RFC 8705 §2.1.2), exactly one: its subject DN as RFC
+ * 4514 writes it, or one subject alternative name. Kept in `metadata` under the spec's names.
+ */
+const tlsSubjectFields = {
+  tlsClientAuthSubjectDn: z.string().trim().min(3).max(1000).optional().meta({ description: 'tls_client_auth: the certificate’s subject DN, as RFC 4514 writes it (CN=…,O=…,C=…)' }),
+  tlsClientAuthSanDns: z.string().trim().min(1).max(253).optional().meta({ description: 'tls_client_auth: a DNS name among the certificate’s subject alternative names' }),
+  tlsClientAuthSanUri: z.url().optional().meta({ description: 'tls_client_auth: a URI among the certificate’s subject alternative names' }),
+  tlsClientAuthSanIp: z.union([z.ipv4(), z.ipv6()]).optional().meta({ description: 'tls_client_auth: an IP address among the certificate’s subject alternative names' }),
+  tlsClientAuthSanEmail: z.email().optional().meta({ description: 'tls_client_auth: an email address among the certificate’s subject alternative names' }),
+};
+const TLS_SUBJECT_METADATA = {
+  tlsClientAuthSubjectDn: 'tls_client_auth_subject_dn',
+  tlsClientAuthSanDns: 'tls_client_auth_san_dns',
+  tlsClientAuthSanUri: 'tls_client_auth_san_uri',
+  tlsClientAuthSanIp: 'tls_client_auth_san_ip',
+  tlsClientAuthSanEmail: 'tls_client_auth_san_email',
+} as const;
+
+/** Why mutual TLS registration settings do not fit together, for each field. */
+function mutualTlsProblems(input: z.output<z.ZodObject<typeof tlsSubjectFields>> & { tokenEndpointAuthMethod?: string; jwks?: { keys: Record<string, unknown>[] }; jwksUri?: string; certificateBoundTokens: boolean; requireDpop: boolean }) {
+  const problems: { path: string; message: string }[] = [];
+  const named = Object.keys(TLS_SUBJECT_METADATA).filter((field) => input[field as keyof typeof TLS_SUBJECT_METADATA] !== undefined);
+  if (input.tokenEndpointAuthMethod === 'tls_client_auth' && named.length !== 1) {
+    problems.push({ path: 'tlsClientAuthSubjectDn', message: 'tls_client_auth names what the client’s certificate must say: exactly one of tlsClientAuthSubjectDn, tlsClientAuthSanDns, tlsClientAuthSanUri, tlsClientAuthSanIp, tlsClientAuthSanEmail' });
+  }
+  if (input.tokenEndpointAuthMethod !== 'tls_client_auth' && named.length > 0) {
+    problems.push({ path: named[0] as string, message: 'applies to tokenEndpointAuthMethod tls_client_auth' });
+  }
+  if (input.tokenEndpointAuthMethod === 'self_signed_tls_client_auth') {
+    if (!input.jwks && !input.jwksUri) problems.push({ path: 'jwks', message: 'self_signed_tls_client_auth needs the client’s certificates: jwks (or jwksUri) with each key’s x5c' });
+    else if (input.jwks && !input.jwks.keys.some((key) => Array.isArray(key.x5c) && key.x5c.length > 0)) {
+      problems.push({ path: 'jwks', message: 'self_signed_tls_client_auth compares the certificate with the keys’ x5c: give each key its certificate there' });
+    }
+  }
+  if (input.certificateBoundTokens && input.requireDpop) problems.push({ path: 'certificateBoundTokens', message: ONE_PROOF_OF_POSSESSION });
+  return problems;
+}
+
+/**
+ * Why this server cannot serve a client that authenticates with `method`, or has certificate-bound tokens (no
+ * method): mutual TLS needs the certificate passed on (MTLS_CERTIFICATE_HEADER), `tls_client_auth` authorities too.
+ */
+function mutualTlsUnavailable(mutualTls: ClientRepositoryOptions['mutualTls'], method?: string): string | undefined {
+  if (!mutualTls) return 'mutual TLS is off on this server: set MTLS_CERTIFICATE_HEADER (behind a proxy that asks clients for certificates)';
+  if (method === 'tls_client_auth' && !mutualTls.trustedAuthorities) return 'tls_client_auth needs MTLS_TRUSTED_CA_FILE, the authorities whose certificates are trusted';
+  return undefined;
+}
+
+/** The first reason a new client's mutual TLS settings cannot be served here, naming the field. */
+function mutualTlsRefusal(mutualTls: ClientRepositoryOptions['mutualTls'], client: { tokenEndpointAuthMethod?: string; certificateBoundTokens: boolean }): string | undefined {
+  const method = client.tokenEndpointAuthMethod;
+  const methodProblem = (MUTUAL_TLS_METHODS as readonly string[]).includes(method ?? '') ? mutualTlsUnavailable(mutualTls, method) : undefined;
+  if (methodProblem) return `tokenEndpointAuthMethod: ${methodProblem}`;
+  const boundProblem = client.certificateBoundTokens ? mutualTlsUnavailable(mutualTls) : undefined;
+  return boundProblem && `certificateBoundTokens: ${boundProblem}`;
+}
+
 const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
 const MFA_FOR_SERVICE = 'a service client signs no users in, so there is no sign-in to add a second step to';
 
@@ -195,6 +261,8 @@ export const newClientSchema = z
     /** Whether logout tokens carry `sid`; true unless set (as Keycloak does): the app can end just that session. */
     backchannelLogoutSessionRequired: z.boolean().optional(),
     requireDpop: z.boolean().default(false).meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
+    certificateBoundTokens: z.boolean().default(false).meta({ description: CERTIFICATE_BOUND_DESCRIPTION }),
+    ...tlsSubjectFields,
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
     requireSignedRequestObject: z.boolean().default(false).meta({ description: SIGNED_REQUEST_DESCRIPTION }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
@@ -238,6 +306,7 @@ export const newClientSchema = z
     if (input.allowPasswordGrant && (!input.firstParty || !redirected)) {
       ctx.addIssue({ code: 'custom', path: ['allowPasswordGrant'], message: 'the password grant is only for first-party web or spa clients' });
     }
+    for (const problem of mutualTlsProblems(input)) ctx.addIssue({ code: 'custom', path: [problem.path], message: problem.message });
     const keysProblem = input.jwks && jwksProblem(input.jwks);
     if (keysProblem) ctx.addIssue({ code: 'custom', path: ['jwks'], message: keysProblem });
     const keysUriProblem = input.jwksUri && jwksUriProblem(input.jwksUri, { production: false });
@@ -328,6 +397,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
   return {
     ...metadata,
     ...(policies.requireDpop ? { dpop_bound_access_tokens: true } : {}),
+    ...(policies.certificateBoundTokens ? { tls_client_certificate_bound_access_tokens: true } : {}),
     ...(policies.requirePar ? { require_pushed_authorization_requests: true } : {}),
     ...(policies.requireSignedRequestObject ? { require_signed_request_object: true } : {}),
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
@@ -341,7 +411,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
   };
 }
 
-type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'tokenExchangeFrom'> & Partial<AppLinks>;
+type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'tokenExchangeFrom'> & Partial<AppLinks>;
 
 /** The grant types with token exchange's as `tokenExchangeFrom` has it: on while it names an API. */
 function withTokenExchangeGrant(grantTypes: readonly string[], from: readonly string[]): string[] {
@@ -375,6 +445,7 @@ export const clientChangesSchema = z.strictObject({
   backchannelLogoutUri: z.string().min(1, 'an empty string is no URL (null removes it)').nullable().optional(),
   backchannelLogoutSessionRequired: z.boolean().optional(),
   requireDpop: z.boolean().optional().meta({ description: 'refuse token requests without a DPoP proof (RFC 9449 §5.2)' }),
+  certificateBoundTokens: z.boolean().optional().meta({ description: CERTIFICATE_BOUND_DESCRIPTION }),
   requirePar: z.boolean().optional().meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
   requireSignedRequestObject: z.boolean().optional().meta({ description: SIGNED_REQUEST_DESCRIPTION }),
   clientUri: webPage.nullable().optional().meta({ description: 'the app’s home page, linked on the consent page (null removes it)' }),
@@ -406,6 +477,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     backchannel_logout_uri: backchannelUri,
     backchannel_logout_session_required: sessionRequired,
     dpop_bound_access_tokens: requireDpop,
+    tls_client_certificate_bound_access_tokens: certificateBound,
     require_pushed_authorization_requests: requirePar,
     require_signed_request_object: requireSignedRequestObject,
     require_mfa: requireMfa,
@@ -433,6 +505,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     backchannelLogoutUri: typeof backchannelUri === 'string' ? backchannelUri : null,
     backchannelLogoutSessionRequired: sessionRequired === true,
     requireDpop: requireDpop === true,
+    certificateBoundTokens: certificateBound === true,
     requirePar: requirePar === true,
     requireSignedRequestObject: requireSignedRequestObject === true,
     requireMfa: requireMfa === true,
@@ -466,15 +539,18 @@ export interface ClientRepositoryOptions {
   actor?: string;
   /** A sector identifier URI may be on a private network (ALLOW_PRIVATE_NETWORK_CALLS); default: outside production. */
   allowPrivateNetworkCalls?: boolean;
+  /** Mutual TLS is on (MTLS_CERTIFICATE_HEADER), with authorities for `tls_client_auth` (MTLS_TRUSTED_CA_FILE); unset: off. */
+  mutualTls?: { trustedAuthorities: boolean };
 }
 
 /** The options a server's configuration gives a repository acting for `actor` (`cli`, `admin-api`, …). */
 export function clientRepositoryOptions(
-  config: { clientSecretPeppers: Pepper[]; production: boolean; allowPrivateNetworkCalls: boolean },
+  config: { clientSecretPeppers: Pepper[]; production: boolean; allowPrivateNetworkCalls: boolean; mutualTls?: { trustedAuthorities: readonly unknown[] } | undefined },
   audit: AuditSink,
   actor: string,
 ): ClientRepositoryOptions {
-  return { peppers: config.clientSecretPeppers, production: config.production, audit, actor, allowPrivateNetworkCalls: config.allowPrivateNetworkCalls };
+  const mutualTls = config.mutualTls && { trustedAuthorities: config.mutualTls.trustedAuthorities.length > 0 };
+  return { peppers: config.clientSecretPeppers, production: config.production, audit, actor, allowPrivateNetworkCalls: config.allowPrivateNetworkCalls, mutualTls };
 }
 
 export class ClientRepository {
@@ -514,6 +590,8 @@ export class ClientRepository {
     }
     const keysUriProblem = client.jwksUri && jwksUriProblem(client.jwksUri, { production: this.#production });
     if (keysUriProblem) throw new InputError(`jwksUri: ${keysUriProblem}`);
+    const mutualTlsOff = mutualTlsRefusal(this.options.mutualTls, client);
+    if (mutualTlsOff) throw new InputError(mutualTlsOff);
     const backchannelProblem = client.backchannelLogoutUri && backchannelLogoutUriProblem(client.backchannelLogoutUri, { production: this.#production });
     if (backchannelProblem) throw new InputError(`backchannelLogoutUri: ${backchannelProblem}`);
     const pairwiseSector = client.subjectType === 'pairwise' ? await this.#checkedSector(client.sectorIdentifierUri, client.redirectUris) : null;
@@ -527,6 +605,10 @@ export class ClientRepository {
     if (client.jwksUri) metadata.jwks_uri = client.jwksUri;
     // Under the spec's name, where oidc-provider reads it (src/oidc/client-adapter.ts); kept by every update.
     if (client.nativeApp) metadata.application_type = 'native';
+    for (const [field, property] of Object.entries(TLS_SUBJECT_METADATA)) {
+      const value = client[field as keyof typeof TLS_SUBJECT_METADATA];
+      if (value !== undefined) metadata[property] = value;
+    }
     try {
       await this.db.transaction(async (trx) => {
         await trx('clients').insert({
@@ -590,7 +672,7 @@ export class ClientRepository {
    */
   async rotateSecret(clientId: string, keepOldForSeconds: number, now = new Date()): Promise<{ secret: string; oldSecretsExpireAt: Date }> {
     const client = await this.require(clientId);
-    if (client.tokenEndpointAuthMethod === 'none' || client.tokenEndpointAuthMethod === 'private_key_jwt') {
+    if (!(SECRET_METHODS as readonly string[]).includes(client.tokenEndpointAuthMethod)) {
       throw new InputError(`client ${clientId} does not authenticate with a secret (${client.tokenEndpointAuthMethod})`);
     }
     if (!Number.isInteger(keepOldForSeconds) || keepOldForSeconds < 0 || keepOldForSeconds > MAX_KEEP_OLD_SECONDS) {
@@ -645,6 +727,9 @@ export class ClientRepository {
     if (signedRequestRefusal) problems.push(`requireSignedRequestObject: ${signedRequestRefusal}`);
     if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
     if (changes.tokenExchangeFrom?.length && !TOKEN_EXCHANGE_TYPES.includes(client.type)) problems.push(`tokenExchangeFrom: ${TOKEN_EXCHANGE_REFUSAL}`);
+    const mutualTlsOff = changes.certificateBoundTokens ? mutualTlsUnavailable(this.options.mutualTls) : undefined;
+    if (mutualTlsOff) problems.push(`certificateBoundTokens: ${mutualTlsOff}`);
+    if ((changes.requireDpop ?? client.requireDpop) && (changes.certificateBoundTokens ?? client.certificateBoundTokens)) problems.push(`certificateBoundTokens: ${ONE_PROOF_OF_POSSESSION}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
     if (changes.tokenExchangeFrom) await this.#checkApisExist(changes.tokenExchangeFrom);
     // New redirect URIs of a pairwise client must still fit its sector (its subjects stay those of the sector fixed at registration).
@@ -658,6 +743,7 @@ export class ClientRepository {
     if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
     const policyChanged = [
       changes.requireDpop,
+      changes.certificateBoundTokens,
       changes.requirePar,
       changes.requireSignedRequestObject,
       changes.requireMfa,
@@ -670,6 +756,7 @@ export class ClientRepository {
       // toRecord keeps these out of `metadata`, so whatever is written carries them all again.
       const policies: ClientPolicies = {
         requireDpop: changes.requireDpop ?? client.requireDpop,
+        certificateBoundTokens: changes.certificateBoundTokens ?? client.certificateBoundTokens,
         requirePar: changes.requirePar ?? client.requirePar,
         requireSignedRequestObject: changes.requireSignedRequestObject ?? client.requireSignedRequestObject,
         requireMfa: changes.requireMfa ?? client.requireMfa,

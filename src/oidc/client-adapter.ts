@@ -33,6 +33,8 @@ export function toClientMetadata(record: ClientRecord, oidcScopes: readonly stri
     backchannel_logout_uri: record.backchannelLogoutUri ?? undefined,
     backchannel_logout_session_required: record.backchannelLogoutUri ? record.backchannelLogoutSessionRequired : undefined,
     dpop_bound_access_tokens: record.requireDpop,
+    // Known to oidc-provider only with mutual TLS on (./mutual-tls.ts), so named only when set.
+    ...(record.certificateBoundTokens && { tls_client_certificate_bound_access_tokens: true }),
     require_pushed_authorization_requests: record.requirePar,
     require_signed_request_object: record.requireSignedRequestObject,
     subject_type: record.subjectType,

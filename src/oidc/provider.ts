@@ -21,6 +21,7 @@ import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from '
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
+import { mutualTlsAuthMethods, mutualTlsFeature } from './mutual-tls.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
 import { claimsParameter } from './claims-parameter.js';
@@ -114,7 +115,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     formats: { bitsOfOpaqueRandomness },
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     // Secrets are stored as HMACs (src/clients/secrets.ts), so nothing may use one as a symmetric key.
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', ...mutualTlsAuthMethods(config.mutualTls)],
     enabledJWA: {
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
       idTokenSigningAlgValues: ['RS256'],
@@ -130,6 +131,8 @@ export function createProvider(deps: ProviderDependencies): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // Behind a proxy that passes the client certificate on (MTLS_CERTIFICATE_HEADER): RFC 8705.
+      ...(config.mutualTls && { mTLS: mutualTlsFeature(config.mutualTls.header, config.mutualTls.trustedAuthorities) }),
       introspection: { enabled: true, allowedPolicy: introspectionPolicy(catalog, deps.users) },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       userinfo: { enabled: true },

@@ -13,6 +13,7 @@ import { postgresUrl, uniqueName } from '../support/environment.js';
 import { linkIn, startMailCatcher } from '../support/mail-catcher.js';
 import { cleanEnvironment, freePort, runToEnd } from '../support/process.js';
 import { PASSWORD, createUser, createWebClient, discover, signInAndRedeem } from '../support/relying-party.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 import { startTestServer } from '../support/server.js';
 import { SoftwarePasskey } from '../support/software-passkey.js';
 
@@ -456,6 +457,24 @@ describe('authz CLI', () => {
     const adminIndicator = 'http://localhost:3000/admin/v1'; // the default issuer's (ISSUER and PORT are cleared)
     expectRefusal(await authz(['apis', 'update', adminIndicator, '--format', 'opaque']), 1, /^authz: the admin API itself cannot be changed\n$/);
     expectRefusal(await authz(['apis', 'remove', adminIndicator]), 1, /^authz: the admin API itself cannot be removed\n$/);
+  });
+
+  test('clients add registers a mutual TLS client from its certificate file, where the server is told certificates (MTLS_CERTIFICATE_HEADER)', async () => {
+    const certificate = await selfSignedCertificate('CN=billing');
+    const file = path.join(scratch, 'billing.pem');
+    await writeFile(file, certificate.pem);
+    const args = ['clients', 'add', '--type', 'service', '--name', 'Billing', '--auth-method', 'self_signed_tls_client_auth', '--certificate-file', file, '--certificate-bound-tokens', '--json'];
+    expectRefusal(await authz(args), 1, /certificateBoundTokens: mutual TLS is off on this server: set MTLS_CERTIFICATE_HEADER|tokenEndpointAuthMethod: mutual TLS is off/);
+    const withMutualTls = { ...env, PROXY: 'true', MTLS_CERTIFICATE_HEADER: 'X-SSL-Client-Cert' };
+    const added = await runToEnd('src/cli.ts', args, withMutualTls);
+    expect(added.code).toBe(0);
+    const client = JSON.parse(added.stdout) as Record<string, unknown>;
+    expect(client).toMatchObject({ auth: 'self_signed_tls_client_auth', certificate_bound_tokens: true });
+    expect(client.client_secret).toBeUndefined();
+    const registered = await runToEnd('src/cli.ts', ['clients', 'add', '--type', 'service', '--name', 'Ledger', '--auth-method', 'tls_client_auth', '--tls-subject-dn', 'CN=ledger,O=Example'], withMutualTls);
+    expectRefusal(registered, 1, /tokenEndpointAuthMethod: tls_client_auth needs MTLS_TRUSTED_CA_FILE/);
+    const notACertificate = ['clients', 'add', '--type', 'service', '--name', 'X', '--auth-method', 'self_signed_tls_client_auth', '--certificate-file', path.join(scratch, 'billing.pem.missing')];
+    expectRefusal(await runToEnd('src/cli.ts', notACertificate, withMutualTls), 1, /--certificate-file: cannot read .*billing\.pem\.missing \(ENOENT\)/);
   });
 
   test('clients update replaces or edits redirect URIs, scope and first-party status, with the checks of add', async () => {

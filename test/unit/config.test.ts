@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../src/config.js';
+import { certificateAuthority } from '../support/certificates.js';
 
 const secret = 'x'.repeat(32);
 
@@ -193,6 +194,25 @@ describe('configuration', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'blocklist-'));
     await writeFile(path.join(dir, 'words.txt'), 'acmewidget\n');
     expect(loadConfig({ PASSWORD_BLOCKLIST_FILE: path.join(dir, 'words.txt') }).passwords.blocklist).toEqual(['acmewidget']);
+  });
+
+  test('mutual TLS: MTLS_CERTIFICATE_HEADER only behind a proxy (PROXY), MTLS_TRUSTED_CA_FILE a readable bundle of authorities', async () => {
+    expect(loadConfig({}).mutualTls).toBeUndefined();
+    expect(loadConfig({ PROXY: 'true', MTLS_CERTIFICATE_HEADER: 'X-SSL-Client-Cert' }).mutualTls).toEqual({ header: 'x-ssl-client-cert', trustedAuthorities: [] });
+    expect(problemsOf({ MTLS_CERTIFICATE_HEADER: 'X-SSL-Client-Cert' })).toEqual([
+      'MTLS_CERTIFICATE_HEADER needs PROXY=true: the certificate comes from the TLS-terminating proxy in front of the server, and without one any client could send the header itself',
+    ]);
+    expect(problemsOf({ PROXY: 'true', MTLS_CERTIFICATE_HEADER: 'X-SSL Client: Cert' })[0]).toMatch(/^MTLS_CERTIFICATE_HEADER: must be an HTTP header name/);
+    expect(problemsOf({ MTLS_TRUSTED_CA_FILE: '/etc/ca.pem' })).toEqual(['MTLS_TRUSTED_CA_FILE needs MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate']);
+    const withFile = (file: string) => ({ PROXY: 'true', MTLS_CERTIFICATE_HEADER: 'X-SSL-Client-Cert', MTLS_TRUSTED_CA_FILE: file });
+    expect(problemsOf(withFile('/nonexistent/ca.pem'))).toEqual(['MTLS_TRUSTED_CA_FILE: /nonexistent/ca.pem: ENOENT']);
+    const dir = await mkdtemp(path.join(tmpdir(), 'mtls-'));
+    const authority = await certificateAuthority('CN=Clients CA');
+    const leaf = await authority.issue('CN=billing');
+    await writeFile(path.join(dir, 'ca.pem'), `# the clients' authority\n${authority.certificate.pem}\n${leaf.pem}`);
+    await writeFile(path.join(dir, 'leaf.pem'), leaf.pem);
+    expect(loadConfig(withFile(path.join(dir, 'ca.pem'))).mutualTls?.trustedAuthorities.map((certificate) => certificate.subject)).toEqual(['CN=Clients CA']);
+    expect(problemsOf(withFile(path.join(dir, 'leaf.pem')))).toEqual([`MTLS_TRUSTED_CA_FILE: ${path.join(dir, 'leaf.pem')}: it holds no CA certificate (PEM, "BEGIN CERTIFICATE", with basicConstraints CA:TRUE)`]);
   });
 
   test('CLIENT_REGISTRATION_TRUSTED_HOSTS lists host names, * for any under one', () => {

@@ -1,0 +1,186 @@
+/**
+ * Mutual TLS (RFC 8705) as a deployment meets it: a TLS-terminating proxy asks clients for a certificate and
+ * passes it on in X-SSL-Client-Cert (URL-encoded PEM, as nginx's `$ssl_client_escaped_cert`), which the relying
+ * parties' fetch adds here in the proxy's place. openid-client authenticates with `tls_client_auth` (a certificate
+ * from the trusted authority naming the client) and `self_signed_tls_client_auth` (a certificate it registered),
+ * and gets tokens bound to its certificate, which userinfo and an API then ask for. Over HTTP, on PostgreSQL and
+ * Redis; every refusal is an OAuth error.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { clientRepositoryOptions, ClientRepository, type NewClient } from '../../src/clients/clients.js';
+import { jwksOfCertificates } from '../../src/clients/client-certificates.js';
+import { type CertificateAuthority, type TestCertificate, certificateAuthority, selfSignedCertificate } from '../support/certificates.js';
+import { API, REDIRECT_URI, authorize, createUser } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+
+const HEADER = 'X-SSL-Client-Cert';
+const OPAQUE_API = 'https://ledger.example.test';
+/** As the certificate says it, in RFC 4514's order (the certificate holds C, O, CN). */
+const BILLING_DN = 'CN=billing\\, nightly,O=Example Corp,C=DE';
+const BILLING_NAMES = { dns: 'billing.example.test', ip: '::1', email: 'ops@example.test', uri: 'spiffe://example.test/billing' };
+
+let server: TestServer;
+let authority: CertificateAuthority;
+let billing: TestCertificate;
+
+beforeAll(async () => {
+  authority = await certificateAuthority('C=DE, O=Example Corp, CN=Example Client CA');
+  billing = await authority.issue('C=DE, O=Example Corp, CN=billing\\, nightly', BILLING_NAMES);
+  const folder = mkdtempSync(path.join(tmpdir(), 'mtls-'));
+  const caFile = path.join(folder, 'clients-ca.pem');
+  writeFileSync(caFile, authority.certificate.pem);
+  server = await startTestServer({ env: { PROXY: 'true', MTLS_CERTIFICATE_HEADER: HEADER, MTLS_TRUSTED_CA_FILE: caFile } });
+  await server.services.apis.create({ indicator: API, name: 'Payments', scopes: ['payments:read'], isDefault: true });
+  await server.services.apis.create({ indicator: OPAQUE_API, name: 'Ledger', scopes: ['ledger:read'], accessTokenFormat: 'opaque' });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+/** openid-client for `clientId` authenticating with its certificate, which the proxy passes on as nginx does. */
+function relyingParty(clientId: string, certificate: TestCertificate | string | undefined) {
+  const header = typeof certificate === 'string' ? certificate : certificate && encodeURIComponent(certificate.pem);
+  return oidc.discovery(new URL(server.issuer), clientId, undefined, oidc.TlsClientAuth(), {
+    execute: [oidc.allowInsecureRequests],
+    [oidc.customFetch]: (url, init) => {
+      const headers = new Headers(init.headers as ConstructorParameters<typeof Headers>[0]);
+      if (header !== undefined) headers.set(HEADER, header);
+      return fetch(url, { ...init, headers });
+    },
+  });
+}
+
+const service = async (input: Partial<NewClient>) => (await server.services.clients.create({ type: 'service', name: 'Billing', scope: 'payments:read ledger:read', ...input })).client.clientId;
+
+describe('discovery', () => {
+  test('names both mutual TLS client authentications and certificate-bound tokens', async () => {
+    const document = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    // Introspection and revocation take the same (RFC 8414 §2: their lists default to the token endpoint's).
+    expect(document.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['tls_client_auth', 'self_signed_tls_client_auth', 'client_secret_basic']));
+    expect(document.tls_client_certificate_bound_access_tokens).toBe(true);
+  });
+});
+
+describe('tls_client_auth: a certificate from the trusted authority that names the client', () => {
+  test('by its subject DN: a JWT bound to the certificate, which an API checks against cnf.x5t#S256', async () => {
+    const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN, certificateBoundTokens: true });
+    const tokens = await oidc.clientCredentialsGrant(await relyingParty(clientId, billing), { scope: 'payments:read' });
+    const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: server.issuer, audience: API });
+    expect(payload).toMatchObject({ client_id: clientId, scope: 'payments:read', cnf: { 'x5t#S256': billing.thumbprint } });
+  });
+
+  test('by one of its subject alternative names: DNS, IP address (compared as an address), email or URI', async () => {
+    const registrations: Partial<NewClient>[] = [
+      { tlsClientAuthSanDns: 'BILLING.example.test' },
+      { tlsClientAuthSanIp: '0:0:0:0:0:0:0:1' },
+      { tlsClientAuthSanEmail: 'ops@example.test' },
+      { tlsClientAuthSanUri: 'spiffe://example.test/billing' },
+    ];
+    for (const registration of registrations) {
+      const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', ...registration });
+      const tokens = await oidc.clientCredentialsGrant(await relyingParty(clientId, billing), { scope: 'payments:read' });
+      expect(tokens.access_token).toBeTruthy();
+    }
+  });
+
+  test('no certificate, not a certificate, another authority’s, another subject’s or an expired one is invalid_client', async () => {
+    const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN });
+    const impostorAuthority = await certificateAuthority('C=DE, O=Example Corp, CN=Example Client CA');
+    const presented: (TestCertificate | string | undefined)[] = [
+      undefined,
+      'not%20a%20certificate',
+      await impostorAuthority.issue('C=DE, O=Example Corp, CN=billing\\, nightly', BILLING_NAMES),
+      await authority.issue('C=DE, O=Example Corp, CN=reports', { dns: 'reports.example.test' }),
+      await authority.issue('C=DE, O=Example Corp, CN=billing\\, nightly', BILLING_NAMES, { notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 3_600_000) }),
+      await selfSignedCertificate('C=DE, O=Example Corp, CN=billing\\, nightly'),
+    ];
+    for (const certificate of presented) {
+      await expect(oidc.clientCredentialsGrant(await relyingParty(clientId, certificate))).rejects.toMatchObject({ error: 'invalid_client' });
+    }
+  });
+});
+
+describe('self_signed_tls_client_auth: a certificate the client registered', () => {
+  test('the registered certificate authenticates (either of two during a rollover); another self-signed one does not', async () => {
+    const [current, next, stranger] = await Promise.all(['CN=billing', 'CN=billing 2', 'CN=billing'].map((name) => selfSignedCertificate(name)));
+    const clientId = await service({ tokenEndpointAuthMethod: 'self_signed_tls_client_auth', jwks: jwksOfCertificates([current!.pem, next!.pem]) as NewClient['jwks'] });
+    for (const certificate of [current, next]) {
+      expect((await oidc.clientCredentialsGrant(await relyingParty(clientId, certificate))).access_token).toBeTruthy();
+    }
+    await expect(oidc.clientCredentialsGrant(await relyingParty(clientId, stranger))).rejects.toMatchObject({ error: 'invalid_client' });
+  });
+
+  test('an opaque token bound to the certificate introspects with its cnf', async () => {
+    const certificate = await selfSignedCertificate('CN=ledger reader');
+    const clientId = await service({ tokenEndpointAuthMethod: 'self_signed_tls_client_auth', jwks: jwksOfCertificates([certificate.pem]) as NewClient['jwks'], certificateBoundTokens: true });
+    const rp = await relyingParty(clientId, certificate);
+    const tokens = await oidc.clientCredentialsGrant(rp, { resource: OPAQUE_API, scope: 'ledger:read' });
+    expect(tokens.access_token.split('.')).toHaveLength(1);
+    expect(await oidc.tokenIntrospection(rp, tokens.access_token)).toMatchObject({ active: true, client_id: clientId, cnf: { 'x5t#S256': certificate.thumbprint } });
+  });
+});
+
+describe('a web app with certificate-bound tokens', () => {
+  test('signs a user in; userinfo answers its token only with the same certificate', async () => {
+    const certificate = await authority.issue('C=DE, O=Example Corp, CN=portal', { dns: 'portal.example.test' });
+    const { client } = await server.services.clients.create({
+      type: 'web',
+      name: 'Portal',
+      redirectUris: [REDIRECT_URI],
+      firstParty: true,
+      tokenEndpointAuthMethod: 'tls_client_auth',
+      tlsClientAuthSanDns: 'portal.example.test',
+      certificateBoundTokens: true,
+    });
+    const user = await createUser(server);
+    const rp = await relyingParty(client.clientId, certificate);
+    const { callbackUrl, codeVerifier, state, nonce } = await authorize(rp, user, { scope: 'openid email' });
+    const tokens = await oidc.authorizationCodeGrant(rp, callbackUrl as URL, { pkceCodeVerifier: codeVerifier, expectedState: state, expectedNonce: nonce });
+    expect(await oidc.fetchUserInfo(rp, tokens.access_token, user.userId)).toMatchObject({ sub: user.userId, email: user.email });
+
+    const other = await authority.issue('C=DE, O=Example Corp, CN=portal', { dns: 'portal.example.test' });
+    for (const presented of [undefined, other]) {
+      const response = await fetch(`${server.issuer}/me`, {
+        headers: { authorization: `Bearer ${tokens.access_token}`, ...(presented ? { [HEADER]: encodeURIComponent(presented.pem) } : {}) },
+      });
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    }
+  });
+});
+
+describe('registration', () => {
+  test('what cannot work is refused, naming the field', async () => {
+    const { clients } = server.services;
+    await expect(clients.create({ type: 'service', name: 'x', tokenEndpointAuthMethod: 'tls_client_auth' })).rejects.toThrow(/tlsClientAuthSubjectDn: tls_client_auth names what the client’s certificate must say: exactly one/);
+    await expect(
+      clients.create({ type: 'service', name: 'x', tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN, tlsClientAuthSanDns: 'billing.example.test' }),
+    ).rejects.toThrow(/exactly one of/);
+    await expect(clients.create({ type: 'service', name: 'x', tlsClientAuthSanDns: 'billing.example.test' })).rejects.toThrow(/tlsClientAuthSanDns: applies to tokenEndpointAuthMethod tls_client_auth/);
+    await expect(clients.create({ type: 'service', name: 'x', tokenEndpointAuthMethod: 'self_signed_tls_client_auth' })).rejects.toThrow(/jwks: self_signed_tls_client_auth needs the client’s certificates/);
+    await expect(
+      clients.create({ type: 'service', name: 'x', tokenEndpointAuthMethod: 'self_signed_tls_client_auth', jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA' }] } }),
+    ).rejects.toThrow(/give each key its certificate there/);
+    await expect(clients.create({ type: 'service', name: 'x', certificateBoundTokens: true, requireDpop: true })).rejects.toThrow(/certificateBoundTokens: a token is bound to one key/);
+    const id = await service({});
+    await expect(clients.update(id, { requireDpop: true, certificateBoundTokens: true })).rejects.toThrow(/certificateBoundTokens: a token is bound to one key/);
+    expect((await clients.update(id, { certificateBoundTokens: true })).certificateBoundTokens).toBe(true);
+    await expect(clients.rotateSecret(await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSanDns: 'a.example.test' }), 0)).rejects.toThrow(/does not authenticate with a secret/);
+  });
+
+  test('a server without MTLS_CERTIFICATE_HEADER, or without MTLS_TRUSTED_CA_FILE for tls_client_auth, refuses such clients', async () => {
+    const off = new ClientRepository(server.services.db, clientRepositoryOptions({ ...server.config, mutualTls: undefined }, server.services.audit, 'test'));
+    await expect(off.create({ type: 'service', name: 'x', certificateBoundTokens: true })).rejects.toThrow(/certificateBoundTokens: mutual TLS is off on this server: set MTLS_CERTIFICATE_HEADER/);
+    await expect(off.create({ type: 'service', name: 'x', tokenEndpointAuthMethod: 'self_signed_tls_client_auth', jwks: jwksOfCertificates([billing.pem]) as NewClient['jwks'] })).rejects.toThrow(
+      /tokenEndpointAuthMethod: mutual TLS is off/,
+    );
+    const selfSignedOnly = new ClientRepository(server.services.db, clientRepositoryOptions({ ...server.config, mutualTls: { trustedAuthorities: [] } }, server.services.audit, 'test'));
+    await expect(selfSignedOnly.create({ type: 'service', name: 'x', tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSanDns: 'a.example.test' })).rejects.toThrow(
+      /tls_client_auth needs MTLS_TRUSTED_CA_FILE/,
+    );
+  });
+});
