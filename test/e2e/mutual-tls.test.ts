@@ -153,6 +153,27 @@ describe('a web app with certificate-bound tokens', () => {
   });
 });
 
+describe('an instance with mutual TLS turned off', () => {
+  test('answers a mutual TLS client with an OAuth error naming what it lacks, not a 500', async () => {
+    const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN, certificateBoundTokens: true });
+    const off = await startTestServer({ instanceOf: server, env: { MTLS_CERTIFICATE_HEADER: '', MTLS_TRUSTED_CA_FILE: '' } });
+    try {
+      const response = await fetch(`${off.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', [HEADER]: encodeURIComponent(billing.pem) },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId }),
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: 'invalid_client_metadata',
+        error_description: "token_endpoint_auth_method must be 'client_secret_basic', 'client_secret_post', 'private_key_jwt', or 'none'",
+      });
+    } finally {
+      await off.close();
+    }
+  });
+});
+
 describe('registration', () => {
   test('what cannot work is refused, naming the field', async () => {
     const { clients } = server.services;
