@@ -9,8 +9,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
+import { createResourceServer } from '../../examples/resource-server/src/app.js';
 import { clientRepositoryOptions, ClientRepository, type NewClient } from '../../src/clients/clients.js';
 import { jwksOfCertificates } from '../../src/clients/client-certificates.js';
 import { type CertificateAuthority, type TestCertificate, certificateAuthority, selfSignedCertificate } from '../support/certificates.js';
@@ -19,6 +21,7 @@ import { type TestServer, startTestServer } from '../support/server.js';
 
 const HEADER = 'X-SSL-Client-Cert';
 const OPAQUE_API = 'https://ledger.example.test';
+const MESSAGES_API = 'https://messages.example.test';
 /** As the certificate says it, in RFC 4514's order (the certificate holds C, O, CN). */
 const BILLING_DN = 'CN=billing\\, nightly,O=Example Corp,C=DE';
 const BILLING_NAMES = { dns: 'billing.example.test', ip: '::1', email: 'ops@example.test', uri: 'spiffe://example.test/billing' };
@@ -149,6 +152,33 @@ describe('a web app with certificate-bound tokens', () => {
       });
       expect(response.status).toBe(401);
       expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    }
+  });
+});
+
+describe('an API checking certificate-bound tokens (examples/resource-server)', () => {
+  test('accepts a bound JWT only with the certificate it is bound to, which its own proxy passes on', async () => {
+    await server.services.apis.create({ indicator: MESSAGES_API, name: 'Messages', scopes: ['messages:read'] });
+    const app = await createResourceServer({ issuer: server.issuer, audience: MESSAGES_API, certificateHeader: HEADER });
+    const api = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => api.once('listening', resolve));
+    try {
+      const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN, certificateBoundTokens: true, scope: 'messages:read' });
+      const { access_token } = await oidc.clientCredentialsGrant(await relyingParty(clientId, billing), { resource: MESSAGES_API, scope: 'messages:read' });
+      const other = await authority.issue('C=DE, O=Example Corp, CN=billing\\, nightly', BILLING_NAMES);
+      const call = (certificate?: TestCertificate) =>
+        fetch(`http://127.0.0.1:${(api.address() as AddressInfo).port}/messages`, {
+          headers: { authorization: `Bearer ${access_token}`, ...(certificate ? { [HEADER]: encodeURIComponent(certificate.pem) } : {}) },
+        });
+      expect((await call(billing)).status).toBe(200);
+      for (const presented of [undefined, other]) {
+        const refused = await call(presented);
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token".*bound to a client certificate/);
+      }
+    } finally {
+      api.closeAllConnections();
+      await new Promise((resolve) => api.close(resolve));
     }
   });
 });

@@ -72,6 +72,8 @@ describe('examples/resource-server token checks', () => {
     ['signed by an unknown key', () => mint({}, { key: unknownKey }), /signature/],
     ['signed by an unknown key under an unknown kid', () => mint({}, { key: unknownKey, kid: 'other' }), /key|JWKS/i],
     ['an ID token (typ JWT, not at+jwt)', () => mint({}, { typ: 'JWT' }), /'typ'/],
+    ['bound to a DPoP key, which it does not check', () => mint({ cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' } }), /bound to a DPoP key/],
+    ['bound to a client certificate, with no certificate header configured', () => mint({ cnf: { 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } }), /bound to a client certificate/],
   ])('a token %s is refused with 401 invalid_token', async (_name, make, reason) => {
     const { status, challenge } = await call(await make());
     expect(status).toBe(401);

@@ -8,9 +8,15 @@
  *   POST /messages    scope messages:write
  *   GET  /admin       role admin
  *
+ * A token bound to a client certificate (RFC 8705 §3, `cnf.x5t#S256`) is accepted only with that certificate,
+ * which the TLS-terminating proxy in front of this API passes on in `certificateHeader`; one bound to a DPoP key
+ * (RFC 9449, `cnf.jkt`) is refused, since this example checks no DPoP proofs: a bound token must never pass as
+ * a plain bearer token.
+ *
  * Errors follow RFC 6750 §3: 401 with `WWW-Authenticate: Bearer error="invalid_token"` for a missing, expired
  * or foreign token, 403 with `error="insufficient_scope"` when the token is valid but not enough.
  */
+import { X509Certificate, createHash } from 'node:crypto';
 import { Router } from '@koa/router';
 import { type JWTPayload, createRemoteJWKSet, jwtVerify } from 'jose';
 import Koa, { type Context, type Next } from 'koa';
@@ -20,12 +26,15 @@ export interface ResourceServerOptions {
   issuer: string;
   /** This API's resource indicator, as registered with `authz apis add`; tokens must carry it as `aud`. */
   audience: string;
+  /** The header in which this API's proxy passes on the client certificate (URL-encoded PEM, as nginx's `$ssl_client_escaped_cert`). */
+  certificateHeader?: string;
 }
 
 interface AccessToken extends JWTPayload {
   scope?: string;
   client_id?: string;
   roles?: string[];
+  cnf?: { 'x5t#S256'?: string; jkt?: string };
 }
 
 class BearerError extends Error {
@@ -36,6 +45,16 @@ class BearerError extends Error {
     readonly scope?: string,
   ) {
     super(message);
+  }
+}
+
+/** The SHA-256 thumbprint (RFC 8705 §3.1) of the certificate in a proxy's header, or undefined when there is none. */
+function thumbprintOf(header: string): string | undefined {
+  try {
+    const certificate = new X509Certificate(decodeURIComponent(header));
+    return createHash('sha256').update(certificate.raw).digest('base64url');
+  } catch {
+    return undefined;
   }
 }
 
@@ -66,7 +85,17 @@ export async function createResourceServer(options: ResourceServerOptions): Prom
     } catch (error) {
       throw new BearerError(401, 'invalid_token', `the access token is not valid here: ${(error as Error).message}`);
     }
+    checkBinding(ctx, ctx.state.token as AccessToken);
     return next();
+  };
+
+  /** A sender-constrained token is good only from its holder: here, the holder of the certificate it names. */
+  const checkBinding = (ctx: Context, token: AccessToken) => {
+    if (token.cnf?.jkt) throw new BearerError(401, 'invalid_token', 'the access token is bound to a DPoP key, which this API does not check');
+    const bound = token.cnf?.['x5t#S256'];
+    if (bound === undefined) return;
+    const presented = options.certificateHeader ? thumbprintOf(ctx.get(options.certificateHeader)) : undefined;
+    if (presented !== bound) throw new BearerError(401, 'invalid_token', 'the access token is bound to a client certificate that was not presented');
   };
 
   const requireScope = (scope: string) => (ctx: Context, next: Next) => {
