@@ -199,69 +199,74 @@ describe('graceful shutdown', () => {
     const schema = postgresUrl ? uniqueName('shutdown') : undefined;
     // Its own key prefix, emptied at the end (the tokens issued under load would otherwise wait out their TTL).
     const redis = redisUrl ? await createTestRedis() : undefined;
-    const port = await freePort();
-    const env = cleanEnvironment({
-      PORT: String(port),
-      DATA_DIR: path.join(scratch, 'data'),
-      KEYS_DIR: path.join(scratch, 'keys'),
-      DATABASE_URL: postgresUrl,
-      DATABASE_SCHEMA: schema,
-      REDIS_URL: redis?.url,
-      REDIS_KEY_PREFIX: redis?.keyPrefix,
-      COOKIE_SECRETS: 'shutdown-test-cookie-secret-0123456789abcdef',
-      CLIENT_SECRET_PEPPERS: 'p1:shutdown-test-pepper-0123456789abcdef',
-      LOG_LEVEL: 'warn',
-      SHUTDOWN_DELAY: '2',
-      WEB_CONCURRENCY: String(workers),
-    });
-    const databaseOptions = { url: postgresUrl, schema, embeddedDir: path.join(scratch, 'data', 'pglite') };
-    let db = await openDatabase(databaseOptions);
-    const { ClientRepository } = await import('../../src/clients/clients.js');
-    const { migrate } = await import('../../src/store/database.js');
-    await migrate(db);
-    const { client, secret } = await new ClientRepository(db, { peppers: [{ kid: 'p1', secret: 'shutdown-test-pepper-0123456789abcdef' }] }).create({
-      type: 'service',
-      name: 'load',
-    });
-    await closeDatabase(db);
-
-    const running = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
-    const issuer = `http://localhost:${port}`;
-    const basic = `Basic ${Buffer.from(`${client.clientId}:${secret}`).toString('base64')}`;
-    const request = () =>
-      fetch(`${issuer}/token`, {
-        method: 'POST',
-        headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'grant_type=client_credentials',
-      }).then(
-        (response) => response.status,
-        () => 0,
-      );
-    // Load from 8 clients until the "load balancer" sees /readyz fail, as a real one would, then stop sending.
-    let balancerRoutes = true;
-    const statuses: number[] = [];
-    const loadClient = async () => {
-      while (balancerRoutes) statuses.push(await request());
-    };
-    const load = Promise.all(Array.from({ length: 8 }, loadClient));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const exited = stop(running.child);
-    while ((await fetch(`${issuer}/readyz`).then((response) => response.status, () => 0)) === 200) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    balancerRoutes = false;
-    await load;
-    expect(await exited).toBe(0);
-    expect(statuses.length).toBeGreaterThan(20);
-    expect(statuses.filter((status) => status !== 200)).toEqual([]);
-
-    db = await openDatabase(databaseOptions);
     try {
-      const issued = await queryAuditEvents(db, { type: 'token_issued', clientId: client.clientId, limit: 1000 });
-      expect(issued).toHaveLength(statuses.length);
-      if (schema) await db.raw('drop schema if exists ?? cascade', [schema]);
-    } finally {
+      const port = await freePort();
+      const env = cleanEnvironment({
+        PORT: String(port),
+        DATA_DIR: path.join(scratch, 'data'),
+        KEYS_DIR: path.join(scratch, 'keys'),
+        DATABASE_URL: postgresUrl,
+        DATABASE_SCHEMA: schema,
+        REDIS_URL: redis?.url,
+        REDIS_KEY_PREFIX: redis?.keyPrefix,
+        COOKIE_SECRETS: 'shutdown-test-cookie-secret-0123456789abcdef',
+        CLIENT_SECRET_PEPPERS: 'p1:shutdown-test-pepper-0123456789abcdef',
+        LOG_LEVEL: 'warn',
+        SHUTDOWN_DELAY: '2',
+        WEB_CONCURRENCY: String(workers),
+      });
+      const databaseOptions = { url: postgresUrl, schema, embeddedDir: path.join(scratch, 'data', 'pglite') };
+      let db = await openDatabase(databaseOptions);
+      const { ClientRepository } = await import('../../src/clients/clients.js');
+      const { migrate } = await import('../../src/store/database.js');
+      await migrate(db);
+      const { client, secret } = await new ClientRepository(db, { peppers: [{ kid: 'p1', secret: 'shutdown-test-pepper-0123456789abcdef' }] }).create({
+        type: 'service',
+        name: 'load',
+      });
       await closeDatabase(db);
+
+      const running = await startUntil('src/main.ts', env, /authz is serving/, 60_000);
+      const issuer = `http://localhost:${port}`;
+      const basic = `Basic ${Buffer.from(`${client.clientId}:${secret}`).toString('base64')}`;
+      const request = () =>
+        fetch(`${issuer}/token`, {
+          method: 'POST',
+          headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'grant_type=client_credentials',
+        }).then(
+          (response) => response.status,
+          () => 0,
+        );
+      // Load from 8 clients until the "load balancer" sees /readyz fail, as a real one would, then stop sending.
+      let balancerRoutes = true;
+      const statuses: number[] = [];
+      const loadClient = async () => {
+        while (balancerRoutes) statuses.push(await request());
+      };
+      const load = Promise.all(Array.from({ length: 8 }, loadClient));
+      // Under load means answers flowing: wait for some (a fixed 300 ms saw too few on a busy machine), then SIGTERM.
+      for (const started = Date.now(); statuses.length < 24 && Date.now() - started < 20_000; ) await new Promise((resolve) => setTimeout(resolve, 20));
+      const exited = stop(running.child);
+      while ((await fetch(`${issuer}/readyz`).then((response) => response.status, () => 0)) === 200) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      balancerRoutes = false;
+      await load;
+      expect(await exited).toBe(0);
+      expect(statuses.length).toBeGreaterThan(20);
+      expect(statuses.filter((status) => status !== 200)).toEqual([]);
+
+      db = await openDatabase(databaseOptions);
+      try {
+        const issued = await queryAuditEvents(db, { type: 'token_issued', clientId: client.clientId, limit: 1000 });
+        expect(issued).toHaveLength(statuses.length);
+        if (schema) await db.raw('drop schema if exists ?? cascade', [schema]);
+      } finally {
+        await closeDatabase(db);
+      }
+    } finally {
+      // Also when an expectation failed: a Redis connection left open keeps jest from exiting.
       await redis?.drop();
       await rm(scratch, { recursive: true, force: true });
     }
