@@ -20,6 +20,7 @@ import * as linkedIdentities from './20261207_0014_linked_identities.js';
 import * as clientRegistration from './20261207_0015_client_registration.js';
 import * as passwordHistory from './20261207_0016_password_history.js';
 import * as termsAcceptance from './20261207_0017_terms_acceptance.js';
+import * as webhooks from './20261207_0018_webhooks.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -46,6 +47,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0015_client_registration': clientRegistration,
   '20261207_0016_password_history': passwordHistory,
   '20261207_0017_terms_acceptance': termsAcceptance,
+  '20261207_0018_webhooks': webhooks,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

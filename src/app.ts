@@ -2,6 +2,7 @@
  * Builds the whole server from a config: storage, keys, the oidc-provider instance, our pages, and the outer
  * Koa app that mounts them. `main.ts` listens; tests call `createServer` directly.
  */
+import { WebhookDelivery, scheduleWebhooks } from './webhooks/webhook-delivery.js';
 import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
@@ -240,6 +241,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     slot.swap(buildProvider(keyRing));
   });
   const pruning = schedulePruning(services.db, config.pruneIntervalSeconds, logger, { auditRetentionSeconds: config.auditRetentionSeconds });
+  const webhooks = config.webhook && new WebhookDelivery(services.db, config.webhook, { logger });
+  if (webhooks) metrics.observeWebhooks(() => webhooks.counts);
+  const webhookSchedule = webhooks && scheduleWebhooks(webhooks, logger);
   const handleRequest = answerDocumentsEarly(
     { cache: documents, securityHeaders: securityHeaderSet, accessLog: accessLoggerOf(logger), logger, metrics },
     app.callback(),
@@ -260,6 +264,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     async close() {
       keyWatch.stop();
       await pruning.stop();
+      await webhookSchedule?.stop();
       // Logout tokens and mail still on their way get their outcome audited before the audit log closes.
       await Promise.all([logoutDeliveries.settled(), outbox?.settled()]);
       outbox?.close();
@@ -330,6 +335,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       emailConfirmationRequired: config.mail.confirmationRequired,
       userClaims: config.userClaims,
       termsVersion: config.terms?.version,
+      passwordMaxAgeSeconds: config.passwords.maxAgeSeconds,
     });
     registerTokenExchangeGrant(provider, {
       catalog,

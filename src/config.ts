@@ -16,6 +16,7 @@ import { PWNED_PASSWORDS_RANGE_API } from './accounts/breached-passwords.js';
 import { MAX_PASSWORD_HISTORY } from './accounts/password-history.js';
 import { themeProblems } from './interaction/theme.js';
 import { readTrustedAuthorities } from './oidc/mutual-tls.js';
+import { secretKey } from './webhooks/signature.js';
 import { type IdentityProvider, readIdentityProviders } from './federation/identity-providers.js';
 
 const FLAG_VALUES = ['true', 'false', '1', '0', 'yes', 'no', ''] as const;
@@ -202,6 +203,10 @@ const environmentSchema = z.object({
   PASSWORD_MIN_LENGTH: wholeNumber.pipe(z.number().int().min(8).max(64)).default(8),
   /** A file of passwords of the deployment's own to refuse, one a line (`#` comments), beside the common ones. */
   PASSWORD_BLOCKLIST_FILE: z.string().optional(),
+  /** How long a password lasts before it must be replaced at the next sign-in with it (src/accounts/password-expiry.ts); 0: for ever. */
+  PASSWORD_MAX_AGE: duration
+    .pipe(z.number().int().refine((value) => value === 0 || (value >= 86_400 && value <= 10 * 365 * 86_400), 'must be 0 (never) or 1 day to 10 years, such as 90d'))
+    .default(0),
   /** A new password may not be the current one nor one of the N-1 before it (src/accounts/password-history.ts); 0: not checked. */
   /** Refuse passwords known from data breaches, by Have I Been Pwned's k-anonymity range API (src/accounts/breached-passwords.ts). */
   PASSWORD_BREACH_CHECK: booleanFlag,
@@ -372,6 +377,12 @@ const environmentSchema = z.object({
   AUDIT_RETENTION: duration.pipe(z.number().int().min(0)).default(90 * 24 * 3600),
   /** Each audit event is also a line of the log, whatever LOG_LEVEL (src/audit/audit-log.ts). */
   AUDIT_TO_LOG: booleanFlag,
+  /** Where audit events are POSTed as signed webhooks (src/webhooks/webhook-delivery.ts); with WEBHOOK_SECRET. */
+  WEBHOOK_URL: httpUrl('must be the http(s) address of your webhook endpoint').optional(),
+  /** Comma-separated Standard Webhooks secrets (`whsec_` and base64), newest first; each signs. */
+  WEBHOOK_SECRET: z.string().optional(),
+  /** Comma-separated audit event types to send (`user_*` for all beginning so); unset: all. */
+  WEBHOOK_EVENTS: z.string().optional(),
   /**
    * How often the server hands memory that malloc holds free back to the system (glibc's malloc_trim, on Linux);
    * 0 turns it off (src/memory-trim.ts).
@@ -425,7 +436,8 @@ export interface Config {
    * how many of an account's latest passwords, the current one included, a new one may not repeat; where to look
    * up breached passwords, when they are.
    */
-  passwords: { minLength: number; blocklist: string[]; history: number; breachCheck: { rangeApi: string } | undefined };
+  /** `maxAgeSeconds`: PASSWORD_MAX_AGE, 0 when passwords do not expire. */
+  passwords: { minLength: number; blocklist: string[]; history: number; maxAgeSeconds: number; breachCheck: { rangeApi: string } | undefined };
   clientCacheTtlMs: number;
   /** Access-token records kept in process (with Redis only). */
   tokenCache: { ttlMs: number; maxEntries: number };
@@ -450,6 +462,8 @@ export interface Config {
   auditRetentionSeconds: number;
   /** Each audit event is also written to the log (AUDIT_TO_LOG). */
   auditToLog: boolean;
+  /** Audit events sent to an endpoint as signed webhooks (WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_EVENTS). */
+  webhook: { url: string; keys: Buffer[]; events: string[] } | undefined;
   /** Seconds between malloc_trim calls; 0: never. */
   memoryTrimIntervalSeconds: number;
   /** A separate port for /metrics; unset: /metrics on the main port. */
@@ -621,6 +635,26 @@ function mutualTlsConfig(e: Environment): Config['mutualTls'] {
   }
 }
 
+/**
+ * WEBHOOK_URL with its WEBHOOK_SECRET (Standard Webhooks: `whsec_` and the base64 of 24 to 64 random bytes; two,
+ * comma-separated, during a rotation) and the event types of WEBHOOK_EVENTS.
+ */
+function webhookConfig(e: Environment): Config['webhook'] {
+  if (!e.WEBHOOK_URL) {
+    if (e.WEBHOOK_SECRET || e.WEBHOOK_EVENTS) throw new ConfigError(['WEBHOOK_SECRET and WEBHOOK_EVENTS need WEBHOOK_URL: where the events are sent']);
+    return undefined;
+  }
+  const secrets = splitList(e.WEBHOOK_SECRET);
+  const makeOne = 'whsec_ and the base64 of 24 to 64 random bytes: make one with echo "whsec_$(openssl rand -base64 32)"';
+  if (secrets.length === 0) throw new ConfigError([`WEBHOOK_URL needs WEBHOOK_SECRET, which signs each event so your endpoint knows it is ours: ${makeOne}`]);
+  const keys = secrets.map((secret) => (/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(secret) ? secretKey(secret) : Buffer.alloc(0)));
+  if (keys.some((key) => key.length < 24 || key.length > 64)) throw new ConfigError([`WEBHOOK_SECRET: each secret must be ${makeOne}`]);
+  const events = splitList(e.WEBHOOK_EVENTS);
+  const wrong = events.find((name) => !/^[a-z][a-z0-9_]*\*?$/.test(name));
+  if (wrong) throw new ConfigError([`WEBHOOK_EVENTS: ${wrong} is no audit event type (such as user_created), nor a beginning of one with * (user_*)`]);
+  return { url: e.WEBHOOK_URL, keys, events };
+}
+
 /** MAIL_TEMPLATES_DIR, or else the theme's mail/ folder when it has one. */
 function mailTemplatesDir(e: Environment): string | undefined {
   if (e.MAIL_TEMPLATES_DIR) return path.resolve(e.MAIL_TEMPLATES_DIR);
@@ -694,6 +728,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       minLength: e.PASSWORD_MIN_LENGTH,
       blocklist: passwordBlocklist(e.PASSWORD_BLOCKLIST_FILE),
       history: e.PASSWORD_HISTORY,
+      maxAgeSeconds: e.PASSWORD_MAX_AGE,
       breachCheck: e.PASSWORD_BREACH_CHECK ? { rangeApi: e.PASSWORD_BREACH_API ?? PWNED_PASSWORDS_RANGE_API } : undefined,
     },
     clientCacheTtlMs: e.CLIENT_CACHE_TTL_MS,
@@ -713,6 +748,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pruneIntervalSeconds: e.PRUNE_INTERVAL,
     auditRetentionSeconds: e.AUDIT_RETENTION,
     auditToLog: e.AUDIT_TO_LOG,
+    webhook: webhookConfig(e),
     memoryTrimIntervalSeconds: e.MEMORY_TRIM_INTERVAL,
     metricsPort: e.METRICS_PORT,
     metricsToken: e.METRICS_TOKEN,
@@ -772,6 +808,7 @@ function productionProblems(config: Config, e: Environment): string[] {
   if (!e.ISSUER) problems.push('ISSUER is not set: production needs the public https URL of this server');
   else if (!config.issuer.startsWith('https://')) problems.push(`ISSUER must be https in production (got ${config.issuer})`);
   if (!config.database.url) problems.push('DATABASE_URL is not set: production needs PostgreSQL');
+  if (config.webhook && !config.webhook.url.startsWith('https://')) problems.push(`WEBHOOK_URL must be https in production (got ${config.webhook.url}): events name your users`);
   if (!config.redis) problems.push('REDIS_URL is not set: production keeps sessions and short-lived tokens in Redis');
   if (config.cookieSecrets.length === 0 && !hasFile(config.keys.dir, '.cookie-secret')) {
     problems.push(

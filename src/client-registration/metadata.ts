@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { ADMIN_READ_SCOPE, ADMIN_SCOPE } from '../admin/auth.js';
 import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient } from '../clients/clients.js';
 import { webPage } from '../clients/app-links.js';
+import { TLS_SUBJECT_METADATA } from '../clients/client-certificates.js';
 import { describeIssues } from '../errors.js';
 import { isNativeApp } from '../oidc/client-adapter.js';
 
@@ -46,6 +47,13 @@ const registrationRequest = z.object({
   backchannel_logout_uri: z.string().max(2048).optional(),
   backchannel_logout_session_required: z.boolean().optional(),
   dpop_bound_access_tokens: z.boolean().optional(),
+  // RFC 8705 §2.1.2 and §3.4: what a tls_client_auth client's certificate names, and certificate-bound tokens.
+  tls_client_auth_subject_dn: z.string().max(1000).optional(),
+  tls_client_auth_san_dns: z.string().max(253).optional(),
+  tls_client_auth_san_uri: z.string().max(2048).optional(),
+  tls_client_auth_san_ip: z.string().max(45).optional(),
+  tls_client_auth_san_email: z.string().max(254).optional(),
+  tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
   require_signed_request_object: z.boolean().optional(),
   client_uri: webPage.optional(),
@@ -61,7 +69,8 @@ const registrationRequest = z.object({
 const DESCRIPTIVE = ['client_uri', 'logo_uri', 'policy_uri', 'tos_uri', 'contacts', 'software_id', 'software_version'] as const;
 
 const OFFERED_GRANTS = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT];
-const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+/** Mutual TLS ones too: the client repository refuses them where the server has no MTLS_CERTIFICATE_HEADER. */
+const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none'] as const;
 type AuthMethod = (typeof AUTH_METHODS)[number];
 
 export interface Registration {
@@ -100,6 +109,12 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
     backchannelLogoutUri: input.backchannel_logout_uri,
     backchannelLogoutSessionRequired: input.backchannel_logout_uri === undefined ? undefined : input.backchannel_logout_session_required,
     requireDpop: input.dpop_bound_access_tokens ?? false,
+    certificateBoundTokens: input.tls_client_certificate_bound_access_tokens ?? false,
+    tlsClientAuthSubjectDn: input.tls_client_auth_subject_dn,
+    tlsClientAuthSanDns: input.tls_client_auth_san_dns,
+    tlsClientAuthSanUri: input.tls_client_auth_san_uri,
+    tlsClientAuthSanIp: input.tls_client_auth_san_ip,
+    tlsClientAuthSanEmail: input.tls_client_auth_san_email,
     requirePar: input.require_pushed_authorization_requests ?? false,
     requireSignedRequestObject: input.require_signed_request_object ?? false,
     subjectType: input.subject_type ?? 'public',
@@ -215,6 +230,12 @@ const REQUEST_NAMES: Record<string, string> = {
   backchannelLogoutUri: 'backchannel_logout_uri',
   backchannelLogoutSessionRequired: 'backchannel_logout_session_required',
   requireDpop: 'dpop_bound_access_tokens',
+  certificateBoundTokens: 'tls_client_certificate_bound_access_tokens',
+  tlsClientAuthSubjectDn: 'tls_client_auth_subject_dn',
+  tlsClientAuthSanDns: 'tls_client_auth_san_dns',
+  tlsClientAuthSanUri: 'tls_client_auth_san_uri',
+  tlsClientAuthSanIp: 'tls_client_auth_san_ip',
+  tlsClientAuthSanEmail: 'tls_client_auth_san_email',
   requirePar: 'require_pushed_authorization_requests',
   requireSignedRequestObject: 'require_signed_request_object',
   subjectType: 'subject_type',
@@ -246,12 +267,13 @@ export function metadataOf(client: ClientRecord, description: Record<string, unk
   if (client.redirectUris.length > 0) metadata.redirect_uris = client.redirectUris;
   if (client.postLogoutRedirectUris.length > 0) metadata.post_logout_redirect_uris = client.postLogoutRedirectUris;
   if (client.scope) metadata.scope = client.scope;
-  for (const name of ['jwks', 'jwks_uri'] as const) if (client.metadata[name] !== undefined) metadata[name] = client.metadata[name];
+  for (const name of ['jwks', 'jwks_uri', ...Object.values(TLS_SUBJECT_METADATA)]) if (client.metadata[name] !== undefined) metadata[name] = client.metadata[name];
   if (client.backchannelLogoutUri) {
     metadata.backchannel_logout_uri = client.backchannelLogoutUri;
     metadata.backchannel_logout_session_required = client.backchannelLogoutSessionRequired;
   }
   if (client.requireDpop) metadata.dpop_bound_access_tokens = true;
+  if (client.certificateBoundTokens) metadata.tls_client_certificate_bound_access_tokens = true;
   if (client.requirePar) metadata.require_pushed_authorization_requests = true;
   if (client.requireSignedRequestObject) metadata.require_signed_request_object = true;
   metadata.subject_type = client.subjectType;

@@ -235,6 +235,11 @@ function changesFor(client: ClientRecord, replacement: Registration): ClientChan
     ['subject_type', client.subjectType, next.subjectType],
     ['application_type', isNativeApp(client), next.nativeApp ?? false],
     ['sector_identifier_uri', client.sectorIdentifierUri ?? undefined, next.sectorIdentifierUri],
+    ['tls_client_auth_subject_dn', client.metadata.tls_client_auth_subject_dn, next.tlsClientAuthSubjectDn],
+    ['tls_client_auth_san_dns', client.metadata.tls_client_auth_san_dns, next.tlsClientAuthSanDns],
+    ['tls_client_auth_san_uri', client.metadata.tls_client_auth_san_uri, next.tlsClientAuthSanUri],
+    ['tls_client_auth_san_ip', client.metadata.tls_client_auth_san_ip, next.tlsClientAuthSanIp],
+    ['tls_client_auth_san_email', client.metadata.tls_client_auth_san_email, next.tlsClientAuthSanEmail],
   ];
   const changed = unchangeable.find(([, was, now]) => was !== now);
   if (changed) throw new RegistrationError('invalid_client_metadata', `${changed[0]}: cannot change; register a new client instead`);
@@ -247,6 +252,7 @@ function changesFor(client: ClientRecord, replacement: Registration): ClientChan
     ...(client.type === 'web' || next.backchannelLogoutUri ? { backchannelLogoutUri: next.backchannelLogoutUri ?? null } : {}),
     ...(next.backchannelLogoutSessionRequired !== undefined ? { backchannelLogoutSessionRequired: next.backchannelLogoutSessionRequired } : {}),
     requireDpop: next.requireDpop,
+    certificateBoundTokens: next.certificateBoundTokens,
     requirePar: next.requirePar,
     requireSignedRequestObject: next.requireSignedRequestObject,
   };

@@ -20,6 +20,17 @@ import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from './account-console.js';
+import {
+  CERTIFICATE_BOUND_DESCRIPTION,
+  MUTUAL_TLS_METHODS,
+  type MutualTlsAvailability,
+  ONE_PROOF_OF_POSSESSION,
+  TLS_SUBJECT_METADATA,
+  mutualTlsProblems,
+  mutualTlsRefusal,
+  mutualTlsUnavailable,
+  tlsSubjectFields,
+} from './client-certificates.js';
 import { type AppLinks, webPage } from './app-links.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
@@ -36,8 +47,6 @@ export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
 const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
-/** Mutual TLS (RFC 8705 §2): a certificate from a trusted authority naming the client, or one it registered. */
-const MUTUAL_TLS_METHODS = ['tls_client_auth', 'self_signed_tls_client_auth'] as const;
 const CONFIDENTIAL_METHODS = [...SECRET_METHODS, 'private_key_jwt', ...MUTUAL_TLS_METHODS] as const;
 export const TOKEN_ENDPOINT_AUTH_METHODS = [...CONFIDENTIAL_METHODS, 'none'] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
@@ -170,68 +179,6 @@ const tokenExchangeFrom = z.array(z.url({ protocol: /^https?$/, error: 'an API i
 const SIGNED_REQUEST_DESCRIPTION =
   'refuse authorization requests not sent as a request object signed with its key (RFC 9101, JAR): web and spa clients with jwks or jwksUri';
 const SIGNED_REQUEST_NEEDS_KEYS = 'a request object is checked with the client’s public keys: give jwks or jwksUri too';
-
-const CERTIFICATE_BOUND_DESCRIPTION =
-  'bind its access and refresh tokens to the TLS client certificate it presents, which it must (RFC 8705 §3: an API checks `cnf.x5t#S256`); needs MTLS_CERTIFICATE_HEADER; not with requireDpop';
-const ONE_PROOF_OF_POSSESSION = 'a token is bound to one key: a DPoP key or a TLS client certificate, not both';
-
-/**
- * What a `tls_client_auth` client's certificate must name (RFC 8705 §2.1.2), exactly one: its subject DN as RFC
- * 4514 writes it, or one subject alternative name. Kept in `metadata` under the spec's names.
- */
-const tlsSubjectFields = {
-  tlsClientAuthSubjectDn: z.string().trim().min(3).max(1000).optional().meta({ description: 'tls_client_auth: the certificate’s subject DN, as RFC 4514 writes it (CN=…,O=…,C=…)' }),
-  tlsClientAuthSanDns: z.string().trim().min(1).max(253).optional().meta({ description: 'tls_client_auth: a DNS name among the certificate’s subject alternative names' }),
-  tlsClientAuthSanUri: z.url().optional().meta({ description: 'tls_client_auth: a URI among the certificate’s subject alternative names' }),
-  tlsClientAuthSanIp: z.union([z.ipv4(), z.ipv6()]).optional().meta({ description: 'tls_client_auth: an IP address among the certificate’s subject alternative names' }),
-  tlsClientAuthSanEmail: z.email().optional().meta({ description: 'tls_client_auth: an email address among the certificate’s subject alternative names' }),
-};
-const TLS_SUBJECT_METADATA = {
-  tlsClientAuthSubjectDn: 'tls_client_auth_subject_dn',
-  tlsClientAuthSanDns: 'tls_client_auth_san_dns',
-  tlsClientAuthSanUri: 'tls_client_auth_san_uri',
-  tlsClientAuthSanIp: 'tls_client_auth_san_ip',
-  tlsClientAuthSanEmail: 'tls_client_auth_san_email',
-} as const;
-
-/** Why mutual TLS registration settings do not fit together, for each field. */
-function mutualTlsProblems(input: z.output<z.ZodObject<typeof tlsSubjectFields>> & { tokenEndpointAuthMethod?: string; jwks?: { keys: Record<string, unknown>[] }; jwksUri?: string; certificateBoundTokens: boolean; requireDpop: boolean }) {
-  const problems: { path: string; message: string }[] = [];
-  const named = Object.keys(TLS_SUBJECT_METADATA).filter((field) => input[field as keyof typeof TLS_SUBJECT_METADATA] !== undefined);
-  if (input.tokenEndpointAuthMethod === 'tls_client_auth' && named.length !== 1) {
-    problems.push({ path: 'tlsClientAuthSubjectDn', message: 'tls_client_auth names what the client’s certificate must say: exactly one of tlsClientAuthSubjectDn, tlsClientAuthSanDns, tlsClientAuthSanUri, tlsClientAuthSanIp, tlsClientAuthSanEmail' });
-  }
-  if (input.tokenEndpointAuthMethod !== 'tls_client_auth' && named.length > 0) {
-    problems.push({ path: named[0] as string, message: 'applies to tokenEndpointAuthMethod tls_client_auth' });
-  }
-  if (input.tokenEndpointAuthMethod === 'self_signed_tls_client_auth') {
-    if (!input.jwks && !input.jwksUri) problems.push({ path: 'jwks', message: 'self_signed_tls_client_auth needs the client’s certificates: jwks (or jwksUri) with each key’s x5c' });
-    else if (input.jwks && !input.jwks.keys.some((key) => Array.isArray(key.x5c) && key.x5c.length > 0)) {
-      problems.push({ path: 'jwks', message: 'self_signed_tls_client_auth compares the certificate with the keys’ x5c: give each key its certificate there' });
-    }
-  }
-  if (input.certificateBoundTokens && input.requireDpop) problems.push({ path: 'certificateBoundTokens', message: ONE_PROOF_OF_POSSESSION });
-  return problems;
-}
-
-/**
- * Why this server cannot serve a client that authenticates with `method`, or has certificate-bound tokens (no
- * method): mutual TLS needs the certificate passed on (MTLS_CERTIFICATE_HEADER), `tls_client_auth` authorities too.
- */
-function mutualTlsUnavailable(mutualTls: ClientRepositoryOptions['mutualTls'], method?: string): string | undefined {
-  if (!mutualTls) return 'mutual TLS is off on this server: set MTLS_CERTIFICATE_HEADER (behind a proxy that asks clients for certificates)';
-  if (method === 'tls_client_auth' && !mutualTls.trustedAuthorities) return 'tls_client_auth needs MTLS_TRUSTED_CA_FILE, the authorities whose certificates are trusted';
-  return undefined;
-}
-
-/** The first reason a new client's mutual TLS settings cannot be served here, naming the field. */
-function mutualTlsRefusal(mutualTls: ClientRepositoryOptions['mutualTls'], client: { tokenEndpointAuthMethod?: string; certificateBoundTokens: boolean }): string | undefined {
-  const method = client.tokenEndpointAuthMethod;
-  const methodProblem = (MUTUAL_TLS_METHODS as readonly string[]).includes(method ?? '') ? mutualTlsUnavailable(mutualTls, method) : undefined;
-  if (methodProblem) return `tokenEndpointAuthMethod: ${methodProblem}`;
-  const boundProblem = client.certificateBoundTokens ? mutualTlsUnavailable(mutualTls) : undefined;
-  return boundProblem && `certificateBoundTokens: ${boundProblem}`;
-}
 
 const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
 const MFA_FOR_SERVICE = 'a service client signs no users in, so there is no sign-in to add a second step to';
@@ -540,7 +487,7 @@ export interface ClientRepositoryOptions {
   /** A sector identifier URI may be on a private network (ALLOW_PRIVATE_NETWORK_CALLS); default: outside production. */
   allowPrivateNetworkCalls?: boolean;
   /** Mutual TLS is on (MTLS_CERTIFICATE_HEADER), with authorities for `tls_client_auth` (MTLS_TRUSTED_CA_FILE); unset: off. */
-  mutualTls?: { trustedAuthorities: boolean };
+  mutualTls?: MutualTlsAvailability;
 }
 
 /** The options a server's configuration gives a repository acting for `actor` (`cli`, `admin-api`, …). */

@@ -1,6 +1,6 @@
 /**
- * A temporary password replaced at the sign-in (the `update_password` prompt, src/oidc/password-change-prompt.ts),
- * as at Keycloak's "Update Password" required action:
+ * A temporary or expired (PASSWORD_MAX_AGE) password replaced at the sign-in (the `update_password` prompt,
+ * src/oidc/password-change-prompt.ts), as at Keycloak's "Update Password" required action:
  *
  *   GET  /interaction/:uid                   "Choose a new password", once the sign-in (any way) has succeeded
  *   POST /interaction/:uid/update-password   the new password twice → changed, on to the app
@@ -31,7 +31,15 @@ export async function renderPasswordChange(ctx: Context, deps: InteractionDepend
   deps.views.render(
     ctx,
     'password-change.njk',
-    { uid: details.uid, csrf: csrfToken(ctx.app.keys as string[], details.uid), client: await clientShownAs(deps, details), email: user.email, error: options.error },
+    {
+      uid: details.uid,
+      csrf: csrfToken(ctx.app.keys as string[], details.uid),
+      client: await clientShownAs(deps, details),
+      email: user.email,
+      // Not a temporary one: a password past PASSWORD_MAX_AGE (../accounts/password-expiry.ts).
+      expiredAfterDays: user.passwordChangeRequired ? undefined : Math.round(deps.config.passwords.maxAgeSeconds / 86_400),
+      error: options.error,
+    },
     options.status ?? 200,
   );
 }

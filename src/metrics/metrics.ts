@@ -9,6 +9,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AuditEvent, AuditLogStats, AuditSink } from '../audit/audit-log.js';
 import type { KeyStatus } from '../keys/key-states.js';
 import type { TokenRecordCacheStats } from '../store/token-record-cache.js';
+import type { WebhookCounts } from '../webhooks/webhook-delivery.js';
 import type { BreachLookupCounts } from '../accounts/breached-passwords.js';
 
 export class Metrics {
@@ -112,6 +113,22 @@ export class Metrics {
       },
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'authz_' });
+  }
+
+  /** Webhook deliveries (src/webhooks/webhook-delivery.ts), read at scrape time: a failure holds the queue until retried. */
+  observeWebhooks(counts: () => Readonly<WebhookCounts>): void {
+    new Counter({
+      name: 'authz_webhook_deliveries_total',
+      help: 'Audit events POSTed to WEBHOOK_URL by outcome: delivered (a 2xx), or failed (an error status, a timeout or no connection: tried again later)',
+      labelNames: ['outcome'] as const,
+      registers: [this.registry],
+      collect() {
+        const { delivered, failed } = counts();
+        this.reset();
+        this.inc({ outcome: 'delivered' }, delivered);
+        this.inc({ outcome: 'failed' }, failed);
+      },
+    });
   }
 
   /**

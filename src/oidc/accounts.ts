@@ -5,6 +5,7 @@
  */
 import type { Account, ClaimsParameterMember, FindAccount, KoaContextWithOIDC } from 'oidc-provider';
 import { releasedClaims } from '../accounts/attributes.js';
+import { passwordExpired } from '../accounts/password-expiry.js';
 import type { User, UserRepository } from '../accounts/users.js';
 import type { Catalog } from './catalog.js';
 import type { Actor } from './token-exchange.js';
@@ -95,8 +96,11 @@ function readsGrantNext(token: unknown): token is { kind: 'AccessToken'; grantId
   return kind === 'AccessToken' && typeof grantId === 'string';
 }
 
-export function accountFinder(users: UserRepository, options: { readGrantWithUser?: GrantReadAhead; userClaims?: readonly string[] } = {}): FindAccount {
-  const { readGrantWithUser, userClaims: released = [] } = options;
+export function accountFinder(
+  users: UserRepository,
+  options: { readGrantWithUser?: GrantReadAhead; userClaims?: readonly string[]; passwordMaxAgeSeconds?: number } = {},
+): FindAccount {
+  const { readGrantWithUser, userClaims: released = [], passwordMaxAgeSeconds = 0 } = options;
   return async (ctx, sub, token): Promise<Account | undefined> => {
     if (readGrantWithUser && readsGrantNext(token)) await readGrantWithUser(token.grantId, sub);
     const user = await findUser(users, ctx, sub);
@@ -105,6 +109,7 @@ export function accountFinder(users: UserRepository, options: { readGrantWithUse
       accountId: user.id,
       // Read by the `update_password` prompt (./password-change-prompt.ts) and the `accept_terms` one (./terms-prompt.ts).
       passwordChangeRequired: user.passwordChangeRequired,
+      passwordExpired: passwordExpired(user, passwordMaxAgeSeconds),
       termsAcceptedVersion: user.termsAccepted?.version ?? null,
       // oidc-provider filters these down to what the granted scopes and claims allow.
       claims: async (_use: string, _scope: string, _claims: { [key: string]: null | ClaimsParameterMember }) =>

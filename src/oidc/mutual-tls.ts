@@ -63,11 +63,10 @@ export function issuedByTrustedAuthority(certificate: X509Certificate, authoriti
 
 const validAt = (certificate: X509Certificate, now: Date) => certificate.validFromDate <= now && now <= certificate.validToDate;
 
-/** The RFC 8705 §2.1.2 client metadata naming what the certificate must say, and how each is compared. */
-export const SUBJECT_PROPERTIES = ['tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri', 'tls_client_auth_san_ip', 'tls_client_auth_san_email'] as const;
-export type SubjectProperty = (typeof SUBJECT_PROPERTIES)[number];
-
-/** Whether the certificate names `expected` as the registered `property` says it should. */
+/**
+ * Whether the certificate names `expected` as the registered `property` says it should (RFC 8705 §2.1.2's client
+ * metadata: src/clients/client-certificates.ts).
+ */
 export function subjectMatches(certificate: X509Certificate, property: string, expected: string): boolean {
   switch (property) {
     case 'tls_client_auth_subject_dn':

@@ -5,6 +5,7 @@
  * discovery advertises it only while such a client exists, and it goes through the same brute-force limits and
  * audit as the login page.
  */
+import { passwordExpired } from '../accounts/password-expiry.js';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
@@ -33,6 +34,8 @@ export interface PasswordGrantDependencies {
   userClaims: readonly string[];
   /** TERMS_VERSION: an account that has not accepted it gets no tokens from this grant. */
   termsVersion?: string;
+  /** PASSWORD_MAX_AGE: an expired password gets no tokens from this grant (it has no page to replace it on); 0: none expire. */
+  passwordMaxAgeSeconds?: number;
 }
 
 class TooManyFailedSignIns extends errors.OIDCProviderError {
@@ -58,9 +61,9 @@ class EmailUnconfirmed extends errors.InvalidGrant {
 }
 
 class PasswordChangeRequired extends errors.InvalidGrant {
-  constructor() {
+  constructor(description = 'this account must choose a new password: sign in through the browser to choose it') {
     super();
-    Object.assign(this, { error_description: 'this account must choose a new password: sign in through the browser to choose it' });
+    Object.assign(this, { error_description: description });
   }
 }
 
@@ -123,6 +126,7 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
     if (outcome.secondFactor) throw refuse('second_factor_required', new SecondFactorRequired());
     // A temporary password gets no tokens: it would go on working in the app for as long as its refresh token.
     if (user.passwordChangeRequired) throw refuse('password_change_required', new PasswordChangeRequired());
+    if (passwordExpired(user, deps.passwordMaxAgeSeconds ?? 0)) throw refuse('password_expired', new PasswordChangeRequired('this account’s password has expired: sign in through the browser to choose a new one'));
     // Nor do terms not yet accepted: this grant has no page to show them on.
     if (deps.termsVersion && user.termsAccepted?.version !== deps.termsVersion) throw refuse('terms_not_accepted', new TermsNotAccepted());
 

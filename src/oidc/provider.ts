@@ -65,7 +65,7 @@ export interface ProviderDependencies {
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
-  const findAccount = accountFinder(deps.users, { readGrantWithUser: deps.readGrantWithUser, userClaims: config.userClaims });
+  const findAccount = accountFinder(deps.users, { readGrantWithUser: deps.readGrantWithUser, userClaims: config.userClaims, passwordMaxAgeSeconds: config.passwords.maxAgeSeconds });
   const policy = interactionPolicyWithLoginChecks({
     sessionMaxSeconds: config.ttl.sessionMax,
     catalog,

@@ -1,6 +1,7 @@
 /** What the account page shows: who is signed in, their two-step verification, passkeys, sessions and apps. */
+import { passwordExpiresAt } from '../accounts/password-expiry.js';
 import type { Context } from 'koa';
-import { hasOwnPassword } from '../accounts/users.js';
+import { type User, hasOwnPassword } from '../accounts/users.js';
 import { signedInRecently } from './re-authentication.js';
 import { wayInLeft } from './ways-in.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';
@@ -36,6 +37,11 @@ const shownValue = (value: unknown) => (Array.isArray(value) ? value.join(', ') 
 
 const when = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
 const shown = (date: Date | null) => (date ? `${when.format(date)} UTC` : 'unknown');
+/** When the password expires, as the page shows it; undefined when it never does. */
+const passwordExpiryShown = (user: User, maxAgeSeconds: number) => {
+  const expiresAt = passwordExpiresAt(user, maxAgeSeconds);
+  return expiresAt && shown(expiresAt);
+};
 
 export interface AccountPageOptions {
   notice?: unknown;
@@ -87,6 +93,8 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
       // Changes to how the account signs in ask for the current password; an account without one makes them (its
       // first password among them) right after a sign-in, not on a session left open (./re-authentication.ts).
       hasPassword: hasOwnPassword(user),
+      // PASSWORD_MAX_AGE: when the password must be replaced (../accounts/password-expiry.ts).
+      passwordExpires: passwordExpiryShown(user, deps.config.passwords.maxAgeSeconds),
       signedInJustNow: signedInRecently(session),
       // Going without a password needs another way in: a passkey, or another identity provider (./ways-in.ts).
       passwordRemovable: hasOwnPassword(user) && wayInLeft(user, passkeys, identities, { password: true }),

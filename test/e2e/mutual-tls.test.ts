@@ -36,7 +36,7 @@ beforeAll(async () => {
   const folder = mkdtempSync(path.join(tmpdir(), 'mtls-'));
   const caFile = path.join(folder, 'clients-ca.pem');
   writeFileSync(caFile, authority.certificate.pem);
-  server = await startTestServer({ env: { PROXY: 'true', MTLS_CERTIFICATE_HEADER: HEADER, MTLS_TRUSTED_CA_FILE: caFile } });
+  server = await startTestServer({ env: { PROXY: 'true', MTLS_CERTIFICATE_HEADER: HEADER, MTLS_TRUSTED_CA_FILE: caFile, CLIENT_REGISTRATION: 'open' } });
   await server.services.apis.create({ indicator: API, name: 'Payments', scopes: ['payments:read'], isDefault: true });
   await server.services.apis.create({ indicator: OPAQUE_API, name: 'Ledger', scopes: ['ledger:read'], accessTokenFormat: 'opaque' });
 });
@@ -156,6 +156,57 @@ describe('a web app with certificate-bound tokens', () => {
   });
 });
 
+/** An RFC 7591 registration at `at`, answered as JSON. */
+async function register(metadata: Record<string, unknown>, at: TestServer = server) {
+  const response = await fetch(`${at.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(metadata) });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+describe('apps that register themselves (RFC 7591 with RFC 8705’s metadata)', () => {
+  const app = { client_name: 'Partner portal', redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'] };
+
+  test('register either mutual TLS method and certificate-bound tokens, and authenticate so at once', async () => {
+    const certificate = await selfSignedCertificate('CN=partner portal');
+    const jwks = jwksOfCertificates([certificate.pem]);
+    const selfSigned = await register({ ...app, token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks, tls_client_certificate_bound_access_tokens: true });
+    expect(selfSigned.status).toBe(201);
+    expect(selfSigned.body).toMatchObject({ token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks, tls_client_certificate_bound_access_tokens: true });
+    expect(selfSigned.body.client_secret).toBeUndefined();
+    // Authenticated with the certificate, the introspection endpoint answers (an unknown token is inactive).
+    expect(await oidc.tokenIntrospection(await relyingParty(String(selfSigned.body.client_id), certificate), 'not-a-token')).toEqual({ active: false });
+    await expect(oidc.tokenIntrospection(await relyingParty(String(selfSigned.body.client_id), billing), 'not-a-token')).rejects.toMatchObject({ error: 'invalid_client' });
+
+    const pki = await register({ ...app, token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: BILLING_DN });
+    expect(pki.status).toBe(201);
+    expect(pki.body).toMatchObject({ token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: BILLING_DN });
+    expect(await oidc.tokenIntrospection(await relyingParty(String(pki.body.client_id), billing), 'not-a-token')).toEqual({ active: false });
+
+    // RFC 7592: what the certificate must name cannot change in an update.
+    const update = await fetch(String(pki.body.registration_client_uri).replace(server.issuer, server.url), {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${pki.body.registration_access_token}` },
+      body: JSON.stringify({ ...app, client_id: pki.body.client_id, token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: 'CN=someone else' }),
+    });
+    expect(update.status).toBe(400);
+    expect(await update.json()).toEqual({ error: 'invalid_client_metadata', error_description: 'tls_client_auth_subject_dn: cannot change; register a new client instead' });
+  });
+
+  test('what cannot work is refused with invalid_client_metadata, naming the metadata', async () => {
+    expect(await register({ ...app, token_endpoint_auth_method: 'tls_client_auth' })).toEqual({
+      status: 400,
+      body: { error: 'invalid_client_metadata', error_description: expect.stringMatching(/^tls_client_auth_subject_dn: tls_client_auth names what the client’s certificate must say/) },
+    });
+    expect(await register({ ...app, token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_san_ip: 'not an address' })).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_client_metadata', error_description: expect.stringMatching(/^tls_client_auth_san_ip: /) },
+    });
+    expect(await register({ ...app, dpop_bound_access_tokens: true, tls_client_certificate_bound_access_tokens: true })).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_client_metadata', error_description: expect.stringMatching(/^tls_client_certificate_bound_access_tokens: a token is bound to one key/) },
+    });
+  });
+});
+
 describe('an API checking certificate-bound tokens (examples/resource-server)', () => {
   test('accepts a bound JWT only with the certificate it is bound to, which its own proxy passes on', async () => {
     await server.services.apis.create({ indicator: MESSAGES_API, name: 'Messages', scopes: ['messages:read'] });
@@ -188,6 +239,8 @@ describe('an instance with mutual TLS turned off', () => {
     const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN, certificateBoundTokens: true });
     const off = await startTestServer({ instanceOf: server, env: { MTLS_CERTIFICATE_HEADER: '', MTLS_TRUSTED_CA_FILE: '' } });
     try {
+      const registration = await register({ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: BILLING_DN }, off);
+      expect(registration).toMatchObject({ status: 400, body: { error: 'invalid_client_metadata', error_description: expect.stringMatching(/^token_endpoint_auth_method: mutual TLS is off on this server/) } });
       const response = await fetch(`${off.url}/token`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', [HEADER]: encodeURIComponent(billing.pem) },

@@ -180,8 +180,10 @@ describe('configuration', () => {
     expect(problemsOf({ TERMS_URL: 'https://shop.example/terms', TERMS_VERSION: 'version one' })[0]).toMatch(/^TERMS_VERSION: must be 1 to 64 letters/);
   });
 
-  test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); no history unless PASSWORD_HISTORY (0–24); no breach lookup unless PASSWORD_BREACH_CHECK; PASSWORD_BLOCKLIST_FILE must be readable', async () => {
-    expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [], history: 0 });
+  test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); no history unless PASSWORD_HISTORY (0–24); no expiry unless PASSWORD_MAX_AGE; no breach lookup unless PASSWORD_BREACH_CHECK; PASSWORD_BLOCKLIST_FILE must be readable', async () => {
+    expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [], history: 0, maxAgeSeconds: 0 });
+    expect(loadConfig({ PASSWORD_MAX_AGE: '90d' }).passwords.maxAgeSeconds).toBe(90 * 86_400);
+    expect(problemsOf({ PASSWORD_MAX_AGE: '12h' })[0]).toMatch(/^PASSWORD_MAX_AGE: must be 0 \(never\) or 1 day to 10 years/);
     expect(loadConfig({ PASSWORD_MIN_LENGTH: '15' }).passwords.minLength).toBe(15);
     expect(problemsOf({ PASSWORD_MIN_LENGTH: '6' })[0]).toMatch(/^PASSWORD_MIN_LENGTH: /);
     expect(loadConfig({ PASSWORD_HISTORY: '5' }).passwords.history).toBe(5);
@@ -213,6 +215,27 @@ describe('configuration', () => {
     await writeFile(path.join(dir, 'leaf.pem'), leaf.pem);
     expect(loadConfig(withFile(path.join(dir, 'ca.pem'))).mutualTls?.trustedAuthorities.map((certificate) => certificate.subject)).toEqual(['CN=Clients CA']);
     expect(problemsOf(withFile(path.join(dir, 'leaf.pem')))).toEqual([`MTLS_TRUSTED_CA_FILE: ${path.join(dir, 'leaf.pem')}: it holds no CA certificate (PEM, "BEGIN CERTIFICATE", with basicConstraints CA:TRUE)`]);
+  });
+
+  test('webhooks: WEBHOOK_URL with a Standard Webhooks WEBHOOK_SECRET (or two), event types or beginnings of them, https in production', () => {
+    const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    expect(loadConfig({}).webhook).toBeUndefined();
+    expect(loadConfig({ WEBHOOK_URL: 'https://app.example/hooks', WEBHOOK_SECRET: `${secret}, ${secret}`, WEBHOOK_EVENTS: 'user_*, client_created' }).webhook).toEqual({
+      url: 'https://app.example/hooks',
+      keys: [Buffer.alloc(32, 7), Buffer.alloc(32, 7)],
+      events: ['user_*', 'client_created'],
+    });
+    expect(problemsOf({ WEBHOOK_URL: 'https://app.example/hooks' })[0]).toMatch(/^WEBHOOK_URL needs WEBHOOK_SECRET, .*echo "whsec_\$\(openssl rand -base64 32\)"/);
+    expect(problemsOf({ WEBHOOK_URL: 'https://app.example/hooks', WEBHOOK_SECRET: 'hunter2' })[0]).toMatch(/^WEBHOOK_SECRET: each secret must be whsec_ and the base64 of 24 to 64 random bytes/);
+    expect(problemsOf({ WEBHOOK_URL: 'https://app.example/hooks', WEBHOOK_SECRET: `whsec_${Buffer.alloc(8).toString('base64')}` })[0]).toMatch(/^WEBHOOK_SECRET: /);
+    expect(problemsOf({ WEBHOOK_URL: 'https://app.example/hooks', WEBHOOK_SECRET: secret, WEBHOOK_EVENTS: 'Users' })).toEqual([
+      'WEBHOOK_EVENTS: Users is no audit event type (such as user_created), nor a beginning of one with * (user_*)',
+    ]);
+    expect(problemsOf({ WEBHOOK_SECRET: secret })).toEqual(['WEBHOOK_SECRET and WEBHOOK_EVENTS need WEBHOOK_URL: where the events are sent']);
+    expect(problemsOf({ WEBHOOK_URL: 'app.example/hooks', WEBHOOK_SECRET: secret })[0]).toMatch(/^WEBHOOK_URL: must be the http\(s\) address/);
+    expect(problemsOf({ NODE_ENV: 'production', WEBHOOK_URL: 'http://app.example/hooks', WEBHOOK_SECRET: secret })).toContain(
+      'WEBHOOK_URL must be https in production (got http://app.example/hooks): events name your users',
+    );
   });
 
   test('CLIENT_REGISTRATION_TRUSTED_HOSTS lists host names, * for any under one', () => {
