@@ -2,7 +2,6 @@
  * Builds the whole server from a config: storage, keys, the oidc-provider instance, our pages, and the outer
  * Koa app that mounts them. `main.ts` listens; tests call `createServer` directly.
  */
-import { WebhookDelivery, scheduleWebhooks } from './webhooks/webhook-delivery.js';
 import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
@@ -55,6 +54,7 @@ import { devicePollPacing } from './security/device-poll-pace.js';
 import { LockAdministration } from './security/lock-administration.js';
 import { userCodeGuard } from './security/user-code-guard.js';
 import { schedulePruning } from './store/prune.js';
+import { WebhookDelivery, scheduleWebhooks } from './webhooks/webhook-delivery.js';
 import { answerOutage, logRefusedForOutage } from './store/outages.js';
 import { inRequestScope } from './store/request-scope.js';
 import { type Services, closeServices, openServices } from './services.js';

@@ -14,6 +14,7 @@ import { registerIdentityProviderCommands } from './identity-providers.js';
 import { registerIpCommands } from './ips.js';
 import { registerKeyCommands } from './keys.js';
 import { registerUserCommands } from './users.js';
+import { registerWebhookCommands } from './webhooks.js';
 import { ConfigError } from '../config.js';
 import { InputError, NotFoundError } from '../errors.js';
 import { MailNotSentError } from '../mail/outbox.js';
@@ -49,6 +50,7 @@ function buildProgram(context: CliContext): Command {
   registerClientCommands(program, context);
   registerApiCommands(program, context);
   registerIpCommands(program, context);
+  registerWebhookCommands(program, context);
   registerKeyCommands(program, context);
   registerAuditCommands(program, context);
   registerDoctorCommand(program, context);

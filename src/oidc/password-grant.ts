@@ -5,12 +5,12 @@
  * discovery advertises it only while such a client exists, and it goes through the same brute-force limits and
  * audit as the login page.
  */
-import { passwordExpired } from '../accounts/password-expiry.js';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { TwoFactor } from '../accounts/two-factor.js';
 import type { UserRepository } from '../accounts/users.js';
+import { passwordExpired } from '../accounts/password-expiry.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { describeWait } from '../security/failure-limiter.js';

@@ -1,7 +1,7 @@
 /** What the account page shows: who is signed in, their two-step verification, passkeys, sessions and apps. */
-import { passwordExpiresAt } from '../accounts/password-expiry.js';
 import type { Context } from 'koa';
 import { type User, hasOwnPassword } from '../accounts/users.js';
+import { passwordExpiresAt } from '../accounts/password-expiry.js';
 import { signedInRecently } from './re-authentication.js';
 import { wayInLeft } from './ways-in.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../clients/account-console.js';

@@ -67,6 +67,20 @@ interface EventRow {
   detail: Record<string, unknown>;
 }
 
+/** An endpoint's position and health, for `authz webhooks status`. */
+export interface WebhookStatus {
+  url: string;
+  /** The last event delivered (or skipped); null before the first. */
+  lastEventId: string | null;
+  /** Events written since that are still to send. */
+  pending: number;
+  /** Failed tries of the event the queue is held at; 0 when it is not held. */
+  failures: number;
+  retryAt: Date | null;
+  lastError: string | null;
+  updatedAt: Date;
+}
+
 /** What one run did: events delivered, and whether it stopped at a failure; undefined when another instance was sending. */
 export interface WebhookRun {
   delivered: number;
@@ -106,12 +120,8 @@ export class WebhookDelivery {
     const endpoint = await this.#endpoint(db, on);
     if (endpoint.retry_at && endpoint.retry_at > new Date()) return { delivered: 0, failed: false };
     const events = (await on(
-      db('audit_events')
+      this.#pending(db, endpoint)
         .select('id', db.raw('txid::text as txid'), 'at', 'type', 'outcome', 'account_id', 'client_id', 'ip', 'user_agent', 'request_id', 'detail')
-        .whereRaw('(txid, id) > (?::xid8, ?::bigint)', [endpoint.last_txid, endpoint.last_event_id])
-        // Only transactions that have ended: an open one could still commit events that come before these.
-        .whereRaw('txid < pg_snapshot_xmin(pg_current_snapshot())')
-        .modify((query) => this.#onlyWanted(query))
         .orderBy([{ column: 'txid' }, { column: 'id' }])
         .limit(BATCH_SIZE),
     )) as EventRow[];
@@ -146,6 +156,62 @@ export class WebhookDelivery {
     );
     this.options.logger?.info({ url: this.settings.url }, 'webhook endpoint set: audit events from now on are sent to it');
     return (await select()) as EndpointRow;
+  }
+
+  /** The events still to send after the endpoint's position, as far as they are final. */
+  #pending(db: Database, endpoint: Pick<EndpointRow, 'last_txid' | 'last_event_id'>): Query {
+    return (
+      db('audit_events')
+        .whereRaw('(txid, id) > (?::xid8, ?::bigint)', [endpoint.last_txid, endpoint.last_event_id])
+        // Only transactions that have ended: an open one could still commit events that come before these.
+        .whereRaw('txid < pg_snapshot_xmin(pg_current_snapshot())')
+        .modify((query) => this.#onlyWanted(query))
+    );
+  }
+
+  /** Where the endpoint stands (`authz webhooks status`): undefined before its first run. */
+  async status(): Promise<WebhookStatus | undefined> {
+    const endpoint = (await this.db('webhook_endpoints')
+      .select('url', this.db.raw('last_txid::text as last_txid'), 'last_event_id', 'failures', 'retry_at', 'last_error', 'updated_at')
+      .where({ url: this.settings.url })
+      .first()) as (EndpointRow & { last_error: string | null; updated_at: Date }) | undefined;
+    if (!endpoint) return undefined;
+    const [{ count } = { count: 0 }] = (await this.#pending(this.db, endpoint).count({ count: '*' })) as { count: string | number }[];
+    return {
+      url: endpoint.url,
+      lastEventId: endpoint.last_event_id === '0' ? null : String(endpoint.last_event_id),
+      pending: Number(count),
+      failures: endpoint.failures,
+      retryAt: endpoint.retry_at,
+      lastError: endpoint.last_error,
+      updatedAt: endpoint.updated_at,
+    };
+  }
+
+  /** Tries the held event at the next run instead of waiting out the retry (the endpoint is back). */
+  async retryNow(): Promise<boolean> {
+    return (await this.db('webhook_endpoints').where({ url: this.settings.url }).update({ retry_at: null, updated_at: this.db.fn.now() })) > 0;
+  }
+
+  /**
+   * Skips the event the queue is held at (one the endpoint will never take), so the next run goes on with the one
+   * after; the event, or undefined when none is waiting. An administrator's choice: audited by the caller.
+   */
+  async skipHeld(): Promise<{ id: string; type: string } | undefined> {
+    return this.db.transaction(async (trx) => {
+      const endpoint = (await trx('webhook_endpoints').select(trx.raw('last_txid::text as last_txid'), 'last_event_id').where({ url: this.settings.url }).forUpdate().first()) as
+        | Pick<EndpointRow, 'last_txid' | 'last_event_id'>
+        | undefined;
+      if (!endpoint) return undefined;
+      const held = (await this.#pending(trx, endpoint).select('id', 'type', trx.raw('txid::text as txid')).orderBy([{ column: 'txid' }, { column: 'id' }]).first()) as
+        | { id: string; type: string; txid: string }
+        | undefined;
+      if (!held) return undefined;
+      await trx('webhook_endpoints')
+        .where({ url: this.settings.url })
+        .update({ last_txid: trx.raw('?::xid8', [held.txid]), last_event_id: held.id, failures: 0, retry_at: null, last_error: null, updated_at: trx.fn.now() });
+      return { id: String(held.id), type: held.type };
+    });
   }
 
   #onlyWanted(query: Query): void {

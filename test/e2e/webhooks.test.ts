@@ -9,6 +9,7 @@ import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { scrapeMetrics } from '../support/metrics.js';
+import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { createUser } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
@@ -27,6 +28,8 @@ let receiverUrl: string;
 /** Every request the endpoint got, answered or refused. */
 const received: Received[] = [];
 let answer = 204;
+/** Refused (400) whatever `answer` says: bodies holding this, as an endpoint that can never take one event. */
+let poison: string | undefined;
 let server: TestServer;
 
 beforeAll(async () => {
@@ -34,8 +37,10 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: answer });
-      res.writeHead(answer).end();
+      const body = Buffer.concat(chunks).toString('utf8');
+      const status = poison && body.includes(poison) ? 400 : answer;
+      received.push({ headers: req.headers, body, status });
+      res.writeHead(status).end();
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
@@ -95,14 +100,22 @@ test('the events asked for arrive signed (by each secret during a rotation), in 
   expect(request.headers['content-type']).toBe('application/json');
 });
 
-test('an endpoint that fails holds the queue; the event is delivered when it is back, once, and the rest follow in order', async () => {
+/** `authz webhooks …` against the test server's stores and settings. */
+const cli = (...args: string[]) => runToEnd('src/cli.ts', ['webhooks', ...args], cleanEnvironment({ ...server.env }));
+
+test('an endpoint that fails holds the queue (authz webhooks status says why); the event is delivered when it is back, once, and the rest follow in order', async () => {
   const metrics = await scrapeMetrics(server);
   answer = 503;
   const held = await createUser(server);
   await until(() => received.some((request) => request.status === 503));
   const next = await createUser(server);
+  const status = await cli('status', '--json');
+  expect(status.code).toBe(0);
+  expect(JSON.parse(status.stdout)).toMatchObject({ url: receiverUrl, failures: 1, lastError: 'the endpoint answered 503', retryAt: expect.any(String) });
+  expect(JSON.parse(status.stdout).pending).toBeGreaterThanOrEqual(2);
   answer = 204;
-  // Tried again 5 s after the failure.
+  // Tried again at the next run, not 5 s (and more) after the failure.
+  expect(await cli('retry')).toMatchObject({ code: 0, stdout: 'the held event is tried again within a second\n' });
   await until(() => deliveredFor(next.userId).length > 0);
   expect([...deliveredFor(held.userId), ...deliveredFor(next.userId)].map((event) => event.type)).toEqual(['user_created', 'user_created']);
   const order = delivered().map((event) => event.data.accountId);
@@ -111,6 +124,27 @@ test('an endpoint that fails holds the queue; the event is delivered when it is 
   expect(grown('authz_webhook_deliveries_total{outcome="failed"}')).toBeGreaterThanOrEqual(1);
   expect(grown('authz_webhook_deliveries_total{outcome="delivered"}')).toBeGreaterThanOrEqual(2);
   expect(await server.services.db('webhook_endpoints').where({ url: receiverUrl }).first()).toMatchObject({ failures: 0, retry_at: null, last_error: null });
+});
+
+test('an event the endpoint never takes holds the queue until an administrator skips it (audited); the rest follow', async () => {
+  const refused = await createUser(server);
+  poison = refused.userId;
+  try {
+    await until(() => received.some((request) => request.status === 400));
+    const after = await createUser(server);
+    const skipped = await cli('skip');
+    expect(skipped.stdout).toMatch(/^skipped event \d+ \(user_created\); the next are sent from the next run\n$/);
+    await until(() => deliveredFor(after.userId).length > 0);
+    expect(deliveredFor(refused.userId)).toEqual([]);
+    expect((await cli('skip')).stdout).toBe('no event is waiting\n');
+    const unset = await runToEnd('src/cli.ts', ['webhooks', 'status'], cleanEnvironment({ ...server.env, WEBHOOK_URL: '', WEBHOOK_SECRET: '', WEBHOOK_EVENTS: '' }));
+    expect(unset).toMatchObject({ code: 1, stderr: 'authz: WEBHOOK_URL is not set: no audit events are sent\n' });
+    await server.services.audit.flush();
+    const audited = await server.services.db('audit_events').where({ type: 'webhook_event_skipped' }).first();
+    expect(audited).toMatchObject({ outcome: 'success', detail: { by: 'cli', eventType: 'user_created', event: expect.any(String) } });
+  } finally {
+    poison = undefined;
+  }
 });
 
 test('two instances sending at once deliver each event once, each instance’s in the order it wrote them', async () => {
