@@ -30,6 +30,7 @@ import { LockAdministration } from '../security/lock-administration.js';
 import type { Services } from '../services.js';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, type AdminCaller, adminApiIndicator, requireAdminToken } from './auth.js';
 import { OUTAGE_ANSWER, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
+import { WebhookDelivery } from '../webhooks/webhook-delivery.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
 import { accountOfSubject } from '../oidc/pairwise-subjects.js';
@@ -416,6 +417,27 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   });
   router.delete('/ips/:address/locks', async (ctx) => {
     ctx.body = { wasLockedUntil: await locks.unlockIp(ctx.params.address as string) };
+  });
+
+  // Webhooks (src/webhooks/): where delivery to WEBHOOK_URL stands, and getting a held queue going again
+  const webhook = config.webhook && new WebhookDelivery(db, config.webhook);
+  const webhookStatus = async () => {
+    const status = await webhook?.status();
+    if (!status) throw new NotFoundError(webhook ? 'no server has sent to WEBHOOK_URL yet: it starts at its first run' : 'WEBHOOK_URL is not set: no audit events are sent');
+    return status;
+  };
+  router.get('/webhook', async (ctx) => {
+    ctx.body = await webhookStatus();
+  });
+  router.post('/webhook/retry', async (ctx) => {
+    await webhook?.retryNow();
+    ctx.body = await webhookStatus();
+  });
+  router.post('/webhook/skip', async (ctx) => {
+    await webhookStatus();
+    const skipped = (await webhook?.skipHeld()) ?? null;
+    if (skipped) audit.record({ type: 'webhook_event_skipped', outcome: 'success', detail: { by: actor, event: skipped.id, eventType: skipped.type } });
+    ctx.body = { skipped };
   });
 
   // APIs

@@ -169,6 +169,23 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
     get: { summary: 'An IP address’s locks: by wrong passwords (`signIn`) and by failed client authentication (`clientAuthentication`), each the time it ends or null', params: ['address'], response: 'IpLocks' },
     delete: { summary: 'Lift both of the address’s locks (`wasLockedUntil` says which there were)', params: ['address'], response: 'LiftedIpLocks' },
   },
+  '/webhook': {
+    get: {
+      summary: 'Where delivery to WEBHOOK_URL stands: the last event delivered, how many wait, and the failures of the event the queue is held at',
+      response: 'WebhookState',
+      errors: { 404: 'WEBHOOK_URL is not set, or no server has sent to it yet' },
+    },
+  },
+  '/webhook/retry': {
+    post: { summary: 'Try the held event again at the next run (within a second), not after its wait', response: 'WebhookState', errors: { 404: 'WEBHOOK_URL is not set, or no server has sent to it yet' } },
+  },
+  '/webhook/skip': {
+    post: {
+      summary: 'Skip the event the queue is held at (one the endpoint will never take); audited `webhook_event_skipped`',
+      response: 'SkippedWebhookEvent',
+      errors: { 404: 'WEBHOOK_URL is not set, or no server has sent to it yet' },
+    },
+  },
   '/audit': { get: { summary: 'Query audit events, newest first (paged by `before`)', query: 'audit', response: 'AuditPage' } },
 };
 

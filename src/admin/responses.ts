@@ -238,6 +238,27 @@ export const createdRegistrationTokenResponse = z
   })
   .meta({ description: 'A new initial access token, with the token itself' });
 
+export const webhookStateResponse = z
+  .strictObject({
+    url: z.string().meta({ description: 'WEBHOOK_URL' }),
+    lastEventId: z.string().nullable().meta({ description: 'The audit event last delivered (or skipped); null before the first' }),
+    pending: z.number().int().meta({ description: 'Events written since that are still to send' }),
+    failures: z.number().int().meta({ description: 'Failed tries of the event the queue is held at; 0 when it is not held' }),
+    retryAt: dateTime.nullable().meta({ description: 'When the held event is tried again; null when none is held' }),
+    lastError: z.string().nullable().meta({ description: 'Why the last try failed; null after a success' }),
+    updatedAt: dateTime,
+  })
+  .meta({ description: 'Where delivery of audit events to WEBHOOK_URL stands' });
+
+export const skippedWebhookEventResponse = z
+  .strictObject({
+    skipped: z
+      .strictObject({ id: z.string().meta({ description: 'The audit event’s id' }), type: z.string() })
+      .nullable()
+      .meta({ description: 'The event skipped; null when none was waiting' }),
+  })
+  .meta({ description: 'The held event, passed over' });
+
 /** Response bodies by OpenAPI component name. */
 export const responseSchemas = {
   Client: clientResponse,
@@ -264,6 +285,8 @@ export const responseSchemas = {
   SentLink: sentLinkResponse,
   IpLocks: ipLocksResponse,
   LiftedIpLocks: liftedIpLocksResponse,
+  WebhookState: webhookStateResponse,
+  SkippedWebhookEvent: skippedWebhookEventResponse,
   AuditEvent: auditEventResponse,
   AuditPage: auditPageResponse,
 } as const;

@@ -4,6 +4,8 @@
  * is checked against the schema the document gives for it, and the last tests see that each operation with a
  * JSON body was.
  */
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
 import { newChallenge } from '../../src/accounts/passkeys.js';
@@ -55,13 +57,26 @@ async function call(method: string, path: string, options: { body?: unknown; raw
   return { status: response.status, headers: response.headers, body };
 }
 
+/** A webhook endpoint that takes everything, so that the webhook operations have a queue to report on. */
+let hooks: Server;
+
 beforeAll(async () => {
-  server = await startTestServer();
+  hooks = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(204).end());
+  });
+  await new Promise<void>((resolve) => hooks.listen(0, '127.0.0.1', resolve));
+  const hooksUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hooks`;
+  server = await startTestServer({ env: { WEBHOOK_URL: hooksUrl, WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`, WEBHOOK_EVENTS: 'client_*' } });
   admin = `${server.url}/admin/v1`;
   documented = await DocumentedResponses.fetch(`${admin}/openapi.json`);
   adminToken = await serviceToken('admin');
 });
-afterAll(() => server.close());
+afterAll(async () => {
+  await server.close();
+  hooks.closeAllConnections();
+  await new Promise((resolve) => hooks.close(resolve));
+});
 
 describe('admin API: authentication', () => {
   test('the admin API is registered as a resource server on start, idempotently', async () => {
@@ -772,6 +787,20 @@ describe('admin API: APIs and the audit log', () => {
     expect(overflow.status).toBe(400);
     expect(overflow.body.error_description).toMatch(/before must be the `next` value/);
     expect((await call('GET', '/audit?before=9223372036854775807')).status).toBe(200);
+  });
+});
+
+describe('admin API: webhooks', () => {
+  test('the delivery state, a retry at once, and skipping the held event (none here: the endpoint takes all)', async () => {
+    // The endpoint is set at the server's first webhook run, a second after start.
+    for (const started = Date.now(); (await call('GET', '/webhook')).status === 404 && Date.now() - started < 10_000; ) await new Promise((resolve) => setTimeout(resolve, 100));
+    const created = await call('POST', '/clients', { body: { type: 'service', name: 'Webhook watcher' } });
+    expect(created.status).toBe(201);
+    for (const started = Date.now(); (await call('GET', '/webhook')).body.pending > 0 && Date.now() - started < 10_000; ) await new Promise((resolve) => setTimeout(resolve, 100));
+    const state = await call('GET', '/webhook');
+    expect(state).toMatchObject({ status: 200, body: { url: expect.stringMatching(/\/hooks$/), lastEventId: expect.any(String), pending: 0, failures: 0, retryAt: null, lastError: null } });
+    expect(await call('POST', '/webhook/retry')).toMatchObject({ status: 200, body: { failures: 0 } });
+    expect(await call('POST', '/webhook/skip')).toMatchObject({ status: 200, body: { skipped: null } });
   });
 });
 

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { type IncomingHttpHeaders, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { adminApiOf } from '../support/admin-api.js';
 import { scrapeMetrics } from '../support/metrics.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { createUser } from '../support/relying-party.js';
@@ -139,11 +140,29 @@ test('an event the endpoint never takes holds the queue until an administrator s
     expect((await cli('skip')).stdout).toBe('no event is waiting\n');
     const unset = await runToEnd('src/cli.ts', ['webhooks', 'status'], cleanEnvironment({ ...server.env, WEBHOOK_URL: '', WEBHOOK_SECRET: '', WEBHOOK_EVENTS: '' }));
     expect(unset).toMatchObject({ code: 1, stderr: 'authz: WEBHOOK_URL is not set: no audit events are sent\n' });
+    // The admin API skips the same way, audited as its own.
+    const admin = await adminApiOf(server);
+    const refusedAgain = await createUser(server);
+    poison = refusedAgain.userId;
+    await until(() => received.some((request) => request.status === 400 && request.body.includes(refusedAgain.userId)));
+    const byApi = await admin.call('POST', '/webhook/skip');
+    expect(byApi).toMatchObject({ status: 200, body: { skipped: { id: expect.any(String), type: 'user_created' } } });
+    await server.services.audit.flush();
+    expect(await server.services.db('audit_events').where({ type: 'webhook_event_skipped' }).whereRaw("detail->>'by' = 'admin-api'").first()).toBeDefined();
     await server.services.audit.flush();
     const audited = await server.services.db('audit_events').where({ type: 'webhook_event_skipped' }).first();
     expect(audited).toMatchObject({ outcome: 'success', detail: { by: 'cli', eventType: 'user_created', event: expect.any(String) } });
   } finally {
     poison = undefined;
+  }
+});
+
+test('without WEBHOOK_URL the admin API says so (404)', async () => {
+  const off = await startTestServer({ instanceOf: server, env: { WEBHOOK_URL: '', WEBHOOK_SECRET: '', WEBHOOK_EVENTS: '' } });
+  try {
+    expect(await (await adminApiOf(off)).call('GET', '/webhook')).toEqual({ status: 404, body: { error: 'not_found', error_description: 'WEBHOOK_URL is not set: no audit events are sent' } });
+  } finally {
+    await off.close();
   }
 });
 
