@@ -13,7 +13,8 @@ export interface AuditQuery {
   before?: string;
 }
 
-interface AuditRow {
+/** An `audit_events` row as it is read. */
+export interface AuditRow {
   id: string;
   at: Date;
   type: string;
@@ -38,7 +39,12 @@ export async function queryAuditEvents(db: Database, query: AuditQuery = {}): Pr
     })
     .orderBy('id', 'desc')
     .limit(Math.min(query.limit ?? 50, 1000));
-  return rows.map((row) => ({
+  return rows.map(storedAuditEvent);
+}
+
+/** A row as the CLI, the admin API and webhooks show it. */
+export function storedAuditEvent(row: AuditRow): StoredAuditEvent {
+  return {
     id: String(row.id),
     at: row.at,
     type: row.type,
@@ -49,5 +55,5 @@ export async function queryAuditEvents(db: Database, query: AuditQuery = {}): Pr
     userAgent: row.user_agent,
     requestId: row.request_id,
     detail: row.detail,
-  }));
+  };
 }

@@ -15,6 +15,7 @@
  *   the position and retry state are kept in `webhook_endpoints`, so the next run (on any instance) goes on from
  *   there. An endpoint set for the first time starts with the events written from then on.
  */
+import { type AuditRow, storedAuditEvent } from '../audit/audit-query.js';
 import type { Logger } from '../logger.js';
 import { type Database, isEmbedded } from '../store/database.js';
 import { signatureHeader } from './signature.js';
@@ -53,19 +54,8 @@ interface EndpointRow {
   retry_at: Date | null;
 }
 
-interface EventRow {
-  id: string;
-  txid: string;
-  at: Date;
-  type: string;
-  outcome: string;
-  account_id: string | null;
-  client_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  request_id: string | null;
-  detail: Record<string, unknown>;
-}
+/** An audit event as the queue reads it, with the transaction that wrote it. */
+type EventRow = AuditRow & { txid: string };
 
 /** An endpoint's position and health, for `authz webhooks status`. */
 export interface WebhookStatus {
@@ -229,22 +219,8 @@ export class WebhookDelivery {
   async #post(event: EventRow): Promise<string | undefined> {
     const id = `evt_${event.id}`;
     const timestamp = Math.floor(Date.now() / 1000);
-    const body = JSON.stringify({
-      type: event.type,
-      timestamp: event.at.toISOString(),
-      data: {
-        id: event.id,
-        at: event.at.toISOString(),
-        type: event.type,
-        outcome: event.outcome,
-        accountId: event.account_id,
-        clientId: event.client_id,
-        ip: event.ip,
-        userAgent: event.user_agent,
-        requestId: event.request_id,
-        detail: event.detail,
-      },
-    });
+    // The audit record as `authz audit search` and the admin API show it.
+    const body = JSON.stringify({ type: event.type, timestamp: event.at.toISOString(), data: storedAuditEvent(event) });
     try {
       const response = await (this.options.fetch ?? fetch)(this.settings.url, {
         method: 'POST',
