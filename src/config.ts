@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { parseUserClaims } from './accounts/attributes.js';
 import { readBlocklist } from './accounts/password-policy.js';
 import { PWNED_PASSWORDS_RANGE_API } from './accounts/breached-passwords.js';
-import { MAX_PASSWORD_HISTORY } from './accounts/password-history.js';
+import { MAX_PASSWORD_HISTORY, MAX_PASSWORD_HISTORY_DAYS } from './accounts/password-history.js';
 import { themeProblems } from './interaction/theme.js';
 import { readTrustedAuthorities } from './oidc/mutual-tls.js';
 import { secretKey } from './webhooks/signature.js';
@@ -213,6 +213,8 @@ const environmentSchema = z.object({
   /** The range API to ask instead of Have I Been Pwned's (a mirror): the SHA-1 prefix is appended. */
   PASSWORD_BREACH_API: httpUrl('must be an http(s) URL, to which the 5-character prefix is appended').optional(),
   PASSWORD_HISTORY: wholeNumber.pipe(z.number().int().min(0).max(MAX_PASSWORD_HISTORY)).default(0),
+  /** A new password may not be one the account had in the last N days (src/accounts/password-history.ts); 0: not checked. */
+  PASSWORD_HISTORY_DAYS: wholeNumber.pipe(z.number().int().min(0).max(MAX_PASSWORD_HISTORY_DAYS)).default(0),
   /** How long client and API records are cached in process, in milliseconds. */
   CLIENT_CACHE_TTL_MS: wholeNumber.pipe(z.number().int().min(0)).default(10_000),
   /**
@@ -437,7 +439,7 @@ export interface Config {
    * up breached passwords, when they are.
    */
   /** `maxAgeSeconds`: PASSWORD_MAX_AGE, 0 when passwords do not expire. */
-  passwords: { minLength: number; blocklist: string[]; history: number; maxAgeSeconds: number; breachCheck: { rangeApi: string } | undefined };
+  passwords: { minLength: number; blocklist: string[]; history: number; historyDays: number; maxAgeSeconds: number; breachCheck: { rangeApi: string } | undefined };
   clientCacheTtlMs: number;
   /** Access-token records kept in process (with Redis only). */
   tokenCache: { ttlMs: number; maxEntries: number };
@@ -728,6 +730,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       minLength: e.PASSWORD_MIN_LENGTH,
       blocklist: passwordBlocklist(e.PASSWORD_BLOCKLIST_FILE),
       history: e.PASSWORD_HISTORY,
+      historyDays: e.PASSWORD_HISTORY_DAYS,
       maxAgeSeconds: e.PASSWORD_MAX_AGE,
       breachCheck: e.PASSWORD_BREACH_CHECK ? { rangeApi: e.PASSWORD_BREACH_API ?? PWNED_PASSWORDS_RANGE_API } : undefined,
     },

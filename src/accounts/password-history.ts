@@ -1,8 +1,10 @@
 /**
- * The passwords an account had (PASSWORD_HISTORY, Keycloak's "Not Recently Used" policy): with a setting of N, a
- * new password may not be the current one nor any of the N-1 before it. Only hashes are kept, in
- * `password_history`, and no more than the setting needs: each change forgets the older ones, so lowering the
- * setting thins each account's list at its next change. 0 checks and keeps nothing.
+ * The passwords an account had, by two rules that add up (Keycloak's "Not Recently Used" and "Not Recently Used
+ * (In Days)" policies): with PASSWORD_HISTORY=N a new password may not be the current one nor any of the N-1 before
+ * it; with PASSWORD_HISTORY_DAYS=D, not the current one nor any it had in the last D days (at most the newest
+ * MAX_REMEMBERED of those). Only hashes are kept, in `password_history`, and no more than the rules need: each
+ * change forgets the others, so lowering a setting thins each account's list at its next change. 0 and 0 check
+ * and keep nothing.
  *
  * NIST SP 800-63B does not ask for this; auditors of many organisations do. The comparisons run on libuv's pool
  * side by side, so a check costs about one bcrypt comparison of time per four hashes.
@@ -14,30 +16,42 @@ import type { PasswordHasher } from './passwords.js';
 /** The most passwords PASSWORD_HISTORY may name. */
 export const MAX_PASSWORD_HISTORY = 24;
 
+/** The most days PASSWORD_HISTORY_DAYS may name: ten years. */
+export const MAX_PASSWORD_HISTORY_DAYS = 3650;
+
+/** The most earlier passwords compared, whatever the rules: each comparison is a bcrypt's worth of CPU. */
+const MAX_REMEMBERED = 100;
+
 export class PasswordHistory {
   constructor(
     private readonly db: Database,
     private readonly hasher: PasswordHasher,
     /** How many of the latest passwords, the current one included, a new one may not repeat. */
     readonly length: number,
+    /** For how many days a replaced password may not come back. */
+    readonly days = 0,
   ) {}
+
+  get #on(): boolean {
+    return this.length > 0 || this.days > 0;
+  }
 
   /** Refuses `password` when it is the user's current one or a remembered one before it (PasswordReusedError). */
   async refuseReused(userId: string, password: string): Promise<void> {
-    if (await this.includes(userId, password)) throw new PasswordReusedError(this.length);
+    if (await this.includes(userId, password)) throw new PasswordReusedError(this.length, this.days);
   }
 
   /** Whether `password` is the user's current password or one of the remembered ones before it. */
   async includes(userId: string, password: string): Promise<boolean> {
-    if (this.length === 0) return false;
-    // The current hash and the newest remembered ones, in one round trip.
+    if (!this.#on) return false;
+    // The current hash and the remembered ones, in one round trip.
     const rows: { password_hash: string }[] = await this.db
       .select('password_hash')
       .from('users')
       .where({ id: userId })
       .whereNotNull('password_hash')
       .unionAll((earlier) => {
-        earlier.select('password_hash').from('password_history').where({ user_id: userId }).orderBy('id', 'desc').limit(this.length - 1);
+        earlier.select('password_hash').from('password_history').where({ user_id: userId }).where((kept) => this.#remembered(kept, userId)).orderBy('id', 'desc').limit(MAX_REMEMBERED);
       }, true);
     const hashes = rows.map((row) => row.password_hash);
     const matches = await Promise.all(hashes.map((hash) => this.hasher.matches(password, hash)));
@@ -49,15 +63,29 @@ export class PasswordHistory {
    * two changes at once each keep the one they replaced), and forgets those beyond the setting.
    */
   async keepCurrent(trx: Database, userId: string): Promise<void> {
-    const kept = Math.max(this.length - 1, 0);
-    if (kept > 0) {
+    if (this.length > 1 || this.days > 0) {
       const current = await trx('users').where({ id: userId }).forUpdate().first('password_hash');
       if (current?.password_hash) await trx('password_history').insert({ user_id: userId, password_hash: current.password_hash });
     }
     await trx('password_history')
       .where({ user_id: userId })
-      .whereNotIn('id', (newest) => newest.select('id').from('password_history').where({ user_id: userId }).orderBy('id', 'desc').limit(kept))
+      .whereNotIn('id', (kept) =>
+        kept
+          .select('id')
+          .from('password_history')
+          .where({ user_id: userId })
+          .where((remembered) => this.#remembered(remembered, userId))
+          .orderBy('id', 'desc')
+          .limit(MAX_REMEMBERED),
+      )
       .delete();
+  }
+
+  /** The rows either rule remembers: among the N-1 newest, or replaced within the last D days. */
+  #remembered(query: ReturnType<Database['queryBuilder']>, userId: string): void {
+    const newest = Math.max(this.length - 1, 0);
+    query.whereIn('id', (ids) => ids.select('id').from('password_history').where({ user_id: userId }).orderBy('id', 'desc').limit(newest));
+    if (this.days > 0) query.orWhere('replaced_at', '>', new Date(Date.now() - this.days * 86_400_000));
   }
 }
 
@@ -65,12 +93,23 @@ export class PasswordHistory {
 export class PasswordReusedError extends InputError {
   override name = 'PasswordReusedError';
 
-  constructor(readonly length: number) {
-    super(length === 1 ? "password: that is the account's current password" : `password: that is one of the account's last ${length} passwords (PASSWORD_HISTORY)`);
+  constructor(
+    readonly length: number,
+    readonly days = 0,
+  ) {
+    super(`password: that is ${PasswordReusedError.#refused(length, days)}`);
   }
 
   get sentence(): string {
-    return this.length === 1 ? 'Choose a password other than your current one.' : `That password is one of your last ${this.length}: choose another.`;
+    if (this.days > 0) return `That password is ${this.length > 1 ? `one of your last ${this.length}` : 'your current one'} or one you had in the last ${this.days} days: choose another.`;
+    return this.length <= 1 ? 'Choose a password other than your current one.' : `That password is one of your last ${this.length}: choose another.`;
+  }
+
+  /** What the rules refused the password as, for an administrator. */
+  static #refused(length: number, days: number): string {
+    const byCount = length > 1 ? `one of the account's last ${length} passwords` : "the account's current password";
+    if (days === 0) return length > 1 ? `${byCount} (PASSWORD_HISTORY)` : byCount;
+    return `${byCount} or one it had in the last ${days} days (${length > 1 ? 'PASSWORD_HISTORY, ' : ''}PASSWORD_HISTORY_DAYS)`;
   }
 }
 

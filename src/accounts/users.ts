@@ -236,6 +236,8 @@ export interface UserRepositoryOptions {
   passwordPolicy?: PasswordPolicy;
   /** How many of a user's latest passwords a new one may not repeat (PASSWORD_HISTORY); 0, the default: none. */
   passwordHistory?: number;
+  /** For how many days a replaced password may not come back (PASSWORD_HISTORY_DAYS); 0, the default: none. */
+  passwordHistoryDays?: number;
 }
 
 export class UserRepository {
@@ -252,7 +254,7 @@ export class UserRepository {
   ) {
     this.passwords = new PasswordHasher(options.bcryptCost);
     this.passwordPolicy = options.passwordPolicy ?? new PasswordPolicy();
-    this.passwordHistory = new PasswordHistory(db, this.passwords, options.passwordHistory ?? 0);
+    this.passwordHistory = new PasswordHistory(db, this.passwords, options.passwordHistory ?? 0, options.passwordHistoryDays ?? 0);
     this.#audit = options.audit;
     this.#actor = options.actor ?? 'server';
     this.#sessions = options.sessions;
@@ -267,6 +269,7 @@ export class UserRepository {
       bcryptCost: this.passwords.cost,
       passwordPolicy: this.passwordPolicy,
       passwordHistory: this.passwordHistory.length,
+      passwordHistoryDays: this.passwordHistory.days,
       ...options,
     });
   }

@@ -90,7 +90,7 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
     },
   },
   '/users/{userId}/password': {
-    post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens). 400 when the password policy refuses it, or it repeats one of the user\'s latest (PASSWORD_HISTORY)', body: 'SetPassword', params: ['userId'], response: 'User' },
+    post: { summary: 'Set the password; ends every session and token of the user (clients are sent logout tokens). 400 when the password policy refuses it, or it repeats one of the user\'s latest (PASSWORD_HISTORY, PASSWORD_HISTORY_DAYS)', body: 'SetPassword', params: ['userId'], response: 'User' },
     delete: {
       summary:
         'Remove the password (Keycloak\'s credential deletion): the user signs in with passkeys or another identity provider only, or sets a password again through "Forgot your password?"; reset links already mailed stop working. Sessions stay: see revoke-sessions',

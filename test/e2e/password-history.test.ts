@@ -108,3 +108,36 @@ test("an administrator's password is held to it, and so is the person's own afte
   const tokens = await oidc.authorizationCodeGrant(rp, done.redirectedTo, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
   expect(tokens.claims()?.sub).toBe(user.userId);
 });
+
+test('PASSWORD_HISTORY_DAYS (Keycloak’s "Not Recently Used (In Days)"): a password had within the days is refused, however many changes ago; an older one is allowed', async () => {
+  const byDays = await startTestServer({ env: { PASSWORD_HISTORY_DAYS: '365' } });
+  try {
+    const user = await createUser(byDays);
+    const { users } = byDays.services;
+    for (const next of ['second password here', 'third password here', 'fourth password here', 'fifth password here']) await users.changePassword(user.userId, next);
+    // Four changes back, within the year: refused on the account page, with the rule said.
+    const agent = new UserAgent();
+    const { page: login } = await agent.follow(`${byDays.issuer}/account`, byDays.issuer);
+    const { page } = await agent.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: 'fifth password here' }, byDays.issuer);
+    const form = formOf(page as Page, '/account/password');
+    const refused = await agent.submit(page as Page, form, { current: 'fifth password here', password: PASSWORD, repeat: PASSWORD }, byDays.issuer);
+    expect(refused.page?.status).toBe(400);
+    expect(textOf(refused.page)).toContain('That password is your current one or one you had in the last 365 days: choose another.');
+    const admin = await adminApiOf(byDays);
+    expect(await admin.call('POST', `/users/${user.userId}/password`, { password: 'third password here' })).toEqual({
+      status: 400,
+      body: { error: 'invalid_request', error_description: "password: that is the account's current password or one it had in the last 365 days (PASSWORD_HISTORY_DAYS)" },
+    });
+    expect(Number((await byDays.services.db('password_history').where({ user_id: user.userId }).count({ count: '*' }))[0]?.count)).toBe(4);
+
+    // Replaced more than a year ago: allowed again, and forgotten at the next change.
+    await byDays.services.db('password_history').where({ user_id: user.userId }).update({ replaced_at: new Date(Date.now() - 400 * 86_400_000) });
+    const allowed = await agent.submit(page as Page, form, { current: 'fifth password here', password: PASSWORD, repeat: PASSWORD }, byDays.issuer);
+    expect(textOf(allowed.page)).toContain('Your password was changed');
+    const kept = await byDays.services.db('password_history').where({ user_id: user.userId }).select('password_hash');
+    expect(kept).toHaveLength(1);
+    expect(await users.passwords.matches('fifth password here', String(kept[0]?.password_hash))).toBe(true);
+  } finally {
+    await byDays.close();
+  }
+});

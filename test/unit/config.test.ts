@@ -181,7 +181,9 @@ describe('configuration', () => {
   });
 
   test('new passwords: 8 characters unless PASSWORD_MIN_LENGTH says more (8–64); no history unless PASSWORD_HISTORY (0–24); no expiry unless PASSWORD_MAX_AGE; no breach lookup unless PASSWORD_BREACH_CHECK; PASSWORD_BLOCKLIST_FILE must be readable', async () => {
-    expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [], history: 0, maxAgeSeconds: 0 });
+    expect(loadConfig({}).passwords).toEqual({ minLength: 8, blocklist: [], history: 0, historyDays: 0, maxAgeSeconds: 0 });
+    expect(loadConfig({ PASSWORD_HISTORY_DAYS: '365' }).passwords.historyDays).toBe(365);
+    expect(problemsOf({ PASSWORD_HISTORY_DAYS: '4000' })[0]).toMatch(/^PASSWORD_HISTORY_DAYS: /);
     expect(loadConfig({ PASSWORD_MAX_AGE: '90d' }).passwords.maxAgeSeconds).toBe(90 * 86_400);
     expect(problemsOf({ PASSWORD_MAX_AGE: '12h' })[0]).toMatch(/^PASSWORD_MAX_AGE: must be 0 \(never\) or 1 day to 10 years/);
     expect(loadConfig({ PASSWORD_MIN_LENGTH: '15' }).passwords.minLength).toBe(15);
