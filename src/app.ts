@@ -215,6 +215,10 @@ export async function createServer(config: Config, logger: Logger, options: Serv
         await audit.flush?.(); // what was just done belongs in the file too
         return queryAuditEvents(services.db, { accountId, limit });
       },
+      recentSignIns: async (accountId, limit) => {
+        await audit.flush?.(); // the sign-in that opened the page belongs in the list
+        return queryAuditEvents(services.db, { accountId, type: 'sign_in', limit });
+      },
       twoFactor: services.twoFactor,
       catalog: services.catalog,
       audit,

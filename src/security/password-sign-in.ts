@@ -52,7 +52,15 @@ export async function signInWithPassword(
       detail: { email, ...(attempt.via ? { via: attempt.via } : {}), ...detail },
     });
 
-  const guarded = await guardedAttempt(limits, { email, ip: attempt.ip }, record, {
+  // A refusal names the account the address belongs to, if any, so that its owner (the account page's recent
+  // sign-ins) and `audit search --account` see attempts on it. Looked up after the refusal, for known and unknown
+  // addresses alike, so it tells no one which exist.
+  const refused = (outcome: 'failure', type: string, detail: Record<string, unknown>) =>
+    void deps.users.findByEmail(email).then(
+      (user) => record(outcome, type, detail, user?.id),
+      () => record(outcome, type, detail),
+    );
+  const guarded = await guardedAttempt(limits, { email, ip: attempt.ip }, refused, {
     check: () => deps.users.verifyPassword(email, attempt.password),
     failureReason: 'bad_credentials',
   });

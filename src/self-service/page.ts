@@ -1,4 +1,5 @@
 /** What the account page shows: who is signed in, their two-step verification, passkeys, sessions and apps. */
+import { RECENT_SIGN_INS, signInShown } from './sign-in-activity.js';
 import type { Context } from 'koa';
 import { type User, hasOwnPassword } from '../accounts/users.js';
 import { passwordExpiresAt } from '../accounts/password-expiry.js';
@@ -51,12 +52,13 @@ export interface AccountPageOptions {
 
 export async function renderAccountPage(ctx: Context, deps: AccountDependencies, signedIn: SignedIn, options: AccountPageOptions = {}): Promise<void> {
   const { user, session } = signedIn;
-  const [sessions, grants, codesLeft, passkeys, identities] = await Promise.all([
+  const [sessions, grants, codesLeft, passkeys, identities, signIns] = await Promise.all([
     deps.sessions.list(user.id),
     deps.users.listGrants(user.id),
     user.totpEnrolledAt ? deps.twoFactor.recoveryCodesLeft(user.id) : 0,
     deps.passkeys.available ? deps.passkeys.list(user.id) : [],
     deps.linkedIdentities.listFor(user.id),
+    deps.recentSignIns(user.id, RECENT_SIGN_INS),
   ]);
   const clientName = async (clientId: string) => (await deps.catalog.client(clientId))?.name ?? clientId;
   const notice = typeof options.notice === 'string' && options.notice in NOTICES ? NOTICES[options.notice as AccountPageNotice] : undefined;
@@ -120,6 +122,10 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
           passkey: each.amr.includes('hwk') || each.amr.includes('swk'),
           apps: await Promise.all(each.clients.map(clientName)),
         })),
+      ),
+      // What a person may not have done themselves shows here: a refused password, a sign-in from elsewhere.
+      recentSignIns: await Promise.all(
+        signIns.map((event) => signInShown(event, { client: clientName, provider: (id) => deps.upstream.get(id)?.name ?? id, when: shown })),
       ),
       apps: await Promise.all(
         grants

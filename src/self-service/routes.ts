@@ -64,6 +64,8 @@ export interface AccountDependencies extends InteractionDependencies {
   locks: LockAdministration;
   /** The account's most recent audit events, newest first, for "Download your data" (./data-export.ts). */
   accountActivity: (accountId: string, limit: number) => Promise<StoredAuditEvent[]>;
+  /** The account's latest sign-in attempts (audit `sign_in`), newest first, for "Recent sign-ins" (./sign-in-activity.ts). */
+  recentSignIns: (accountId: string, limit: number) => Promise<StoredAuditEvent[]>;
 }
 
 const passwordForm = z.object({

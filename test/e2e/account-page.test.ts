@@ -7,7 +7,7 @@
 import { codeAt, newTotpSecret } from '../../src/accounts/totp.js';
 import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import { ACCOUNT_CONSOLE_CLIENT_ID } from '../../src/clients/account-console.js';
-import { PASSWORD, createUser, createWebClient, discover, loginFormOf, signInAndRedeem } from '../support/relying-party.js';
+import { PASSWORD, codeFlowRequest, createUser, createWebClient, discover, loginFormOf, signInAndRedeem } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { type HtmlForm, type Page, UserAgent, parseForms } from '../support/user-agent.js';
 
@@ -230,4 +230,30 @@ test('"Download your data" gives the person one JSON file of what is held about 
   await server.services.audit.flush();
   const [exported] = await queryAuditEvents(server.services.db, { type: 'account_data_exported', accountId: user.userId });
   expect(exported).toMatchObject({ outcome: 'success', detail: { by: 'self' } });
+});
+
+test('"Recent sign-ins" lists the account’s attempts, newest first: a refused password from another browser, then its own sign-in, each with app, address and browser', async () => {
+  const user = await createUser(server);
+  const { clientId, secret } = await createWebClient(server, { firstParty: true });
+  const app = await discover(server, clientId, secret);
+  // Someone else, in Firefox on Windows, guesses at the password at the app's login page.
+  const firefox: typeof fetch = (input, init) => {
+    const headers = new Headers(init?.headers);
+    headers.set('user-agent', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0');
+    return fetch(input, { ...init, headers });
+  };
+  const stranger = new UserAgent(firefox);
+  const request = await codeFlowRequest(app, { scope: 'openid' });
+  const { page: login } = await stranger.follow(request.url.href, server.issuer);
+  const guessed = await stranger.submit(login as Page, loginFormOf(login as Page), { email: user.email, password: 'a wrong guess' }, server.issuer);
+  expect(guessed.page?.status).toBe(400);
+  const { page } = await openAccount(user.email);
+  const section = textOf(page).split('Recent sign-ins')[1]?.split('Apps with access')[0] ?? '';
+  const signedIn = section.indexOf('Signed in');
+  const refused = section.indexOf('Refused: wrong password');
+  expect(signedIn).toBeGreaterThan(-1);
+  expect(refused).toBeGreaterThan(signedIn);
+  expect(section).toMatch(/Signed in ?, .+ UTC with password, to this account page, from 127\.0\.0\.1 /);
+  expect(section).toMatch(/Refused: wrong password ?, .+ UTC to Web App, from 127\.0\.0\.1, Firefox on Windows/);
+  expect(page.html).toContain('class="refused"');
 });
