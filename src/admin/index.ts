@@ -31,6 +31,7 @@ import type { Services } from '../services.js';
 import { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, type AdminCaller, adminApiIndicator, requireAdminToken } from './auth.js';
 import { OUTAGE_ANSWER, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorableText, logRefusedForOutage } from '../store/outages.js';
 import { WebhookDelivery } from '../webhooks/webhook-delivery.js';
+import { passwordExpiresAt } from '../accounts/password-expiry.js';
 import { openApiDocument } from './openapi.js';
 import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
 import { accountOfSubject } from '../oidc/pairwise-subjects.js';
@@ -85,7 +86,6 @@ const clientView = (client: ClientRecord) => {
   return { ...rest, secrets: secrets.map((secret) => ({ expiresAt: secret.expiresAt })) };
 };
 
-const userView = (user: User) => user;
 
 const parse = <T extends z.ZodType>(schema: T, input: unknown): z.output<T> => parseInput(schema, input ?? {});
 
@@ -241,6 +241,8 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const linkMails = new LinkMailSender({ links: services.emailLinks, issuer: config.issuer, outbox, audit, actor });
   const sendLinkMail = async (id: string, purpose: 'password_reset' | 'email_confirmation') => linkMails.send(await users.require(id), purpose);
   const document = openApiDocument(config.issuer);
+  // The user as stored, and when their password expires (PASSWORD_MAX_AGE; null when it does not).
+  const userView = (user: User) => ({ ...user, passwordExpiresAt: passwordExpiresAt(user, config.passwords.maxAgeSeconds) ?? null });
 
   const router = new Router({ prefix: ADMIN_API_PATH });
 

@@ -80,6 +80,7 @@ export const userResponse = z
     emailVerified: z.boolean(),
     disabledAt: dateTime.nullable().meta({ description: 'When the user was disabled; null while they may sign in' }),
     passwordChangedAt: dateTime.nullable().meta({ description: 'When the password was last set; null while the user has none (never set, or removed)' }),
+    passwordExpiresAt: dateTime.nullable().meta({ description: 'When the password expires (PASSWORD_MAX_AGE): the next sign-in with it asks for a new one; null when it does not' }),
     sessionsRevokedAt: dateTime.nullable().meta({ description: 'Sessions and tokens issued before this moment are void ("log out everywhere"); null when never' }),
     totpRequired: z.boolean().meta({ description: 'Asked to set up two-step verification (an authenticator app) at the next sign-in; users with a role in TOTP_REQUIRED_ROLES must too' }),
     totpEnrolledAt: dateTime.nullable().meta({ description: 'When the user set up two-step verification; null while they have not' }),

@@ -6,6 +6,7 @@ import { type ImportFormat, parseUserFile } from '../accounts/user-import.js';
 import { passkeyView } from '../accounts/passkeys.js';
 import type { TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
+import { passwordExpiresAt } from '../accounts/password-expiry.js';
 import { ConflictError, InputError, NotFoundError } from '../errors.js';
 import { MailNotSentError } from '../mail/outbox.js';
 import { accountOfSubject } from '../oidc/pairwise-subjects.js';
@@ -27,7 +28,7 @@ const summary = (user: User, twoFactor: TwoFactor) => ({
 });
 
 /** A user as `--json` prints it: the table's keys (`twoStep` for `2-step`), roles always as an array, and the record's flags. */
-const userJson = (user: User, twoFactor: TwoFactor) => {
+const userJson = (user: User, twoFactor: TwoFactor, passwordMaxAgeSeconds: number) => {
   const { '2-step': twoStep, ...table } = summary(user, twoFactor);
   return {
     ...table,
@@ -39,6 +40,8 @@ const userJson = (user: User, twoFactor: TwoFactor) => {
     totpEnrolledAt: user.totpEnrolledAt,
     /** null: no password of their own (they sign in with a passkey or another identity provider). */
     passwordChangedAt: user.passwordChangedAt,
+    /** PASSWORD_MAX_AGE: when the next sign-in with the password asks for a new one; null when it does not expire. */
+    passwordExpiresAt: passwordExpiresAt(user, passwordMaxAgeSeconds) ?? null,
     passwordChangeRequired: user.passwordChangeRequired,
     /** The version of the terms of service accepted (TERMS_VERSION), and when; null while not. */
     termsAccepted: user.termsAccepted,
@@ -143,7 +146,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
         emailVerified: Boolean(options.emailVerified),
       });
       const invitation = options.invite ? await invite(context, user) : undefined;
-      if (options.json) return printJson({ ...userJson(user, services.twoFactor), ...(generated ? { password } : {}), ...(invitation ? { invitationExpiresAt: invitation.expiresAt } : {}) });
+      if (options.json) return printJson({ ...userJson(user, services.twoFactor, context.config.passwords.maxAgeSeconds), ...(generated ? { password } : {}), ...(invitation ? { invitationExpiresAt: invitation.expiresAt } : {}) });
       process.stdout.write(`created user ${user.email} (sub ${user.id})\n`);
       if (generated) process.stdout.write(`password: ${password}\n(shown once; change it with: authz users set-password --email ${user.email} --password-stdin)\n`);
       if (user.passwordChangeRequired) process.stdout.write('they choose their own password at their first sign-in\n');
@@ -165,7 +168,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
       const users = parseUserFile(await readImportFile(file), options.format as ImportFormat);
       const services = await context.services();
       const { created, skipped } = await services.users.importUsers(users, { skipExisting: Boolean(options.skipExisting) });
-      if (options.json) return printJson({ created: created.map((user) => userJson(user, services.twoFactor)), skipped });
+      if (options.json) return printJson({ created: created.map((user) => userJson(user, services.twoFactor, context.config.passwords.maxAgeSeconds)), skipped });
       const createdEmails = new Set(created.map((user) => user.email));
       const withoutPassword = users.filter((user) => !user.passwordHash && createdEmails.has(user.email)).length;
       process.stdout.write(`imported ${created.length} user${created.length === 1 ? '' : 's'}`);
@@ -180,7 +183,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .action(async (options) => {
       const { users: repository, twoFactor } = await context.services();
       const users = await allUsers(repository);
-      if (options.json) printJson(users.map((user) => userJson(user, twoFactor)));
+      if (options.json) printJson(users.map((user) => userJson(user, twoFactor, context.config.passwords.maxAgeSeconds)));
       else printTable(users.map((user) => summary(user, twoFactor)), 'no users yet: add one with `authz users add --email …`');
     });
 

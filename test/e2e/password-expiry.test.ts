@@ -7,6 +7,7 @@
 import { hash } from 'bcrypt';
 import * as oidc from 'openid-client';
 import { parseUserFile } from '../../src/accounts/user-import.js';
+import { adminApiOf } from '../support/admin-api.js';
 import { PASSWORD, codeFlowRequest, createUser, createWebClient, discover, legacyPasswordClient } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { SoftwarePasskey } from '../support/software-passkey.js';
@@ -48,13 +49,16 @@ async function signIn(email: string, password: string) {
 const redeem = (request: Awaited<ReturnType<typeof codeFlowRequest>>, callback: URL) =>
   oidc.authorizationCodeGrant(rp, callback, { pkceCodeVerifier: request.codeVerifier, expectedState: request.state, expectedNonce: request.nonce });
 
-test('a password younger than PASSWORD_MAX_AGE signs straight in; the account page says when it expires', async () => {
+test('a password younger than PASSWORD_MAX_AGE signs straight in; the account page and the admin API say when it expires', async () => {
   const user = await createUser(server);
   await agePassword(user.userId, 89);
   const { agent, redirectedTo } = await signIn(user.email, PASSWORD);
   expect(redirectedTo?.searchParams.get('code')).toBeTruthy();
   const { page } = await agent.follow(`${server.issuer}/account`, server.issuer);
   expect(textOf(page)).toMatch(/Your password expires on .+ UTC: change it before then/);
+  const { status, body } = await (await adminApiOf(server)).call('GET', `/users/${user.userId}`);
+  expect(status).toBe(200);
+  expect(Date.parse(body.passwordExpiresAt) - Date.parse(body.passwordChangedAt)).toBe(90 * DAY);
 });
 
 test('an expired password holds the sign-in at "Choose a new password", saying why; the new one must differ, then the app gets its code', async () => {
