@@ -211,13 +211,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
       linkedIdentities,
       upstream,
       locks: new LockAdministration(services.limits, { audit, actor: 'self' }),
-      accountActivity: async (accountId, limit) => {
-        await audit.flush?.(); // what was just done belongs in the file too
-        return queryAuditEvents(services.db, { accountId, limit });
-      },
-      recentSignIns: async (accountId, limit) => {
-        await audit.flush?.(); // the sign-in that opened the page belongs in the list
-        return queryAuditEvents(services.db, { accountId, type: 'sign_in', limit });
+      accountActivity: async (accountId, limit, type) => {
+        await audit.flush?.(); // what was just done belongs in the file, and the sign-in that opened the page in its list
+        return queryAuditEvents(services.db, { accountId, type, limit });
       },
       twoFactor: services.twoFactor,
       catalog: services.catalog,

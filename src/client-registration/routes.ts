@@ -29,6 +29,7 @@ import { OUTAGE_ANSWER, isStoreOutage } from '../store/outages.js';
 import { type Registration, RegistrationError, metadataOf, refuseCalledUrls, refuseUntrustedHosts, registrationOf, registrationRefusal } from './metadata.js';
 import { CLIENT_REGISTRATION_PATH } from './path.js';
 import type { RegistrationTokens } from './tokens.js';
+import { TLS_SUBJECT_METADATA } from '../clients/client-certificates.js';
 
 export interface ClientRegistrationDependencies {
   config: Config;
@@ -235,11 +236,7 @@ function changesFor(client: ClientRecord, replacement: Registration): ClientChan
     ['subject_type', client.subjectType, next.subjectType],
     ['application_type', isNativeApp(client), next.nativeApp ?? false],
     ['sector_identifier_uri', client.sectorIdentifierUri ?? undefined, next.sectorIdentifierUri],
-    ['tls_client_auth_subject_dn', client.metadata.tls_client_auth_subject_dn, next.tlsClientAuthSubjectDn],
-    ['tls_client_auth_san_dns', client.metadata.tls_client_auth_san_dns, next.tlsClientAuthSanDns],
-    ['tls_client_auth_san_uri', client.metadata.tls_client_auth_san_uri, next.tlsClientAuthSanUri],
-    ['tls_client_auth_san_ip', client.metadata.tls_client_auth_san_ip, next.tlsClientAuthSanIp],
-    ['tls_client_auth_san_email', client.metadata.tls_client_auth_san_email, next.tlsClientAuthSanEmail],
+    ...Object.entries(TLS_SUBJECT_METADATA).map(([field, property]): [string, unknown, unknown] => [property, client.metadata[property], next[field as keyof typeof TLS_SUBJECT_METADATA]]),
   ];
   const changed = unchangeable.find(([, was, now]) => was !== now);
   if (changed) throw new RegistrationError('invalid_client_metadata', `${changed[0]}: cannot change; register a new client instead`);

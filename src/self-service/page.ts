@@ -58,7 +58,7 @@ export async function renderAccountPage(ctx: Context, deps: AccountDependencies,
     user.totpEnrolledAt ? deps.twoFactor.recoveryCodesLeft(user.id) : 0,
     deps.passkeys.available ? deps.passkeys.list(user.id) : [],
     deps.linkedIdentities.listFor(user.id),
-    deps.recentSignIns(user.id, RECENT_SIGN_INS),
+    deps.accountActivity(user.id, RECENT_SIGN_INS, 'sign_in'),
   ]);
   const clientName = async (clientId: string) => (await deps.catalog.client(clientId))?.name ?? clientId;
   const notice = typeof options.notice === 'string' && options.notice in NOTICES ? NOTICES[options.notice as AccountPageNotice] : undefined;

@@ -62,10 +62,11 @@ export interface AccountDependencies extends InteractionDependencies {
   sessions: SessionDirectory;
   /** Lifts the sign-in lock of a user who reset their password, audited `by: self`. */
   locks: LockAdministration;
-  /** The account's most recent audit events, newest first, for "Download your data" (./data-export.ts). */
-  accountActivity: (accountId: string, limit: number) => Promise<StoredAuditEvent[]>;
-  /** The account's latest sign-in attempts (audit `sign_in`), newest first, for "Recent sign-ins" (./sign-in-activity.ts). */
-  recentSignIns: (accountId: string, limit: number) => Promise<StoredAuditEvent[]>;
+  /**
+   * The account's most recent audit events (of one `type`, if given), newest first: "Download your data"
+   * (./data-export.ts) and "Recent sign-ins" (./sign-in-activity.ts).
+   */
+  accountActivity: (accountId: string, limit: number, type?: string) => Promise<StoredAuditEvent[]>;
 }
 
 const passwordForm = z.object({
