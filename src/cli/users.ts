@@ -331,7 +331,7 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .command('find-subject')
     .description('the user an app knows by <sub>: for a pairwise client its own subject, for any other the user’s id')
     .argument('<client-id>', 'the client whose `sub` it is')
-    .argument('<sub>', 'the subject, as the app has it')
+    .argument('<sub>', 'the subject, as the app has it (one beginning with "-" goes after --: users find-subject -- <client-id> <sub>)')
     .option('--json', 'print JSON')
     .action(async (clientId: string, subject: string, options) => {
       const services = await context.services();
