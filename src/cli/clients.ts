@@ -32,6 +32,7 @@ const details = (client: ClientRecord) => ({
   require_par: client.requirePar,
   require_signed_request_object: client.requireSignedRequestObject,
   require_mfa: client.requireMfa,
+  signed_userinfo: client.signedUserinfo,
   token_exchange_from: client.tokenExchangeFrom,
   client_uri: client.clientUri,
   policy_uri: client.policyUri,
@@ -57,6 +58,8 @@ const NO_REQUIRE_SIGNED_REQUEST_HELP = 'accept unsigned authorization requests t
 const TOKEN_EXCHANGE_FROM_HELP =
   'web and service clients: it is the back end of this API (its resource indicator; repeat for more) and may exchange its users’ access tokens for tokens to the APIs it is registered for (RFC 8693); on update the list replaces the old one';
 const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
+const SIGNED_USERINFO_HELP = 'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg RS256) instead of plain JSON';
+const NO_SIGNED_USERINFO_HELP = 'userinfo answers it with plain JSON (the default)';
 const NO_REQUIRE_MFA_HELP = 'two steps only for users who use them, or when the app asks (acr_values; the default)';
 
 /** The options `clients add` and `clients update` share: the back-channel logout registration and the policies. */
@@ -75,6 +78,8 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--no-require-signed-request', NO_REQUIRE_SIGNED_REQUEST_HELP)
     .option('--require-mfa', REQUIRE_MFA_HELP)
     .option('--no-require-mfa', NO_REQUIRE_MFA_HELP)
+    .option('--signed-userinfo', SIGNED_USERINFO_HELP)
+    .option('--no-signed-userinfo', NO_SIGNED_USERINFO_HELP)
     .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect)
     .option('--client-uri <url>', 'its home page, linked on the consent page ("" removes it)')
     .option('--policy-uri <url>', 'its privacy policy, linked on the consent page ("" removes it)')
@@ -157,6 +162,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requirePar: options.requirePar,
         requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,
+        signedUserinfo: options.signedUserinfo,
         tokenExchangeFrom: options.tokenExchangeFrom,
         clientUri: options.clientUri || undefined,
         policyUri: options.policyUri || undefined,
@@ -222,6 +228,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requirePar: options.requirePar,
         requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,
+        signedUserinfo: options.signedUserinfo,
         // --no-token-exchange gives false: exchange no more.
         tokenExchangeFrom: options.tokenExchange === false ? [] : options.tokenExchangeFrom,
         ...appLinkChanges(options),

@@ -137,6 +137,7 @@ export class ClientMetadataDocuments {
       policyUri: null,
       tosUri: null,
       requireMfa: false,
+      signedUserinfo: checked.data.signedUserinfo,
       tokenExchangeFrom: [],
       subjectType: 'public',
       sectorIdentifierUri: null,

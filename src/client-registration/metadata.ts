@@ -15,6 +15,7 @@ import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient }
 import { webPage } from '../clients/app-links.js';
 import { TLS_SUBJECT_METADATA } from '../clients/client-certificates.js';
 import { describeIssues } from '../errors.js';
+import { SIGNING_ALG } from '../keys/signing-keys.js';
 import { isNativeApp } from '../oidc/client-adapter.js';
 
 /** An RFC 7591 §3.2.2 error: `invalid_redirect_uri` or `invalid_client_metadata`, with a sentence saying why. */
@@ -30,6 +31,7 @@ export class RegistrationError extends Error {
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 const uris = z.array(z.string().max(2048)).max(20);
+const signingAlg = z.literal(SIGNING_ALG, { error: `this server signs with ${SIGNING_ALG} only` });
 
 const registrationRequest = z.object({
   redirect_uris: uris.optional(),
@@ -56,6 +58,10 @@ const registrationRequest = z.object({
   tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
   require_signed_request_object: z.boolean().optional(),
+  // What we sign is signed with our keys' one algorithm: an app may name it, and is told when it names another.
+  userinfo_signed_response_alg: signingAlg.optional(),
+  authorization_signed_response_alg: signingAlg.optional(),
+  introspection_signed_response_alg: signingAlg.optional(),
   client_uri: webPage.optional(),
   logo_uri: webPage.optional(),
   policy_uri: webPage.optional(),
@@ -113,6 +119,7 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
     ...Object.fromEntries(Object.entries(TLS_SUBJECT_METADATA).map(([field, property]) => [field, input[property]])),
     requirePar: input.require_pushed_authorization_requests ?? false,
     requireSignedRequestObject: input.require_signed_request_object ?? false,
+    signedUserinfo: input.userinfo_signed_response_alg !== undefined,
     subjectType: input.subject_type ?? 'public',
     sectorIdentifierUri: input.sector_identifier_uri,
     // A public app that says it is native, or is sent back only to loopback or a private-use scheme (RFC 8252).
@@ -230,6 +237,7 @@ const REQUEST_NAMES: Record<string, string> = {
   ...TLS_SUBJECT_METADATA,
   requirePar: 'require_pushed_authorization_requests',
   requireSignedRequestObject: 'require_signed_request_object',
+  signedUserinfo: 'userinfo_signed_response_alg',
   subjectType: 'subject_type',
   sectorIdentifierUri: 'sector_identifier_uri',
 };
@@ -268,6 +276,11 @@ export function metadataOf(client: ClientRecord, description: Record<string, unk
   if (client.certificateBoundTokens) metadata.tls_client_certificate_bound_access_tokens = true;
   if (client.requirePar) metadata.require_pushed_authorization_requests = true;
   if (client.requireSignedRequestObject) metadata.require_signed_request_object = true;
+  if (client.signedUserinfo) metadata.userinfo_signed_response_alg = SIGNING_ALG;
+  // Provisioned by the server for every client (RFC 7591 §3.2.1): a JARM response or a JWT introspection answer
+  // (asked for with response_mode=jwt, or Accept: application/token-introspection+jwt) is signed with it.
+  metadata.authorization_signed_response_alg = SIGNING_ALG;
+  metadata.introspection_signed_response_alg = SIGNING_ALG;
   metadata.subject_type = client.subjectType;
   if (client.sectorIdentifierUri) metadata.sector_identifier_uri = client.sectorIdentifierUri;
   return { ...metadata, ...description };

@@ -252,5 +252,6 @@ function changesFor(client: ClientRecord, replacement: Registration): ClientChan
     certificateBoundTokens: next.certificateBoundTokens,
     requirePar: next.requirePar,
     requireSignedRequestObject: next.requireSignedRequestObject,
+    signedUserinfo: next.signedUserinfo,
   };
 }

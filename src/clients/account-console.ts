@@ -39,6 +39,7 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     policyUri: null,
     tosUri: null,
     requireMfa: false,
+    signedUserinfo: false,
     tokenExchangeFrom: [],
     // Its `sub` is the account id, which the account page reads.
     subjectType: 'public',

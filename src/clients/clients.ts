@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
+import { SIGNING_ALG } from '../keys/signing-keys.js';
 import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -84,6 +85,8 @@ export interface ClientRecord extends AppLinks {
   requireSignedRequestObject: boolean;
   /** Its users sign in with two steps, password and an authenticator app's code (src/accounts/two-factor.ts). */
   requireMfa: boolean;
+  /** Userinfo answers it with a JWT signed with our key (`userinfo_signed_response_alg`) instead of plain JSON. */
+  signedUserinfo: boolean;
   /**
    * The APIs (indicators) whose users' access tokens it may exchange for tokens to other APIs (RFC 8693): it is
    * their back end, calling on for the user. Empty: it may not exchange tokens.
@@ -180,6 +183,10 @@ const SIGNED_REQUEST_DESCRIPTION =
   'refuse authorization requests not sent as a request object signed with its key (RFC 9101, JAR): web and spa clients with jwks or jwksUri';
 const SIGNED_REQUEST_NEEDS_KEYS = 'a request object is checked with the client’s public keys: give jwks or jwksUri too';
 
+const SIGNED_USERINFO_DESCRIPTION =
+  'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg RS256: iss, aud and the claims), which it can keep or pass on as proof; not for service clients';
+const USERINFO_FOR_SERVICE = 'a service client signs no users in, so it has no userinfo to sign';
+
 const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
 const MFA_FOR_SERVICE = 'a service client signs no users in, so there is no sign-in to add a second step to';
 
@@ -213,6 +220,7 @@ export const newClientSchema = z
     requirePar: z.boolean().default(false).meta({ description: 'refuse authorization requests not pushed first (RFC 9126 §6); not for service clients' }),
     requireSignedRequestObject: z.boolean().default(false).meta({ description: SIGNED_REQUEST_DESCRIPTION }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
+    signedUserinfo: z.boolean().default(false).meta({ description: SIGNED_USERINFO_DESCRIPTION }),
     clientUri: webPage.optional().meta({ description: 'the app’s home page, linked on the consent page' }),
     policyUri: webPage.optional().meta({ description: 'its privacy policy, linked on the consent page' }),
     tosUri: webPage.optional().meta({ description: 'its terms of service, linked on the consent page' }),
@@ -271,6 +279,7 @@ export const newClientSchema = z
     const signedRequestRefusal = input.requireSignedRequestObject ? signedRequestRefusalFor(input.type, Boolean(input.jwks || input.jwksUri)) : undefined;
     if (signedRequestRefusal) ctx.addIssue({ code: 'custom', path: ['requireSignedRequestObject'], message: signedRequestRefusal });
     if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
+    if (input.signedUserinfo && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['signedUserinfo'], message: USERINFO_FOR_SERVICE });
     if (input.tokenExchangeFrom.length > 0 && !TOKEN_EXCHANGE_TYPES.includes(input.type)) {
       ctx.addIssue({ code: 'custom', path: ['tokenExchangeFrom'], message: TOKEN_EXCHANGE_REFUSAL });
     }
@@ -349,6 +358,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     ...(policies.requireSignedRequestObject ? { require_signed_request_object: true } : {}),
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
     ...(policies.requireMfa ? { require_mfa: true } : {}),
+    ...(policies.signedUserinfo ? { userinfo_signed_response_alg: SIGNING_ALG } : {}),
     // The consent page's links (./app-links.ts), under the spec's names.
     ...(policies.clientUri ? { client_uri: policies.clientUri } : {}),
     ...(policies.policyUri ? { policy_uri: policies.policyUri } : {}),
@@ -358,7 +368,8 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
   };
 }
 
-type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'tokenExchangeFrom'> & Partial<AppLinks>;
+type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'signedUserinfo' | 'tokenExchangeFrom'> &
+  Partial<AppLinks>;
 
 /** The grant types with token exchange's as `tokenExchangeFrom` has it: on while it names an API. */
 function withTokenExchangeGrant(grantTypes: readonly string[], from: readonly string[]): string[] {
@@ -399,6 +410,7 @@ export const clientChangesSchema = z.strictObject({
   policyUri: webPage.nullable().optional().meta({ description: 'its privacy policy, linked on the consent page (null removes it)' }),
   tosUri: webPage.nullable().optional().meta({ description: 'its terms of service, linked on the consent page (null removes it)' }),
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
+  signedUserinfo: z.boolean().optional().meta({ description: SIGNED_USERINFO_DESCRIPTION }),
   tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });
 
@@ -428,6 +440,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     require_pushed_authorization_requests: requirePar,
     require_signed_request_object: requireSignedRequestObject,
     require_mfa: requireMfa,
+    userinfo_signed_response_alg: userinfoAlg,
     token_exchange_from: exchangeFrom,
     client_uri: clientUri,
     policy_uri: policyUri,
@@ -456,6 +469,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     requirePar: requirePar === true,
     requireSignedRequestObject: requireSignedRequestObject === true,
     requireMfa: requireMfa === true,
+    signedUserinfo: typeof userinfoAlg === 'string',
     clientUri: typeof clientUri === 'string' ? clientUri : null,
     policyUri: typeof policyUri === 'string' ? policyUri : null,
     tosUri: typeof tosUri === 'string' ? tosUri : null,
@@ -673,6 +687,7 @@ export class ClientRepository {
     const signedRequestRefusal = changes.requireSignedRequestObject ? signedRequestRefusalFor(client.type, hasKeys) : undefined;
     if (signedRequestRefusal) problems.push(`requireSignedRequestObject: ${signedRequestRefusal}`);
     if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
+    if (changes.signedUserinfo && client.type === 'service') problems.push(`signedUserinfo: ${USERINFO_FOR_SERVICE}`);
     if (changes.tokenExchangeFrom?.length && !TOKEN_EXCHANGE_TYPES.includes(client.type)) problems.push(`tokenExchangeFrom: ${TOKEN_EXCHANGE_REFUSAL}`);
     const mutualTlsOff = changes.certificateBoundTokens ? mutualTlsUnavailable(this.options.mutualTls) : undefined;
     if (mutualTlsOff) problems.push(`certificateBoundTokens: ${mutualTlsOff}`);
@@ -694,6 +709,7 @@ export class ClientRepository {
       changes.requirePar,
       changes.requireSignedRequestObject,
       changes.requireMfa,
+      changes.signedUserinfo,
       changes.tokenExchangeFrom,
       changes.clientUri,
       changes.policyUri,
@@ -707,6 +723,7 @@ export class ClientRepository {
         requirePar: changes.requirePar ?? client.requirePar,
         requireSignedRequestObject: changes.requireSignedRequestObject ?? client.requireSignedRequestObject,
         requireMfa: changes.requireMfa ?? client.requireMfa,
+        signedUserinfo: changes.signedUserinfo ?? client.signedUserinfo,
         tokenExchangeFrom: changes.tokenExchangeFrom ?? client.tokenExchangeFrom,
         clientUri: changes.clientUri === undefined ? client.clientUri : changes.clientUri,
         policyUri: changes.policyUri === undefined ? client.policyUri : changes.policyUri,

@@ -8,9 +8,12 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activationFromKid, kidForActivation } from './key-states.js';
 
+/** The one algorithm our keys sign with: every signed thing we issue (tokens, responses) uses it. */
+export const SIGNING_ALG = 'RS256';
+
 export interface SigningJwk extends JsonWebKey {
   kid: string;
-  alg: 'RS256';
+  alg: typeof SIGNING_ALG;
   use: 'sig';
 }
 
@@ -50,7 +53,7 @@ function toKeyFile(file: string, key: KeyObject): KeyFile {
   }
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (bits < MIN_RSA_BITS) throw new KeyFileError(`${file}: RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`);
-  const jwk: SigningJwk = { ...key.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+  const jwk: SigningJwk = { ...key.export({ format: 'jwk' }), kid, alg: SIGNING_ALG, use: 'sig' };
   return { kid, file, activatesAt: activationFromKid(kid) ?? SINCE_FOREVER, jwk };
 }
 

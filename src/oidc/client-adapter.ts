@@ -4,6 +4,7 @@
  */
 import type { Adapter, AdapterPayload, ClientMetadata } from 'oidc-provider';
 import type { ClientRecord } from '../clients/clients.js';
+import { SIGNING_ALG } from '../keys/signing-keys.js';
 import type { Catalog } from './catalog.js';
 import { OIDC_SCOPES } from './scopes.js';
 
@@ -37,6 +38,8 @@ export function toClientMetadata(record: ClientRecord, oidcScopes: readonly stri
     ...(record.certificateBoundTokens && { tls_client_certificate_bound_access_tokens: true }),
     require_pushed_authorization_requests: record.requirePar,
     require_signed_request_object: record.requireSignedRequestObject,
+    // Unset, userinfo answers JSON; set, a JWT signed with our key (./provider.ts, jwtUserinfo).
+    ...(record.signedUserinfo && { userinfo_signed_response_alg: SIGNING_ALG }),
     subject_type: record.subjectType,
     sector_identifier_uri: sectorIdentifierUriFor(record),
   };

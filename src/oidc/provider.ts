@@ -16,7 +16,7 @@ import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
 import { EXTERNAL_SIGNING_ACK, InlineSigningKey } from '../keys/inline-signing-key.js';
-import type { SigningJwk } from '../keys/signing-keys.js';
+import { SIGNING_ALG, type SigningJwk } from '../keys/signing-keys.js';
 import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
@@ -116,17 +116,22 @@ export function createProvider(deps: ProviderDependencies): Provider {
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     // Secrets are stored as HMACs (src/clients/secrets.ts), so nothing may use one as a symmetric key.
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', ...mutualTlsAuthMethods(config.mutualTls)],
+    // What we sign is signed with our RSA keys' one algorithm (src/keys/signing-keys.ts), so discovery offers
+    // nothing else: a client registered for PS256 would otherwise be answered with an error at its first response.
     enabledJWA: {
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
-      idTokenSigningAlgValues: ['RS256'],
+      idTokenSigningAlgValues: [SIGNING_ALG],
       requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+      authorizationSigningAlgValues: [SIGNING_ALG],
+      introspectionSigningAlgValues: [SIGNING_ALG],
+      userinfoSigningAlgValues: [SIGNING_ALG],
     },
     enableHttpPostMethods: config.authorizationPost,
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
-      id_token_signed_response_alg: 'RS256',
+      id_token_signed_response_alg: SIGNING_ALG,
     },
     features: {
       devInteractions: { enabled: false },
@@ -136,6 +141,14 @@ export function createProvider(deps: ProviderDependencies): Provider {
       introspection: { enabled: true, allowedPolicy: introspectionPolicy(catalog, deps.users) },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       userinfo: { enabled: true },
+      // Signed responses, for apps and APIs that must prove where an answer came from (FAPI's message signing):
+      // the authorization response as a JWT when the app asks with response_mode=jwt (JARM); introspection's as
+      // one when the API sends Accept: application/token-introspection+jwt (RFC 9701); userinfo's for the
+      // clients registered with signedUserinfo (userinfo_signed_response_alg). Not encrypted: no client keys
+      // for encryption are taken.
+      jwtResponseModes: { enabled: true },
+      jwtIntrospection: { enabled: true },
+      jwtUserinfo: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: pages.logoutSource,

@@ -193,6 +193,28 @@ test('the registration access token reads, replaces and deletes its registration
   expect(((await tokenResponse.json()) as { error: string }).error).toBe('invalid_client');
 });
 
+test('an app registers for signed userinfo (userinfo_signed_response_alg) and gets its userinfo as a JWT; the signing algorithms are answered back', async () => {
+  const rp = await register(open, { redirect_uris: [REDIRECT_URI], client_name: 'Signed', userinfo_signed_response_alg: 'RS256', authorization_signed_response_alg: 'RS256' });
+  const registered = rp.clientMetadata();
+  expect(registered).toMatchObject({ userinfo_signed_response_alg: 'RS256', authorization_signed_response_alg: 'RS256', introspection_signed_response_alg: 'RS256' });
+  expect((await open.services.clients.require(registered.client_id)).signedUserinfo).toBe(true);
+  const read = await manage(String(registered.registration_client_uri), String(registered.registration_access_token), 'GET');
+  expect(read.json).toMatchObject({ userinfo_signed_response_alg: 'RS256' });
+
+  const user = await createUser(open);
+  const { tokens } = await signInAndRedeem(rp, user, { consent: 'allow' });
+  const info = await fetch(`${open.issuer}/me`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+  expect(info.headers.get('content-type')).toMatch(/^application\/jwt/);
+  expect(await oidc.fetchUserInfo(rp, tokens.access_token, user.userId)).toMatchObject({ sub: user.userId });
+
+  // Replaced without it (RFC 7592 §2.2): JSON again.
+  const { registration_client_uri: uri, registration_access_token: token, client_id_issued_at: _issued, client_secret_expires_at: _expires, userinfo_signed_response_alg: _alg, ...rest } = registered;
+  const replaced = await manage(String(uri), String(token), 'PUT', rest);
+  expect(replaced.status).toBe(200);
+  expect(replaced.json.userinfo_signed_response_alg).toBeUndefined();
+  expect((await open.services.clients.require(registered.client_id)).signedUserinfo).toBe(false);
+});
+
 test('bad metadata is an RFC 7591 error naming the field, never a 500; nothing is left behind', async () => {
   const before = (await open.services.clients.list()).length;
   const cases: [unknown, string, string][] = [
@@ -211,6 +233,8 @@ test('bad metadata is an RFC 7591 error naming the field, never a 500; nothing i
     // This test server may call private networks (as any outside production): no URL it would call, without a token.
     [{ redirect_uris: [REDIRECT_URI], backchannel_logout_uri: 'https://app.example.test/logout' }, 'invalid_client_metadata', 'backchannel_logout_uri: this server may call private networks'],
     [{ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://app.example.test/jwks' }, 'invalid_client_metadata', 'jwks_uri: this server may call private networks'],
+    [{ redirect_uris: [REDIRECT_URI], userinfo_signed_response_alg: 'PS256' }, 'invalid_client_metadata', 'userinfo_signed_response_alg: this server signs with RS256 only'],
+    [{ redirect_uris: [REDIRECT_URI], authorization_signed_response_alg: 'HS256' }, 'invalid_client_metadata', 'authorization_signed_response_alg: this server signs with RS256 only'],
   ];
   for (const [body, error, said] of cases) {
     const refused = await post(open, JSON.stringify(body));

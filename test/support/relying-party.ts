@@ -19,14 +19,15 @@ export const PASSWORD = 'correct horse battery staple';
 export async function discover(
   server: TestServer,
   clientId: string,
-  clientSecret?: string,
+  /** Its secret, or its metadata as the app knows it (with the secret, if it has one). */
+  clientSecretOrMetadata?: string | Partial<oidc.ClientMetadata>,
   auth?: oidc.ClientAuth,
 ): Promise<oidc.Configuration> {
   const options: oidc.DiscoveryRequestOptions = { execute: [oidc.allowInsecureRequests] };
   if (server.url !== server.issuer) {
     options[oidc.customFetch] = (url, init) => fetch(url.startsWith(server.issuer) ? server.url + url.slice(server.issuer.length) : url, init);
   }
-  return oidc.discovery(new URL(server.issuer), clientId, clientSecret, auth, options);
+  return oidc.discovery(new URL(server.issuer), clientId, clientSecretOrMetadata, auth, options);
 }
 
 export interface Fixtures {
