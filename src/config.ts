@@ -191,6 +191,18 @@ const environmentSchema = z.object({
   /** The certificate authorities (a PEM bundle) whose certificates `tls_client_auth` clients may present. */
   MTLS_TRUSTED_CA_FILE: z.string().optional(),
   /**
+   * Where a second host of the proxy asks clients for certificates (RFC 8705 §5): discovery names the endpoints
+   * there as `mtls_endpoint_aliases`, so that the issuer's own host need not ask browsers for one.
+   */
+  MTLS_ENDPOINTS_URL: z
+    .string()
+    .refine((text) => {
+      const url = URL.parse(text);
+      return Boolean(url && /^https?:$/.test(url.protocol) && !url.username && !url.password && !/[?#]/.test(text));
+    }, 'must be the http(s) URL of the host at which your proxy asks clients for certificates, such as https://mtls.id.example.com (no query or fragment)')
+    .transform((text) => text.replace(/\/+$/, ''))
+    .optional(),
+  /**
    * Let the server's calls to URLs registered for clients (back-channel logout URIs, jwks_uri) reach private,
    * loopback and link-local addresses (src/oidc/outbound-fetch.ts). Unset: yes outside production, no in production.
    */
@@ -494,7 +506,7 @@ export interface Config {
    * Mutual TLS (MTLS_CERTIFICATE_HEADER): where the proxy puts the client's certificate, and the authorities
    * `tls_client_auth` trusts (MTLS_TRUSTED_CA_FILE; none: only `self_signed_tls_client_auth`).
    */
-  mutualTls: { header: string; trustedAuthorities: X509Certificate[] } | undefined;
+  mutualTls: { header: string; trustedAuthorities: X509Certificate[]; endpointsUrl?: string } | undefined;
   /** The terms of service each user must have accepted, in this version, to sign in (TERMS_URL, TERMS_VERSION). */
   terms: { url: string; version: string } | undefined;
   /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
@@ -617,20 +629,25 @@ function passwordBlocklist(file: string | undefined): string[] {
  * MTLS_CERTIFICATE_HEADER and MTLS_TRUSTED_CA_FILE. The header is believed only from a proxy (PROXY), which must
  * set it on every request, empty when there is no certificate, so that no client can send its own.
  */
-function mutualTlsConfig(e: Environment): Config['mutualTls'] {
+function mutualTlsConfig(e: Environment, issuer: string): Config['mutualTls'] {
   if (!e.MTLS_CERTIFICATE_HEADER) {
-    if (e.MTLS_TRUSTED_CA_FILE) throw new ConfigError(['MTLS_TRUSTED_CA_FILE needs MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate']);
+    const needing = [e.MTLS_TRUSTED_CA_FILE && 'MTLS_TRUSTED_CA_FILE', e.MTLS_ENDPOINTS_URL && 'MTLS_ENDPOINTS_URL'].filter(Boolean);
+    if (needing.length > 0) throw new ConfigError([`${needing.join(' and ')} ${needing.length > 1 ? 'need' : 'needs'} MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate`]);
     return undefined;
+  }
+  const endpointsUrl = e.MTLS_ENDPOINTS_URL;
+  if (endpointsUrl === issuer.replace(/\/+$/, '')) {
+    throw new ConfigError([`MTLS_ENDPOINTS_URL is the issuer itself (${issuer}): give the URL of the proxy's other host, or leave it unset when the issuer's host asks for certificates`]);
   }
   if (!e.PROXY) {
     throw new ConfigError([
       'MTLS_CERTIFICATE_HEADER needs PROXY=true: the certificate comes from the TLS-terminating proxy in front of the server, and without one any client could send the header itself',
     ]);
   }
-  if (!e.MTLS_TRUSTED_CA_FILE) return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: [] };
+  if (!e.MTLS_TRUSTED_CA_FILE) return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: [], endpointsUrl };
   const file = path.resolve(e.MTLS_TRUSTED_CA_FILE);
   try {
-    return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: readTrustedAuthorities(file) };
+    return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: readTrustedAuthorities(file), endpointsUrl };
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new ConfigError([`MTLS_TRUSTED_CA_FILE: ${file}: ${reason}`]);
@@ -685,10 +702,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const userClaims = parseUserClaims(splitList(e.USER_CLAIMS));
   // The embedded database admits one process.
   const workers = e.DATABASE_URL ? e.WEB_CONCURRENCY : 1;
+  const issuer = (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, '');
   const config: Config = {
     notices: workers < e.WEB_CONCURRENCY ? [`WEB_CONCURRENCY=${e.WEB_CONCURRENCY} needs DATABASE_URL: the embedded database admits one process, so one runs`] : [],
     production,
-    issuer: (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, ''),
+    issuer,
     port,
     host: e.HOST,
     workers,
@@ -767,7 +785,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clientIdMetadataDocuments: e.CLIENT_ID_METADATA_DOCUMENTS,
     accountDeletion: e.ACCOUNT_DELETION,
     terms: e.TERMS_URL && e.TERMS_VERSION ? { url: e.TERMS_URL, version: e.TERMS_VERSION } : undefined,
-    mutualTls: mutualTlsConfig(e),
+    mutualTls: mutualTlsConfig(e, issuer),
     userClaims: userClaims.claims,
     claimScopes: userClaims.scopes,
     identityProviders: [],
@@ -811,6 +829,8 @@ function productionProblems(config: Config, e: Environment): string[] {
   if (!e.ISSUER) problems.push('ISSUER is not set: production needs the public https URL of this server');
   else if (!config.issuer.startsWith('https://')) problems.push(`ISSUER must be https in production (got ${config.issuer})`);
   if (!config.database.url) problems.push('DATABASE_URL is not set: production needs PostgreSQL');
+  const mtlsEndpoints = config.mutualTls?.endpointsUrl;
+  if (mtlsEndpoints && !mtlsEndpoints.startsWith('https://')) problems.push(`MTLS_ENDPOINTS_URL must be https in production (got ${mtlsEndpoints}): clients send their certificates there`);
   if (config.webhook && !config.webhook.url.startsWith('https://')) problems.push(`WEBHOOK_URL must be https in production (got ${config.webhook.url}): events name your users`);
   if (!config.redis) problems.push('REDIS_URL is not set: production keeps sessions and short-lived tokens in Redis');
   if (config.cookieSecrets.length === 0 && !hasFile(config.keys.dir, '.cookie-secret')) {

@@ -205,3 +205,21 @@ export function mutualTlsFeature(header: string, authorities: readonly X509Certi
     },
   };
 }
+
+/**
+ * The endpoints a client authenticates at or presents its token to, as oidc-provider serves them (its default
+ * routes, under the issuer), each at `base`: RFC 8705 §5's `mtls_endpoint_aliases`, for a deployment whose proxy
+ * asks for certificates on a host of their own (MTLS_ENDPOINTS_URL) rather than on the issuer's, where browsers
+ * would be asked too. The same server answers there: the proxy sends both hosts to it.
+ */
+export function mtlsEndpointAliases(base: string): Record<string, string> {
+  const routes: Record<string, string> = {
+    token_endpoint: '/token',
+    revocation_endpoint: '/token/revocation',
+    introspection_endpoint: '/token/introspection',
+    userinfo_endpoint: '/me',
+    device_authorization_endpoint: '/device/auth',
+    pushed_authorization_request_endpoint: '/request',
+  };
+  return Object.fromEntries(Object.entries(routes).map(([name, route]) => [name, `${base}${route}`]));
+}

@@ -21,7 +21,7 @@ import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from '
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
-import { mutualTlsAuthMethods, mutualTlsFeature } from './mutual-tls.js';
+import { mtlsEndpointAliases, mutualTlsAuthMethods, mutualTlsFeature } from './mutual-tls.js';
 import { outboundFetch } from './outbound-fetch.js';
 import { resourceIndicators } from './resource-servers.js';
 import { claimsParameter } from './claims-parameter.js';
@@ -110,6 +110,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       prompt_values_supported: ['none', ...policy.filter((prompt) => prompt.requestable).map((prompt) => prompt.name)],
       ...(config.clientRegistration === 'off' ? {} : { registration_endpoint: `${config.issuer}${CLIENT_REGISTRATION_PATH}` }),
       ...(config.clientIdMetadataDocuments ? { client_id_metadata_document_supported: true } : {}),
+      ...(config.mutualTls?.endpointsUrl ? { mtls_endpoint_aliases: mtlsEndpointAliases(config.mutualTls.endpointsUrl) } : {}),
     },
     responseTypes: ['code'],
     formats: { bitsOfOpaqueRandomness },

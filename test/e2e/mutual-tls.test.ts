@@ -20,6 +20,8 @@ import { API, REDIRECT_URI, authorize, createUser } from '../support/relying-par
 import { type TestServer, startTestServer } from '../support/server.js';
 
 const HEADER = 'X-SSL-Client-Cert';
+/** The proxy's second host, which asks clients for certificates (MTLS_ENDPOINTS_URL); the issuer's host asks none. */
+const MTLS_HOST = 'https://mtls.example.test';
 const OPAQUE_API = 'https://ledger.example.test';
 const MESSAGES_API = 'https://messages.example.test';
 /** As the certificate says it, in RFC 4514's order (the certificate holds C, O, CN). */
@@ -36,7 +38,7 @@ beforeAll(async () => {
   const folder = mkdtempSync(path.join(tmpdir(), 'mtls-'));
   const caFile = path.join(folder, 'clients-ca.pem');
   writeFileSync(caFile, authority.certificate.pem);
-  server = await startTestServer({ env: { PROXY: 'true', MTLS_CERTIFICATE_HEADER: HEADER, MTLS_TRUSTED_CA_FILE: caFile, CLIENT_REGISTRATION: 'open' } });
+  server = await startTestServer({ env: { PROXY: 'true', MTLS_CERTIFICATE_HEADER: HEADER, MTLS_TRUSTED_CA_FILE: caFile, MTLS_ENDPOINTS_URL: `${MTLS_HOST}/`, CLIENT_REGISTRATION: 'open' } });
   await server.services.apis.create({ indicator: API, name: 'Payments', scopes: ['payments:read'], isDefault: true });
   await server.services.apis.create({ indicator: OPAQUE_API, name: 'Ledger', scopes: ['ledger:read'], accessTokenFormat: 'opaque' });
 });
@@ -65,6 +67,46 @@ describe('discovery', () => {
     // Introspection and revocation take the same (RFC 8414 §2: their lists default to the token endpoint's).
     expect(document.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['tls_client_auth', 'self_signed_tls_client_auth', 'client_secret_basic']));
     expect(document.tls_client_certificate_bound_access_tokens).toBe(true);
+  });
+});
+
+describe('endpoints on a host of their own (RFC 8705 §5, MTLS_ENDPOINTS_URL)', () => {
+  test('discovery names them as mtls_endpoint_aliases', async () => {
+    const document = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+    expect(document.mtls_endpoint_aliases).toEqual({
+      token_endpoint: `${MTLS_HOST}/token`,
+      revocation_endpoint: `${MTLS_HOST}/token/revocation`,
+      introspection_endpoint: `${MTLS_HOST}/token/introspection`,
+      userinfo_endpoint: `${MTLS_HOST}/me`,
+      device_authorization_endpoint: `${MTLS_HOST}/device/auth`,
+      pushed_authorization_request_endpoint: `${MTLS_HOST}/request`,
+    });
+    // Each alias is an endpoint this server answers (the proxy sends both hosts to it).
+    for (const [name, alias] of Object.entries(document.mtls_endpoint_aliases as Record<string, string>)) {
+      expect(alias.replace(MTLS_HOST, server.issuer)).toBe(document[name]);
+    }
+  });
+
+  test('a client that uses them authenticates with its certificate there, and gets, introspects and revokes a bound token', async () => {
+    const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN, certificateBoundTokens: true });
+    const split = (aliases: boolean) =>
+      oidc.discovery(new URL(server.issuer), clientId, { use_mtls_endpoint_aliases: aliases }, oidc.TlsClientAuth(), {
+        execute: [oidc.allowInsecureRequests],
+        // As the proxy would: the certificate is passed on from the second host; the issuer's host asks for none.
+        [oidc.customFetch]: (url, init) => {
+          const headers = new Headers(init.headers as ConstructorParameters<typeof Headers>[0]);
+          const atAlias = url.startsWith(MTLS_HOST);
+          headers.set(HEADER, atAlias ? encodeURIComponent(billing.pem) : '');
+          return fetch(atAlias ? `${server.url}${url.slice(MTLS_HOST.length)}` : url, { ...init, headers });
+        },
+      });
+    const client = await split(true);
+    const tokens = await oidc.clientCredentialsGrant(client, { scope: 'ledger:read', resource: OPAQUE_API });
+    expect(await oidc.tokenIntrospection(client, tokens.access_token)).toMatchObject({ active: true, client_id: clientId, cnf: { 'x5t#S256': billing.thumbprint } });
+    await oidc.tokenRevocation(client, tokens.access_token);
+    expect(await oidc.tokenIntrospection(client, tokens.access_token)).toMatchObject({ active: false });
+    // The same client at the issuer's own endpoints, where no certificate comes: it cannot authenticate.
+    await expect(oidc.clientCredentialsGrant(await split(false), { scope: 'ledger:read', resource: OPAQUE_API })).rejects.toMatchObject({ error: 'invalid_client' });
   });
 });
 
@@ -237,7 +279,7 @@ describe('an API checking certificate-bound tokens (examples/resource-server)', 
 describe('an instance with mutual TLS turned off', () => {
   test('answers a mutual TLS client with an OAuth error naming what it lacks, not a 500', async () => {
     const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN, certificateBoundTokens: true });
-    const off = await startTestServer({ instanceOf: server, env: { MTLS_CERTIFICATE_HEADER: '', MTLS_TRUSTED_CA_FILE: '' } });
+    const off = await startTestServer({ instanceOf: server, env: { MTLS_CERTIFICATE_HEADER: '', MTLS_TRUSTED_CA_FILE: '', MTLS_ENDPOINTS_URL: '' } });
     try {
       const registration = await register({ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_subject_dn: BILLING_DN }, off);
       expect(registration).toMatchObject({ status: 400, body: { error: 'invalid_client_metadata', error_description: expect.stringMatching(/^token_endpoint_auth_method: mutual TLS is off on this server/) } });

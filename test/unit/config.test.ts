@@ -219,6 +219,24 @@ describe('configuration', () => {
     expect(problemsOf(withFile(path.join(dir, 'leaf.pem')))).toEqual([`MTLS_TRUSTED_CA_FILE: ${path.join(dir, 'leaf.pem')}: it holds no CA certificate (PEM, "BEGIN CERTIFICATE", with basicConstraints CA:TRUE)`]);
   });
 
+  test('mutual TLS on a host of its own: MTLS_ENDPOINTS_URL, a URL that is not the issuer, https in production', () => {
+    const mtls = { PROXY: 'true', MTLS_CERTIFICATE_HEADER: 'X-SSL-Client-Cert' };
+    expect(loadConfig({ ...mtls, MTLS_ENDPOINTS_URL: 'https://mtls.id.example.com/' }).mutualTls?.endpointsUrl).toBe('https://mtls.id.example.com');
+    expect(loadConfig(mtls).mutualTls?.endpointsUrl).toBeUndefined();
+    expect(problemsOf({ MTLS_ENDPOINTS_URL: 'https://mtls.id.example.com' })).toEqual(['MTLS_ENDPOINTS_URL needs MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate']);
+    expect(problemsOf({ MTLS_ENDPOINTS_URL: 'https://mtls.id.example.com', MTLS_TRUSTED_CA_FILE: '/etc/ca.pem' })).toEqual([
+      'MTLS_TRUSTED_CA_FILE and MTLS_ENDPOINTS_URL need MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate',
+    ]);
+    for (const url of ['mtls.id.example.com', 'ftp://mtls.id.example.com', 'https://mtls.id.example.com/?a=b', 'https://user:pw@mtls.id.example.com']) {
+      expect(problemsOf({ ...mtls, MTLS_ENDPOINTS_URL: url })[0]).toMatch(/^MTLS_ENDPOINTS_URL: must be the http\(s\) URL of the host at which your proxy asks clients for certificates/);
+    }
+    expect(problemsOf({ ...mtls, ISSUER: 'https://id.example.com', MTLS_ENDPOINTS_URL: 'https://id.example.com/' })).toEqual([
+      "MTLS_ENDPOINTS_URL is the issuer itself (https://id.example.com): give the URL of the proxy's other host, or leave it unset when the issuer's host asks for certificates",
+    ]);
+    const production = { NODE_ENV: 'production', ISSUER: 'https://id.example.com', ...mtls, MTLS_ENDPOINTS_URL: 'http://mtls.id.example.com' };
+    expect(problemsOf(production)).toContain('MTLS_ENDPOINTS_URL must be https in production (got http://mtls.id.example.com): clients send their certificates there');
+  });
+
   test('webhooks: WEBHOOK_URL with a Standard Webhooks WEBHOOK_SECRET (or two), event types or beginnings of them, https in production', () => {
     const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
     expect(loadConfig({}).webhook).toBeUndefined();
