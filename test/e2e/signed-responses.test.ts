@@ -9,7 +9,7 @@ import { type JWTPayload, createRemoteJWKSet, decodeProtectedHeader, jwtVerify }
 import * as oidc from 'openid-client';
 import { adminApiOf } from '../support/admin-api.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
-import { type Fixtures, PASSWORD, REDIRECT_URI, authorize, codeFlowRequest, createServiceClient, createUser, createWebClient, discover } from '../support/relying-party.js';
+import { type Fixtures, PASSWORD, REDIRECT_URI, authorizationRequestUrl, authorize, codeFlowRequest, createServiceClient, createUser, createWebClient, discover } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 import { UserAgent, parseForms, passSignInPages } from '../support/user-agent.js';
 
@@ -110,6 +110,17 @@ describe('JARM: the authorization response as a signed JWT', () => {
   });
 });
 
+test('a response mode that does not exist is unsupported_response_mode at the redirect URI, never a 500', async () => {
+  const { clientId } = await createWebClient(server, { firstParty: true });
+  for (const mode of ['jwt.query', 'web_message.jwt', 'JWT', 'query.jwt.jwt']) {
+    const url = authorizationRequestUrl(server, clientId, { response_mode: mode, state: 'st' });
+    const response = await fetch(url.href.replace(server.issuer, server.url), { redirect: 'manual' });
+    expect({ mode, status: response.status }).toEqual({ mode, status: 303 });
+    const to = new URL(response.headers.get('location') ?? '');
+    expect({ mode, error: to.searchParams.get('error'), state: to.searchParams.get('state') }).toEqual({ mode, error: 'unsupported_response_mode', state: 'st' });
+  }
+});
+
 /** Signs `user` in through our pages from an authorization URL: where the browser was sent back to. */
 async function signInFrom(url: URL, options: { consent?: 'allow' | 'deny' } = {}) {
   const agent = new UserAgent();
@@ -173,7 +184,7 @@ describe('signed userinfo (userinfo_signed_response_alg)', () => {
     expect(await plain.json()).toMatchObject({ sub: user.userId, email: user.email });
   });
 
-  test('not for a service client; the CLI sets and lifts it; self-registration takes RS256 and refuses other algorithms', async () => {
+  test('not for a service client; the CLI sets and lifts it (self-registration: client-registration.test.ts)', async () => {
     await expect(server.services.clients.create({ type: 'service', name: 'Job', signedUserinfo: true })).rejects.toThrow(/signedUserinfo: a service client signs no users in, so it has no userinfo to sign/);
     const service = await createServiceClient(server);
     await expect(server.services.clients.update(service.clientId, { signedUserinfo: true })).rejects.toThrow(/signedUserinfo: a service client signs no users in/);
