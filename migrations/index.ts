@@ -21,6 +21,7 @@ import * as clientRegistration from './20261207_0015_client_registration.js';
 import * as passwordHistory from './20261207_0016_password_history.js';
 import * as termsAcceptance from './20261207_0017_terms_acceptance.js';
 import * as webhooks from './20261207_0018_webhooks.js';
+import * as registrationUse from './20261207_0019_registration_use.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -48,6 +49,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0016_password_history': passwordHistory,
   '20261207_0017_terms_acceptance': termsAcceptance,
   '20261207_0018_webhooks': webhooks,
+  '20261207_0019_registration_use': registrationUse,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

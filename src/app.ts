@@ -5,12 +5,14 @@
 import { createServer as createHttpServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from './config.js';
 import { ADMIN_ACTOR, adminApiIndicator, createAdminApi } from './admin/index.js';
 import { auditProviderEvents, auditRevocations } from './audit/provider-events.js';
 import type { AuditSink } from './audit/audit-log.js';
 import { queryAuditEvents } from './audit/audit-query.js';
 import { REGISTRATION_ACTOR, createClientRegistrationRoutes } from './client-registration/routes.js';
+import { RegistrationUse, removeUnusedRegistrations } from './client-registration/unused-registrations.js';
 import { ClientRepository, TOKEN_EXCHANGE_GRANT, clientRepositoryOptions } from './clients/clients.js';
 import { appDescriptions } from './client-registration/app-descriptions.js';
 import { answerClientErrors } from './http/client-errors.js';
@@ -112,7 +114,10 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   const audit = metrics.countingAuditSink(services.audit);
   const logoutDeliveries = new LogoutTokenDeliveries(audit, logger);
   const views = createViews(config);
-  const buildProvider = providerFactory(config, logger, services, { audit, metrics, logoutDeliveries, views });
+  // Apps' use is recorded wherever apps may register themselves, or are removed when unused: their TTL counts from it.
+  const registrationUse =
+    config.clientRegistration !== 'off' || config.clientRegistrationUnusedTtlSeconds > 0 ? new RegistrationUse(services.db, logger) : undefined;
+  const buildProvider = providerFactory(config, logger, services, { audit, metrics, logoutDeliveries, views, registrationUse });
   const slot = new ProviderSlot(buildProvider(keyRing));
   let shuttingDown = false;
 
@@ -240,7 +245,10 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     app.keys = keyRing.cookieSecrets;
     slot.swap(buildProvider(keyRing));
   });
-  const pruning = schedulePruning(services.db, config.pruneIntervalSeconds, logger, { auditRetentionSeconds: config.auditRetentionSeconds });
+  const pruning = schedulePruning(services.db, config.pruneIntervalSeconds, logger, {
+    auditRetentionSeconds: config.auditRetentionSeconds,
+    removeUnused: unusedRegistrationRemoval(config, services, audit),
+  });
   const webhooks = config.webhook && new WebhookDelivery(services.db, config.webhook, { logger });
   if (webhooks) metrics.observeWebhooks(() => webhooks.counts);
   const webhookSchedule = webhooks && scheduleWebhooks(webhooks, logger);
@@ -274,16 +282,29 @@ export async function createServer(config: Config, logger: Logger, options: Serv
 }
 
 /** What each provider built shares with the rest of the app: where it reports, and the pages it renders. */
+/** With CLIENT_REGISTRATION_UNUSED_TTL, what the pruning job runs to remove apps that registered themselves and went unused. */
+function unusedRegistrationRemoval(config: Config, services: Services, audit: AuditSink) {
+  const unusedSeconds = config.clientRegistrationUnusedTtlSeconds;
+  if (unusedSeconds === 0) return undefined;
+  const clients = new ClientRepository(services.db, clientRepositoryOptions(config, audit, 'pruning'));
+  return async () => {
+    const ids = await removeUnusedRegistrations(services.db, clients, unusedSeconds);
+    for (const id of ids) services.catalog.forgetClient(id);
+    return { what: 'apps that registered themselves and got no token for CLIENT_REGISTRATION_UNUSED_TTL', ids };
+  };
+}
+
 interface ProviderSurroundings {
   audit: AuditSink;
   metrics: Metrics;
   logoutDeliveries: LogoutTokenDeliveries;
   views: Views;
+  registrationUse: RegistrationUse | undefined;
 }
 
 function providerFactory(config: Config, logger: Logger, services: Services, surroundings: ProviderSurroundings) {
   const { db, redis, users, clients, catalog, limits } = services;
-  const { audit, metrics, logoutDeliveries, views } = surroundings;
+  const { audit, metrics, logoutDeliveries, views, registrationUse } = surroundings;
   const pages = createProviderPages({ views, logger });
   const adapter = createAdapterFactory({
     db,
@@ -326,6 +347,11 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
     provider.use(auditRevocations(audit) as Koa.Middleware);
     provider.use(jwksCacheControl(config.keys.jwksMaxAgeSeconds));
     auditProviderEvents(provider, audit);
+    if (registrationUse) {
+      provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+        if (ctx.oidc.client) registrationUse.note(ctx.oidc.client.clientId);
+      });
+    }
     registerPasswordGrant(provider, {
       users,
       twoFactor: services.twoFactor,

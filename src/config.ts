@@ -350,6 +350,13 @@ const environmentSchema = z.object({
    */
   CLIENT_REGISTRATION: z.enum(['off', 'token', 'open'], { error: 'CLIENT_REGISTRATION must be off, token or open' }).default('off'),
   /**
+   * An app that registered itself and got no token for this long is removed with its grants (src/client-registration/
+   * unused-registrations.ts), so that apps tried once and abandoned do not pile up; 0: kept until deleted.
+   */
+  CLIENT_REGISTRATION_UNUSED_TTL: duration
+    .pipe(z.number().int().refine((value) => value === 0 || (value >= 86_400 && value <= 10 * 365 * 86_400), 'must be 0 (kept) or 1 day to 10 years, such as 30d'))
+    .default(0),
+  /**
    * Hosts an app registering without an initial access token may name (Keycloak's "Trusted Hosts" policy):
    * `app.example.com`, or `*.example.com` for any host under it; loopback and private-use redirect URIs of native
    * apps always. Unset: any host.
@@ -498,6 +505,8 @@ export interface Config {
   clientRegistration: Environment['CLIENT_REGISTRATION'];
   /** The hosts an app registering without a token may name (lower case; `*.` for any under it); empty: any. */
   clientRegistrationTrustedHosts: string[];
+  /** Seconds after which an app that registered itself and got no token since is removed; 0: never. */
+  clientRegistrationUnusedTtlSeconds: number;
   /** Apps named by the URL of their metadata document are served (CLIENT_ID_METADATA_DOCUMENTS). */
   clientIdMetadataDocuments: boolean;
   /** The account page offers "Delete your account" (ACCOUNT_DELETION). */
@@ -782,6 +791,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },
     clientRegistration: e.CLIENT_REGISTRATION,
     clientRegistrationTrustedHosts: splitList(e.CLIENT_REGISTRATION_TRUSTED_HOSTS).map((host) => host.toLowerCase()),
+    clientRegistrationUnusedTtlSeconds: e.CLIENT_REGISTRATION_UNUSED_TTL,
     clientIdMetadataDocuments: e.CLIENT_ID_METADATA_DOCUMENTS,
     accountDeletion: e.ACCOUNT_DELETION,
     terms: e.TERMS_URL && e.TERMS_VERSION ? { url: e.TERMS_URL, version: e.TERMS_VERSION } : undefined,

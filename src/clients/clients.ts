@@ -794,14 +794,15 @@ export class ClientRepository {
   }
 
   /** Deletes the client, its secrets and every grant and token of it stored in SQL (src/store/grant-records.ts). */
-  async remove(clientId: string): Promise<void> {
+  /** `detail`: said in the audit event beside who removed it (why, when it is not an administrator's choice). */
+  async remove(clientId: string, detail: Record<string, unknown> = {}): Promise<void> {
     await this.db.transaction(async (trx) => {
       // `returning` rather than the row count, which the embedded driver does not report.
       const deleted = await trx('clients').where({ client_id: clientId }).delete().returning('client_id');
       if (deleted.length === 0) throw new NotFoundError(`no client ${clientId}`);
       await deleteClientRecords(trx, clientId);
     });
-    this.#record('client_removed', clientId);
+    this.#record('client_removed', clientId, detail);
   }
 
   #secretRow(clientId: string, secret: string, expiresAt: Date | null) {

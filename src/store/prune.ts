@@ -117,18 +117,26 @@ export function schedulePruning(
   db: Database,
   intervalSeconds: number,
   logger: Logger,
-  options: Pick<PruneOptions, 'auditRetentionSeconds'> = {},
+  options: Pick<PruneOptions, 'auditRetentionSeconds'> & {
+    /**
+     * Runs after each pruning run this instance made (not under its lock, which holds one connection: this may
+     * need others); returns what it removed, to log (src/client-registration/unused-registrations.ts).
+     */
+    removeUnused?: () => Promise<{ what: string; ids: string[] }>;
+  } = {},
 ): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return; // the previous run is still going; skip rather than pile up
     running = pruneUnlessBusy(db, options)
-      .then((pruned) => {
+      .then(async (pruned) => {
         if (pruned === undefined) return logger.debug('pruning skipped: another instance is pruning');
         if (pruned.records > 0) logger.info({ deleted: pruned.records }, 'pruned expired oidc-provider records');
         else logger.debug('pruning found no expired oidc-provider records');
         if (pruned.emailLinks > 0) logger.info({ deleted: pruned.emailLinks }, 'pruned expired email links');
         if (pruned.auditEvents > 0) logger.info({ deleted: pruned.auditEvents }, 'pruned audit events older than AUDIT_RETENTION');
+        const unused = await options.removeUnused?.();
+        if (unused && unused.ids.length > 0) logger.info({ removed: unused.ids }, `removed ${unused.what}`);
       })
       .catch((error: unknown) => logger.error({ err: error }, 'pruning expired oidc-provider records failed'))
       .finally(() => {

@@ -10,14 +10,14 @@ import { adminApiOf } from '../support/admin-api.js';
 import { DocumentedResponses } from '../support/documented-responses.js';
 import { API, PASSWORD, REDIRECT_URI, createUser, signInAndRedeem } from '../support/relying-party.js';
 import { UserAgent, signIn } from '../support/user-agent.js';
-import { cleanEnvironment, runToEnd } from '../support/process.js';
+import { cleanEnvironment, runToEnd, waitFor } from '../support/process.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
 let open: TestServer;
 let byToken: TestServer;
 
 beforeAll(async () => {
-  [open, byToken] = await Promise.all([startTestServer({ env: { CLIENT_REGISTRATION: 'open' } }), startTestServer({ env: { CLIENT_REGISTRATION: 'token' } })]);
+  [open, byToken] = await Promise.all([startTestServer({ env: { CLIENT_REGISTRATION: 'open', CLIENT_REGISTRATION_UNUSED_TTL: '30d', PRUNE_INTERVAL: '1' } }), startTestServer({ env: { CLIENT_REGISTRATION: 'token' } })]);
   await byToken.services.apis.create({ indicator: API, name: 'Messages', scopes: ['messages:read', 'messages:write'], isDefault: true });
 });
 afterAll(async () => {
@@ -213,6 +213,40 @@ test('an app registers for signed userinfo (userinfo_signed_response_alg) and ge
   expect(replaced.status).toBe(200);
   expect(replaced.json.userinfo_signed_response_alg).toBeUndefined();
   expect((await open.services.clients.require(registered.client_id)).signedUserinfo).toBe(false);
+});
+
+test('CLIENT_REGISTRATION_UNUSED_TTL: an app that registered itself and got no token for that long is removed with its grants; one in use and one an administrator registered stay', async () => {
+  const { db } = open.services;
+  const [inUse, triedOnce] = await Promise.all(['In use', 'Tried once'].map((name) => register(open, { redirect_uris: [REDIRECT_URI], client_name: name })));
+  const inUseId = inUse!.clientMetadata().client_id;
+  const triedOnceMetadata = triedOnce!.clientMetadata();
+  const ours = (await open.services.clients.create({ type: 'web', name: 'Ours', redirectUris: [REDIRECT_URI] })).client.clientId;
+  const lastUsed = async (clientId: string) => (await db('client_registrations').select('last_used_at').where({ client_id: clientId }).first())?.last_used_at as Date | null;
+
+  // A token for the app in use records its use (off the request path).
+  await signInAndRedeem(inUse!, await createUser(open), { consent: 'allow' });
+  await waitFor(async () => (await lastUsed(inUseId)) !== null, 'the use to be recorded');
+  expect(await lastUsed(triedOnceMetadata.client_id)).toBeNull();
+
+  // Both registered 40 days ago, and everyone's tokens with them; the one in use got its token just now.
+  const fortyDaysAgo = db.raw(`now() - interval '40 days'`);
+  await db('client_registrations').whereIn('client_id', [inUseId, triedOnceMetadata.client_id]).update({ created_at: fortyDaysAgo });
+  await db('clients').whereIn('client_id', [inUseId, triedOnceMetadata.client_id, ours]).update({ created_at: fortyDaysAgo });
+  // The pruning job (every second on this server) removes the app that never got a token.
+  await waitFor(async () => (await open.services.clients.find(triedOnceMetadata.client_id)) === undefined, 'the unused app to be removed', 5000);
+  const read = await manage(String(triedOnceMetadata.registration_client_uri), String(triedOnceMetadata.registration_access_token), 'GET');
+  expect(read.status).toBe(401);
+  expect((await auditOf(open, 'client_removed')).find((event) => event.clientId === triedOnceMetadata.client_id)?.detail).toEqual({ by: 'pruning', reason: 'unused', unusedSeconds: 30 * 86_400 });
+  expect(await open.services.clients.find(inUseId)).toBeDefined();
+  expect(await open.services.clients.find(ours)).toBeDefined();
+
+  // Unused for 40 days as well, the other goes too, with its grant; ours stays.
+  const grants = () => db('oidc_models').where({ model: 'Grant' }).whereRaw(`payload->>'clientId' = ?`, [inUseId]).count<{ count: string }[]>('* as count');
+  expect(Number((await grants())[0]?.count)).toBe(1);
+  await db('client_registrations').where({ client_id: inUseId }).update({ last_used_at: fortyDaysAgo });
+  await waitFor(async () => (await open.services.clients.find(inUseId)) === undefined, 'the app no longer used to be removed', 5000);
+  expect(Number((await grants())[0]?.count)).toBe(0);
+  expect(await open.services.clients.find(ours)).toBeDefined();
 });
 
 test('bad metadata is an RFC 7591 error naming the field, never a 500; nothing is left behind', async () => {

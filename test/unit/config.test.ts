@@ -455,6 +455,12 @@ describe('configuration', () => {
     ]);
   });
 
+  test('apps that registered themselves are kept unless CLIENT_REGISTRATION_UNUSED_TTL says for how long unused (1 day to 10 years)', () => {
+    expect(loadConfig({}).clientRegistrationUnusedTtlSeconds).toBe(0);
+    expect(loadConfig({ CLIENT_REGISTRATION_UNUSED_TTL: '30d' }).clientRegistrationUnusedTtlSeconds).toBe(30 * 86_400);
+    for (const value of ['1h', '11y', 'soon']) expect(problemsOf({ CLIENT_REGISTRATION_UNUSED_TTL: value })[0]).toMatch(/^CLIENT_REGISTRATION_UNUSED_TTL/);
+  });
+
   test('registration is off unless opened; its roles are a list; another value is refused', () => {
     expect(loadConfig({}).registration).toEqual({ mode: 'off', roles: [] });
     expect(loadConfig({ REGISTRATION: 'open', REGISTRATION_ROLES: 'member, reader' }).registration).toEqual({ mode: 'open', roles: ['member', 'reader'] });
