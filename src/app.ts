@@ -397,8 +397,9 @@ function jwksCacheControl(maxAgeSeconds: number): Koa.Middleware {
 function watchKeys(config: Config, logger: Logger, keyRing: KeyRing, onChange: () => void) {
   const reload = async (): Promise<boolean> => {
     try {
-      const rotation = await rotateIfDue(config, keyRing);
-      if (rotation?.created) logger.info({ kid: rotation.kid, activatesAt: rotation.activatesAt }, 'scheduled rotation: created the next key');
+      for (const rotation of await rotateIfDue(config, keyRing)) {
+        if (rotation.created) logger.info({ kid: rotation.kid, alg: rotation.alg, activatesAt: rotation.activatesAt }, 'scheduled rotation: created the next key');
+      }
       if (!(await keyRing.refresh())) return false;
       onChange();
       logger.info({ keys: keyRing.statuses.map(({ kid, state }) => ({ kid, state })) }, 'signing keys changed');

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { TOKEN_FORMATS } from '../apis/apis.js';
 import { CLIENT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS } from '../clients/clients.js';
 import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
+import { SIGNING_ALGS } from '../keys/signing-keys.js';
 
 /** What JSON.stringify makes of a Date. */
 const dateTime = z.iso.datetime();
@@ -37,7 +38,8 @@ const clientProperties = {
   requirePar: z.boolean().meta({ description: 'Authorization requests not pushed first are refused (RFC 9126 §6)' }),
   requireSignedRequestObject: z.boolean().meta({ description: 'Authorization requests not sent as a request object signed with its key are refused (RFC 9101, JAR)' }),
   requireMfa: z.boolean().meta({ description: 'Its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values' }),
-  signedUserinfo: z.boolean().meta({ description: 'Userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg RS256) instead of plain JSON' }),
+  signedUserinfo: z.boolean().meta({ description: 'Userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg, in signingAlg) instead of plain JSON' }),
+  signingAlg: z.enum(SIGNING_ALGS).meta({ description: 'What signs its ID tokens and the responses signed for it (userinfo, JARM, introspection)' }),
   clientUri: z.string().nullable().meta({ description: 'The app’s home page, linked on the consent page; null: none' }),
   policyUri: z.string().nullable().meta({ description: 'Its privacy policy, linked on the consent page; null: none' }),
   tosUri: z.string().nullable().meta({ description: 'Its terms of service, linked on the consent page; null: none' }),

@@ -5,6 +5,7 @@ import { jwksOfCertificates } from '../clients/client-certificates.js';
 import { InputError } from '../errors.js';
 import { CLIENT_TYPES, type ClientRecord } from '../clients/clients.js';
 import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
+import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds, durationOption } from './options.js';
 import { registerClientRegistrationCommands } from './client-registration.js';
@@ -33,6 +34,7 @@ const details = (client: ClientRecord) => ({
   require_signed_request_object: client.requireSignedRequestObject,
   require_mfa: client.requireMfa,
   signed_userinfo: client.signedUserinfo,
+  signing_alg: client.signingAlg,
   token_exchange_from: client.tokenExchangeFrom,
   client_uri: client.clientUri,
   policy_uri: client.policyUri,
@@ -58,7 +60,8 @@ const NO_REQUIRE_SIGNED_REQUEST_HELP = 'accept unsigned authorization requests t
 const TOKEN_EXCHANGE_FROM_HELP =
   'web and service clients: it is the back end of this API (its resource indicator; repeat for more) and may exchange its users’ access tokens for tokens to the APIs it is registered for (RFC 8693); on update the list replaces the old one';
 const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
-const SIGNED_USERINFO_HELP = 'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg RS256) instead of plain JSON';
+const SIGNED_USERINFO_HELP = 'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg) instead of plain JSON';
+const SIGNING_ALG_HELP = 'what signs its ID tokens and signed responses: RS256 (the default), or ES256 once keys/ holds an EC key (`authz keys rotate --alg ES256`)';
 const NO_SIGNED_USERINFO_HELP = 'userinfo answers it with plain JSON (the default)';
 const NO_REQUIRE_MFA_HELP = 'two steps only for users who use them, or when the app asks (acr_values; the default)';
 
@@ -80,6 +83,7 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--no-require-mfa', NO_REQUIRE_MFA_HELP)
     .option('--signed-userinfo', SIGNED_USERINFO_HELP)
     .option('--no-signed-userinfo', NO_SIGNED_USERINFO_HELP)
+    .addOption(new Option('--signing-alg <alg>', SIGNING_ALG_HELP).choices([...SIGNING_ALGS]))
     .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect)
     .option('--client-uri <url>', 'its home page, linked on the consent page ("" removes it)')
     .option('--policy-uri <url>', 'its privacy policy, linked on the consent page ("" removes it)')
@@ -163,6 +167,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,
         signedUserinfo: options.signedUserinfo,
+        signingAlg: options.signingAlg,
         tokenExchangeFrom: options.tokenExchangeFrom,
         clientUri: options.clientUri || undefined,
         policyUri: options.policyUri || undefined,
@@ -229,6 +234,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireSignedRequestObject: options.requireSignedRequest,
         requireMfa: options.requireMfa,
         signedUserinfo: options.signedUserinfo,
+        signingAlg: options.signingAlg,
         // --no-token-exchange gives false: exchange no more.
         tokenExchangeFrom: options.tokenExchange === false ? [] : options.tokenExchangeFrom,
         ...appLinkChanges(options),

@@ -1,7 +1,8 @@
 /** `authz keys …`: signing keys and cookie secrets in keys/ (see keys/README.md). */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { writeCookieSecret } from '../keys/cookie-secrets.js';
 import { describeKeys, pruneKeys, rotateKey } from '../keys/rotation.js';
+import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import type { CliContext } from './context.js';
 import { durationOption } from './options.js';
 import { isoDate, printJson, printTable } from './output.js';
@@ -13,11 +14,16 @@ export function registerKeyCommands(program: Command, context: CliContext): void
     .command('rotate')
     .description('add a signing key that becomes current after the activation delay')
     .option('--activate-in <duration>', 'when it starts signing (default KEY_ACTIVATION_DELAY; 0 for an emergency)', durationOption)
+    .addOption(
+      new Option('--alg <alg>', 'RS256: an RSA key, as every server has; ES256: an EC P-256 key, for clients registered with --signing-alg ES256 (the first one signs at once)')
+        .choices([...SIGNING_ALGS])
+        .default('RS256'),
+    )
     .option('--json', 'print JSON')
     .action(async (options) => {
-      const result = await rotateKey(context.config, options.activateIn);
+      const result = await rotateKey(context.config, options.activateIn, new Date(), options.alg);
       if (result.created && result.warning) process.stderr.write(`warning: ${result.warning}\n`);
-      if (options.json) return printJson({ kid: result.kid, created: result.created, activatesAt: result.activatesAt });
+      if (options.json) return printJson({ kid: result.kid, alg: result.alg, created: result.created, activatesAt: result.activatesAt });
       if (!result.created) {
         process.stdout.write(`a key activating at ${isoDate(result.activatesAt)} already exists (${result.kid}); nothing written\n`);
         return;
@@ -33,6 +39,7 @@ export function registerKeyCommands(program: Command, context: CliContext): void
       const statuses = await describeKeys(context.config);
       const rows = statuses.map((status) => ({
         kid: status.kid,
+        alg: status.alg ?? 'RS256',
         state: status.state,
         created: isoDate(status.createdAt),
         activates: isoDate(status.activatesAt),

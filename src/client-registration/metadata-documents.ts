@@ -138,6 +138,7 @@ export class ClientMetadataDocuments {
       tosUri: null,
       requireMfa: false,
       signedUserinfo: checked.data.signedUserinfo,
+      signingAlg: checked.data.signingAlg,
       tokenExchangeFrom: [],
       subjectType: 'public',
       sectorIdentifierUri: null,

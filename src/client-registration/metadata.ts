@@ -15,7 +15,7 @@ import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient }
 import { webPage } from '../clients/app-links.js';
 import { TLS_SUBJECT_METADATA } from '../clients/client-certificates.js';
 import { describeIssues } from '../errors.js';
-import { SIGNING_ALG } from '../keys/signing-keys.js';
+import { SIGNING_ALG, SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
 import { isNativeApp } from '../oidc/client-adapter.js';
 
 /** An RFC 7591 §3.2.2 error: `invalid_redirect_uri` or `invalid_client_metadata`, with a sentence saying why. */
@@ -31,7 +31,9 @@ export class RegistrationError extends Error {
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 const uris = z.array(z.string().max(2048)).max(20);
-const signingAlg = z.literal(SIGNING_ALG, { error: `this server signs with ${SIGNING_ALG} only` });
+const signingAlg = z.enum(SIGNING_ALGS, { error: `this server signs with ${SIGNING_ALGS.join(' or ')} only` });
+/** The metadata naming what signs for the client: all one algorithm here (the client's `signingAlg`). */
+const SIGNING_METADATA = ['id_token_signed_response_alg', 'userinfo_signed_response_alg', 'authorization_signed_response_alg', 'introspection_signed_response_alg'] as const;
 
 const registrationRequest = z.object({
   redirect_uris: uris.optional(),
@@ -58,7 +60,8 @@ const registrationRequest = z.object({
   tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
   require_signed_request_object: z.boolean().optional(),
-  // What we sign is signed with our keys' one algorithm: an app may name it, and is told when it names another.
+  // What signs for the app: one algorithm for all four (an ES256 one only where keys/ holds an EC key).
+  id_token_signed_response_alg: signingAlg.optional(),
   userinfo_signed_response_alg: signingAlg.optional(),
   authorization_signed_response_alg: signingAlg.optional(),
   introspection_signed_response_alg: signingAlg.optional(),
@@ -120,6 +123,7 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
     requirePar: input.require_pushed_authorization_requests ?? false,
     requireSignedRequestObject: input.require_signed_request_object ?? false,
     signedUserinfo: input.userinfo_signed_response_alg !== undefined,
+    signingAlg: oneSigningAlg(input),
     subjectType: input.subject_type ?? 'public',
     sectorIdentifierUri: input.sector_identifier_uri,
     // A public app that says it is native, or is sent back only to loopback or a private-use scheme (RFC 8252).
@@ -127,6 +131,16 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
   };
   const description = Object.fromEntries(DESCRIPTIVE.filter((name) => input[name] !== undefined).map((name) => [name, input[name]]));
   return { client, description };
+}
+
+/** The one algorithm the request's signing metadata name (RS256 when none does), or a RegistrationError naming the odd one out. */
+function oneSigningAlg(input: Partial<Record<(typeof SIGNING_METADATA)[number], SigningAlg>>): SigningAlg {
+  const named = SIGNING_METADATA.filter((name) => input[name] !== undefined);
+  const first = named[0];
+  if (first === undefined) return SIGNING_ALG;
+  const other = named.find((name) => input[name] !== input[first]);
+  if (other) throw new RegistrationError('invalid_client_metadata', `${other}: everything signed for one client is signed with one algorithm here: give the same as ${first}`);
+  return input[first] ?? SIGNING_ALG;
 }
 
 /**
@@ -238,6 +252,7 @@ const REQUEST_NAMES: Record<string, string> = {
   requirePar: 'require_pushed_authorization_requests',
   requireSignedRequestObject: 'require_signed_request_object',
   signedUserinfo: 'userinfo_signed_response_alg',
+  signingAlg: 'id_token_signed_response_alg',
   subjectType: 'subject_type',
   sectorIdentifierUri: 'sector_identifier_uri',
 };
@@ -276,11 +291,12 @@ export function metadataOf(client: ClientRecord, description: Record<string, unk
   if (client.certificateBoundTokens) metadata.tls_client_certificate_bound_access_tokens = true;
   if (client.requirePar) metadata.require_pushed_authorization_requests = true;
   if (client.requireSignedRequestObject) metadata.require_signed_request_object = true;
-  if (client.signedUserinfo) metadata.userinfo_signed_response_alg = SIGNING_ALG;
-  // Provisioned by the server for every client (RFC 7591 §3.2.1): a JARM response or a JWT introspection answer
-  // (asked for with response_mode=jwt, or Accept: application/token-introspection+jwt) is signed with it.
-  metadata.authorization_signed_response_alg = SIGNING_ALG;
-  metadata.introspection_signed_response_alg = SIGNING_ALG;
+  // Provisioned for every client (RFC 7591 §3.2.1): its ID tokens, and a JARM response or a JWT introspection
+  // answer (asked for with response_mode=jwt, or Accept: application/token-introspection+jwt), are signed so.
+  metadata.id_token_signed_response_alg = client.signingAlg;
+  if (client.signedUserinfo) metadata.userinfo_signed_response_alg = client.signingAlg;
+  metadata.authorization_signed_response_alg = client.signingAlg;
+  metadata.introspection_signed_response_alg = client.signingAlg;
   metadata.subject_type = client.subjectType;
   if (client.sectorIdentifierUri) metadata.sector_identifier_uri = client.sectorIdentifierUri;
   return { ...metadata, ...description };

@@ -253,5 +253,6 @@ function changesFor(client: ClientRecord, replacement: Registration): ClientChan
     requirePar: next.requirePar,
     requireSignedRequestObject: next.requireSignedRequestObject,
     signedUserinfo: next.signedUserinfo,
+    signingAlg: next.signingAlg,
   };
 }

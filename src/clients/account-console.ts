@@ -40,6 +40,7 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     tosUri: null,
     requireMfa: false,
     signedUserinfo: false,
+    signingAlg: 'RS256',
     tokenExchangeFrom: [],
     // Its `sub` is the account id, which the account page reads.
     subjectType: 'public',

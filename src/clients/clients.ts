@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
-import { SIGNING_ALG } from '../keys/signing-keys.js';
+import { SIGNING_ALG, SIGNING_ALGS, type SigningAlg, readKeyFiles } from '../keys/signing-keys.js';
 import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -87,6 +87,8 @@ export interface ClientRecord extends AppLinks {
   requireMfa: boolean;
   /** Userinfo answers it with a JWT signed with our key (`userinfo_signed_response_alg`) instead of plain JSON. */
   signedUserinfo: boolean;
+  /** What signs its ID tokens, and its signed userinfo, authorization and introspection responses (RS256 unless set). */
+  signingAlg: SigningAlg;
   /**
    * The APIs (indicators) whose users' access tokens it may exchange for tokens to other APIs (RFC 8693): it is
    * their back end, calling on for the user. Empty: it may not exchange tokens.
@@ -184,7 +186,9 @@ const SIGNED_REQUEST_DESCRIPTION =
 const SIGNED_REQUEST_NEEDS_KEYS = 'a request object is checked with the client’s public keys: give jwks or jwksUri too';
 
 const SIGNED_USERINFO_DESCRIPTION =
-  'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg RS256: iss, aud and the claims), which it can keep or pass on as proof; not for service clients';
+  'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg, in signingAlg: iss, aud and the claims), which it can keep or pass on as proof; not for service clients';
+const SIGNING_ALG_DESCRIPTION =
+  'what signs its ID tokens and the responses signed for it (userinfo, JARM, introspection): RS256, or ES256 where keys/ holds an EC P-256 key (`authz keys rotate --alg ES256`)';
 const USERINFO_FOR_SERVICE = 'a service client signs no users in, so it has no userinfo to sign';
 
 const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
@@ -221,6 +225,7 @@ export const newClientSchema = z
     requireSignedRequestObject: z.boolean().default(false).meta({ description: SIGNED_REQUEST_DESCRIPTION }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
     signedUserinfo: z.boolean().default(false).meta({ description: SIGNED_USERINFO_DESCRIPTION }),
+    signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS.join(' or ')}` }).default(SIGNING_ALG).meta({ description: SIGNING_ALG_DESCRIPTION }),
     clientUri: webPage.optional().meta({ description: 'the app’s home page, linked on the consent page' }),
     policyUri: webPage.optional().meta({ description: 'its privacy policy, linked on the consent page' }),
     tosUri: webPage.optional().meta({ description: 'its terms of service, linked on the consent page' }),
@@ -358,7 +363,11 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     ...(policies.requireSignedRequestObject ? { require_signed_request_object: true } : {}),
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
     ...(policies.requireMfa ? { require_mfa: true } : {}),
-    ...(policies.signedUserinfo ? { userinfo_signed_response_alg: SIGNING_ALG } : {}),
+    ...(policies.signedUserinfo ? { userinfo_signed_response_alg: policies.signingAlg } : {}),
+    // Kept only when not the default, under the spec's names; oidc-provider applies each where it signs.
+    ...(policies.signingAlg !== SIGNING_ALG
+      ? { id_token_signed_response_alg: policies.signingAlg, authorization_signed_response_alg: policies.signingAlg, introspection_signed_response_alg: policies.signingAlg }
+      : {}),
     // The consent page's links (./app-links.ts), under the spec's names.
     ...(policies.clientUri ? { client_uri: policies.clientUri } : {}),
     ...(policies.policyUri ? { policy_uri: policies.policyUri } : {}),
@@ -368,7 +377,10 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
   };
 }
 
-type ClientPolicies = Pick<ClientRecord, 'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'signedUserinfo' | 'tokenExchangeFrom'> &
+type ClientPolicies = Pick<
+  ClientRecord,
+  'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'signedUserinfo' | 'signingAlg' | 'tokenExchangeFrom'
+> &
   Partial<AppLinks>;
 
 /** The grant types with token exchange's as `tokenExchangeFrom` has it: on while it names an API. */
@@ -411,6 +423,7 @@ export const clientChangesSchema = z.strictObject({
   tosUri: webPage.nullable().optional().meta({ description: 'its terms of service, linked on the consent page (null removes it)' }),
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
   signedUserinfo: z.boolean().optional().meta({ description: SIGNED_USERINFO_DESCRIPTION }),
+  signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS.join(' or ')}` }).optional().meta({ description: SIGNING_ALG_DESCRIPTION }),
   tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });
 
@@ -441,6 +454,9 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     require_signed_request_object: requireSignedRequestObject,
     require_mfa: requireMfa,
     userinfo_signed_response_alg: userinfoAlg,
+    id_token_signed_response_alg: idTokenAlg,
+    authorization_signed_response_alg: _authorizationAlg,
+    introspection_signed_response_alg: _introspectionAlg,
     token_exchange_from: exchangeFrom,
     client_uri: clientUri,
     policy_uri: policyUri,
@@ -470,6 +486,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     requireSignedRequestObject: requireSignedRequestObject === true,
     requireMfa: requireMfa === true,
     signedUserinfo: typeof userinfoAlg === 'string',
+    signingAlg: SIGNING_ALGS.find((alg) => alg === idTokenAlg) ?? SIGNING_ALG,
     clientUri: typeof clientUri === 'string' ? clientUri : null,
     policyUri: typeof policyUri === 'string' ? policyUri : null,
     tosUri: typeof tosUri === 'string' ? tosUri : null,
@@ -502,16 +519,32 @@ export interface ClientRepositoryOptions {
   allowPrivateNetworkCalls?: boolean;
   /** Mutual TLS is on (MTLS_CERTIFICATE_HEADER), with authorities for `tls_client_auth` (MTLS_TRUSTED_CA_FILE); unset: off. */
   mutualTls?: MutualTlsAvailability;
+  /** Where the signing keys are, to refuse a signingAlg no key signs with; unset: not checked. */
+  signingKeys?: { dir: string; passphrase?: string };
 }
 
 /** The options a server's configuration gives a repository acting for `actor` (`cli`, `admin-api`, …). */
 export function clientRepositoryOptions(
-  config: { clientSecretPeppers: Pepper[]; production: boolean; allowPrivateNetworkCalls: boolean; mutualTls?: { trustedAuthorities: readonly unknown[] } | undefined },
+  config: {
+    clientSecretPeppers: Pepper[];
+    production: boolean;
+    allowPrivateNetworkCalls: boolean;
+    mutualTls?: { trustedAuthorities: readonly unknown[] } | undefined;
+    keys: { dir: string; passphrase?: string };
+  },
   audit: AuditSink,
   actor: string,
 ): ClientRepositoryOptions {
   const mutualTls = config.mutualTls && { trustedAuthorities: config.mutualTls.trustedAuthorities.length > 0 };
-  return { peppers: config.clientSecretPeppers, production: config.production, audit, actor, allowPrivateNetworkCalls: config.allowPrivateNetworkCalls, mutualTls };
+  return {
+    peppers: config.clientSecretPeppers,
+    production: config.production,
+    audit,
+    actor,
+    allowPrivateNetworkCalls: config.allowPrivateNetworkCalls,
+    mutualTls,
+    signingKeys: { dir: config.keys.dir, passphrase: config.keys.passphrase },
+  };
 }
 
 export class ClientRepository {
@@ -557,6 +590,7 @@ export class ClientRepository {
     if (backchannelProblem) throw new InputError(`backchannelLogoutUri: ${backchannelProblem}`);
     const pairwiseSector = client.subjectType === 'pairwise' ? await this.#checkedSector(client.sectorIdentifierUri, client.redirectUris) : null;
     await this.#checkApisExist(client.tokenExchangeFrom);
+    await this.#checkSigningAlg(client.signingAlg);
     const preset = presetFor(client);
     const clientId = client.clientId ?? randomBytes(16).toString('base64url');
     const secret = (SECRET_METHODS as readonly string[]).includes(preset.authMethod) ? generateClientSecret() : undefined;
@@ -694,6 +728,7 @@ export class ClientRepository {
     if ((changes.requireDpop ?? client.requireDpop) && (changes.certificateBoundTokens ?? client.certificateBoundTokens)) problems.push(`certificateBoundTokens: ${ONE_PROOF_OF_POSSESSION}`);
     if (problems.length > 0) throw new InputError(problems.join('; '));
     if (changes.tokenExchangeFrom) await this.#checkApisExist(changes.tokenExchangeFrom);
+    if (changes.signingAlg) await this.#checkSigningAlg(changes.signingAlg);
     // New redirect URIs of a pairwise client must still fit its sector (its subjects stay those of the sector fixed at registration).
     if (client.subjectType === 'pairwise' && changes.redirectUris) await this.#checkedSector(client.sectorIdentifierUri ?? undefined, redirectUris);
     const row: ClientRowChanges = {};
@@ -710,6 +745,7 @@ export class ClientRepository {
       changes.requireSignedRequestObject,
       changes.requireMfa,
       changes.signedUserinfo,
+      changes.signingAlg,
       changes.tokenExchangeFrom,
       changes.clientUri,
       changes.policyUri,
@@ -724,6 +760,7 @@ export class ClientRepository {
         requireSignedRequestObject: changes.requireSignedRequestObject ?? client.requireSignedRequestObject,
         requireMfa: changes.requireMfa ?? client.requireMfa,
         signedUserinfo: changes.signedUserinfo ?? client.signedUserinfo,
+        signingAlg: changes.signingAlg ?? client.signingAlg,
         tokenExchangeFrom: changes.tokenExchangeFrom ?? client.tokenExchangeFrom,
         clientUri: changes.clientUri === undefined ? client.clientUri : changes.clientUri,
         policyUri: changes.policyUri === undefined ? client.policyUri : changes.policyUri,
@@ -737,6 +774,16 @@ export class ClientRepository {
     const updated = await this.#update(clientId, row);
     this.#record('client_updated', clientId, { fields: Object.keys(changes) });
     return updated;
+  }
+
+  /** Refuses an algorithm that no key in keys/ signs with: the client's first ID token would fail. */
+  async #checkSigningAlg(alg: SigningAlg): Promise<void> {
+    const keys = this.options.signingKeys;
+    if (alg === SIGNING_ALG || !keys) return;
+    const files = await readKeyFiles(keys.dir, keys.passphrase);
+    if (!files.some((file) => file.alg === alg)) {
+      throw new InputError(`signingAlg: this server has no ${alg} key: add one with \`authz keys rotate --alg ${alg} --activate-in 0\`, then register the client`);
+    }
   }
 
   /**

@@ -174,6 +174,9 @@ function keyProblems(key: Json): string[] {
     if (bits < 2048) problems.push(`${name} is ${bits}-bit RSA, below 2048`);
     if (key.alg !== undefined && key.alg !== 'RS256') problems.push(`${name} has alg ${JSON.stringify(key.alg)}, not RS256`);
   }
+  if (key.kty === 'EC' && (key.crv !== 'P-256' || (key.alg !== undefined && key.alg !== 'ES256'))) {
+    problems.push(`${name} is an EC key on ${JSON.stringify(key.crv)} with alg ${JSON.stringify(key.alg)}, not ES256 on P-256`);
+  }
   return problems;
 }
 
@@ -183,7 +186,8 @@ async function signingKeys(site: Site): Promise<Outcome> {
   const problems = keys.flatMap(keyProblems);
   if (problems.length) return fail(problems.join('; '));
   const sizes = [...new Set(keys.filter((key) => key.kty === 'RSA').map((key) => rsaModulusBits(key.n)))];
-  return pass(`${keys.length} key(s), each with kid, use sig, RSA ${sizes.join('/')} bits, public members only`);
+  const ec = keys.filter((key) => key.kty === 'EC').length;
+  return pass(`${keys.length} key(s), each with kid, use sig, RSA ${sizes.join('/')} bits${ec ? ` (and ${ec} EC P-256)` : ''}, public members only`);
 }
 
 async function signingAlgorithms(site: Site): Promise<Outcome> {

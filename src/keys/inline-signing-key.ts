@@ -1,5 +1,5 @@
 /**
- * RS256 signatures made on the thread that asks for them.
+ * RS256 and ES256 signatures made on the thread that asks for them.
  *
  * oidc-provider signs through jose and WebCrypto, which hands each signature to libuv's thread pool and wakes
  * the event loop again when it is done. When every core already runs a worker's event loop, the pool adds no
@@ -46,6 +46,7 @@ export class InlineSigningKey extends ExternalSigningKey {
   }
 
   override sign(data: Uint8Array): Buffer {
-    return sign('sha256', data, this.#privateKey);
+    // A JWS carries an ECDSA signature as r and s side by side (RFC 7518 §3.4), not DER as Node makes it by default.
+    return sign('sha256', data, this.#alg === 'ES256' ? { key: this.#privateKey, dsaEncoding: 'ieee-p1363' } : this.#privateKey);
   }
 }

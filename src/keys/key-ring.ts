@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readCookieSecrets } from './cookie-secrets.js';
 import { type KeyStatus, keyStates, publicationOrder } from './key-states.js';
-import { type KeyFile, type SigningJwk, readKeyFiles, writeNewKey } from './signing-keys.js';
+import { KeyFileError, type KeyFile, SIGNING_ALG, SIGNING_ALGS, type SigningAlg, type SigningJwk, readKeyFiles, writeNewKey } from './signing-keys.js';
 
 export interface KeyRingOptions {
   keysDir: string;
@@ -41,12 +41,18 @@ export class KeyRing {
       files = await readKeyFiles(options.keysDir, options.passphrase);
     }
     if (files.length === 0 && !options.allowEmpty) throw new Error(`no signing key in ${options.keysDir}`);
+    if (files.length > 0) refuseWithoutRsa(files, options.keysDir);
     ring.#apply(files, await ring.#readCookieSecrets());
     return ring;
   }
 
   now(): Date {
     return this.#options.now?.() ?? new Date();
+  }
+
+  /** The algorithms the published keys sign with, RS256 first. */
+  get signingAlgs(): SigningAlg[] {
+    return SIGNING_ALGS.filter((alg) => this.#published.some((key) => key.alg === alg));
   }
 
   /** Private JWKs to hand to oidc-provider, the signing key first. */
@@ -80,6 +86,7 @@ export class KeyRing {
     const before = this.fingerprint;
     const files = await readKeyFiles(this.#options.keysDir, this.#options.passphrase);
     if (files.length === 0) throw new Error(`no signing key left in ${this.#options.keysDir}; keeping the keys in force`);
+    refuseWithoutRsa(files, this.#options.keysDir);
     this.#apply(files, await this.#readCookieSecrets());
     return this.fingerprint !== before;
   }
@@ -100,5 +107,12 @@ export class KeyRing {
   get expiredFiles(): string[] {
     const expired = new Set(this.#statuses.filter((status) => status.state === 'expired').map((status) => status.kid));
     return this.#files.filter((file) => expired.has(file.kid)).map((file) => file.file);
+  }
+}
+
+/** OpenID Connect's default (and our access tokens') algorithm must always be there to sign with. */
+function refuseWithoutRsa(files: readonly KeyFile[], keysDir: string): void {
+  if (!files.some((file) => file.alg === SIGNING_ALG)) {
+    throw new KeyFileError(`${keysDir}: holds no RSA key, which every server signs ${SIGNING_ALG} with; add one with \`authz keys rotate --activate-in 0\``);
   }
 }

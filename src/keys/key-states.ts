@@ -8,6 +8,7 @@
  *   expired   replaced longer ago: no longer published; `authz keys prune` may delete the file
  *
  * A key's activation time is part of its file name (`<YYYYMMDDTHHMMSSZ>[-label].pem`); it becomes the `kid`.
+ * Keys of one algorithm replace one another: an ES256 key never retires an RS256 one, and each has its current.
  */
 
 export type KeyState = 'next' | 'current' | 'previous' | 'expired';
@@ -15,6 +16,8 @@ export type KeyState = 'next' | 'current' | 'previous' | 'expired';
 export interface KeyTimes {
   kid: string;
   activatesAt: Date;
+  /** What it signs with; unset: RS256. */
+  alg?: string;
 }
 
 export interface KeyStatus extends KeyTimes {
@@ -39,8 +42,21 @@ export function kidForActivation(at: Date): string {
   return at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-/** States of all keys at `now`, newest activation first. `retireAfterSeconds` covers the longest-lived signed token. */
+/**
+ * States of all keys at `now`: RS256's first, then each other algorithm's, each newest activation first.
+ * `retireAfterSeconds` covers the longest-lived signed token.
+ */
 export function keyStates(keys: readonly KeyTimes[], now: Date, retireAfterSeconds: number): KeyStatus[] {
+  const byAlgorithm = new Map<string, KeyTimes[]>();
+  for (const key of keys) {
+    const alg = key.alg ?? 'RS256';
+    byAlgorithm.set(alg, [...(byAlgorithm.get(alg) ?? []), key]);
+  }
+  const algorithms = [...byAlgorithm.keys()].sort((a, b) => Number(b === 'RS256') - Number(a === 'RS256') || a.localeCompare(b));
+  return algorithms.flatMap((alg) => statesOfOneAlgorithm(byAlgorithm.get(alg) ?? [], now, retireAfterSeconds));
+}
+
+function statesOfOneAlgorithm(keys: readonly KeyTimes[], now: Date, retireAfterSeconds: number): KeyStatus[] {
   const byActivation = [...keys].sort(
     (a, b) => b.activatesAt.getTime() - a.activatesAt.getTime() || b.kid.localeCompare(a.kid),
   );
@@ -62,7 +78,10 @@ export function keyStates(keys: readonly KeyTimes[], now: Date, retireAfterSecon
   return statuses;
 }
 
-/** The keys to publish, ordered so that oidc-provider signs with the first: current, then next, then previous. */
+/**
+ * The keys to publish, ordered so that oidc-provider signs with the first of each algorithm: current, then next,
+ * then previous.
+ */
 export function publicationOrder<T extends KeyTimes>(keys: readonly T[], statuses: readonly KeyStatus[]): T[] {
   const rank: Record<KeyState, number> = { current: 0, next: 1, previous: 2, expired: 3 };
   const stateOf = new Map(statuses.map((status) => [status.kid, status.state]));

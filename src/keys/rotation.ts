@@ -7,7 +7,7 @@ import { stat, unlink } from 'node:fs/promises';
 import type { Config } from '../config.js';
 import { KeyRing } from './key-ring.js';
 import type { KeyStatus } from './key-states.js';
-import { writeNewKey } from './signing-keys.js';
+import { type SigningAlg, writeNewKey } from './signing-keys.js';
 
 const MINUTE = 60_000;
 
@@ -23,23 +23,32 @@ function openRing(config: Config, now?: () => Date): Promise<KeyRing> {
 
 export interface RotationResult {
   kid: string;
+  alg: SigningAlg;
   activatesAt: Date;
   created: boolean;
   /** What an immediate activation can break, for the operator to read. */
   warning?: string;
 }
 
-/** Adds a key that becomes current after `activateInSeconds` (default: the configured activation delay). */
-export async function rotateKey(config: Config, activateInSeconds = config.keys.activationDelaySeconds, now = new Date()): Promise<RotationResult> {
+/**
+ * Adds a key of `alg` (default RS256) that becomes current after `activateInSeconds` (default: the configured
+ * activation delay).
+ */
+export async function rotateKey(
+  config: Config,
+  activateInSeconds = config.keys.activationDelaySeconds,
+  now = new Date(),
+  alg: SigningAlg = 'RS256',
+): Promise<RotationResult> {
   // Whole seconds: the activation time is written into the file name.
   const activatesAt = new Date(Math.ceil((now.getTime() + activateInSeconds * 1000) / 1000) * 1000);
-  const { kid, created } = await writeNewKey(config.keys.dir, { activatesAt, passphrase: config.keys.passphrase });
+  const { kid, created } = await writeNewKey(config.keys.dir, { activatesAt, passphrase: config.keys.passphrase, alg });
   const warning =
     activateInSeconds < config.keys.jwksMaxAgeSeconds
       ? `the key signs in ${activateInSeconds}s, before relying parties' cached JWKS (max-age ${config.keys.jwksMaxAgeSeconds}s) expire: ` +
         'those that do not refetch JWKS on an unknown kid will reject new tokens until their cache expires'
       : undefined;
-  return { kid, activatesAt, created, warning };
+  return { kid, alg, activatesAt, created, warning };
 }
 
 export async function listKeys(config: Config, now?: () => Date): Promise<KeyStatus[]> {
@@ -61,14 +70,24 @@ export async function pruneKeys(config: Config, now?: () => Date): Promise<strin
 }
 
 /**
- * With KEY_ROTATION_INTERVAL set: when the current key is due for replacement and no next key exists, creates
- * one. The new key's activation time (and so its file name) is derived from the current key, so instances that
- * race here all try to create the same file and exactly one succeeds.
+ * With KEY_ROTATION_INTERVAL set: for each algorithm whose current key is due for replacement and has no next key,
+ * creates one. The new key's activation time (and so its file name) is derived from the current key, so instances
+ * that race here all try to create the same file and exactly one succeeds.
  */
-export async function rotateIfDue(config: Config, ring: KeyRing): Promise<RotationResult | undefined> {
+export async function rotateIfDue(config: Config, ring: KeyRing): Promise<RotationResult[]> {
+  const algorithms = [...new Set(ring.files.map((file) => file.alg))];
+  const results: RotationResult[] = [];
+  for (const alg of algorithms) {
+    const result = await rotateAlgorithmIfDue(config, ring, alg);
+    if (result) results.push(result);
+  }
+  return results;
+}
+
+async function rotateAlgorithmIfDue(config: Config, ring: KeyRing, alg: SigningAlg): Promise<RotationResult | undefined> {
   const interval = config.keys.rotationIntervalSeconds;
   if (!interval) return undefined;
-  const statuses = ring.statuses;
+  const statuses = ring.statuses.filter((status) => (status.alg ?? 'RS256') === alg);
   if (statuses.some((status) => status.state === 'next')) return undefined;
   const current = statuses.find((status) => status.state === 'current');
   if (!current) return undefined;
@@ -82,6 +101,6 @@ export async function rotateIfDue(config: Config, ring: KeyRing): Promise<Rotati
   if (now.getTime() < activatesAt.getTime() - delay - rescan) return undefined;
   // Overdue (the servers were down): publish for the full delay first, on a minute boundary all instances share.
   if (activatesAt.getTime() < now.getTime() + delay) activatesAt = new Date(Math.ceil((now.getTime() + delay) / MINUTE) * MINUTE);
-  const { kid, created } = await writeNewKey(config.keys.dir, { activatesAt, passphrase: config.keys.passphrase });
-  return { kid, activatesAt, created };
+  const { kid, created } = await writeNewKey(config.keys.dir, { activatesAt, passphrase: config.keys.passphrase, alg });
+  return { kid, alg, activatesAt, created };
 }

@@ -1,24 +1,30 @@
 /**
  * Signing key files in the keys/ folder: one PEM private key (PKCS#8, optionally encrypted with KEYS_PASSPHRASE,
  * or PKCS#1) per key, named `<kid>.pem`. The kid starts with the key's activation time (see key-states.ts).
- * Every problem names the file at fault.
+ * An RSA key signs RS256, which every server has (OpenID Connect's default for ID tokens, and what access tokens
+ * use); an EC P-256 key signs ES256, for the clients that ask for it. Every problem names the file at fault.
  */
 import { createHash, createPrivateKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activationFromKid, kidForActivation } from './key-states.js';
 
-/** The one algorithm our keys sign with: every signed thing we issue (tokens, responses) uses it. */
+/** The algorithms keys/ may hold keys for: RS256 (RSA), always; ES256 (EC P-256), where added. */
+export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
+
+/** The algorithm every server signs with: access tokens and, unless a client asks for another, what it is sent. */
 export const SIGNING_ALG = 'RS256';
 
 export interface SigningJwk extends JsonWebKey {
   kid: string;
-  alg: typeof SIGNING_ALG;
+  alg: SigningAlg;
   use: 'sig';
 }
 
 export interface KeyFile {
   kid: string;
+  alg: SigningAlg;
   file: string;
   activatesAt: Date;
   jwk: SigningJwk;
@@ -48,13 +54,21 @@ function decrypt(file: string, pem: string, passphrase: string | undefined): Key
 function toKeyFile(file: string, key: KeyObject): KeyFile {
   const kid = path.basename(file, '.pem');
   if (!KID_PATTERN.test(kid)) throw new KeyFileError(`${file}: the file name (the kid) may only use A-Z a-z 0-9 . _ -`);
-  if (key.asymmetricKeyType !== 'rsa') {
-    throw new KeyFileError(`${file}: is a ${key.asymmetricKeyType} key; only RSA keys (RS256) are supported`);
+  const alg = algorithmOf(file, key);
+  const jwk: SigningJwk = { ...key.export({ format: 'jwk' }), kid, alg, use: 'sig' };
+  return { kid, alg, file, activatesAt: activationFromKid(kid) ?? SINCE_FOREVER, jwk };
+}
+
+/** What a key signs with, by its type; other types, curves and short RSA keys are refused. */
+function algorithmOf(file: string, key: KeyObject): SigningAlg {
+  if (key.asymmetricKeyType === 'rsa') {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < MIN_RSA_BITS) throw new KeyFileError(`${file}: RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`);
+    return 'RS256';
   }
-  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (bits < MIN_RSA_BITS) throw new KeyFileError(`${file}: RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`);
-  const jwk: SigningJwk = { ...key.export({ format: 'jwk' }), kid, alg: SIGNING_ALG, use: 'sig' };
-  return { kid, file, activatesAt: activationFromKid(kid) ?? SINCE_FOREVER, jwk };
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
+  const kind = key.asymmetricKeyType === 'ec' ? `EC ${key.asymmetricKeyDetails?.namedCurve}` : key.asymmetricKeyType;
+  throw new KeyFileError(`${file}: is a ${kind} key; RSA (RS256) and EC P-256 (ES256) keys are supported`);
 }
 
 async function readKeyFile(file: string, passphrase: string | undefined): Promise<KeyFile> {
@@ -71,7 +85,7 @@ async function readKeyFile(file: string, passphrase: string | undefined): Promis
 function refuseDuplicates(keys: KeyFile[]): void {
   const seen = new Map<string, string>();
   for (const key of keys) {
-    const fingerprint = createHash('sha256').update(key.jwk.n ?? '').digest('base64url');
+    const fingerprint = createHash('sha256').update(JSON.stringify([key.jwk.n, key.jwk.x, key.jwk.y])).digest('base64url');
     const other = seen.get(fingerprint);
     if (other) throw new KeyFileError(`${key.file}: holds the same key as ${other}; remove one of them`);
     seen.set(fingerprint, key.file);
@@ -96,16 +110,22 @@ export async function readKeyFiles(keysDir: string, passphrase?: string): Promis
 export interface NewKeyOptions {
   activatesAt: Date;
   passphrase?: string;
+  /** RS256 (a 2048-bit RSA key; the default) or ES256 (EC P-256). */
+  alg?: SigningAlg;
 }
 
+/** An ES256 key's kid says so after its activation time, so that it never takes an RS256 key's name. */
+export const kidFor = (activatesAt: Date, alg: SigningAlg) => `${kidForActivation(activatesAt)}${alg === 'RS256' ? '' : `-${alg.toLowerCase()}`}`;
+
 /**
- * Writes a new 2048-bit RSA key that activates at the given time. Creation is exclusive: when another instance
- * already made the key for that moment, nothing is written and `created` is false.
+ * Writes a new key that activates at the given time. Creation is exclusive: when another instance already made
+ * the key for that moment, nothing is written and `created` is false.
  */
 export async function writeNewKey(keysDir: string, options: NewKeyOptions): Promise<{ kid: string; created: boolean }> {
   await mkdir(keysDir, { recursive: true });
-  const kid = kidForActivation(options.activatesAt);
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: MIN_RSA_BITS });
+  const alg = options.alg ?? 'RS256';
+  const kid = kidFor(options.activatesAt, alg);
+  const { privateKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: MIN_RSA_BITS });
   const pem = options.passphrase
     ? privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: options.passphrase })
     : privateKey.export({ type: 'pkcs8', format: 'pem' });

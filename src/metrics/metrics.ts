@@ -95,7 +95,7 @@ export class Metrics {
 
   readonly #keyStates = new Gauge({
     name: 'authz_signing_keys',
-    help: 'Signing keys by state (next, current, previous, expired)',
+    help: 'Signing keys by state (next, current, previous, expired), of every algorithm (RS256, and ES256 where keys/ holds EC keys)',
     labelNames: ['state'] as const,
     registers: [this.registry],
     // Every worker reads the same keys: summed over the workers (METRICS_PORT) they would be counted once each.

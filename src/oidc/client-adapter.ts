@@ -4,7 +4,6 @@
  */
 import type { Adapter, AdapterPayload, ClientMetadata } from 'oidc-provider';
 import type { ClientRecord } from '../clients/clients.js';
-import { SIGNING_ALG } from '../keys/signing-keys.js';
 import type { Catalog } from './catalog.js';
 import { OIDC_SCOPES } from './scopes.js';
 
@@ -38,8 +37,11 @@ export function toClientMetadata(record: ClientRecord, oidcScopes: readonly stri
     ...(record.certificateBoundTokens && { tls_client_certificate_bound_access_tokens: true }),
     require_pushed_authorization_requests: record.requirePar,
     require_signed_request_object: record.requireSignedRequestObject,
-    // Unset, userinfo answers JSON; set, a JWT signed with our key (./provider.ts, jwtUserinfo).
-    ...(record.signedUserinfo && { userinfo_signed_response_alg: SIGNING_ALG }),
+    // What signs for it (./provider.ts offers the algorithms keys/ has keys for). Unset, userinfo answers JSON.
+    id_token_signed_response_alg: record.signingAlg,
+    authorization_signed_response_alg: record.signingAlg,
+    introspection_signed_response_alg: record.signingAlg,
+    ...(record.signedUserinfo && { userinfo_signed_response_alg: record.signingAlg }),
     subject_type: record.subjectType,
     sector_identifier_uri: sectorIdentifierUriFor(record),
   };

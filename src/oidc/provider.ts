@@ -16,7 +16,7 @@ import type { UserRepository } from '../accounts/users.js';
 import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
 import { EXTERNAL_SIGNING_ACK, InlineSigningKey } from '../keys/inline-signing-key.js';
-import { SIGNING_ALG, type SigningJwk } from '../keys/signing-keys.js';
+import { SIGNING_ALG, SIGNING_ALGS, type SigningJwk } from '../keys/signing-keys.js';
 import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
@@ -65,6 +65,7 @@ export interface ProviderDependencies {
 
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
+  const signingAlgs = SIGNING_ALGS.filter((alg) => deps.signingKeys.some((key) => key.alg === alg));
   const findAccount = accountFinder(deps.users, { readGrantWithUser: deps.readGrantWithUser, userClaims: config.userClaims, passwordMaxAgeSeconds: config.passwords.maxAgeSeconds });
   const policy = interactionPolicyWithLoginChecks({
     sessionMaxSeconds: config.ttl.sessionMax,
@@ -117,15 +118,16 @@ export function createProvider(deps: ProviderDependencies): Provider {
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     // Secrets are stored as HMACs (src/clients/secrets.ts), so nothing may use one as a symmetric key.
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', ...mutualTlsAuthMethods(config.mutualTls)],
-    // What we sign is signed with our RSA keys' one algorithm (src/keys/signing-keys.ts), so discovery offers
-    // nothing else: a client registered for PS256 would otherwise be answered with an error at its first response.
+    // What we sign is signed with the algorithms keys/ holds keys for (src/keys/signing-keys.ts: RS256 always,
+    // ES256 with an EC key), so discovery offers nothing else: a client registered for another algorithm would
+    // be answered with an error at its first response.
     enabledJWA: {
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
-      idTokenSigningAlgValues: [SIGNING_ALG],
+      idTokenSigningAlgValues: signingAlgs,
       requestObjectSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
-      authorizationSigningAlgValues: [SIGNING_ALG],
-      introspectionSigningAlgValues: [SIGNING_ALG],
-      userinfoSigningAlgValues: [SIGNING_ALG],
+      authorizationSigningAlgValues: signingAlgs,
+      introspectionSigningAlgValues: signingAlgs,
+      userinfoSigningAlgValues: signingAlgs,
     },
     enableHttpPostMethods: config.authorizationPost,
     clientDefaults: {

@@ -187,7 +187,7 @@ describeWithServers('signing key rotation', () => {
     const current = (await listKeys(first.config, now)).find((status) => status.state === 'current')!;
     clockOffset = current.activatesAt.getTime() + 7 * 24 * HOUR - Date.now();
     await reloadAll();
-    const results = await Promise.all(instances().map((instance) => rotateIfDue(config, instance.server.keyRing)));
+    const results = (await Promise.all(instances().map((instance) => rotateIfDue(config, instance.server.keyRing)))).flat();
     expect(results.filter((result) => result?.created)).toHaveLength(1);
     expect(new Set(results.map((result) => result?.kid)).size).toBe(1);
     expect((await listKeys(first.config, now)).filter((status) => status.state === 'next')).toHaveLength(1);

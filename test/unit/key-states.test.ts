@@ -35,6 +35,27 @@ describe('key states', () => {
     expect(publicationOrder(keys, statuses).map((key) => key.kid)).toEqual(['k2', 'k3']);
   });
 
+  test('keys of each algorithm replace only one another: an ES256 key has its own current, and never retires an RS256 one', () => {
+    const mixed = [
+      ...keys,
+      { kid: 'e1', activatesAt: at('2026-02-15T00:00:00Z'), alg: 'ES256' },
+      { kid: 'e2', activatesAt: at('2026-04-01T00:00:00Z'), alg: 'ES256' },
+    ];
+    const statuses = keyStates(mixed, at('2026-02-20T00:00:00Z'), 24 * HOUR);
+    expect(statuses.map((status) => [status.kid, status.state])).toEqual([
+      ['k3', 'next'],
+      ['k2', 'current'],
+      ['k1', 'expired'],
+      ['e2', 'next'],
+      ['e1', 'current'],
+    ]);
+    // oidc-provider signs with the first key of the algorithm asked for: each current one comes before its next.
+    const published = publicationOrder(mixed, statuses).map((key) => key.kid);
+    expect(published.indexOf('k2')).toBeLessThan(published.indexOf('k3'));
+    expect(published.indexOf('e1')).toBeLessThan(published.indexOf('e2'));
+    expect(published).not.toContain('k1');
+  });
+
   test('the kid carries the activation time', () => {
     const when = at('2026-11-24T13:45:00Z');
     expect(kidForActivation(when)).toBe('20261124T134500Z');

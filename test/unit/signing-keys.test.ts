@@ -32,6 +32,19 @@ describe('signing key files', () => {
     expect(key?.jwk).toMatchObject({ kid, kty: 'RSA', alg: 'RS256', use: 'sig' });
   });
 
+  test('an ES256 key (EC P-256) is named apart from the RSA key of the same moment, and a P-256 key of any name signs ES256', async () => {
+    const activatesAt = new Date('2026-11-24T12:00:00Z');
+    const [rsa, ec] = await Promise.all([writeNewKey(dir, { activatesAt }), writeNewKey(dir, { activatesAt, alg: 'ES256' })]);
+    expect([rsa.kid, ec.kid]).toEqual(['20261124T120000Z', '20261124T120000Z-es256']);
+    await writeFile(path.join(dir, 'brought.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'sec1', format: 'pem' }) as string);
+    const keys = await readKeyFiles(dir);
+    expect(Object.fromEntries(keys.map((key) => [key.kid, [key.alg, key.jwk.kty, key.jwk.crv, key.activatesAt.toISOString()]]))).toEqual({
+      '20261124T120000Z': ['RS256', 'RSA', undefined, activatesAt.toISOString()],
+      '20261124T120000Z-es256': ['ES256', 'EC', 'P-256', activatesAt.toISOString()],
+      brought: ['ES256', 'EC', 'P-256', new Date(0).toISOString()],
+    });
+  });
+
   test('two writers of the same key create exactly one file', async () => {
     const activatesAt = new Date('2026-12-01T00:00:00Z');
     const results = await Promise.all([writeNewKey(dir, { activatesAt }), writeNewKey(dir, { activatesAt })]);
@@ -56,10 +69,16 @@ describe('signing key files', () => {
     ['a corrupt file', 'bad.pem', () => 'not a key', /bad\.pem: is not a PEM private key/],
     ['a key that is too weak', 'weak.pem', () => rsaPem(1024), /weak\.pem: RSA key has 1024 bits/],
     [
-      'a non-RSA key',
+      'an EC key on another curve than P-256',
       'ec.pem',
-      () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      /ec\.pem: is a ec key/,
+      () => generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      /ec\.pem: is a EC secp384r1 key; RSA \(RS256\) and EC P-256 \(ES256\) keys are supported/,
+    ],
+    [
+      'an Ed25519 key',
+      'ed.pem',
+      () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      /ed\.pem: is a ed25519 key; RSA \(RS256\) and EC P-256 \(ES256\) keys are supported/,
     ],
     ['a file name that is not a usable kid', 'bad kid.pem', () => rsaPem(2048), /may only use/],
   ])('%s is refused with the file named', async (_name, file, content, message) => {
@@ -68,10 +87,15 @@ describe('signing key files', () => {
     await expect(readKeyFiles(dir)).rejects.toThrow(message);
   });
 
-  test('the same key under two names (a duplicated kid) is refused', async () => {
-    const pem = rsaPem(2048);
-    await writeFile(path.join(dir, '20260101.pem'), pem);
-    await writeFile(path.join(dir, '20260101-copy.pem'), pem);
-    await expect(readKeyFiles(dir)).rejects.toThrow(/holds the same key as/);
+  test('the same key under two names (a duplicated kid) is refused, RSA or EC', async () => {
+    const ecPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    for (const pem of [rsaPem(2048), ecPem]) {
+      await writeFile(path.join(dir, '20260101.pem'), pem);
+      await writeFile(path.join(dir, '20260101-copy.pem'), pem);
+      await expect(readKeyFiles(dir)).rejects.toThrow(/holds the same key as/);
+    }
+    // Two different EC keys are two keys.
+    await writeFile(path.join(dir, '20260101-copy.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+    expect(await readKeyFiles(dir)).toHaveLength(2);
   });
 });

@@ -1,0 +1,128 @@
+/**
+ * ES256 beside RS256: keys/ may hold an EC P-256 key (`authz keys rotate --alg ES256`), which the JWKS publishes
+ * and discovery offers; a client registered with signingAlg ES256 gets its ID tokens, JARM responses and signed
+ * userinfo signed with it (openid-client told to expect ES256 checks each), while access tokens and every other
+ * client stay RS256. Signed on the event loop (the tests' default) and on the thread pool. A server without an
+ * ES256 key refuses such a client by name.
+ */
+import { mkdtemp, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import * as oidc from 'openid-client';
+import { writeNewKey } from '../../src/keys/signing-keys.js';
+import { adminApiOf } from '../support/admin-api.js';
+import { cleanEnvironment, runToEnd } from '../support/process.js';
+import { API, type Fixtures, REDIRECT_URI, authorizationRequestUrl, authorize, createUser, createWebClient, discover } from '../support/relying-party.js';
+import { type TestServer, startTestServer } from '../support/server.js';
+
+let keysDir: string;
+let server: TestServer;
+let pooled: TestServer;
+let user: Fixtures;
+
+beforeAll(async () => {
+  keysDir = await mkdtemp(path.join(tmpdir(), 'authz-es256-'));
+  const activatesAt = new Date(Date.now() - 3_600_000);
+  await writeNewKey(keysDir, { activatesAt });
+  await writeNewKey(keysDir, { activatesAt, alg: 'ES256' });
+  server = await startTestServer({ keysDir });
+  // A second instance signing on the thread pool (SIGNING_THREAD=pool), as with spare cores.
+  pooled = await startTestServer({ instanceOf: server, env: { SIGNING_THREAD: 'pool' } });
+  await server.services.apis.create({ indicator: API, name: 'Messages', scopes: ['messages:read'], isDefault: true });
+  user = await createUser(server);
+});
+afterAll(async () => {
+  await pooled?.close();
+  await server?.close();
+});
+
+test('discovery offers ES256 beside RS256 for everything signed for clients, and the JWKS publishes the EC key', async () => {
+  const doc = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+  for (const name of ['id_token', 'userinfo', 'authorization', 'introspection']) {
+    expect({ name, algs: new Set(doc[`${name}_signing_alg_values_supported`] as string[]) }).toEqual({ name, algs: new Set(['RS256', 'ES256']) });
+  }
+  const { keys } = (await (await fetch(`${server.url}/jwks`)).json()) as { keys: Record<string, unknown>[] };
+  expect(keys.map((key) => [key.kty, key.alg, key.crv])).toEqual(expect.arrayContaining([['RSA', 'RS256', undefined], ['EC', 'ES256', 'P-256']]));
+  expect(keys.filter((key) => 'd' in key)).toEqual([]);
+});
+
+test('a client registered with signingAlg ES256 gets ES256 ID tokens, JARM responses and userinfo; its access tokens and other clients stay RS256', async () => {
+  const admin = await adminApiOf(server);
+  const created = await admin.call('POST', '/clients', { type: 'web', name: 'ES256 app', redirectUris: [REDIRECT_URI], firstParty: true, signingAlg: 'ES256', signedUserinfo: true });
+  expect(created).toMatchObject({ status: 201, body: { signingAlg: 'ES256', signedUserinfo: true } });
+  const { clientId, clientSecret } = created.body;
+  const expectations = { client_secret: clientSecret, id_token_signed_response_alg: 'ES256', userinfo_signed_response_alg: 'ES256', authorization_signed_response_alg: 'ES256' };
+
+  for (const instance of [server, pooled]) {
+    const app = await discover(instance, clientId, expectations);
+    oidc.useJwtResponseMode(app);
+    const flow = await authorize(app, user, { scope: 'openid email' });
+    expect(decodeProtectedHeader(flow.callbackUrl.searchParams.get('response') ?? '')).toMatchObject({ alg: 'ES256' });
+    const tokens = await oidc.authorizationCodeGrant(app, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
+    expect(decodeProtectedHeader(tokens.id_token ?? '')).toMatchObject({ alg: 'ES256' });
+    const { payload } = await jwtVerify(tokens.id_token ?? '', createRemoteJWKSet(new URL(`${instance.url}/jwks`)), { issuer: server.issuer, audience: clientId, algorithms: ['ES256'] });
+    expect(payload.sub).toBe(user.userId);
+    expect(await oidc.fetchUserInfo(app, tokens.access_token, user.userId)).toMatchObject({ email: user.email });
+  }
+
+  // An API's access token is what every API checks: RS256, whatever the client's algorithm.
+  const app = await discover(server, clientId, expectations);
+  const forApi = await authorize(app, user, { scope: 'openid messages:read', resource: API });
+  const apiTokens = await oidc.authorizationCodeGrant(app, forApi.callbackUrl, { pkceCodeVerifier: forApi.codeVerifier, expectedState: forApi.state, expectedNonce: forApi.nonce });
+  expect(decodeProtectedHeader(apiTokens.access_token)).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
+  expect(decodeProtectedHeader(apiTokens.id_token ?? '')).toMatchObject({ alg: 'ES256' });
+
+  const other = await createWebClient(server, { firstParty: true });
+  const otherApp = await discover(server, other.clientId, other.secret);
+  const flow = await authorize(otherApp, user, { scope: 'openid' });
+  const tokens = await oidc.authorizationCodeGrant(otherApp, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
+  expect(decodeProtectedHeader(tokens.id_token ?? '')).toMatchObject({ alg: 'RS256' });
+
+  // Back to RS256 through the admin API: the next ID token says so.
+  expect(await admin.call('PATCH', `/clients/${clientId}`, { signingAlg: 'RS256' })).toMatchObject({ status: 200, body: { signingAlg: 'RS256' } });
+  const back = await discover(server, clientId, clientSecret);
+  const again = await authorize(back, user, { scope: 'openid' });
+  const rs256 = await oidc.authorizationCodeGrant(back, again.callbackUrl, { pkceCodeVerifier: again.codeVerifier, expectedState: again.state, expectedNonce: again.nonce });
+  expect(decodeProtectedHeader(rs256.id_token ?? '')).toMatchObject({ alg: 'RS256' });
+});
+
+test('a server whose keys/ holds no ES256 key refuses signingAlg ES256 by name; `authz keys rotate --alg ES256` adds one; taken away again, the client is refused with the reason', async () => {
+  const plain = await startTestServer();
+  try {
+    const problem = /signingAlg: this server has no ES256 key: add one with `authz keys rotate --alg ES256 --activate-in 0`/;
+    await expect(plain.services.clients.create({ type: 'web', name: 'x', redirectUris: [REDIRECT_URI], signingAlg: 'ES256' })).rejects.toThrow(problem);
+    const { client, secret } = await plain.services.clients.create({ type: 'web', name: 'y', redirectUris: [REDIRECT_URI], firstParty: true });
+    await expect(plain.services.clients.update(client.clientId, { signingAlg: 'ES256' })).rejects.toThrow(problem);
+
+    const env = cleanEnvironment(plain.env);
+    const rotated = await runToEnd('src/cli.ts', ['keys', 'rotate', '--alg', 'ES256', '--activate-in', '0', '--json'], env);
+    expect(JSON.parse(rotated.stdout)).toMatchObject({ alg: 'ES256', created: true, kid: expect.stringMatching(/-es256$/) });
+    const listed = JSON.parse((await runToEnd('src/cli.ts', ['keys', 'list', '--json'], env)).stdout) as { alg: string; state: string }[];
+    expect(listed.map(({ alg, state }) => `${alg} ${state}`).sort()).toEqual(['ES256 current', 'RS256 current']);
+    await plain.server.reloadKeys();
+    expect((await plain.services.clients.update(client.clientId, { signingAlg: 'ES256' })).signingAlg).toBe('ES256');
+    await signsWith(plain, client.clientId, secret ?? '', 'ES256');
+
+    // The ES256 key taken away again: the client cannot be served, and says why, rather than failing at signing.
+    await unlink(path.join(plain.config.keys.dir, `${JSON.parse(rotated.stdout).kid}.pem`));
+    await plain.server.reloadKeys();
+    const flow = await fetch(authorizationRequestUrl(plain, client.clientId).href.replace(plain.issuer, plain.url), { redirect: 'manual' });
+    expect(flow.status).toBe(400);
+    expect(await flow.text()).toMatch(/id_token_signed_response_alg/);
+    const refused = await runToEnd('src/cli.ts', ['keys', 'rotate', '--alg', 'PS256'], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/argument 'PS256' is invalid. Allowed choices are RS256, ES256/);
+  } finally {
+    await plain.close();
+  }
+});
+
+/** Signs a person in to `clientId` on `instance`: its ID token must be signed with `alg`. */
+async function signsWith(instance: TestServer, clientId: string, secret: string, alg: string) {
+  const person = await createUser(instance);
+  const app = await discover(instance, clientId, { client_secret: secret, id_token_signed_response_alg: alg });
+  const flow = await authorize(app, person, { scope: 'openid' });
+  const tokens = await oidc.authorizationCodeGrant(app, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
+  expect(decodeProtectedHeader(tokens.id_token ?? '')).toMatchObject({ alg });
+}
