@@ -40,6 +40,7 @@ const clientProperties = {
   requireMfa: z.boolean().meta({ description: 'Its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values' }),
   signedUserinfo: z.boolean().meta({ description: 'Userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg, in signingAlg) instead of plain JSON' }),
   signingAlg: z.enum(SIGNING_ALGS).meta({ description: 'What signs its ID tokens and the responses signed for it (userinfo, JARM, introspection)' }),
+  fapi2: z.boolean().meta({ description: 'It follows the FAPI 2.0 Security Profile: pushed authorization requests with PKCE, sender-constrained tokens, no refresh-token rotation' }),
   clientUri: z.string().nullable().meta({ description: 'The app’s home page, linked on the consent page; null: none' }),
   policyUri: z.string().nullable().meta({ description: 'Its privacy policy, linked on the consent page; null: none' }),
   tosUri: z.string().nullable().meta({ description: 'Its terms of service, linked on the consent page; null: none' }),

@@ -35,6 +35,7 @@ const details = (client: ClientRecord) => ({
   require_mfa: client.requireMfa,
   signed_userinfo: client.signedUserinfo,
   signing_alg: client.signingAlg,
+  fapi2: client.fapi2,
   token_exchange_from: client.tokenExchangeFrom,
   client_uri: client.clientUri,
   policy_uri: client.policyUri,
@@ -62,6 +63,8 @@ const TOKEN_EXCHANGE_FROM_HELP =
 const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
 const SIGNED_USERINFO_HELP = 'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg) instead of plain JSON';
 const SIGNING_ALG_HELP = 'what signs its ID tokens and signed responses: RS256 (the default), or ES256 once keys/ holds an EC key (`authz keys rotate --alg ES256`)';
+const FAPI2_HELP =
+  'the FAPI 2.0 Security Profile: web clients with --auth-method private_key_jwt or mutual TLS, --require-dpop or --certificate-bound-tokens and --signing-alg ES256; their requests must be pushed (PAR) with PKCE, and refresh tokens do not rotate';
 const NO_SIGNED_USERINFO_HELP = 'userinfo answers it with plain JSON (the default)';
 const NO_REQUIRE_MFA_HELP = 'two steps only for users who use them, or when the app asks (acr_values; the default)';
 
@@ -84,6 +87,8 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--signed-userinfo', SIGNED_USERINFO_HELP)
     .option('--no-signed-userinfo', NO_SIGNED_USERINFO_HELP)
     .addOption(new Option('--signing-alg <alg>', SIGNING_ALG_HELP).choices([...SIGNING_ALGS]))
+    .option('--fapi2', FAPI2_HELP)
+    .option('--no-fapi2', 'no FAPI 2.0 profile (the default)')
     .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect)
     .option('--client-uri <url>', 'its home page, linked on the consent page ("" removes it)')
     .option('--policy-uri <url>', 'its privacy policy, linked on the consent page ("" removes it)')
@@ -168,6 +173,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireMfa: options.requireMfa,
         signedUserinfo: options.signedUserinfo,
         signingAlg: options.signingAlg,
+        fapi2: options.fapi2,
         tokenExchangeFrom: options.tokenExchangeFrom,
         clientUri: options.clientUri || undefined,
         policyUri: options.policyUri || undefined,
@@ -235,6 +241,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireMfa: options.requireMfa,
         signedUserinfo: options.signedUserinfo,
         signingAlg: options.signingAlg,
+        fapi2: options.fapi2,
         // --no-token-exchange gives false: exchange no more.
         tokenExchangeFrom: options.tokenExchange === false ? [] : options.tokenExchangeFrom,
         ...appLinkChanges(options),

@@ -33,6 +33,7 @@ import {
   tlsSubjectFields,
 } from './client-certificates.js';
 import { type AppLinks, webPage } from './app-links.js';
+import { FAPI2_DESCRIPTION, FAPI_2_0, FAPI_PROFILE_METADATA, fapi2Problems } from './fapi.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
 import { SUBJECT_TYPES, type SubjectType, sectorDocumentProblem, sectorIdentifierUriProblem, sectorOf } from './sector-identifiers.js';
@@ -89,6 +90,8 @@ export interface ClientRecord extends AppLinks {
   signedUserinfo: boolean;
   /** What signs its ID tokens, and its signed userinfo, authorization and introspection responses (RS256 unless set). */
   signingAlg: SigningAlg;
+  /** It follows the FAPI 2.0 Security Profile (./fapi.ts): checked at registration, enforced when it is served. */
+  fapi2: boolean;
   /**
    * The APIs (indicators) whose users' access tokens it may exchange for tokens to other APIs (RFC 8693): it is
    * their back end, calling on for the user. Empty: it may not exchange tokens.
@@ -226,6 +229,7 @@ export const newClientSchema = z
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
     signedUserinfo: z.boolean().default(false).meta({ description: SIGNED_USERINFO_DESCRIPTION }),
     signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS.join(' or ')}` }).default(SIGNING_ALG).meta({ description: SIGNING_ALG_DESCRIPTION }),
+    fapi2: z.boolean().default(false).meta({ description: FAPI2_DESCRIPTION }),
     clientUri: webPage.optional().meta({ description: 'the app’s home page, linked on the consent page' }),
     policyUri: webPage.optional().meta({ description: 'its privacy policy, linked on the consent page' }),
     tosUri: webPage.optional().meta({ description: 'its terms of service, linked on the consent page' }),
@@ -285,6 +289,7 @@ export const newClientSchema = z
     if (signedRequestRefusal) ctx.addIssue({ code: 'custom', path: ['requireSignedRequestObject'], message: signedRequestRefusal });
     if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
     if (input.signedUserinfo && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['signedUserinfo'], message: USERINFO_FOR_SERVICE });
+    if (input.fapi2) for (const message of fapi2Problems(input)) ctx.addIssue({ code: 'custom', path: ['fapi2'], message });
     if (input.tokenExchangeFrom.length > 0 && !TOKEN_EXCHANGE_TYPES.includes(input.type)) {
       ctx.addIssue({ code: 'custom', path: ['tokenExchangeFrom'], message: TOKEN_EXCHANGE_REFUSAL });
     }
@@ -364,6 +369,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     // Ours, not oidc-provider's (no registration metadata says "always two steps"): our login check reads it.
     ...(policies.requireMfa ? { require_mfa: true } : {}),
     ...(policies.signedUserinfo ? { userinfo_signed_response_alg: policies.signingAlg } : {}),
+    ...(policies.fapi2 ? { [FAPI_PROFILE_METADATA]: FAPI_2_0 } : {}),
     // Kept only when not the default, under the spec's names; oidc-provider applies each where it signs.
     ...(policies.signingAlg !== SIGNING_ALG
       ? { id_token_signed_response_alg: policies.signingAlg, authorization_signed_response_alg: policies.signingAlg, introspection_signed_response_alg: policies.signingAlg }
@@ -379,7 +385,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
 
 type ClientPolicies = Pick<
   ClientRecord,
-  'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'signedUserinfo' | 'signingAlg' | 'tokenExchangeFrom'
+  'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'signedUserinfo' | 'signingAlg' | 'fapi2' | 'tokenExchangeFrom'
 > &
   Partial<AppLinks>;
 
@@ -424,6 +430,7 @@ export const clientChangesSchema = z.strictObject({
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
   signedUserinfo: z.boolean().optional().meta({ description: SIGNED_USERINFO_DESCRIPTION }),
   signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS.join(' or ')}` }).optional().meta({ description: SIGNING_ALG_DESCRIPTION }),
+  fapi2: z.boolean().optional().meta({ description: FAPI2_DESCRIPTION }),
   tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });
 
@@ -457,6 +464,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     id_token_signed_response_alg: idTokenAlg,
     authorization_signed_response_alg: _authorizationAlg,
     introspection_signed_response_alg: _introspectionAlg,
+    [FAPI_PROFILE_METADATA]: fapiProfile,
     token_exchange_from: exchangeFrom,
     client_uri: clientUri,
     policy_uri: policyUri,
@@ -487,6 +495,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     requireMfa: requireMfa === true,
     signedUserinfo: typeof userinfoAlg === 'string',
     signingAlg: SIGNING_ALGS.find((alg) => alg === idTokenAlg) ?? SIGNING_ALG,
+    fapi2: fapiProfile === FAPI_2_0,
     clientUri: typeof clientUri === 'string' ? clientUri : null,
     policyUri: typeof policyUri === 'string' ? policyUri : null,
     tosUri: typeof tosUri === 'string' ? tosUri : null,
@@ -722,6 +731,16 @@ export class ClientRepository {
     if (signedRequestRefusal) problems.push(`requireSignedRequestObject: ${signedRequestRefusal}`);
     if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
     if (changes.signedUserinfo && client.type === 'service') problems.push(`signedUserinfo: ${USERINFO_FOR_SERVICE}`);
+    if (changes.fapi2 ?? client.fapi2) {
+      const settings = {
+        ...client,
+        redirectUris,
+        requireDpop: changes.requireDpop ?? client.requireDpop,
+        certificateBoundTokens: changes.certificateBoundTokens ?? client.certificateBoundTokens,
+        signingAlg: changes.signingAlg ?? client.signingAlg,
+      };
+      for (const problem of fapi2Problems(settings)) problems.push(`fapi2: ${problem}`);
+    }
     if (changes.tokenExchangeFrom?.length && !TOKEN_EXCHANGE_TYPES.includes(client.type)) problems.push(`tokenExchangeFrom: ${TOKEN_EXCHANGE_REFUSAL}`);
     const mutualTlsOff = changes.certificateBoundTokens ? mutualTlsUnavailable(this.options.mutualTls) : undefined;
     if (mutualTlsOff) problems.push(`certificateBoundTokens: ${mutualTlsOff}`);
@@ -746,6 +765,7 @@ export class ClientRepository {
       changes.requireMfa,
       changes.signedUserinfo,
       changes.signingAlg,
+      changes.fapi2,
       changes.tokenExchangeFrom,
       changes.clientUri,
       changes.policyUri,
@@ -761,6 +781,7 @@ export class ClientRepository {
         requireMfa: changes.requireMfa ?? client.requireMfa,
         signedUserinfo: changes.signedUserinfo ?? client.signedUserinfo,
         signingAlg: changes.signingAlg ?? client.signingAlg,
+        fapi2: changes.fapi2 ?? client.fapi2,
         tokenExchangeFrom: changes.tokenExchangeFrom ?? client.tokenExchangeFrom,
         clientUri: changes.clientUri === undefined ? client.clientUri : changes.clientUri,
         policyUri: changes.policyUri === undefined ? client.policyUri : changes.policyUri,

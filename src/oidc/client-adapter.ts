@@ -4,6 +4,7 @@
  */
 import type { Adapter, AdapterPayload, ClientMetadata } from 'oidc-provider';
 import type { ClientRecord } from '../clients/clients.js';
+import { FAPI_2_0, FAPI_PROFILE_METADATA } from '../clients/fapi.js';
 import type { Catalog } from './catalog.js';
 import { OIDC_SCOPES } from './scopes.js';
 
@@ -35,7 +36,9 @@ export function toClientMetadata(record: ClientRecord, oidcScopes: readonly stri
     dpop_bound_access_tokens: record.requireDpop,
     // Known to oidc-provider only with mutual TLS on (./mutual-tls.ts), so named only when set.
     ...(record.certificateBoundTokens && { tls_client_certificate_bound_access_tokens: true }),
-    require_pushed_authorization_requests: record.requirePar,
+    // The FAPI 2.0 Security Profile (src/clients/fapi.ts) pushes every authorization request.
+    require_pushed_authorization_requests: record.requirePar || record.fapi2,
+    ...(record.fapi2 && { [FAPI_PROFILE_METADATA]: FAPI_2_0 }),
     require_signed_request_object: record.requireSignedRequestObject,
     // What signs for it (./provider.ts offers the algorithms keys/ has keys for). Unset, userinfo answers JSON.
     id_token_signed_response_alg: record.signingAlg,

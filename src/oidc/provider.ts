@@ -17,6 +17,7 @@ import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
 import { EXTERNAL_SIGNING_ACK, InlineSigningKey } from '../keys/inline-signing-key.js';
 import { SIGNING_ALG, SIGNING_ALGS, type SigningJwk } from '../keys/signing-keys.js';
+import { FAPI_2_0, FAPI_PROFILE_METADATA } from '../clients/fapi.js';
 import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
@@ -103,7 +104,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
     conformIdTokenClaims: false,
     extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims, config.claimScopes),
-    extraClientMetadata: { properties: ['first_party'] },
+    extraClientMetadata: { properties: ['first_party', FAPI_PROFILE_METADATA] },
     // Dynamic client registration is ours (src/client-registration/), not oidc-provider's: discovery names it.
     discovery: {
       claim_types_supported: ['normal'],
@@ -115,7 +116,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     },
     responseTypes: ['code'],
     formats: { bitsOfOpaqueRandomness },
-    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' || isFapi2(client) },
     // Secrets are stored as HMACs (src/clients/secrets.ts), so nothing may use one as a symmetric key.
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', ...mutualTlsAuthMethods(config.mutualTls)],
     // What we sign is signed with the algorithms keys/ holds keys for (src/keys/signing-keys.ts: RS256 always,
@@ -176,14 +177,18 @@ export function createProvider(deps: ProviderDependencies): Provider {
         successSource: pages.deviceFlow.successSource,
       },
       externalSigningSupport: { enabled: config.keys.signInline, ack: EXTERNAL_SIGNING_ACK },
+      // The FAPI 2.0 Security Profile for the clients registered with it (src/clients/fapi.ts): a pushed request
+      // must name its redirect_uri, a request object its exp and nbf; everyone else is served as before.
+      fapi: { enabled: true, profile: (_ctx, client) => (client && isFapi2(client) ? FAPI_2_0 : undefined) },
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
       policy,
     },
     loadExistingGrant: firstPartyGrantLoader(catalog),
-    // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant.
-    rotateRefreshToken: () => true,
+    // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant. Not for a
+    // FAPI 2.0 client, whose profile asks for no rotation: its refresh tokens are bound to its authentication.
+    rotateRefreshToken: (ctx) => !(ctx.oidc.client && isFapi2(ctx.oidc.client)),
     clientBasedCORS: (_ctx, origin, client) =>
       client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false,
     renderError: pages.renderError,
@@ -317,4 +322,9 @@ function introspectionPolicy(catalog: Catalog, users: UserRepository) {
 async function revocationAllowed(_ctx: KoaContextWithOIDC, client: Client, token: IntrospectableToken): Promise<boolean> {
   if (token.clientId !== client.clientId) throw new errors.UnauthorizedClient('this token was not issued to this client');
   return true;
+}
+
+/** Whether oidc-provider's client was registered with the FAPI 2.0 Security Profile (our metadata, src/clients/fapi.ts). */
+function isFapi2(client: Client): boolean {
+  return (client as Client & { [FAPI_PROFILE_METADATA]?: string })[FAPI_PROFILE_METADATA] === FAPI_2_0;
 }
