@@ -51,6 +51,8 @@ export function auditProviderEvents(provider: Provider, audit: AuditSink): void 
   };
   provider.on('introspection.error', clientAuthFailure('introspection'));
   provider.on('revocation.error', clientAuthFailure('revocation'));
+  provider.on('pushed_authorization_request.error', clientAuthFailure('pushed_authorization_request'));
+  provider.on('device_authorization.error', clientAuthFailure('device_authorization'));
 
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC, grantId: string) => {
     audit.record({ type: 'grant_revoked', outcome: 'success', ...facts(ctx), detail: { grantId, route: ctx.oidc?.route } });

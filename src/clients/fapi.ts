@@ -11,7 +11,8 @@
  *
  * What the server does for such a client follows from the profile (src/oidc/provider.ts): its authorization
  * requests must be pushed (PAR) and use PKCE S256, name their redirect_uri, and a
- * request object needs exp and nbf at most an hour apart (oidc-provider's `fapi` feature); its refresh tokens do
+ * request object needs exp and nbf at most an hour apart (oidc-provider's `fapi` feature), its private_key_jwt
+ * assertions must be for the issuer and signed PS256, ES256 or EdDSA; its refresh tokens do
  * not rotate (the profile asks for none: they are bound to the client, and rotation only adds a way to lose the grant).
  */
 import type { ClientType } from './clients.js';
@@ -19,6 +20,9 @@ import type { ClientType } from './clients.js';
 /** Our metadata key (oidc-provider's extraClientMetadata), read where a profile is asked for. */
 export const FAPI_PROFILE_METADATA = 'fapi_profile';
 export const FAPI_2_0 = '2.0';
+
+/** What a FAPI 2.0 client may sign its private_key_jwt assertions with (the profile's algorithms). */
+export const FAPI2_ASSERTION_ALGS: readonly string[] = ['PS256', 'ES256', 'EdDSA'];
 
 export const FAPI2_DESCRIPTION =
   'the FAPI 2.0 Security Profile: a web client with private_key_jwt or mutual TLS, DPoP or certificate-bound tokens and signingAlg ES256; its authorization requests must then be pushed (PAR) with PKCE, and its refresh tokens do not rotate';

@@ -17,7 +17,7 @@ import type { ClientRepository } from '../clients/clients.js';
 import type { Config } from '../config.js';
 import { EXTERNAL_SIGNING_ACK, InlineSigningKey } from '../keys/inline-signing-key.js';
 import { SIGNING_ALG, SIGNING_ALGS, type SigningJwk } from '../keys/signing-keys.js';
-import { FAPI_2_0, FAPI_PROFILE_METADATA } from '../clients/fapi.js';
+import { FAPI2_ASSERTION_ALGS, FAPI_2_0, FAPI_PROFILE_METADATA } from '../clients/fapi.js';
 import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
@@ -186,6 +186,15 @@ export function createProvider(deps: ProviderDependencies): Provider {
       policy,
     },
     loadExistingGrant: firstPartyGrantLoader(catalog),
+    // A FAPI 2.0 client's private_key_jwt assertions: for the issuer alone (oidc-provider's own check for the
+    // profile) and signed with an algorithm the profile allows, which the global list (RS256 too) does not ensure.
+    assertJwtClientAuthClaimsAndHeader: async (ctx, claims, header, client) => {
+      if (!isFapi2(client)) return;
+      if (claims.aud !== ctx.oidc.issuer) throw new errors.InvalidClientAuth('audience (aud) must equal the issuer identifier url');
+      if (!FAPI2_ASSERTION_ALGS.includes(String(header.alg))) {
+        throw new errors.InvalidClientAuth(`a FAPI 2.0 client signs its client assertions with ${FAPI2_ASSERTION_ALGS.join(', ')}, not ${String(header.alg)}`);
+      }
+    },
     // Every use of a refresh token rotates it; presenting a rotated one again revokes the whole grant. Not for a
     // FAPI 2.0 client, whose profile asks for no rotation: its refresh tokens are bound to its authentication.
     rotateRefreshToken: (ctx) => !(ctx.oidc.client && isFapi2(ctx.oidc.client)),

@@ -1,6 +1,7 @@
 /**
- * Brute-force limits on client authentication at the token, introspection and revocation endpoints: failures
- * are counted per client_id and per IP, and a locked client or IP gets 429 with Retry-After until the lock ends,
+ * Brute-force limits on client authentication wherever a client authenticates (the token, introspection,
+ * revocation, pushed authorization request and device authorization endpoints): failures are counted per
+ * client_id and per IP, and a locked client or IP gets 429 with Retry-After until the lock ends,
  * before its secret is compared. (Sign-in limits are in src/interaction/routes.ts.)
  *
  * A locked IP refuses only requests that present a client secret, the thing being guessed. A public client (an
@@ -14,7 +15,14 @@ import { requestFacts } from '../audit/request-facts.js';
 import type { SecurityLimits } from './limits.js';
 import { describeWait } from './failure-limiter.js';
 
-const CLIENT_AUTH_PATHS = /\/token(\/introspection|\/revocation)?$/;
+/** The endpoints at which clients authenticate, by path (oidc-provider's routes), as client_auth_failed names them. */
+const CLIENT_AUTH_ENDPOINTS: Record<string, string> = {
+  '/token': 'token',
+  '/token/introspection': 'introspection',
+  '/token/revocation': 'revocation',
+  '/request': 'pushed_authorization_request',
+  '/device/auth': 'device_authorization',
+};
 
 /** The client_id of an HTTP Basic header, when there is one (RFC 6749 §2.3.1: form-encoded inside). */
 function basicClientId(header: string): string | undefined {
@@ -37,12 +45,10 @@ export class TooManyClientAuthFailures extends errors.OIDCProviderError {
   }
 }
 
-/** `token`, `introspection` or `revocation`, as client_auth_failed names them. */
-const endpointOf = (path: string) => path.split('/').at(-1) ?? path;
-
 export function clientAuthLimits(limits: SecurityLimits, audit: AuditSink): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || !CLIENT_AUTH_PATHS.test(ctx.path)) return next();
+    const endpoint = CLIENT_AUTH_ENDPOINTS[ctx.path];
+    if (ctx.method !== 'POST' || !endpoint) return next();
     const fromHeader = basicClientId(ctx.get('authorization'));
     // A secret in the body is checked in compareClientSecret, once oidc-provider has read the body.
     const locked = fromHeader ? await lockedFor(limits, fromHeader, ctx.ip) : 0;
@@ -67,7 +73,7 @@ export function clientAuthLimits(limits: SecurityLimits, audit: AuditSink): Midd
           outcome: 'failure',
           clientId,
           ...requestFacts(ctx),
-          detail: { by, lockSeconds: Math.ceil(ms / 1000), endpoint: endpointOf(ctx.path) },
+          detail: { by, lockSeconds: Math.ceil(ms / 1000), endpoint },
         });
       if (clientLock > 0) locked('client', clientLock);
       if (ipLock > 0) locked('ip', ipLock);

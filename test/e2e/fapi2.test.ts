@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type CryptoKey, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
+import { queryAuditEvents } from '../../src/audit/audit-query.js';
 import type { NewClient } from '../../src/clients/clients.js';
 import { writeNewKey } from '../../src/keys/signing-keys.js';
 import { adminApiOf } from '../support/admin-api.js';
@@ -107,6 +108,17 @@ test('what the profile forbids is an OAuth error: a request not pushed, a pushed
   await expect(oidc.authorizationCodeGrant(config, signedIn.redirectedTo, { pkceCodeVerifier: again.codeVerifier, expectedState: again.parameters.state, expectedNonce: again.parameters.nonce })).rejects.toMatchObject({
     error: 'invalid_grant',
   });
+});
+
+test('its client assertions must be signed PS256, ES256 or EdDSA: one signed RS256 is invalid_client', async () => {
+  const rsa = await generateKeyPair('RS256');
+  const { client } = await server.services.clients.create({ ...FAPI_APP, jwks: { keys: [{ ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }] } });
+  const config = await discover(server, client.clientId, { id_token_signed_response_alg: 'ES256' }, oidc.PrivateKeyJwt(rsa.privateKey));
+  const { parameters } = await codeRequest();
+  await expect(oidc.buildAuthorizationUrlWithPAR(config, parameters)).rejects.toMatchObject({ error: 'invalid_client' });
+  await server.services.audit.flush();
+  const [failure] = await queryAuditEvents(server.services.db, { type: 'client_auth_failed', clientId: client.clientId, limit: 1 });
+  expect(JSON.stringify(failure?.detail)).toContain('a FAPI 2.0 client signs its client assertions with PS256, ES256, EdDSA, not RS256');
 });
 
 test('a registration that does not fit the profile is refused, naming each setting; an update may not break it', async () => {

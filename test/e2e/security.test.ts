@@ -131,6 +131,33 @@ describe('brute force on client authentication', () => {
   });
 });
 
+describe('brute force on client authentication elsewhere than /token', () => {
+  const basic = (clientId: string, secret: string) => `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`;
+  const post = (endpoint: string, clientId: string, secret: string, body: Record<string, string>) =>
+    fetch(`${server.issuer}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, secret) }, body: new URLSearchParams(body) });
+
+  test('failures at the PAR and device authorization endpoints count too, lock the client there and at /token, and are audited', async () => {
+    const cases: { endpoint: string; name: string; client: { clientId: string; secret: string }; body: Record<string, string> }[] = [
+      { endpoint: '/request', name: 'pushed_authorization_request', client: await createWebClient(server), body: { response_type: 'code', redirect_uri: REDIRECT_URI, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' } },
+      { endpoint: '/device/auth', name: 'device_authorization', client: await createDeviceClient(), body: { scope: 'openid' } },
+    ];
+    for (const { endpoint, name, client, body } of cases) {
+      for (let attempt = 1; attempt <= 3; attempt++) expect({ endpoint, status: (await post(endpoint, client.clientId, 'wrong-secret', body)).status }).toEqual({ endpoint, status: 401 });
+      const locked = await post(endpoint, client.clientId, client.secret, body);
+      expect({ endpoint, status: locked.status }).toEqual({ endpoint, status: 429 });
+      expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await post('/token', client.clientId, client.secret, { grant_type: 'client_credentials' })).status).toBe(429);
+      const failures = (await auditEvents('client_auth_failed')).filter((event) => event.clientId === client.clientId);
+      expect(failures.map((event) => event.detail?.endpoint)).toEqual([name, name, name]);
+    }
+  });
+
+  async function createDeviceClient() {
+    const { client, secret } = await server.services.clients.create({ type: 'device', name: 'TV', tokenEndpointAuthMethod: 'client_secret_basic' });
+    return { clientId: client.clientId, secret: secret ?? '' };
+  }
+});
+
 describe('stolen tokens', () => {
   let user: Fixtures;
   let config: oidc.Configuration;
