@@ -281,7 +281,6 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   };
 }
 
-/** What each provider built shares with the rest of the app: where it reports, and the pages it renders. */
 /** With CLIENT_REGISTRATION_UNUSED_TTL, what the pruning job runs to remove apps that registered themselves and went unused. */
 function unusedRegistrationRemoval(config: Config, services: Services, audit: AuditSink) {
   const unusedSeconds = config.clientRegistrationUnusedTtlSeconds;
@@ -294,6 +293,7 @@ function unusedRegistrationRemoval(config: Config, services: Services, audit: Au
   };
 }
 
+/** What each provider built shares with the rest of the app: where it reports, and the pages it renders. */
 interface ProviderSurroundings {
   audit: AuditSink;
   metrics: Metrics;

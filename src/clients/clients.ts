@@ -861,8 +861,10 @@ export class ClientRepository {
     return client;
   }
 
-  /** Deletes the client, its secrets and every grant and token of it stored in SQL (src/store/grant-records.ts). */
-  /** `detail`: said in the audit event beside who removed it (why, when it is not an administrator's choice). */
+  /**
+   * Deletes the client, its secrets and every grant and token of it stored in SQL (src/store/grant-records.ts).
+   * `detail` is said in the audit event beside who removed it: why, when it was not an administrator's choice.
+   */
   async remove(clientId: string, detail: Record<string, unknown> = {}): Promise<void> {
     await this.db.transaction(async (trx) => {
       // `returning` rather than the row count, which the embedded driver does not report.

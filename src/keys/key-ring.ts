@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readCookieSecrets } from './cookie-secrets.js';
 import { type KeyStatus, keyStates, publicationOrder } from './key-states.js';
-import { KeyFileError, type KeyFile, SIGNING_ALG, SIGNING_ALGS, type SigningAlg, type SigningJwk, readKeyFiles, writeNewKey } from './signing-keys.js';
+import { KeyFileError, type KeyFile, SIGNING_ALG, type SigningJwk, readKeyFiles, writeNewKey } from './signing-keys.js';
 
 export interface KeyRingOptions {
   keysDir: string;
@@ -48,11 +48,6 @@ export class KeyRing {
 
   now(): Date {
     return this.#options.now?.() ?? new Date();
-  }
-
-  /** The algorithms the published keys sign with, RS256 first. */
-  get signingAlgs(): SigningAlg[] {
-    return SIGNING_ALGS.filter((alg) => this.#published.some((key) => key.alg === alg));
   }
 
   /** Private JWKs to hand to oidc-provider, the signing key first. */

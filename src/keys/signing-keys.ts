@@ -115,7 +115,7 @@ export interface NewKeyOptions {
 }
 
 /** An ES256 key's kid says so after its activation time, so that it never takes an RS256 key's name. */
-export const kidFor = (activatesAt: Date, alg: SigningAlg) => `${kidForActivation(activatesAt)}${alg === 'RS256' ? '' : `-${alg.toLowerCase()}`}`;
+const kidFor = (activatesAt: Date, alg: SigningAlg) => `${kidForActivation(activatesAt)}${alg === 'RS256' ? '' : `-${alg.toLowerCase()}`}`;
 
 /**
  * Writes a new key that activates at the given time. Creation is exclusive: when another instance already made
