@@ -216,13 +216,14 @@ describe('login and consent pages in a browser', () => {
     expect(kept?.expires).toBeLessThan(Date.now() / 1000 + sessionTtl + 60);
   });
 
-  test('response_mode=form_post: the browser posts the code to the client by itself, its script allowed by the CSP', async () => {
+  /** Signs in with `responseMode` and consents: what the browser then posts to the app by itself, and any CSP error. */
+  async function formPostOf(responseMode: string) {
     const page = await openPage();
     const cspErrors: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error' && /content security policy/i.test(message.text())) cspErrors.push(message.text());
     });
-    const flow = await startFlow({ response_mode: 'form_post' });
+    const flow = await startFlow({ response_mode: responseMode });
     await page.goto(flow.url.href);
     await signIn(page, user.email, PASSWORD);
     await page.getByRole('button', { name: 'Allow' }).waitFor();
@@ -232,10 +233,24 @@ describe('login and consent pages in a browser', () => {
     ]);
     expect(post.method()).toBe('POST');
     expect(post.url()).toBe(REDIRECT_URI);
-    const posted = new URLSearchParams(post.postData() ?? '');
+    return { flow, posted: new URLSearchParams(post.postData() ?? ''), cspErrors };
+  }
+
+  test('response_mode=form_post: the browser posts the code to the client by itself, its script allowed by the CSP', async () => {
+    const { flow, posted, cspErrors } = await formPostOf('form_post');
     expect(posted.get('code')).toEqual(expect.any(String));
     expect(posted.get('state')).toBe(flow.state);
     expect(cspErrors).toEqual([]);
+  });
+
+  test('response_mode=form_post.jwt (JARM): the browser posts the signed response, which the app redeems', async () => {
+    const { flow, posted, cspErrors } = await formPostOf('form_post.jwt');
+    expect([...posted.keys()]).toEqual(['response']);
+    expect(cspErrors).toEqual([]);
+    oidc.useJwtResponseMode(flow.config);
+    const callback = new Request(REDIRECT_URI, { method: 'POST', body: posted });
+    const tokens = await oidc.authorizationCodeGrant(flow.config, callback, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
+    expect(tokens.claims()?.sub).toBe(user.userId);
   });
 
   test('asked to sign in again, a second person signs in instead: the browser leaves the first one’s session by itself', async () => {

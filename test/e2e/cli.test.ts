@@ -558,12 +558,12 @@ describe('authz CLI', () => {
     expect(rotated.stderr).toMatch(/warning: the key signs in 0s/);
     const next = await authz(['keys', 'rotate', '--activate-in', '2h']);
     expect(next.stdout).toMatch(/wrote \d{8}T\d{6}Z\.pem/);
-    const list = JSON.parse((await authz(['keys', 'list', '--json'])).stdout) as { kid: string; state: string }[];
-    expect(list.map((key) => key.state).sort()).toEqual(['current', 'next']);
+    const list = JSON.parse((await authz(['keys', 'list', '--json'])).stdout) as { kid: string; alg: string; state: string }[];
+    expect(list.map((key) => `${key.alg} ${key.state}`).sort()).toEqual(['RS256 current', 'RS256 next']);
     expect((await authz(['keys', 'prune'])).stdout).toBe('no expired keys\n');
     // For scripts: what rotate wrote (or found) and what prune removed, as JSON.
-    const later = JSON.parse((await authz(['keys', 'rotate', '--activate-in', '3h', '--json'])).stdout) as { kid: string; created: boolean; activatesAt: string };
-    expect(later).toEqual({ kid: expect.stringMatching(/^\d{8}T\d{6}Z$/), created: true, activatesAt: expect.any(String) });
+    const later = JSON.parse((await authz(['keys', 'rotate', '--activate-in', '3h', '--json'])).stdout) as { kid: string; alg: string; created: boolean; activatesAt: string };
+    expect(later).toEqual({ kid: expect.stringMatching(/^\d{8}T\d{6}Z$/), alg: 'RS256', created: true, activatesAt: expect.any(String) });
     expect(new Date(later.activatesAt).getTime()).toBeGreaterThan(Date.now() + 2.9 * 3600_000);
     expect(JSON.parse((await authz(['keys', 'prune', '--json'])).stdout)).toEqual({ removed: [] });
     await rm(path.join(scratch, 'keys', `${later.kid}.pem`));
