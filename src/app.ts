@@ -13,6 +13,7 @@ import type { AuditSink } from './audit/audit-log.js';
 import { queryAuditEvents } from './audit/audit-query.js';
 import { REGISTRATION_ACTOR, createClientRegistrationRoutes } from './client-registration/routes.js';
 import { RegistrationUse, removeUnusedRegistrations } from './client-registration/unused-registrations.js';
+import { RevocationLists } from './oidc/revocation-lists.js';
 import { ClientRepository, TOKEN_EXCHANGE_GRANT, clientRepositoryOptions } from './clients/clients.js';
 import { appDescriptions } from './client-registration/app-descriptions.js';
 import { answerClientErrors } from './http/client-errors.js';
@@ -92,6 +93,9 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   if (config.authorizationPost && !config.production) {
     logger.warn('AUTHORIZATION_POST: browsers keep a SameSite=None session cookie only when it is Secure, as it is in production (https)');
   }
+  // Before the stores are opened: a CRL file that cannot be used stops the start with nothing to close.
+  const crlFile = config.mutualTls?.crlFile;
+  const revocations = crlFile ? await RevocationLists.open(crlFile, config.mutualTls?.trustedAuthorities ?? [], logger) : undefined;
   const services = await openServices(config, { logger });
   // Off the request path: the first unknown email must take as long as any other (src/accounts/passwords.ts).
   const decoyReady = services.users.passwords.prepareDecoy();
@@ -117,7 +121,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
   // Apps' use is recorded wherever apps may register themselves, or are removed when unused: their TTL counts from it.
   const registrationUse =
     config.clientRegistration !== 'off' || config.clientRegistrationUnusedTtlSeconds > 0 ? new RegistrationUse(services.db, logger) : undefined;
-  const buildProvider = providerFactory(config, logger, services, { audit, metrics, logoutDeliveries, views, registrationUse });
+  const buildProvider = providerFactory(config, logger, services, { audit, metrics, logoutDeliveries, views, registrationUse, revocations });
   const slot = new ProviderSlot(buildProvider(keyRing));
   let shuttingDown = false;
 
@@ -241,7 +245,7 @@ export async function createServer(config: Config, logger: Logger, options: Serv
     ctx.body = { error: 'not_found', error_description: `no route for ${ctx.method} ${ctx.path}` };
   });
 
-  const keyWatch = watchKeys(config, logger, keyRing, () => {
+  const keyWatch = watchKeys(config, logger, keyRing, revocations, () => {
     app.keys = keyRing.cookieSecrets;
     slot.swap(buildProvider(keyRing));
   });
@@ -300,11 +304,12 @@ interface ProviderSurroundings {
   logoutDeliveries: LogoutTokenDeliveries;
   views: Views;
   registrationUse: RegistrationUse | undefined;
+  revocations: RevocationLists | undefined;
 }
 
 function providerFactory(config: Config, logger: Logger, services: Services, surroundings: ProviderSurroundings) {
   const { db, redis, users, clients, catalog, limits } = services;
-  const { audit, metrics, logoutDeliveries, views, registrationUse } = surroundings;
+  const { audit, metrics, logoutDeliveries, views, registrationUse, revocations } = surroundings;
   const pages = createProviderPages({ views, logger });
   const adapter = createAdapterFactory({
     db,
@@ -337,6 +342,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       pages,
       readGrantWithUser: (grantId, userId) => readGrantWithUser(db, grantId, userId),
       pairwiseSalt: services.pairwiseSalt,
+      revocations,
     });
     reuseClientInstances(provider, catalog);
     installClientSecretCheck(provider, catalog, clients, limits);
@@ -392,10 +398,12 @@ function jwksCacheControl(maxAgeSeconds: number): Koa.Middleware {
 
 /**
  * Re-reads keys/ periodically and on SIGHUP (creating the next key first when scheduled rotation is due); when what is published or which key signs changed, `onChange`
- * builds a fresh Provider. A bad key file is logged and the keys in force are kept.
+ * builds a fresh Provider. A bad key file is logged and the keys in force are kept. The mutual TLS revocation
+ * lists (MTLS_CRL_FILE) are read again on the same beat when their file changed.
  */
-function watchKeys(config: Config, logger: Logger, keyRing: KeyRing, onChange: () => void) {
+function watchKeys(config: Config, logger: Logger, keyRing: KeyRing, revocations: RevocationLists | undefined, onChange: () => void) {
   const reload = async (): Promise<boolean> => {
+    await revocations?.recheck(); // logs its own problems
     try {
       for (const rotation of await rotateIfDue(config, keyRing)) {
         if (rotation.created) logger.info({ kid: rotation.kid, alg: rotation.alg, activatesAt: rotation.activatesAt }, 'scheduled rotation: created the next key');

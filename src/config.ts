@@ -190,6 +190,8 @@ const environmentSchema = z.object({
     .optional(),
   /** The certificate authorities (a PEM bundle) whose certificates `tls_client_auth` clients may present. */
   MTLS_TRUSTED_CA_FILE: z.string().optional(),
+  /** The certificate revocation lists (PEM) of MTLS_TRUSTED_CA_FILE's authorities (src/oidc/revocation-lists.ts). */
+  MTLS_CRL_FILE: z.string().optional(),
   /**
    * Where a second host of the proxy asks clients for certificates (RFC 8705 §5): discovery names the endpoints
    * there as `mtls_endpoint_aliases`, so that the issuer's own host need not ask browsers for one.
@@ -515,7 +517,7 @@ export interface Config {
    * Mutual TLS (MTLS_CERTIFICATE_HEADER): where the proxy puts the client's certificate, and the authorities
    * `tls_client_auth` trusts (MTLS_TRUSTED_CA_FILE; none: only `self_signed_tls_client_auth`).
    */
-  mutualTls: { header: string; trustedAuthorities: X509Certificate[]; endpointsUrl?: string } | undefined;
+  mutualTls: { header: string; trustedAuthorities: X509Certificate[]; endpointsUrl?: string; crlFile?: string } | undefined;
   /** The terms of service each user must have accepted, in this version, to sign in (TERMS_URL, TERMS_VERSION). */
   terms: { url: string; version: string } | undefined;
   /** User attributes released as claims (USER_CLAIMS): ID token and userinfo with `profile`, and access tokens. */
@@ -640,7 +642,7 @@ function passwordBlocklist(file: string | undefined): string[] {
  */
 function mutualTlsConfig(e: Environment, issuer: string): Config['mutualTls'] {
   if (!e.MTLS_CERTIFICATE_HEADER) {
-    const needing = [e.MTLS_TRUSTED_CA_FILE && 'MTLS_TRUSTED_CA_FILE', e.MTLS_ENDPOINTS_URL && 'MTLS_ENDPOINTS_URL'].filter(Boolean);
+    const needing = [e.MTLS_TRUSTED_CA_FILE && 'MTLS_TRUSTED_CA_FILE', e.MTLS_CRL_FILE && 'MTLS_CRL_FILE', e.MTLS_ENDPOINTS_URL && 'MTLS_ENDPOINTS_URL'].filter(Boolean);
     if (needing.length > 0) throw new ConfigError([`${needing.join(' and ')} ${needing.length > 1 ? 'need' : 'needs'} MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate`]);
     return undefined;
   }
@@ -653,10 +655,14 @@ function mutualTlsConfig(e: Environment, issuer: string): Config['mutualTls'] {
       'MTLS_CERTIFICATE_HEADER needs PROXY=true: the certificate comes from the TLS-terminating proxy in front of the server, and without one any client could send the header itself',
     ]);
   }
-  if (!e.MTLS_TRUSTED_CA_FILE) return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: [], endpointsUrl };
+  if (!e.MTLS_TRUSTED_CA_FILE) {
+    if (e.MTLS_CRL_FILE) throw new ConfigError(['MTLS_CRL_FILE needs MTLS_TRUSTED_CA_FILE: the lists are those of the authorities it trusts']);
+    return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: [], endpointsUrl };
+  }
   const file = path.resolve(e.MTLS_TRUSTED_CA_FILE);
+  const crlFile = e.MTLS_CRL_FILE ? path.resolve(e.MTLS_CRL_FILE) : undefined;
   try {
-    return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: readTrustedAuthorities(file), endpointsUrl };
+    return { header: e.MTLS_CERTIFICATE_HEADER, trustedAuthorities: readTrustedAuthorities(file), endpointsUrl, crlFile };
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new ConfigError([`MTLS_TRUSTED_CA_FILE: ${file}: ${reason}`]);

@@ -15,6 +15,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { RevocationLists } from './revocation-lists.js';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/;
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
@@ -57,8 +58,13 @@ export function readTrustedAuthorities(file: string): X509Certificate[] {
 
 /** Whether `certificate` is valid at `now` and was issued and signed by one of `authorities`, itself valid at `now`. */
 export function issuedByTrustedAuthority(certificate: X509Certificate, authorities: readonly X509Certificate[], now = new Date()): boolean {
-  if (!validAt(certificate, now)) return false;
-  return authorities.some((authority) => validAt(authority, now) && certificate.checkIssued(authority) && certificate.verify(authority.publicKey));
+  return issuingAuthority(certificate, authorities, now) !== undefined;
+}
+
+/** The one of `authorities` that issued and signed `certificate`, both valid at `now`; undefined for none. */
+export function issuingAuthority(certificate: X509Certificate, authorities: readonly X509Certificate[], now = new Date()): X509Certificate | undefined {
+  if (!validAt(certificate, now)) return undefined;
+  return authorities.find((authority) => validAt(authority, now) && certificate.checkIssued(authority) && certificate.verify(authority.publicKey));
 }
 
 const validAt = (certificate: X509Certificate, now: Date) => certificate.validFromDate <= now && now <= certificate.validToDate;
@@ -182,8 +188,11 @@ export function mutualTlsAuthMethods(mutualTls: { trustedAuthorities: readonly X
 /** The request's client certificate, read from the header once per request. */
 const certificates = new WeakMap<object, X509Certificate | undefined>();
 
-/** oidc-provider's `features.mTLS`, reading the certificate from `header` and trusting `authorities` (none: no `tls_client_auth`). */
-export function mutualTlsFeature(header: string, authorities: readonly X509Certificate[]) {
+/**
+ * oidc-provider's `features.mTLS`, reading the certificate from `header` and trusting `authorities` (none: no
+ * `tls_client_auth`), less the certificates they revoked (MTLS_CRL_FILE, ./revocation-lists.ts).
+ */
+export function mutualTlsFeature(header: string, authorities: readonly X509Certificate[], revocations?: RevocationLists) {
   const certificateOf = (ctx: KoaContextWithOIDC): X509Certificate | undefined => {
     if (!certificates.has(ctx)) certificates.set(ctx, certificateFromHeader(ctx.get(header) || undefined));
     return certificates.get(ctx);
@@ -197,7 +206,8 @@ export function mutualTlsFeature(header: string, authorities: readonly X509Certi
     getCertificate: (ctx: KoaContextWithOIDC) => certificateOf(ctx) as unknown as string | undefined,
     certificateAuthorized: (ctx: KoaContextWithOIDC) => {
       const certificate = certificateOf(ctx);
-      return certificate !== undefined && issuedByTrustedAuthority(certificate, authorities);
+      const authority = certificate && issuingAuthority(certificate, authorities);
+      return authority !== undefined && !revocations?.revoked(certificate as X509Certificate, authority);
     },
     certificateSubjectMatches: (ctx: KoaContextWithOIDC, property: string, expected: string) => {
       const certificate = certificateOf(ctx);

@@ -24,6 +24,7 @@ import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
 import { mtlsEndpointAliases, mutualTlsAuthMethods, mutualTlsFeature } from './mutual-tls.js';
 import { outboundFetch } from './outbound-fetch.js';
+import type { RevocationLists } from './revocation-lists.js';
 import { resourceIndicators } from './resource-servers.js';
 import { claimsParameter } from './claims-parameter.js';
 import { EXCHANGED_TOKEN_GTY, exchangedTokenLive } from './token-exchange.js';
@@ -62,6 +63,8 @@ export interface ProviderDependencies {
   readGrantWithUser?: GrantReadAhead;
   /** The key of pairwise subject identifiers (./pairwise-subjects.ts). */
   pairwiseSalt: string;
+  /** The mutual TLS authorities' revocation lists (MTLS_CRL_FILE), when configured. */
+  revocations?: RevocationLists;
 }
 
 export function createProvider(deps: ProviderDependencies): Provider {
@@ -141,7 +144,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       // Behind a proxy that passes the client certificate on (MTLS_CERTIFICATE_HEADER): RFC 8705.
-      ...(config.mutualTls && { mTLS: mutualTlsFeature(config.mutualTls.header, config.mutualTls.trustedAuthorities) }),
+      ...(config.mutualTls && { mTLS: mutualTlsFeature(config.mutualTls.header, config.mutualTls.trustedAuthorities, deps.revocations) }),
       introspection: { enabled: true, allowedPolicy: introspectionPolicy(catalog, deps.users) },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       userinfo: { enabled: true },

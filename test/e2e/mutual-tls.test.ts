@@ -149,6 +149,62 @@ describe('tls_client_auth: a certificate from the trusted authority that names t
   });
 });
 
+describe('revoked certificates (MTLS_CRL_FILE)', () => {
+  /** openid-client at `instance` (another instance of the issuer), presenting `certificate` through the proxy. */
+  const relyingPartyAt = (instance: TestServer, clientId: string, certificate: TestCertificate) =>
+    oidc.discovery(new URL(instance.issuer), clientId, undefined, oidc.TlsClientAuth(), {
+      execute: [oidc.allowInsecureRequests],
+      [oidc.customFetch]: (url, init) => {
+        const headers = new Headers(init.headers as ConstructorParameters<typeof Headers>[0]);
+        headers.set(HEADER, encodeURIComponent(certificate.pem));
+        return fetch(url.replace(instance.issuer, instance.url), { ...init, headers });
+      },
+    });
+
+  test('a certificate its authority revoked no longer authenticates; a new list is read at the next rescan, a broken one is not', async () => {
+    const crlFile = path.join(mkdtempSync(path.join(tmpdir(), 'crl-')), 'clients.crl.pem');
+    const revoked = await authority.issue('C=DE, O=Example Corp, CN=billing\\, nightly', BILLING_NAMES);
+    writeFileSync(crlFile, await authority.revocationList([revoked]));
+    const checking = await startTestServer({ instanceOf: server, env: { MTLS_CRL_FILE: crlFile } });
+    try {
+      const clientId = await service({ tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: BILLING_DN });
+      expect((await oidc.clientCredentialsGrant(await relyingPartyAt(checking, clientId, billing), { scope: 'payments:read' })).access_token).toBeTruthy();
+      await expect(oidc.clientCredentialsGrant(await relyingPartyAt(checking, clientId, revoked), { scope: 'payments:read' })).rejects.toMatchObject({ error: 'invalid_client' });
+      // The instance without the list still takes it: the list is what refused it.
+      expect((await oidc.clientCredentialsGrant(await relyingPartyAt(server, clientId, revoked), { scope: 'payments:read' })).access_token).toBeTruthy();
+
+      // The authority revokes the other certificate too; the cron job writes the new list; the next rescan reads it.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      writeFileSync(crlFile, await authority.revocationList([revoked, billing]));
+      await checking.server.reloadKeys();
+      await expect(oidc.clientCredentialsGrant(await relyingPartyAt(checking, clientId, billing), { scope: 'payments:read' })).rejects.toMatchObject({ error: 'invalid_client' });
+
+      // A download that went wrong is logged, and the lists in force are kept.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      writeFileSync(crlFile, '<html>502 Bad Gateway</html>');
+      await checking.server.reloadKeys();
+      await expect(oidc.clientCredentialsGrant(await relyingPartyAt(checking, clientId, billing), { scope: 'payments:read' })).rejects.toMatchObject({ error: 'invalid_client' });
+    } finally {
+      await checking.close();
+    }
+  });
+
+  test('a list that is not one, or that none of the trusted authorities signed, stops the start with the reason', async () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'crl-'));
+    const stranger = await certificateAuthority('C=DE, O=Elsewhere, CN=Other CA');
+    const cases: [string, RegExp][] = [
+      ['not a list', /MTLS_CRL_FILE: .*: it holds no CRL \(PEM, "BEGIN X509 CRL"\)/],
+      [await stranger.revocationList([]), /MTLS_CRL_FILE: .*: CRL 1 \(issuer .*Other CA\) is signed by none of the authorities in MTLS_TRUSTED_CA_FILE/],
+    ];
+    for (const [content, reason] of cases) {
+      const file = path.join(folder, `${cases.findIndex(([c]) => c === content)}.pem`);
+      writeFileSync(file, content);
+      await expect(startTestServer({ instanceOf: server, env: { MTLS_CRL_FILE: file } })).rejects.toThrow(reason);
+    }
+    await expect(startTestServer({ instanceOf: server, env: { MTLS_CRL_FILE: path.join(folder, 'absent.pem') } })).rejects.toThrow(/MTLS_CRL_FILE: .*absent\.pem: ENOENT/);
+  });
+});
+
 describe('self_signed_tls_client_auth: a certificate the client registered', () => {
   test('the registered certificate authenticates (either of two during a rollover); another self-signed one does not', async () => {
     const [current, next, stranger] = await Promise.all(['CN=billing', 'CN=billing 2', 'CN=billing'].map((name) => selfSignedCertificate(name)));

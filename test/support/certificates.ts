@@ -51,6 +51,8 @@ function alternativeNamesExtension(names: AlternativeNames): x509.Extension[] {
 export interface CertificateAuthority {
   certificate: TestCertificate;
   issue(subject: string, names?: AlternativeNames, dates?: Validity): Promise<TestCertificate>;
+  /** Its certificate revocation list (PEM) revoking `revoked`, next updated at `nextUpdate` (default: in a day). */
+  revocationList(revoked: readonly TestCertificate[], nextUpdate?: Date): Promise<string>;
 }
 
 export async function certificateAuthority(name: string): Promise<CertificateAuthority> {
@@ -78,6 +80,17 @@ export async function certificateAuthority(name: string): Promise<CertificateAut
         extensions: alternativeNamesExtension(names),
       });
       return described(issued);
+    },
+    async revocationList(revoked, nextUpdate = new Date(Date.now() + 24 * HOUR)) {
+      const crl = await x509.X509CrlGenerator.create({
+        issuer: root.subject,
+        thisUpdate: new Date(Date.now() - HOUR),
+        nextUpdate,
+        entries: revoked.map((certificate) => ({ serialNumber: new x509.X509Certificate(certificate.pem).serialNumber, revocationDate: new Date(Date.now() - HOUR) })),
+        signingAlgorithm: ALGORITHM,
+        signingKey: keys.privateKey,
+      });
+      return crl.toString('pem');
     },
   };
 }

@@ -85,10 +85,18 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     SIGNING_THREAD: 'event-loop',
     ...options.env,
   };
-  const config = loadConfig(env);
-  if (sql === 'pglite') config.database.embeddedDir = ':memory:';
-  const logger = createLogger(config.logLevel, false, options.logDestination);
-  const server = await createServer(config, logger, { now: options.now });
+  let config: Config;
+  let server: AuthzServer;
+  try {
+    config = loadConfig(env);
+    if (sql === 'pglite') config.database.embeddedDir = ':memory:';
+    server = await createServer(config, createLogger(config.logLevel, false, options.logDestination), { now: options.now });
+  } catch (error) {
+    // A refused configuration: nothing may be left listening, or jest would not exit.
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await rm(scratch, { recursive: true, force: true });
+    throw error;
+  }
   http.on('request', server.handleRequest);
   return {
     issuer,

@@ -219,6 +219,13 @@ describe('configuration', () => {
     expect(problemsOf(withFile(path.join(dir, 'leaf.pem')))).toEqual([`MTLS_TRUSTED_CA_FILE: ${path.join(dir, 'leaf.pem')}: it holds no CA certificate (PEM, "BEGIN CERTIFICATE", with basicConstraints CA:TRUE)`]);
   });
 
+  test('MTLS_CRL_FILE goes with MTLS_TRUSTED_CA_FILE, whose authorities’ lists it holds', () => {
+    expect(problemsOf({ PROXY: 'true', MTLS_CERTIFICATE_HEADER: 'X-SSL-Client-Cert', MTLS_CRL_FILE: '/etc/clients.crl' })).toEqual([
+      'MTLS_CRL_FILE needs MTLS_TRUSTED_CA_FILE: the lists are those of the authorities it trusts',
+    ]);
+    expect(problemsOf({ MTLS_CRL_FILE: '/etc/clients.crl' })).toEqual(['MTLS_CRL_FILE needs MTLS_CERTIFICATE_HEADER: the header in which your proxy passes on the client certificate']);
+  });
+
   test('mutual TLS on a host of its own: MTLS_ENDPOINTS_URL, a URL that is not the issuer, https in production', () => {
     const mtls = { PROXY: 'true', MTLS_CERTIFICATE_HEADER: 'X-SSL-Client-Cert' };
     expect(loadConfig({ ...mtls, MTLS_ENDPOINTS_URL: 'https://mtls.id.example.com/' }).mutualTls?.endpointsUrl).toBe('https://mtls.id.example.com');
