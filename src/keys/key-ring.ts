@@ -41,7 +41,6 @@ export class KeyRing {
       files = await readKeyFiles(options.keysDir, options.passphrase);
     }
     if (files.length === 0 && !options.allowEmpty) throw new Error(`no signing key in ${options.keysDir}`);
-    if (files.length > 0) refuseWithoutRsa(files, options.keysDir);
     ring.#apply(files, await ring.#readCookieSecrets());
     return ring;
   }
@@ -81,12 +80,12 @@ export class KeyRing {
     const before = this.fingerprint;
     const files = await readKeyFiles(this.#options.keysDir, this.#options.passphrase);
     if (files.length === 0) throw new Error(`no signing key left in ${this.#options.keysDir}; keeping the keys in force`);
-    refuseWithoutRsa(files, this.#options.keysDir);
     this.#apply(files, await this.#readCookieSecrets());
     return this.fingerprint !== before;
   }
 
   #apply(files: KeyFile[], cookieSecrets: string[]): void {
+    if (files.length > 0) refuseWithoutRsa(files, this.#options.keysDir);
     this.#files = files;
     this.#cookieSecrets = cookieSecrets;
     this.#statuses = keyStates(files, this.now(), this.#options.retireAfterSeconds);

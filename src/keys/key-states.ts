@@ -47,13 +47,8 @@ export function kidForActivation(at: Date): string {
  * `retireAfterSeconds` covers the longest-lived signed token.
  */
 export function keyStates(keys: readonly KeyTimes[], now: Date, retireAfterSeconds: number): KeyStatus[] {
-  const byAlgorithm = new Map<string, KeyTimes[]>();
-  for (const key of keys) {
-    const alg = key.alg ?? 'RS256';
-    byAlgorithm.set(alg, [...(byAlgorithm.get(alg) ?? []), key]);
-  }
-  const algorithms = [...byAlgorithm.keys()].sort((a, b) => Number(b === 'RS256') - Number(a === 'RS256') || a.localeCompare(b));
-  return algorithms.flatMap((alg) => statesOfOneAlgorithm(byAlgorithm.get(alg) ?? [], now, retireAfterSeconds));
+  const algorithms = [...new Set(keys.map((key) => key.alg ?? 'RS256'))].sort((a, b) => Number(b === 'RS256') - Number(a === 'RS256') || a.localeCompare(b));
+  return algorithms.flatMap((alg) => statesOfOneAlgorithm(keys.filter((key) => (key.alg ?? 'RS256') === alg), now, retireAfterSeconds));
 }
 
 function statesOfOneAlgorithm(keys: readonly KeyTimes[], now: Date, retireAfterSeconds: number): KeyStatus[] {

@@ -56,11 +56,6 @@ export function readTrustedAuthorities(file: string): X509Certificate[] {
   return authorities;
 }
 
-/** Whether `certificate` is valid at `now` and was issued and signed by one of `authorities`, itself valid at `now`. */
-export function issuedByTrustedAuthority(certificate: X509Certificate, authorities: readonly X509Certificate[], now = new Date()): boolean {
-  return issuingAuthority(certificate, authorities, now) !== undefined;
-}
-
 /** The one of `authorities` that issued and signed `certificate`, both valid at `now`; undefined for none. */
 export function issuingAuthority(certificate: X509Certificate, authorities: readonly X509Certificate[], now = new Date()): X509Certificate | undefined {
   if (!validAt(certificate, now)) return undefined;

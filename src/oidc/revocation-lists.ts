@@ -51,7 +51,7 @@ export class RevocationLists {
   static async open(file: string, authorities: readonly X509Certificate[], logger: Logger): Promise<RevocationLists> {
     const lists = new RevocationLists(file, authorities, logger);
     try {
-      await lists.#read();
+      await lists.#read((await stat(file)).mtimeMs);
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new ConfigError([`MTLS_CRL_FILE: ${file}: ${reason}`]);
@@ -64,21 +64,20 @@ export class RevocationLists {
     return this.#lists.get(authority.fingerprint256)?.serials.has(normalizedSerial(certificate.serialNumber)) ?? false;
   }
 
-  /** Reads the file again if it changed; a problem is logged and the lists in force are kept. Returns whether it read. */
-  async recheck(): Promise<boolean> {
+  /** Reads the file again if it changed, else says again which lists are stale; a problem is logged and the lists in force are kept. */
+  async recheck(): Promise<void> {
     try {
-      if ((await stat(this.file)).mtimeMs === this.#modifiedMs) return this.#warnIfStale();
-      await this.#read();
+      const modifiedMs = (await stat(this.file)).mtimeMs;
+      if (modifiedMs === this.#modifiedMs) return this.#warnIfStale();
+      await this.#read(modifiedMs);
       this.logger.info({ file: this.file, authorities: this.#lists.size }, 'certificate revocation lists read again');
-      return true;
     } catch (error) {
       this.logger.error({ err: error, file: this.file }, 'MTLS_CRL_FILE could not be read again; the revocation lists in force are kept');
-      return false;
     }
   }
 
-  async #read(): Promise<void> {
-    const modifiedMs = (await stat(this.file)).mtimeMs;
+  /** Reads the file, last modified at `modifiedMs`, and puts its lists in force once every one of them checked out. */
+  async #read(modifiedMs: number): Promise<void> {
     const blocks = (await readFile(this.file, 'utf8')).match(PEM_CRL) ?? [];
     if (blocks.length === 0) throw new Error('it holds no CRL (PEM, "BEGIN X509 CRL")');
     const x509 = await loadX509();
@@ -103,13 +102,12 @@ export class RevocationLists {
   }
 
   /** Logs the lists past their nextUpdate: the CA has published a newer one, which the file should hold. */
-  #warnIfStale(): false {
+  #warnIfStale(): void {
     const now = new Date();
     for (const [authority, list] of this.#lists) {
       if (list.nextUpdate && list.nextUpdate < now) {
         this.logger.warn({ file: this.file, authority, nextUpdate: list.nextUpdate.toISOString() }, 'a certificate revocation list is past its nextUpdate: fetch a fresh one into MTLS_CRL_FILE');
       }
     }
-    return false;
   }
 }

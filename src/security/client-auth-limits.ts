@@ -16,13 +16,13 @@ import type { SecurityLimits } from './limits.js';
 import { describeWait } from './failure-limiter.js';
 
 /** The endpoints at which clients authenticate, by path (oidc-provider's routes), as client_auth_failed names them. */
-const CLIENT_AUTH_ENDPOINTS: Record<string, string> = {
-  '/token': 'token',
-  '/token/introspection': 'introspection',
-  '/token/revocation': 'revocation',
-  '/request': 'pushed_authorization_request',
-  '/device/auth': 'device_authorization',
-};
+const CLIENT_AUTH_ENDPOINTS = new Map([
+  ['/token', 'token'],
+  ['/token/introspection', 'introspection'],
+  ['/token/revocation', 'revocation'],
+  ['/request', 'pushed_authorization_request'],
+  ['/device/auth', 'device_authorization'],
+]);
 
 /** The client_id of an HTTP Basic header, when there is one (RFC 6749 §2.3.1: form-encoded inside). */
 function basicClientId(header: string): string | undefined {
@@ -47,7 +47,7 @@ export class TooManyClientAuthFailures extends errors.OIDCProviderError {
 
 export function clientAuthLimits(limits: SecurityLimits, audit: AuditSink): Middleware {
   return async (ctx, next) => {
-    const endpoint = CLIENT_AUTH_ENDPOINTS[ctx.path];
+    const endpoint = CLIENT_AUTH_ENDPOINTS.get(ctx.path);
     if (ctx.method !== 'POST' || !endpoint) return next();
     const fromHeader = basicClientId(ctx.get('authorization'));
     // A secret in the body is checked in compareClientSecret, once oidc-provider has read the body.
