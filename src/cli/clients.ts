@@ -62,9 +62,9 @@ const TOKEN_EXCHANGE_FROM_HELP =
   'web and service clients: it is the back end of this API (its resource indicator; repeat for more) and may exchange its users’ access tokens for tokens to the APIs it is registered for (RFC 8693); on update the list replaces the old one';
 const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
 const SIGNED_USERINFO_HELP = 'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg) instead of plain JSON';
-const SIGNING_ALG_HELP = 'what signs its ID tokens and signed responses: RS256 (the default), or ES256 once keys/ holds an EC key (`authz keys rotate --alg ES256`)';
+const SIGNING_ALG_HELP = 'what signs its ID tokens and signed responses: RS256 (the default), or PS256, ES256 or EdDSA once keys/ holds such a key (`authz keys rotate --alg <alg>`)';
 const FAPI2_HELP =
-  'the FAPI 2.0 Security Profile: web clients with --auth-method private_key_jwt or mutual TLS, --require-dpop or --certificate-bound-tokens and --signing-alg ES256; their requests must be pushed (PAR) with PKCE, and refresh tokens do not rotate';
+  'the FAPI 2.0 Security Profile: web clients with --auth-method private_key_jwt or mutual TLS, --require-dpop or --certificate-bound-tokens and --signing-alg PS256, ES256 or EdDSA; their requests must be pushed (PAR) with PKCE, and refresh tokens do not rotate';
 const NO_SIGNED_USERINFO_HELP = 'userinfo answers it with plain JSON (the default)';
 const NO_REQUIRE_MFA_HELP = 'two steps only for users who use them, or when the app asks (acr_values; the default)';
 

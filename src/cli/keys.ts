@@ -15,7 +15,7 @@ export function registerKeyCommands(program: Command, context: CliContext): void
     .description('add a signing key that becomes current after the activation delay')
     .option('--activate-in <duration>', 'when it starts signing (default KEY_ACTIVATION_DELAY; 0 for an emergency)', durationOption)
     .addOption(
-      new Option('--alg <alg>', 'RS256: an RSA key, as every server has; ES256: an EC P-256 key, for clients registered with --signing-alg ES256 (the first one signs at once)')
+      new Option('--alg <alg>', 'RS256: an RSA key, as every server has; PS256 (an RSA key named *-ps256), ES256 (EC P-256) or EdDSA (Ed25519): for clients registered with that --signing-alg (the first key of each signs at once)')
         .choices([...SIGNING_ALGS])
         .default('RS256'),
     )

@@ -15,7 +15,7 @@ import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient }
 import { webPage } from '../clients/app-links.js';
 import { TLS_SUBJECT_METADATA } from '../clients/client-certificates.js';
 import { describeIssues } from '../errors.js';
-import { SIGNING_ALG, SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
+import { SIGNING_ALG, SIGNING_ALGS, SIGNING_ALGS_IN_WORDS, type SigningAlg } from '../keys/signing-keys.js';
 import { isNativeApp } from '../oidc/client-adapter.js';
 
 /** An RFC 7591 §3.2.2 error: `invalid_redirect_uri` or `invalid_client_metadata`, with a sentence saying why. */
@@ -31,7 +31,7 @@ export class RegistrationError extends Error {
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 const uris = z.array(z.string().max(2048)).max(20);
-const signingAlg = z.enum(SIGNING_ALGS, { error: `this server signs with ${SIGNING_ALGS.join(' or ')} only` });
+const signingAlg = z.enum(SIGNING_ALGS, { error: `this server signs with ${SIGNING_ALGS_IN_WORDS} only` });
 /** The metadata naming what signs for the client: all one algorithm here (the client's `signingAlg`). */
 const SIGNING_METADATA = ['id_token_signed_response_alg', 'userinfo_signed_response_alg', 'authorization_signed_response_alg', 'introspection_signed_response_alg'] as const;
 
@@ -60,7 +60,7 @@ const registrationRequest = z.object({
   tls_client_certificate_bound_access_tokens: z.boolean().optional(),
   require_pushed_authorization_requests: z.boolean().optional(),
   require_signed_request_object: z.boolean().optional(),
-  // What signs for the app: one algorithm for all four (an ES256 one only where keys/ holds an EC key).
+  // What signs for the app: one algorithm for all four (other than RS256 only where keys/ holds a key for it).
   id_token_signed_response_alg: signingAlg.optional(),
   userinfo_signed_response_alg: signingAlg.optional(),
   authorization_signed_response_alg: signingAlg.optional(),

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
-import { SIGNING_ALG, SIGNING_ALGS, type SigningAlg, readKeyFiles } from '../keys/signing-keys.js';
+import { SIGNING_ALG, SIGNING_ALGS, SIGNING_ALGS_IN_WORDS, type SigningAlg, readKeyFiles } from '../keys/signing-keys.js';
 import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -191,7 +191,7 @@ const SIGNED_REQUEST_NEEDS_KEYS = 'a request object is checked with the client�
 const SIGNED_USERINFO_DESCRIPTION =
   'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg, in signingAlg: iss, aud and the claims), which it can keep or pass on as proof; not for service clients';
 const SIGNING_ALG_DESCRIPTION =
-  'what signs its ID tokens and the responses signed for it (userinfo, JARM, introspection): RS256, or ES256 where keys/ holds an EC P-256 key (`authz keys rotate --alg ES256`)';
+  'what signs its ID tokens and the responses signed for it (userinfo, JARM, introspection): RS256, or PS256, ES256 or EdDSA where keys/ holds a key for it (`authz keys rotate --alg <alg>`)';
 const USERINFO_FOR_SERVICE = 'a service client signs no users in, so it has no userinfo to sign';
 
 const REQUIRE_MFA_DESCRIPTION = 'its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values; not for service clients';
@@ -228,7 +228,7 @@ export const newClientSchema = z
     requireSignedRequestObject: z.boolean().default(false).meta({ description: SIGNED_REQUEST_DESCRIPTION }),
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
     signedUserinfo: z.boolean().default(false).meta({ description: SIGNED_USERINFO_DESCRIPTION }),
-    signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS.join(' or ')}` }).default(SIGNING_ALG).meta({ description: SIGNING_ALG_DESCRIPTION }),
+    signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS_IN_WORDS}` }).default(SIGNING_ALG).meta({ description: SIGNING_ALG_DESCRIPTION }),
     fapi2: z.boolean().default(false).meta({ description: FAPI2_DESCRIPTION }),
     clientUri: webPage.optional().meta({ description: 'the app’s home page, linked on the consent page' }),
     policyUri: webPage.optional().meta({ description: 'its privacy policy, linked on the consent page' }),
@@ -429,7 +429,7 @@ export const clientChangesSchema = z.strictObject({
   tosUri: webPage.nullable().optional().meta({ description: 'its terms of service, linked on the consent page (null removes it)' }),
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
   signedUserinfo: z.boolean().optional().meta({ description: SIGNED_USERINFO_DESCRIPTION }),
-  signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS.join(' or ')}` }).optional().meta({ description: SIGNING_ALG_DESCRIPTION }),
+  signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS_IN_WORDS}` }).optional().meta({ description: SIGNING_ALG_DESCRIPTION }),
   fapi2: z.boolean().optional().meta({ description: FAPI2_DESCRIPTION }),
   tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });

@@ -21,11 +21,11 @@ import type { ClientType } from './clients.js';
 export const FAPI_PROFILE_METADATA = 'fapi_profile';
 export const FAPI_2_0 = '2.0';
 
-/** What a FAPI 2.0 client may sign its private_key_jwt assertions with (the profile's algorithms). */
+/** The FAPI 2.0 Security Profile's algorithms (§5.4): what its clients' assertions and what we sign for them use. */
 export const FAPI2_ASSERTION_ALGS: readonly string[] = ['PS256', 'ES256', 'EdDSA'];
 
 export const FAPI2_DESCRIPTION =
-  'the FAPI 2.0 Security Profile: a web client with private_key_jwt or mutual TLS, DPoP or certificate-bound tokens and signingAlg ES256; its authorization requests must then be pushed (PAR) with PKCE, and its refresh tokens do not rotate';
+  'the FAPI 2.0 Security Profile: a web client with private_key_jwt or mutual TLS, DPoP or certificate-bound tokens and signingAlg PS256, ES256 or EdDSA; its authorization requests must then be pushed (PAR) with PKCE, and its refresh tokens do not rotate';
 
 const STRONG_AUTH_METHODS = ['private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth'];
 
@@ -48,7 +48,9 @@ export function fapi2Problems(client: Fapi2Settings): string[] {
     problems.push(`a FAPI 2.0 client authenticates with private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not ${method}`);
   }
   if (!client.requireDpop && !client.certificateBoundTokens) problems.push('a FAPI 2.0 client’s tokens are sender-constrained: set requireDpop or certificateBoundTokens');
-  if (client.signingAlg !== 'ES256') problems.push(`FAPI 2.0 allows PS256, ES256 or EdDSA signatures, not ${client.signingAlg}: set signingAlg ES256`);
+  if (!FAPI2_ASSERTION_ALGS.includes(client.signingAlg)) {
+    problems.push(`FAPI 2.0 allows PS256, ES256 or EdDSA signatures, not ${client.signingAlg}: set signingAlg PS256, ES256 or EdDSA`);
+  }
   const plain = client.redirectUris.find((uri) => !uri.startsWith('https://'));
   if (plain) problems.push(`a FAPI 2.0 client is sent back over https only, not to ${plain}`);
   return problems;

@@ -41,6 +41,9 @@ const isHttps = (url: string) => new URL(url).protocol === 'https:';
 /** The production headers are checked for https issuers, or on request (`--production`). */
 const headersApply = (site: Site) => isHttps(site.issuer) || site.options.production;
 const list = (items: string[]) => items.join(', ');
+/** The algorithms this server signs with, in the order its messages name them (an unknown one last). */
+const KNOWN_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+const rank = (alg: string) => (KNOWN_ALGS.includes(alg) ? KNOWN_ALGS.indexOf(alg) : KNOWN_ALGS.length);
 
 // --- discovery -----------------------------------------------------------------------------------------------
 
@@ -172,22 +175,26 @@ function keyProblems(key: Json): string[] {
   if (key.kty === 'RSA') {
     const bits = rsaModulusBits(key.n);
     if (bits < 2048) problems.push(`${name} is ${bits}-bit RSA, below 2048`);
-    if (key.alg !== undefined && key.alg !== 'RS256') problems.push(`${name} has alg ${JSON.stringify(key.alg)}, not RS256`);
+    if (key.alg !== undefined && key.alg !== 'RS256' && key.alg !== 'PS256') problems.push(`${name} has alg ${JSON.stringify(key.alg)}, not RS256 or PS256`);
   }
   if (key.kty === 'EC' && (key.crv !== 'P-256' || (key.alg !== undefined && key.alg !== 'ES256'))) {
     problems.push(`${name} is an EC key on ${JSON.stringify(key.crv)} with alg ${JSON.stringify(key.alg)}, not ES256 on P-256`);
+  }
+  if (key.kty === 'OKP' && (key.crv !== 'Ed25519' || (key.alg !== undefined && key.alg !== 'EdDSA'))) {
+    problems.push(`${name} is an OKP key on ${JSON.stringify(key.crv)} with alg ${JSON.stringify(key.alg)}, not EdDSA on Ed25519`);
   }
   return problems;
 }
 
 async function signingKeys(site: Site): Promise<Outcome> {
   const keys = await publishedKeys(site);
-  if (!keys.some((key) => key.kty === 'RSA')) return fail(`the JWKS has ${keys.length} key(s) but no RSA key to verify RS256 tokens`);
+  if (!keys.some((key) => key.kty === 'RSA' && (key.alg ?? 'RS256') === 'RS256')) return fail(`the JWKS has ${keys.length} key(s) but no RSA key to verify RS256 tokens`);
   const problems = keys.flatMap(keyProblems);
   if (problems.length) return fail(problems.join('; '));
   const sizes = [...new Set(keys.filter((key) => key.kty === 'RSA').map((key) => rsaModulusBits(key.n)))];
-  const ec = keys.filter((key) => key.kty === 'EC').length;
-  return pass(`${keys.length} key(s), each with kid, use sig, RSA ${sizes.join('/')} bits${ec ? ` (and ${ec} EC P-256)` : ''}, public members only`);
+  const others = KNOWN_ALGS.slice(1).map((alg) => [alg, keys.filter((key) => key.alg === alg).length] as const).filter(([, count]) => count > 0);
+  const besides = others.length ? ` (${others.map(([alg, count]) => `${count} ${alg}`).join(', ')})` : '';
+  return pass(`${keys.length} key(s)${besides}, each with kid, use sig, RSA ${sizes.join('/')} bits, public members only`);
 }
 
 async function signingAlgorithms(site: Site): Promise<Outcome> {
@@ -199,12 +206,20 @@ async function signingAlgorithms(site: Site): Promise<Outcome> {
   return pass(`id tokens are signed with ${list(algs)}`);
 }
 
+/** Keys of one algorithm replace only one another, so each algorithm needs a second key of its own staged. */
 async function nextKeyStaged(site: Site): Promise<Outcome> {
   const keys = (await publishedKeys(site)).filter((key) => key.use === 'sig');
-  if (keys.length > 1) return pass(`${keys.length} signing keys published: the next (or previous) key is already in relying parties' caches`);
+  const perAlgorithm = new Map<string, number>();
+  for (const key of keys) {
+    const alg = typeof key.alg === 'string' ? key.alg : 'RS256';
+    perAlgorithm.set(alg, (perAlgorithm.get(alg) ?? 0) + 1);
+  }
+  const alone = [...perAlgorithm].filter(([, count]) => count === 1).map(([alg]) => alg).sort((a, b) => rank(a) - rank(b));
+  if (alone.length === 0) return pass(`${keys.length} signing keys published: the next (or previous) key is already in relying parties' caches`);
+  const rotate = alone.map((alg) => (alg === 'RS256' ? "'authz keys rotate'" : `'authz keys rotate --alg ${alg}'`)).join(', ');
   return warn(
-    'only one signing key is published, so no next key is staged: a key switched in now signs tokens that relying parties ' +
-      "holding a cached JWKS cannot verify until their cache expires. Stage one ahead with 'authz keys rotate' (it signs only after the activation delay)",
+    `only one ${list(alone)} signing key is published, so no next key is staged: a key switched in now signs tokens that relying parties ` +
+      `holding a cached JWKS cannot verify until their cache expires. Stage one ahead with ${rotate} (it signs only after the activation delay)`,
   );
 }
 

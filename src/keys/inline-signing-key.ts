@@ -1,5 +1,5 @@
 /**
- * RS256 and ES256 signatures made on the thread that asks for them.
+ * RS256, PS256, ES256 and EdDSA signatures made on the thread that asks for them.
  *
  * oidc-provider signs through jose and WebCrypto, which hands each signature to libuv's thread pool and wakes
  * the event loop again when it is done. When every core already runs a worker's event loop, the pool adds no
@@ -11,7 +11,7 @@
  * oidc-provider takes such a key through `features.externalSigningSupport` (meant for KMS and HSM keys): it
  * publishes the public half and calls `sign(data)` with the JWS signing input.
  */
-import { createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
+import { constants, createPrivateKey, createPublicKey, type KeyObject, type SignKeyObjectInput, sign } from 'node:crypto';
 import { ExternalSigningKey } from 'oidc-provider';
 import type { SigningJwk } from './signing-keys.js';
 
@@ -46,7 +46,21 @@ export class InlineSigningKey extends ExternalSigningKey {
   }
 
   override sign(data: Uint8Array): Buffer {
+    // Ed25519 hashes internally: Node takes no digest name for it.
+    if (this.#alg === 'EdDSA') return sign(null, data, this.#privateKey);
+    return sign('sha256', data, signingInput(this.#alg, this.#privateKey));
+  }
+}
+
+function signingInput(alg: SigningJwk['alg'], key: KeyObject): KeyObject | SignKeyObjectInput {
+  switch (alg) {
     // A JWS carries an ECDSA signature as r and s side by side (RFC 7518 §3.4), not DER as Node makes it by default.
-    return sign('sha256', data, this.#alg === 'ES256' ? { key: this.#privateKey, dsaEncoding: 'ieee-p1363' } : this.#privateKey);
+    case 'ES256':
+      return { key, dsaEncoding: 'ieee-p1363' };
+    // RFC 7518 §3.5: MGF1 with SHA-256 and a salt as long as the hash.
+    case 'PS256':
+      return { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
+    default:
+      return key;
   }
 }

@@ -1,17 +1,21 @@
 /**
  * Signing key files in the keys/ folder: one PEM private key (PKCS#8, optionally encrypted with KEYS_PASSPHRASE,
- * or PKCS#1) per key, named `<kid>.pem`. The kid starts with the key's activation time (see key-states.ts).
+ * or PKCS#1 / SEC 1) per key, named `<kid>.pem`. The kid starts with the key's activation time (see key-states.ts).
  * An RSA key signs RS256, which every server has (OpenID Connect's default for ID tokens, and what access tokens
- * use); an EC P-256 key signs ES256, for the clients that ask for it. Every problem names the file at fault.
+ * use). For the clients that ask for another algorithm: an RSA key whose name ends in `-ps256` signs PS256 (one
+ * key, one algorithm, as RFC 7517 §4.4 and Keycloak's per-algorithm key providers have it), an EC P-256 key
+ * ES256, an Ed25519 key EdDSA. Every problem names the file at fault.
  */
 import { createHash, createPrivateKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activationFromKid, kidForActivation } from './key-states.js';
 
-/** The algorithms keys/ may hold keys for: RS256 (RSA), always; ES256 (EC P-256), where added. */
-export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
+/** The algorithms keys/ may hold keys for: RS256 (RSA), always; PS256 (RSA), ES256 (EC P-256), EdDSA (Ed25519), where added. */
+export const SIGNING_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
+/** "RS256, PS256, ES256 or EdDSA", for messages. */
+export const SIGNING_ALGS_IN_WORDS = `${SIGNING_ALGS.slice(0, -1).join(', ')} or ${SIGNING_ALGS.at(-1)}`;
 
 /** The algorithm every server signs with: access tokens and, unless a client asks for another, what it is sent. */
 export const SIGNING_ALG = 'RS256';
@@ -54,21 +58,28 @@ function decrypt(file: string, pem: string, passphrase: string | undefined): Key
 function toKeyFile(file: string, key: KeyObject): KeyFile {
   const kid = path.basename(file, '.pem');
   if (!KID_PATTERN.test(kid)) throw new KeyFileError(`${file}: the file name (the kid) may only use A-Z a-z 0-9 . _ -`);
-  const alg = algorithmOf(file, key);
+  const alg = algorithmOf(file, kid, key);
   const jwk: SigningJwk = { ...key.export({ format: 'jwk' }), kid, alg, use: 'sig' };
   return { kid, alg, file, activatesAt: activationFromKid(kid) ?? SINCE_FOREVER, jwk };
 }
 
-/** What a key signs with, by its type; other types, curves and short RSA keys are refused. */
-function algorithmOf(file: string, key: KeyObject): SigningAlg {
+/** The kid suffix that makes an RSA key sign PS256 rather than RS256. */
+const PS256_SUFFIX = '-ps256';
+
+/** What a key signs with, by its type (and, for RSA, its name); other types, curves and short RSA keys are refused. */
+function algorithmOf(file: string, kid: string, key: KeyObject): SigningAlg {
   if (key.asymmetricKeyType === 'rsa') {
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
     if (bits < MIN_RSA_BITS) throw new KeyFileError(`${file}: RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`);
-    return 'RS256';
+    return kid.toLowerCase().endsWith(PS256_SUFFIX) ? 'PS256' : 'RS256';
   }
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
+  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA';
+  if (key.asymmetricKeyType === 'rsa-pss') {
+    throw new KeyFileError(`${file}: is an RSA-PSS (RSASSA-PSS) key, which has no JWK form; write it as a plain RSA key named <stamp>${PS256_SUFFIX}.pem to sign PS256`);
+  }
   const kind = key.asymmetricKeyType === 'ec' ? `EC ${key.asymmetricKeyDetails?.namedCurve}` : key.asymmetricKeyType;
-  throw new KeyFileError(`${file}: is a ${kind} key; RSA (RS256) and EC P-256 (ES256) keys are supported`);
+  throw new KeyFileError(`${file}: is a ${kind} key; RSA (RS256, or PS256 when named *${PS256_SUFFIX}.pem), EC P-256 (ES256) and Ed25519 (EdDSA) keys are supported`);
 }
 
 async function readKeyFile(file: string, passphrase: string | undefined): Promise<KeyFile> {
@@ -110,12 +121,26 @@ export async function readKeyFiles(keysDir: string, passphrase?: string): Promis
 export interface NewKeyOptions {
   activatesAt: Date;
   passphrase?: string;
-  /** RS256 (a 2048-bit RSA key; the default) or ES256 (EC P-256). */
+  /** RS256 (a 2048-bit RSA key; the default), PS256 (the same, named for PS256), ES256 (EC P-256) or EdDSA (Ed25519). */
   alg?: SigningAlg;
 }
 
-/** An ES256 key's kid says so after its activation time, so that it never takes an RS256 key's name. */
+/**
+ * A key of another algorithm than RS256 says so after its activation time, so that it never takes an RS256 key's
+ * name (and, for PS256, because the name is what makes an RSA key sign PS256).
+ */
 const kidFor = (activatesAt: Date, alg: SigningAlg) => `${kidForActivation(activatesAt)}${alg === 'RS256' ? '' : `-${alg.toLowerCase()}`}`;
+
+function generatePrivateKey(alg: SigningAlg): KeyObject {
+  switch (alg) {
+    case 'ES256':
+      return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    case 'EdDSA':
+      return generateKeyPairSync('ed25519').privateKey;
+    default:
+      return generateKeyPairSync('rsa', { modulusLength: MIN_RSA_BITS }).privateKey;
+  }
+}
 
 /**
  * Writes a new key that activates at the given time. Creation is exclusive: when another instance already made
@@ -125,7 +150,7 @@ export async function writeNewKey(keysDir: string, options: NewKeyOptions): Prom
   await mkdir(keysDir, { recursive: true });
   const alg = options.alg ?? 'RS256';
   const kid = kidFor(options.activatesAt, alg);
-  const { privateKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: MIN_RSA_BITS });
+  const privateKey = generatePrivateKey(alg);
   const pem = options.passphrase
     ? privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: options.passphrase })
     : privateKey.export({ type: 'pkcs8', format: 'pem' });

@@ -95,8 +95,8 @@ export class Metrics {
 
   readonly #keyStates = new Gauge({
     name: 'authz_signing_keys',
-    help: 'Signing keys by state (next, current, previous, expired), of every algorithm (RS256, and ES256 where keys/ holds EC keys)',
-    labelNames: ['state'] as const,
+    help: 'Signing keys by algorithm (RS256; PS256, ES256, EdDSA where keys/ holds keys for them) and state (next, current, previous, expired)',
+    labelNames: ['alg', 'state'] as const,
     registers: [this.registry],
     // Every worker reads the same keys: summed over the workers (METRICS_PORT) they would be counted once each.
     aggregator: 'max',
@@ -108,8 +108,12 @@ export class Metrics {
     Object.assign(gauge, {
       collect() {
         gauge.reset();
-        for (const state of ['next', 'current', 'previous', 'expired']) gauge.set({ state }, 0);
-        for (const status of options.keyStatuses()) gauge.inc({ state: status.state });
+        const statuses = options.keyStatuses();
+        // Every state of each algorithm present, zeros too, so that "no current key" is a value an alert can see.
+        for (const alg of new Set(statuses.map((status) => status.alg ?? 'RS256'))) {
+          for (const state of ['next', 'current', 'previous', 'expired']) gauge.set({ alg, state }, 0);
+        }
+        for (const status of statuses) gauge.inc({ alg: status.alg ?? 'RS256', state: status.state });
       },
     });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'authz_' });

@@ -123,7 +123,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     // Secrets are stored as HMACs (src/clients/secrets.ts), so nothing may use one as a symmetric key.
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none', ...mutualTlsAuthMethods(config.mutualTls)],
     // What we sign is signed with the algorithms keys/ holds keys for (src/keys/signing-keys.ts: RS256 always,
-    // ES256 with an EC key), so discovery offers nothing else: a client registered for another algorithm would
+    // PS256, ES256 and EdDSA where added), so discovery offers nothing else: a client registered for another algorithm would
     // be answered with an error at its first response.
     enabledJWA: {
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],

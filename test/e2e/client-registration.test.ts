@@ -267,9 +267,10 @@ test('bad metadata is an RFC 7591 error naming the field, never a 500; nothing i
     // This test server may call private networks (as any outside production): no URL it would call, without a token.
     [{ redirect_uris: [REDIRECT_URI], backchannel_logout_uri: 'https://app.example.test/logout' }, 'invalid_client_metadata', 'backchannel_logout_uri: this server may call private networks'],
     [{ redirect_uris: [REDIRECT_URI], token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://app.example.test/jwks' }, 'invalid_client_metadata', 'jwks_uri: this server may call private networks'],
-    [{ redirect_uris: [REDIRECT_URI], userinfo_signed_response_alg: 'PS256' }, 'invalid_client_metadata', 'userinfo_signed_response_alg: this server signs with RS256 or ES256 only'],
-    [{ redirect_uris: [REDIRECT_URI], authorization_signed_response_alg: 'HS256' }, 'invalid_client_metadata', 'authorization_signed_response_alg: this server signs with RS256 or ES256 only'],
+    [{ redirect_uris: [REDIRECT_URI], userinfo_signed_response_alg: 'ES384' }, 'invalid_client_metadata', 'userinfo_signed_response_alg: this server signs with RS256, PS256, ES256 or EdDSA only'],
+    [{ redirect_uris: [REDIRECT_URI], authorization_signed_response_alg: 'HS256' }, 'invalid_client_metadata', 'authorization_signed_response_alg: this server signs with RS256, PS256, ES256 or EdDSA only'],
     [{ redirect_uris: [REDIRECT_URI], id_token_signed_response_alg: 'ES256' }, 'invalid_client_metadata', 'id_token_signed_response_alg: this server has no ES256 key'],
+    [{ redirect_uris: [REDIRECT_URI], id_token_signed_response_alg: 'PS256' }, 'invalid_client_metadata', 'id_token_signed_response_alg: this server has no PS256 key'],
     [
       { redirect_uris: [REDIRECT_URI], id_token_signed_response_alg: 'RS256', userinfo_signed_response_alg: 'ES256' },
       'invalid_client_metadata',

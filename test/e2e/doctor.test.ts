@@ -3,8 +3,12 @@
  * repository's Node that reaches the server over HTTP only. A healthy server passes everything but the
  * single-key warning; a wrong issuer, a wrong secret or an unreachable URL fails with one readable line and exit 1.
  */
+import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { writeNewKey } from '../../src/keys/signing-keys.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
 import { API, createServiceClient } from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
@@ -56,7 +60,7 @@ describe('authz doctor', () => {
     for (const name of ['discovery', 'issuer', 'endpoints', 'rfc8414', 'https', 'keys', 'signing-algs', 'clock', 'client-credentials', 'access-token']) {
       expect([name, checks.get(name)?.status]).toEqual([name, 'PASS']);
     }
-    expect(checks.get('key-rotation')).toEqual({ status: 'WARN', reason: expect.stringMatching(/only one signing key.*no next key is staged/) });
+    expect(checks.get('key-rotation')).toEqual({ status: 'WARN', reason: expect.stringMatching(/only one RS256 signing key.*no next key is staged.*'authz keys rotate'/) });
     expect(checks.get('access-token')?.reason).toMatch(/JWT \(at\+jwt\) that verifies.*kid \S+, lifetime \d+ s/);
     // The production headers apply to https issuers only (or --production).
     expect(checks.has('hsts')).toBe(false);
@@ -72,6 +76,28 @@ describe('authz doctor', () => {
     const report = JSON.parse(result.stdout);
     expect(report.summary).toEqual({ passed: report.results.length - 1, warnings: 1, failed: 0 });
     expect(report.results).toContainEqual({ check: 'access-token', status: 'PASS', reason: expect.stringMatching(/opaque token that introspects as active/) });
+  });
+
+  test('PS256, ES256 and EdDSA keys beside RS256 pass the key checks; a staged RS256 key does not stage the others', async () => {
+    const keysDir = await mkdtemp(path.join(tmpdir(), 'authz-doctor-keys-'));
+    const now = Date.now();
+    await writeNewKey(keysDir, { activatesAt: new Date(now - 3_600_000) });
+    await writeNewKey(keysDir, { activatesAt: new Date(now + 3_600_000) });
+    for (const alg of ['PS256', 'ES256', 'EdDSA'] as const) await writeNewKey(keysDir, { activatesAt: new Date(now - 3_600_000), alg });
+    const many = await startTestServer({ keysDir });
+    try {
+      const checks = lines((await doctor([many.issuer])).stdout);
+      expect(checks.get('keys')).toEqual({ status: 'PASS', reason: expect.stringMatching(/^5 key\(s\) \(1 PS256, 1 ES256, 1 EdDSA\), each with kid, use sig, RSA 2048 bits, public members only$/) });
+      const signingAlgs = checks.get('signing-algs');
+      expect(signingAlgs?.status).toBe('PASS');
+      expect(new Set(/^id tokens are signed with (.*)$/.exec(signingAlgs?.reason ?? '')?.[1]?.split(', '))).toEqual(new Set(['RS256', 'PS256', 'ES256', 'EdDSA']));
+      expect(checks.get('key-rotation')).toEqual({
+        status: 'WARN',
+        reason: expect.stringMatching(/^only one PS256, ES256, EdDSA signing key is published.*'authz keys rotate --alg PS256', 'authz keys rotate --alg ES256', 'authz keys rotate --alg EdDSA'/),
+      });
+    } finally {
+      await many.close();
+    }
   });
 
   test('an issuer that differs from the server’s fails, naming both', async () => {

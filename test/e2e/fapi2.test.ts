@@ -1,9 +1,9 @@
 /**
  * The FAPI 2.0 Security Profile for one client (`fapi2`): what it registers must fit the profile, and the server
- * then holds it to the rest. A web app with private_key_jwt (its own ES256 key), DPoP and ES256 ID tokens signs a
- * person in through PAR with PKCE, as openid-client does it, and refreshes without rotation; a plain or
- * PKCE-less request, and a token request without its DPoP proof, are OAuth errors. Over HTTP, on PostgreSQL and
- * Redis, with an ES256 key in keys/.
+ * then holds it to the rest. A web app with private_key_jwt (its own ES256 key), DPoP and ES256, PS256 or EdDSA
+ * ID tokens (the profile's three algorithms) signs a person in through PAR with PKCE, as openid-client does it, and
+ * refreshes without rotation; a plain or PKCE-less request, and a token request without its DPoP proof, are OAuth
+ * errors. Over HTTP, on PostgreSQL and Redis, with ES256, PS256 and EdDSA keys in keys/ beside the RS256 one.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   const keysDir = await mkdtemp(path.join(tmpdir(), 'authz-fapi-'));
   const activatesAt = new Date(Date.now() - 3_600_000);
   await writeNewKey(keysDir, { activatesAt });
-  await writeNewKey(keysDir, { activatesAt, alg: 'ES256' });
+  for (const alg of ['ES256', 'PS256', 'EdDSA'] as const) await writeNewKey(keysDir, { activatesAt, alg });
   server = await startTestServer({ keysDir });
   user = await createUser(server);
   const pair = await generateKeyPair('ES256');
@@ -39,12 +39,12 @@ afterAll(() => server?.close());
 /** What a FAPI 2.0 web app registers: its own key for private_key_jwt, DPoP, ES256. */
 const FAPI_APP: NewClient = { type: 'web', name: 'Bank app', redirectUris: [REDIRECT_URI], tokenEndpointAuthMethod: 'private_key_jwt', requireDpop: true, signingAlg: 'ES256', fapi2: true, firstParty: true };
 
-async function fapiApp() {
+async function fapiApp(signingAlg = 'ES256') {
   const admin = await adminApiOf(server);
-  const created = await admin.call('POST', '/clients', { ...FAPI_APP, jwks });
-  expect(created).toMatchObject({ status: 201, body: { fapi2: true, requirePar: false } });
+  const created = await admin.call('POST', '/clients', { ...FAPI_APP, jwks, signingAlg });
+  expect(created).toMatchObject({ status: 201, body: { fapi2: true, requirePar: false, signingAlg } });
   const clientId = created.body.clientId as string;
-  const config = await discover(server, clientId, { id_token_signed_response_alg: 'ES256' }, oidc.PrivateKeyJwt(privateKey));
+  const config = await discover(server, clientId, { id_token_signed_response_alg: signingAlg }, oidc.PrivateKeyJwt(privateKey));
   return { clientId, config, DPoP: oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair()) };
 }
 
@@ -62,8 +62,8 @@ async function codeRequest() {
   return { parameters, codeVerifier };
 }
 
-test('a FAPI 2.0 app signs a person in through PAR with PKCE and DPoP, gets ES256 ID tokens, and refreshes without rotation', async () => {
-  const { config, DPoP } = await fapiApp();
+test.each(['ES256', 'PS256', 'EdDSA'])('a FAPI 2.0 app signs a person in through PAR with PKCE and DPoP, gets %s ID tokens, and refreshes without rotation', async (alg) => {
+  const { config, DPoP } = await fapiApp(alg);
   const { parameters, codeVerifier } = await codeRequest();
   const url = await oidc.buildAuthorizationUrlWithPAR(config, parameters, { DPoP });
   const { redirectedTo } = await signIn(new UserAgent(), url.href, { email: user.email, password: PASSWORD });
@@ -71,7 +71,7 @@ test('a FAPI 2.0 app signs a person in through PAR with PKCE and DPoP, gets ES25
   expect(redirectedTo.searchParams.get('iss')).toBe(server.issuer);
   const tokens = await oidc.authorizationCodeGrant(config, redirectedTo, { pkceCodeVerifier: codeVerifier, expectedState: parameters.state, expectedNonce: parameters.nonce }, undefined, { DPoP });
   expect(tokens.token_type).toBe('dpop');
-  expect(decodeProtectedHeader(tokens.id_token ?? '')).toMatchObject({ alg: 'ES256' });
+  expect(decodeProtectedHeader(tokens.id_token ?? '')).toMatchObject({ alg });
   expect(tokens.claims()?.sub).toBe(user.userId);
 
   const refreshToken = tokens.refresh_token ?? '';
@@ -126,7 +126,7 @@ test('a registration that does not fit the profile is refused, naming each setti
   const cases: [Partial<NewClient>, RegExp][] = [
     [{ tokenEndpointAuthMethod: 'client_secret_basic', jwks: undefined }, /fapi2: a FAPI 2\.0 client authenticates with private_key_jwt, tls_client_auth or self_signed_tls_client_auth, not client_secret_basic/],
     [{ requireDpop: false }, /fapi2: a FAPI 2\.0 client’s tokens are sender-constrained: set requireDpop or certificateBoundTokens/],
-    [{ signingAlg: 'RS256' }, /fapi2: FAPI 2\.0 allows PS256, ES256 or EdDSA signatures, not RS256: set signingAlg ES256/],
+    [{ signingAlg: 'RS256' }, /fapi2: FAPI 2\.0 allows PS256, ES256 or EdDSA signatures, not RS256: set signingAlg PS256, ES256 or EdDSA/],
     [{ redirectUris: ['http://localhost:8080/callback'] }, /fapi2: a FAPI 2\.0 client is sent back over https only, not to http:\/\/localhost:8080\/callback/],
   ];
   for (const [change, problem] of cases) {

@@ -82,7 +82,7 @@ describe('probes and metrics', () => {
     expect(text).toMatch(/authz_http_requests_total\{route="token",method="POST",status="200"\} \d+/);
     expect(text).toMatch(/authz_http_request_duration_seconds_bucket\{le="[^"]+",route="discovery",method="GET"\} \d+/);
     expect(text).toMatch(/authz_store_operation_duration_seconds_count\{store="(postgres|pglite)",operation="upsert"\} \d+/);
-    expect(text).toContain('authz_signing_keys{state="current"} 1');
+    expect(text).toContain('authz_signing_keys{alg="RS256",state="current"} 1');
     if (redisUrl) {
       // The introspection above read the access token's record from Redis (src/store/token-record-cache.ts).
       expect(Number(text.match(/authz_token_cache_lookups_total\{result="miss"\} (\d+)/)?.[1])).toBeGreaterThanOrEqual(1);

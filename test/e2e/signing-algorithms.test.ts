@@ -1,9 +1,10 @@
 /**
- * ES256 beside RS256: keys/ may hold an EC P-256 key (`authz keys rotate --alg ES256`), which the JWKS publishes
- * and discovery offers; a client registered with signingAlg ES256 gets its ID tokens, JARM responses and signed
- * userinfo signed with it (openid-client told to expect ES256 checks each), while access tokens and every other
- * client stay RS256. Signed on the event loop (the tests' default) and on the thread pool. A server without an
- * ES256 key refuses such a client by name.
+ * PS256, ES256 and EdDSA beside RS256: keys/ may hold an RSA key named for PS256, an EC P-256 key and an Ed25519 key
+ * (`authz keys rotate --alg <alg>`), which the JWKS publishes and discovery offers; a client registered with
+ * signingAlg PS256, ES256 or EdDSA gets its ID tokens, JARM responses and signed userinfo signed with it
+ * (openid-client told to expect the algorithm checks each; jose verifies the ID token against the JWKS), while
+ * access tokens and every other client stay RS256. Signed on the event loop (the tests' default) and on the
+ * thread pool. A server without a key for the algorithm refuses such a client by name.
  */
 import { mkdtemp, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,7 @@ beforeAll(async () => {
   keysDir = await mkdtemp(path.join(tmpdir(), 'authz-es256-'));
   const activatesAt = new Date(Date.now() - 3_600_000);
   await writeNewKey(keysDir, { activatesAt });
-  await writeNewKey(keysDir, { activatesAt, alg: 'ES256' });
+  for (const alg of ['PS256', 'ES256', 'EdDSA'] as const) await writeNewKey(keysDir, { activatesAt, alg });
   server = await startTestServer({ keysDir });
   // A second instance signing on the thread pool (SIGNING_THREAD=pool), as with spare cores.
   pooled = await startTestServer({ instanceOf: server, env: { SIGNING_THREAD: 'pool' } });
@@ -37,14 +38,26 @@ afterAll(async () => {
   await server?.close();
 });
 
-test('discovery offers ES256 beside RS256 for everything signed for clients, and the JWKS publishes the EC key', async () => {
+test('discovery offers PS256, ES256 and EdDSA beside RS256 for everything signed for clients, and the JWKS publishes their keys', async () => {
   const doc = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
   for (const name of ['id_token', 'userinfo', 'authorization', 'introspection']) {
-    expect({ name, algs: new Set(doc[`${name}_signing_alg_values_supported`] as string[]) }).toEqual({ name, algs: new Set(['RS256', 'ES256']) });
+    expect({ name, algs: new Set(doc[`${name}_signing_alg_values_supported`] as string[]) }).toEqual({ name, algs: new Set(['RS256', 'PS256', 'ES256', 'EdDSA']) });
   }
   const { keys } = (await (await fetch(`${server.url}/jwks`)).json()) as { keys: Record<string, unknown>[] };
-  expect(keys.map((key) => [key.kty, key.alg, key.crv])).toEqual(expect.arrayContaining([['RSA', 'RS256', undefined], ['EC', 'ES256', 'P-256']]));
+  expect(keys.map((key) => [key.kty, key.alg, key.crv]).sort()).toEqual([
+    ['EC', 'ES256', 'P-256'],
+    ['OKP', 'EdDSA', 'Ed25519'],
+    ['RSA', 'PS256', undefined],
+    ['RSA', 'RS256', undefined],
+  ]);
   expect(keys.filter((key) => 'd' in key)).toEqual([]);
+});
+
+test.each(['PS256', 'EdDSA'])('a client registered with signingAlg %s gets ID tokens, JARM responses and userinfo signed with it, in line and on the pool', async (alg) => {
+  const admin = await adminApiOf(server);
+  const created = await admin.call('POST', '/clients', { type: 'web', name: `${alg} app`, redirectUris: [REDIRECT_URI], firstParty: true, signingAlg: alg, signedUserinfo: true });
+  expect(created).toMatchObject({ status: 201, body: { signingAlg: alg, signedUserinfo: true } });
+  await signsEverythingWith(created.body.clientId, created.body.clientSecret, alg);
 });
 
 test('a client registered with signingAlg ES256 gets ES256 ID tokens, JARM responses and userinfo; its access tokens and other clients stay RS256', async () => {
@@ -52,19 +65,7 @@ test('a client registered with signingAlg ES256 gets ES256 ID tokens, JARM respo
   const created = await admin.call('POST', '/clients', { type: 'web', name: 'ES256 app', redirectUris: [REDIRECT_URI], firstParty: true, signingAlg: 'ES256', signedUserinfo: true });
   expect(created).toMatchObject({ status: 201, body: { signingAlg: 'ES256', signedUserinfo: true } });
   const { clientId, clientSecret } = created.body;
-  const expectations = { client_secret: clientSecret, id_token_signed_response_alg: 'ES256', userinfo_signed_response_alg: 'ES256', authorization_signed_response_alg: 'ES256' };
-
-  for (const instance of [server, pooled]) {
-    const app = await discover(instance, clientId, expectations);
-    oidc.useJwtResponseMode(app);
-    const flow = await authorize(app, user, { scope: 'openid email' });
-    expect(decodeProtectedHeader(flow.callbackUrl.searchParams.get('response') ?? '')).toMatchObject({ alg: 'ES256' });
-    const tokens = await oidc.authorizationCodeGrant(app, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
-    expect(decodeProtectedHeader(tokens.id_token ?? '')).toMatchObject({ alg: 'ES256' });
-    const { payload } = await jwtVerify(tokens.id_token ?? '', createRemoteJWKSet(new URL(`${instance.url}/jwks`)), { issuer: server.issuer, audience: clientId, algorithms: ['ES256'] });
-    expect(payload.sub).toBe(user.userId);
-    expect(await oidc.fetchUserInfo(app, tokens.access_token, user.userId)).toMatchObject({ email: user.email });
-  }
+  const expectations = await signsEverythingWith(clientId, clientSecret, 'ES256');
 
   // An API's access token is what every API checks: RS256, whatever the client's algorithm.
   const app = await discover(server, clientId, expectations);
@@ -110,13 +111,33 @@ test('a server whose keys/ holds no ES256 key refuses signingAlg ES256 by name; 
     const flow = await fetch(authorizationRequestUrl(plain, client.clientId).href.replace(plain.issuer, plain.url), { redirect: 'manual' });
     expect(flow.status).toBe(400);
     expect(await flow.text()).toMatch(/id_token_signed_response_alg/);
-    const refused = await runToEnd('src/cli.ts', ['keys', 'rotate', '--alg', 'PS256'], env);
+    const refused = await runToEnd('src/cli.ts', ['keys', 'rotate', '--alg', 'HS256'], env);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/argument 'PS256' is invalid. Allowed choices are RS256, ES256/);
+    expect(refused.stderr).toMatch(/argument 'HS256' is invalid. Allowed choices are RS256, PS256, ES256, EdDSA/);
   } finally {
     await plain.close();
   }
 });
+
+/**
+ * Signs the test's user in to `clientId` on both instances (signing in line and on the pool), with the JARM
+ * response mode and signed userinfo: each must be signed with `alg`. Returns what openid-client was told to expect.
+ */
+async function signsEverythingWith(clientId: string, clientSecret: string, alg: string) {
+  const expectations = { client_secret: clientSecret, id_token_signed_response_alg: alg, userinfo_signed_response_alg: alg, authorization_signed_response_alg: alg };
+  for (const instance of [server, pooled]) {
+    const app = await discover(instance, clientId, expectations);
+    oidc.useJwtResponseMode(app);
+    const flow = await authorize(app, user, { scope: 'openid email' });
+    expect(decodeProtectedHeader(flow.callbackUrl.searchParams.get('response') ?? '')).toMatchObject({ alg });
+    const tokens = await oidc.authorizationCodeGrant(app, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
+    expect(decodeProtectedHeader(tokens.id_token ?? '')).toMatchObject({ alg });
+    const { payload } = await jwtVerify(tokens.id_token ?? '', createRemoteJWKSet(new URL(`${instance.url}/jwks`)), { issuer: server.issuer, audience: clientId, algorithms: [alg] });
+    expect(payload.sub).toBe(user.userId);
+    expect(await oidc.fetchUserInfo(app, tokens.access_token, user.userId)).toMatchObject({ email: user.email });
+  }
+  return expectations;
+}
 
 /** Signs a person in to `clientId` on `instance`: its ID token must be signed with `alg`. */
 async function signsWith(instance: TestServer, clientId: string, secret: string, alg: string) {

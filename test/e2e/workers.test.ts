@@ -180,7 +180,7 @@ describeWithServers('production with two workers', () => {
       expect(metrics).toMatch(/^authz_token_cache_live 0$/m);
       expect(metrics).toMatch(/^authz_token_cache_lookups_total\{result="miss"\} 0$/m);
       // The workers share one key directory: its one key is counted once, not once per worker.
-      expect(metrics).toMatch(/^authz_signing_keys\{state="current"\} 1$/m);
+      expect(metrics).toMatch(/^authz_signing_keys\{alg="RS256",state="current"\} 1$/m);
       expect((await scrape('/other')).status).toBe(404);
 
       // While a replacement worker starts (it cannot answer yet), a scrape still answers, from the serving one.

@@ -45,6 +45,29 @@ describe('signing key files', () => {
     });
   });
 
+  test('PS256 and EdDSA keys: an RSA key named *-ps256 signs PS256, an Ed25519 key of any name EdDSA', async () => {
+    const activatesAt = new Date('2026-11-24T12:00:00Z');
+    const written = await Promise.all((['RS256', 'PS256', 'EdDSA'] as const).map((alg) => writeNewKey(dir, { activatesAt, alg })));
+    expect(written.map((key) => key.kid)).toEqual(['20261124T120000Z', '20261124T120000Z-ps256', '20261124T120000Z-eddsa']);
+    await writeFile(path.join(dir, 'brought-PS256.pem'), rsaPem(2048));
+    await writeFile(path.join(dir, 'brought-ed.pem'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+    const keys = await readKeyFiles(dir);
+    expect(Object.fromEntries(keys.map((key) => [key.kid, [key.alg, key.jwk.kty, key.jwk.crv]]))).toEqual({
+      '20261124T120000Z': ['RS256', 'RSA', undefined],
+      '20261124T120000Z-ps256': ['PS256', 'RSA', undefined],
+      '20261124T120000Z-eddsa': ['EdDSA', 'OKP', 'Ed25519'],
+      'brought-PS256': ['PS256', 'RSA', undefined],
+      'brought-ed': ['EdDSA', 'OKP', 'Ed25519'],
+    });
+  });
+
+  test('one RSA key under an RS256 and a PS256 name is refused: one key, one algorithm', async () => {
+    const pem = rsaPem(2048);
+    await writeFile(path.join(dir, '20260101.pem'), pem);
+    await writeFile(path.join(dir, '20260101-ps256.pem'), pem);
+    await expect(readKeyFiles(dir)).rejects.toThrow(/20260101(-ps256)?\.pem: holds the same key as/);
+  });
+
   test('two writers of the same key create exactly one file', async () => {
     const activatesAt = new Date('2026-12-01T00:00:00Z');
     const results = await Promise.all([writeNewKey(dir, { activatesAt }), writeNewKey(dir, { activatesAt })]);
@@ -72,13 +95,19 @@ describe('signing key files', () => {
       'an EC key on another curve than P-256',
       'ec.pem',
       () => generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      /ec\.pem: is a EC secp384r1 key; RSA \(RS256\) and EC P-256 \(ES256\) keys are supported/,
+      /ec\.pem: is a EC secp384r1 key; RSA \(RS256, or PS256 when named \*-ps256\.pem\), EC P-256 \(ES256\) and Ed25519 \(EdDSA\) keys are supported/,
     ],
     [
-      'an Ed25519 key',
+      'an Ed448 key',
       'ed.pem',
-      () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      /ed\.pem: is a ed25519 key; RSA \(RS256\) and EC P-256 \(ES256\) keys are supported/,
+      () => generateKeyPairSync('ed448').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      /ed\.pem: is a ed448 key; RSA/,
+    ],
+    [
+      'an RSA-PSS key, which has no JWK form',
+      'pss.pem',
+      () => generateKeyPairSync('rsa-pss', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      /pss\.pem: is an RSA-PSS \(RSASSA-PSS\) key, which has no JWK form; write it as a plain RSA key named <stamp>-ps256\.pem/,
     ],
     ['a file name that is not a usable kid', 'bad kid.pem', () => rsaPem(2048), /may only use/],
   ])('%s is refused with the file named', async (_name, file, content, message) => {
