@@ -22,6 +22,7 @@ import * as passwordHistory from './20261207_0016_password_history.js';
 import * as termsAcceptance from './20261207_0017_terms_acceptance.js';
 import * as webhooks from './20261207_0018_webhooks.js';
 import * as registrationUse from './20261207_0019_registration_use.js';
+import * as dpopNonceSecret from './20261208_0020_dpop_nonce_secret.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -50,6 +51,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0017_terms_acceptance': termsAcceptance,
   '20261207_0018_webhooks': webhooks,
   '20261207_0019_registration_use': registrationUse,
+  '20261208_0020_dpop_nonce_secret': dpopNonceSecret,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -342,6 +342,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       pages,
       readGrantWithUser: (grantId, userId) => readGrantWithUser(db, grantId, userId),
       pairwiseSalt: services.pairwiseSalt,
+      dpopNonceSecret: services.dpopNonceSecret,
       revocations,
     });
     reuseClientInstances(provider, catalog);

@@ -275,6 +275,11 @@ const environmentSchema = z.object({
    * which this turns on for that cookie.
    */
   AUTHORIZATION_POST: booleanFlag,
+  /**
+   * Every DPoP proof must carry a nonce this server handed out (RFC 9449 §8, §9; src/oidc/dpop-nonces.ts): a proof
+   * made ahead of time is worth nothing. Off: nonces are offered and taken, a recent proof without one accepted.
+   */
+  DPOP_NONCE_REQUIRED: booleanFlag,
   /** Lifetime of a consent record; refresh tokens never outlive it, so it is at least a year. */
   GRANT_TTL: seconds(365 * 24 * 3600),
   /** Lifetime of an ID token, seconds. */
@@ -501,6 +506,8 @@ export interface Config {
   totpRequiredRoles: string[];
   /** POST accepted at /auth and /session/end; the session cookie is then SameSite=None. */
   authorizationPost: boolean;
+  /** Every DPoP proof must carry a server nonce (DPOP_NONCE_REQUIRED). */
+  dpopNonceRequired: boolean;
   /** Whether people may create their own account (src/interaction/registration.ts), and the roles they get. */
   registration: { mode: Environment['REGISTRATION']; roles: string[] };
   /** Who may register an app at /reg (CLIENT_REGISTRATION): nobody, holders of an initial access token, anyone. */
@@ -792,6 +799,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rememberMe: e.LOGIN_REMEMBER_ME,
     totpRequiredRoles: splitList(e.TOTP_REQUIRED_ROLES),
     authorizationPost: e.AUTHORIZATION_POST,
+    dpopNonceRequired: e.DPOP_NONCE_REQUIRED,
     mail: mailConfig(e, production, port),
     themeDir: e.THEME_DIR ? path.resolve(e.THEME_DIR) : undefined,
     registration: { mode: e.REGISTRATION, roles: splitList(e.REGISTRATION_ROLES) },

@@ -28,6 +28,7 @@ import { TokenRecordCache } from './store/token-record-cache.js';
 import { LockAdministration } from './security/lock-administration.js';
 import { type SecurityLimits, createSecurityLimits } from './security/limits.js';
 import { ensureDevelopmentSecrets } from './secrets.js';
+import { readDpopNonceSecret } from './oidc/dpop-nonces.js';
 import { readPairwiseSalt } from './oidc/pairwise-subjects.js';
 
 export interface Services {
@@ -58,6 +59,8 @@ export interface Services {
   tokenCache?: TokenRecordCache;
   /** The key of pairwise subject identifiers, made once with the database (src/oidc/pairwise-subjects.ts). */
   pairwiseSalt: string;
+  /** The key of DPoP nonces, made once with the database (src/oidc/dpop-nonces.ts). */
+  dpopNonceSecret: Buffer;
 }
 
 export interface ServiceOptions {
@@ -97,6 +100,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const locks = new LockAdministration(limits, { audit, actor });
   const tokenCache = redis && new TokenRecordCache(new RedisBroadcast(redis, `${config.redis?.keyPrefix ?? ''}tokens:deleted`), config.tokenCache);
   const pairwiseSalt = await readPairwiseSalt(db);
+  const dpopNonceSecret = await readDpopNonceSecret(db);
   const registrationTokens = new RegistrationTokens(db, { audit, actor });
   return {
     db,
@@ -117,6 +121,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     sessions,
     tokenCache,
     pairwiseSalt,
+    dpopNonceSecret,
   };
 }
 

@@ -68,5 +68,6 @@ async function signingProvider(config: Config, services: Services): Promise<Prov
     pages: createProviderPages({ views: createViews(config), logger: createLogger('silent', config.production) }),
     // Logout tokens to a pairwise client name the user by its pairwise `sub`.
     pairwiseSalt: services.pairwiseSalt,
+    dpopNonceSecret: services.dpopNonceSecret,
   });
 }

@@ -7,13 +7,10 @@
 import { createHmac } from 'node:crypto';
 import type { Configuration } from 'oidc-provider';
 import type { Database } from '../store/database.js';
+import { readServerSetting } from '../store/server-settings.js';
 
 /** The salt the migration made. */
-export async function readPairwiseSalt(db: Database): Promise<string> {
-  const row = await db('server_settings').where({ name: 'pairwise_salt' }).first('value');
-  if (!row) throw new Error('server_settings has no pairwise_salt: the database was not migrated');
-  return row.value as string;
-}
+export const readPairwiseSalt = (db: Database): Promise<string> => readServerSetting(db, 'pairwise_salt');
 
 export const pairwiseSubject = (salt: string, sector: string, accountId: string) =>
   createHmac('sha256', salt).update(`${sector}\n${accountId}`).digest('base64url');

@@ -7,6 +7,7 @@ import type { AccessToken, Client, ClientCredentials, KoaContextWithOIDC, Refres
 import { CLIENT_REGISTRATION_PATH } from '../client-registration/path.js';
 import Provider, { type Configuration, errors, interactionPolicy } from 'oidc-provider';
 import { emailConfirmationPrompt } from './email-confirmation-prompt.js';
+import { dpopFeature } from './dpop-nonces.js';
 import { pairwiseIdentifier } from './pairwise-subjects.js';
 import { PASSWORD_CHANGE_PROMPT, passwordChangePrompt } from './password-change-prompt.js';
 import { termsPrompt } from './terms-prompt.js';
@@ -63,6 +64,8 @@ export interface ProviderDependencies {
   readGrantWithUser?: GrantReadAhead;
   /** The key of pairwise subject identifiers (./pairwise-subjects.ts). */
   pairwiseSalt: string;
+  /** The key of DPoP nonces (./dpop-nonces.ts). */
+  dpopNonceSecret: Buffer;
   /** The mutual TLS authorities' revocation lists (MTLS_CRL_FILE), when configured. */
   revocations?: RevocationLists;
 }
@@ -148,6 +151,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       introspection: { enabled: true, allowedPolicy: introspectionPolicy(catalog, deps.users) },
       revocation: { enabled: true, allowedPolicy: revocationAllowed },
       userinfo: { enabled: true },
+      dPoP: dpopFeature(deps.dpopNonceSecret, config.dpopNonceRequired),
       // Signed responses, for apps and APIs that must prove where an answer came from (FAPI's message signing):
       // the authorization response as a JWT when the app asks with response_mode=jwt (JARM); introspection's as
       // one when the API sends Accept: application/token-introspection+jwt (RFC 9701); userinfo's for the
