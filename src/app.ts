@@ -376,6 +376,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       audit,
       verifyJwtAccessToken: jwtAccessTokenVerifier({ issuer: config.issuer, signingKeys: () => keyRing.signingKeys }),
       protectedIndicators: [adminApiIndicator(config.issuer)],
+      signingAlgs: () => keyRing.signingKeys.map((key) => key.alg),
     });
     provider.use(advertiseOnlyWhenUsed(catalog, [PASSWORD_GRANT, TOKEN_EXCHANGE_GRANT]) as Koa.Middleware);
     provider.use(rfc6749ErrorCodes as Koa.Middleware);

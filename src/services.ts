@@ -91,6 +91,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     audit,
     actor,
     protectedIndicators: [adminApiIndicator(config.issuer)],
+    signingKeys: { dir: config.keys.dir, passphrase: config.keys.passphrase },
   });
   const documentedClients = config.clientIdMetadataDocuments
     ? new ClientMetadataDocuments({ production: config.production, allowPrivateNetworks: config.allowPrivateNetworkCalls, logger: logger ?? createLogger('silent', config.production) })

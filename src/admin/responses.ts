@@ -170,6 +170,7 @@ export const apiResponse = z
     scopes: strings,
     accessTokenTtl: z.int().meta({ description: 'Lifetime of the API’s access tokens, in seconds' }),
     accessTokenFormat: z.enum(TOKEN_FORMATS).meta({ description: 'jwt: validated offline from JWKS (RFC 9068); opaque: by introspection' }),
+    signingAlg: z.enum(SIGNING_ALGS).meta({ description: 'What signs its JWT access tokens' }),
     isDefault: z.boolean().meta({ description: 'The API of client-credentials requests that name no resource' }),
     createdAt: dateTime,
     updatedAt: dateTime,

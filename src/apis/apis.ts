@@ -1,8 +1,8 @@
 /**
  * The `apis` table: resource servers (RFC 8707) that accept our access tokens. Each has an indicator (an
  * absolute URI, the tokens' `aud`), the scopes it understands, the lifetime of its tokens and their format:
- * `jwt` (RFC 9068, validated offline from JWKS) or `opaque` (validated by introspection). At most one is the
- * default, used when a client-credentials request names no resource.
+ * `jwt` (RFC 9068, validated offline from JWKS, signed RS256 or the API's `signingAlg`) or `opaque` (validated by
+ * introspection). At most one is the default, used when a client-credentials request names no resource.
  */
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { MAX_API_TOKEN_TTL } from '../config.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
+import { type KeysLocation, SIGNING_ALG, SIGNING_ALGS, SIGNING_ALGS_IN_WORDS, type SigningAlg, missingKeyProblem } from '../keys/signing-keys.js';
 import { OIDC_SCOPES } from '../oidc/scopes.js';
 import { type Database, isUniqueViolation } from '../store/database.js';
 
@@ -23,6 +24,8 @@ export interface ApiRecord {
   /** Seconds. */
   accessTokenTtl: number;
   accessTokenFormat: (typeof TOKEN_FORMATS)[number];
+  /** What signs its JWT access tokens. */
+  signingAlg: SigningAlg;
   isDefault: boolean;
   createdAt: Date;
   updatedAt: Date;
@@ -35,6 +38,7 @@ interface ApiRow {
   scopes: string[];
   access_token_ttl: number;
   access_token_format: ApiRecord['accessTokenFormat'];
+  signing_alg: SigningAlg;
   is_default: boolean;
   created_at: Date;
   updated_at: Date;
@@ -70,6 +74,9 @@ const accessTokenTtl = z
   .min(60, 'access tokens live at least 60 seconds')
   .max(MAX_API_TOKEN_TTL, `access tokens live at most ${MAX_API_TOKEN_TTL} seconds (24 h): keys outlive the tokens they sign by that much`);
 const accessTokenFormat = z.enum(TOKEN_FORMATS, { error: 'format must be jwt or opaque' });
+const signingAlg = z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS_IN_WORDS}` }).meta({
+  description: 'what signs its JWT access tokens: RS256, or PS256, ES256 or EdDSA where keys/ holds a key for it (`authz keys rotate --alg <alg>`); FAPI 2.0 APIs take PS256, ES256 or EdDSA',
+});
 
 export const newApiSchema = z.strictObject({
   indicator,
@@ -77,6 +84,7 @@ export const newApiSchema = z.strictObject({
   scopes: apiScopes.default([]),
   accessTokenTtl: accessTokenTtl.optional(),
   accessTokenFormat: accessTokenFormat.default('jwt'),
+  signingAlg: signingAlg.default(SIGNING_ALG),
   isDefault: z.boolean().default(false),
 });
 
@@ -88,6 +96,7 @@ export const apiChangesSchema = z.strictObject({
   scopes: apiScopes.optional().meta({ description: 'replaces the list' }),
   accessTokenTtl: accessTokenTtl.optional(),
   accessTokenFormat: accessTokenFormat.optional(),
+  signingAlg: signingAlg.optional(),
   isDefault: z.boolean().optional(),
 });
 
@@ -109,6 +118,7 @@ function toRecord(row: ApiRow): ApiRecord {
     scopes: row.scopes ?? [],
     accessTokenTtl: row.access_token_ttl,
     accessTokenFormat: row.access_token_format,
+    signingAlg: row.signing_alg,
     isDefault: row.is_default,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -124,6 +134,8 @@ export interface ApiRepositoryOptions {
    * the CLI or the admin API alike, since a change (say, opaque tokens) would lock every administrator out.
    */
   protectedIndicators?: readonly string[];
+  /** Where the signing keys are, to refuse a signingAlg no key signs with; unset: not checked. */
+  signingKeys?: KeysLocation;
 }
 
 export class ApiRepository {
@@ -131,6 +143,7 @@ export class ApiRepository {
   readonly #audit?: AuditSink;
   readonly #actor: string;
   readonly #protected: ReadonlySet<string>;
+  readonly #signingKeys?: KeysLocation;
 
   constructor(
     private readonly db: Database,
@@ -140,6 +153,13 @@ export class ApiRepository {
     this.#audit = options.audit;
     this.#actor = options.actor ?? 'server';
     this.#protected = new Set(options.protectedIndicators ?? []);
+    this.#signingKeys = options.signingKeys;
+  }
+
+  /** Refuses an algorithm that no key in keys/ signs with: the API's first token would be refused. */
+  async #checkSigningAlg(alg: SigningAlg | undefined): Promise<void> {
+    const problem = alg && this.#signingKeys && (await missingKeyProblem(alg, this.#signingKeys, 'API'));
+    if (problem) throw new InputError(`signingAlg: ${problem}`);
   }
 
   #refuseProtected(value: string, action: 'changed' | 'removed'): void {
@@ -152,6 +172,7 @@ export class ApiRepository {
 
   async create(input: NewApi): Promise<ApiRecord> {
     const api = parseInput(newApiSchema, input);
+    await this.#checkSigningAlg(api.signingAlg);
     const duplicate = () => new ConflictError(`an API with the indicator ${api.indicator} already exists`);
     let created: ApiRecord;
     try {
@@ -168,6 +189,7 @@ export class ApiRepository {
             scopes: [...new Set(api.scopes)],
             access_token_ttl: api.accessTokenTtl ?? this.#defaultTtl,
             access_token_format: api.accessTokenFormat,
+            signing_alg: api.signingAlg,
             is_default: api.isDefault,
           })
           .returning('*');
@@ -188,11 +210,13 @@ export class ApiRepository {
   async update(value: string, input: ApiChanges): Promise<ApiRecord> {
     this.#refuseProtected(value, 'changed');
     const changes = parseInput(apiChangesSchema, input);
+    await this.#checkSigningAlg(changes.signingAlg);
     const row: Partial<ApiRow> = {};
     if (changes.name !== undefined) row.name = changes.name;
     if (changes.scopes !== undefined) row.scopes = [...new Set(changes.scopes)];
     if (changes.accessTokenTtl !== undefined) row.access_token_ttl = changes.accessTokenTtl;
     if (changes.accessTokenFormat !== undefined) row.access_token_format = changes.accessTokenFormat;
+    if (changes.signingAlg !== undefined) row.signing_alg = changes.signingAlg;
     if (changes.isDefault !== undefined) row.is_default = changes.isDefault;
     const updated = await this.db.transaction(async (trx) => {
       await lockApis(trx);

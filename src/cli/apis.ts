@@ -1,6 +1,7 @@
 /** `authz apis …`: resource servers that accept our access tokens. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { ApiRecord } from '../apis/apis.js';
+import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import type { CliContext } from './context.js';
 import { durationOption } from './options.js';
 import { isoDate, printJson, printTable, splitList } from './output.js';
@@ -9,10 +10,13 @@ const summary = (api: ApiRecord) => ({
   indicator: api.indicator,
   name: api.name,
   scopes: api.scopes.join(' ') || undefined,
-  token: `${api.accessTokenFormat}, ${api.accessTokenTtl}s`,
+  token: `${api.accessTokenFormat === 'jwt' ? `jwt ${api.signingAlg}` : 'opaque'}, ${api.accessTokenTtl}s`,
   default: api.isDefault,
   created: isoDate(api.createdAt),
 });
+
+const SIGNING_ALG_HELP = 'what signs its JWT access tokens: RS256 (the default), or PS256, ES256 or EdDSA once keys/ holds such a key (`authz keys rotate --alg <alg>`)';
+const signingAlgOption = () => new Option('--signing-alg <alg>', SIGNING_ALG_HELP).choices([...SIGNING_ALGS]);
 
 export function registerApiCommands(program: Command, context: CliContext): void {
   const apis = program.command('apis').description('APIs (resource servers) that accept our access tokens');
@@ -25,6 +29,7 @@ export function registerApiCommands(program: Command, context: CliContext): void
     .option('--scopes <scopes>', 'comma-separated scopes it understands', splitList, [])
     .option('--token-ttl <duration>', 'access-token lifetime (default API_ACCESS_TOKEN_TTL, at most 24h)', durationOption)
     .option('--format <format>', 'jwt (validated offline) or opaque (validated by introspection)', 'jwt')
+    .addOption(signingAlgOption())
     .option('--default', 'use it when a client-credentials request names no resource')
     .option('--json', 'print JSON')
     .action(async (options) => {
@@ -34,6 +39,7 @@ export function registerApiCommands(program: Command, context: CliContext): void
         scopes: options.scopes,
         accessTokenTtl: options.tokenTtl,
         accessTokenFormat: options.format,
+        signingAlg: options.signingAlg,
         isDefault: Boolean(options.default),
       });
       if (options.json) printJson(api);
@@ -58,6 +64,7 @@ export function registerApiCommands(program: Command, context: CliContext): void
     .option('--scopes <scopes>', 'the scopes it understands, comma-separated, replacing the old ones ("" for none)', splitList)
     .option('--token-ttl <duration>', 'access-token lifetime (at most 24h)', durationOption)
     .option('--format <format>', 'jwt (validated offline) or opaque (validated by introspection)')
+    .addOption(signingAlgOption())
     .option('--default', 'use it when a client-credentials request names no resource')
     .option('--no-default', 'no longer the default')
     .option('--json', 'print JSON')
@@ -67,6 +74,7 @@ export function registerApiCommands(program: Command, context: CliContext): void
         scopes: options.scopes,
         accessTokenTtl: options.tokenTtl,
         accessTokenFormat: options.format,
+        signingAlg: options.signingAlg,
         isDefault: options.default,
       };
       if (Object.values(changes).every((value) => value === undefined)) {

@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { roleName } from '../accounts/roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
-import { SIGNING_ALG, SIGNING_ALGS, SIGNING_ALGS_IN_WORDS, type SigningAlg, readKeyFiles } from '../keys/signing-keys.js';
+import { type KeysLocation, SIGNING_ALG, SIGNING_ALGS, SIGNING_ALGS_IN_WORDS, type SigningAlg, missingKeyProblem } from '../keys/signing-keys.js';
 import { type Database, isUniqueViolation } from '../store/database.js';
 import { deleteClientRecords } from '../store/grant-records.js';
 import { run, statement } from '../store/prepared-statements.js';
@@ -529,7 +529,7 @@ export interface ClientRepositoryOptions {
   /** Mutual TLS is on (MTLS_CERTIFICATE_HEADER), with authorities for `tls_client_auth` (MTLS_TRUSTED_CA_FILE); unset: off. */
   mutualTls?: MutualTlsAvailability;
   /** Where the signing keys are, to refuse a signingAlg no key signs with; unset: not checked. */
-  signingKeys?: { dir: string; passphrase?: string };
+  signingKeys?: KeysLocation;
 }
 
 /** The options a server's configuration gives a repository acting for `actor` (`cli`, `admin-api`, …). */
@@ -800,11 +800,8 @@ export class ClientRepository {
   /** Refuses an algorithm that no key in keys/ signs with: the client's first ID token would fail. */
   async #checkSigningAlg(alg: SigningAlg): Promise<void> {
     const keys = this.options.signingKeys;
-    if (alg === SIGNING_ALG || !keys) return;
-    const files = await readKeyFiles(keys.dir, keys.passphrase);
-    if (!files.some((file) => file.alg === alg)) {
-      throw new InputError(`signingAlg: this server has no ${alg} key: add one with \`authz keys rotate --alg ${alg} --activate-in 0\`, then register the client`);
-    }
+    const problem = keys && (await missingKeyProblem(alg, keys, 'client'));
+    if (problem) throw new InputError(`signingAlg: ${problem}`);
   }
 
   /**

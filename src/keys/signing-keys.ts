@@ -118,6 +118,23 @@ export async function readKeyFiles(keysDir: string, passphrase?: string): Promis
   return keys;
 }
 
+/** Where keys/ is, for the repositories that check a client's or an API's algorithm against it. */
+export interface KeysLocation {
+  dir: string;
+  passphrase?: string;
+}
+
+/**
+ * Why `alg` cannot be chosen for `what` (a client, an API) while keys/ holds no key for it, or undefined when it
+ * can. RS256 always can: keys/ must hold an RS256 key (key-ring.ts).
+ */
+export async function missingKeyProblem(alg: SigningAlg, keys: KeysLocation, what: string): Promise<string | undefined> {
+  if (alg === SIGNING_ALG) return undefined;
+  const files = await readKeyFiles(keys.dir, keys.passphrase);
+  if (files.some((file) => file.alg === alg)) return undefined;
+  return `this server has no ${alg} key: add one with \`authz keys rotate --alg ${alg} --activate-in 0\`, then register the ${what}`;
+}
+
 export interface NewKeyOptions {
   activatesAt: Date;
   passphrase?: string;

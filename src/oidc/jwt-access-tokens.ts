@@ -5,7 +5,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { type JSONWebKeySet, type JWTPayload, createLocalJWKSet, jwtVerify } from 'jose';
-import type { SigningJwk } from '../keys/signing-keys.js';
+import { SIGNING_ALGS, type SigningJwk } from '../keys/signing-keys.js';
 
 export interface JwtAccessTokenOptions {
   issuer: string;
@@ -49,7 +49,8 @@ export function jwtAccessTokenVerifier(options: JwtAccessTokenOptions) {
       issuer: options.issuer,
       ...(audience ? { audience } : {}),
       typ: 'at+jwt',
-      algorithms: ['RS256'],
+      // Each API's tokens are signed with its own algorithm (RS256 unless registered otherwise); the admin API's RS256.
+      algorithms: [...SIGNING_ALGS],
       requiredClaims: ['exp', 'iat', 'client_id', 'sub', 'aud'],
     });
     return payload;

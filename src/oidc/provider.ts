@@ -167,7 +167,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
       },
       // Logout tokens to the clients that register a URI (src/oidc/backchannel-logout.ts says how they are sent).
       backchannelLogout: { enabled: true },
-      resourceIndicators: resourceIndicators(catalog),
+      resourceIndicators: resourceIndicators(catalog, signingAlgs),
       claimsParameter: claimsParameter(catalog, config.claimScopes),
       // Request objects (RFC 9101, JAR) by value, signed with the client's own key (jwks or jwks_uri): HS* cannot be
       // checked, since client secrets are kept as HMACs. By reference only through PAR (request_uri), as in 9.x.

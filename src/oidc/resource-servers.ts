@@ -35,7 +35,19 @@ function refuseWhenNoneGranted(requested: string, allowed: readonly string[], in
   throw new errors.InvalidScope(`the client may not have ${asked.join(' ')} on ${indicator}: ${may}`, requested);
 }
 
-export function resourceIndicators(catalog: Catalog) {
+/**
+ * How an API's JWT access tokens are signed: with its `signingAlg`, while keys/ holds a key for it. Without one
+ * (taken away after the API was registered) the request is refused naming the API, rather than failing to sign.
+ */
+export function jwtSigningOf(api: ApiRecord, signingAlgs: readonly string[]): { sign: { alg: ApiRecord['signingAlg'] } } {
+  if (api.accessTokenFormat === 'jwt' && !signingAlgs.includes(api.signingAlg)) {
+    throw new errors.InvalidTarget(`${api.indicator} has its access tokens signed ${api.signingAlg}, and this server has no ${api.signingAlg} key`);
+  }
+  return { sign: { alg: api.signingAlg } };
+}
+
+/** `signingAlgs`: the algorithms keys/ holds keys for. */
+export function resourceIndicators(catalog: Catalog, signingAlgs: readonly string[]) {
   return {
     enabled: true,
     defaultResource: async (ctx: KoaContextWithOIDC, _client: unknown, oneOf?: readonly string[]) => {
@@ -60,7 +72,7 @@ export function resourceIndicators(catalog: Catalog) {
         audience: api.indicator,
         accessTokenTTL: api.accessTokenTtl,
         accessTokenFormat: api.accessTokenFormat as 'jwt' | 'opaque',
-        jwt: { sign: { alg: 'RS256' as const } },
+        jwt: jwtSigningOf(api, signingAlgs),
       };
     },
   };

@@ -29,7 +29,7 @@ import { type ClientRecord, TOKEN_EXCHANGE_GRANT } from '../clients/clients.js';
 import { activeSince } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { looksLikeJwt } from './jwt-access-tokens.js';
-import { scopesAllowed } from './resource-servers.js';
+import { jwtSigningOf, scopesAllowed } from './resource-servers.js';
 
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 /** The `gty` of the access tokens an exchange issues. */
@@ -70,6 +70,8 @@ export interface TokenExchangeDependencies {
   verifyJwtAccessToken: (token: string) => Promise<Record<string, unknown>>;
   /** APIs no exchange may issue for (the admin API: its tokens are a service client's own). */
   protectedIndicators: readonly string[];
+  /** The algorithms keys/ holds keys for right now (an API's signingAlg must be one of them). */
+  signingAlgs: () => readonly string[];
 }
 
 /** What the exchange needs to know of the subject token, whatever its format. */
@@ -230,7 +232,7 @@ export function registerTokenExchangeGrant(provider: Provider, deps: TokenExchan
       scope,
       accessTokenTTL: expiresIn,
       accessTokenFormat: api.accessTokenFormat,
-      jwt: { sign: { alg: 'RS256' } },
+      jwt: jwtSigningOf(api, deps.signingAlgs()),
     });
     // No grant (see exchangedTokenLive): it lives within the subject token's life, and its user's decides the rest.
     const accessToken = new provider.AccessToken({

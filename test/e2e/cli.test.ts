@@ -431,7 +431,7 @@ describe('authz CLI', () => {
   test('apis add and list', async () => {
     const added = await authz(['apis', 'add', '--indicator', 'https://api.example.test', '--name', 'API', '--scopes', 'read,write', '--token-ttl', '15m', '--default']);
     expect(added.stdout).toMatch(/registered API https:\/\/api\.example\.test \(jwt tokens, 900s\)/);
-    expect((await authz(['apis', 'list'])).stdout).toMatch(/https:\/\/api\.example\.test\s+API\s+read write\s+jwt, 900s\s+true/);
+    expect((await authz(['apis', 'list'])).stdout).toMatch(/https:\/\/api\.example\.test\s+API\s+read write\s+jwt RS256, 900s\s+true/);
     expectRefusal(await authz(['apis', 'add', '--indicator', 'nope', '--name', 'Bad']), 1, /absolute URI/);
   });
 

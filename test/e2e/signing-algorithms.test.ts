@@ -3,8 +3,10 @@
  * (`authz keys rotate --alg <alg>`), which the JWKS publishes and discovery offers; a client registered with
  * signingAlg PS256, ES256 or EdDSA gets its ID tokens, JARM responses and signed userinfo signed with it
  * (openid-client told to expect the algorithm checks each; jose verifies the ID token against the JWKS), while
- * access tokens and every other client stay RS256. Signed on the event loop (the tests' default) and on the
- * thread pool. A server without a key for the algorithm refuses such a client by name.
+ * access tokens and every other client stay RS256. An API registered with signingAlg gets its JWT access tokens
+ * signed with it (client credentials, sign-ins and token exchange), which it verifies from the JWKS. Signed on the
+ * event loop (the tests' default) and on the thread pool. A server without a key for the algorithm refuses such a
+ * client or API by name, and a request for an API whose key was taken away is invalid_target, not a 500.
  */
 import { mkdtemp, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +16,18 @@ import * as oidc from 'openid-client';
 import { writeNewKey } from '../../src/keys/signing-keys.js';
 import { adminApiOf } from '../support/admin-api.js';
 import { cleanEnvironment, runToEnd } from '../support/process.js';
-import { API, type Fixtures, REDIRECT_URI, authorizationRequestUrl, authorize, createUser, createWebClient, discover } from '../support/relying-party.js';
+import {
+  API,
+  type Fixtures,
+  REDIRECT_URI,
+  authorizationRequestUrl,
+  authorize,
+  createServiceClient,
+  createSpaClient,
+  createUser,
+  createWebClient,
+  discover,
+} from '../support/relying-party.js';
 import { type TestServer, startTestServer } from '../support/server.js';
 
 let keysDir: string;
@@ -95,6 +108,8 @@ test('a server whose keys/ holds no ES256 key refuses signingAlg ES256 by name; 
     await expect(plain.services.clients.create({ type: 'web', name: 'x', redirectUris: [REDIRECT_URI], signingAlg: 'ES256' })).rejects.toThrow(problem);
     const { client, secret } = await plain.services.clients.create({ type: 'web', name: 'y', redirectUris: [REDIRECT_URI], firstParty: true });
     await expect(plain.services.clients.update(client.clientId, { signingAlg: 'ES256' })).rejects.toThrow(problem);
+    const apiProblem = /signingAlg: this server has no ES256 key: add one with `authz keys rotate --alg ES256 --activate-in 0`, then register the API/;
+    await expect(plain.services.apis.create({ indicator: 'https://ledger.example.test', name: 'Ledger', signingAlg: 'ES256' })).rejects.toThrow(apiProblem);
 
     const env = cleanEnvironment(plain.env);
     const rotated = await runToEnd('src/cli.ts', ['keys', 'rotate', '--alg', 'ES256', '--activate-in', '0', '--json'], env);
@@ -104,6 +119,8 @@ test('a server whose keys/ holds no ES256 key refuses signingAlg ES256 by name; 
     await plain.server.reloadKeys();
     expect((await plain.services.clients.update(client.clientId, { signingAlg: 'ES256' })).signingAlg).toBe('ES256');
     await signsWith(plain, client.clientId, secret ?? '', 'ES256');
+    const ledger = await plain.services.apis.create({ indicator: 'https://ledger.example.test', name: 'Ledger', signingAlg: 'ES256' });
+    const service = await createServiceClient(plain);
 
     // The ES256 key taken away again: the client cannot be served, and says why, rather than failing at signing.
     await unlink(path.join(plain.config.keys.dir, `${JSON.parse(rotated.stdout).kid}.pem`));
@@ -111,12 +128,72 @@ test('a server whose keys/ holds no ES256 key refuses signingAlg ES256 by name; 
     const flow = await fetch(authorizationRequestUrl(plain, client.clientId).href.replace(plain.issuer, plain.url), { redirect: 'manual' });
     expect(flow.status).toBe(400);
     expect(await flow.text()).toMatch(/id_token_signed_response_alg/);
+    // So is a token for the API that wants it: invalid_target, naming the API and the algorithm.
+    const forLedger = await fetch(`${plain.url}/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${service.clientId}:${service.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', resource: ledger.indicator }),
+    });
+    expect(forLedger.status).toBe(400);
+    expect(await forLedger.json()).toEqual({ error: 'invalid_target', error_description: 'https://ledger.example.test has its access tokens signed ES256, and this server has no ES256 key' });
     const refused = await runToEnd('src/cli.ts', ['keys', 'rotate', '--alg', 'HS256'], env);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/argument 'HS256' is invalid. Allowed choices are RS256, PS256, ES256, EdDSA/);
   } finally {
     await plain.close();
   }
+});
+
+test('an API registered with signingAlg ES256, PS256 or EdDSA gets its JWT access tokens signed with it; the admin API stays RS256', async () => {
+  const admin = await adminApiOf(server);
+  const service = await createServiceClient(server, { scope: 'ledger:read' });
+  for (const alg of ['ES256', 'PS256', 'EdDSA']) {
+    const indicator = `https://ledger-${alg.toLowerCase()}.example.test`;
+    const created = await admin.call('POST', '/apis', { indicator, name: `Ledger ${alg}`, scopes: ['ledger:read'], signingAlg: alg });
+    expect(created).toMatchObject({ status: 201, body: { indicator, signingAlg: alg, accessTokenFormat: 'jwt' } });
+    for (const instance of [server, pooled]) {
+      const app = await discover(instance, service.clientId, service.secret);
+      const { access_token: token } = await oidc.clientCredentialsGrant(app, { resource: indicator });
+      expect(decodeProtectedHeader(token)).toMatchObject({ alg, typ: 'at+jwt' });
+      const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(`${instance.url}/jwks`)), { issuer: server.issuer, audience: indicator, algorithms: [alg], typ: 'at+jwt' });
+      expect(payload).toMatchObject({ client_id: service.clientId, scope: 'ledger:read' });
+    }
+  }
+  // An API registered without one, and the admin API's own tokens: RS256.
+  const plainApi = await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret), { resource: API });
+  expect(decodeProtectedHeader(plainApi.access_token)).toMatchObject({ alg: 'RS256' });
+  expect(decodeProtectedHeader(admin.token)).toMatchObject({ alg: 'RS256' });
+  expect((await admin.call('GET', '/apis')).body.apis).toEqual(expect.arrayContaining([expect.objectContaining({ indicator: API, signingAlg: 'RS256' })]));
+
+  // Changed back to RS256 through the admin API: the next token says so.
+  const indicator = 'https://ledger-es256.example.test';
+  expect(await admin.call('PATCH', `/apis/${encodeURIComponent(indicator)}`, { signingAlg: 'RS256' })).toMatchObject({ status: 200, body: { signingAlg: 'RS256' } });
+  const again = await oidc.clientCredentialsGrant(await discover(server, service.clientId, service.secret), { resource: indicator });
+  expect(decodeProtectedHeader(again.access_token)).toMatchObject({ alg: 'RS256' });
+});
+
+test('a user’s ES256 token to an API is exchanged by its back end (RFC 8693) for an EdDSA token to another', async () => {
+  const { apis, clients } = server.services;
+  const orders = 'https://orders-es256.example.test';
+  const stock = 'https://stock-eddsa.example.test';
+  await apis.create({ indicator: orders, name: 'Orders', scopes: ['orders:read'], signingAlg: 'ES256' });
+  await apis.create({ indicator: stock, name: 'Stock', scopes: ['stock:read'], signingAlg: 'EdDSA' });
+  const backEnd = await clients.create({ type: 'service', name: 'Orders back end', scope: 'stock:read', tokenExchangeFrom: [orders] });
+  const { clientId: spaId } = await createSpaClient(server);
+  const spa = await discover(server, spaId, undefined, oidc.None());
+  const flow = await authorize(spa, user, { scope: 'openid orders:read', resource: orders });
+  const { access_token: subject } = await oidc.authorizationCodeGrant(spa, flow.callbackUrl, { pkceCodeVerifier: flow.codeVerifier, expectedState: flow.state, expectedNonce: flow.nonce });
+  expect(decodeProtectedHeader(subject)).toMatchObject({ alg: 'ES256' });
+
+  const backEndApp = await discover(server, backEnd.client.clientId, backEnd.secret);
+  const exchanged = await oidc.genericGrantRequest(backEndApp, 'urn:ietf:params:oauth:grant-type:token-exchange', {
+    subject_token: subject,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    resource: stock,
+  });
+  expect(decodeProtectedHeader(exchanged.access_token)).toMatchObject({ alg: 'EdDSA' });
+  const { payload } = await jwtVerify(exchanged.access_token, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.issuer, audience: stock, algorithms: ['EdDSA'] });
+  expect(payload).toMatchObject({ sub: user.userId, act: { sub: backEnd.client.clientId } });
 });
 
 /**

@@ -10,6 +10,8 @@ import type { TestServer } from './server.js';
 export interface AdminApi {
   // biome-ignore lint/suspicious/noExplicitAny: JSON bodies are checked with toMatchObject
   call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** The access token it calls with. */
+  token: string;
 }
 
 export async function adminApiOf(server: TestServer, scope = 'admin'): Promise<AdminApi> {
@@ -17,6 +19,7 @@ export async function adminApiOf(server: TestServer, scope = 'admin'): Promise<A
   const ops = await discover(server, client.clientId, secret as string);
   const token = (await oidc.clientCredentialsGrant(ops, { resource: adminApiIndicator(server.issuer) })).access_token;
   return {
+    token,
     async call(method, path, body) {
       const response = await fetch(`${server.url}/admin/v1${path}`, {
         method,

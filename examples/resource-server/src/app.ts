@@ -79,6 +79,7 @@ export async function createResourceServer(options: ResourceServerOptions): Prom
         issuer: options.issuer,
         audience: options.audience,
         typ: 'at+jwt',
+        // The API's registered signingAlg (`apis add --signing-alg`; RS256 unless set): pinned, never the token's say.
         algorithms: ['RS256'],
       });
       ctx.state.token = payload;
