@@ -45,6 +45,7 @@ import { installClientSecretCheck } from './oidc/client-secret-check.js';
 import { reuseClientInstances } from './oidc/client-instances.js';
 import { rfc6749ErrorCodes } from './oidc/error-codes.js';
 import { noCachePragma } from './oidc/no-cache-pragma.js';
+import { omitEmptyDiscoveryLists } from './oidc/discovery-empty-lists.js';
 import { advertiseOnlyWhenUsed } from './oidc/grant-advertising.js';
 import { jwtAccessTokenVerifier } from './oidc/jwt-access-tokens.js';
 import { PASSWORD_GRANT, registerPasswordGrant } from './oidc/password-grant.js';
@@ -379,6 +380,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       signingAlgs: () => keyRing.signingKeys.map((key) => key.alg),
     });
     provider.use(advertiseOnlyWhenUsed(catalog, [PASSWORD_GRANT, TOKEN_EXCHANGE_GRANT]) as Koa.Middleware);
+    provider.use(omitEmptyDiscoveryLists as Koa.Middleware);
     provider.use(rfc6749ErrorCodes as Koa.Middleware);
     provider.use(noCachePragma);
     provider.on('server_error', (ctx, error) => {

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { TOKEN_FORMATS } from '../apis/apis.js';
 import { CLIENT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS } from '../clients/clients.js';
+import { ENCRYPTION_ALGS, ENCRYPTION_ENCS } from '../clients/response-encryption.js';
 import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
 
@@ -40,6 +41,10 @@ const clientProperties = {
   requireMfa: z.boolean().meta({ description: 'Its users sign in with two steps (password and an authenticator app’s code), whatever the request’s acr_values' }),
   signedUserinfo: z.boolean().meta({ description: 'Userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg, in signingAlg) instead of plain JSON' }),
   signingAlg: z.enum(SIGNING_ALGS).meta({ description: 'What signs its ID tokens and the responses signed for it (userinfo, JARM, introspection)' }),
+  responseEncryption: z
+    .strictObject({ alg: z.enum(ENCRYPTION_ALGS), enc: z.enum(ENCRYPTION_ENCS) })
+    .nullable()
+    .meta({ description: 'What those responses are then encrypted to its own key with (JWE); null: signed only' }),
   fapi2: z.boolean().meta({ description: 'It follows the FAPI 2.0 Security Profile: pushed authorization requests with PKCE, sender-constrained tokens, no refresh-token rotation' }),
   clientUri: z.string().nullable().meta({ description: 'The app’s home page, linked on the consent page; null: none' }),
   policyUri: z.string().nullable().meta({ description: 'Its privacy policy, linked on the consent page; null: none' }),

@@ -5,6 +5,7 @@ import { jwksOfCertificates } from '../clients/client-certificates.js';
 import { InputError } from '../errors.js';
 import { CLIENT_TYPES, type ClientRecord } from '../clients/clients.js';
 import { SUBJECT_TYPES } from '../clients/sector-identifiers.js';
+import { DEFAULT_ENC, ENCRYPTION_ALGS, ENCRYPTION_ENCS, type ResponseEncryption } from '../clients/response-encryption.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds, durationOption } from './options.js';
@@ -35,6 +36,7 @@ const details = (client: ClientRecord) => ({
   require_mfa: client.requireMfa,
   signed_userinfo: client.signedUserinfo,
   signing_alg: client.signingAlg,
+  response_encryption: client.responseEncryption,
   fapi2: client.fapi2,
   token_exchange_from: client.tokenExchangeFrom,
   client_uri: client.clientUri,
@@ -63,6 +65,8 @@ const TOKEN_EXCHANGE_FROM_HELP =
 const REQUIRE_MFA_HELP = 'its users sign in with two steps: password and an authenticator app’s code (set up at their next sign-in if they have none)';
 const SIGNED_USERINFO_HELP = 'userinfo answers it with a JWT signed with the server’s key (userinfo_signed_response_alg) instead of plain JSON';
 const SIGNING_ALG_HELP = 'what signs its ID tokens and signed responses: RS256 (the default), or PS256, ES256 or EdDSA once keys/ holds such a key (`authz keys rotate --alg <alg>`)';
+const ENCRYPT_RESPONSES_HELP =
+  'encrypt its ID tokens, JARM responses, JWT introspection answers and signed userinfo to its own key (JWE; needs --jwks-uri with a key for the algorithm, or jwks through the admin API)';
 const FAPI2_HELP =
   'the FAPI 2.0 Security Profile: web clients with --auth-method private_key_jwt or mutual TLS, --require-dpop or --certificate-bound-tokens and --signing-alg PS256, ES256 or EdDSA; their requests must be pushed (PAR) with PKCE, and refresh tokens do not rotate';
 const NO_SIGNED_USERINFO_HELP = 'userinfo answers it with plain JSON (the default)';
@@ -87,12 +91,26 @@ function withLogoutAndPolicyOptions(command: Command): Command {
     .option('--signed-userinfo', SIGNED_USERINFO_HELP)
     .option('--no-signed-userinfo', NO_SIGNED_USERINFO_HELP)
     .addOption(new Option('--signing-alg <alg>', SIGNING_ALG_HELP).choices([...SIGNING_ALGS]))
+    .addOption(new Option('--encrypt-responses <alg>', ENCRYPT_RESPONSES_HELP).choices([...ENCRYPTION_ALGS]))
+    .addOption(new Option('--encryption-enc <enc>', `with --encrypt-responses: the content encryption (default ${DEFAULT_ENC})`).choices([...ENCRYPTION_ENCS]))
+    .option('--no-encrypt-responses', 'responses signed only, not encrypted (the default)')
     .option('--fapi2', FAPI2_HELP)
     .option('--no-fapi2', 'no FAPI 2.0 profile (the default)')
     .option('--token-exchange-from <indicator>', TOKEN_EXCHANGE_FROM_HELP, collect)
     .option('--client-uri <url>', 'its home page, linked on the consent page ("" removes it)')
     .option('--policy-uri <url>', 'its privacy policy, linked on the consent page ("" removes it)')
     .option('--tos-uri <url>', 'its terms of service, linked on the consent page ("" removes it)');
+}
+
+/**
+ * --encrypt-responses and --encryption-enc as the repository takes them: the encryption, null for
+ * --no-encrypt-responses, undefined when neither is given. An enc without its alg is a usage error.
+ */
+function responseEncryptionOption(program: Command, options: { encryptResponses?: ResponseEncryption['alg'] | false; encryptionEnc?: ResponseEncryption['enc'] }) {
+  if (options.encryptResponses === false) return null;
+  if (options.encryptResponses) return { alg: options.encryptResponses, enc: options.encryptionEnc ?? DEFAULT_ENC };
+  if (options.encryptionEnc) program.error('error: --encryption-enc goes with --encrypt-responses <alg>', { exitCode: 2 });
+  return undefined;
 }
 
 /** A --certificate-file's PEM; one that cannot be read is a refused input, naming it. */
@@ -173,6 +191,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireMfa: options.requireMfa,
         signedUserinfo: options.signedUserinfo,
         signingAlg: options.signingAlg,
+        responseEncryption: responseEncryptionOption(program, options) ?? undefined,
         fapi2: options.fapi2,
         tokenExchangeFrom: options.tokenExchangeFrom,
         clientUri: options.clientUri || undefined,
@@ -241,6 +260,7 @@ export function registerClientCommands(program: Command, context: CliContext): v
         requireMfa: options.requireMfa,
         signedUserinfo: options.signedUserinfo,
         signingAlg: options.signingAlg,
+        responseEncryption: responseEncryptionOption(program, options),
         fapi2: options.fapi2,
         // --no-token-exchange gives false: exchange no more.
         tokenExchangeFrom: options.tokenExchange === false ? [] : options.tokenExchangeFrom,

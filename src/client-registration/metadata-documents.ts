@@ -139,6 +139,7 @@ export class ClientMetadataDocuments {
       requireMfa: false,
       signedUserinfo: checked.data.signedUserinfo,
       signingAlg: checked.data.signingAlg,
+      responseEncryption: checked.data.responseEncryption ?? null,
       fapi2: false,
       tokenExchangeFrom: [],
       subjectType: 'public',

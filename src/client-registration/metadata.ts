@@ -14,6 +14,7 @@ import { ADMIN_READ_SCOPE, ADMIN_SCOPE } from '../admin/auth.js';
 import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient } from '../clients/clients.js';
 import { webPage } from '../clients/app-links.js';
 import { TLS_SUBJECT_METADATA } from '../clients/client-certificates.js';
+import { DEFAULT_ENC, ENCRYPTION_ALGS, ENCRYPTION_ENCS, type ResponseEncryption, encryptionMetadata } from '../clients/response-encryption.js';
 import { describeIssues } from '../errors.js';
 import { SIGNING_ALG, SIGNING_ALGS, SIGNING_ALGS_IN_WORDS, type SigningAlg } from '../keys/signing-keys.js';
 import { isNativeApp } from '../oidc/client-adapter.js';
@@ -34,6 +35,21 @@ const uris = z.array(z.string().max(2048)).max(20);
 const signingAlg = z.enum(SIGNING_ALGS, { error: `this server signs with ${SIGNING_ALGS_IN_WORDS} only` });
 /** The metadata naming what signs for the client: all one algorithm here (the client's `signingAlg`). */
 const SIGNING_METADATA = ['id_token_signed_response_alg', 'userinfo_signed_response_alg', 'authorization_signed_response_alg', 'introspection_signed_response_alg'] as const;
+
+const encryptionAlg = z.enum(ENCRYPTION_ALGS, { error: `responses are encrypted here with ${ENCRYPTION_ALGS.join(', ')} only (public-key algorithms)` });
+const encryptionEnc = z.enum(ENCRYPTION_ENCS, { error: `responses are encrypted here with ${ENCRYPTION_ENCS.join(', ')} only` });
+/** The responses whose encryption a client may name: all one (the client's `responseEncryption`). */
+const ENCRYPTED_RESPONSES = ['id_token', 'userinfo', 'authorization', 'introspection'] as const;
+const encryptionFields = {
+  id_token_encrypted_response_alg: encryptionAlg.optional(),
+  id_token_encrypted_response_enc: encryptionEnc.optional(),
+  userinfo_encrypted_response_alg: encryptionAlg.optional(),
+  userinfo_encrypted_response_enc: encryptionEnc.optional(),
+  authorization_encrypted_response_alg: encryptionAlg.optional(),
+  authorization_encrypted_response_enc: encryptionEnc.optional(),
+  introspection_encrypted_response_alg: encryptionAlg.optional(),
+  introspection_encrypted_response_enc: encryptionEnc.optional(),
+};
 
 const registrationRequest = z.object({
   redirect_uris: uris.optional(),
@@ -65,6 +81,8 @@ const registrationRequest = z.object({
   userinfo_signed_response_alg: signingAlg.optional(),
   authorization_signed_response_alg: signingAlg.optional(),
   introspection_signed_response_alg: signingAlg.optional(),
+  // And what encrypts them to the app's key: one alg and enc for all four too.
+  ...encryptionFields,
   client_uri: webPage.optional(),
   logo_uri: webPage.optional(),
   policy_uri: webPage.optional(),
@@ -124,6 +142,7 @@ export function registrationOf(body: unknown, options: { allowServices: boolean 
     requireSignedRequestObject: input.require_signed_request_object ?? false,
     signedUserinfo: input.userinfo_signed_response_alg !== undefined,
     signingAlg: oneSigningAlg(input),
+    responseEncryption: oneEncryption(input),
     subjectType: input.subject_type ?? 'public',
     sectorIdentifierUri: input.sector_identifier_uri,
     // A public app that says it is native, or is sent back only to loopback or a private-use scheme (RFC 8252).
@@ -141,6 +160,33 @@ function oneSigningAlg(input: Partial<Record<(typeof SIGNING_METADATA)[number], 
   const other = named.find((name) => input[name] !== input[first]);
   if (other) throw new RegistrationError('invalid_client_metadata', `${other}: everything signed for one client is signed with one algorithm here: give the same as ${first}`);
   return input[first] ?? SIGNING_ALG;
+}
+
+/**
+ * The one encryption the request's encryption metadata name (none when none does), or a RegistrationError naming
+ * the odd one out: an enc without its alg (OpenID Connect Registration §2), a second alg or enc, or userinfo
+ * encrypted but not signed (here userinfo is encrypted only as a signed JWT).
+ */
+function oneEncryption(input: Record<string, unknown>): ResponseEncryption | undefined {
+  for (const response of ENCRYPTED_RESPONSES) {
+    if (input[`${response}_encrypted_response_enc`] !== undefined && input[`${response}_encrypted_response_alg`] === undefined) {
+      throw new RegistrationError('invalid_client_metadata', `${response}_encrypted_response_enc: give ${response}_encrypted_response_alg too`);
+    }
+  }
+  if (input.userinfo_encrypted_response_alg !== undefined && input.userinfo_signed_response_alg === undefined) {
+    throw new RegistrationError('invalid_client_metadata', 'userinfo_encrypted_response_alg: userinfo is encrypted here only as a signed JWT: give userinfo_signed_response_alg too');
+  }
+  const algs = ENCRYPTED_RESPONSES.map((response) => `${response}_encrypted_response_alg`).filter((name) => input[name] !== undefined);
+  const first = algs[0];
+  if (first === undefined) return undefined;
+  const otherAlg = algs.find((name) => input[name] !== input[first]);
+  if (otherAlg) throw new RegistrationError('invalid_client_metadata', `${otherAlg}: everything encrypted for one client is encrypted one way here: give the same as ${first}`);
+  const encs = algs.map((name) => String(input[name.replace(/_alg$/, '_enc')] ?? DEFAULT_ENC));
+  const otherEnc = encs.findIndex((enc) => enc !== encs[0]);
+  if (otherEnc !== -1) {
+    throw new RegistrationError('invalid_client_metadata', `${algs[otherEnc]?.replace(/_alg$/, '_enc')}: everything encrypted for one client is encrypted one way here: give the same as ${first.replace(/_alg$/, '_enc')}`);
+  }
+  return { alg: input[first] as ResponseEncryption['alg'], enc: encs[0] as ResponseEncryption['enc'] };
 }
 
 /**
@@ -253,6 +299,7 @@ const REQUEST_NAMES: Record<string, string> = {
   requireSignedRequestObject: 'require_signed_request_object',
   signedUserinfo: 'userinfo_signed_response_alg',
   signingAlg: 'id_token_signed_response_alg',
+  responseEncryption: 'id_token_encrypted_response_alg',
   subjectType: 'subject_type',
   sectorIdentifierUri: 'sector_identifier_uri',
 };
@@ -297,6 +344,7 @@ export function metadataOf(client: ClientRecord, description: Record<string, unk
   if (client.signedUserinfo) metadata.userinfo_signed_response_alg = client.signingAlg;
   metadata.authorization_signed_response_alg = client.signingAlg;
   metadata.introspection_signed_response_alg = client.signingAlg;
+  Object.assign(metadata, encryptionMetadata(client.responseEncryption, client.signedUserinfo));
   metadata.subject_type = client.subjectType;
   if (client.sectorIdentifierUri) metadata.sector_identifier_uri = client.sectorIdentifierUri;
   return { ...metadata, ...description };

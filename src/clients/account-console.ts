@@ -41,6 +41,7 @@ export function accountConsoleClient(issuer: string): ClientRecord {
     requireMfa: false,
     signedUserinfo: false,
     signingAlg: 'RS256',
+    responseEncryption: null,
     fapi2: false,
     tokenExchangeFrom: [],
     // Its `sub` is the account id, which the account page reads.

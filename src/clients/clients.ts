@@ -34,6 +34,7 @@ import {
 } from './client-certificates.js';
 import { type AppLinks, webPage } from './app-links.js';
 import { FAPI2_DESCRIPTION, FAPI_2_0, FAPI_PROFILE_METADATA, fapi2Problems } from './fapi.js';
+import { ENCRYPTION_METADATA_NAMES, RESPONSE_ENCRYPTION_DESCRIPTION, type ResponseEncryption, encryptionMetadata, encryptionOf, responseEncryptionProblem, responseEncryptionSchema } from './response-encryption.js';
 import { backchannelLogoutUriProblem } from './backchannel-logout-uris.js';
 import { jwksProblem, jwksUriProblem, redirectUriProblem } from './redirect-uris.js';
 import { SUBJECT_TYPES, type SubjectType, sectorDocumentProblem, sectorIdentifierUriProblem, sectorOf } from './sector-identifiers.js';
@@ -90,6 +91,8 @@ export interface ClientRecord extends AppLinks {
   signedUserinfo: boolean;
   /** What signs its ID tokens, and its signed userinfo, authorization and introspection responses (RS256 unless set). */
   signingAlg: SigningAlg;
+  /** What those responses are encrypted to its key with (./response-encryption.ts), or null: signed only. */
+  responseEncryption: ResponseEncryption | null;
   /** It follows the FAPI 2.0 Security Profile (./fapi.ts): checked at registration, enforced when it is served. */
   fapi2: boolean;
   /**
@@ -229,6 +232,7 @@ export const newClientSchema = z
     requireMfa: z.boolean().default(false).meta({ description: REQUIRE_MFA_DESCRIPTION }),
     signedUserinfo: z.boolean().default(false).meta({ description: SIGNED_USERINFO_DESCRIPTION }),
     signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS_IN_WORDS}` }).default(SIGNING_ALG).meta({ description: SIGNING_ALG_DESCRIPTION }),
+    responseEncryption: responseEncryptionSchema.optional(),
     fapi2: z.boolean().default(false).meta({ description: FAPI2_DESCRIPTION }),
     clientUri: webPage.optional().meta({ description: 'the app’s home page, linked on the consent page' }),
     policyUri: webPage.optional().meta({ description: 'its privacy policy, linked on the consent page' }),
@@ -289,6 +293,8 @@ export const newClientSchema = z
     if (signedRequestRefusal) ctx.addIssue({ code: 'custom', path: ['requireSignedRequestObject'], message: signedRequestRefusal });
     if (input.requireMfa && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['requireMfa'], message: MFA_FOR_SERVICE });
     if (input.signedUserinfo && input.type === 'service') ctx.addIssue({ code: 'custom', path: ['signedUserinfo'], message: USERINFO_FOR_SERVICE });
+    const encryptionProblem = input.responseEncryption && responseEncryptionProblem(input.responseEncryption, input);
+    if (encryptionProblem) ctx.addIssue({ code: 'custom', path: ['responseEncryption'], message: encryptionProblem });
     if (input.fapi2) for (const message of fapi2Problems(input)) ctx.addIssue({ code: 'custom', path: ['fapi2'], message });
     if (input.tokenExchangeFrom.length > 0 && !TOKEN_EXCHANGE_TYPES.includes(input.type)) {
       ctx.addIssue({ code: 'custom', path: ['tokenExchangeFrom'], message: TOKEN_EXCHANGE_REFUSAL });
@@ -374,6 +380,7 @@ function withPolicies(metadata: Record<string, unknown>, policies: ClientPolicie
     ...(policies.signingAlg !== SIGNING_ALG
       ? { id_token_signed_response_alg: policies.signingAlg, authorization_signed_response_alg: policies.signingAlg, introspection_signed_response_alg: policies.signingAlg }
       : {}),
+    ...encryptionMetadata(policies.responseEncryption ?? null, policies.signedUserinfo),
     // The consent page's links (./app-links.ts), under the spec's names.
     ...(policies.clientUri ? { client_uri: policies.clientUri } : {}),
     ...(policies.policyUri ? { policy_uri: policies.policyUri } : {}),
@@ -387,7 +394,7 @@ type ClientPolicies = Pick<
   ClientRecord,
   'requireDpop' | 'certificateBoundTokens' | 'requirePar' | 'requireSignedRequestObject' | 'requireMfa' | 'signedUserinfo' | 'signingAlg' | 'fapi2' | 'tokenExchangeFrom'
 > &
-  Partial<AppLinks>;
+  Partial<AppLinks> & { responseEncryption?: ResponseEncryption | null };
 
 /** The grant types with token exchange's as `tokenExchangeFrom` has it: on while it names an API. */
 function withTokenExchangeGrant(grantTypes: readonly string[], from: readonly string[]): string[] {
@@ -430,6 +437,7 @@ export const clientChangesSchema = z.strictObject({
   requireMfa: z.boolean().optional().meta({ description: REQUIRE_MFA_DESCRIPTION }),
   signedUserinfo: z.boolean().optional().meta({ description: SIGNED_USERINFO_DESCRIPTION }),
   signingAlg: z.enum(SIGNING_ALGS, { error: `signingAlg must be ${SIGNING_ALGS_IN_WORDS}` }).optional().meta({ description: SIGNING_ALG_DESCRIPTION }),
+  responseEncryption: responseEncryptionSchema.nullable().optional().meta({ description: `${RESPONSE_ENCRYPTION_DESCRIPTION} (null: signed only)` }),
   fapi2: z.boolean().optional().meta({ description: FAPI2_DESCRIPTION }),
   tokenExchangeFrom: tokenExchangeFrom.optional().meta({ description: TOKEN_EXCHANGE_DESCRIPTION }),
 });
@@ -472,8 +480,10 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     subject_type: subjectType,
     sector_identifier_uri: sectorIdentifierUri,
     pairwise_sector: pairwiseSector,
-    ...metadata
+    ...rest
   } = row.metadata ?? {};
+  const responseEncryption = encryptionOf(rest);
+  const metadata = Object.fromEntries(Object.entries(rest).filter(([name]) => !ENCRYPTION_METADATA_NAMES.includes(name)));
   return {
     clientId: row.client_id,
     name: row.name,
@@ -495,6 +505,7 @@ function toRecord(row: ClientRow, secrets: StoredSecret[]): ClientRecord {
     requireMfa: requireMfa === true,
     signedUserinfo: typeof userinfoAlg === 'string',
     signingAlg: SIGNING_ALGS.find((alg) => alg === idTokenAlg) ?? SIGNING_ALG,
+    responseEncryption,
     fapi2: fapiProfile === FAPI_2_0,
     clientUri: typeof clientUri === 'string' ? clientUri : null,
     policyUri: typeof policyUri === 'string' ? policyUri : null,
@@ -731,6 +742,8 @@ export class ClientRepository {
     if (signedRequestRefusal) problems.push(`requireSignedRequestObject: ${signedRequestRefusal}`);
     if (changes.requireMfa && client.type === 'service') problems.push(`requireMfa: ${MFA_FOR_SERVICE}`);
     if (changes.signedUserinfo && client.type === 'service') problems.push(`signedUserinfo: ${USERINFO_FOR_SERVICE}`);
+    const encryptionProblem = changes.responseEncryption && responseEncryptionProblem(changes.responseEncryption, { jwks: client.metadata.jwks, jwksUri: client.metadata.jwks_uri });
+    if (encryptionProblem) problems.push(`responseEncryption: ${encryptionProblem}`);
     if (changes.fapi2 ?? client.fapi2) {
       const settings = {
         ...client,
@@ -765,6 +778,7 @@ export class ClientRepository {
       changes.requireMfa,
       changes.signedUserinfo,
       changes.signingAlg,
+      changes.responseEncryption,
       changes.fapi2,
       changes.tokenExchangeFrom,
       changes.clientUri,
@@ -781,6 +795,7 @@ export class ClientRepository {
         requireMfa: changes.requireMfa ?? client.requireMfa,
         signedUserinfo: changes.signedUserinfo ?? client.signedUserinfo,
         signingAlg: changes.signingAlg ?? client.signingAlg,
+        responseEncryption: changes.responseEncryption === undefined ? client.responseEncryption : changes.responseEncryption,
         fapi2: changes.fapi2 ?? client.fapi2,
         tokenExchangeFrom: changes.tokenExchangeFrom ?? client.tokenExchangeFrom,
         clientUri: changes.clientUri === undefined ? client.clientUri : changes.clientUri,

@@ -5,6 +5,7 @@
 import type { Adapter, AdapterPayload, ClientMetadata } from 'oidc-provider';
 import type { ClientRecord } from '../clients/clients.js';
 import { FAPI_2_0, FAPI_PROFILE_METADATA } from '../clients/fapi.js';
+import { encryptionMetadata } from '../clients/response-encryption.js';
 import type { Catalog } from './catalog.js';
 import { OIDC_SCOPES } from './scopes.js';
 
@@ -45,6 +46,8 @@ export function toClientMetadata(record: ClientRecord, oidcScopes: readonly stri
     authorization_signed_response_alg: record.signingAlg,
     introspection_signed_response_alg: record.signingAlg,
     ...(record.signedUserinfo && { userinfo_signed_response_alg: record.signingAlg }),
+    // And what encrypts them to its key (src/clients/response-encryption.ts); unset, they are signed only.
+    ...encryptionMetadata(record.responseEncryption, record.signedUserinfo),
     subject_type: record.subjectType,
     sector_identifier_uri: sectorIdentifierUriFor(record),
   };

@@ -19,6 +19,7 @@ import type { Config } from '../config.js';
 import { EXTERNAL_SIGNING_ACK, InlineSigningKey } from '../keys/inline-signing-key.js';
 import { SIGNING_ALG, SIGNING_ALGS, type SigningJwk } from '../keys/signing-keys.js';
 import { FAPI2_ASSERTION_ALGS, FAPI_2_0, FAPI_PROFILE_METADATA } from '../clients/fapi.js';
+import { ENCRYPTION_ALGS, ENCRYPTION_ENCS } from '../clients/response-encryption.js';
 import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
@@ -135,6 +136,18 @@ export function createProvider(deps: ProviderDependencies): Provider {
       authorizationSigningAlgValues: signingAlgs,
       introspectionSigningAlgValues: signingAlgs,
       userinfoSigningAlgValues: signingAlgs,
+      // Responses encrypted to a client's own key (src/clients/response-encryption.ts): public-key algorithms only.
+      idTokenEncryptionAlgValues: [...ENCRYPTION_ALGS],
+      authorizationEncryptionAlgValues: [...ENCRYPTION_ALGS],
+      introspectionEncryptionAlgValues: [...ENCRYPTION_ALGS],
+      userinfoEncryptionAlgValues: [...ENCRYPTION_ALGS],
+      idTokenEncryptionEncValues: [...ENCRYPTION_ENCS],
+      authorizationEncryptionEncValues: [...ENCRYPTION_ENCS],
+      introspectionEncryptionEncValues: [...ENCRYPTION_ENCS],
+      userinfoEncryptionEncValues: [...ENCRYPTION_ENCS],
+      // Nothing is encrypted to us: request objects come signed, never encrypted (keys/ holds signing keys only).
+      requestObjectEncryptionAlgValues: [],
+      requestObjectEncryptionEncValues: [],
     },
     enableHttpPostMethods: config.authorizationPost,
     clientDefaults: {
@@ -155,11 +168,12 @@ export function createProvider(deps: ProviderDependencies): Provider {
       // Signed responses, for apps and APIs that must prove where an answer came from (FAPI's message signing):
       // the authorization response as a JWT when the app asks with response_mode=jwt (JARM); introspection's as
       // one when the API sends Accept: application/token-introspection+jwt (RFC 9701); userinfo's for the
-      // clients registered with signedUserinfo (userinfo_signed_response_alg). Not encrypted: no client keys
-      // for encryption are taken.
+      // clients registered with signedUserinfo (userinfo_signed_response_alg). Encrypted as well for the
+      // clients registered with responseEncryption, to their own key.
       jwtResponseModes: { enabled: true },
       jwtIntrospection: { enabled: true },
       jwtUserinfo: { enabled: true },
+      encryption: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: pages.logoutSource,

@@ -30,7 +30,7 @@ async function verified(jwt: string, audience: string): Promise<JWTPayload> {
   return payload;
 }
 
-test('discovery names the signed responses and the one algorithm they are signed with, and no encryption', async () => {
+test('discovery names the signed responses and the one algorithm they are signed with, and the public-key encryption offered for them', async () => {
   const doc = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
   expect(doc.response_modes_supported).toEqual(expect.arrayContaining(['query', 'form_post', 'jwt', 'query.jwt', 'fragment.jwt', 'form_post.jwt']));
   expect(doc).toMatchObject({
@@ -38,7 +38,13 @@ test('discovery names the signed responses and the one algorithm they are signed
     introspection_signing_alg_values_supported: ['RS256'],
     userinfo_signing_alg_values_supported: ['RS256'],
   });
-  expect(Object.keys(doc).filter((key) => key.includes('encryption'))).toEqual([]);
+  // Encrypted to a client's own key (test/e2e/response-encryption.test.ts); nothing is encrypted to us.
+  const encryption = Object.fromEntries(Object.entries(doc).filter(([key]) => key.includes('encryption')));
+  for (const response of ['id_token', 'authorization', 'introspection', 'userinfo']) {
+    expect(encryption[`${response}_encryption_alg_values_supported`]).toEqual(['RSA-OAEP-256', 'RSA-OAEP', 'ECDH-ES', 'ECDH-ES+A128KW', 'ECDH-ES+A192KW', 'ECDH-ES+A256KW']);
+    expect(encryption[`${response}_encryption_enc_values_supported`]).toEqual(['A128CBC-HS256', 'A192CBC-HS384', 'A256CBC-HS512', 'A128GCM', 'A192GCM', 'A256GCM']);
+  }
+  expect(Object.keys(encryption).filter((key) => key.startsWith('request_object'))).toEqual([]);
 });
 
 describe('JARM: the authorization response as a signed JWT', () => {
