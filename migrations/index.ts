@@ -24,6 +24,7 @@ import * as webhooks from './20261207_0018_webhooks.js';
 import * as registrationUse from './20261207_0019_registration_use.js';
 import * as dpopNonceSecret from './20261208_0020_dpop_nonce_secret.js';
 import * as apiSigningAlg from './20261208_0021_api_signing_alg.js';
+import * as groups from './20261208_0022_groups.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -54,6 +55,7 @@ const migrations: Record<string, Migration> = {
   '20261207_0019_registration_use': registrationUse,
   '20261208_0020_dpop_nonce_secret': dpopNonceSecret,
   '20261208_0021_api_signing_alg': apiSigningAlg,
+  '20261208_0022_groups': groups,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -344,6 +344,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       readGrantWithUser: (grantId, userId) => readGrantWithUser(db, grantId, userId),
       pairwiseSalt: services.pairwiseSalt,
       dpopNonceSecret: services.dpopNonceSecret,
+      groups: services.groups,
       revocations,
     });
     reuseClientInstances(provider, catalog);
@@ -368,6 +369,7 @@ function providerFactory(config: Config, logger: Logger, services: Services, sur
       audit,
       emailConfirmationRequired: config.mail.confirmationRequired,
       userClaims: config.userClaims,
+      groups: services.groups,
       termsVersion: config.terms?.version,
       passwordMaxAgeSeconds: config.passwords.maxAgeSeconds,
     });

@@ -5,6 +5,7 @@
 import { EmailLinks } from './accounts/email-links.js';
 import { Passkeys } from './accounts/passkeys.js';
 import { LinkedIdentities } from './federation/linked-identities.js';
+import { GroupRepository } from './accounts/groups.js';
 import { TwoFactor } from './accounts/two-factor.js';
 import { UserRepository } from './accounts/users.js';
 import { passwordPolicyOf } from './accounts/password-policy.js';
@@ -59,6 +60,8 @@ export interface Services {
   tokenCache?: TokenRecordCache;
   /** The key of pairwise subject identifiers, made once with the database (src/oidc/pairwise-subjects.ts). */
   pairwiseSalt: string;
+  /** Groups of users and the roles they give (src/accounts/groups.ts). */
+  groups: GroupRepository;
   /** The key of DPoP nonces, made once with the database (src/oidc/dpop-nonces.ts). */
   dpopNonceSecret: Buffer;
 }
@@ -81,7 +84,10 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const audit = new AuditLog(db, logger, { toLog: config.auditToLog });
   const sessions = new SessionDirectory(sessionStore({ db, redis, redisKeyPrefix: config.redis?.keyPrefix }), { audit, actor, listener: sessionEndListener });
   const users = new UserRepository(db, { bcryptCost: config.bcryptCost, audit, actor, sessions, passwordPolicy: passwordPolicyOf(config, logger), passwordHistory: config.passwords.history, passwordHistoryDays: config.passwords.historyDays });
-  const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles });
+  const groups = new GroupRepository(db, { audit, actor, cacheTtlMs: config.clientCacheTtlMs });
+  await groups.load();
+  groups.startRefreshing((error) => logger?.warn({ err: error }, 'could not read the groups again; keeping those in hand'));
+  const twoFactor = new TwoFactor(db, { peppers: config.clientSecretPeppers, requiredRoles: config.totpRequiredRoles, rolesOf: (user) => groups.effectiveRoles(user) });
   const emailLinks = new EmailLinks(db, config.mail.linkTtlSeconds);
   const passkeys = new Passkeys(db, config.issuer, { audit, actor });
   const linkedIdentities = new LinkedIdentities(db, { audit, actor });
@@ -107,6 +113,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
     db,
     redis,
     users,
+    groups,
     twoFactor,
     emailLinks,
     passkeys,
@@ -130,6 +137,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
 export async function closeServices(services: Services): Promise<void> {
   await services.audit.close();
   services.catalog.close();
+  services.groups.close();
   services.limits.close();
   services.tokenCache?.close();
   services.redis?.disconnect();

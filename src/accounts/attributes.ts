@@ -25,7 +25,7 @@ export const RESERVED_CLAIMS = new Set([
   'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'sid', 'at_hash', 'c_hash', 's_hash',
   'name', 'given_name', 'family_name', 'middle_name', 'nickname', 'preferred_username', 'profile', 'picture', 'website',
   'email', 'email_verified', 'gender', 'birthdate', 'zoneinfo', 'locale', 'phone_number', 'phone_number_verified', 'address', 'updated_at',
-  'scope', 'client_id', 'cnf', 'act', 'may_act', 'active', 'token_type', 'username', 'events', 'typ', 'roles',
+  'scope', 'client_id', 'cnf', 'act', 'may_act', 'active', 'token_type', 'username', 'events', 'typ', 'roles', 'groups',
 ]);
 
 export const attributeValue = z.union([
@@ -74,7 +74,7 @@ const CLAIM_SCOPE = /^[a-z][a-z0-9_.-]{0,63}$/;
  * Scopes with a meaning of their own, which an attribute's scope cannot be (`profile` is the default one); and the
  * names oidc-provider's claims map keeps for claims of no scope (src/oidc/accounts.ts claimsByScope).
  */
-const RESERVED_SCOPES = new Set(['openid', 'offline_access', 'email', 'roles', 'acr', 'iss', 'sid']);
+const RESERVED_SCOPES = new Set(['openid', 'offline_access', 'email', 'roles', 'groups', 'acr', 'iss', 'sid']);
 
 /**
  * USER_CLAIMS read: `tenant_id` is released with `profile` (and in every access token), `hr:employee_id` only to

@@ -56,7 +56,12 @@ interface TotpRow {
 export class TwoFactor {
   constructor(
     private readonly db: Database,
-    private readonly options: { peppers: readonly Pepper[]; requiredRoles: readonly string[] },
+    private readonly options: {
+      peppers: readonly Pepper[];
+      requiredRoles: readonly string[];
+      /** A user's roles with those of their groups (./groups.ts); unset: their own. */
+      rolesOf?: (user: User) => readonly string[];
+    },
   ) {}
 
   /** `asked`: the client requires or asked for two steps, so a user without an app sets one up now. */
@@ -70,9 +75,10 @@ export class TwoFactor {
     return user.totpRequired || this.requiringRoles(user).length > 0;
   }
 
-  /** The user's roles that are in TOTP_REQUIRED_ROLES, so that administrators can be told why it is required. */
+  /** The user's roles (their groups' too) that are in TOTP_REQUIRED_ROLES, so that administrators can be told why it is required. */
   requiringRoles(user: User): string[] {
-    return user.roles.filter((role) => this.options.requiredRoles.includes(role));
+    const roles = this.options.rolesOf?.(user) ?? user.roles;
+    return roles.filter((role) => this.options.requiredRoles.includes(role));
   }
 
   /** Seals a secret being set up, to keep with the sign-in until the first code confirms it. */

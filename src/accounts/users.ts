@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { authenticatorName } from './authenticator-names.js';
 import { type Attributes, attributeChangesSchema, attributesSchema, changedAttributes, tooManyAttributes } from './attributes.js';
+import { groupName, requireGroupsExist } from './groups.js';
 import { roleName } from './roles.js';
 import type { AuditSink } from '../audit/audit-log.js';
 import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.js';
@@ -24,7 +25,10 @@ export interface User {
   id: string;
   email: string;
   name: string | null;
+  /** Their own roles; their tokens also carry those of their groups (./groups.ts). */
   roles: string[];
+  /** The groups they belong to. */
+  groups: string[];
   emailVerified: boolean;
   disabledAt: Date | null;
   passwordChangedAt: Date | null;
@@ -58,7 +62,7 @@ export const hasOwnPassword = (user: User) => user.passwordChangedAt !== null;
 /** Columns named, not `*`: a prepared `select *` fails once a migration adds a column under a running server. */
 const FIND_BY_ID = statement(
   'users_find_by_id',
-  `select id, email, name, password_hash, roles, email_verified, disabled_at, password_changed_at, sessions_revoked_at,
+  `select id, email, name, password_hash, roles, groups, email_verified, disabled_at, password_changed_at, sessions_revoked_at,
           totp_required, totp_enrolled_at, password_change_required, attributes, terms_accepted_version, terms_accepted_at,
           created_at, updated_at
    from users where id = $1`,
@@ -70,6 +74,7 @@ interface UserRow {
   name: string | null;
   password_hash: string | null;
   roles: string[];
+  groups?: string[];
   email_verified: boolean;
   disabled_at: Date | null;
   password_changed_at: Date | null;
@@ -100,6 +105,7 @@ export const newUserSchema = z.strictObject({
   attributes: attributesSchema.default({}),
   name: z.string().trim().min(1).max(200).optional(),
   roles: z.array(roleName).max(100).default([]),
+  groups: z.array(groupName).max(100).default([]).meta({ description: 'the groups they belong to, whose roles they hold too' }),
   emailVerified: z.boolean().default(false),
 });
 
@@ -114,6 +120,7 @@ export const userChangesSchema = z.strictObject({
     .meta({ description: 'A new sign-in address; it counts as unconfirmed unless emailVerified is given too' }),
   name: z.string().trim().min(1).max(200).nullable().optional(),
   roles: z.array(roleName).max(100).optional(),
+  groups: z.array(groupName).max(100).optional().meta({ description: 'replaces the list of groups they belong to' }),
   emailVerified: z.boolean().optional(),
   totpRequired: z
     .boolean()
@@ -177,6 +184,7 @@ function toUser(row: UserRow): User {
     email: row.email,
     name: row.name,
     roles: row.roles ?? [],
+    groups: row.groups ?? [],
     emailVerified: row.email_verified,
     disabledAt: row.disabled_at,
     passwordChangedAt: row.password_changed_at,
@@ -293,6 +301,7 @@ export class UserRepository {
   async create(input: NewUser): Promise<User> {
     const user = parseInput(newUserSchema, input);
     if (user.password) await this.#checkedPassword(user.password, user);
+    await requireGroupsExist(this.db, user.groups);
     const passwordHash = user.password ? await this.passwords.hash(user.password) : null;
     try {
       const [row] = await this.db<UserRow>('users')
@@ -302,6 +311,7 @@ export class UserRepository {
           name: user.name ?? null,
           password_hash: passwordHash,
           roles: user.roles,
+          groups: [...new Set(user.groups)],
           email_verified: user.emailVerified,
           password_changed_at: passwordHash ? new Date() : null,
           password_change_required: Boolean(passwordHash) && user.temporaryPassword,
@@ -309,7 +319,7 @@ export class UserRepository {
         })
         .returning('*');
       const created = toUser(row as UserRow);
-      this.#record('user_created', created, { roles: created.roles });
+      this.#record('user_created', created, { roles: created.roles, ...(created.groups.length > 0 ? { groups: created.groups } : {}) });
       return created;
     } catch (error) {
       if (isUniqueViolation(error)) throw new ConflictError(`a user with the email ${user.email} already exists`);
@@ -492,6 +502,10 @@ export class UserRepository {
     if (value.email !== undefined && value.email !== user.email) Object.assign(row, { email: value.email, email_verified: false });
     if (value.name !== undefined) row.name = value.name;
     if (value.roles !== undefined) row.roles = [...new Set(value.roles)];
+    if (value.groups !== undefined) {
+      await requireGroupsExist(this.db, value.groups);
+      row.groups = [...new Set(value.groups)];
+    }
     if (value.emailVerified !== undefined) row.email_verified = value.emailVerified;
     if (value.totpRequired !== undefined) row.totp_required = value.totpRequired;
     if (value.passwordChangeRequired !== undefined) row.password_change_required = value.passwordChangeRequired;
@@ -508,7 +522,7 @@ export class UserRepository {
       throw error;
     });
     const emailChange = row.email ? { from: user.email, to: updated.email } : {};
-    this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles, ...emailChange, ...audited });
+    this.#record('user_updated', updated, { fields: Object.keys(value), roles: updated.roles, ...(value.groups ? { groups: updated.groups } : {}), ...emailChange, ...audited });
     return updated;
   }
 
@@ -706,6 +720,16 @@ export class UserRepository {
     const user = await this.require(idOrEmail);
     const updated = await this.#update(user.id, { roles: [...new Set(value)] });
     this.#record('user_roles_changed', updated, { roles: updated.roles });
+    return updated;
+  }
+
+  /** Puts the user in exactly these groups (each must exist). */
+  async setGroups(idOrEmail: string, groups: string[]): Promise<User> {
+    const value = parseInput(z.array(groupName).max(100), groups);
+    const user = await this.require(idOrEmail);
+    await requireGroupsExist(this.db, value);
+    const updated = await this.#update(user.id, { groups: [...new Set(value)] });
+    this.#record('user_groups_changed', updated, { groups: updated.groups });
     return updated;
   }
 

@@ -33,7 +33,7 @@ import { OUTAGE_ANSWER, UNSTORABLE_TEXT_DESCRIPTION, isStoreOutage, isUnstorable
 import { WebhookDelivery } from '../webhooks/webhook-delivery.js';
 import { passwordExpiresAt } from '../accounts/password-expiry.js';
 import { openApiDocument } from './openapi.js';
-import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, listUsersQuery } from './schemas.js';
+import { MAX_KEEP_OLD_SECONDS, auditQuery, bodySchemas, groupMembersQuery, listUsersQuery } from './schemas.js';
 import { accountOfSubject } from '../oidc/pairwise-subjects.js';
 
 export { ADMIN_API_PATH, ADMIN_READ_SCOPE, ADMIN_SCOPE, adminApiIndicator } from './auth.js';
@@ -235,14 +235,26 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
   const users = services.users.actingAs({ audit, actor, sessions });
   const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
-  const apis = new ApiRepository(db, { defaultAccessTokenTtl: config.ttl.apiAccessToken, audit, actor, protectedIndicators: [adminApiIndicator(config.issuer)] });
+  const apis = new ApiRepository(db, {
+    defaultAccessTokenTtl: config.ttl.apiAccessToken,
+    audit,
+    actor,
+    protectedIndicators: [adminApiIndicator(config.issuer)],
+    signingKeys: { dir: config.keys.dir, passphrase: config.keys.passphrase },
+  });
+  const groups = services.groups.actingAs({ audit, actor });
   const locks = new LockAdministration(services.limits, { audit, actor });
   const outbox = deps.mailTransport && new MailOutbox(deps.mailTransport, audit, logger);
   const linkMails = new LinkMailSender({ links: services.emailLinks, issuer: config.issuer, outbox, audit, actor });
   const sendLinkMail = async (id: string, purpose: 'password_reset' | 'email_confirmation') => linkMails.send(await users.require(id), purpose);
   const document = openApiDocument(config.issuer);
-  // The user as stored, and when their password expires (PASSWORD_MAX_AGE; null when it does not).
-  const userView = (user: User) => ({ ...user, passwordExpiresAt: passwordExpiresAt(user, config.passwords.maxAgeSeconds) ?? null });
+  // The user as stored, the roles their tokens carry (their groups' too), and when their password expires
+  // (PASSWORD_MAX_AGE; null when it does not).
+  const userView = (user: User) => ({
+    ...user,
+    effectiveRoles: groups.effectiveRoles(user),
+    passwordExpiresAt: passwordExpiresAt(user, config.passwords.maxAgeSeconds) ?? null,
+  });
 
   const router = new Router({ prefix: ADMIN_API_PATH });
 
@@ -440,6 +452,31 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
     const skipped = (await webhook?.skipHeld()) ?? null;
     if (skipped) audit.record({ type: 'webhook_event_skipped', outcome: 'success', detail: { by: actor, event: skipped.id, eventType: skipped.type } });
     ctx.body = { skipped };
+  });
+
+  // Groups
+  router.get('/groups', async (ctx) => {
+    ctx.body = { groups: await groups.list() };
+  });
+  router.post('/groups', async (ctx) => {
+    const input = parse(bodySchemas.NewGroup, body(ctx));
+    ctx.status = 201;
+    ctx.body = await groups.create(input);
+  });
+  router.get('/groups/:name', async (ctx) => {
+    ctx.body = await groups.require(ctx.params.name as string);
+  });
+  router.patch('/groups/:name', async (ctx) => {
+    ctx.body = await groups.update(ctx.params.name as string, parse(bodySchemas.GroupChanges, body(ctx)));
+  });
+  router.delete('/groups/:name', async (ctx) => {
+    await groups.remove(ctx.params.name as string);
+    ctx.status = 204;
+  });
+  router.get('/groups/:name/members', async (ctx) => {
+    const page = parse(groupMembersQuery, ctx.query);
+    const members = await groups.members(ctx.params.name as string, { limit: page.limit, after: page.cursor });
+    ctx.body = { members, next: members.length === page.limit ? (members.at(-1)?.id ?? null) : null };
   });
 
   // APIs

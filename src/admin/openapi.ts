@@ -157,6 +157,18 @@ const PATHS: Record<string, Partial<Record<'get' | 'post' | 'patch' | 'delete', 
   '/users/{userId}/grants/{grantId}': {
     delete: { summary: 'Revoke one grant and the refresh tokens issued under it', params: ['userId', 'grantId'], status: 204 },
   },
+  '/groups': {
+    get: { summary: 'List groups', response: 'GroupList' },
+    post: { summary: 'Create a group; its roles are in every member’s tokens', body: 'NewGroup', status: 201, response: 'Group' },
+  },
+  '/groups/{name}': {
+    get: { summary: 'Show a group (the name URL-encoded)', params: ['name'], response: 'Group' },
+    patch: { summary: 'Change its description or roles; members hold the new roles in their next tokens', body: 'GroupChanges', params: ['name'], response: 'Group' },
+    delete: { summary: 'Delete a group and take it off its members (they keep their own roles)', params: ['name'], status: 204 },
+  },
+  '/groups/{name}/members': {
+    get: { summary: 'The group’s members, by id, a page at a time', params: ['name'], query: 'groupMembers', response: 'GroupMemberPage' },
+  },
   '/apis': {
     get: { summary: 'List APIs (resource servers)', response: 'ApiList' },
     post: { summary: 'Register an API', body: 'NewApi', status: 201, response: 'Api' },

@@ -85,7 +85,9 @@ export const userResponse = z
     id: z.uuid().meta({ description: 'The user id: the `sub` of their tokens' }),
     email: z.string().meta({ description: 'Lower-cased' }),
     name: z.string().nullable(),
-    roles: strings,
+    roles: strings.meta({ description: 'Their own roles' }),
+    groups: strings.meta({ description: 'The groups they belong to' }),
+    effectiveRoles: strings.meta({ description: 'The roles their tokens carry: their own and their groups’' }),
     emailVerified: z.boolean(),
     disabledAt: dateTime.nullable().meta({ description: 'When the user was disabled; null while they may sign in' }),
     passwordChangedAt: dateTime.nullable().meta({ description: 'When the password was last set; null while the user has none (never set, or removed)' }),
@@ -183,6 +185,23 @@ export const apiResponse = z
   .meta({ description: 'An API (resource server) that accepts this issuer’s access tokens' });
 
 export const apiListResponse = z.strictObject({ apis: z.array(apiResponse) });
+
+export const groupResponse = z
+  .strictObject({
+    name: z.string().meta({ description: 'Letters, digits, spaces, ".", "_", ":" or "-", in parts separated by "/" (the URL-encoded name in paths)' }),
+    description: z.string().nullable(),
+    roles: strings.meta({ description: 'What every member holds, besides their own roles' }),
+    createdAt: dateTime,
+    updatedAt: dateTime,
+  })
+  .meta({ description: 'A group of users: its roles are in every member’s tokens; its name in their `groups` claim' });
+
+export const groupListResponse = z.strictObject({ groups: z.array(groupResponse) });
+
+export const groupMemberPageResponse = z.strictObject({
+  members: z.array(z.strictObject({ id: z.uuid(), email: z.string(), name: z.string().nullable() })),
+  next: z.uuid().nullable().meta({ description: 'The `cursor` of the next page; null on the last page' }),
+});
 
 export const lockStateResponse = z.strictObject({
   lockedUntil: dateTime.nullable().meta({ description: 'When the lock ends; null when there is none' }),
@@ -291,6 +310,9 @@ export const responseSchemas = {
   GrantList: grantListResponse,
   Api: apiResponse,
   ApiList: apiListResponse,
+  Group: groupResponse,
+  GroupList: groupListResponse,
+  GroupMemberPage: groupMemberPageResponse,
   LockState: lockStateResponse,
   LiftedLock: liftedLockResponse,
   SentLink: sentLinkResponse,

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { newUserSchema, userChangesSchema } from '../accounts/users.js';
+import { groupChangesSchema, newGroupSchema } from '../accounts/groups.js';
 import { apiChangesSchema, newApiSchema } from '../apis/apis.js';
 import { MAX_KEEP_OLD_SECONDS, clientChangesSchema, newClientSchema } from '../clients/clients.js';
 
@@ -35,6 +36,11 @@ const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).
 export const listUsersQuery = z.object({
   email: z.string().max(254).optional().meta({ description: 'exact email' }),
   q: z.string().trim().min(1).max(200).optional().meta({ description: 'part of the email or name' }),
+  limit: limit(1000, 100),
+  cursor: z.uuid({ error: 'cursor must be the `next` value of a previous page' }).optional(),
+});
+
+export const groupMembersQuery = z.object({
   limit: limit(1000, 100),
   cursor: z.uuid({ error: 'cursor must be the `next` value of a previous page' }).optional(),
 });
@@ -70,10 +76,13 @@ export const bodySchemas = {
   SetPassword: setPasswordBody,
   NewApi: newApiSchema,
   ApiChanges: apiChangesSchema,
+  NewGroup: newGroupSchema,
+  GroupChanges: groupChangesSchema,
   NewRegistrationToken: newRegistrationTokenBody,
 } as const;
 
 export const querySchemas = {
   listUsers: listUsersQuery,
+  groupMembers: groupMembersQuery,
   audit: auditQuery,
 } as const;

@@ -69,5 +69,6 @@ async function signingProvider(config: Config, services: Services): Promise<Prov
     // Logout tokens to a pairwise client name the user by its pairwise `sub`.
     pairwiseSalt: services.pairwiseSalt,
     dpopNonceSecret: services.dpopNonceSecret,
+    groups: services.groups,
   });
 }

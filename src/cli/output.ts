@@ -22,6 +22,8 @@ export function printJson(value: unknown): void {
 
 /** `a,b c` → ['a', 'b', 'c'] for list options. */
 export const splitList = (value: string): string[] => value.split(/[\s,]+/).filter(Boolean);
+/** A comma-separated list whose items may hold spaces (group names: `night shift`). */
+export const commaList = (value: string): string[] => value.split(',').map((item) => item.trim()).filter(Boolean);
 
 /** Repeatable options collect into an array. */
 export const collect = (value: string, previous: string[] = []) => [...previous, value];

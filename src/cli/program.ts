@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerApiCommands } from './apis.js';
+import { registerGroupCommands } from './groups.js';
 import { registerAuditCommands } from './audit.js';
 import { registerClientCommands } from './clients.js';
 import { CliContext } from './context.js';
@@ -47,6 +48,7 @@ function buildProgram(context: CliContext): Command {
     });
 
   registerUserCommands(program, context);
+  registerGroupCommands(program, context);
   registerClientCommands(program, context);
   registerApiCommands(program, context);
   registerIpCommands(program, context);

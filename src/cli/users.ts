@@ -12,7 +12,7 @@ import { MailNotSentError } from '../mail/outbox.js';
 import { accountOfSubject } from '../oidc/pairwise-subjects.js';
 import type { CliContext } from './context.js';
 import { acceptsGeneratedIds } from './options.js';
-import { isoDate, printJson, printTable, splitList } from './output.js';
+import { commaList, isoDate, printJson, printTable, splitList } from './output.js';
 
 /** Two-step verification as the `2-step` column shows it: on (an app is set up), required (at the next sign-in), off. */
 const twoStepOf = (twoFactor: TwoFactor, user: User) => ({ verify: 'on', enroll: 'required', none: 'off' })[twoFactor.stepFor(user)];
@@ -33,6 +33,7 @@ const userJson = (user: User, twoFactor: TwoFactor, passwordMaxAgeSeconds: numbe
   return {
     ...table,
     roles: user.roles,
+    groups: user.groups,
     emailVerified: user.emailVerified,
     disabledAt: user.disabledAt,
     twoStep,
@@ -219,6 +220,17 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .action(async (email: string, roles: string[]) => {
       const user = await (await context.services()).users.setRoles(email, roles);
       process.stdout.write(`${user.email} now has roles: ${user.roles.join(', ') || '(none)'}\n`);
+    });
+
+  users
+    .command('set-groups')
+    .description('put a user in exactly these groups, whose roles they then hold too (`authz groups add` makes one)')
+    .argument('<email>', 'the user’s email or sub')
+    .argument('<groups>', 'comma-separated group names ("" for none)', commaList)
+    .action(async (email: string, groups: string[]) => {
+      const user = await (await context.services()).users.setGroups(email, groups);
+      process.stdout.write(`${user.email} is now in: ${user.groups.join(', ') || '(no group)'}
+`);
     });
 
   users

@@ -55,7 +55,7 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = [...CONFIDENTIAL_METHODS, 'none'] as 
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 /** Scopes a user-facing client may ask for unless it is registered with fewer. */
-export const DEFAULT_USER_SCOPE = 'openid offline_access profile email roles';
+export const DEFAULT_USER_SCOPE = 'openid offline_access profile email roles groups';
 
 export interface ClientRecord extends AppLinks {
   clientId: string;

@@ -6,6 +6,7 @@ const OIDC_SCOPE_DESCRIPTIONS: Record<string, string> = {
   profile: 'See your name and profile',
   email: 'See your email address',
   roles: 'See the roles you hold',
+  groups: 'See the groups you belong to',
   offline_access: 'Stay connected when you are not using it',
 };
 

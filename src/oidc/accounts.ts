@@ -27,10 +27,21 @@ export const claimsByScope = (userClaims: readonly string[] = [], claimScopes: R
   profile: ['name', 'preferred_username', 'updated_at', ...userClaims.filter((claim) => !Object.values(claimScopes).some((claims) => claims.includes(claim)))],
   email: ['email', 'email_verified'],
   roles: ['roles'],
+  // Keycloak's "group membership" mapper: the names of the groups the user belongs to.
+  groups: ['groups'],
   ...claimScopes,
 });
 
-function userClaims(user: User, released: readonly string[]): Record<string, unknown> {
+/** A user's roles with their groups' (src/accounts/groups.ts), and the groups that exist, as tokens carry them. */
+export interface Membership {
+  effectiveRoles(user: User): string[];
+  existingGroups(user: User): string[];
+}
+
+/** Without groups (tools that read users alone): a user's own roles, no groups. */
+const OWN_ROLES_ONLY: Membership = { effectiveRoles: (user) => user.roles, existingGroups: () => [] };
+
+function userClaims(user: User, released: readonly string[], roles: string[], groups: string[]): Record<string, unknown> {
   return {
     // First, so that none of the server's own claims can be overwritten (USER_CLAIMS refuses their names anyway).
     ...releasedClaims(user.attributes, released),
@@ -40,7 +51,8 @@ function userClaims(user: User, released: readonly string[]): Record<string, unk
     updated_at: Math.floor(user.updatedAt.getTime() / 1000),
     email: user.email,
     email_verified: user.emailVerified,
-    roles: user.roles,
+    roles,
+    groups,
   };
 }
 
@@ -98,9 +110,9 @@ function readsGrantNext(token: unknown): token is { kind: 'AccessToken'; grantId
 
 export function accountFinder(
   users: UserRepository,
-  options: { readGrantWithUser?: GrantReadAhead; userClaims?: readonly string[]; passwordMaxAgeSeconds?: number } = {},
+  options: { readGrantWithUser?: GrantReadAhead; userClaims?: readonly string[]; passwordMaxAgeSeconds?: number; membership?: Membership } = {},
 ): FindAccount {
-  const { readGrantWithUser, userClaims: released = [], passwordMaxAgeSeconds = 0 } = options;
+  const { readGrantWithUser, userClaims: released = [], passwordMaxAgeSeconds = 0, membership = OWN_ROLES_ONLY } = options;
   return async (ctx, sub, token): Promise<Account | undefined> => {
     if (readGrantWithUser && readsGrantNext(token)) await readGrantWithUser(token.grantId, sub);
     const user = await findUser(users, ctx, sub);
@@ -113,7 +125,7 @@ export function accountFinder(
       termsAcceptedVersion: user.termsAccepted?.version ?? null,
       // oidc-provider filters these down to what the granted scopes and claims allow.
       claims: async (_use: string, _scope: string, _claims: { [key: string]: null | ClaimsParameterMember }) =>
-        userClaims(user, released) as { sub: string },
+        userClaims(user, released, membership.effectiveRoles(user), membership.existingGroups(user)) as { sub: string },
     };
   };
 }
@@ -145,16 +157,36 @@ function releasedToToken(ctx: KoaContextWithOIDC | undefined, released: readonly
   return released.filter((claim) => !withheld.has(claim));
 }
 
+/** Whether the app was granted the `groups` scope: only then do its users' access tokens name their groups. */
+function groupsGranted(ctx: KoaContextWithOIDC | undefined): boolean {
+  const grant = ctx?.oidc?.entities?.Grant as { getOIDCScope?: () => string } | undefined;
+  return (grant?.getOIDCScope?.() ?? '').split(' ').includes('groups');
+}
+
 /**
- * Roles travel in access tokens so that APIs can authorise offline: the user's roles for tokens issued to a user,
- * the client's own roles for client-credentials tokens. A user's tokens also say how the user signed in
- * (RFC 9068 §2.2.1: auth_time, acr, amr), so that an API can demand two steps for what it guards.
+ * Roles travel in access tokens so that APIs can authorise offline: the user's roles (with their groups') for
+ * tokens issued to a user, the client's own roles for client-credentials tokens; the user's groups too when the
+ * app was granted the `groups` scope. A user's tokens also say how the user signed in (RFC 9068 §2.2.1:
+ * auth_time, acr, amr), so that an API can demand two steps for what it guards.
  */
-export function tokenClaims(users: UserRepository, catalog: Catalog, released: readonly string[] = [], claimScopes: Readonly<Record<string, string[]>> = {}) {
+export function tokenClaims(
+  users: UserRepository,
+  catalog: Catalog,
+  released: readonly string[] = [],
+  claimScopes: Readonly<Record<string, string[]>> = {},
+  membership: Membership = OWN_ROLES_ONLY,
+) {
   return async (ctx: KoaContextWithOIDC, token: TokenLike): Promise<Record<string, unknown> | undefined> => {
     if (token.accountId) {
       const user = await findUser(users, ctx, token.accountId);
-      return user ? { ...releasedClaims(user.attributes, releasedToToken(ctx, released, claimScopes)), roles: user.roles, ...signInOf(ctx) } : undefined;
+      if (!user) return undefined;
+      const groups = groupsGranted(ctx) ? membership.existingGroups(user) : undefined;
+      return {
+        ...releasedClaims(user.attributes, releasedToToken(ctx, released, claimScopes)),
+        roles: membership.effectiveRoles(user),
+        ...(groups ? { groups } : {}),
+        ...signInOf(ctx),
+      };
     }
     if (token.kind === 'ClientCredentials' && token.clientId) {
       const client = await catalog.client(token.clientId);

@@ -16,7 +16,7 @@ import { requestFacts } from '../audit/request-facts.js';
 import { describeWait } from '../security/failure-limiter.js';
 import type { SecurityLimits } from '../security/limits.js';
 import { signInWithPassword } from '../security/password-sign-in.js';
-import { accountFinder } from './accounts.js';
+import { type Membership, accountFinder } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { OIDC_SCOPES } from './scopes.js';
 
@@ -32,6 +32,8 @@ export interface PasswordGrantDependencies {
   emailConfirmationRequired: boolean;
   /** USER_CLAIMS, for the ID token it issues. */
   userClaims: readonly string[];
+  /** The roles the ID token names come with the user's groups'. */
+  groups: Membership;
   /** TERMS_VERSION: an account that has not accepted it gets no tokens from this grant. */
   termsVersion?: string;
   /** PASSWORD_MAX_AGE: an expired password gets no tokens from this grant (it has no page to replace it on); 0: none expire. */
@@ -150,7 +152,7 @@ export function registerPasswordGrant(provider: Provider, deps: PasswordGrantDep
       body.refresh_token = await refreshToken.save();
     }
     if (scopes.includes('openid')) {
-      const account = await accountFinder(deps.users, { userClaims: deps.userClaims })(ctx, user.id);
+      const account = await accountFinder(deps.users, { userClaims: deps.userClaims, membership: deps.groups })(ctx, user.id);
       if (!account) throw new errors.InvalidGrant('the account is not available');
       const idToken = new provider.IdToken(await account.claims('id_token', scope, {}, []), { ctx });
       (idToken as unknown as { scope: string }).scope = scope; // which claims the scopes release

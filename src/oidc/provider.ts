@@ -20,7 +20,7 @@ import { EXTERNAL_SIGNING_ACK, InlineSigningKey } from '../keys/inline-signing-k
 import { SIGNING_ALG, SIGNING_ALGS, type SigningJwk } from '../keys/signing-keys.js';
 import { FAPI2_ASSERTION_ALGS, FAPI_2_0, FAPI_PROFILE_METADATA } from '../clients/fapi.js';
 import { ENCRYPTION_ALGS, ENCRYPTION_ENCS } from '../clients/response-encryption.js';
-import { accountFinder, claimsByScope, type GrantReadAhead, tokenClaims } from './accounts.js';
+import { accountFinder, claimsByScope, type GrantReadAhead, type Membership, tokenClaims } from './accounts.js';
 import type { Catalog } from './catalog.js';
 import { firstPartyGrantLoader } from './first-party.js';
 import { bitsOfOpaqueRandomness } from './opaque-tokens.js';
@@ -65,6 +65,8 @@ export interface ProviderDependencies {
   readGrantWithUser?: GrantReadAhead;
   /** The key of pairwise subject identifiers (./pairwise-subjects.ts). */
   pairwiseSalt: string;
+  /** Users' roles with their groups', and their groups (src/accounts/groups.ts). */
+  groups: Membership;
   /** The key of DPoP nonces (./dpop-nonces.ts). */
   dpopNonceSecret: Buffer;
   /** The mutual TLS authorities' revocation lists (MTLS_CRL_FILE), when configured. */
@@ -74,7 +76,12 @@ export interface ProviderDependencies {
 export function createProvider(deps: ProviderDependencies): Provider {
   const { config, catalog, pages } = deps;
   const signingAlgs = SIGNING_ALGS.filter((alg) => deps.signingKeys.some((key) => key.alg === alg));
-  const findAccount = accountFinder(deps.users, { readGrantWithUser: deps.readGrantWithUser, userClaims: config.userClaims, passwordMaxAgeSeconds: config.passwords.maxAgeSeconds });
+  const findAccount = accountFinder(deps.users, {
+    readGrantWithUser: deps.readGrantWithUser,
+    userClaims: config.userClaims,
+    passwordMaxAgeSeconds: config.passwords.maxAgeSeconds,
+    membership: deps.groups,
+  });
   const policy = interactionPolicyWithLoginChecks({
     sessionMaxSeconds: config.ttl.sessionMax,
     catalog,
@@ -110,7 +117,7 @@ export function createProvider(deps: ProviderDependencies): Provider {
     extraParams: IDP_HINT_PARAMETERS,
     // Release the claims of the granted scopes in the ID token as well as at userinfo, as most RPs expect.
     conformIdTokenClaims: false,
-    extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims, config.claimScopes),
+    extraTokenClaims: tokenClaims(deps.users, catalog, config.userClaims, config.claimScopes, deps.groups),
     extraClientMetadata: { properties: ['first_party', FAPI_PROFILE_METADATA] },
     // Dynamic client registration is ours (src/client-registration/), not oidc-provider's: discovery names it.
     discovery: {

@@ -38,6 +38,7 @@ async function accountData(deps: AccountDependencies, { user }: SignedIn) {
       emailVerified: user.emailVerified,
       name: user.name,
       roles: user.roles,
+      groups: user.groups,
       attributes: user.attributes,
       createdAt: user.createdAt,
       updatedAt: user.updatedAt,

@@ -670,6 +670,31 @@ describe('admin API: initial access tokens (dynamic client registration)', () =>
   });
 });
 
+describe('admin API: groups', () => {
+  test('create, show, change, list members, put a user in one, delete; refusals are 4xx with the reason', async () => {
+    const name = 'team/ops east';
+    const path = `/groups/${encodeURIComponent(name)}`;
+    expect(await call('POST', '/groups', { body: { name, roles: ['ops'], description: 'Operations' } })).toMatchObject({ status: 201, body: { name, roles: ['ops'] } });
+    expect((await call('POST', '/groups', { body: { name } })).status).toBe(409);
+    expect((await call('POST', '/groups', { body: { name: 'bad//name' } })).status).toBe(400);
+    expect((await call('POST', '/groups', { body: { name: 'x', roles: ['no spaces allowed'] } })).status).toBe(400);
+    expect(await call('GET', path)).toMatchObject({ status: 200, body: { name, description: 'Operations' } });
+    expect(await call('PATCH', path, { body: { roles: ['ops', 'pager'], description: null } })).toMatchObject({ status: 200, body: { roles: ['ops', 'pager'], description: null } });
+    expect((await call('PATCH', '/groups/nobody', { body: { roles: [] } })).status).toBe(404);
+    expect((await call('GET', '/groups')).body.groups.map((group: { name: string }) => group.name)).toContain(name);
+
+    const created = await call('POST', '/users', { body: { email: 'grouped@example.test', roles: ['reader'], groups: [name] } });
+    expect(created).toMatchObject({ status: 201, body: { roles: ['reader'], groups: [name], effectiveRoles: ['reader', 'ops', 'pager'] } });
+    expect((await call('POST', '/users', { body: { email: 'ungrouped@example.test', groups: ['no such group'] } })).status).toBe(400);
+    expect(await call('GET', `${path}/members`)).toMatchObject({ status: 200, body: { members: [{ id: created.body.id, email: 'grouped@example.test' }], next: null } });
+    expect((await call('GET', '/groups/nobody/members')).status).toBe(404);
+
+    expect((await call('DELETE', path)).status).toBe(204);
+    expect((await call('DELETE', path)).status).toBe(404);
+    expect((await call('GET', `/users/${created.body.id}`)).body).toMatchObject({ groups: [], effectiveRoles: ['reader'] });
+  });
+});
+
 describe('admin API: APIs and the audit log', () => {
   test('register, list, refuse a duplicate, delete by encoded indicator', async () => {
     const created = await call('POST', '/apis', { body: { indicator: 'https://inventory.example.test/v1', name: 'Inventory', scopes: ['stock:read'] } });

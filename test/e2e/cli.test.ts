@@ -121,7 +121,7 @@ describe('authz CLI', () => {
     expect((await authz(['users', 'delete', 'given@example.test'])).stdout).toMatch(/^deleted user given@example\.test \(sub [0-9a-f-]{36}\)\n$/);
     expect(await listedUser('given@example.test')).toBeUndefined();
     expectRefusal(await authz(['users', 'delete', 'given@example.test']), 1, /no user given@example\.test/);
-  });
+  }, 120_000); // some 20 CLI processes, 2–3 s each: near the default 60 s on a busy machine
 
   test('users require-totp and no-require-totp: the flag, the 2-step column and --json, audited as by the cli; unknown users refused', async () => {
     const email = 'totp@example.test';
