@@ -15,10 +15,13 @@ import { ConflictError, InputError, NotFoundError, parseInput } from '../errors.
 import { type Database, isUniqueViolation } from '../store/database.js';
 import { roleName } from './roles.js';
 
+/** Parts separated by "/", each with no control characters and no space at either end (Keycloak's names fit). */
+const isGroupName = (name: string) => name.split('/').every((part) => part !== '' && part === part.trim() && !/[\x00-\x1f\x7f]/.test(part));
+
 export const groupName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._:-]*(\/[A-Za-z0-9][A-Za-z0-9 ._:-]*)*$/, 'a group name is letters, digits, spaces, ".", "_", ":" or "-", in parts separated by "/"')
-  .max(128, 'a group name is at most 128 characters');
+  .max(128, 'a group name is at most 128 characters')
+  .refine(isGroupName, 'a group name is one or more parts separated by "/", each with no control characters and no space at either end');
 
 export interface Group {
   name: string;

@@ -6,15 +6,19 @@
  * required actions: "Update Password" (a temporary password) and "Configure OTP" (two-step verification asked for),
  * the user's attributes (Keycloak keeps each as a list: one value becomes text, more stay a list), and their
  * federated identities (the accounts at identity providers that sign in to them) as linked identities, and their
- * WebAuthn credentials as passkeys.
+ * WebAuthn credentials as passkeys. Their groups too (a path, `/staff/admins`, becomes the name `staff/admins`),
+ * and from a realm export each group's realm roles, with its parents' (a Keycloak subgroup's members hold them).
  *
  * Keycloak keeps a password credential as two JSON strings: `secretData` {value, salt} in base64 and
  * `credentialData` {hashIterations, algorithm, additionalParameters}. Its algorithms are pbkdf2 (HMAC-SHA-1),
- * pbkdf2-sha256, pbkdf2-sha512 and, from Keycloak 25, argon2 (parameters as lists of strings). Clients, groups and
- * client roles are not users' data here and are not read.
+ * pbkdf2-sha256, pbkdf2-sha512 and, from Keycloak 25, argon2 (parameters as lists of strings). Clients and client
+ * roles are not users' data here and are not read.
  */
 import { InputError } from '../errors.js';
 import { argon2Phc, pbkdf2Phc } from './foreign-hashes.js';
+import { z } from 'zod';
+import { groupName } from './groups.js';
+import { roleName } from './roles.js';
 import type { ImportEntry } from './user-import.js';
 
 
@@ -39,6 +43,43 @@ export function keycloakEntries(document: unknown): ImportEntry[] {
   });
 }
 
+interface KeycloakGroup {
+  name?: unknown;
+  path?: unknown;
+  realmRoles?: unknown;
+  subGroups?: unknown;
+}
+
+/** A Keycloak group path as a group name here: `/staff/admins` is `staff/admins`. */
+const groupNameOf = (path: unknown) => (typeof path === 'string' ? path.replace(/^\//, '') : path);
+
+/** Realm roles as roles here: those Keycloak gives everyone left out. */
+const realmRolesOf = (roles: unknown) => (Array.isArray(roles) ? roles.filter((role) => typeof role !== 'string' || !BUILT_IN_ROLE.test(role)) : []);
+
+/**
+ * The groups of a realm export (none in a users file), each with its realm roles and its parents': in Keycloak a
+ * subgroup's members hold what the groups above it give. A name that cannot be one here is refused by its path.
+ */
+export function keycloakGroups(document: unknown): { name: string; roles: string[] }[] {
+  const top = Array.isArray(document) ? undefined : (document as { groups?: unknown } | null)?.groups;
+  const groups: { name: string; roles: string[] }[] = [];
+  const walk = (list: unknown, parentPath: string, inherited: string[]) => {
+    if (!Array.isArray(list)) return;
+    for (const group of list as KeycloakGroup[]) {
+      const path = typeof group?.path === 'string' ? group.path : `${parentPath}/${String(group?.name)}`;
+      const name = groupName.safeParse(groupNameOf(path));
+      if (!name.success) throw new InputError(`the Keycloak group ${path}: ${name.error.issues[0]?.message}`);
+      const own = z.array(roleName).safeParse(realmRolesOf(group.realmRoles));
+      if (!own.success) throw new InputError(`the Keycloak group ${path}: ${own.error.issues[0]?.message}`);
+      const roles = [...new Set([...inherited, ...own.data])];
+      groups.push({ name: name.data, roles });
+      walk(group.subGroups, path, roles);
+    }
+  };
+  walk(top, '', []);
+  return groups;
+}
+
 interface KeycloakUser {
   id?: unknown;
   email?: unknown;
@@ -47,6 +88,7 @@ interface KeycloakUser {
   emailVerified?: unknown;
   enabled?: unknown;
   realmRoles?: unknown;
+  groups?: unknown;
   credentials?: unknown;
   requiredActions?: unknown;
   attributes?: unknown;
@@ -55,7 +97,7 @@ interface KeycloakUser {
 
 function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
   const name = [user.firstName, user.lastName].filter((part) => typeof part === 'string' && part.trim() !== '').join(' ');
-  const roles = Array.isArray(user.realmRoles) ? user.realmRoles.filter((role) => typeof role !== 'string' || !BUILT_IN_ROLE.test(role)) : [];
+  const roles = realmRolesOf(user.realmRoles);
   const passwordHash = passwordHashOf(user.credentials);
   const passwordHistory = passwordHistoryOf(user.credentials);
   const actions = Array.isArray(user.requiredActions) ? user.requiredActions : [];
@@ -64,6 +106,7 @@ function fromKeycloak(user: KeycloakUser): Record<string, unknown> {
     email: user.email,
     ...(name ? { name } : {}),
     roles,
+    ...(Array.isArray(user.groups) ? { groups: user.groups.map(groupNameOf) } : {}),
     emailVerified: user.emailVerified === true,
     disabled: user.enabled === false,
     ...(passwordHash ? { passwordHash } : {}),

@@ -1,6 +1,6 @@
 /**
  * Users brought over from another identity provider (`authz users import`): a file of JSON Lines, or one JSON
- * array, each entry `{ email, name?, roles?, emailVerified?, disabled?, id?, passwordHash?, passwordHistory?,
+ * array, each entry `{ email, name?, roles?, groups?, emailVerified?, disabled?, id?, passwordHash?, passwordHistory?,
  * passwordChangeRequired?, totpRequired?, attributes?, linkedIdentities?, passkeys? }`; or a Keycloak export
  * (./keycloak-import.ts).
  *
@@ -18,7 +18,7 @@ import { parseForeignHash } from './foreign-hashes.js';
 import { providerId } from '../federation/identity-providers.js';
 import { MAX_PASSKEYS_PER_USER } from './passkeys.js';
 import { MAX_PASSWORD_HISTORY } from './password-history.js';
-import { keycloakEntries } from './keycloak-import.js';
+import { keycloakEntries, keycloakGroups } from './keycloak-import.js';
 import { newUserSchema } from './users.js';
 
 /**
@@ -105,6 +105,11 @@ export function parseUserFile(text: string, format: ImportFormat = 'lines'): Imp
   if (problems.length > 0) throw new InputError(summarize(problems));
   if (users.length === 0) throw new InputError('the file holds no users');
   return users;
+}
+
+/** The groups a file defines, with their roles: a Keycloak realm export's; ours names groups only on its users. */
+export function groupsOfFile(text: string, format: ImportFormat = 'lines'): { name: string; roles: string[] }[] {
+  return format === 'keycloak' ? keycloakGroups(parseJson(text, 'the file')) : [];
 }
 
 /** One user of a file: where it is ("line 3", "user 2 (ada)"), and its value or why it has none. */

@@ -200,6 +200,19 @@ function toUser(row: UserRow): User {
 }
 
 
+/**
+ * The groups an import makes: those the file defines, then those its users name that exist nowhere (without
+ * roles); a group already here is kept as it is. Returns the names made, in order.
+ */
+async function importGroups(trx: Database, defined: readonly { name: string; roles: string[] }[], users: readonly ImportedUser[]): Promise<string[]> {
+  const named = new Map(defined.map((group) => [group.name, group.roles]));
+  for (const user of users) for (const group of user.groups) if (!named.has(group)) named.set(group, []);
+  if (named.size === 0) return [];
+  const rows = [...named].map(([name, roles]) => ({ name, roles: [...new Set(roles)] }));
+  const made = (await trx('groups').insert(rows).onConflict('name').ignore().returning('name')) as { name: string }[];
+  return made.map((row) => row.name);
+}
+
 /** Rows per insert of an import: 8 parameters each, far below PostgreSQL's 65,535 per statement. */
 const IMPORT_BATCH_SIZE = 1000;
 
@@ -211,6 +224,7 @@ function importedRow(user: ImportedUser): Partial<UserRow> {
     name: user.name ?? null,
     password_hash: user.passwordHash ?? null,
     roles: user.roles,
+    groups: [...new Set(user.groups)],
     email_verified: user.emailVerified,
     password_changed_at: user.passwordHash ? new Date() : null,
     disabled_at: user.disabled ? new Date() : null,
@@ -361,13 +375,20 @@ export class UserRepository {
    * Creates the users of an import file (./user-import.ts) in one transaction, a batch of rows per statement:
    * all of them, or none when one exists already (by email or id). With `skipExisting`, those whose email exists
    * are left out instead (an import run again after a partial failure elsewhere); an id taken by another email is
-   * still refused.
+   * still refused. `groups`: the groups the file defines (a Keycloak realm's, with their roles), made in the same
+   * transaction unless one of that name exists already (it is kept as it is); a group a user names that exists
+   * nowhere is made without roles, and listed in `createdGroups` with the others made.
    */
-  async importUsers(users: readonly ImportedUser[], options: { skipExisting?: boolean } = {}): Promise<{ created: User[]; skipped: string[] }> {
+  async importUsers(
+    users: readonly ImportedUser[],
+    options: { skipExisting?: boolean; groups?: readonly { name: string; roles: string[] }[] } = {},
+  ): Promise<{ created: User[]; skipped: string[]; createdGroups: string[] }> {
     const created: User[] = [];
     const skipped: string[] = [];
+    let createdGroups: string[] = [];
     try {
       await this.db.transaction(async (trx) => {
+        createdGroups = await importGroups(trx, options.groups ?? [], users);
         for (let start = 0; start < users.length; start += IMPORT_BATCH_SIZE) {
           const batch = users.slice(start, start + IMPORT_BATCH_SIZE);
           const fresh = await this.#withoutExisting(trx, batch, options.skipExisting ?? false, skipped);
@@ -402,7 +423,8 @@ export class UserRepository {
       for (const user of created.slice(start, start + IMPORT_BATCH_SIZE)) this.#record('user_created', user, { roles: user.roles, imported: true });
       await this.#audit?.flush?.();
     }
-    return { created, skipped };
+    for (const name of createdGroups) this.#audit?.record({ type: 'group_created', outcome: 'success', detail: { by: this.#actor, group: name, imported: true } });
+    return { created, skipped, createdGroups };
   }
 
   /** The batch less the users already there (noted in `skipped`), or a ConflictError naming them. */

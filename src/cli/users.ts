@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
-import { type ImportFormat, parseUserFile } from '../accounts/user-import.js';
+import { type ImportFormat, groupsOfFile, parseUserFile } from '../accounts/user-import.js';
 import { passkeyView } from '../accounts/passkeys.js';
 import type { TwoFactor } from '../accounts/two-factor.js';
 import type { User, UserRepository } from '../accounts/users.js';
@@ -166,15 +166,18 @@ export function registerUserCommands(program: Command, context: CliContext): voi
     .option('--skip-existing', 'leave out users whose email exists already, instead of refusing the file')
     .option('--json', 'print JSON')
     .action(async (file: string, options) => {
-      const users = parseUserFile(await readImportFile(file), options.format as ImportFormat);
+      const text = await readImportFile(file);
+      const users = parseUserFile(text, options.format as ImportFormat);
+      const groups = groupsOfFile(text, options.format as ImportFormat);
       const services = await context.services();
-      const { created, skipped } = await services.users.importUsers(users, { skipExisting: Boolean(options.skipExisting) });
-      if (options.json) return printJson({ created: created.map((user) => userJson(user, services.twoFactor, context.config.passwords.maxAgeSeconds)), skipped });
+      const { created, skipped, createdGroups } = await services.users.importUsers(users, { skipExisting: Boolean(options.skipExisting), groups });
+      if (options.json) return printJson({ created: created.map((user) => userJson(user, services.twoFactor, context.config.passwords.maxAgeSeconds)), skipped, createdGroups });
       const createdEmails = new Set(created.map((user) => user.email));
       const withoutPassword = users.filter((user) => !user.passwordHash && createdEmails.has(user.email)).length;
       process.stdout.write(`imported ${created.length} user${created.length === 1 ? '' : 's'}`);
       process.stdout.write(skipped.length ? `; skipped ${skipped.length} whose email exists already\n` : '\n');
       if (withoutPassword) process.stdout.write(`${withoutPassword} came without a password hash: set one with authz users set-password before they can sign in\n`);
+      if (createdGroups.length) process.stdout.write(`created the groups ${createdGroups.join(', ')} (give roles to any that came without: authz groups update <name> --roles …)\n`);
     });
 
   users

@@ -281,21 +281,31 @@ describe('authz CLI', () => {
       credentialData: JSON.stringify(credentialData),
     });
     const fromKeycloak = [
-      { id: randomUUID(), username: 'kc-pbkdf2', email: 'kc-pbkdf2@example.test', enabled: true, realmRoles: ['editor', 'default-roles-shop'], attributes: { department: ['sales'], tags: ['a', 'b'], unset: [] }, credentials: [credential(pbkdf2Sync(PASSWORD, salt, 27500, 64, 'sha256'), { hashIterations: 27500, algorithm: 'pbkdf2-sha256', additionalParameters: {} })] },
+      { id: randomUUID(), username: 'kc-pbkdf2', email: 'kc-pbkdf2@example.test', enabled: true, realmRoles: ['editor', 'default-roles-shop'], groups: ['/staff/Sales & Marketing', '/partners'], attributes: { department: ['sales'], tags: ['a', 'b'], unset: [] }, credentials: [credential(pbkdf2Sync(PASSWORD, salt, 27500, 64, 'sha256'), { hashIterations: 27500, algorithm: 'pbkdf2-sha256', additionalParameters: {} })] },
       { id: randomUUID(), username: 'kc-argon2', email: 'kc-argon2@example.test', enabled: true, federatedIdentities: [{ identityProvider: 'Google', userId: '10769150350006150715113082367', userName: 'kc-argon2@gmail.example' }], credentials: [credential(argon2Sync('argon2id', { message: PASSWORD, nonce: salt, memory: 7168, passes: 5, parallelism: 1, tagLength: 32 }), { hashIterations: 5, algorithm: 'argon2', additionalParameters: { hashLength: ['32'], memory: ['7168'], type: ['id'], version: ['1.3'], parallelism: ['1'] } })] },
       { id: randomUUID(), username: 'kc-off', email: 'kc-off@example.test', enabled: false, requiredActions: ['UPDATE_PASSWORD', 'CONFIGURE_TOTP', 'VERIFY_EMAIL'] },
     ];
     const realmFile = path.join(scratch, 'shop-realm.json');
-    await writeFile(realmFile, JSON.stringify({ realm: 'shop', users: fromKeycloak }));
+    // Its groups: a subgroup's members hold its parents' roles too; a group named only by a user is made without roles.
+    const realmGroups = [{ name: 'staff', path: '/staff', realmRoles: ['staff', 'offline_access'], subGroups: [{ name: 'Sales & Marketing', path: '/staff/Sales & Marketing', realmRoles: ['sales'] }] }];
+    await writeFile(realmFile, JSON.stringify({ realm: 'shop', groups: realmGroups, users: fromKeycloak }));
     const fromRealm = await authz(['users', 'import', '--format', 'keycloak', realmFile, '--json']);
     expect({ code: fromRealm.code, stderr: fromRealm.stderr }).toEqual({ code: 0, stderr: '' });
-    const createdFromRealm = (
-      JSON.parse(fromRealm.stdout) as {
-        created: { id: string; roles: string[]; disabledAt: string | null; passwordChangeRequired: boolean; totpRequired: boolean; attributes: Record<string, unknown> }[];
-      }
-    ).created;
+    const realmImport = JSON.parse(fromRealm.stdout) as {
+      created: { id: string; roles: string[]; groups: string[]; disabledAt: string | null; passwordChangeRequired: boolean; totpRequired: boolean; attributes: Record<string, unknown> }[];
+      createdGroups: string[];
+    };
+    const createdFromRealm = realmImport.created;
     expect(createdFromRealm.map((user) => user.id)).toEqual(fromKeycloak.map((user) => user.id));
     expect(createdFromRealm[0]?.roles).toEqual(['editor']);
+    expect(createdFromRealm[0]?.groups).toEqual(['staff/Sales & Marketing', 'partners']);
+    expect(realmImport.createdGroups).toEqual(['staff', 'staff/Sales & Marketing', 'partners']);
+    const groups = JSON.parse((await authz(['groups', 'list', '--json'])).stdout) as { name: string; roles: string[] }[];
+    expect(groups.map(({ name, roles }) => [name, roles])).toEqual([
+      ['partners', []],
+      ['staff', ['staff']],
+      ['staff/Sales & Marketing', ['staff', 'sales']],
+    ]);
     // Keycloak keeps every attribute as a list: one value becomes text, more stay a list, none is left out.
     expect(createdFromRealm[0]?.attributes).toEqual({ department: 'sales', tags: ['a', 'b'] });
     expect(createdFromRealm[2]?.disabledAt).toEqual(expect.any(String));
@@ -333,7 +343,7 @@ describe('authz CLI', () => {
     } finally {
       await server.close();
     }
-  });
+  }, 120_000); // some 20 CLI processes and a server
 
   test('clients add prints the secret once; the server accepts it; list never shows it', async () => {
     const pairwise = await authz(['clients', 'add', '--type', 'web', '--name', 'Shop', '--redirect-uri', 'https://shop.example.test/cb', '--subject-type', 'pairwise']);
