@@ -16,7 +16,7 @@ import { type Database, isUniqueViolation } from '../store/database.js';
 import { roleName } from './roles.js';
 
 /** Parts separated by "/", each with no control characters and no space at either end (Keycloak's names fit). */
-const isGroupName = (name: string) => name.split('/').every((part) => part !== '' && part === part.trim() && !/[\x00-\x1f\x7f]/.test(part));
+const isGroupName = (name: string) => name.split('/').every((part) => part !== '' && part === part.trim() && !/\p{Cc}/u.test(part));
 
 export const groupName = z
   .string()
