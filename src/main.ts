@@ -10,7 +10,7 @@ import { describeUnreachable, isStoreOutage } from './store/outages.js';
 import { InputError } from './errors.js';
 import { KeyFileError } from './keys/signing-keys.js';
 import { createLogger, type Logger } from './logger.js';
-import { drainAndClose } from './http/graceful-shutdown.js';
+import { closeConnectionsAfterResponses, drainAndClose } from './http/graceful-shutdown.js';
 import { closeDatabase, migrate, openDatabase } from './store/database.js';
 import { startMemoryTrim } from './memory-trim.js';
 import { answerMetricsRequests, workerMetricsCollector } from './metrics/cluster-metrics.js';
@@ -210,6 +210,7 @@ async function main(): Promise<void> {
     }
     logger.info({ signal, drainSeconds: config.shutdownDelaySeconds }, 'shutting down');
     authz.beginShutdown(); // /readyz now answers 503: the load balancer stops sending new requests
+    closeConnectionsAfterResponses(server); // and stops reusing the connections it has
     stopMemoryTrim();
     delay = setTimeout(close, config.shutdownDelaySeconds * 1000);
   };

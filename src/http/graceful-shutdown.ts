@@ -17,6 +17,18 @@ export interface ShutdownLimits {
   closeLimitMs: number;
 }
 
+/**
+ * From the start of a shutdown, every response closes its connection (`Connection: close`). A load balancer or
+ * client keeping a connection alive would otherwise send its next request on it just as the listener closes the
+ * idle ones, and get a reset instead of an answer; told to close, it opens a new connection, which goes to an
+ * instance (or, with workers, a worker) still serving.
+ */
+export function closeConnectionsAfterResponses(server: Server): void {
+  server.prependListener('request', (_request, response) => {
+    if (!response.headersSent) response.setHeader('connection', 'close');
+  });
+}
+
 /** Resolves with the exit code: 0 when every request finished and everything closed in time, else 1. */
 export async function drainAndClose(server: Server, closeResources: () => Promise<void>, logger: Logger, limits: ShutdownLimits): Promise<number> {
   const requestsFinished = await closeListener(server, logger, limits.inFlightLimitMs);
