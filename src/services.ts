@@ -10,7 +10,7 @@ import { TwoFactor } from './accounts/two-factor.js';
 import { UserRepository } from './accounts/users.js';
 import { passwordPolicyOf } from './accounts/password-policy.js';
 import { adminApiIndicator } from './admin/auth.js';
-import { ApiRepository } from './apis/apis.js';
+import { ApiRepository, apiRepositoryOptions } from './apis/apis.js';
 import { SessionDirectory, type SessionEndListener } from './accounts/sessions.js';
 import { AuditLog } from './audit/audit-log.js';
 import { accountConsoleClient } from './clients/account-console.js';
@@ -92,13 +92,7 @@ export async function openServices(config: Config, options: ServiceOptions = {})
   const passkeys = new Passkeys(db, config.issuer, { audit, actor });
   const linkedIdentities = new LinkedIdentities(db, { audit, actor });
   const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
-  const apis = new ApiRepository(db, {
-    defaultAccessTokenTtl: config.ttl.apiAccessToken,
-    audit,
-    actor,
-    protectedIndicators: [adminApiIndicator(config.issuer)],
-    signingKeys: { dir: config.keys.dir, passphrase: config.keys.passphrase },
-  });
+  const apis = new ApiRepository(db, apiRepositoryOptions(config, audit, actor, [adminApiIndicator(config.issuer)]));
   const documentedClients = config.clientIdMetadataDocuments
     ? new ClientMetadataDocuments({ production: config.production, allowPrivateNetworks: config.allowPrivateNetworkCalls, logger: logger ?? createLogger('silent', config.production) })
     : undefined;

@@ -13,7 +13,7 @@ import type { z } from 'zod';
 import { passkeyView } from '../accounts/passkeys.js';
 import { SessionDirectory, type SessionEndListener } from '../accounts/sessions.js';
 import type { User } from '../accounts/users.js';
-import { ApiRepository } from '../apis/apis.js';
+import { ApiRepository, apiRepositoryOptions } from '../apis/apis.js';
 import type { AuditEvent, AuditSink } from '../audit/audit-log.js';
 import { requestFacts } from '../audit/request-facts.js';
 import { queryAuditEvents } from '../audit/audit-query.js';
@@ -235,13 +235,7 @@ export async function createAdminApi(deps: AdminApiDependencies): Promise<Middle
   const sessions = new SessionDirectory(services.sessions.store, { audit, actor, listener: sessionEndListener });
   const users = services.users.actingAs({ audit, actor, sessions });
   const clients = new ClientRepository(db, clientRepositoryOptions(config, audit, actor));
-  const apis = new ApiRepository(db, {
-    defaultAccessTokenTtl: config.ttl.apiAccessToken,
-    audit,
-    actor,
-    protectedIndicators: [adminApiIndicator(config.issuer)],
-    signingKeys: { dir: config.keys.dir, passphrase: config.keys.passphrase },
-  });
+  const apis = new ApiRepository(db, apiRepositoryOptions(config, audit, actor, [adminApiIndicator(config.issuer)]));
   const groups = services.groups.actingAs({ audit, actor });
   const locks = new LockAdministration(services.limits, { audit, actor });
   const outbox = deps.mailTransport && new MailOutbox(deps.mailTransport, audit, logger);

@@ -138,6 +138,22 @@ export interface ApiRepositoryOptions {
   signingKeys?: KeysLocation;
 }
 
+/** The options a server's configuration gives a repository acting for `actor` (the server, the CLI, the admin API). */
+export function apiRepositoryOptions(
+  config: { ttl: { apiAccessToken: number }; keys: KeysLocation },
+  audit: AuditSink,
+  actor: string,
+  protectedIndicators: readonly string[],
+): ApiRepositoryOptions {
+  return {
+    defaultAccessTokenTtl: config.ttl.apiAccessToken,
+    audit,
+    actor,
+    protectedIndicators,
+    signingKeys: { dir: config.keys.dir, passphrase: config.keys.passphrase },
+  };
+}
+
 export class ApiRepository {
   readonly #defaultTtl: number;
   readonly #audit?: AuditSink;
