@@ -79,7 +79,9 @@ test('a change to a group is in its members’ next tokens: at once on the insta
   await admin.call('POST', '/groups', { name: 'billing', roles: ['invoices:read'] });
   const user = await createUser(server, []);
   await server.services.users.setGroups(user.userId, ['billing']);
-  expect((await signIn(other, user, 'openid roles')).accessToken.roles).toEqual(['invoices:read']);
+  expect((await signIn(server, user, 'openid roles')).accessToken.roles).toEqual(['invoices:read']);
+  // The other instance reads the new group within CLIENT_CACHE_TTL_MS (300 ms here).
+  await waitFor(async () => ((await signIn(other, user, 'openid roles')).accessToken.roles as string[]).includes('invoices:read'), 'the other instance to read the new group', 5000);
 
   expect(await admin.call('PATCH', '/groups/billing', { roles: ['invoices:read', 'invoices:write'] })).toMatchObject({ status: 200, body: { roles: ['invoices:read', 'invoices:write'] } });
   expect((await signIn(server, user, 'openid roles')).accessToken.roles).toEqual(['invoices:read', 'invoices:write']);
