@@ -2,9 +2,10 @@
  * Groups (Keycloak's groups): a named set of roles that users belong to. A user's roles in tokens are their own
  * and those of their groups, so that a team's access is given and taken in one place, and a person's follows the
  * teams they join and leave. Membership is named on the users row (`users.groups`, as `roles` are), and the
- * groups table is small, so it is kept whole in process (read at start, again every CLIENT_CACHE_TTL_MS, and at
- * once after a change made through this process): a token request reads the user and nothing more, and the
- * roles a user holds are known without waiting (two-step verification asks for them in many places).
+ * groups table is small, so it is kept whole in process (read at start, again every CLIENT_CACHE_TTL_MS but at
+ * most once a second, and at once after a change made through this process): a token request reads the user and
+ * nothing more, and the roles a user holds are known without waiting (two-step verification asks for them in many
+ * places).
  *
  * A name may hold "/" (Keycloak's subgroup paths, `staff/admins`), which is only part of the name here: a group
  * has no parent whose roles it inherits (the Keycloak import gives each subgroup its parents' roles).
@@ -88,6 +89,9 @@ export interface GroupRepositoryOptions {
   cacheTtlMs: number;
 }
 
+/** The shortest wait between two reads of the groups for the changes other instances make. */
+const MIN_REFRESH_MS = 1000;
+
 /** The groups' roles in hand, shared by a repository and those acting for someone else through it. */
 class RolesInHand {
   byGroup: ReadonlyMap<string, readonly string[]> = new Map();
@@ -127,11 +131,12 @@ export class GroupRepository {
   }
 
   /**
-   * Reads them again every `cacheTtlMs`, for the changes other instances make; a failed read keeps the groups in
-   * hand (told to `onError`) until the next one.
+   * Reads them again every `cacheTtlMs`, for the changes other instances make, but at most once a second (a
+   * CLIENT_CACHE_TTL_MS of 0, which reads clients anew on every request, would otherwise read the groups without
+   * pause); a failed read keeps the groups in hand (told to `onError`) until the next one.
    */
   startRefreshing(onError: (error: unknown) => void): void {
-    this.#inHand.refresh ??= setInterval(() => this.load().catch(onError), this.#ttlMs);
+    this.#inHand.refresh ??= setInterval(() => this.load().catch(onError), Math.max(this.#ttlMs, MIN_REFRESH_MS));
     this.#inHand.refresh.unref();
   }
 
