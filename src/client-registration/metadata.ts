@@ -14,7 +14,7 @@ import { ADMIN_READ_SCOPE, ADMIN_SCOPE } from '../admin/auth.js';
 import { type ClientRecord, type ClientType, DEVICE_CODE_GRANT, type NewClient } from '../clients/clients.js';
 import { webPage } from '../clients/app-links.js';
 import { TLS_SUBJECT_METADATA } from '../clients/client-certificates.js';
-import { DEFAULT_ENC, ENCRYPTION_ALGS, ENCRYPTION_ENCS, type ResponseEncryption, encryptionMetadata } from '../clients/response-encryption.js';
+import { DEFAULT_ENC, ENCRYPTED_RESPONSES, ENCRYPTION_ALGS, ENCRYPTION_ENCS, type ResponseEncryption, encryptionMetadata } from '../clients/response-encryption.js';
 import { describeIssues } from '../errors.js';
 import { SIGNING_ALG, SIGNING_ALGS, SIGNING_ALGS_IN_WORDS, type SigningAlg } from '../keys/signing-keys.js';
 import { isNativeApp } from '../oidc/client-adapter.js';
@@ -38,8 +38,6 @@ const SIGNING_METADATA = ['id_token_signed_response_alg', 'userinfo_signed_respo
 
 const encryptionAlg = z.enum(ENCRYPTION_ALGS, { error: `responses are encrypted here with ${ENCRYPTION_ALGS.join(', ')} only (public-key algorithms)` });
 const encryptionEnc = z.enum(ENCRYPTION_ENCS, { error: `responses are encrypted here with ${ENCRYPTION_ENCS.join(', ')} only` });
-/** The responses whose encryption a client may name: all one (the client's `responseEncryption`). */
-const ENCRYPTED_RESPONSES = ['id_token', 'userinfo', 'authorization', 'introspection'] as const;
 const encryptionFields = {
   id_token_encrypted_response_alg: encryptionAlg.optional(),
   id_token_encrypted_response_enc: encryptionEnc.optional(),

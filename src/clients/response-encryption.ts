@@ -31,7 +31,7 @@ export const responseEncryptionSchema = z
   .meta({ description: RESPONSE_ENCRYPTION_DESCRIPTION });
 
 /** Where each response names its encryption in a client's metadata (as oidc-provider reads it), userinfo last. */
-const RESPONSES = ['id_token', 'authorization', 'introspection', 'userinfo'] as const;
+export const ENCRYPTED_RESPONSES = ['id_token', 'authorization', 'introspection', 'userinfo'] as const;
 
 /** A JWK of the client's that can take `alg`: its type fits, and it is not restricted to signing or to another alg. */
 function fits(key: Record<string, unknown>, alg: ResponseEncryption['alg']): boolean {
@@ -58,7 +58,7 @@ export function responseEncryptionProblem(encryption: ResponseEncryption, keys: 
 export function encryptionMetadata(encryption: ResponseEncryption | null, signedUserinfo: boolean): Record<string, string> {
   if (!encryption) return {};
   const metadata: Record<string, string> = {};
-  for (const response of RESPONSES) {
+  for (const response of ENCRYPTED_RESPONSES) {
     if (response === 'userinfo' && !signedUserinfo) continue;
     metadata[`${response}_encrypted_response_alg`] = encryption.alg;
     metadata[`${response}_encrypted_response_enc`] = encryption.enc;
@@ -67,7 +67,7 @@ export function encryptionMetadata(encryption: ResponseEncryption | null, signed
 }
 
 /** The names encryptionMetadata writes, for whoever takes them back out of stored metadata. */
-export const ENCRYPTION_METADATA_NAMES: readonly string[] = RESPONSES.flatMap((response) => [`${response}_encrypted_response_alg`, `${response}_encrypted_response_enc`]);
+export const ENCRYPTION_METADATA_NAMES: readonly string[] = ENCRYPTED_RESPONSES.flatMap((response) => [`${response}_encrypted_response_alg`, `${response}_encrypted_response_enc`]);
 
 /** The encryption stored metadata names (the ID token's is always there when any is), or null. */
 export function encryptionOf(metadata: Record<string, unknown>): ResponseEncryption | null {

@@ -3,6 +3,7 @@
  * answers PASS, WARN or FAIL with a reason, or nothing when it does not apply (e.g. the https-only headers on a
  * local http issuer). Checks never throw: a network or protocol failure becomes a FAIL with a one-line reason.
  */
+import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { type DoctorOptions, type Json, ProbeError, Site, TIMEOUT_MS, request } from './site.js';
 
@@ -41,8 +42,8 @@ const isHttps = (url: string) => new URL(url).protocol === 'https:';
 /** The production headers are checked for https issuers, or on request (`--production`). */
 const headersApply = (site: Site) => isHttps(site.issuer) || site.options.production;
 const list = (items: string[]) => items.join(', ');
-/** The algorithms this server signs with, in the order its messages name them (an unknown one last). */
-const KNOWN_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+/** The algorithms this server signs with (src/keys/signing-keys.ts), in the order its messages name them (an unknown one last). */
+const KNOWN_ALGS: readonly string[] = SIGNING_ALGS;
 const rank = (alg: string) => (KNOWN_ALGS.includes(alg) ? KNOWN_ALGS.indexOf(alg) : KNOWN_ALGS.length);
 
 // --- discovery -----------------------------------------------------------------------------------------------
